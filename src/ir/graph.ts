@@ -1,0 +1,202 @@
+// A computation graph: nodes, its declared inputs and outputs, initializers, and (for subgraphs)
+// a link to the enclosing graph whose values it may read. Producer and consumer maps are built on
+// demand and dropped whenever the graph is changed through its methods; code that edits the
+// arrays directly calls `changed()`.
+import type { GraphProto, ValueInfoProto } from '../onnx/onnx_pb.js';
+import { Node } from './node.js';
+import type { Tensor } from './tensor.js';
+import { makeValueInfo, type TensorType } from './value-info.js';
+
+interface Index {
+  producer: Map<string, Node>;
+  consumers: Map<string, Node[]>;
+  initializer: Map<string, Tensor>;
+}
+
+export class Graph {
+  name: string;
+  nodes: Node[] = [];
+  inputs: ValueInfoProto[] = [];
+  outputs: ValueInfoProto[] = [];
+  /** Type and shape annotations of intermediate values. */
+  valueInfo: ValueInfoProto[] = [];
+  initializers: Tensor[] = [];
+  /** The enclosing graph when this is an If/Loop/Scan body; its values are visible here. */
+  parent: Graph | undefined;
+  /** The decoded proto, kept for fields shrink does not model (sparse initializers, annotations). */
+  proto: GraphProto | undefined;
+  private index: Index | undefined;
+  private nameCounter = 0;
+  private usedNames: Set<string> | undefined;
+
+  constructor(name = '', parent?: Graph) {
+    this.name = name;
+    this.parent = parent;
+  }
+
+  /** Call after editing `nodes`, `initializers` or a node's inputs/outputs directly. */
+  changed(): void {
+    this.index = undefined;
+  }
+
+  private built(): Index {
+    if (this.index !== undefined) return this.index;
+    const producer = new Map<string, Node>();
+    const consumers = new Map<string, Node[]>();
+    for (const node of this.nodes) {
+      for (const out of node.outputs) if (out !== '') producer.set(out, node);
+      for (const name of node.inputs) {
+        if (name === '') continue;
+        const list = consumers.get(name);
+        if (list === undefined) consumers.set(name, [node]);
+        else if (list[list.length - 1] !== node) list.push(node);
+      }
+    }
+    const initializer = new Map(this.initializers.map((t) => [t.name, t]));
+    this.index = { producer, consumers, initializer };
+    return this.index;
+  }
+
+  /** The node in this graph that computes `value`, if any. */
+  producer(value: string): Node | undefined {
+    return this.built().producer.get(value);
+  }
+
+  /** Nodes of this graph that read `value` directly (not counting reads from inside subgraphs). */
+  consumers(value: string): readonly Node[] {
+    return this.built().consumers.get(value) ?? [];
+  }
+
+  initializer(name: string): Tensor | undefined {
+    return this.built().initializer.get(name);
+  }
+
+  isGraphInput(name: string): boolean {
+    return this.inputs.some((v) => v.name === name);
+  }
+
+  isGraphOutput(name: string): boolean {
+    return this.outputs.some((v) => v.name === name);
+  }
+
+  /** True if `name` is defined in this graph: an input, initializer or node output. */
+  definesLocally(name: string): boolean {
+    return this.isGraphInput(name) || this.initializer(name) !== undefined || this.producer(name) !== undefined;
+  }
+
+  /** The graph (this one or an enclosing one) where `name` is defined, if any. */
+  scopeOf(name: string): Graph | undefined {
+    for (let g: Graph | undefined = this; g !== undefined; g = g.parent) if (g.definesLocally(name)) return g;
+    return undefined;
+  }
+
+  addNode(init: ConstructorParameters<typeof Node>[0] | Node, at?: number): Node {
+    const node = init instanceof Node ? init : new Node(init);
+    if (node.name === '') node.name = this.uniqueName(node.opType);
+    if (at === undefined) this.nodes.push(node);
+    else this.nodes.splice(at, 0, node);
+    this.noteNames(node.name, ...node.outputs);
+    this.changed();
+    return node;
+  }
+
+  removeNode(node: Node): void {
+    const at = this.nodes.indexOf(node);
+    if (at < 0) throw new Error(`node '${node.label}' is not in graph '${this.name}'`);
+    this.nodes.splice(at, 1);
+    this.changed();
+  }
+
+  addInitializer(tensor: Tensor): Tensor {
+    if (this.initializer(tensor.name) !== undefined) throw new Error(`graph '${this.name}' already has an initializer '${tensor.name}'`);
+    this.initializers.push(tensor);
+    this.noteNames(tensor.name);
+    this.changed();
+    return tensor;
+  }
+
+  removeInitializer(name: string): void {
+    this.initializers = this.initializers.filter((t) => t.name !== name);
+    this.changed();
+  }
+
+  /** Points every reader of `from` (in this graph, its subgraphs and the outputs) at `to`. */
+  replaceAllUses(from: string, to: string): void {
+    for (const node of this.nodes) {
+      node.inputs = node.inputs.map((n) => (n === from ? to : n));
+      for (const sub of node.subgraphs()) if (!sub.definesLocally(from)) sub.replaceAllUses(from, to);
+    }
+    for (const out of this.outputs) if (out.name === from) out.name = to;
+    this.changed();
+  }
+
+  /** Adds a graph output for an existing value (used to read intermediate values at run time). */
+  addOutput(name: string, type?: TensorType): void {
+    if (this.isGraphOutput(name)) return;
+    this.outputs.push(makeValueInfo(name, type));
+  }
+
+  /**
+   * A name not used anywhere in this graph, its subgraphs or enclosing graphs: `base`, or `base_N`.
+   */
+  uniqueName(base: string): string {
+    const used = this.allNames();
+    let name = base;
+    while (used.has(name) || name === '') name = `${base}_${++this.nameCounter}`;
+    used.add(name);
+    return name;
+  }
+
+  private allNames(): Set<string> {
+    if (this.usedNames !== undefined) return this.usedNames;
+    const used = new Set<string>();
+    const root = this.root();
+    root.visit((g) => {
+      for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) used.add(v.name);
+      for (const t of g.initializers) used.add(t.name);
+      for (const n of g.nodes) {
+        used.add(n.name);
+        for (const v of [...n.inputs, ...n.outputs]) used.add(v);
+      }
+    });
+    // Shared by every graph of the model, so names stay unique across scopes.
+    root.visit((g) => {
+      g.usedNames = used;
+    });
+    return used;
+  }
+
+  private noteNames(...names: string[]): void {
+    for (const n of names) this.usedNames?.add(n);
+  }
+
+  root(): Graph {
+    let g: Graph = this;
+    while (g.parent !== undefined) g = g.parent;
+    return g;
+  }
+
+  /** Calls `fn` on this graph and every subgraph below it, parents first. */
+  visit(fn: (graph: Graph) => void): void {
+    fn(this);
+    for (const node of this.nodes) for (const sub of node.subgraphs()) sub.visit(fn);
+  }
+
+  /** Every node of this graph and its subgraphs, with the graph that holds it. */
+  *allNodes(): Generator<{ node: Node; graph: Graph }> {
+    for (const node of this.nodes) {
+      yield { node, graph: this };
+      for (const sub of node.subgraphs()) yield* sub.allNodes();
+    }
+  }
+
+  /** Values a subgraph reads from enclosing scopes (the implicit inputs of its owning node). */
+  outerReads(): Set<string> {
+    const reads = new Set<string>();
+    for (const node of this.nodes) {
+      for (const name of node.inputs) if (name !== '' && !this.definesLocally(name)) reads.add(name);
+      for (const sub of node.subgraphs()) for (const name of sub.outerReads()) if (!this.definesLocally(name)) reads.add(name);
+    }
+    return reads;
+  }
+}

@@ -1,0 +1,133 @@
+// Node adapter for model files: reads models (and their external data) from disk and writes them
+// atomically: everything goes to temporary names first and is renamed into place only when the
+// whole model was written, so a failure never leaves a partial or mixed model behind.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ExternalDataSource } from '../onnx/external-data.js';
+import { type ExternalDataOptions, readModel, writeModel } from '../onnx/model-io.js';
+import type { Model } from '../ir/model.js';
+import { PROTOBUF_LIMIT } from '../onnx/codec.js';
+
+/** Reads external data files relative to `folder`, keeping one open descriptor per file. */
+export function folderExternalData(folder: string): ExternalDataSource & { close(): void } {
+  const fds = new Map<string, number>();
+  const open = (location: string): number => {
+    let fd = fds.get(location);
+    if (fd === undefined) {
+      fd = fs.openSync(path.join(folder, location), 'r');
+      fds.set(location, fd);
+    }
+    return fd;
+  };
+  return {
+    size: (location) => fs.statSync(path.join(folder, location)).size,
+    read: (location, offset, length) => {
+      const fd = open(location);
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const n = fs.readSync(fd, out, done, length - done, offset + done);
+        if (n === 0) throw new Error(`external data file '${location}' ended early (wanted ${length} bytes at ${offset})`);
+        done += n;
+      }
+      return out;
+    },
+    close: () => {
+      for (const fd of fds.values()) fs.closeSync(fd);
+      fds.clear();
+    },
+  };
+}
+
+/** Loads an ONNX file; external data is read lazily from the file's folder. */
+export function loadModel(file: string): Model {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new Error(`${file}: no such file`);
+  }
+  if (stat.isDirectory()) throw new Error(`${file}: is a folder, not an ONNX file`);
+  if (stat.size > PROTOBUF_LIMIT) {
+    throw new Error(`${file}: ${(stat.size / 2 ** 30).toFixed(2)} GiB, over protobuf's 2 GiB limit, so not a valid ONNX file`);
+  }
+  const bytes = fs.readFileSync(file);
+  return readModel(bytes, { source: file, externalData: folderExternalData(path.dirname(file)) });
+}
+
+export interface SaveOptions {
+  /**
+   * Store large initializers outside the protobuf. `true` uses the defaults; models over 2 GiB
+   * need this. When omitted, a model that was loaded with external data keeps using it.
+   */
+  externalData?: boolean | ExternalDataOptions;
+}
+
+/** Writes `model` to `file` (and its external data beside it), atomically. */
+export function saveModel(model: Model, file: string, options: SaveOptions = {}): void {
+  const folder = path.dirname(path.resolve(file));
+  const base = path.basename(file);
+  const useExternal = options.externalData ?? (hasExternalTensors(model) ? true : undefined);
+  const pending = new Map<string, { temp: string; fd: number; size: number }>();
+  const tempName = (name: string) => path.join(folder, `.${name}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    let bytes: Uint8Array;
+    if (useExternal === undefined || useExternal === false) {
+      bytes = writeModel(model);
+    } else {
+      const settings = useExternal === true ? {} : useExternal;
+      bytes = writeModel(model, {
+        externalData: {
+          ...settings,
+          defaultLocation: `${base}.data`,
+          sink: {
+            size: (location) => pending.get(location)?.size ?? 0,
+            append: (location, chunk) => {
+              let entry = pending.get(location);
+              if (entry === undefined) {
+                const temp = tempName(location);
+                entry = { temp, fd: fs.openSync(temp, 'w'), size: 0 };
+                pending.set(location, entry);
+              }
+              const offset = entry.size;
+              writeAll(entry.fd, chunk);
+              entry.size += chunk.byteLength;
+              return offset;
+            },
+          },
+        },
+      });
+    }
+    const modelTemp = tempName(base);
+    const fd = fs.openSync(modelTemp, 'w');
+    pending.set('', { temp: modelTemp, fd, size: 0 });
+    writeAll(fd, bytes);
+    for (const entry of pending.values()) {
+      fs.fsyncSync(entry.fd);
+      fs.closeSync(entry.fd);
+      entry.fd = -1;
+    }
+    // Data files first, the model last: the model never points at data that is not in place.
+    for (const [location, entry] of pending) if (location !== '') fs.renameSync(entry.temp, path.join(folder, location));
+    fs.renameSync(modelTemp, path.join(folder, base));
+  } catch (error) {
+    for (const entry of pending.values()) {
+      if (entry.fd >= 0) fs.closeSync(entry.fd);
+      fs.rmSync(entry.temp, { force: true });
+    }
+    throw error;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
+}
+
+function hasExternalTensors(model: Model): boolean {
+  let found = false;
+  model.graph.visit((g) => {
+    if (g.initializers.some((t) => t.isExternal)) found = true;
+  });
+  return found;
+}

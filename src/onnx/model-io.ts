@@ -1,0 +1,92 @@
+// Reading and writing whole models, with external data, independent of where the bytes live:
+// Node's file adapter (src/node/model-files.ts) and a browser page both call these.
+import { Graph } from '../ir/graph.js';
+import { modelFromProto } from '../ir/from-proto.js';
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import { modelToProto } from '../ir/to-proto.js';
+import { decodeModelProto, encodeModelProto, PROTOBUF_LIMIT } from './codec.js';
+import type { ExternalDataSource } from './external-data.js';
+import type { TensorProto } from './onnx_pb.js';
+
+export interface ReadModelOptions {
+  /** Where external tensor files are read from (the model's folder). */
+  externalData?: ExternalDataSource;
+  /** The file name, for error messages. */
+  source?: string;
+}
+
+export function readModel(bytes: Uint8Array, options: ReadModelOptions = {}): Model {
+  const source = options.source ?? 'model';
+  return modelFromProto(decodeModelProto(bytes, source), { externalData: options.externalData, source });
+}
+
+export interface ExternalDataOptions {
+  /** Initializers of at least this many bytes go to external files (default 1024). */
+  threshold?: number;
+  /** File name for the data, relative to the model's folder (default `<model file>.data`). */
+  location?: string;
+  /** One file per tensor (named after the tensor) instead of one shared file. */
+  perTensor?: boolean;
+  /** Offsets in the shared file are multiples of this, so runtimes can map them (default 4096). */
+  align?: number;
+}
+
+/** Receives external data as it is written; the Node adapter appends to temporary files. */
+export interface ExternalDataSink {
+  /** Appends bytes to the file at `location` and returns the offset they were written at. */
+  append(location: string, bytes: Uint8Array): number;
+  /** Bytes written so far to `location` (0 if none). */
+  size(location: string): number;
+}
+
+export interface WriteModelOptions {
+  externalData?: ExternalDataOptions & { sink: ExternalDataSink; defaultLocation: string };
+}
+
+/**
+ * Encodes a model. With `externalData`, initializers over the threshold are streamed to the sink
+ * one at a time (never all in memory at once) and the protobuf keeps only references.
+ */
+export function writeModel(model: Model, options: WriteModelOptions = {}): Uint8Array {
+  const external = options.externalData;
+  if (external === undefined) {
+    const inlineBytes = estimateInlineBytes(model.graph);
+    if (inlineBytes > PROTOBUF_LIMIT) {
+      throw new Error(
+        `model holds ${(inlineBytes / 2 ** 30).toFixed(2)} GiB of weights, over protobuf's 2 GiB limit: save it with external data`,
+      );
+    }
+    return encodeModelProto(modelToProto(model));
+  }
+  const threshold = external.threshold ?? 1024;
+  const align = external.align ?? 4096;
+  const usedFiles = new Set<string>();
+  const writeInitializer = (tensor: Tensor): TensorProto => {
+    if (tensor.byteLength < threshold || tensor.dataType === 8 /* STRING */) return tensor.toProto();
+    const location = external.perTensor ? perTensorFileName(tensor.name, usedFiles) : (external.location ?? external.defaultLocation);
+    const padding = (align - (external.sink.size(location) % align)) % align;
+    if (padding > 0) external.sink.append(location, new Uint8Array(padding));
+    const offset = external.sink.append(location, tensor.bytes());
+    return tensor.toProto({ location, offset });
+  };
+  const proto = modelToProto(model, writeInitializer);
+  return encodeModelProto(proto);
+}
+
+/** A file name for one tensor: its name with unsafe characters replaced, unique within the model. */
+function perTensorFileName(name: string, used: Set<string>): string {
+  const base = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') || 'tensor';
+  let file = base;
+  for (let i = 1; used.has(file); i++) file = `${base}_${i}`;
+  used.add(file);
+  return file;
+}
+
+function estimateInlineBytes(root: Graph): number {
+  let total = 0;
+  root.visit((g) => {
+    for (const t of g.initializers) total += t.byteLength;
+  });
+  return total;
+}
