@@ -1,0 +1,3 @@
+// Node-only entry ("shrink/node"): model files on disk and onnxruntime-node.
+export { loadModel, saveModel, folderExternalData, type SaveOptions } from './model-files.js';
+export { nodeOrt } from './ort-node.js';
