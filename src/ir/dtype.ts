@@ -45,7 +45,18 @@ type TypedArrayConstructor =
   | BigInt64ArrayConstructor
   | BigUint64ArrayConstructor;
 
-export type TypedArray = InstanceType<TypedArrayConstructor>;
+/** Any typed array over any buffer (subarrays of a file buffer or of a SharedArrayBuffer included). */
+export type TypedArray =
+  | Float32Array<ArrayBufferLike>
+  | Float64Array<ArrayBufferLike>
+  | Int8Array<ArrayBufferLike>
+  | Uint8Array<ArrayBufferLike>
+  | Int16Array<ArrayBufferLike>
+  | Uint16Array<ArrayBufferLike>
+  | Int32Array<ArrayBufferLike>
+  | Uint32Array<ArrayBufferLike>
+  | BigInt64Array<ArrayBufferLike>
+  | BigUint64Array<ArrayBufferLike>;
 
 /** How a type's elements sit in the typed storage fields of a TensorProto (not raw_data). */
 export type ProtoField = 'float_data' | 'int32_data' | 'int64_data' | 'uint64_data' | 'double_data' | 'string_data';

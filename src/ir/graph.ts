@@ -34,8 +34,15 @@ export class Graph {
     this.parent = parent;
   }
 
-  /** Call after editing `nodes`, `initializers` or a node's inputs/outputs directly. */
+  /** Call after editing `nodes`, `initializers`, values or a node's inputs/outputs directly. */
   changed(): void {
+    this.index = undefined;
+    // Direct edits may have added names that the unique-name cache has not seen.
+    this.root().usedNames = undefined;
+  }
+
+  /** For edits made through this class's methods, which note their names as they go. */
+  private dropIndex(): void {
     this.index = undefined;
   }
 
@@ -96,7 +103,7 @@ export class Graph {
     if (at === undefined) this.nodes.push(node);
     else this.nodes.splice(at, 0, node);
     this.noteNames(node.name, ...node.outputs);
-    this.changed();
+    this.dropIndex();
     return node;
   }
 
@@ -104,20 +111,20 @@ export class Graph {
     const at = this.nodes.indexOf(node);
     if (at < 0) throw new Error(`node '${node.label}' is not in graph '${this.name}'`);
     this.nodes.splice(at, 1);
-    this.changed();
+    this.dropIndex();
   }
 
   addInitializer(tensor: Tensor): Tensor {
     if (this.initializer(tensor.name) !== undefined) throw new Error(`graph '${this.name}' already has an initializer '${tensor.name}'`);
     this.initializers.push(tensor);
     this.noteNames(tensor.name);
-    this.changed();
+    this.dropIndex();
     return tensor;
   }
 
   removeInitializer(name: string): void {
     this.initializers = this.initializers.filter((t) => t.name !== name);
-    this.changed();
+    this.dropIndex();
   }
 
   /** Points every reader of `from` (in this graph, its subgraphs and the outputs) at `to`. */
@@ -127,7 +134,7 @@ export class Graph {
       for (const sub of node.subgraphs()) if (!sub.definesLocally(from)) sub.replaceAllUses(from, to);
     }
     for (const out of this.outputs) if (out.name === from) out.name = to;
-    this.changed();
+    this.dropIndex();
   }
 
   /** Adds a graph output for an existing value (used to read intermediate values at run time). */
@@ -148,9 +155,9 @@ export class Graph {
   }
 
   private allNames(): Set<string> {
-    if (this.usedNames !== undefined) return this.usedNames;
-    const used = new Set<string>();
     const root = this.root();
+    if (root.usedNames !== undefined) return root.usedNames;
+    const used = new Set<string>();
     root.visit((g) => {
       for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) used.add(v.name);
       for (const t of g.initializers) used.add(t.name);
@@ -159,15 +166,13 @@ export class Graph {
         for (const v of [...n.inputs, ...n.outputs]) used.add(v);
       }
     });
-    // Shared by every graph of the model, so names stay unique across scopes.
-    root.visit((g) => {
-      g.usedNames = used;
-    });
+    // Kept on the root and shared by every scope, so names stay unique across subgraphs.
+    root.usedNames = used;
     return used;
   }
 
   private noteNames(...names: string[]): void {
-    for (const n of names) this.usedNames?.add(n);
+    for (const n of names) this.root().usedNames?.add(n);
   }
 
   root(): Graph {

@@ -1,0 +1,135 @@
+// What the browser test computes about one model (IR facts, inspectModel, writeModel, inference), written once and run twice: inside headless
+// Chromium (bundled with onnxruntime-web) and under Node (with onnxruntime-node). The test then
+// compares the two results. Only core code is imported here, so this file is itself a check that
+// the core needs nothing from Node.
+import { inspectModel, type InspectReport } from '../../src/inspect/inspect.js';
+import { allConstants } from '../../src/ir/constants.js';
+import { readModel, writeModel } from '../../src/onnx/model-io.js';
+import { ModelSession } from '../../src/runtime/session.js';
+import type { OrtModule, OrtTensor } from '../../src/runtime/ort-types.js';
+
+/** The input of the PP-OCR direction classifier: one 48x192 RGB crop. */
+export const PROBE_INPUT_DIMS = [1, 3, 48, 192] as const;
+
+export interface ProbeOptions {
+  /** File name, passed to readModel (error messages) and inspectModel (report). */
+  source: string;
+  /** Execution providers for onnxruntime (['wasm'] in the browser). */
+  executionProviders?: string[];
+}
+
+export interface ProbeOutput {
+  type: string;
+  dims: number[];
+  /** Element values as plain numbers: exact for float32, so results compare bit for bit. */
+  data: number[];
+}
+
+/** Everything here survives JSON, so it crosses from the page to Node unchanged. */
+export interface ProbeResult {
+  /** Nodes in the main graph and all subgraphs. */
+  nodeCount: number;
+  /** opType (prefixed by domain when not ai.onnx) -> count, over all subgraphs, keys sorted. */
+  opHistogram: Record<string, number>;
+  constantCount: number;
+  /** ConstantSource -> count. */
+  constantsBySource: Record<string, number>;
+  /** inspectModel's report, passed through JSON here too so both sides compare the same form. */
+  report: InspectReport;
+  /** SHA-256 of writeModel(readModel(bytes)), hex. */
+  reencodedSha256: string;
+  reencodedByteLength: number;
+  /** Outputs of the file as given and of the re-encoded model, on the same input. */
+  outputsOriginal: Record<string, ProbeOutput>;
+  outputsReencoded: Record<string, ProbeOutput>;
+}
+
+export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: ProbeOptions): Promise<ProbeResult> {
+  const model = readModel(bytes, { source: options.source });
+
+  let nodeCount = 0;
+  const histogram = new Map<string, number>();
+  for (const { node } of model.graph.allNodes()) {
+    nodeCount++;
+    const key = node.domain === '' || node.domain === 'ai.onnx' ? node.opType : `${node.domain}::${node.opType}`;
+    histogram.set(key, (histogram.get(key) ?? 0) + 1);
+  }
+
+  let constantCount = 0;
+  const bySource = new Map<string, number>();
+  for (const { source } of allConstants(model.graph)) {
+    constantCount++;
+    bySource.set(source, (bySource.get(source) ?? 0) + 1);
+  }
+
+  const report = JSON.parse(JSON.stringify(inspectModel(model, { fileBytes: bytes.byteLength, source: options.source }))) as InspectReport;
+
+  const reencoded = writeModel(model);
+  const reencodedSha256 = await sha256Hex(reencoded);
+
+  // Copies: a runtime is free to take over the buffer it is given.
+  const outputsOriginal = await runOnce(ort, bytes.slice(), options);
+  const outputsReencoded = await runOnce(ort, reencoded.slice(), options);
+
+  return {
+    nodeCount,
+    opHistogram: sortedRecord(histogram),
+    constantCount,
+    constantsBySource: sortedRecord(bySource),
+    report,
+    reencodedSha256,
+    reencodedByteLength: reencoded.byteLength,
+    outputsOriginal,
+    outputsReencoded,
+  };
+}
+
+/**
+ * A deterministic input in [-1, 1): a 32-bit linear congruential generator with integer-exact
+ * arithmetic (Math.imul), so Node and the browser produce the same bits.
+ */
+export function probeInput(dims: readonly number[] = PROBE_INPUT_DIMS): Float32Array {
+  const count = dims.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(count);
+  let state = 0x2545f491;
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[i] = state / 2 ** 31 - 1;
+  }
+  return values;
+}
+
+async function runOnce(ort: OrtModule, modelBytes: Uint8Array, options: ProbeOptions): Promise<Record<string, ProbeOutput>> {
+  const session = await ModelSession.create(ort, modelBytes, {
+    threads: 1,
+    executionProviders: options.executionProviders,
+  });
+  try {
+    const [inputName] = session.inputNames;
+    if (inputName === undefined) throw new Error(`${options.source}: model has no inputs`);
+    const feeds = { [inputName]: new ort.Tensor('float32', probeInput(), [...PROBE_INPUT_DIMS]) };
+    const results = await session.run(feeds);
+    const outputs: Record<string, ProbeOutput> = {};
+    for (const name of Object.keys(results).sort()) outputs[name] = plainOutput(results[name] as OrtTensor);
+    return outputs;
+  } finally {
+    await session.release();
+  }
+}
+
+function plainOutput(tensor: OrtTensor): ProbeOutput {
+  const data = tensor.data;
+  if (!(data instanceof Float32Array)) throw new Error(`probe expects float32 outputs, got ${tensor.type}`);
+  return { type: tensor.type, dims: [...tensor.dims], data: Array.from(data) };
+}
+
+/** Web Crypto exists in browsers (secure contexts, which 127.0.0.1 is) and in Node 20 alike. */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  // Web Crypto takes only ArrayBuffer-backed views; the copy is cheap at this size.
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(bytes)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function sortedRecord(map: ReadonlyMap<string, number>): Record<string, number> {
+  return Object.fromEntries([...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
