@@ -16,3 +16,40 @@ export { memoryExternalData, type ExternalDataSource } from './onnx/external-dat
 
 export { ModelSession, toOrtTensor, fromOrtTensor, withExtraOutputs, type SessionOptions, type GraphOptimization, type Feeds } from './runtime/session.js';
 export type { OrtModule, OrtTensor } from './runtime/ort-types.js';
+
+export { topologicalSort, nodeOrder } from './ir/toposort.js';
+export { validateGraph, assertValidGraph, type GraphIssue, type GraphIssueCode } from './ir/validate.js';
+export { GraphBuilder, buildModel, type NodeOptions } from './ir/builder.js';
+
+export { runPass, type Pass, type PassReport, type PassContext, type PassWarning } from './pipeline/pass.js';
+export { silentProgress, type Progress } from './pipeline/progress.js';
+
+export { parseNpy, writeNpy, npyToTensor, tensorToNpy, type NpyArray } from './eval/npy.js';
+export { readNpz, writeNpz, listNpz } from './eval/npz.js';
+export { memoryByteSource, blobByteSource, type ByteSource } from './eval/byte-source.js';
+export { modelSignature, checkSample, sampleMismatches, SampleMismatchError, type ModelSignature, type ModelValue } from './eval/match-inputs.js';
+export {
+  checkedSamples,
+  inBatches,
+  firstSamples,
+  sampleFeeds,
+  jsonSamples,
+  testDataSamples,
+  memoryFileTree,
+  type Sample,
+  type SampleSource,
+  type FileTree,
+} from './eval/samples.js';
+export { npySamples, npzSamples } from './eval/sample-arrays.js';
+export { generatedSamples, GENERATED_DATA_WARNING, type GenerateOptions } from './eval/sample-generate.js';
+export {
+  createMetricAccumulator,
+  computeMetrics,
+  createAccuracyAccumulator,
+  createCustomMetricAccumulator,
+  predictedClasses,
+  type OutputMetrics,
+  type MetricOptions,
+  type CustomMetric,
+} from './eval/metrics.js';
+export { parseIdx, type IdxArray } from './eval/idx.js';
