@@ -53,3 +53,4 @@ export {
   type CustomMetric,
 } from './eval/metrics.js';
 export { parseIdx, type IdxArray } from './eval/idx.js';
+export { inspectModel, type InspectReport } from './inspect/inspect.js';

@@ -232,7 +232,7 @@ test('data length not matching dims names the tensor', () => {
 });
 
 test('an unknown data type names the tensor', () => {
-  assert.throws(() => decode({ name: 'odd', dataType: 99, dims: [1n], rawData: new Uint8Array(4) }), /unknown tensor data type 99 of tensor 'odd'/);
+  assert.throws(() => decode({ name: 'odd', dataType: 99, dims: [1n], rawData: new Uint8Array(4) }), /tensor 'odd': unknown tensor data type 99/);
 });
 
 test('dims over 2^53 elements fail with a clear message', () => {

@@ -125,8 +125,8 @@ export class UnknownDataTypeError extends Error {}
 export function dataTypeInfo(type: number, where?: string): DataTypeInfo {
   const entry = TABLE.get(type);
   if (entry === undefined) {
-    const place = where === undefined ? '' : ` of ${where}`;
-    throw new UnknownDataTypeError(`unknown tensor data type ${type}${place}`);
+    const place = where === undefined ? '' : `${where}: `;
+    throw new UnknownDataTypeError(`${place}unknown tensor data type ${type}`);
   }
   return entry;
 }
