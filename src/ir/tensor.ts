@@ -153,7 +153,7 @@ export class Tensor {
     const array =
       bytes.byteOffset % width === 0
         ? new ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, length)
-        : new ctor(bytes.slice().buffer, 0, length);
+        : new ctor(new Uint8Array(bytes).buffer, 0, length);
     if (!this.isExternal) this.aligned = array;
     return array;
   }
