@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExternalDataSource } from '../onnx/external-data.js';
-import { type ExternalDataOptions, readModel, writeModel } from '../onnx/model-io.js';
+import { type ExternalDataOptions, readModel, writeModelChunks } from '../onnx/model-io.js';
 import type { Model } from '../ir/model.js';
 import { PROTOBUF_LIMIT } from '../onnx/codec.js';
 
@@ -51,7 +51,10 @@ export function loadModel(file: string): Model {
   if (stat.size > PROTOBUF_LIMIT) {
     throw new Error(`${file}: ${(stat.size / 2 ** 30).toFixed(2)} GiB, over protobuf's 2 GiB limit, so not a valid ONNX file`);
   }
-  const bytes = fs.readFileSync(file);
+  const buffer = fs.readFileSync(file);
+  // A plain Uint8Array view: Buffer's slice() shares memory where Uint8Array's copies, and code
+  // below the Node adapter relies on the standard behaviour.
+  const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   return readModel(bytes, { source: file, externalData: folderExternalData(path.dirname(file)) });
 }
 
@@ -71,12 +74,13 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
   const pending = new Map<string, { temp: string; fd: number; size: number }>();
   const tempName = (name: string) => path.join(folder, `.${name}.${process.pid}.${Date.now()}.tmp`);
   try {
-    let bytes: Uint8Array;
+    // Chunks, written one after another: the weights of an inline model are never assembled.
+    let chunks: Uint8Array[];
     if (useExternal === undefined || useExternal === false) {
-      bytes = writeModel(model);
+      chunks = writeModelChunks(model);
     } else {
       const settings = useExternal === true ? {} : useExternal;
-      bytes = writeModel(model, {
+      chunks = writeModelChunks(model, {
         externalData: {
           ...settings,
           defaultLocation: `${base}.data`,
@@ -101,7 +105,7 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
     const modelTemp = tempName(base);
     const fd = fs.openSync(modelTemp, 'w');
     pending.set('', { temp: modelTemp, fd, size: 0 });
-    writeAll(fd, bytes);
+    for (const chunk of chunks) writeAll(fd, chunk);
     for (const entry of pending.values()) {
       fs.fsyncSync(entry.fd);
       fs.closeSync(entry.fd);

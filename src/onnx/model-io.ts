@@ -5,7 +5,8 @@ import { modelFromProto } from '../ir/from-proto.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
 import { modelToProto } from '../ir/to-proto.js';
-import { decodeModelProto, encodeModelProto, PROTOBUF_LIMIT } from './codec.js';
+import { encodeModelChunks } from './chunked-encode.js';
+import { decodeModelProto, PROTOBUF_LIMIT } from './codec.js';
 import type { ExternalDataSource } from './external-data.js';
 import type { TensorProto } from './onnx_pb.js';
 
@@ -49,6 +50,22 @@ export interface WriteModelOptions {
  * one at a time (never all in memory at once) and the protobuf keeps only references.
  */
 export function writeModel(model: Model, options: WriteModelOptions = {}): Uint8Array {
+  const chunks = writeModelChunks(model, options);
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The encoded model as pieces whose concatenation is the file: large weights are their own
+ * pieces (views, not copies), so a file writer can write them without assembling the whole file.
+ */
+export function writeModelChunks(model: Model, options: WriteModelOptions = {}): Uint8Array[] {
   const external = options.externalData;
   if (external === undefined) {
     const inlineBytes = estimateInlineBytes(model.graph);
@@ -57,7 +74,7 @@ export function writeModel(model: Model, options: WriteModelOptions = {}): Uint8
         `model holds ${(inlineBytes / 2 ** 30).toFixed(2)} GiB of weights, over protobuf's 2 GiB limit: save it with external data`,
       );
     }
-    return encodeModelProto(modelToProto(model));
+    return encodeModelChunks(modelToProto(model));
   }
   const threshold = external.threshold ?? 1024;
   const align = external.align ?? 4096;
@@ -71,7 +88,7 @@ export function writeModel(model: Model, options: WriteModelOptions = {}): Uint8
     return tensor.toProto({ location, offset });
   };
   const proto = modelToProto(model, writeInitializer);
-  return encodeModelProto(proto);
+  return encodeModelChunks(proto);
 }
 
 /** A file name for one tensor: its name with unsafe characters replaced, unique within the model. */

@@ -1,0 +1,43 @@
+// Runs the benchmarks and writes their results to bench/results/<name>.json and <name>.md, which
+// are committed so that a change in speed shows up in review.
+// Usage: npm run bench            (all)
+//        npm run bench -- codec   (the named ones)
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { codecBench } from './codec.js';
+
+export interface BenchOutput {
+  json: unknown;
+  markdown: string;
+}
+
+export interface Bench {
+  name: string;
+  run(log: (line: string) => void): Promise<BenchOutput>;
+}
+
+/** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
+const BENCHES: Bench[] = [codecBench];
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((name) => !BENCHES.some((b) => b.name === name));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown bench ${unknown.join(', ')}; known: ${BENCHES.map((b) => b.name).join(', ')}\n`);
+    process.exit(2);
+  }
+  const results = path.join(import.meta.dirname, 'results');
+  fs.mkdirSync(results, { recursive: true });
+  for (const bench of BENCHES) {
+    if (wanted.length > 0 && !wanted.includes(bench.name)) continue;
+    const log = (line: string) => process.stderr.write(`[${bench.name}] ${line}\n`);
+    const started = performance.now();
+    const output = await bench.run(log);
+    fs.writeFileSync(path.join(results, `${bench.name}.json`), `${JSON.stringify(output.json, null, 2)}\n`);
+    fs.writeFileSync(path.join(results, `${bench.name}.md`), output.markdown);
+    process.stdout.write(output.markdown);
+    log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s; results in ${path.relative(process.cwd(), results)}/`);
+  }
+}
+
+await main();
