@@ -8,33 +8,27 @@ import { type ExternalDataOptions, readModel, writeModelChunks } from '../onnx/m
 import type { Model } from '../ir/model.js';
 import { PROTOBUF_LIMIT } from '../onnx/codec.js';
 
-/** Reads external data files relative to `folder`, keeping one open descriptor per file. */
-export function folderExternalData(folder: string): ExternalDataSource & { close(): void } {
-  const fds = new Map<string, number>();
-  const open = (location: string): number => {
-    let fd = fds.get(location);
-    if (fd === undefined) {
-      fd = fs.openSync(path.join(folder, location), 'r');
-      fds.set(location, fd);
-    }
-    return fd;
-  };
+/**
+ * Reads external data files relative to `folder`. Each read opens and closes its file: a model
+ * loaded lazily may live long and have one file per tensor, and held descriptors would pile up.
+ */
+export function folderExternalData(folder: string): ExternalDataSource {
   return {
     size: (location) => fs.statSync(path.join(folder, location)).size,
     read: (location, offset, length) => {
-      const fd = open(location);
-      const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const n = fs.readSync(fd, out, done, length - done, offset + done);
-        if (n === 0) throw new Error(`external data file '${location}' ended early (wanted ${length} bytes at ${offset})`);
-        done += n;
+      const fd = fs.openSync(path.join(folder, location), 'r');
+      try {
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+          const n = fs.readSync(fd, out, done, length - done, offset + done);
+          if (n === 0) throw new Error(`external data file '${location}' ended early (wanted ${length} bytes at ${offset})`);
+          done += n;
+        }
+        return out;
+      } finally {
+        fs.closeSync(fd);
       }
-      return out;
-    },
-    close: () => {
-      for (const fd of fds.values()) fs.closeSync(fd);
-      fds.clear();
     },
   };
 }
@@ -72,7 +66,9 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
   const base = path.basename(file);
   const useExternal = options.externalData ?? (hasExternalTensors(model) ? true : undefined);
   const pending = new Map<string, { temp: string; fd: number; size: number }>();
-  const tempName = (name: string) => path.join(folder, `.${name}.${process.pid}.${Date.now()}.tmp`);
+  // Beside its final place (so rename stays on one file system), hidden, unique to this process.
+  const tempName = (name: string) =>
+    path.join(folder, path.dirname(name), `.${path.basename(name)}.${process.pid}.${Date.now()}.tmp`);
   try {
     // Chunks, written one after another: the weights of an inline model are never assembled.
     let chunks: Uint8Array[];

@@ -201,7 +201,6 @@ async function main(): Promise<void> {
       }
     }
   }
-  dataFolder.close();
   const modelFileBytes = fs.statSync(file).size;
   const dataFileBytes = fs.statSync(path.join(folder, 'big.onnx.data')).size;
 
