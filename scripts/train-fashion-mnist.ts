@@ -19,6 +19,7 @@ import { parseIdx } from '../src/eval/idx.js';
 import { saveModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { mulberry32 } from '../src/kernels/random.js';
 
 const DATA = '/usr/share/datasets/fashion-mnist';
 const { values } = parseArgs({ options: { epochs: { type: 'string', default: '8' }, out: { type: 'string', default: 'models/fashion-mnist/mlp.onnx' } } });
@@ -37,17 +38,6 @@ function load(kind: 'train' | 't10k') {
   return { x, y: labels.data, count: labels.dims[0] };
 }
 
-/** Deterministic PRNG (mulberry32) so the committed model can be re-made bit for bit. */
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Layer {
   w: Float32Array; // [out, in], the Gemm transB=1 layout
@@ -202,7 +192,8 @@ function exportModel(layers: Layer[]): Model {
 
 const train = load('train');
 const test = load('t10k');
-const random = prng(20261123);
+// Seeded, so the committed model can be re-made bit for bit.
+const random = mulberry32(20261123);
 const layers = makeLayers(random);
 const order = Uint32Array.from({ length: train.count }, (_, i) => i);
 const batchX = new Float32Array(BATCH * 784);

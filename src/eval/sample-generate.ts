@@ -6,6 +6,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { formatValueType, type ModelValue } from './match-inputs.js';
 import { tensorFromValues } from './numeric.js';
 import type { Sample, SampleSource } from './samples.js';
+import { mulberry32 } from '../kernels/random.js';
 
 export const GENERATED_DATA_WARNING =
   'inputs are random numbers, a weak stand-in for real data: fidelity on them can differ widely from fidelity on real inputs; pass real samples for numbers you can trust';
@@ -95,16 +96,4 @@ function resolveDims(input: ModelValue, given: Readonly<Record<string, number>>)
     if (!Number.isSafeInteger(size) || size < 0) throw new Error(`generated samples: size ${size} for dim '${dim ?? axis}' of input '${input.name}' is not a whole number`);
     return size;
   });
-}
-
-/** mulberry32: a small, fast 32-bit PRNG; plenty for test inputs, and identical on every platform. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
