@@ -1,0 +1,49 @@
+// The registry of optimizer passes, in the order optimizeModel runs them. `level` says which
+// optimization level includes a pass: 'basic' passes only remove what provably does nothing;
+// 'full' adds the ones that rewrite weights (folding) or restructure the graph. Opt-in passes run
+// only when asked for by name. Passes are listed here explicitly (no registration by import side
+// effects), so a browser bundle carries what it imports and nothing else.
+import type { Pass } from '../pipeline/pass.js';
+import { commonSubexpressionPass } from './common-subexpression.js';
+import { constantsToInitializersPass, initializersToConstantsPass } from './constants-to-initializers.js';
+import { dedupeInitializersPass } from './dedupe-initializers.js';
+import { eliminateDeadNodesPass } from './eliminate-dead-nodes.js';
+import { eliminateIdentityPass } from './eliminate-identity.js';
+import { eliminateNoopPass } from './eliminate-noop.js';
+import { eliminateUnusedInitializersPass } from './eliminate-unused-initializers.js';
+import { foldAffineIntoConvPass } from './fold-affine-into-conv.js';
+import { foldBatchNormPass } from './fold-batchnorm.js';
+import { mergeReshapesPass } from './merge-reshapes.js';
+import { mergeTransposesPass } from './merge-transposes.js';
+import { topologicalSortPass } from './topological-sort.js';
+
+export type OptimizeLevel = 'basic' | 'full';
+
+export interface OptimizerPassEntry {
+  // Passes take their options from optimizeModel; every registered pass runs with its defaults.
+  readonly pass: Pass<Record<string, never>>;
+  readonly level: OptimizeLevel;
+  /** Runs only when named in `passes` (e.g. the inverse of a default pass). */
+  readonly optIn?: boolean;
+}
+
+export const OPTIMIZER_PASSES: readonly OptimizerPassEntry[] = [
+  { pass: eliminateIdentityPass, level: 'basic' },
+  { pass: eliminateDeadNodesPass, level: 'basic' },
+  { pass: constantsToInitializersPass, level: 'basic' },
+  { pass: initializersToConstantsPass, level: 'basic', optIn: true },
+  { pass: dedupeInitializersPass, level: 'basic' },
+  { pass: eliminateNoopPass, level: 'basic' },
+  { pass: commonSubexpressionPass, level: 'basic' },
+  { pass: foldBatchNormPass, level: 'full' },
+  { pass: foldAffineIntoConvPass, level: 'full' },
+  { pass: mergeTransposesPass, level: 'full' },
+  { pass: mergeReshapesPass, level: 'full' },
+  { pass: eliminateUnusedInitializersPass, level: 'basic' },
+  { pass: topologicalSortPass, level: 'basic' },
+];
+
+/** A registered pass by name, or undefined. */
+export function optimizerPass(name: string): OptimizerPassEntry | undefined {
+  return OPTIMIZER_PASSES.find((entry) => entry.pass.name === name);
+}
