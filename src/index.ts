@@ -54,3 +54,35 @@ export {
 } from './eval/metrics.js';
 export { parseIdx, type IdxArray } from './eval/idx.js';
 export { inspectModel, type InspectReport } from './inspect/inspect.js';
+export { compareModels, type CompareOptions } from './eval/compare.js';
+export { planLayers, createLayerAccumulator, type LayerPlan, type LayerPair, type PerLayerOptions } from './eval/per-layer.js';
+export { parseLabels, labelsFromNpy, labelsFromJson, type Labels } from './eval/labels.js';
+export {
+  jsonNumber,
+  numberFromJson,
+  SQNR_CAP_DB,
+  type EvalReport,
+  type OutputReport,
+  type LayerReport,
+  type AccuracyReport,
+  type CustomMetricReport,
+  type JsonNumber,
+} from './eval/eval-report.js';
+export { inferShapes, evaluateDim, SHAPE_RULES, type InferShapesOptions, type ShapeInferenceResult, type UninferredNode } from './optimize/shape-inference/index.js';
+export {
+  benchmarkModels,
+  withMemory,
+  latencyStats,
+  quantile,
+  BENCH_DEFAULTS,
+  type BenchReport,
+  type BenchModel,
+  type BenchOptions,
+  type BenchModelResult,
+  type MemoryUsage,
+} from './eval/benchmark.js';
+export { benchInputs, benchDims } from './eval/bench-inputs.js';
+export { renderReportHtml, type ReportAssets } from './report/html.js';
+export { reportCharts, type ReportInput, type ReportModel } from './report/report-input.js';
+export { optimizeModel } from './optimize/optimize.js';
+export { OPTIMIZER_PASSES } from './optimize/passes.js';

@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatError } from './errors.js';
+import { registerEval } from './eval-command.js';
+import { registerBench } from './bench-command.js';
 import { registerInspect } from './inspect-command.js';
 
 /** Where commands write; tests and embedding code may capture it. */
@@ -20,7 +22,7 @@ export interface CliContext {
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
 // One line per command: `eval`, `quantize`, `optimize` and `bench` join this list as they land.
-const COMMANDS: RegisterCommand[] = [registerInspect];
+const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench];
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

@@ -3,3 +3,7 @@ export { loadModel, saveModel, folderExternalData, type SaveOptions } from './mo
 export { nodeOrt } from './ort-node.js';
 export { openSampleFile, folderFileTree, fileByteSource, type OpenSamplesOptions } from './sample-files.js';
 export { terminalProgress, lineProgress } from './progress.js';
+export { loadCustomMetric, type LoadedMetric } from './custom-metric.js';
+export { measureMemory } from './memory.js';
+export { readReportAssets, writeReportFile, writeEvalReportFile, reportModelFromFile } from './report-assets.js';
+export { loadWebOrt } from './ort-web.js';

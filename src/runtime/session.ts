@@ -24,6 +24,8 @@ export interface SessionOptions {
   extraOutputs?: string[];
   /** Passed through to onnxruntime (e.g. ['wasm'] for onnxruntime-web). */
   executionProviders?: InferenceSession.SessionOptions['executionProviders'];
+  /** onnxruntime's own log level: 0 verbose ... 3 errors (default) ... 4 fatal only. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Where onnxruntime writes the model after its own optimizations (onnxruntime-node only). */
   optimizedModelFilePath?: string;
 }
@@ -55,6 +57,8 @@ export class ModelSession {
     }
     const sessionOptions: InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.graphOptimization ?? 'basic',
+      // onnxruntime prints multi-line warnings straight to stderr; shrink reports problems itself.
+      logSeverityLevel: options.logSeverityLevel ?? 3,
     };
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
     if (options.executionProviders !== undefined) sessionOptions.executionProviders = options.executionProviders;

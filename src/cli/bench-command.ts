@@ -1,0 +1,103 @@
+// `shrink bench MODEL...`: load time, latency percentiles, throughput, peak memory and file size
+// of one or more models, timed side by side in one process and reported as ratios to the first.
+// Inputs are generated from each model's declared inputs (symbolic dims from --dims/--batch);
+// memory comes from a child process per model (src/node/memory.ts). --report writes the same
+// figures as a self-contained HTML page with charts.
+import type { Command } from 'commander';
+import { type BenchModel, benchmarkModels, withMemory, BENCH_DEFAULTS } from '../eval/benchmark.js';
+import { formatBenchReport, displayNames } from '../eval/bench-format.js';
+import { readBenchModel } from '../node/bench-model-file.js';
+import { measureMemory } from '../node/memory.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../node/ort-web.js';
+import { terminalProgress } from '../node/progress.js';
+import { reportModelOf, writeReportFile } from '../node/report-assets.js';
+import { inFile, UsageError } from './errors.js';
+import type { CliContext } from './main.js';
+import { parseDims } from './parse-dims.js';
+
+interface BenchFlags {
+  runs: string;
+  warmup: string;
+  threads: string;
+  batch: string;
+  backend: string;
+  dims?: string;
+  json?: boolean;
+  report?: string;
+  memory: boolean;
+}
+
+const BACKENDS = ['node', 'wasm'] as const;
+type Backend = (typeof BACKENDS)[number];
+
+export function registerBench(program: Command, { io }: CliContext): void {
+  program
+    .command('bench')
+    .description('time models side by side (interleaved runs): load time, latency median/p90/p99, throughput, peak memory, size, ratios to the first model')
+    .argument('<model...>', 'ONNX files; the first is the reference for ratios')
+    .option('--runs <n>', 'timed runs per model', String(BENCH_DEFAULTS.runs))
+    .option('--warmup <n>', 'untimed runs per model before timing', String(BENCH_DEFAULTS.warmup))
+    .option('--threads <n>', 'intra-op threads (0: onnxruntime default)', String(BENCH_DEFAULTS.threads))
+    .option('--batch <n>', 'size of a symbolic leading (batch) dim', String(BENCH_DEFAULTS.batch))
+    .option('--backend <name>', 'node (onnxruntime-node) or wasm (onnxruntime-web, 1 thread)', 'node')
+    .option('--dims <list>', 'sizes of symbolic dims: name=value,... (a name, or input[axis]); others default to 320')
+    .option('--no-memory', 'skip the peak-memory measurement (one child process per model)')
+    .option('--json', 'print one JSON object instead of tables')
+    .option('--report <file>', 'also write a self-contained HTML report with charts')
+    .action(async (files: string[], flags: BenchFlags) => {
+      const runs = wholeNumber('--runs', flags.runs, 1);
+      const warmup = wholeNumber('--warmup', flags.warmup, 0);
+      const threads = wholeNumber('--threads', flags.threads, 0);
+      const batch = wholeNumber('--batch', flags.batch, 1);
+      const backend = parseBackend(flags.backend);
+      const dims = parseDims(flags.dims);
+
+      const models = files.map((file) => {
+        try {
+          return readBenchModel(file);
+        } catch (error) {
+          throw inFile(file, error);
+        }
+      });
+      const ort = backend === 'wasm' ? await loadWebOrt() : nodeOrt;
+      const progress = terminalProgress();
+      const benchModels: BenchModel[] = models.map(({ name, bytes, size }) => ({ name, bytes, size }));
+      let report = await benchmarkModels(ort, benchModels, {
+        runs,
+        warmup,
+        threads,
+        batch,
+        dims,
+        backend: backend === 'wasm' ? 'onnxruntime-web (wasm, 1 thread)' : 'onnxruntime-node',
+        executionProviders: backend === 'wasm' ? WASM_EXECUTION_PROVIDERS : undefined,
+        progress,
+      });
+      if (flags.memory) {
+        report = withMemory(report, await measureMemory(files, { backend, threads, batch, dims, progress }));
+      }
+
+      if (flags.report !== undefined) {
+        const names = displayNames(files);
+        const reportModels = models.map((m, i) => reportModelOf(m.model, names[i]!, m.size));
+        const titled = { ...report, models: report.models.map((m, i) => ({ ...m, name: names[i]! })) };
+        writeReportFile(flags.report, { title: `shrink bench: ${names.join(' vs ')}`, models: reportModels, bench: titled });
+      }
+      io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatBenchReport(report));
+      if (flags.report !== undefined && !flags.json) io.stdout(`report written to ${flags.report}\n`);
+    });
+}
+
+function wholeNumber(flag: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value) || value < min) {
+    throw new UsageError(`${flag} must be a whole number >= ${min}, got '${text}'`);
+  }
+  return value;
+}
+
+function parseBackend(text: string): Backend {
+  if ((BACKENDS as readonly string[]).includes(text)) return text as Backend;
+  throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got '${text}'`);
+}
+

@@ -1,0 +1,15 @@
+// `--dims`, shared by every command that generates inputs: sizes for symbolic dims, by dim name or
+// by `input[axis]`.
+import { UsageError } from './errors.js';
+
+/** `p2o.DynamicDimension.1=320,x[0]=4` -> { 'p2o.DynamicDimension.1': 320, 'x[0]': 4 }. */
+export function parseDims(text: string | undefined): Record<string, number> {
+  const dims: Record<string, number> = {};
+  if (text === undefined) return dims;
+  for (const part of text.split(',')) {
+    const match = /^\s*([^=]+?)\s*=\s*(\d+)\s*$/.exec(part);
+    if (match === null) throw new UsageError(`--dims: '${part}' is not name=value (a whole number), e.g. --dims batch=1,height=320`);
+    dims[match[1]] = Number(match[2]);
+  }
+  return dims;
+}

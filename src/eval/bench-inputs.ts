@@ -1,0 +1,64 @@
+// Inputs for timing a model: one generated sample built from the model's declared input types,
+// with every symbolic dim given a size. Benchmarks need no real data (latency barely depends on
+// the values, only on shapes), but they do need every dim pinned, so this picks sizes the user did
+// not give: the leading dim is the batch, any other symbolic dim gets a default that suits the
+// image and sequence models shrink targets. The same options always give the same inputs, which
+// lets a child process (memory measurement) rebuild exactly what the timing loop fed.
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import { formatValueType, modelSignature, type ModelValue } from './match-inputs.js';
+import { generatedSamples } from './sample-generate.js';
+
+export interface BenchInputOptions {
+  /** Size of a symbolic leading dim (default 1). */
+  batch?: number;
+  /** Sizes by dim name or `input[axis]`, as in GenerateOptions.dims; they win over the defaults. */
+  dims?: Readonly<Record<string, number>>;
+}
+
+/**
+ * Default for symbolic dims other than the leading one: 320 is a common OCR/detection side (a
+ * multiple of 32, as PP-OCR det needs, and of 8 for the recogniser's width) and a modest sequence
+ * length.
+ */
+export const DEFAULT_SYMBOLIC_DIM = 320;
+
+/** Every dim of every required input, as `input[axis]` -> size, with defaults filled in. */
+export function benchDims(inputs: readonly ModelValue[], options: BenchInputOptions = {}): Record<string, number> {
+  const given = options.dims ?? {};
+  const batch = options.batch ?? 1;
+  const resolved: Record<string, number> = {};
+  for (const input of inputs) {
+    if (input.optional) continue;
+    if (input.shape === undefined) {
+      throw new Error(`input '${input.name}' (${formatValueType(input)}) declares no rank, so no benchmark input can be generated for it`);
+    }
+    input.shape.forEach((dim, axis) => {
+      const key = `${input.name}[${axis}]`;
+      if (typeof dim === 'number') {
+        resolved[key] = dim;
+        return;
+      }
+      const named = dim === null || dim === '' ? undefined : given[dim];
+      resolved[key] = given[key] ?? named ?? (axis === 0 ? batch : DEFAULT_SYMBOLIC_DIM);
+    });
+  }
+  return resolved;
+}
+
+/** The generated input tensors for `model` (seed 0), keyed by input name. */
+export async function benchInputs(model: Model, options: BenchInputOptions = {}): Promise<Record<string, Tensor>> {
+  const { inputs } = modelSignature(model);
+  const source = generatedSamples(inputs, { count: 1, seed: 0, dims: benchDims(inputs, options) });
+  for await (const sample of source) return sample.inputs;
+  throw new Error('generated no benchmark sample');
+}
+
+/** `x float32[1,3,320,320]`, for reports. */
+export function describeInputs(tensors: Readonly<Record<string, Tensor>>): string[] {
+  return Object.values(tensors).map((t) => `${t.name} ${formatTypeOf(t)}`);
+}
+
+function formatTypeOf(tensor: Tensor): string {
+  return formatValueType({ elemType: tensor.dataType, shape: [...tensor.dims] });
+}

@@ -1,0 +1,234 @@
+// Latency benchmark: several models timed side by side in one process. Shared machines are noisy
+// (other jobs, frequency scaling, thermal limits), so absolute milliseconds drift from one minute
+// to the next; what stays meaningful is how models compare under the same conditions. All sessions
+// are therefore loaded first and run round-robin (one run of A, one of B, ..., repeated), so any
+// slowdown hits every model alike, and each figure is also given as a ratio to the first model.
+// Isomorphic: takes the onnxruntime module (node or web) as a parameter and uses only
+// performance.now(). Peak memory needs a process per model and lives in src/node/memory.ts.
+// The report's keys are snake_case with units in the name, like `shrink eval --json`
+// (src/eval/eval-report.ts), so scripts read both with one convention.
+import type { Tensor } from '../ir/tensor.js';
+import { readModel } from '../onnx/model-io.js';
+import { silentProgress, type Progress } from '../pipeline/progress.js';
+import { type Feeds, ModelSession, type SessionOptions, toOrtTensor } from '../runtime/session.js';
+import type { OrtModule } from '../runtime/ort-types.js';
+import { benchInputs, describeInputs } from './bench-inputs.js';
+
+export interface BenchModel {
+  name: string;
+  /** The encoded model (external data inlined). */
+  bytes: Uint8Array;
+  /** Size on disk when it differs from bytes.byteLength (a model with external data files). */
+  size?: number;
+}
+
+export interface BenchOptions {
+  /** Timed runs per model (default 20). */
+  runs?: number;
+  /** Untimed runs per model first, so lazy allocation and caches do not count (default 3). */
+  warmup?: number;
+  /** Intra-op threads; 0 means onnxruntime's default pool (default 1, the steadiest on shared machines). */
+  threads?: number;
+  /** Size of a symbolic leading dim (default 1). */
+  batch?: number;
+  /** Sizes of symbolic dims by name or `input[axis]`. */
+  dims?: Readonly<Record<string, number>>;
+  /** Inputs per model (same order as the models), instead of generated ones. */
+  inputs?: readonly Readonly<Record<string, Tensor>>[];
+  /** Passed to onnxruntime (['wasm'] for onnxruntime-web). */
+  executionProviders?: SessionOptions['executionProviders'];
+  /** Names the runtime in the report ('node', 'wasm'). */
+  backend?: string;
+  progress?: Progress;
+}
+
+export interface LatencyStats {
+  median: number;
+  p90: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** Peak resident memory of a process that loaded and ran the model (see src/node/memory.ts). */
+export interface MemoryUsage {
+  /** maxRSS of the process running the model, in bytes. */
+  peak_rss_bytes: number;
+  /** maxRSS of the same process doing everything but loading the model. */
+  baseline_rss_bytes: number;
+  /** peak - baseline: what the model's session, inputs and activations added. */
+  model_rss_bytes: number;
+}
+
+/** Each figure divided by the first model's; 1 for the first model itself. */
+export interface BenchRatios {
+  size: number;
+  load: number;
+  median: number;
+  p90: number;
+  p99: number;
+  throughput: number;
+  memory?: number;
+}
+
+export interface BenchModelResult {
+  name: string;
+  /** File size in bytes (with external data files). */
+  size_bytes: number;
+  /** Inputs fed, as `name type[dims]`. */
+  inputs: string[];
+  /** Time to create the session (parse, graph optimization, kernel setup), ms. */
+  load_ms: number;
+  latency_ms: LatencyStats;
+  /** Samples per second: batch × 1000 / mean latency. */
+  throughput: number;
+  /** Every timed run, ms, in order. */
+  runs_ms: number[];
+  memory?: MemoryUsage;
+  ratios: BenchRatios;
+}
+
+export interface BenchReport {
+  backend: string;
+  threads: number;
+  batch: number;
+  runs: number;
+  warmup: number;
+  models: BenchModelResult[];
+}
+
+export const BENCH_DEFAULTS = { runs: 20, warmup: 3, threads: 1, batch: 1 } as const;
+
+interface Loaded {
+  model: BenchModel;
+  session: ModelSession;
+  feeds: Feeds;
+  inputs: string[];
+  loadMs: number;
+  runsMs: number[];
+}
+
+/** Loads every model, warms them up, and times them round-robin. Sessions are released at the end. */
+export async function benchmarkModels(ort: OrtModule, models: readonly BenchModel[], options: BenchOptions = {}): Promise<BenchReport> {
+  const runs = options.runs ?? BENCH_DEFAULTS.runs;
+  const warmup = options.warmup ?? BENCH_DEFAULTS.warmup;
+  const threads = options.threads ?? BENCH_DEFAULTS.threads;
+  const batch = options.batch ?? BENCH_DEFAULTS.batch;
+  const progress = options.progress ?? silentProgress;
+  if (models.length === 0) throw new Error('benchmark: no models given');
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`benchmark: runs must be a whole number >= 1, got ${runs}`);
+  if (!Number.isSafeInteger(warmup) || warmup < 0) throw new Error(`benchmark: warmup must be a whole number >= 0, got ${warmup}`);
+  if (!Number.isSafeInteger(threads) || threads < 0) throw new Error(`benchmark: threads must be a whole number >= 0, got ${threads}`);
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new Error(`benchmark: batch must be a whole number >= 1, got ${batch}`);
+
+  const loaded: Loaded[] = [];
+  try {
+    progress.start('loading', models.length);
+    for (const [index, model] of models.entries()) {
+      const tensors = options.inputs?.[index] ?? (await benchInputs(readModel(model.bytes, { source: model.name }), { batch, dims: options.dims }));
+      const feeds: Feeds = {};
+      for (const [name, tensor] of Object.entries(tensors)) feeds[name] = toOrtTensor(ort, tensor);
+      const started = performance.now();
+      const session = await ModelSession.create(ort, model.bytes, { threads, executionProviders: options.executionProviders });
+      const loadMs = performance.now() - started;
+      loaded.push({ model, session, feeds, inputs: describeInputs(tensors), loadMs, runsMs: [] });
+      progress.tick();
+    }
+    progress.done();
+
+    if (warmup > 0) {
+      progress.start('warm-up', warmup * loaded.length);
+      for (let round = 0; round < warmup; round++) {
+        for (const entry of loaded) {
+          await runOnce(entry);
+          progress.tick();
+        }
+      }
+      progress.done();
+    }
+
+    progress.start('timing', runs * loaded.length);
+    for (let round = 0; round < runs; round++) {
+      for (const entry of loaded) {
+        entry.runsMs.push(await runOnce(entry));
+        progress.tick();
+      }
+    }
+    progress.done();
+  } finally {
+    for (const entry of loaded) await entry.session.release();
+  }
+
+  const results = loaded.map((entry): BenchModelResult => {
+    const latency_ms = latencyStats(entry.runsMs);
+    return {
+      name: entry.model.name,
+      size_bytes: entry.model.size ?? entry.model.bytes.byteLength,
+      inputs: entry.inputs,
+      load_ms: entry.loadMs,
+      latency_ms,
+      throughput: (batch * 1000) / latency_ms.mean,
+      runs_ms: entry.runsMs,
+      ratios: { size: 1, load: 1, median: 1, p90: 1, p99: 1, throughput: 1 },
+    };
+  });
+  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs, warmup, models: withRatios(results) };
+}
+
+/** One timed run; the outputs are dropped at once so they do not pile up. */
+async function runOnce(entry: Loaded): Promise<number> {
+  const started = performance.now();
+  try {
+    await entry.session.run(entry.feeds);
+  } catch (error) {
+    throw new Error(`${entry.model.name}: run failed with inputs ${entry.inputs.join(', ')}: ${(error as Error).message}`);
+  }
+  return performance.now() - started;
+}
+
+/** Attaches memory figures (one per model, same order) and recomputes the ratios. */
+export function withMemory(report: BenchReport, memory: readonly MemoryUsage[]): BenchReport {
+  const models = report.models.map((m, i) => ({ ...m, memory: memory[i] }));
+  return { ...report, models: withRatios(models) };
+}
+
+/** Ratios of each model's figures to the first model's. */
+function withRatios(models: BenchModelResult[]): BenchModelResult[] {
+  const first = models[0];
+  if (first === undefined) return models;
+  return models.map((m) => {
+    const ratios: BenchRatios = {
+      size: m.size_bytes / first.size_bytes,
+      load: m.load_ms / first.load_ms,
+      median: m.latency_ms.median / first.latency_ms.median,
+      p90: m.latency_ms.p90 / first.latency_ms.p90,
+      p99: m.latency_ms.p99 / first.latency_ms.p99,
+      throughput: m.throughput / first.throughput,
+    };
+    if (m.memory !== undefined && first.memory !== undefined) ratios.memory = m.memory.model_rss_bytes / first.memory.model_rss_bytes;
+    return { ...m, ratios };
+  });
+}
+
+/** Median, p90, p99 (linear interpolation between closest ranks), mean, min and max. */
+export function latencyStats(samples: readonly number[]): LatencyStats {
+  if (samples.length === 0) throw new Error('latency statistics of no runs');
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    median: quantile(sorted, 0.5),
+    p90: quantile(sorted, 0.9),
+    p99: quantile(sorted, 0.99),
+    mean: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+    min: sorted[0]!,
+    max: sorted[sorted.length - 1]!,
+  };
+}
+
+/** The q-quantile of sorted values (the "type 7" definition most tools use). */
+export function quantile(sorted: readonly number[], q: number): number {
+  const position = (sorted.length - 1) * q;
+  const lower = Math.floor(position);
+  const upper = Math.min(lower + 1, sorted.length - 1);
+  return sorted[lower]! + (sorted[upper]! - sorted[lower]!) * (position - lower);
+}
