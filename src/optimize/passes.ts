@@ -13,6 +13,10 @@ import { eliminateNoopPass } from './eliminate-noop.js';
 import { eliminateUnusedInitializersPass } from './eliminate-unused-initializers.js';
 import { foldAffineIntoConvPass } from './fold-affine-into-conv.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
+import { foldConstants } from './fold-constants.js';
+import { fuseGelu } from './fuse-gelu.js';
+import { fuseHardSwish } from './fuse-hardswish.js';
+import { fuseLayerNorm } from './fuse-layernorm.js';
 import { mergeReshapesPass } from './merge-reshapes.js';
 import { mergeTransposesPass } from './merge-transposes.js';
 import { topologicalSortPass } from './topological-sort.js';
@@ -35,10 +39,15 @@ export const OPTIMIZER_PASSES: readonly OptimizerPassEntry[] = [
   { pass: dedupeInitializersPass, level: 'basic' },
   { pass: eliminateNoopPass, level: 'basic' },
   { pass: commonSubexpressionPass, level: 'basic' },
+  // Exact: onnxruntime computes the folded values (needs ctx.ort; without it only shapes fold).
+  { pass: foldConstants, level: 'basic' },
   { pass: foldBatchNormPass, level: 'full' },
   { pass: foldAffineIntoConvPass, level: 'full' },
   { pass: mergeTransposesPass, level: 'full' },
   { pass: mergeReshapesPass, level: 'full' },
+  { pass: fuseLayerNorm, level: 'full' },
+  { pass: fuseGelu, level: 'full' },
+  { pass: fuseHardSwish, level: 'full' },
   { pass: eliminateUnusedInitializersPass, level: 'basic' },
   { pass: topologicalSortPass, level: 'basic' },
 ];
