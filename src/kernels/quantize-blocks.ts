@@ -1,0 +1,293 @@
+// Per-block linear quantization of a float32 matrix along its rows: row r is cut into blocks of
+// `blockSize` consecutive values, and each block gets a scale (and a zero point) so that
+// value ~ (code - zeroPoint) * scale with unsigned codes 0 .. 2^bits-1. This is the layout every
+// ORT weight-only op reads (MatMulNBits quantizes B's columns along K, so callers pass B
+// transposed). Symmetric blocks use the midpoint 2^(bits-1) as their zero point, which is also
+// MatMulNBits' and GatherBlockQuantized's default when no zero points are given.
+//
+// Rounding: round-to-nearest (ties to even), or HQQ-style refinement without data: alternate a
+// proximal (lp shrinkage, p < 1) estimate of the sparse error with a closed-form update of the
+// zero point (asymmetric) or the scale (symmetric, or after rounding the zero point to an
+// integer), keeping the best parameters by lp error. quantize-blocks-ref.ts is the slow reference.
+import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
+
+export type Rounding = 'rtn' | 'hqq';
+/** Integer zero points pack next to the codes; float zero points (HQQ's own form) use the scale type. */
+export type ZeroPointType = 'integer' | 'float';
+
+export interface HqqOptions {
+  iterations: number;
+  /** Exponent of the lp error minimized (< 1 favours fitting most values and sacrificing outliers). */
+  p: number;
+  /** Initial shrinkage weight and its growth per iteration (half-quadratic splitting). */
+  beta: number;
+  kappa: number;
+}
+
+export const DEFAULT_HQQ: Readonly<HqqOptions> = { iterations: 20, p: 0.7, beta: 10, kappa: 1.01 };
+
+export interface BlockQuantOptions {
+  bits: QuantBits;
+  /** Values per block; must divide the row length. */
+  blockSize: number;
+  symmetric: boolean;
+  scaleType?: ScaleType;
+  rounding?: Rounding;
+  zeroPointType?: ZeroPointType;
+  hqq?: Partial<HqqOptions>;
+}
+
+export interface QuantizedBlocks {
+  rows: number;
+  cols: number;
+  bits: QuantBits;
+  blockSize: number;
+  blocksPerRow: number;
+  symmetric: boolean;
+  scaleType: ScaleType;
+  zeroPointType: ZeroPointType;
+  /** Unsigned codes, one per value, row-major [rows, cols]. */
+  codes: Uint8Array;
+  /** [rows * blocksPerRow], already rounded to `scaleType`. May be negative (symmetric blocks). */
+  scales: Float32Array;
+  /** [rows * blocksPerRow]: integers in the code range, or floats rounded to `scaleType`. */
+  zeroPoints: Float32Array;
+}
+
+/** Rounds half to even, as onnxruntime's QuantizeLinear does. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  // Math.round sends ties up; move odd results of exact ties back down.
+  return r - x === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+}
+
+/** Checks the shape and options shared by every block quantizer. */
+export function checkBlockShape(length: number, rows: number, cols: number, blockSize: number): void {
+  if (length !== rows * cols) throw new Error(`quantize: ${length} values given for a [${rows}, ${cols}] matrix`);
+  if (!Number.isInteger(blockSize) || blockSize <= 0 || cols % blockSize !== 0) {
+    throw new Error(`quantize: block size ${blockSize} does not divide the row length ${cols}`);
+  }
+}
+
+/** Quantizes `data` ([rows, cols], row-major) block by block along each row. */
+export function quantizeBlocks(data: Float32Array, rows: number, cols: number, options: BlockQuantOptions): QuantizedBlocks {
+  const { bits, blockSize, symmetric } = options;
+  checkBlockShape(data.length, rows, cols, blockSize);
+  const scaleType = options.scaleType ?? 'float32';
+  const rounding = options.rounding ?? 'rtn';
+  const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
+  const hqq = { ...DEFAULT_HQQ, ...options.hqq };
+  const blocksPerRow = cols / blockSize;
+  const count = rows * blocksPerRow;
+  const codes = new Uint8Array(rows * cols);
+  const scales = new Float32Array(count);
+  const zeroPoints = new Float32Array(count);
+  const qmax = 2 ** bits - 1;
+  const mid = 2 ** (bits - 1);
+  const work = new BlockWork(blockSize);
+  for (let b = 0; b < count; b++) {
+    const start = b * blockSize;
+    const block = data.subarray(start, start + blockSize);
+    let scale: number;
+    let zero: number;
+    if (symmetric) {
+      // The value of largest magnitude maps exactly to code 0 (-mid): all 2^bits levels are used.
+      let extreme = 0;
+      for (let i = 0; i < blockSize; i++) if (Math.abs(block[i]) > Math.abs(extreme)) extreme = block[i];
+      scale = extreme / -mid;
+      zero = mid;
+    } else {
+      let lo = block[0];
+      let hi = block[0];
+      for (let i = 1; i < blockSize; i++) {
+        const v = block[i];
+        if (v < lo) lo = v;
+        else if (v > hi) hi = v;
+      }
+      // Integer zero points must be a code, so the range must hold 0; float ones need not.
+      if (zeroPointType === 'integer') {
+        lo = Math.min(lo, 0);
+        hi = Math.max(hi, 0);
+      }
+      scale = (hi - lo) / qmax;
+      zero = scale === 0 ? 0 : -lo / scale;
+    }
+    if (rounding === 'hqq' && scale !== 0) {
+      [scale, zero] = work.refine(block, scale, zero, qmax, symmetric ? 'scale' : zeroPointType === 'float' ? 'zero' : 'zero-then-scale', hqq);
+    }
+    scale = roundToScaleType(scale, scaleType);
+    zero = zeroPointType === 'float' ? roundToScaleType(zero, scaleType) : Math.min(qmax, Math.max(0, roundHalfEven(zero)));
+    scales[b] = scale;
+    zeroPoints[b] = zero;
+    encodeBlock(block, scale, zero, qmax, codes, start);
+  }
+  return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
+}
+
+/** Codes of one block for a given scale and zero point. */
+function encodeBlock(block: Float32Array, scale: number, zero: number, qmax: number, codes: Uint8Array, at: number): void {
+  if (scale === 0) {
+    codes.fill(Math.min(qmax, Math.max(0, roundHalfEven(zero))), at, at + block.length);
+    return;
+  }
+  const inverse = 1 / scale;
+  for (let i = 0; i < block.length; i++) {
+    const q = roundHalfEven(block[i] * inverse + zero);
+    codes[at + i] = q < 0 ? 0 : q > qmax ? qmax : q;
+  }
+}
+
+/** Scratch buffers for HQQ refinement, reused across blocks. */
+class BlockWork {
+  private readonly q: Float64Array;
+  private readonly e: Float64Array;
+
+  constructor(size: number) {
+    this.q = new Float64Array(size);
+    this.e = new Float64Array(size);
+  }
+
+  /**
+   * HQQ refinement of one block, all in code units (errors of a step or less), so the shrinkage
+   * thresholds mean the same thing whatever the weights' magnitude. 'zero' updates a float zero
+   * point; 'scale' updates the scale around a fixed zero point; 'zero-then-scale' finds the float
+   * zero point, rounds it to a code and then refines the scale.
+   */
+  refine(w: Float32Array, scale0: number, zero0: number, qmax: number, mode: 'zero' | 'scale' | 'zero-then-scale', o: HqqOptions): [number, number] {
+    let scale = scale0;
+    let zero = zero0;
+    if (mode !== 'scale') [scale, zero] = this.iterate(w, scale, zero, qmax, 'zero', o);
+    if (mode === 'zero') return [scale, zero];
+    if (mode === 'zero-then-scale') zero = Math.min(qmax, Math.max(0, roundHalfEven(zero)));
+    return this.iterate(w, scale, zero, qmax, 'scale', o);
+  }
+
+  private iterate(w: Float32Array, scale0: number, zero0: number, qmax: number, update: 'zero' | 'scale', o: HqqOptions): [number, number] {
+    const { q, e } = this;
+    const n = w.length;
+    let scale = scale0;
+    let zero = zero0;
+    let best: [number, number] = [scale, zero];
+    let bestError = lpError(w, scale, zero, qmax, o.p);
+    let beta = o.beta;
+    for (let it = 0; it < o.iterations; it++) {
+      const inverse = 1 / scale;
+      for (let i = 0; i < n; i++) {
+        const c = roundHalfEven(w[i] * inverse + zero);
+        q[i] = c < 0 ? 0 : c > qmax ? qmax : c;
+        e[i] = shrinkLp(w[i] * inverse - (q[i] - zero), beta, o.p);
+      }
+      if (update === 'zero') {
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += q[i] - w[i] * inverse + e[i];
+        zero = sum / n;
+      } else {
+        // Least squares for the scale given the codes, against the values minus the sparse error.
+        let num = 0;
+        let den = 0;
+        for (let i = 0; i < n; i++) {
+          const d = q[i] - zero;
+          num += (w[i] - e[i] * scale) * d;
+          den += d * d;
+        }
+        if (den > 0 && num !== 0) scale = num / den;
+      }
+      beta *= o.kappa;
+      const error = lpError(w, scale, zero, qmax, o.p);
+      if (error < bestError) {
+        bestError = error;
+        best = [scale, zero];
+      }
+    }
+    return best;
+  }
+}
+
+/** The proximal operator of |x|^p (p < 1) approximated as in HQQ: soft threshold |x|^(p-1)/beta. */
+export function shrinkLp(x: number, beta: number, p: number): number {
+  const magnitude = Math.abs(x);
+  if (magnitude === 0) return 0;
+  const shrunk = magnitude - magnitude ** (p - 1) / beta;
+  return shrunk > 0 ? Math.sign(x) * shrunk : 0;
+}
+
+/** Sum of |w - dequant(quant(w))|^p over a block for the given parameters. */
+export function lpError(w: ArrayLike<number>, scale: number, zero: number, qmax: number, p: number): number {
+  let total = 0;
+  const inverse = scale === 0 ? 0 : 1 / scale;
+  for (let i = 0; i < w.length; i++) {
+    const c = roundHalfEven(w[i] * inverse + zero);
+    const q = c < 0 ? 0 : c > qmax ? qmax : c;
+    total += Math.abs(w[i] - (q - zero) * scale) ** p;
+  }
+  return total;
+}
+
+/** value = (code - zeroPoint) * scale for every value, [rows, cols]. */
+export function dequantizeBlocks(q: QuantizedBlocks): Float32Array {
+  const out = new Float32Array(q.rows * q.cols);
+  for (let b = 0; b < q.scales.length; b++) {
+    const scale = q.scales[b];
+    const zero = q.zeroPoints[b];
+    const start = b * q.blockSize;
+    for (let i = start; i < start + q.blockSize; i++) out[i] = (q.codes[i] - zero) * scale;
+  }
+  return out;
+}
+
+/**
+ * Ternary weights ("1.58-bit") in the 2-bit format: per block, values beyond 0.7 * mean|w| become
+ * +-1 and the rest 0; the scale is the mean magnitude of the values kept (the least-squares
+ * scale for those signs). Codes are 2 + t, zero point 2: MatMulNBits' default for 2 bits.
+ */
+export function ternarizeBlocks(data: Float32Array, rows: number, cols: number, blockSize: number, scaleType: ScaleType = 'float32', thresholdRatio = 0.7): QuantizedBlocks {
+  return signBlocks(data, rows, cols, blockSize, scaleType, thresholdRatio);
+}
+
+/** Binary weights in the 2-bit format: sign (codes 1 or 3 around zero point 2), scale = mean|w|. */
+export function binarizeBlocks(data: Float32Array, rows: number, cols: number, blockSize: number, scaleType: ScaleType = 'float32'): QuantizedBlocks {
+  return signBlocks(data, rows, cols, blockSize, scaleType, undefined);
+}
+
+function signBlocks(data: Float32Array, rows: number, cols: number, blockSize: number, scaleType: ScaleType, thresholdRatio: number | undefined): QuantizedBlocks {
+  checkBlockShape(data.length, rows, cols, blockSize);
+  const blocksPerRow = cols / blockSize;
+  const count = rows * blocksPerRow;
+  const codes = new Uint8Array(rows * cols);
+  const scales = new Float32Array(count);
+  const zeroPoints = new Float32Array(count).fill(2);
+  for (let b = 0; b < count; b++) {
+    const start = b * blockSize;
+    let meanAbs = 0;
+    for (let i = start; i < start + blockSize; i++) meanAbs += Math.abs(data[i]);
+    meanAbs /= blockSize;
+    // Binary keeps every value (threshold -1 means "none below"); ternary drops small ones.
+    const threshold = thresholdRatio === undefined ? -1 : thresholdRatio * meanAbs;
+    let kept = 0;
+    let keptAbs = 0;
+    for (let i = start; i < start + blockSize; i++) {
+      const v = data[i];
+      const t = Math.abs(v) > threshold ? (v < 0 ? -1 : 1) : 0;
+      codes[i] = 2 + t;
+      if (t !== 0) {
+        kept++;
+        keptAbs += Math.abs(v);
+      }
+    }
+    scales[b] = roundToScaleType(kept === 0 ? 0 : keptAbs / kept, scaleType);
+  }
+  return { rows, cols, bits: 2, blockSize, blocksPerRow, symmetric: true, scaleType, zeroPointType: 'integer', codes, scales, zeroPoints };
+}
+
+/** Signal-to-quantization-noise ratio in dB: 10 log10(sum w^2 / sum (w - w')^2); Infinity if exact. */
+export function sqnrDb(original: ArrayLike<number>, approximation: ArrayLike<number>): number {
+  let signal = 0;
+  let noise = 0;
+  for (let i = 0; i < original.length; i++) {
+    signal += original[i] * original[i];
+    const d = original[i] - approximation[i];
+    noise += d * d;
+  }
+  if (noise === 0) return Number.POSITIVE_INFINITY;
+  return 10 * Math.log10(signal / noise);
+}

@@ -1,0 +1,122 @@
+// Gather on a constant embedding table [V, D] -> com.microsoft GatherBlockQuantized. Layout, from
+// onnxruntime's CPU kernel (contrib_ops/cpu/quantization/gather_block_quantized.cc), checked
+// numerically in test/quant-weight-only.test.ts against onnxruntime-node 1.30:
+//   data         uint8 [V, D * bits / 8], each row's codes packed LSB-first (bits 2, 4 or 8)
+//   scales       T2 [V, D / block_size], T2 is the output type (float or float16)
+//   zero_points  uint8 [V, ceil((D / block_size) * bits / 8)], packed per row like the data;
+//                absent means 2^(bits-1)
+//   attributes   gather_axis 0, quantize_axis 1 (uint8 data requires these), block_size, bits
+//   out[..., j]  = (code - zero_point) * scale
+// Only gathers along axis 0 of a 2-D table qualify; others are reported and left alone.
+import { attr } from '../../ir/attribute.js';
+import { DataType } from '../../ir/dtype.js';
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import { Tensor } from '../../ir/tensor.js';
+import { packRows } from '../../kernels/pack.js';
+import { dequantizeBlocks, sqnrDb } from '../../kernels/quantize-blocks.js';
+import type { Pass } from '../../pipeline/pass.js';
+import { isOp } from '../../optimize/util/graph-queries.js';
+import { PassResult } from '../../optimize/util/report.js';
+import { type BlockWeightOptions, quantizeRows, resolveBlockOptions } from './matmul-nbits.js';
+import {
+  MS_DOMAIN,
+  type QuantizedTensorReport,
+  type WeightQuantReport,
+  addTypedConstant,
+  dropUnreadConstant,
+  ensureMicrosoftOpset,
+  floatTensor,
+  readFloatWeight,
+} from './weight-tensors.js';
+
+export type GatherBlockQuantizedOptions = BlockWeightOptions;
+
+/** Converts every Gather that reads rows of a constant 2-D float table (all scopes). */
+export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptions): WeightQuantReport {
+  const o = resolveBlockOptions(options);
+  const result = new PassResult(['gathers', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
+  const tensors: QuantizedTensorReport[] = [];
+  const done = new Map<Graph, Map<string, { inputs: string[]; report: Omit<QuantizedTensorReport, 'node'> }>>();
+  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'Gather'));
+  for (const { node, graph } of targets) {
+    const tableName = node.inputs[0];
+    const table = readFloatWeight(graph, tableName);
+    // Gathers over shapes and indices (int64 constants, runtime values) are not embeddings: say
+    // nothing about them, only about float tables that could not be converted.
+    if ('reason' in table) continue;
+    result.count('gathers');
+    const skip = (code: string, message: string): void => {
+      result.count('skipped');
+      result.warn(code, `Gather '${node.label}': ${message}`, { node: node.label, tensor: tableName });
+    };
+    if (options.exclude?.(node, graph)) {
+      skip('excluded', 'excluded by the caller');
+      continue;
+    }
+    const dims = table.tensor.dims;
+    const axis = node.attrInt('axis', 0);
+    if (dims.length !== 2 || (axis !== 0 && axis !== -2)) {
+      skip('not-an-embedding', `table '${tableName}' [${dims.join(',')}] gathered on axis ${axis}; GatherBlockQuantized needs a 2-D table gathered on axis 0`);
+      continue;
+    }
+    const [V, D] = dims;
+    if (D % o.blockSize !== 0) {
+      skip('block-size-does-not-divide-row', `row length ${D} of '${tableName}' is not a multiple of block size ${o.blockSize}`);
+      continue;
+    }
+    let perGraph = done.get(graph);
+    if (perGraph === undefined) {
+      perGraph = new Map();
+      done.set(graph, perGraph);
+    }
+    let replacement = perGraph.get(tableName);
+    if (replacement === undefined) {
+      const q = quantizeRows(table.values, V, D, o);
+      const nBlocks = D / o.blockSize;
+      const elemType = table.tensor.dataType;
+      const data = Tensor.fromArray('', DataType.UINT8, [V, (D * o.bits) / 8], packRows(q.codes, V, D, o.bits));
+      const inputs = [addTypedConstant(model, graph, data, `${tableName}_q${o.bits}`, DataType.UINT8, node)];
+      const scales = floatTensor('', q.scales, [V, nBlocks], o.scaleType);
+      const scalesName = addTypedConstant(model, graph, scales, `${tableName}_scales`, elemType, node);
+      let zeroBytes = 0;
+      const zeroInputs: string[] = [];
+      if (!q.symmetric) {
+        const zeros = Tensor.fromArray('', DataType.UINT8, [V, Math.ceil((nBlocks * o.bits) / 8)], packRows(q.zeroPoints, V, nBlocks, o.bits));
+        zeroInputs.push(addTypedConstant(model, graph, zeros, `${tableName}_zero_points`, DataType.UINT8, node));
+        zeroBytes = zeros.byteLength;
+      }
+      replacement = {
+        // GatherBlockQuantized reads (data, indices, scales, zero_points): indices go in between.
+        inputs: [inputs[0], scalesName, ...zeroInputs],
+        report: {
+          name: tableName,
+          op: 'Gather',
+          bytesBefore: table.tensor.byteLength,
+          bytesAfter: data.byteLength + scales.byteLength + zeroBytes,
+          sqnrDb: sqnrDb(table.values, dequantizeBlocks(q)),
+        },
+      };
+      perGraph.set(tableName, replacement);
+      result.count('bytesBefore', replacement.report.bytesBefore);
+      result.count('bytesAfter', replacement.report.bytesAfter);
+    }
+    const [dataName, scalesName, ...zeros] = replacement.inputs;
+    node.opType = 'GatherBlockQuantized';
+    node.domain = MS_DOMAIN;
+    node.inputs = [dataName, node.inputs[1], scalesName, ...zeros];
+    node.attributes = [attr.int('gather_axis', 0), attr.int('quantize_axis', 1), attr.int('block_size', o.blockSize), attr.int('bits', o.bits)];
+    graph.changed();
+    dropUnreadConstant(graph, tableName);
+    tensors.push({ ...replacement.report, node: node.label });
+    result.count('quantized');
+  }
+  if (result.stats.quantized > 0) ensureMicrosoftOpset(model);
+  return { ...result.done(), tensors };
+}
+
+export const gatherBlockQuantizedPass: Pass<GatherBlockQuantizedOptions> = {
+  name: 'gather-block-quantized',
+  description: 'Gather on a constant embedding table -> com.microsoft GatherBlockQuantized (2/4/8-bit blocks along rows)',
+  run: (model, options) => quantizeGathers(model, options),
+};

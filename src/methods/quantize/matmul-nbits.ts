@@ -1,0 +1,235 @@
+// MatMul with a constant weight B [K, N] -> com.microsoft MatMulNBits, onnxruntime's weight-only
+// kernel (CPU, wasm, WebGPU). Layout, from ORT's ContribOperators.md (checked numerically against
+// onnxruntime-node in test/quant-weight-only.test.ts):
+//   B            uint8 [N, n_blocks, blob_size], column n of the weight quantized along K,
+//                codes packed LSB-first, blob_size = block_size * bits / 8
+//   scales       T1 [N * n_blocks] (A's element type)
+//   zero_points  uint8 [N * ceil(n_blocks * bits / 8)], each row packed LSB-first; or T1
+//                [N * n_blocks] floats; absent means 2^(bits-1) (the symmetric midpoint)
+//   Y = A @ ((code - zero_point) * scale)
+// Weights in Constant nodes and inside subgraphs are read through constantValue; what cannot be
+// converted (weight computed at run time, not 2-D, K not a multiple of the block size) is left as
+// it is and named in the report's warnings.
+import { attr } from '../../ir/attribute.js';
+import { DataType } from '../../ir/dtype.js';
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import { packRows } from '../../kernels/pack.js';
+import { type QuantBits, type ScaleType, isSupportedBlockSize } from '../../kernels/quant-formats.js';
+import {
+  type QuantizedBlocks,
+  type Rounding,
+  type ZeroPointType,
+  binarizeBlocks,
+  dequantizeBlocks,
+  quantizeBlocks,
+  sqnrDb,
+  ternarizeBlocks,
+} from '../../kernels/quantize-blocks.js';
+import type { Pass } from '../../pipeline/pass.js';
+import { isOp } from '../../optimize/util/graph-queries.js';
+import { PassResult } from '../../optimize/util/report.js';
+import {
+  MS_DOMAIN,
+  type QuantizedTensorReport,
+  type WeightQuantReport,
+  addTypedConstant,
+  dropUnreadConstant,
+  ensureMicrosoftOpset,
+  floatTensor,
+  readFloatWeight,
+  storedBytes,
+  transpose,
+} from './weight-tensors.js';
+
+/** How weights map to codes: linear blocks, or sign-based schemes in the 2-bit format. */
+export type WeightScheme = 'linear' | 'ternary' | 'binary';
+
+export interface BlockWeightOptions {
+  /** 2, 4 or 8 (ternary and binary always use 2). Default 4. */
+  bits?: QuantBits;
+  /** Values per block along the quantized axis: 16, 32, 64, 128 or 256. Default 32. */
+  blockSize?: number;
+  /** Symmetric blocks need no zero points. Default true. */
+  symmetric?: boolean;
+  rounding?: Rounding;
+  /** How scales are stored. float16 scales for a float32 model are stored small and Cast at load. */
+  scaleType?: ScaleType;
+  scheme?: WeightScheme;
+  /** Nodes to leave alone (the report names them as excluded). */
+  exclude?: (node: Node, graph: Graph) => boolean;
+}
+
+export interface MatMulNBitsOptions extends BlockWeightOptions {
+  /** MatMulNBits' accuracy_level (0 unset ... 4 int8 compute); omitted when undefined. */
+  accuracyLevel?: number;
+  /**
+   * Zero points of asymmetric blocks: packed integers, or floats (HQQ's own form, which ORT's
+   * MatMulNBits reads for 4 bits). Default 'integer'.
+   */
+  zeroPointType?: ZeroPointType;
+  /**
+   * When K is not a multiple of the block size: 'pad' the last block of each column with zeros
+   * (MatMulNBits has ceil(K / block_size) blocks and ignores codes past K), or 'skip' the MatMul
+   * with a warning. Default 'pad': PP-OCR's attention weights all have K = 120.
+   */
+  partialBlocks?: 'pad' | 'skip';
+}
+
+/** Quantizes the rows of a [rows, cols] matrix with the chosen scheme. */
+export function quantizeRows(values: Float32Array, rows: number, cols: number, o: Required<Omit<BlockWeightOptions, 'exclude'>>, zeroPointType: ZeroPointType = 'integer'): QuantizedBlocks {
+  if (o.scheme === 'ternary') return ternarizeBlocks(values, rows, cols, o.blockSize, o.scaleType);
+  if (o.scheme === 'binary') return binarizeBlocks(values, rows, cols, o.blockSize, o.scaleType);
+  return quantizeBlocks(values, rows, cols, { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, scaleType: o.scaleType, rounding: o.rounding, zeroPointType });
+}
+
+/** Options with defaults filled in, checked once (a bad block size is the caller's error). */
+export function resolveBlockOptions(options: BlockWeightOptions): Required<Omit<BlockWeightOptions, 'exclude'>> {
+  const scheme = options.scheme ?? 'linear';
+  const resolved = {
+    bits: scheme === 'linear' ? (options.bits ?? 4) : (2 as QuantBits),
+    blockSize: options.blockSize ?? 32,
+    symmetric: scheme === 'linear' ? (options.symmetric ?? true) : true,
+    rounding: options.rounding ?? 'rtn',
+    scaleType: options.scaleType ?? 'float32',
+    scheme,
+  };
+  if (![2, 4, 8].includes(resolved.bits)) throw new Error(`weight quantization: bits must be 2, 4 or 8, got ${resolved.bits}`);
+  if (!isSupportedBlockSize(resolved.blockSize)) throw new Error(`weight quantization: block size must be 16, 32, 64, 128 or 256, got ${resolved.blockSize}`);
+  return resolved;
+}
+
+interface Replacement {
+  inputs: string[];
+  report: Omit<QuantizedTensorReport, 'node'>;
+}
+
+/** Converts every eligible MatMul in the model (all scopes). */
+export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): WeightQuantReport {
+  const o = resolveBlockOptions(options);
+  let zeroPointType: ZeroPointType = o.symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
+  const result = new PassResult(['matmuls', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
+  if (zeroPointType === 'float' && o.bits === 8) {
+    // onnxruntime 1.30's CPU MatMulNBits rejects float zero points with 8 bits at run time.
+    zeroPointType = 'integer';
+    result.warn('float-zero-points-need-2-or-4-bits', 'MatMulNBits reads float zero points for 2 and 4 bits only; 8-bit blocks use integer zero points');
+  }
+  const tensors: QuantizedTensorReport[] = [];
+  // A weight read by several MatMuls of one graph is quantized once.
+  const done = new Map<Graph, Map<string, Replacement>>();
+  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul'));
+  for (const { node, graph } of targets) {
+    result.count('matmuls');
+    const skip = (code: string, message: string, tensor?: string): void => {
+      result.count('skipped');
+      result.warn(code, `MatMul '${node.label}': ${message}`, { node: node.label, tensor });
+    };
+    if (options.exclude?.(node, graph)) {
+      skip('excluded', 'excluded by the caller');
+      continue;
+    }
+    const weightName = node.inputs[1];
+    const weight = readFloatWeight(graph, weightName);
+    if ('reason' in weight) {
+      skip('weight-not-constant-float', weight.reason, weightName);
+      continue;
+    }
+    const dims = weight.tensor.dims;
+    if (dims.length !== 2) {
+      skip('weight-not-2d', `weight '${weightName}' has shape [${dims.join(',')}]; MatMulNBits needs a 2-D [K, N] weight`, weightName);
+      continue;
+    }
+    const [K, N] = dims;
+    if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {
+      skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);
+      continue;
+    }
+    let perGraph = done.get(graph);
+    if (perGraph === undefined) {
+      perGraph = new Map();
+      done.set(graph, perGraph);
+    }
+    let replacement = perGraph.get(weightName);
+    if (replacement === undefined) {
+      replacement = buildReplacement(model, graph, node, weightName, weight.tensor.dataType, weight.values, K, N, o, zeroPointType);
+      perGraph.set(weightName, replacement);
+      result.count('bytesBefore', replacement.report.bytesBefore);
+      result.count('bytesAfter', replacement.report.bytesAfter);
+    }
+    const attributes = [attr.int('K', K), attr.int('N', N), attr.int('bits', o.bits), attr.int('block_size', o.blockSize)];
+    if (options.accuracyLevel !== undefined) attributes.push(attr.int('accuracy_level', options.accuracyLevel));
+    node.opType = 'MatMulNBits';
+    node.domain = MS_DOMAIN;
+    node.inputs = [node.inputs[0], ...replacement.inputs];
+    node.attributes = attributes;
+    graph.changed();
+    dropUnreadConstant(graph, weightName);
+    tensors.push({ ...replacement.report, node: node.label });
+    result.count('quantized');
+  }
+  if (result.stats.quantized > 0) ensureMicrosoftOpset(model);
+  return { ...result.done(), tensors };
+}
+
+function buildReplacement(
+  model: Model,
+  graph: Graph,
+  node: Node,
+  weightName: string,
+  elemType: DataType,
+  values: Float32Array,
+  K: number,
+  N: number,
+  o: Required<Omit<BlockWeightOptions, 'exclude'>>,
+  zeroPointType: ZeroPointType,
+): Replacement {
+  // Rows of the quantized matrix are the columns of B: MatMulNBits blocks run along K. Columns
+  // are zero-padded to whole blocks; the kernel reads codes up to K only.
+  const nBlocks = Math.ceil(K / o.blockSize);
+  const padded = nBlocks * o.blockSize;
+  const columns = transpose(values, K, N);
+  const rows = padded === K ? columns : padColumns(columns, N, K, padded);
+  const q = quantizeRows(rows, N, padded, o, zeroPointType);
+  const blob = (o.blockSize * o.bits) / 8;
+  const base = `${weightName}_q${o.bits}`;
+  const packed = Tensor.fromArray('', DataType.UINT8, [N, nBlocks, blob], packRows(q.codes, N, padded, o.bits));
+  addTypedConstant(model, graph, packed, base, DataType.UINT8, node);
+  const scales = floatTensor('', q.scales, [N * nBlocks], o.scaleType);
+  const scalesName = addTypedConstant(model, graph, scales, `${weightName}_scales`, elemType, node);
+  const inputs = [packed.name, scalesName];
+  let zeroBytes = 0;
+  if (!q.symmetric) {
+    const zeros =
+      zeroPointType === 'float'
+        ? floatTensor('', q.zeroPoints, [N * nBlocks], o.scaleType)
+        : Tensor.fromArray('', DataType.UINT8, [N * Math.ceil((nBlocks * o.bits) / 8)], packRows(q.zeroPoints, N, nBlocks, o.bits));
+    inputs.push(addTypedConstant(model, graph, zeros, `${weightName}_zero_points`, zeroPointType === 'float' ? elemType : DataType.UINT8, node));
+    zeroBytes = zeros.byteLength;
+  }
+  const bytesBefore = K * N * (elemType === DataType.FLOAT16 ? 2 : 4);
+  return {
+    inputs,
+    report: {
+      name: weightName,
+      op: 'MatMul',
+      bytesBefore,
+      bytesAfter: storedBytes(packed, scales) + zeroBytes,
+      sqnrDb: sqnrDb(rows, dequantizeBlocks(q)),
+    },
+  };
+}
+
+/** [rows, cols] -> [rows, padded] with zeros after each row. */
+function padColumns(data: Float32Array, rows: number, cols: number, padded: number): Float32Array {
+  const out = new Float32Array(rows * padded);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * cols, (r + 1) * cols), r * padded);
+  return out;
+}
+
+export const matMulNBitsPass: Pass<MatMulNBitsOptions> = {
+  name: 'matmul-nbits',
+  description: 'MatMul with a constant weight -> com.microsoft MatMulNBits (2/4/8-bit blocks along K)',
+  run: (model, options) => quantizeMatMuls(model, options),
+};

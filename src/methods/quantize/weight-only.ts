@@ -1,0 +1,117 @@
+// Weight-only quantization, the user-facing pass: one method name picks the formats for every
+// kind of weight the model has.
+//   MatMul (constant B)        -> com.microsoft MatMulNBits (8, 4 or 2 bits; ternary/binary in 2)
+//   Gather (embedding table)   -> com.microsoft GatherBlockQuantized (same bits)
+//   Conv, Gemm                 -> DequantizeLinear: int4 blocked at opset >= 21 for int4, else
+//                                 int8 per channel (ternary and binary leave them in float)
+// Weights no method covers (LSTM, GRU, ConvTranspose, ...) stay float and the report says so, as
+// it does for every node skipped and why. The report lists each quantized tensor with its bytes
+// before and after and its SQNR.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import type { QuantBits, ScaleType } from '../../kernels/quant-formats.js';
+import type { Rounding } from '../../kernels/quantize-blocks.js';
+import type { Pass } from '../../pipeline/pass.js';
+import { isOp } from '../../optimize/util/graph-queries.js';
+import { type DequantizeLinearForm, quantizeConvGemmWeights } from './dequantize-linear-weights.js';
+import { quantizeGathers } from './gather-block-quantized.js';
+import { type WeightScheme, quantizeMatMuls } from './matmul-nbits.js';
+import { type WeightQuantReport, readFloatWeight } from './weight-tensors.js';
+
+export type WeightOnlyMethod = 'int8-weight' | 'int4' | 'int2' | 'ternary' | 'binary';
+
+export const WEIGHT_ONLY_METHODS: readonly WeightOnlyMethod[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
+
+export interface WeightOnlyOptions {
+  method: WeightOnlyMethod;
+  /** Block size along K (MatMul), the row (Gather) or input channels (blocked Conv/Gemm). Default 32. */
+  blockSize?: number;
+  /** Default true (no zero points). */
+  symmetric?: boolean;
+  rounding?: Rounding;
+  /** Storage of the scales of MatMulNBits and GatherBlockQuantized. Default 'float32'. */
+  scaleType?: ScaleType;
+  /** MatMulNBits accuracy_level; omitted when undefined. */
+  accuracyLevel?: number;
+  /** Nodes to leave in float (reported as excluded). */
+  exclude?: (node: Node, graph: Graph) => boolean;
+  /** MatMul with K not a multiple of the block size: pad the last block (default) or skip it. */
+  partialBlocks?: 'pad' | 'skip';
+  /** Also quantize Conv and Gemm weights through DequantizeLinear. Default true. */
+  convGemm?: boolean;
+}
+
+const BITS: Record<WeightOnlyMethod, QuantBits> = { 'int8-weight': 8, int4: 4, int2: 2, ternary: 2, binary: 2 };
+const SCHEME: Record<WeightOnlyMethod, WeightScheme> = { 'int8-weight': 'linear', int4: 'linear', int2: 'linear', ternary: 'ternary', binary: 'binary' };
+
+/** Ops whose weights weight-only methods leave alone, with the reason given in the report. */
+const NOT_COVERED: Record<string, string> = {
+  LSTM: 'LSTM weights stay float: onnxruntime has no weight-only LSTM kernel',
+  GRU: 'GRU weights stay float: onnxruntime has no weight-only GRU kernel',
+  RNN: 'RNN weights stay float: onnxruntime has no weight-only RNN kernel',
+  ConvTranspose: 'ConvTranspose weights stay float (not covered by weight-only methods)',
+};
+
+/** Runs the method on `model` in place and reports every tensor quantized and every node skipped. */
+export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions): WeightQuantReport {
+  const { method } = options;
+  if (!WEIGHT_ONLY_METHODS.includes(method)) throw new Error(`unknown weight-only method '${method}' (expected ${WEIGHT_ONLY_METHODS.join(', ')})`);
+  const block = {
+    bits: BITS[method],
+    scheme: SCHEME[method],
+    blockSize: options.blockSize ?? 32,
+    symmetric: options.symmetric ?? true,
+    rounding: options.rounding ?? 'rtn',
+    scaleType: options.scaleType ?? 'float32',
+    exclude: options.exclude,
+  };
+  // Noted before the passes run: afterwards the weights of converted nodes are gone.
+  const uncovered = uncoveredWeights(model);
+  const parts: WeightQuantReport[] = [
+    // HQQ's float zero points are what MatMulNBits reads best, but ORT 1.30 runs them for 2 and 4 bits only.
+    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: block.rounding === 'hqq' && block.bits !== 8 ? 'float' : 'integer' }),
+    quantizeGathers(model, block),
+  ];
+  if (options.convGemm ?? true) {
+    if (block.scheme === 'linear') {
+      const form: DequantizeLinearForm = block.bits === 4 ? 'blocked' : 'per-channel';
+      const convGemm = quantizeConvGemmWeights(model, { form, blockSize: block.blockSize, symmetric: block.symmetric, rounding: block.rounding, exclude: options.exclude });
+      if (block.bits === 2 && convGemm.stats.quantized > 0) {
+        convGemm.warnings.push({ code: 'conv-gemm-int8', message: 'int2: Conv and Gemm weights use int8 per-channel DequantizeLinear (ONNX has no 2-bit DequantizeLinear before opset 25)' });
+      }
+      parts.push(convGemm);
+    } else {
+      const count = [...model.graph.allNodes()].filter(({ node, graph }) => isOp(node, 'Conv', 'Gemm') && !('reason' in readFloatWeight(graph, node.inputs[1]))).length;
+      if (count > 0) parts.push({ stats: { skipped: count }, warnings: [{ code: 'scheme-matmul-only', message: `${method}: ${count} Conv/Gemm weights stay float (${method} weights are offered for MatMul and Gather only)` }], tensors: [] });
+    }
+  }
+  const report: WeightQuantReport = { stats: {}, warnings: [], tensors: [] };
+  for (const part of parts) {
+    for (const [key, value] of Object.entries(part.stats)) report.stats[key] = (report.stats[key] ?? 0) + value;
+    report.warnings.push(...part.warnings);
+    report.tensors.push(...part.tensors);
+  }
+  report.warnings.push(...uncovered);
+  if (report.tensors.length === 0) {
+    report.warnings.push({ code: 'nothing-quantized', message: `${method}: the model has no MatMul, Gather, Conv or Gemm with a constant float weight that this method converts` });
+  }
+  return report;
+}
+
+function uncoveredWeights(model: Model): WeightQuantReport['warnings'] {
+  const warnings: WeightQuantReport['warnings'] = [];
+  for (const { node } of model.graph.allNodes()) {
+    const reason = NOT_COVERED[node.opType];
+    if (reason === undefined || !isOp(node, node.opType)) continue;
+    // Said whether or not the weight is a plain constant (Silero feeds its LSTM through Identity).
+    warnings.push({ code: 'op-not-covered', message: `${node.opType} '${node.label}': ${reason}`, node: node.label, tensor: node.inputs[1] });
+  }
+  return warnings;
+}
+
+export const weightOnlyPass: Pass<WeightOnlyOptions> = {
+  name: 'weight-only',
+  description: 'Weight-only quantization: int8-weight, int4, int2, ternary or binary weights for MatMul, Gather, Conv and Gemm',
+  run: (model, options) => quantizeWeightsOnly(model, options),
+};

@@ -1,0 +1,104 @@
+// What the weight-only quantization passes share: reading a float weight wherever it lives,
+// writing new constants, dropping a Constant node nobody reads any more, the com.microsoft opset
+// import, and the per-tensor report every pass returns (bytes before/after and SQNR).
+import { attr } from '../../ir/attribute.js';
+import { constantValue, isStandardDomain } from '../../ir/constants.js';
+import { DataType, dataTypeName } from '../../ir/dtype.js';
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import { float16BitsToFloat32, float32ToFloat16Bits, type ScaleType } from '../../kernels/quant-formats.js';
+import type { PassReport } from '../../pipeline/pass.js';
+import { isRead } from '../../optimize/util/graph-queries.js';
+import { addConstant } from '../../optimize/util/write-constant.js';
+
+export const MS_DOMAIN = 'com.microsoft';
+
+/** One weight a pass quantized. */
+export interface QuantizedTensorReport {
+  /** The weight's value name. */
+  name: string;
+  /** The op that reads it (MatMul, Gather, Conv, Gemm). */
+  op: string;
+  node: string;
+  /** Stored bytes of the float weight, and of everything that replaced it (codes, scales, zero points). */
+  bytesBefore: number;
+  bytesAfter: number;
+  /** 10 log10(sum w^2 / sum (w - dequant(quant(w)))^2). */
+  sqnrDb: number;
+}
+
+/** A pass report with the per-tensor details (runPass keeps extra fields as they are). */
+export interface WeightQuantReport extends Omit<PassReport, 'pass' | 'ms'> {
+  tensors: QuantizedTensorReport[];
+}
+
+/** A float32 or float16 weight as float32 values, or a reason it cannot be read as one. */
+export function readFloatWeight(graph: Graph, name: string): { tensor: Tensor; values: Float32Array } | { reason: string } {
+  const tensor = constantValue(graph, name);
+  if (tensor === undefined) return { reason: `'${name}' is computed at run time, not a constant` };
+  if (tensor.dataType === DataType.FLOAT) return { tensor, values: tensor.data() as Float32Array };
+  if (tensor.dataType === DataType.FLOAT16) {
+    const bits = tensor.data() as Uint16Array;
+    const values = new Float32Array(bits.length);
+    for (let i = 0; i < bits.length; i++) values[i] = float16BitsToFloat32(bits[i]);
+    return { tensor, values };
+  }
+  return { reason: `weight '${name}' is ${dataTypeName(tensor.dataType)}; only float32 and float16 weights are quantized` };
+}
+
+/** [rows, cols] -> [cols, rows]. */
+export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c];
+  }
+  return out;
+}
+
+/** A tensor of scales (or float zero points) stored as `scaleType`. */
+export function floatTensor(name: string, values: Float32Array, dims: readonly number[], scaleType: ScaleType): Tensor {
+  if (scaleType === 'float32') return Tensor.fromArray(name, DataType.FLOAT, dims, values);
+  const bits = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) bits[i] = float32ToFloat16Bits(values[i]);
+  return Tensor.fromArray(name, DataType.FLOAT16, dims, bits);
+}
+
+/**
+ * Adds `tensor` to `graph` as a constant named from `base`, read as `elemType`: when the stored
+ * type differs (float16 scales for a float32 op), a Cast follows it, which onnxruntime folds at
+ * load time, so the file keeps the small form and the op gets the type it requires.
+ */
+export function addTypedConstant(model: Model, graph: Graph, tensor: Tensor, base: string, elemType: DataType, before: Node): string {
+  tensor.name = graph.uniqueName(base);
+  addConstant(model, graph, tensor, before);
+  if (tensor.dataType === elemType) return tensor.name;
+  const output = graph.uniqueName(`${base}_cast`);
+  const cast = new Node({ opType: 'Cast', inputs: [tensor.name], outputs: [output], name: graph.uniqueName(`${base}_Cast`), attributes: [attr.int('to', elemType)] });
+  graph.addNode(cast, Math.max(0, graph.nodes.indexOf(before)));
+  return output;
+}
+
+/** Removes the Constant node that produced `name` in `graph`'s scope chain if nothing reads it now. */
+export function dropUnreadConstant(graph: Graph, name: string): void {
+  for (let g: Graph | undefined = graph; g !== undefined; g = g.parent) {
+    if (!g.definesLocally(name)) continue;
+    if (isRead(g, name)) return;
+    const producer = g.producer(name);
+    if (producer !== undefined && producer.opType === 'Constant' && isStandardDomain(producer.domain)) g.removeNode(producer);
+    else if (g.initializer(name) !== undefined && !g.isGraphInput(name)) g.removeInitializer(name);
+    return;
+  }
+}
+
+/** Imports the com.microsoft domain (version 1) unless the model already does. */
+export function ensureMicrosoftOpset(model: Model): void {
+  if (model.opset(MS_DOMAIN) === undefined) model.opsetImports = [...model.opsetImports, { domain: MS_DOMAIN, version: 1 }];
+}
+
+/** Stored bytes of a tensor's data (what the file holds for it). */
+export function storedBytes(...tensors: Tensor[]): number {
+  return tensors.reduce((n, t) => n + t.byteLength, 0);
+}
