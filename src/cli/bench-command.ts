@@ -14,7 +14,7 @@ import { terminalProgress } from '../node/progress.js';
 import { reportModelOf, writeReportFile } from '../node/report-assets.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
-import { parseDims } from './parse-dims.js';
+import { parseDims, wholeNumber } from './options.js';
 
 interface BenchFlags {
   runs: string;
@@ -46,10 +46,10 @@ export function registerBench(program: Command, { io }: CliContext): void {
     .option('--json', 'print one JSON object instead of tables')
     .option('--report <file>', 'also write a self-contained HTML report with charts')
     .action(async (files: string[], flags: BenchFlags) => {
-      const runs = wholeNumber('--runs', flags.runs, 1);
-      const warmup = wholeNumber('--warmup', flags.warmup, 0);
-      const threads = wholeNumber('--threads', flags.threads, 0);
-      const batch = wholeNumber('--batch', flags.batch, 1);
+      const runs = wholeNumber(flags.runs, '--runs', 1);
+      const warmup = wholeNumber(flags.warmup, '--warmup', 0);
+      const threads = wholeNumber(flags.threads, '--threads', 0);
+      const batch = wholeNumber(flags.batch, '--batch', 1);
       const backend = parseBackend(flags.backend);
       const dims = parseDims(flags.dims);
 
@@ -88,13 +88,6 @@ export function registerBench(program: Command, { io }: CliContext): void {
     });
 }
 
-function wholeNumber(flag: string, text: string, min: number): number {
-  const value = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value) || value < min) {
-    throw new UsageError(`${flag} must be a whole number >= ${min}, got '${text}'`);
-  }
-  return value;
-}
 
 function parseBackend(text: string): Backend {
   if ((BACKENDS as readonly string[]).includes(text)) return text as Backend;

@@ -22,7 +22,7 @@ import type { Progress } from '../pipeline/progress.js';
 import { UsageError, inFile } from './errors.js';
 import type { CliContext } from './main.js';
 import { writeEvalReportFile } from '../node/report-assets.js';
-import { parseDims } from './parse-dims.js';
+import { parseDims, wholeNumber } from './options.js';
 import { benchDims } from '../eval/bench-inputs.js';
 
 interface EvalFlags {
@@ -138,17 +138,13 @@ async function openSamples(model: Model, flags: EvalFlags, count: number | undef
       dims: benchDims(signature.inputs, { dims: parseDims(flags.dims) }),
     });
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     // The generator speaks in library terms ({"N": 1}); say it the command-line way.
     const message = (error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N');
     throw new Error(message);
   }
 }
 
-function wholeNumber(text: string, flag: string, min: number): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) throw new UsageError(`${flag} must be a whole number >= ${min}, got '${text}'`);
-  return value;
-}
 
 function parseRange(text: string): [number, number] {
   const parts = text.split(',').map((p) => Number(p.trim()));

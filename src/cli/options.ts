@@ -1,5 +1,4 @@
-// `--dims`, shared by every command that generates inputs: sizes for symbolic dims, by dim name or
-// by `input[axis]`.
+// Option parsers shared by the commands, so every command words the same mistake the same way.
 import { UsageError } from './errors.js';
 
 /** `p2o.DynamicDimension.1=320,x[0]=4` -> { 'p2o.DynamicDimension.1': 320, 'x[0]': 4 }. */
@@ -12,4 +11,13 @@ export function parseDims(text: string | undefined): Record<string, number> {
     dims[match[1]] = Number(match[2]);
   }
   return dims;
+}
+
+/** A whole-number option at least `min`; anything else is a usage error (exit 2). */
+export function wholeNumber(text: string, flag: string, min: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new UsageError(`${flag} must be a whole number >= ${min}, got '${text}'`);
+  }
+  return value;
 }

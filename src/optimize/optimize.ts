@@ -16,6 +16,8 @@ export interface OptimizeOptions {
   skip?: readonly string[];
   /** Most rounds to run before stopping (default 4). */
   maxRounds?: number;
+  /** Called after every pass run (each round), with that run's report and the model as it now is. */
+  onPass?: (report: PassReport, model: Model) => void;
 }
 
 /** Optimizes `model` in place; one report per pass that ran. */
@@ -27,6 +29,7 @@ export async function optimizeModel(model: Model, options: OptimizeOptions = {},
     const before = size(model);
     for (const entry of selected) {
       const report = await runPass(entry.pass, model, {}, ctx);
+      options.onPass?.(report, model);
       reports.set(entry.pass.name, merge(reports.get(entry.pass.name), report));
     }
     ctx.debug?.(1, `optimize round ${round + 1}: ${before} -> ${size(model)} nodes + initializers`);
