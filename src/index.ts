@@ -86,3 +86,8 @@ export { renderReportHtml, type ReportAssets } from './report/html.js';
 export { reportCharts, type ReportInput, type ReportModel } from './report/report-input.js';
 export { optimizeModel } from './optimize/optimize.js';
 export { OPTIMIZER_PASSES } from './optimize/passes.js';
+export { float16Pass, type Float16Options } from './methods/quantize/fp16.js';
+export { QUANTIZE_METHODS, quantizeMethod } from './methods/quantize/registry.js';
+export { buildQuantizeReport, type QuantizeReport } from './methods/quantize/report.js';
+export { quantizeWeightsOnly, weightOnlyPass, WEIGHT_ONLY_METHODS } from './methods/quantize/weight-only.js';
+export * from './kernels/float16.js';

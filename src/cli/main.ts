@@ -8,6 +8,7 @@ import { registerEval } from './eval-command.js';
 import { registerBench } from './bench-command.js';
 import { registerInspect } from './inspect-command.js';
 import { registerOptimize } from './optimize-command.js';
+import { registerQuantize } from './quantize-command.js';
 
 /** Where commands write; tests and embedding code may capture it. */
 export interface CliIO {
@@ -23,7 +24,7 @@ export interface CliContext {
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
 // One line per command: `eval`, `quantize`, `optimize` and `bench` join this list as they land.
-const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize];
+const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize];
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

@@ -3,55 +3,11 @@
 // float16 and bfloat16 are stored as bit patterns, so they are converted here.
 import { DataType, type TypedArray, dataTypeName } from '../ir/dtype.js';
 import { Tensor } from '../ir/tensor.js';
+import { bfloat16ToNumber, float16ToNumber, numberToFloat16 } from '../kernels/float16.js';
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** The value of an IEEE half-precision bit pattern. */
-export function float16ToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : Number.NaN;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
-/** The nearest half-precision bit pattern (round half to even; overflow gives infinity). */
-export function numberToFloat16(value: number): number {
-  if (Number.isNaN(value)) return 0x7e00;
-  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
-  const magnitude = Math.abs(value);
-  if (magnitude >= 65520) return sign | 0x7c00;
-  if (magnitude < 2 ** -14) {
-    // Subnormal: a multiple of 2^-24, rounded half to even.
-    return sign | roundHalfEven(magnitude * 2 ** 24);
-  }
-  const exponent = Math.floor(Math.log2(magnitude));
-  // log2 can be off by one near powers of two; fix it so the mantissa is in [1, 2).
-  const e = magnitude / 2 ** exponent >= 2 ? exponent + 1 : magnitude / 2 ** exponent < 1 ? exponent - 1 : exponent;
-  let mantissa = roundHalfEven((magnitude / 2 ** e - 1) * 1024);
-  let biased = e + 15;
-  if (mantissa === 1024) {
-    mantissa = 0;
-    biased++;
-  }
-  if (biased >= 0x1f) return sign | 0x7c00;
-  return sign | (biased << 10) | mantissa;
-}
-
-function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const rest = x - floor;
-  if (rest > 0.5) return floor + 1;
-  if (rest < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
-
-export function bfloat16ToNumber(bits: number): number {
-  u32[0] = bits << 16;
-  return f32[0];
-}
+// One float16/bfloat16 implementation for the whole project lives in kernels/; these names are
+// kept here because evaluation and the optimizer import them from this module.
+export { bfloat16ToNumber, float16ToNumber, numberToBfloat16, numberToFloat16 } from '../kernels/float16.js';
 
 /**
  * The elements of a numeric tensor as numbers. float32/float64 and small integer types come back

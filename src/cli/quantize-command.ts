@@ -1,0 +1,188 @@
+// `shrink quantize IN -o OUT --method M`: runs one quantization method from the registry, writes
+// the result (into a folder under the transformers.js file name when OUT is a folder), and
+// reports what changed: sizes, nodes quantized and skipped with reasons, weight SQNR, and output
+// fidelity against the original on --data or generated samples. --json prints the report object.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Command, Option } from 'commander';
+import { env as ortEnv } from 'onnxruntime-node';
+import { compareModels } from '../eval/compare.js';
+import type { EvalReport } from '../eval/eval-report.js';
+import { modelSignature } from '../eval/match-inputs.js';
+import { generatedSamples } from '../eval/sample-generate.js';
+import type { SampleSource } from '../eval/samples.js';
+import type { Model } from '../ir/model.js';
+import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
+import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
+import { buildQuantizeReport, formatQuantizeReport, type QuantizeReport } from '../methods/quantize/report.js';
+import { loadModel, saveModel } from '../node/model-files.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { openSampleFile } from '../node/sample-files.js';
+import { runPass } from '../pipeline/pass.js';
+import { inFile, UsageError } from './errors.js';
+import { parseDims, wholeNumber } from './options.js';
+import type { CliContext } from './main.js';
+
+interface QuantizeFlags {
+  output: string;
+  method?: QuantizeMethodName;
+  blockSize?: string;
+  symmetric?: boolean;
+  asymmetric?: boolean;
+  exclude: string[];
+  config?: string;
+  compute?: 'ort-cpu' | 'all' | 'none';
+  json?: boolean;
+  data?: string;
+  samples?: string;
+  dims?: string;
+}
+
+export function registerQuantize(program: Command, context: CliContext): void {
+  program
+    .command('quantize')
+    .description('quantize a model (fp16, bf16, weight-only int8/int4/int2/ternary/binary) and report size, skipped nodes and fidelity')
+    .argument('<input>', 'the ONNX model to quantize')
+    .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_fp16.onnx)')
+    .addOption(new Option('--method <method>', 'quantization method').choices([...QUANTIZE_METHOD_NAMES]))
+    .option('--block-size <n>', 'weight-only: block size along K (16-256, default 32)')
+    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default)')
+    .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
+    .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
+    .option('--config <file>', 'JSON precision config: settings and per-node rules {"match", "precision"}')
+    .addOption(
+      new Option('--compute <policy>', 'fp16: ops computing in float16: those with onnxruntime CPU kernels, all but fragile ones, or none').choices([
+        'ort-cpu',
+        'all',
+        'none',
+      ]),
+    )
+    .option('--json', 'print the report as one JSON object')
+    .option('--data <path>', 'samples for fidelity: an ONNX test-data folder, .npy, .npz or .json (default: generated inputs)')
+    .option('--samples <n>', 'samples to compare (0 skips the fidelity check; default 4 generated)')
+    .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...')
+    .action(async (input: string, flags: QuantizeFlags, command: Command) => {
+      if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
+      const report = await quantize(input, flags);
+      for (const warning of report.fidelity?.warnings ?? []) context.io.stderr(`shrink: warning: ${warning}\n`);
+      context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatQuantizeReport(report));
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeReport> {
+  const config = flags.config === undefined ? undefined : readConfig(flags.config);
+  const methodName = flags.method ?? config?.method;
+  if (methodName === undefined) throw new UsageError(`quantize: give --method (${QUANTIZE_METHOD_NAMES.join(', ')}) or "method" in --config`);
+  const method = quantizeMethod(methodName);
+  if (method.pass === undefined) throw new Error(`quantize: method '${method.name}' is not implemented yet`);
+  if (flags.symmetric && flags.asymmetric) throw new UsageError('--symmetric and --asymmetric contradict each other');
+  for (const pattern of flags.exclude) checkPattern(pattern);
+  const base: QuantizeSettings = {
+    exclude: flags.exclude,
+    blockSize: flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1),
+    symmetric: flags.asymmetric ? false : flags.symmetric ? true : undefined,
+    compute: flags.compute,
+  };
+  const settings = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
+  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
+
+  const model = load(input);
+  const bytesBefore = fileSize(input);
+  const original = load(input);
+  const outcome = await runPass(method.pass, model, method.options(settings) as never, {});
+  const output = outputPath(flags.output, method.outputFileName(settings));
+  try {
+    saveModel(model, output);
+  } catch (error) {
+    throw inFile(output, error);
+  }
+  const { fidelity, skipped } = samples === 0 ? { fidelity: undefined, skipped: '--samples 0' } : await measure(original, output, flags, samples);
+  return buildQuantizeReport({
+    input,
+    output,
+    method: method.name,
+    bytesBefore,
+    bytesAfter: fileSize(output),
+    outcome,
+    fidelity,
+    fidelitySkipped: skipped,
+  });
+}
+
+function readConfig(file: string): QuantizeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw inFile(file, error);
+  }
+  return parseQuantizeConfig(text, file);
+}
+
+function checkPattern(pattern: string): void {
+  try {
+    nodeSelector(pattern, '--exclude');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** A folder (existing, or named with a trailing slash) gets the method's file name. */
+function outputPath(output: string, fileName: string): string {
+  const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
+  if (!isFolder) return output;
+  fs.mkdirSync(output, { recursive: true });
+  return path.join(output, fileName);
+}
+
+/** Fidelity of the written model against the original, or why it could not be measured. */
+async function measure(original: Model, output: string, flags: QuantizeFlags, count: number | undefined): Promise<{ fidelity?: EvalReport; skipped?: string }> {
+  let source: SampleSource;
+  const signature = modelSignature(original);
+  try {
+    source =
+      flags.data !== undefined
+        ? await openSampleFile(flags.data, signature)
+        : generatedSamples(signature.inputs, {
+            count: count ?? 4,
+            dims: parseDims(flags.dims),
+          });
+  } catch (error) {
+    if (flags.data !== undefined) throw error;
+    return {
+      skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data`,
+    };
+  }
+  try {
+    const candidate = new Uint8Array(fs.readFileSync(output));
+    return {
+      fidelity: await compareModels(nodeOrt, original, candidate, source, {
+        limit: flags.data === undefined ? undefined : count,
+        threads: 1,
+      }),
+    };
+  } finally {
+    await source.close?.();
+  }
+}
+
+function load(file: string): Model {
+  try {
+    return loadModel(file);
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}

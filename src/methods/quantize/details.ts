@@ -1,0 +1,62 @@
+// What a quantization pass tells the report beyond its counters: each weight it rewrote (types,
+// bytes, error) and each node it converted or left alone, with the reason. Passes return these
+// as `details` next to the usual PassReport fields; the quantize report (report.ts) reads them.
+import type { PassReport } from '../../pipeline/pass.js';
+
+export interface QuantizedTensor {
+  /** The constant's name (an initializer or a Constant node's output). */
+  name: string;
+  /** The graph holding it ('main' graph or an If/Loop body by name). */
+  graph: string;
+  /** Element type names before and after, e.g. float32 -> float16. */
+  from: string;
+  to: string;
+  elements: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Signal-to-quantization-noise ratio of the stored weight in dB (Infinity when exact). */
+  sqnrDb: number;
+  /** Values beyond the target's range (clamped or made infinite). */
+  overflow: number;
+  /** Nonzero values that became zero. */
+  underflow: number;
+  /** Why the tensor was left as it was, when `to` equals `from`. */
+  note?: string;
+}
+
+export interface NodeDecision {
+  node: string;
+  op: string;
+  graph: string;
+  /** The precision the node computes in after the pass (float16, float32, int4, ...). */
+  precision: string;
+  quantized: boolean;
+  /** Why a node was not quantized. */
+  reason?: string;
+}
+
+export interface QuantizeDetails {
+  tensors: QuantizedTensor[];
+  nodes: NodeDecision[];
+}
+
+/** A pass result that carries details for the quantize report. */
+export type DetailedPassResult = Omit<PassReport, 'pass' | 'ms'> & {
+  details?: QuantizeDetails;
+};
+
+/** SQNR in dB of `approx` against `exact` over finite elements; Infinity when they agree. */
+export function sqnrDb(exact: Float32Array, approx: Float32Array): number {
+  let signal = 0;
+  let noise = 0;
+  for (let i = 0; i < exact.length; i++) {
+    const x = exact[i];
+    if (!Number.isFinite(x)) continue;
+    const d = x - approx[i];
+    signal += x * x;
+    noise += d * d;
+  }
+  if (noise === 0) return Number.POSITIVE_INFINITY;
+  if (!Number.isFinite(noise)) return Number.NEGATIVE_INFINITY;
+  return 10 * Math.log10(signal / noise);
+}

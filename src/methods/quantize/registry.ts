@@ -1,0 +1,120 @@
+// The quantization methods shrink offers, in one list: name, what it does, the pass that does it
+// (undefined while a method is not implemented yet), how the shared settings become that pass's
+// options, and the output file name. File names follow transformers.js where it has one
+// (model_fp16.onnx, model_quantized.onnx, model_int8.onnx, model_q4.onnx, model_q4f16.onnx), so
+// results drop into a transformers.js model folder unchanged.
+
+import type { ScaleType } from '../../kernels/quant-formats.js';
+import type { Rounding } from '../../kernels/quantize-blocks.js';
+import type { Pass } from '../../pipeline/pass.js';
+import { float16Pass } from './fp16.js';
+import type { Float16ComputePolicy } from './fp16-ops.js';
+import { firstMatch, nodeSelector } from './node-selector.js';
+import { weightOnlyPass } from './weight-only.js';
+
+export const QUANTIZE_METHOD_NAMES = ['fp16', 'bf16', 'int8-weight', 'int4', 'int2', 'ternary', 'binary', 'dynamic-int8', 'static-int8'] as const;
+export type QuantizeMethodName = (typeof QUANTIZE_METHOD_NAMES)[number];
+
+/** Settings every method reads what applies to it from (the command line and config file fill them). */
+export interface QuantizeSettings {
+  /** Node-name regexes or op types left in float32. */
+  exclude?: readonly string[];
+  /** Node-name regexes or op types forced to the method's precision (fp16: even ops on the block list). */
+  force?: readonly string[];
+  blockSize?: number;
+  symmetric?: boolean;
+  rounding?: Rounding;
+  scaleType?: ScaleType;
+  accuracyLevel?: number;
+  /** fp16: which ops compute in float16 (default 'ort-cpu'). */
+  compute?: Float16ComputePolicy;
+  /** fp16: op types kept in float32 besides the policy's own. */
+  blockOps?: readonly string[];
+  /** fp16: keep float32 graph inputs and outputs (default true). */
+  keepIoTypes?: boolean;
+}
+
+export interface QuantizeMethod {
+  readonly name: QuantizeMethodName;
+  readonly description: string;
+  /** The pass, or undefined while the method is not implemented. */
+  readonly pass: Pass<never> | undefined;
+  /** The pass's options from the shared settings. */
+  options(settings: QuantizeSettings): unknown;
+  /** The output's file name when the output is a folder. */
+  outputFileName(settings: QuantizeSettings): string;
+}
+
+function float16Method(name: 'fp16' | 'bf16'): QuantizeMethod {
+  return {
+    name,
+    description:
+      name === 'fp16'
+        ? 'float16 weights; float16 compute where onnxruntime CPU has kernels (--compute all for GPU targets)'
+        : 'bfloat16 weights, cast to float32 where read (onnxruntime CPU has no bfloat16 math kernels)',
+    pass: float16Pass as Pass<never>,
+    options: (s) => ({
+      format: name === 'fp16' ? 'float16' : 'bfloat16',
+      compute: s.compute,
+      blockOps: s.blockOps,
+      keepIoTypes: s.keepIoTypes,
+      exclude: s.exclude,
+      force: s.force,
+    }),
+    outputFileName: () => `model_${name}.onnx`,
+  };
+}
+
+function weightOnlyMethod(
+  name: 'int8-weight' | 'int4' | 'int2' | 'ternary' | 'binary',
+  description: string,
+  file: (s: QuantizeSettings) => string,
+): QuantizeMethod {
+  return {
+    name,
+    description,
+    pass: weightOnlyPass as Pass<never>,
+    options: (s) => {
+      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
+      return {
+        method: name,
+        blockSize: s.blockSize,
+        symmetric: s.symmetric,
+        rounding: s.rounding,
+        scaleType: s.scaleType,
+        accuracyLevel: s.accuracyLevel,
+        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+      };
+    },
+    outputFileName: file,
+  };
+}
+
+function notImplemented(name: QuantizeMethodName, description: string, file: string): QuantizeMethod {
+  return {
+    name,
+    description,
+    pass: undefined,
+    options: () => ({}),
+    outputFileName: () => file,
+  };
+}
+
+export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
+  float16Method('fp16'),
+  float16Method('bf16'),
+  weightOnlyMethod('int8-weight', 'int8 weights (MatMulNBits, GatherBlockQuantized, DequantizeLinear), float compute', () => 'model_q8.onnx'),
+  weightOnlyMethod('int4', 'int4 block-quantized weights (MatMulNBits bits=4)', (s) => (s.scaleType === 'float16' ? 'model_q4f16.onnx' : 'model_q4.onnx')),
+  weightOnlyMethod('int2', 'int2 block-quantized weights (MatMulNBits bits=2)', () => 'model_q2.onnx'),
+  weightOnlyMethod('ternary', 'ternary weights (-1/0/+1 and a scale, "1.58-bit") in the 2-bit format', () => 'model_ternary.onnx'),
+  weightOnlyMethod('binary', 'binary weights (+-scale) in the 2-bit format', () => 'model_binary.onnx'),
+  notImplemented('dynamic-int8', 'int8 weights and activations with scales computed at run time', 'model_quantized.onnx'),
+  notImplemented('static-int8', 'int8 QDQ with activation ranges calibrated on sample data', 'model_int8.onnx'),
+];
+
+/** The method called `name`, or an error listing the known ones. */
+export function quantizeMethod(name: string): QuantizeMethod {
+  const method = QUANTIZE_METHODS.find((m) => m.name === name);
+  if (method === undefined) throw new Error(`unknown quantization method '${name}' (known: ${QUANTIZE_METHOD_NAMES.join(', ')})`);
+  return method;
+}

@@ -1,0 +1,245 @@
+// The quantize report: what a method did to a model and what it cost. Bytes before and after
+// (the whole file and each weight), which nodes were quantized and which were left alone and why,
+// each weight's SQNR, and output fidelity against the original (eval's compareModels). One
+// JSON-able object, and a terminal formatter for people.
+import type { EvalReport, JsonNumber } from '../../eval/eval-report.js';
+import { jsonNumber } from '../../eval/eval-report.js';
+import { formatBytes, groupDigits, renderTable } from '../../inspect/table.js';
+import type { PassReport, PassWarning } from '../../pipeline/pass.js';
+import type { NodeDecision, QuantizeDetails } from './details.js';
+
+export interface QuantizeTensorEntry {
+  name: string;
+  graph?: string;
+  /** The node that reads it, when the pass names one. */
+  node?: string;
+  from?: string;
+  to?: string;
+  bytes_before: number;
+  bytes_after: number;
+  sqnr_db: JsonNumber;
+  overflow?: number;
+  note?: string;
+}
+
+export interface QuantizeReport {
+  input: string;
+  output: string;
+  method: string;
+  pass: string;
+  ms: number;
+  bytes: { before: number; after: number; ratio: number };
+  weights: {
+    tensors: number;
+    bytes_before: number;
+    bytes_after: number;
+    min_sqnr_db: JsonNumber;
+    median_sqnr_db: JsonNumber;
+  };
+  tensors: QuantizeTensorEntry[];
+  nodes: {
+    quantized: number;
+    skipped: number;
+    skipped_by_reason: Record<string, number>;
+    list: NodeDecision[];
+  };
+  stats: Record<string, number>;
+  warnings: PassWarning[];
+  /** Output fidelity of the quantized model against the original; absent when not measured. */
+  fidelity?: EvalReport;
+  /** Why fidelity was not measured. */
+  fidelity_skipped?: string;
+}
+
+/** The shapes pass results come in: `details` (fp16) or a top-level `tensors` list (weight-only). */
+type PassOutcome = Omit<PassReport, 'tensors'> & {
+  details?: QuantizeDetails;
+  tensors?: {
+    name: string;
+    op?: string;
+    node?: string;
+    bytesBefore: number;
+    bytesAfter: number;
+    sqnrDb: number;
+  }[];
+};
+
+export function buildQuantizeReport(init: {
+  input: string;
+  output: string;
+  method: string;
+  bytesBefore: number;
+  bytesAfter: number;
+  outcome: PassReport;
+  fidelity?: EvalReport;
+  fidelitySkipped?: string;
+}): QuantizeReport {
+  const outcome = init.outcome as unknown as PassOutcome;
+  const tensors: QuantizeTensorEntry[] =
+    outcome.details?.tensors.map((t) => ({
+      name: t.name,
+      graph: t.graph,
+      from: t.from,
+      to: t.to,
+      bytes_before: t.bytesBefore,
+      bytes_after: t.bytesAfter,
+      sqnr_db: jsonNumber(t.sqnrDb),
+      overflow: t.overflow,
+      ...(t.note === undefined ? {} : { note: t.note }),
+    })) ??
+    (outcome.tensors ?? []).map((t) => ({
+      name: t.name,
+      node: t.node,
+      bytes_before: t.bytesBefore,
+      bytes_after: t.bytesAfter,
+      sqnr_db: jsonNumber(t.sqnrDb),
+    }));
+  const list: NodeDecision[] = outcome.details?.nodes ?? nodesFromWarnings(outcome);
+  const skippedByReason: Record<string, number> = {};
+  for (const n of list) if (!n.quantized) skippedByReason[n.reason ?? 'unknown'] = (skippedByReason[n.reason ?? 'unknown'] ?? 0) + 1;
+  const changed = tensors.filter((t) => t.bytes_after !== t.bytes_before || t.to !== t.from);
+  const sqnrs = changed
+    .map((t) => (typeof t.sqnr_db === 'number' ? t.sqnr_db : t.sqnr_db === 'inf' ? Infinity : Number.NaN))
+    .filter((x) => !Number.isNaN(x))
+    .sort((a, b) => a - b);
+  return {
+    input: init.input,
+    output: init.output,
+    method: init.method,
+    pass: outcome.pass,
+    ms: Math.round(outcome.ms),
+    bytes: {
+      before: init.bytesBefore,
+      after: init.bytesAfter,
+      ratio: round(init.bytesAfter / init.bytesBefore, 4),
+    },
+    weights: {
+      tensors: changed.length,
+      bytes_before: sum(changed.map((t) => t.bytes_before)),
+      bytes_after: sum(changed.map((t) => t.bytes_after)),
+      min_sqnr_db: sqnrs.length === 0 ? null : jsonNumber(sqnrs[0]),
+      median_sqnr_db: sqnrs.length === 0 ? null : jsonNumber(sqnrs[Math.floor(sqnrs.length / 2)]),
+    },
+    tensors,
+    nodes: {
+      quantized: list.filter((n) => n.quantized).length,
+      skipped: list.filter((n) => !n.quantized).length,
+      skipped_by_reason: skippedByReason,
+      list,
+    },
+    stats: outcome.stats,
+    warnings: outcome.warnings,
+    ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
+    ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
+  };
+}
+
+/** Weight-only passes report skipped nodes as warnings naming the node; quantized ones by tensor. */
+function nodesFromWarnings(outcome: PassOutcome): NodeDecision[] {
+  const quantized = (outcome.tensors ?? []).map(
+    (t): NodeDecision => ({
+      node: t.node ?? t.name,
+      op: t.op ?? '',
+      graph: '',
+      precision: outcome.pass,
+      quantized: true,
+    }),
+  );
+  const skipped = outcome.warnings
+    .filter((w) => w.node !== undefined)
+    .map(
+      (w): NodeDecision => ({
+        node: w.node as string,
+        op: '',
+        graph: '',
+        precision: 'float32',
+        quantized: false,
+        reason: w.message,
+      }),
+    );
+  return [...quantized, ...skipped];
+}
+
+/** The report as terminal text: size, weights, nodes, fidelity, the weakest weights, warnings. */
+export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
+  const lines: string[] = [];
+  const w = report.weights;
+  lines.push(`input      ${report.input}`, `output     ${report.output}`, `method     ${report.method} (${report.pass}, ${report.ms} ms)`);
+  lines.push(`size       ${formatBytes(report.bytes.before)} -> ${formatBytes(report.bytes.after)} (${report.bytes.ratio.toFixed(3)}x)`);
+  lines.push(
+    `weights    ${groupDigits(w.tensors)} tensors, ${formatBytes(w.bytes_before)} -> ${formatBytes(w.bytes_after)}; SQNR min ${db(w.min_sqnr_db)}, median ${db(w.median_sqnr_db)}`,
+  );
+  lines.push(`nodes      ${groupDigits(report.nodes.quantized)} quantized, ${groupDigits(report.nodes.skipped)} left as they were`);
+  const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
+  for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
+  if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);
+  if (report.fidelity !== undefined) {
+    lines.push('', `fidelity on ${report.fidelity.samples} sample${report.fidelity.samples === 1 ? '' : 's'} (${report.fidelity.data}):`);
+    const rows = Object.entries(report.fidelity.outputs).map(([name, o]) => [
+      name,
+      cosine(o.cosine),
+      db(o.sqnr_db),
+      num(o.max_abs),
+      o.top1_agreement === undefined ? '' : `${(o.top1_agreement * 100).toFixed(2)}%`,
+    ]);
+    lines.push(
+      ...renderTable(
+        [
+          { header: 'output' },
+          { header: 'cosine', align: 'right' },
+          { header: 'SQNR', align: 'right' },
+          { header: 'max abs', align: 'right' },
+          { header: 'top-1', align: 'right' },
+        ],
+        rows,
+      ),
+    );
+  } else if (report.fidelity_skipped !== undefined) {
+    lines.push('', `fidelity   not measured: ${report.fidelity_skipped}`);
+  }
+  const weakest = report.tensors
+    .filter((t) => t.note === undefined && typeof t.sqnr_db === 'number')
+    .sort((a, b) => (a.sqnr_db as number) - (b.sqnr_db as number))
+    .slice(0, top);
+  if (weakest.length > 0) {
+    lines.push('', 'weights with the lowest SQNR:');
+    lines.push(
+      ...renderTable(
+        [{ header: 'tensor' }, { header: 'type' }, { header: 'bytes', align: 'right' }, { header: 'SQNR', align: 'right' }],
+        weakest.map((t) => [
+          t.name,
+          t.from === undefined ? '' : `${t.from} -> ${t.to}`,
+          `${formatBytes(t.bytes_before)} -> ${formatBytes(t.bytes_after)}`,
+          db(t.sqnr_db),
+        ]),
+      ),
+    );
+  }
+  for (const warning of report.warnings.slice(0, top)) lines.push(`warning: ${warning.message}`);
+  if (report.warnings.length > top) lines.push(`(${report.warnings.length - top} more warnings in --json)`);
+  return `${lines.join('\n')}\n`;
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function round(value: number, digits: number): number {
+  return Number(value.toFixed(digits));
+}
+
+function db(value: JsonNumber): string {
+  if (value === null) return '?';
+  return typeof value === 'string' ? `${value} dB` : `${value.toFixed(1)} dB`;
+}
+
+function cosine(value: JsonNumber): string {
+  if (value === null || typeof value === 'string') return String(value ?? '?');
+  const six = value.toFixed(6);
+  return six === '1.000000' && value !== 1 ? value.toFixed(9) : six;
+}
+
+function num(value: JsonNumber): string {
+  if (value === null || typeof value === 'string') return String(value ?? '?');
+  return value === 0 ? '0' : Math.abs(value) >= 1e-3 && Math.abs(value) < 1e5 ? value.toPrecision(4) : value.toExponential(2);
+}
