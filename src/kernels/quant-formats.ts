@@ -89,51 +89,12 @@ export function blockStorage(
   return { codeBytes, scaleBytes, zeroPointBits, bitsPerWeight: (codeBytes * 8 + scaleBytes * 8 + zeroPointBits) / blockSize };
 }
 
-// float16 conversion by bit manipulation (round half to even), shared by every kernel that stores
-// float16 scales. eval/numeric.ts has a readable version; this one is on the hot path.
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** The IEEE half-precision bit pattern nearest to `value` (overflow gives infinity). */
-export function float32ToFloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  let mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
-  const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal half (or zero): shift the implicit-one mantissa into place, rounding half to even.
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mantissa & ((1 << shift) - 1);
-    let result = mantissa >>> shift;
-    if (rest > half || (rest === half && (result & 1) === 1)) result++;
-    return sign | result;
-  }
-  let result = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  if (rest > 0x1000 || (rest === 0x1000 && (result & 1) === 1)) result++;
-  return sign | result;
-}
-
-/** The value of a half-precision bit pattern. */
-export function float16BitsToFloat32(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
+// float16 scales use the one float16 conversion of the project (round half to even).
+export { numberToFloat16 as float32ToFloat16Bits, float16ToNumber as float16BitsToFloat32 } from './float16.js';
+import { float16ToNumber, numberToFloat16 } from './float16.js';
 
 /** `value` as the scale type stores it (float32 rounding, or float16 rounding). */
 export function roundToScaleType(value: number, scaleType: ScaleType): number {
-  if (scaleType === 'float16') return float16BitsToFloat32(float32ToFloat16Bits(value));
+  if (scaleType === 'float16') return float16ToNumber(numberToFloat16(value));
   return Math.fround(value);
 }
