@@ -91,3 +91,5 @@ export { QUANTIZE_METHODS, quantizeMethod } from './methods/quantize/registry.js
 export { buildQuantizeReport, type QuantizeReport } from './methods/quantize/report.js';
 export { quantizeWeightsOnly, weightOnlyPass, WEIGHT_ONLY_METHODS } from './methods/quantize/weight-only.js';
 export * from './kernels/float16.js';
+export { ctcAlphabet, decodeCtcGreedy, missingCharacters } from './eval/ctc.js';
+export { sileroProbabilities } from './eval/silero.js';
