@@ -93,3 +93,5 @@ export { quantizeWeightsOnly, weightOnlyPass, WEIGHT_ONLY_METHODS } from './meth
 export * from './kernels/float16.js';
 export { ctcAlphabet, decodeCtcGreedy, missingCharacters } from './eval/ctc.js';
 export { sileroProbabilities } from './eval/silero.js';
+export { blamePass, compareOnSamples, CHANGED_OUTPUT_RELATIVE_ERROR, type PassBlame, type CompareOutputs } from './optimize/blame-pass.js';
+export { checkModelForOptimize, assertOptimizable, ModelLoadError } from './optimize/check-model.js';

@@ -1,8 +1,10 @@
 // `shrink optimize IN -o OUT`: runs the optimizer registry (src/optimize/passes.ts) over a model,
 // shows what each pass did (nodes removed, weight bytes saved, time), then proves the result:
 // both models run in onnxruntime on the same samples (--data, or generated inputs with a warning)
-// and the fidelity is printed. A result whose outputs moved is not written; the pass that moved
-// them is found by replaying the passes one at a time and named in the error.
+// and the fidelity is printed. The input is checked first (src/optimize/check-model.ts): a broken
+// graph or an op onnxruntime cannot load fails with one line naming the node. A result whose
+// outputs moved is not written; the pass that moved them is found by replaying the passes one at
+// a time (src/optimize/blame-pass.ts) and named in the error with the error it caused.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -19,12 +21,14 @@ import { loadModel, saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { terminalProgress } from '../node/progress.js';
 import { openSampleFile } from '../node/sample-files.js';
+import { blamePass, changedOutputs, compareOnSamples, describeDifferences, outputDifferences } from '../optimize/blame-pass.js';
+import { ModelLoadError, checkModelForOptimize } from '../optimize/check-model.js';
 import { optimizeModel } from '../optimize/optimize.js';
 import { OPTIMIZER_PASSES, type OptimizeLevel } from '../optimize/passes.js';
 import { totalNodes } from '../optimize/util/graph-queries.js';
-import type { PassContext, PassReport } from '../pipeline/pass.js';
+import type { PassContext, PassReport, PassWarning } from '../pipeline/pass.js';
 import { silentProgress } from '../pipeline/progress.js';
-import { UsageError, inFile } from './errors.js';
+import { UsageError, inFile, oneLine } from './errors.js';
 import type { CliContext } from './main.js';
 import { parseDims, wholeNumber } from './options.js';
 import { benchDims } from '../eval/bench-inputs.js';
@@ -44,11 +48,7 @@ interface OptimizeFlags {
   threads: string;
 }
 
-/**
- * Relative L2 error (||a - b|| / ||a||) above which an output counts as changed. Exact rewrites
- * and fusions move float32 outputs by ~1e-7 relative (summation order); a broken rewrite by far more.
- */
-export const CHANGED_OUTPUT_RELATIVE_ERROR = 1e-4;
+export { CHANGED_OUTPUT_RELATIVE_ERROR } from '../optimize/blame-pass.js';
 
 /** What one pass did, summed over the optimizer's rounds. */
 export interface PassSummary {
@@ -129,7 +129,10 @@ async function optimizeFile(input: string, flags: OptimizeFlags): Promise<Optimi
   checkOutputFolder(flags.output);
   const original = load(input);
   const model = load(input);
-  const warnings: string[] = [];
+  // A broken graph, or (when the models will run) an op onnxruntime cannot load, fails here,
+  // before any work; ops shape inference does not know are only reported.
+  const checks = await checkInput(input, original, flags.validate);
+  const warnings: string[] = checks.map((w) => w.message);
   // Samples are prepared before any work, so a missing dim or a bad --data fails at once.
   const samples = flags.validate ? await openSamples(original, flags, options.count) : undefined;
   try {
@@ -140,17 +143,13 @@ async function optimizeFile(input: string, flags: OptimizeFlags): Promise<Optimi
 
     let fidelity: Fidelity | null = null;
     if (samples !== undefined) {
-      const report = await compare(original, model, samples, options.threads, flags.data === undefined ? undefined : options.count);
-      warnings.push(...report.warnings);
-      fidelity = fidelityOf(report);
-      const changed = changedOutputs(report);
-      if (changed.length > 0) {
-        const culprit = await findCulprit(input, ctx.order, samples, options.threads);
-        throw new Error(
-          `${input}: optimized model's outputs changed (${changed.join('; ')})` +
-            `${culprit === undefined ? '' : `; first pass to change them: '${culprit}'`}; nothing was written (use --skip to leave that pass out)`,
-        );
-      }
+      const limit = flags.data === undefined ? undefined : options.count;
+      const outcome = await compareOptimized(original, model, samples, options.threads, limit);
+      if ('broken' in outcome) throw await changedError(input, outcome.broken, options, samples);
+      warnings.push(...outcome.report.warnings);
+      fidelity = fidelityOf(outcome.report);
+      const changed = changedOutputs(outputDifferences(outcome.report));
+      if (changed.length > 0) throw await changedError(input, `optimized model's outputs changed (${describeDifferences(changed)})`, options, samples);
     }
     try {
       saveModel(model, flags.output, flags.externalData ? { externalData: true } : {});
@@ -325,38 +324,59 @@ function worse(current: JsonNumber, next: JsonNumber, isWorse: (a: number, b: nu
   return isWorse(next, current) ? next : current;
 }
 
-/** `'y': relative error 0.3` for each output the optimization changed. */
-function changedOutputs(report: EvalReport): string[] {
-  const changed: string[] = [];
-  for (const [name, o] of Object.entries(report.outputs)) {
-    const relative = o.relative;
-    const bad = o.non_finite > 0 || relative === null || typeof relative === 'string' || relative > CHANGED_OUTPUT_RELATIVE_ERROR;
-    if (bad) changed.push(`'${name}': relative error ${relative}, max abs ${o.max_abs}${o.non_finite > 0 ? `, ${o.non_finite} non-finite` : ''}`);
+/**
+ * The original against the optimized model. The original was loaded in onnxruntime by the input
+ * check, so a failure to load or run the optimized one is the optimizer's doing (`broken`), and a
+ * failure of the original is the samples'.
+ */
+async function compareOptimized(
+  original: Model,
+  candidate: Model,
+  samples: SampleSource,
+  threads: number,
+  limit: number | undefined,
+): Promise<{ report: EvalReport } | { broken: string }> {
+  try {
+    return { report: await compare(original, candidate, samples, threads, limit) };
+  } catch (error) {
+    // onnxruntime's source location and C++ signature say nothing to a user.
+    const message = oneLine(error).replace(/[^\s(]*onnxruntime_src\S*:\d+ .*?\(\) /g, '');
+    const candidateFailed = /^validation: (candidate model|.*the candidate model failed)/.test(message);
+    if (!candidateFailed) throw error;
+    return { broken: `onnxruntime cannot run the optimized model (${message.replace(/^validation: /, '').replace(/ \(give real samples with --data.*$/, '')})` };
   }
-  return changed;
 }
 
 /**
- * Replays the passes in the order they ran, one at a time on a fresh copy, comparing with the
- * original after each: the first one after which outputs change is to blame. Runs only when the
- * whole optimization failed validation, so its cost does not matter.
+ * The error for an optimized model that moved or broke: replays the passes one at a time on a
+ * fresh copy (blame-pass.ts) and names the first pass after which outputs moved, with its numbers.
+ * Runs only when the whole optimization failed validation, so its cost does not matter.
  */
-async function findCulprit(input: string, order: readonly string[], samples: SampleSource, threads: number): Promise<string | undefined> {
+async function changedError(input: string, what: string, options: ParsedOptions, samples: SampleSource): Promise<Error> {
   const original = load(input);
-  const model = load(input);
-  for (const pass of order) {
-    await optimizeModel(model, { passes: [pass], maxRounds: 1 }, { ort: nodeOrt });
-    try {
-      const report = await compare(original, model, samples, threads, 1);
-      if (changedOutputs(report).length > 0) return pass;
-    } catch {
-      // The model no longer runs at all: this pass broke it.
-      return pass;
-    }
+  const compareOne = compareOnSamples(nodeOrt, samples, { limit: 1, threads: options.threads === 0 ? undefined : options.threads });
+  const blame = await blamePass(original, compareOne, { optimize: options.optimize, ctx: { ort: nodeOrt }, copy: () => load(input) });
+  let culprit = '';
+  if (blame !== undefined) {
+    let after = `after it on 1 sample: ${describeDifferences(blame.changed)}`;
+    if (blame.failure !== undefined) after = `after it the model no longer runs${what.includes('onnxruntime cannot') ? '' : ` (${blame.failure})`}`;
+    culprit = `; pass '${blame.pass}' did it (run ${blame.run}, round ${blame.round}; ${after})`;
   }
-  return undefined;
+  const hint = blame === undefined ? 'no single pass moved them past the tolerance on 1 sample' : `use --skip ${blame.pass} to leave that pass out`;
+  return new Error(`${input}: ${what}${culprit}; nothing was written (${hint})`);
 }
 
+/** The input checks of check-model.ts, with the file leading any error. */
+async function checkInput(input: string, model: Model, validate: boolean): Promise<PassWarning[]> {
+  try {
+    // onnxruntime loads the file itself: external data stays on disk.
+    return await checkModelForOptimize(model, validate ? { ort: nodeOrt, source: input } : {});
+  } catch (error) {
+    // Without the check the model is optimized but never run: the way to clean a custom-op model.
+    if (error instanceof ModelLoadError) throw inFile(input, `${error.message}; to optimize it without running it, use --no-validate`);
+    throw inFile(input, error);
+  }
+}
 
 
 /** The summary as terminal text: one row per pass, sizes before and after, fidelity. */

@@ -2,8 +2,10 @@
 // registry order, repeated while a round still removes nodes or initializers (one fold exposes
 // the next: a Conv's Mul folded lets its Add fold, a removed Identity lets two Transposes meet).
 // Returns one report per pass with its counters summed over the rounds and the last round's warnings.
+// A structurally broken model (cycle, dangling input) is refused before any pass runs.
 import type { Model } from '../ir/model.js';
 import { type PassContext, type PassReport, runPass } from '../pipeline/pass.js';
+import { assertOptimizable } from './check-model.js';
 import { OPTIMIZER_PASSES, type OptimizeLevel, type OptimizerPassEntry } from './passes.js';
 import { allGraphs, pruneValueInfo, totalNodes } from './util/graph-queries.js';
 
@@ -16,12 +18,18 @@ export interface OptimizeOptions {
   skip?: readonly string[];
   /** Most rounds to run before stopping (default 4). */
   maxRounds?: number;
-  /** Called after every pass run (each round), with that run's report and the model as it now is. */
-  onPass?: (report: PassReport, model: Model) => void;
+  /**
+   * Called after every pass run (each round), with that run's report and the model as it now is;
+   * the next pass waits for a returned promise (blame-pass.ts compares outputs there).
+   */
+  onPass?: (report: PassReport, model: Model) => void | Promise<void>;
+  /** The passes to choose from (default OPTIMIZER_PASSES); `passes` and `skip` name entries of it. */
+  registry?: readonly OptimizerPassEntry[];
 }
 
 /** Optimizes `model` in place; one report per pass that ran. */
 export async function optimizeModel(model: Model, options: OptimizeOptions = {}, ctx: PassContext = {}): Promise<PassReport[]> {
+  assertOptimizable(model);
   const selected = selectPasses(options);
   const reports = new Map<string, PassReport>();
   const maxRounds = options.maxRounds ?? 4;
@@ -29,7 +37,7 @@ export async function optimizeModel(model: Model, options: OptimizeOptions = {},
     const before = size(model);
     for (const entry of selected) {
       const report = await runPass(entry.pass, model, {}, ctx);
-      options.onPass?.(report, model);
+      await options.onPass?.(report, model);
       reports.set(entry.pass.name, merge(reports.get(entry.pass.name), report));
     }
     ctx.debug?.(1, `optimize round ${round + 1}: ${before} -> ${size(model)} nodes + initializers`);
@@ -40,18 +48,20 @@ export async function optimizeModel(model: Model, options: OptimizeOptions = {},
   return [...reports.values()];
 }
 
-function selectPasses(options: OptimizeOptions): OptimizerPassEntry[] {
-  const known = new Set(OPTIMIZER_PASSES.map((e) => e.pass.name));
+/** The registry entries `options` choose, in registry order. */
+export function selectPasses(options: OptimizeOptions): OptimizerPassEntry[] {
+  const registry = options.registry ?? OPTIMIZER_PASSES;
+  const known = new Set(registry.map((e) => e.pass.name));
   for (const name of [...(options.passes ?? []), ...(options.skip ?? [])]) {
     if (!known.has(name)) throw new Error(`unknown optimizer pass '${name}'; known passes: ${[...known].join(', ')}`);
   }
   const skip = new Set(options.skip ?? []);
   if (options.passes !== undefined) {
     const wanted = new Set(options.passes);
-    return OPTIMIZER_PASSES.filter((e) => wanted.has(e.pass.name) && !skip.has(e.pass.name));
+    return registry.filter((e) => wanted.has(e.pass.name) && !skip.has(e.pass.name));
   }
   const level = options.level ?? 'full';
-  return OPTIMIZER_PASSES.filter((e) => !e.optIn && !skip.has(e.pass.name) && (level === 'full' || e.level === 'basic'));
+  return registry.filter((e) => !e.optIn && !skip.has(e.pass.name) && (level === 'full' || e.level === 'basic'));
 }
 
 /** Nodes and initializers in all scopes: every pass that changes something lowers it. */
