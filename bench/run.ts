@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { codecBench } from './codec.js';
 import { optimizeBench } from './optimize.js';
+import { quantizeDynamicBench } from './quantize-dynamic.js';
 
 export interface BenchOutput {
   json: unknown;
@@ -18,7 +19,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

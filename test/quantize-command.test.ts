@@ -72,14 +72,14 @@ test('quantize prints a readable report, and --exclude keeps the named op in flo
   assert.ok(written.graph.nodes.filter((n) => n.opType === 'Conv').every((n) => n.inputs.slice(1).every((w) => !w.endsWith('_fp32'))));
 });
 
-test('bad command lines: unknown method (2), missing input (1), not implemented (1), bad config (1, naming the key)', () => {
+test('bad command lines: unknown method (2), missing input (1), missing --calib (1), bad config (1, naming the key)', () => {
   oneLineError(
     shrink('quantize', CLS, '-o', work, '--method', 'int3'),
     2,
     /^shrink: option '--method <method>' argument 'int3' is invalid\. Allowed choices are fp16, bf16, /,
   );
   oneLineError(shrink('quantize', join(work, 'missing.onnx'), '-o', work, '--method', 'fp16'), 1, /^shrink: .*missing\.onnx: no such file$/);
-  oneLineError(shrink('quantize', CLS, '-o', work, '--method', 'static-int8'), 1, /^shrink: quantize: method 'static-int8' is not implemented yet$/);
+  oneLineError(shrink('quantize', CLS, '-o', work, '--method', 'static-int8'), 1, /^shrink: quantize: static-int8 needs calibration data: give --calib DATA/);
   const config = join(work, 'config.json');
   writeFileSync(config, JSON.stringify({ nodes: [{ match: 'Conv', precision: 'fp8' }] }));
   oneLineError(shrink('quantize', CLS, '-o', work, '--method', 'fp16', '--config', config), 1, /config\.json: 'nodes\.0\.precision': Invalid option/);

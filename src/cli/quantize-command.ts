@@ -13,6 +13,7 @@ import { generatedSamples } from '../eval/sample-generate.js';
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
+import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { buildQuantizeReport, formatQuantizeReport, type QuantizeReport } from '../methods/quantize/report.js';
@@ -37,6 +38,12 @@ interface QuantizeFlags {
   data?: string;
   samples?: string;
   dims?: string;
+  perTensor?: boolean;
+  reduceRange?: boolean;
+  weightType?: 'int8' | 'uint8';
+  calib?: string;
+  calibrator?: CalibratorName;
+  perChannel?: boolean;
 }
 
 export function registerQuantize(program: Command, context: CliContext): void {
@@ -47,7 +54,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_fp16.onnx)')
     .addOption(new Option('--method <method>', 'quantization method').choices([...QUANTIZE_METHOD_NAMES]))
     .option('--block-size <n>', 'weight-only: block size along K (16-256, default 32)')
-    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default)')
+    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default); static-int8: symmetric int8 activations')
     .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
     .option('--config <file>', 'JSON precision config: settings and per-node rules {"match", "precision"}')
@@ -58,6 +65,12 @@ export function registerQuantize(program: Command, context: CliContext): void {
         'none',
       ]),
     )
+    .option('--per-tensor', 'dynamic-int8: one weight scale per tensor instead of per output channel')
+    .option('--reduce-range', 'dynamic-int8: 7-bit weights (for CPUs without VNNI)')
+    .addOption(new Option('--weight-type <type>', 'dynamic-int8: weight code type (default int8)').choices(['int8', 'uint8']))
+    .option('--calib <path>', 'static-int8: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the default fidelity data')
+    .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
+    .option('--per-channel', 'static-int8: one weight scale per output channel (needs opset 13)')
     .option('--json', 'print the report as one JSON object')
     .option('--data <path>', 'samples for fidelity: an ONNX test-data folder, .npy, .npz or .json (default: generated inputs)')
     .option('--samples <n>', 'samples to compare (0 skips the fidelity check; default 4 generated)')
@@ -87,6 +100,10 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
     blockSize: flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1),
     symmetric: flags.asymmetric ? false : flags.symmetric ? true : undefined,
     compute: flags.compute,
+    perChannel: flags.perTensor ? false : flags.perChannel ? true : undefined,
+    calibrator: flags.calibrator,
+    reduceRange: flags.reduceRange,
+    weightType: flags.weightType,
   };
   const settings = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
   const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
@@ -94,14 +111,22 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
   const model = load(input);
   const bytesBefore = fileSize(input);
   const original = load(input);
-  const outcome = await runPass(method.pass, model, method.options(settings) as never, {});
+  if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
+  const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
+  let outcome: Awaited<ReturnType<typeof runPass>>;
+  try {
+    outcome = await runPass(method.pass, model, method.options({ ...settings, calibration }) as never, { ort: nodeOrt });
+  } finally {
+    await calibration?.close?.();
+  }
   const output = outputPath(flags.output, method.outputFileName(settings));
   try {
     saveModel(model, output);
   } catch (error) {
     throw inFile(output, error);
   }
-  const { fidelity, skipped } = samples === 0 ? { fidelity: undefined, skipped: '--samples 0' } : await measure(original, output, flags, samples);
+  const fidelityFlags = { ...flags, data: flags.data ?? flags.calib };
+  const { fidelity, skipped } = samples === 0 ? { fidelity: undefined, skipped: '--samples 0' } : await measure(original, output, fidelityFlags, samples);
   return buildQuantizeReport({
     input,
     output,

@@ -82,5 +82,12 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     blockOps: [...(config.blockOps ?? []), ...(base.blockOps ?? [])],
     exclude,
     force,
+    // Settings the config file does not carry pass through from the command line untouched.
+    perChannel: base.perChannel,
+    reduceRange: base.reduceRange,
+    weightType: base.weightType,
+    calibration: base.calibration,
+    calibrator: base.calibrator,
+    percentile: base.percentile,
   };
 }

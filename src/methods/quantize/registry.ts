@@ -7,9 +7,13 @@
 import type { ScaleType } from '../../kernels/quant-formats.js';
 import type { Rounding } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
+import type { SampleSource } from '../../eval/samples.js';
+import type { CalibratorName } from './calibration/registry.js';
+import { dynamicInt8Pass } from './dynamic-int8.js';
 import { float16Pass } from './fp16.js';
 import type { Float16ComputePolicy } from './fp16-ops.js';
 import { firstMatch, nodeSelector } from './node-selector.js';
+import { staticInt8Pass } from './static-int8.js';
 import { weightOnlyPass } from './weight-only.js';
 
 export const QUANTIZE_METHOD_NAMES = ['fp16', 'bf16', 'int8-weight', 'int4', 'int2', 'ternary', 'binary', 'dynamic-int8', 'static-int8'] as const;
@@ -32,6 +36,18 @@ export interface QuantizeSettings {
   blockOps?: readonly string[];
   /** fp16: keep float32 graph inputs and outputs (default true). */
   keepIoTypes?: boolean;
+  /** dynamic-int8: one scale per output channel (default true) or per tensor. */
+  perChannel?: boolean;
+  /** dynamic-int8: 7-bit weights for CPUs without VNNI. */
+  reduceRange?: boolean;
+  /** dynamic-int8: int8 (default) or uint8 weight codes. */
+  weightType?: 'int8' | 'uint8';
+  /** static-int8: the calibration samples (required). */
+  calibration?: SampleSource;
+  /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
+  calibrator?: CalibratorName;
+  /** static-int8: the percentile calibrator's percentile (default 99.999). */
+  percentile?: number;
 }
 
 export interface QuantizeMethod {
@@ -90,16 +106,6 @@ function weightOnlyMethod(
   };
 }
 
-function notImplemented(name: QuantizeMethodName, description: string, file: string): QuantizeMethod {
-  return {
-    name,
-    description,
-    pass: undefined,
-    options: () => ({}),
-    outputFileName: () => file,
-  };
-}
-
 export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
   float16Method('fp16'),
   float16Method('bf16'),
@@ -108,8 +114,42 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
   weightOnlyMethod('int2', 'int2 block-quantized weights (MatMulNBits bits=2)', () => 'model_q2.onnx'),
   weightOnlyMethod('ternary', 'ternary weights (-1/0/+1 and a scale, "1.58-bit") in the 2-bit format', () => 'model_ternary.onnx'),
   weightOnlyMethod('binary', 'binary weights (+-scale) in the 2-bit format', () => 'model_binary.onnx'),
-  notImplemented('dynamic-int8', 'int8 weights and activations with scales computed at run time', 'model_quantized.onnx'),
-  notImplemented('static-int8', 'int8 QDQ with activation ranges calibrated on sample data', 'model_int8.onnx'),
+  {
+    name: 'dynamic-int8',
+    description: 'int8 weights and activations with scales computed at run time (DynamicQuantizeMatMul, DynamicQuantizeLSTM; Conv weights int8, float compute)',
+    pass: dynamicInt8Pass as Pass<never>,
+    options: (s) => {
+      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
+      return {
+        weightType: s.weightType,
+        symmetric: s.symmetric,
+        perChannel: s.perChannel,
+        reduceRange: s.reduceRange,
+        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+      };
+    },
+    outputFileName: () => 'model_quantized.onnx',
+  },
+  {
+    name: 'static-int8',
+    description: 'int8 QDQ with activation ranges calibrated on sample data (QLinearConv, QGemm, QLinearMatMul, ... in onnxruntime)',
+    pass: staticInt8Pass as Pass<never>,
+    options: (s) => {
+      if (s.calibration === undefined) throw new Error('static-int8 needs calibration data (--calib DATA)');
+      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
+      return {
+        calibration: s.calibration,
+        calibrator: s.calibrator,
+        percentile: s.percentile,
+        perChannel: s.perChannel,
+        symmetric: s.symmetric,
+        weightType: s.weightType,
+        reduceRange: s.reduceRange,
+        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+      };
+    },
+    outputFileName: () => 'model_int8.onnx',
+  },
 ];
 
 /** The method called `name`, or an error listing the known ones. */

@@ -1,0 +1,57 @@
+// What calibration keeps about one activation: its exact minimum and maximum, and two histograms
+// of fixed size (of x for asymmetric ranges, of |x| for symmetric ones and TensorRT's entropy
+// method). Everything a calibrator needs, in memory that does not grow with the samples seen.
+import { Histogram } from './histogram.js';
+
+/** TensorRT and onnxruntime both histogram activations into 2048 bins. */
+export const DEFAULT_BINS = 2048;
+
+export class TensorStatistics {
+  min = Infinity;
+  max = -Infinity;
+  /** Finite values seen. */
+  count = 0;
+  /** Values exactly 0 (after Relu, half of them): quantization keeps them exact, which MSE's error model needs. */
+  zeros = 0;
+  readonly signed: Histogram;
+  readonly absolute: Histogram;
+
+  constructor(
+    readonly name: string,
+    bins = DEFAULT_BINS,
+  ) {
+    this.signed = new Histogram(bins, false);
+    this.absolute = new Histogram(bins, true);
+  }
+
+  add(values: ArrayLike<number>): void {
+    let lo = this.min;
+    let hi = this.max;
+    let count = 0;
+    let zeros = 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (!Number.isFinite(v)) continue;
+      if (v === 0) zeros++;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      count++;
+    }
+    this.min = lo;
+    this.max = hi;
+    this.count += count;
+    this.zeros += zeros;
+    this.signed.add(values);
+    this.absolute.add(values);
+  }
+
+  /** Largest |x| seen. */
+  get absMax(): number {
+    return Math.max(Math.abs(this.min), Math.abs(this.max));
+  }
+
+  /** Bytes of running state, for the memory checks. */
+  get byteSize(): number {
+    return this.signed.byteSize + this.absolute.byteSize;
+  }
+}

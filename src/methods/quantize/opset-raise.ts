@@ -1,0 +1,69 @@
+// Raising a model's ai.onnx opset import, which QDQ quantization needs (QuantizeLinear and
+// DequantizeLinear exist from opset 10, per-axis scales from 13). Raising is only safe when every op
+// of the model means the same thing at the new version, so this checks each op against the versions
+// at which the ONNX spec changed its signature or meaning; an op that changes, or that this table
+// does not know, blocks the raise and is named in the reason. Versions that only added element
+// types or attributes whose defaults keep the old behaviour do not count as changes.
+import { isStandardDomain } from '../../ir/constants.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+
+/** Ops and the versions (after 9) at which their inputs, attributes or results changed. */
+const CHANGED_AT: Readonly<Record<string, readonly number[]>> = {
+  Slice: [10], // starts/ends/axes moved from attributes to inputs
+  Upsample: [10], // deprecated in favour of Resize
+  TopK: [10, 11], // k became an input; largest/sorted added
+  Clip: [11], // min/max moved from attributes to inputs
+  Pad: [11], // pads moved from attributes to inputs
+  Resize: [11], // roi input and coordinate modes (checked separately at 13)
+  Dropout: [12], // ratio became an input
+  Squeeze: [13], // axes moved to an input
+  Unsqueeze: [13],
+  Split: [13],
+  ReduceSum: [13],
+  Softmax: [13], // no longer flattens to 2-D around `axis`
+  LogSoftmax: [13],
+  Hardmax: [13],
+  Scan: [11],
+};
+
+/** Ops whose results are the same at every version from 9 through 13 for the same node. */
+const UNCHANGED = new Set([
+  'Abs', 'Add', 'And', 'ArgMax', 'ArgMin', 'AveragePool', 'BatchNormalization', 'Cast', 'Ceil', 'Concat', 'Constant',
+  'ConstantOfShape', 'Conv', 'ConvTranspose', 'DepthToSpace', 'Div', 'Elu', 'Equal', 'Erf', 'Exp', 'Expand', 'Flatten', 'Floor',
+  'Gather', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool', 'Greater', 'HardSigmoid', 'Identity', 'If', 'InstanceNormalization',
+  'LeakyRelu', 'Less', 'Log', 'LRN', 'LSTM', 'GRU', 'RNN', 'MatMul', 'Max', 'MaxPool', 'Mean', 'Min', 'Mul', 'Neg', 'Not', 'Or', 'Pow',
+  'PRelu', 'Reciprocal', 'ReduceL2', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceProd', 'Relu', 'Reshape', 'Selu', 'Shape',
+  'Sigmoid', 'Sign', 'Size', 'Softplus', 'Softsign', 'SpaceToDepth', 'Sqrt', 'Sub', 'Sum', 'Tanh', 'Tile', 'Transpose', 'Where', 'Xor',
+]);
+
+/** Why `node` would change meaning if the opset went from `from` to `to`, or undefined if it would not. */
+function blocker(node: Node, from: number, to: number): string | undefined {
+  const changes = CHANGED_AT[node.opType];
+  if (changes !== undefined) {
+    if (changes.some((v) => v > from && v <= to)) return node.opType;
+    if (node.opType === 'Resize' && to >= 13 && from < 13 && node.attrString('coordinate_transformation_mode') === 'tf_half_pixel_for_nn') return 'Resize (tf_half_pixel_for_nn)';
+    return undefined;
+  }
+  return UNCHANGED.has(node.opType) ? undefined : `${node.opType} (not known to keep its meaning)`;
+}
+
+/** Ops (with counts) that block raising the default-domain opset from its current version to `to`. */
+export function opsetRaiseBlockers(model: Model, to: number): string[] {
+  const from = model.opset('') ?? 1;
+  const counts = new Map<string, number>();
+  for (const { node } of model.graph.allNodes()) {
+    if (!isStandardDomain(node.domain)) continue;
+    const reason = blocker(node, from, to);
+    if (reason !== undefined) counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  }
+  return [...counts].map(([op, n]) => (n === 1 ? op : `${op} x${n}`));
+}
+
+/** Sets the ai.onnx import to `to` (and the IR version to what that opset needs). Check the blockers first. */
+export function raiseOpset(model: Model, to: number): void {
+  model.opsetImports = model.opsetImports.map((o) => (isStandardDomain(o.domain) ? { ...o, version: Math.max(o.version, to) } : o));
+  // Opset 13 came with IR version 7.
+  if (to >= 13 && model.irVersion < 7) model.irVersion = 7;
+  else if (to >= 10 && model.irVersion < 5) model.irVersion = 5;
+}

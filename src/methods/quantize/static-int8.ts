@@ -1,0 +1,196 @@
+// Static int8 quantization (QDQ): activations get fixed 8-bit scales calibrated on sample data, weights
+// are stored as int8, and QuantizeLinear/DequantizeLinear pairs sit where onnxruntime fuses them into
+// its integer kernels. Steps:
+//   1. optimize (level full: BatchNormalization folded into Conv, so it is quantized once, as the
+//      runtime computes it) unless told not to;
+//   2. make sure the opset has QDQ (10; 13 for per-channel), raising it only when no op changes meaning;
+//   3. plan the Q/DQ placement (qdq-placement.ts) over the main graph;
+//   4. calibrate: run the model on the samples with the planned activations exposed, keeping
+//      running statistics only (calibration/collector.ts), and turn them into ranges with the chosen
+//      calibrator; values that share parameters (Concat, MaxPool, Resize) take the union;
+//   5. write Q/DQ pairs, int8 weights and int32 biases (qdq-rewrite.ts); optionally turn the result
+//      into QOperator form (QLinearConv, QLinearMatMul) for runtimes that want it.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { topologicalSort } from '../../ir/toposort.js';
+import type { SampleSource } from '../../eval/samples.js';
+import { inferShapes } from '../../optimize/shape-inference/index.js';
+import { optimizeModel } from '../../optimize/optimize.js';
+import type { Pass, PassWarning } from '../../pipeline/pass.js';
+import type { CalibrationRange } from './calibration/calibrator.js';
+import { collectStatistics } from './calibration/collector.js';
+import { type CalibratorName, calibratorNamed } from './calibration/registry.js';
+import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './details.js';
+import { opsetRaiseBlockers, raiseOpset } from './opset-raise.js';
+import { planQdq } from './qdq-placement.js';
+import { rewriteQdq } from './qdq-rewrite.js';
+import { toQOperators } from './qoperator.js';
+import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
+
+export interface StaticInt8Options {
+  /** Calibration samples (the evaluation data adapters: .npy, .npz, JSON, test-data folders, generated). */
+  calibration: SampleSource;
+  /** Default 'minmax' (onnxruntime's default). */
+  calibrator?: CalibratorName;
+  /** Percentile calibrator's percentile (default 99.999). */
+  percentile?: number;
+  /** Weights with one scale per output channel (needs opset 13). Default false. */
+  perChannel?: boolean;
+  /** Activations symmetric around 0 (zero point 0). Default false: asymmetric uint8. */
+  symmetric?: boolean;
+  /** Default uint8 for asymmetric activations, int8 for symmetric ones. */
+  activationType?: Int8Type;
+  /** Default int8 (symmetric); uint8 weights are asymmetric. */
+  weightType?: Int8Type;
+  /** 7-bit weights, for CPUs without VNNI where u8 x s8 dot products can saturate. */
+  reduceRange?: boolean;
+  /** Optimize (fold BatchNormalization, ...) before quantizing. Default true. */
+  optimize?: boolean;
+  /** Op types to quantize (default: every type qdq-placement.ts knows). */
+  opTypes?: readonly string[];
+  exclude?: (node: Node, graph: Graph) => boolean;
+  /** Calibration: at most this many samples; samples per run; activations exposed per session. */
+  limit?: number;
+  batch?: number;
+  valuesPerRun?: number;
+  threads?: number;
+  /** 'qdq' (default) or 'qoperator' (QLinearConv/QLinearMatMul where the pattern allows). */
+  format?: 'qdq' | 'qoperator';
+}
+
+/** Quantizes `model` in place; needs onnxruntime (`ort`) to calibrate. */
+export async function quantizeStaticInt8(model: Model, options: StaticInt8Options, ctx: Parameters<Pass<StaticInt8Options>['run']>[2]): Promise<DetailedPassResult> {
+  const ort = ctx.ort;
+  if (ort === undefined) throw new Error('static-int8: calibration needs onnxruntime; pass ctx.ort (onnxruntime-node or -web)');
+  const calibrator = calibratorNamed(options.calibrator ?? 'minmax');
+  const symmetric = options.symmetric ?? false;
+  const activationType = options.activationType ?? (symmetric ? 'int8' : 'uint8');
+  const weightType = options.weightType ?? 'int8';
+  const warnings: PassWarning[] = [];
+  if (options.optimize ?? true) await optimizeModel(model, { level: 'full' }, ctx);
+  const perChannel = ensureQdqOpset(model, options.perChannel ?? false, warnings);
+
+  const graph = model.graph;
+  let types: ReadonlyMap<string, { elemType: number }> = new Map();
+  try {
+    types = inferShapes(model).main;
+  } catch {
+    // Unknown types are found out by calibration instead (onnxruntime returns every value's type).
+  }
+  const plan = (notFloat: ReadonlySet<string>) =>
+    planQdq(graph, {
+      opTypes: options.opTypes,
+      exclude: options.exclude,
+      foldActivations: !symmetric,
+      elemType: (v) => (notFloat.has(v) ? 0 : types.get(v)?.elemType),
+    });
+  let qdq = plan(new Set());
+  const collected = await collectStatistics(ort, model, [...qdq.groups.keys()], options.calibration, {
+    limit: options.limit,
+    batch: options.batch,
+    valuesPerRun: options.valuesPerRun,
+    threads: options.threads,
+    progress: ctx.progress,
+  });
+  if (collected.notFloat.size > 0) qdq = plan(new Set(collected.notFloat.keys()));
+
+  // Ranges per value, then the union over each group of values that must share parameters.
+  const levels = 256;
+  const ranges = new Map<string, CalibrationRange>();
+  for (const value of qdq.groups.keys()) {
+    const stats = collected.stats.get(value);
+    if (stats === undefined) continue;
+    ranges.set(value, calibrator.range(stats, { symmetric, percentile: options.percentile, levels }));
+  }
+  const groupRange = new Map<number, CalibrationRange>();
+  for (const [value, group] of qdq.groups) {
+    const r = ranges.get(value);
+    if (r === undefined) continue;
+    const g = groupRange.get(group);
+    groupRange.set(group, g === undefined ? { ...r } : { min: Math.min(g.min, r.min), max: Math.max(g.max, r.max) });
+  }
+  const params = new Map<string, QuantParams>();
+  for (const [value, group] of qdq.groups) {
+    const r = groupRange.get(group);
+    if (r !== undefined && ranges.has(value)) params.set(value, rangeParams(r, activationType, symmetric));
+  }
+
+  const rewrite = rewriteQdq(model, graph, qdq, params, { perChannel, weightType, activationType, symmetric, reduceRange: options.reduceRange ?? false });
+  topologicalSort(graph);
+  let qoperators = 0;
+  if (options.format === 'qoperator') qoperators = toQOperators(graph).converted;
+
+  const nodes: NodeDecision[] = [
+    ...qdq.nodes.map((p): NodeDecision => ({ node: p.node.label, op: p.node.opType, graph: graph.name, precision: 'int8', quantized: true })),
+    ...qdq.nodes.flatMap((p) => p.folded.map((f): NodeDecision => ({ node: f.label, op: f.opType, graph: graph.name, precision: 'int8', quantized: true, reason: `folded into the output range of ${p.node.opType} '${p.node.label}'` }))),
+    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: s.reason })),
+  ];
+  const nested = nestedQuantizable(model);
+  if (nested > 0) warnings.push({ code: 'subgraph-float', message: `static-int8: ${nested} quantizable node${nested === 1 ? '' : 's'} inside If/Loop/Scan bodies stay float (their values cannot be calibrated as graph outputs)` });
+  if (qdq.nodes.length === 0) warnings.push({ code: 'nothing-quantized', message: 'static-int8: the model has no float Conv, MatMul, Gemm, Add, Mul, Concat, pooling or Resize in its main graph to quantize' });
+  const tensors: QuantizedTensor[] = rewrite.tensors.map((t) => ({
+    name: t.name,
+    graph: graph.name,
+    from: 'float32',
+    to: t.bytesAfter >= t.bytesBefore ? 'int32' : weightType,
+    elements: 0,
+    bytesBefore: t.bytesBefore,
+    bytesAfter: t.bytesAfter,
+    sqnrDb: t.sqnrDb,
+    overflow: 0,
+    underflow: 0,
+  }));
+  return {
+    stats: {
+      nodesQuantized: qdq.nodes.length,
+      activationsFolded: qdq.nodes.reduce((n, p) => n + p.folded.length, 0),
+      nodesSkipped: qdq.skipped.length,
+      activations: rewrite.activations,
+      constants: rewrite.tensors.length,
+      calibrationSamples: collected.samples,
+      calibrationPasses: collected.passes,
+      perChannel: perChannel ? 1 : 0,
+      qoperators,
+    },
+    warnings,
+    details: { tensors, nodes },
+  };
+}
+
+/**
+ * Makes the default-domain opset hold what the form needs (10, or 13 for per-channel weights),
+ * raising it when no op changes meaning. Returns whether weights can be per channel.
+ */
+function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning[]): boolean {
+  const opset = model.opset('') ?? 1;
+  const wanted = perChannel ? 13 : 10;
+  if (opset >= wanted) return perChannel;
+  const blockers = opsetRaiseBlockers(model, wanted);
+  if (blockers.length === 0) {
+    raiseOpset(model, wanted);
+    warnings.push({ code: 'opset-raised', message: `static-int8: ai.onnx opset raised from ${opset} to ${wanted} (every op of the model keeps its meaning)` });
+    return perChannel;
+  }
+  if (opset >= 10) {
+    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be raised (${blockers.join(', ')} change meaning); weights are per tensor` });
+    return false;
+  }
+  throw new Error(
+    `static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and raising the opset would change the meaning of ${blockers.join(', ')} (convert the model to opset ${wanted} or later first)`,
+  );
+}
+
+function nestedQuantizable(model: Model): number {
+  let count = 0;
+  for (const { node, graph } of model.graph.allNodes()) {
+    if (graph !== model.graph && ['Conv', 'MatMul', 'Gemm'].includes(node.opType)) count++;
+  }
+  return count;
+}
+
+export const staticInt8Pass: Pass<StaticInt8Options> = {
+  name: 'static-int8',
+  description: 'Static int8 (QDQ): activation scales calibrated on sample data, int8 weights, Q/DQ placed for onnxruntime integer kernels',
+  run: (model, options, ctx) => quantizeStaticInt8(model, options, ctx),
+};
