@@ -14,9 +14,11 @@ import { eliminateUnusedInitializersPass } from './eliminate-unused-initializers
 import { foldAffineIntoConvPass } from './fold-affine-into-conv.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
 import { foldConstants } from './fold-constants.js';
+import { fuseAttention } from './fuse-attention.js';
 import { fuseGelu } from './fuse-gelu.js';
 import { fuseHardSwish } from './fuse-hardswish.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
+import { fuseSkipLayerNorm } from './fuse-skip-layernorm.js';
 import { mergeReshapesPass } from './merge-reshapes.js';
 import { mergeTransposesPass } from './merge-transposes.js';
 import { topologicalSortPass } from './topological-sort.js';
@@ -46,6 +48,8 @@ export const OPTIMIZER_PASSES: readonly OptimizerPassEntry[] = [
   { pass: mergeTransposesPass, level: 'full' },
   { pass: mergeReshapesPass, level: 'full' },
   { pass: fuseLayerNorm, level: 'full' },
+  { pass: fuseAttention, level: 'full' },
+  { pass: fuseSkipLayerNorm, level: 'full' },
   { pass: fuseGelu, level: 'full' },
   { pass: fuseHardSwish, level: 'full' },
   { pass: eliminateUnusedInitializersPass, level: 'basic' },
