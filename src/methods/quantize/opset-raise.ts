@@ -3,10 +3,13 @@
 // of the model means the same thing at the new version, so this checks each op against the versions
 // at which the ONNX spec changed its signature or meaning; an op that changes, or that this table
 // does not know, blocks the raise and is named in the reason. Versions that only added element
-// types or attributes whose defaults keep the old behaviour do not count as changes.
+// types or attributes whose defaults keep the old behaviour do not count as changes. When an op
+// blocks the raise, static int8 upgrades the model instead (src/optimize/upgrade-opset.ts rewrites
+// the nodes whose signature changed).
 import { isStandardDomain } from '../../ir/constants.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
+import { UNCHANGED_9_TO_13 as UNCHANGED } from '../../optimize/upgrade-opset.js';
 
 /** Ops and the versions (after 9) at which their inputs, attributes or results changed. */
 const CHANGED_AT: Readonly<Record<string, readonly number[]>> = {
@@ -27,15 +30,6 @@ const CHANGED_AT: Readonly<Record<string, readonly number[]>> = {
   Scan: [11],
 };
 
-/** Ops whose results are the same at every version from 9 through 13 for the same node. */
-const UNCHANGED = new Set([
-  'Abs', 'Add', 'And', 'ArgMax', 'ArgMin', 'AveragePool', 'BatchNormalization', 'Cast', 'Ceil', 'Concat', 'Constant',
-  'ConstantOfShape', 'Conv', 'ConvTranspose', 'DepthToSpace', 'Div', 'Elu', 'Equal', 'Erf', 'Exp', 'Expand', 'Flatten', 'Floor',
-  'Gather', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool', 'Greater', 'HardSigmoid', 'Identity', 'If', 'InstanceNormalization',
-  'LeakyRelu', 'Less', 'Log', 'LRN', 'LSTM', 'GRU', 'RNN', 'MatMul', 'Max', 'MaxPool', 'Mean', 'Min', 'Mul', 'Neg', 'Not', 'Or', 'Pow',
-  'PRelu', 'Reciprocal', 'ReduceL2', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceProd', 'Relu', 'Reshape', 'Selu', 'Shape',
-  'Sigmoid', 'Sign', 'Size', 'Softplus', 'Softsign', 'SpaceToDepth', 'Sqrt', 'Sub', 'Sum', 'Tanh', 'Tile', 'Transpose', 'Where', 'Xor',
-]);
 
 /** Why `node` would change meaning if the opset went from `from` to `to`, or undefined if it would not. */
 function blocker(node: Node, from: number, to: number): string | undefined {

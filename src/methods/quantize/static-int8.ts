@@ -1,9 +1,10 @@
 // Static int8 quantization (QDQ): activations get fixed 8-bit scales calibrated on sample data, weights
 // are stored as int8, and QuantizeLinear/DequantizeLinear pairs sit where onnxruntime fuses them into
 // its integer kernels. Steps:
-//   1. optimize (level full: BatchNormalization folded into Conv, so it is quantized once, as the
+//   1. make sure the opset has QDQ (10; 13 for per-channel): raised as is when no op changes meaning,
+//      upgraded with rewrites (optimize/upgrade-opset.ts) when some do;
+//   2. optimize (level full: BatchNormalization folded into Conv, so it is quantized once, as the
 //      runtime computes it) unless told not to;
-//   2. make sure the opset has QDQ (10; 13 for per-channel), raising it only when no op changes meaning;
 //   3. plan the Q/DQ placement (qdq-placement.ts) over the main graph;
 //   4. calibrate: run the model on the samples with the planned activations exposed, keeping
 //      running statistics only (calibration/collector.ts), and turn them into ranges with the chosen
@@ -17,6 +18,7 @@ import { topologicalSort } from '../../ir/toposort.js';
 import type { SampleSource } from '../../eval/samples.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { optimizeModel } from '../../optimize/optimize.js';
+import { upgradeOpset } from '../../optimize/upgrade-opset.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { CalibrationRange } from './calibration/calibrator.js';
 import { collectStatistics } from './calibration/collector.js';
@@ -68,8 +70,10 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const activationType = options.activationType ?? (symmetric ? 'int8' : 'uint8');
   const weightType = options.weightType ?? 'int8';
   const warnings: PassWarning[] = [];
-  if (options.optimize ?? true) await optimizeModel(model, { level: 'full' }, ctx);
+  // The opset first: the optimizer may fuse ops (LayerNormalization) that onnxruntime runs at any
+  // opset but that the ONNX spec only has from 17, which the upgrade would not know.
   const perChannel = ensureQdqOpset(model, options.perChannel ?? false, warnings);
+  if (options.optimize ?? true) await optimizeModel(model, { level: 'full' }, ctx);
 
   const graph = model.graph;
   let types: ReadonlyMap<string, { elemType: number }> = new Map();
@@ -159,8 +163,9 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
 }
 
 /**
- * Makes the default-domain opset hold what the form needs (10, or 13 for per-channel weights),
- * raising it when no op changes meaning. Returns whether weights can be per channel.
+ * Makes the default-domain opset hold what the form needs (10, or 13 for per-channel weights):
+ * raised as is when no op changes meaning, otherwise upgraded by rewriting the ops whose signature
+ * changed (upgrade-opset.ts). Returns whether weights can be per channel.
  */
 function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning[]): boolean {
   const opset = model.opset('') ?? 1;
@@ -172,13 +177,22 @@ function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning
     warnings.push({ code: 'opset-raised', message: `static-int8: ai.onnx opset raised from ${opset} to ${wanted} (every op of the model keeps its meaning)` });
     return perChannel;
   }
+  let refused: string;
+  try {
+    const upgraded = upgradeOpset(model, { to: wanted }).stats;
+    warnings.push({
+      code: 'opset-upgraded',
+      message: `static-int8: ai.onnx opset upgraded from ${opset} to ${wanted}; ${upgraded.nodesRewritten} node${upgraded.nodesRewritten === 1 ? '' : 's'} rewritten to the new signatures (${blockers.join(', ')})`,
+    });
+    return perChannel;
+  } catch (error) {
+    refused = (error as Error).message;
+  }
   if (opset >= 10) {
-    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be raised (${blockers.join(', ')} change meaning); weights are per tensor` });
+    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be upgraded (${refused}); weights are per tensor` });
     return false;
   }
-  throw new Error(
-    `static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and raising the opset would change the meaning of ${blockers.join(', ')} (convert the model to opset ${wanted} or later first)`,
-  );
+  throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and the model cannot be upgraded: ${refused}`);
 }
 
 function nestedQuantizable(model: Model): number {

@@ -1,0 +1,54 @@
+// Static int8 on PP-OCRv4 rec, the acceptance check of issue 4: the model (opset 9) is upgraded to
+// opset 13 (upgrade-opset.ts), calibrated on a third of the rendered text lines, and must keep the
+// greedy-CTC text identical to float32 on at least 95% of all 60 lines. The configuration that
+// passes quantizes the Conv layers only; quantizing every op type is measured and printed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Sample, SampleSource } from '../src/eval/samples.js';
+import type { CalibratorName } from '../src/methods/quantize/calibration/registry.js';
+import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import { agreement, loadOcrLines, type OcrLine, readLines, recInput } from './helpers/ocr-lines.js';
+import { REC } from './helpers/real-models.js';
+
+/** Every third line, one sample each (their widths differ, so they do not stack). */
+function calibrationLines(lines: readonly OcrLine[]): SampleSource {
+  const chosen = lines.filter((_, i) => i % 3 === 0);
+  return {
+    inputs: ['x'],
+    count: chosen.length,
+    description: 'rendered text lines',
+    async *[Symbol.asyncIterator]() {
+      for (const [index, line] of chosen.entries()) yield { index, where: `line ${line.key}`, inputs: { x: recInput([line]) } } satisfies Sample;
+    },
+  };
+}
+
+async function quantizedTexts(lines: readonly OcrLine[], options: { calibrator: CalibratorName; opTypes?: string[] }): Promise<{ texts: string[]; warnings: string[]; nodes: number }> {
+  const model = loadModel(REC);
+  const report = await quantizeStaticInt8(model, { calibration: calibrationLines(lines), perChannel: true, threads: 2, ...options }, { ort: nodeOrt });
+  assert.equal(model.opset(''), 13);
+  return { texts: await readLines(writeModel(model), lines), warnings: report.warnings.map((w) => w.code), nodes: report.stats.nodesQuantized };
+}
+
+// Measured (minmax, per-channel, 20 calibration lines): Conv only 100%; every op type (Conv, MatMul,
+// Add, Mul, pooling, Concat) 91.7%; without MatMul 93.3%; percentile 88.3%, mse 83.3%, entropy 0%.
+// The elementwise Add/Mul of the SVTR neck lose most; the Conv-only form is the one that passes.
+test('PP-OCRv4 rec static int8 (Conv weights and activations, minmax, per-channel) keeps the greedy-CTC text of at least 95% of the 60 rendered lines', { timeout: 300_000 }, async () => {
+  const lines = await loadOcrLines();
+  const fp32 = await readLines(REC, lines);
+  const rate = async (label: string, options: { calibrator: CalibratorName; opTypes?: string[] }): Promise<number> => {
+    const { texts, warnings, nodes } = await quantizedTexts(lines, options);
+    assert.ok(warnings.includes('opset-upgraded'), warnings.join());
+    const same = agreement(texts, fp32);
+    const changed = texts.flatMap((t, i) => (t === fp32[i] ? [] : [`'${fp32[i]}' -> '${t}'`]));
+    console.log(`# rec static int8 (${label}, ${nodes} nodes): same text as float32 on ${(same * 100).toFixed(1)}% of ${lines.length} lines${changed.length > 0 ? `; changed: ${changed.slice(0, 6).join(', ')}` : ''}`);
+    return same;
+  };
+  const convOnly = await rate('Conv only, minmax', { calibrator: 'minmax', opTypes: ['Conv'] });
+  // Every op type, for the record (below 95% today: see the note above).
+  await rate('every op type, minmax', { calibrator: 'minmax' });
+  assert.ok(convOnly >= 0.95, `Conv-only static int8 agrees with float32 on ${convOnly} of the lines`);
+});
