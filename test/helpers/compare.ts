@@ -2,6 +2,7 @@
 // to NaN) and bit identity (what a lossless round trip must give).
 import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import type { Tensor } from '../../src/ir/tensor.js';
+import { readsAsNumbers, tensorNumbers } from '../../src/eval/numeric.js';
 
 export interface Tolerance {
   rtol: number;
@@ -86,44 +87,7 @@ function sameHeader(actual: Tensor, expected: Tensor): string | undefined {
 
 /** The elements as plain numbers, or undefined for types compared by bytes only. */
 function numbers(tensor: Tensor): ArrayLike<number> | undefined {
-  switch (tensor.dataType) {
-    case DataType.FLOAT16:
-      return Float32Array.from(tensor.data() as Uint16Array, halfToFloat);
-    case DataType.BFLOAT16:
-      return Float32Array.from(tensor.data() as Uint16Array, (bits) => bfloatToFloat(bits));
-    case DataType.INT64:
-    case DataType.UINT64:
-      return Float64Array.from(tensor.data() as BigInt64Array, Number);
-    case DataType.FLOAT:
-    case DataType.DOUBLE:
-    case DataType.INT8:
-    case DataType.UINT8:
-    case DataType.INT16:
-    case DataType.UINT16:
-    case DataType.INT32:
-    case DataType.UINT32:
-    case DataType.BOOL:
-    // Complex numbers compare componentwise, which is how numpy views them as real pairs.
-    case DataType.COMPLEX64:
-    case DataType.COMPLEX128:
-      return tensor.data() as ArrayLike<number>;
-    default:
-      return undefined;
-  }
-}
-
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
-const bfloatView = new DataView(new ArrayBuffer(4));
-
-function bfloatToFloat(bits: number): number {
-  bfloatView.setUint32(0, bits << 16);
-  return bfloatView.getFloat32(0);
+  // Complex numbers compare componentwise, which is how numpy views them as real pairs.
+  if (tensor.dataType === DataType.COMPLEX64 || tensor.dataType === DataType.COMPLEX128) return tensor.data() as ArrayLike<number>;
+  return readsAsNumbers(tensor.dataType) ? tensorNumbers(tensor) : undefined;
 }

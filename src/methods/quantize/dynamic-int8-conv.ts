@@ -17,10 +17,18 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import { type ActivationQuantizers, addNamedConstant, dropUnreadChain, replaceNode } from './dynamic-int8-graph.js';
+import {
+  type ActivationQuantizers,
+  addNamedConstant,
+  dropUnreadChain,
+  nodeNamer,
+  readFloat32Weight,
+  replaceNode,
+  rescaleIntegerProduct,
+} from './dynamic-int8-graph.js';
 import type { RewriteOutcome } from './dynamic-int8-matmul.js';
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
-import { MS_DOMAIN, readFloatWeight } from './weight-tensors.js';
+import { MS_DOMAIN } from './weight-tensors.js';
 
 export type DynamicConvForm = 'dequantize-weights' | 'conv-integer';
 
@@ -45,19 +53,8 @@ export class ConvRewriter {
 
   rewrite(graph: Graph, node: Node): RewriteOutcome {
     const weightName = node.inputs[1];
-    const weight = readFloatWeight(graph, weightName);
-    if ('reason' in weight)
-      return {
-        done: false,
-        code: 'weight-not-constant-float',
-        reason: weight.reason,
-      };
-    if (weight.tensor.dataType !== DataType.FLOAT)
-      return {
-        done: false,
-        code: 'weight-not-float32',
-        reason: `weight '${weightName}' is not float32`,
-      };
+    const weight = readFloat32Weight(graph, weightName, `weight '${weightName}' is not float32`);
+    if ('reason' in weight) return weight;
     const dims = weight.tensor.dims;
     if (dims.length < 3)
       return {
@@ -85,8 +82,7 @@ export class ConvRewriter {
     }
     const codes = addNamedConstant(this.model, graph, codeTensor('', weights.type, dims, q.codes), `${weightName}_quantized`, node);
     const zeroIsDefault = q.zeroPoints.every((z) => z === 0);
-    const label = node.label.replace(/[^A-Za-z0-9_./-]/g, '_');
-    const name = (base: string) => graph.uniqueName(`${label}_${base}`);
+    const name = nodeNamer(graph, node);
     let bytesAfter = q.codes.length + q.scales.length * 4 + (zeroIsDefault ? 0 : q.zeroPoints.length);
     if (form === 'dequantize-weights') {
       const scaleDims = perChannel ? [M] : [];
@@ -130,25 +126,7 @@ export class ConvRewriter {
           name: name('ConvInteger'),
           attributes: node.attributes.filter((a) => CONV_INTEGER_ATTRIBUTES.has(a.name)),
         }),
-        new Node({
-          opType: 'Cast',
-          inputs: [integer],
-          outputs: [asFloat],
-          name: name('Cast'),
-          attributes: [attr.int('to', DataType.FLOAT)],
-        }),
-        new Node({
-          opType: 'Mul',
-          inputs: [qx.scale, scale],
-          outputs: [scaleProduct],
-          name: name('scale_Mul'),
-        }),
-        new Node({
-          opType: 'Mul',
-          inputs: [asFloat, scaleProduct],
-          outputs: [scaled],
-          name: name('Mul'),
-        }),
+        ...rescaleIntegerProduct({ integer, asFloat, scaleProduct, activationScale: qx.scale, weightScale: scale, output: scaled }, name),
       ];
       if (biasName !== '') {
         const b = constantValue(graph, biasName);

@@ -1,7 +1,9 @@
 // Graph edits the dynamic int8 rewrites share: reading a weight that reaches its op through
 // shape-only ops and leading-axis Slice/Concat (Silero's LSTM weights), adding constants under fresh
 // names, one DynamicQuantizeLinear per activation and graph (Q, K and V projections of one input
-// share it), and dropping the chain that fed a weight once nothing reads it.
+// share it), dropping the chain that fed a weight once nothing reads it, and the Cast and Mul
+// that turn an integer product back into float32.
+import { attr } from '../../ir/attribute.js';
 import { constantValue, isStandardDomain } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -10,7 +12,7 @@ import { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { isRead } from '../../optimize/util/graph-queries.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
-import { readFloatWeight } from './weight-tensors.js';
+import { PerGraphCache, readFloatWeight } from './weight-tensors.js';
 
 /** Ops that change a tensor's shape but not its values in order. */
 const SHAPE_ONLY = new Set(['Identity', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
@@ -146,16 +148,13 @@ export interface QuantizedActivation {
  * every reader in a sorted graph.
  */
 export class ActivationQuantizers {
-  private readonly made = new Map<Graph, Map<string, QuantizedActivation>>();
+  private readonly made = new PerGraphCache<QuantizedActivation>();
 
   of(graph: Graph, input: string): QuantizedActivation {
-    let perGraph = this.made.get(graph);
-    if (perGraph === undefined) {
-      perGraph = new Map();
-      this.made.set(graph, perGraph);
-    }
-    const known = perGraph.get(input);
-    if (known !== undefined) return known;
+    return this.made.get(graph, input, () => this.make(graph, input)).value;
+  }
+
+  private make(graph: Graph, input: string): QuantizedActivation {
     const base = input.replace(/[^A-Za-z0-9_./-]/g, '_');
     const outputs: QuantizedActivation = {
       q: graph.uniqueName(`${base}_quantized`),
@@ -173,7 +172,6 @@ export class ActivationQuantizers {
       }),
       at,
     );
-    perGraph.set(input, outputs);
     return outputs;
   }
 }
@@ -189,4 +187,64 @@ export function replaceNode(graph: Graph, node: Node, nodes: Node[]): void {
 /** The element type names dynamic int8 accepts for activations and float weights. */
 export function isFloat32(type: DataType | undefined): boolean {
   return type === DataType.FLOAT;
+}
+
+/** Fresh value and node names for what replaces `node`, prefixed by its label (made name-safe). */
+export function nodeNamer(graph: Graph, node: Node): (base: string) => string {
+  const label = node.label.replace(/[^A-Za-z0-9_./-]/g, '_');
+  return (base) => graph.uniqueName(`${label}_${base}`);
+}
+
+/** A constant float32 weight of a node dynamic int8 rewrites, or why it stays in float. */
+export function readFloat32Weight(
+  graph: Graph,
+  weightName: string,
+  notFloat32Reason: string,
+): { tensor: Tensor; values: Float32Array } | { done: false; code: string; reason: string } {
+  const weight = readFloatWeight(graph, weightName);
+  if ('reason' in weight) return { done: false, code: 'weight-not-constant-float', reason: weight.reason };
+  if (weight.tensor.dataType !== DataType.FLOAT) return { done: false, code: 'weight-not-float32', reason: notFloat32Reason };
+  return weight;
+}
+
+/** The names an integer product (MatMulInteger, ConvInteger) is turned back into float32 with. */
+export interface IntegerRescale {
+  /** The integer op's int32 output. */
+  integer: string;
+  /** Its Cast to float32. */
+  asFloat: string;
+  /** activationScale * weightScale. */
+  scaleProduct: string;
+  activationScale: string;
+  weightScale: string;
+  /** asFloat * scaleProduct. */
+  output: string;
+}
+
+/**
+ * Cast(integer) -> Mul by (activation scale * weight scale): the float32 result of an integer op
+ * whose operands had their zero points subtracted, as onnxruntime's quantize_dynamic lays it out.
+ */
+export function rescaleIntegerProduct(names: IntegerRescale, name: (base: string) => string): Node[] {
+  return [
+    new Node({
+      opType: 'Cast',
+      inputs: [names.integer],
+      outputs: [names.asFloat],
+      name: name('Cast'),
+      attributes: [attr.int('to', DataType.FLOAT)],
+    }),
+    new Node({
+      opType: 'Mul',
+      inputs: [names.activationScale, names.weightScale],
+      outputs: [names.scaleProduct],
+      name: name('scale_Mul'),
+    }),
+    new Node({
+      opType: 'Mul',
+      inputs: [names.asFloat, names.scaleProduct],
+      outputs: [names.output],
+      name: name('Mul'),
+    }),
+  ];
 }

@@ -11,16 +11,23 @@
 //                    contrib ops.
 // B is quantized per tensor or per column; a Gemm's B is transposed to [K, N] first (transB) and
 // alpha is folded into the scale, beta into the bias.
-import { attr } from '../../ir/attribute.js';
 import { constantValue } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import { type ActivationQuantizers, addNamedConstant, dropUnreadChain, replaceNode } from './dynamic-int8-graph.js';
+import {
+  type ActivationQuantizers,
+  addNamedConstant,
+  dropUnreadChain,
+  nodeNamer,
+  readFloat32Weight,
+  replaceNode,
+  rescaleIntegerProduct,
+} from './dynamic-int8-graph.js';
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
-import { MS_DOMAIN, type QuantizedTensorReport, readFloatWeight, transpose } from './weight-tensors.js';
+import { MS_DOMAIN, PerGraphCache, type QuantizedTensorReport, transpose } from './weight-tensors.js';
 
 export type DynamicMatMulForm = 'com.microsoft' | 'onnx';
 
@@ -42,7 +49,7 @@ interface QuantizedB {
 export type RewriteOutcome = { done: true; tensor?: Omit<QuantizedTensorReport, 'node'> } | { done: false; code: string; reason: string };
 
 export class MatMulRewriter {
-  private readonly weights = new Map<Graph, Map<string, QuantizedB>>();
+  private readonly weights = new PerGraphCache<QuantizedB>();
 
   constructor(
     private readonly model: Model,
@@ -54,20 +61,8 @@ export class MatMulRewriter {
   rewrite(graph: Graph, node: Node): RewriteOutcome {
     const isGemm = node.opType === 'Gemm';
     const weightName = node.inputs[1];
-    const weight = readFloatWeight(graph, weightName);
-    if ('reason' in weight)
-      return {
-        done: false,
-        code: 'weight-not-constant-float',
-        reason: weight.reason,
-      };
-    if (weight.tensor.dataType !== DataType.FLOAT) {
-      return {
-        done: false,
-        code: 'weight-not-float32',
-        reason: `weight '${weightName}' is float16; DynamicQuantizeLinear quantizes float32 activations only`,
-      };
-    }
+    const weight = readFloat32Weight(graph, weightName, `weight '${weightName}' is float16; DynamicQuantizeLinear quantizes float32 activations only`);
+    if ('reason' in weight) return weight;
     const dims = weight.tensor.dims;
     if (dims.length !== 2)
       return {
@@ -105,23 +100,15 @@ export class MatMulRewriter {
     }
 
     const key = `${weightName}|${transB}|${alpha}`;
-    let perGraph = this.weights.get(graph);
-    if (perGraph === undefined) {
-      perGraph = new Map();
-      this.weights.set(graph, perGraph);
-    }
-    let b = perGraph.get(key);
-    const fresh = b === undefined;
-    if (b === undefined) {
-      b = this.quantizeB(graph, node, weightName, transB ? transpose(weight.values, N, K) : weight.values, K, N, alpha);
-      perGraph.set(key, b);
-    }
+    const { value: b, fresh } = this.weights.get(graph, key, () =>
+      this.quantizeB(graph, node, weightName, transB ? transpose(weight.values, N, K) : weight.values, K, N, alpha),
+    );
     const output = node.outputs[0];
     const a = node.inputs[0];
     let form = this.settings.form;
     if (form === 'onnx' && (this.model.opset('') ?? 1) < 11) form = 'com.microsoft';
     const added: Node[] = [];
-    const name = (base: string) => graph.uniqueName(`${node.label.replace(/[^A-Za-z0-9_./-]/g, '_')}_${base}`);
+    const name = nodeNamer(graph, node);
     let biasName: string | undefined;
     if (bias !== undefined) biasName = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, [N], bias), `${cName}_bias`, node);
     const product = biasValue !== undefined || (form === 'onnx' && biasName !== undefined) ? name('product') : output;
@@ -151,25 +138,7 @@ export class MatMulRewriter {
           outputs: [integer],
           name: name('MatMulInteger'),
         }),
-        new Node({
-          opType: 'Cast',
-          inputs: [integer],
-          outputs: [asFloat],
-          name: name('Cast'),
-          attributes: [attr.int('to', DataType.FLOAT)],
-        }),
-        new Node({
-          opType: 'Mul',
-          inputs: [qa.scale, b.scale],
-          outputs: [scale],
-          name: name('scale_Mul'),
-        }),
-        new Node({
-          opType: 'Mul',
-          inputs: [asFloat, scale],
-          outputs: [product],
-          name: name('Mul'),
-        }),
+        ...rescaleIntegerProduct({ integer, asFloat, scaleProduct: scale, activationScale: qa.scale, weightScale: b.scale, output: product }, name),
       );
       if (biasName !== undefined) {
         added.push(

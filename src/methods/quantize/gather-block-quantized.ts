@@ -10,7 +10,6 @@
 // Only gathers along axis 0 of a 2-D table qualify; others are reported and left alone.
 import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
-import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import { packRows } from '../../kernels/pack.js';
@@ -20,10 +19,11 @@ import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { type BlockWeightOptions, quantizeRows, resolveBlockOptions } from './matmul-nbits.js';
 import {
-  MS_DOMAIN,
+  PerGraphCache,
   type QuantizedTensorReport,
   type WeightQuantReport,
   addTypedConstant,
+  becomeMicrosoftOp,
   dropUnreadConstant,
   ensureMicrosoftOpset,
   floatTensor,
@@ -37,7 +37,7 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
   const o = resolveBlockOptions(options);
   const result = new PassResult(['gathers', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
   const tensors: QuantizedTensorReport[] = [];
-  const done = new Map<Graph, Map<string, { inputs: string[]; report: Omit<QuantizedTensorReport, 'node'> }>>();
+  const done = new PerGraphCache<{ inputs: string[]; report: Omit<QuantizedTensorReport, 'node'> }>();
   const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'Gather'));
   for (const { node, graph } of targets) {
     const tableName = node.inputs[0];
@@ -65,13 +65,7 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
       skip('block-size-does-not-divide-row', `row length ${D} of '${tableName}' is not a multiple of block size ${o.blockSize}`);
       continue;
     }
-    let perGraph = done.get(graph);
-    if (perGraph === undefined) {
-      perGraph = new Map();
-      done.set(graph, perGraph);
-    }
-    let replacement = perGraph.get(tableName);
-    if (replacement === undefined) {
+    const { value: replacement, fresh } = done.get(graph, tableName, () => {
       const q = quantizeRows(table.values, V, D, o);
       const nBlocks = D / o.blockSize;
       const elemType = table.tensor.dataType;
@@ -86,7 +80,7 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
         zeroInputs.push(addTypedConstant(model, graph, zeros, `${tableName}_zero_points`, DataType.UINT8, node));
         zeroBytes = zeros.byteLength;
       }
-      replacement = {
+      return {
         // GatherBlockQuantized reads (data, indices, scales, zero_points): indices go in between.
         inputs: [inputs[0], scalesName, ...zeroInputs],
         report: {
@@ -97,15 +91,18 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
           sqnrDb: sqnrDb(table.values, dequantizeBlocks(q)),
         },
       };
-      perGraph.set(tableName, replacement);
+    });
+    if (fresh) {
       result.count('bytesBefore', replacement.report.bytesBefore);
       result.count('bytesAfter', replacement.report.bytesAfter);
     }
     const [dataName, scalesName, ...zeros] = replacement.inputs;
-    node.opType = 'GatherBlockQuantized';
-    node.domain = MS_DOMAIN;
-    node.inputs = [dataName, node.inputs[1], scalesName, ...zeros];
-    node.attributes = [attr.int('gather_axis', 0), attr.int('quantize_axis', 1), attr.int('block_size', o.blockSize), attr.int('bits', o.bits)];
+    becomeMicrosoftOp(node, 'GatherBlockQuantized', [dataName, node.inputs[1], scalesName, ...zeros], [
+      attr.int('gather_axis', 0),
+      attr.int('quantize_axis', 1),
+      attr.int('block_size', o.blockSize),
+      attr.int('bits', o.bits),
+    ]);
     graph.changed();
     dropUnreadConstant(graph, tableName);
     tensors.push({ ...replacement.report, node: node.label });

@@ -10,7 +10,7 @@
 // Weights in Constant nodes and inside subgraphs are read through constantValue; what cannot be
 // converted (weight computed at run time, not 2-D, K not a multiple of the block size) is left as
 // it is and named in the report's warnings.
-import { attr } from '../../ir/attribute.js';
+import { type Attribute, attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
@@ -32,10 +32,11 @@ import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import {
-  MS_DOMAIN,
+  PerGraphCache,
   type QuantizedTensorReport,
   type WeightQuantReport,
   addTypedConstant,
+  becomeMicrosoftOp,
   dropUnreadConstant,
   ensureMicrosoftOpset,
   floatTensor,
@@ -101,7 +102,7 @@ export function resolveBlockOptions(options: BlockWeightOptions): Required<Omit<
   return resolved;
 }
 
-interface Replacement {
+export interface Replacement {
   inputs: string[];
   report: Omit<QuantizedTensorReport, 'node'>;
 }
@@ -118,7 +119,7 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
   }
   const tensors: QuantizedTensorReport[] = [];
   // A weight read by several MatMuls of one graph is quantized once.
-  const done = new Map<Graph, Map<string, Replacement>>();
+  const done = new PerGraphCache<Replacement>();
   const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul'));
   for (const { node, graph } of targets) {
     result.count('matmuls');
@@ -146,24 +147,15 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
       skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);
       continue;
     }
-    let perGraph = done.get(graph);
-    if (perGraph === undefined) {
-      perGraph = new Map();
-      done.set(graph, perGraph);
-    }
-    let replacement = perGraph.get(weightName);
-    if (replacement === undefined) {
-      replacement = buildReplacement(model, graph, node, weightName, weight.tensor.dataType, weight.values, K, N, o, zeroPointType);
-      perGraph.set(weightName, replacement);
+    // Rows of the quantized matrix are the columns of B: MatMulNBits blocks run along K.
+    const { value: replacement, fresh } = done.get(graph, weightName, () =>
+      buildNBitsWeight(model, graph, node, { name: weightName, op: 'MatMul', elemType: weight.tensor.dataType, columns: transpose(weight.values, K, N), K, N }, o, zeroPointType),
+    );
+    if (fresh) {
       result.count('bytesBefore', replacement.report.bytesBefore);
       result.count('bytesAfter', replacement.report.bytesAfter);
     }
-    const attributes = [attr.int('K', K), attr.int('N', N), attr.int('bits', o.bits), attr.int('block_size', o.blockSize)];
-    if (options.accuracyLevel !== undefined) attributes.push(attr.int('accuracy_level', options.accuracyLevel));
-    node.opType = 'MatMulNBits';
-    node.domain = MS_DOMAIN;
-    node.inputs = [node.inputs[0], ...replacement.inputs];
-    node.attributes = attributes;
+    becomeMicrosoftOp(node, 'MatMulNBits', [node.inputs[0], ...replacement.inputs], matMulNBitsAttributes(K, N, o, options.accuracyLevel));
     graph.changed();
     dropUnreadConstant(graph, weightName);
     tensors.push({ ...replacement.report, node: node.label });
@@ -173,30 +165,50 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
   return { ...result.done(), tensors };
 }
 
-function buildReplacement(
+/** K, N, bits, block_size and, when given, accuracy_level. */
+export function matMulNBitsAttributes(K: number, N: number, o: { bits: number; blockSize: number }, accuracyLevel: number | undefined): Attribute[] {
+  const attributes = [attr.int('K', K), attr.int('N', N), attr.int('bits', o.bits), attr.int('block_size', o.blockSize)];
+  if (accuracyLevel !== undefined) attributes.push(attr.int('accuracy_level', accuracyLevel));
+  return attributes;
+}
+
+/** A weight to pack for MatMulNBits: its columns (B' transposed, [N, K]) and how to report it. */
+export interface NBitsWeight {
+  name: string;
+  /** The op that read the float weight (MatMul, Gemm). */
+  op: string;
+  elemType: DataType;
+  /** [N, K]: row n holds column n of the weight as the op multiplies it. */
+  columns: Float32Array;
+  K: number;
+  N: number;
+  /** Multiplies every scale after quantization (Gemm's alpha); codes and SQNR are unaffected. */
+  scaleFactor?: number;
+}
+
+/** Packs, scales and zero points of `w` added as constants before `node`; returns the inputs after A. */
+export function buildNBitsWeight(
   model: Model,
   graph: Graph,
   node: Node,
-  weightName: string,
-  elemType: DataType,
-  values: Float32Array,
-  K: number,
-  N: number,
+  w: NBitsWeight,
   o: Required<Omit<BlockWeightOptions, 'exclude'>>,
   zeroPointType: ZeroPointType,
 ): Replacement {
-  // Rows of the quantized matrix are the columns of B: MatMulNBits blocks run along K. Columns
-  // are zero-padded to whole blocks; the kernel reads codes up to K only.
+  const { K, N, elemType } = w;
+  const weightName = w.name;
+  // Columns are zero-padded to whole blocks; the kernel reads codes up to K only.
   const nBlocks = Math.ceil(K / o.blockSize);
   const padded = nBlocks * o.blockSize;
-  const columns = transpose(values, K, N);
-  const rows = padded === K ? columns : padColumns(columns, N, K, padded);
+  const rows = padded === K ? w.columns : padColumns(w.columns, N, K, padded);
   const q = quantizeRows(rows, N, padded, o, zeroPointType);
   const blob = (o.blockSize * o.bits) / 8;
   const base = `${weightName}_q${o.bits}`;
   const packed = Tensor.fromArray('', DataType.UINT8, [N, nBlocks, blob], packRows(q.codes, N, padded, o.bits));
   addTypedConstant(model, graph, packed, base, DataType.UINT8, node);
-  const scales = floatTensor('', q.scales, [N * nBlocks], o.scaleType);
+  const factor = w.scaleFactor ?? 1;
+  const scaleValues = factor === 1 ? q.scales : q.scales.map((s) => s * factor);
+  const scales = floatTensor('', scaleValues, [N * nBlocks], o.scaleType);
   const scalesName = addTypedConstant(model, graph, scales, `${weightName}_scales`, elemType, node);
   const inputs = [packed.name, scalesName];
   let zeroBytes = 0;
@@ -213,7 +225,7 @@ function buildReplacement(
     inputs,
     report: {
       name: weightName,
-      op: 'MatMul',
+      op: w.op,
       bytesBefore,
       bytesAfter: storedBytes(packed, scales) + zeroBytes,
       sqnrDb: sqnrDb(rows, dequantizeBlocks(q)),

@@ -1,7 +1,8 @@
 // What the weight-only quantization passes share: reading a float weight wherever it lives,
-// writing new constants, dropping a Constant node nobody reads any more, the com.microsoft opset
-// import, and the per-tensor report every pass returns (bytes before/after and SQNR).
-import { attr } from '../../ir/attribute.js';
+// writing new constants, dropping a Constant node nobody reads any more, quantizing a weight once
+// per graph, the com.microsoft op and opset import, and the per-tensor report every pass returns
+// (bytes before/after and SQNR).
+import { type Attribute, attr } from '../../ir/attribute.js';
 import { constantValue, isStandardDomain } from '../../ir/constants.js';
 import { DataType, dataTypeName } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -101,4 +102,34 @@ export function ensureMicrosoftOpset(model: Model): void {
 /** Stored bytes of a tensor's data (what the file holds for it). */
 export function storedBytes(...tensors: Tensor[]): number {
   return tensors.reduce((n, t) => n + t.byteLength, 0);
+}
+
+/**
+ * What each weight became, kept per graph: a weight that several nodes of one graph read alike is
+ * quantized once, while a subgraph gets constants of its own next to its readers.
+ */
+export class PerGraphCache<T> {
+  private readonly byGraph = new Map<Graph, Map<string, T>>();
+
+  /** The value for `key` in `graph`; `make` runs only the first time, and then `fresh` is true. */
+  get(graph: Graph, key: string, make: () => T): { value: T; fresh: boolean } {
+    let perGraph = this.byGraph.get(graph);
+    if (perGraph === undefined) {
+      perGraph = new Map();
+      this.byGraph.set(graph, perGraph);
+    }
+    const known = perGraph.get(key);
+    if (known !== undefined) return { value: known, fresh: false };
+    const value = make();
+    perGraph.set(key, value);
+    return { value, fresh: true };
+  }
+}
+
+/** Turns `node` in place into the com.microsoft op `opType` (the caller marks the graph changed). */
+export function becomeMicrosoftOp(node: Node, opType: string, inputs: string[], attributes: Attribute[]): void {
+  node.opType = opType;
+  node.domain = MS_DOMAIN;
+  node.inputs = inputs;
+  node.attributes = attributes;
 }
