@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { codecBench } from './codec.js';
 import { optimizeBench } from './optimize.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
+import { quantizeStaticBench } from './quantize-static.js';
 
 export interface BenchOutput {
   json: unknown;
@@ -19,7 +20,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
