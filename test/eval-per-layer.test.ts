@@ -14,6 +14,8 @@ import { modelSignature } from '../src/eval/match-inputs.js';
 import { generatedSamples } from '../src/eval/sample-generate.js';
 import { planLayers } from '../src/eval/per-layer.js';
 import { attr } from '../src/ir/attribute.js';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
+import { Graph } from '../src/ir/graph.js';
 import { constantValue } from '../src/ir/constants.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
@@ -165,4 +167,38 @@ test('shrink eval --per-layer (CLI) lists the damaged Conv first in its table', 
   assert.match(lines[heading], /, 3 of \d+:$/);
   assert.match(lines[heading + 3], new RegExp(`^1  ${convOut.replace(/\./g, '\\.')} +Conv +1[34]\\d\\.\\d\\d +\\d\\.\\d\\d +inf +0\\.\\d+$`));
   assert.match(stderr, /random numbers/);
+});
+
+/**
+ * x -> Mul(w) -> a -> Add(c) -> b -> Mul(v) -> y, where the candidate scales w and gives b another
+ * name with no record (as BatchNorm folding does to a Conv output). The last Mul reads b only
+ * through the unmatched name: its input error is the one measured upstream at a, not "exact".
+ */
+function chain(weight: number, middle: string): Model {
+  const b = new GraphBuilder(new Graph('chain'));
+  const x = b.input('x', DataType.FLOAT, [4, 8]);
+  const w = b.initializer('w', DataType.FLOAT, [], new Float32Array([weight]));
+  const c = b.initializer('c', DataType.FLOAT, [], new Float32Array([0.5]));
+  const v = b.initializer('v', DataType.FLOAT, [], new Float32Array([3]));
+  const a = b.node('Mul', [x, w], [], { name: 'scale', outputs: ['a'] })[0];
+  const m = b.node('Add', [a, c], [], { name: 'shift', outputs: [middle] })[0];
+  b.node('Mul', [m, v], [], { name: 'gain', outputs: ['y'] });
+  b.output('y', DataType.FLOAT, [4, 8]);
+  return buildModel(b.graph);
+}
+
+test('an input with no counterpart in the candidate takes the error measured upstream of it, not an exact input', async () => {
+  const original = chain(2, 'b');
+  const candidate = chain(2.02, 'b_folded');
+  const samples = generatedSamples(modelSignature(original).inputs, { count: 2, seed: 3 });
+  const report = await compareModels(nodeOrt, original, candidate, samples, { threads: 1, perLayer: true });
+  const byValue = new Map((report.layers ?? []).map((l) => [l.value, l]));
+  const a = byValue.get('a');
+  const y = byValue.get('y');
+  assert.ok(a !== undefined && y !== undefined && !byValue.has('b'));
+  assert.equal(a.input_sqnr_db, 'inf', 'the first Mul reads the graph input and a constant');
+  assert.equal(typeof a.sqnr_db, 'number');
+  assert.equal(y.input_sqnr_db, a.sqnr_db, "y's input traced back through the unmatched 'b' to 'a'");
+  assert.ok(Math.abs(y.drop_db ?? Number.NaN) < 10, `y adds little error of its own (drop ${y.drop_db})`);
+  assert.equal(report.layers?.[0].value, 'a', 'the scaled weight is ranked first');
 });

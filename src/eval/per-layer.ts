@@ -163,14 +163,7 @@ export function createLayerAccumulator(original: Graph, plan: LayerPlan): LayerA
 function layerReport(state: PairState, graph: Graph, measured: ReadonlyMap<string, number>): LayerReport {
   const m = state.metrics.result();
   const { pair } = state;
-  // The error reaching the node: its worst input, implicit ones read by its subgraphs included.
-  // Graph inputs and constants count as exact (the same feeds; a changed weight is this layer's
-  // own doing), and so do integer values both models agree on.
-  let input: number | undefined;
-  for (const name of nodeReads(pair.node)) {
-    const sqnr = measured.get(name) ?? (isExact(graph, name) ? Infinity : undefined);
-    if (sqnr !== undefined) input = input === undefined ? sqnr : Math.min(input, sqnr);
-  }
+  const input = inputSqnr(pair.node, graph, measured, new Map());
   const capped = (x: number) => (Number.isNaN(x) ? Number.NaN : Math.min(x, SQNR_CAP_DB));
   const drop = input === undefined ? Number.NaN : capped(input) - capped(m.sqnrDb);
   const report: LayerReport = {
@@ -189,6 +182,35 @@ function layerReport(state: PairState, graph: Graph, measured: ReadonlyMap<strin
   };
   if (pair.candidateValue !== pair.value) report.candidate_value = pair.candidateValue;
   return report;
+}
+
+/**
+ * The error reaching a node: its worst input, implicit ones read by its subgraphs included.
+ * Graph inputs and constants count as exact (the same feeds; a changed weight is this layer's own
+ * doing), and so do integer values both models agree on. An input with no counterpart in the
+ * candidate (renamed or folded away by a pass) takes the worst measured value upstream of it, so
+ * that a missing measurement never reads as an exact input. Undefined when no input could be
+ * traced.
+ */
+function inputSqnr(node: Node, graph: Graph, measured: ReadonlyMap<string, number>, memo: Map<string, number | undefined>): number | undefined {
+  let input: number | undefined;
+  for (const name of nodeReads(node)) {
+    const sqnr = valueSqnr(name, graph, measured, memo);
+    if (sqnr !== undefined) input = input === undefined ? sqnr : Math.min(input, sqnr);
+  }
+  return input;
+}
+
+function valueSqnr(name: string, graph: Graph, measured: ReadonlyMap<string, number>, memo: Map<string, number | undefined>): number | undefined {
+  const known = measured.get(name);
+  if (known !== undefined) return known;
+  if (isExact(graph, name)) return Infinity;
+  if (memo.has(name)) return memo.get(name);
+  memo.set(name, undefined); // guards against cycles through subgraph reads
+  const producer = graph.producer(name);
+  const sqnr = producer === undefined ? undefined : inputSqnr(producer, graph, measured, memo);
+  memo.set(name, sqnr);
+  return sqnr;
 }
 
 function sameDims(a: Tensor, b: Tensor): boolean {
