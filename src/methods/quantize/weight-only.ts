@@ -2,8 +2,10 @@
 // kind of weight the model has.
 //   MatMul (constant B)        -> com.microsoft MatMulNBits (8, 4 or 2 bits; ternary/binary in 2)
 //   Gather (embedding table)   -> com.microsoft GatherBlockQuantized (same bits)
-//   Conv, Gemm                 -> DequantizeLinear: int4 blocked at opset >= 21 for int4, else
-//                                 int8 per channel (ternary and binary leave them in float)
+//   Gemm (constant B), 2 bits  -> MatMulNBits + Add of beta * C (gemm-nbits.ts); also for int4
+//   or int4 below opset 21        below opset 21, where DequantizeLinear has no int4 blocks
+//   Conv, other Gemms          -> DequantizeLinear: int4 blocked at opset >= 21 for int4, else
+//                                 int8 per channel (ternary and binary leave Conv in float)
 // Weights no method covers (LSTM, GRU, ConvTranspose, ...) stay float and the report says so, as
 // it does for every node skipped and why. The report lists each quantized tensor with its bytes
 // before and after and its SQNR.
@@ -16,6 +18,7 @@ import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { type DequantizeLinearForm, quantizeConvGemmWeights } from './dequantize-linear-weights.js';
 import { quantizeGathers } from './gather-block-quantized.js';
+import { quantizeGemms } from './gemm-nbits.js';
 import { type WeightScheme, quantizeMatMuls } from './matmul-nbits.js';
 import { type WeightQuantReport, readFloatWeight } from './weight-tensors.js';
 
@@ -68,22 +71,31 @@ export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions): W
   };
   // Noted before the passes run: afterwards the weights of converted nodes are gone.
   const uncovered = uncoveredWeights(model);
+  // HQQ's float zero points are what MatMulNBits reads best, but ORT 1.30 runs them for 2 and 4 bits only.
+  const matMulZeroPoints = block.rounding === 'hqq' && block.bits !== 8 ? 'float' : 'integer';
   const parts: WeightQuantReport[] = [
-    // HQQ's float zero points are what MatMulNBits reads best, but ORT 1.30 runs them for 2 and 4 bits only.
-    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: block.rounding === 'hqq' && block.bits !== 8 ? 'float' : 'integer' }),
+    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints }),
     quantizeGathers(model, block),
   ];
   if (options.convGemm ?? true) {
+    // Gemm through MatMulNBits where DequantizeLinear has no form for the bits: int4 blocks need
+    // opset 21, 2-bit codes (int2, ternary, binary) opset 25. Gemms it leaves go on below.
+    const opset = model.opset('') ?? 1;
+    if (block.bits === 2 || (block.bits === 4 && opset < 21)) {
+      parts.push(quantizeGemms(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, reportSkips: false }));
+    }
     if (block.scheme === 'linear') {
       const form: DequantizeLinearForm = block.bits === 4 ? 'blocked' : 'per-channel';
       const convGemm = quantizeConvGemmWeights(model, { form, blockSize: block.blockSize, symmetric: block.symmetric, rounding: block.rounding, exclude: options.exclude });
       if (block.bits === 2 && convGemm.stats.quantized > 0) {
-        convGemm.warnings.push({ code: 'conv-gemm-int8', message: 'int2: Conv and Gemm weights use int8 per-channel DequantizeLinear (ONNX has no 2-bit DequantizeLinear before opset 25)' });
+        convGemm.warnings.push({ code: 'conv-gemm-int8', message: 'int2: Conv weights (and Gemms MatMulNBits cannot take) use int8 per-channel DequantizeLinear (ONNX has no 2-bit DequantizeLinear before opset 25)' });
       }
+      // The opset note is about Conv/Gemm weights: none left (all Gemms took MatMulNBits), no note.
+      if ((convGemm.stats.weights ?? 0) === 0) convGemm.warnings = convGemm.warnings.filter((w) => w.code !== 'opset-too-old');
       parts.push(convGemm);
     } else {
       const count = [...model.graph.allNodes()].filter(({ node, graph }) => isOp(node, 'Conv', 'Gemm') && !('reason' in readFloatWeight(graph, node.inputs[1]))).length;
-      if (count > 0) parts.push({ stats: { skipped: count }, warnings: [{ code: 'scheme-matmul-only', message: `${method}: ${count} Conv/Gemm weights stay float (${method} weights are offered for MatMul and Gather only)` }], tensors: [] });
+      if (count > 0) parts.push({ stats: { skipped: count }, warnings: [{ code: 'scheme-matmul-only', message: `${method}: ${count} Conv/Gemm weights stay float (${method} weights are offered for MatMul, Gemm and Gather only)` }], tensors: [] });
     }
   }
   const report: WeightQuantReport = { stats: {}, warnings: [], tensors: [] };
