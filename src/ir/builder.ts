@@ -14,8 +14,10 @@ import { type Dim, makeValueInfo } from './value-info.js';
 export interface NodeOptions {
   /** Output names, or how many outputs to name automatically (default: one). */
   outputs?: string[] | number;
-  /** Node name (default: a unique name from the op type). */
+  /** Node name (default: a unique name from `nameBase`, or from the op type). */
   name?: string;
+  /** Base of the generated unique node name when `name` is not given. */
+  nameBase?: string;
   /** '' for standard ops, 'com.microsoft' for ORT contrib ops, a function's domain, ... */
   domain?: string;
 }
@@ -67,7 +69,7 @@ export class GraphBuilder {
 
   /** Like `node`, but returns the Node itself (to set its proto, doc string, ...). */
   addNode(opType: string, inputs: string[], attributes: Attribute[] = [], options: NodeOptions = {}): Node {
-    const name = options.name ?? this.fresh(opType);
+    const name = options.name ?? this.fresh(options.nameBase ?? opType);
     if (options.name !== undefined) this.claim(options.name, 'node');
     const wanted = options.outputs ?? 1;
     const outputs =
