@@ -36,6 +36,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Declares a graph input under a fresh name based on `base`; returns the name. */
+  freshInput(base: string, elemType: DataType, shape?: Dim[]): string {
+    const name = this.fresh(base);
+    this.graph.inputs.push(makeValueInfo(name, { elemType, shape }));
+    return name;
+  }
+
   /** Declares an existing value as a graph output, typed when `elemType` is given. */
   output(name: string, elemType?: DataType, shape?: Dim[]): string {
     this.graph.addOutput(name, elemType === undefined ? undefined : { elemType, shape });

@@ -1,16 +1,17 @@
 // What a gradient rule sees of one forward node: the incoming gradients of its outputs, which of
-// its inputs need a gradient, the inferred types of forward values, and helpers that emit standard
-// ai.onnx nodes into the training graph (constants, opset-aware reductions, undoing broadcasting).
-// A rule returns one gradient value name per input (undefined where none is wanted).
-import { attr, type Attribute } from '../ir/attribute.js';
+// its inputs need a gradient, the inferred types of forward values, and (from Emitter) helpers
+// that emit standard ai.onnx nodes into the training graph. A rule returns one gradient value name
+// per input (undefined where none is wanted).
+import { attr } from '../ir/attribute.js';
 import type { GraphBuilder } from '../ir/builder.js';
-import { DataType, dataTypeInfo, dataTypeName } from '../ir/dtype.js';
+import type { DataType } from '../ir/dtype.js';
 import type { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
 import type { Dim } from '../ir/value-info.js';
+import { Emitter, scalarTensor } from './emitter.js';
+import { GradientError } from './gradient-error.js';
 
-/** A problem building the backward graph; the message names the node and what is wrong. */
-export class GradientError extends Error {}
+export { GradientError, scalarTensor };
 
 export interface ValueType {
   elemType: DataType;
@@ -20,7 +21,7 @@ export interface ValueType {
 
 export type GradientRule = (ctx: GradientContext) => (string | undefined)[];
 
-/** Shared by every node's context: emits into one graph, caches constants and shapes. */
+/** Shared by every node's context: the graph emitted into and what is known of forward values. */
 export interface GradientScope {
   readonly builder: GraphBuilder;
   /** The training graph's ai.onnx opset (at least 13: ReduceSum takes axes as an input). */
@@ -29,19 +30,18 @@ export interface GradientScope {
   type(value: string): ValueType | undefined;
   /** The constant behind a forward value (initializer or Constant node), if it is one. */
   constant(value: string): Tensor | undefined;
+  /** Constants already emitted, shared by every context. */
   readonly constants: Map<string, string>;
 }
 
-export class GradientContext {
+export class GradientContext extends Emitter {
   constructor(
     readonly node: Node,
     private readonly scope: GradientScope,
     private readonly incoming: readonly (string | undefined)[],
     private readonly wanted: readonly boolean[],
-  ) {}
-
-  get opset(): number {
-    return this.scope.opset;
+  ) {
+    super(scope.builder, scope.opset, scope.constants, 'grad');
   }
 
   input(i: number): string {
@@ -98,6 +98,13 @@ export class GradientContext {
     return Array.from(tensor.data() as ArrayLike<number | bigint>, Number);
   }
 
+  /** Input i as constant integers, or undefined when it is absent or computed at run time. */
+  knownInts(i: number): number[] | undefined {
+    const name = this.input(i);
+    const tensor = name === '' ? undefined : this.scope.constant(name);
+    return tensor === undefined ? undefined : Array.from(tensor.data() as ArrayLike<number | bigint>, Number);
+  }
+
   /** An attribute as an int, with a fallback. */
   int(name: string, fallback: number): number {
     return this.node.attrInt(name, fallback) ?? fallback;
@@ -111,52 +118,15 @@ export class GradientContext {
     return this.node.attrInts(name);
   }
 
-  /** Emits one node (named after the forward node) and returns its output. */
-  op(opType: string, inputs: string[], attributes: Attribute[] = []): string {
-    return this.scope.builder.node(opType, inputs, attributes, { nameBase: this.nameBase(opType) });
-  }
-
-  /** Emits a node with `count` outputs. */
-  opN(opType: string, inputs: string[], count: number, attributes: Attribute[] = []): string[] {
-    return this.scope.builder.node(opType, inputs, attributes, { nameBase: this.nameBase(opType), outputs: count });
-  }
-
-  /** A 1-D int64 constant (shapes, axes, pads), shared across the graph. */
-  int64s(values: readonly number[]): string {
-    return this.constant(`i64:${values.join(',')}`, () => Tensor.fromArray('ints', DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt))));
-  }
-
-  /** A scalar int64 constant. */
-  int64(value: number): string {
-    return this.constant(`i64s:${value}`, () => Tensor.fromArray('int', DataType.INT64, [], BigInt64Array.of(BigInt(value))));
-  }
-
-  /** A scalar of `like`'s element type (float, double, float16 are supported). */
+  /** A scalar constant of `like`'s element type (a forward value's name, or a DataType). */
   scalar(value: number, like: string | DataType): string {
-    const type = typeof like === 'number' ? like : this.elemType(like);
-    return this.constant(`${type}:${value}`, () => scalarTensor(value, type));
-  }
-
-  /** Output i's gradient has the output's shape; `x`'s shape comes from Shape when needed. */
-  shapeOf(value: string): string {
-    return this.op('Shape', [value]);
+    return this.scalarOf(value, typeof like === 'number' ? like : this.elemType(like));
   }
 
   /** Zeros with the shape and type of a forward value. */
   zerosLike(value: string): string {
     const zero = scalarTensor(0, this.elemType(value));
     return this.op('ConstantOfShape', [this.shapeOf(value)], [attr.tensor('value', Tensor.fromBytes('zero', zero.dataType, [1], zero.bytes()))]);
-  }
-
-  /**
-   * ReduceSum / ReduceMean / ReduceMax ... over constant axes, in the form the training graph's
-   * opset wants (axes as an input from opset 13 for ReduceSum, 18 for the others).
-   */
-  reduce(opType: string, x: string, axes: readonly number[], keepdims: boolean): string {
-    const inputAxes = opType === 'ReduceSum' ? this.opset >= 13 : this.opset >= 18;
-    const keep = attr.int('keepdims', keepdims ? 1 : 0);
-    if (inputAxes) return this.op(opType, [x, this.int64s(axes)], [keep]);
-    return this.op(opType, [x], [attr.ints('axes', [...axes]), keep]);
   }
 
   /** Reshape to the (runtime) shape of a forward value. */
@@ -208,31 +178,7 @@ export class GradientContext {
     throw new GradientError(`node '${this.node.label}' (${this.node.opType}): ${reason}`);
   }
 
-  private nameBase(opType: string): string {
+  protected override nameBase(opType: string): string {
     return `grad/${this.node.label}/${opType}`;
-  }
-
-  private constant(key: string, make: () => Tensor): string {
-    const known = this.scope.constants.get(key);
-    if (known !== undefined) return known;
-    const tensor = make();
-    const name = this.scope.builder.fresh(`grad/const_${tensor.name}`);
-    // `fresh` reserved the name, so the initializer goes straight into the graph.
-    this.scope.builder.graph.addInitializer(Tensor.fromBytes(name, tensor.dataType, tensor.dims, tensor.bytes()));
-    this.scope.constants.set(key, name);
-    return name;
-  }
-}
-
-/** A scalar tensor of a floating type. */
-export function scalarTensor(value: number, type: DataType): Tensor {
-  switch (type) {
-    case DataType.FLOAT:
-      return Tensor.fromArray('scalar', type, [], Float32Array.of(value));
-    case DataType.DOUBLE:
-      return Tensor.fromArray('scalar', type, [], Float64Array.of(value));
-    default:
-      if (!dataTypeInfo(type).isFloat) throw new GradientError(`gradients of ${dataTypeName(type)} values are not supported`);
-      throw new GradientError(`gradients in ${dataTypeName(type)} are not supported (train in float32 or float64)`);
   }
 }

@@ -1,5 +1,6 @@
 // Gradients of ReduceSum and ReduceMean: dy is given back its reduced axes (as size-1 dims) and
 // expanded over the input's shape; the mean also divides by the number of elements reduced.
+import { attr } from '../../ir/attribute.js';
 import type { GradientContext, GradientRule } from '../gradient-context.js';
 
 /** The reduced axes, normalised to 0..rank-1; every axis when none are given (unless noop). */
@@ -30,7 +31,7 @@ function reduceGradient(mean: boolean): GradientRule {
       } else {
         // Symbolic dims: the count is size(x) / size(y), computed at run time.
         const count = ctx.op('Div', [ctx.op('Size', [x]), ctx.op('Size', [ctx.output()])]);
-        dx = ctx.op('Div', [dx, ctx.op('CastLike', [count, x])]);
+        dx = ctx.op('Div', [dx, ctx.op('Cast', [count], [attr.int('to', ctx.elemType(x))])]);
       }
     }
     return [dx];

@@ -1,0 +1,48 @@
+// Losses as graph pieces, built from standard ops so autodiff differentiates them like any other
+// part of the model. Each returns the name of a scalar value (the mean over the batch).
+import { attr } from '../ir/attribute.js';
+import { DataType } from '../ir/dtype.js';
+import { Tensor } from '../ir/tensor.js';
+import type { Emitter } from './emitter.js';
+
+export interface CrossEntropyOptions {
+  /** Number of classes (the logits' last axis). */
+  classes: number;
+  /** Share of the target mass spread evenly over all classes (0 = hard labels). */
+  labelSmoothing?: number;
+}
+
+/**
+ * Mean cross-entropy of `logits` [N, C] against int64 class ids `labels` [N]:
+ * -mean_n sum_c target[n, c] * log_softmax(logits)[n, c], the target one-hot and optionally smoothed.
+ */
+export function crossEntropy(e: Emitter, logits: string, labels: string, type: DataType, options: CrossEntropyOptions): string {
+  const smoothing = options.labelSmoothing ?? 0;
+  if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`label smoothing must be in [0, 1), not ${smoothing}`);
+  const off = smoothing / options.classes;
+  const on = 1 - smoothing + off;
+  const values = type === DataType.DOUBLE ? Float64Array.of(off, on) : Float32Array.of(off, on);
+  const target = e.op('OneHot', [labels, e.int64(options.classes), e.builder.node('Constant', [], [attr.tensor('value', Tensor.fromArray('v', type, [2], values))], { nameBase: 'loss/onehot_values' })], [attr.int('axis', -1)]);
+  const logp = e.op('LogSoftmax', [logits], [attr.int('axis', -1)]);
+  const perSample = e.reduce('ReduceSum', e.op('Mul', [target, logp]), [-1], false);
+  return e.op('Neg', [e.reduce('ReduceMean', perSample, [0], false)]);
+}
+
+/** Mean squared error over every element. */
+export function meanSquaredError(e: Emitter, prediction: string, target: string, rank: number): string {
+  const diff = e.op('Sub', [prediction, target]);
+  return e.reduce('ReduceMean', e.op('Mul', [diff, diff]), Array.from({ length: rank }, (_, i) => i), false);
+}
+
+/**
+ * Distillation term T^2 * mean_n KL(softmax(teacher/T) || softmax(student/T)) over the last axis
+ * of [N, C] logits (the T^2 keeps its gradient on the scale of the hard-label loss, as Hinton et al.).
+ */
+export function distillationKl(e: Emitter, studentLogits: string, teacherLogits: string, temperature: number, type: DataType): string {
+  const t = e.scalarOf(temperature, type);
+  const teacherLogp = e.op('LogSoftmax', [e.op('Div', [teacherLogits, t])], [attr.int('axis', -1)]);
+  const studentLogp = e.op('LogSoftmax', [e.op('Div', [studentLogits, t])], [attr.int('axis', -1)]);
+  const teacherP = e.op('Exp', [teacherLogp]);
+  const perSample = e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false);
+  return e.op('Mul', [e.reduce('ReduceMean', perSample, [0], false), e.scalarOf(temperature * temperature, type)]);
+}
