@@ -9,12 +9,13 @@ import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import { nodeOrder } from '../ir/toposort.js';
 import { attr } from '../ir/attribute.js';
-import { constantValue } from '../ir/constants.js';
+import { constantValue, isStandardDomain } from '../ir/constants.js';
 import { Tensor } from '../ir/tensor.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
 import type { Dim } from '../ir/value-info.js';
 import { GradientContext, GradientError, type GradientRule, type GradientScope, type ValueType, scalarTensor } from './gradient-context.js';
 import { GRADIENT_RULES, ruleKey } from './gradient-rules.js';
+import { STRAIGHT_THROUGH_OPS } from './gradients/quantize.js';
 
 export interface GradientOptions {
   /** The value to minimise. Any shape: a non-scalar loss is summed. */
@@ -130,9 +131,11 @@ function activeValues(order: readonly Node[], wrt: readonly string[], loss: stri
   const forward = new Set(wrt);
   for (const node of order) {
     if (!node.inputs.some((v) => forward.has(v))) continue;
+    // QuantizeLinear's integer output carries a gradient under the straight-through estimator.
+    const straightThrough = isStandardDomain(node.domain) && STRAIGHT_THROUGH_OPS.has(node.opType);
     for (const out of node.outputs) {
       const t = type(out);
-      if (out !== '' && (t === undefined || dataTypeInfo(t.elemType).isFloat)) forward.add(out);
+      if (out !== '' && (straightThrough || t === undefined || dataTypeInfo(t.elemType).isFloat)) forward.add(out);
     }
   }
   const backward = new Set([loss]);

@@ -98,6 +98,11 @@ export class GradientContext extends Emitter {
     return Array.from(tensor.data() as ArrayLike<number | bigint>, Number);
   }
 
+  /** The constant behind a forward value (initializer or Constant node), or undefined. */
+  constantOf(value: string): Tensor | undefined {
+    return value === '' ? undefined : this.scope.constant(value);
+  }
+
   /** Input i as constant integers, or undefined when it is absent or computed at run time. */
   knownInts(i: number): number[] | undefined {
     const name = this.input(i);
