@@ -109,6 +109,19 @@ test('Entropy (KL, TensorRT): a Gaussian with far outliers is clipped well below
   assert.ok(u > 0.9, `uniform threshold ${u}`);
 });
 
+test('Entropy never clips the body: an image whose white background sits at exactly +1 keeps its range', () => {
+  // 70% of the pixels at +1 (background), the rest spread over [-1, 1] (text strokes): plain
+  // TensorRT KL clips below the pile, which flattens the image; at most 0.1% may be clipped.
+  const random = mulberry32(12);
+  const values = Float32Array.from({ length: 100_000 }, () => (random() < 0.7 ? 1 : random() * 2 - 1));
+  const stats = statsOf(values);
+  const t = entropyCalibrator.range(stats, { symmetric: true }).max;
+  let clipped = 0;
+  for (const v of values) if (Math.abs(v) > t) clipped++;
+  assert.ok(clipped <= 0.001 * values.length, `threshold ${t} clips ${clipped} of ${values.length} values`);
+  assert.ok(t > 0.99, `threshold ${t}`);
+});
+
 test('MSE: the chosen range is within 2% of the brute-force optimum of the true squared error', () => {
   // Laplace-like heavy tails: the optimum clips.
   const random = mulberry32(6);

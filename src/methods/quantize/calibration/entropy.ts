@@ -3,25 +3,35 @@
 // P is the histogram cut there with the clipped tail added to its last bin, and Q is the same bins
 // merged into 128 levels and spread back evenly over the bins that were non-empty. The threshold
 // whose Q loses least information, min KL(P || Q), wins. Heavy tails get clipped hard; ranges
-// without outliers stay near the maximum. One departure: exact zeros are left out (see below).
+// without outliers stay near the maximum. Two departures: exact zeros are left out (see below),
+// and no threshold may clip more than MAX_CLIPPED_FRACTION of the values. Without that floor a
+// distribution whose mass piles up at its top (an image's white background at exactly +1, a
+// saturated sigmoid) is "best" clipped below the pile, which flattens the signal itself: PP-OCRv4
+// rec decoded every line to empty text and det's output lost all correlation.
 import type { Calibrator } from './calibrator.js';
 
 export const DEFAULT_QUANTIZED_BINS = 128;
+
+/** Largest share of the (non-zero) values a threshold may clip: TensorRT-style tails, not the body. */
+export const MAX_CLIPPED_FRACTION = 1e-3;
 
 /** Q where P > 0 but Q is empty gets this much mass instead of making KL infinite. */
 const EPSILON = 1e-10;
 
 /** Index i (bins kept, 1..n) of the best threshold over `counts`, a histogram of |x| starting at 0. */
-export function entropyThresholdBins(counts: ArrayLike<number>, quantizedBins = DEFAULT_QUANTIZED_BINS): number {
+export function entropyThresholdBins(counts: ArrayLike<number>, quantizedBins = DEFAULT_QUANTIZED_BINS, maxClipped = MAX_CLIPPED_FRACTION): number {
   const n = counts.length;
   if (n <= quantizedBins) return n;
   const tail = new Float64Array(n + 1);
   for (let b = n - 1; b >= 0; b--) tail[b] = tail[b + 1] + counts[b];
   if (tail[0] === 0) return n;
+  // The fewest bins that clip at most maxClipped of the mass: no threshold below them is tried.
+  let fewest = n;
+  while (fewest > quantizedBins && tail[fewest - 1] <= maxClipped * tail[0]) fewest--;
   const q = new Float64Array(n);
   let best = n;
   let bestDivergence = Infinity;
-  for (let i = quantizedBins; i <= n; i++) {
+  for (let i = fewest; i <= n; i++) {
     // Q: counts[0..i) merged into quantizedBins groups, each group's mass spread over its non-empty bins.
     q.fill(0, 0, i);
     for (let j = 0; j < quantizedBins; j++) {
