@@ -8,6 +8,7 @@ import { codecBench } from './codec.js';
 import { optimizeBench } from './optimize.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
+import { trainBench } from './train.js';
 
 export interface BenchOutput {
   json: unknown;
@@ -20,7 +21,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -31,10 +31,12 @@ def cnn(c1, c2, hidden, classes):
         nn.Flatten(), nn.Linear(c2 * 49, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
 
-def load_weights(model, setup, names):
-    """Copies shrink's initial weights (same names as the ONNX initializers) into the model."""
+def load_weights(model, setup):
+    """Copies shrink's initial weights (w0, w1, ... in PyTorch's parameter order) into the model."""
     params = [p for p in model.parameters()]
-    assert len(params) == len(names), (len(params), names)
+    names = [f'w{i}' for i in range(len(params))]
+    assert all(n in setup for n in names) and f'w{len(params)}' not in setup, 'weight count differs'
+
     with torch.no_grad():
         for p, name in zip(params, names):
             p.copy_(torch.from_numpy(setup[name]).reshape(p.shape))
@@ -45,10 +47,9 @@ def peak_rss_mib():
 
 
 def run_mlp(args, setup):
-    names = [str(n) for n in setup['weight_names']]
     sizes = [int(s) for s in setup['sizes']]
     model = mlp(sizes)
-    load_weights(model, setup, names)
+    load_weights(model, setup)
     x, y = torch.from_numpy(setup['train_x']), torch.from_numpy(setup['train_y'])
     tx, ty = torch.from_numpy(setup['test_x']), torch.from_numpy(setup['test_y'])
     orders = setup['orders']
@@ -74,10 +75,9 @@ def run_mlp(args, setup):
 
 
 def run_cnn_speed(args, setup):
-    names = [str(n) for n in setup['weight_names']]
     c1, c2, hidden, classes = [int(v) for v in setup['cnn']]
     model = cnn(c1, c2, hidden, classes)
-    load_weights(model, setup, names)
+    load_weights(model, setup)
     x, y = torch.from_numpy(setup['train_x']), torch.from_numpy(setup['train_y'])
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()

