@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatError } from './errors.js';
+import { registerDistill } from './distill-command.js';
 import { registerEval } from './eval-command.js';
 import { registerBench } from './bench-command.js';
 import { registerInspect } from './inspect-command.js';
@@ -24,7 +25,7 @@ export interface CliContext {
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
 // One line per command: `eval`, `quantize`, `optimize` and `bench` join this list as they land.
-const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize];
+const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerDistill];
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

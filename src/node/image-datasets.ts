@@ -61,7 +61,7 @@ export function mnistDigitsSplit(trainCount = 8000, seed = 0): { train: ImageSet
   if (trainCount >= digits.length) throw new Error(`mnist: ${trainCount} training samples leave none of the ${digits.length} for testing`);
   const pack = (part: typeof digits): ImageSet => {
     const images = new Float32Array(part.length * 784);
-    part.forEach((s, i) => images.set(s.data, i * 784));
+    for (const [i, s] of part.entries()) images.set(s.data, i * 784);
     return { images, labels: Uint8Array.from(part, (s) => s.label), imageDims: [1, 28, 28], count: part.length };
   };
   return { train: pack(digits.slice(0, trainCount)), test: pack(digits.slice(trainCount)) };

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
 import type { EvalReport } from '../eval/eval-report.js';
 import { inspectModel } from '../inspect/inspect.js';
 import type { Model } from '../ir/model.js';
@@ -49,15 +50,7 @@ function packageFolder(pkg: string): string {
 
 /** Renders the report and writes it to `file` through a temporary file and a rename. */
 export function writeReportFile(file: string, input: ReportInput, assets: ReportAssets = readReportAssets()): void {
-  const html = renderReportHtml(input, assets);
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    fs.writeFileSync(temporary, html);
-    fs.renameSync(temporary, file);
-  } catch (error) {
-    fs.rmSync(temporary, { force: true });
-    throw error;
-  }
+  writeFileAtomic(file, renderReportHtml(input, assets));
 }
 
 /** A model file as the report shows it: name, size on disk (external data included), weight bytes per layer. */

@@ -137,7 +137,7 @@ export class GradientContext extends Emitter {
   /** Reshape to the (runtime) shape of a forward value. */
   reshapeLike(x: string, like: string): string {
     const shape = this.scope.type(like)?.shape;
-    if (shape !== undefined && shape.every((d) => typeof d === 'number')) return this.op('Reshape', [x, this.int64s(shape as number[])]);
+    if (shape?.every((d) => typeof d === 'number')) return this.op('Reshape', [x, this.int64s(shape as number[])]);
     return this.op('Reshape', [x, this.shapeOf(like)]);
   }
 

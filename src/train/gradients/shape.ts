@@ -87,7 +87,7 @@ const transpose: GradientRule = (ctx) => {
   const rank = ctx.rank(ctx.input(0));
   const perm = ctx.ints('perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
   const inverse = new Array<number>(rank);
-  perm.forEach((p, i) => (inverse[p] = i));
+  for (const [i, p] of perm.entries()) inverse[p] = i;
   return [ctx.op('Transpose', [ctx.dyOrZeros()], [attr.ints('perm', inverse)])];
 };
 
@@ -186,7 +186,7 @@ function oneHotGather(ctx: GradientContext, data: string, indices: string, axis:
   const grad = ctx.op('Reshape', [summed, movedShape]);
   if (axis === 0) return grad;
   const inverse = new Array<number>(rank);
-  dataPerm.forEach((p, i) => (inverse[p] = i));
+  for (const [i, p] of dataPerm.entries()) inverse[p] = i;
   return ctx.op('Transpose', [grad], [attr.ints('perm', inverse)]);
 }
 
