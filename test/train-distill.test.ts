@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { DistillReport } from '../src/cli/distill-command.js';
-import { main } from '../src/cli/main.js';
 import { writeNpy } from '../src/eval/npy.js';
 import { writeNpz } from '../src/eval/npz.js';
 import { inspectModel } from '../src/inspect/inspect.js';
@@ -21,6 +20,7 @@ import { classifierAccuracy, imageTrainingData, type LabelledImages } from '../s
 import { type DistillData, type DistillOptions, distill } from '../src/train/distill.js';
 import { mlpModel } from '../src/train/init-models.js';
 import { Trainer } from '../src/train/trainer.js';
+import { runShrink } from './helpers/cli.js';
 import { pseudoRandom } from './helpers/tensors.js';
 
 const work = mkdtempSync(join(tmpdir(), 'shrink-distill-'));
@@ -174,20 +174,7 @@ test('bad setups fail before training with one line naming the problem', async (
 });
 
 /** `shrink distill ...` in this process, as main() runs a command: exit code, stdout, stderr. */
-async function shrinkDistill(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (text: string) => {
-      stdout += text;
-    },
-    stderr: (text: string) => {
-      stderr += text;
-    },
-  };
-  const code = await main(['distill', ...args], io);
-  return { code, stdout, stderr };
-}
+const shrinkDistill = (args: string[]) => runShrink(['distill', ...args]);
 
 test('shrink distill trains the student from an .npz and writes it; bad input gets one line', async () => {
   const set = readIdxImageSet(FASHION_MNIST_DIR, 't10k');

@@ -4,25 +4,20 @@
 // 'labels' for the class ids, unless --labels gives them), or an .npy for a single-input student.
 // Training data is held in memory, as the teacher's outputs for every sample are.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { type Command, Option } from 'commander';
 import { env as ortEnv } from 'onnxruntime-node';
-import { type NpyArray, npyToTensor, parseNpy } from '../eval/npy.js';
-import { readNpz } from '../eval/npz.js';
 import { inspectModel } from '../inspect/inspect.js';
-import { DataType, dataTypeName, type TypedArray } from '../ir/dtype.js';
-import type { Model } from '../ir/model.js';
-import { tensorTypeOf } from '../ir/value-info.js';
-import { loadModel, saveModel } from '../node/model-files.js';
+import { saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
-import { lineProgress, terminalProgress } from '../node/progress.js';
-import { type Progress, silentProgress } from '../pipeline/progress.js';
-import type { ArrayField } from '../train/array-data.js';
+import { stderrProgress } from '../node/progress.js';
+import { type Progress, } from '../pipeline/progress.js';
 import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
-import { wholeNumber } from './options.js';
+import { loadModelFile } from './input-files.js';
+import { collect, fraction, positiveNumber, wholeNumber } from './options.js';
+import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 
 interface DistillFlags {
   teacher: string;
@@ -63,9 +58,6 @@ export interface DistillReport {
   bytes_after: number;
 }
 
-/** The array key holding class ids in an .npz. */
-const LABELS_KEY = 'labels';
-
 export function registerDistill(program: Command, context: CliContext): void {
   program
     .command('distill')
@@ -92,15 +84,12 @@ export function registerDistill(program: Command, context: CliContext): void {
     .option('--no-progress', 'do not report progress on stderr')
     .action(async (flags: DistillFlags, command: Command) => {
       if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-      const progress = !flags.progress ? silentProgress : process.stderr.isTTY ? terminalProgress() : lineProgress((line) => context.io.stderr(`${line}\n`));
+      const progress = stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`));
       const report = await runDistill(flags, progress);
       context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 async function runDistill(flags: DistillFlags, progress: Progress): Promise<DistillReport> {
   const temperature = positiveNumber(flags.temperature, '--temperature');
@@ -114,9 +103,9 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
   const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 1);
   const features = flags.feature.map(parseFeature);
 
-  const teacher = load(flags.teacher);
-  const student = load(flags.student);
-  const data = await readData(flags, student, teacher, scale);
+  const teacher = loadModelFile(flags.teacher);
+  const student = loadModelFile(flags.student);
+  const data: DistillData = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [student, teacher], scale, requireLabels: false });
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   const result = await distill(nodeOrt, {
     teacher,
@@ -177,100 +166,11 @@ function parseFeature(text: string): FeatureMatch {
   return { teacher: match[1], student: match[2], weight: match[3] === undefined ? 1 : positiveNumber(match[3], '--feature weight') };
 }
 
-/** A positive number, or `a/b` of two (1/255 reads better than 0.00392156862745098). */
-function fraction(text: string, flag: string): number {
-  const parts = text.split('/');
-  if (parts.length !== 2) return positiveNumber(text, flag);
-  return positiveNumber(parts[0], flag) / positiveNumber(parts[1], flag);
-}
 
-function positiveNumber(text: string, flag: string): number {
-  const value = Number(text);
-  if (!/\S/.test(text) || !(value > 0 && Number.isFinite(value))) throw new UsageError(`${flag} must be a positive number, got '${text}'`);
-  return value;
-}
 
-/** Inputs of both models from the data file, labels from --labels or the archive. */
-async function readData(flags: DistillFlags, student: Model, teacher: Model, scale: number): Promise<DistillData> {
-  const arrays = await readArrays(flags.data, student);
-  let labelArray = arrays.get(LABELS_KEY);
-  arrays.delete(LABELS_KEY);
-  if (flags.labels !== undefined) {
-    if (labelArray !== undefined) throw new UsageError(`${flags.data} holds '${LABELS_KEY}' and --labels gives them too: use one`);
-    labelArray = parseNpy(readFile(flags.labels), flags.labels);
-  }
-  const inputs: Record<string, ArrayField> = {};
-  const wanted = new Map<string, Model>();
-  for (const model of [student, teacher]) for (const name of dataInputs(model)) if (!wanted.has(name)) wanted.set(name, model);
-  for (const [key, array] of arrays) {
-    const model = wanted.get(key);
-    if (model === undefined) throw new Error(`${flags.data}: array '${key}' is not an input of the teacher or the student (inputs: ${[...wanted.keys()].join(', ')}; class ids go under '${LABELS_KEY}')`);
-    inputs[key] = inputField(model, key, array, scale, `${flags.data}[${key}]`);
-  }
-  const labels = labelArray === undefined ? undefined : labelValues(labelArray, flags.labels ?? `${flags.data}[${LABELS_KEY}]`);
-  return { inputs, labels };
-}
 
-/** An .npz as arrays by key; an .npy as the one array of the student's only input. */
-async function readArrays(file: string, student: Model): Promise<Map<string, NpyArray>> {
-  const extension = path.extname(file).toLowerCase();
-  const bytes = readFile(file);
-  if (extension === '.npy') {
-    const inputs = dataInputs(student);
-    if (inputs.length !== 1) throw new Error(`${file}: a .npy holds one array, but the student has ${inputs.length} inputs (${inputs.join(', ')}); use an .npz keyed by input name`);
-    return new Map([[inputs[0], parseNpy(bytes, file)]]);
-  }
-  if (extension !== '.npz') throw new Error(`${file}: training data must be an .npz (or .npy), not '${extension || 'no extension'}'`);
-  try {
-    return await readNpz(bytes, file);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}
 
-/** One float input: axis 0 counts samples, the rest must fit the input's declared dims. */
-function inputField(model: Model, name: string, array: NpyArray, scale: number, where: string): ArrayField {
-  const declared = tensorTypeOf(model.graph.inputs.find((i) => i.name === name));
-  const sampleDims = array.dims.slice(1);
-  if (array.dims.length === 0) throw new Error(`${where}: a scalar, not a stack of samples along axis 0`);
-  if (declared?.shape !== undefined) {
-    const shape = declared.shape.slice(1);
-    const fits = shape.length === sampleDims.length && shape.every((d, i) => typeof d !== 'number' || d === sampleDims[i]);
-    if (!fits) throw new Error(`${where}: shape (${array.dims.join(', ')}) does not stack samples of input '${name}' [${declared.shape.map((d) => d ?? '?').join(',')}] along axis 0`);
-  }
-  const type = declared?.elemType;
-  if (type !== DataType.FLOAT && type !== DataType.DOUBLE) throw new Error(`${where}: input '${name}' is ${type === undefined ? 'untyped' : dataTypeName(type)}; distill feeds float32 or float64 inputs`);
-  if (!NUMERIC_ARRAYS.has(array.dataType)) throw new Error(`${where}: ${dataTypeName(array.dataType)} values cannot feed a float input (save them as float32 or an integer type)`);
-  return { data: npyToTensor(array, name).data() as TypedArray, sampleDims, dataType: type, scale };
-}
 
-/** Array types whose elements read as plain numbers (float16 would need decoding). */
-const NUMERIC_ARRAYS: ReadonlySet<DataType> = new Set([DataType.FLOAT, DataType.DOUBLE, DataType.UINT8, DataType.INT8, DataType.UINT16, DataType.INT16, DataType.UINT32, DataType.INT32, DataType.UINT64, DataType.INT64]);
-const INTEGER_ARRAYS: ReadonlySet<DataType> = new Set([DataType.UINT8, DataType.INT8, DataType.UINT16, DataType.INT16, DataType.UINT32, DataType.INT32, DataType.UINT64, DataType.INT64]);
 
-function labelValues(array: NpyArray, where: string): TypedArray {
-  if (array.dims.length !== 1) throw new Error(`${where}: labels must be one class id per sample (1-D), not shape (${array.dims.join(', ')})`);
-  if (!INTEGER_ARRAYS.has(array.dataType)) throw new Error(`${where}: labels must be integers, not ${dataTypeName(array.dataType)}`);
-  return npyToTensor(array, 'labels').data() as TypedArray;
-}
 
-function dataInputs(model: Model): string[] {
-  return model.graph.inputs.map((i) => i.name).filter((n) => model.graph.initializer(n) === undefined);
-}
 
-function readFile(file: string): Uint8Array {
-  try {
-    const buffer = fs.readFileSync(file);
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}
-
-function load(file: string): Model {
-  try {
-    return loadModel(file);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}

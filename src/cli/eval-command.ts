@@ -14,12 +14,12 @@ import type { SampleSource } from '../eval/samples.js';
 import { renderTable, groupDigits } from '../inspect/table.js';
 import type { Model } from '../ir/model.js';
 import { loadCustomMetric } from '../node/custom-metric.js';
-import { loadModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { lineProgress, terminalProgress } from '../node/progress.js';
 import { openSampleFile } from '../node/sample-files.js';
 import type { Progress } from '../pipeline/progress.js';
 import { UsageError, inFile } from './errors.js';
+import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeEvalReportFile } from '../node/report-assets.js';
 import { parseDims, wholeNumber } from './options.js';
@@ -85,8 +85,8 @@ async function evaluate(originalFile: string, candidateFile: string, flags: Eval
     const generatorOnly = (['seed', 'dims', 'range'] as const).filter((k) => flags[k] !== undefined);
     if (generatorOnly.length > 0) throw new UsageError(`--${generatorOnly[0]} shapes generated inputs and has no effect with --data`);
   }
-  const original = load(originalFile);
-  const candidate = load(candidateFile);
+  const original = loadModelFile(originalFile);
+  const candidate = loadModelFile(candidateFile);
   const labels = flags.labels === undefined ? undefined : readLabels(flags.labels);
   const custom = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
   const samples = await openSamples(original, flags, count);
@@ -108,13 +108,6 @@ async function evaluate(originalFile: string, candidateFile: string, flags: Eval
   }
 }
 
-function load(file: string): Model {
-  try {
-    return loadModel(file);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}
 
 function readLabels(file: string): Labels {
   let bytes: Uint8Array;

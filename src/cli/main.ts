@@ -9,7 +9,9 @@ import { registerEval } from './eval-command.js';
 import { registerBench } from './bench-command.js';
 import { registerInspect } from './inspect-command.js';
 import { registerOptimize } from './optimize-command.js';
+import { registerQat } from './qat-command.js';
 import { registerQuantize } from './quantize-command.js';
+import { registerTrain } from './train-command.js';
 
 /** Where commands write; tests and embedding code may capture it. */
 export interface CliIO {
@@ -24,8 +26,8 @@ export interface CliContext {
 /** A command file's entry: adds its subcommand to the program. */
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
-// One line per command: `eval`, `quantize`, `optimize` and `bench` join this list as they land.
-const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerDistill];
+// One line per command, in the order `shrink --help` lists them.
+const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerTrain, registerQat, registerDistill];
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

@@ -17,7 +17,7 @@ import type { SampleSource } from '../eval/samples.js';
 import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
 import { allConstants } from '../ir/constants.js';
 import type { Model } from '../ir/model.js';
-import { loadModel, saveModel } from '../node/model-files.js';
+import { saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { terminalProgress } from '../node/progress.js';
 import { openSampleFile } from '../node/sample-files.js';
@@ -29,6 +29,7 @@ import { totalNodes } from '../optimize/util/graph-queries.js';
 import type { PassContext, PassReport, PassWarning } from '../pipeline/pass.js';
 import { silentProgress } from '../pipeline/progress.js';
 import { UsageError, inFile, oneLine } from './errors.js';
+import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { parseDims, wholeNumber } from './options.js';
 import { benchDims } from '../eval/bench-inputs.js';
@@ -127,8 +128,8 @@ function passList(): string {
 async function optimizeFile(input: string, flags: OptimizeFlags): Promise<OptimizeSummary> {
   const options = parseOptions(flags);
   checkOutputFolder(flags.output);
-  const original = load(input);
-  const model = load(input);
+  const original = loadModelFile(input);
+  const model = loadModelFile(input);
   // A broken graph, or (when the models will run) an op onnxruntime cannot load, fails here,
   // before any work; ops shape inference does not know are only reported.
   const checks = await checkInput(input, original, flags.validate);
@@ -156,7 +157,7 @@ async function optimizeFile(input: string, flags: OptimizeFlags): Promise<Optimi
     } catch (error) {
       throw inFile(flags.output, error);
     }
-    const after: ModelSize = { nodes: totalNodes(model.graph), bytes: filesSize(flags.output, load(flags.output)) };
+    const after: ModelSize = { nodes: totalNodes(model.graph), bytes: filesSize(flags.output, loadModelFile(flags.output)) };
     const level = flags.passes === undefined ? (flags.level as OptimizeLevel) : 'custom';
     return { input, output: flags.output, level, passes, before, after, fidelity, warnings };
   } finally {
@@ -209,13 +210,6 @@ function checkOutputFolder(output: string): void {
   if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new Error(`${output}: is a folder; give a file name`);
 }
 
-function load(file: string): Model {
-  try {
-    return loadModel(file);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}
 
 /** The model file plus every external data file it reads, in bytes. */
 function filesSize(file: string, model: Model): number {
@@ -353,9 +347,9 @@ async function compareOptimized(
  * Runs only when the whole optimization failed validation, so its cost does not matter.
  */
 async function changedError(input: string, what: string, options: ParsedOptions, samples: SampleSource): Promise<Error> {
-  const original = load(input);
+  const original = loadModelFile(input);
   const compareOne = compareOnSamples(nodeOrt, samples, { limit: 1, threads: options.threads === 0 ? undefined : options.threads });
-  const blame = await blamePass(original, compareOne, { optimize: options.optimize, ctx: { ort: nodeOrt }, copy: () => load(input) });
+  const blame = await blamePass(original, compareOne, { optimize: options.optimize, ctx: { ort: nodeOrt }, copy: () => loadModelFile(input) });
   let culprit = '';
   if (blame !== undefined) {
     let after = `after it on 1 sample: ${describeDifferences(blame.changed)}`;

@@ -21,3 +21,22 @@ export function wholeNumber(text: string, flag: string, min: number): number {
   }
   return value;
 }
+
+/** A positive finite number option. */
+export function positiveNumber(text: string, flag: string): number {
+  const value = Number(text);
+  if (!/\S/.test(text) || !(value > 0 && Number.isFinite(value))) throw new UsageError(`${flag} must be a positive number, got '${text}'`);
+  return value;
+}
+
+/** A positive number, or `a/b` of two (1/255 reads better than 0.00392156862745098). */
+export function fraction(text: string, flag: string): number {
+  const parts = text.split('/');
+  if (parts.length !== 2) return positiveNumber(text, flag);
+  return positiveNumber(parts[0], flag) / positiveNumber(parts[1], flag);
+}
+
+/** Commander's accumulator for a repeatable option. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -22,7 +22,7 @@ import { nodeOrt } from '../node/ort-node.js';
 import { openSampleFile } from '../node/sample-files.js';
 import { runPass } from '../pipeline/pass.js';
 import { inFile, UsageError } from './errors.js';
-import { parseDims, wholeNumber } from './options.js';
+import { collect, parseDims, wholeNumber } from './options.js';
 import type { CliContext } from './main.js';
 
 interface QuantizeFlags {
@@ -83,9 +83,6 @@ export function registerQuantize(program: Command, context: CliContext): void {
     });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeReport> {
   const config = flags.config === undefined ? undefined : readConfig(flags.config);

@@ -1,7 +1,7 @@
 // Progress for the Node CLI: a bar on an interactive terminal, plain lines (about every 10%)
 // when output goes to a file or CI log, where a redrawn bar would turn into noise.
 import cliProgress from 'cli-progress';
-import type { Progress } from '../pipeline/progress.js';
+import { type Progress, silentProgress } from '../pipeline/progress.js';
 
 export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
   if (stream.isTTY) return barProgress(stream);
@@ -55,4 +55,10 @@ export function lineProgress(write: (line: string) => void): Progress {
       write(`${label}: done, ${count} steps in ${((Date.now() - started.at) / 1000).toFixed(1)} s`);
     },
   };
+}
+
+/** A bar when stderr is a terminal, plain lines through `write` otherwise; nothing when not wanted. */
+export function stderrProgress(wanted: boolean, write: (line: string) => void): Progress {
+  if (!wanted) return silentProgress;
+  return process.stderr.isTTY ? terminalProgress(process.stderr) : lineProgress(write);
 }

@@ -17,3 +17,19 @@ export function spawnShrink(args: readonly string[], options: { cwd?: string; ti
   assert.equal(result.error, undefined, `spawn failed: ${result.error}`);
   return result;
 }
+
+/** Runs `shrink ...args` in this process through main(), with stdout and stderr captured. */
+export async function runShrink(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+  });
+  return { code, stdout, stderr };
+}

@@ -1,0 +1,22 @@
+// Reading the files a command is given, with errors that name the file (and exit 1).
+import * as fs from 'node:fs';
+import type { Model } from '../ir/model.js';
+import { loadModel } from '../node/model-files.js';
+import { inFile } from './errors.js';
+
+export function loadModelFile(file: string): Model {
+  try {
+    return loadModel(file);
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}
+
+export function readInputFile(file: string): Uint8Array {
+  try {
+    const buffer = fs.readFileSync(file);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}
