@@ -7,6 +7,11 @@
 //              of each process (each side runs in a process of its own).
 //   cnn-fashion the same CNN trained from scratch by shrink on Fashion-MNIST's 60k images, test
 //              accuracy on the 10k test images after each epoch.
+//   qat        that CNN quantized weight-only (int4 and int2, PTQ), then QAT for one epoch from
+//              the float model, exported to the same format; test accuracy of each.
+//   distill    a student CNN with about a quarter of the CNN's parameters, trained for one epoch
+//              with the CNN as teacher and, from the same initial weights and batches, on hard
+//              labels alone; test accuracy of both.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,7 +22,9 @@ import { writeNpz } from '../src/eval/npz.js';
 import { FASHION_MNIST_DIR, mnistDigitsSplit, readIdxImageSet } from '../src/node/image-datasets.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { classifierAccuracy, imageTrainingData } from '../src/train/classification.js';
+import { distill } from '../src/train/distill.js';
 import { cnnModel, mlpModel } from '../src/train/init-models.js';
+import { quantizationAwareTraining } from '../src/train/qat.js';
 import { epochOrder } from '../src/train/shuffle.js';
 import { Trainer } from '../src/train/trainer.js';
 import { machineInfo } from './lib/machine.js';
@@ -115,7 +122,7 @@ async function cnnSpeed(dir: string, log: (l: string) => void) {
   };
 }
 
-async function cnnFashion(log: (l: string) => void) {
+async function cnnFashion(log: (l: string) => void): Promise<{ summary: Record<string, unknown>; model: Model }> {
   const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
   const test = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
   const trainer = await Trainer.create(nodeOrt, cnnModel({ classes: 10, seed: 5 }), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: CNN_FASHION.momentum, weightDecay: 5e-4 } }, { threads: 2 });
@@ -130,10 +137,80 @@ async function cnnFashion(log: (l: string) => void) {
       return { test_accuracy: accuracy };
     },
   });
+  const model = trainer.exportModel();
   await trainer.release();
   return {
-    setup: { ...CNN_FASHION, schedule: 'cosine', weight_decay: 5e-4, threads: 2, train: train.count, test: test.count },
-    epochs: history.map((h) => ({ epoch: h.epoch, mean_loss: round(h.meanLoss), seconds: round(h.seconds), test_accuracy: round(h.metrics.test_accuracy) })),
+    summary: {
+      setup: { ...CNN_FASHION, schedule: 'cosine', weight_decay: 5e-4, threads: 2, train: train.count, test: test.count },
+      epochs: history.map((h) => ({ epoch: h.epoch, mean_loss: round(h.meanLoss), seconds: round(h.seconds), test_accuracy: round(h.metrics.test_accuracy) })),
+    },
+    model,
+  };
+}
+
+/** int4 and int2 weight-only PTQ of the trained CNN, and QAT for one epoch to the same formats. */
+async function qatRuns(model: Model, log: (l: string) => void) {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const test = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const evaluate = (m: Model) => classifierAccuracy(nodeOrt, m, test, { threads: 2 });
+  const runs = [];
+  for (const method of ['int4', 'int2'] as const) {
+    log(`qat: ${method}`);
+    const result = await quantizationAwareTraining(nodeOrt, model, {
+      method,
+      data: imageTrainingData(train),
+      epochs: 1,
+      batchSize: 64,
+      schedule: { kind: 'cosine', rate: 1e-3 },
+      seed: 2,
+      threads: 2,
+      evaluate,
+    });
+    const metric = result.report.metric as { float: number; ptq: number; qat: number };
+    const lost = metric.float - metric.ptq;
+    runs.push({
+      method,
+      float: round(metric.float),
+      ptq: round(metric.ptq),
+      qat: round(metric.qat),
+      recovered_share: lost > 0 ? round((metric.qat - metric.ptq) / lost) : null,
+      steps: result.report.steps,
+    });
+  }
+  return { setup: { epochs: 1, batch: 64, optimizer: 'adamw', schedule: 'cosine from 1e-3', threads: 2 }, runs };
+}
+
+/** A quarter-size student trained one epoch with the CNN as teacher, and on hard labels alone. */
+async function distillRuns(teacher: Model, log: (l: string) => void) {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const test = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const student = () => cnnModel({ classes: 10, channels: [16, 32], hidden: 64, seed: 9 });
+  const parameters = (m: Model) => m.graph.initializers.filter((t) => !/running_(mean|var)$/.test(t.name)).reduce((n, t) => n + t.elementCount, 0);
+  const fit = { epochs: 1, batchSize: 64, schedule: { kind: 'cosine' as const, rate: 0.05 }, seed: 4 };
+  const optimizer = { kind: 'sgd' as const, momentum: 0.9 };
+  log('distill: distilled student');
+  const distilled = await distill(nodeOrt, {
+    teacher,
+    student: student(),
+    data: { inputs: { input: { data: train.images, sampleDims: train.imageDims, dataType: DataType.FLOAT, scale: 1 / 255 } }, labels: train.labels },
+    temperature: 4,
+    alpha: 0.5,
+    optimizer,
+    threads: 2,
+    ...fit,
+  });
+  log('distill: hard-label student');
+  const trainer = await Trainer.create(nodeOrt, student(), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer }, { threads: 2 });
+  await trainer.fit(imageTrainingData(train), fit);
+  const hard = trainer.exportModel();
+  await trainer.release();
+  return {
+    setup: { ...fit, schedule: 'cosine from 0.05', optimizer: 'sgd momentum 0.9', temperature: 4, alpha: 0.5, student: 'conv16-bn-relu-pool, conv32-bn-relu-pool, fc64, fc10' },
+    parameters: { teacher: parameters(teacher), student: parameters(distilled.model), ratio: round(parameters(distilled.model) / parameters(teacher)) },
+    teacher_accuracy: round(await classifierAccuracy(nodeOrt, teacher, test, { threads: 2 })),
+    distilled_accuracy: round(await classifierAccuracy(nodeOrt, distilled.model, test, { threads: 2 })),
+    hard_label_accuracy: round(await classifierAccuracy(nodeOrt, hard, test, { threads: 2 })),
+    steps: distilled.steps,
   };
 }
 
@@ -145,9 +222,12 @@ export const trainBench: Bench = {
       const machine = machineInfo();
       const mlp = await mnistMlp(dir, log);
       const speed = await cnnSpeed(dir, log);
-      const fashion = await cnnFashion(log);
-      const json = { machine, mnist_mlp: mlp, cnn_speed: speed, cnn_fashion: fashion };
-      const last = fashion.epochs[fashion.epochs.length - 1];
+      const { summary: fashion, model: cnn } = await cnnFashion(log);
+      const qat = await qatRuns(cnn, log);
+      const distilled = await distillRuns(cnn, log);
+      const json = { machine, mnist_mlp: mlp, cnn_speed: speed, cnn_fashion: fashion, qat, distill: distilled };
+      const epochs = fashion.epochs as { epoch: number; seconds: number; test_accuracy: number }[];
+      const last = epochs[epochs.length - 1];
       const markdown = [
         '# Training: shrink vs PyTorch',
         '',
@@ -161,8 +241,17 @@ export const trainBench: Bench = {
         `| Fashion-MNIST CNN, peak resident memory of the process (MiB) | ${speed.shrink.peak_rss_mib} | ${speed.pytorch.peak_rss_mib} | ${speed.memory_ratio}x |`,
         '',
         `Fashion-MNIST CNN trained from scratch by shrink (SGD momentum ${CNN_FASHION.momentum}, cosine from ${CNN_FASHION.lr}, batch ${CNN_FASHION.batch}): ` +
-          fashion.epochs.map((e) => `epoch ${e.epoch} ${e.test_accuracy}% (${e.seconds} s)`).join(', ') +
+          epochs.map((e) => `epoch ${e.epoch} ${e.test_accuracy}% (${e.seconds} s)`).join(', ') +
           `; final test accuracy ${last.test_accuracy}%.`,
+        '',
+        `QAT of that CNN (one epoch, AdamW from 1e-3, exported to the PTQ format), test accuracy:`,
+        '',
+        '| Method | float | PTQ | QAT | share of the PTQ loss recovered |',
+        '| --- | ---: | ---: | ---: | ---: |',
+        ...qat.runs.map((r) => `| ${r.method} | ${r.float}% | ${r.ptq}% | ${r.qat}% | ${r.recovered_share === null ? 'PTQ lost nothing' : `${Math.round(r.recovered_share * 100)}%`} |`),
+        '',
+        `Distillation into a student with ${distilled.parameters.student} parameters (${distilled.parameters.ratio}x the teacher's ${distilled.parameters.teacher}), one epoch (${distilled.steps} steps), same initial weights and batches: ` +
+          `distilled ${distilled.distilled_accuracy}% vs hard labels only ${distilled.hard_label_accuracy}% (teacher ${distilled.teacher_accuracy}%).`,
         '',
       ].join('\n');
       return { json, markdown };

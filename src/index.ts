@@ -95,3 +95,17 @@ export { ctcAlphabet, decodeCtcGreedy, missingCharacters } from './eval/ctc.js';
 export { sileroProbabilities } from './eval/silero.js';
 export { blamePass, compareOnSamples, CHANGED_OUTPUT_RELATIVE_ERROR, type PassBlame, type CompareOutputs } from './optimize/blame-pass.js';
 export { checkModelForOptimize, assertOptimizable, ModelLoadError } from './optimize/check-model.js';
+// Training on ONNX graphs (backward graphs in standard ops, run in onnxruntime).
+export { addGradients, type GradientOptions, type GradientResult } from './train/autodiff.js';
+export { GRADIENT_RULES, ruleKey } from './train/gradient-rules.js';
+export { GradientContext, GradientError, type GradientRule } from './train/gradient-context.js';
+export { buildTrainingStep, type TrainingSpec, type TrainingStep, type LossSpec } from './train/training-graph.js';
+export { Trainer, withWeights, type TrainingData, type FitOptions, type EpochRecord, type TrainerState } from './train/trainer.js';
+export { arrayTrainingData, type ArrayField } from './train/array-data.js';
+export { imageTrainingData, classifierAccuracy } from './train/classification.js';
+export { crossEntropy, meanSquaredError, distillationKl } from './train/losses.js';
+export { emitOptimizer, clipByGlobalNorm, type OptimizerSpec } from './train/optimizers.js';
+export { learningRate, type Schedule } from './train/schedules.js';
+export { mlpModel, cnnModel } from './train/init-models.js';
+export { insertFakeQuant, quantizationAwareTraining, type QatOptions, type QatResult } from './train/qat.js';
+export { distill, type DistillOptions, type DistillResult } from './train/distill.js';

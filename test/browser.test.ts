@@ -13,7 +13,7 @@ import { build, type BuildFailure, type Metafile } from 'esbuild';
 import type { Browser } from 'playwright-core';
 import { nodeOrt } from '../src/node/ort-node.js';
 import type { ShrinkProbeWindow } from './browser/entry.js';
-import { probeModel, type ProbeOutput, type ProbeResult } from './browser/probe.js';
+import { probeModel, type ProbeOutput, type ProbeResult, TRAINING_STEPS } from './browser/probe.js';
 import { launchChromium } from './helpers/chromium.js';
 import { OCR_ASSETS } from './helpers/real-models.js';
 import { maxAbsDiff } from './helpers/run-model.js';
@@ -164,6 +164,11 @@ test('the core runs in headless Chromium on the PP-OCR classifier and matches No
     assert.equal(inBrowser.reencodedSha256, inNode.reencodedSha256);
 
     // The round-tripped model computes exactly what the original does, in each runtime.
+    // Training runs in the browser too: the same steps, the same losses (within float rounding of
+    // different kernels), falling.
+    assert.equal(inBrowser.trainingLosses.length, TRAINING_STEPS);
+    inBrowser.trainingLosses.forEach((loss, i) => assert.ok(Math.abs(loss - inNode.trainingLosses[i]) < 1e-4, `training step ${i}: loss ${loss} in the browser, ${inNode.trainingLosses[i]} in Node`));
+    assert.ok(inBrowser.trainingLosses[TRAINING_STEPS - 1] < 0.8 * inBrowser.trainingLosses[0], `losses ${inBrowser.trainingLosses.join(', ')}`);
     assert.deepEqual(inBrowser.outputsReencoded, inBrowser.outputsOriginal, 'ORT-web: original vs re-encoded must be bit-identical');
     assert.deepEqual(inNode.outputsReencoded, inNode.outputsOriginal, 'ORT-node: original vs re-encoded must be bit-identical');
 

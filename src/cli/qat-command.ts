@@ -25,7 +25,7 @@ import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
 import { loadModelFile } from './input-files.js';
-import { collect, positiveNumber, wholeNumber } from './options.js';
+import { collect, fraction, positiveNumber, wholeNumber } from './options.js';
 import { readLabelledArrays } from './training-data.js';
 
 interface QatFlags {
@@ -42,6 +42,7 @@ interface QatFlags {
   asymmetric?: boolean;
   exclude: string[];
   seed: string;
+  scale: string;
   threads?: string;
   json?: boolean;
   progress: boolean;
@@ -84,6 +85,7 @@ export function registerQat(program: Command, context: CliContext): void {
     .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
     .option('--asymmetric', 'asymmetric quantization with zero points (default symmetric)')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
+    .option('--scale <factor>', 'multiply input values by this: a number or a fraction, e.g. 1/255 for bytes 0-255', '1')
     .option('--seed <n>', 'shuffling seed', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime\'s choice)')
     .option('--json', 'print the report as one JSON object')
@@ -114,7 +116,7 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
   }
 
   const model = loadModelFile(input);
-  const arrays = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], requireLabels: true });
+  const arrays = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], scale: fraction(flags.scale, '--scale'), requireLabels: true });
   const data = arrayTrainingData({ ...arrays.inputs, [LABEL_INPUT]: { data: arrays.labels as TypedArray, sampleDims: [], dataType: DataType.INT64 } });
   if (batchSize > data.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`);
   const accuracy = (m: Model) => dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads });

@@ -5,7 +5,11 @@
 import { inspectModel, type InspectReport } from '../../src/inspect/inspect.js';
 import { allConstants } from '../../src/ir/constants.js';
 import { readModel, writeModel } from '../../src/onnx/model-io.js';
+import { DataType } from '../../src/ir/dtype.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import { ModelSession } from '../../src/runtime/session.js';
+import { mlpModel } from '../../src/train/init-models.js';
+import { Trainer } from '../../src/train/trainer.js';
 import type { OrtModule, OrtTensor } from '../../src/runtime/ort-types.js';
 
 /** The input of the PP-OCR direction classifier: one 48x192 RGB crop. */
@@ -42,7 +46,11 @@ export interface ProbeResult {
   /** Outputs of the file as given and of the re-encoded model, on the same input. */
   outputsOriginal: Record<string, ProbeOutput>;
   outputsReencoded: Record<string, ProbeOutput>;
+  /** Loss of each of TRAINING_STEPS AdamW steps on a small MLP built in code (training in the runtime). */
+  trainingLosses: number[];
 }
+
+export const TRAINING_STEPS = 12;
 
 export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: ProbeOptions): Promise<ProbeResult> {
   const model = readModel(bytes, { source: options.source });
@@ -70,6 +78,7 @@ export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: Pro
   // Copies: a runtime is free to take over the buffer it is given.
   const outputsOriginal = await runOnce(ort, bytes.slice(), options);
   const outputsReencoded = await runOnce(ort, reencoded.slice(), options);
+  const trainingLosses = await trainSmallMlp(ort, options);
 
   return {
     nodeCount,
@@ -81,7 +90,27 @@ export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: Pro
     reencodedByteLength: reencoded.byteLength,
     outputsOriginal,
     outputsReencoded,
+    trainingLosses,
   };
+}
+
+/**
+ * Builds a training step for an 8-6-3 MLP (autodiff, loss, AdamW as ONNX graphs) and runs it on
+ * the same batch every step: the loss must fall, and match between runtimes.
+ */
+async function trainSmallMlp(ort: OrtModule, options: ProbeOptions): Promise<number[]> {
+  const trainer = await Trainer.create(ort, mlpModel({ imageDims: [8], hidden: [6], classes: 3, seed: 1 }), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'adamw' } }, { threads: 1, executionProviders: options.executionProviders });
+  const batch = {
+    input: Tensor.fromArray('input', DataType.FLOAT, [16, 8], probeInput([16, 8])),
+    'train/labels': Tensor.fromArray('train/labels', DataType.INT64, [16], BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i % 3))),
+  };
+  const losses: number[] = [];
+  try {
+    for (let step = 0; step < TRAINING_STEPS; step++) losses.push(await trainer.step(batch, 0.05));
+  } finally {
+    await trainer.release();
+  }
+  return losses;
 }
 
 /**
