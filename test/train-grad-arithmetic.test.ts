@@ -2,6 +2,7 @@
 // MatMul (batched, broadcast, 1-D operands) and Gemm (every transpose, alpha, beta, C shapes).
 import { test } from 'node:test';
 import { attr } from '../src/ir/attribute.js';
+import { DataType } from '../src/ir/dtype.js';
 import { checkGradient } from './helpers/gradient-check.js';
 
 const binary = (op: string) => (b: { node: (op: string, inputs: string[]) => string }) => b.node(op, ['a', 'b']);
@@ -66,4 +67,25 @@ test('Gemm: transA/transB, alpha, beta, C of shape (N), (M,1), scalar and absent
     await checkGradient({ build: (g) => g.node('Gemm', ['a', 'b', 'c']), inputs: { a: { dims: [3, 4] }, b: { dims: [4, 5] }, c: { dims: c } }, wrt: ['a', 'b', 'c'] });
   }
   await checkGradient({ build: (g) => g.node('Gemm', ['a', 'b']), inputs: { a: { dims: [3, 4] }, b: { dims: [4, 5] } }, wrt: ['a', 'b'] });
+});
+
+test('ReduceSum and ReduceMean: axes (negative too), keepdims, all axes, opset 13 (attribute axes for Mean) and 18 (input axes)', async () => {
+  for (const op of ['ReduceSum', 'ReduceMean']) {
+    for (const opset of [13, 18]) {
+      const axesAsInput = op === 'ReduceSum' || opset >= 18;
+      for (const [axes, keepdims] of [[[1], 1], [[-1], 0], [[0, 2], 0], [[], 1]] as [number[], number][]) {
+        await checkGradient({
+          opset,
+          inputs: { x: { dims: [2, 3, 4] } },
+          wrt: ['x'],
+          build: (b) => {
+            const keep = attr.int('keepdims', keepdims);
+            if (axes.length === 0) return b.node(op, ['x'], [keep]);
+            if (!axesAsInput) return b.node(op, ['x'], [attr.ints('axes', axes), keep]);
+            return b.node(op, ['x', b.initializer(`axes_${axes.join('_')}`, DataType.INT64, [axes.length], BigInt64Array.from(axes.map(BigInt)))], [keep]);
+          },
+        });
+      }
+    }
+  }
 });
