@@ -17,19 +17,8 @@ import { CALIBRATOR_NAMES, calibratorNamed } from '../src/methods/quantize/calib
 import { TensorStatistics } from '../src/methods/quantize/calibration/statistics.js';
 import { fakeQuantize, rangeParams } from '../src/methods/quantize/quant-params.js';
 import { nodeOrt } from '../src/node/ort-node.js';
-import type { Sample, SampleSource } from '../src/eval/samples.js';
+import { tensorSamples } from '../src/eval/samples.js';
 
-/** Samples from tensors in memory, re-iterable like every SampleSource. */
-function tensorSamples(list: readonly Record<string, Tensor>[], description = 'test samples'): SampleSource {
-  return {
-    inputs: Object.keys(list[0] ?? {}),
-    count: list.length,
-    description,
-    async *[Symbol.asyncIterator]() {
-      for (const [index, inputs] of list.entries()) yield { index, where: `${description} ${index}`, inputs } satisfies Sample;
-    },
-  };
-}
 
 /** Standard normal values (Box-Muller over mulberry32). */
 function gaussian(count: number, seed: number, sigma = 1): Float32Array {
@@ -167,7 +156,7 @@ function tinyModel() {
 }
 
 const samplesOf = (count: number, dims = [1, 64]) =>
-  tensorSamples(Array.from({ length: count }, (_, i) => ({ x: Tensor.fromArray('x', DataType.FLOAT, dims, uniform(dims[0] * dims[1], 100 + i, -3, 2)) })));
+  tensorSamples(Array.from({ length: count }, (_, i) => ({ x: Tensor.fromArray('x', DataType.FLOAT, dims, uniform(dims[0] * dims[1], 100 + i, -3, 2)) })), 'test samples');
 
 test('collector: activations read through onnxruntime, in groups and batches, match the values computed directly', async () => {
   const model = tinyModel();

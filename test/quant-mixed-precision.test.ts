@@ -12,7 +12,7 @@ import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { compareModels } from '../src/eval/compare.js';
 import type { EvalReport } from '../src/eval/eval-report.js';
-import type { Sample, SampleSource } from '../src/eval/samples.js';
+import { type SampleSource, tensorSamples } from '../src/eval/samples.js';
 import { parseQuantizeConfig, settingsFromConfig } from '../src/methods/quantize/config.js';
 import type { DetailedPassResult } from '../src/methods/quantize/details.js';
 import { quantizeMethod } from '../src/methods/quantize/registry.js';
@@ -21,16 +21,6 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { detInput, loadOcrFixtures } from './helpers/ocr-lines.js';
 import { DET } from './helpers/real-models.js';
 
-function tensorSamples(list: readonly Record<string, Tensor>[], description: string): SampleSource {
-  return {
-    inputs: Object.keys(list[0] ?? {}),
-    count: list.length,
-    description,
-    async *[Symbol.asyncIterator]() {
-      for (const [index, inputs] of list.entries()) yield { index, where: `${description} ${index}`, inputs } satisfies Sample;
-    },
-  };
-}
 
 /** Float32 [1, 3, h, w] crop of a [1, 3, H, W] image at (y0, x0). */
 function crop(image: Tensor, y0: number, x0: number, h: number, w: number): Tensor {

@@ -18,7 +18,7 @@ import { writeNpy } from '../src/eval/npy.js';
 import type { QuantizeReport } from '../src/methods/quantize/report.js';
 import { spawnShrink } from './helpers/cli.js';
 import { CALIBRATOR_NAMES } from '../src/methods/quantize/calibration/registry.js';
-import type { Sample, SampleSource } from '../src/eval/samples.js';
+import { tensorSamples } from '../src/eval/samples.js';
 import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -32,17 +32,6 @@ import { runModel } from './helpers/run-model.js';
 const work = mkdtempSync(join(tmpdir(), 'shrink-static-int8-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-/** Samples from tensors in memory, re-iterable like every SampleSource. */
-function tensorSamples(list: readonly Record<string, Tensor>[], description = 'test samples'): SampleSource {
-  return {
-    inputs: Object.keys(list[0] ?? {}),
-    count: list.length,
-    description,
-    async *[Symbol.asyncIterator]() {
-      for (const [index, inputs] of list.entries()) yield { index, where: `${description} ${index}`, inputs } satisfies Sample;
-    },
-  };
-}
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ab = 0;

@@ -224,3 +224,15 @@ function jsonTensor(value: unknown, input: ModelValue, where: string): Tensor {
   if (input.elemType === 0) throw new Error(`${where}: the model does not declare this input's type (${formatValueType(input)})`);
   return tensorFromValues(input.name, input.elemType as DataType, dims ?? inferred, flat, where);
 }
+
+/** Samples from tensors already in memory (one record of inputs per sample), re-iterable. */
+export function tensorSamples(list: readonly Record<string, Tensor>[], description = 'samples in memory'): SampleSource {
+  return {
+    inputs: Object.keys(list[0] ?? {}),
+    count: list.length,
+    description,
+    async *[Symbol.asyncIterator]() {
+      for (const [index, inputs] of list.entries()) yield { index, where: `${description} ${index}`, inputs } satisfies Sample;
+    },
+  };
+}

@@ -18,7 +18,7 @@ import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { type MatMulNBitsOptions, type Replacement, buildNBitsWeight, matMulNBitsAttributes, resolveBlockOptions } from './matmul-nbits.js';
-import { MS_DOMAIN, type QuantizedTensorReport, type WeightQuantReport, addTypedConstant, dropUnreadConstant, ensureMicrosoftOpset, floatTensor, readFloatWeight, transpose } from './weight-tensors.js';
+import { MS_DOMAIN, type QuantizedTensorReport, type WeightQuantReport, addTypedConstant, dropUnreadConstant, ensureMicrosoftOpset, floatTensor, readFloatMatrix, readFloatWeight, transpose } from './weight-tensors.js';
 
 export interface GemmNBitsOptions extends MatMulNBitsOptions {
   /**
@@ -54,16 +54,12 @@ export function quantizeGemms(model: Model, options: GemmNBitsOptions): WeightQu
       continue;
     }
     const weightName = node.inputs[1];
-    const weight = readFloatWeight(graph, weightName);
+    const weight = readFloatMatrix(graph, weightName, 'Gemm');
     if ('reason' in weight) {
-      skip('weight-not-constant-float', weight.reason, weightName);
+      skip(weight.code, weight.reason, weightName);
       continue;
     }
-    const dims = weight.tensor.dims;
-    if (dims.length !== 2) {
-      skip('weight-not-2d', `weight '${weightName}' has shape [${dims.join(',')}]; Gemm needs a 2-D weight`, weightName);
-      continue;
-    }
+    const dims = weight.dims;
     const transB = node.attrInt('transB', 0) !== 0;
     const [K, N] = transB ? [dims[1], dims[0]] : dims;
     if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {

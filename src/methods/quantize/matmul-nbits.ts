@@ -40,7 +40,7 @@ import {
   dropUnreadConstant,
   ensureMicrosoftOpset,
   floatTensor,
-  readFloatWeight,
+  readFloatMatrix,
   storedBytes,
   transpose,
 } from './weight-tensors.js';
@@ -132,16 +132,12 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
       continue;
     }
     const weightName = node.inputs[1];
-    const weight = readFloatWeight(graph, weightName);
+    const weight = readFloatMatrix(graph, weightName, 'MatMulNBits');
     if ('reason' in weight) {
-      skip('weight-not-constant-float', weight.reason, weightName);
+      skip(weight.code, weight.reason, weightName);
       continue;
     }
-    const dims = weight.tensor.dims;
-    if (dims.length !== 2) {
-      skip('weight-not-2d', `weight '${weightName}' has shape [${dims.join(',')}]; MatMulNBits needs a 2-D [K, N] weight`, weightName);
-      continue;
-    }
+    const dims = weight.dims;
     const [K, N] = dims;
     if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {
       skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);

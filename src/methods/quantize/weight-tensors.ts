@@ -49,6 +49,15 @@ export function readFloatWeight(graph: Graph, name: string): { tensor: Tensor; v
   return { reason: `weight '${name}' is ${dataTypeName(tensor.dataType)}; only float32 and float16 weights are quantized` };
 }
 
+/** A 2-D float weight (MatMul B, Gemm B), or why it is not one, with the skip code for reports. */
+export function readFloatMatrix(graph: Graph, name: string, consumer: string): { tensor: Tensor; values: Float32Array; dims: [number, number] } | { code: string; reason: string } {
+  const weight = readFloatWeight(graph, name);
+  if ('reason' in weight) return { code: 'weight-not-constant-float', reason: weight.reason };
+  const dims = weight.tensor.dims;
+  if (dims.length !== 2) return { code: 'weight-not-2d', reason: `weight '${name}' has shape [${dims.join(',')}]; ${consumer} needs a 2-D weight` };
+  return { ...weight, dims: [dims[0], dims[1]] };
+}
+
 /** [rows, cols] -> [cols, rows]. */
 export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
