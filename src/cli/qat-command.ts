@@ -4,264 +4,187 @@
 // accuracy of the float model, of plain PTQ and of QAT measured on the training data. The data is
 // an .npz holding one array per model input (named after it) and the class ids as 'labels' (or
 // --labels FILE.npy).
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { type Command, Option } from "commander";
-import { env as ortEnv } from "onnxruntime-node";
-import { formatBytes } from "../inspect/table.js";
-import { DataType, type TypedArray } from "../ir/dtype.js";
-import type { Model } from "../ir/model.js";
-import { nodeSelector } from "../methods/quantize/node-selector.js";
-import { quantizeMethod } from "../methods/quantize/registry.js";
-import { saveModel } from "../node/model-files.js";
-import { nodeOrt } from "../node/ort-node.js";
-import { stderrProgress } from "../node/progress.js";
-import type { PassWarning } from "../pipeline/pass.js";
-import { type Progress } from "../pipeline/progress.js";
-import { arrayTrainingData } from "../train/array-data.js";
-import { dataAccuracy } from "../train/qat-accuracy.js";
-import { QAT_METHODS, type WeightGrouping } from "../train/qat-plan.js";
-import { type QatMethod, quantizationAwareTraining } from "../train/qat.js";
-import { inFile, UsageError } from "./errors.js";
-import type { CliContext } from "./main.js";
-import {
-	addTrainingOptions,
-	parseTrainingOptions,
-	type TrainingFlags,
-} from "./training-options.js";
-import { loadModelFile } from "./input-files.js";
-import { collect, wholeNumber } from "./options.js";
-import { readLabelledArrays } from "./training-data.js";
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Command, Option } from 'commander';
+import { env as ortEnv } from 'onnxruntime-node';
+import { formatBytes } from '../inspect/table.js';
+import { DataType, type TypedArray } from '../ir/dtype.js';
+import type { Model } from '../ir/model.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
+import { quantizeMethod } from '../methods/quantize/registry.js';
+import { saveModel } from '../node/model-files.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { stderrProgress } from '../node/progress.js';
+import type { PassWarning } from '../pipeline/pass.js';
+import { type Progress } from '../pipeline/progress.js';
+import { arrayTrainingData } from '../train/array-data.js';
+import { dataAccuracy } from '../train/qat-accuracy.js';
+import { QAT_METHODS, type WeightGrouping } from '../train/qat-plan.js';
+import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
+import { inFile, UsageError } from './errors.js';
+import type { CliContext } from './main.js';
+import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { loadModelFile } from './input-files.js';
+import { collect, wholeNumber } from './options.js';
+import { readLabelledArrays } from './training-data.js';
 
 interface QatFlags extends TrainingFlags {
-	output: string;
-	method: QatMethod;
-	data: string;
-	labels?: string;
-	maxSteps?: string;
-	blockSize?: string;
-	asymmetric?: boolean;
-	exclude: string[];
+  output: string;
+  method: QatMethod;
+  data: string;
+  labels?: string;
+  maxSteps?: string;
+  blockSize?: string;
+  asymmetric?: boolean;
+  exclude: string[];
 }
 
 /** What `--json` prints (snake_case, as the eval, bench and quantize reports). */
 export interface QatCommandReport {
-	input: string;
-	output: string;
-	method: QatMethod;
-	samples: number;
-	epochs: {
-		epoch: number;
-		steps: number;
-		mean_loss: number;
-		seconds: number;
-	}[];
-	steps: number;
-	/** The weights trained under fake quantization and the format each is written in. */
-	weights: {
-		name: string;
-		format: string;
-		bits: number;
-		symmetric: boolean;
-		grouping: WeightGrouping;
-	}[];
-	/** Top-1 accuracy (percent) on the training data. */
-	accuracy: { float: number; ptq: number; qat: number };
-	bytes: { before: number; after: number };
-	warnings: PassWarning[];
+  input: string;
+  output: string;
+  method: QatMethod;
+  samples: number;
+  epochs: EpochSummary[];
+  steps: number;
+  /** The weights trained under fake quantization and the format each is written in. */
+  weights: {
+    name: string;
+    format: string;
+    bits: number;
+    symmetric: boolean;
+    grouping: WeightGrouping;
+  }[];
+  /** Top-1 accuracy (percent) on the training data. */
+  accuracy: { float: number; ptq: number; qat: number };
+  bytes: { before: number; after: number };
+  warnings: PassWarning[];
 }
 
 /** The array key holding class ids in the .npz, and the trainer's label input. */
-const LABELS_KEY = "labels";
-const LABEL_INPUT = "train/labels";
+const LABELS_KEY = 'labels';
+const LABEL_INPUT = 'train/labels';
 
 export function registerQat(program: Command, context: CliContext): void {
-	addTrainingOptions(
-		program
-			.command("qat")
-			.description(
-				"quantization-aware training: fine-tune under fake quantization, then quantize (int8-weight, int4, int2) as `quantize` does",
-			)
-			.argument("<input>", "the trained float ONNX classifier")
-			.requiredOption(
-				"-o, --output <path>",
-				"output file, or a folder (gets the transformers.js file name, e.g. model_q4.onnx)",
-			)
-			.addOption(
-				new Option("--method <method>", "weight-only quantization method")
-					.choices([...QAT_METHODS])
-					.makeOptionMandatory(),
-			)
-			.requiredOption(
-				"--data <file>",
-				`training data: an .npz with one array per model input (named after it) and '${LABELS_KEY}'`,
-			)
-			.option(
-				"--labels <file>",
-				"class ids (.npy of integers), one per sample, instead of the archive's labels",
-			)
-			.option("--max-steps <n>", "stop after this many steps")
-			.option(
-				"--block-size <n>",
-				"block size along K (16-256, default 32), as for quantize",
-			)
-			.option(
-				"--asymmetric",
-				"asymmetric quantization with zero points (default symmetric)",
-			)
-			.option(
-				"--exclude <pattern>",
-				"keep nodes in float32: an op type or a node-name regex (repeatable)",
-				collect,
-				[],
-			),
-		{ optimizer: "adamw" },
-	).action(async (input: string, flags: QatFlags, command: Command) => {
-		if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = "fatal";
-		const progress = stderrProgress(flags.progress, (line) =>
-			context.io.stderr(`${line}\n`),
-		);
-		const report = await runQat(input, flags, progress);
-		context.io.stdout(
-			flags.json
-				? `${JSON.stringify(report, null, 2)}\n`
-				: formatReport(report),
-		);
-	});
+  addTrainingOptions(
+    program
+      .command('qat')
+      .description('quantization-aware training: fine-tune under fake quantization, then quantize (int8-weight, int4, int2) as `quantize` does')
+      .argument('<input>', 'the trained float ONNX classifier')
+      .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_q4.onnx)')
+      .addOption(new Option('--method <method>', 'weight-only quantization method').choices([...QAT_METHODS]).makeOptionMandatory())
+      .requiredOption('--data <file>', `training data: an .npz with one array per model input (named after it) and '${LABELS_KEY}'`)
+      .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
+      .option('--max-steps <n>', 'stop after this many steps')
+      .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
+      .option('--asymmetric', 'asymmetric quantization with zero points (default symmetric)')
+      .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, []),
+    { optimizer: 'adamw' },
+  ).action(async (input: string, flags: QatFlags, command: Command) => {
+    if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
+    const progress = stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`));
+    const report = await runQat(input, flags, progress);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  });
 }
 
-async function runQat(
-	input: string,
-	flags: QatFlags,
-	progress: Progress,
-): Promise<QatCommandReport> {
-	const { epochs, batchSize, schedule, scale, seed, threads } =
-		parseTrainingOptions(flags);
-	const maxSteps =
-		flags.maxSteps === undefined
-			? undefined
-			: wholeNumber(flags.maxSteps, "--max-steps", 1);
-	const blockSize =
-		flags.blockSize === undefined
-			? undefined
-			: wholeNumber(flags.blockSize, "--block-size", 1);
-	for (const pattern of flags.exclude) {
-		try {
-			nodeSelector(pattern, "--exclude");
-		} catch (error) {
-			throw new UsageError((error as Error).message);
-		}
-	}
+async function runQat(input: string, flags: QatFlags, progress: Progress): Promise<QatCommandReport> {
+  const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
+  const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
+  const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
+  for (const pattern of flags.exclude) {
+    try {
+      nodeSelector(pattern, '--exclude');
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
 
-	const model = loadModelFile(input);
-	const arrays = await readLabelledArrays({
-		data: flags.data,
-		labels: flags.labels,
-		models: [model],
-		scale,
-		requireLabels: true,
-	});
-	const data = arrayTrainingData({
-		...arrays.inputs,
-		[LABEL_INPUT]: {
-			data: arrays.labels as TypedArray,
-			sampleDims: [],
-			dataType: DataType.INT64,
-		},
-	});
-	if (batchSize > data.size)
-		throw new UsageError(
-			`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`,
-		);
-	const accuracy = (m: Model) =>
-		dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads });
-	let result: Awaited<ReturnType<typeof quantizationAwareTraining>>;
-	try {
-		result = await quantizationAwareTraining(nodeOrt, model, {
-			method: flags.method,
-			blockSize,
-			symmetric: flags.asymmetric ? false : undefined,
-			exclude: flags.exclude,
-			data,
-			epochs,
-			batchSize,
-			schedule,
-			optimizer:
-				flags.optimizer === "sgd"
-					? { kind: "sgd", momentum: 0.9 }
-					: { kind: "adamw" },
-			seed,
-			maxSteps,
-			threads,
-			progress,
-			evaluate: accuracy,
-		});
-	} catch (error) {
-		throw inFile(input, error);
-	}
-	const output = outputPath(
-		flags.output,
-		quantizeMethod(flags.method).outputFileName({ blockSize }),
-	);
-	try {
-		saveModel(result.model, output);
-	} catch (error) {
-		throw inFile(output, error);
-	}
-	const { report } = result;
-	return {
-		input,
-		output,
-		method: flags.method,
-		samples: data.size,
-		epochs: report.history.map((h) => ({
-			epoch: h.epoch,
-			steps: h.steps,
-			mean_loss: h.meanLoss,
-			seconds: h.seconds,
-		})),
-		steps: report.steps,
-		weights: report.targets.map((t) => ({
-			name: t.weight,
-			format: t.format,
-			bits: t.bits,
-			symmetric: t.symmetric,
-			grouping: t.grouping,
-		})),
-		accuracy: report.metric as { float: number; ptq: number; qat: number },
-		bytes: { before: fs.statSync(input).size, after: fs.statSync(output).size },
-		warnings: [...report.warnings, ...report.quantization.warnings],
-	};
+  const model = loadModelFile(input);
+  const arrays = await readLabelledArrays({
+    data: flags.data,
+    labels: flags.labels,
+    models: [model],
+    scale,
+    requireLabels: true,
+  });
+  const data = arrayTrainingData({
+    ...arrays.inputs,
+    [LABEL_INPUT]: {
+      data: arrays.labels as TypedArray,
+      sampleDims: [],
+      dataType: DataType.INT64,
+    },
+  });
+  if (batchSize > data.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`);
+  const accuracy = (m: Model) => dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads });
+  let result: Awaited<ReturnType<typeof quantizationAwareTraining>>;
+  try {
+    result = await quantizationAwareTraining(nodeOrt, model, {
+      method: flags.method,
+      blockSize,
+      symmetric: flags.asymmetric ? false : undefined,
+      exclude: flags.exclude,
+      data,
+      epochs,
+      batchSize,
+      schedule,
+      optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' },
+      seed,
+      maxSteps,
+      threads,
+      progress,
+      evaluate: accuracy,
+    });
+  } catch (error) {
+    throw inFile(input, error);
+  }
+  const output = outputPath(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }));
+  try {
+    saveModel(result.model, output);
+  } catch (error) {
+    throw inFile(output, error);
+  }
+  const { report } = result;
+  return {
+    input,
+    output,
+    method: flags.method,
+    samples: data.size,
+    epochs: epochSummaries(report.history),
+    steps: report.steps,
+    weights: report.targets.map((t) => ({
+      name: t.weight,
+      format: t.format,
+      bits: t.bits,
+      symmetric: t.symmetric,
+      grouping: t.grouping,
+    })),
+    accuracy: report.metric as { float: number; ptq: number; qat: number },
+    bytes: { before: fs.statSync(input).size, after: fs.statSync(output).size },
+    warnings: [...report.warnings, ...report.quantization.warnings],
+  };
 }
 
 function formatReport(r: QatCommandReport): string {
-	const formats = new Map<string, number>();
-	for (const w of r.weights)
-		formats.set(
-			`${w.format} ${w.bits}-bit`,
-			(formats.get(`${w.format} ${w.bits}-bit`) ?? 0) + 1,
-		);
-	const percent = (v: number) => `${v.toFixed(2)}%`;
-	return [
-		`qat ${r.method}: ${r.weights.length} weights trained under fake quantization (${[...formats].map(([f, n]) => `${n} ${f}`).join(", ")})`,
-		...r.epochs.map(
-			(e) =>
-				`  epoch ${e.epoch}: ${e.steps} steps, mean loss ${e.mean_loss.toFixed(4)}, ${e.seconds.toFixed(1)} s`,
-		),
-		`accuracy on the training data (${r.samples} samples): float ${percent(r.accuracy.float)}, PTQ ${percent(r.accuracy.ptq)}, QAT ${percent(r.accuracy.qat)}`,
-		...r.warnings.map((w) => `  warning: ${w.message}`),
-		`wrote ${r.output}: ${formatBytes(r.bytes.after)} (input ${formatBytes(r.bytes.before)})`,
-		"",
-	].join("\n");
+  const formats = new Map<string, number>();
+  for (const w of r.weights) formats.set(`${w.format} ${w.bits}-bit`, (formats.get(`${w.format} ${w.bits}-bit`) ?? 0) + 1);
+  const percent = (v: number) => `${v.toFixed(2)}%`;
+  return [
+    `qat ${r.method}: ${r.weights.length} weights trained under fake quantization (${[...formats].map(([f, n]) => `${n} ${f}`).join(', ')})`,
+    ...r.epochs.map(formatEpoch),
+    `accuracy on the training data (${r.samples} samples): float ${percent(r.accuracy.float)}, PTQ ${percent(r.accuracy.ptq)}, QAT ${percent(r.accuracy.qat)}`,
+    ...r.warnings.map((w) => `  warning: ${w.message}`),
+    `wrote ${r.output}: ${formatBytes(r.bytes.after)} (input ${formatBytes(r.bytes.before)})`,
+    '',
+  ].join('\n');
 }
 
 /** A folder (existing, or named with a trailing slash) gets the method's file name. */
 function outputPath(output: string, fileName: string): string {
-	const isFolder =
-		output.endsWith("/") ||
-		output.endsWith(path.sep) ||
-		(fs.existsSync(output) && fs.statSync(output).isDirectory());
-	if (!isFolder) return output;
-	fs.mkdirSync(output, { recursive: true });
-	return path.join(output, fileName);
+  const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
+  if (!isFolder) return output;
+  fs.mkdirSync(output, { recursive: true });
+  return path.join(output, fileName);
 }

@@ -162,3 +162,12 @@ export function detInput(page: OcrFixtures['page'], name = 'x'): Tensor {
   }
   return Tensor.fromArray(name, DataType.FLOAT, [1, 3, height, width], out);
 }
+
+/** Float32 [1, 3, h, w] crop of a [1, 3, H, W] image at (y0, x0). */
+export function cropImage(image: Tensor, y0: number, x0: number, h: number, w: number): Tensor {
+  const [, , H, W] = image.dims;
+  const data = image.data() as Float32Array;
+  const out = new Float32Array(3 * h * w);
+  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) out.set(data.subarray((c * H + y0 + y) * W + x0, (c * H + y0 + y) * W + x0 + w), (c * h + y) * w);
+  return Tensor.fromArray(image.name, DataType.FLOAT, [1, 3, h, w], out);
+}

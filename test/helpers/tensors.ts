@@ -1,5 +1,9 @@
 // Deterministic tensors for tests: seeded pseudo-random floats (mulberry32, the project's own
 // generator), zeros and int64 vectors, so every run feeds onnxruntime exactly the same inputs.
+import assert from 'node:assert/strict';
+import { float16BitsToFloat32 } from '../../src/kernels/quant-formats.js';
+import { constantValue } from '../../src/ir/constants.js';
+import type { Graph } from '../../src/ir/graph.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { mulberry32 } from '../../src/kernels/random.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -28,3 +32,13 @@ export const ints = (name: string, values: readonly number[]): Tensor =>
 
 /** An int64 scalar. */
 export const int64Scalar = (name: string, value: bigint): Tensor => Tensor.fromArray(name, DataType.INT64, [], new BigInt64Array([value]));
+
+/** A constant's values as float32, looking through the Cast that float16 scales come with. */
+export function floatsOf(graph: Graph, name: string): Float32Array {
+  const cast = graph.producer(name);
+  const source = cast?.opType === 'Cast' ? cast.inputs[0] : name;
+  const t = constantValue(graph, source);
+  assert.ok(t !== undefined, `constant '${source}'`);
+  if (t.dataType === DataType.FLOAT16) return Float32Array.from(t.data() as Uint16Array, float16BitsToFloat32);
+  return Float32Array.from(t.data() as Float32Array);
+}
