@@ -197,17 +197,20 @@ function transposeWindow(ctx: GradientContext, kernel: number[], input: Dim[]): 
   return { ...w, pads };
 }
 
+/** What both convolution rules start from: operands, shapes, group, the window and dY. */
+function convSetup(ctx: GradientContext, windowOf: (ctx: GradientContext, kernel: number[], spatialDims: Dim[]) => Window) {
+  const [x, w] = [ctx.input(0), ctx.input(1)];
+  const xShape = ctx.shape(x);
+  const spatial = xShape.length - 2;
+  if (spatial < 1) ctx.fail(`input rank ${xShape.length} is too small for a convolution`);
+  const window = windowOf(ctx, kernelShape(ctx, w, spatial), xShape.slice(2));
+  return { x, w, xShape, group: groupOf(ctx), window, dy: ctx.dyOrZeros(), y: ctx.output() };
+}
+
 export const convGradients: Record<string, GradientRule> = {
   // Y = conv(X, W) + B. dX = ConvTranspose(dY, W); dW = correlation of X with dY; dB = sum of dY.
   Conv: (ctx) => {
-    const [x, w] = [ctx.input(0), ctx.input(1)];
-    const xShape = ctx.shape(x);
-    const spatial = xShape.length - 2;
-    if (spatial < 1) ctx.fail(`input rank ${xShape.length} is too small for a convolution`);
-    const group = groupOf(ctx);
-    const window = readWindow(ctx, kernelShape(ctx, w, spatial), xShape.slice(2));
-    const dy = ctx.dyOrZeros();
-    const y = ctx.output();
+    const { x, w, xShape, group, window, dy, y } = convSetup(ctx, readWindow);
     let dx: string | undefined;
     if (ctx.wants(0)) {
       const { pads, outputPadding } = transposePads(ctx, window, ctx.shape(y).slice(2), xShape.slice(2));
@@ -221,14 +224,7 @@ export const convGradients: Record<string, GradientRule> = {
   // Y = convT(X, W) + B. dX = Conv(dY, W) with the same window; dW correlates dY (the wider side)
   // with X, the roles of Conv's weight gradient swapped; dB = sum of dY.
   ConvTranspose: (ctx) => {
-    const [x, w] = [ctx.input(0), ctx.input(1)];
-    const xShape = ctx.shape(x);
-    const spatial = xShape.length - 2;
-    if (spatial < 1) ctx.fail(`input rank ${xShape.length} is too small for a convolution`);
-    const group = groupOf(ctx);
-    const window = transposeWindow(ctx, kernelShape(ctx, w, spatial), xShape.slice(2));
-    const dy = ctx.dyOrZeros();
-    const y = ctx.output();
+    const { x, w, xShape, group, window, dy, y } = convSetup(ctx, transposeWindow);
     // The Conv over dY has D + floor(output_padding / stride) positions; onnxruntime refuses
     // output_padding >= stride in the forward op, so the extra positions are not handled here.
     if ((ctx.ints('output_padding') ?? []).some((p, a) => p >= window.strides[a])) ctx.fail('output_padding must be smaller than the stride');
