@@ -34,9 +34,8 @@ async function quantizedTexts(lines: readonly OcrLine[], options: { calibrator: 
 }
 
 // Measured (minmax, per-channel, 20 calibration lines): Conv only 100%; every op type (Conv, MatMul,
-// Add, Mul, pooling, Concat) 91.7%; without MatMul 93.3%; percentile 88.3%, mse 83.3%, entropy 0%
-// (Conv only: 91.7% once the entropy calibrator stopped clipping the white background at +1).
-// The elementwise Add/Mul of the SVTR neck lose most; the Conv-only form is the one that passes.
+// Add, Mul, pooling, Concat) 95.0% since Add/Mul with a vector constant stay float (91.7% when
+// their biases were quantized per tensor); symmetric activations 85%; entropy Conv-only 91.7%.
 test('PP-OCRv4 rec static int8 (Conv weights and activations, minmax, per-channel) keeps the greedy-CTC text of at least 95% of the 60 rendered lines', { timeout: 300_000 }, async () => {
   const lines = await loadOcrLines();
   const fp32 = await readLines(REC, lines);
@@ -49,7 +48,9 @@ test('PP-OCRv4 rec static int8 (Conv weights and activations, minmax, per-channe
     return same;
   };
   const convOnly = await rate('Conv only, minmax', { calibrator: 'minmax', opTypes: ['Conv'] });
-  // Every op type, for the record (below 95% today: see the note above).
-  await rate('every op type, minmax', { calibrator: 'minmax' });
+  const everyOp = await rate('every op type, minmax', { calibrator: 'minmax' });
   assert.ok(convOnly >= 0.95, `Conv-only static int8 agrees with float32 on ${convOnly} of the lines`);
+  // Measured 95.0% (57 of 60); asserted with a line of slack, since one line flipping under a
+  // different onnxruntime build should not fail CI, while a regression like 91.7% must.
+  assert.ok(everyOp >= 0.93, `static int8 over every op type agrees with float32 on ${everyOp} of the lines`);
 });
