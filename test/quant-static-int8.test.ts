@@ -245,4 +245,9 @@ test('QOperator output: QLinearConv nodes replace the QDQ groups and stay close 
   const [b] = await runModel(qop, feeds);
   const cos = cosine(a.data() as Float32Array, b.data() as Float32Array);
   assert.ok(cos > 0.9999, `QOperator vs QDQ cosine ${cos}`);
+  // onnxruntime-web (wasm) runs the QLinearConv model too, and agrees with onnxruntime-node.
+  const web = await loadWebOrt();
+  const [w] = await runModel(qop, feeds, { threads: 1, executionProviders: WASM_EXECUTION_PROVIDERS }, web);
+  const webCos = cosine(w.data() as Float32Array, b.data() as Float32Array);
+  assert.ok(webCos > 0.9999, `QOperator in onnxruntime-web vs -node cosine ${webCos}`);
 });

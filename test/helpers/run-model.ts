@@ -4,16 +4,17 @@ import assert from 'node:assert/strict';
 import type { Model } from '../../src/ir/model.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { nodeOrt } from '../../src/node/ort-node.js';
+import type { OrtModule } from '../../src/runtime/ort-types.js';
 import { ModelSession, type SessionOptions, fromOrtTensor, toOrtTensor } from '../../src/runtime/session.js';
 
 /**
  * Every output of one run of `model` in onnxruntime-node, in the model's output order. One thread
  * by default, so results repeat run to run; the session is released even when the run fails.
  */
-export async function runModel(model: Model | Uint8Array | string, feeds: readonly Tensor[], options: SessionOptions = { threads: 1 }): Promise<Tensor[]> {
-  const session = await ModelSession.create(nodeOrt, model, options);
+export async function runModel(model: Model | Uint8Array | string, feeds: readonly Tensor[], options: SessionOptions = { threads: 1 }, ort: OrtModule = nodeOrt): Promise<Tensor[]> {
+  const session = await ModelSession.create(ort, model, options);
   try {
-    const result = await session.run(Object.fromEntries(feeds.map((t) => [t.name, toOrtTensor(nodeOrt, t)])));
+    const result = await session.run(Object.fromEntries(feeds.map((t) => [t.name, toOrtTensor(ort, t)])));
     return session.outputNames.map((name) => fromOrtTensor(result[name], name));
   } finally {
     await session.release();
