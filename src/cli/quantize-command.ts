@@ -14,6 +14,7 @@ import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
+import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { buildQuantizeReport, formatQuantizeReport, type QuantizeReport } from '../methods/quantize/report.js';
@@ -32,6 +33,7 @@ interface QuantizeFlags {
   symmetric?: boolean;
   asymmetric?: boolean;
   exclude: string[];
+  keepFirstLast?: string | boolean;
   config?: string;
   compute?: 'ort-cpu' | 'all' | 'none';
   json?: boolean;
@@ -57,6 +59,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default); static-int8: symmetric int8 activations')
     .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
+    .option('--keep-first-last [n]', 'keep the first and the last n weighted layers (Conv, MatMul, Gemm, Gather) in float32 (n default 1)')
     .option('--config <file>', 'JSON precision config: settings and per-node rules {"match", "precision"}')
     .addOption(
       new Option('--compute <policy>', 'fp16: ops computing in float16: those with onnxruntime CPU kernels, all but fragile ones, or none').choices([
@@ -94,6 +97,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
   for (const pattern of flags.exclude) checkPattern(pattern);
   const base: QuantizeSettings = {
     exclude: flags.exclude,
+    keepFirstLast: flags.keepFirstLast === undefined ? undefined : flags.keepFirstLast === true ? 1 : wholeNumber(flags.keepFirstLast as string, '--keep-first-last', 0),
     blockSize: flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1),
     symmetric: flags.asymmetric ? false : flags.symmetric ? true : undefined,
     compute: flags.compute,
@@ -102,12 +106,15 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
     reduceRange: flags.reduceRange,
     weightType: flags.weightType,
   };
-  const settings = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
+  const configured = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
   const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
 
   const model = load(input);
   const bytesBefore = fileSize(input);
   const original = load(input);
+  // The first and last layers are named before the method runs (its own graph clean-up may rename).
+  const ends = firstAndLastLayers(model, configured.keepFirstLast ?? 0).map(exactNamePattern);
+  const settings: QuantizeSettings = ends.length === 0 ? configured : { ...configured, exclude: [...(configured.exclude ?? []), ...ends] };
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
   let outcome: Awaited<ReturnType<typeof runPass>>;

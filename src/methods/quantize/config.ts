@@ -19,6 +19,7 @@ const ConfigSchema = z.strictObject({
   keepIoTypes: z.boolean().optional(),
   blockOps: z.array(z.string().min(1)).optional(),
   exclude: z.array(z.string().min(1)).optional(),
+  keepFirstLast: z.number().int().min(0).optional(),
   nodes: z
     .array(
       z.strictObject({
@@ -81,6 +82,7 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     keepIoTypes: base.keepIoTypes ?? config.keepIoTypes,
     blockOps: [...(config.blockOps ?? []), ...(base.blockOps ?? [])],
     exclude,
+    keepFirstLast: base.keepFirstLast ?? config.keepFirstLast,
     force,
     // Settings the config file does not carry pass through from the command line untouched.
     perChannel: base.perChannel,

@@ -23,6 +23,8 @@ export type QuantizeMethodName = (typeof QUANTIZE_METHOD_NAMES)[number];
 export interface QuantizeSettings {
   /** Node-name regexes or op types left in float32. */
   exclude?: readonly string[];
+  /** Keep the first and the last this many weighted layers in float32 (resolved to `exclude` by the caller: see first-last-layers.ts). */
+  keepFirstLast?: number;
   /** Node-name regexes or op types forced to the method's precision (fp16: even ops on the block list). */
   force?: readonly string[];
   blockSize?: number;
