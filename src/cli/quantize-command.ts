@@ -15,6 +15,7 @@ import type { Model } from '../ir/model.js';
 import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
 import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
+import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-precision.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { buildQuantizeReport, formatQuantizeReport, type QuantizeReport } from '../methods/quantize/report.js';
@@ -117,12 +118,20 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
   const settings: QuantizeSettings = ends.length === 0 ? configured : { ...configured, exclude: [...(configured.exclude ?? []), ...ends] };
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
-  let outcome: Awaited<ReturnType<typeof runPass>>;
+  // Nodes a precision config gives another precision get a pass of their own (mixed-precision.ts).
+  const plan = quantizeSteps(method, settings);
+  const outcomes = new Map<QuantizeStep, Awaited<ReturnType<typeof runPass>>>();
   try {
-    outcome = await runPass(method.pass, model, method.options({ ...settings, calibration }) as never, { ort: nodeOrt });
+    for (const step of plan.steps) {
+      const pass = step.method.pass;
+      if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
+      outcomes.set(step, await runPass(pass, model, step.method.options({ ...step.settings, calibration }) as never, { ort: nodeOrt }));
+    }
   } finally {
     await calibration?.close?.();
   }
+  const outcome = outcomes.get(plan.main) as Awaited<ReturnType<typeof runPass>>;
+  const extra = plan.steps.filter((step) => step !== plan.main).map((step) => outcomes.get(step) as Awaited<ReturnType<typeof runPass>>);
   const output = outputPath(flags.output, method.outputFileName(settings));
   try {
     saveModel(model, output);
@@ -138,6 +147,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
     bytesBefore,
     bytesAfter: fileSize(output),
     outcome,
+    extra,
     fidelity,
     fidelitySkipped: skipped,
   });

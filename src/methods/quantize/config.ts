@@ -2,8 +2,9 @@
 // choices by op type, node name or name regex. Validated with zod so a mistake comes back as one
 // line naming the key. Rules that keep nodes in float32 exclude them; rules that ask for the
 // method's own precision force it (fp16 on an op the block list would keep); other precisions
-// need mixed-precision quantization, which is not implemented yet.
+// (fp16, bf16 and the weight-only ones) run as extra passes over just those nodes (mixed-precision.ts).
 import { z } from 'zod';
+import { isMixedPrecision, type MixedPrecision } from './mixed-precision.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings } from './registry.js';
 
 const PRECISIONS = ['fp32', 'fp16', 'bf16', 'int8', 'int4', 'int2', 'ternary', 'binary'] as const;
@@ -67,10 +68,12 @@ export function parseQuantizeConfig(text: string, where: string): QuantizeConfig
 export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMethodName, base: QuantizeSettings, where: string): QuantizeSettings {
   const exclude = [...(config.exclude ?? []), ...(base.exclude ?? [])];
   const force = [...(base.force ?? [])];
+  const mixed: { match: string; precision: MixedPrecision }[] = [];
   for (const [i, rule] of (config.nodes ?? []).entries()) {
     if (rule.precision === 'fp32') exclude.push(rule.match);
     else if (rule.precision === METHOD_PRECISION[method]) force.push(rule.match);
-    else throw new Error(`${where}: 'nodes.${i}.precision': ${rule.precision} under --method ${method} needs mixed precision, which is not implemented yet`);
+    else if (isMixedPrecision(rule.precision)) mixed.push({ match: rule.match, precision: rule.precision });
+    else throw new Error(`${where}: 'nodes.${i}.precision': ${rule.precision} cannot be mixed into --method ${method}`);
   }
   return {
     blockSize: base.blockSize ?? config.blockSize,
@@ -82,6 +85,7 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     keepIoTypes: base.keepIoTypes ?? config.keepIoTypes,
     blockOps: [...(config.blockOps ?? []), ...(base.blockOps ?? [])],
     exclude,
+    ...(mixed.length === 0 ? {} : { mixed }),
     keepFirstLast: base.keepFirstLast ?? config.keepFirstLast,
     force,
     // Settings the config file does not carry pass through from the command line untouched.

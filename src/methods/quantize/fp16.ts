@@ -35,6 +35,8 @@ export interface Float16Options {
   blockOps?: readonly string[];
   /** Node-name regexes or op types to leave entirely in float32: compute and the weights only they read. */
   exclude?: readonly string[];
+  /** When given, only nodes matching one of these are converted (a precision config's fp16 rules). */
+  only?: readonly string[];
   /** Op types or node names forced to float16 whatever the policy says (from a precision config). */
   force?: readonly string[];
   /** Weights beyond the format's range become its largest finite value (default true) instead of infinity. */
@@ -65,6 +67,7 @@ interface Run {
   options: Float16Options;
   policy: Float16ComputePolicy;
   exclude: NodeSelector[];
+  only: NodeSelector[] | undefined;
   force: NodeSelector[];
   blockOps: Set<string>;
   /** Original element type of every value, per graph, from shape inference. */
@@ -92,6 +95,7 @@ export const float16Pass: Pass<Float16Options> = {
       options,
       policy: storage === DataType.BFLOAT16 ? 'none' : (options.compute ?? 'ort-cpu'),
       exclude: (options.exclude ?? []).map((p) => nodeSelector(p, 'exclude')),
+      only: options.only?.map((p) => nodeSelector(p, 'only')),
       force: (options.force ?? []).map((p) => nodeSelector(p, 'force')),
       blockOps: new Set(options.blockOps ?? []),
       types: inferShapes(model).types,
@@ -247,6 +251,7 @@ function decide(run: Run, graph: Graph, node: Node, flexible: Map<string, Flexib
   };
   const excluded = firstMatch(run.exclude, node);
   if (excluded !== undefined) return keep(`excluded by '${excluded.text}'`, true);
+  if (run.only !== undefined && firstMatch(run.only, node) === undefined) return keep('not selected for this precision', true);
   if ([...inTypes, ...outTypes].includes(undefined)) return keep('element types unknown (shape inference could not follow it)');
   const forced = firstMatch(run.force, node) !== undefined && run.policy !== 'none';
   if (!forced) {

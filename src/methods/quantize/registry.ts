@@ -23,6 +23,10 @@ export type QuantizeMethodName = (typeof QUANTIZE_METHOD_NAMES)[number];
 export interface QuantizeSettings {
   /** Node-name regexes or op types left in float32. */
   exclude?: readonly string[];
+  /** Nodes a precision config gives another precision than the method's (see mixed-precision.ts). */
+  mixed?: readonly { match: string; precision: string }[];
+  /** When given, only nodes matching one of these (op types or name regexes) are quantized. */
+  only?: readonly string[];
   /** Keep the first and the last this many weighted layers in float32 (resolved to `exclude` by the caller: see first-last-layers.ts). */
   keepFirstLast?: number;
   /** Node-name regexes or op types forced to the method's precision (fp16: even ops on the block list). */
@@ -63,6 +67,17 @@ export interface QuantizeMethod {
   outputFileName(settings: QuantizeSettings): string;
 }
 
+/**
+ * The pass-level exclusion test from `exclude` and `only`: a node is left alone when an exclude
+ * pattern matches it, or when `only` is given and none of its patterns do. Undefined when neither.
+ */
+export function excludePredicate(s: QuantizeSettings): ((node: Parameters<typeof firstMatch>[1]) => boolean) | undefined {
+  const excluded = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
+  const only = s.only?.map((p) => nodeSelector(p, 'only'));
+  if (excluded.length === 0 && only === undefined) return undefined;
+  return (node) => firstMatch(excluded, node) !== undefined || (only !== undefined && firstMatch(only, node) === undefined);
+}
+
 function float16Method(name: 'fp16' | 'bf16'): QuantizeMethod {
   return {
     name,
@@ -77,6 +92,7 @@ function float16Method(name: 'fp16' | 'bf16'): QuantizeMethod {
       blockOps: s.blockOps,
       keepIoTypes: s.keepIoTypes,
       exclude: s.exclude,
+      only: s.only,
       force: s.force,
     }),
     outputFileName: () => `model_${name}.onnx`,
@@ -93,7 +109,6 @@ function weightOnlyMethod(
     description,
     pass: weightOnlyPass as Pass<never>,
     options: (s) => {
-      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
       return {
         method: name,
         blockSize: s.blockSize,
@@ -101,7 +116,7 @@ function weightOnlyMethod(
         rounding: s.rounding,
         scaleType: s.scaleType,
         accuracyLevel: s.accuracyLevel,
-        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+        exclude: excludePredicate(s),
       };
     },
     outputFileName: file,
@@ -121,13 +136,12 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
     description: 'int8 weights and activations with scales computed at run time (DynamicQuantizeMatMul, DynamicQuantizeLSTM; Conv weights int8, float compute)',
     pass: dynamicInt8Pass as Pass<never>,
     options: (s) => {
-      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
       return {
         weightType: s.weightType,
         symmetric: s.symmetric,
         perChannel: s.perChannel,
         reduceRange: s.reduceRange,
-        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+        exclude: excludePredicate(s),
       };
     },
     outputFileName: () => 'model_quantized.onnx',
@@ -138,7 +152,6 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
     pass: staticInt8Pass as Pass<never>,
     options: (s) => {
       if (s.calibration === undefined) throw new Error('static-int8 needs calibration data (--calib DATA)');
-      const selectors = (s.exclude ?? []).map((p) => nodeSelector(p, 'exclude'));
       return {
         calibration: s.calibration,
         calibrator: s.calibrator,
@@ -147,7 +160,7 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         symmetric: s.symmetric,
         weightType: s.weightType,
         reduceRange: s.reduceRange,
-        exclude: selectors.length === 0 ? undefined : (node: Parameters<typeof firstMatch>[1]) => firstMatch(selectors, node) !== undefined,
+        exclude: excludePredicate(s),
       };
     },
     outputFileName: () => 'model_int8.onnx',

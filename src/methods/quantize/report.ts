@@ -71,30 +71,21 @@ export function buildQuantizeReport(init: {
   bytesBefore: number;
   bytesAfter: number;
   outcome: PassReport;
+  /** Passes run for other precisions of a precision config (mixed-precision.ts). */
+  extra?: readonly PassReport[];
   fidelity?: EvalReport;
   fidelitySkipped?: string;
 }): QuantizeReport {
   const outcome = init.outcome as unknown as PassOutcome;
-  const tensors: QuantizeTensorEntry[] =
-    outcome.details?.tensors.map((t) => ({
-      name: t.name,
-      graph: t.graph,
-      from: t.from,
-      to: t.to,
-      bytes_before: t.bytesBefore,
-      bytes_after: t.bytesAfter,
-      sqnr_db: jsonNumber(t.sqnrDb),
-      overflow: t.overflow,
-      ...(t.note === undefined ? {} : { note: t.note }),
-    })) ??
-    (outcome.tensors ?? []).map((t) => ({
-      name: t.name,
-      node: t.node,
-      bytes_before: t.bytesBefore,
-      bytes_after: t.bytesAfter,
-      sqnr_db: jsonNumber(t.sqnrDb),
-    }));
-  const list: NodeDecision[] = outcome.details?.nodes ?? nodesFromWarnings(outcome);
+  const extra = (init.extra ?? []) as unknown as PassOutcome[];
+  const tensors = [outcome, ...extra].flatMap(tensorEntries);
+  // Extra passes saw only their own nodes: what they left alone is the main pass's business.
+  const list = mergeDecisions([outcome.details?.nodes ?? nodesFromWarnings(outcome), ...extra.map((o) => (o.details?.nodes ?? nodesFromWarnings(o)).filter((n) => n.quantized))]);
+  const stats = { ...outcome.stats };
+  for (const o of extra) for (const [key, value] of Object.entries(o.stats)) stats[`${o.pass}.${key}`] = value;
+  const warnings = [...outcome.warnings, ...extra.flatMap((o) => o.warnings)];
+  const pass = [outcome, ...extra].map((o) => o.pass).join(' + ');
+  const ms = [outcome, ...extra].reduce((t, o) => t + o.ms, 0);
   const skippedByReason: Record<string, number> = {};
   for (const n of list) if (!n.quantized) skippedByReason[n.reason ?? 'unknown'] = (skippedByReason[n.reason ?? 'unknown'] ?? 0) + 1;
   const changed = tensors.filter((t) => t.bytes_after !== t.bytes_before || t.to !== t.from);
@@ -106,8 +97,8 @@ export function buildQuantizeReport(init: {
     input: init.input,
     output: init.output,
     method: init.method,
-    pass: outcome.pass,
-    ms: Math.round(outcome.ms),
+    pass,
+    ms: Math.round(ms),
     bytes: {
       before: init.bytesBefore,
       after: init.bytesAfter,
@@ -127,11 +118,49 @@ export function buildQuantizeReport(init: {
       skipped_by_reason: skippedByReason,
       list,
     },
-    stats: outcome.stats,
-    warnings: outcome.warnings,
+    stats,
+    warnings,
     ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
   };
+}
+
+/**
+ * One decision per node over several passes: a node any pass quantized counts as quantized (by
+ * that pass), otherwise the first pass's decision stands.
+ */
+function mergeDecisions(lists: readonly NodeDecision[][]): NodeDecision[] {
+  const byNode = new Map<string, NodeDecision>();
+  for (const list of lists) {
+    for (const decision of list) {
+      const known = byNode.get(decision.node);
+      if (known === undefined || (!known.quantized && decision.quantized)) byNode.set(decision.node, decision);
+    }
+  }
+  return [...byNode.values()];
+}
+
+function tensorEntries(outcome: PassOutcome): QuantizeTensorEntry[] {
+  return (
+    outcome.details?.tensors.map((t) => ({
+      name: t.name,
+      graph: t.graph,
+      from: t.from,
+      to: t.to,
+      bytes_before: t.bytesBefore,
+      bytes_after: t.bytesAfter,
+      sqnr_db: jsonNumber(t.sqnrDb),
+      overflow: t.overflow,
+      ...(t.note === undefined ? {} : { note: t.note }),
+    })) ??
+    (outcome.tensors ?? []).map((t) => ({
+      name: t.name,
+      node: t.node,
+      bytes_before: t.bytesBefore,
+      bytes_after: t.bytesAfter,
+      sqnr_db: jsonNumber(t.sqnrDb),
+    }))
+  );
 }
 
 /** Weight-only passes report skipped nodes as warnings naming the node; quantized ones by tensor. */
