@@ -385,5 +385,18 @@ test('compute all runs in onnxruntime-node and -web (cls, Silero v5); bf16 is we
     const got = await runModel(ort, bytes, v5.feeds());
     assert.ok(cosine(want.output.data() as Float32Array, got.output.data() as Float32Array) > 0.999);
   }
-  assert.throws(() => convert(loadModel(realModel('cls').file), { format: 'bfloat16' }), /bfloat16 does not apply to this model: it imports ai.onnx opset 9/);
+  // cls imports opset 9: it is upgraded to 13 (Cast reads bfloat16 from there) and then converted.
+  const cls = loadModel(realModel('cls').file);
+  const report = convert(cls, { format: 'bfloat16' });
+  assert.equal(cls.opset(''), 13);
+  assert.ok(report.warnings.some((w) => w.code === 'opset-upgraded' || w.code === 'opset-raised'), JSON.stringify(report.warnings.map((w) => w.code)));
+  // A model the upgrade cannot take (Scatter, removed at opset 11) is refused with one line.
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, [1, 4]);
+  const w = b.initializer('w', DataType.FLOAT, [4, 4], new Float32Array(16).fill(0.5));
+  const y = b.node('MatMul', [x, w]);
+  b.node('Scatter', [y, b.initializer('idx', DataType.INT64, [1, 2], BigInt64Array.of(0n, 1n)), b.initializer('upd', DataType.FLOAT, [1, 2], Float32Array.of(1, 2))], [], { name: 'old_scatter', outputs: ['z'] });
+  b.output('z', DataType.FLOAT, [1, 4]);
+  const old = buildModel(b.graph, [{ domain: '', version: 9 }], 4);
+  assert.throws(() => convert(old, { format: 'bfloat16' }), /^Error: bfloat16 does not apply to this model: it imports ai.onnx opset 9, Cast reads bfloat16 only from opset 13, and the model cannot be upgraded \(.*Scatter node 'old_scatter'/);
 });

@@ -265,10 +265,14 @@ test('DequantizeLinear weights: per-channel int8 (opset 13) and blocked int4 (op
     const model = convGemmModel(opset);
     const report = quantizeConvGemmWeights(model, { form, symmetric, blockSize: 16 });
     assert.equal(report.stats.quantized, 3, `opset ${opset} ${form}`);
-    if (opset === 11) assert.equal(report.warnings[0].code, 'opset-too-old');
+    // Opset 11 is raised to 13 (no op of this model changes meaning) for per-channel scales.
+    if (opset === 11) {
+      assert.equal(report.warnings[0].code, 'opset-raised');
+      assert.equal(model.opset(''), 13);
+    }
     const dq = model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear');
     assert.equal(dq.length, 3);
-    const expectAxis = opset === 11 ? [undefined, undefined, undefined] : form === 'blocked' ? [1, 0, 1] : [0, 1, 0];
+    const expectAxis = form === 'blocked' ? [1, 0, 1] : [0, 1, 0];
     assert.deepEqual(dq.map((n) => n.attrInt('axis')), expectAxis);
     // The dequantized weights, read back from onnxruntime, against the SQNR the report claims.
     const names = dq.map((n) => n.outputs[0]);
@@ -306,8 +310,11 @@ test('PP-OCRv4 rec, int4 block 32 float16 scales: runs in onnxruntime-node and -
   const before = matmuls.reduce((n, t) => n + t.bytesBefore, 0);
   const after = matmuls.reduce((n, t) => n + t.bytesAfter, 0);
   assert.ok(after / before <= 0.15, `MatMul weight bytes x${after / before}`);
-  // Opset 9 has no DequantizeLinear: Conv weights stay float, and the report says why.
+  // Opset 9 is upgraded to 13 (Slice, Clip, ... rewritten) so Conv weights get int8 per channel
+  // (blocked int4 would need 21, and the report says so).
+  assert.ok(report.warnings.some((w) => w.code === 'opset-upgraded'));
   assert.ok(report.warnings.some((w) => w.code === 'opset-too-old'));
+  assert.ok(report.tensors.filter((t) => t.op === 'Conv').length > 30, 'Conv weights quantized');
   const random = mulberry32(21);
   const x = Float32Array.from({ length: 3 * 48 * 320 }, () => random() * 2 - 1);
   const feeds = { x: { type: 'float32', data: x, dims: [1, 3, 48, 320] } };
@@ -321,7 +328,9 @@ test('PP-OCRv4 rec, int4 block 32 float16 scales: runs in onnxruntime-node and -
     `PP-OCRv4 rec int4: ${matmuls.length}/13 MatMuls quantized (${skipped.map((w) => w.code).join(', ')}), MatMul weights ${before} -> ${after} bytes (x${(after / before).toFixed(4)}), ` +
       `SQNR ${matmuls.map((t) => t.sqnrDb.toFixed(1)).join('/')} dB, output cosine ${nodeCos.toFixed(6)}, web vs node ${webVsNode.toExponential(1)}`,
   );
-  assert.ok(nodeCos > 0.99, `cosine ${nodeCos}`);
+  // Measured 0.9866 with every weight quantized (0.998 with the MatMuls alone); on the 60 rendered
+  // lines the greedy-decoded text is the same for 93.3% (int8-weight: 98.3%).
+  assert.ok(nodeCos > 0.98, `cosine ${nodeCos}`);
   assert.ok(webVsNode < 1e-3, `onnxruntime-web differs from -node by ${webVsNode}`);
 });
 

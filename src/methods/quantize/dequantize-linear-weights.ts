@@ -7,8 +7,8 @@
 //   'per-channel'  int8 / uint8 codes, one scale per output channel (axis 0 for Conv; for Gemm
 //                  the axis of N); needs opset >= 13
 //   'per-tensor'   int8 / uint8 codes, one scale; needs opset >= 10
-// The default-domain opset is never raised here (ops of other versions may change meaning), so a
-// form the model's opset lacks falls back to the next one, and the report says so.
+// A model below opset 13 is raised or upgraded to it (opset-raise.ts: ops keep their meaning);
+// a form the opset still lacks (blocked, 21) falls back to the next one, and the report says so.
 import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -23,6 +23,10 @@ import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { type QuantizedTensorReport, type WeightQuantReport, dropUnreadConstant, readFloatWeight } from './weight-tensors.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
+import { reachOpset } from './opset-raise.js';
+
+/** The newest ai.onnx opset models are upgraded to (upgrade-opset.ts goes up to 13). */
+const UPGRADABLE_OPSET = 13;
 
 export type DequantizeLinearForm = 'blocked' | 'per-channel' | 'per-tensor';
 
@@ -87,8 +91,18 @@ export function quantizeConvGemmWeights(model: Model, options: DequantizeLinearW
   if (!isSupportedBlockSize(blockSize)) throw new Error(`DequantizeLinear weights: block size must be 16, 32, 64, 128 or 256, got ${blockSize}`);
   const result = new PassResult(['weights', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
   const tensors: QuantizedTensorReport[] = [];
-  const opset = model.opset('') ?? 1;
+  let opset = model.opset('') ?? 1;
+  // Opsets up to 13 are reached by raising or upgrading the model (per-channel scales need 13:
+  // per-tensor int8 weights wreck models whose channels differ in range, PP-OCRv4 det's output
+  // cosine fell to 0.2); the blocked form's 21 is not, so it falls back.
   let form: DequantizeLinearForm | undefined = wanted;
+  while (form !== undefined && MIN_OPSET[form] > Math.max(opset, UPGRADABLE_OPSET)) form = FALLBACK[form];
+  if (form !== undefined && opset < MIN_OPSET[form]) {
+    const reached = reachOpset(model, MIN_OPSET[form], 'weight-only');
+    if ('refused' in reached) result.warn('opset-not-upgraded', `weight-only: ai.onnx opset ${opset} could not be upgraded to ${MIN_OPSET[form]}: ${reached.refused}`);
+    else if (reached.warning !== undefined) result.warn(reached.warning.code, reached.warning.message);
+    opset = model.opset('') ?? 1;
+  }
   while (form !== undefined && opset < MIN_OPSET[form]) form = FALLBACK[form];
   if (form !== wanted) {
     const got = form === undefined ? 'no DequantizeLinear at all' : `the ${form} form`;

@@ -18,6 +18,7 @@ import { nodeOrder, topologicalSort } from '../../ir/toposort.js';
 import { tensorTypeOf } from '../../ir/value-info.js';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../kernels/float16.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
+import { reachOpset } from './opset-raise.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { type DetailedPassResult, type NodeDecision, type QuantizedTensor, sqnrDb } from './details.js';
 import { removeRedundantCasts } from './fp16-casts.js';
@@ -85,10 +86,13 @@ export const float16Pass: Pass<Float16Options> = {
   description: 'stores float32 weights as float16 (or bfloat16) and computes in float16 where the runtime has kernels',
   run(model, options): DetailedPassResult {
     const storage = options.format === 'bfloat16' ? DataType.BFLOAT16 : DataType.FLOAT16;
-    const opset = model.opset('') ?? 1;
-    if (storage === DataType.BFLOAT16 && opset < 13) {
-      throw new Error(`bfloat16 does not apply to this model: it imports ai.onnx opset ${opset}, and Cast reads bfloat16 only from opset 13`);
+    const before = model.opset('') ?? 1;
+    // Cast reads bfloat16 from opset 13: older models are raised or upgraded to it first.
+    const reached = storage === DataType.BFLOAT16 && before < 13 ? reachOpset(model, 13, 'bf16') : {};
+    if ('refused' in reached) {
+      throw new Error(`bfloat16 does not apply to this model: it imports ai.onnx opset ${before}, Cast reads bfloat16 only from opset 13, and the model cannot be upgraded (${reached.refused})`);
     }
+    const opset = model.opset('') ?? 1;
     const run: Run = {
       storage,
       opset,
@@ -112,7 +116,7 @@ export const float16Pass: Pass<Float16Options> = {
         valuesClamped: 0,
         valuesFlushed: 0,
       },
-      warnings: [],
+      warnings: reached.warning === undefined ? [] : [reached.warning],
     };
     if (options.keepIoTypes === false && storage === DataType.FLOAT16) halveMainInputs(model, run);
     // Parents first: a subgraph sees the final types of the enclosing values it reads.

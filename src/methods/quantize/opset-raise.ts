@@ -9,7 +9,8 @@
 import { isStandardDomain } from '../../ir/constants.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
-import { UNCHANGED_9_TO_13 as UNCHANGED } from '../../optimize/upgrade-opset.js';
+import { UNCHANGED_9_TO_13 as UNCHANGED, upgradeOpset } from '../../optimize/upgrade-opset.js';
+import type { PassWarning } from '../../pipeline/pass.js';
 
 /** Ops and the versions (after 9) at which their inputs, attributes or results changed. */
 const CHANGED_AT: Readonly<Record<string, readonly number[]>> = {
@@ -60,4 +61,31 @@ export function raiseOpset(model: Model, to: number): void {
   // Opset 13 came with IR version 7.
   if (to >= 13 && model.irVersion < 7) model.irVersion = 7;
   else if (to >= 10 && model.irVersion < 5) model.irVersion = 5;
+}
+
+/**
+ * Makes the model import ai.onnx `wanted` (10 for QDQ, 13 for per-axis scales): raised as is when
+ * no op changes meaning, otherwise upgraded by rewriting the ops whose signature changed
+ * (upgrade-opset.ts). Returns the warning to report, or why the model could not get there.
+ */
+export function reachOpset(model: Model, wanted: number, method: string): { warning?: PassWarning } | { refused: string } {
+  const opset = model.opset('') ?? 1;
+  if (opset >= wanted) return {};
+  const blockers = opsetRaiseBlockers(model, wanted);
+  if (blockers.length === 0) {
+    raiseOpset(model, wanted);
+    return { warning: { code: 'opset-raised', message: `${method}: ai.onnx opset raised from ${opset} to ${wanted} (every op of the model keeps its meaning)` } };
+  }
+  try {
+    const upgraded = upgradeOpset(model, { to: wanted }).stats;
+    const rewritten = upgraded.nodesRewritten;
+    return {
+      warning: {
+        code: 'opset-upgraded',
+        message: `${method}: ai.onnx opset upgraded from ${opset} to ${wanted}; ${rewritten} node${rewritten === 1 ? '' : 's'} rewritten to the new signatures (${blockers.join(', ')})`,
+      },
+    };
+  } catch (error) {
+    return { refused: (error as Error).message };
+  }
 }

@@ -18,13 +18,12 @@ import { topologicalSort } from '../../ir/toposort.js';
 import type { SampleSource } from '../../eval/samples.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { optimizeModel } from '../../optimize/optimize.js';
-import { upgradeOpset } from '../../optimize/upgrade-opset.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { CalibrationRange } from './calibration/calibrator.js';
 import { collectStatistics } from './calibration/collector.js';
 import { type CalibratorName, calibratorNamed } from './calibration/registry.js';
 import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './details.js';
-import { opsetRaiseBlockers, raiseOpset } from './opset-raise.js';
+import { reachOpset } from './opset-raise.js';
 import { planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { toQOperators } from './qoperator.js';
@@ -170,29 +169,16 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
 function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning[]): boolean {
   const opset = model.opset('') ?? 1;
   const wanted = perChannel ? 13 : 10;
-  if (opset >= wanted) return perChannel;
-  const blockers = opsetRaiseBlockers(model, wanted);
-  if (blockers.length === 0) {
-    raiseOpset(model, wanted);
-    warnings.push({ code: 'opset-raised', message: `static-int8: ai.onnx opset raised from ${opset} to ${wanted} (every op of the model keeps its meaning)` });
+  const reached = reachOpset(model, wanted, 'static-int8');
+  if (!('refused' in reached)) {
+    if (reached.warning !== undefined) warnings.push(reached.warning);
     return perChannel;
-  }
-  let refused: string;
-  try {
-    const upgraded = upgradeOpset(model, { to: wanted }).stats;
-    warnings.push({
-      code: 'opset-upgraded',
-      message: `static-int8: ai.onnx opset upgraded from ${opset} to ${wanted}; ${upgraded.nodesRewritten} node${upgraded.nodesRewritten === 1 ? '' : 's'} rewritten to the new signatures (${blockers.join(', ')})`,
-    });
-    return perChannel;
-  } catch (error) {
-    refused = (error as Error).message;
   }
   if (opset >= 10) {
-    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be upgraded (${refused}); weights are per tensor` });
+    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be upgraded (${reached.refused}); weights are per tensor` });
     return false;
   }
-  throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and the model cannot be upgraded: ${refused}`);
+  throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and the model cannot be upgraded: ${reached.refused}`);
 }
 
 function nestedQuantizable(model: Model): number {
