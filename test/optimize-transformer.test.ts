@@ -19,6 +19,7 @@ import { fuseAttention } from '../src/optimize/fuse-attention.js';
 import { fuseGelu } from '../src/optimize/fuse-gelu.js';
 import { fuseLayerNorm } from '../src/optimize/fuse-layernorm.js';
 import { fuseSkipLayerNorm } from '../src/optimize/fuse-skip-layernorm.js';
+import { inferShapes } from '../src/optimize/shape-inference/index.js';
 import { totalNodes } from '../src/optimize/util/graph-queries.js';
 import { type PassReport, runPass } from '../src/pipeline/pass.js';
 import type { OrtModule, OrtTensor } from '../src/runtime/ort-types.js';
@@ -144,6 +145,14 @@ for (const kind of ['none', 'extended'] as const) {
     assert.equal(attention?.attrInt('num_heads'), HEADS);
     assert.ok(Math.abs((attention?.attrFloat('scale') ?? 0) - 0.25) < 1e-7);
     assert.equal(reports['fuse-attention'].warnings.length, 0, JSON.stringify(reports['fuse-attention'].warnings));
+    // Shape inference follows the contrib ops: attention and skip-norm outputs have the hidden
+    // states' shape, Gelu the feed-forward width.
+    const inferred = inferShapes(model, { inputShapes: { hidden_states: [BATCH, SEQ, HIDDEN], ...(kind === 'extended' ? { attention_mask: [BATCH, SEQ] } : {}) } });
+    assert.deepEqual(inferred.unknown, []);
+    for (const node of model.graph.nodes.filter((n) => n.domain === 'com.microsoft')) {
+      assert.deepEqual(inferred.main.get(node.outputs[0])?.shape, [BATCH, SEQ, node.opType === 'Gelu' ? FFN : HIDDEN], `${node.opType} '${node.name}'`);
+    }
+    assert.deepEqual(inferred.main.get('last_hidden_state')?.shape, [BATCH, SEQ, HIDDEN]);
     const nodeDiff = maxAbsDiff(before, await run(nodeOrt, model, kind));
     const webDiff = maxAbsDiff(before, await run(await loadWebOrt(), model, kind));
     assert.ok(nodeDiff <= FUSION_TOLERANCE, `onnxruntime-node: max abs diff ${nodeDiff}`);

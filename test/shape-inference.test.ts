@@ -309,3 +309,27 @@ test('written value_info is accepted by onnxruntime, which checks it against its
     assert.ok(outputs.length > 0);
   }
 });
+
+test('contrib ops shrink writes (MatMulNBits, DynamicQuantizeMatMul) are inferred and agree with onnxruntime', async (t) => {
+  const { quantizeWeightsOnly } = await import('../src/methods/quantize/weight-only.js');
+  const { quantizeDynamicInt8 } = await import('../src/methods/quantize/dynamic-int8.js');
+  const total = new Tally();
+  for (const [label, quantize] of [
+    ['int4', (m: Model) => quantizeWeightsOnly(m, { method: 'int4' })],
+    ['dynamic-int8', (m: Model) => quantizeDynamicInt8(m)],
+  ] as const) {
+    const model = loadModel(REC);
+    quantize(model);
+    const ops = new Set(model.graph.nodes.filter((n) => n.domain === 'com.microsoft').map((n) => n.opType));
+    assert.ok(ops.size > 0, `${label}: no contrib op written`);
+    const bytes = writeModel(model);
+    const tally = new Tally();
+    const ran = await checkModel(`rec ${label}`, bytes, readModel(bytes), [floats('x', [1, 3, 48, 320])], tally);
+    assert.ok(ran);
+    t.diagnostic(tally.summary(`PP-OCRv4 rec ${label} (${[...ops].join(', ')})`));
+    assert.equal(tally.unknownByOp.get('MatMulNBits') ?? 0, 0);
+    assert.equal(tally.unknownByOp.get('DynamicQuantizeMatMul') ?? 0, 0);
+    total.disagreements.push(...tally.disagreements);
+  }
+  assert.deepEqual(total.disagreements, []);
+});

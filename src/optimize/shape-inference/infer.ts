@@ -10,6 +10,7 @@ import { nodeOrder } from '../../ir/toposort.js';
 import { type TensorType, makeValueInfo, tensorTypeOf } from '../../ir/value-info.js';
 import type { Dim } from './dims.js';
 import { InferenceGap, type InferredValue, RuleContext, type RuleOutput, type ScopeAccess, constantInferred } from './context.js';
+import { CONTRIB_SHAPE_RULES } from './contrib.js';
 import { SHAPE_RULES } from './rules.js';
 
 export interface InferShapesOptions {
@@ -129,7 +130,7 @@ class Inference {
     const { order, blocked } = nodeOrder(graph);
     for (const node of blocked) this.report(graph, node.label, node.opType, 'on a dependency cycle');
     for (const node of order) {
-      const rule = isStandardDomain(node.domain) ? SHAPE_RULES[node.opType] : undefined;
+      const rule = isStandardDomain(node.domain) ? SHAPE_RULES[node.opType] : node.domain === 'com.microsoft' ? CONTRIB_SHAPE_RULES[node.opType] : undefined;
       if (rule === undefined) {
         const op = isStandardDomain(node.domain) ? node.opType : `${node.domain}.${node.opType}`;
         this.report(graph, node.label, op, `no shape rule for ${op}`);
