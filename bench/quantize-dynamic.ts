@@ -15,6 +15,7 @@
 // average of back-to-back runs over at least SAMPLE_MS. Speed-up is fp32 latency / variant latency.
 // Fidelity: lowest cosine over outputs against fp32 on the same inputs, in onnxruntime-node and
 // in onnxruntime-web (wasm).
+import { cosineSimilarity } from '../src/eval/metrics.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
@@ -142,17 +143,7 @@ interface ModelResult {
 function lowestCosine(reference: Record<string, OrtTensor>, candidate: Record<string, OrtTensor>): number {
   let lowest = 1;
   for (const [name, a] of Object.entries(reference)) {
-    const x = a.data as Float32Array;
-    const y = candidate[name].data as Float32Array;
-    let dot = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let i = 0; i < x.length; i++) {
-      dot += x[i] * y[i];
-      xx += x[i] * x[i];
-      yy += y[i] * y[i];
-    }
-    lowest = Math.min(lowest, xx === 0 && yy === 0 ? 1 : dot / Math.sqrt(xx * yy));
+    lowest = Math.min(lowest, cosineSimilarity(a.data as Float32Array, candidate[name].data as Float32Array));
   }
   return lowest;
 }

@@ -12,6 +12,7 @@
 // average of back-to-back runs over at least SAMPLE_MS. Speed-up: fp32 latency / int8 latency.
 // Fidelity: lowest cosine over outputs against fp32 on the timed input, in onnxruntime-node at
 // 'all' (the fused kernels) and in onnxruntime-web (wasm), where the int8 file must also load.
+import { cosineSimilarity } from '../src/eval/metrics.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -147,17 +148,7 @@ function samplesOf(tensors: readonly Tensor[], description: string): SampleSourc
 function lowestCosine(reference: Record<string, OrtTensor>, candidate: Record<string, OrtTensor>): number {
   let lowest = 1;
   for (const [name, a] of Object.entries(reference)) {
-    const x = a.data as Float32Array;
-    const y = candidate[name].data as Float32Array;
-    let dot = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let i = 0; i < x.length; i++) {
-      dot += x[i] * y[i];
-      xx += x[i] * x[i];
-      yy += y[i] * y[i];
-    }
-    lowest = Math.min(lowest, xx === 0 && yy === 0 ? 1 : dot / Math.sqrt(xx * yy));
+    lowest = Math.min(lowest, cosineSimilarity(a.data as Float32Array, candidate[name].data as Float32Array));
   }
   return lowest;
 }

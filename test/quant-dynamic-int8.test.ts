@@ -3,6 +3,7 @@
 // stored codes (DynamicQuantizeLinear as the ONNX spec defines it, integer products, scales), and
 // stay close to float32. Then the real models: each quantizes, loads and runs in onnxruntime-node
 // and onnxruntime-web, keeps a cosine floor against float32, and stores its weights in ~0.25x.
+import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,18 +30,6 @@ import { floats, pseudoRandom } from './helpers/tensors.js';
 
 /** onnxruntime against the JS reference, relative to the output's largest magnitude. */
 const RUNTIME_VS_JS = 1e-3;
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return aa === 0 && bb === 0 ? 1 : dot / Math.sqrt(aa * bb);
-}
 
 function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   let worst = 0;

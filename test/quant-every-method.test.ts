@@ -2,6 +2,7 @@
 // loads and runs in onnxruntime-node and onnxruntime-web (wasm) with its outputs compared to
 // float32, or the method says why it does not apply. The table is printed; accuracy floors on real
 // inputs live in the per-method tests.
+import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DataType } from '../src/ir/dtype.js';
@@ -18,17 +19,6 @@ import { cropImage, detInput, loadOcrFixtures, loadOcrLines, recInput } from './
 import { REAL_MODELS, type RealModelKey } from './helpers/real-models.js';
 import { runModel } from './helpers/run-model.js';
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
-}
 
 /** Lowest cosine over the float outputs. */
 function lowestCosine(reference: Tensor[], candidate: Tensor[]): number {

@@ -3,6 +3,7 @@
 // out-of-range weights, no Cast round trips), and the six real models converted and run in
 // onnxruntime-node (cls and Silero v5 in onnxruntime-web too) with size and fidelity asserted.
 
+import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -279,17 +280,6 @@ test('Cast round trips are removed: float16 -> float32 -> float16 reads the floa
 
 // ---- the real models ----
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
-}
 
 /** Greedy CTC over [1, T, C]: the arg-max class per step. */
 function argmaxSequence(t: Tensor): number[] {

@@ -2,6 +2,7 @@
 // must stay close to float32 and be fused by onnxruntime into integer kernels; the Fashion-MNIST MLP
 // must keep its accuracy within 0.5 points with every calibrator; PP-OCRv4 det must quantize, load
 // and run in onnxruntime-node and -web; opset 9 models are refused with one line.
+import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,17 +34,6 @@ const work = mkdtempSync(join(tmpdir(), 'shrink-static-int8-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 /** x [N,3,16,16] -> Conv+Relu -> (Conv, + skip) Add -> Conv -> y. */
 function convReluAddModel(opset = 13): Model {

@@ -1,6 +1,7 @@
 // Weight-only quantization passes against onnxruntime: the layouts of MatMulNBits,
 // GatherBlockQuantized and DequantizeLinear are decoded here independently (from the op docs) and
 // the runtime's outputs must match A @ dequant(W) computed in JS; then the real models.
+import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
@@ -83,17 +84,6 @@ function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>
   return diff / scale;
 }
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 async function runOnce(ort: OrtModule, model: Model | Uint8Array, feeds: Record<string, { type: string; data: Float32Array | BigInt64Array; dims: number[] }>, options = {}): Promise<Record<string, Float32Array>> {
   const session = await ModelSession.create(ort, model, { threads: 1, ...options });

@@ -238,3 +238,16 @@ export function createCustomMetricAccumulator(metric: CustomMetric): {
     result: () => ({ mean: samples === 0 ? Number.NaN : sum / samples, min, max, samples }),
   };
 }
+
+/** Cosine similarity of two equally long vectors in float64; 1 when both are all zeros. */
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return aa === 0 && bb === 0 ? 1 : dot / Math.sqrt(aa * bb);
+}
