@@ -57,6 +57,8 @@ function weightArrays(model: Model): NpzArrays {
 
 function python(args: string[]): Record<string, number | string> {
   const run = spawnSync(PYTHON, [REFERENCE, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.error !== undefined) throw new Error(`bench train: cannot start ${PYTHON} (${run.error.message}); the PyTorch side needs Debian's python3 and python3-torch`);
+  if (/No module named 'torch'/.test(run.stderr)) throw new Error(`bench train: ${PYTHON} has no PyTorch; install Debian's python3-torch (used only by this benchmark)`);
   if (run.status !== 0) throw new Error(`PyTorch reference failed: ${run.stderr.trim().split('\n').pop()}`);
   return JSON.parse(run.stdout.trim().split('\n').pop() as string);
 }
