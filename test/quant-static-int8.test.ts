@@ -130,6 +130,31 @@ test('Fashion-MNIST MLP: static int8 loses at most 0.5 points of accuracy with e
   assert.ok(fp32 - worst <= 0.5, `worst ${worst}% vs ${fp32}%`);
 });
 
+test('shrink quantize --fp32-search: rounds are reported, the first layers go to fp32 while their per-layer SQNR is under the tolerance', () => {
+  const train = fashion('train', 64);
+  const calib = join(work, 'calib-search.npy');
+  writeFileSync(calib, writeNpy({ dataType: DataType.FLOAT, dims: [64, 1, 28, 28], data: new Uint8Array(train.images.buffer) }));
+  // A tolerance no int8 layer meets: every round moves the boundary on, until the rounds run out.
+  const result = spawnShrink(['quantize', MLP, '-o', join(work, 'mlp-search.onnx'), '--method', 'static-int8', '--calib', calib, '--fp32-search', '80', '--fp32-rounds', '2', '--json'], { timeout: 120_000 });
+  assert.equal(result.status, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as QuantizeReport;
+  const rounds = report.fp32_search ?? [];
+  assert.equal(rounds.length, 2);
+  assert.equal(rounds[0].kept, 0);
+  assert.ok(rounds[0].boundary !== undefined && rounds[1].kept > 0, JSON.stringify(rounds));
+  // The written model is the best round's: its quantized node count matches what that round kept.
+  const best = rounds.reduce((a, r) => (numberOf(r.output_sqnr_db) > numberOf(a.output_sqnr_db) ? r : a));
+  if (best.kept > 0) assert.ok((report.nodes.skipped_by_reason.excluded ?? 0) > 0, JSON.stringify(report.nodes.skipped_by_reason));
+  else assert.equal(report.stats.nodesQuantized, 3);
+  const bad = spawnShrink(['quantize', MLP, '-o', join(work, 'never.onnx'), '--method', 'static-int8', '--calib', calib, '--fp32-search', 'x']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--fp32-search must be a positive number, got 'x'/);
+});
+
+function numberOf(value: number | string | null): number {
+  return typeof value === 'number' ? value : value === 'inf' ? Infinity : Number.NaN;
+}
+
 test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx with fidelity on the calibration data; no --calib is one line, exit 1', () => {
   const train = fashion('train', 64);
   const calib = join(work, 'calib.npy');

@@ -15,6 +15,7 @@ import type { Model } from '../ir/model.js';
 import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
 import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
+import { type Fp32SearchRound, searchFp32Layers } from '../methods/quantize/fp32-search.js';
 import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-precision.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
@@ -24,7 +25,7 @@ import { nodeOrt } from '../node/ort-node.js';
 import { openSampleFile } from '../node/sample-files.js';
 import { runPass } from '../pipeline/pass.js';
 import { inFile, UsageError } from './errors.js';
-import { collect, parseDims, wholeNumber } from './options.js';
+import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
 import type { CliContext } from './main.js';
 
 interface QuantizeFlags {
@@ -35,6 +36,8 @@ interface QuantizeFlags {
   asymmetric?: boolean;
   exclude: string[];
   keepFirstLast?: string | boolean;
+  fp32Search?: string;
+  fp32Rounds?: string;
   config?: string;
   compute?: 'ort-cpu' | 'all' | 'none';
   json?: boolean;
@@ -61,6 +64,8 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
     .option('--keep-first-last [n]', 'keep the first and the last n weighted layers (Conv, MatMul, Gemm, Gather) in float32 (n default 1)')
+    .option('--fp32-search <dB>', 'keep layers in float32 from the input on until no layer of the per-layer report is below this SQNR (compared on --data, else --calib)')
+    .option('--fp32-rounds <n>', 'at most this many quantize-and-compare rounds for --fp32-search (default 8)')
     .option('--config <file>', 'JSON precision config: settings and per-node rules {"match", "precision"}')
     .addOption(
       new Option('--compute <policy>', 'fp16: ops computing in float16: those with onnxruntime CPU kernels, all but fragile ones, or none').choices([
@@ -110,28 +115,56 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
   const configured = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
   const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
 
-  const model = load(input);
   const bytesBefore = fileSize(input);
   const original = load(input);
   // The first and last layers are named before the method runs (its own graph clean-up may rename).
-  const ends = firstAndLastLayers(model, configured.keepFirstLast ?? 0).map(exactNamePattern);
+  const ends = firstAndLastLayers(original, configured.keepFirstLast ?? 0).map(exactNamePattern);
   const settings: QuantizeSettings = ends.length === 0 ? configured : { ...configured, exclude: [...(configured.exclude ?? []), ...ends] };
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
   // Nodes a precision config gives another precision get a pass of their own (mixed-precision.ts).
   const plan = quantizeSteps(method, settings);
-  const outcomes = new Map<QuantizeStep, Awaited<ReturnType<typeof runPass>>>();
-  try {
+  type Outcome = Awaited<ReturnType<typeof runPass>>;
+  const outcomes = new Map<Model, { outcome: Outcome; extra: Outcome[] }>();
+  /** Runs every step on a fresh copy of the input, with `keep` left in float32 by the method. */
+  const quantizeCopy = async (keep: ReadonlySet<string>): Promise<Model> => {
+    const copy = load(input);
+    const kept = [...keep].map(exactNamePattern);
+    const results = new Map<QuantizeStep, Outcome>();
     for (const step of plan.steps) {
       const pass = step.method.pass;
       if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
-      outcomes.set(step, await runPass(pass, model, step.method.options({ ...step.settings, calibration }) as never, { ort: nodeOrt }));
+      const stepSettings = step === plan.main && kept.length > 0 ? { ...step.settings, exclude: [...(step.settings.exclude ?? []), ...kept] } : step.settings;
+      results.set(step, await runPass(pass, copy, step.method.options({ ...stepSettings, calibration }) as never, { ort: nodeOrt }));
+    }
+    outcomes.set(copy, { outcome: results.get(plan.main) as Outcome, extra: plan.steps.filter((step) => step !== plan.main).map((step) => results.get(step) as Outcome) });
+    return copy;
+  };
+  let model: Model;
+  let search: Fp32SearchRound[] | undefined;
+  try {
+    if (flags.fp32Search === undefined) {
+      model = await quantizeCopy(new Set());
+    } else {
+      const searchSamples = flags.data !== undefined ? await openSampleFile(flags.data, modelSignature(original)) : calibration;
+      if (searchSamples === undefined) throw new UsageError('--fp32-search compares layer by layer on --data or --calib samples: give one');
+      try {
+        const found = await searchFp32Layers(nodeOrt, original, {
+          quantize: quantizeCopy,
+          samples: searchSamples,
+          toleranceDb: positiveNumber(flags.fp32Search, '--fp32-search'),
+          maxRounds: flags.fp32Rounds === undefined ? undefined : wholeNumber(flags.fp32Rounds, '--fp32-rounds', 1),
+        });
+        model = found.model;
+        search = found.rounds;
+      } finally {
+        if (searchSamples !== calibration) await searchSamples.close?.();
+      }
     }
   } finally {
     await calibration?.close?.();
   }
-  const outcome = outcomes.get(plan.main) as Awaited<ReturnType<typeof runPass>>;
-  const extra = plan.steps.filter((step) => step !== plan.main).map((step) => outcomes.get(step) as Awaited<ReturnType<typeof runPass>>);
+  const { outcome, extra } = outcomes.get(model) as { outcome: Outcome; extra: Outcome[] };
   const output = outputPath(flags.output, method.outputFileName(settings));
   try {
     saveModel(model, output);
@@ -150,6 +183,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
     extra,
     fidelity,
     fidelitySkipped: skipped,
+    search,
   });
 }
 

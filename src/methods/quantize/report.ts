@@ -7,6 +7,7 @@ import { jsonNumber } from '../../eval/eval-report.js';
 import { formatBytes, groupDigits, renderTable } from '../../inspect/table.js';
 import type { PassReport, PassWarning } from '../../pipeline/pass.js';
 import type { NodeDecision, QuantizeDetails } from './details.js';
+import type { Fp32SearchRound } from './fp32-search.js';
 
 export interface QuantizeTensorEntry {
   name: string;
@@ -49,6 +50,8 @@ export interface QuantizeReport {
   fidelity?: EvalReport;
   /** Why fidelity was not measured. */
   fidelity_skipped?: string;
+  /** Rounds of --fp32-search: nodes kept in float32 and the output SQNR each gave. */
+  fp32_search?: { kept: number; output_sqnr_db: JsonNumber; output_cosine: JsonNumber; boundary?: { value: string; op: string; sqnr_db: JsonNumber } }[];
 }
 
 /** The shapes pass results come in: `details` (fp16) or a top-level `tensors` list (weight-only). */
@@ -75,6 +78,7 @@ export function buildQuantizeReport(init: {
   extra?: readonly PassReport[];
   fidelity?: EvalReport;
   fidelitySkipped?: string;
+  search?: readonly Fp32SearchRound[];
 }): QuantizeReport {
   const outcome = init.outcome as unknown as PassOutcome;
   const extra = (init.extra ?? []) as unknown as PassOutcome[];
@@ -122,6 +126,16 @@ export function buildQuantizeReport(init: {
     warnings,
     ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
+    ...(init.search === undefined
+      ? {}
+      : {
+          fp32_search: init.search.map((r) => ({
+            kept: r.kept,
+            output_sqnr_db: jsonNumber(r.outputSqnrDb),
+            output_cosine: jsonNumber(r.outputCosine),
+            ...(r.boundary === undefined ? {} : { boundary: { value: r.boundary.value, op: r.boundary.op, sqnr_db: jsonNumber(r.boundary.sqnrDb) } }),
+          })),
+        }),
   };
 }
 
@@ -223,7 +237,15 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
         rows,
       ),
     );
-  } else if (report.fidelity_skipped !== undefined) {
+  }
+  if (report.fp32_search !== undefined) {
+    lines.push('', 'fp32 search (per-layer: where error starts, kept float with everything before it):');
+    for (const [i, r] of report.fp32_search.entries()) {
+      const start = r.boundary === undefined ? 'no layer below the tolerance' : `error starts at '${r.boundary.value}' (${r.boundary.op}, ${db(r.boundary.sqnr_db)})`;
+      lines.push(`  round ${i}: ${r.kept} nodes kept in float32, output SQNR ${db(r.output_sqnr_db)}; ${start}`);
+    }
+  }
+  if (report.fidelity === undefined && report.fidelity_skipped !== undefined) {
     lines.push('', `fidelity   not measured: ${report.fidelity_skipped}`);
   }
   const weakest = report.tensors
