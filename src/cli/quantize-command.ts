@@ -142,6 +142,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
   };
   let model: Model;
   let search: Fp32SearchRound[] | undefined;
+  let searchKept: string[] | undefined;
   try {
     if (flags.fp32Search === undefined) {
       model = await quantizeCopy(new Set());
@@ -157,6 +158,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
         });
         model = found.model;
         search = found.rounds;
+        searchKept = found.kept;
       } finally {
         if (searchSamples !== calibration) await searchSamples.close?.();
       }
@@ -184,6 +186,7 @@ async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeRe
     fidelity,
     fidelitySkipped: skipped,
     search,
+    searchKept,
   });
 }
 

@@ -50,6 +50,8 @@ export interface QuantizeReport {
   fidelity?: EvalReport;
   /** Why fidelity was not measured. */
   fidelity_skipped?: string;
+  /** Nodes --fp32-search kept in float32 in the written model (a config's fp32 rules reproduce it). */
+  fp32_kept?: string[];
   /** Rounds of --fp32-search: nodes kept in float32 and the output SQNR each gave. */
   fp32_search?: { kept: number; output_sqnr_db: JsonNumber; output_cosine: JsonNumber; boundary?: { value: string; op: string; sqnr_db: JsonNumber } }[];
 }
@@ -79,6 +81,7 @@ export function buildQuantizeReport(init: {
   fidelity?: EvalReport;
   fidelitySkipped?: string;
   search?: readonly Fp32SearchRound[];
+  searchKept?: readonly string[];
 }): QuantizeReport {
   const outcome = init.outcome as unknown as PassOutcome;
   const extra = (init.extra ?? []) as unknown as PassOutcome[];
@@ -126,6 +129,7 @@ export function buildQuantizeReport(init: {
     warnings,
     ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
+    ...(init.searchKept === undefined ? {} : { fp32_kept: [...init.searchKept] }),
     ...(init.search === undefined
       ? {}
       : {
