@@ -8,22 +8,17 @@ import { env as ortEnv } from 'onnxruntime-node';
 import { compareModels } from '../eval/compare.js';
 import type { EvalReport, JsonNumber, LayerReport, OutputReport } from '../eval/eval-report.js';
 import { type Labels, parseLabels } from '../eval/labels.js';
-import { modelSignature } from '../eval/match-inputs.js';
-import { generatedSamples } from '../eval/sample-generate.js';
-import type { SampleSource } from '../eval/samples.js';
 import { renderTable, groupDigits } from '../inspect/table.js';
-import type { Model } from '../ir/model.js';
 import { loadCustomMetric } from '../node/custom-metric.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { lineProgress, terminalProgress } from '../node/progress.js';
-import { openSampleFile } from '../node/sample-files.js';
 import type { Progress } from '../pipeline/progress.js';
 import { UsageError, inFile } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
+import { openCommandSamples } from './sample-options.js';
 import { writeEvalReportFile } from '../node/report-assets.js';
-import { parseDims, wholeNumber } from './options.js';
-import { benchDims } from '../eval/bench-inputs.js';
+import { wholeNumber } from './options.js';
 
 interface EvalFlags {
   data?: string;
@@ -89,7 +84,7 @@ async function evaluate(originalFile: string, candidateFile: string, flags: Eval
   const candidate = loadModelFile(candidateFile);
   const labels = flags.labels === undefined ? undefined : readLabels(flags.labels);
   const custom = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
-  const samples = await openSamples(original, flags, count);
+  const samples = await openCommandSamples(original, flags, count);
   try {
     const report = await compareModels(nodeOrt, original, candidate, samples, {
       limit: flags.data === undefined ? undefined : count,
@@ -119,33 +114,8 @@ function readLabels(file: string): Labels {
   return parseLabels(bytes, file);
 }
 
-async function openSamples(model: Model, flags: EvalFlags, count: number | undefined): Promise<SampleSource> {
-  const signature = modelSignature(model);
-  if (flags.data !== undefined) return openSampleFile(flags.data, signature);
-  try {
-    return generatedSamples(signature.inputs, {
-      count: count ?? 4,
-      seed: flags.seed === undefined ? undefined : wholeNumber(flags.seed, '--seed', 0),
-      range: flags.range === undefined ? undefined : parseRange(flags.range),
-      // Symbolic dims the user leaves open get the same defaults as `shrink bench` (batch 1, 320).
-      dims: benchDims(signature.inputs, { dims: parseDims(flags.dims) }),
-    });
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    // The generator speaks in library terms ({"N": 1}); say it the command-line way.
-    const message = (error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N');
-    throw new Error(message);
-  }
-}
 
 
-function parseRange(text: string): [number, number] {
-  const parts = text.split(',').map((p) => Number(p.trim()));
-  if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p)) || parts[0] > parts[1]) {
-    throw new UsageError(`--range must be min,max with min <= max, got '${text}'`);
-  }
-  return [parts[0], parts[1]];
-}
 
 
 /** Forwards progress only once a run has lasted `ms`, so quick runs print nothing. */

@@ -11,8 +11,6 @@ import type { Command } from 'commander';
 import { env as ortEnv } from 'onnxruntime-node';
 import { compareModels } from '../eval/compare.js';
 import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
-import { modelSignature } from '../eval/match-inputs.js';
-import { generatedSamples } from '../eval/sample-generate.js';
 import type { SampleSource } from '../eval/samples.js';
 import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
 import { allConstants } from '../ir/constants.js';
@@ -20,7 +18,6 @@ import type { Model } from '../ir/model.js';
 import { saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { terminalProgress } from '../node/progress.js';
-import { openSampleFile } from '../node/sample-files.js';
 import { blamePass, changedOutputs, compareOnSamples, describeDifferences, outputDifferences } from '../optimize/blame-pass.js';
 import { ModelLoadError, checkModelForOptimize } from '../optimize/check-model.js';
 import { optimizeModel } from '../optimize/optimize.js';
@@ -31,8 +28,8 @@ import { silentProgress } from '../pipeline/progress.js';
 import { UsageError, inFile, oneLine } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
-import { parseDims, wholeNumber } from './options.js';
-import { benchDims } from '../eval/bench-inputs.js';
+import { openCommandSamples } from './sample-options.js';
+import { wholeNumber } from './options.js';
 
 interface OptimizeFlags {
   output: string;
@@ -135,7 +132,7 @@ async function optimizeFile(input: string, flags: OptimizeFlags): Promise<Optimi
   const checks = await checkInput(input, original, flags.validate);
   const warnings: string[] = checks.map((w) => w.message);
   // Samples are prepared before any work, so a missing dim or a bad --data fails at once.
-  const samples = flags.validate ? await openSamples(original, flags, options.count) : undefined;
+  const samples = flags.validate ? await openCommandSamples(original, flags, options.count) : undefined;
   try {
     const before: ModelSize = { nodes: totalNodes(model.graph), bytes: filesSize(input, model) };
     const ctx = passContext(model);
@@ -273,22 +270,6 @@ function summarize(reports: PassReport[], deltas: Map<string, Delta>, order: rea
   }));
 }
 
-async function openSamples(model: Model, flags: OptimizeFlags, count: number | undefined): Promise<SampleSource> {
-  const signature = modelSignature(model);
-  if (flags.data !== undefined) return openSampleFile(flags.data, signature);
-  try {
-    return generatedSamples(signature.inputs, {
-      count: count ?? 4,
-      seed: flags.seed === undefined ? undefined : wholeNumber(flags.seed, '--seed', 0),
-      // Symbolic dims the user leaves open get the same defaults as `shrink bench` (batch 1, 320).
-      dims: benchDims(signature.inputs, { dims: parseDims(flags.dims) }),
-    });
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    const message = (error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N, or samples with --data');
-    throw new Error(message);
-  }
-}
 
 async function compare(original: Model, candidate: Model, samples: SampleSource, threads: number, limit: number | undefined): Promise<EvalReport> {
   try {
