@@ -7,6 +7,7 @@ import type { ExternalDataSource } from '../onnx/external-data.js';
 import { type ExternalDataOptions, readModel, writeModelChunks } from '../onnx/model-io.js';
 import type { Model } from '../ir/model.js';
 import { PROTOBUF_LIMIT } from '../onnx/codec.js';
+import { allConstants } from '../ir/constants.js';
 
 /**
  * Reads external data files relative to `folder`. Each read opens and closes its file: a model
@@ -50,6 +51,36 @@ export function loadModel(file: string): Model {
   // below the Node adapter relies on the standard behaviour.
   const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   return readModel(bytes, { source: file, externalData: folderExternalData(path.dirname(file)) });
+}
+
+/** Every external data location the model's tensors (in all scopes) read from. */
+export function externalLocations(model: Model): string[] {
+  const locations = new Set<string>();
+  for (const { tensor } of allConstants(model.graph)) if (tensor.external !== undefined && tensor.isExternal) locations.add(tensor.external.location);
+  return [...locations];
+}
+
+/**
+ * The external data files of the model in `file`, as absolute paths ([] when it has none or
+ * cannot be read: callers use this to protect inputs, and a file that cannot be read is no input).
+ */
+export function externalDataFiles(file: string): string[] {
+  let model: Model;
+  try {
+    model = loadModel(file);
+  } catch {
+    return [];
+  }
+  const folder = path.dirname(path.resolve(file));
+  return externalLocations(model).map((location) => path.join(folder, location));
+}
+
+/** Bytes on disk of a model file and every external data file it reads. */
+export function modelFileBytes(file: string, model: Model = loadModel(file)): number {
+  const folder = path.dirname(path.resolve(file));
+  let bytes = fs.statSync(file).size;
+  for (const location of externalLocations(model)) bytes += fs.statSync(path.join(folder, location)).size;
+  return bytes;
 }
 
 export interface SaveOptions {
