@@ -2,7 +2,8 @@
 // a link to the enclosing graph whose values it may read. Producer and consumer maps are built on
 // demand and dropped whenever the graph is changed through its methods; code that edits the
 // arrays directly calls `changed()`.
-import type { GraphProto, ValueInfoProto } from '../onnx/onnx_pb.js';
+import { clone as cloneMessage } from '@bufbuild/protobuf';
+import { type GraphProto, type ValueInfoProto, ValueInfoProtoSchema } from '../onnx/onnx_pb.js';
 import { Node } from './node.js';
 import type { Tensor } from './tensor.js';
 import { makeValueInfo, type TensorType } from './value-info.js';
@@ -32,6 +33,23 @@ export class Graph {
   constructor(name = '', parent?: Graph) {
     this.name = name;
     this.parent = parent;
+  }
+
+  /**
+   * A graph of its own with the same content: new node, value and initializer lists (value infos
+   * copied, since passes annotate them), tensors sharing their bytes. `parent` is the enclosing
+   * graph of the copy (for subgraphs).
+   */
+  clone(parent?: Graph): Graph {
+    const copy = new Graph(this.name, parent);
+    copy.proto = this.proto;
+    copy.inputs = this.inputs.map(copyValueInfo);
+    copy.outputs = this.outputs.map(copyValueInfo);
+    copy.valueInfo = this.valueInfo.map(copyValueInfo);
+    copy.initializers = this.initializers.map((t) => t.clone());
+    copy.nodes = this.nodes.map((n) => n.clone(copy));
+    copy.nameCounter = this.nameCounter;
+    return copy;
   }
 
   /** Call after editing `nodes`, `initializers`, values or a node's inputs/outputs directly. */
@@ -204,4 +222,8 @@ export class Graph {
     }
     return reads;
   }
+}
+
+function copyValueInfo(info: ValueInfoProto): ValueInfoProto {
+  return cloneMessage(ValueInfoProtoSchema, info);
 }

@@ -35,6 +35,25 @@ export class Model {
     this.opsetImports = init.opsetImports ?? [{ domain: '', version: 17 }];
   }
 
+  /**
+   * An independent copy to change: passes run on the copy leave this model as it was. Weights
+   * are shared, not copied (tensor bytes are never written in place), so cloning is cheap even
+   * for models whose weights live in external files.
+   */
+  clone(): Model {
+    const copy = new Model(this.graph.clone(), { irVersion: this.irVersion, opsetImports: this.opsetImports.map((o) => ({ ...o })) });
+    copy.producerName = this.producerName;
+    copy.producerVersion = this.producerVersion;
+    copy.domain = this.domain;
+    copy.modelVersion = this.modelVersion;
+    copy.docString = this.docString;
+    copy.metadata = this.metadata.map((e) => ({ ...e }));
+    copy.functions = [...this.functions];
+    copy.trainingInfo = [...this.trainingInfo];
+    copy.proto = this.proto;
+    return copy;
+  }
+
   /** Opset version imported for `domain` ('' or 'ai.onnx' for the standard ops). */
   opset(domain = ''): number | undefined {
     const wanted = domain === 'ai.onnx' ? '' : domain;

@@ -34,6 +34,22 @@ export class Node {
     this.proto = init.proto;
   }
 
+  /**
+   * A copy for another graph (`graph`, the clone of this node's graph): own input, output and
+   * attribute lists, subgraphs cloned below `graph`, tensors sharing their bytes.
+   */
+  clone(graph: Graph): Node {
+    return new Node({
+      opType: this.opType,
+      name: this.name,
+      domain: this.domain,
+      inputs: [...this.inputs],
+      outputs: [...this.outputs],
+      attributes: this.attributes.map((a) => cloneAttribute(a, graph)),
+      proto: this.proto,
+    });
+  }
+
   /** A readable label for messages: the name, or op type and first output when unnamed. */
   get label(): string {
     return this.name !== '' ? this.name : `${this.opType}(${this.outputs[0] ?? ''})`;
@@ -100,5 +116,26 @@ export class Node {
       else if (a.kind === 'graphs') out.push(...a.value);
     }
     return out;
+  }
+}
+
+function cloneAttribute(a: Attribute, graph: Graph): Attribute {
+  switch (a.kind) {
+    case 'tensor':
+      return { ...a, value: a.value.clone() };
+    case 'tensors':
+      return { ...a, value: a.value.map((t) => t.clone()) };
+    case 'graph':
+      return { ...a, value: a.value.clone(graph) };
+    case 'graphs':
+      return { ...a, value: a.value.map((g) => g.clone(graph)) };
+    case 'floats':
+    case 'ints':
+    case 'strings':
+    case 'sparse_tensors':
+    case 'type_protos':
+      return { ...a, value: [...a.value] } as Attribute;
+    default:
+      return { ...a };
   }
 }

@@ -108,6 +108,22 @@ export class Tensor {
     return new Tensor(name, DataType.STRING, [...dims], { strings: values });
   }
 
+  /**
+   * A tensor of its own (name and all) over the same bytes: neither copy ever writes its bytes,
+   * so sharing them is safe, and a clone of a 20 GB model costs no weight memory.
+   */
+  clone(): Tensor {
+    const copy = new Tensor(this.name, this.dataType, this.dims, {
+      proto: this.proto,
+      raw: this.raw,
+      strings: this.stringValues,
+      external: this.externalRef,
+      source: this.externalSource,
+    });
+    copy.aligned = this.aligned;
+    return copy;
+  }
+
   get elementCount(): number {
     return elementCount(this.dims, this.name);
   }

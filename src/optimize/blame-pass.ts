@@ -9,7 +9,6 @@ import { numberFromJson } from '../eval/eval-report.js';
 import { compareModels } from '../eval/compare.js';
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import type { PassContext } from '../pipeline/pass.js';
 import type { OrtModule } from '../runtime/ort-types.js';
 import { type OptimizeOptions, optimizeModel, selectPasses } from './optimize.js';
@@ -101,7 +100,7 @@ class Found extends Error {
  */
 export async function blamePass(original: Model, compare: CompareOutputs, options: BlameOptions = {}): Promise<PassBlame | undefined> {
   const tolerance = options.tolerance ?? CHANGED_OUTPUT_RELATIVE_ERROR;
-  const model = options.copy === undefined ? readModel(writeModel(original), { source: 'copy of the original' }) : await options.copy();
+  const model = options.copy === undefined ? original.clone() : await options.copy();
   const passesPerRound = selectPasses(options.optimize ?? {}).length;
   let run = 0;
   const onPass = async (report: { pass: string }, candidate: Model): Promise<void> => {

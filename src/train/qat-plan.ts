@@ -9,7 +9,6 @@ import { DataType, dataTypeName } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import type { QuantBits } from '../kernels/quant-formats.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import type { PassWarning } from '../pipeline/pass.js';
 import { type WeightOnlyMethod, type WeightOnlyOptions, quantizeWeightsOnly } from '../methods/quantize/weight-only.js';
 import type { WeightQuantReport } from '../methods/quantize/weight-tensors.js';
@@ -54,7 +53,7 @@ export function planFakeQuant(model: Model, options: WeightOnlyOptions): FakeQua
     throw new Error(`quantization-aware training supports ${QAT_METHODS.join(', ')}; '${options.method}' codes are not linear in the weight`);
   }
   if (options.rounding !== undefined && options.rounding !== 'rtn') throw new Error(`quantization-aware training fake-quantizes with round-to-nearest scales; rounding '${options.rounding}' is not supported`);
-  const scratch = readModel(writeModel(model), { source: 'QAT plan copy' });
+  const scratch = model.clone();
   // The pass converts nodes in place, so each node object of the copy keeps its index in the
   // original; what it read before the pass is noted first.
   const before = scratch.graph.nodes.map((node) => ({ node, opType: node.opType, inputs: [...node.inputs], transB: node.opType === 'Gemm' ? node.attrInt('transB', 0) : 0 }));

@@ -10,7 +10,6 @@ import { topologicalSort } from '../ir/toposort.js';
 import type { Model } from '../ir/model.js';
 import { GraphBuilder } from '../ir/builder.js';
 import type { Tensor } from '../ir/tensor.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import { upgradeOpset } from '../optimize/upgrade-opset.js';
 import { type PassReport, type PassWarning, runPass } from '../pipeline/pass.js';
 import type { Progress } from '../pipeline/progress.js';
@@ -36,7 +35,7 @@ export interface FakeQuantModel {
  * quantization; other readers of the same weight (nodes PTQ leaves in float) still read it as is.
  */
 export function insertFakeQuant(model: Model, options: WeightOnlyOptions): FakeQuantModel {
-  const copy = readModel(writeModel(model), { source: 'fake-quant copy' });
+  const copy = model.clone();
   // Planned at the model's own opset: PTQ's forms depend on it (per-channel needs 13, int4 blocks 21).
   const plan = planFakeQuant(copy, options);
   // Per-axis QuantizeLinear needs opset 13; the upgrade rewrites nodes in place, so readers stay valid.
@@ -119,7 +118,7 @@ export async function quantizationAwareTraining(ort: OrtModule, model: Model, op
   // The same options object the PTQ pass gets: the plan and the final pass agree by construction.
   const ptqOptions = method.options({ blockSize: options.blockSize, symmetric: options.symmetric, exclude: options.exclude }) as WeightOnlyOptions;
   const quantize = async (float: Model) => {
-    const out = readModel(writeModel(float), { source: `${options.method} copy` });
+    const out = float.clone();
     const report = await runPass(pass, out, ptqOptions as never, { ort });
     return { model: out, report };
   };

@@ -8,7 +8,6 @@ import { DataType, dataTypeName } from '../ir/dtype.js';
 import { tensorTypeOf } from '../ir/value-info.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import { type Progress, silentProgress } from '../pipeline/progress.js';
 import type { OrtModule, OrtTensor } from '../runtime/ort-types.js';
 import { ModelSession, fromOrtTensor, toOrtTensor } from '../runtime/session.js';
@@ -202,7 +201,7 @@ export class Trainer {
 
 /** A copy of `model` whose main-graph weights (initializers or Constant nodes) take new values. */
 export function withWeights(model: Model, weights: ReadonlyMap<string, Tensor>): Model {
-  const copy = readModel(writeModel(model), { source: 'trained copy' });
+  const copy = model.clone();
   const graph = copy.graph;
   for (const [name, tensor] of weights) {
     const value = Tensor.fromBytes(name, tensor.dataType, tensor.dims, tensor.bytes());

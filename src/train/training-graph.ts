@@ -10,7 +10,6 @@ import { Tensor } from '../ir/tensor.js';
 import { makeValueInfo, type Dim } from '../ir/value-info.js';
 import { GraphBuilder } from '../ir/builder.js';
 import { nodeOrder } from '../ir/toposort.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import { upgradeOpset } from '../optimize/upgrade-opset.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
 import { addGradients } from './autodiff.js';
@@ -85,7 +84,7 @@ const LABELS = 'train/labels';
 const TARGETS = 'train/targets';
 
 export function buildTrainingStep(source: Model, spec: TrainingSpec): TrainingStep {
-  const model = readModel(writeModel(source), { source: 'training copy' });
+  const model = source.clone();
   const opset = model.opset('') ?? 1;
   if (opset < 13) upgradeOpset(model, { to: 13 });
   // Opsets 13 to 17 differ only in added types and optional inputs for the ops used here;
