@@ -18,7 +18,7 @@ import { decodeModelProto, encodeModelProto } from '../src/onnx/codec.js';
 import { modelToProto } from '../src/ir/to-proto.js';
 import { readModel, writeModel, writeModelChunks } from '../src/onnx/model-io.js';
 import { TensorProto_DataLocation, TensorProtoSchema, type TensorProto } from '../src/onnx/onnx_pb.js';
-import { loadModel, saveModel } from '../src/node/model-files.js';
+import { loadModel, saveModel, saveModelVerified } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
 import { type BigModelReport, RTOL } from './helpers/big-external-model.js';
@@ -217,17 +217,54 @@ test('saving over the file a model was loaded from (temp files, then rename)', a
     const file = path.join(folder, 'model.onnx');
     saveModel(smallModel(), file, { externalData: { threshold: 0 } });
     const loaded = loadModel(file);
-    // A different layout than the one being read: W2 moves inline, W1 stays at offset 0.
+    // A different layout than the one being read: W2 moves inline, W1 stays at offset 0. The new
+    // data goes to a fresh name (the old pair stays whole until the model is renamed), and the
+    // old data file is removed after.
     saveModel(loaded, file);
     assertNoTempFiles(folder);
     const stored = storedInitializers(file);
     assert.equal(stored.get('W2')?.dataLocation, TensorProto_DataLocation.DEFAULT);
-    assert.equal(fs.statSync(`${file}.data`).size, IN * HIDDEN * 4);
+    assert.equal(fs.statSync(`${file}.1.data`).size, IN * HIDDEN * 4);
+    assert.equal(fs.existsSync(`${file}.data`), false);
     assertSameWeights(loadModel(file));
     await assertRunsCorrectly(file);
     // Again with the layout reversed, per-tensor files beside the old shared file.
     saveModel(loadModel(file), file, { externalData: { perTensor: true, threshold: 0 } });
     assertNoTempFiles(folder);
+    assertSameWeights(loadModel(file));
+    await assertRunsCorrectly(file);
+  });
+});
+
+test('replacing a model with external data: a failed check leaves the old pair whole; names alternate', async () => {
+  await inTempFolder(async (folder) => {
+    const file = path.join(folder, 'model.onnx');
+    saveModel(smallModel(), file, { externalData: { threshold: 0 } });
+    const before = fs.readFileSync(file);
+    const beforeData = fs.readFileSync(`${file}.data`);
+    // The check sees the complete new model (data beside it) under a temporary name, then fails.
+    let checked = '';
+    await assert.rejects(
+      saveModelVerified(loadModel(file), file, {
+        externalData: { threshold: 0 },
+        verify: async (temporary) => {
+          checked = temporary;
+          assertSameWeights(loadModel(temporary));
+          throw new Error('check failed');
+        },
+      }),
+      /check failed/,
+    );
+    assert.match(path.basename(checked), /^\.model\.onnx\.shrink-\d+-\d+\.tmp$/);
+    assert.deepEqual(fs.readFileSync(file), before);
+    assert.deepEqual(fs.readFileSync(`${file}.data`), beforeData);
+    assert.deepEqual(fs.readdirSync(folder).sort(), ['model.onnx', 'model.onnx.data']);
+    // A passing check replaces the pair: new data under the other name, the old one removed.
+    const saved = await saveModelVerified(loadModel(file), file, { externalData: { threshold: 0 }, verify: async () => {} });
+    assert.deepEqual(saved.dataFiles, [`${file}.1.data`]);
+    assert.deepEqual(fs.readdirSync(folder).sort(), ['model.onnx', 'model.onnx.1.data']);
+    saveModel(loadModel(file), file, { externalData: { threshold: 0 } });
+    assert.deepEqual(fs.readdirSync(folder).sort(), ['model.onnx', 'model.onnx.data']);
     assertSameWeights(loadModel(file));
     await assertRunsCorrectly(file);
   });

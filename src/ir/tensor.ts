@@ -143,6 +143,12 @@ export class Tensor {
     return this.externalRef;
   }
 
+  /** The file on disk holding an external tensor's bytes, when its source knows one (Node). */
+  get externalFile(): string | undefined {
+    if (!this.isExternal || this.externalRef === undefined) return undefined;
+    return this.externalSource?.path?.(this.externalRef.location);
+  }
+
   /** Raw little-endian bytes: a view into the input where possible, read on demand if external. */
   bytes(): Uint8Array {
     if (this.raw !== undefined) return this.raw;

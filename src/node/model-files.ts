@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExternalDataSource } from '../onnx/external-data.js';
-import { type ExternalDataOptions, readModel, writeModelChunks } from '../onnx/model-io.js';
+import { type ExternalDataOptions, initializerBytes, readModel, writeModelChunks } from '../onnx/model-io.js';
+import { removeStaleTemps, removeTemp, tempPathFor, trackTemp, untrackTemp } from './temp-files.js';
 import type { Model } from '../ir/model.js';
 import { PROTOBUF_LIMIT } from '../onnx/codec.js';
 import { allConstants } from '../ir/constants.js';
@@ -15,6 +16,7 @@ import { allConstants } from '../ir/constants.js';
  */
 export function folderExternalData(folder: string): ExternalDataSource {
   return {
+    path: (location) => path.resolve(folder, location),
     size: (location) => fs.statSync(path.join(folder, location)).size,
     read: (location, offset, length) => {
       const fd = fs.openSync(path.join(folder, location), 'r');
@@ -85,21 +87,89 @@ export function modelFileBytes(file: string, model: Model = loadModel(file)): nu
 
 export interface SaveOptions {
   /**
-   * Store large initializers outside the protobuf. `true` uses the defaults; models over 2 GiB
-   * need this. When omitted, a model that was loaded with external data keeps using it.
+   * Store large initializers outside the protobuf. `true` uses the defaults. When omitted, a
+   * model that was loaded with external data keeps using it, and a model whose weights would not
+   * fit in one protobuf (2 GiB) gets it.
    */
   externalData?: boolean | ExternalDataOptions;
+  /**
+   * Runs on the complete temporary model (its data files already beside it under their final
+   * names) before it replaces anything; a throw leaves every existing file as it was.
+   */
+  verify?: (temporaryModelFile: string) => Promise<void>;
 }
 
-/** Writes `model` to `file` (and its external data beside it), atomically. */
-export function saveModel(model: Model, file: string, options: SaveOptions = {}): void {
+/** What was written: the model file and the external data files it refers to. */
+export interface SavedModel {
+  file: string;
+  dataFiles: string[];
+  /** Bytes of all of them. */
+  bytes: number;
+}
+
+/** Weights of at least this many bytes in one protobuf make a save go external on its own. */
+const AUTO_EXTERNAL_BYTES = PROTOBUF_LIMIT - 64 * 2 ** 20;
+
+/**
+ * Writes `model` to `file` (and its external data beside it) so that no reader and no crash ever
+ * sees a partial or mismatched model: data files are written under names no existing file has,
+ * the model goes to a temporary name, `verify` (if given) checks it there, and only then is it
+ * renamed over `file`; data files the old model used are removed last.
+ */
+export async function saveModelVerified(model: Model, file: string, options: SaveOptions = {}): Promise<SavedModel> {
+  const pending = writePending(model, file, options);
+  try {
+    pending.placeData();
+    if (options.verify !== undefined) await options.verify(pending.modelTemp);
+    return pending.commit();
+  } catch (error) {
+    pending.abort();
+    throw error;
+  }
+}
+
+/** saveModelVerified without a check, for callers that cannot wait (checkpoints, tests). */
+export function saveModel(model: Model, file: string, options: Omit<SaveOptions, 'verify'> = {}): SavedModel {
+  const pending = writePending(model, file, options);
+  try {
+    pending.placeData();
+    return pending.commit();
+  } catch (error) {
+    pending.abort();
+    throw error;
+  }
+}
+
+interface Pending {
+  modelTemp: string;
+  /** Renames the data files to their final (fresh) names; nothing refers to them yet. */
+  placeData(): void;
+  /** Renames the model into place and removes the data files the replaced model used. */
+  commit(): SavedModel;
+  /** Removes everything written. */
+  abort(): void;
+}
+
+function writePending(model: Model, file: string, options: Omit<SaveOptions, 'verify'>): Pending {
   const folder = path.dirname(path.resolve(file));
   const base = path.basename(file);
-  const useExternal = options.externalData ?? (hasExternalTensors(model) ? true : undefined);
-  const pending = new Map<string, { temp: string; fd: number; size: number }>();
-  // Beside its final place (so rename stays on one file system), hidden, unique to this process.
-  const tempName = (name: string) =>
-    path.join(folder, path.dirname(name), `.${path.basename(name)}.${process.pid}.${Date.now()}.tmp`);
+  const target = path.join(folder, base);
+  removeStaleTemps(folder);
+  const useExternal = options.externalData ?? (hasExternalTensors(model) || initializerBytes(model) > AUTO_EXTERNAL_BYTES ? true : undefined);
+  const replacedData = ownDataFiles(target, base);
+  const data = new Map<string, { temp: string; fd: number; size: number }>();
+  const modelTemp = tempPathFor(target);
+  let modelFd = -1;
+  /** A failed write: nothing was renamed yet, so the temporary files are all there is. */
+  const removeAll = () => {
+    for (const entry of data.values()) {
+      if (entry.fd >= 0) fs.closeSync(entry.fd);
+      removeTemp(entry.temp);
+    }
+    if (modelFd >= 0) fs.closeSync(modelFd);
+    removeTemp(modelTemp);
+  };
+  let placed = false;
   try {
     // Chunks, written one after another: the weights of an inline model are never assembled.
     let chunks: Uint8Array[];
@@ -107,18 +177,22 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
       chunks = writeModelChunks(model);
     } else {
       const settings = useExternal === true ? {} : useExternal;
+      const exists = (location: string) => fs.existsSync(path.join(folder, location));
       chunks = writeModelChunks(model, {
         externalData: {
           ...settings,
-          defaultLocation: `${base}.data`,
+          location: settings.location === undefined ? undefined : freshName(settings.location, exists),
+          defaultLocation: freshName(`${base}.data`, exists),
           sink: {
-            size: (location) => pending.get(location)?.size ?? 0,
+            taken: exists,
+            size: (location) => data.get(location)?.size ?? 0,
             append: (location, chunk) => {
-              let entry = pending.get(location);
+              let entry = data.get(location);
               if (entry === undefined) {
-                const temp = tempName(location);
+                const temp = tempPathFor(path.join(folder, location));
+                trackTemp(temp);
                 entry = { temp, fd: fs.openSync(temp, 'w'), size: 0 };
-                pending.set(location, entry);
+                data.set(location, entry);
               }
               const offset = entry.size;
               writeAll(entry.fd, chunk);
@@ -129,25 +203,77 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
         },
       });
     }
-    const modelTemp = tempName(base);
-    const fd = fs.openSync(modelTemp, 'w');
-    pending.set('', { temp: modelTemp, fd, size: 0 });
-    for (const chunk of chunks) writeAll(fd, chunk);
-    for (const entry of pending.values()) {
+    trackTemp(modelTemp);
+    modelFd = fs.openSync(modelTemp, 'w');
+    let modelBytes = 0;
+    for (const chunk of chunks) {
+      writeAll(modelFd, chunk);
+      modelBytes += chunk.byteLength;
+    }
+    fs.fsyncSync(modelFd);
+    fs.closeSync(modelFd);
+    modelFd = -1;
+    for (const entry of data.values()) {
       fs.fsyncSync(entry.fd);
       fs.closeSync(entry.fd);
       entry.fd = -1;
     }
-    // Data files first, the model last: the model never points at data that is not in place.
-    for (const [location, entry] of pending) if (location !== '') fs.renameSync(entry.temp, path.join(folder, location));
-    fs.renameSync(modelTemp, path.join(folder, base));
+    return {
+      modelTemp,
+      placeData() {
+        // Fresh names: no existing model refers to them, so placing them early breaks nothing.
+        for (const [location, entry] of data) {
+          const final = path.join(folder, location);
+          trackTemp(final);
+          fs.renameSync(entry.temp, final);
+          untrackTemp(entry.temp);
+        }
+        placed = true;
+      },
+      commit() {
+        fs.renameSync(modelTemp, target);
+        untrackTemp(modelTemp);
+        const dataFiles = [...data.keys()].map((location) => path.join(folder, location));
+        for (const final of dataFiles) untrackTemp(final);
+        const kept = new Set(dataFiles);
+        for (const old of replacedData) if (!kept.has(old)) fs.rmSync(old, { force: true });
+        return { file: target, dataFiles, bytes: modelBytes + [...data.values()].reduce((n, e) => n + e.size, 0) };
+      },
+      abort() {
+        for (const entry of data.values()) removeTemp(entry.temp);
+        if (placed) for (const location of data.keys()) removeTemp(path.join(folder, location));
+        removeTemp(modelTemp);
+      },
+    };
   } catch (error) {
-    for (const entry of pending.values()) {
-      if (entry.fd >= 0) fs.closeSync(entry.fd);
-      fs.rmSync(entry.temp, { force: true });
-    }
+    removeAll();
     throw error;
   }
+}
+
+/**
+ * `name` when no file has it, else `stem.1.ext`, `stem.2.ext`, ...: a replaced model's data file
+ * stays intact until the new model is in place.
+ */
+function freshName(name: string, exists: (location: string) => boolean): string {
+  if (!exists(name)) return name;
+  const dot = name.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+  for (let i = 1; ; i++) {
+    const candidate = `${stem}.${i}${ext}`;
+    if (!exists(candidate)) return candidate;
+  }
+}
+
+/**
+ * Data files of the model now at `target` that shrink named after it (`<base>.data`,
+ * `<base>.<n>.data`): removed once a new model replaces it. Files of other names may belong to
+ * other models and are left alone.
+ */
+function ownDataFiles(target: string, base: string): string[] {
+  if (!fs.existsSync(target)) return [];
+  const own = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.\\d+)?\\.data$`);
+  return externalDataFiles(target).filter((file) => own.test(path.basename(file)) && path.dirname(file) === path.dirname(target));
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -8,6 +8,11 @@ export interface ExternalDataSource {
   size(location: string): number;
   /** `length` bytes at `offset` of the file at `location`. */
   read(location: string, offset: number, length: number): Uint8Array;
+  /**
+   * The file's path on disk, where the data lives in files (Node): lets onnxruntime read a model's
+   * weights from their own file instead of from a copy in memory.
+   */
+  path?(location: string): string;
 }
 
 export interface ExternalDataRef {

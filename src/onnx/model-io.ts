@@ -39,10 +39,20 @@ export interface ExternalDataSink {
   append(location: string, bytes: Uint8Array): number;
   /** Bytes written so far to `location` (0 if none). */
   size(location: string): number;
+  /** Whether a file of that name exists already where the data goes (per-tensor files avoid it). */
+  taken?(location: string): boolean;
 }
 
 export interface WriteModelOptions {
-  externalData?: ExternalDataOptions & { sink: ExternalDataSink; defaultLocation: string };
+  externalData?: ExternalDataOptions & {
+    sink: ExternalDataSink;
+    defaultLocation: string;
+    /**
+     * Where an initializer's bytes already are, to be referenced instead of copied (a staged model
+     * pointing at its original's data file); undefined copies them to the sink as usual.
+     */
+    reference?: (tensor: Tensor) => { location: string; offset: number } | undefined;
+  };
 }
 
 /**
@@ -68,7 +78,7 @@ export function writeModel(model: Model, options: WriteModelOptions = {}): Uint8
 export function writeModelChunks(model: Model, options: WriteModelOptions = {}): Uint8Array[] {
   const external = options.externalData;
   if (external === undefined) {
-    const inlineBytes = estimateInlineBytes(model.graph);
+    const inlineBytes = initializerBytes(model);
     if (inlineBytes > PROTOBUF_LIMIT) {
       throw new Error(
         `model holds ${(inlineBytes / 2 ** 30).toFixed(2)} GiB of weights, over protobuf's 2 GiB limit: save it with external data`,
@@ -81,7 +91,9 @@ export function writeModelChunks(model: Model, options: WriteModelOptions = {}):
   const usedFiles = new Set<string>();
   const writeInitializer = (tensor: Tensor): TensorProto => {
     if (tensor.byteLength < threshold || tensor.dataType === 8 /* STRING */) return tensor.toProto();
-    const location = external.perTensor ? perTensorFileName(tensor.name, usedFiles) : (external.location ?? external.defaultLocation);
+    const existing = external.reference?.(tensor);
+    if (existing !== undefined) return tensor.toProto(existing);
+    const location = external.perTensor ? perTensorFileName(tensor.name, usedFiles, external.sink) : (external.location ?? external.defaultLocation);
     const padding = (align - (external.sink.size(location) % align)) % align;
     if (padding > 0) external.sink.append(location, new Uint8Array(padding));
     const offset = external.sink.append(location, tensor.bytes());
@@ -92,17 +104,18 @@ export function writeModelChunks(model: Model, options: WriteModelOptions = {}):
 }
 
 /** A file name for one tensor: its name with unsafe characters replaced, unique within the model. */
-function perTensorFileName(name: string, used: Set<string>): string {
+function perTensorFileName(name: string, used: Set<string>, sink: ExternalDataSink): string {
   const base = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') || 'tensor';
   let file = base;
-  for (let i = 1; used.has(file); i++) file = `${base}_${i}`;
+  for (let i = 1; used.has(file) || sink.taken?.(file) === true; i++) file = `${base}_${i}`;
   used.add(file);
   return file;
 }
 
-function estimateInlineBytes(root: Graph): number {
+/** Bytes of every initializer's data in all scopes, external ones included. */
+export function initializerBytes(model: Model): number {
   let total = 0;
-  root.visit((g) => {
+  model.graph.visit((g) => {
     for (const t of g.initializers) total += t.byteLength;
   });
   return total;
