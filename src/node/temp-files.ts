@@ -4,8 +4,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** `.<name>.shrink-<pid>-<n>.tmp`: hidden, tied to the process that made it. */
-const TEMP_PATTERN = /^\..+\.shrink-(\d+)-\d+\.tmp$/;
+/**
+ * `.<name>.shrink-<pid>-<n>.tmp` beside outputs, `.shrink-session-<pid>-XXXXXX` folders in the
+ * system's temporary folder (model-stage.ts): hidden, tied to the process that made them.
+ */
+const TEMP_PATTERN = /^\.(?:.+\.shrink-(\d+)-\d+\.tmp|shrink-session-(\d+)-.+)$/;
 
 const live = new Set<string>();
 let counter = 0;
@@ -48,7 +51,7 @@ export function removeStaleTemps(folder: string): string[] {
   const removed: string[] = [];
   for (const entry of entries) {
     const match = TEMP_PATTERN.exec(entry);
-    if (match === null || isRunning(Number(match[1]))) continue;
+    if (match === null || isRunning(Number(match[1] ?? match[2]))) continue;
     try {
       fs.rmSync(path.join(folder, entry), { force: true, recursive: true });
       removed.push(entry);

@@ -3,10 +3,23 @@
 // importing one, so the same code runs in Node and in a browser worker.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { DataType } from '../ir/dtype.js';
+import type { Model } from '../ir/model.js';
 
 export interface OrtModule {
   InferenceSession: typeof InferenceSession;
   Tensor: typeof OrtTensor;
+  /**
+   * Writes a model where onnxruntime can load it from a path, its weights in files beside it
+   * (onnxruntime-node). Models with external data, or too large for one protobuf, go this way;
+   * without it (browsers) a model is handed over as bytes.
+   */
+  stageModel?: (model: Model) => Promise<StagedModel>;
+}
+
+/** A model written out for onnxruntime to load; `release` removes what staging wrote. */
+export interface StagedModel {
+  path: string;
+  release(): void;
 }
 
 export type { OrtTensor };

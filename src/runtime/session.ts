@@ -5,10 +5,10 @@ import type { InferenceSession } from 'onnxruntime-common';
 import { dataTypeInfo, DataType } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
-import { writeModel } from '../onnx/model-io.js';
+import { initializerBytes, writeModel } from '../onnx/model-io.js';
 import { decodeModelProto, encodeModelProto } from '../onnx/codec.js';
 import { makeValueInfo } from '../ir/value-info.js';
-import { type OrtModule, type OrtTensor, dataTypeFromOrt, ortTypeName } from './ort-types.js';
+import { type OrtModule, type OrtTensor, type StagedModel, dataTypeFromOrt, ortTypeName } from './ort-types.js';
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -37,23 +37,29 @@ export class ModelSession {
   private constructor(
     private readonly session: InferenceSession,
     readonly extraOutputs: readonly string[],
+    private readonly staged: StagedModel | undefined,
   ) {}
 
   /**
-   * Loads a model: IR (encoded here, inlining external data), encoded bytes, or (onnxruntime-node
-   * only) a file path, which is the way to run models over 2 GiB.
+   * Loads a model: IR, encoded bytes, or (onnxruntime-node only) a file path. IR with external
+   * data or with more weights than one protobuf holds is staged as a file with its data beside
+   * it where the runtime can do that (`ort.stageModel`), so models of any size load; otherwise
+   * it is encoded, external data inlined.
    */
   static async create(ort: OrtModule, model: Model | Uint8Array | string, options: SessionOptions = {}): Promise<ModelSession> {
     const extra = options.extraOutputs ?? [];
     let input: Uint8Array | string;
+    let staged: StagedModel | undefined;
     if (typeof model === 'string') {
       if (extra.length > 0) throw new Error('extra outputs need the model as IR or bytes, not a path');
       input = model;
     } else if (model instanceof Uint8Array) {
       input = extra.length > 0 ? withExtraOutputs(model, extra) : model;
+    } else if (ort.stageModel !== undefined && needsStaging(model)) {
+      staged = await ort.stageModel(extra.length > 0 ? exposeValues(model.clone(), extra) : model);
+      input = staged.path;
     } else {
-      input = writeModel(model);
-      if (extra.length > 0) input = withExtraOutputs(input, extra);
+      input = writeModel(extra.length > 0 ? exposeValues(model.clone(), extra) : model);
     }
     const sessionOptions: InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.graphOptimization ?? 'basic',
@@ -63,11 +69,16 @@ export class ModelSession {
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
     if (options.executionProviders !== undefined) sessionOptions.executionProviders = options.executionProviders;
     if (options.optimizedModelFilePath !== undefined) sessionOptions.optimizedModelFilePath = options.optimizedModelFilePath;
-    const session =
-      typeof input === 'string'
-        ? await ort.InferenceSession.create(input, sessionOptions)
-        : await ort.InferenceSession.create(input, sessionOptions);
-    return new ModelSession(session, extra);
+    try {
+      const session =
+        typeof input === 'string'
+          ? await ort.InferenceSession.create(input, sessionOptions)
+          : await ort.InferenceSession.create(input, sessionOptions);
+      return new ModelSession(session, extra, staged);
+    } catch (error) {
+      staged?.release();
+      throw error;
+    }
   }
 
   get inputNames(): readonly string[] {
@@ -85,8 +96,42 @@ export class ModelSession {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    try {
+      await this.session.release();
+    } finally {
+      this.staged?.release();
+    }
   }
+}
+
+/** IR that cannot or should not be handed over as one buffer: external weights, or too many. */
+function needsStaging(model: Model): boolean {
+  let external = false;
+  model.graph.visit((g) => {
+    if (g.initializers.some((t) => t.isExternal)) external = true;
+  });
+  return external || initializerBytes(model) > STAGE_ABOVE_BYTES;
+}
+
+/** Inline weights above this are staged: encoding them would copy them once more in memory. */
+const STAGE_ABOVE_BYTES = 2 ** 30;
+
+/**
+ * Adds graph outputs for intermediate values of `model` (changed in place: pass a clone). Types
+ * come from value_info where known; without one, onnxruntime infers the output's type itself.
+ */
+export function exposeValues(model: Model, names: readonly string[]): Model {
+  const graph = model.graph;
+  const present = new Set(graph.outputs.map((o) => o.name));
+  for (const name of names) {
+    const defined = graph.producer(name) !== undefined || graph.isGraphInput(name) || graph.initializer(name) !== undefined;
+    if (!defined) throw new Error(`cannot expose '${name}': no node, input or initializer of the main graph defines it`);
+    if (present.has(name)) continue;
+    graph.outputs.push(graph.valueInfo.find((v) => v.name === name) ?? makeValueInfo(name));
+    present.add(name);
+  }
+  graph.changed();
+  return model;
 }
 
 /**
