@@ -88,7 +88,7 @@ export { optimizeModel } from './optimize/optimize.js';
 export { OPTIMIZER_PASSES } from './optimize/passes.js';
 export { float16Pass, type Float16Options } from './methods/quantize/fp16.js';
 export { QUANTIZE_METHODS, quantizeMethod } from './methods/quantize/registry.js';
-export { buildQuantizeReport, type QuantizeReport } from './methods/quantize/report.js';
+export { buildQuantizeReport, type QuantizeReport } from './pipeline/quantize-report.js';
 export { quantizeWeightsOnly, weightOnlyPass, WEIGHT_ONLY_METHODS } from './methods/quantize/weight-only.js';
 export * from './kernels/float16.js';
 export { ctcAlphabet, decodeCtcGreedy, missingCharacters } from './eval/ctc.js';

@@ -22,7 +22,7 @@ import { codeRange, groupByAxes, quantizeLinearWeight } from '../src/methods/qua
 import { loadModel } from '../src/node/model-files.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { writeModel } from '../src/onnx/model-io.js';
-import type { QuantizeReport } from '../src/methods/quantize/report.js';
+import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { spawnShrink } from './helpers/cli.js';
 import { CLS, REAL_MODELS, type RealModelKey } from './helpers/real-models.js';
 import { runModel } from './helpers/run-model.js';
@@ -371,7 +371,7 @@ test('shrink quantize --method dynamic-int8 into a folder writes model_quantized
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout) as QuantizeReport;
     assert.equal(report.output, join(folder, 'model_quantized.onnx'));
-    assert.equal(report.bytes.after, statSync(report.output).size);
+    assert.equal(report.size.after, statSync(report.output).size);
     assert.equal(report.nodes.quantized, 54);
     assert.equal(report.stats.quantized, 54);
     const cosine = report.fidelity?.outputs['softmax_0.tmp_0'].cosine;

@@ -9,7 +9,8 @@ import { DataType } from '../src/ir/dtype.js';
 import type { Tensor } from '../src/ir/tensor.js';
 import { tensorSamples } from '../src/eval/samples.js';
 import { QUANTIZE_METHODS, type QuantizeSettings } from '../src/methods/quantize/registry.js';
-import { buildQuantizeReport } from '../src/methods/quantize/report.js';
+import { buildQuantizeReport } from '../src/pipeline/quantize-report.js';
+import { verdictOf } from '../src/pipeline/verdict.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
@@ -66,7 +67,7 @@ test('every method on every real model: runs in onnxruntime-node and -web, or sa
         rows.push(`${real.name} / ${method.name}: does not apply (${message})`);
         continue;
       }
-      const report = buildQuantizeReport({ input: real.file, output: '-', method: method.name, bytesBefore: 1, bytesAfter: 1, outcome });
+      const report = buildQuantizeReport({ method: method.name, bytesBefore: 1, bytesAfter: 1, outcome, verdict: verdictOf(undefined) });
       const changed = report.nodes.quantized + report.weights.tensors;
       if (changed === 0) {
         const why = report.warnings.find((w) => w.code === 'nothing-quantized');

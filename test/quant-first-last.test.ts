@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import type { QuantizeReport } from '../src/methods/quantize/report.js';
+import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { exactNamePattern, firstAndLastLayers } from '../src/methods/quantize/first-last-layers.js';
 import { nodeSelector } from '../src/methods/quantize/node-selector.js';
 import { loadModel } from '../src/node/model-files.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tensorSamples } from '../src/eval/samples.js';
-import { searchFp32Layers } from '../src/methods/quantize/fp32-search.js';
+import { searchFp32Layers } from '../src/pipeline/fp32-search.js';
 import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';

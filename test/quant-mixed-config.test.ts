@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { constantValue } from '../src/ir/constants.js';
 import { DataType } from '../src/ir/dtype.js';
-import type { QuantizeReport } from '../src/methods/quantize/report.js';
+import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';

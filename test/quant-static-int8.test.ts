@@ -16,7 +16,7 @@ import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { parseIdx } from '../src/eval/idx.js';
 import { writeNpy } from '../src/eval/npy.js';
-import type { QuantizeReport } from '../src/methods/quantize/report.js';
+import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { spawnShrink } from './helpers/cli.js';
 import { CALIBRATOR_NAMES } from '../src/methods/quantize/calibration/registry.js';
 import { tensorSamples } from '../src/eval/samples.js';
@@ -172,7 +172,7 @@ test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx 
   assert.equal(report.fidelity?.samples, 64);
   const out = report.fidelity?.outputs.logits;
   assert.ok(out !== undefined && typeof out.cosine === 'number' && out.cosine > 0.999, JSON.stringify(out));
-  console.log(`CLI static-int8 MLP: ${report.bytes.before} -> ${report.bytes.after} bytes, logits cosine ${out.cosine}, top-1 ${out.top1_agreement}`);
+  console.log(`CLI static-int8 MLP: ${report.size.before} -> ${report.size.after} bytes, logits cosine ${out.cosine}, top-1 ${out.top1_agreement}`);
 
   const missing = spawnShrink(['quantize', MLP, '-o', `${folder}/`, '--method', 'static-int8']);
   assert.equal(missing.status, 1);

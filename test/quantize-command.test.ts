@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DataType } from '../src/ir/dtype.js';
-import type { QuantizeReport } from '../src/methods/quantize/report.js';
+import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { loadModel } from '../src/node/model-files.js';
 import { REPO_ROOT, spawnShrink } from './helpers/cli.js';
 import { CLS } from './helpers/real-models.js';
@@ -35,9 +35,9 @@ test('quantize --method fp16 into a folder writes model_fp16.onnx and a JSON rep
   const file = join(folder, 'model_fp16.onnx');
   assert.equal(report.output, file);
   assert.equal(report.method, 'fp16');
-  assert.equal(report.bytes.before, statSync(join(REPO_ROOT, CLS)).size);
-  assert.equal(report.bytes.after, statSync(file).size);
-  assert.ok(report.bytes.ratio < 0.55, `ratio ${report.bytes.ratio}`);
+  assert.equal(report.size.before, statSync(join(REPO_ROOT, CLS)).size);
+  assert.equal(report.size.after, statSync(file).size);
+  assert.ok(report.size.ratio < 0.55, `ratio ${report.size.ratio}`);
   // Every converted weight halves; the per-tensor list adds up to the summary.
   assert.equal(report.weights.tensors, 183);
   assert.equal(report.weights.bytes_after * 2, report.weights.bytes_before);

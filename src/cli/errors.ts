@@ -2,6 +2,8 @@
 // and an exit code a script can act on. The stack is only for `--verbose`: a user who fed us a
 // truncated file needs to know that, not where in our code we noticed.
 
+import { GateFailedError } from '../pipeline/gate.js';
+
 /** The exit codes the CLI uses. */
 export const ExitCode = {
   OK: 0,
@@ -9,6 +11,8 @@ export const ExitCode = {
   FAILURE: 1,
   /** The command line itself is wrong: unknown option or command, missing argument. */
   USAGE: 2,
+  /** A gate did not hold (--min-cosine, --max-drop, a recipe's gate step): nothing was written. */
+  GATE: 3,
 } as const;
 
 /** A command-line mistake found after parsing (an option value that makes no sense). */
@@ -80,5 +84,7 @@ export function formatError(error: unknown, verbose: boolean): string {
 }
 
 export function exitCodeFor(error: unknown): number {
-  return error instanceof UsageError ? ExitCode.USAGE : ExitCode.FAILURE;
+  if (error instanceof UsageError) return ExitCode.USAGE;
+  if (error instanceof GateFailedError) return ExitCode.GATE;
+  return ExitCode.FAILURE;
 }

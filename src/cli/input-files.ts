@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import type { Model } from '../ir/model.js';
 import { loadModel } from '../node/model-files.js';
+import { type Labels, parseLabels } from '../eval/labels.js';
 import { inFile } from './errors.js';
 
 export function loadModelFile(file: string): Model {
@@ -19,4 +20,9 @@ export function readInputFile(file: string): Uint8Array {
   } catch (error) {
     throw inFile(file, error);
   }
+}
+
+/** Class ids from a .npy of integers or a JSON array, with errors naming the file. */
+export function readLabelsFile(file: string): Labels {
+  return parseLabels(readInputFile(file), file);
 }

@@ -1,34 +1,36 @@
-// `shrink quantize IN -o OUT --method M`: runs one quantization method from the registry, writes
-// the result (into a folder under the transformers.js file name when OUT is a folder), and
-// reports what changed: sizes, nodes quantized and skipped with reasons, weight SQNR, and output
-// fidelity against the original on --data or generated samples. --json prints the report object.
+// `shrink quantize IN -o OUT --method M`: parses the options, reads the files, runs the quantize
+// recipe step (src/pipeline/quantize.ts) and writes the result (into a folder under the
+// transformers.js file name when OUT is a folder) only after it passed every check: fidelity on
+// --data (or --calib, or generated inputs), the gate of --min-cosine/--max-drop (exit 3), and
+// loading in onnxruntime. --json prints the report in the common envelope.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { type Command, Option } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
-import { compareModels } from '../eval/compare.js';
-import type { EvalReport } from '../eval/eval-report.js';
 import { modelSignature } from '../eval/match-inputs.js';
 import { generatedSamples } from '../eval/sample-generate.js';
 import type { SampleSource } from '../eval/samples.js';
+import { isSupportedBlockSize } from '../kernels/quant-formats.js';
 import type { Model } from '../ir/model.js';
-import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
-import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
-import { type Fp32SearchRound, searchFp32Layers } from '../methods/quantize/fp32-search.js';
-import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-precision.js';
-import { nodeSelector } from '../methods/quantize/node-selector.js';
+import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
+import { firstMatch, nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
-import { buildQuantizeReport, formatQuantizeReport, type QuantizeReport } from '../methods/quantize/report.js';
-import { loadModel, saveModel } from '../node/model-files.js';
-import { nodeOrt } from '../node/ort-node.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes } from '../node/model-files.js';
 import { openSampleFile } from '../node/sample-files.js';
-import { runPass } from '../pipeline/pass.js';
+import { type QuantizeOptions, quantize } from '../pipeline/quantize.js';
+import { formatQuantizeReport } from '../pipeline/quantize-report.js';
+import { envelope } from '../pipeline/report-envelope.js';
+import { sizeChange } from '../pipeline/size-change.js';
 import { inFile, UsageError } from './errors.js';
-import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
+import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { loadModelFile, readLabelsFile } from './input-files.js';
 import type { CliContext } from './main.js';
+import { outputFile, writeModelOutput } from './model-output.js';
+import { checkOutput } from './output-checks.js';
+import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
+import { cliRecipeContext } from './recipe-context.js';
 
-interface QuantizeFlags {
+interface QuantizeFlags extends GateFlags {
   output: string;
   method?: QuantizeMethodName;
   blockSize?: string;
@@ -42,25 +44,44 @@ interface QuantizeFlags {
   compute?: 'ort-cpu' | 'all' | 'none';
   json?: boolean;
   data?: string;
+  labels?: string;
   samples?: string;
   dims?: string;
   perTensor?: boolean;
+  perChannel?: boolean;
   reduceRange?: boolean;
   weightType?: 'int8' | 'uint8';
   calib?: string;
   calibrator?: CalibratorName;
-  perChannel?: boolean;
+  externalData?: boolean;
 }
 
+const WEIGHT_ONLY: readonly QuantizeMethodName[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
+const INT8: readonly QuantizeMethodName[] = ['dynamic-int8', 'static-int8'];
+
+/** The methods each method-specific option means something to; elsewhere it is refused. */
+const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => boolean; methods: readonly QuantizeMethodName[] }[] = [
+  { flag: '--block-size', given: (f) => f.blockSize !== undefined, methods: WEIGHT_ONLY },
+  { flag: '--symmetric', given: (f) => f.symmetric === true, methods: [...WEIGHT_ONLY, ...INT8] },
+  { flag: '--asymmetric', given: (f) => f.asymmetric === true, methods: [...WEIGHT_ONLY, ...INT8] },
+  { flag: '--compute', given: (f) => f.compute !== undefined, methods: ['fp16'] },
+  { flag: '--per-tensor', given: (f) => f.perTensor === true, methods: INT8 },
+  { flag: '--per-channel', given: (f) => f.perChannel === true, methods: INT8 },
+  { flag: '--reduce-range', given: (f) => f.reduceRange === true, methods: INT8 },
+  { flag: '--weight-type', given: (f) => f.weightType !== undefined, methods: INT8 },
+  { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['static-int8'] },
+  { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
+];
+
 export function registerQuantize(program: Command, context: CliContext): void {
-  program
+  const command = program
     .command('quantize')
-    .description('quantize a model (fp16, bf16, weight-only int8/int4/int2/ternary/binary) and report size, skipped nodes and fidelity')
+    .description('quantize a model (fp16, bf16, weight-only int8/int4/int2/ternary/binary, dynamic or static int8), check it against the original, and write it')
     .argument('<input>', 'the ONNX model to quantize')
     .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_fp16.onnx)')
     .addOption(new Option('--method <method>', 'quantization method').choices([...QUANTIZE_METHOD_NAMES]))
-    .option('--block-size <n>', 'weight-only: block size along K (16-256, default 32)')
-    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default); static-int8: symmetric int8 activations')
+    .option('--block-size <n>', 'weight-only: block size along K (16, 32, 64, 128 or 256; default 32)')
+    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default); int8: symmetric int8 activations')
     .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
     .option('--keep-first-last [n]', 'keep the first and the last n weighted layers (Conv, MatMul, Gemm, Gather) in float32 (n default 1)')
@@ -68,126 +89,132 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--fp32-rounds <n>', 'at most this many quantize-and-compare rounds for --fp32-search (default 8)')
     .option('--config <file>', 'JSON precision config: settings and per-node rules {"match", "precision"}')
     .addOption(
-      new Option('--compute <policy>', 'fp16: ops computing in float16: those with onnxruntime CPU kernels, all but fragile ones, or none').choices([
-        'ort-cpu',
-        'all',
-        'none',
-      ]),
+      new Option('--compute <policy>', 'fp16: ops computing in float16: those with onnxruntime CPU kernels, all but fragile ones, or none').choices(['ort-cpu', 'all', 'none']),
     )
-    .option('--per-tensor', 'dynamic-int8: one weight scale per tensor instead of per output channel')
-    .option('--reduce-range', 'dynamic-int8: 7-bit weights (for CPUs without VNNI)')
-    .addOption(new Option('--weight-type <type>', 'dynamic-int8: weight code type (default int8)').choices(['int8', 'uint8']))
-    .option('--calib <path>', 'static-int8: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the default fidelity data')
+    .option('--per-tensor', 'int8: one weight scale per tensor instead of per output channel')
+    .option('--per-channel', 'int8: one weight scale per output channel (the default)')
+    .option('--reduce-range', 'int8: 7-bit weights (for CPUs without VNNI)')
+    .addOption(new Option('--weight-type <type>', 'int8: weight code type (default int8)').choices(['int8', 'uint8']))
+    .option('--calib <path>', 'static-int8: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the fidelity data without --data')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
-    .option('--per-channel', 'static-int8: one weight scale per output channel (needs opset 13)')
-    .option('--json', 'print the report as one JSON object')
-    .option('--data <path>', 'samples for fidelity: an ONNX test-data folder, .npy, .npz or .json (default: generated inputs)')
-    .option('--samples <n>', 'samples to compare (0 skips the fidelity check; default 4 generated)')
+    .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
+    .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')
+    .option('--samples <n>', 'samples to compare (0 skips the check; default: all of --data, 4 generated)')
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...')
-    .action(async (input: string, flags: QuantizeFlags, command: Command) => {
-      if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-      const report = await quantize(input, flags);
-      for (const warning of report.fidelity?.warnings ?? []) context.io.stderr(`shrink: warning: ${warning}\n`);
-      context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatQuantizeReport(report));
-    });
+    .option('--external-data', 'store the weights in OUTPUT.data beside the model (automatic over 2 GiB)')
+    .option('--json', 'print the report as one JSON object');
+  addGateOptions(command).action(async (input: string, flags: QuantizeFlags, cmd: Command) => {
+    const ctx = cliRecipeContext(cmd, context.io);
+    const report = await runQuantize(input, flags, ctx);
+    // The text report shows the warnings; with --json they go to stderr for the person watching.
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatQuantizeReport(report)}`);
+  });
 }
 
-
-async function quantize(input: string, flags: QuantizeFlags): Promise<QuantizeReport> {
+async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<typeof cliRecipeContext>) {
+  // Everything that can be wrong with the command line is found before any file is read.
   const config = flags.config === undefined ? undefined : readConfig(flags.config);
   const methodName = flags.method ?? config?.method;
   if (methodName === undefined) throw new UsageError(`quantize: give --method (${QUANTIZE_METHOD_NAMES.join(', ')}) or "method" in --config`);
   const method = quantizeMethod(methodName);
-  if (method.pass === undefined) throw new Error(`quantize: method '${method.name}' is not implemented yet`);
+  const base = settingsFromFlags(flags, method.name);
+  const settings = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
+  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
+  const gate = gateFromFlags(flags, flags.labels !== undefined);
+  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
+  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
+  const fp32Search =
+    flags.fp32Search === undefined
+      ? undefined
+      : { toleranceDb: positiveNumber(flags.fp32Search, '--fp32-search'), maxRounds: flags.fp32Rounds === undefined ? undefined : wholeNumber(flags.fp32Rounds, '--fp32-rounds', 1) };
+  if (fp32Search === undefined && flags.fp32Rounds !== undefined) throw new UsageError('--fp32-rounds goes with --fp32-search');
+  if (fp32Search !== undefined && flags.data === undefined && flags.calib === undefined) throw new UsageError('--fp32-search compares layer by layer on --data or --calib samples: give one');
+  if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.calib, flags.labels, flags.config], models: [input], folderAllowed: true });
+
+  const original = loadModelFile(input);
+  const unmatched = unmatchedPatterns(original, settings);
+  const labels = flags.labels === undefined ? undefined : readLabelsFile(flags.labels);
+  const sources: SampleSource[] = [];
+  try {
+    const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
+    if (calibration !== undefined) sources.push(calibration);
+    const data = flags.data === undefined ? calibration : await openSampleFile(flags.data, modelSignature(original));
+    if (data !== undefined && data !== calibration) sources.push(data);
+    const fidelity = samples === 0 ? { skipped: '--samples 0' } : fidelitySamples(original, data, samples, flags.dims);
+    const options: QuantizeOptions = {
+      ...settings,
+      method: method.name,
+      calibration,
+      fp32Search,
+      fidelity: 'samples' in fidelity ? { samples: fidelity.samples, limit: data === undefined ? undefined : samples, labels } : undefined,
+      fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
+      gate,
+    };
+    const { model, report } = await quantize(original, options, ctx);
+    const output = outputFile(flags.output, method.outputFileName(settings), [input, flags.data, flags.calib, flags.labels, flags.config]);
+    const saved = await writeModelOutput(model, output, { externalData: flags.externalData });
+    const before = modelFileBytes(input, original);
+    return envelope(
+      {
+        command: 'quantize',
+        input,
+        output: saved.file,
+        size: sizeChange(before, saved.bytes),
+        warnings: [...unmatched.map((pattern) => ({ code: 'unmatched-pattern', message: `'${pattern}' matches no node of ${input}` })), ...report.warnings, ...(report.fidelity?.warnings ?? [])],
+      },
+      report,
+      nodeEnvironment(),
+    );
+  } finally {
+    for (const source of sources) await source.close?.();
+  }
+}
+
+/** The method's settings from the flags; options the method would ignore are refused (exit 2). */
+function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): QuantizeSettings {
   if (flags.symmetric && flags.asymmetric) throw new UsageError('--symmetric and --asymmetric contradict each other');
+  if (flags.perTensor && flags.perChannel) throw new UsageError('--per-tensor and --per-channel contradict each other');
+  for (const option of METHOD_OPTIONS) {
+    if (option.given(flags) && !option.methods.includes(method)) {
+      const fix = option.flag === '--calib' ? '; give fidelity samples with --data' : '';
+      throw new UsageError(`${option.flag} has no effect with --method ${method} (it applies to ${option.methods.join(', ')})${fix}`);
+    }
+  }
   for (const pattern of flags.exclude) checkPattern(pattern);
-  const base: QuantizeSettings = {
+  const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
+  if (blockSize !== undefined && !isSupportedBlockSize(blockSize)) throw new UsageError(`--block-size must be 16, 32, 64, 128 or 256, got ${blockSize}`);
+  return {
     exclude: flags.exclude,
     keepFirstLast: flags.keepFirstLast === undefined ? undefined : flags.keepFirstLast === true ? 1 : wholeNumber(flags.keepFirstLast as string, '--keep-first-last', 0),
-    blockSize: flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1),
+    blockSize,
     symmetric: flags.asymmetric ? false : flags.symmetric ? true : undefined,
     compute: flags.compute,
-    perChannel: flags.perTensor ? false : flags.perChannel ? true : undefined,
+    // Per-channel weights are the default for both int8 methods: per-tensor scales wrecked PP-OCRv4 rec.
+    perChannel: flags.perTensor ? false : INT8.includes(method) ? true : undefined,
     calibrator: flags.calibrator,
     reduceRange: flags.reduceRange,
     weightType: flags.weightType,
   };
-  const configured = config === undefined ? base : settingsFromConfig(config, method.name, base, flags.config as string);
-  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
+}
 
-  const bytesBefore = fileSize(input);
-  const original = load(input);
-  // The first and last layers are named before the method runs (its own graph clean-up may rename).
-  const ends = firstAndLastLayers(original, configured.keepFirstLast ?? 0).map(exactNamePattern);
-  const settings: QuantizeSettings = ends.length === 0 ? configured : { ...configured, exclude: [...(configured.exclude ?? []), ...ends] };
-  if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
-  const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, modelSignature(original));
-  // Nodes a precision config gives another precision get a pass of their own (mixed-precision.ts).
-  const plan = quantizeSteps(method, settings);
-  type Outcome = Awaited<ReturnType<typeof runPass>>;
-  const outcomes = new Map<Model, { outcome: Outcome; extra: Outcome[] }>();
-  /** Runs every step on a fresh copy of the input, with `keep` left in float32 by the method. */
-  const quantizeCopy = async (keep: ReadonlySet<string>): Promise<Model> => {
-    const copy = load(input);
-    const kept = [...keep].map(exactNamePattern);
-    const results = new Map<QuantizeStep, Outcome>();
-    for (const step of plan.steps) {
-      const pass = step.method.pass;
-      if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
-      const stepSettings = step === plan.main && kept.length > 0 ? { ...step.settings, exclude: [...(step.settings.exclude ?? []), ...kept] } : step.settings;
-      results.set(step, await runPass(pass, copy, step.method.options({ ...stepSettings, calibration }) as never, { ort: nodeOrt }));
-    }
-    outcomes.set(copy, { outcome: results.get(plan.main) as Outcome, extra: plan.steps.filter((step) => step !== plan.main).map((step) => results.get(step) as Outcome) });
-    return copy;
-  };
-  let model: Model;
-  let search: Fp32SearchRound[] | undefined;
-  let searchKept: string[] | undefined;
+/** --data, else generated inputs (4 by default), or why the check cannot run. */
+function fidelitySamples(model: Model, data: SampleSource | undefined, count: number | undefined, dims: string | undefined): { samples: SampleSource } | { skipped: string } {
+  if (data !== undefined) return { samples: data };
   try {
-    if (flags.fp32Search === undefined) {
-      model = await quantizeCopy(new Set());
-    } else {
-      const searchSamples = flags.data !== undefined ? await openSampleFile(flags.data, modelSignature(original)) : calibration;
-      if (searchSamples === undefined) throw new UsageError('--fp32-search compares layer by layer on --data or --calib samples: give one');
-      try {
-        const found = await searchFp32Layers(nodeOrt, original, {
-          quantize: quantizeCopy,
-          samples: searchSamples,
-          toleranceDb: positiveNumber(flags.fp32Search, '--fp32-search'),
-          maxRounds: flags.fp32Rounds === undefined ? undefined : wholeNumber(flags.fp32Rounds, '--fp32-rounds', 1),
-        });
-        model = found.model;
-        search = found.rounds;
-        searchKept = found.kept;
-      } finally {
-        if (searchSamples !== calibration) await searchSamples.close?.();
-      }
-    }
-  } finally {
-    await calibration?.close?.();
-  }
-  const { outcome, extra } = outcomes.get(model) as { outcome: Outcome; extra: Outcome[] };
-  const output = outputPath(flags.output, method.outputFileName(settings));
-  try {
-    saveModel(model, output);
+    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(dims) }) };
   } catch (error) {
-    throw inFile(output, error);
+    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
   }
-  const fidelityFlags = { ...flags, data: flags.data ?? flags.calib };
-  const { fidelity, skipped } = samples === 0 ? { fidelity: undefined, skipped: '--samples 0' } : await measure(original, output, fidelityFlags, samples);
-  return buildQuantizeReport({
-    input,
-    output,
-    method: method.name,
-    bytesBefore,
-    bytesAfter: fileSize(output),
-    outcome,
-    extra,
-    fidelity,
-    fidelitySkipped: skipped,
-    search,
-    searchKept,
-  });
+}
+
+/** Exclude patterns and config rules that select no node: a typo would silently do nothing. */
+function unmatchedPatterns(model: Model, settings: QuantizeSettings): string[] {
+  const patterns = [...(settings.exclude ?? []), ...(settings.force ?? []), ...(settings.mixed ?? []).map((r) => r.match)];
+  const nodes = [...model.graph.allNodes()].map((n) => n.node);
+  return [...new Set(patterns)].filter((pattern) => !nodes.some((node) => firstMatch([nodeSelector(pattern)], node) !== undefined));
 }
 
 function readConfig(file: string): QuantizeConfig {
@@ -205,60 +232,5 @@ function checkPattern(pattern: string): void {
     nodeSelector(pattern, '--exclude');
   } catch (error) {
     throw new UsageError((error as Error).message);
-  }
-}
-
-/** A folder (existing, or named with a trailing slash) gets the method's file name. */
-function outputPath(output: string, fileName: string): string {
-  const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
-  if (!isFolder) return output;
-  fs.mkdirSync(output, { recursive: true });
-  return path.join(output, fileName);
-}
-
-/** Fidelity of the written model against the original, or why it could not be measured. */
-async function measure(original: Model, output: string, flags: QuantizeFlags, count: number | undefined): Promise<{ fidelity?: EvalReport; skipped?: string }> {
-  let source: SampleSource;
-  const signature = modelSignature(original);
-  try {
-    source =
-      flags.data !== undefined
-        ? await openSampleFile(flags.data, signature)
-        : generatedSamples(signature.inputs, {
-            count: count ?? 4,
-            dims: parseDims(flags.dims),
-          });
-  } catch (error) {
-    if (flags.data !== undefined) throw error;
-    return {
-      skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data`,
-    };
-  }
-  try {
-    const candidate = new Uint8Array(fs.readFileSync(output));
-    return {
-      fidelity: await compareModels(nodeOrt, original, candidate, source, {
-        limit: flags.data === undefined ? undefined : count,
-        threads: 1,
-      }),
-    };
-  } finally {
-    await source.close?.();
-  }
-}
-
-function load(file: string): Model {
-  try {
-    return loadModel(file);
-  } catch (error) {
-    throw inFile(file, error);
-  }
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch (error) {
-    throw inFile(file, error);
   }
 }

@@ -15,3 +15,36 @@ export const silentProgress: Progress = {
   tick() {},
   done() {},
 };
+
+/**
+ * Forwards progress only once a task has lasted `ms`: quick runs print nothing (and a failure
+ * stays one line), long ones show where they are.
+ */
+export function delayedProgress(inner: Progress, ms: number): Progress {
+  let label = '';
+  let total: number | undefined;
+  let startedAt = 0;
+  let steps = 0;
+  let shown = false;
+  return {
+    start(l, t) {
+      label = l;
+      total = t;
+      startedAt = Date.now();
+      steps = 0;
+      shown = false;
+    },
+    tick(n = 1) {
+      steps += n;
+      if (shown) inner.tick(n);
+      else if (Date.now() - startedAt >= ms) {
+        shown = true;
+        inner.start(label, total);
+        inner.tick(steps);
+      }
+    },
+    done() {
+      if (shown) inner.done();
+    },
+  };
+}

@@ -36,7 +36,7 @@ export interface StaticInt8Options {
   calibrator?: CalibratorName;
   /** Percentile calibrator's percentile (default 99.999). */
   percentile?: number;
-  /** Weights with one scale per output channel (needs opset 13). Default false. */
+  /** Weights with one scale per output channel (needs opset 13; the model is upgraded). Default true. */
   perChannel?: boolean;
   /** Activations symmetric around 0 (zero point 0). Default false: asymmetric uint8. */
   symmetric?: boolean;
@@ -71,7 +71,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const warnings: PassWarning[] = [];
   // The opset first: the optimizer may fuse ops (LayerNormalization) that onnxruntime runs at any
   // opset but that the ONNX spec only has from 17, which the upgrade would not know.
-  const perChannel = ensureQdqOpset(model, options.perChannel ?? false, warnings);
+  const perChannel = ensureQdqOpset(model, options.perChannel ?? true, warnings);
   if (options.optimize ?? true) await optimizeModel(model, { level: 'full' }, ctx);
 
   const graph = model.graph;
@@ -168,17 +168,23 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
  */
 function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning[]): boolean {
   const opset = model.opset('') ?? 1;
-  const wanted = perChannel ? 13 : 10;
-  const reached = reachOpset(model, wanted, 'static-int8');
+  const reached = reachOpset(model, perChannel ? 13 : 10, 'static-int8');
   if (!('refused' in reached)) {
     if (reached.warning !== undefined) warnings.push(reached.warning);
     return perChannel;
   }
-  if (opset >= 10) {
-    warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be upgraded (${reached.refused}); weights are per tensor` });
-    return false;
+  let refused = reached.refused;
+  if (perChannel) {
+    // Per-tensor weights need only opset 10: fall back to them, loudly.
+    const perTensor = opset >= 10 ? {} : reachOpset(model, 10, 'static-int8');
+    if (!('refused' in perTensor)) {
+      if ('warning' in perTensor && perTensor.warning !== undefined) warnings.push(perTensor.warning);
+      warnings.push({ code: 'per-tensor-weights', message: `static-int8: per-channel weights need opset 13 and the model's ${opset} cannot be upgraded (${reached.refused}); weights are per tensor` });
+      return false;
+    }
+    refused = perTensor.refused;
   }
-  throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need ${wanted}, and the model cannot be upgraded: ${reached.refused}`);
+  throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need 10, and the model cannot be upgraded: ${refused}`);
 }
 
 function nestedQuantizable(model: Model): number {

@@ -2,12 +2,16 @@
 // (the whole file and each weight), which nodes were quantized and which were left alone and why,
 // each weight's SQNR, and output fidelity against the original (eval's compareModels). One
 // JSON-able object, and a terminal formatter for people.
-import type { EvalReport, JsonNumber } from '../../eval/eval-report.js';
-import { jsonNumber } from '../../eval/eval-report.js';
-import { formatBytes, groupDigits, renderTable } from '../../inspect/table.js';
-import type { PassReport, PassWarning } from '../../pipeline/pass.js';
-import type { NodeDecision, QuantizeDetails } from './details.js';
+import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
+import { jsonNumber } from '../eval/eval-report.js';
+import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
+import type { PassReport, PassWarning } from './pass.js';
+import type { NodeDecision, QuantizeDetails } from '../methods/quantize/details.js';
 import type { Fp32SearchRound } from './fp32-search.js';
+import type { GateMiss } from './gate.js';
+import { formatSizeChange, type SizeChange, sizeChange } from './size-change.js';
+import type { ReportEnvelope } from './report-envelope.js';
+import type { Verdict } from './verdict.js';
 
 export interface QuantizeTensorEntry {
   name: string;
@@ -24,12 +28,11 @@ export interface QuantizeTensorEntry {
 }
 
 export interface QuantizeReport {
-  input: string;
-  output: string;
   method: string;
   pass: string;
   ms: number;
-  bytes: { before: number; after: number; ratio: number };
+  /** Bytes of the model before and after, weights counted wherever they are stored (after / before). */
+  size: SizeChange;
   weights: {
     tensors: number;
     bytes_before: number;
@@ -50,6 +53,10 @@ export interface QuantizeReport {
   fidelity?: EvalReport;
   /** Why fidelity was not measured. */
   fidelity_skipped?: string;
+  /** Whether the result stays close to the original, and what to try when it does not. */
+  verdict: Verdict;
+  /** The gate the result had to pass, when one was given. */
+  gate?: { passed: boolean; misses: GateMiss[] };
   /** Nodes --fp32-search kept in float32 in the written model (a config's fp32 rules reproduce it). */
   fp32_kept?: string[];
   /** Rounds of --fp32-search: nodes kept in float32 and the output SQNR each gave. */
@@ -70,8 +77,6 @@ type PassOutcome = Omit<PassReport, 'tensors'> & {
 };
 
 export function buildQuantizeReport(init: {
-  input: string;
-  output: string;
   method: string;
   bytesBefore: number;
   bytesAfter: number;
@@ -82,6 +87,7 @@ export function buildQuantizeReport(init: {
   fidelitySkipped?: string;
   search?: readonly Fp32SearchRound[];
   searchKept?: readonly string[];
+  verdict: Verdict;
 }): QuantizeReport {
   const outcome = init.outcome as unknown as PassOutcome;
   const extra = (init.extra ?? []) as unknown as PassOutcome[];
@@ -101,16 +107,10 @@ export function buildQuantizeReport(init: {
     .filter((x) => !Number.isNaN(x))
     .sort((a, b) => a - b);
   return {
-    input: init.input,
-    output: init.output,
     method: init.method,
     pass,
     ms: Math.round(ms),
-    bytes: {
-      before: init.bytesBefore,
-      after: init.bytesAfter,
-      ratio: round(init.bytesAfter / init.bytesBefore, 4),
-    },
+    size: sizeChange(init.bytesBefore, init.bytesAfter),
     weights: {
       tensors: changed.length,
       bytes_before: sum(changed.map((t) => t.bytes_before)),
@@ -129,6 +129,7 @@ export function buildQuantizeReport(init: {
     warnings,
     ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
+    verdict: init.verdict,
     ...(init.searchKept === undefined ? {} : { fp32_kept: [...init.searchKept] }),
     ...(init.search === undefined
       ? {}
@@ -211,8 +212,8 @@ function nodesFromWarnings(outcome: PassOutcome): NodeDecision[] {
 export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   const lines: string[] = [];
   const w = report.weights;
-  lines.push(`input      ${report.input}`, `output     ${report.output}`, `method     ${report.method} (${report.pass}, ${report.ms} ms)`);
-  lines.push(`size       ${formatBytes(report.bytes.before)} -> ${formatBytes(report.bytes.after)} (${report.bytes.ratio.toFixed(3)}x)`);
+  lines.push(`method     ${report.method} (${report.pass}, ${report.ms} ms)`);
+  lines.push(`size       ${formatSizeChange(report.size)}`);
   lines.push(
     `weights    ${groupDigits(w.tensors)} tensors, ${formatBytes(w.bytes_before)} -> ${formatBytes(w.bytes_after)}; SQNR min ${db(w.min_sqnr_db)}, median ${db(w.median_sqnr_db)}`,
   );
@@ -272,15 +273,12 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   }
   for (const warning of report.warnings.slice(0, top)) lines.push(`warning: ${warning.message}`);
   if (report.warnings.length > top) lines.push(`(${report.warnings.length - top} more warnings in --json)`);
+  lines.push('', `verdict    ${report.verdict.message}`);
   return `${lines.join('\n')}\n`;
 }
 
 function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
-}
-
-function round(value: number, digits: number): number {
-  return Number(value.toFixed(digits));
 }
 
 function db(value: JsonNumber): string {
@@ -298,3 +296,6 @@ function num(value: JsonNumber): string {
   if (value === null || typeof value === 'string') return String(value ?? '?');
   return value === 0 ? '0' : Math.abs(value) >= 1e-3 && Math.abs(value) < 1e5 ? value.toPrecision(4) : value.toExponential(2);
 }
+
+/** What `shrink quantize --json` prints: the report in the common envelope (files, size on disk, environment). */
+export type QuantizeCommandReport = ReportEnvelope & QuantizeReport;

@@ -5,14 +5,14 @@
 // Keeping the front of the network, not just the worst-ranked layers, is the point: in
 // MobileNet-like models (PP-OCRv4 det) a layer's error is mostly its inputs' 8-bit noise amplified,
 // so keeping only that layer float changes nothing, while keeping everything up to it does.
-import type { SampleSource } from '../../eval/samples.js';
-import { compareModels } from '../../eval/compare.js';
-import { numberFromJson } from '../../eval/eval-report.js';
-import type { Model } from '../../ir/model.js';
-import type { Node } from '../../ir/node.js';
-import { nodeOrder } from '../../ir/toposort.js';
-import type { Progress } from '../../pipeline/progress.js';
-import type { OrtModule } from '../../runtime/ort-types.js';
+import type { SampleSource } from '../eval/samples.js';
+import { compareModels } from '../eval/compare.js';
+import { numberFromJson } from '../eval/eval-report.js';
+import type { Model } from '../ir/model.js';
+import type { Node } from '../ir/node.js';
+import { nodeOrder } from '../ir/toposort.js';
+import type { Progress } from './progress.js';
+import type { OrtModule } from '../runtime/ort-types.js';
 
 export interface Fp32SearchOptions {
   /** Quantizes a fresh copy of the model, leaving the nodes `keep` names in float32. */

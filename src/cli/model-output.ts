@@ -1,0 +1,48 @@
+// Writing a command's model: where OUT is a folder, the method's file name inside it; the files go
+// to temporary names, the result must load in onnxruntime there, and only then does it replace
+// anything (src/node/model-files.ts). A failure at any point leaves every existing file as it was.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Model } from '../ir/model.js';
+import { type SavedModel, saveModelVerified } from '../node/model-files.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { ortCause } from '../runtime/ort-errors.js';
+import { ModelSession } from '../runtime/session.js';
+import { inFile } from './errors.js';
+import { refuseInputs } from './output-checks.js';
+
+/**
+ * The file to write for `output`: itself, or `fileName` inside it when it is a folder (existing,
+ * or named with a trailing slash, then created). Refuses a file that is one of `inputs`.
+ */
+export function outputFile(output: string, fileName: string, inputs: readonly (string | undefined)[], flag = '-o'): string {
+  const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
+  if (!isFolder) return output;
+  const file = path.join(output, fileName);
+  refuseInputs(path.resolve(file), { output: file, flag, inputs });
+  return file;
+}
+
+/**
+ * Saves `model` to `file` once it loads in onnxruntime from its temporary name; external data
+ * with `externalData` (and on its own when the weights pass the protobuf limit).
+ */
+export async function writeModelOutput(model: Model, file: string, options: { externalData?: boolean } = {}): Promise<SavedModel> {
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    return await saveModelVerified(model, file, {
+      externalData: options.externalData === true ? true : undefined,
+      verify: async (temporary) => {
+        let session: ModelSession;
+        try {
+          session = await ModelSession.create(nodeOrt, temporary, { graphOptimization: 'basic', logSeverityLevel: 4 });
+        } catch (error) {
+          throw new Error(`onnxruntime cannot load the result (${ortCause(error)}); nothing was written`);
+        }
+        await session.release();
+      },
+    });
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}

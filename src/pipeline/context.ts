@@ -1,0 +1,11 @@
+// What a recipe step needs from its surroundings: onnxruntime (node or web), progress, debug
+// output and a thread count. The CLI builds one for Node; a page or a worker builds its own.
+import type { OrtModule } from '../runtime/ort-types.js';
+import type { PassContext } from './pass.js';
+
+export interface RecipeContext extends PassContext {
+  /** onnxruntime: compression is verified by running the models, so every recipe needs it. */
+  ort: OrtModule;
+  /** onnxruntime intra-op threads for calibration and comparison (default: onnxruntime's choice). */
+  threads?: number;
+}
