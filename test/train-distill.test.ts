@@ -218,7 +218,7 @@ test('shrink distill trains the student from an .npz and writes it; bad input ge
     assert.equal(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
     assert.match(result.stderr.trimEnd(), pattern);
   };
-  oneLine(await shrinkDistill([...common, '--data', imagesOnly]), 1, /^shrink: distill: alpha 0.5 weights a hard-label loss, but the data has no labels/);
+  oneLine(await shrinkDistill([...common, '--data', imagesOnly]), 1, /^shrink: \S*images\.npz: no 'labels' array of class ids; add one or give --labels FILE\.npy \(--alpha 0\.5 weights a hard-label loss; --alpha 0 learns from the teacher alone\)$/);
   oneLine(await shrinkDistill([...common, '--data', withLabels, '--alpha', '2']), 2, /^shrink: --alpha must be a number in \[0, 1\], got '2'$/);
   oneLine(await shrinkDistill([...common, '--data', join(work, 'missing.npz')]), 1, /missing\.npz: no such file/);
   oneLine(await shrinkDistill([...common, '--data', withLabels, '--feature', 'relu1_out']), 2, /^shrink: --feature: 'relu1_out' is not teacher=student or teacher=student@weight$/);

@@ -11,10 +11,12 @@ import { saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { stderrProgress } from '../node/progress.js';
 import { type Progress } from '../pipeline/progress.js';
+import { SessionLoadError } from '../runtime/ort-errors.js';
 import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
+import { checkOutput } from './output-checks.js';
 import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { loadModelFile } from './input-files.js';
 import { collect, positiveNumber } from './options.js';
@@ -79,6 +81,7 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
   if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${flags.alpha}'`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const features = flags.feature.map(parseFeature);
+  checkOutput({ output: flags.output, flag: '-o', inputs: [flags.teacher, flags.student, flags.data, flags.labels], models: [flags.teacher, flags.student] });
 
   const teacher = loadModelFile(flags.teacher);
   const student = loadModelFile(flags.student);
@@ -87,26 +90,36 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
     labels: flags.labels,
     models: [student, teacher],
     scale,
-    requireLabels: false,
+    // The hard-label term needs class ids; with alpha 0 the teacher alone teaches.
+    requireLabels: alpha > 0,
+    labelsHint: `(--alpha ${flags.alpha} weights a hard-label loss; --alpha 0 learns from the teacher alone)`,
+    output: flags.studentOutput,
   });
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
-  const result = await distill(nodeOrt, {
-    teacher,
-    student,
-    data,
-    temperature,
-    alpha,
-    features,
-    epochs,
-    batchSize,
-    schedule,
-    optimizer,
-    seed,
-    teacherOutput: flags.teacherOutput,
-    studentOutput: flags.studentOutput,
-    threads,
-    progress,
-  });
+  let result: Awaited<ReturnType<typeof distill>>;
+  try {
+    result = await distill(nodeOrt, {
+      teacher,
+      student,
+      data,
+      temperature,
+      alpha,
+      features,
+      epochs,
+      batchSize,
+      schedule,
+      optimizer,
+      seed,
+      teacherOutput: flags.teacherOutput,
+      studentOutput: flags.studentOutput,
+      threads,
+      progress,
+    });
+  } catch (error) {
+    // onnxruntime failing to load the teacher, or the student's training graph, is about that file.
+    if (error instanceof SessionLoadError) throw inFile(error.subject === 'the teacher' ? flags.teacher : flags.student, error);
+    throw error;
+  }
   try {
     saveModel(result.model, flags.output);
   } catch (error) {

@@ -24,6 +24,7 @@ import { QAT_METHODS, type WeightGrouping } from '../train/qat-plan.js';
 import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
+import { checkOutput, refuseInputs } from './output-checks.js';
 import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { loadModelFile } from './input-files.js';
 import { collect, wholeNumber } from './options.js';
@@ -100,6 +101,11 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
       throw new UsageError((error as Error).message);
     }
   }
+  const outputCheck = { output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] };
+  checkOutput({ ...outputCheck, folderAllowed: true });
+  const output = outputPath(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }));
+  // checkOutput passes a folder as is; the file the method names inside it must not be an input either.
+  if (output.folder !== undefined) refuseInputs(path.resolve(output.file), { ...outputCheck, output: output.file });
 
   const model = loadModelFile(input);
   const arrays = await readLabelledArrays({
@@ -140,16 +146,16 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
   } catch (error) {
     throw inFile(input, error);
   }
-  const output = outputPath(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }));
   try {
-    saveModel(result.model, output);
+    if (output.folder !== undefined) fs.mkdirSync(output.folder, { recursive: true });
+    saveModel(result.model, output.file);
   } catch (error) {
-    throw inFile(output, error);
+    throw inFile(output.file, error);
   }
   const { report } = result;
   return {
     input,
-    output,
+    output: output.file,
     method: flags.method,
     samples: data.size,
     epochs: epochSummaries(report.history),
@@ -162,7 +168,7 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
       grouping: t.grouping,
     })),
     accuracy: report.metric as { float: number; ptq: number; qat: number },
-    bytes: { before: fs.statSync(input).size, after: fs.statSync(output).size },
+    bytes: { before: fs.statSync(input).size, after: fs.statSync(output.file).size },
     warnings: [...report.warnings, ...report.quantization.warnings],
   };
 }
@@ -181,10 +187,11 @@ function formatReport(r: QatCommandReport): string {
   ].join('\n');
 }
 
-/** A folder (existing, or named with a trailing slash) gets the method's file name. */
-function outputPath(output: string, fileName: string): string {
+/**
+ * The file to write: a folder (existing, or named with a trailing slash) gets the method's file
+ * name, and `folder` is set to create it when the model is written.
+ */
+function outputPath(output: string, fileName: string): { file: string; folder?: string } {
   const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
-  if (!isFolder) return output;
-  fs.mkdirSync(output, { recursive: true });
-  return path.join(output, fileName);
+  return isFolder ? { file: path.join(output, fileName), folder: output } : { file: output };
 }

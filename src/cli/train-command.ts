@@ -19,6 +19,7 @@ import { dataAccuracy } from '../train/qat-accuracy.js';
 import { type TrainingData, Trainer } from '../train/trainer.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
+import { checkOutput } from './output-checks.js';
 import type { CliContext } from './main.js';
 import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { collect, positiveNumber } from './options.js';
@@ -99,6 +100,7 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
       throw new UsageError(`--freeze: '${pattern}' is not a regular expression`);
     }
   });
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.evalData, flags.evalLabels], models: [input] });
 
   const model = loadModelFile(input);
   const logits = flags.logits ?? model.graph.outputs[0]?.name;
@@ -111,6 +113,7 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
       models: [model],
       scale,
       requireLabels: true,
+      output: logits,
     }),
   );
   const evaluation =
@@ -123,6 +126,7 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
             models: [model],
             scale,
             requireLabels: true,
+            output: logits,
           }),
         );
   if (batchSize > train.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${train.size} samples in ${flags.data}`);
@@ -134,22 +138,15 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
     });
 
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9, weightDecay } : { kind: 'adamw', weightDecay };
-  const before = await accuracy(model);
-  const trainer = await Trainer.create(
-    nodeOrt,
-    model,
-    {
-      loss: {
-        kind: 'cross-entropy',
-        output: logits,
-        labelSmoothing: smoothing,
-      },
-      optimizer,
-      clipNorm,
-      frozen,
-    },
-    { threads },
-  );
+  // Failures to load the model or to build and load its training graph are about the input file.
+  let before: number;
+  let trainer: Trainer;
+  try {
+    before = await accuracy(model);
+    trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: logits, labelSmoothing: smoothing }, optimizer, clipNorm, frozen }, { threads });
+  } catch (error) {
+    throw inFile(input, error);
+  }
   try {
     if (flags.resume !== undefined) trainer.restore(await loadCheckpointState(flags.resume));
     const history = await trainer.fit(train, {

@@ -1,7 +1,8 @@
 // Training data from files for the training commands (train, qat, distill): an .npz whose arrays
 // are named after the model's inputs (samples stacked along axis 0) plus 'labels' (class ids), or
 // an .npy for a single-input model with --labels. Everything is checked against the model before
-// any step runs: names, sample shapes, types, label range and sample counts.
+// any step runs: names, sample shapes, types, finite values (src/train/array-data.ts), label range
+// and sample counts.
 import * as path from 'node:path';
 import { type NpyArray, npyToTensor, parseNpy } from '../eval/npy.js';
 import { readNpz } from '../eval/npz.js';
@@ -32,6 +33,10 @@ export interface TrainingFileOptions {
   scale?: number;
   /** Fail when no class ids are given. */
   requireLabels: boolean;
+  /** Added to the error when labels are required and missing (what else the user can do). */
+  labelsHint?: string;
+  /** The first model's output the labels are class ids of (default: its first output). */
+  output?: string;
 }
 
 export async function readLabelledArrays(options: TrainingFileOptions): Promise<LabelledArrays> {
@@ -51,17 +56,21 @@ export async function readLabelledArrays(options: TrainingFileOptions): Promise<
   for (const [key, array] of arrays) {
     const model = owner.get(key);
     if (model === undefined) throw new Error(`${file}: array '${key}' is not an input of the model (inputs: ${[...owner.keys()].join(', ')}; class ids go under '${LABELS_KEY}')`);
-    inputs[key] = inputField(model, key, array, options.scale ?? 1, `${file}[${key}]`);
+    inputs[key] = inputField(model, key, array, options.scale ?? 1, file);
   }
   for (const name of dataInputs(options.models[0])) {
     if (inputs[name] === undefined) throw new Error(`${file}: no array '${name}' for the model's input (arrays: ${[...arrays.keys()].join(', ') || 'none'})`);
   }
-  if (labelArray === undefined && options.requireLabels) throw new Error(`${file}: no '${LABELS_KEY}' array of class ids; add one or give --labels FILE.npy`);
-  const labels = labelArray === undefined ? undefined : labelValues(labelArray, classesOf(options.models[0]), labelsWhere);
+  if (labelArray === undefined && options.requireLabels) {
+    throw new Error(`${file}: no '${LABELS_KEY}' array of class ids; add one or give --labels FILE.npy${options.labelsHint === undefined ? '' : ` ${options.labelsHint}`}`);
+  }
+  const labels = labelArray === undefined ? undefined : labelValues(labelArray, classesOf(options.models[0], options.output), labelsWhere);
   const counts = Object.entries(inputs).map(([name, f]) => [name, f.data.length / f.sampleDims.reduce((a, b) => a * b, 1)] as const);
   if (labels !== undefined) counts.push([LABELS_KEY, labels.length]);
   if (counts.some(([, n]) => n !== counts[0][1])) throw new Error(`${file}: arrays hold different numbers of samples: ${counts.map(([name, n]) => `${name} ${n}`).join(', ')}`);
-  return { inputs, labels, count: counts[0]?.[1] ?? 0 };
+  const count = counts[0]?.[1] ?? 0;
+  if (count === 0) throw new Error(`${file}: holds no samples (arrays ${counts.map(([name]) => `'${name}'`).join(', ')} are empty along axis 0)`);
+  return { inputs, labels, count };
 }
 
 /** An .npz as arrays by key; an .npy as the one array of the model's only input. */
@@ -85,8 +94,9 @@ async function readArrays(file: string, model: Model): Promise<Map<string, NpyAr
 const INTEGER_ARRAYS: ReadonlySet<DataType> = new Set([DataType.UINT8, DataType.INT8, DataType.UINT16, DataType.INT16, DataType.UINT32, DataType.INT32, DataType.UINT64, DataType.INT64]);
 const NUMERIC_ARRAYS: ReadonlySet<DataType> = new Set([DataType.FLOAT, DataType.DOUBLE, ...INTEGER_ARRAYS]);
 
-/** One float input: axis 0 counts samples, the rest must fit the input's declared dims. */
-function inputField(model: Model, name: string, array: NpyArray, scale: number, where: string): ArrayField {
+/** One float input: axis 0 counts samples, the rest must fit the input's declared dims. `file` names it in errors. */
+function inputField(model: Model, name: string, array: NpyArray, scale: number, file: string): ArrayField {
+  const where = `${file}[${name}]`;
   const declared = tensorTypeOf(model.graph.inputs.find((i) => i.name === name));
   if (array.dims.length === 0) throw new Error(`${where}: a scalar, not a stack of samples along axis 0`);
   const sampleDims = array.dims.slice(1);
@@ -98,7 +108,7 @@ function inputField(model: Model, name: string, array: NpyArray, scale: number, 
   const type = declared?.elemType;
   if (type !== DataType.FLOAT && type !== DataType.DOUBLE) throw new Error(`${where}: input '${name}' is ${type === undefined ? 'untyped' : dataTypeName(type)}; training feeds float32 or float64 inputs`);
   if (!NUMERIC_ARRAYS.has(array.dataType)) throw new Error(`${where}: ${dataTypeName(array.dataType)} values cannot feed a float input (save them as float32 or an integer type)`);
-  return { data: npyToTensor(array, name).data() as TypedArray, sampleDims, dataType: type, scale };
+  return { data: npyToTensor(array, name).data() as TypedArray, sampleDims, dataType: type, scale, source: file };
 }
 
 /** Class ids: 1-D integers in [0, classes). */
@@ -113,9 +123,9 @@ function labelValues(array: NpyArray, classes: number | undefined, where: string
   return data;
 }
 
-/** The number of classes: the last dim of the first output, when fixed. */
-export function classesOf(model: Model): number | undefined {
-  const shape = tensorTypeOf(model.graph.outputs[0])?.shape;
+/** The number of classes: the last dim of `output` (default the first output), when fixed. */
+export function classesOf(model: Model, output?: string): number | undefined {
+  const shape = tensorTypeOf(output === undefined ? model.graph.outputs[0] : model.graph.outputs.find((o) => o.name === output))?.shape;
   const last = shape?.[shape.length - 1];
   return typeof last === 'number' ? last : undefined;
 }

@@ -10,7 +10,8 @@
 import type { Tensor } from '../ir/tensor.js';
 import { readModel } from '../onnx/model-io.js';
 import { silentProgress, type Progress } from '../pipeline/progress.js';
-import { type Feeds, ModelSession, type SessionOptions, toOrtTensor } from '../runtime/session.js';
+import { type Feeds, type ModelSession, type SessionOptions, toOrtTensor } from '../runtime/session.js';
+import { ortCause, openSession } from '../runtime/ort-errors.js';
 import type { OrtModule } from '../runtime/ort-types.js';
 import { benchInputs, describeInputs } from './bench-inputs.js';
 
@@ -130,7 +131,12 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
       const feeds: Feeds = {};
       for (const [name, tensor] of Object.entries(tensors)) feeds[name] = toOrtTensor(ort, tensor);
       const started = performance.now();
-      const session = await ModelSession.create(ort, model.bytes, { threads, executionProviders: options.executionProviders });
+      let session: ModelSession;
+      try {
+        session = await openSession(ort, model.bytes, { threads, executionProviders: options.executionProviders });
+      } catch (error) {
+        throw new Error(`${model.name}: ${(error as Error).message}`);
+      }
       const loadMs = performance.now() - started;
       loaded.push({ model, session, feeds, inputs: describeInputs(tensors), loadMs, runsMs: [] });
       progress.tick();
@@ -182,7 +188,7 @@ async function runOnce(entry: Loaded): Promise<number> {
   try {
     await entry.session.run(entry.feeds);
   } catch (error) {
-    throw new Error(`${entry.model.name}: run failed with inputs ${entry.inputs.join(', ')}: ${(error as Error).message}`);
+    throw new Error(`${entry.model.name}: run failed with inputs ${entry.inputs.join(', ')}: ${ortCause(error)}`);
   }
   return performance.now() - started;
 }

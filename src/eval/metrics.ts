@@ -180,7 +180,11 @@ export interface AccuracyAccumulator {
   result(): AccuracyResult;
 }
 
-export function createAccuracyAccumulator(): AccuracyAccumulator {
+/**
+ * `labelsWhere` names the labels in errors (their file). A label outside the classes a score output
+ * has is refused: it can never be predicted, so it would count as a silent miss.
+ */
+export function createAccuracyAccumulator(labelsWhere = 'labels'): AccuracyAccumulator {
   let correct = 0;
   let total = 0;
   return {
@@ -189,7 +193,14 @@ export function createAccuracyAccumulator(): AccuracyAccumulator {
       if (ids.length !== labels.length) {
         throw new Error(`output '${prediction.name}': ${ids.length} predictions (dims [${prediction.dims.join(',')}]) for ${labels.length} labels`);
       }
-      for (let i = 0; i < ids.length; i++) if (ids[i] === Number(labels[i])) correct++;
+      const classes = dataTypeInfo(prediction.dataType).isFloat ? (prediction.dims[prediction.dims.length - 1] ?? 1) : Infinity;
+      for (let i = 0; i < ids.length; i++) {
+        const label = Number(labels[i]);
+        if (!(label >= 0 && label < classes)) {
+          throw new Error(`${labelsWhere}: label ${label} at index ${total + i} is not a class of output '${prediction.name}', which scores ${classes} classes (0 to ${classes - 1})`);
+        }
+        if (ids[i] === label) correct++;
+      }
       total += ids.length;
     },
     result: () => ({ correct, total, accuracy: correct / total }),

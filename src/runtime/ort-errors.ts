@@ -29,19 +29,20 @@ export function ortCause(error: unknown): string {
 
 /**
  * Removes `/onnxruntime_src/onnxruntime/core/graph/model.cc:202 onnxruntime::Model::Model(args...) `:
- * a path with a line number, then a C++ signature whose argument list is matched to its closing
- * parenthesis (arguments hold parentheses and commas of their own).
+ * a C++ source path with a line number (the build folder differs between onnxruntime-node and
+ * -web), then a signature whose argument list is matched to its closing parenthesis (arguments
+ * hold parentheses and commas of their own).
  */
 function stripSourceLocations(message: string): string {
-  const location = /[^\s(]*onnxruntime_src\S*:\d+ /g;
+  const location = /[^\s(]*\.(?:cc|cpp|h|hpp):\d+ /g;
   let out = '';
   let from = 0;
   for (let match = location.exec(message); match !== null; match = location.exec(message)) {
     out += message.slice(from, match.index);
     let at = match.index + match[0].length;
     const open = message.indexOf('(', at);
-    // The signature is a run of non-space characters up to its '(' (templates aside).
-    if (open >= 0 && !/\s/.test(message.slice(at, open).replace(/<[^>]*>/g, ''))) {
+    // The signature is a qualified name up to its '(' (templates aside), maybe after a return type.
+    if (open >= 0 && /^(?:[\w:*&]+ )?[\w:~]+$/.test(message.slice(at, open).replace(/<[^>]*>/g, ''))) {
       let depth = 0;
       for (at = open; at < message.length; at++) {
         if (message[at] === '(') depth++;

@@ -1,6 +1,9 @@
 // Training data held in memory as flat arrays, one per graph input: images stay uint8 and are
-// scaled to float per batch, so 60k Fashion-MNIST images cost 47 MB, not 188.
+// scaled to float per batch, so 60k Fashion-MNIST images cost 47 MB, not 188. Float values are
+// checked once, when the data is first wrapped: a NaN in the data would otherwise surface steps
+// later as a NaN loss that looks like a learning rate too high.
 import { DataType, type TypedArray } from '../ir/dtype.js';
+import { nonFiniteElement } from '../eval/match-inputs.js';
 import { Tensor } from '../ir/tensor.js';
 import { GradientError } from './gradient-error.js';
 import type { TrainingData } from './trainer.js';
@@ -14,7 +17,15 @@ export interface ArrayField {
   dataType: DataType;
   /** Multiplies each value on the way to a float tensor (e.g. 1/255 for bytes). */
   scale?: number;
+  /** Names where the values came from in errors ('train.npz'); default 'training data'. */
+  source?: string;
 }
+
+/** Magnitude from which a float64 value becomes infinite in float32 (2^128 - 2^103). */
+const FLOAT32_OVERFLOW = 2 ** 128 - 2 ** 103;
+
+/** Arrays found finite, with the bound they were checked against: wrapping the same data again (distillation does) costs no new pass. */
+const finiteArrays = new WeakMap<TypedArray, number>();
 
 export function arrayTrainingData(fields: Record<string, ArrayField>): TrainingData {
   const entries = Object.entries(fields);
@@ -22,6 +33,7 @@ export function arrayTrainingData(fields: Record<string, ArrayField>): TrainingD
   const sizes = entries.map(([name, f]) => {
     const per = f.sampleDims.reduce((a, b) => a * b, 1);
     if (f.data.length % per !== 0) throw new GradientError(`training data '${name}': ${f.data.length} values is not a whole number of samples of [${f.sampleDims}]`);
+    checkFinite(name, f, per);
     return f.data.length / per;
   });
   if (sizes.some((s) => s !== sizes[0])) throw new GradientError(`training data fields hold different numbers of samples: ${entries.map(([n], i) => `${n} ${sizes[i]}`).join(', ')}`);
@@ -33,6 +45,28 @@ export function arrayTrainingData(fields: Record<string, ArrayField>): TrainingD
       return out;
     },
   };
+}
+
+/**
+ * Throws for the first sample holding NaN or infinity, or (float32 fields) a value that turns
+ * infinite once scaled and converted. Only float arrays are read: integers are always finite.
+ */
+function checkFinite(name: string, field: ArrayField, per: number): void {
+  const { data } = field;
+  if (!(data instanceof Float32Array || data instanceof Float64Array) || field.dataType === DataType.INT64) return;
+  const scale = Math.abs(field.scale ?? 1);
+  const bound = field.dataType === DataType.FLOAT ? FLOAT32_OVERFLOW / scale : Infinity;
+  // Values below a smaller bound are below this one too.
+  const checked = finiteArrays.get(data);
+  if (checked !== undefined && checked <= bound) return;
+  const bad = nonFiniteElement(data instanceof Float32Array ? DataType.FLOAT : DataType.DOUBLE, data, bound);
+  if (bad === undefined) {
+    finiteArrays.set(data, bound);
+    return;
+  }
+  const sample = Math.floor(bad.index / per);
+  const value = Number.isFinite(Number(bad.value)) ? `${bad.value}, infinite in float32${scale === 1 ? '' : ` once scaled by ${field.scale}`}` : bad.value;
+  throw new GradientError(`${field.source ?? 'training data'} sample ${sample}: input '${name}' holds ${value} at element ${bad.index - sample * per} of the sample; training data must be finite`);
 }
 
 /** The samples at `indices` of one field, as a tensor [batch, ...sampleDims]. */

@@ -2,11 +2,13 @@
 // intermediate values matched by feature losses) for every training sample. The teacher never
 // changes, so running it once in inference mode is cheaper than a frozen copy in every step, and
 // its BatchNormalization layers use their running statistics as they would when deployed.
+import { nonFiniteElement } from '../eval/match-inputs.js';
 import { DataType, dataTypeName } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { type Progress, silentProgress } from '../pipeline/progress.js';
 import type { OrtModule } from '../runtime/ort-types.js';
-import { ModelSession, toOrtTensor } from '../runtime/session.js';
+import { openSession } from '../runtime/ort-errors.js';
+import { toOrtTensor } from '../runtime/session.js';
 import { type ArrayField, arrayTrainingData } from './array-data.js';
 import { GradientError } from './gradient-error.js';
 
@@ -42,7 +44,7 @@ export async function precomputeTeacher(ort: OrtModule, teacher: Model, inputs: 
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const progress = options.progress ?? silentProgress;
   const outputs = new Set(teacher.graph.outputs.map((o) => o.name));
-  const session = await ModelSession.create(ort, teacher, { threads: options.threads, extraOutputs: values.filter((v) => !outputs.has(v)) });
+  const session = await openSession(ort, teacher, { threads: options.threads, extraOutputs: values.filter((v) => !outputs.has(v)) }, 'the teacher');
   const result = new Map<string, PrecomputedValue>();
   progress.start('teacher outputs', Math.ceil(data.size / batch));
   try {
@@ -69,7 +71,13 @@ export async function precomputeTeacher(ort: OrtModule, teacher: Model, inputs: 
           throw new GradientError(`distill: teacher value '${name}' changed shape between batches ([${stored.sampleDims}] then [${sampleDims}])`);
         }
         const per = stored.data.length / data.size;
-        stored.data.set(tensor.data as Float32Array | Float64Array, start * per);
+        const values = tensor.data as Float32Array | Float64Array;
+        // The inputs were checked finite, so a NaN here is the teacher's own doing.
+        const bad = nonFiniteElement(tensor.type === 'float32' ? DataType.FLOAT : DataType.DOUBLE, values);
+        if (bad !== undefined) {
+          throw new GradientError(`distill: the teacher's '${name}' is ${bad.value} for sample ${start + Math.floor(bad.index / per)} although its inputs are finite: the teacher model computes non-finite values`);
+        }
+        stored.data.set(values, start * per);
       }
       progress.tick();
     }

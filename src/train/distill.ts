@@ -18,6 +18,7 @@ import { crossEntropy, distillationKl, meanSquaredError } from './losses.js';
 import type { OptimizerSpec } from './optimizers.js';
 import type { Schedule } from './schedules.js';
 import { type EpochRecord, Trainer } from './trainer.js';
+import { whyUntyped } from './training-graph.js';
 
 /** Pulls a student's intermediate value towards the teacher's (mean squared error, same shape). */
 export interface FeatureMatch {
@@ -174,12 +175,14 @@ function planDistillation(options: DistillOptions): DistillPlan {
   const teacherOutput = logitsOutput(teacher, options.teacherOutput, 'teacher', 'teacherOutput');
   const studentOutput = logitsOutput(student, options.studentOutput, 'student', 'studentOutput');
   const teacherTypes = inferShapes(teacher).main;
-  const studentTypes = inferShapes(student).main;
+  const studentInference = inferShapes(student);
+  const studentTypes = studentInference.main;
   const teacherShape = teacherTypes.get(teacherOutput)?.shape;
   const studentType = studentTypes.get(studentOutput);
   const studentShape = studentType?.shape;
   const shapeText = (s: Dim[] | undefined) => (s === undefined ? 'of unknown shape' : `[${s.map((d) => d ?? '?').join(',')}]`);
   const classes = studentShape?.[1];
+  if (studentType === undefined) throw new GradientError(`distill: shape inference cannot type student output '${studentOutput}': ${whyUntyped(studentInference)}`);
   if (studentShape?.length !== 2 || typeof classes !== 'number') {
     throw new GradientError(`distill: student output '${studentOutput}' is ${shapeText(studentShape)}; distillation needs logits [N, classes] with a fixed class count`);
   }
@@ -195,6 +198,7 @@ function planDistillation(options: DistillOptions): DistillPlan {
     if (missing !== undefined) throw new GradientError(`distill: the data has no '${missing}' for the ${who}'s input (data holds ${Object.keys(data.inputs).map((n) => `'${n}'`).join(', ')})`);
   }
   const samples = arrayTrainingData(data.inputs).size;
+  if (samples === 0) throw new GradientError('distill: the data holds no samples');
   if (alpha > 0) checkLabels(data.labels, samples, classes, alpha);
 
   const features = (options.features ?? []).map((f, index): FeaturePlan => {

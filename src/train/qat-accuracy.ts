@@ -4,7 +4,8 @@
 import { DataType } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import type { OrtModule } from '../runtime/ort-types.js';
-import { ModelSession, toOrtTensor } from '../runtime/session.js';
+import { openSession } from '../runtime/ort-errors.js';
+import { toOrtTensor } from '../runtime/session.js';
 import type { TrainingData } from './trainer.js';
 
 export interface DataAccuracyOptions {
@@ -19,7 +20,7 @@ export interface DataAccuracyOptions {
 
 /** Percent of samples whose largest logit is at their class id, in data order. */
 export async function dataAccuracy(ort: OrtModule, model: Model | Uint8Array, data: TrainingData, options: DataAccuracyOptions): Promise<number> {
-  const session = await ModelSession.create(ort, model, { threads: options.threads });
+  const session = await openSession(ort, model, { threads: options.threads });
   const output = options.output ?? session.outputNames[0];
   const batch = options.batch ?? 500;
   let correct = 0;

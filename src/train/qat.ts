@@ -123,6 +123,9 @@ export async function quantizationAwareTraining(ort: OrtModule, model: Model, op
     return { model: out, report };
   };
 
+  // The float model first: a model onnxruntime cannot load fails here, with onnxruntime's reason,
+  // before the training graph built from it fails for the same reason less plainly.
+  const floatMetric = options.evaluate === undefined ? undefined : await options.evaluate(model);
   const fake = insertFakeQuant(model, ptqOptions);
   if (fake.plan.targets.length === 0) throw new Error(`qat: ${options.method} quantizes no weight of this model that training can reach (no MatMul, Gemm, Conv or Gather with a constant float weight in the main graph)`);
   const output = model.graph.outputs[0]?.name;
@@ -158,9 +161,9 @@ export async function quantizationAwareTraining(ort: OrtModule, model: Model, op
     quantization: final.report,
     warnings: fake.plan.warnings,
   };
-  if (options.evaluate !== undefined) {
+  if (options.evaluate !== undefined && floatMetric !== undefined) {
     const ptq = await quantize(model);
-    report.metric = { float: await options.evaluate(model), ptq: await options.evaluate(ptq.model), qat: await options.evaluate(final.model) };
+    report.metric = { float: floatMetric, ptq: await options.evaluate(ptq.model), qat: await options.evaluate(final.model) };
   }
   return { model: final.model, trained, report };
 }

@@ -2,6 +2,7 @@
 // state and running statistics, the learning rate and step number to the training graph, and
 // keeps the updated values it returns for the next step. No tensor math happens here: the graph
 // does it all. Works with onnxruntime-node and -web alike.
+import { holdsNonFinite, nonFiniteElement } from '../eval/match-inputs.js';
 import { attr } from '../ir/attribute.js';
 import { isStandardDomain } from '../ir/constants.js';
 import { DataType, dataTypeName } from '../ir/dtype.js';
@@ -10,7 +11,8 @@ import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
 import { type Progress, silentProgress } from '../pipeline/progress.js';
 import type { OrtModule, OrtTensor } from '../runtime/ort-types.js';
-import { ModelSession, fromOrtTensor, toOrtTensor } from '../runtime/session.js';
+import { openSession } from '../runtime/ort-errors.js';
+import { type ModelSession, fromOrtTensor, toOrtTensor } from '../runtime/session.js';
 import { GradientError } from './gradient-error.js';
 import { learningRate, type Schedule } from './schedules.js';
 import { epochOrder } from './shuffle.js';
@@ -78,10 +80,7 @@ export class Trainer {
 
   static async create(ort: OrtModule, model: Model, spec: TrainingSpec, options: TrainerOptions = {}): Promise<Trainer> {
     const training = buildTrainingStep(model, spec);
-    const session = await ModelSession.create(ort, training.model, {
-      threads: options.threads,
-      executionProviders: options.executionProviders,
-    });
+    const session = await openSession(ort, training.model, { threads: options.threads, executionProviders: options.executionProviders }, 'the training graph');
     const values = new Map<string, OrtTensor>();
     const feedback = new Map<string, string>();
     for (const w of training.weights) {
@@ -136,8 +135,9 @@ export class Trainer {
         if (options.maxSteps !== undefined && this.stepCount >= options.maxSteps) break;
         const indices = order.subarray(b * options.batchSize, Math.min(data.size, (b + 1) * options.batchSize));
         const rate = learningRate(options.schedule, this.stepCount, total);
-        const loss = await this.step(data.batch(indices), rate);
-        if (!Number.isFinite(loss)) throw new GradientError(`the loss became ${loss} at step ${this.stepCount} (epoch ${epoch + 1}): lower the learning rate or clip gradients`);
+        const batch = data.batch(indices);
+        const loss = await this.step(batch, rate);
+        if (!Number.isFinite(loss)) throw new GradientError(this.explainLoss(loss, batch, epoch, rate));
         lossSum += loss;
         steps++;
         progress.tick();
@@ -182,6 +182,23 @@ export class Trainer {
     }
     this.stepCount = state.step;
     this.epochCount = state.epoch;
+  }
+
+  /**
+   * Why the loss is not finite, as far as the values at hand tell: the batch or the model's
+   * starting weights hold NaN/infinity, or (both finite) training diverged.
+   */
+  private explainLoss(loss: number, batch: Record<string, Tensor>, epoch: number, rate: number): string {
+    const what = `the loss became ${loss} at step ${this.stepCount} (epoch ${epoch + 1})`;
+    for (const [name, tensor] of Object.entries(batch)) {
+      const bad = holdsNonFinite(tensor.dataType) ? nonFiniteElement(tensor.dataType, tensor.data()) : undefined;
+      if (bad !== undefined) return `${what}: the batch's '${name}' holds ${bad.value} (element ${bad.index}); training data must be finite`;
+    }
+    for (const w of this.training.weights) {
+      const bad = nonFiniteElement(w.initial.dataType, w.initial.data());
+      if (bad !== undefined) return `${what}: the model's weight '${w.name}' holds ${bad.value} (element ${bad.index}) before any training`;
+    }
+    return `${what} although the batch and the model's starting weights are finite: training diverged; lower the learning rate (${Number(rate.toPrecision(3))} at this step) or clip gradients`;
   }
 
   async release(): Promise<void> {

@@ -11,7 +11,7 @@ import { makeValueInfo, type Dim } from '../ir/value-info.js';
 import { GraphBuilder } from '../ir/builder.js';
 import { nodeOrder } from '../ir/toposort.js';
 import { upgradeOpset } from '../optimize/upgrade-opset.js';
-import { inferShapes } from '../optimize/shape-inference/index.js';
+import { inferShapes, type ShapeInferenceResult } from '../optimize/shape-inference/index.js';
 import { addGradients } from './autodiff.js';
 import { Emitter } from './emitter.js';
 import { GradientError } from './gradient-error.js';
@@ -83,6 +83,15 @@ const STEP = 'train/step';
 const LABELS = 'train/labels';
 const TARGETS = 'train/targets';
 
+/**
+ * Why shape inference left a value untyped: the first node it could not type is the cause (the
+ * nodes after it only lack their inputs' types).
+ */
+export function whyUntyped(inferred: ShapeInferenceResult): string {
+  const first = inferred.unknown[0];
+  return first === undefined ? 'no node computes it' : `it stops at node '${first.node}' (${first.op}): ${first.reason}`;
+}
+
 export function buildTrainingStep(source: Model, spec: TrainingSpec): TrainingStep {
   const model = source.clone();
   const opset = model.opset('') ?? 1;
@@ -100,8 +109,11 @@ export function buildTrainingStep(source: Model, spec: TrainingSpec): TrainingSt
   const lossInputs: string[] = [];
   let loss: string;
   const outputType = (name: string): { elemType: DataType; shape: Dim[] | undefined } => {
-    const t = inferShapes(model, { inputShapes: spec.inputShapes }).main.get(name);
-    if (t === undefined) throw new GradientError(`loss: '${name}' is not an output of the model (outputs: ${graph.outputs.map((o) => o.name).join(', ')})`);
+    const inferred = inferShapes(model, { inputShapes: spec.inputShapes });
+    const t = inferred.main.get(name);
+    if (t === undefined) {
+      throw new GradientError(`loss: shape inference cannot type output '${name}', which the loss reads: ${whyUntyped(inferred)}`);
+    }
     return { elemType: t.elemType as DataType, shape: t.shape };
   };
   const lossSpec = spec.loss;
