@@ -120,7 +120,7 @@ test('an op onnxruntime runs but shape inference does not know: optimized, with 
   assert.match(run.stderr, /^shrink: warning: shape inference does not know op 'Gelu' \(domain com\.microsoft\) of node 'weird': its output shapes stay unknown, and passes that need them leave it alone$/m);
   const summary = JSON.parse(run.stdout);
   assert.equal(summary.fidelity.max_abs, 0);
-  assert.ok(summary.warnings.some((w: string) => w.includes("node 'weird'")));
+  assert.ok(summary.warnings.some((w: { message: string }) => w.message.includes("node 'weird'")));
   // The node is still there, untouched.
   const gelu = [...loadModel(output).graph.allNodes()].map(({ node }) => node).filter((n) => n.opType === 'Gelu');
   assert.deepEqual(gelu.map((n) => [n.name, n.domain]), [['weird', 'com.microsoft']]);

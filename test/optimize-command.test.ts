@@ -31,7 +31,9 @@ function shrink(...args: string[]) {
 
 /** The JSON object's shape, and the numbers every successful run must show. */
 function checkSummary(summary: any, input: string, output: string) {
-  assert.deepEqual(Object.keys(summary).sort(), ['after', 'before', 'fidelity', 'input', 'level', 'output', 'passes', 'warnings']);
+  assert.deepEqual(Object.keys(summary).sort(), ['command', 'environment', 'fidelity', 'input', 'level', 'nodes', 'output', 'passes', 'size', 'warnings']);
+  assert.equal(summary.command, 'optimize');
+  assert.match(summary.environment.runtime, /^onnxruntime-node \d+\.\d+\.\d+$/);
   assert.equal(summary.input, input);
   assert.equal(summary.output, output);
   assert.equal(summary.level, 'full');
@@ -47,13 +49,13 @@ function checkSummary(summary: any, input: string, output: string) {
   }
   // What the passes say they removed adds up to the whole change.
   const removed = summary.passes.reduce((n: number, p: any) => n + p.nodes_removed, 0);
-  assert.equal(summary.before.nodes - summary.after.nodes, removed);
-  assert.ok(summary.after.nodes < summary.before.nodes, `nodes ${summary.before.nodes} -> ${summary.after.nodes}`);
-  assert.ok(summary.after.bytes < summary.before.bytes, `bytes ${summary.before.bytes} -> ${summary.after.bytes}`);
-  assert.equal(summary.before.bytes, fs.statSync(input).size);
-  assert.equal(summary.after.bytes, fs.statSync(output).size);
-  assert.equal(summary.before.nodes, totalNodes(loadModel(input).graph));
-  assert.equal(summary.after.nodes, totalNodes(loadModel(output).graph));
+  assert.equal(summary.nodes.before - summary.nodes.after, removed);
+  assert.ok(summary.nodes.after < summary.nodes.before, `nodes ${summary.nodes.before} -> ${summary.nodes.after}`);
+  assert.ok(summary.size.after < summary.size.before, `bytes ${summary.size.before} -> ${summary.size.after}`);
+  assert.equal(summary.size.before, fs.statSync(input).size);
+  assert.equal(summary.size.after, fs.statSync(output).size);
+  assert.equal(summary.nodes.before, totalNodes(loadModel(input).graph));
+  assert.equal(summary.nodes.after, totalNodes(loadModel(output).graph));
   const f = summary.fidelity;
   assert.ok(f.samples >= 1);
   assert.ok(typeof f.max_abs === 'number' && f.max_abs < 1e-5, `max abs ${f.max_abs}`);
@@ -74,7 +76,7 @@ test('PP-OCR cls, generated inputs: written, smaller, max abs < 1e-5; --json giv
   assert.deepEqual(Object.keys(summary.fidelity.outputs), ['softmax_0.tmp_0']);
   // Its 35 BatchNormalization nodes fold into the convolutions.
   const batchNorm = summary.passes.find((p: any) => p.pass === 'fold-batchnorm');
-  assert.equal(batchNorm.stats.batchNormsFolded, 35);
+  assert.equal(batchNorm.stats.batch_norms_folded, 35);
   assert.equal([...loadModel(output).graph.allNodes()].filter(({ node }) => node.opType === 'BatchNormalization').length, 0);
   // Generated inputs are a weak check, and the user is told so on stderr (stdout stays JSON).
   assert.match(run.stderr, /^shrink: warning: inputs are random numbers/);

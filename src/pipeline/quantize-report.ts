@@ -10,7 +10,7 @@ import type { NodeDecision, QuantizeDetails } from '../methods/quantize/details.
 import type { Fp32SearchRound } from './fp32-search.js';
 import type { GateMiss } from './gate.js';
 import { formatSizeChange, type SizeChange, sizeChange } from './size-change.js';
-import type { ReportEnvelope } from './report-envelope.js';
+import { type ReportEnvelope, snakeCaseKeys } from './report-envelope.js';
 import type { Verdict } from './verdict.js';
 
 export interface QuantizeTensorEntry {
@@ -125,7 +125,7 @@ export function buildQuantizeReport(init: {
       skipped_by_reason: skippedByReason,
       list,
     },
-    stats,
+    stats: snakeCaseKeys(stats),
     warnings,
     ...(init.fidelity === undefined ? {} : { fidelity: init.fidelity }),
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),

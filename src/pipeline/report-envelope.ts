@@ -50,3 +50,13 @@ export function envelope<T extends object>(
     environment,
   };
 }
+
+/** batchNormsFolded -> batch_norms_folded: every key of the JSON reports is snake_case. */
+export function snakeCase(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/** A record of counters (a pass's stats) with snake_case keys. */
+export function snakeCaseKeys<V>(record: Record<string, V>): Record<string, V> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [snakeCase(k), v]));
+}
