@@ -2,25 +2,25 @@
 // on the same samples (real data from --data, or generated inputs with a warning), accuracy of
 // both against --labels, and with --per-layer the layers ranked by the error they add. Prints
 // tables, or with --json the EvalReport object (src/eval/eval-report.ts) as is.
-import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
-import { compareModels } from '../eval/compare.js';
-import type { EvalReport, JsonNumber, LayerReport, OutputReport } from '../eval/eval-report.js';
-import { type Labels, parseLabels } from '../eval/labels.js';
+import type { JsonNumber, LayerReport, OutputReport } from '../eval/eval-report.js';
 import { renderTable, groupDigits } from '../inspect/table.js';
 import { loadCustomMetric } from '../node/custom-metric.js';
-import { nodeOrt } from '../node/ort-node.js';
-import { lineProgress, terminalProgress } from '../node/progress.js';
-import type { Progress } from '../pipeline/progress.js';
-import { UsageError, inFile } from './errors.js';
-import { loadModelFile } from './input-files.js';
-import type { CliContext } from './main.js';
-import { openCommandSamples } from './sample-options.js';
+import { nodeEnvironment } from '../node/environment.js';
 import { writeEvalReportFile } from '../node/report-assets.js';
+import { EvalGateError, type EvaluateReport, evaluate } from '../pipeline/evaluate.js';
+import { describeMiss } from '../pipeline/gate.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
+import { UsageError } from './errors.js';
+import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { loadModelFile, readLabelsFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { checkOutput } from './output-checks.js';
+import { cliRecipeContext } from './recipe-context.js';
+import { openCommandSamples } from './sample-options.js';
 import { wholeNumber } from './options.js';
 
-interface EvalFlags {
+interface EvalFlags extends GateFlags {
   data?: string;
   labels?: string;
   labelOutput?: string;
@@ -37,11 +37,11 @@ interface EvalFlags {
   threads?: string;
 }
 
-/** Progress appears only for runs longer than this: short runs stay quiet, and errors stay one line. */
-const PROGRESS_DELAY_MS = 2000;
+/** What `shrink eval --json` prints. */
+export type EvalCommandReport = ReportEnvelope & Omit<EvaluateReport, 'warnings'> & { models: { original: string; candidate: string } };
 
 export function registerEval(program: Command, context: CliContext): void {
-  program
+  const command = program
     .command('eval')
     .description('compare a candidate model with its original: output fidelity, accuracy against labels, per-layer error')
     .argument('<original>', 'the reference ONNX model')
@@ -59,97 +59,77 @@ export function registerEval(program: Command, context: CliContext): void {
     .option('--range <min,max>', 'value range of generated inputs (default 0,1 for floats)')
     .option('--metric <module>', 'a .js/.ts module exporting (reference, candidate, sample) => number')
     .option('--batch <n>', 'samples stacked along axis 0 per run (only for models with a batch axis)', '1')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
-    .action(async (original: string, candidate: string, flags: EvalFlags, command: Command) => {
-      // onnxruntime logs warnings and errors of its own, several lines each, straight to stderr;
-      // its errors reach the user through ours as one line, so it stays quiet unless --verbose.
-      if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-      const report = await evaluate(original, candidate, flags, context);
-      for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning}\n`);
-      context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatEval(report, Number(flags.top)));
-      if (flags.report !== undefined) writeEvalReportFile(flags.report, original, candidate, report);
-    });
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)');
+  addGateOptions(command).action(async (original: string, candidate: string, flags: EvalFlags, cmd: Command) => {
+    const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 0);
+    const ctx = cliRecipeContext(cmd, context.io, { threads: threads === 0 ? undefined : threads });
+    let measured: EvaluateReport;
+    let failed: EvalGateError | undefined;
+    try {
+      measured = await runEval(original, candidate, flags, ctx);
+    } catch (error) {
+      // A missed gate still shows the numbers (a CI log needs them), then fails with exit 3.
+      if (!(error instanceof EvalGateError)) throw error;
+      failed = error;
+      measured = error.report;
+    }
+    const report = commandReport(original, candidate, measured);
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatEval(report, Number(flags.top)));
+    if (flags.report !== undefined) writeEvalReportFile(flags.report, original, candidate, measured);
+    if (failed !== undefined) throw failed;
+  });
 }
 
-async function evaluate(originalFile: string, candidateFile: string, flags: EvalFlags, { io }: CliContext): Promise<EvalReport> {
+async function runEval(originalFile: string, candidateFile: string, flags: EvalFlags, ctx: ReturnType<typeof cliRecipeContext>): Promise<EvaluateReport> {
   const batch = wholeNumber(flags.batch, '--batch', 1);
-  const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 0);
   const count = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 1);
   wholeNumber(flags.top, '--top', 0);
   if (flags.data !== undefined) {
     const generatorOnly = (['seed', 'dims', 'range'] as const).filter((k) => flags[k] !== undefined);
     if (generatorOnly.length > 0) throw new UsageError(`--${generatorOnly[0]} shapes generated inputs and has no effect with --data`);
   }
+  const gate = gateFromFlags(flags, flags.labels !== undefined);
+  if (flags.report !== undefined) {
+    checkOutput({ output: flags.report, flag: '--report', inputs: [originalFile, candidateFile, flags.data, flags.labels, flags.metric], models: [originalFile, candidateFile] });
+  }
   const original = loadModelFile(originalFile);
   const candidate = loadModelFile(candidateFile);
-  const labels = flags.labels === undefined ? undefined : readLabels(flags.labels);
+  const labels = flags.labels === undefined ? undefined : readLabelsFile(flags.labels);
   const custom = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
   const samples = await openCommandSamples(original, flags, count);
   try {
-    const report = await compareModels(nodeOrt, original, candidate, samples, {
-      limit: flags.data === undefined ? undefined : count,
-      batch,
-      threads,
-      labels,
-      labelOutput: flags.labelOutput,
-      customMetric: custom?.metric,
-      customMetricName: custom?.name,
-      perLayer: flags.perLayer === true,
-      progress: delayed(process.stderr.isTTY ? terminalProgress(process.stderr) : lineProgress((line) => io.stderr(`${line}\n`)), PROGRESS_DELAY_MS),
-    });
-    return { models: { original: originalFile, candidate: candidateFile }, ...report };
+    const report = await evaluate(
+      original,
+      candidate,
+      {
+        samples,
+        limit: flags.data === undefined ? undefined : count,
+        batch,
+        labels,
+        labelOutput: flags.labelOutput,
+        customMetric: custom?.metric,
+        customMetricName: custom?.name,
+        perLayer: flags.perLayer === true,
+        gate,
+      },
+      ctx,
+    );
+    return report;
   } finally {
     await samples.close?.();
   }
 }
 
-
-function readLabels(file: string): Labels {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(fs.readFileSync(file));
-  } catch (error) {
-    throw inFile(file, error);
-  }
-  return parseLabels(bytes, file);
-}
-
-
-
-
-
-/** Forwards progress only once a run has lasted `ms`, so quick runs print nothing. */
-function delayed(inner: Progress, ms: number): Progress {
-  let label = '';
-  let total: number | undefined;
-  let startedAt = 0;
-  let steps = 0;
-  let shown = false;
+function commandReport(original: string, candidate: string, report: EvaluateReport): EvalCommandReport {
   return {
-    start(l, t) {
-      label = l;
-      total = t;
-      startedAt = Date.now();
-      steps = 0;
-      shown = false;
-    },
-    tick(n = 1) {
-      steps += n;
-      if (shown) inner.tick(n);
-      else if (Date.now() - startedAt >= ms) {
-        shown = true;
-        inner.start(label, total);
-        inner.tick(steps);
-      }
-    },
-    done() {
-      if (shown) inner.done();
-    },
+    ...envelope({ command: 'eval', input: { original, candidate }, output: null, warnings: report.warnings }, report, nodeEnvironment()),
+    models: { original, candidate },
   };
 }
 
 /** The report as terminal text: the setting, output fidelity, accuracy, then the worst layers. */
-export function formatEval(report: EvalReport, top = 10): string {
+export function formatEval(report: Omit<EvaluateReport, 'warnings'> & { models?: EvalCommandReport['models']; warnings: readonly (string | { message: string })[] }, top = 10): string {
   const lines: string[] = [];
   if (report.models !== undefined) {
     lines.push(`original   ${report.models.original}`, `candidate  ${report.models.candidate}`);
@@ -198,6 +178,9 @@ export function formatEval(report: EvalReport, top = 10): string {
     for (const note of report.layer_notes ?? []) lines.push(`note: ${note}`);
   }
   lines.push(`\n${report.samples} sample${report.samples === 1 ? '' : 's'} compared`);
+  for (const warning of report.warnings) lines.push(`warning: ${typeof warning === 'string' ? warning : warning.message}`);
+  lines.push(`verdict: ${report.verdict.message}`);
+  if (report.gate !== undefined) lines.push(`gate: ${report.gate.passed ? 'passed' : `failed (${report.gate.misses.map(describeMiss).join('; ')})`}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -315,8 +315,8 @@ function accuracyCounter(labels: Labels, output: string, outputs: readonly [stri
   if (!outputs.some(([name]) => name === output)) {
     throw new Error(`label output '${output}' is not an output both models have (${outputs.map(([n]) => `'${n}'`).join(', ')})`);
   }
-  const original: AccuracyAccumulator = createAccuracyAccumulator();
-  const candidate: AccuracyAccumulator = createAccuracyAccumulator();
+  const original: AccuracyAccumulator = createAccuracyAccumulator(labels.where);
+  const candidate: AccuracyAccumulator = createAccuracyAccumulator(labels.where);
   let used = 0;
   return {
     add(reference: Record<string, Tensor>, result: Record<string, Tensor>) {
