@@ -11,6 +11,7 @@ import { registerInspect } from './inspect-command.js';
 import { registerOptimize } from './optimize-command.js';
 import { registerQat } from './qat-command.js';
 import { registerQuantize } from './quantize-command.js';
+import { registerRun } from './run-command.js';
 import { registerTrain } from './train-command.js';
 
 /** Where commands write; tests and embedding code may capture it. */
@@ -27,7 +28,7 @@ export interface CliContext {
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
 // One line per command, in the order `shrink --help` lists them.
-const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerTrain, registerQat, registerDistill];
+const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerRun, registerTrain, registerQat, registerDistill];
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

@@ -1,0 +1,159 @@
+// Recipe files: an ordered list of steps, each one key naming the step and its options, in JSON
+// or YAML of the same shape:
+//
+//   {"steps": [{"optimize": {}},
+//              {"quantize": {"method": "static-int8", "calibrator": "entropy"}},
+//              {"gate": {"min_cosine": 0.99, "max_accuracy_drop": 0.5}}]}
+//
+// Keys are snake_case, as in every JSON shrink writes. Validated with zod, so a mistake comes
+// back as one line naming the step and the key.
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { isSupportedBlockSize } from '../kernels/quant-formats.js';
+import { CALIBRATOR_NAMES } from '../methods/quantize/calibration/registry.js';
+import { type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
+import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName } from '../methods/quantize/registry.js';
+import type { Gate } from './gate.js';
+import type { OptimizeStepOptions } from './optimize.js';
+import type { QuantizeOptions } from './quantize.js';
+
+const PRECISIONS = ['fp32', 'fp16', 'bf16', 'int8', 'int4', 'int2', 'ternary', 'binary'] as const;
+
+const OptimizeStep = z.strictObject({
+  level: z.enum(['basic', 'full']).optional(),
+  passes: z.array(z.string().min(1)).min(1).optional(),
+  skip: z.array(z.string().min(1)).optional(),
+});
+
+const QuantizeStep = z.strictObject({
+  method: z.enum(QUANTIZE_METHOD_NAMES),
+  block_size: z.number().refine(isSupportedBlockSize, { message: 'must be 16, 32, 64, 128 or 256' }).optional(),
+  symmetric: z.boolean().optional(),
+  rounding: z.enum(['rtn', 'hqq']).optional(),
+  scale_type: z.enum(['float32', 'float16']).optional(),
+  accuracy_level: z.number().int().min(0).max(4).optional(),
+  compute: z.enum(['ort-cpu', 'all', 'none']).optional(),
+  keep_io_types: z.boolean().optional(),
+  block_ops: z.array(z.string().min(1)).optional(),
+  exclude: z.array(z.string().min(1)).optional(),
+  keep_first_last: z.number().int().min(0).optional(),
+  nodes: z.array(z.strictObject({ match: z.string().min(1), precision: z.enum(PRECISIONS) })).optional(),
+  per_channel: z.boolean().optional(),
+  reduce_range: z.boolean().optional(),
+  weight_type: z.enum(['int8', 'uint8']).optional(),
+  calibrator: z.enum(CALIBRATOR_NAMES).optional(),
+  percentile: z.number().gt(0).lte(100).optional(),
+  fp32_search: z.strictObject({ tolerance_db: z.number().positive(), max_rounds: z.number().int().min(1).optional() }).optional(),
+});
+
+const GateStep = z
+  .strictObject({
+    min_cosine: z.number().min(-1).max(1).optional(),
+    min_sqnr_db: z.number().optional(),
+    min_top1_agreement: z.number().min(0).max(1).optional(),
+    max_accuracy_drop: z.number().min(0).optional(),
+    max_size_ratio: z.number().positive().optional(),
+  })
+  .refine((g) => Object.values(g).some((v) => v !== undefined), { message: 'a gate needs at least one figure (min_cosine, min_sqnr_db, min_top1_agreement, max_accuracy_drop, max_size_ratio)' });
+
+const Step = z.union([z.strictObject({ optimize: OptimizeStep }), z.strictObject({ quantize: QuantizeStep }), z.strictObject({ gate: GateStep })]);
+
+const RecipeSchema = z.strictObject({
+  /** What the recipe is for, shown in reports. */
+  description: z.string().optional(),
+  steps: z.array(Step).min(1),
+});
+
+export type RecipeFile = z.infer<typeof RecipeSchema>;
+
+/** A recipe ready to run: each step with its library options. */
+export type RecipeStep =
+  | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
+  | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'gate'; gate: Gate };
+
+export interface Recipe {
+  description?: string;
+  steps: RecipeStep[];
+}
+
+/** Parses a recipe's text (JSON, or YAML of the same shape); errors are one line starting with `where`. */
+export function parseRecipe(text: string, where: string): Recipe {
+  let data: unknown;
+  try {
+    data = /^\s*[{[]/.test(text) ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new Error(`${where}: neither valid JSON nor YAML (${(error as Error).message.split('\n')[0]})`);
+  }
+  return recipeFromData(data, where);
+}
+
+/** A recipe from already-parsed data (a page builds it in code). */
+export function recipeFromData(data: unknown, where = 'recipe'): Recipe {
+  const parsed = RecipeSchema.safeParse(data);
+  if (!parsed.success) throw new Error(`${where}: ${describeIssue(parsed.error.issues, data)}`);
+  return {
+    description: parsed.data.description,
+    steps: parsed.data.steps.map((step, i) => toStep(step, `${where}: steps.${i}`)),
+  };
+}
+
+function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
+  if ('optimize' in step) return { kind: 'optimize', options: { level: step.optimize.level, passes: step.optimize.passes, skip: step.optimize.skip } };
+  if ('gate' in step) {
+    const g = step.gate;
+    return {
+      kind: 'gate',
+      gate: { minCosine: g.min_cosine, minSqnrDb: g.min_sqnr_db, minTop1Agreement: g.min_top1_agreement, maxAccuracyDrop: g.max_accuracy_drop, maxSizeRatio: g.max_size_ratio },
+    };
+  }
+  const q = step.quantize;
+  const method: QuantizeMethodName = q.method;
+  const config: QuantizeConfig = {
+    blockSize: q.block_size,
+    symmetric: q.symmetric,
+    rounding: q.rounding,
+    scaleType: q.scale_type,
+    accuracyLevel: q.accuracy_level,
+    compute: q.compute,
+    keepIoTypes: q.keep_io_types,
+    blockOps: q.block_ops,
+    exclude: q.exclude,
+    keepFirstLast: q.keep_first_last,
+    nodes: q.nodes,
+  };
+  const isInt8 = method === 'static-int8' || method === 'dynamic-int8';
+  const settings = settingsFromConfig(config, method, {
+    // Per-channel int8 weights by default, as on the command line.
+    perChannel: q.per_channel ?? (isInt8 ? true : undefined),
+    reduceRange: q.reduce_range,
+    weightType: q.weight_type,
+    calibrator: q.calibrator,
+    percentile: q.percentile,
+  }, `${where}.quantize`);
+  return {
+    kind: 'quantize',
+    options: {
+      ...settings,
+      method,
+      fp32Search: q.fp32_search === undefined ? undefined : { toleranceDb: q.fp32_search.tolerance_db, maxRounds: q.fp32_search.max_rounds },
+    },
+  };
+}
+
+/** zod's first issue as `steps.1.quantize.block_size: ...`; an unknown step name says which exist. */
+function describeIssue(issues: readonly z.core.$ZodIssue[], data: unknown): string {
+  const issue = issues[0];
+  if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'steps') {
+    const step = (data as { steps: unknown[] }).steps[issue.path[1] as number];
+    const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
+    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize or gate)`;
+    if (!['optimize', 'quantize', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, gate)`;
+    // The union's branch for this step name holds the real issue.
+    const branch = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.find((e) => e.length > 0 && e[0].path[0] === keys[0]);
+    if (branch !== undefined) return describeIssue(branch.map((e) => ({ ...e, path: [...issue.path, ...e.path] })), data);
+  }
+  const keys = 'keys' in issue && Array.isArray(issue.keys) ? issue.keys.join(', ') : '';
+  const path = [...issue.path.map(String), keys].filter((p) => p !== '').join('.');
+  return `${path === '' ? '' : `'${path}': `}${issue.message}`;
+}

@@ -1,0 +1,105 @@
+// Runs a recipe: its steps in order, each on the previous step's result, then the proof for the
+// whole: the final model against the recipe's input on the data, with the verdict. A gate step
+// measures the model so far against the input and stops the recipe (GateFailedError, exit 3 in
+// the CLI) when a figure misses. Nothing here touches files, so a page or a worker runs the same
+// recipe the CLI runs and gets the same model.
+import type { EvalReport } from '../eval/eval-report.js';
+import type { Labels } from '../eval/labels.js';
+import type { SampleSource } from '../eval/samples.js';
+import type { Model } from '../ir/model.js';
+import { modelBytes } from '../onnx/model-size.js';
+import type { RecipeContext } from './context.js';
+import { measureFidelity } from './fidelity.js';
+import { checkGate, GateFailedError, type GateMiss } from './gate.js';
+import { type OptimizeReport, optimize } from './optimize.js';
+import type { PassWarning } from './pass.js';
+import { quantize } from './quantize.js';
+import type { QuantizeReport } from './quantize-report.js';
+import type { Recipe } from './recipe.js';
+import { type SizeChange, sizeChange } from './size-change.js';
+import { type Verdict, type VerdictThresholds, verdictOf } from './verdict.js';
+
+export interface RecipeData {
+  /** Samples every step checks on, and the calibration data unless `calibration` is given. */
+  data?: SampleSource;
+  /** Calibration samples for static-int8 steps (default: `data`). */
+  calibration?: SampleSource;
+  /** Class ids of `data`: accuracy, and gates on it. */
+  labels?: Labels;
+  /** Compare at most this many samples of `data`. */
+  limit?: number;
+  /** Why there is no data, when there is none (the reports say so). */
+  noDataReason?: string;
+  verdict?: VerdictThresholds;
+}
+
+export type RecipeStepReport =
+  | { step: 'optimize'; report: OptimizeReport }
+  | { step: 'quantize'; report: QuantizeReport }
+  | { step: 'gate'; report: { passed: boolean; misses: GateMiss[]; fidelity: EvalReport; size_ratio: number } };
+
+export interface RecipeReport {
+  description?: string;
+  steps: RecipeStepReport[];
+  /** The recipe's input against its final model. */
+  size: SizeChange;
+  /** The final model against the input on the data; absent without data. */
+  fidelity?: EvalReport;
+  fidelity_skipped?: string;
+  verdict: Verdict;
+  warnings: PassWarning[];
+}
+
+export interface RecipeResult {
+  model: Model;
+  report: RecipeReport;
+}
+
+/** A step's progress report: which step of how many is running. */
+export type StepListener = (index: number, total: number, name: string) => void;
+
+export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, ctx: RecipeContext, onStep?: StepListener): Promise<RecipeResult> {
+  const steps: RecipeStepReport[] = [];
+  const warnings: PassWarning[] = [];
+  const fidelity = data.data === undefined ? undefined : { samples: data.data, limit: data.limit, labels: data.labels };
+  // The last measurement of the current model against the input, reused when nothing changed since.
+  let measured: { model: Model; report: EvalReport } | undefined;
+  let current = model;
+  for (const [i, step] of recipe.steps.entries()) {
+    onStep?.(i, recipe.steps.length, step.kind);
+    ctx.debug?.(1, `recipe step ${i + 1}/${recipe.steps.length}: ${step.kind}`);
+    if (step.kind === 'optimize') {
+      const result = await optimize(current, { ...step.options, validate: fidelity }, ctx);
+      current = result.model;
+      warnings.push(...result.report.warnings.filter((w) => w.code !== 'not-validated'));
+      steps.push({ step: 'optimize', report: result.report });
+    } else if (step.kind === 'quantize') {
+      const calibration = data.calibration ?? data.data;
+      const result = await quantize(current, { ...step.options, calibration, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      current = result.model;
+      warnings.push(...result.report.warnings);
+      steps.push({ step: 'quantize', report: result.report });
+    } else {
+      if (fidelity === undefined) throw new Error(`recipe step ${i + 1} (gate): gates compare with the input on data: give --data${data.noDataReason === undefined ? '' : ` (${data.noDataReason})`}`);
+      const report = measured?.model === current ? measured.report : await measureFidelity(model, current, fidelity, ctx);
+      measured = { model: current, report };
+      const sizeRatio = modelBytes(current) / modelBytes(model);
+      const misses = checkGate(step.gate, report, sizeRatio);
+      steps.push({ step: 'gate', report: { passed: misses.length === 0, misses, fidelity: report, size_ratio: Number(sizeRatio.toFixed(4)) } });
+      if (misses.length > 0) throw new GateFailedError(misses, `recipe step ${i + 1} (gate)`);
+    }
+  }
+  let final: EvalReport | undefined;
+  if (fidelity !== undefined) final = measured?.model === current ? measured.report : await measureFidelity(model, current, fidelity, ctx);
+  return {
+    model: current,
+    report: {
+      ...(recipe.description === undefined ? {} : { description: recipe.description }),
+      steps,
+      size: sizeChange(modelBytes(model), modelBytes(current)),
+      ...(final === undefined ? { fidelity_skipped: data.noDataReason ?? 'no data given' } : { fidelity: final }),
+      verdict: verdictOf(final, { thresholds: data.verdict, why: data.noDataReason }),
+      warnings,
+    },
+  };
+}
