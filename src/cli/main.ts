@@ -60,6 +60,7 @@ export function buildProgram(context: CliContext): Command {
     .description('Make ONNX models smaller and faster, and show the evidence.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--verbose', 'print the stack trace when something fails')
+    .option('--no-progress', 'do not report progress of long work on stderr')
     .helpOption('-h, --help', 'show help')
     .showSuggestionAfterError(true)
     .exitOverride()
