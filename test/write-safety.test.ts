@@ -51,7 +51,7 @@ test('a result onnxruntime cannot load is not written (exit 1, one line)', () =>
   const b = new GraphBuilder();
   const x = b.input('x', DataType.FLOAT, [1, 64]);
   const y = b.node('MatMul', [x, b.tensor(floats('W', [64, 64], 1))], [], { name: 'mm' });
-  const z = b.node('Blend', [y], [], { name: 'blend', domain: 'com.example', outputs: ['z'] });
+  const [z] = b.node('Blend', [y], [], { name: 'blend', domain: 'com.example', outputs: ['z'] });
   b.output(z, DataType.FLOAT);
   const file = path.join(work, 'custom-op.onnx');
   saveModel(buildModel(b.graph, [{ domain: '', version: 17 }, { domain: 'com.example', version: 1 }]), file);
