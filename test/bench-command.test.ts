@@ -1,14 +1,19 @@
 // `shrink bench` end to end: the real CLI in a child process on PP-OCRv4 det and rec (small inputs,
 // few runs), on the direction classifier with onnxruntime-web (wasm), and on bad command lines.
 // The JSON is checked for internal consistency (ratios recomputed here from the absolute figures,
-// percentiles ordered, sizes equal to the files on disk, memory = peak - baseline) and the report
-// file for having been written whole.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// percentiles ordered, sizes equal to the files on disk, memory = peak - baseline), for the common
+// report envelope, and the report file for having been written whole. A model with external data
+// is timed from its path; --report may not name a model or its data, and its folder must exist.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BenchModelResult, BenchReport } from '../src/eval/benchmark.js';
+import type { BenchCommandReport } from '../src/cli/bench-command.js';
+import type { BenchModelResult } from '../src/eval/benchmark.js';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
+import { DataType } from '../src/ir/dtype.js';
+import { saveModel } from '../src/node/model-files.js';
 import { CLS, DET, REC } from './helpers/real-models.js';
 import { REPO_ROOT, spawnShrink } from './helpers/cli.js';
 
@@ -44,7 +49,13 @@ test('bench det and rec: latency, throughput, memory, sizes and ratios to the fi
   const report = join(work, 'bench.html');
   const run = shrink('bench', DET, REC, '--runs', '5', '--warmup', '1', '--dims', SMALL_DIMS, '--json', '--report', report);
   assert.equal(run.status, 0, run.stderr);
-  const json = JSON.parse(run.stdout) as BenchReport;
+  const json = JSON.parse(run.stdout) as BenchCommandReport;
+  // The envelope every command's --json shares: the models in order, the report written, no warnings (every dim was sized).
+  assert.equal(json.command, 'bench');
+  assert.deepEqual(json.input, { model_1: DET, model_2: REC });
+  assert.equal(json.output, report);
+  assert.deepEqual(json.warnings, []);
+  assert.equal(json.environment.host, `node ${process.version}`);
   assert.equal(json.backend, 'onnxruntime-node');
   assert.deepEqual([json.runs, json.warmup, json.threads, json.batch], [5, 1, 1, 1]);
   const [det, rec] = json.models;
@@ -74,9 +85,10 @@ test('bench det and rec: latency, throughput, memory, sizes and ratios to the fi
   assert.equal(det.memory!.baseline_rss_bytes, rec.memory!.baseline_rss_bytes);
   close(rec.ratios.memory!, rec.memory!.model_rss_bytes / det.memory!.model_rss_bytes, 'memory ratio');
 
-  // Progress went to stderr (plain lines: not a terminal), never into the JSON.
-  assert.match(run.stderr, /^timing: started \(10 steps\)$/m);
-  assert.match(run.stderr, /^memory: done/m);
+  // Progress (shown only for phases that last) went to stderr as plain lines, never into the JSON.
+  for (const line of run.stderr.trimEnd().split('\n').filter((l) => l !== '')) {
+    assert.match(line, /^(loading|warm-up|timing|memory): (started|\d+\/\d+|done)/, `stderr holds only progress: ${run.stderr}`);
+  }
 
   const html = readFileSync(report, 'utf8');
   assert.ok(html.startsWith('<!doctype html>') && html.trimEnd().endsWith('</html>'));
@@ -97,12 +109,51 @@ test('bench table output names both models and their ratios', { timeout: 60_000 
   assert.ok(lines.some((l) => /^\s+ch_ppocr_mobile_v2\.0_cls_infer\.onnx\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x$/.test(l)));
   assert.ok(lines.includes('  ch_PP-OCRv4_rec_infer.onnx: x float32[1,3,48,160]'));
   assert.ok(lines.includes('  ch_ppocr_mobile_v2.0_cls_infer.onnx: x float32[1,3,160,320]'));
+  // cls's W took the default size: said, since latency depends on it.
+  assert.ok(lines.includes(`warning: ${CLS}: symbolic dim 'p2o.DynamicDimension.2' (x[3]) has no size given; timed at 320`), run.stdout);
+});
+
+test('bench times a model with external data from its path; --report may not overwrite a model or its data', { timeout: 60_000 }, () => {
+  // y = x·W with W [256,256] in model.onnx.data beside model.onnx.
+  const builder = new GraphBuilder();
+  const x = builder.input('x', DataType.FLOAT, ['N', 256]);
+  const weights = Float32Array.from({ length: 256 * 256 }, (_, i) => ((i % 17) - 8) / 16);
+  builder.output(builder.node('MatMul', [x, builder.initializer('W', DataType.FLOAT, [256, 256], weights)]) as string, DataType.FLOAT, ['N', 256]);
+  const folder = mkdtempSync(join(work, 'external-'));
+  const model = join(folder, 'model.onnx');
+  saveModel(buildModel(builder.graph), model, { externalData: true });
+  const data = join(folder, 'model.onnx.data');
+  assert.ok(statSync(data).size >= 256 * 256 * 4, 'the weights are in the data file');
+
+  const run = shrink('bench', model, '--runs', '2', '--warmup', '0', '--no-memory', '--batch', '4', '--json');
+  assert.equal(run.status, 0, run.stderr);
+  const [m] = (JSON.parse(run.stdout) as BenchCommandReport).models;
+  assert.equal(m!.size_bytes, statSync(model).size + statSync(data).size, 'size counts the external data file');
+  assert.deepEqual(m!.inputs, ['x float32[4,256]']);
+  assert.equal(m!.runs_ms.length, 2);
+  assert.deepEqual(readdirSync(folder).sort(), ['model.onnx', 'model.onnx.data'], 'loaded from its path: nothing staged beside it');
+
+  // Refused before any work: a report path that is a model or its data (exit 2), or in a missing folder (exit 1).
+  const refusals: [string, number, RegExp][] = [
+    [model, 2, /^shrink: --report \S+model\.onnx is the input \S+model\.onnx: writing it would destroy the input; choose another output$/],
+    [data, 2, /^shrink: --report \S+model\.onnx\.data is the external data file of \S+model\.onnx: writing it would destroy the input; choose another output$/],
+    [join(folder, 'missing', 'report.html'), 1, /^shrink: \S+report\.html: folder '\S+missing' does not exist$/],
+  ];
+  for (const [target, status, message] of refusals) {
+    const before = existsSync(target) ? readFileSync(target) : undefined;
+    const refused = shrink('bench', CLS, model, '--report', target);
+    assert.equal(refused.status, status, refused.stderr);
+    assert.equal(refused.stdout, '');
+    assert.match(refused.stderr.trimEnd(), message);
+    assert.equal(refused.stderr.trimEnd().split('\n').length, 1, refused.stderr);
+    if (before !== undefined) assert.deepEqual(readFileSync(target), before, `${target} unchanged`);
+  }
 });
 
 test('bench --backend wasm runs the classifier in onnxruntime-web', { timeout: 120_000 }, () => {
   const run = shrink('bench', CLS, '--backend', 'wasm', '--runs', '3', '--warmup', '1', '--dims', CLS_DIMS, '--json');
   assert.equal(run.status, 0, run.stderr);
-  const json = JSON.parse(run.stdout) as BenchReport;
+  const json = JSON.parse(run.stdout) as BenchCommandReport;
   assert.equal(json.backend, 'onnxruntime-web (wasm, 1 thread)');
   const [cls] = json.models;
   checkModel(cls!, CLS, 3);

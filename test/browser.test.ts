@@ -151,7 +151,7 @@ test('the core runs in headless Chromium on the PP-OCR classifier and matches No
     assert.deepEqual(inBrowser.report, inNode.report);
     assert.equal(inNode.report.nodes, inNode.nodeCount);
     assert.equal(inNode.report.total.tensors, inNode.constantCount);
-    assert.equal(inNode.report.fileBytes, bytes.byteLength);
+    assert.equal(inNode.report.file_bytes, bytes.byteLength);
     assert.equal(inNode.report.source, MODEL_FILE);
     assert.deepEqual(
       Object.fromEntries(inNode.report.ops.map((o) => [o.op, o.count])),

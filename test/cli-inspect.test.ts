@@ -63,6 +63,13 @@ function* graphsOf(graph: GraphProto, inSubgraph = false): Generator<{ graph: Gr
 
 const product = (dims: bigint[]) => dims.reduce((n, d) => n * Number(d), 1);
 
+/** Every key of every object in a JSON value. */
+function objectKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(objectKeys);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, inner]) => [key, ...objectKeys(inner)]);
+}
+
 /** Every constant's element type and count: initializers and the value of each Constant node. */
 function constantsOf(proto: ModelProto): { dataType: number; elements: number }[] {
   const out: { dataType: number; elements: number }[] = [];
@@ -101,11 +108,22 @@ for (const [label, file] of Object.entries(MODELS)) {
     const report = inspectJson(file);
     const proto = fromBinary(ModelProtoSchema, readFileSync(`${REPO_ROOT}/${file}`));
 
+    // The common envelope around the report (src/pipeline/report-envelope.ts).
+    assert.equal(report.command, 'inspect');
+    assert.equal(report.input, file);
+    assert.equal(report.output, null);
+    assert.deepEqual(report.warnings, []);
+    assert.equal(report.environment.host, `node ${process.version}`);
+    assert.match(report.environment.runtime, /^onnxruntime-node \d+\.\d+\.\d+$/);
     assert.equal(report.source, file);
-    assert.equal(report.fileBytes, statSync(`${REPO_ROOT}/${file}`).size);
+    assert.equal(report.file_bytes, statSync(`${REPO_ROOT}/${file}`).size);
+    assert.equal(report.model_version, Number(proto.modelVersion));
+    assert.equal(report.doc_string, proto.docString);
+    // Every key, at any depth, is snake_case (dims and metadata values are data, not keys).
+    for (const key of objectKeys(report)) assert.match(key, /^[a-z][a-z0-9_]*$/, `key '${key}'`);
     assert.equal(report.producer.name, proto.producerName);
     assert.equal(report.producer.version, proto.producerVersion);
-    assert.equal(report.irVersion, Number(proto.irVersion));
+    assert.equal(report.ir_version, Number(proto.irVersion));
     assert.deepEqual(
       report.opsets,
       proto.opsetImport.map((o) => ({ domain: o.domain, version: Number(o.version) })),
@@ -130,7 +148,7 @@ for (const [label, file] of Object.entries(MODELS)) {
     assert.equal(report.parameters.tensors, parameters.tensors);
     assert.equal(report.parameters.elements, parameters.elements);
     assert.equal(report.parameters.elements + report.constants.elements, all.elements);
-    const byDtypeElements = report.byDtype.reduce((n: number, d: { elements: number }) => n + d.elements, 0);
+    const byDtypeElements = report.by_dtype.reduce((n: number, d: { elements: number }) => n + d.elements, 0);
     assert.equal(byDtypeElements, all.elements);
 
     // Op histogram: every node of every graph, counted once.
@@ -164,15 +182,15 @@ test('inspect counts Silero v5 weights and ops that live only inside If subgraph
   const reported = new Set(report.ops.map((o: { op: string }) => o.op));
   for (const op of subgraphOnly) assert.ok(reported.has(op), `op ${op} (only inside subgraphs) missing from the histogram`);
   const conv = report.ops.find((o: { op: string }) => o.op === 'Conv');
-  assert.equal(conv.inSubgraphs, conv.count);
+  assert.equal(conv.in_subgraphs, conv.count);
 
   // v5 keeps every weight in Constant nodes inside If branches.
   assert.ok(subgraphParameters > 300_000, `${subgraphParameters}`);
   assert.equal(report.parameters.elements, subgraphParameters + sum(mainGraphParameters(proto)).elements);
-  assert.equal(report.storage.constantNode.elements, report.total.elements);
+  assert.equal(report.storage.constant_node.elements, report.total.elements);
   assert.ok(report.largest.every((t: { graph: string }) => t.graph.includes('/')));
   // Layer rows inside subgraphs carry their path (the LSTM weights reach it through Slice nodes).
-  assert.ok(report.layers.some((l: { node: string; opType: string }) => l.opType === 'Conv' && /^If_0\/(then|else)_branch\/./.test(l.node)));
+  assert.ok(report.layers.some((l: { node: string; op_type: string }) => l.op_type === 'Conv' && /^If_0\/(then|else)_branch\/./.test(l.node)));
 });
 
 function mainGraphParameters(proto: ModelProto) {
@@ -197,7 +215,7 @@ test('inspect keeps the detector symbolic dims as strings', () => {
   }
   // PP-OCR keeps all its weights in Constant nodes.
   assert.equal(report.storage.initializer.tensors, 0);
-  assert.equal(report.storage.constantNode.tensors, report.total.tensors);
+  assert.equal(report.storage.constant_node.tensors, report.total.tensors);
 });
 
 test('inspect prints readable tables with every section and the largest tensor', () => {
@@ -225,7 +243,7 @@ test('inspect without MODEL uses the bundled PP-OCRv4 recogniser and says so', (
   assert.equal(run.stderr.trim().split('\n').length, 1);
   const report = JSON.parse(run.stdout);
   assert.match(report.source, /ch_PP-OCRv4_rec_infer\.onnx$/);
-  assert.equal(report.fileBytes, statSync(`${REPO_ROOT}/${MODELS.rec}`).size);
+  assert.equal(report.file_bytes, statSync(`${REPO_ROOT}/${MODELS.rec}`).size);
   assert.equal(report.inputs[0].name, 'x');
 
   // From another working folder too: the default is found from the package, not the cwd.
@@ -254,7 +272,7 @@ test('inspect reports weights kept in external data, with the data file', () => 
     assert.equal(report.storage.external.elements, moved.reduce((n, t) => n + product(t.dims), 0));
     assert.deepEqual(report.storage.external.files, ['legacy.onnx.data']);
     assert.equal(report.total.elements, inspectJson(MODELS.silero_legacy).total.elements);
-    assert.equal(report.fileBytes, statSync(file).size);
+    assert.equal(report.file_bytes, statSync(file).size);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

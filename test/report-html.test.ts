@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
@@ -134,6 +134,16 @@ test('the HTML report opens offline in headless Chromium and draws every chart',
     assert.deepEqual(problems, []);
     assert.deepEqual(requests, [pageUrl], 'the page loads nothing but itself');
     assert.equal(await page.title(), 'PP-OCRv4 det vs rec');
+    // Where the figures were measured: shrink, onnxruntime and Node versions and the CPU, read here
+    // from their own sources.
+    const environment = (await page.evaluate(`Object.fromEntries([...document.querySelectorAll('.environment [data-env]')].map((e) => [e.dataset.env, e.textContent]))`)) as Record<string, string>;
+    const version = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+    assert.deepEqual(environment, {
+      shrink: `shrink ${version(join(root, 'package.json'))}`,
+      runtime: `onnxruntime-node ${version(join(root, 'node_modules/onnxruntime-node/package.json'))}`,
+      host: `node ${process.version}`,
+      cpu: `${cpus()[0]!.model} (${cpus().length} cores, ${process.platform} ${process.arch})`,
+    });
     // The injected output name stayed text: no script ran from it, and it is shown literally.
     assert.equal(await page.evaluate(() => document.querySelectorAll('script').length), 4);
 

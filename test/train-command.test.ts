@@ -40,6 +40,13 @@ test('shrink train: accuracy rises on held-out digits, the output is the model w
   const run = await runShrink(['train', model, '-o', output, '--epochs', '2', '--checkpoint', checkpoint, ...common]);
   assert.equal(run.code, 0, run.stderr);
   const report = JSON.parse(run.stdout) as TrainReport;
+  // The common envelope: what ran, on which files, the size as before/after/ratio.
+  assert.equal(report.command, 'train');
+  assert.equal(report.input, model);
+  assert.equal(report.output, output);
+  assert.deepEqual(report.size, { before: fs.statSync(model).size, after: fs.statSync(output).size, ratio: Number((fs.statSync(output).size / fs.statSync(model).size).toFixed(4)) });
+  assert.deepEqual(report.warnings, []);
+  assert.equal(report.environment.host, `node ${process.version}`);
   assert.equal(report.samples, 2000);
   assert.equal(report.steps, 80);
   assert.equal(report.trained_weights, 4);

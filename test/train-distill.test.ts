@@ -204,7 +204,10 @@ test('shrink distill trains the student from an .npz and writes it; bad input ge
   assert.equal(report.alpha, 0.5);
   assert.equal(report.parameters.teacher, 784 * 32 + 32 + 32 * 10 + 10);
   assert.equal(report.parameters.student, 784 * 8 + 8 + 8 * 10 + 10);
-  assert.equal(report.bytes_after, readFileSync(output).byteLength);
+  assert.equal(report.command, 'distill');
+  assert.deepEqual(report.input, { teacher: teacherFile, student: studentFile });
+  assert.equal(report.output, output);
+  assert.deepEqual(report.size, { before: readFileSync(studentFile).byteLength, after: readFileSync(output).byteLength, ratio: 1 });
   // The written student: same graph, new weights.
   const before = loadModel(studentFile);
   const trained = loadModel(output);

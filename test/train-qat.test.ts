@@ -224,7 +224,10 @@ test('shrink qat: trains, writes the PTQ format into a folder, reports accuracy;
     const samples = imageTrainingData({ ...train, count: 1024, images: train.images.subarray(0, 1024 * 784), labels: train.labels.subarray(0, 1024) });
     assert.equal(await dataAccuracy(nodeOrt, written, samples, { labels: 'train/labels', threads: 1 }), report.accuracy.qat);
     assert.ok(report.accuracy.float > report.accuracy.ptq, JSON.stringify(report.accuracy));
-    assert.ok(report.bytes.after < report.bytes.before);
+    assert.equal(report.command, 'qat');
+    assert.equal(report.input, input);
+    assert.deepEqual(report.size, { before: fs.statSync(input).size, after: fs.statSync(report.output).size, ratio: Number((fs.statSync(report.output).size / fs.statSync(input).size).toFixed(4)) });
+    assert.ok(report.size.after < report.size.before);
 
     const text = await shrink(['qat', input, '-o', path.join(dir, 'text.onnx'), '--method', 'int4', '--data', data, '--max-steps', '2', '--no-progress']);
     assert.equal(text.code, 0, text.stderr);

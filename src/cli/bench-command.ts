@@ -1,20 +1,25 @@
 // `shrink bench MODEL...`: load time, latency percentiles, throughput, peak memory and file size
 // of one or more models, timed side by side in one process and reported as ratios to the first.
 // Inputs are generated from each model's declared inputs (symbolic dims from --dims/--batch);
-// memory comes from a child process per model (src/node/memory.ts). --report writes the same
-// figures as a self-contained HTML page with charts.
+// memory comes from a child process per model (src/node/memory.ts). onnxruntime-node loads each
+// model from its path (external data beside it, so models over 2 GiB work); --backend wasm hands
+// onnxruntime-web the bytes. --report writes the same figures as a self-contained HTML page with
+// charts; --json prints them in the common report envelope.
 import type { Command } from 'commander';
-import { type BenchModel, benchmarkModels, withMemory, BENCH_DEFAULTS } from '../eval/benchmark.js';
+import { type BenchReport, benchmarkModels, withMemory, BENCH_DEFAULTS } from '../eval/benchmark.js';
 import { formatBenchReport, displayNames } from '../eval/bench-format.js';
 import { readBenchModel } from '../node/bench-model-file.js';
+import { nodeEnvironment } from '../node/environment.js';
 import { measureMemory } from '../node/memory.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../node/ort-web.js';
-import { terminalProgress } from '../node/progress.js';
 import { reportModelOf, writeReportFile } from '../node/report-assets.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
+import { checkOutput } from './output-checks.js';
 import { parseDims, wholeNumber } from './options.js';
+import { cliRecipeContext } from './recipe-context.js';
 
 interface BenchFlags {
   runs: string;
@@ -27,6 +32,9 @@ interface BenchFlags {
   report?: string;
   memory: boolean;
 }
+
+/** What `shrink bench --json` prints; `input` names the models in order: model_1 (the reference), model_2, ... */
+export type BenchCommandReport = ReportEnvelope & BenchReport;
 
 const BACKENDS = ['node', 'wasm'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -45,25 +53,26 @@ export function registerBench(program: Command, { io }: CliContext): void {
     .option('--no-memory', 'skip the peak-memory measurement (one child process per model)')
     .option('--json', 'print one JSON object instead of tables')
     .option('--report <file>', 'also write a self-contained HTML report with charts')
-    .action(async (files: string[], flags: BenchFlags) => {
+    .action(async (files: string[], flags: BenchFlags, command: Command) => {
       const runs = wholeNumber(flags.runs, '--runs', 1);
       const warmup = wholeNumber(flags.warmup, '--warmup', 0);
       const threads = wholeNumber(flags.threads, '--threads', 0);
       const batch = wholeNumber(flags.batch, '--batch', 1);
       const backend = parseBackend(flags.backend);
       const dims = parseDims(flags.dims);
+      // Before any model is read: an hour-long benchmark must not end on a missing folder.
+      if (flags.report !== undefined) checkOutput({ output: flags.report, flag: '--report', inputs: files, models: files });
+      const { progress, debug } = cliRecipeContext(command, io);
 
       const models = files.map((file) => {
         try {
-          return readBenchModel(file);
+          return readBenchModel(file, backend);
         } catch (error) {
           throw inFile(file, error);
         }
       });
       const ort = backend === 'wasm' ? await loadWebOrt() : nodeOrt;
-      const progress = terminalProgress();
-      const benchModels: BenchModel[] = models.map(({ name, bytes, size }) => ({ name, bytes, size }));
-      let report = await benchmarkModels(ort, benchModels, {
+      let report = await benchmarkModels(ort, models, {
         runs,
         warmup,
         threads,
@@ -72,9 +81,10 @@ export function registerBench(program: Command, { io }: CliContext): void {
         backend: backend === 'wasm' ? 'onnxruntime-web (wasm, 1 thread)' : 'onnxruntime-node',
         executionProviders: backend === 'wasm' ? WASM_EXECUTION_PROVIDERS : undefined,
         progress,
+        debug,
       });
       if (flags.memory) {
-        report = withMemory(report, await measureMemory(files, { backend, threads, batch, dims, progress }));
+        report = withMemory(report, await measureMemory(files, { backend, threads, batch, dims, progress, debug }));
       }
 
       if (flags.report !== undefined) {
@@ -83,14 +93,22 @@ export function registerBench(program: Command, { io }: CliContext): void {
         const titled = { ...report, models: report.models.map((m, i) => ({ ...m, name: names[i]! })) };
         writeReportFile(flags.report, { title: `shrink bench: ${names.join(' vs ')}`, models: reportModels, bench: titled });
       }
-      io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatBenchReport(report));
-      if (flags.report !== undefined && !flags.json) io.stdout(`report written to ${flags.report}\n`);
+      if (flags.json) {
+        const json: BenchCommandReport = envelope(
+          { command: 'bench', input: Object.fromEntries(files.map((file, i) => [`model_${i + 1}`, file])), output: flags.report ?? null, warnings: report.warnings },
+          report,
+          nodeEnvironment(),
+        );
+        for (const warning of json.warnings) io.stderr(`shrink: warning: ${warning.message}\n`);
+        io.stdout(`${JSON.stringify(json, null, 2)}\n`);
+      } else {
+        io.stdout(formatBenchReport(report));
+        if (flags.report !== undefined) io.stdout(`report written to ${flags.report}\n`);
+      }
     });
 }
-
 
 function parseBackend(text: string): Backend {
   if ((BACKENDS as readonly string[]).includes(text)) return text as Backend;
   throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got '${text}'`);
 }
-

@@ -2,18 +2,20 @@
 // the teacher's softened outputs plus the hard labels (src/train/distill.ts) and writes the student
 // with its new weights, atomically. The data is an .npz whose keys are the models' input names (and
 // 'labels' for the class ids, unless --labels gives them), or an .npy for a single-input student.
-// Training data is held in memory, as the teacher's outputs for every sample are.
-import * as fs from 'node:fs';
+// Training data is held in memory, as the teacher's outputs for every sample are. --json prints
+// the report in the common envelope (input: the teacher and the student; size: student -> output).
 import { type Command } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
 import { inspectModel } from '../inspect/inspect.js';
-import { saveModel } from '../node/model-files.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
-import { stderrProgress } from '../node/progress.js';
-import { type Progress } from '../pipeline/progress.js';
+import type { RecipeContext } from '../pipeline/context.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
+import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { SessionLoadError } from '../runtime/ort-errors.js';
 import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
+import { debugPhase } from './debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
 import { checkOutput } from './output-checks.js';
@@ -21,6 +23,7 @@ import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, par
 import { loadModelFile } from './input-files.js';
 import { collect, positiveNumber } from './options.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
+import { cliRecipeContext } from './recipe-context.js';
 
 interface DistillFlags extends TrainingFlags {
   teacher: string;
@@ -35,11 +38,8 @@ interface DistillFlags extends TrainingFlags {
   studentOutput?: string;
 }
 
-/** What `--json` prints (snake_case, as the eval and bench reports). */
-export interface DistillReport {
-  teacher: string;
-  student: string;
-  output: string;
+/** What distillation found, inside the envelope of `--json`. */
+export interface DistillResult {
   samples: number;
   classes: number;
   temperature: number;
@@ -48,8 +48,10 @@ export interface DistillReport {
   steps: number;
   teacher_seconds: number;
   parameters: { teacher: number; student: number; ratio: number };
-  bytes_after: number;
 }
+
+/** What `--json` prints: input {teacher, student}, output, size (student -> output), then the result. */
+export type DistillReport = ReportEnvelope & DistillResult;
 
 export function registerDistill(program: Command, context: CliContext): void {
   addTrainingOptions(
@@ -68,14 +70,12 @@ export function registerDistill(program: Command, context: CliContext): void {
       .option('--student-output <name>', "the student's logits output (default: its only output)"),
     { optimizer: 'sgd' },
   ).action(async (flags: DistillFlags, command: Command) => {
-    if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-    const progress = stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`));
-    const report = await runDistill(flags, progress);
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    const report = await runDistill(flags, cliRecipeContext(command, context.io));
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(flags, report));
   });
 }
 
-async function runDistill(flags: DistillFlags, progress: Progress): Promise<DistillReport> {
+async function runDistill(flags: DistillFlags, ctx: RecipeContext): Promise<DistillReport> {
   const temperature = positiveNumber(flags.temperature, '--temperature');
   const alpha = Number(flags.alpha);
   if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${flags.alpha}'`);
@@ -85,20 +85,22 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
 
   const teacher = loadModelFile(flags.teacher);
   const student = loadModelFile(flags.student);
-  const data: DistillData = await readLabelledArrays({
-    data: flags.data,
-    labels: flags.labels,
-    models: [student, teacher],
-    scale,
-    // The hard-label term needs class ids; with alpha 0 the teacher alone teaches.
-    requireLabels: alpha > 0,
-    labelsHint: `(--alpha ${flags.alpha} weights a hard-label loss; --alpha 0 learns from the teacher alone)`,
-    output: flags.studentOutput,
-  });
+  const data: DistillData = await debugPhase(ctx.debug, `distill: read ${flags.data}`, () =>
+    readLabelledArrays({
+      data: flags.data,
+      labels: flags.labels,
+      models: [student, teacher],
+      scale,
+      // The hard-label term needs class ids; with alpha 0 the teacher alone teaches.
+      requireLabels: alpha > 0,
+      labelsHint: `(--alpha ${flags.alpha} weights a hard-label loss; --alpha 0 learns from the teacher alone)`,
+      output: flags.studentOutput,
+    }),
+  );
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   let result: Awaited<ReturnType<typeof distill>>;
   try {
-    result = await distill(nodeOrt, {
+    result = await debugPhase(ctx.debug, 'distill: teacher outputs and training', () => distill(nodeOrt, {
       teacher,
       student,
       data,
@@ -113,24 +115,22 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
       teacherOutput: flags.teacherOutput,
       studentOutput: flags.studentOutput,
       threads,
-      progress,
-    });
+      progress: ctx.progress,
+    }));
   } catch (error) {
     // onnxruntime failing to load the teacher, or the student's training graph, is about that file.
     if (error instanceof SessionLoadError) throw inFile(error.subject === 'the teacher' ? flags.teacher : flags.student, error);
     throw error;
   }
+  let saved: SavedModel;
   try {
-    saveModel(result.model, flags.output);
+    saved = await debugPhase(ctx.debug, `distill: save ${flags.output}`, () => saveModel(result.model, flags.output));
   } catch (error) {
     throw inFile(flags.output, error);
   }
   const teacherParameters = inspectModel(teacher).parameters.elements;
   const studentParameters = inspectModel(result.model).parameters.elements;
-  return {
-    teacher: flags.teacher,
-    student: flags.student,
-    output: flags.output,
+  const body: DistillResult = {
     samples: result.samples,
     classes: result.classes,
     temperature,
@@ -143,18 +143,28 @@ async function runDistill(flags: DistillFlags, progress: Progress): Promise<Dist
       student: studentParameters,
       ratio: studentParameters / teacherParameters,
     },
-    bytes_after: fs.statSync(flags.output).size,
   };
+  return envelope(
+    {
+      command: 'distill',
+      input: { teacher: flags.teacher, student: flags.student },
+      output: saved.file,
+      size: sizeChange(modelFileBytes(flags.student, student), saved.bytes),
+      warnings: [],
+    },
+    body,
+    nodeEnvironment(),
+  );
 }
 
-function formatReport(report: DistillReport): string {
+function formatReport(flags: DistillFlags, report: DistillReport): string {
   const last = report.epochs[report.epochs.length - 1];
   return [
-    `distilled ${report.teacher} (${report.parameters.teacher} parameters) into ${report.student} (${report.parameters.student}, ${(100 * report.parameters.ratio).toFixed(1)}%)`,
+    `distilled ${flags.teacher} (${report.parameters.teacher} parameters) into ${flags.student} (${report.parameters.student}, ${(100 * report.parameters.ratio).toFixed(1)}%)`,
     `  ${report.samples} samples, ${report.classes} classes, temperature ${report.temperature}, alpha ${report.alpha}`,
     `  teacher outputs computed in ${report.teacher_seconds.toFixed(1)} s`,
     ...report.epochs.map(formatEpoch),
-    `wrote ${report.output} (${report.bytes_after} bytes) after ${report.steps} steps${last === undefined ? '' : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
+    `wrote ${report.output} (${report.size === undefined ? '?' : formatSizeChange(report.size)}) after ${report.steps} steps${last === undefined ? '' : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
     '',
   ].join('\n');
 }

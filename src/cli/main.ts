@@ -1,6 +1,8 @@
 // The `shrink` command line. Each command lives in its own file and exports a `register`
 // function; this file only builds the program, lists the commands, and turns every outcome into
-// an exit code (0 ok, 1 failure, 2 usage) with at most one line of error text.
+// an exit code (0 ok, 1 failure, 2 usage) with at most one line of error text. Options every
+// command honours are the program's own (--verbose, --no-progress: commander accepts them before
+// or after the command name; commands read them through cliRecipeContext), and SHRINK_DEBUG.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatError } from './errors.js';
@@ -61,7 +63,10 @@ export function buildProgram(context: CliContext): Command {
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--verbose', 'print the stack trace when something fails')
     .option('--no-progress', 'do not report progress of long work on stderr')
+    .addHelpText('after', '\nEnvironment:\n  SHRINK_DEBUG=1  per-pass and per-phase timings on stderr; 2 adds per-node detail')
     .helpOption('-h, --help', 'show help')
+    // Each command's --help lists the global options too.
+    .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({

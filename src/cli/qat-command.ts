@@ -3,25 +3,25 @@
 // method quantizes, then written in the same format `shrink quantize --method M` writes, with
 // accuracy of the float model, of plain PTQ and of QAT measured on the training data. The data is
 // an .npz holding one array per model input (named after it) and the class ids as 'labels' (or
-// --labels FILE.npy).
+// --labels FILE.npy). --json prints the report in the common envelope.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Command, Option } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
-import { formatBytes } from '../inspect/table.js';
 import { DataType, type TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { quantizeMethod } from '../methods/quantize/registry.js';
-import { saveModel } from '../node/model-files.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
-import { stderrProgress } from '../node/progress.js';
-import type { PassWarning } from '../pipeline/pass.js';
-import { type Progress } from '../pipeline/progress.js';
+import type { RecipeContext } from '../pipeline/context.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
+import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { arrayTrainingData } from '../train/array-data.js';
 import { dataAccuracy } from '../train/qat-accuracy.js';
 import { QAT_METHODS, type WeightGrouping } from '../train/qat-plan.js';
 import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
+import { debugPhase } from './debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
 import { checkOutput, refuseInputs } from './output-checks.js';
@@ -29,6 +29,7 @@ import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, par
 import { loadModelFile } from './input-files.js';
 import { collect, wholeNumber } from './options.js';
 import { readLabelledArrays } from './training-data.js';
+import { cliRecipeContext } from './recipe-context.js';
 
 interface QatFlags extends TrainingFlags {
   output: string;
@@ -41,10 +42,8 @@ interface QatFlags extends TrainingFlags {
   exclude: string[];
 }
 
-/** What `--json` prints (snake_case, as the eval, bench and quantize reports). */
-export interface QatCommandReport {
-  input: string;
-  output: string;
+/** What QAT found, inside the envelope of `--json`. */
+export interface QatResult {
   method: QatMethod;
   samples: number;
   epochs: EpochSummary[];
@@ -59,9 +58,10 @@ export interface QatCommandReport {
   }[];
   /** Top-1 accuracy (percent) on the training data. */
   accuracy: { float: number; ptq: number; qat: number };
-  bytes: { before: number; after: number };
-  warnings: PassWarning[];
 }
+
+/** What `--json` prints: the result in the common envelope (size before/after/ratio, structured warnings). */
+export type QatCommandReport = ReportEnvelope & QatResult;
 
 /** The array key holding class ids in the .npz, and the trainer's label input. */
 const LABELS_KEY = 'labels';
@@ -83,14 +83,14 @@ export function registerQat(program: Command, context: CliContext): void {
       .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, []),
     { optimizer: 'adamw' },
   ).action(async (input: string, flags: QatFlags, command: Command) => {
-    if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-    const progress = stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`));
-    const report = await runQat(input, flags, progress);
+    const report = await runQat(input, flags, cliRecipeContext(command, context.io));
+    // The text report shows the warnings; with --json they go to stderr for the person watching.
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
     context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   });
 }
 
-async function runQat(input: string, flags: QatFlags, progress: Progress): Promise<QatCommandReport> {
+async function runQat(input: string, flags: QatFlags, ctx: RecipeContext): Promise<QatCommandReport> {
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
   const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
@@ -107,14 +107,16 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
   // checkOutput passes a folder as is; the file the method names inside it must not be an input either.
   if (output.folder !== undefined) refuseInputs(path.resolve(output.file), { ...outputCheck, output: output.file });
 
-  const model = loadModelFile(input);
-  const arrays = await readLabelledArrays({
-    data: flags.data,
-    labels: flags.labels,
-    models: [model],
-    scale,
-    requireLabels: true,
-  });
+  const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
+  const arrays = await debugPhase(ctx.debug, `qat: read ${flags.data}`, () =>
+    readLabelledArrays({
+      data: flags.data,
+      labels: flags.labels,
+      models: [model],
+      scale,
+      requireLabels: true,
+    }),
+  );
   const data = arrayTrainingData({
     ...arrays.inputs,
     [LABEL_INPUT]: {
@@ -124,7 +126,7 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
     },
   });
   if (batchSize > data.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`);
-  const accuracy = (m: Model) => dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads });
+  const accuracy = (m: Model) => debugPhase(ctx.debug, 'qat: accuracy', () => dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads }));
   let result: Awaited<ReturnType<typeof quantizationAwareTraining>>;
   try {
     result = await quantizationAwareTraining(nodeOrt, model, {
@@ -140,22 +142,21 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
       seed,
       maxSteps,
       threads,
-      progress,
+      progress: ctx.progress,
       evaluate: accuracy,
     });
   } catch (error) {
     throw inFile(input, error);
   }
+  let saved: SavedModel;
   try {
     if (output.folder !== undefined) fs.mkdirSync(output.folder, { recursive: true });
-    saveModel(result.model, output.file);
+    saved = await debugPhase(ctx.debug, `qat: save ${output.file}`, () => saveModel(result.model, output.file));
   } catch (error) {
     throw inFile(output.file, error);
   }
   const { report } = result;
-  return {
-    input,
-    output: output.file,
+  const body: QatResult = {
     method: flags.method,
     samples: data.size,
     epochs: epochSummaries(report.history),
@@ -168,9 +169,18 @@ async function runQat(input: string, flags: QatFlags, progress: Progress): Promi
       grouping: t.grouping,
     })),
     accuracy: report.metric as { float: number; ptq: number; qat: number },
-    bytes: { before: fs.statSync(input).size, after: fs.statSync(output.file).size },
-    warnings: [...report.warnings, ...report.quantization.warnings],
   };
+  return envelope(
+    {
+      command: 'qat',
+      input,
+      output: saved.file,
+      size: sizeChange(modelFileBytes(input, model), saved.bytes),
+      warnings: [...report.warnings, ...report.quantization.warnings],
+    },
+    body,
+    nodeEnvironment(),
+  );
 }
 
 function formatReport(r: QatCommandReport): string {
@@ -182,7 +192,7 @@ function formatReport(r: QatCommandReport): string {
     ...r.epochs.map(formatEpoch),
     `accuracy on the training data (${r.samples} samples): float ${percent(r.accuracy.float)}, PTQ ${percent(r.accuracy.ptq)}, QAT ${percent(r.accuracy.qat)}`,
     ...r.warnings.map((w) => `  warning: ${w.message}`),
-    `wrote ${r.output}: ${formatBytes(r.bytes.after)} (input ${formatBytes(r.bytes.before)})`,
+    `wrote ${r.output}: ${r.size === undefined ? '' : formatSizeChange(r.size)}`,
     '',
   ].join('\n');
 }

@@ -2,25 +2,28 @@
 // classifier's weights with cross-entropy on the data's labels, in onnxruntime, and writes the
 // model with its new weights and nothing else changed. Checkpoints after each epoch with
 // --checkpoint DIR; --resume DIR continues one. Accuracy is reported before and after, on
-// --eval-data when given, else on the training data.
-import * as fs from 'node:fs';
+// --eval-data when given, else on the training data. --json prints the report in the common
+// envelope (src/pipeline/report-envelope.ts).
 import { type Command } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
 import { DataType, type TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { loadCheckpointState, saveCheckpoint } from '../node/checkpoint.js';
-import { saveModel } from '../node/model-files.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
 import { nodeOrt } from '../node/ort-node.js';
-import { stderrProgress } from '../node/progress.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { RecipeContext } from '../pipeline/context.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
+import { sizeChange } from '../pipeline/size-change.js';
 import { arrayTrainingData } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { dataAccuracy } from '../train/qat-accuracy.js';
 import { type TrainingData, Trainer } from '../train/trainer.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
+import { debugPhase } from './debug-phase.js';
 import { checkOutput } from './output-checks.js';
 import type { CliContext } from './main.js';
+import { cliRecipeContext } from './recipe-context.js';
 import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { collect, positiveNumber } from './options.js';
 import { LABELS_KEY, type LabelledArrays, readLabelledArrays } from './training-data.js';
@@ -40,10 +43,8 @@ interface TrainFlags extends TrainingFlags {
   resume?: string;
 }
 
-/** What `--json` prints. */
-export interface TrainReport {
-  input: string;
-  output: string;
+/** What training found, inside the envelope of `--json`. */
+export interface TrainResult {
   samples: number;
   trained_weights: number;
   parameters: number;
@@ -52,6 +53,9 @@ export interface TrainReport {
   accuracy: { data: string; before: number; after: number };
   checkpoint?: string;
 }
+
+/** What `--json` prints: the result in the common envelope, the size as before/after/ratio. */
+export type TrainReport = ReportEnvelope & TrainResult;
 
 /** The trainer's label input (training-graph.ts adds it for cross-entropy). */
 const LABEL_INPUT = 'train/labels';
@@ -76,17 +80,12 @@ export function registerTrain(program: Command, context: CliContext): void {
       .option('--resume <dir>', 'continue from a checkpoint folder (same model, data and settings)'),
     { optimizer: 'sgd' },
   ).action(async (input: string, flags: TrainFlags, command: Command) => {
-    if (command.optsWithGlobals().verbose !== true) ortEnv.logLevel = 'fatal';
-    const report = await runTrain(
-      input,
-      flags,
-      stderrProgress(flags.progress, (line) => context.io.stderr(`${line}\n`)),
-    );
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    const report = await runTrain(input, flags, cliRecipeContext(command, context.io));
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(input, report));
   });
 }
 
-async function runTrain(input: string, flags: TrainFlags, progress: Progress): Promise<TrainReport> {
+async function runTrain(input: string, flags: TrainFlags, ctx: RecipeContext): Promise<TrainReport> {
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const smoothing = Number(flags.labelSmoothing);
   if (!(smoothing >= 0 && smoothing < 1)) throw new UsageError(`--label-smoothing must be in [0, 1), got '${flags.labelSmoothing}'`);
@@ -102,19 +101,19 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
   });
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.evalData, flags.evalLabels], models: [input] });
 
-  const model = loadModelFile(input);
+  const model = await debugPhase(ctx.debug, `train: read ${input}`, () => loadModelFile(input));
   const logits = flags.logits ?? model.graph.outputs[0]?.name;
   if (logits === undefined || !model.graph.isGraphOutput(logits))
     throw new Error(`${input}: no output '${flags.logits}' (outputs: ${model.graph.outputs.map((o) => o.name).join(', ')})`);
   const train = labelledData(
-    await readLabelledArrays({
+    await debugPhase(ctx.debug, `train: read ${flags.data}`, () => readLabelledArrays({
       data: flags.data,
       labels: flags.labels,
       models: [model],
       scale,
       requireLabels: true,
       output: logits,
-    }),
+    })),
   );
   const evaluation =
     flags.evalData === undefined
@@ -130,19 +129,21 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
           }),
         );
   if (batchSize > train.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${train.size} samples in ${flags.data}`);
-  const accuracy = (m: Model) =>
-    dataAccuracy(nodeOrt, m, evaluation, {
-      labels: LABEL_INPUT,
-      output: logits,
-      threads,
-    });
+  const accuracy = (m: Model, which: string) =>
+    debugPhase(ctx.debug, `train: accuracy ${which}`, () =>
+      dataAccuracy(nodeOrt, m, evaluation, {
+        labels: LABEL_INPUT,
+        output: logits,
+        threads,
+      }),
+    );
 
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9, weightDecay } : { kind: 'adamw', weightDecay };
   // Failures to load the model or to build and load its training graph are about the input file.
   let before: number;
   let trainer: Trainer;
   try {
-    before = await accuracy(model);
+    before = await accuracy(model, 'before');
     trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: logits, labelSmoothing: smoothing }, optimizer, clipNorm, frozen }, { threads });
   } catch (error) {
     throw inFile(input, error);
@@ -154,22 +155,22 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
       batchSize,
       schedule,
       seed,
-      progress,
-      afterEpoch: (_, t) => {
+      progress: ctx.progress,
+      afterEpoch: (epoch, t) => {
+        ctx.debug?.(1, `train: epoch ${epoch + 1} done at step ${t.stepCount}`);
         if (flags.checkpoint !== undefined) saveCheckpoint(t, flags.checkpoint);
         return {};
       },
     });
     const trained = trainer.exportModel();
+    let saved: SavedModel;
     try {
-      saveModel(trained, flags.output);
+      saved = await debugPhase(ctx.debug, `train: save ${flags.output}`, () => saveModel(trained, flags.output));
     } catch (error) {
       throw inFile(flags.output, error);
     }
     const parameters = trainer.training.weights.reduce((n, w) => n + w.initial.elementCount, 0);
-    return {
-      input,
-      output: flags.output,
+    const result: TrainResult = {
       samples: train.size,
       trained_weights: trainer.training.weights.length,
       parameters,
@@ -178,10 +179,15 @@ async function runTrain(input: string, flags: TrainFlags, progress: Progress): P
       accuracy: {
         data: flags.evalData ?? flags.data,
         before,
-        after: await accuracy(trained),
+        after: await accuracy(trained, 'after'),
       },
       ...(flags.checkpoint === undefined ? {} : { checkpoint: flags.checkpoint }),
     };
+    return envelope(
+      { command: 'train', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: [] },
+      result,
+      nodeEnvironment(),
+    );
   } finally {
     await trainer.release();
   }
@@ -198,12 +204,12 @@ function labelledData(arrays: LabelledArrays): TrainingData {
   });
 }
 
-function formatReport(r: TrainReport): string {
+function formatReport(input: string, r: TrainReport): string {
   return [
-    `trained ${r.trained_weights} weights (${r.parameters} parameters) of ${r.input} on ${r.samples} samples`,
+    `trained ${r.trained_weights} weights (${r.parameters} parameters) of ${input} on ${r.samples} samples`,
     ...r.epochs.map(formatEpoch),
     `accuracy on ${r.accuracy.data}: ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`,
-    `wrote ${r.output} (${fs.statSync(r.output).size} bytes) after ${r.steps} steps${r.checkpoint === undefined ? '' : `; checkpoint in ${r.checkpoint}`}`,
+    `wrote ${r.output} (${r.size?.after} bytes) after ${r.steps} steps${r.checkpoint === undefined ? '' : `; checkpoint in ${r.checkpoint}`}`,
     '',
   ].join('\n');
 }

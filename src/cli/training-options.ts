@@ -15,7 +15,6 @@ export interface TrainingFlags {
   seed: string;
   threads?: string;
   json?: boolean;
-  progress: boolean;
 }
 
 export interface TrainingSettings {
@@ -43,8 +42,8 @@ export function addTrainingOptions(command: Command, defaults: { optimizer: 'sgd
     .option('--scale <factor>', 'multiply input values by this: a number or a fraction, e.g. 1/255 for bytes 0-255', '1')
     .option('--seed <n>', 'shuffling seed', '0')
     .option('--threads <n>', "onnxruntime intra-op threads (default: onnxruntime's choice)")
-    .option('--json', 'print the report as one JSON object')
-    .option('--no-progress', 'do not report progress on stderr');
+    .option('--json', 'print the report as one JSON object');
+  // --no-progress is the program's global option (src/cli/main.ts): one spelling, one meaning.
 }
 
 export function parseTrainingOptions(flags: TrainingFlags): TrainingSettings {

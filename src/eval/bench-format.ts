@@ -48,6 +48,7 @@ export function formatBenchReport(report: BenchReport): string {
   lines.push('', 'inputs:');
   report.models.forEach((m, i) => lines.push(`  ${names[i]}: ${m.inputs.join(', ')}`));
   if (hasMemory) lines.push('', 'peak RSS: max resident memory of a child process that loaded and ran the model; model RSS: minus the same process on a one-node model');
+  if (report.warnings.length > 0) lines.push('', ...report.warnings.map((w) => `warning: ${w.message}`));
   return `${lines.join('\n')}\n`;
 }
 

@@ -25,9 +25,29 @@ export const DEFAULT_SYMBOLIC_DIM = 320;
 
 /** Every dim of every required input, as `input[axis]` -> size, with defaults filled in. */
 export function benchDims(inputs: readonly ModelValue[], options: BenchInputOptions = {}): Record<string, number> {
+  return Object.fromEntries(resolveDims(inputs, options).map((d) => [d.key, d.size]));
+}
+
+/** A symbolic dim other than the batch that nobody sized: it got DEFAULT_SYMBOLIC_DIM. */
+export interface DefaultedDim {
+  /** `input[axis]`. */
+  key: string;
+  /** The dim's symbolic name, or null for an unnamed dim. */
+  name: string | null;
+  size: number;
+}
+
+/** The dims that took the default size: latency depends on them, so a report says so. */
+export function defaultedDims(inputs: readonly ModelValue[], options: BenchInputOptions = {}): DefaultedDim[] {
+  return resolveDims(inputs, options)
+    .filter((d) => d.defaulted)
+    .map(({ key, name, size }) => ({ key, name, size }));
+}
+
+function resolveDims(inputs: readonly ModelValue[], options: BenchInputOptions): (DefaultedDim & { defaulted: boolean })[] {
   const given = options.dims ?? {};
   const batch = options.batch ?? 1;
-  const resolved: Record<string, number> = {};
+  const resolved: (DefaultedDim & { defaulted: boolean })[] = [];
   for (const input of inputs) {
     if (input.optional) continue;
     if (input.shape === undefined) {
@@ -36,11 +56,14 @@ export function benchDims(inputs: readonly ModelValue[], options: BenchInputOpti
     input.shape.forEach((dim, axis) => {
       const key = `${input.name}[${axis}]`;
       if (typeof dim === 'number') {
-        resolved[key] = dim;
+        resolved.push({ key, name: null, size: dim, defaulted: false });
         return;
       }
-      const named = dim === null || dim === '' ? undefined : given[dim];
-      resolved[key] = given[key] ?? named ?? (axis === 0 ? batch : DEFAULT_SYMBOLIC_DIM);
+      const name = dim === null || dim === '' ? null : dim;
+      const chosen = given[key] ?? (name === null ? undefined : given[name]);
+      if (chosen !== undefined) resolved.push({ key, name, size: chosen, defaulted: false });
+      else if (axis === 0) resolved.push({ key, name, size: batch, defaulted: false });
+      else resolved.push({ key, name, size: DEFAULT_SYMBOLIC_DIM, defaulted: true });
     });
   }
   return resolved;

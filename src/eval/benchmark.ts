@@ -7,19 +7,31 @@
 // performance.now(). Peak memory needs a process per model and lives in src/node/memory.ts.
 // The report's keys are snake_case with units in the name, like `shrink eval --json`
 // (src/eval/eval-report.ts), so scripts read both with one convention.
+import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
 import { readModel } from '../onnx/model-io.js';
+import type { PassWarning } from '../pipeline/pass.js';
 import { silentProgress, type Progress } from '../pipeline/progress.js';
 import { type Feeds, type ModelSession, type SessionOptions, toOrtTensor } from '../runtime/session.js';
 import { ortCause, openSession } from '../runtime/ort-errors.js';
 import type { OrtModule } from '../runtime/ort-types.js';
-import { benchInputs, describeInputs } from './bench-inputs.js';
+import { benchInputs, defaultedDims, describeInputs } from './bench-inputs.js';
+import { modelSignature } from './match-inputs.js';
 
 export interface BenchModel {
   name: string;
-  /** The encoded model (external data inlined). */
-  bytes: Uint8Array;
-  /** Size on disk when it differs from bytes.byteLength (a model with external data files). */
+  /**
+   * What onnxruntime loads: the encoded model (external data inlined), or, with onnxruntime-node,
+   * the path of a model file whose external data lies beside it. A path is the only way models
+   * over protobuf's 2 GiB reach onnxruntime, and it loads them as an application would.
+   */
+  source: Uint8Array | string;
+  /**
+   * The decoded model: its declared inputs give the generated ones. Needed when `source` is a
+   * path and no `inputs` are given; decoded from `source` when it is bytes and this is absent.
+   */
+  model?: Model;
+  /** Size on disk (with external data files); defaults to source.byteLength for bytes, required for a path. */
   size?: number;
 }
 
@@ -41,6 +53,8 @@ export interface BenchOptions {
   /** Names the runtime in the report ('node', 'wasm'). */
   backend?: string;
   progress?: Progress;
+  /** Debug lines (SHRINK_DEBUG in the CLI): level 1 per model, 2 per run. */
+  debug?: (level: 1 | 2, message: string) => void;
 }
 
 export interface LatencyStats {
@@ -97,6 +111,8 @@ export interface BenchReport {
   runs: number;
   warmup: number;
   models: BenchModelResult[];
+  /** Symbolic dims timed at a default size (code 'default-dim'): latency depends on them. */
+  warnings: PassWarning[];
 }
 
 export const BENCH_DEFAULTS = { runs: 20, warmup: 3, threads: 1, batch: 1 } as const;
@@ -122,23 +138,35 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
   if (!Number.isSafeInteger(warmup) || warmup < 0) throw new Error(`benchmark: warmup must be a whole number >= 0, got ${warmup}`);
   if (!Number.isSafeInteger(threads) || threads < 0) throw new Error(`benchmark: threads must be a whole number >= 0, got ${threads}`);
   if (!Number.isSafeInteger(batch) || batch < 1) throw new Error(`benchmark: batch must be a whole number >= 1, got ${batch}`);
+  const sizes = models.map(sizeOf);
 
+  const debug = options.debug ?? (() => {});
+  const warnings: PassWarning[] = [];
   const loaded: Loaded[] = [];
   try {
     progress.start('loading', models.length);
     for (const [index, model] of models.entries()) {
-      const tensors = options.inputs?.[index] ?? (await benchInputs(readModel(model.bytes, { source: model.name }), { batch, dims: options.dims }));
+      let tensors = options.inputs?.[index];
+      if (tensors === undefined) {
+        const ir = decoded(model);
+        tensors = await benchInputs(ir, { batch, dims: options.dims });
+        for (const dim of defaultedDims(modelSignature(ir).inputs, { batch, dims: options.dims })) {
+          const named = dim.name === null ? `unnamed dim ${dim.key}` : `symbolic dim '${dim.name}' (${dim.key})`;
+          warnings.push({ code: 'default-dim', message: `${model.name}: ${named} has no size given; timed at ${dim.size}` });
+        }
+      }
       const feeds: Feeds = {};
       for (const [name, tensor] of Object.entries(tensors)) feeds[name] = toOrtTensor(ort, tensor);
       const started = performance.now();
       let session: ModelSession;
       try {
-        session = await openSession(ort, model.bytes, { threads, executionProviders: options.executionProviders });
+        session = await openSession(ort, model.source, { threads, executionProviders: options.executionProviders });
       } catch (error) {
         throw new Error(`${model.name}: ${(error as Error).message}`);
       }
       const loadMs = performance.now() - started;
       loaded.push({ model, session, feeds, inputs: describeInputs(tensors), loadMs, runsMs: [] });
+      debug(1, `bench: loaded ${model.name} in ${loadMs.toFixed(1)} ms (${typeof model.source === 'string' ? 'from its path' : 'from bytes'}), inputs ${describeInputs(tensors).join(', ')}`);
       progress.tick();
     }
     progress.done();
@@ -157,7 +185,9 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
     progress.start('timing', runs * loaded.length);
     for (let round = 0; round < runs; round++) {
       for (const entry of loaded) {
-        entry.runsMs.push(await runOnce(entry));
+        const ms = await runOnce(entry);
+        entry.runsMs.push(ms);
+        debug(2, `bench: ${entry.model.name} run ${round + 1}: ${ms.toFixed(2)} ms`);
         progress.tick();
       }
     }
@@ -166,11 +196,11 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
     for (const entry of loaded) await entry.session.release();
   }
 
-  const results = loaded.map((entry): BenchModelResult => {
+  const results = loaded.map((entry, index): BenchModelResult => {
     const latency_ms = latencyStats(entry.runsMs);
     return {
       name: entry.model.name,
-      size_bytes: entry.model.size ?? entry.model.bytes.byteLength,
+      size_bytes: sizes[index]!,
       inputs: entry.inputs,
       load_ms: entry.loadMs,
       latency_ms,
@@ -179,7 +209,21 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
       ratios: { size: 1, load: 1, median: 1, p90: 1, p99: 1, throughput: 1 },
     };
   });
-  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs, warmup, models: withRatios(results) };
+  for (const m of results) debug(1, `bench: ${m.name}: median ${m.latency_ms.median.toFixed(2)} ms, p90 ${m.latency_ms.p90.toFixed(2)} ms over ${runs} runs`);
+  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs, warmup, models: withRatios(results), warnings };
+}
+
+/** The model whose declared inputs give the generated ones. */
+function decoded(model: BenchModel): Model {
+  if (model.model !== undefined) return model.model;
+  if (typeof model.source === 'string') throw new Error(`${model.name}: loaded from a path, so give its decoded model (or its inputs) to generate inputs`);
+  return readModel(model.source, { source: model.name });
+}
+
+function sizeOf(model: BenchModel): number {
+  if (model.size !== undefined) return model.size;
+  if (typeof model.source === 'string') throw new Error(`${model.name}: loaded from a path, so give its size on disk`);
+  return model.source.byteLength;
 }
 
 /** One timed run; the outputs are dropped at once so they do not pile up. */

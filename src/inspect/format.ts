@@ -45,7 +45,7 @@ export function formatReport(report: InspectReport): string {
     'Weights by dtype',
     renderTable(
       [{ header: 'dtype' }, ...totalsColumns, { header: 'counted as' }],
-      report.byDtype.map((d) => [d.dtype, ...totalsCells(d), d.parameter ? 'parameters' : 'constants']),
+      report.by_dtype.map((d) => [d.dtype, ...totalsCells(d), d.parameter ? 'parameters' : 'constants']),
     ),
   );
   const { storage } = report;
@@ -56,7 +56,7 @@ export function formatReport(report: InspectReport): string {
       [{ header: 'where' }, ...totalsColumns, { header: 'files' }],
       [
         ['initializers', ...totalsCells(storage.initializer), ''],
-        ['Constant nodes', ...totalsCells(storage.constantNode), ''],
+        ['Constant nodes', ...totalsCells(storage.constant_node), ''],
         ['external data', ...totalsCells(storage.external), externalNote],
       ],
     ),
@@ -66,7 +66,7 @@ export function formatReport(report: InspectReport): string {
     'Ops',
     renderTable(
       [{ header: 'op' }, { header: 'count', align: 'right' }, { header: 'in subgraphs', align: 'right' }],
-      report.ops.map((o) => [o.op, String(o.count), o.inSubgraphs === 0 ? '' : String(o.inSubgraphs)]),
+      report.ops.map((o) => [o.op, String(o.count), o.in_subgraphs === 0 ? '' : String(o.in_subgraphs)]),
     ),
   );
 
@@ -103,9 +103,9 @@ function modelLines(report: InspectReport): string[] {
   const producer = [report.producer.name, report.producer.version].filter((s) => s !== '').join(' ') || '(not recorded)';
   const lines = [
     ['file', report.source ?? '(in memory)'],
-    ['file size', report.fileBytes === null ? 'unknown' : `${formatBytes(report.fileBytes)} (${groupDigits(report.fileBytes)} bytes)`],
+    ['file size', report.file_bytes === null ? 'unknown' : `${formatBytes(report.file_bytes)} (${groupDigits(report.file_bytes)} bytes)`],
     ['producer', producer],
-    ['IR version', String(report.irVersion)],
+    ['IR version', String(report.ir_version)],
     ['opsets', opsets],
     ['graphs', `${report.graphs} (${report.graphs - 1} subgraphs), ${report.nodes} nodes, ${report.functions} functions`],
   ];
@@ -129,7 +129,7 @@ function layerLines(layers: LayerReport[]): string[] {
     ],
     shown.map((l) => [
       l.node,
-      l.opType,
+      l.op_type,
       l.weights.map((w) => `${w.input} [${w.shape.join(',')}]`).join(', '),
       groupDigits(l.parameters),
       formatBytes(l.bytes),

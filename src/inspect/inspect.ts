@@ -1,8 +1,9 @@
 // What a model holds, as one plain JSON-serializable object: header (producer, IR version,
 // opsets), interface (inputs/outputs with symbolic dims kept), op histogram over every subgraph,
 // weights by dtype and by storage, the largest tensors, and a per-layer table. The CLI prints it
-// as tables or as JSON; the browser page renders the same object. Absent facts are null, never
-// undefined, so the JSON always has the same keys.
+// as tables or as JSON (inside the common report envelope); the browser page renders the same
+// object. Keys are snake_case like every other report's. Absent facts are null, never undefined,
+// so the JSON always has the same keys.
 import { allConstants, type ConstantSource, constantValue, isStandardDomain } from '../ir/constants.js';
 import { DataType, dataTypeInfo, dataTypeName } from '../ir/dtype.js';
 import type { Graph } from '../ir/graph.js';
@@ -34,7 +35,7 @@ export interface OpCount {
   op: string;
   count: number;
   /** How many of those sit inside If/Loop/Scan bodies. */
-  inSubgraphs: number;
+  in_subgraphs: number;
 }
 
 export interface Totals {
@@ -63,7 +64,7 @@ export interface TensorReport {
 export interface LayerReport {
   /** Node path: `Conv_3`, or `If_0/then_branch/Conv_3` inside a subgraph. */
   node: string;
-  opType: string;
+  op_type: string;
   weights: { input: string; dtype: string; shape: number[] }[];
   parameters: number;
   bytes: number;
@@ -72,13 +73,13 @@ export interface LayerReport {
 export interface InspectReport {
   source: string | null;
   /** Size of the .onnx file; external data files are counted under storage.external. */
-  fileBytes: number | null;
+  file_bytes: number | null;
   producer: { name: string; version: string };
-  irVersion: number;
+  ir_version: number;
   opsets: { domain: string; version: number }[];
-  modelVersion: number;
+  model_version: number;
   domain: string;
-  docString: string;
+  doc_string: string;
   metadata: { key: string; value: string }[];
   inputs: ValueReport[];
   outputs: ValueReport[];
@@ -94,10 +95,10 @@ export interface InspectReport {
   constants: Totals;
   /** Every constant tensor, parameter or not. */
   total: Totals;
-  byDtype: DtypeTotals[];
+  by_dtype: DtypeTotals[];
   storage: {
     initializer: Totals;
-    constantNode: Totals;
+    constant_node: Totals;
     external: Totals & { files: string[] };
   };
   largest: TensorReport[];
@@ -137,7 +138,7 @@ export function inspectModel(model: Model, options: InspectOptions = {}): Inspec
   const constants = zero();
   const total = zero();
   const byDtype = new Map<string, DtypeTotals>();
-  const storage = { initializer: zero(), constantNode: zero(), external: { ...zero(), files: [] as string[] } };
+  const storage = { initializer: zero(), constant_node: zero(), external: { ...zero(), files: [] as string[] } };
   const tensors: TensorReport[] = [];
   for (const { tensor, source, graph } of allConstants(model.graph)) {
     const elements = tensor.elementCount;
@@ -152,7 +153,7 @@ export function inspectModel(model: Model, options: InspectOptions = {}): Inspec
       byDtype.set(dtype, entry);
     }
     add(entry, elements, bytes);
-    const where = source === 'initializer' ? storage.initializer : source === 'constant-node' ? storage.constantNode : storage.external;
+    const where = source === 'initializer' ? storage.initializer : source === 'constant-node' ? storage.constant_node : storage.external;
     add(where, elements, bytes);
     const location = tensor.external?.location;
     if (source === 'external' && location !== undefined && !storage.external.files.includes(location)) storage.external.files.push(location);
@@ -161,13 +162,13 @@ export function inspectModel(model: Model, options: InspectOptions = {}): Inspec
   const { ops, nodes } = opHistogram(model.graph);
   return {
     source: options.source ?? null,
-    fileBytes: options.fileBytes ?? null,
+    file_bytes: options.fileBytes ?? null,
     producer: { name: model.producerName, version: model.producerVersion },
-    irVersion: model.irVersion,
+    ir_version: model.irVersion,
     opsets: model.opsetImports.map((o) => ({ domain: o.domain, version: o.version })),
-    modelVersion: Number(model.modelVersion),
+    model_version: Number(model.modelVersion),
     domain: model.domain,
-    docString: model.docString,
+    doc_string: model.docString,
     metadata: model.metadata.map(({ key, value }) => ({ key, value })),
     inputs: interfaceValues(model.graph.inputs, model.graph),
     outputs: model.graph.outputs.map(valueReport),
@@ -178,7 +179,7 @@ export function inspectModel(model: Model, options: InspectOptions = {}): Inspec
     parameters,
     constants,
     total,
-    byDtype: [...byDtype.values()].sort((a, b) => b.bytes - a.bytes),
+    by_dtype: [...byDtype.values()].sort((a, b) => b.bytes - a.bytes),
     storage,
     // Stable sort: equal sizes keep model order, so the report is deterministic.
     largest: tensors.sort((a, b) => b.bytes - a.bytes).slice(0, LARGEST_COUNT),
@@ -245,11 +246,11 @@ function opHistogram(root: Graph): { ops: OpCount[]; nodes: number } {
     const op = opName(node);
     let entry = counts.get(op);
     if (entry === undefined) {
-      entry = { op, count: 0, inSubgraphs: 0 };
+      entry = { op, count: 0, in_subgraphs: 0 };
       counts.set(op, entry);
     }
     entry.count += 1;
-    if (graph !== root) entry.inSubgraphs += 1;
+    if (graph !== root) entry.in_subgraphs += 1;
   }
   const ops = [...counts.values()].sort((a, b) => b.count - a.count || a.op.localeCompare(b.op));
   return { ops, nodes };
@@ -274,7 +275,7 @@ function layerTable(root: Graph, paths: Map<Graph, string>): LayerReport[] {
     const prefix = paths.get(graph) ?? '';
     rows.push({
       node: prefix === '' ? node.label : `${prefix}/${node.label}`,
-      opType: opName(node),
+      op_type: opName(node),
       weights: weights.map(({ input, tensor }) => ({ input, dtype: dataTypeName(tensor.dataType), shape: [...tensor.dims] })),
       parameters: weights.reduce((n, w) => n + w.tensor.elementCount, 0),
       bytes: weights.reduce((n, w) => n + w.tensor.byteLength, 0),

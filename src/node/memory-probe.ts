@@ -1,33 +1,36 @@
 // Child-process script for src/node/memory.ts: loads one model (or, for the baseline, a one-node
-// model), runs it on generated inputs, and prints `{"maxRssBytes": N}` as its last stdout line.
-// Run as `node --import tsx memory-probe.ts '<json ProbeRequest>'`.
+// model) the way the benchmark does (onnxruntime-node from the file's path, external data beside
+// it; onnxruntime-web from bytes), runs it on generated inputs, and prints `{"maxRssBytes": N}` as
+// its last stdout line. Run as `node --import tsx memory-probe.ts '<json ProbeRequest>'`.
 import { DataType } from '../ir/dtype.js';
 import { buildModel, GraphBuilder } from '../ir/builder.js';
 import { readModel, writeModel } from '../onnx/model-io.js';
+import type { BenchModel } from '../eval/benchmark.js';
 import { benchInputs } from '../eval/bench-inputs.js';
 import { ModelSession, toOrtTensor, type Feeds } from '../runtime/session.js';
 import type { OrtModule } from '../runtime/ort-types.js';
+import type { Model } from '../ir/model.js';
 import type { ProbeRequest } from './memory.js';
 import { readBenchModel } from './bench-model-file.js';
 import { nodeOrt } from './ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from './ort-web.js';
 
 /** A model that does (almost) nothing: the baseline pays for the runtime, not for a network. */
-function identityModel(): Uint8Array {
+function identityModel(): BenchModel & { model: Model } {
   const builder = new GraphBuilder();
   const x = builder.input('x', DataType.FLOAT, [1]);
   builder.output(builder.node('Identity', [x]), DataType.FLOAT, [1]);
-  return writeModel(buildModel(builder.graph));
+  const bytes = writeModel(buildModel(builder.graph));
+  return { name: 'baseline', source: bytes, model: readModel(bytes, { source: 'baseline' }) };
 }
 
 async function probe(request: ProbeRequest): Promise<number> {
   const ort: OrtModule = request.backend === 'wasm' ? await loadWebOrt() : nodeOrt;
-  const bytes = request.file === null ? identityModel() : readBenchModel(request.file).bytes;
-  const model = readModel(bytes, { source: request.file ?? 'baseline' });
+  const { source, model } = request.file === null ? identityModel() : readBenchModel(request.file, request.backend);
   const tensors = await benchInputs(model, { batch: request.batch, dims: request.dims });
   const feeds: Feeds = {};
   for (const [name, tensor] of Object.entries(tensors)) feeds[name] = toOrtTensor(ort, tensor);
-  const session = await ModelSession.create(ort, bytes, {
+  const session = await ModelSession.create(ort, source, {
     threads: request.threads,
     executionProviders: request.backend === 'wasm' ? WASM_EXECUTION_PROVIDERS : undefined,
   });

@@ -5,9 +5,11 @@
 // at once and runs interleaved, so the mark would hold whichever model peaked highest, plus
 // everything loaded before it, and could not be split between models. A fresh process per model
 // starts from a clean mark; a second child that does the same work on a one-node model gives the
-// baseline (Node, tsx, the runtime itself), and the difference is what the model added: its bytes,
-// the session's weights and kernels, inputs and activations. The children run one after another,
-// after the timing loop, so they neither disturb the latency figures nor each other.
+// baseline (Node, tsx, the runtime itself), and the difference is what the model added: the
+// session's weights and kernels, inputs and activations, and the decoded .onnx file. Each child
+// loads its model as the benchmark does (memory-probe.ts: onnxruntime-node from the file's path, so
+// a model with external data, even over 2 GiB, is never copied into one buffer). The children run
+// one after another, after the timing loop, so they neither disturb the latency figures nor each other.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { MemoryUsage } from '../eval/benchmark.js';
@@ -33,6 +35,8 @@ export interface MemoryOptions {
   /** Runs per child (default 2). */
   runs?: number;
   progress?: Progress;
+  /** Debug lines (SHRINK_DEBUG): level 1 per child. */
+  debug?: (level: 1 | 2, message: string) => void;
 }
 
 const PROBE_SCRIPT = fileURLToPath(new URL('./memory-probe.ts', import.meta.url));
@@ -43,16 +47,23 @@ export async function measureMemory(files: readonly string[], options: MemoryOpt
   const progress = options.progress ?? silentProgress;
   const base = { backend: options.backend, threads: options.threads, batch: options.batch, dims: options.dims ?? {}, runs: options.runs ?? 2 };
   progress.start('memory', files.length + 1);
+  const debug = options.debug ?? (() => {});
   const baseline_rss_bytes = await runProbe({ ...base, file: null });
+  debug(1, `memory: baseline child peak ${mib(baseline_rss_bytes)}`);
   progress.tick();
   const results: MemoryUsage[] = [];
   for (const file of files) {
     const peak_rss_bytes = await runProbe({ ...base, file });
+    debug(1, `memory: ${file}: child peak ${mib(peak_rss_bytes)}`);
     results.push({ peak_rss_bytes, baseline_rss_bytes, model_rss_bytes: Math.max(0, peak_rss_bytes - baseline_rss_bytes) });
     progress.tick();
   }
   progress.done();
   return results;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Runs one probe child and returns its maxRSS in bytes. */

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
+import { nodeEnvironment } from './environment.js';
 import type { EvalReport } from '../eval/eval-report.js';
 import { inspectModel } from '../inspect/inspect.js';
 import type { Model } from '../ir/model.js';
@@ -48,9 +49,12 @@ function packageFolder(pkg: string): string {
   throw new Error(`cannot write the HTML report: no package.json for ${pkg} above ${entry}`);
 }
 
-/** Renders the report and writes it to `file` through a temporary file and a rename. */
+/**
+ * Renders the report and writes it to `file` through a temporary file and a rename. The page names
+ * this machine (versions, CPU) unless `input` names another.
+ */
 export function writeReportFile(file: string, input: ReportInput, assets: ReportAssets = readReportAssets()): void {
-  writeFileAtomic(file, renderReportHtml(input, assets));
+  writeFileAtomic(file, renderReportHtml({ environment: nodeEnvironment(), ...input }, assets));
 }
 
 /** A model file as the report shows it: name, size on disk (external data included), weight bytes per layer. */
@@ -66,7 +70,7 @@ export function reportModelOf(model: Model, name: string, bytes: number): Report
     name,
     bytes,
     parameters: inspected.parameters.elements,
-    layers: inspected.layers.map((l) => ({ name: l.node, opType: l.opType, bytes: l.bytes })),
+    layers: inspected.layers.map((l) => ({ name: l.node, opType: l.op_type, bytes: l.bytes })),
   };
 }
 

@@ -6,6 +6,7 @@
 // pass the same bundle text fetched from anywhere.
 import { numberFromJson } from '../eval/eval-report.js';
 import { CHART_SCRIPT } from './chart-script.js';
+import type { RunEnvironment } from '../pipeline/report-envelope.js';
 import { type ChartSpec, type ReportInput, reportCharts } from './report-input.js';
 
 /** Browser builds to inline: d3's UMD bundle (defines `d3`) and Plot's UMD bundle (reads `d3`, defines `Plot`). */
@@ -17,7 +18,7 @@ export interface ReportAssets {
 export function renderReportHtml(input: ReportInput, assets: ReportAssets): string {
   const charts = reportCharts(input);
   const created = input.created ?? new Date().toISOString();
-  const payload = { title: input.title, created, models: input.models.map((m) => m.name), charts };
+  const payload = { title: input.title, created, environment: input.environment ?? null, models: input.models.map((m) => m.name), charts };
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -31,6 +32,7 @@ export function renderReportHtml(input: ReportInput, assets: ReportAssets): stri
 <main>
 <h1>${escapeHtml(input.title)}</h1>
 <p class="meta">${escapeHtml(created)}</p>
+${environmentLine(input.environment)}
 ${warnings(input)}
 <section class="charts main">
 ${charts.filter((c) => !c.kind.startsWith('layer-')).map(figure).join('\n')}
@@ -55,6 +57,20 @@ function figure(chart: ChartSpec): string {
 <div class="plot"></div>
 <figcaption>${escapeHtml(chart.caption)}</figcaption>
 </figure>`;
+}
+
+/** `shrink 0.1.0 · onnxruntime-node 1.30.0 · node v20.20.2 · CPU (2 cores, linux x64)`: timings mean little without it. */
+function environmentLine(environment: RunEnvironment | undefined): string {
+  if (environment === undefined) return '';
+  const e = environment;
+  const parts: [string, string][] = [
+    ['shrink', `shrink ${e.shrink}`],
+    ['runtime', e.runtime],
+    ['host', e.host],
+    ['cpu', `${e.cpu} (${e.cores} cores, ${e.platform})`],
+  ];
+  const items = parts.map(([key, text]) => `<span data-env="${key}">${escapeHtml(text)}</span>`).join(' · ');
+  return `<p class="meta environment">${items}</p>`;
 }
 
 function warnings(input: ReportInput): string {

@@ -4,6 +4,7 @@
 // choices (which layers, which units, what to sort by) are tested in Node.
 import type { BenchReport } from '../eval/benchmark.js';
 import { type EvalReport, type JsonNumber, numberFromJson, SQNR_CAP_DB } from '../eval/eval-report.js';
+import type { RunEnvironment } from '../pipeline/report-envelope.js';
 
 /** A model in the report; `layers` (weight bytes per node, as inspect lists them) gives the per-layer bytes chart. */
 export interface ReportModel {
@@ -21,6 +22,8 @@ export interface ReportInput {
   eval?: EvalReport;
   /** When the report was made (ISO text); defaults to now at rendering. */
   created?: string;
+  /** Where the figures were measured (versions, CPU), as in every --json envelope. */
+  environment?: RunEnvironment;
 }
 
 /** One chart: a kind the page script knows how to draw, its rows, and words around it. */
