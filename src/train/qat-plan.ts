@@ -9,6 +9,7 @@ import { DataType, dataTypeName } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import type { QuantBits } from '../kernels/quant-formats.js';
+import { layerWeight, reductionAxis, weightedOp } from '../graph-edit/weighted-layers.js';
 import type { PassWarning } from '../pipeline/pass.js';
 import { type WeightOnlyMethod, type WeightOnlyOptions, quantizeWeightsOnly } from '../methods/quantize/weight-only.js';
 import type { WeightQuantReport } from '../methods/quantize/weight-tensors.js';
@@ -56,7 +57,10 @@ export function planFakeQuant(model: Model, options: WeightOnlyOptions): FakeQua
   const scratch = model.clone();
   // The pass converts nodes in place, so each node object of the copy keeps its index in the
   // original; what it read before the pass is noted first.
-  const before = scratch.graph.nodes.map((node) => ({ node, opType: node.opType, inputs: [...node.inputs], transB: node.opType === 'Gemm' ? node.attrInt('transB', 0) : 0 }));
+  const before = scratch.graph.nodes.map((node): Before => {
+    const weight = layerWeight(scratch.graph, node);
+    return { node, opType: node.opType, inputs: [...node.inputs], weightInput: weightedOp(node)?.weight, reduction: weight === undefined ? undefined : reductionAxis(node, weight.dims) };
+  });
   const ptq = quantizeWeightsOnly(scratch, options);
   const targets = new Map<string, FakeQuantTarget>();
   const quantizedHere = new Set<string>();
@@ -80,6 +84,16 @@ export function planFakeQuant(model: Model, options: WeightOnlyOptions): FakeQua
   return { targets: [...targets.values()], warnings, ptq };
 }
 
+/** A main-graph node of the scratch copy as it was before the PTQ pass converted it. */
+interface Before {
+  node: Node;
+  opType: string;
+  inputs: string[];
+  /** Where its weight entered, and the weight's reduction axis (weighted-layer table). */
+  weightInput: number | undefined;
+  reduction: number | undefined;
+}
+
 interface Form {
   input: number;
   bits: QuantBits;
@@ -89,18 +103,20 @@ interface Form {
 }
 
 /** How PTQ converted the node that was `was`, or undefined when it left it in float. */
-function formOf(scratch: Model, was: { node: Node; opType: string; inputs: string[]; transB: number }): Form | undefined {
+function formOf(scratch: Model, was: Before): Form | undefined {
   const node = was.node;
+  const input = was.weightInput;
+  if (input === undefined) return undefined;
   if (node.domain === 'com.microsoft' && node.opType === 'MatMulNBits') {
-    // B' is [K, N] as the op multiplies it; blocks run along K. Gemm with transB stores it [N, K].
-    const axis = was.opType === 'Gemm' && was.transB !== 0 ? 1 : 0;
-    return { input: 1, bits: nBits(node), symmetric: absent(node, 3), grouping: { kind: 'blocks', axis, blockSize: node.attrInt('block_size', 0) }, format: 'MatMulNBits' };
+    // Blocks run along K, the reduction axis of the weight as stored ([K, N]; [N, K] for Gemm with transB).
+    if (was.reduction === undefined) return undefined;
+    return { input, bits: nBits(node), symmetric: absent(node, 3), grouping: { kind: 'blocks', axis: was.reduction, blockSize: node.attrInt('block_size', 0) }, format: 'MatMulNBits' };
   }
   if (node.domain === 'com.microsoft' && node.opType === 'GatherBlockQuantized') {
-    return { input: 0, bits: nBits(node), symmetric: absent(node, 3), grouping: { kind: 'blocks', axis: node.attrInt('quantize_axis', 1), blockSize: node.attrInt('block_size', 0) }, format: 'GatherBlockQuantized' };
+    return { input, bits: nBits(node), symmetric: absent(node, 3), grouping: { kind: 'blocks', axis: node.attrInt('quantize_axis', 1), blockSize: node.attrInt('block_size', 0) }, format: 'GatherBlockQuantized' };
   }
-  if ((node.opType !== 'Conv' && node.opType !== 'Gemm') || node.inputs[1] === was.inputs[1]) return undefined;
-  const dq = scratch.graph.producer(node.inputs[1]);
+  if ((node.opType !== 'Conv' && node.opType !== 'Gemm') || node.inputs[input] === was.inputs[input]) return undefined;
+  const dq = scratch.graph.producer(node.inputs[input]);
   if (dq === undefined || dq.opType !== 'DequantizeLinear') return undefined;
   const codes = constantValue(scratch.graph, dq.inputs[0]);
   const scale = constantValue(scratch.graph, dq.inputs[1]);
@@ -111,7 +127,7 @@ function formOf(scratch: Model, was: { node: Node; opType: string; inputs: strin
   const axis = given < 0 ? given + rank : given;
   const blockSize = dq.attrInt('block_size', 0);
   const grouping: WeightGrouping = scale.dims.length === 0 ? { kind: 'tensor' } : blockSize > 0 ? { kind: 'blocks', axis, blockSize } : { kind: 'channel', axis };
-  return { input: 1, bits, symmetric: absent(dq, 2), grouping, format: 'DequantizeLinear' };
+  return { input, bits, symmetric: absent(dq, 2), grouping, format: 'DequantizeLinear' };
 }
 
 function nBits(node: Node): QuantBits {

@@ -24,6 +24,7 @@ import { PassResult } from '../../optimize/util/report.js';
 import { type QuantizedTensorReport, type WeightQuantReport, dropUnreadConstant, readFloatWeight } from './weight-tensors.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
 import { reachOpset } from './opset-raise.js';
+import { WEIGHTED_OPS, weightAxes } from '../../graph-edit/weighted-layers.js';
 
 /** The newest ai.onnx opset models are upgraded to (upgrade-opset.ts goes up to 13). */
 const UPGRADABLE_OPSET = 13;
@@ -110,7 +111,8 @@ export function quantizeConvGemmWeights(model: Model, options: DequantizeLinearW
   }
   const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'Conv', 'Gemm'));
   for (const { node, graph } of targets) {
-    const weightName = node.inputs[1];
+    const weightInput = WEIGHTED_OPS[node.opType].weight;
+    const weightName = node.inputs[weightInput];
     const weight = readFloatWeight(graph, weightName);
     result.count('weights');
     const skip = (code: string, message: string): void => {
@@ -134,19 +136,19 @@ export function quantizeConvGemmWeights(model: Model, options: DequantizeLinearW
       continue;
     }
     const dims = weight.tensor.dims;
-    // Output channels: Conv axis 0; Gemm's N is axis 0 of B when transB, else axis 1. Blocks run
-    // along the input channels (Conv axis 1, Gemm's K).
-    const transB = node.opType === 'Gemm' && node.attrInt('transB', 0) !== 0;
-    const channelAxis = node.opType === 'Conv' || transB ? 0 : 1;
-    const blockAxis = node.opType === 'Conv' ? 1 : transB ? 1 : 0;
-    let nodeForm: DequantizeLinearForm = form;
-    if (nodeForm === 'blocked' && (dims.length < 2 || dims[blockAxis] % blockSize !== 0)) {
-      result.warn('block-size-does-not-divide', `${node.opType} '${node.label}': axis ${blockAxis} of '${weightName}' [${dims.join(',')}] is not a multiple of ${blockSize}; per-channel int8 instead`, { node: node.label, tensor: weightName });
-      nodeForm = 'per-channel';
-    }
-    if (dims.length < 1 || (nodeForm === 'per-channel' && dims.length <= channelAxis)) {
+    // Scales per output channel (Conv axis 0; Gemm's N, axis 0 of B when transB, else 1); blocks
+    // run along the reduction axis (Conv's input channels, Gemm's K).
+    const axes = weightAxes(node, dims);
+    if (axes === undefined || axes.reduction === undefined) {
       skip('weight-shape', `weight '${weightName}' [${dims.join(',')}] has no output-channel axis`);
       continue;
+    }
+    const channelAxis = axes.output;
+    const blockAxis = axes.reduction;
+    let nodeForm: DequantizeLinearForm = form;
+    if (nodeForm === 'blocked' && dims[blockAxis] % blockSize !== 0) {
+      result.warn('block-size-does-not-divide', `${node.opType} '${node.label}': axis ${blockAxis} of '${weightName}' [${dims.join(',')}] is not a multiple of ${blockSize}; per-channel int8 instead`, { node: node.label, tensor: weightName });
+      nodeForm = 'per-channel';
     }
     const bits: QuantBits = nodeForm === 'blocked' ? 4 : 8;
     const group = groupWeight(dims, nodeForm === 'blocked' ? blockAxis : channelAxis, nodeForm, blockSize);
@@ -181,7 +183,7 @@ export function quantizeConvGemmWeights(model: Model, options: DequantizeLinearW
     if (nodeForm === 'blocked') attributes.push(attr.int('block_size', blockSize));
     const output = graph.uniqueName(`${weightName}_dequantized`);
     graph.addNode(new Node({ opType: 'DequantizeLinear', inputs, outputs: [output], name: graph.uniqueName(`${weightName}_DequantizeLinear`), attributes }), graph.nodes.indexOf(node));
-    node.inputs[1] = output;
+    node.inputs[weightInput] = output;
     graph.changed();
     dropUnreadConstant(graph, weightName);
     const report: QuantizedTensorReport = {

@@ -29,6 +29,7 @@ import {
 import type { RewriteOutcome } from './dynamic-int8-matmul.js';
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
 import { MS_DOMAIN } from './weight-tensors.js';
+import { WEIGHTED_OPS, weightAxes } from '../../graph-edit/weighted-layers.js';
 
 export type DynamicConvForm = 'dequantize-weights' | 'conv-integer';
 
@@ -52,11 +53,13 @@ export class ConvRewriter {
   ) {}
 
   rewrite(graph: Graph, node: Node): RewriteOutcome {
-    const weightName = node.inputs[1];
+    const weightInput = WEIGHTED_OPS.Conv.weight;
+    const weightName = node.inputs[weightInput];
     const weight = readFloat32Weight(graph, weightName, `weight '${weightName}' is not float32`);
     if ('reason' in weight) return weight;
     const dims = weight.tensor.dims;
-    if (dims.length < 3)
+    const axes = weightAxes(node, dims);
+    if (axes === undefined)
       return {
         done: false,
         code: 'weight-shape',
@@ -69,8 +72,8 @@ export class ConvRewriter {
       this.fallback = `ConvInteger with DynamicQuantizeLinear needs ai.onnx 11; the model imports ${opset}, so Conv weights use DequantizeLinear`;
     }
     const { weights, perChannel } = this.settings;
-    const q = quantizeLinearWeight(weight.values, groupByAxes(dims, perChannel ? [0] : []), weights);
-    const M = dims[0];
+    const q = quantizeLinearWeight(weight.values, groupByAxes(dims, perChannel ? [axes.output] : []), weights);
+    const M = axes.outputChannels;
     // ConvInteger's weight zero point is one value in onnxruntime's kernel: per-channel zero
     // points of asymmetric weights are refused here rather than at run time.
     if (form === 'conv-integer' && new Set(q.zeroPoints).size > 1) {
@@ -98,10 +101,10 @@ export class ConvRewriter {
         inputs,
         outputs: [dequantized],
         name: name('DequantizeLinear'),
-        attributes: perChannel ? [attr.int('axis', 0)] : [],
+        attributes: perChannel ? [attr.int('axis', axes.output)] : [],
       });
       graph.addNode(dq, graph.nodes.indexOf(node));
-      node.inputs[1] = dequantized;
+      node.inputs[weightInput] = dequantized;
       graph.changed();
     } else {
       const qx = this.activations.of(graph, node.inputs[0]);

@@ -28,6 +28,7 @@ import {
 } from './dynamic-int8-graph.js';
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
 import { MS_DOMAIN, PerGraphCache, type QuantizedTensorReport, transpose } from './weight-tensors.js';
+import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
 
 export type DynamicMatMulForm = 'com.microsoft' | 'onnx';
 
@@ -60,11 +61,12 @@ export class MatMulRewriter {
   /** Rewrites one MatMul or Gemm node of `graph`, or says why it cannot. */
   rewrite(graph: Graph, node: Node): RewriteOutcome {
     const isGemm = node.opType === 'Gemm';
-    const weightName = node.inputs[1];
+    const weightName = node.inputs[WEIGHTED_OPS[node.opType].weight];
     const weight = readFloat32Weight(graph, weightName, `weight '${weightName}' is float16; DynamicQuantizeLinear quantizes float32 activations only`);
     if ('reason' in weight) return weight;
     const dims = weight.tensor.dims;
-    if (dims.length !== 2)
+    const shape = matrixWeightShape(node, dims);
+    if (shape === undefined)
       return {
         done: false,
         code: 'weight-not-2d',
@@ -76,10 +78,10 @@ export class MatMulRewriter {
         code: 'gemm-trans-a',
         reason: 'Gemm with transA = 1 is left in float',
       };
-    const transB = isGemm && node.attrInt('transB', 0) !== 0;
+    // B as stored is [K, N], or [N, K] with Gemm's transB.
+    const { K, N, transposed: transB } = shape;
     const alpha = isGemm ? node.attrFloat('alpha', 1) : 1;
     const beta = isGemm ? node.attrFloat('beta', 1) : 1;
-    const [K, N] = transB ? [dims[1], dims[0]] : dims;
     // The bias: Gemm's C folded with beta into a constant [N] when it is one, else added after.
     let bias: Float32Array | undefined;
     let biasValue: string | undefined;

@@ -17,6 +17,7 @@ import type { ZeroPointType } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
+import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
 import { type MatMulNBitsOptions, type Replacement, buildNBitsWeight, matMulNBitsAttributes, resolveBlockOptions } from './matmul-nbits.js';
 import { MS_DOMAIN, type QuantizedTensorReport, type WeightQuantReport, addTypedConstant, dropUnreadConstant, ensureMicrosoftOpset, floatTensor, readFloatMatrix, readFloatWeight, transpose } from './weight-tensors.js';
 
@@ -53,22 +54,23 @@ export function quantizeGemms(model: Model, options: GemmNBitsOptions): WeightQu
       skip('gemm-trans-a', 'transA = 1; MatMulNBits reads A as [M, K] only');
       continue;
     }
-    const weightName = node.inputs[1];
+    const weightName = node.inputs[WEIGHTED_OPS.Gemm.weight];
     const weight = readFloatMatrix(graph, weightName, 'Gemm');
     if ('reason' in weight) {
       skip(weight.code, weight.reason, weightName);
       continue;
     }
-    const dims = weight.dims;
-    const transB = node.attrInt('transB', 0) !== 0;
-    const [K, N] = transB ? [dims[1], dims[0]] : dims;
+    // B is [K, N], or [N, K] with transB (readFloatMatrix checked it is 2-D).
+    const shape = matrixWeightShape(node, weight.dims);
+    if (shape === undefined) continue;
+    const { K, N, transposed: transB } = shape;
     if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {
       skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);
       continue;
     }
     const alpha = node.attrFloat('alpha', 1);
     const beta = node.attrFloat('beta', 1);
-    const bias = node.inputs[2] ?? '';
+    const bias = node.inputs[WEIGHTED_OPS.Gemm.bias as number] ?? '';
     const elemType = weight.tensor.dataType;
 
     let perGraph = done.get(graph);

@@ -29,6 +29,7 @@ import {
   ternarizeBlocks,
 } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
+import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import {
@@ -131,14 +132,15 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
       skip('excluded', 'excluded by the caller');
       continue;
     }
-    const weightName = node.inputs[1];
+    const weightName = node.inputs[WEIGHTED_OPS.MatMul.weight];
     const weight = readFloatMatrix(graph, weightName, 'MatMulNBits');
     if ('reason' in weight) {
       skip(weight.code, weight.reason, weightName);
       continue;
     }
-    const dims = weight.dims;
-    const [K, N] = dims;
+    const shape = matrixWeightShape(node, weight.dims);
+    if (shape === undefined) continue;
+    const { K, N } = shape;
     if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {
       skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);
       continue;

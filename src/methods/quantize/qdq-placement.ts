@@ -13,15 +13,16 @@ import { constantValue, isStandardDomain } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
+import { weightedOp } from '../../graph-edit/weighted-layers.js';
 
 /** How an op's inputs and output are quantized. */
 interface OpRule {
-  /** Input positions that are quantized ('all' for Concat). */
+  /**
+   * Input positions that are quantized ('all' for Concat). The weight (quantized per channel on
+   * request) and the bias (int32, scale input_scale * weight_scale) of a weighted op are where the
+   * weighted-layer table says.
+   */
   inputs: readonly number[] | 'all';
-  /** Input position of a weight that may be quantized per channel. */
-  weight?: number;
-  /** Input position of a bias quantized to int32 with scale input_scale * weight_scale. */
-  bias?: number;
   /** 'shared': the output uses its input's parameters (one group). */
   output: 'own' | 'shared';
   /** A following Relu/Clip is folded into this op's output range. */
@@ -29,9 +30,9 @@ interface OpRule {
 }
 
 export const QDQ_OP_RULES: Readonly<Record<string, OpRule>> = {
-  Conv: { inputs: [0, 1], weight: 1, bias: 2, output: 'own', foldsActivation: true },
-  MatMul: { inputs: [0, 1], weight: 1, output: 'own', foldsActivation: true },
-  Gemm: { inputs: [0, 1], weight: 1, bias: 2, output: 'own', foldsActivation: true },
+  Conv: { inputs: [0, 1], output: 'own', foldsActivation: true },
+  MatMul: { inputs: [0, 1], output: 'own', foldsActivation: true },
+  Gemm: { inputs: [0, 1], output: 'own', foldsActivation: true },
   Add: { inputs: [0, 1], output: 'own', foldsActivation: true },
   Mul: { inputs: [0, 1], output: 'own', foldsActivation: false },
   Concat: { inputs: 'all', output: 'shared', foldsActivation: false },
@@ -110,6 +111,7 @@ export function planQdq(graph: Graph, options: PlanOptions): QdqPlan {
 
 function planNode(graph: Graph, node: Node, rule: OpRule, isFloat: (v: string) => boolean): PlannedNode | string {
   const positions = rule.inputs === 'all' ? node.inputs.map((_, i) => i) : rule.inputs.filter((i) => i < node.inputs.length);
+  const layer = weightedOp(node);
   const activations: PlannedNode['activations'] = [];
   const constants: PlannedConstant[] = [];
   if (!isFloat(node.outputs[0])) return `output '${node.outputs[0]}' is not float32`;
@@ -119,7 +121,7 @@ function planNode(graph: Graph, node: Node, rule: OpRule, isFloat: (v: string) =
     const constant = constantValue(graph, value);
     if (constant !== undefined) {
       if (constant.dataType !== DataType.FLOAT) return `input '${value}' is a ${constant.dataType === DataType.FLOAT16 ? 'float16' : 'non-float'} constant`;
-      const kind = index === rule.weight ? 'weight' : 'constant';
+      const kind = index === layer?.weight ? 'weight' : 'constant';
       // One 8-bit scale for a whole vector of biases or gains rounds the small entries away
       // (PP-OCRv4 rec's MatMul biases: 91.7% of lines kept with them quantized, 95.0% without).
       // A scalar is exact on its own grid, so scalar operands (x + 3, s * x) are still quantized.
@@ -133,11 +135,12 @@ function planNode(graph: Graph, node: Node, rule: OpRule, isFloat: (v: string) =
     }
   }
   if (activations.length === 0) return 'no activation input (all constant)';
-  if (rule.bias !== undefined && node.inputs[rule.bias] !== undefined && node.inputs[rule.bias] !== '') {
-    const bias = constantValue(graph, node.inputs[rule.bias]);
+  const biasAt = layer?.bias;
+  if (biasAt !== undefined && node.inputs[biasAt] !== undefined && node.inputs[biasAt] !== '') {
+    const bias = constantValue(graph, node.inputs[biasAt]);
     // A bias computed at run time, or a Gemm C that is not one value per output, stays float.
     if (bias !== undefined && bias.dataType === DataType.FLOAT && bias.dims.length === 1 && constants.some((c) => c.kind === 'weight') && gemmBiasOk(node)) {
-      constants.push({ index: rule.bias, kind: 'bias' });
+      constants.push({ index: biasAt, kind: 'bias' });
     }
   }
   return { node, activations, constants, folded: [] };

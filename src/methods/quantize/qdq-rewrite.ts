@@ -2,9 +2,9 @@
 // activation (its readers read the dequantized value; the producer's own output keeps its name, so
 // per-layer comparison still finds it), and integer constants + DequantizeLinear for weights,
 // int32 biases and the constant inputs of Add/Mul/Concat. Axis semantics follow the ONNX spec:
-// DequantizeLinear's per-axis scale is 1-D with one value per index of `axis` of its input, so
-// Conv weights [M, C/g, kH, kW] use axis 0, Gemm's B axis 0 when transB else 1, MatMul's [K, N]
-// weight axis 1 (the output columns).
+// DequantizeLinear's per-axis scale is 1-D with one value per index of `axis` of its input, so a
+// weight's per-channel axis is its output-channel axis in the weighted-layer table (Conv 0, Gemm's
+// B 0 when transB else 1, MatMul's [K, N] 1).
 import { attr } from '../../ir/attribute.js';
 import { constantValue } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
@@ -14,6 +14,7 @@ import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { roundHalfEven, sqnrDb } from '../../kernels/quantize-blocks.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
+import { outputChannelAxis } from '../../graph-edit/weighted-layers.js';
 import type { PlannedConstant, PlannedNode, QdqPlan } from './qdq-placement.js';
 import { type Int8Type, type QuantParams, quantizeBias, quantizeWeight, rangeParams } from './quant-params.js';
 import { type QuantizedTensorReport, dropUnreadConstant } from './weight-tensors.js';
@@ -60,14 +61,6 @@ function rank(c: PlannedConstant): number {
   return c.kind === 'weight' ? 0 : c.kind === 'constant' ? 1 : 2;
 }
 
-/** The per-channel axis of a node's weight, or undefined when it has none to use. */
-export function weightAxis(node: Node, dims: readonly number[]): number | undefined {
-  if (node.opType === 'Conv') return dims.length >= 2 ? 0 : undefined;
-  if (node.opType === 'Gemm') return dims.length === 2 ? (node.attrInt('transB', 0) !== 0 ? 0 : 1) : undefined;
-  if (node.opType === 'MatMul') return dims.length === 2 ? 1 : undefined;
-  return undefined;
-}
-
 function quantizeConstant(
   model: Model,
   graph: Graph,
@@ -99,7 +92,7 @@ function quantizeConstant(
     const weight = constant.kind === 'weight';
     let q;
     if (weight) {
-      q = quantizeWeight(values, tensor.dims, options.perChannel ? weightAxis(node, tensor.dims) : undefined, options.weightType, options.reduceRange);
+      q = quantizeWeight(values, tensor.dims, options.perChannel ? outputChannelAxis(node, tensor.dims) : undefined, options.weightType, options.reduceRange);
     } else {
       // Add/Mul/Concat constants take the activation type (the integer kernels want one type);
       // a Concat's constant shares the Concat's parameters.

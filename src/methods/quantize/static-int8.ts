@@ -7,7 +7,7 @@
 //      runtime computes it) unless told not to;
 //   3. plan the Q/DQ placement (qdq-placement.ts) over the main graph;
 //   4. calibrate: run the model on the samples with the planned activations exposed, keeping
-//      running statistics only (calibration/collector.ts), and turn them into ranges with the chosen
+//      running statistics only (eval/activation-stats.ts), and turn them into ranges with the chosen
 //      calibrator; values that share parameters (Concat, MaxPool, Resize) take the union;
 //   5. write Q/DQ pairs, int8 weights and int32 biases (qdq-rewrite.ts); optionally turn the result
 //      into QOperator form (QLinearConv, QLinearMatMul) for runtimes that want it.
@@ -15,16 +15,17 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { topologicalSort } from '../../ir/toposort.js';
+import { weightedOp } from '../../graph-edit/weighted-layers.js';
 import type { SampleSource } from '../../eval/samples.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { optimizeModel } from '../../optimize/optimize.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { CalibrationRange } from './calibration/calibrator.js';
-import { collectStatistics } from './calibration/collector.js';
+import { collectStatistics } from '../../eval/activation-stats.js';
 import { type CalibratorName, calibratorNamed } from './calibration/registry.js';
 import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './details.js';
 import { reachOpset } from './opset-raise.js';
-import { planQdq } from './qdq-placement.js';
+import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { toQOperators } from './qoperator.js';
 import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
@@ -187,10 +188,11 @@ function ensureQdqOpset(model: Model, perChannel: boolean, warnings: PassWarning
   throw new Error(`static-int8: the model imports ai.onnx opset ${opset}; QuantizeLinear/DequantizeLinear need 10, and the model cannot be upgraded: ${refused}`);
 }
 
+/** Weighted ops static int8 quantizes (Conv, MatMul, Gemm) that sit inside subgraphs. */
 function nestedQuantizable(model: Model): number {
   let count = 0;
   for (const { node, graph } of model.graph.allNodes()) {
-    if (graph !== model.graph && ['Conv', 'MatMul', 'Gemm'].includes(node.opType)) count++;
+    if (graph !== model.graph && weightedOp(node) !== undefined && Object.hasOwn(QDQ_OP_RULES, node.opType)) count++;
   }
   return count;
 }

@@ -1,6 +1,6 @@
 // The calibrator interface: turn one activation's statistics into the float range its 8-bit codes
 // will cover. Wider ranges clip less and round more; each calibrator strikes that balance its own way.
-import type { TensorStatistics } from './statistics.js';
+import type { TensorStatistics } from '../../../eval/tensor-statistics.js';
 
 export interface CalibrationRange {
   min: number;

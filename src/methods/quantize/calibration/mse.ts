@@ -4,8 +4,8 @@
 // range family is the seen range shrunk toward 0 by a factor (both ends alike); a coarse grid of
 // factors is refined around its best point.
 import type { CalibrationRange, Calibrator } from './calibrator.js';
-import type { Histogram } from './histogram.js';
-import type { TensorStatistics } from './statistics.js';
+import type { Histogram } from '../../../eval/histogram.js';
+import type { TensorStatistics } from '../../../eval/tensor-statistics.js';
 
 const COARSE_STEPS = 200;
 const FINE_STEPS = 40;

@@ -1,12 +1,14 @@
 // What calibration keeps about one activation: its exact minimum and maximum, and two histograms
 // of fixed size (of x for asymmetric ranges, of |x| for symmetric ones and TensorRT's entropy
 // method). Everything a calibrator needs, in memory that does not grow with the samples seen.
+// An activation-statistics accumulator (activation-stats.ts): the collector feeds it batch by batch.
+import type { ActivationAccumulator } from './activation-stats.js';
 import { Histogram } from './histogram.js';
 
 /** TensorRT and onnxruntime both histogram activations into 2048 bins. */
 export const DEFAULT_BINS = 2048;
 
-export class TensorStatistics {
+export class TensorStatistics implements ActivationAccumulator {
   min = Infinity;
   max = -Infinity;
   /** Finite values seen. */
@@ -24,6 +26,12 @@ export class TensorStatistics {
     this.absolute = new Histogram(bins, true);
   }
 
+  /** The activation it reads (its name). */
+  get value(): string {
+    return this.name;
+  }
+
+  /** Folds in a batch of values (their layout does not matter). */
   add(values: ArrayLike<number>): void {
     let lo = this.min;
     let hi = this.max;
