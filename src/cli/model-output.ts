@@ -5,9 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { type SavedModel, saveModelVerified } from '../node/model-files.js';
-import { nodeOrt } from '../node/ort-node.js';
-import { ortCause } from '../runtime/ort-errors.js';
-import { ModelSession } from '../runtime/session.js';
+import { checkLoads } from '../node/load-check.js';
 import { inFile } from './errors.js';
 import { refuseInputs } from './output-checks.js';
 
@@ -32,14 +30,12 @@ export async function writeModelOutput(model: Model, file: string, options: { ex
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     return await saveModelVerified(model, file, {
       externalData: options.externalData === true ? true : undefined,
-      verify: async (temporary) => {
-        let session: ModelSession;
+      verify: async (temporary, bytes) => {
         try {
-          session = await ModelSession.create(nodeOrt, temporary, { graphOptimization: 'basic', logSeverityLevel: 4 });
+          await checkLoads(temporary, bytes);
         } catch (error) {
-          throw new Error(`onnxruntime cannot load the result (${ortCause(error)}); nothing was written`);
+          throw new Error(`onnxruntime cannot load the result (${(error as Error).message}); nothing was written`);
         }
-        await session.release();
       },
     });
   } catch (error) {

@@ -17,6 +17,7 @@ import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
 import { wholeNumber } from './options.js';
+import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { openCommandSamples } from './sample-options.js';
 
@@ -76,6 +77,7 @@ async function optimizeFile(input: string, flags: OptimizeFlags, ctx: ReturnType
   const original = loadModelFile(input);
   // Samples are prepared before any work, so a missing dim or a bad --data fails at once.
   const samples = flags.validate ? await openCommandSamples(original, flags, options.count) : undefined;
+  const spill = spillForLargeModel(original, flags.output);
   try {
     let result: Awaited<ReturnType<typeof optimize>>;
     try {
@@ -101,6 +103,7 @@ async function optimizeFile(input: string, flags: OptimizeFlags, ctx: ReturnType
     );
   } finally {
     await samples?.close?.();
+    spill?.dispose();
   }
 }
 

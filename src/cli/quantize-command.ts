@@ -4,6 +4,7 @@
 // --data (or --calib, or generated inputs), the gate of --min-cosine/--max-drop (exit 3), and
 // loading in onnxruntime. --json prints the report in the common envelope.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { type Command, Option } from 'commander';
 import { modelSignature } from '../eval/match-inputs.js';
 import { generatedSamples } from '../eval/sample-generate.js';
@@ -28,6 +29,7 @@ import type { CliContext } from './main.js';
 import { outputFile, writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
 import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
+import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
 
 interface QuantizeFlags extends GateFlags {
@@ -135,6 +137,9 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.calib, flags.labels, flags.config], models: [input], folderAllowed: true });
 
   const original = loadModelFile(input);
+  const output = outputFile(flags.output, method.outputFileName(settings), [input, flags.data, flags.calib, flags.labels, flags.config]);
+  fs.mkdirSync(path.dirname(path.resolve(output)), { recursive: true });
+  const spill = spillForLargeModel(original, output);
   const unmatched = unmatchedPatterns(original, settings);
   const labels = flags.labels === undefined ? undefined : readLabelsFile(flags.labels);
   const sources: SampleSource[] = [];
@@ -154,7 +159,6 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       gate,
     };
     const { model, report } = await quantize(original, options, ctx);
-    const output = outputFile(flags.output, method.outputFileName(settings), [input, flags.data, flags.calib, flags.labels, flags.config]);
     const saved = await writeModelOutput(model, output, { externalData: flags.externalData });
     const before = modelFileBytes(input, original);
     return envelope(
@@ -170,6 +174,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
     );
   } finally {
     for (const source of sources) await source.close?.();
+    spill?.dispose();
   }
 }
 

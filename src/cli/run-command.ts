@@ -24,6 +24,7 @@ import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
 import { parseDims, wholeNumber } from './options.js';
+import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
 
 interface RunFlags {
@@ -75,6 +76,7 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
   const model = loadModelFile(input);
   const labels = flags.labels === undefined ? undefined : readLabelsFile(flags.labels);
   const sources: SampleSource[] = [];
+  const spill = spillForLargeModel(model, flags.output);
   try {
     const signature = modelSignature(model);
     const data = flags.data === undefined ? undefined : await openSampleFile(flags.data, signature);
@@ -107,6 +109,7 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
     };
   } finally {
     for (const source of sources) await source.close?.();
+    spill?.dispose();
   }
 }
 

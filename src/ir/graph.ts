@@ -6,6 +6,11 @@ import { clone as cloneMessage } from '@bufbuild/protobuf';
 import { type GraphProto, type ValueInfoProto, ValueInfoProtoSchema } from '../onnx/onnx_pb.js';
 import { Node } from './node.js';
 import type { Tensor } from './tensor.js';
+
+/** Takes a new tensor and returns the one to keep in the graph: itself, or one backed by a file. */
+export interface TensorSpill {
+  keep(tensor: Tensor): Tensor;
+}
 import { makeValueInfo, type TensorType } from './value-info.js';
 
 interface Index {
@@ -26,6 +31,12 @@ export class Graph {
   parent: Graph | undefined;
   /** The decoded proto, kept for fields shrink does not model (sparse initializers, annotations). */
   proto: GraphProto | undefined;
+  /**
+   * Where new large initializers go as they are added, instead of staying in memory (set on the
+   * root graph; subgraphs use their root's). The Node CLI spills to a scratch file so that a
+   * pass over a 20 GB model never holds all of its output at once.
+   */
+  spill: TensorSpill | undefined;
   private index: Index | undefined;
   private nameCounter = 0;
   private usedNames: Set<string> | undefined;
@@ -49,6 +60,7 @@ export class Graph {
     copy.initializers = this.initializers.map((t) => t.clone());
     copy.nodes = this.nodes.map((n) => n.clone(copy));
     copy.nameCounter = this.nameCounter;
+    copy.spill = this.spill;
     return copy;
   }
 
@@ -134,10 +146,25 @@ export class Graph {
 
   addInitializer(tensor: Tensor): Tensor {
     if (this.initializer(tensor.name) !== undefined) throw new Error(`graph '${this.name}' already has an initializer '${tensor.name}'`);
-    this.initializers.push(tensor);
-    this.noteNames(tensor.name);
+    const kept = this.spilled(tensor);
+    this.initializers.push(kept);
+    this.noteNames(kept.name);
     this.dropIndex();
-    return tensor;
+    return kept;
+  }
+
+  /** Puts `tensor` in the place of initializer `at` (same name or not), spilled like addInitializer's. */
+  replaceInitializer(at: number, tensor: Tensor): Tensor {
+    if (at < 0 || at >= this.initializers.length) throw new Error(`graph '${this.name}': no initializer at ${at}`);
+    const kept = this.spilled(tensor);
+    this.initializers[at] = kept;
+    this.changed();
+    return kept;
+  }
+
+  private spilled(tensor: Tensor): Tensor {
+    const spill = this.root().spill;
+    return spill === undefined || tensor.isExternal ? tensor : spill.keep(tensor);
   }
 
   removeInitializer(name: string): void {

@@ -88,6 +88,12 @@ export class Tensor {
     return new Tensor(proto.name, type, dims, { proto, raw });
   }
 
+  /** A tensor whose bytes are in an external file (`source` reads them), made in code: a spilled tensor. */
+  static external(name: string, dataType: DataType, dims: readonly number[], ref: { location: string; offset: number }, source: ExternalDataSource): Tensor {
+    const length = byteLengthOf(dataType, elementCount(dims, name));
+    return new Tensor(name, dataType, [...dims], { external: { location: ref.location, offset: ref.offset, length }, source });
+  }
+
   /** A tensor over raw little-endian bytes (kept as given, not copied). */
   static fromBytes(name: string, dataType: DataType, dims: readonly number[], bytes: Uint8Array): Tensor {
     const need = byteLengthOf(dataType, elementCount(dims, name));

@@ -96,7 +96,7 @@ export interface SaveOptions {
    * Runs on the complete temporary model (its data files already beside it under their final
    * names) before it replaces anything; a throw leaves every existing file as it was.
    */
-  verify?: (temporaryModelFile: string) => Promise<void>;
+  verify?: (temporaryModelFile: string, bytes: number) => Promise<void>;
 }
 
 /** What was written: the model file and the external data files it refers to. */
@@ -120,7 +120,7 @@ export async function saveModelVerified(model: Model, file: string, options: Sav
   const pending = writePending(model, file, options);
   try {
     pending.placeData();
-    if (options.verify !== undefined) await options.verify(pending.modelTemp);
+    if (options.verify !== undefined) await options.verify(pending.modelTemp, pending.bytes);
     return pending.commit();
   } catch (error) {
     pending.abort();
@@ -142,6 +142,8 @@ export function saveModel(model: Model, file: string, options: Omit<SaveOptions,
 
 interface Pending {
   modelTemp: string;
+  /** Bytes of the model file and its data files. */
+  bytes: number;
   /** Renames the data files to their final (fresh) names; nothing refers to them yet. */
   placeData(): void;
   /** Renames the model into place and removes the data files the replaced model used. */
@@ -218,8 +220,10 @@ function writePending(model: Model, file: string, options: Omit<SaveOptions, 've
       fs.closeSync(entry.fd);
       entry.fd = -1;
     }
+    const bytes = modelBytes + [...data.values()].reduce((n, e) => n + e.size, 0);
     return {
       modelTemp,
+      bytes,
       placeData() {
         // Fresh names: no existing model refers to them, so placing them early breaks nothing.
         for (const [location, entry] of data) {
@@ -237,7 +241,7 @@ function writePending(model: Model, file: string, options: Omit<SaveOptions, 've
         for (const final of dataFiles) untrackTemp(final);
         const kept = new Set(dataFiles);
         for (const old of replacedData) if (!kept.has(old)) fs.rmSync(old, { force: true });
-        return { file: target, dataFiles, bytes: modelBytes + [...data.values()].reduce((n, e) => n + e.size, 0) };
+        return { file: target, dataFiles, bytes };
       },
       abort() {
         for (const entry of data.values()) removeTemp(entry.temp);

@@ -8,4 +8,9 @@ export interface RecipeContext extends PassContext {
   ort: OrtModule;
   /** onnxruntime intra-op threads for calibration and comparison (default: onnxruntime's choice). */
   threads?: number;
+  /**
+   * Bytes of weights onnxruntime may hold at once (two models for a comparison). Checks that need
+   * more are skipped with a reason instead of running the machine out of memory; default: no limit.
+   */
+  memoryBudget?: number;
 }

@@ -6,6 +6,8 @@ import type { EvalReport } from '../eval/eval-report.js';
 import type { Labels } from '../eval/labels.js';
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
+import { formatBytes } from '../inspect/table.js';
+import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
 
 export interface FidelityOptions {
@@ -19,6 +21,18 @@ export interface FidelityOptions {
   labels?: Labels;
   /** The output read for accuracy (default: the first). */
   labelOutput?: string;
+}
+
+/**
+ * Why `original` and `candidate` cannot be compared here (their weights together exceed the
+ * context's memory budget), or undefined when they can.
+ */
+export function comparisonWontFit(original: Model, candidate: Model, ctx: RecipeContext): string | undefined {
+  if (ctx.memoryBudget === undefined) return undefined;
+  const a = modelBytes(original);
+  const b = modelBytes(candidate);
+  if (a + b <= ctx.memoryBudget) return undefined;
+  return `the original (${formatBytes(a)}) and the result (${formatBytes(b)}) would need about ${formatBytes(a + b)} in onnxruntime together, more than the ${formatBytes(ctx.memoryBudget)} this machine can give them; check them on a machine with more memory`;
 }
 
 export async function measureFidelity(original: Model, candidate: Model, options: FidelityOptions, ctx: RecipeContext): Promise<EvalReport> {

@@ -15,7 +15,7 @@ import type { OptimizeLevel } from '../optimize/passes.js';
 import { totalNodes } from '../optimize/util/graph-queries.js';
 import { ortCause } from '../runtime/ort-errors.js';
 import type { RecipeContext } from './context.js';
-import { measureFidelity } from './fidelity.js';
+import { comparisonWontFit, measureFidelity } from './fidelity.js';
 import type { PassReport, PassWarning } from './pass.js';
 import { snakeCaseKeys } from './report-envelope.js';
 import { type SizeChange, sizeChange } from './size-change.js';
@@ -77,8 +77,11 @@ export interface OptimizeResult {
 
 /** Optimizes a copy of `model`; throws (naming the pass) when the result's outputs moved. */
 export async function optimize(model: Model, options: OptimizeStepOptions, ctx: RecipeContext): Promise<OptimizeResult> {
-  const validate = options.validate;
   const warnings: PassWarning[] = [];
+  // The optimizer removes and folds, so the result is at most the input's size: twice the input must fit.
+  const tooLarge = options.validate === undefined ? undefined : comparisonWontFit(model, model, ctx);
+  if (tooLarge !== undefined) warnings.push({ code: 'too-large-to-validate', message: `the optimized model was not run against the original: ${tooLarge}` });
+  const validate = tooLarge === undefined ? options.validate : undefined;
   try {
     warnings.push(...(await checkModelForOptimize(model, validate === undefined ? {} : { ort: ctx.ort, source: options.source ?? model })));
   } catch (error) {
@@ -90,7 +93,7 @@ export async function optimize(model: Model, options: OptimizeStepOptions, ctx: 
   const optimizeOptions = { level: options.level ?? 'full', passes: options.passes === undefined ? undefined : [...options.passes], skip: options.skip === undefined ? undefined : [...options.skip] };
   const credit = creditPasses(candidate);
   const reports = await optimizeModel(candidate, { ...optimizeOptions, onPass: credit.onPass }, ctx);
-  if (validate === undefined) {
+  if (options.validate === undefined) {
     warnings.push({ code: 'not-validated', message: 'the optimized model was not run against the original (no samples to validate on)' });
   }
   let fidelity: OutputsFidelity | null = null;

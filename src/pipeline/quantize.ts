@@ -10,7 +10,7 @@ import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-prec
 import { type QuantizeMethod, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
-import { type FidelityOptions, measureFidelity } from './fidelity.js';
+import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { type Fp32SearchRound, searchFp32Layers } from './fp32-search.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
@@ -94,7 +94,9 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   const outcome = outcomes.get(candidate);
   if (outcome === undefined) throw new Error('quantize: the search returned a model it did not quantize');
 
-  const measured = fidelity === undefined ? undefined : await measureFidelity(model, candidate, fidelity, ctx);
+  const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, candidate, ctx);
+  const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, candidate, fidelity, ctx);
+  const skipped = fidelity === undefined ? (fidelitySkipped ?? 'no samples given') : tooLarge;
   const before = modelBytes(model);
   const after = modelBytes(candidate);
   const report = buildQuantizeReport({
@@ -104,10 +106,10 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
     outcome: outcome.main,
     extra: outcome.extra,
     fidelity: measured,
-    fidelitySkipped: fidelity === undefined ? (fidelitySkipped ?? 'no samples given') : undefined,
+    fidelitySkipped: skipped,
     search: search?.rounds,
     searchKept: search?.kept,
-    verdict: verdictOf(measured, { thresholds: verdict, hints: quantizeHints(method, settings), why: fidelitySkipped }),
+    verdict: verdictOf(measured, { thresholds: verdict, hints: quantizeHints(method, settings), why: skipped }),
   });
   if (gate !== undefined && !isEmptyGate(gate)) {
     const misses = checkGate(gate, measured, after / before);

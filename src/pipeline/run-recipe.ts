@@ -9,7 +9,7 @@ import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
-import { measureFidelity } from './fidelity.js';
+import { comparisonWontFit, measureFidelity } from './fidelity.js';
 import { checkGate, GateFailedError, type GateMiss } from './gate.js';
 import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
@@ -81,6 +81,8 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       steps.push({ step: 'quantize', report: result.report });
     } else {
       if (fidelity === undefined) throw new Error(`recipe step ${i + 1} (gate): gates compare with the input on data: give --data${data.noDataReason === undefined ? '' : ` (${data.noDataReason})`}`);
+      const tooLarge = comparisonWontFit(model, current, ctx);
+      if (tooLarge !== undefined) throw new Error(`recipe step ${i + 1} (gate) cannot be checked: ${tooLarge}`);
       const report = measured?.model === current ? measured.report : await measureFidelity(model, current, fidelity, ctx);
       measured = { model: current, report };
       const sizeRatio = modelBytes(current) / modelBytes(model);
@@ -90,15 +92,17 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
     }
   }
   let final: EvalReport | undefined;
-  if (fidelity !== undefined) final = measured?.model === current ? measured.report : await measureFidelity(model, current, fidelity, ctx);
+  const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, current, ctx);
+  if (fidelity !== undefined && tooLarge === undefined) final = measured?.model === current ? measured.report : await measureFidelity(model, current, fidelity, ctx);
+  const notMeasured = tooLarge ?? data.noDataReason ?? 'no data given';
   return {
     model: current,
     report: {
       ...(recipe.description === undefined ? {} : { description: recipe.description }),
       steps,
       size: sizeChange(modelBytes(model), modelBytes(current)),
-      ...(final === undefined ? { fidelity_skipped: data.noDataReason ?? 'no data given' } : { fidelity: final }),
-      verdict: verdictOf(final, { thresholds: data.verdict, why: data.noDataReason }),
+      ...(final === undefined ? { fidelity_skipped: notMeasured } : { fidelity: final }),
+      verdict: verdictOf(final, { thresholds: data.verdict, why: notMeasured }),
       warnings,
     },
   };

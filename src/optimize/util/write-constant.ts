@@ -24,8 +24,7 @@ export function writeNodeConstant(model: Model, graph: Graph, node: Node, index:
     const initializerAt = graph.initializers.findIndex((t) => t.name === current);
     if (initializerAt >= 0 && !graph.isGraphInput(current)) {
       tensor.name = current;
-      graph.initializers[initializerAt] = tensor;
-      graph.changed();
+      graph.replaceInitializer(initializerAt, tensor);
       return 'replaced';
     }
     const producer = graph.producer(current);
