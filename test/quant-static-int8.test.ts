@@ -165,8 +165,8 @@ test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx 
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as QuantizeReport;
   assert.equal(report.output, join(folder, 'model_int8.onnx'));
-  assert.equal(report.stats.nodesQuantized, 3);
-  assert.equal(report.stats.calibrationSamples, 64);
+  assert.equal(report.stats.nodes_quantized, 3);
+  assert.equal(report.stats.calibration_samples, 64);
   // Gemm weights int8 (~0.25x) with int32 biases.
   assert.ok(report.weights.bytes_after < 0.27 * report.weights.bytes_before, JSON.stringify(report.weights));
   assert.equal(report.fidelity?.samples, 64);

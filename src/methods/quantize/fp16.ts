@@ -338,8 +338,7 @@ function materialize(run: Run, graph: Graph, name: string, constant: Flexible): 
     graph.removeNode(constant.node);
     graph.addInitializer(narrowed);
   } else {
-    const at = graph.initializers.indexOf(tensor);
-    graph.initializers[at] = narrowed;
+    graph.replaceInitializer(graph.initializers.indexOf(tensor), narrowed);
   }
   run.changed.set(name, run.storage);
   run.tensors.push({
