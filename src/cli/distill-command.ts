@@ -11,7 +11,7 @@ import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.
 import { nodeOrt } from '../node/ort-node.js';
 import type { RecipeContext } from '../pipeline/context.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
-import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
+import { sizeChange } from '../pipeline/size-change.js';
 import { SessionLoadError } from '../runtime/ort-errors.js';
 import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
@@ -164,7 +164,7 @@ function formatReport(flags: DistillFlags, report: DistillReport): string {
     `  ${report.samples} samples, ${report.classes} classes, temperature ${report.temperature}, alpha ${report.alpha}`,
     `  teacher outputs computed in ${report.teacher_seconds.toFixed(1)} s`,
     ...report.epochs.map(formatEpoch),
-    `wrote ${report.output} (${report.size === undefined ? '?' : formatSizeChange(report.size)}) after ${report.steps} steps${last === undefined ? '' : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
+    `wrote ${report.output} (${report.size?.after} bytes) after ${report.steps} steps${last === undefined ? '' : `, last epoch's loss ${last.mean_loss.toFixed(4)}`}`,
     '',
   ].join('\n');
 }
