@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { codecBench } from './codec.js';
+import { largeModelsBench } from './large-models.js';
 import { optimizeBench } from './optimize.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
@@ -21,7 +22,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -1,0 +1,157 @@
+// Large models through the CLI: generated decoder-like models of about 1, 4 and 20 GB (weights in
+// an external data file; bench/lib/decoder-model.ts) through `inspect`, `quantize --method int4`,
+// `quantize --method fp16` and `optimize`, each as a user runs it (bin/shrink.js in a child
+// process under GNU time). Per run: wall time, CPU time, peak RSS of the whole process tree (the
+// load check of a large output runs in a child), peak RSS of the shrink process itself (its
+// SHRINK_DEBUG=1 line), output size on disk, and the fidelity shrink measured or why it skipped it.
+// The models are generated into bench/work/ (never committed) and removed afterwards.
+// Usage: npm run bench -- large-models            (1, 4 and 20 GB)
+//        SHRINK_BENCH_SIZES=1,4 npm run bench -- large-models
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { decoderBytes, decoderShapeFor, writeDecoderModel } from './lib/decoder-model.js';
+import { machineInfo } from './lib/machine.js';
+import { round } from './lib/stats.js';
+import type { Bench, BenchOutput } from './run.js';
+
+const WORK = path.join(import.meta.dirname, 'work', 'large-models');
+const SHRINK = path.join(import.meta.dirname, '..', 'bin', 'shrink.js');
+/** Generated inputs for the fidelity checks: one sequence of 8 tokens. */
+const DIMS = 'batch=1,sequence=8';
+
+interface RunResult {
+  command: string;
+  exitCode: number;
+  wallSeconds: number;
+  cpuSeconds: number;
+  /** Peak RSS of the process tree (GNU time: the largest of shrink and its children). */
+  peakRssGiB: number;
+  /** Peak RSS of the shrink process alone. */
+  shrinkRssGiB: number | null;
+  outputGiB: number | null;
+  /** Lowest output cosine shrink measured, when it measured one. */
+  cosine: number | null;
+  /** Why fidelity was not measured, when it was not. */
+  fidelitySkipped: string | null;
+  error: string | null;
+}
+
+interface SizeResult {
+  targetGB: number;
+  shape: { hidden: number; layers: number; vocabulary: number };
+  modelGiB: number;
+  generateSeconds: number;
+  runs: RunResult[];
+}
+
+function gib(bytes: number): number {
+  return Number((bytes / 2 ** 30).toFixed(3));
+}
+
+/** Bytes of a file and the data files beside it that start with its name. */
+function filesBytes(file: string): number | null {
+  if (!fs.existsSync(file)) return null;
+  const folder = path.dirname(file);
+  const base = path.basename(file);
+  return fs
+    .readdirSync(folder)
+    .filter((f) => f === base || (f.startsWith(`${base}.`) && f.endsWith('.data')))
+    .reduce((n, f) => n + fs.statSync(path.join(folder, f)).size, 0);
+}
+
+function shrinkRun(args: string[], output: string | null, log: (line: string) => void): RunResult {
+  const command = `shrink ${args.map((a) => (a.startsWith(WORK) ? path.relative(WORK, a) : a)).join(' ')}`;
+  log(`${command} ...`);
+  const timeFile = path.join(WORK, 'time.txt');
+  const run = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, SHRINK, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, SHRINK_DEBUG: '1' },
+    maxBuffer: 256 * 2 ** 20,
+  });
+  const [wall, user, system, maxKb] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()?.split(' ').map(Number) ?? [];
+  const own = /peak RSS ([\d.]+) MiB/.exec(run.stderr ?? '');
+  let cosine: number | null = null;
+  let skipped: string | null = null;
+  if (run.status === 0 && args.includes('--json')) {
+    const report = JSON.parse(run.stdout);
+    const fidelity = report.fidelity;
+    if (fidelity?.outputs !== undefined) cosine = Math.min(...Object.values(fidelity.outputs as Record<string, { cosine: number }>).map((o) => Number(o.cosine)));
+    else if (typeof fidelity?.cosine === 'number') cosine = fidelity.cosine;
+    skipped = report.fidelity_skipped ?? report.warnings?.find((w: { code: string }) => w.code === 'too-large-to-validate')?.message ?? null;
+  }
+  const result: RunResult = {
+    command,
+    exitCode: run.status ?? -1,
+    wallSeconds: round(wall),
+    cpuSeconds: round(user + system),
+    peakRssGiB: Number((maxKb / 2 ** 20).toFixed(3)),
+    shrinkRssGiB: own === null ? null : Number((Number(own[1]) / 1024).toFixed(3)),
+    outputGiB: output === null ? null : (() => {
+      const bytes = filesBytes(output);
+      return bytes === null ? null : gib(bytes);
+    })(),
+    cosine: cosine === null ? null : Number(cosine.toFixed(6)),
+    fidelitySkipped: skipped,
+    error: run.status === 0 ? null : (run.stderr ?? '').trim().split('\n').filter((l) => !l.includes('debug:')).pop() ?? 'failed',
+  };
+  log(`  exit ${result.exitCode}, ${result.wallSeconds} s, CPU ${result.cpuSeconds} s, peak RSS ${result.peakRssGiB} GiB (shrink ${result.shrinkRssGiB}), output ${result.outputGiB} GiB${result.error ? `: ${result.error}` : ''}`);
+  return result;
+}
+
+async function runLargeModels(log: (line: string) => void): Promise<BenchOutput> {
+  const sizes = (process.env.SHRINK_BENCH_SIZES ?? '1,4,20').split(',').map(Number);
+  fs.rmSync(WORK, { recursive: true, force: true });
+  fs.mkdirSync(WORK, { recursive: true });
+  const results: SizeResult[] = [];
+  try {
+    for (const targetGB of sizes) {
+      const shape = decoderShapeFor(targetGB * 1e9);
+      const started = performance.now();
+      const model = writeDecoderModel(WORK, `decoder-${targetGB}gb.onnx`, shape);
+      const generateSeconds = round((performance.now() - started) / 1000);
+      log(`${targetGB} GB: generated ${gib(decoderBytes(shape))} GiB (D ${shape.hidden}, ${shape.layers} layers, vocabulary ${shape.vocabulary}) in ${generateSeconds} s`);
+      const runs: RunResult[] = [];
+      runs.push(shrinkRun(['inspect', model, '--json'], null, log));
+      for (const method of ['int4', 'fp16']) {
+        const output = path.join(WORK, `out-${method}.onnx`);
+        runs.push(shrinkRun(['quantize', model, '-o', output, '--method', method, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], output, log));
+        fs.rmSync(output, { force: true });
+        for (const f of fs.readdirSync(WORK)) if (f.startsWith(`out-${method}.onnx`)) fs.rmSync(path.join(WORK, f), { force: true });
+      }
+      const optimized = path.join(WORK, 'out-optimized.onnx');
+      runs.push(shrinkRun(['optimize', model, '-o', optimized, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], optimized, log));
+      for (const f of fs.readdirSync(WORK)) if (f.startsWith('out-') || f.startsWith('decoder-')) fs.rmSync(path.join(WORK, f), { force: true });
+      results.push({ targetGB, shape, modelGiB: gib(decoderBytes(shape)), generateSeconds, runs });
+    }
+  } finally {
+    fs.rmSync(WORK, { recursive: true, force: true });
+  }
+  const machine = machineInfo();
+  const json = { machine, memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)), dims: DIMS, results };
+  return { json, markdown: markdown(results, machine) };
+}
+
+function markdown(results: SizeResult[], machine: ReturnType<typeof machineInfo>): string {
+  const lines = [
+    '# Large models',
+    '',
+    `Generated decoder-like models (weights in external data) through the CLI; ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, ${machine.date}.`,
+    'Peak RSS "tree" is the largest process of the run (a large output is load-checked in a child process); "shrink" is the shrink process alone.',
+    '',
+    '| model | command | exit | wall s | CPU s | peak RSS tree GiB | peak RSS shrink GiB | output GiB | fidelity |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const size of results) {
+    for (const run of size.runs) {
+      const fidelity = run.cosine !== null ? `cosine ${run.cosine}` : run.fidelitySkipped !== null ? `skipped: ${run.fidelitySkipped}` : run.error ?? '';
+      lines.push(
+        `| ${size.modelGiB} GiB (${size.shape.layers} layers, D ${size.shape.hidden}) | \`${run.command.replace(/ --json$/, '')}\` | ${run.exitCode} | ${run.wallSeconds} | ${run.cpuSeconds} | ${run.peakRssGiB} | ${run.shrinkRssGiB ?? ''} | ${run.outputGiB ?? ''} | ${fidelity} |`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const largeModelsBench: Bench = { name: 'large-models', run: runLargeModels };
