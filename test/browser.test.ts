@@ -5,7 +5,8 @@
 // would hide exactly the breakage this test exists to catch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,8 @@ import { build, type BuildFailure, type Metafile } from 'esbuild';
 import type { Browser } from 'playwright-core';
 import { nodeOrt } from '../src/node/ort-node.js';
 import type { ShrinkProbeWindow } from './browser/entry.js';
-import { probeModel, type ProbeOutput, type ProbeResult, TRAINING_STEPS } from './browser/probe.js';
+import { PROBE_RECIPE, probeModel, type ProbeOutput, type ProbeResult, recipeDataNpy, TRAINING_STEPS } from './browser/probe.js';
+import { spawnShrink } from './helpers/cli.js';
 import { launchChromium } from './helpers/chromium.js';
 import { OCR_ASSETS } from './helpers/real-models.js';
 import { maxAbsDiff } from './helpers/run-model.js';
@@ -185,6 +187,26 @@ test('the core runs in headless Chromium on the PP-OCR classifier and matches No
       const diff = maxAbsDifference(web, native);
       assert.ok(diff <= ORT_WEB_VS_NODE_TOLERANCE, `'${name}': ORT-web vs ORT-node max |diff| ${diff} > ${ORT_WEB_VS_NODE_TOLERANCE}`);
       differences.push(`${name} web=[${web.data.join(', ')}] node=[${native.data.join(', ')}] max|diff|=${diff.toExponential(2)}`);
+    }
+
+    // A recipe runs the same in the browser: the 3-step recipe on the same model and data gives
+    // the bytes the CLI writes for it.
+    const cliFolder = await mkdtemp(join(tmpdir(), 'shrink-browser-cli-'));
+    try {
+      await writeFile(join(cliFolder, 'recipe.json'), JSON.stringify(PROBE_RECIPE));
+      await writeFile(join(cliFolder, 'data.npy'), recipeDataNpy());
+      const cli = spawnShrink(['run', join(cliFolder, 'recipe.json'), join(MODEL_DIR, MODEL_FILE), '-o', join(cliFolder, 'out.onnx'), '--data', join(cliFolder, 'data.npy'), '--no-progress']);
+      assert.equal(cli.status, 0, cli.stderr);
+      const written = new Uint8Array(await readFile(join(cliFolder, 'out.onnx')));
+      const cliSha = createHash('sha256').update(written).digest('hex');
+      assert.deepEqual(inBrowser.recipe.steps, ['optimize', 'quantize', 'gate']);
+      assert.equal(inBrowser.recipe.gatePassed, true);
+      assert.equal(inBrowser.recipe.byteLength, written.byteLength);
+      assert.equal(inBrowser.recipe.sha256, cliSha, 'the recipe in Chromium gives the bytes the CLI wrote');
+      assert.equal(inNode.recipe.sha256, cliSha);
+      t.diagnostic(`recipe (optimize, int8-weight, gate) in Chromium and in the CLI: ${written.byteLength} B, sha256 ${cliSha.slice(0, 16)}…`);
+    } finally {
+      await rm(cliFolder, { recursive: true, force: true });
     }
 
     const { parameters } = inBrowser.report;

@@ -11,6 +11,13 @@ import { ModelSession } from '../../src/runtime/session.js';
 import { mlpModel } from '../../src/train/init-models.js';
 import { Trainer } from '../../src/train/trainer.js';
 import type { OrtModule, OrtTensor } from '../../src/runtime/ort-types.js';
+import { memoryByteSource } from '../../src/eval/byte-source.js';
+import { modelSignature } from '../../src/eval/match-inputs.js';
+import { writeNpy } from '../../src/eval/npy.js';
+import { npySamples } from '../../src/eval/sample-arrays.js';
+import type { Model } from '../../src/ir/model.js';
+import { recipeFromData } from '../../src/pipeline/recipe.js';
+import { runRecipe } from '../../src/pipeline/run-recipe.js';
 
 /** The input of the PP-OCR direction classifier: one 48x192 RGB crop. */
 export const PROBE_INPUT_DIMS = [1, 3, 48, 192] as const;
@@ -48,6 +55,19 @@ export interface ProbeResult {
   outputsReencoded: Record<string, ProbeOutput>;
   /** Loss of each of TRAINING_STEPS AdamW steps on a small MLP built in code (training in the runtime). */
   trainingLosses: number[];
+  /** PROBE_RECIPE run by runRecipe on the model with recipeDataNpy() as data: what it wrote, and the gate. */
+  recipe: { sha256: string; byteLength: number; gatePassed: boolean; steps: string[] };
+}
+
+/** A 3-step recipe, as a user would write it in recipe.json; the CLI runs the same file. */
+export const PROBE_RECIPE = {
+  steps: [{ optimize: {} }, { quantize: { method: 'int8-weight' } }, { gate: { min_cosine: 0.98 } }],
+};
+
+/** The recipe's data: 4 deterministic classifier inputs as one .npy (float32 [4,3,48,192]). */
+export function recipeDataNpy(): Uint8Array {
+  const dims = [4, ...PROBE_INPUT_DIMS.slice(1)];
+  return writeNpy({ dataType: DataType.FLOAT, dims, data: new Uint8Array(probeInput(dims).buffer) });
 }
 
 export const TRAINING_STEPS = 12;
@@ -79,6 +99,7 @@ export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: Pro
   const outputsOriginal = await runOnce(ort, bytes.slice(), options);
   const outputsReencoded = await runOnce(ort, reencoded.slice(), options);
   const trainingLosses = await trainSmallMlp(ort, options);
+  const recipe = await runProbeRecipe(ort, model);
 
   return {
     nodeCount,
@@ -91,7 +112,17 @@ export async function probeModel(ort: OrtModule, bytes: Uint8Array, options: Pro
     outputsOriginal,
     outputsReencoded,
     trainingLosses,
+    recipe,
   };
+}
+
+/** runRecipe as the page runs it: the model in memory, the data from .npy bytes, onnxruntime given. */
+async function runProbeRecipe(ort: OrtModule, model: Model): Promise<ProbeResult['recipe']> {
+  const data = await npySamples(memoryByteSource(recipeDataNpy()), 'data.npy', modelSignature(model).inputs);
+  const result = await runRecipe(model, recipeFromData(PROBE_RECIPE, 'recipe.json'), { data }, { ort, threads: 1 });
+  const bytes = writeModel(result.model);
+  const gate = result.report.steps.find((s) => s.step === 'gate');
+  return { sha256: await sha256Hex(bytes), byteLength: bytes.byteLength, gatePassed: gate?.step === 'gate' && gate.report.passed, steps: result.report.steps.map((s) => s.step) };
 }
 
 /**
