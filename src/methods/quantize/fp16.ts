@@ -8,7 +8,7 @@
 // bfloat16: onnxruntime's CPU provider has no bfloat16 math kernels at all, so `bfloat16` is a
 // weights-only format: weights are stored as bfloat16 and cast to float32 where they are read.
 import { attr } from '../../ir/attribute.js';
-import { isStandardDomain } from '../../ir/constants.js';
+import { allConstants, isStandardDomain } from '../../ir/constants.js';
 import { DataType, dataTypeName } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
@@ -20,6 +20,7 @@ import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat1
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { reachOpset } from './opset-raise.js';
 import type { Pass } from '../../pipeline/pass.js';
+import { type Progress, silentProgress } from '../../pipeline/progress.js';
 import { type DetailedPassResult, type NodeDecision, type QuantizedTensor, sqnrDb } from './details.js';
 import { removeRedundantCasts } from './fp16-casts.js';
 import { type Float16ComputePolicy, float32Reason, followsInputs, isAnyTypeInput, isFixedTypeInput, isFixedTypeOutput } from './fp16-ops.js';
@@ -63,6 +64,7 @@ interface Flexible {
 }
 
 interface Run {
+  progress: Progress;
   storage: DataType;
   opset: number;
   options: Float16Options;
@@ -84,7 +86,7 @@ interface Run {
 export const float16Pass: Pass<Float16Options> = {
   name: 'quantize-fp16',
   description: 'stores float32 weights as float16 (or bfloat16) and computes in float16 where the runtime has kernels',
-  run(model, options): DetailedPassResult {
+  run(model, options, ctx): DetailedPassResult {
     const storage = options.format === 'bfloat16' ? DataType.BFLOAT16 : DataType.FLOAT16;
     const before = model.opset('') ?? 1;
     // Cast reads bfloat16 from opset 13: older models are raised or upgraded to it first.
@@ -117,14 +119,22 @@ export const float16Pass: Pass<Float16Options> = {
         valuesFlushed: 0,
       },
       warnings: reached.warning === undefined ? [] : [reached.warning],
+      progress: ctx.progress ?? silentProgress,
     };
     if (options.keepIoTypes === false && storage === DataType.FLOAT16) halveMainInputs(model, run);
     // Parents first: a subgraph sees the final types of the enclosing values it reads.
     const queue: Graph[] = [model.graph];
-    while (queue.length > 0) {
-      const graph = queue.shift() as Graph;
-      convertGraph(model, graph, run);
-      for (const node of graph.nodes) queue.push(...node.subgraphs());
+    let constants = 0;
+    for (const { tensor } of allConstants(model.graph)) if (tensor.dataType === DataType.FLOAT) constants++;
+    run.progress.start(`${options.format === 'bfloat16' ? 'bf16' : 'fp16'} weights`, constants);
+    try {
+      while (queue.length > 0) {
+        const graph = queue.shift() as Graph;
+        convertGraph(model, graph, run);
+        for (const node of graph.nodes) queue.push(...node.subgraphs());
+      }
+    } finally {
+      run.progress.done();
     }
     run.stats.castsRemoved = removeRedundantCasts(model.graph, (graph, value) => currentType(run, graph, value));
     topologicalSort(model.graph);
@@ -182,7 +192,10 @@ function convertGraph(model: Model, graph: Graph, run: Run): void {
     if (half) halveNode(run, graph, node);
   }
   for (const output of graph.outputs) flexible.get(output.name)?.demands.add('float');
-  for (const [name, constant] of flexible) materialize(run, graph, name, constant);
+  for (const [name, constant] of flexible) {
+    materialize(run, graph, name, constant);
+    run.progress.tick();
+  }
 
   const casts = new Map<string, string>();
   const castOf = (value: string, to: number): string => {

@@ -10,6 +10,7 @@
 // Weights in Constant nodes and inside subgraphs are read through constantValue; what cannot be
 // converted (weight computed at run time, not 2-D, K not a multiple of the block size) is left as
 // it is and named in the report's warnings.
+import { type Progress, silentProgress } from '../../pipeline/progress.js';
 import { type Attribute, attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -65,6 +66,8 @@ export interface BlockWeightOptions {
 }
 
 export interface MatMulNBitsOptions extends BlockWeightOptions {
+  /** Ticks once per MatMul: the long part of quantizing a large language model. */
+  progress?: Progress;
   /** MatMulNBits' accuracy_level (0 unset ... 4 int8 compute); omitted when undefined. */
   accuracyLevel?: number;
   /**
@@ -122,7 +125,10 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
   // A weight read by several MatMuls of one graph is quantized once.
   const done = new PerGraphCache<Replacement>();
   const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul'));
+  const progress = options.progress ?? silentProgress;
+  progress.start(`${o.bits}-bit MatMul weights`, targets.length);
   for (const { node, graph } of targets) {
+    progress.tick();
     result.count('matmuls');
     const skip = (code: string, message: string, tensor?: string): void => {
       result.count('skipped');
@@ -159,6 +165,7 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
     tensors.push({ ...replacement.report, node: node.label });
     result.count('quantized');
   }
+  progress.done();
   if (result.stats.quantized > 0) ensureMicrosoftOpset(model);
   return { ...result.done(), tensors };
 }

@@ -9,6 +9,7 @@
 // Weights no method covers (LSTM, GRU, ConvTranspose, ...) stay float and the report says so, as
 // it does for every node skipped and why. The report lists each quantized tensor with its bytes
 // before and after and its SQNR.
+import type { Progress } from '../../pipeline/progress.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
@@ -57,7 +58,7 @@ const NOT_COVERED: Record<string, string> = {
 };
 
 /** Runs the method on `model` in place and reports every tensor quantized and every node skipped. */
-export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions): WeightQuantReport {
+export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions, progress?: Progress): WeightQuantReport {
   const { method } = options;
   if (!WEIGHT_ONLY_METHODS.includes(method)) throw new Error(`unknown weight-only method '${method}' (expected ${WEIGHT_ONLY_METHODS.join(', ')})`);
   const block = {
@@ -74,7 +75,7 @@ export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions): W
   // HQQ's float zero points are what MatMulNBits reads best, but ORT 1.30 runs them for 2 and 4 bits only.
   const matMulZeroPoints = block.rounding === 'hqq' && block.bits !== 8 ? 'float' : 'integer';
   const parts: WeightQuantReport[] = [
-    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints }),
+    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, progress }),
     quantizeGathers(model, block),
   ];
   if (options.convGemm ?? true) {
@@ -125,5 +126,5 @@ function uncoveredWeights(model: Model): WeightQuantReport['warnings'] {
 export const weightOnlyPass: Pass<WeightOnlyOptions> = {
   name: 'weight-only',
   description: 'Weight-only quantization: int8-weight, int4, int2, ternary or binary weights for MatMul, Gather, Conv and Gemm',
-  run: (model, options) => quantizeWeightsOnly(model, options),
+  run: (model, options, ctx) => quantizeWeightsOnly(model, options, ctx.progress),
 };
