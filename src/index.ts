@@ -22,6 +22,22 @@ export { validateGraph, assertValidGraph, type GraphIssue, type GraphIssueCode }
 export { GraphBuilder, buildModel, type NodeOptions } from './ir/builder.js';
 
 export { runPass, type Pass, type PassReport, type PassContext, type PassWarning } from './pipeline/pass.js';
+// Recipes: Model in, { model, report } out; the CLI and a page run these same functions.
+export type { RecipeContext } from './pipeline/context.js';
+export { quantize, quantizeHints, type QuantizeOptions, type QuantizeResult } from './pipeline/quantize.js';
+export { optimize, type OptimizeStepOptions, type OptimizeReport, type OptimizeResult, type PassSummary } from './pipeline/optimize.js';
+export { evaluate, EvalGateError, type EvaluateOptions, type EvaluateReport } from './pipeline/evaluate.js';
+export { runRecipe, type RecipeData, type RecipeReport, type RecipeResult, type RecipeStepReport } from './pipeline/run-recipe.js';
+export { parseRecipe, recipeFromData, type Recipe, type RecipeStep } from './pipeline/recipe.js';
+export { checkGate, describeMiss, GateFailedError, type Gate, type GateMiss } from './pipeline/gate.js';
+export { verdictOf, DEFAULT_VERDICT, type Verdict, type VerdictThresholds } from './pipeline/verdict.js';
+export { measureFidelity, comparisonWontFit, type FidelityOptions } from './pipeline/fidelity.js';
+export { searchFp32Layers, type Fp32SearchOptions, type Fp32SearchResult, type Fp32SearchRound } from './pipeline/fp32-search.js';
+export { envelope, snakeCase, snakeCaseKeys, type ReportEnvelope, type RunEnvironment } from './pipeline/report-envelope.js';
+export { sizeChange, formatSizeChange, type SizeChange } from './pipeline/size-change.js';
+export { modelBytes } from './onnx/model-size.js';
+export type { StagedModel } from './runtime/ort-types.js';
+export type { TensorSpill } from './ir/graph.js';
 export { silentProgress, type Progress } from './pipeline/progress.js';
 
 export { parseNpy, writeNpy, npyToTensor, tensorToNpy, type NpyArray } from './eval/npy.js';
