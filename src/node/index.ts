@@ -1,5 +1,9 @@
 // Node-only entry ("shrink/node"): model files on disk and onnxruntime-node.
-export { loadModel, saveModel, folderExternalData, type SaveOptions } from './model-files.js';
+export { loadModel, saveModel, saveModelVerified, folderExternalData, modelFileBytes, externalDataFiles, type SaveOptions, type SavedModel } from './model-files.js';
+export { stageModel } from './model-stage.js';
+export { scratchSpill, type ScratchSpill } from './tensor-spill.js';
+export { checkLoads } from './load-check.js';
+export { nodeEnvironment, shrinkVersion } from './environment.js';
 export { nodeOrt } from './ort-node.js';
 export { openSampleFile, folderFileTree, fileByteSource, type OpenSamplesOptions } from './sample-files.js';
 export { terminalProgress, lineProgress } from './progress.js';
