@@ -165,7 +165,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       {
         command: 'quantize',
         input,
-        output: saved.file,
+        output,
         size: sizeChange(before, saved.bytes),
         warnings: [...unmatched.map((pattern) => ({ code: 'unmatched-pattern', message: `'${pattern}' matches no node of ${input}` })), ...report.warnings, ...(report.fidelity?.warnings ?? [])],
       },

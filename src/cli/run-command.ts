@@ -104,7 +104,7 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
     const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
     const warnings = [...result.report.warnings, ...(result.report.fidelity?.warnings ?? [])];
     return {
-      ...envelope({ command: 'run', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
+      ...envelope({ command: 'run', input, output: flags.output, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
       recipe: recipeFile,
     };
   } finally {
