@@ -26,3 +26,12 @@ export function readInputFile(file: string): Uint8Array {
 export function readLabelsFile(file: string): Labels {
   return parseLabels(readInputFile(file), file);
 }
+
+/** A text file (a recipe, a config), with errors naming the file. */
+export function readTextFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}

@@ -24,7 +24,7 @@ import { envelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
 import { inFile, UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
-import { loadModelFile, readLabelsFile } from './input-files.js';
+import { loadModelFile, readLabelsFile, readTextFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { outputFile, writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
@@ -223,13 +223,7 @@ function unmatchedPatterns(model: Model, settings: QuantizeSettings): string[] {
 }
 
 function readConfig(file: string): QuantizeConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    throw inFile(file, error);
-  }
-  return parseQuantizeConfig(text, file);
+  return parseQuantizeConfig(readTextFile(file), file);
 }
 
 function checkPattern(pattern: string): void {

@@ -2,7 +2,6 @@
 // and the model, runs the recipe (src/pipeline/run-recipe.ts) and writes the result only after
 // every step and gate passed and it loads in onnxruntime. A failed gate exits with code 3 and
 // writes nothing. --data serves as calibration data too unless --calib is given.
-import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import type { EvalReport } from '../eval/eval-report.js';
 import { numberFromJson } from '../eval/eval-report.js';
@@ -19,7 +18,7 @@ import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { type RecipeReport, type RecipeStepReport, runRecipe } from '../pipeline/run-recipe.js';
 import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { inFile, UsageError } from './errors.js';
-import { loadModelFile, readLabelsFile } from './input-files.js';
+import { loadModelFile, readLabelsFile, readTextFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
@@ -114,13 +113,7 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
 }
 
 function readRecipe(file: string): Recipe {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    throw inFile(file, error);
-  }
-  return parseRecipe(text, file);
+  return parseRecipe(readTextFile(file), file);
 }
 
 /** The run as terminal text: one line per step, the size, fidelity of the whole, the verdict. */
