@@ -22,7 +22,7 @@ import { type QuantizeOptions, quantize } from '../pipeline/quantize.js';
 import { formatQuantizeReport } from '../pipeline/quantize-report.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
-import { inFile, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
 import { loadModelFile, readLabelsFile, readTextFile } from './input-files.js';
 import type { CliContext } from './main.js';

@@ -27,7 +27,9 @@ export async function checkLoads(file: string, bytes: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CHILD_SCRIPT, file], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.on('error', (error) => reject(new Error(`the load check could not start: ${error.message}`)));
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
