@@ -27,6 +27,9 @@ export type { RecipeContext } from './pipeline/context.js';
 export { quantize, quantizeHints, type QuantizeOptions, type QuantizeResult } from './pipeline/quantize.js';
 export { optimize, type OptimizeStepOptions, type OptimizeReport, type OptimizeResult, type PassSummary } from './pipeline/optimize.js';
 export { evaluate, EvalGateError, type EvaluateOptions, type EvaluateReport } from './pipeline/evaluate.js';
+export { train, InputModelError, type TrainStepOptions, type TrainStepReport, type TrainStepResult, type EpochSummary } from './pipeline/train.js';
+export { qat, type QatStepOptions, type QatStepReport, type QatStepResult } from './pipeline/qat.js';
+export { distill, type DistillStepOptions, type DistillStepReport, type DistillStepResult } from './pipeline/distill.js';
 export { runRecipe, type RecipeData, type RecipeReport, type RecipeResult, type RecipeStepReport } from './pipeline/run-recipe.js';
 export { parseRecipe, recipeFromData, type Recipe, type RecipeStep } from './pipeline/recipe.js';
 export { checkGate, describeMiss, GateFailedError, type Gate, type GateMiss } from './pipeline/gate.js';
@@ -115,7 +118,7 @@ export { checkModelForOptimize, assertOptimizable, ModelLoadError } from './opti
 export { addGradients, type GradientOptions, type GradientResult } from './train/autodiff.js';
 export { GRADIENT_RULES, ruleKey } from './train/gradient-rules.js';
 export { GradientContext, GradientError, type GradientRule } from './train/gradient-context.js';
-export { buildTrainingStep, type TrainingSpec, type TrainingStep, type LossSpec } from './train/training-graph.js';
+export { buildTrainingStep, LABEL_INPUT, type TrainingSpec, type TrainingStep, type LossSpec } from './train/training-graph.js';
 export { Trainer, withWeights, type TrainingData, type FitOptions, type EpochRecord, type TrainerState } from './train/trainer.js';
 export { arrayTrainingData, type ArrayField } from './train/array-data.js';
 export { imageTrainingData, classifierAccuracy } from './train/classification.js';
@@ -124,4 +127,5 @@ export { emitOptimizer, clipByGlobalNorm, type OptimizerSpec } from './train/opt
 export { learningRate, type Schedule } from './train/schedules.js';
 export { mlpModel, cnnModel } from './train/init-models.js';
 export { insertFakeQuant, quantizationAwareTraining, type QatOptions, type QatResult } from './train/qat.js';
-export { distill, type DistillOptions, type DistillResult } from './train/distill.js';
+// The lower-level distillation loop; the recipe step `distill` (above) wraps it with a report.
+export { distill as distillStudent, type DistillData, type FeatureMatch, type DistillOptions, type DistillResult } from './train/distill.js';

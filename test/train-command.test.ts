@@ -88,6 +88,18 @@ test('shrink train: bad input is one line, exit 1 or 2, and writes nothing', asy
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
     assert.ok(!fs.existsSync(output));
   }
+  // A failure once training has run (the checkpoint folder is a file) leaves an existing output as it was.
+  const existing = path.join(temp, 'existing.onnx');
+  fs.writeFileSync(existing, 'an earlier result');
+  const blocked = path.join(temp, 'blocked-checkpoint');
+  fs.writeFileSync(blocked, '');
+  const late = await runShrink(['train', model, '-o', existing, '--data', good, '--batch-size', '50', '--checkpoint', blocked, '--no-progress']);
+  assert.equal(late.code, 1, late.stderr);
+  assert.equal(late.stderr.trim().split('\n').length, 1, late.stderr);
+  assert.match(late.stderr, /blocked-checkpoint/);
+  assert.equal(fs.readFileSync(existing, 'utf8'), 'an earlier result');
+  assert.deepEqual(fs.readdirSync(temp).filter((f) => f.startsWith('existing') && f !== 'existing.onnx'), [], 'no temporary files left');
+
   fs.writeFileSync(path.join(temp, 'wrong.npy'), writeNpy({ dataType: DataType.FLOAT, dims: [100, 2], data: new Uint8Array(800) }));
   const wrong = await runShrink(['train', model, '-o', output, '--data', path.join(temp, 'wrong.npy'), '--labels', path.join(temp, 'wrong.npy'), '--no-progress']);
   assert.equal(wrong.code, 1);

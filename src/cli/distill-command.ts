@@ -1,29 +1,30 @@
 // `shrink distill --teacher T.onnx --student S.onnx -o OUT --data FILE.npz`: trains the student on
-// the teacher's softened outputs plus the hard labels (src/train/distill.ts) and writes the student
-// with its new weights, atomically. The data is an .npz whose keys are the models' input names (and
+// the teacher's softened outputs plus the hard labels (the distill recipe step,
+// src/pipeline/distill.ts) and writes the student with its new weights, atomically, once it loads
+// in onnxruntime. The data is an .npz whose keys are the models' input names (and
 // 'labels' for the class ids, unless --labels gives them), or an .npy for a single-input student.
 // Training data is held in memory, as the teacher's outputs for every sample are. --json prints
 // the report in the common envelope (input: the teacher and the student; size: student -> output).
 import { type Command } from 'commander';
-import { inspectModel } from '../inspect/inspect.js';
 import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
-import { nodeOrt } from '../node/ort-node.js';
+import { modelFileBytes } from '../node/model-files.js';
 import type { RecipeContext } from '../pipeline/context.js';
+import { distill, type DistillStepReport } from '../pipeline/distill.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
-import { SessionLoadError } from '../runtime/ort-errors.js';
-import { type DistillData, distill, type FeatureMatch } from '../train/distill.js';
+import { InputModelError } from '../pipeline/train.js';
+import type { DistillData, FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { debugPhase } from './debug-phase.js';
 import { inFile, UsageError } from './errors.js';
-import type { CliContext } from './main.js';
-import { checkOutput } from './output-checks.js';
-import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { loadModelFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { writeModelOutput } from './model-output.js';
 import { collect, positiveNumber } from './options.js';
-import { LABELS_KEY, readLabelledArrays } from './training-data.js';
+import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addTrainingOptions, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 
 interface DistillFlags extends TrainingFlags {
   teacher: string;
@@ -38,20 +39,8 @@ interface DistillFlags extends TrainingFlags {
   studentOutput?: string;
 }
 
-/** What distillation found, inside the envelope of `--json`. */
-export interface DistillResult {
-  samples: number;
-  classes: number;
-  temperature: number;
-  alpha: number;
-  epochs: EpochSummary[];
-  steps: number;
-  teacher_seconds: number;
-  parameters: { teacher: number; student: number; ratio: number };
-}
-
-/** What `--json` prints: input {teacher, student}, output, size (student -> output), then the result. */
-export type DistillReport = ReportEnvelope & DistillResult;
+/** What `--json` prints: input {teacher, student}, output, size (student -> output), then the step's report. */
+export type DistillReport = ReportEnvelope & DistillStepReport;
 
 export function registerDistill(program: Command, context: CliContext): void {
   addTrainingOptions(
@@ -75,13 +64,15 @@ export function registerDistill(program: Command, context: CliContext): void {
   });
 }
 
-async function runDistill(flags: DistillFlags, ctx: RecipeContext): Promise<DistillReport> {
+async function runDistill(flags: DistillFlags, cliCtx: RecipeContext): Promise<DistillReport> {
   const temperature = positiveNumber(flags.temperature, '--temperature');
   const alpha = Number(flags.alpha);
   if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${flags.alpha}'`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const features = flags.feature.map(parseFeature);
+  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   checkOutput({ output: flags.output, flag: '-o', inputs: [flags.teacher, flags.student, flags.data, flags.labels], models: [flags.teacher, flags.student] });
+  const ctx: RecipeContext = { ...cliCtx, threads };
 
   const teacher = loadModelFile(flags.teacher);
   const student = loadModelFile(flags.student);
@@ -97,53 +88,19 @@ async function runDistill(flags: DistillFlags, ctx: RecipeContext): Promise<Dist
       output: flags.studentOutput,
     }),
   );
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   let result: Awaited<ReturnType<typeof distill>>;
   try {
-    result = await debugPhase(ctx.debug, 'distill: teacher outputs and training', () => distill(nodeOrt, {
+    result = await distill(
       teacher,
       student,
-      data,
-      temperature,
-      alpha,
-      features,
-      epochs,
-      batchSize,
-      schedule,
-      optimizer,
-      seed,
-      teacherOutput: flags.teacherOutput,
-      studentOutput: flags.studentOutput,
-      threads,
-      progress: ctx.progress,
-    }));
+      { data, temperature, alpha, features, epochs, batchSize, schedule, optimizer, seed, teacherOutput: flags.teacherOutput, studentOutput: flags.studentOutput },
+      ctx,
+    );
   } catch (error) {
-    // onnxruntime failing to load the teacher, or the student's training graph, is about that file.
-    if (error instanceof SessionLoadError) throw inFile(error.subject === 'the teacher' ? flags.teacher : flags.student, error);
+    if (error instanceof InputModelError) throw inFile(error.model === 'teacher' ? flags.teacher : flags.student, error.error);
     throw error;
   }
-  let saved: SavedModel;
-  try {
-    saved = await debugPhase(ctx.debug, `distill: save ${flags.output}`, () => saveModel(result.model, flags.output));
-  } catch (error) {
-    throw inFile(flags.output, error);
-  }
-  const teacherParameters = inspectModel(teacher).parameters.elements;
-  const studentParameters = inspectModel(result.model).parameters.elements;
-  const body: DistillResult = {
-    samples: result.samples,
-    classes: result.classes,
-    temperature,
-    alpha,
-    epochs: epochSummaries(result.history),
-    steps: result.steps,
-    teacher_seconds: result.teacherSeconds,
-    parameters: {
-      teacher: teacherParameters,
-      student: studentParameters,
-      ratio: studentParameters / teacherParameters,
-    },
-  };
+  const saved = await debugPhase(ctx.debug, `distill: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
   return envelope(
     {
       command: 'distill',
@@ -152,7 +109,7 @@ async function runDistill(flags: DistillFlags, ctx: RecipeContext): Promise<Dist
       size: sizeChange(modelFileBytes(flags.student, student), saved.bytes),
       warnings: [],
     },
-    body,
+    result.report,
     nodeEnvironment(),
   );
 }

@@ -1,35 +1,32 @@
 // `shrink qat IN -o OUT --method int4|int8-weight|int2 --data FILE.npz`: quantization-aware
-// training (src/train/qat.ts). The model is fine-tuned with fake quantization on the weights the
-// method quantizes, then written in the same format `shrink quantize --method M` writes, with
-// accuracy of the float model, of plain PTQ and of QAT measured on the training data. The data is
-// an .npz holding one array per model input (named after it) and the class ids as 'labels' (or
-// --labels FILE.npy). --json prints the report in the common envelope.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// training, run by the qat recipe step (src/pipeline/qat.ts). The model is fine-tuned with fake
+// quantization on the weights the method quantizes, then written in the same format `shrink
+// quantize --method M` writes (only once it loads in onnxruntime), with accuracy of the float model,
+// of plain PTQ and of QAT measured on the training data. The data is an .npz holding one array per
+// model input (named after it) and the class ids as 'labels' (or --labels FILE.npy). --json prints
+// the report in the common envelope.
 import { type Command, Option } from 'commander';
-import { DataType, type TypedArray } from '../ir/dtype.js';
-import type { Model } from '../ir/model.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { quantizeMethod } from '../methods/quantize/registry.js';
 import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
-import { nodeOrt } from '../node/ort-node.js';
+import { modelFileBytes } from '../node/model-files.js';
 import type { RecipeContext } from '../pipeline/context.js';
+import { qat, type QatStepReport } from '../pipeline/qat.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
-import { arrayTrainingData } from '../train/array-data.js';
-import { dataAccuracy } from '../train/qat-accuracy.js';
-import { QAT_METHODS, type WeightGrouping } from '../train/qat-plan.js';
-import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
+import { InputModelError } from '../pipeline/train.js';
+import { QAT_METHODS } from '../train/qat-plan.js';
+import type { QatMethod } from '../train/qat.js';
 import { debugPhase } from './debug-phase.js';
 import { inFile, UsageError } from './errors.js';
-import type { CliContext } from './main.js';
-import { checkOutput, refuseInputs } from './output-checks.js';
-import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { loadModelFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { outputFile, writeModelOutput } from './model-output.js';
 import { collect, wholeNumber } from './options.js';
-import { readLabelledArrays } from './training-data.js';
+import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addTrainingOptions, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { LABELS_KEY, labelledTrainingData, readLabelledArrays } from './training-data.js';
 
 interface QatFlags extends TrainingFlags {
   output: string;
@@ -42,30 +39,8 @@ interface QatFlags extends TrainingFlags {
   exclude: string[];
 }
 
-/** What QAT found, inside the envelope of `--json`. */
-export interface QatResult {
-  method: QatMethod;
-  samples: number;
-  epochs: EpochSummary[];
-  steps: number;
-  /** The weights trained under fake quantization and the format each is written in. */
-  weights: {
-    name: string;
-    format: string;
-    bits: number;
-    symmetric: boolean;
-    grouping: WeightGrouping;
-  }[];
-  /** Top-1 accuracy (percent) on the training data. */
-  accuracy: { float: number; ptq: number; qat: number };
-}
-
-/** What `--json` prints: the result in the common envelope (size before/after/ratio, structured warnings). */
-export type QatCommandReport = ReportEnvelope & QatResult;
-
-/** The array key holding class ids in the .npz, and the trainer's label input. */
-const LABELS_KEY = 'labels';
-const LABEL_INPUT = 'train/labels';
+/** What `--json` prints: the step's report in the common envelope (size before/after/ratio, structured warnings). */
+export type QatCommandReport = ReportEnvelope & Omit<QatStepReport, 'warnings'>;
 
 export function registerQat(program: Command, context: CliContext): void {
   addTrainingOptions(
@@ -90,7 +65,7 @@ export function registerQat(program: Command, context: CliContext): void {
   });
 }
 
-async function runQat(input: string, flags: QatFlags, ctx: RecipeContext): Promise<QatCommandReport> {
+async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
   const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
@@ -101,86 +76,44 @@ async function runQat(input: string, flags: QatFlags, ctx: RecipeContext): Promi
       throw new UsageError((error as Error).message);
     }
   }
-  const outputCheck = { output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] };
-  checkOutput({ ...outputCheck, folderAllowed: true });
-  const output = outputPath(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }));
-  // checkOutput passes a folder as is; the file the method names inside it must not be an input either.
-  if (output.folder !== undefined) refuseInputs(path.resolve(output.file), { ...outputCheck, output: output.file });
+  const inputs = [input, flags.data, flags.labels];
+  checkOutput({ output: flags.output, flag: '-o', inputs, models: [input], folderAllowed: true });
+  // A folder gets the method's file name; that file must not be an input either.
+  const output = outputFile(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }), inputs);
+  const ctx: RecipeContext = { ...cliCtx, threads };
 
   const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
-  const arrays = await debugPhase(ctx.debug, `qat: read ${flags.data}`, () =>
-    readLabelledArrays({
-      data: flags.data,
-      labels: flags.labels,
-      models: [model],
-      scale,
-      requireLabels: true,
-    }),
+  const data = await debugPhase(ctx.debug, `qat: read ${flags.data}`, async () =>
+    labelledTrainingData(await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], scale, requireLabels: true })),
   );
-  const data = arrayTrainingData({
-    ...arrays.inputs,
-    [LABEL_INPUT]: {
-      data: arrays.labels as TypedArray,
-      sampleDims: [],
-      dataType: DataType.INT64,
-    },
-  });
   if (batchSize > data.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`);
-  const accuracy = (m: Model) => debugPhase(ctx.debug, 'qat: accuracy', () => dataAccuracy(nodeOrt, m, data, { labels: LABEL_INPUT, threads }));
-  let result: Awaited<ReturnType<typeof quantizationAwareTraining>>;
+  let result: Awaited<ReturnType<typeof qat>>;
   try {
-    result = await quantizationAwareTraining(nodeOrt, model, {
-      method: flags.method,
-      blockSize,
-      symmetric: flags.asymmetric ? false : undefined,
-      exclude: flags.exclude,
-      data,
-      epochs,
-      batchSize,
-      schedule,
-      optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' },
-      seed,
-      maxSteps,
-      threads,
-      progress: ctx.progress,
-      evaluate: accuracy,
-    });
+    result = await qat(
+      model,
+      {
+        method: flags.method,
+        blockSize,
+        symmetric: flags.asymmetric ? false : undefined,
+        exclude: flags.exclude,
+        data,
+        epochs,
+        batchSize,
+        schedule,
+        optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' },
+        seed,
+        maxSteps,
+      },
+      ctx,
+    );
   } catch (error) {
-    throw inFile(input, error);
+    if (error instanceof InputModelError) throw inFile(input, error.error);
+    throw error;
   }
-  let saved: SavedModel;
-  try {
-    if (output.folder !== undefined) fs.mkdirSync(output.folder, { recursive: true });
-    saved = await debugPhase(ctx.debug, `qat: save ${output.file}`, () => saveModel(result.model, output.file));
-  } catch (error) {
-    throw inFile(output.file, error);
-  }
-  const { report } = result;
-  const body: QatResult = {
-    method: flags.method,
-    samples: data.size,
-    epochs: epochSummaries(report.history),
-    steps: report.steps,
-    weights: report.targets.map((t) => ({
-      name: t.weight,
-      format: t.format,
-      bits: t.bits,
-      symmetric: t.symmetric,
-      grouping: t.grouping,
-    })),
-    accuracy: report.metric as { float: number; ptq: number; qat: number },
-  };
-  return envelope(
-    {
-      command: 'qat',
-      input,
-      output: saved.file,
-      size: sizeChange(modelFileBytes(input, model), saved.bytes),
-      warnings: [...report.warnings, ...report.quantization.warnings],
-    },
-    body,
-    nodeEnvironment(),
-  );
+  // Every accuracy was measured on models in memory; the file is written only once it loads.
+  const saved = await debugPhase(ctx.debug, `qat: save ${output}`, () => writeModelOutput(result.model, output));
+  const { warnings, ...body } = result.report;
+  return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, body, nodeEnvironment());
 }
 
 function formatReport(r: QatCommandReport): string {
@@ -195,13 +128,4 @@ function formatReport(r: QatCommandReport): string {
     `wrote ${r.output}: ${r.size === undefined ? '' : formatSizeChange(r.size)}`,
     '',
   ].join('\n');
-}
-
-/**
- * The file to write: a folder (existing, or named with a trailing slash) gets the method's file
- * name, and `folder` is set to create it when the model is written.
- */
-function outputPath(output: string, fileName: string): { file: string; folder?: string } {
-  const isFolder = output.endsWith('/') || output.endsWith(path.sep) || (fs.existsSync(output) && fs.statSync(output).isDirectory());
-  return isFolder ? { file: path.join(output, fileName), folder: output } : { file: output };
 }

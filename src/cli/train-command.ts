@@ -2,31 +2,30 @@
 // classifier's weights with cross-entropy on the data's labels, in onnxruntime, and writes the
 // model with its new weights and nothing else changed. Checkpoints after each epoch with
 // --checkpoint DIR; --resume DIR continues one. Accuracy is reported before and after, on
-// --eval-data when given, else on the training data. --json prints the report in the common
-// envelope (src/pipeline/report-envelope.ts).
+// --eval-data when given, else on the training data. The work is the train recipe step
+// (src/pipeline/train.ts); this file parses, reads the files, calls it, and writes the result only
+// once it loads in onnxruntime. --json prints the report in the common envelope
+// (src/pipeline/report-envelope.ts).
 import { type Command } from 'commander';
-import { DataType, type TypedArray } from '../ir/dtype.js';
-import type { Model } from '../ir/model.js';
 import { loadCheckpointState, saveCheckpoint } from '../node/checkpoint.js';
 import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes, type SavedModel, saveModel } from '../node/model-files.js';
-import { nodeOrt } from '../node/ort-node.js';
+import { modelFileBytes } from '../node/model-files.js';
 import type { RecipeContext } from '../pipeline/context.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
-import { arrayTrainingData } from '../train/array-data.js';
+import { InputModelError, train, type TrainStepReport } from '../pipeline/train.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { dataAccuracy } from '../train/qat-accuracy.js';
-import { type TrainingData, Trainer } from '../train/trainer.js';
+import type { TrainerState } from '../train/trainer.js';
+import { debugPhase } from './debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
-import { debugPhase } from './debug-phase.js';
-import { checkOutput } from './output-checks.js';
 import type { CliContext } from './main.js';
-import { cliRecipeContext } from './recipe-context.js';
-import { addTrainingOptions, type EpochSummary, epochSummaries, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { writeModelOutput } from './model-output.js';
 import { collect, positiveNumber } from './options.js';
-import { LABELS_KEY, type LabelledArrays, readLabelledArrays } from './training-data.js';
+import { checkOutput } from './output-checks.js';
+import { cliRecipeContext } from './recipe-context.js';
+import { addTrainingOptions, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { LABELS_KEY, labelledTrainingData, readLabelledArrays } from './training-data.js';
 
 interface TrainFlags extends TrainingFlags {
   output: string;
@@ -43,22 +42,14 @@ interface TrainFlags extends TrainingFlags {
   resume?: string;
 }
 
-/** What training found, inside the envelope of `--json`. */
-export interface TrainResult {
-  samples: number;
-  trained_weights: number;
-  parameters: number;
-  epochs: EpochSummary[];
-  steps: number;
-  accuracy: { data: string; before: number; after: number };
+/** What training found, inside the envelope of `--json`: the step's report, the data it was measured on, the checkpoint. */
+export interface TrainResult extends Omit<TrainStepReport, 'accuracy'> {
+  accuracy: { data: string } & TrainStepReport['accuracy'];
   checkpoint?: string;
 }
 
 /** What `--json` prints: the result in the common envelope, the size as before/after/ratio. */
 export type TrainReport = ReportEnvelope & TrainResult;
-
-/** The trainer's label input (training-graph.ts adds it for cross-entropy). */
-const LABEL_INPUT = 'train/labels';
 
 export function registerTrain(program: Command, context: CliContext): void {
   addTrainingOptions(
@@ -85,7 +76,7 @@ export function registerTrain(program: Command, context: CliContext): void {
   });
 }
 
-async function runTrain(input: string, flags: TrainFlags, ctx: RecipeContext): Promise<TrainReport> {
+async function runTrain(input: string, flags: TrainFlags, cliCtx: RecipeContext): Promise<TrainReport> {
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const smoothing = Number(flags.labelSmoothing);
   if (!(smoothing >= 0 && smoothing < 1)) throw new UsageError(`--label-smoothing must be in [0, 1), got '${flags.labelSmoothing}'`);
@@ -99,109 +90,57 @@ async function runTrain(input: string, flags: TrainFlags, ctx: RecipeContext): P
       throw new UsageError(`--freeze: '${pattern}' is not a regular expression`);
     }
   });
+  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9, weightDecay } : { kind: 'adamw', weightDecay };
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.evalData, flags.evalLabels], models: [input] });
+  const ctx: RecipeContext = { ...cliCtx, threads };
 
   const model = await debugPhase(ctx.debug, `train: read ${input}`, () => loadModelFile(input));
   const logits = flags.logits ?? model.graph.outputs[0]?.name;
   if (logits === undefined || !model.graph.isGraphOutput(logits))
     throw new Error(`${input}: no output '${flags.logits}' (outputs: ${model.graph.outputs.map((o) => o.name).join(', ')})`);
-  const train = labelledData(
-    await debugPhase(ctx.debug, `train: read ${flags.data}`, () => readLabelledArrays({
-      data: flags.data,
-      labels: flags.labels,
-      models: [model],
-      scale,
-      requireLabels: true,
-      output: logits,
-    })),
-  );
-  const evaluation =
-    flags.evalData === undefined
-      ? train
-      : labelledData(
-          await readLabelledArrays({
-            data: flags.evalData,
-            labels: flags.evalLabels,
-            models: [model],
-            scale,
-            requireLabels: true,
-            output: logits,
-          }),
-        );
-  if (batchSize > train.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${train.size} samples in ${flags.data}`);
-  const accuracy = (m: Model, which: string) =>
-    debugPhase(ctx.debug, `train: accuracy ${which}`, () =>
-      dataAccuracy(nodeOrt, m, evaluation, {
-        labels: LABEL_INPUT,
-        output: logits,
-        threads,
-      }),
+  const read = (data: string, labels: string | undefined) =>
+    debugPhase(ctx.debug, `train: read ${data}`, async () =>
+      labelledTrainingData(await readLabelledArrays({ data, labels, models: [model], scale, requireLabels: true, output: logits })),
     );
+  const data = await read(flags.data, flags.labels);
+  const evaluation = flags.evalData === undefined ? undefined : await read(flags.evalData, flags.evalLabels);
+  if (batchSize > data.size) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.size} samples in ${flags.data}`);
+  const resume: TrainerState | undefined = flags.resume === undefined ? undefined : await loadCheckpointState(flags.resume);
 
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9, weightDecay } : { kind: 'adamw', weightDecay };
-  // Failures to load the model or to build and load its training graph are about the input file.
-  let before: number;
-  let trainer: Trainer;
+  let result: Awaited<ReturnType<typeof train>>;
   try {
-    before = await accuracy(model, 'before');
-    trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: logits, labelSmoothing: smoothing }, optimizer, clipNorm, frozen }, { threads });
+    result = await train(
+      model,
+      {
+        data,
+        evaluation,
+        logits,
+        epochs,
+        batchSize,
+        schedule,
+        optimizer,
+        labelSmoothing: smoothing,
+        clipNorm,
+        frozen,
+        seed,
+        resume,
+        afterEpoch: flags.checkpoint === undefined ? undefined : (_epoch, trainer) => saveCheckpoint(trainer, flags.checkpoint as string),
+      },
+      ctx,
+    );
   } catch (error) {
-    throw inFile(input, error);
+    if (error instanceof InputModelError) throw inFile(input, error.error);
+    throw error;
   }
-  try {
-    if (flags.resume !== undefined) trainer.restore(await loadCheckpointState(flags.resume));
-    const history = await trainer.fit(train, {
-      epochs,
-      batchSize,
-      schedule,
-      seed,
-      progress: ctx.progress,
-      afterEpoch: (epoch, t) => {
-        ctx.debug?.(1, `train: epoch ${epoch + 1} done at step ${t.stepCount}`);
-        if (flags.checkpoint !== undefined) saveCheckpoint(t, flags.checkpoint);
-        return {};
-      },
-    });
-    const trained = trainer.exportModel();
-    let saved: SavedModel;
-    try {
-      saved = await debugPhase(ctx.debug, `train: save ${flags.output}`, () => saveModel(trained, flags.output));
-    } catch (error) {
-      throw inFile(flags.output, error);
-    }
-    const parameters = trainer.training.weights.reduce((n, w) => n + w.initial.elementCount, 0);
-    const result: TrainResult = {
-      samples: train.size,
-      trained_weights: trainer.training.weights.length,
-      parameters,
-      epochs: epochSummaries(history),
-      steps: trainer.stepCount,
-      accuracy: {
-        data: flags.evalData ?? flags.data,
-        before,
-        after: await accuracy(trained, 'after'),
-      },
-      ...(flags.checkpoint === undefined ? {} : { checkpoint: flags.checkpoint }),
-    };
-    return envelope(
-      { command: 'train', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: [] },
-      result,
-      nodeEnvironment(),
-    );
-  } finally {
-    await trainer.release();
-  }
-}
-
-function labelledData(arrays: LabelledArrays): TrainingData {
-  return arrayTrainingData({
-    ...arrays.inputs,
-    [LABEL_INPUT]: {
-      data: arrays.labels as TypedArray,
-      sampleDims: [],
-      dataType: DataType.INT64,
-    },
-  });
+  // The accuracy after was measured on the model in memory; the file is written only once it loads.
+  const saved = await debugPhase(ctx.debug, `train: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
+  const { report } = result;
+  const body: TrainResult = {
+    ...report,
+    accuracy: { data: flags.evalData ?? flags.data, ...report.accuracy },
+    ...(flags.checkpoint === undefined ? {} : { checkpoint: flags.checkpoint }),
+  };
+  return envelope({ command: 'train', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: [] }, body, nodeEnvironment());
 }
 
 function formatReport(input: string, r: TrainReport): string {

@@ -9,7 +9,9 @@ import { readNpz } from '../eval/npz.js';
 import { DataType, dataTypeName, type TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { tensorTypeOf } from '../ir/value-info.js';
-import type { ArrayField } from '../train/array-data.js';
+import { type ArrayField, arrayTrainingData } from '../train/array-data.js';
+import type { TrainingData } from '../train/trainer.js';
+import { LABEL_INPUT } from '../train/training-graph.js';
 import { inFile, UsageError } from './errors.js';
 import { readInputFile } from './input-files.js';
 
@@ -71,6 +73,12 @@ export async function readLabelledArrays(options: TrainingFileOptions): Promise<
   const count = counts[0]?.[1] ?? 0;
   if (count === 0) throw new Error(`${file}: holds no samples (arrays ${counts.map(([name]) => `'${name}'`).join(', ')} are empty along axis 0)`);
   return { inputs, labels, count };
+}
+
+/** The arrays as the train and qat steps take them: the inputs, and the class ids under LABEL_INPUT. */
+export function labelledTrainingData(arrays: LabelledArrays): TrainingData {
+  if (arrays.labels === undefined) throw new Error('training data without class ids');
+  return arrayTrainingData({ ...arrays.inputs, [LABEL_INPUT]: { data: arrays.labels, sampleDims: [], dataType: DataType.INT64 } });
 }
 
 /** An .npz as arrays by key; an .npy as the one array of the model's only input. */

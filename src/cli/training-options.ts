@@ -1,8 +1,8 @@
 // The options every training command (train, qat, distill) takes, declared and parsed in one
 // place so they are spelled, defaulted and checked alike.
 import { type Command, Option } from 'commander';
+import type { EpochSummary } from '../pipeline/train.js';
 import type { Schedule } from '../train/schedules.js';
-import type { EpochRecord } from '../train/trainer.js';
 import { fraction, positiveNumber, wholeNumber } from './options.js';
 
 export interface TrainingFlags {
@@ -57,18 +57,6 @@ export function parseTrainingOptions(flags: TrainingFlags): TrainingSettings {
     seed: wholeNumber(flags.seed, '--seed', 0),
     threads: flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 1),
   };
-}
-
-/** One epoch in a command's JSON report (snake_case, as the other reports). */
-export interface EpochSummary {
-  epoch: number;
-  steps: number;
-  mean_loss: number;
-  seconds: number;
-}
-
-export function epochSummaries(history: readonly EpochRecord[]): EpochSummary[] {
-  return history.map((h) => ({ epoch: h.epoch, steps: h.steps, mean_loss: h.meanLoss, seconds: h.seconds }));
 }
 
 /** The report's line for one epoch. */

@@ -80,7 +80,8 @@ export interface TrainingStep {
 /** Inputs added to the training graph for the scalar hyper-parameters. */
 const LEARNING_RATE = 'train/learning_rate';
 const STEP = 'train/step';
-const LABELS = 'train/labels';
+/** The int64 class ids cross-entropy reads, one per sample: training data feeds them under this name. */
+export const LABEL_INPUT = 'train/labels';
 const TARGETS = 'train/targets';
 
 /**
@@ -129,9 +130,9 @@ export function buildTrainingStep(source: Model, spec: TrainingSpec): TrainingSt
       if (type.shape?.length !== 2 || typeof classes !== 'number') {
         throw new GradientError(`loss: cross-entropy needs logits of shape [N, classes] with a fixed number of classes; '${lossSpec.output}' is ${JSON.stringify(type.shape)}`);
       }
-      builder.input(LABELS, DataType.INT64, [type.shape[0]]);
-      lossInputs.push(LABELS);
-      loss = crossEntropy(emitter('loss'), lossSpec.output, LABELS, type.elemType, { classes, labelSmoothing: lossSpec.labelSmoothing });
+      builder.input(LABEL_INPUT, DataType.INT64, [type.shape[0]]);
+      lossInputs.push(LABEL_INPUT);
+      loss = crossEntropy(emitter('loss'), lossSpec.output, LABEL_INPUT, type.elemType, { classes, labelSmoothing: lossSpec.labelSmoothing });
     } else {
       if (type.shape === undefined) throw new GradientError(`loss: the rank of '${lossSpec.output}' could not be inferred`);
       builder.input(TARGETS, type.elemType, type.shape);
