@@ -15,7 +15,7 @@ import { sizeChange } from '../pipeline/size-change.js';
 import { InputModelError } from '../pipeline/train.js';
 import type { DistillData, FeatureMatch } from '../train/distill.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { debugPhase } from './debug-phase.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';

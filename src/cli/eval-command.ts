@@ -111,6 +111,7 @@ async function runEval(originalFile: string, candidateFile: string, flags: EvalF
         customMetric: custom?.metric,
         customMetricName: custom?.name,
         perLayer: flags.perLayer === true,
+        names: { original: originalFile, candidate: candidateFile },
         gate,
       },
       ctx,

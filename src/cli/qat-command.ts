@@ -17,7 +17,7 @@ import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { InputModelError } from '../pipeline/train.js';
 import { QAT_METHODS } from '../train/qat-plan.js';
 import type { QatMethod } from '../train/qat.js';
-import { debugPhase } from './debug-phase.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';

@@ -16,7 +16,7 @@ import { sizeChange } from '../pipeline/size-change.js';
 import { InputModelError, train, type TrainStepReport } from '../pipeline/train.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { TrainerState } from '../train/trainer.js';
-import { debugPhase } from './debug-phase.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';

@@ -10,6 +10,7 @@ import { readModel } from '../onnx/model-io.js';
 import { silentProgress, type Progress } from '../pipeline/progress.js';
 import type { OrtModule, OrtTensor } from '../runtime/ort-types.js';
 import { type GraphOptimization, ModelSession, type SessionOptions, fromOrtTensor, toOrtTensor } from '../runtime/session.js';
+import { ortCause } from '../runtime/ort-errors.js';
 import { type EvalReport, type OutputReport, jsonNumber } from './eval-report.js';
 import type { Labels } from './labels.js';
 import { checkSample, formatValueType, type ModelSignature, type ModelValue, modelSignature } from './match-inputs.js';
@@ -51,6 +52,8 @@ export interface CompareOptions {
   customMetricName?: string;
   /** Compare every intermediate value too, and rank layers by the error they add. */
   perLayer?: boolean;
+  /** What to call the two models in errors (the CLI gives their files). */
+  names?: { original?: string; candidate?: string };
   /** Original value name -> candidate value name, for outputs and layers a pass renamed. */
   renames?: Readonly<Record<string, string>>;
   progress?: Progress;
@@ -86,9 +89,9 @@ export async function compareModels(
   const sessionOptions = { threads: options.threads, graphOptimization: options.graphOptimization ?? 'basic', executionProviders: options.executionProviders };
   const sessions: ModelSession[] = [];
   try {
-    const originalSession = await createSession(ort, a.input, { ...sessionOptions, extraOutputs: plan?.originalOutputs }, 'original');
+    const originalSession = await createSession(ort, a.input, { ...sessionOptions, extraOutputs: plan?.originalOutputs }, 'original', options.names?.original);
     sessions.push(originalSession);
-    const candidateSession = await createSession(ort, b.input, { ...sessionOptions, extraOutputs: plan?.candidateOutputs }, 'candidate');
+    const candidateSession = await createSession(ort, b.input, { ...sessionOptions, extraOutputs: plan?.candidateOutputs }, 'candidate', options.names?.candidate);
     sessions.push(candidateSession);
 
     const batch = effectiveBatch(options.batch ?? 1, a.signature.inputs, warnings);
@@ -160,11 +163,11 @@ function load(model: Model | Uint8Array, role: string): Loaded {
   return { model: ir, input: model, signature: modelSignature(ir) };
 }
 
-async function createSession(ort: OrtModule, model: Model | Uint8Array, options: SessionOptions, role: string): Promise<ModelSession> {
+async function createSession(ort: OrtModule, model: Model | Uint8Array, options: SessionOptions, role: string, name?: string): Promise<ModelSession> {
   try {
     return await ModelSession.create(ort, model, options);
   } catch (error) {
-    throw new Error(`${role} model: onnxruntime cannot load it (${oneLine(error)})`);
+    throw new Error(`${role} model${name === undefined ? '' : ` ${name}`}: onnxruntime cannot load it (${ortCause(error)})`);
   }
 }
 
@@ -172,12 +175,8 @@ async function runOn(session: ModelSession, feeds: Record<string, OrtTensor>, ro
   try {
     return await session.run(feeds);
   } catch (error) {
-    throw new Error(`${where}: the ${role} model failed in onnxruntime (${oneLine(error)})`);
+    throw new Error(`${where}: the ${role} model failed in onnxruntime (${ortCause(error)})`);
   }
-}
-
-function oneLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** Both models must take the same feeds: same required inputs, same element types. */

@@ -11,6 +11,8 @@ import { checkGate, type Gate, GateFailedError, type GateMiss, isEmptyGate } fro
 import { type Verdict, type VerdictThresholds, verdictOf } from './verdict.js';
 
 export interface EvaluateOptions extends FidelityOptions {
+  /** What to call the two models in errors (the CLI gives their files). */
+  names?: { original?: string; candidate?: string };
   /** Compare every intermediate value and rank layers by the error they add. */
   perLayer?: boolean;
   customMetric?: CustomMetric;
@@ -35,6 +37,7 @@ export async function evaluate(original: Model, candidate: Model, options: Evalu
     customMetric: options.customMetric,
     customMetricName: options.customMetricName,
     perLayer: options.perLayer,
+    names: options.names,
     progress: ctx.progress,
   });
   const report: EvaluateReport = { ...measured, verdict: verdictOf(measured, { thresholds: options.verdict }) };
