@@ -236,3 +236,24 @@ test('every format round-trips through packing: quantize, pack, unpack, dequanti
     }
   }
 });
+
+test('chunked SQNR (blocks and float16 bits) equals SQNR of the full dequantized copy', async () => {
+  const { blocksSqnrDb, narrowSqnrDb, sqnrDb } = await import('../src/kernels/sqnr.js');
+  const { quantizeBlocks, dequantizeBlocks } = await import('../src/kernels/quantize-blocks.js');
+  const { float32ToFloat16, float16ToFloat32 } = await import('../src/kernels/float16.js');
+  // More than one chunk (2^20 elements), rows not a multiple of the chunk.
+  const rows = 700;
+  const cols = 2048;
+  const data = new Float32Array(rows * cols);
+  let state = 7;
+  for (let i = 0; i < data.length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    data[i] = state / 2 ** 31 - 1;
+  }
+  for (const [bits, symmetric] of [[4, true], [4, false], [8, false], [2, true]] as const) {
+    const q = quantizeBlocks(data, rows, cols, { bits, blockSize: 32, symmetric });
+    assert.equal(blocksSqnrDb(data, q), sqnrDb(data, dequantizeBlocks(q)), `${bits}-bit ${symmetric ? 'symmetric' : 'asymmetric'}`);
+  }
+  const half = float32ToFloat16(data).bits;
+  assert.equal(narrowSqnrDb(data, half, float16ToFloat32), sqnrDb(data, float16ToFloat32(half)));
+});

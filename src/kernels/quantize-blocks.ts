@@ -279,15 +279,5 @@ function signBlocks(data: Float32Array, rows: number, cols: number, blockSize: n
   return { rows, cols, bits: 2, blockSize, blocksPerRow, symmetric: true, scaleType, zeroPointType: 'integer', codes, scales, zeroPoints };
 }
 
-/** Signal-to-quantization-noise ratio in dB: 10 log10(sum w^2 / sum (w - w')^2); Infinity if exact. */
-export function sqnrDb(original: ArrayLike<number>, approximation: ArrayLike<number>): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < original.length; i++) {
-    signal += original[i] * original[i];
-    const d = original[i] - approximation[i];
-    noise += d * d;
-  }
-  if (noise === 0) return Number.POSITIVE_INFINITY;
-  return 10 * Math.log10(signal / noise);
-}
+/** Signal-to-quantization-noise ratio in dB (src/kernels/sqnr.ts), re-exported for the quantizers. */
+export { sqnrDb } from './sqnr.js';

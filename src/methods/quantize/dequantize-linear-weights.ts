@@ -9,6 +9,7 @@
 //   'per-tensor'   int8 / uint8 codes, one scale; needs opset >= 10
 // A model below opset 13 is raised or upgraded to it (opset-raise.ts: ops keep their meaning);
 // a form the opset still lacks (blocked, 21) falls back to the next one, and the report says so.
+import { blocksSqnrDb } from '../../kernels/sqnr.js';
 import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -17,7 +18,7 @@ import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { packRows } from '../../kernels/pack.js';
 import { type QuantBits, isSupportedBlockSize } from '../../kernels/quant-formats.js';
-import { type Rounding, dequantizeBlocks, quantizeBlocks, sqnrDb } from '../../kernels/quantize-blocks.js';
+import { type Rounding, quantizeBlocks } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
@@ -192,7 +193,7 @@ export function quantizeConvGemmWeights(model: Model, options: DequantizeLinearW
       node: node.label,
       bytesBefore: weight.tensor.byteLength,
       bytesAfter: added.reduce((n, t) => n + t.byteLength, 0),
-      sqnrDb: sqnrDb(rowsData, dequantizeBlocks(q)),
+      sqnrDb: blocksSqnrDb(rowsData, q),
     };
     tensors.push(report);
     result.count('quantized');

@@ -45,18 +45,4 @@ export type DetailedPassResult = Omit<PassReport, 'pass' | 'ms'> & {
   details?: QuantizeDetails;
 };
 
-/** SQNR in dB of `approx` against `exact` over finite elements; Infinity when they agree. */
-export function sqnrDb(exact: Float32Array, approx: Float32Array): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < exact.length; i++) {
-    const x = exact[i];
-    if (!Number.isFinite(x)) continue;
-    const d = x - approx[i];
-    signal += x * x;
-    noise += d * d;
-  }
-  if (noise === 0) return Number.POSITIVE_INFINITY;
-  if (!Number.isFinite(noise)) return Number.NEGATIVE_INFINITY;
-  return 10 * Math.log10(signal / noise);
-}
+export { sqnrDb } from '../../kernels/sqnr.js';

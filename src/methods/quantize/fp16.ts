@@ -7,6 +7,7 @@
 //
 // bfloat16: onnxruntime's CPU provider has no bfloat16 math kernels at all, so `bfloat16` is a
 // weights-only format: weights are stored as bfloat16 and cast to float32 where they are read.
+import { narrowSqnrDb } from '../../kernels/sqnr.js';
 import { attr } from '../../ir/attribute.js';
 import { allConstants, isStandardDomain } from '../../ir/constants.js';
 import { DataType, dataTypeName } from '../../ir/dtype.js';
@@ -21,7 +22,7 @@ import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { reachOpset } from './opset-raise.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { type Progress, silentProgress } from '../../pipeline/progress.js';
-import { type DetailedPassResult, type NodeDecision, type QuantizedTensor, sqnrDb } from './details.js';
+import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './details.js';
 import { removeRedundantCasts } from './fp16-casts.js';
 import { type Float16ComputePolicy, float32Reason, followsInputs, isAnyTypeInput, isFixedTypeInput, isFixedTypeOutput } from './fp16-ops.js';
 import { firstMatch, type NodeSelector, nodeSelector } from './node-selector.js';
@@ -323,7 +324,6 @@ function materialize(run: Run, graph: Graph, name: string, constant: Flexible): 
   const values = tensor.data() as Float32Array;
   const clamp = run.options.clamp !== false;
   const converted = run.storage === DataType.FLOAT16 ? float32ToFloat16(values, { clamp }) : float32ToBfloat16(values, { clamp });
-  const back = run.storage === DataType.FLOAT16 ? float16ToFloat32(converted.bits) : bfloat16ToFloat32(converted.bits);
   const { overflow, underflow } = converted.stats;
   if (overflow > 0 && !demands.has('half')) {
     // Only float32 nodes read it, so nothing forces the narrow type, and clamping a value like a
@@ -362,7 +362,7 @@ function materialize(run: Run, graph: Graph, name: string, constant: Flexible): 
     elements: tensor.elementCount,
     bytesBefore: tensor.byteLength,
     bytesAfter: narrowed.byteLength,
-    sqnrDb: sqnrDb(values, back),
+    sqnrDb: narrowSqnrDb(values, converted.bits, run.storage === DataType.FLOAT16 ? float16ToFloat32 : bfloat16ToFloat32),
     overflow,
     underflow,
   });

@@ -8,12 +8,12 @@
 //   attributes   gather_axis 0, quantize_axis 1 (uint8 data requires these), block_size, bits
 //   out[..., j]  = (code - zero_point) * scale
 // Only gathers along axis 0 of a 2-D table qualify; others are reported and left alone.
+import { blocksSqnrDb } from '../../kernels/sqnr.js';
 import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import { packRows } from '../../kernels/pack.js';
-import { dequantizeBlocks, sqnrDb } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
@@ -88,7 +88,7 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
           op: 'Gather',
           bytesBefore: table.tensor.byteLength,
           bytesAfter: data.byteLength + scales.byteLength + zeroBytes,
-          sqnrDb: sqnrDb(table.values, dequantizeBlocks(q)),
+          sqnrDb: blocksSqnrDb(table.values, q),
         },
       };
     });

@@ -10,6 +10,7 @@
 // Weights in Constant nodes and inside subgraphs are read through constantValue; what cannot be
 // converted (weight computed at run time, not 2-D, K not a multiple of the block size) is left as
 // it is and named in the report's warnings.
+import { blocksSqnrDb } from '../../kernels/sqnr.js';
 import { type Progress, silentProgress } from '../../pipeline/progress.js';
 import { type Attribute, attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
@@ -24,9 +25,7 @@ import {
   type Rounding,
   type ZeroPointType,
   binarizeBlocks,
-  dequantizeBlocks,
   quantizeBlocks,
-  sqnrDb,
   ternarizeBlocks,
 } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
@@ -233,7 +232,7 @@ export function buildNBitsWeight(
       op: w.op,
       bytesBefore,
       bytesAfter: storedBytes(packed, scales) + zeroBytes,
-      sqnrDb: sqnrDb(rows, dequantizeBlocks(q)),
+      sqnrDb: blocksSqnrDb(rows, q),
     },
   };
 }
