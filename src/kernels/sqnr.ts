@@ -39,22 +39,22 @@ const SQNR_CHUNK = 1 << 20;
 
 /** sqnrDb of `exact` against its block quantization `q`, dequantized a chunk at a time. */
 export function blocksSqnrDb(exact: Float32Array, q: QuantizedBlocks): number {
-	const sums = { signal: 0, noise: 0 };
-	const chunk = new Float32Array(
-		Math.min(
-			exact.length,
-			SQNR_CHUNK - (SQNR_CHUNK % q.blockSize) || q.blockSize,
-		),
-	);
-	for (let start = 0; start < exact.length; start += chunk.length) {
-		const n = Math.min(chunk.length, exact.length - start);
-		for (let i = 0; i < n; i++) {
-			const b = Math.floor((start + i) / q.blockSize);
-			chunk[i] = (q.codes[start + i] - q.zeroPoints[b]) * q.scales[b];
-		}
-		addSqnrTerms(sums, exact.subarray(start, start + n), chunk.subarray(0, n));
-	}
-	return sqnrFromSums(sums);
+  const sums = { signal: 0, noise: 0 };
+  addBlocksSqnrTerms(sums, exact, q);
+  return sqnrFromSums(sums);
+}
+
+/** Adds the energy of `exact` and of its error in `q` (a slab of a larger weight) to `sums`. */
+export function addBlocksSqnrTerms(sums: { signal: number; noise: number }, exact: Float32Array, q: QuantizedBlocks): void {
+  const chunk = new Float32Array(Math.min(exact.length, SQNR_CHUNK - (SQNR_CHUNK % q.blockSize) || q.blockSize));
+  for (let start = 0; start < exact.length; start += chunk.length) {
+    const n = Math.min(chunk.length, exact.length - start);
+    for (let i = 0; i < n; i++) {
+      const b = Math.floor((start + i) / q.blockSize);
+      chunk[i] = (q.codes[start + i] - q.zeroPoints[b]) * q.scales[b];
+    }
+    addSqnrTerms(sums, exact.subarray(start, start + n), chunk.subarray(0, n));
+  }
 }
 
 /** sqnrDb of `exact` against itself stored as float16 or bfloat16 bits, decoded a chunk at a time. */

@@ -10,7 +10,7 @@
 // Weights in Constant nodes and inside subgraphs are read through constantValue; what cannot be
 // converted (weight computed at run time, not 2-D, K not a multiple of the block size) is left as
 // it is and named in the report's warnings.
-import { blocksSqnrDb } from '../../kernels/sqnr.js';
+import { addBlocksSqnrTerms, sqnrFromSums } from '../../kernels/sqnr.js';
 import { type Progress, silentProgress } from '../../pipeline/progress.js';
 import { type Attribute, attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
@@ -43,7 +43,7 @@ import {
   floatTensor,
   readFloatMatrix,
   storedBytes,
-  transpose,
+  transposeColumns,
 } from './weight-tensors.js';
 
 /** How weights map to codes: linear blocks, or sign-based schemes in the 2-bit format. */
@@ -152,7 +152,7 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
     }
     // Rows of the quantized matrix are the columns of B: MatMulNBits blocks run along K.
     const { value: replacement, fresh } = done.get(graph, weightName, () =>
-      buildNBitsWeight(model, graph, node, { name: weightName, op: 'MatMul', elemType: weight.tensor.dataType, columns: transpose(weight.values, K, N), K, N }, o, zeroPointType),
+      buildNBitsWeight(model, graph, node, { name: weightName, op: 'MatMul', elemType: weight.tensor.dataType, columns: (first, count) => transposeColumns(weight.values, K, N, first, count), K, N }, o, zeroPointType),
     );
     if (fresh) {
       result.count('bytesBefore', replacement.report.bytesBefore);
@@ -182,13 +182,20 @@ export interface NBitsWeight {
   /** The op that read the float weight (MatMul, Gemm). */
   op: string;
   elemType: DataType;
-  /** [N, K]: row n holds column n of the weight as the op multiplies it. */
-  columns: Float32Array;
+  /**
+   * [N, K]: row n holds column n of the weight as the op multiplies it; or a function giving
+   * rows `first` to `first + count` of that matrix, so a large weight is transposed a slab at a
+   * time instead of held twice.
+   */
+  columns: Float32Array | ((first: number, count: number) => Float32Array);
   K: number;
   N: number;
   /** Multiplies every scale after quantization (Gemm's alpha); codes and SQNR are unaffected. */
   scaleFactor?: number;
 }
+
+/** Elements quantized per slab (rows of [N, K] at a time): bounds the temporary copies of a weight. */
+const SLAB_ELEMENTS = 1 << 22;
 
 /** Packs, scales and zero points of `w` added as constants before `node`; returns the inputs after A. */
 export function buildNBitsWeight(
@@ -204,23 +211,39 @@ export function buildNBitsWeight(
   // Columns are zero-padded to whole blocks; the kernel reads codes up to K only.
   const nBlocks = Math.ceil(K / o.blockSize);
   const padded = nBlocks * o.blockSize;
-  const rows = padded === K ? w.columns : padColumns(w.columns, N, K, padded);
-  const q = quantizeRows(rows, N, padded, o, zeroPointType);
+  const slabOf = typeof w.columns === 'function' ? w.columns : (first: number, count: number) => (w.columns as Float32Array).subarray(first * K, (first + count) * K);
+  // Blocks run along rows, so the rows of [N, K] quantize independently: a slab at a time.
+  const codes = new Uint8Array(N * padded);
+  const scaleValues = new Float32Array(N * nBlocks);
+  const zeroPointValues = new Float32Array(N * nBlocks);
+  const sums = { signal: 0, noise: 0 };
+  let symmetric = o.symmetric;
+  const rowsPerSlab = Math.max(1, Math.floor(SLAB_ELEMENTS / padded));
+  for (let first = 0; first < N; first += rowsPerSlab) {
+    const count = Math.min(rowsPerSlab, N - first);
+    const slab = slabOf(first, count);
+    const rows = padded === K ? slab : padColumns(slab, count, K, padded);
+    const q = quantizeRows(rows, count, padded, o, zeroPointType);
+    codes.set(q.codes, first * padded);
+    scaleValues.set(q.scales, first * nBlocks);
+    zeroPointValues.set(q.zeroPoints, first * nBlocks);
+    addBlocksSqnrTerms(sums, rows, q);
+    symmetric = q.symmetric;
+  }
   const blob = (o.blockSize * o.bits) / 8;
   const base = `${weightName}_q${o.bits}`;
-  const packed = Tensor.fromArray('', DataType.UINT8, [N, nBlocks, blob], packRows(q.codes, N, padded, o.bits));
+  const packed = Tensor.fromArray('', DataType.UINT8, [N, nBlocks, blob], packRows(codes, N, padded, o.bits));
   addTypedConstant(model, graph, packed, base, DataType.UINT8, node);
   const factor = w.scaleFactor ?? 1;
-  const scaleValues = factor === 1 ? q.scales : q.scales.map((s) => s * factor);
-  const scales = floatTensor('', scaleValues, [N * nBlocks], o.scaleType);
+  const scales = floatTensor('', factor === 1 ? scaleValues : scaleValues.map((s) => s * factor), [N * nBlocks], o.scaleType);
   const scalesName = addTypedConstant(model, graph, scales, `${weightName}_scales`, elemType, node);
   const inputs = [packed.name, scalesName];
   let zeroBytes = 0;
-  if (!q.symmetric) {
+  if (!symmetric) {
     const zeros =
       zeroPointType === 'float'
-        ? floatTensor('', q.zeroPoints, [N * nBlocks], o.scaleType)
-        : Tensor.fromArray('', DataType.UINT8, [N * Math.ceil((nBlocks * o.bits) / 8)], packRows(q.zeroPoints, N, nBlocks, o.bits));
+        ? floatTensor('', zeroPointValues, [N * nBlocks], o.scaleType)
+        : Tensor.fromArray('', DataType.UINT8, [N * Math.ceil((nBlocks * o.bits) / 8)], packRows(zeroPointValues, N, nBlocks, o.bits));
     inputs.push(addTypedConstant(model, graph, zeros, `${weightName}_zero_points`, zeroPointType === 'float' ? elemType : DataType.UINT8, node));
     zeroBytes = zeros.byteLength;
   }
@@ -232,7 +255,7 @@ export function buildNBitsWeight(
       op: w.op,
       bytesBefore,
       bytesAfter: storedBytes(packed, scales) + zeroBytes,
-      sqnrDb: blocksSqnrDb(rows, q),
+      sqnrDb: sqnrFromSums(sums),
     },
   };
 }

@@ -59,6 +59,16 @@ export function readFloatMatrix(graph: Graph, name: string, consumer: string): {
 }
 
 /** [rows, cols] -> [cols, rows]. */
+/** Columns `first` to `first + count` of row-major [rows, cols] `data`, as rows: [count, rows]. */
+export function transposeColumns(data: Float32Array, rows: number, cols: number, first: number, count: number): Float32Array {
+  const out = new Float32Array(count * rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols + first;
+    for (let c = 0; c < count; c++) out[c * rows + r] = data[base + c];
+  }
+  return out;
+}
+
 export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
   for (let r = 0; r < rows; r++) {
