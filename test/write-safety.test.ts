@@ -5,7 +5,7 @@
 // leaves no temporary files, and temporary files of dead processes are removed by the next run;
 // usage mistakes exit 2; a damaged result gets a verdict that says what to try.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { DataType } from '../src/ir/dtype.js';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
 import { loadModel, saveModel } from '../src/node/model-files.js';
-import { spawnShrink } from './helpers/cli.js';
+import { REPO_ROOT, SHRINK_BIN, spawnShrink } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
 import { CLS } from './helpers/real-models.js';
 import { floats } from './helpers/tensors.js';
@@ -170,4 +170,22 @@ test('a damaged result says so, with what to try; a gate on it exits 3 and write
   assert.match(evaluated.stdout, /gate: failed \(min_cosine 0\.999: output 'logits' is/);
   assert.match(evaluated.stderr.trimEnd(), /^shrink: eval gate failed: min_cosine 0\.999: output 'logits' is 0\.\d+ \([\d.e-]+ short\)$/);
   assert.equal(shrink('eval', MLP, MLP, '--data', data.images, '--min-cosine', '0.999999').status, 0);
+});
+
+test('a model too large for this machine: the comparison and the load check are skipped, and the report says why', () => {
+  // SHRINK_MEMORY_BUDGET shrinks "this machine" to 400 KB, less than the classifier and its result.
+  const output = path.join(work, 'budget.onnx');
+  const run = spawnSync(process.execPath, [SHRINK_BIN, 'quantize', CLS, '-o', output, '--method', 'fp16', '--dims', CLS_DIMS, '--json', '--no-progress'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, SHRINK_MEMORY_BUDGET: '400000' },
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.equal(report.fidelity, undefined);
+  assert.match(report.fidelity_skipped, /^the original \(565 KiB\) and the result \(\d+ KiB\) would need about [\d.]+ KiB in onnxruntime together, more than the 391 KiB this machine can give them/);
+  assert.equal(report.verdict.status, 'unchecked');
+  assert.match(report.verdict.message, /^not verified: fidelity was not measured \(the original/);
+  assert.ok(report.warnings.some((w: { code: string; message: string }) => w.code === 'not-load-checked' && /was not loaded in onnxruntime before it was written/.test(w.message)));
+  assert.ok(fs.statSync(output).size > 0);
 });

@@ -107,7 +107,7 @@ async function runDistill(flags: DistillFlags, cliCtx: RecipeContext): Promise<D
       input: { teacher: flags.teacher, student: flags.student },
       output: saved.file,
       size: sizeChange(modelFileBytes(flags.student, student), saved.bytes),
-      warnings: [],
+      warnings: saved.warnings,
     },
     result.report,
     nodeEnvironment(),

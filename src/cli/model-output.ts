@@ -6,7 +6,10 @@ import * as path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { type SavedModel, saveModelVerified } from '../node/model-files.js';
 import { checkLoads } from '../node/load-check.js';
+import { formatBytes } from '../inspect/table.js';
+import type { PassWarning } from '../pipeline/pass.js';
 import { inFile } from './errors.js';
+import { memoryBudget } from './large-models.js';
 import { refuseInputs } from './output-checks.js';
 
 /**
@@ -23,14 +26,25 @@ export function outputFile(output: string, fileName: string, inputs: readonly (s
 
 /**
  * Saves `model` to `file` once it loads in onnxruntime from its temporary name; external data
- * with `externalData` (and on its own when the weights pass the protobuf limit).
+ * with `externalData` (and on its own when the weights pass the protobuf limit). A result too
+ * large to load on this machine (onnxruntime can take twice its size) is written without the
+ * check, and a warning says so.
  */
-export async function writeModelOutput(model: Model, file: string, options: { externalData?: boolean } = {}): Promise<SavedModel> {
+export async function writeModelOutput(model: Model, file: string, options: { externalData?: boolean } = {}): Promise<SavedModel & { warnings: PassWarning[] }> {
+  const warnings: PassWarning[] = [];
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    return await saveModelVerified(model, file, {
+    const saved = await saveModelVerified(model, file, {
       externalData: options.externalData === true ? true : undefined,
       verify: async (temporary, bytes) => {
+        const budget = memoryBudget();
+        if (2 * bytes > budget) {
+          warnings.push({
+            code: 'not-load-checked',
+            message: `${file} was not loaded in onnxruntime before it was written: at ${formatBytes(bytes)} it may need twice that, more than the ${formatBytes(budget)} this machine can give it`,
+          });
+          return;
+        }
         try {
           await checkLoads(temporary, bytes);
         } catch (error) {
@@ -38,6 +52,7 @@ export async function writeModelOutput(model: Model, file: string, options: { ex
         }
       },
     });
+    return { ...saved, warnings };
   } catch (error) {
     throw inFile(file, error);
   }

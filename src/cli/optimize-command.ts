@@ -97,7 +97,7 @@ async function optimizeFile(input: string, flags: OptimizeFlags, ctx: ReturnType
     const warnings = result.report.warnings.filter((w) => w.code !== 'not-validated');
     const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
     return envelope(
-      { command: 'optimize', input, output: flags.output, size: sizeChange(modelFileBytes(input, original), saved.bytes), warnings },
+      { command: 'optimize', input, output: flags.output, size: sizeChange(modelFileBytes(input, original), saved.bytes), warnings: [...warnings, ...saved.warnings] },
       result.report,
       nodeEnvironment(),
     );

@@ -113,7 +113,7 @@ async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Pr
   // Every accuracy was measured on models in memory; the file is written only once it loads.
   const saved = await debugPhase(ctx.debug, `qat: save ${output}`, () => writeModelOutput(result.model, output));
   const { warnings, ...body } = result.report;
-  return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, body, nodeEnvironment());
+  return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: [...warnings, ...saved.warnings] }, body, nodeEnvironment());
 }
 
 function formatReport(r: QatCommandReport): string {

@@ -167,7 +167,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
         input,
         output,
         size: sizeChange(before, saved.bytes),
-        warnings: [...unmatched.map((pattern) => ({ code: 'unmatched-pattern', message: `'${pattern}' matches no node of ${input}` })), ...report.warnings, ...(report.fidelity?.warnings ?? [])],
+        warnings: [...unmatched.map((pattern) => ({ code: 'unmatched-pattern', message: `'${pattern}' matches no node of ${input}` })), ...report.warnings, ...(report.fidelity?.warnings ?? []), ...saved.warnings],
       },
       report,
       nodeEnvironment(),

@@ -101,7 +101,7 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
       throw inFile(input, error);
     }
     const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
-    const warnings = [...result.report.warnings, ...(result.report.fidelity?.warnings ?? [])];
+    const warnings = [...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings];
     return {
       ...envelope({ command: 'run', input, output: flags.output, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
       recipe: recipeFile,

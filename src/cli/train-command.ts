@@ -140,7 +140,7 @@ async function runTrain(input: string, flags: TrainFlags, cliCtx: RecipeContext)
     accuracy: { data: flags.evalData ?? flags.data, ...report.accuracy },
     ...(flags.checkpoint === undefined ? {} : { checkpoint: flags.checkpoint }),
   };
-  return envelope({ command: 'train', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: [] }, body, nodeEnvironment());
+  return envelope({ command: 'train', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: saved.warnings }, body, nodeEnvironment());
 }
 
 function formatReport(input: string, r: TrainReport): string {
