@@ -5,35 +5,14 @@
 import { inspectModel } from '../inspect/inspect.js';
 import type { Model } from '../ir/model.js';
 import { SessionLoadError } from '../runtime/ort-errors.js';
-import { type DistillData, distill as distillStudent, type FeatureMatch } from '../train/distill.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
-import type { Schedule } from '../train/schedules.js';
+import { type DistillOptions, distill as distillStudent } from '../train/distill.js';
 import type { Trainer } from '../train/trainer.js';
 import type { RecipeContext } from './context.js';
 import { debugPhase } from './debug-phase.js';
 import { type EpochSummary, epochSummaries, InputModelError } from './train.js';
 
-export interface DistillStepOptions {
-  /** Inputs of both models, and class ids when `alpha` > 0. */
-  data: DistillData;
-  /** Softmax temperature of the distillation term (default 4). */
-  temperature?: number;
-  /** Weight of the hard-label cross-entropy; the distillation term gets 1 - alpha (default 0.5). */
-  alpha?: number;
-  /** Intermediate values matched by mean squared error. */
-  features?: readonly FeatureMatch[];
-  epochs: number;
-  batchSize: number;
-  schedule: Schedule;
-  optimizer: OptimizerSpec;
-  seed?: number;
-  /** The teacher's / student's logits output (default: the model's only output). */
-  teacherOutput?: string;
-  studentOutput?: string;
-  /** Student weights kept as they are (names or patterns). */
-  frozen?: readonly (string | RegExp)[];
-  clipNorm?: number;
-  maxSteps?: number;
+/** distillStudent's options without the models and what the context supplies, plus an epoch hook. */
+export interface DistillStepOptions extends Omit<DistillOptions, 'teacher' | 'student' | 'threads' | 'progress' | 'afterEpoch'> {
   /** Called after every epoch, e.g. to write a checkpoint of `trainer`. */
   afterEpoch?: (epoch: number, trainer: Trainer) => Promise<void> | void;
 }

@@ -4,35 +4,17 @@
 // measured on the training data, on models in memory. Takes a Model and data already read,
 // returns the quantized model and a JSON-able report; the caller writes it.
 import type { Model } from '../ir/model.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
 import { dataAccuracy } from '../train/qat-accuracy.js';
 import type { WeightGrouping } from '../train/qat-plan.js';
-import { type QatMethod, quantizationAwareTraining } from '../train/qat.js';
-import type { Schedule } from '../train/schedules.js';
-import type { TrainingData } from '../train/trainer.js';
+import { type QatMethod, type QatOptions, quantizationAwareTraining } from '../train/qat.js';
 import { LABEL_INPUT } from '../train/training-graph.js';
 import type { RecipeContext } from './context.js';
 import { debugPhase } from './debug-phase.js';
 import type { PassWarning } from './pass.js';
 import { type EpochSummary, epochSummaries, InputModelError } from './train.js';
 
-export interface QatStepOptions {
-  method: QatMethod;
-  /** PTQ settings, as `quantize` takes them. */
-  blockSize?: number;
-  symmetric?: boolean;
-  /** Node-name regexes or op types left in float. */
-  exclude?: readonly string[];
-  /** Feeds for the model's inputs and int64 class ids under LABEL_INPUT ('train/labels'). */
-  data: TrainingData;
-  epochs: number;
-  batchSize: number;
-  schedule: Schedule;
-  /** Default: AdamW. */
-  optimizer?: OptimizerSpec;
-  seed?: number;
-  maxSteps?: number;
-}
+/** The QAT options a recipe step takes: the data and schedule; the loss, threads and progress come from the context. */
+export type QatStepOptions = Pick<QatOptions, 'method' | 'blockSize' | 'symmetric' | 'exclude' | 'data' | 'epochs' | 'batchSize' | 'schedule' | 'optimizer' | 'seed' | 'maxSteps'>;
 
 export interface QatStepReport {
   method: QatMethod;
