@@ -60,6 +60,8 @@ test('a result onnxruntime cannot load is not written (exit 1, one line)', () =>
   oneLine(run, 1, /custom-op-q8\.onnx: onnxruntime cannot load the result \(.*Blend.*\); nothing was written$/);
   assert.equal(fs.existsSync(output), false);
   assert.deepEqual(hidden(work), []);
+  // eval names the file onnxruntime cannot load, and the cause, in one line.
+  oneLine(shrink('eval', file, file, '--samples', '1'), 1, /^shrink: original model .*custom-op\.onnx: onnxruntime cannot load it \(.*com\.example:Blend.*\)$/);
 });
 
 test('an output that is an input is refused with exit 2 and the input is untouched', () => {
