@@ -39,6 +39,7 @@ interface QuantizeFlags extends GateFlags {
   symmetric?: boolean;
   asymmetric?: boolean;
   exclude: string[];
+  only: string[];
   keepFirstLast?: string | boolean;
   fp32Search?: string;
   fp32Rounds?: string;
@@ -53,6 +54,9 @@ interface QuantizeFlags extends GateFlags {
   perChannel?: boolean;
   reduceRange?: boolean;
   weightType?: 'int8' | 'uint8';
+  activationType?: 'int8' | 'uint8';
+  format?: 'qdq' | 'qoperator';
+  accuracyLevel?: string;
   calib?: string;
   calibrator?: CalibratorName;
   externalData?: boolean;
@@ -64,6 +68,7 @@ const INT8: readonly QuantizeMethodName[] = ['dynamic-int8', 'static-int8'];
 /** The methods each method-specific option means something to; elsewhere it is refused. */
 const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => boolean; methods: readonly QuantizeMethodName[] }[] = [
   { flag: '--block-size', given: (f) => f.blockSize !== undefined, methods: WEIGHT_ONLY },
+  { flag: '--accuracy-level', given: (f) => f.accuracyLevel !== undefined, methods: WEIGHT_ONLY },
   { flag: '--symmetric', given: (f) => f.symmetric === true, methods: [...WEIGHT_ONLY, ...INT8] },
   { flag: '--asymmetric', given: (f) => f.asymmetric === true, methods: [...WEIGHT_ONLY, ...INT8] },
   { flag: '--compute', given: (f) => f.compute !== undefined, methods: ['fp16'] },
@@ -71,6 +76,8 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => bool
   { flag: '--per-channel', given: (f) => f.perChannel === true, methods: INT8 },
   { flag: '--reduce-range', given: (f) => f.reduceRange === true, methods: INT8 },
   { flag: '--weight-type', given: (f) => f.weightType !== undefined, methods: INT8 },
+  { flag: '--activation-type', given: (f) => f.activationType !== undefined, methods: INT8 },
+  { flag: '--format', given: (f) => f.format !== undefined, methods: ['static-int8'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['static-int8'] },
   { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
 ];
@@ -83,9 +90,11 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_fp16.onnx)')
     .addOption(new Option('--method <method>', 'quantization method').choices([...QUANTIZE_METHOD_NAMES]))
     .option('--block-size <n>', 'weight-only: block size along K (16, 32, 64, 128 or 256; default 32)')
-    .option('--symmetric', 'weight-only: symmetric quantization, no zero points (the default); int8: symmetric int8 activations')
+    .option('--accuracy-level <n>', "weight-only: MatMulNBits' accuracy_level, the lowest compute type onnxruntime may use (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8)")
+    .option('--symmetric', 'weight-only, dynamic-int8: symmetric weights, no zero points (the default); static-int8: symmetric activations')
     .option('--asymmetric', 'weight-only: asymmetric quantization with zero points')
     .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, [])
+    .option('--only <pattern>', 'quantize only these nodes: an op type or a node-name regex (repeatable; --exclude still applies)', collect, [])
     .option('--keep-first-last [n]', 'keep the first and the last n weighted layers (Conv, MatMul, Gemm, Gather) in float32 (n default 1)')
     .option('--fp32-search <dB>', 'keep layers in float32 from the input on until no layer of the per-layer report is below this SQNR (compared on --data, else --calib)')
     .option('--fp32-rounds <n>', 'at most this many quantize-and-compare rounds for --fp32-search (default 8)')
@@ -97,6 +106,8 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--per-channel', 'int8: one weight scale per output channel (the default)')
     .option('--reduce-range', 'int8: 7-bit weights (for CPUs without VNNI)')
     .addOption(new Option('--weight-type <type>', 'int8: weight code type (default int8)').choices(['int8', 'uint8']))
+    .addOption(new Option('--activation-type <type>', 'int8: activation code type (static-int8 default uint8, int8 with --symmetric; dynamic-int8 has uint8 only)').choices(['int8', 'uint8']))
+    .addOption(new Option('--format <form>', 'static-int8: QuantizeLinear/DequantizeLinear pairs (default), or QLinearConv/QLinearMatMul operators').choices(['qdq', 'qoperator']))
     .option('--calib <path>', 'static-int8: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the fidelity data without --data')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
@@ -188,13 +199,20 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
       throw new UsageError(`${option.flag} has no effect with --method ${method} (it applies to ${option.methods.join(', ')})${fix}`);
     }
   }
-  for (const pattern of flags.exclude) checkPattern(pattern);
+  // onnxruntime's dynamic quantization has no int8 activations either: DynamicQuantizeLinear is uint8.
+  if (method === 'dynamic-int8' && flags.activationType === 'int8') {
+    throw new UsageError('--activation-type int8 has no effect with --method dynamic-int8 (its activations are quantized at run time by DynamicQuantizeLinear, which is uint8 only); use --method static-int8 for int8 activations');
+  }
+  for (const pattern of flags.exclude) checkPattern(pattern, '--exclude');
+  for (const pattern of flags.only) checkPattern(pattern, '--only');
   const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
   if (blockSize !== undefined && !isSupportedBlockSize(blockSize)) throw new UsageError(`--block-size must be 16, 32, 64, 128 or 256, got ${blockSize}`);
   return {
     exclude: flags.exclude,
+    only: flags.only.length === 0 ? undefined : flags.only,
     keepFirstLast: flags.keepFirstLast === undefined ? undefined : flags.keepFirstLast === true ? 1 : wholeNumber(flags.keepFirstLast as string, '--keep-first-last', 0),
     blockSize,
+    accuracyLevel: flags.accuracyLevel === undefined ? undefined : accuracyLevel(flags.accuracyLevel),
     symmetric: flags.asymmetric ? false : flags.symmetric ? true : undefined,
     compute: flags.compute,
     // Per-channel weights are the default for both int8 methods: per-tensor scales wrecked PP-OCRv4 rec.
@@ -202,6 +220,8 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
     calibrator: flags.calibrator,
     reduceRange: flags.reduceRange,
     weightType: flags.weightType,
+    activationType: flags.activationType,
+    format: flags.format,
   };
 }
 
@@ -217,7 +237,7 @@ function fidelitySamples(model: Model, data: SampleSource | undefined, count: nu
 
 /** Exclude patterns and config rules that select no node: a typo would silently do nothing. */
 function unmatchedPatterns(model: Model, settings: QuantizeSettings): string[] {
-  const patterns = [...(settings.exclude ?? []), ...(settings.force ?? []), ...(settings.mixed ?? []).map((r) => r.match)];
+  const patterns = [...(settings.exclude ?? []), ...(settings.only ?? []), ...(settings.force ?? []), ...(settings.mixed ?? []).map((r) => r.match)];
   const nodes = [...model.graph.allNodes()].map((n) => n.node);
   return [...new Set(patterns)].filter((pattern) => !nodes.some((node) => firstMatch([nodeSelector(pattern)], node) !== undefined));
 }
@@ -226,10 +246,16 @@ function readConfig(file: string): QuantizeConfig {
   return parseQuantizeConfig(readTextFile(file), file);
 }
 
-function checkPattern(pattern: string): void {
+function checkPattern(pattern: string, flag: string): void {
   try {
-    nodeSelector(pattern, '--exclude');
+    nodeSelector(pattern, flag);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+function accuracyLevel(text: string): number {
+  const level = wholeNumber(text, '--accuracy-level', 0);
+  if (level > 4) throw new UsageError(`--accuracy-level must be 0 to 4, got ${level}`);
+  return level;
 }

@@ -36,15 +36,24 @@ const QuantizeStep = z.strictObject({
   keep_io_types: z.boolean().optional(),
   block_ops: z.array(z.string().min(1)).optional(),
   exclude: z.array(z.string().min(1)).optional(),
+  only: z.array(z.string().min(1)).min(1).optional(),
   keep_first_last: z.number().int().min(0).optional(),
   nodes: z.array(z.strictObject({ match: z.string().min(1), precision: z.enum(PRECISIONS) })).optional(),
   per_channel: z.boolean().optional(),
   reduce_range: z.boolean().optional(),
   weight_type: z.enum(['int8', 'uint8']).optional(),
+  activation_type: z.enum(['int8', 'uint8']).optional(),
+  format: z.enum(['qdq', 'qoperator']).optional(),
   calibrator: z.enum(CALIBRATOR_NAMES).optional(),
   percentile: z.number().gt(0).lte(100).optional(),
   fp32_search: z.strictObject({ tolerance_db: z.number().positive(), max_rounds: z.number().int().min(1).optional() }).optional(),
 });
+
+/** Keys that mean something to some methods only; given with another method they are refused, as on the command line. */
+const METHOD_KEYS: readonly [string, (q: z.infer<typeof QuantizeStep>) => boolean, readonly QuantizeMethodName[]][] = [
+  ['activation_type', (q) => q.activation_type !== undefined, ['dynamic-int8', 'static-int8']],
+  ['format', (q) => q.format !== undefined, ['static-int8']],
+];
 
 const GateStep = z
   .strictObject({
@@ -109,6 +118,12 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   const q = step.quantize;
   const method: QuantizeMethodName = q.method;
+  for (const [key, given, methods] of METHOD_KEYS) {
+    if (given(q) && !methods.includes(method)) throw new Error(`${where}.quantize: '${key}' has no effect with method ${method} (it applies to ${methods.join(', ')})`);
+  }
+  if (method === 'dynamic-int8' && q.activation_type === 'int8') {
+    throw new Error(`${where}.quantize: 'activation_type' int8 is not possible with dynamic-int8: it quantizes activations at run time with DynamicQuantizeLinear, which is uint8 only (static-int8 has int8 activations)`);
+  }
   const config: QuantizeConfig = {
     blockSize: q.block_size,
     symmetric: q.symmetric,
@@ -128,6 +143,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     perChannel: q.per_channel ?? (isInt8 ? true : undefined),
     reduceRange: q.reduce_range,
     weightType: q.weight_type,
+    activationType: q.activation_type,
+    format: q.format,
+    only: q.only,
     calibrator: q.calibrator,
     percentile: q.percentile,
   }, `${where}.quantize`);

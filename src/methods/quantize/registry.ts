@@ -46,8 +46,15 @@ export interface QuantizeSettings {
   perChannel?: boolean;
   /** dynamic-int8: 7-bit weights for CPUs without VNNI. */
   reduceRange?: boolean;
-  /** dynamic-int8: int8 (default) or uint8 weight codes. */
+  /** dynamic-int8 and static-int8: int8 (default) or uint8 weight codes. */
   weightType?: 'int8' | 'uint8';
+  /**
+   * static-int8: code type of the activations (default uint8, int8 with symmetric activations).
+   * dynamic-int8 has only uint8: onnxruntime quantizes its activations with DynamicQuantizeLinear.
+   */
+  activationType?: 'int8' | 'uint8';
+  /** static-int8: Q/DQ pairs (default), or QLinearConv/QLinearMatMul where the pattern allows. */
+  format?: 'qdq' | 'qoperator';
   /** static-int8: the calibration samples (required). */
   calibration?: SampleSource;
   /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
@@ -159,7 +166,9 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         perChannel: s.perChannel,
         symmetric: s.symmetric,
         weightType: s.weightType,
+        activationType: s.activationType,
         reduceRange: s.reduceRange,
+        format: s.format,
         exclude: excludePredicate(s),
       };
     },
