@@ -35,6 +35,8 @@ interface RunResult {
   cosine: number | null;
   /** Why fidelity was not measured, when it was not. */
   fidelitySkipped: string | null;
+  /** Whether the written output was loaded in onnxruntime before it replaced anything. */
+  loadChecked: boolean | null;
   error: string | null;
 }
 
@@ -74,12 +76,14 @@ function shrinkRun(args: string[], output: string | null, log: (line: string) =>
   const own = /peak RSS ([\d.]+) MiB/.exec(run.stderr ?? '');
   let cosine: number | null = null;
   let skipped: string | null = null;
+  let loadChecked: boolean | null = null;
   if (run.status === 0 && args.includes('--json')) {
     const report = JSON.parse(run.stdout);
     const fidelity = report.fidelity;
     if (fidelity?.outputs !== undefined) cosine = Math.min(...Object.values(fidelity.outputs as Record<string, { cosine: number }>).map((o) => Number(o.cosine)));
     else if (typeof fidelity?.cosine === 'number') cosine = fidelity.cosine;
     skipped = report.fidelity_skipped ?? report.warnings?.find((w: { code: string }) => w.code === 'too-large-to-validate')?.message ?? null;
+    if (output !== null) loadChecked = !report.warnings?.some((w: { code: string }) => w.code === 'not-load-checked');
   }
   const result: RunResult = {
     command,
@@ -94,6 +98,7 @@ function shrinkRun(args: string[], output: string | null, log: (line: string) =>
     })(),
     cosine: cosine === null ? null : Number(cosine.toFixed(6)),
     fidelitySkipped: skipped,
+    loadChecked,
     error: run.status === 0 ? null : (run.stderr ?? '').trim().split('\n').filter((l) => !l.includes('debug:')).pop() ?? 'failed',
   };
   log(`  exit ${result.exitCode}, ${result.wallSeconds} s, CPU ${result.cpuSeconds} s, peak RSS ${result.peakRssGiB} GiB (shrink ${result.shrinkRssGiB}), output ${result.outputGiB} GiB${result.error ? `: ${result.error}` : ''}`);
@@ -140,14 +145,14 @@ function markdown(results: SizeResult[], machine: ReturnType<typeof machineInfo>
     `Generated decoder-like models (weights in external data) through the CLI; ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, ${machine.date}.`,
     'Peak RSS "tree" is the largest process of the run (a large output is load-checked in a child process); "shrink" is the shrink process alone.',
     '',
-    '| model | command | exit | wall s | CPU s | peak RSS tree GiB | peak RSS shrink GiB | output GiB | fidelity |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| model | command | exit | wall s | CPU s | peak RSS tree GiB | peak RSS shrink GiB | output GiB | load-checked | fidelity |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const size of results) {
     for (const run of size.runs) {
       const fidelity = run.cosine !== null ? `cosine ${run.cosine}` : run.fidelitySkipped !== null ? `skipped: ${run.fidelitySkipped}` : run.error ?? '';
       lines.push(
-        `| ${size.modelGiB} GiB (${size.shape.layers} layers, D ${size.shape.hidden}) | \`${run.command.replace(/ --json$/, '')}\` | ${run.exitCode} | ${run.wallSeconds} | ${run.cpuSeconds} | ${run.peakRssGiB} | ${run.shrinkRssGiB ?? ''} | ${run.outputGiB ?? ''} | ${fidelity} |`,
+        `| ${size.modelGiB} GiB (${size.shape.layers} layers, D ${size.shape.hidden}) | \`${run.command.replace(/ --json$/, '')}\` | ${run.exitCode} | ${run.wallSeconds} | ${run.cpuSeconds} | ${run.peakRssGiB} | ${run.shrinkRssGiB ?? ''} | ${run.outputGiB ?? ''} | ${run.loadChecked === null ? '' : run.loadChecked ? 'yes' : 'no (too large)'} | ${fidelity} |`,
       );
     }
   }
