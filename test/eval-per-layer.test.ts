@@ -1,7 +1,9 @@
 // Per-layer error on real models: a copy of PP-OCRv4 det with one Conv's weights scaled by 1.5 has
-// that Conv ranked first, with the SQNR a direct onnxruntime computation gives; renamed values are
-// followed through `renames`; Silero's If-body values are skipped with a note; the CLI table
-// lists the damaged layer first.
+// that Conv ranked first, with the SQNR a direct onnxruntime computation gives, and every other
+// layer exact in isolation; on dynamic int8 det the first layer (exact inputs) is no longer on top;
+// the isolated error of a layer behind a damaged one equals what the same damage alone gives;
+// renamed values are followed through `renames`; Silero's If-body values are skipped with a note;
+// the CLI table lists the damaged layer first.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,6 +23,7 @@ import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { nodeOrder } from '../src/ir/toposort.js';
+import { quantizeDynamicInt8 } from '../src/methods/quantize/dynamic-int8.js';
 import { loadModel, saveModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
@@ -99,8 +102,13 @@ test('PP-OCRv4 det with one Conv scaled by 1.5: per-layer ranks that Conv first,
   assert.ok(Math.abs(sqnr - expected) < 1e-6, `SQNR ${sqnr} vs direct ${expected}`);
   // Scaling the weights (not the bias) by 1.5 leaves an error of half the weighted sum: about 6 dB.
   assert.ok(sqnr > 3 && sqnr < 12, `damaged Conv SQNR ${sqnr}`);
+  // Its inputs are exact, so computing it from the original's activations changes nothing.
+  assert.equal(first.isolated_sqnr_db, first.sqnr_db);
   assert.equal(first.drop_db, 150 - sqnr);
-  assert.ok((second.drop_db ?? 0) < first.drop_db / 2, `next largest drop ${second.drop_db} (${second.value})`);
+  // Every other layer computes exactly what the original does from the same inputs, however much
+  // error reaches it (the sigmoid after the damage amplifies it by ~40 dB).
+  assert.equal(second.isolated_sqnr_db, 'inf');
+  for (const layer of layers.slice(1)) assert.equal(layer.isolated_sqnr_db, 'inf', layer.value);
   // Layers before the damaged one are exact; the model output is not.
   for (const layer of layers.filter((l) => l.order < first.order)) assert.equal(layer.sqnr_db, 'inf', layer.value);
   assert.ok(layers.filter((l) => l.order > first.order).some((l) => l.sqnr_db !== 'inf'));
@@ -136,6 +144,7 @@ test('Silero VAD v5 against itself (candidate as bytes): main-graph values exact
   assert.ok(layers.length >= 1);
   for (const layer of layers) {
     assert.equal(layer.sqnr_db, 'inf', layer.value);
+    assert.equal(layer.isolated_sqnr_db, 'inf', layer.value);
     // The If node reads the audio and state inside its bodies: exact inputs, so no drop.
     assert.equal(layer.drop_db, 0, layer.value);
   }
@@ -165,7 +174,11 @@ test('shrink eval --per-layer (CLI) lists the damaged Conv first in its table', 
   const heading = lines.findIndex((l) => l.startsWith('layers ranked by the error they add'));
   assert.ok(heading > 0, stdout);
   assert.match(lines[heading], /, 3 of \d+:$/);
-  assert.match(lines[heading + 3], new RegExp(`^1  ${convOut.replace(/\./g, '\\.')} +Conv +1[34]\\d\\.\\d\\d +\\d\\.\\d\\d +inf +0\\.\\d+$`));
+  // Isolated SQNR and SQNR are the same for a layer reading exact inputs.
+  const row = new RegExp(`^1  ${convOut.replace(/\./g, '\\.')} +Conv +(\\d+\\.\\d\\d) +(\\d+\\.\\d\\d) +inf +0\\.\\d+$`).exec(lines[heading + 3]);
+  assert.ok(row !== null, lines[heading + 3]);
+  assert.equal(row[1], row[2]);
+  assert.match(lines[heading + 4], / inf +-?\d+\.\d\d +/, 'the second layer makes no error of its own');
   assert.match(stdout, /^warning: inputs are random numbers/m);
 });
 
@@ -200,5 +213,65 @@ test('an input with no counterpart in the candidate takes the error measured ups
   assert.equal(typeof a.sqnr_db, 'number');
   assert.equal(y.input_sqnr_db, a.sqnr_db, "y's input traced back through the unmatched 'b' to 'a'");
   assert.ok(Math.abs(y.drop_db ?? Number.NaN) < 10, `y adds little error of its own (drop ${y.drop_db})`);
+  // Cut at 'a', the candidate computes b_folded and y from the original's 'a': exact.
+  assert.equal(y.isolated_sqnr_db, 'inf');
+  assert.equal(a.isolated_sqnr_db, a.sqnr_db);
   assert.equal(report.layers?.[0].value, 'a', 'the scaled weight is ranked first');
+});
+
+test('PP-OCRv4 det, dynamic int8: the first layer reads the exact image and is no longer ranked first', async () => {
+  const original = loadModel(DET);
+  const candidate = loadModel(DET);
+  quantizeDynamicInt8(candidate, {});
+  const report = await compareModels(nodeOrt, original, candidate, detSamples(original), { threads: 1, perLayer: true });
+  const layers = report.layers ?? [];
+  const firstConv = nodeOrder(original.graph).order.find((n) => n.opType === 'Conv');
+  const first = layers.find((l) => l.node === firstConv?.name);
+  assert.ok(first !== undefined && typeof first.isolated_sqnr_db === 'number');
+  assert.equal(first.input_sqnr_db, 'inf');
+  assert.equal(first.isolated_sqnr_db, first.sqnr_db, 'exact inputs: isolated and accumulated error are one');
+  const rank = layers.indexOf(first);
+  assert.ok(rank >= 10, `first Conv ranked ${rank + 1} (isolated SQNR ${first.isolated_sqnr_db} dB)`);
+  // Ranked by isolated SQNR, lowest first, over every layer measured in isolation.
+  const isolated = layers.map((l) => numberFromJson(l.isolated_sqnr_db));
+  assert.ok(isolated.every((x) => !Number.isNaN(x)));
+  for (let i = 1; i < isolated.length; i++) assert.ok(isolated[i - 1] <= isolated[i], `rank ${i}: ${isolated[i - 1]} > ${isolated[i]}`);
+  // Ranked by SQNR drop, the exact input's 150 dB put the first Conv on top.
+  const byDrop = await compareModels(nodeOrt, original, candidate, detSamples(original), { threads: 1, perLayer: true, isolateLayers: false });
+  assert.equal(byDrop.layers?.[0].node, firstConv?.name);
+  assert.ok(byDrop.layers?.every((l) => l.isolated_sqnr_db === null));
+  console.log(
+    `# det dynamic int8 on 2 random 160x160 images: worst layer in isolation ${layers[0].value} (${layers[0].op}, ${Number(layers[0].isolated_sqnr_db).toFixed(1)} dB alone, ` +
+      `${Number(layers[0].sqnr_db).toFixed(1)} dB accumulated); first Conv ranked ${rank + 1} of ${layers.length} (${Number(first.sqnr_db).toFixed(1)} dB), first by SQNR drop`,
+  );
+});
+
+test("isolated error is the layer's own: behind a damaged layer it equals what the same damage alone gives", async () => {
+  const MLP = 'models/fashion-mnist/mlp.onnx';
+  /** The MLP with its Gemm `name`'s weights scaled by `factor` (each entry of `scales`). */
+  const scaled = (scales: Record<string, number>): Model => {
+    const model = loadModel(MLP);
+    for (const [name, factor] of Object.entries(scales)) {
+      const gemm = model.graph.nodes.find((n) => n.name === name);
+      assert.ok(gemm !== undefined);
+      const weight = constantValue(model.graph, gemm.inputs[1]);
+      assert.ok(weight !== undefined);
+      const at = model.graph.initializers.findIndex((t) => t.name === weight.name);
+      model.graph.replaceInitializer(at, Tensor.fromArray(weight.name, DataType.FLOAT, weight.dims, (weight.data() as Float32Array).map((v) => v * factor)));
+    }
+    return model;
+  };
+  const original = loadModel(MLP);
+  const samples = () => generatedSamples(modelSignature(original).inputs, { count: 4, dims: { N: 8 }, ranges: { image: [0, 1] }, seed: 5 });
+  const both = await compareModels(nodeOrt, original, scaled({ fc1: 1.5, fc2: 1.01 }), samples(), { threads: 1, perLayer: true });
+  const alone = await compareModels(nodeOrt, original, scaled({ fc2: 1.01 }), samples(), { threads: 1, perLayer: true });
+  const at = (r: typeof both, node: string) => (r.layers ?? []).find((l) => l.node === node && l.op === 'Gemm');
+  const fc2 = at(both, 'fc2');
+  const fc2Alone = at(alone, 'fc2');
+  assert.ok(fc2 !== undefined && fc2Alone !== undefined);
+  const isolated = numberFromJson(fc2.isolated_sqnr_db);
+  assert.ok(Math.abs(isolated - numberFromJson(fc2Alone.sqnr_db)) < 1e-3, `isolated ${isolated} vs alone ${fc2Alone.sqnr_db}`);
+  assert.ok(numberFromJson(fc2.sqnr_db) < isolated - 20, `accumulated ${fc2.sqnr_db}: fc1's damage dominates`);
+  assert.deepEqual((both.layers ?? []).slice(0, 2).map((l) => l.node), ['fc1', 'fc2']);
+  assert.equal(at(both, 'fc3')?.isolated_sqnr_db, 'inf');
 });

@@ -44,12 +44,10 @@ test('PP-OCRv4 det static int8: per-layer names the worst layers; a config keepi
   const perLayer = await compareModels(nodeOrt, loadModel(DET), before.model, evaluation, { perLayer: true, threads: 2 });
   const layers = perLayer.layers ?? [];
   assert.ok(layers.length > 150, `${layers.length} layers compared`);
-  // Layers whose error could be measured against a compared input: the drop is the error the layer
-  // itself adds. (Layers whose inputs BatchNormalization folding renamed rank by raw SQNR only.)
-  const measured = layers.filter((l) => typeof l.input_sqnr_db === 'number' && l.drop_db !== null);
-  const worst = measured.slice(0, 5);
-  assert.equal(worst.length, 5);
-  for (let i = 1; i < worst.length; i++) assert.ok((worst[i - 1].drop_db as number) >= (worst[i].drop_db as number), 'ranked by drop');
+  // The worst layers in isolation (computed from float32 activations): the error each makes itself.
+  const worst = layers.slice(0, 5);
+  assert.ok(worst.every((l) => typeof l.isolated_sqnr_db === 'number'));
+  for (let i = 1; i < worst.length; i++) assert.ok((worst[i - 1].isolated_sqnr_db as number) <= (worst[i].isolated_sqnr_db as number), 'ranked by isolated SQNR');
   // Each names a node of the quantized graph (the producer of the compared value).
   const names = worst.map((l) => before.model.graph.producer(l.candidate_value ?? l.value)?.name ?? '');
   assert.ok(names.every((n) => n !== ''), names.join(', '));
@@ -70,7 +68,7 @@ test('PP-OCRv4 det static int8: per-layer names the worst layers; a config keepi
   const b = outputOf(fidelity);
   console.log(
     `PP-OCRv4 det static int8 (percentile, per-channel), probability map vs fp32 on the page: SQNR ${Number(a.sqnr_db).toFixed(2)} dB, cosine ${Number(a.cosine).toFixed(4)}; ` +
-      `worst layers ${worst.map((l, i) => `${names[i]} (${l.op}, SQNR ${Number(l.sqnr_db).toFixed(1)} dB, drop ${(l.drop_db as number).toFixed(1)} dB)`).join(', ')}; ` +
+      `worst layers ${worst.map((l, i) => `${names[i]} (${l.op}, SQNR ${Number(l.sqnr_db).toFixed(1)} dB, alone ${Number(l.isolated_sqnr_db).toFixed(1)} dB)`).join(', ')}; ` +
       `kept in fp32: SQNR ${Number(b.sqnr_db).toFixed(2)} dB, cosine ${Number(b.cosine).toFixed(4)} (${(Number(b.sqnr_db) - Number(a.sqnr_db)).toFixed(2)} dB)`,
   );
   assert.ok(typeof a.sqnr_db === 'number' && typeof b.sqnr_db === 'number');

@@ -46,6 +46,7 @@ function evalResult(): EvalReport {
     relative: i * 1e-3,
     input_sqnr_db: 70,
     drop_db: i === 39 ? null : 40 - i,
+    isolated_sqnr_db: i === 39 ? null : 20 + i,
   }));
   return {
     samples: 16,

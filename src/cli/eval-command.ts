@@ -49,7 +49,7 @@ export function registerEval(program: Command, context: CliContext): void {
     .option('--data <path>', 'samples: an ONNX test-data folder, .npy, .npz or .json (default: generated inputs)')
     .option('--labels <file>', 'class ids, one per prediction row: .npy of integers or a JSON array')
     .option('--label-output <name>', 'the output holding class scores for accuracy (default: the first)')
-    .option('--per-layer', 'compare every intermediate value and rank layers by the error they add')
+    .option('--per-layer', "compare every intermediate value and rank layers by the error they add (each computed from the original's activations)")
     .option('--top <n>', 'layers listed in the table with --per-layer (--json lists all)', '10')
     .option('--json', 'print one JSON object instead of tables')
     .option('--report <file>', 'also write a self-contained HTML report with charts')
@@ -162,13 +162,13 @@ export function formatEval(report: Omit<EvaluateReport, 'warnings'> & { models?:
   }
   if (report.layers !== undefined) {
     const shown = report.layers.slice(0, top);
-    lines.push('', `layers ranked by the error they add (SQNR drop), ${shown.length} of ${report.layers.length}:`);
+    lines.push('', `layers ranked by the error they add (SQNR of each computed from the original's activations), ${shown.length} of ${report.layers.length}:`);
     lines.push(...renderTable(
       [
         { header: '#', align: 'right' },
         { header: 'value' },
         { header: 'op' },
-        { header: 'drop dB', align: 'right' },
+        { header: 'isolated dB', align: 'right' },
         { header: 'SQNR dB', align: 'right' },
         { header: 'input dB', align: 'right' },
         { header: 'cosine', align: 'right' },
@@ -193,7 +193,7 @@ function outputRow(name: string, o: OutputReport, classifier: boolean): string[]
 
 function layerRow(layer: LayerReport, rank: number): string[] {
   const value = layer.candidate_value === undefined ? layer.value : `${layer.value} -> ${layer.candidate_value}`;
-  return [String(rank), value, layer.op, layer.drop_db === null ? '?' : layer.drop_db.toFixed(2), db(layer.sqnr_db), db(layer.input_sqnr_db), cosine(layer.cosine)];
+  return [String(rank), value, layer.op, db(layer.isolated_sqnr_db), db(layer.sqnr_db), db(layer.input_sqnr_db), cosine(layer.cosine)];
 }
 
 function db(value: JsonNumber): string {

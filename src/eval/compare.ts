@@ -3,6 +3,7 @@
 // error of every intermediate layer. Samples stream through in batches and every metric keeps
 // running sums only, so memory does not grow with the number of samples. Runs in Node and in a
 // browser worker alike: the caller passes the onnxruntime module.
+import { allConstants } from '../ir/constants.js';
 import { dataTypeInfo } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -24,7 +25,8 @@ import {
   createCustomMetricAccumulator,
   createMetricAccumulator,
 } from './metrics.js';
-import { type LayerAccumulator, createLayerAccumulator, planLayers } from './per-layer.js';
+import { feedAs, isolateCandidate, type LayerCut } from './layer-isolation.js';
+import { type LayerAccumulator, type LayerPlan, createLayerAccumulator, layerCuts, planLayers } from './per-layer.js';
 import { type Sample, type SampleSource, firstSamples } from './samples.js';
 
 export interface CompareOptions {
@@ -52,6 +54,12 @@ export interface CompareOptions {
   customMetricName?: string;
   /** Compare every intermediate value too, and rank layers by the error they add. */
   perLayer?: boolean;
+  /**
+   * With perLayer: also run the candidate cut at every compared value, fed the original's
+   * activations, to measure each layer's own error (default true; one more candidate run per
+   * sample). Without it layers are ranked by SQNR drop.
+   */
+  isolateLayers?: boolean;
   /** What to call the two models in errors (the CLI gives their files). */
   names?: { original?: string; candidate?: string };
   /** Original value name -> candidate value name, for outputs and layers a pass renamed. */
@@ -102,6 +110,9 @@ export async function compareModels(
     const progress = options.progress ?? silentProgress;
     const total = options.limit === undefined ? samples.count : Math.min(options.limit, samples.count ?? Infinity);
 
+    // The cut candidate is built after the first run, which tells the types of the values to feed.
+    let isolation: Isolation | undefined | null = plan === undefined || options.isolateLayers === false ? null : undefined;
+    const layerNotes: string[] = [];
     let count = 0;
     progress.start('eval', total);
     try {
@@ -124,7 +135,29 @@ export async function compareModels(
             custom.add(sampleOutputs(reference, group, k), sampleOutputs(result, group, k), sample);
           }
         }
-        layers?.add(lookup(fromOriginal), lookup(fromCandidate));
+        let isolated: ((name: string) => Tensor | undefined) | undefined;
+        if (isolation === undefined) {
+          isolation = await isolatedSession(ort, b.model, plan as LayerPlan, fromOriginal, fromCandidate, sessionOptions, layerNotes);
+          if (isolation !== null) sessions.push(isolation.session);
+        }
+        if (isolation !== null) {
+          const cut = { ...feeds };
+          for (const c of isolation.cuts) cut[c.candidateValue] = toOrtTensor(ort, feedAs(fromOrtTensor(fromOriginal[c.value], c.value), c.dataType, c.candidateValue));
+          const computed = isolation.computed;
+          try {
+            const own = await isolation.session.run(cut);
+            isolated = (name) => {
+              const tensor = own[computed.get(name) ?? ''];
+              return tensor === undefined ? undefined : fromOrtTensor(tensor, name);
+            };
+          } catch (error) {
+            // A diagnostic must not fail the comparison: rank by drop instead, and say why.
+            layerNotes.push(`layers not measured in isolation (ranked by SQNR drop instead): the cut candidate failed on ${where} (${ortCause(error)})`);
+            layers?.dropIsolated();
+            isolation = null;
+          }
+        }
+        layers?.add(lookup(fromOriginal), lookup(fromCandidate), isolated);
         count += group.length;
         progress.tick(group.length);
       }
@@ -150,11 +183,56 @@ export async function compareModels(
     if (layers !== undefined) {
       const { layers: ranked, notes } = layers.result();
       report.layers = ranked;
-      report.layer_notes = notes;
+      report.layer_notes = [...notes, ...layerNotes];
     }
     return report;
   } finally {
     for (const session of sessions) await session.release();
+  }
+}
+
+/** Candidates with more weights than this are not run a third time for isolated per-layer error. */
+const ISOLATE_MAX_BYTES = 2 ** 30;
+
+function constantBytes(model: Model): number {
+  let bytes = 0;
+  for (const { tensor } of allConstants(model.graph)) bytes += tensor.byteLength;
+  return bytes;
+}
+
+interface Isolation {
+  session: ModelSession;
+  cuts: LayerCut[];
+  computed: ReadonlyMap<string, string>;
+}
+
+/**
+ * A session of the candidate cut at every value both models computed alike (layer-isolation.ts),
+ * or null, with a note, when there is nothing to cut or onnxruntime refuses the cut model.
+ */
+async function isolatedSession(
+  ort: OrtModule,
+  candidate: Model,
+  plan: LayerPlan,
+  original: Record<string, OrtTensor>,
+  computed: Record<string, OrtTensor>,
+  options: SessionOptions,
+  notes: string[],
+): Promise<Isolation | null> {
+  const cuts = layerCuts(plan, lookup(original), lookup(computed));
+  if (cuts.length === 0) return null;
+  const weights = constantBytes(candidate);
+  if (weights > ISOLATE_MAX_BYTES) {
+    notes.push(`layers not measured in isolation (ranked by SQNR drop instead): a third session of the candidate's ${(weights / 2 ** 30).toFixed(1)} GiB of weights would not be worth its memory`);
+    return null;
+  }
+  const isolated = isolateCandidate(candidate, cuts);
+  try {
+    const session = await ModelSession.create(ort, isolated.model, { ...options, extraOutputs: [...isolated.computed.values()] });
+    return { session, cuts: isolated.cuts, computed: isolated.computed };
+  } catch (error) {
+    notes.push(`layers not measured in isolation (ranked by SQNR drop instead): onnxruntime cannot load the candidate cut at every compared value (${ortCause(error)})`);
+    return null;
   }
 }
 

@@ -58,8 +58,9 @@ export interface CustomMetricReport {
 
 /**
  * Error of one intermediate value (a node output of the original's main graph) in the candidate.
- * `layers` in the report is ranked by `drop_db`, largest first: the layer that adds the most
- * error comes first, however much error reached it from upstream.
+ * `layers` in the report is ranked by `isolated_sqnr_db`, lowest first: the layer that makes the
+ * most error of its own comes first, however much error reached it from upstream. Layers not
+ * measured in isolation follow, by `drop_db`.
  */
 export interface LayerReport {
   /** The value's name in the original. */
@@ -87,6 +88,13 @@ export interface LayerReport {
    * adds. Always finite; null when the input SQNR is unknown.
    */
   drop_db: number | null;
+  /**
+   * SQNR of the value when the candidate computes it from the original's activations (its inputs
+   * fed from the original, upstream error removed): the error this layer makes by itself, its
+   * quantized weights and the quantization of what it reads. "inf" when it makes none; null when
+   * the value could not be isolated (its producer sits in a subgraph, its type or dims changed).
+   */
+  isolated_sqnr_db: JsonNumber;
 }
 
 export interface EvalReport {
@@ -102,7 +110,7 @@ export interface EvalReport {
   outputs: Record<string, OutputReport>;
   accuracy?: AccuracyReport;
   custom?: CustomMetricReport;
-  /** With per-layer comparison: every compared value, ranked by `drop_db`. */
+  /** With per-layer comparison: every compared value, ranked by `isolated_sqnr_db` (then `drop_db`). */
   layers?: LayerReport[];
   /** What per-layer comparison left out and why (values in subgraphs, unmatched names, integer values). */
   layer_notes?: string[];

@@ -1,9 +1,12 @@
 // Per-layer error: which layer of the candidate breaks the model. Intermediate values of the two
 // models are matched by name (through the renames passes record), exposed as extra outputs of
 // both sessions, and compared sample by sample with the same streaming metrics as the outputs.
-// Layers are ranked by SQNR drop, the error a layer adds on top of what reached its inputs: raw
-// SQNR would blame every layer downstream of the broken one just as much.
-// This is what onnxruntime's qdq_loss_debug and NNCF's per-layer NMSE give Python users.
+// Two views of each value: its accumulated error (SQNR against the original, what onnxruntime's
+// qdq_loss_debug and NNCF's per-layer NMSE give Python users), and the error the layer makes in
+// isolation, reading the original's activations (layer-isolation.ts). Layers are ranked by the
+// isolated error: raw SQNR would blame every layer downstream of the broken one just as much, and
+// the SQNR drop across a layer (input minus output) is infinite for every layer that reads exact
+// inputs, which put the first layer on top of every model.
 import { dataTypeInfo, dataTypeName } from '../ir/dtype.js';
 import type { Graph } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
@@ -11,7 +14,8 @@ import type { Node } from '../ir/node.js';
 import { isStandardDomain } from '../ir/constants.js';
 import type { Tensor } from '../ir/tensor.js';
 import { nodeOrder, nodeReads } from '../ir/toposort.js';
-import { type LayerReport, SQNR_CAP_DB, jsonNumber } from './eval-report.js';
+import { type LayerReport, SQNR_CAP_DB, jsonNumber, numberFromJson } from './eval-report.js';
+import { canFeed, type LayerCut } from './layer-isolation.js';
 import { type MetricAccumulator, createMetricAccumulator } from './metrics.js';
 
 export interface PerLayerOptions {
@@ -91,10 +95,29 @@ export function planLayers(original: Model, candidate: Model, options: PerLayerO
 export type ValueLookup = (name: string) => Tensor | undefined;
 
 export interface LayerAccumulator {
-  /** Adds one run (a sample or a batch) of both models. */
-  add(original: ValueLookup, candidate: ValueLookup): void;
-  /** Layers ranked by SQNR drop, and notes on what was skipped. */
+  /**
+   * Adds one run (a sample or a batch) of both models; `isolated` looks up the cut candidate's
+   * own result by candidate value name (see layer-isolation.ts), when it ran.
+   */
+  add(original: ValueLookup, candidate: ValueLookup, isolated?: ValueLookup): void;
+  /** Forgets the isolated measurements (when the cut candidate stopped running part way). */
+  dropIsolated(): void;
+  /** Layers ranked by the error they make in isolation, and notes on what was skipped. */
   result(): { layers: LayerReport[]; notes: string[] };
+}
+
+/**
+ * The values the candidate can be cut at (layer-isolation.ts), from one run of both models: those
+ * both models computed with the same dims, in a type the original's tensor can be fed as.
+ */
+export function layerCuts(plan: LayerPlan, original: ValueLookup, candidate: ValueLookup): LayerCut[] {
+  const cuts: LayerCut[] = [];
+  for (const pair of plan.pairs) {
+    const a = original(pair.value);
+    const b = candidate(pair.candidateValue);
+    if (a !== undefined && b !== undefined && canFeed(a, b)) cuts.push({ value: pair.value, candidateValue: pair.candidateValue, dataType: b.dataType });
+  }
+  return cuts;
 }
 
 interface PairState {
@@ -107,12 +130,14 @@ interface PairState {
    * models agree on every element: when they do, nodes reading them see exact inputs.
    */
   integer?: { identical: boolean };
+  /** The layer's error reading the original's activations (runs where the cut candidate ran). */
+  isolated?: MetricAccumulator;
 }
 
 export function createLayerAccumulator(original: Graph, plan: LayerPlan): LayerAccumulator {
   const states: PairState[] = plan.pairs.map((pair) => ({ pair, metrics: createMetricAccumulator({ classifier: false }) }));
   return {
-    add(originalValues, candidateValues) {
+    add(originalValues, candidateValues, isolatedValues) {
       for (const state of states) {
         if (state.skipped !== undefined) continue;
         const a = originalValues(state.pair.value);
@@ -135,7 +160,15 @@ export function createLayerAccumulator(original: Graph, plan: LayerPlan): LayerA
           continue;
         }
         state.metrics.add(a, b);
+        const own = isolatedValues?.(state.pair.candidateValue);
+        if (own !== undefined && sameDims(a, own) && dataTypeInfo(own.dataType).isFloat) {
+          state.isolated ??= createMetricAccumulator({ classifier: false });
+          state.isolated.add(a, own);
+        }
       }
+    },
+    dropIsolated() {
+      for (const state of states) state.isolated = undefined;
     },
     result() {
       const measured = new Map<string, number>();
@@ -144,7 +177,7 @@ export function createLayerAccumulator(original: Graph, plan: LayerPlan): LayerA
       const integers = states.filter((s) => s.skipped === undefined && s.integer !== undefined);
       for (const s of integers) if (s.integer?.identical) measured.set(s.pair.value, Infinity);
       const layers = compared.map((s) => layerReport(s, original, measured));
-      layers.sort(byDrop);
+      layers.sort(byIsolatedError);
       const notes = [...plan.notes];
       if (integers.length > 0) {
         const differ = integers.filter((s) => !s.integer?.identical).map((s) => s.pair.value);
@@ -179,6 +212,7 @@ function layerReport(state: PairState, graph: Graph, measured: ReadonlyMap<strin
     relative: jsonNumber(m.relative),
     input_sqnr_db: input === undefined ? null : jsonNumber(input),
     drop_db: Number.isNaN(drop) ? null : drop,
+    isolated_sqnr_db: state.isolated === undefined ? null : jsonNumber(state.isolated.result().sqnrDb),
   };
   if (pair.candidateValue !== pair.value) report.candidate_value = pair.candidateValue;
   return report;
@@ -223,6 +257,18 @@ function sameBytes(a: Tensor, b: Tensor): boolean {
   if (x.byteLength !== y.byteLength) return false;
   for (let i = 0; i < x.byteLength; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+/**
+ * Most error made in isolation (lowest isolated SQNR) first; layers not measured in isolation after
+ * those, by drop; ties by drop, then lower SQNR, then network order.
+ */
+function byIsolatedError(a: LayerReport, b: LayerReport): number {
+  const ia = numberFromJson(a.isolated_sqnr_db);
+  const ib = numberFromJson(b.isolated_sqnr_db);
+  if (Number.isNaN(ia) !== Number.isNaN(ib)) return Number.isNaN(ia) ? 1 : -1;
+  if (!Number.isNaN(ia) && ia !== ib) return ia - ib;
+  return byDrop(a, b);
 }
 
 /** Largest drop first; unknown drops last; ties by lower SQNR, then network order. */

@@ -54,7 +54,8 @@ export async function searchFp32Layers(ort: OrtModule, original: Model, options:
   const maxRounds = options.maxRounds ?? 8;
   for (let round = 0; round < maxRounds; round++) {
     const model = await options.quantize(keep);
-    const report = await compareModels(ort, original, model, options.samples, { perLayer: true, threads: options.threads, progress: options.progress });
+    // The search reads accumulated SQNR in network order, not the ranking: no isolated run needed.
+    const report = await compareModels(ort, original, model, options.samples, { perLayer: true, isolateLayers: false, threads: options.threads, progress: options.progress });
     const outputs = Object.values(report.outputs);
     const sqnr = Math.min(...outputs.map((o) => numberFromJson(o.sqnr_db)));
     const cosine = Math.min(...outputs.map((o) => numberFromJson(o.cosine)));
