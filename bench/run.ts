@@ -4,6 +4,7 @@
 //        npm run bench -- codec   (the named ones)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { largeModelsBench } from './large-models.js';
 import { optimizeBench } from './optimize.js';
@@ -22,7 +23,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

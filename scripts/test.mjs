@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Runs the test suite: every test/**/*.test.ts (or the files given) under node:test with tsx.
 // Node 20's test runner does not expand globs or pick up .ts files by itself, hence this script.
+// SHRINK_FROM_SOURCE=1: the CLI children the tests start (bin/shrink.js) run the TypeScript sources
+// too, never a dist/ build that may be older (test/package-consumer.test.ts tests the build).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,6 @@ const files = args.length > 0 ? args : findTests('test').sort();
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=1', ...files],
-  { stdio: 'inherit', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } },
+  { stdio: 'inherit', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', SHRINK_FROM_SOURCE: '1' } },
 );
 process.exit(result.status ?? 1);

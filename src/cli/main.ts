@@ -6,15 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatError } from './errors.js';
-import { registerDistill } from './distill-command.js';
-import { registerEval } from './eval-command.js';
-import { registerBench } from './bench-command.js';
-import { registerInspect } from './inspect-command.js';
-import { registerOptimize } from './optimize-command.js';
-import { registerQat } from './qat-command.js';
-import { registerQuantize } from './quantize-command.js';
-import { registerRun } from './run-command.js';
-import { registerTrain } from './train-command.js';
 
 /** Where commands write; tests and embedding code may capture it. */
 export interface CliIO {
@@ -29,8 +20,41 @@ export interface CliContext {
 /** A command file's entry: adds its subcommand to the program. */
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
-// One line per command, in the order `shrink --help` lists them.
-const COMMANDS: RegisterCommand[] = [registerInspect, registerEval, registerBench, registerOptimize, registerQuantize, registerRun, registerTrain, registerQat, registerDistill];
+/**
+ * One line per command, in the order `shrink --help` lists them. Command files are imported only
+ * when their command runs (all of them for help and for a name that needs suggestions), so
+ * `shrink --version` loads none and `shrink inspect` never loads onnxruntime or the quantizers:
+ * module loading was most of the CLI's start-up time (bench/results/cli-startup.md).
+ */
+const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
+  { name: 'inspect', load: async () => (await import('./inspect-command.js')).registerInspect },
+  { name: 'eval', load: async () => (await import('./eval-command.js')).registerEval },
+  { name: 'bench', load: async () => (await import('./bench-command.js')).registerBench },
+  { name: 'optimize', load: async () => (await import('./optimize-command.js')).registerOptimize },
+  { name: 'quantize', load: async () => (await import('./quantize-command.js')).registerQuantize },
+  { name: 'run', load: async () => (await import('./run-command.js')).registerRun },
+  { name: 'train', load: async () => (await import('./train-command.js')).registerTrain },
+  { name: 'qat', load: async () => (await import('./qat-command.js')).registerQat },
+  { name: 'distill', load: async () => (await import('./distill-command.js')).registerDistill },
+];
+
+/**
+ * The commands `argv` needs: the one it names (the first argument that is not an option: the
+ * program's own options take no values), none for a bare --version, every one otherwise (help,
+ * no command, or an unknown name that commander answers with suggestions).
+ */
+function commandsFor(argv: readonly string[]): typeof COMMANDS {
+  const first = argv.find((arg) => !arg.startsWith('-'));
+  const named = COMMANDS.find((c) => c.name === first);
+  if (named) return [named];
+  if (first === undefined && argv.some((arg) => arg === '--version' || arg === '-V') && !argv.some((arg) => arg === '--help' || arg === '-h')) return [];
+  return COMMANDS;
+}
+
+/** The register functions of the commands `argv` needs (all of them when no argv is given), in help order. */
+export async function loadCommands(argv?: readonly string[]): Promise<RegisterCommand[]> {
+  return Promise.all((argv === undefined ? COMMANDS : commandsFor(argv)).map((c) => c.load()));
+}
 
 const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),
@@ -39,7 +63,7 @@ const processIO: CliIO = {
 
 /** Runs the CLI on `argv` (the arguments after the program name) and returns the exit code. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
-  const program = buildProgram({ io });
+  const program = buildProgram({ io }, await loadCommands(argv));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
@@ -54,7 +78,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   }
 }
 
-export function buildProgram(context: CliContext): Command {
+/** The program with the given commands (see loadCommands) registered. */
+export function buildProgram(context: CliContext, commands: readonly RegisterCommand[]): Command {
   const { io } = context;
   const program = new Command('shrink');
   // Set before the subcommands are created: commander copies these settings into each of them.
@@ -75,7 +100,7 @@ export function buildProgram(context: CliContext): Command {
       // Commander's own messages ("error: unknown option '--bogus'") become our one-line form.
       outputError: (text, write) => write(`shrink: ${text.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
     });
-  for (const register of COMMANDS) register(program, context);
+  for (const register of commands) register(program, context);
   return program;
 }
 

@@ -2,8 +2,7 @@
 // plain lines otherwise, shown only for work that lasts; none with --no-progress), SHRINK_DEBUG=1|2
 // debug lines, and the thread count.
 import type { Command } from 'commander';
-import { env as ortEnv } from 'onnxruntime-node';
-import { nodeOrt } from '../node/ort-node.js';
+import { nodeOrt, setNodeOrtLogLevel } from '../node/ort-node.js';
 import { lineProgress, terminalProgress } from '../node/progress.js';
 import type { RecipeContext } from '../pipeline/context.js';
 import { delayedProgress, silentProgress } from '../pipeline/progress.js';
@@ -16,7 +15,7 @@ const PROGRESS_DELAY_MS = 2000;
 export function cliRecipeContext(command: Command, io: CliIO, options: { threads?: number } = {}): RecipeContext {
   const globals = command.optsWithGlobals() as { verbose?: boolean; progress?: boolean };
   // onnxruntime prints multi-line warnings of its own; its errors reach the user through ours.
-  if (globals.verbose !== true) ortEnv.logLevel = 'fatal';
+  if (globals.verbose !== true) setNodeOrtLogLevel('fatal');
   const inner = process.stderr.isTTY ? terminalProgress(process.stderr) : lineProgress((line) => io.stderr(`${line}\n`));
   return {
     ort: nodeOrt,

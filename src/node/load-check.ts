@@ -3,14 +3,15 @@
 // model) never adds to the peak memory of the run that wrote it, and a crash inside onnxruntime
 // on a malformed file cannot take the writer down with it.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ortCause } from '../runtime/ort-errors.js';
 import { ModelSession } from '../runtime/session.js';
+import { childScriptArgs } from './child-script.js';
 import { nodeOrt } from './ort-node.js';
 
 /** Models with more bytes than this are loaded in a child process. */
 const IN_PROCESS_BYTES = 256 * 2 ** 20;
-const CHILD_SCRIPT = fileURLToPath(new URL('./load-check-child.ts', import.meta.url));
+/** load-check-child.js (compiled) or load-check-child.ts through tsx (sources). */
+const CHILD_ARGS = childScriptArgs(import.meta.url, 'load-check-child');
 
 /** Resolves when onnxruntime loads `file` (data beside it); rejects with onnxruntime's cause, one line. */
 export async function checkLoads(file: string, bytes: number): Promise<void> {
@@ -25,7 +26,7 @@ export async function checkLoads(file: string, bytes: number): Promise<void> {
     return;
   }
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CHILD_SCRIPT, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...CHILD_ARGS, file], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();

@@ -1,7 +1,8 @@
 // Child-process script for src/node/memory.ts: loads one model (or, for the baseline, a one-node
 // model) the way the benchmark does (onnxruntime-node from the file's path, external data beside
 // it; onnxruntime-web from bytes), runs it on generated inputs, and prints `{"maxRssBytes": N}` as
-// its last stdout line. Run as `node --import tsx memory-probe.ts '<json ProbeRequest>'`.
+// its last stdout line. Run as `node memory-probe.js '<json ProbeRequest>'` (compiled) or
+// `node --import tsx memory-probe.ts ...` (sources); memory.ts picks the form (child-script.ts).
 import { DataType } from '../ir/dtype.js';
 import { buildModel, GraphBuilder } from '../ir/builder.js';
 import { readModel, writeModel } from '../onnx/model-io.js';

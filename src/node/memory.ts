@@ -5,15 +5,15 @@
 // at once and runs interleaved, so the mark would hold whichever model peaked highest, plus
 // everything loaded before it, and could not be split between models. A fresh process per model
 // starts from a clean mark; a second child that does the same work on a one-node model gives the
-// baseline (Node, tsx, the runtime itself), and the difference is what the model added: the
+// baseline (Node, tsx when run from sources, the runtime itself), and the difference is what the model added: the
 // session's weights and kernels, inputs and activations, and the decoded .onnx file. Each child
 // loads its model as the benchmark does (memory-probe.ts: onnxruntime-node from the file's path, so
 // a model with external data, even over 2 GiB, is never copied into one buffer). The children run
 // one after another, after the timing loop, so they neither disturb the latency figures nor each other.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { MemoryUsage } from '../eval/benchmark.js';
 import { silentProgress, type Progress } from '../pipeline/progress.js';
+import { childScriptArgs } from './child-script.js';
 
 /** What a probe child does; the JSON it receives on its command line. */
 export interface ProbeRequest {
@@ -39,7 +39,8 @@ export interface MemoryOptions {
   debug?: (level: 1 | 2, message: string) => void;
 }
 
-const PROBE_SCRIPT = fileURLToPath(new URL('./memory-probe.ts', import.meta.url));
+/** memory-probe.js (compiled) or memory-probe.ts through tsx (sources). */
+const PROBE_ARGS = childScriptArgs(import.meta.url, 'memory-probe');
 const CHILD_TIMEOUT_MS = 300_000;
 
 /** Peak and baseline RSS for each file, in order. */
@@ -70,8 +71,7 @@ function mib(bytes: number): string {
 function runProbe(request: ProbeRequest): Promise<number> {
   const what = request.file ?? 'memory baseline';
   return new Promise((resolve, reject) => {
-    // tsx is resolved from this file, so the child loads TypeScript whatever the working folder.
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), PROBE_SCRIPT, JSON.stringify(request)], {
+    const child = spawn(process.execPath, [...PROBE_ARGS, JSON.stringify(request)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: CHILD_TIMEOUT_MS,
     });

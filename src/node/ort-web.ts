@@ -1,7 +1,9 @@
 // onnxruntime-web (its wasm backend) loaded in Node, for `--backend wasm`: measures what a browser
 // user would get, on the same machine as the native runtime. Loaded on demand because its module
-// is large and most runs never need it.
+// is large and most runs never need it; it is a peer dependency of shrink, so a missing one is
+// named in the error.
 import type { OrtModule } from '../runtime/ort-types.js';
+import { isMissingPackage, MissingPeerDependencyError } from './peer-dependencies.js';
 
 /** The wasm execution provider, the one onnxruntime-web backend that runs in Node. */
 export const WASM_EXECUTION_PROVIDERS = ['wasm'];
@@ -12,7 +14,13 @@ export const WASM_EXECUTION_PROVIDERS = ['wasm'];
  * cross-origin isolation gets.
  */
 export async function loadWebOrt(): Promise<OrtModule> {
-  const ort = await import('onnxruntime-web');
+  let ort: typeof import('onnxruntime-web');
+  try {
+    ort = await import('onnxruntime-web');
+  } catch (error) {
+    if (isMissingPackage(error, 'onnxruntime-web')) throw new MissingPeerDependencyError('onnxruntime-web', 'the wasm backend');
+    throw error;
+  }
   ort.env.wasm.numThreads = 1;
   return ort as unknown as OrtModule;
 }
