@@ -2,7 +2,9 @@
 // and an eval result with per-layer rows go through renderReportHtml; the page is opened from
 // file:// in headless Chromium (Debian's /usr/bin/chromium via playwright-core) with every network
 // request refused, and each chart must be drawn by Observable Plot with the marks its data calls
-// for. A screenshot is kept in the temp folder (its path is printed) for a human look.
+// for. `shrink bench --compare --report` on the Fashion-MNIST MLP and three quantized versions
+// draws accuracy against size and latency, sizes by op type and dtype, and weight bytes joined to
+// the original's layers. A screenshot is kept in the temp folder (its path is printed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -15,13 +17,16 @@ import type { EvalReport } from '../src/eval/eval-report.js';
 import { inspectModel } from '../src/inspect/inspect.js';
 import { readBenchModel } from '../src/node/bench-model-file.js';
 import { nodeOrt } from '../src/node/ort-node.js';
-import { readReportAssets, writeEvalReportFile, writeReportFile } from '../src/node/report-assets.js';
+import { readReportAssets, reportModelFromFile, reportModelOf, writeEvalReportFile, writeReportFile } from '../src/node/report-assets.js';
 import { compareModels } from '../src/eval/compare.js';
 import { modelSignature } from '../src/eval/match-inputs.js';
 import { generatedSamples } from '../src/eval/sample-generate.js';
 import { loadModel } from '../src/node/model-files.js';
 import { jsonInScript, renderReportHtml, scriptSafe } from '../src/report/html.js';
 import { MAX_LAYER_BARS, type ReportInput, reportCharts } from '../src/report/report-input.js';
+import type { BenchCommandReport } from '../src/cli/bench-command.js';
+import { runShrink, spawnShrink } from './helpers/cli.js';
+import { writeFashionFiles } from './helpers/fashion-files.js';
 import { CHROMIUM, launchChromium } from './helpers/chromium.js';
 import { CLS as REAL_CLS, DET as REAL_DET, REC as REAL_REC } from './helpers/real-models.js';
 
@@ -65,17 +70,35 @@ test('report text: chart rows follow the data, and nothing in the data can end a
   const models = [readBenchModel(DET), readBenchModel(REC)];
   const input: ReportInput = {
     title: 'det vs rec',
-    models: models.map((m) => ({ name: m.name, bytes: m.size, layers: inspectModel(m.model).layers.map((l) => ({ name: l.node, bytes: l.bytes })) })),
+    models: models.map((m) => reportModelOf(m.model, m.name, m.size)),
     eval: evalResult(),
   };
   const charts = reportCharts(input);
-  assert.deepEqual(charts.map((c) => c.kind), ['size', 'fidelity', 'accuracy', 'layer-error', 'layer-bytes']);
+  assert.deepEqual(charts.map((c) => c.kind), ['size', 'fidelity', 'accuracy', 'tradeoff', 'size-by-op', 'layer-error', 'layer-sqnr', 'layer-bytes']);
   const size = charts.find((c) => c.kind === 'size')!;
   assert.equal(size.rows[0]!.mib, statSync(DET).size / 1048576);
-  // Layer error: ranked as given, the null drop left out, capped at MAX_LAYER_BARS.
+  // With labels both models have a figure: the original's accuracy and the candidate's.
+  const tradeoff = charts.find((c) => c.kind === 'tradeoff')!;
+  assert.deepEqual(tradeoff.rows.map((r) => r.quality), [0.8921, 0.8874]);
+  assert.equal(tradeoff.axes?.quality, 'accuracy');
+  // Without labels the candidate's SQNR would be a single dot (the original is exact): no chart.
+  const unlabelled = reportCharts({ ...input, eval: { ...evalResult(), accuracy: undefined } });
+  assert.equal(unlabelled.find((c) => c.kind === 'tradeoff'), undefined);
+  // Layer error: ranked as given (by isolated SQNR), the unisolated layer left out, capped at MAX_LAYER_BARS.
   const layerError = charts.find((c) => c.kind === 'layer-error')!;
   assert.equal(layerError.rows.length, MAX_LAYER_BARS);
-  assert.equal(layerError.rows[0]!.drop_db, 40);
+  assert.deepEqual(layerError.rows.slice(0, 2).map((r) => r.db), [20, 21]);
+  assert.equal(layerError.axes?.db, 'isolated');
+  // SQNR along the network: every finite SQNR in network order, and each layer's own error.
+  const along = charts.find((c) => c.kind === 'layer-sqnr')!;
+  assert.deepEqual(along.rows.filter((r) => r.series === 'SQNR').map((r) => r.position), Array.from({ length: 39 }, (_, i) => i + 1));
+  assert.equal(along.rows.filter((r) => r.series === 'made by the layer alone').length, 39);
+  // Size by op type and dtype: both models hold float32 Conv weights, each tensor counted once.
+  const byOp = charts.find((c) => c.kind === 'size-by-op')!;
+  const detConvs = byOp.rows.find((r) => r.model === DET && r.op === 'Conv' && r.dtype === 'float32')!;
+  const detTotal = byOp.rows.filter((r) => r.model === DET).reduce((n, r) => n + (r.kib as number), 0);
+  assert.ok((detConvs.kib as number) > 0.9 * detTotal, `Conv ${detConvs.kib} of ${detTotal} KiB`);
+  assert.ok(Math.abs(detTotal * 1024 - inspectModel(models[0]!.model).parameters.bytes) < 1, 'every parameter once');
   // Infinite SQNR is drawn at the cap, not dropped.
   const fidelity = charts.find((c) => c.kind === 'fidelity')!;
   assert.equal(fidelity.rows[1]!.sqnr_db, 150);
@@ -87,7 +110,7 @@ test('report text: chart rows follow the data, and nothing in the data can end a
   for (const l of input.models.flatMap((m) => m.layers!)) largest.set(l.name, Math.max(largest.get(l.name) ?? 0, l.bytes));
   const thirtieth = [...largest.values()].sort((a, b) => b - a)[MAX_LAYER_BARS - 1]!;
   for (const row of bytes.rows) assert.ok(largest.get(row.layer as string)! >= thirtieth, `${row.layer} is among the largest`);
-  const detConv = input.models[0]!.layers!.find((l) => l.name === bytes.rows[0]!.layer)!;
+  const detConv = inspectModel(models[0]!.model).layers.find((l) => l.node === bytes.rows[0]!.layer)!;
   assert.equal(bytes.rows[0]!.kib, detConv.bytes / 1024, 'rows carry the inspected weight bytes');
 
   const html = renderReportHtml(input, readReportAssets());
@@ -106,7 +129,7 @@ test('the HTML report opens offline in headless Chromium and draws every chart',
     const bench = await benchmarkModels(nodeOrt, files, { runs: RUNS, warmup: 1, threads: 1, dims: { 'p2o.DynamicDimension.1': 320, 'p2o.DynamicDimension.2': 320 } });
     const input: ReportInput = {
       title: 'PP-OCRv4 det vs rec',
-      models: files.map((m) => ({ name: m.name.split('/').pop()!, bytes: m.size, layers: inspectModel(m.model).layers.map((l) => ({ name: l.node, bytes: l.bytes })) })),
+      models: files.map((m) => reportModelOf(m.model, m.name.split('/').pop()!, m.size)),
       bench: { ...bench, models: bench.models.map((m) => ({ ...m, name: m.name.split('/').pop()! })) },
       eval: evalResult(),
     };
@@ -156,12 +179,14 @@ test('the HTML report opens offline in headless Chromium and draws every chart',
       paths: figure.querySelectorAll('.plot svg path').length,
       circles: figure.querySelectorAll('.plot svg circle').length,
       runDots: figure.querySelectorAll('.plot svg g[aria-description="timed runs"] circle').length,
+      modelDots: figure.querySelectorAll('.plot svg g[aria-description="models"] circle').length,
+      isolatedDots: figure.querySelectorAll('.plot svg g[aria-description="isolated layers"] circle').length,
       texts: figure.querySelectorAll('.plot svg text').length,
       width: Math.max(0, ...[...figure.querySelectorAll('.plot svg')].map((svg) => svg.getBoundingClientRect().width)),
-    }))`)) as { id: string; svgs: number; rects: number; paths: number; circles: number; runDots: number; texts: number; width: number }[];
+    }))`)) as { id: string; svgs: number; rects: number; paths: number; circles: number; runDots: number; modelDots: number; isolatedDots: number; texts: number; width: number }[];
     t.diagnostic(JSON.stringify(counts));
     const byId = Object.fromEntries(counts.map((c) => [c.id, c]));
-    assert.deepEqual(Object.keys(byId), ['size', 'latency', 'throughput', 'fidelity', 'accuracy', 'layer-error', 'layer-bytes']);
+    assert.deepEqual(Object.keys(byId), ['size', 'latency', 'throughput', 'fidelity', 'accuracy', 'tradeoff', 'size-by-op', 'layer-error', 'layer-sqnr', 'layer-bytes']);
     for (const chart of counts) {
       assert.ok(chart.svgs >= 1, `${chart.id}: an SVG was drawn`);
       assert.ok(chart.rects + chart.paths + chart.circles > 0, `${chart.id}: the SVG has marks`);
@@ -176,6 +201,12 @@ test('the HTML report opens offline in headless Chromium and draws every chart',
     assert.equal(byId.latency!.runDots, RUNS * 2, 'a dot per timed run (outlier dots of the box plot aside)');
     assert.equal(byId.latency!.rects, 2, 'one box per model');
     assert.ok(byId['layer-bytes']!.rects >= MAX_LAYER_BARS, 'a bar per shown layer and model');
+    // Accuracy against size and against latency: two panels, a dot per model in each.
+    assert.equal(byId.tradeoff!.svgs, 2);
+    assert.equal(byId.tradeoff!.modelDots, 4);
+    // SQNR along the network: a line, and a dot per layer measured in isolation.
+    assert.ok(byId['layer-sqnr']!.paths >= 1);
+    assert.equal(byId['layer-sqnr']!.isolatedDots, 39);
     // The numbers table carries the measured median.
     const tableText = await page.evaluate(() => document.querySelector('section.numbers')!.textContent!);
     assert.ok(tableText.includes(bench.models[0]!.latency_ms.median.toFixed(2)));
@@ -212,15 +243,98 @@ test('an eval result (real compareModels, per layer) becomes a report with fidel
     // Same file twice: the names fall back to the paths so the two stay apart.
     assert.deepEqual(data.models, [CLS, CLS]);
     const kinds = data.charts.map((c: { kind: string }) => c.kind);
-    assert.deepEqual(kinds, ['size', 'fidelity', 'layer-error', 'layer-bytes']);
+    // No SQNR-along-the-network chart: every value is exact, nothing to draw.
+    assert.deepEqual(kinds, ['size', 'fidelity', 'size-by-op', 'layer-error', 'layer-bytes']);
     const fidelity = data.charts[1];
     // A model against itself: identical outputs, drawn at the SQNR cap with cosine 1.
     assert.deepEqual(fidelity.rows.map((r: { sqnr_db: number; cosine: number }) => [r.sqnr_db, r.cosine]), [[150, 1]]);
-    const layerError = data.charts[2];
-    assert.equal(layerError.rows.length, Math.min(MAX_LAYER_BARS, report.layers!.filter((l) => l.drop_db !== null).length));
-    for (const row of layerError.rows) assert.equal(row.drop_db, 0, `${row.layer}: no error added`);
+    const layerError = data.charts[3];
+    assert.equal(layerError.rows.length, Math.min(MAX_LAYER_BARS, report.layers!.length));
+    for (const row of layerError.rows) assert.equal(row.db, 150, `${row.layer}: exact in isolation, drawn at the cap`);
     assert.equal(data.charts[0].rows[0].mib, statSync(CLS).size / 1048576);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('shrink bench --compare --report: accuracy against size and latency for four MLPs, size by op type and dtype, bytes under the original layers', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shrink-bench-report-'));
+  let browser: Browser | undefined;
+  try {
+    const MLP = 'models/fashion-mnist/mlp.onnx';
+    const fashion = writeFashionFiles(dir, 500, 2000);
+    const variants: [string, string[]][] = [
+      ['int4', []],
+      ['dynamic-int8', []],
+      ['static-int8', ['--calib', fashion.images]],
+    ];
+    const files: string[] = [];
+    for (const [method, extra] of variants) {
+      const file = join(dir, `mlp-${method}.onnx`);
+      const run = await runShrink(['quantize', MLP, '-o', file, '--method', method, '--samples', '0', ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      files.push(file);
+    }
+    const page = join(dir, 'bench.html');
+    const run = spawnShrink(['bench', MLP, ...files, '--runs', '10', '--warmup', '2', '--no-memory', '--compare', '--data', fashion.images, '--labels', fashion.labels, '--report', page, '--json'], { timeout: 120_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const json = JSON.parse(run.stdout) as BenchCommandReport;
+    const comparisons = json.comparisons!;
+    assert.deepEqual(comparisons.map((c) => c.model), files.map((f) => f.split('/').pop()));
+    for (const c of comparisons) {
+      assert.equal(c.report.accuracy?.total, 500);
+      assert.equal(c.report.accuracy?.original, comparisons[0]!.report.accuracy?.original);
+    }
+
+    const html = readFileSync(page, 'utf8');
+    const data = JSON.parse(/<script type="application\/json" id="shrink-report-data">(.*?)<\/script>/s.exec(html)![1]!.replace(/\\u003c/g, '<'));
+    const chart = (kind: string) => data.charts.find((c: { kind: string }) => c.kind === kind);
+    // One dot per model: accuracy (the original at its own), size, and median latency.
+    const tradeoff = chart('tradeoff');
+    assert.equal(tradeoff.axes.quality, 'accuracy');
+    assert.deepEqual(
+      tradeoff.rows.map((r: { model: string; quality: number; ms: number; mib: number }) => [r.model, r.quality, r.ms, r.mib]),
+      json.models.map((m, i) => [m.name.split('/').pop(), i === 0 ? comparisons[0]!.report.accuracy!.original : comparisons[i - 1]!.report.accuracy!.candidate, m.latency_ms.median, m.size_bytes / 1048576]),
+    );
+    // Quantized weights (MatMulNBits' fc1.weight_q4, DynamicQuantizeMatMul nodes, QDQ weights) count under fc1..fc3.
+    const bytes = chart('layer-bytes');
+    assert.deepEqual([...new Set(bytes.rows.map((r: { layer: string }) => r.layer))].sort(), ['fc1', 'fc2', 'fc3']);
+    assert.equal(bytes.rows.length, 12);
+    const kib = (model: string, layer: string) => bytes.rows.find((r: { model: string; layer: string }) => r.model === model && r.layer === layer).kib;
+    assert.ok(kib('mlp-int4.onnx', 'fc1') < kib('mlp.onnx', 'fc1') / 6, 'int4 fc1 is under a sixth of float32');
+    // Size by op type and dtype: every model's weights under Gemm, in the dtypes its method writes.
+    const byOp = chart('size-by-op');
+    const dtypes = (model: string) => byOp.rows.filter((r: { model: string }) => r.model === model).map((r: { op: string; dtype: string }) => `${r.op}/${r.dtype}`).sort();
+    assert.deepEqual(dtypes('mlp.onnx'), ['Gemm/float32']);
+    assert.deepEqual(dtypes('mlp-int4.onnx'), ['Gemm/float32', 'Gemm/uint8']);
+    assert.deepEqual(dtypes('mlp-dynamic-int8.onnx'), ['Gemm/float32', 'Gemm/int8']);
+    assert.ok(dtypes('mlp-static-int8.onnx').includes('Gemm/int32'), 'static int8 biases are int32');
+    const total = (model: string) => byOp.rows.filter((r: { model: string }) => r.model === model).reduce((n: number, r: { kib: number }) => n + r.kib, 0);
+    assert.ok(Math.abs(total('mlp.onnx') * 1024 - reportModelFromFile(MLP).parameters! * 4) < 1, 'every float32 parameter once');
+
+    browser = await launchChromium();
+    const tab = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const problems: string[] = [];
+    tab.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    await tab.goto(pathToFileURL(page).href);
+    await tab.waitForFunction(() => document.body.dataset.charts !== undefined || document.body.dataset.chartsError !== undefined, undefined, { timeout: 20_000 });
+    assert.equal(await tab.evaluate(() => document.body.dataset.chartsError), undefined);
+    assert.deepEqual(problems, []);
+    const drawn = (await tab.evaluate(`Object.fromEntries([...document.querySelectorAll('figure.chart')].map((f) => [f.dataset.chart, {
+      svgs: f.querySelectorAll('.plot svg').length,
+      dots: f.querySelectorAll('.plot svg g[aria-description="models"] circle').length,
+      rects: f.querySelectorAll('.plot svg rect').length,
+    }]))`)) as Record<string, { svgs: number; dots: number; rects: number }>;
+    // Two panels (accuracy against size, against latency), four dots each.
+    assert.deepEqual(drawn.tradeoff, { svgs: 2, dots: 8, rects: 0 });
+    assert.ok(drawn['size-by-op']!.rects >= byOp.rows.length, JSON.stringify(drawn['size-by-op']));
+    await tab.screenshot({ path: join(dir, 'bench.png'), fullPage: true });
+    if (process.env.SHRINK_KEEP_REPORT) await tab.screenshot({ path: join(process.env.SHRINK_KEEP_REPORT, 'bench-compare.png'), fullPage: true });
+    console.log(
+      `# MLP on 500 held-out images: ${tradeoff.rows.map((r: { model: string; quality: number; mib: number; ms: number }) => `${r.model} ${(100 * r.quality).toFixed(1)}% ${r.mib.toFixed(2)} MiB ${r.ms.toFixed(3)} ms`).join('; ')}`,
+    );
+  } finally {
+    await browser?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,10 +7,14 @@ import * as path from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { nodeEnvironment } from './environment.js';
 import type { EvalReport } from '../eval/eval-report.js';
-import { inspectModel } from '../inspect/inspect.js';
+import { inspectModel, isParameterType } from '../inspect/inspect.js';
+import { constantValue, isStandardDomain } from '../ir/constants.js';
+import { DataType, dataTypeName } from '../ir/dtype.js';
+import type { Graph } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
+import type { Node } from '../ir/node.js';
 import { type ReportAssets, renderReportHtml } from '../report/html.js';
-import type { ReportInput, ReportModel } from '../report/report-input.js';
+import type { ReportInput, ReportLayer, ReportModel } from '../report/report-input.js';
 import { loadModel } from './model-files.js';
 
 const require = createRequire(import.meta.url);
@@ -66,12 +70,56 @@ export function reportModelFromFile(file: string, name = path.basename(file)): R
 /** A loaded model as the report shows it, `bytes` being its size on disk. */
 export function reportModelOf(model: Model, name: string, bytes: number): ReportModel {
   const inspected = inspectModel(model);
+  const main = new Set(model.graph.nodes.map((n) => n.label));
   return {
     name,
     bytes,
     parameters: inspected.parameters.elements,
-    layers: inspected.layers.map((l) => ({ name: l.node, opType: l.op_type, bytes: l.bytes })),
+    layers: [
+      ...mainGraphLayers(model.graph),
+      // Layers inside If/Loop/Scan bodies, as inspect names them (If_0/then_branch/Conv_3).
+      ...inspected.layers.filter((l) => !main.has(l.node)).map((l) => ({ name: l.node, opType: l.op_type, bytes: l.bytes })),
+    ],
   };
+}
+
+/** Ops that hand a weight on unchanged in meaning: its bytes belong to the node that reads their output. */
+const WEIGHT_CARRIERS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Cast', 'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity']);
+
+/**
+ * One row per main-graph node reading constants: parameter-type tensors, and the int32 biases that
+ * DequantizeLinear reads in static int8 models. Weights behind DequantizeLinear, Cast and layout ops
+ * count at the one node reading them (a QDQ Conv's int8 weight under the Conv), so a quantized layer
+ * keeps its node's name.
+ */
+function mainGraphLayers(graph: Graph): ReportLayer[] {
+  const rows: ReportLayer[] = [];
+  for (const node of graph.nodes) {
+    if (node.opType === 'Constant' && isStandardDomain(node.domain)) continue;
+    const weights: { name: string; dtype: string; bytes: number }[] = [];
+    for (const input of node.inputs) {
+      if (input === '') continue;
+      const tensor = constantValue(graph, input);
+      if (tensor === undefined) continue;
+      const bias = node.opType === 'DequantizeLinear' && tensor.dataType === DataType.INT32;
+      if (isParameterType(tensor.dataType) || bias) weights.push({ name: input, dtype: dataTypeName(tensor.dataType), bytes: tensor.byteLength });
+    }
+    if (weights.length === 0) continue;
+    const reader = weightReader(graph, node);
+    rows.push({ name: reader.label, opType: isStandardDomain(reader.domain) ? reader.opType : `${reader.domain}.${reader.opType}`, bytes: weights.reduce((n, w) => n + w.bytes, 0), weights });
+  }
+  return rows;
+}
+
+/** The node a weight-carrying chain (DequantizeLinear -> Transpose -> ...) leads to, when it leads to one. */
+function weightReader(graph: Graph, node: Node): Node {
+  let at = node;
+  for (let hops = 0; hops < 8 && WEIGHT_CARRIERS.has(at.opType) && isStandardDomain(at.domain); hops++) {
+    const readers = graph.consumers(at.outputs[0] ?? '');
+    if (readers.length !== 1 || graph.outputs.some((o) => o.name === at.outputs[0])) break;
+    at = readers[0]!;
+  }
+  return at;
 }
 
 /** The report for `shrink eval --report`: both models' sizes and layers, and the eval result. */

@@ -69,7 +69,103 @@ export const CHART_SCRIPT = String.raw`
       });
     },
     'layer-error': function (spec, width) {
-      return bars(spec, width, 'drop_db', 'layer', function (r) { return r.drop_db.toFixed(1) + ' dB'; });
+      return bars(spec, width, 'db', 'layer', function (r) { return r.db >= 150 && spec.axes && spec.axes.db === 'isolated' ? 'exact' : r.db.toFixed(1) + ' dB'; });
+    },
+    // Quality against size and against latency (two panels side by side), or latency against size.
+    tradeoff: function (spec, width) {
+      var models = data.models;
+      var rows = spec.rows;
+      var rated = rows.filter(function (r) { return r.quality !== undefined; });
+      var timed = rows.filter(function (r) { return r.ms !== undefined; });
+      var panels = rated.length > 0
+        ? [{ rows: rated, x: 'mib', xLabel: 'size, MiB', y: 'quality' }].concat(timed.length > 0 ? [{ rows: rated.filter(function (r) { return r.ms !== undefined; }), x: 'ms', xLabel: 'median latency, ms', y: 'quality' }] : [])
+        : [{ rows: timed, x: 'mib', xLabel: 'size, MiB', y: 'ms' }];
+      var yLabel = function (y) { return y === 'ms' ? 'median latency, ms' : spec.axes.quality; };
+      var holder = document.createElement('div');
+      holder.className = 'panels';
+      var panelWidth = Math.max(280, Math.floor((width - 8 * (panels.length - 1)) / panels.length));
+      panels.forEach(function (p) {
+        var percent = p.y === 'quality' && spec.axes.quality === 'accuracy';
+        holder.appendChild(Plot.plot({
+          width: panelWidth,
+          height: 300,
+          marginLeft: 56,
+          marginRight: 40,
+          inset: 36,
+          grid: true,
+          x: { label: p.xLabel, zero: p.x === 'mib' },
+          y: { label: yLabel(p.y), tickFormat: percent ? '.2%' : undefined },
+          color: { type: 'categorical', domain: models },
+          marks: [
+            Plot.dot(p.rows, { x: p.x, y: p.y, fill: 'model', r: 6, ariaDescription: 'models', title: function (r) {
+              return r.model + ': ' + r.mib.toFixed(2) + ' MiB' + (r.ms !== undefined ? ', ' + r.ms.toFixed(2) + ' ms' : '') +
+                (r.quality !== undefined ? ', ' + (percent ? (100 * r.quality).toFixed(2) + '%' : r.quality.toFixed(1)) : '') +
+                (r.cosine !== undefined ? ', cosine ' + r.cosine.toFixed(6) : '');
+            } }),
+            Plot.text(p.rows, { x: p.x, y: p.y, text: 'model', dy: -12, fontSize: 11 }),
+          ],
+        }));
+      });
+      return holder;
+    },
+    // Stacked bars: bytes per op type, coloured by element type; one bar per model within each op type.
+    'size-by-op': function (spec, width) {
+      var models = data.models;
+      var ops = [];
+      var total = {};
+      spec.rows.forEach(function (r) {
+        if (ops.indexOf(r.op) < 0) ops.push(r.op);
+        total[r.op] = Math.max(total[r.op] || 0, r.kib);
+      });
+      ops.sort(function (a, b) { return a === 'other' ? 1 : b === 'other' ? -1 : total[b] - total[a]; });
+      var dtypes = [];
+      spec.rows.forEach(function (r) { if (dtypes.indexOf(r.dtype) < 0) dtypes.push(r.dtype); });
+      var title = function (r) { return r.model + ' ' + r.op + ' ' + r.dtype + ': ' + r.kib.toFixed(1) + ' KiB'; };
+      if (models.length === 1) {
+        return Plot.plot({
+          width: width,
+          marginLeft: labelMargin(spec.rows, 'op'),
+          height: 60 + ops.length * 26,
+          x: { grid: true, label: 'KiB' },
+          y: { label: null, domain: ops },
+          color: { type: 'categorical', domain: dtypes, legend: true },
+          marks: [Plot.barX(spec.rows, { x: 'kib', y: 'op', fill: 'dtype', title: title }), Plot.ruleX([0])],
+        });
+      }
+      return Plot.plot({
+        width: width,
+        marginLeft: labelMargin(spec.rows, 'op') + 16,
+        marginRight: labelMargin(spec.rows, 'model'),
+        height: 60 + ops.length * (models.length * 14 + 10),
+        x: { grid: true, label: 'KiB' },
+        y: { label: null, domain: models, axis: 'right' },
+        fy: { label: null, domain: ops, axis: 'left' },
+        color: { type: 'categorical', domain: dtypes, legend: true },
+        marks: [
+          Plot.barX(spec.rows, { x: 'kib', y: 'model', fy: 'op', fill: 'dtype', title: title }),
+          Plot.ruleX([0]),
+        ],
+      });
+    },
+    // One line per series along network order; single points where neighbours are exact (not drawn).
+    'layer-sqnr': function (spec, width) {
+      var series = [];
+      spec.rows.forEach(function (r) { if (series.indexOf(r.series) < 0) series.push(r.series); });
+      var lines = spec.rows.filter(function (r) { return r.series !== 'made by the layer alone'; });
+      var alone = spec.rows.filter(function (r) { return r.series === 'made by the layer alone'; });
+      return Plot.plot({
+        width: width,
+        height: 320,
+        grid: true,
+        x: { label: 'layer, in network order' },
+        y: { label: 'SQNR, dB' },
+        color: { type: 'categorical', domain: series, legend: true },
+        marks: [
+          Plot.lineY(lines, { x: 'position', y: 'db', stroke: 'series', strokeWidth: 1.5 }),
+          Plot.dot(alone, { x: 'position', y: 'db', fill: 'series', r: 2.5, ariaDescription: 'isolated layers' }),
+          Plot.tip(spec.rows, Plot.pointerX({ x: 'position', y: 'db', title: function (r) { return r.layer + '\n' + r.series + ': ' + r.db.toFixed(1) + ' dB'; } })),
+        ],
+      });
     },
     'layer-bytes': function (spec, width) {
       var models = data.models;

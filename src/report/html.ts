@@ -35,10 +35,10 @@ export function renderReportHtml(input: ReportInput, assets: ReportAssets): stri
 ${environmentLine(input.environment)}
 ${warnings(input)}
 <section class="charts main">
-${charts.filter((c) => !c.kind.startsWith('layer-')).map(figure).join('\n')}
+${charts.filter((c) => !WIDE.has(c.kind)).map(figure).join('\n')}
 </section>
 <section class="charts layers">
-${charts.filter((c) => c.kind.startsWith('layer-')).map(figure).join('\n')}
+${charts.filter((c) => WIDE.has(c.kind)).map(figure).join('\n')}
 </section>
 ${numbersSection(input)}
 </main>
@@ -50,6 +50,9 @@ ${numbersSection(input)}
 </html>
 `;
 }
+
+/** Charts that need a wide cell: scatter panels, stacked bars, long layer names. */
+const WIDE: ReadonlySet<ChartSpec['kind']> = new Set(['tradeoff', 'size-by-op', 'layer-error', 'layer-sqnr', 'layer-bytes']);
 
 function figure(chart: ChartSpec): string {
   return `<figure class="chart" data-chart="${escapeHtml(chart.id)}" data-kind="${escapeHtml(chart.kind)}">
@@ -134,6 +137,25 @@ function numbersSection(input: ReportInput): string {
       parts.push(table(['accuracy', 'original', 'candidate'], [[`${a.total} labels`, a.original.toFixed(4), a.candidate.toFixed(4)]]));
     }
   }
+  if (input.evals !== undefined && input.evals.length > 0) {
+    const reference = input.models[0]?.name ?? 'the first model';
+    const first = input.evals[0]!.report;
+    parts.push(`<p>${escapeHtml(`Each model against ${reference}, ${first.samples} samples: ${first.data}`)}</p>`);
+    const worst = (values: Parameters<typeof numberFromJson>[0][]) => {
+      const n = Math.min(...values.map(numberFromJson));
+      return Number.isFinite(n) ? n.toPrecision(6) : String(n);
+    };
+    parts.push(
+      table(
+        ['model', 'lowest cosine', 'lowest SQNR dB', 'top-1 agreement', 'accuracy'],
+        input.evals.map(({ model, report }) => {
+          const outputs = Object.values(report.outputs);
+          const top1 = outputs.find((o) => o.top1_agreement !== undefined)?.top1_agreement;
+          return [model, worst(outputs.map((o) => o.cosine)), worst(outputs.map((o) => o.sqnr_db)), top1 === undefined ? '' : top1.toFixed(4), report.accuracy === undefined ? '' : report.accuracy.candidate.toFixed(4)];
+        }),
+      ),
+    );
+  }
   return `<section class="numbers"><h2>Numbers</h2>\n${parts.join('\n')}\n</section>`;
 }
 
@@ -176,6 +198,7 @@ h2 { font-size: 15px; margin: 0 0 8px; }
 figure.chart { margin: 0; padding: 12px; background: #fff; border: 1px solid #e1e4e8; border-radius: 6px; min-width: 0; }
 figcaption { color: #586069; font-size: 12px; margin-top: 6px; }
 .plot { width: 100%; overflow-x: auto; }
+.panels { display: flex; flex-wrap: wrap; gap: 8px; }
 .warnings { background: #fff8e1; border: 1px solid #f0d58c; padding: 8px 8px 8px 28px; font-size: 13px; }
 .error { color: #b31d28; font-weight: 600; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; background: #fff; }
