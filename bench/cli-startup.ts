@@ -17,7 +17,7 @@ import type { Bench, BenchOutput } from './run.js';
 /** The last commit whose CLI ran its TypeScript sources through tsx at every start. */
 const BEFORE_COMMIT = '8fee293922c6808315f695709a5a225ac89f6c68';
 const SMALL_MODEL = 'models/fashion-mnist/mlp.onnx';
-const ROUNDS = 15;
+const ROUNDS = 20;
 /** The goal from issue 11 for `shrink --version`. */
 const VERSION_GOAL_MS = 500;
 

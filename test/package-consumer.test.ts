@@ -213,7 +213,7 @@ describe('the npm package, installed by a consumer', { timeout: 900_000 }, () =>
     const tarball = join(work, packed.filename);
     assert.equal(statSync(tarball).size, packed.size);
     process.stdout.write(
-      `# tarball ${packed.filename}: ${packed.entryCount} files, ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked\n`,
+      `tarball ${packed.filename}: ${packed.entryCount} files, ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked\n`,
     );
     const paths = packed.files.map((f) => `package/${f.path}`);
     const forbidden = paths.filter((p) => FORBIDDEN.test(p));
