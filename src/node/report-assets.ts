@@ -83,12 +83,15 @@ export function reportModelOf(model: Model, name: string, bytes: number): Report
   };
 }
 
+/** Ops that read int32 biases (static int8's Q/DQ and QOperator forms): those count as weights. */
+const INT32_BIAS_READERS = new Set(['DequantizeLinear', 'QLinearConv', 'QGemm']);
+
 /** Ops that hand a weight on unchanged in meaning: its bytes belong to the node that reads their output. */
 const WEIGHT_CARRIERS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Cast', 'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity']);
 
 /**
- * One row per main-graph node reading constants: parameter-type tensors, and the int32 biases that
- * DequantizeLinear reads in static int8 models. Weights behind DequantizeLinear, Cast and layout ops
+ * One row per main-graph node reading constants: parameter-type tensors, and the int32 biases of
+ * static int8 models (read by DequantizeLinear, QLinearConv or QGemm). Weights behind DequantizeLinear, Cast and layout ops
  * count at the one node reading them (a QDQ Conv's int8 weight under the Conv), so a quantized layer
  * keeps its node's name.
  */
@@ -101,7 +104,7 @@ function mainGraphLayers(graph: Graph): ReportLayer[] {
       if (input === '') continue;
       const tensor = constantValue(graph, input);
       if (tensor === undefined) continue;
-      const bias = node.opType === 'DequantizeLinear' && tensor.dataType === DataType.INT32;
+      const bias = tensor.dataType === DataType.INT32 && INT32_BIAS_READERS.has(node.opType);
       if (isParameterType(tensor.dataType) || bias) weights.push({ name: input, dtype: dataTypeName(tensor.dataType), bytes: tensor.byteLength });
     }
     if (weights.length === 0) continue;
