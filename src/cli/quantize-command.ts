@@ -2,7 +2,8 @@
 // recipe step (src/pipeline/quantize.ts) and writes the result (into a folder under the
 // transformers.js file name when OUT is a folder) only after it passed every check: fidelity on
 // --data (or --calib, or generated inputs), the gate of --min-cosine/--max-drop (exit 3), and
-// loading in onnxruntime. --json prints the report in the common envelope.
+// loading in onnxruntime. --json prints the report in the common envelope. `--target transformers.js`
+// writes a whole transformers.js folder instead (transformers-js-command.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Command, Option } from 'commander';
@@ -31,6 +32,8 @@ import { checkOutput } from './output-checks.js';
 import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { DEFAULT_TRANSFORMERS_JS_DTYPES, TRANSFORMERS_JS_DTYPES } from '../pipeline/transformers-js.js';
+import { formatTransformersJsRun, type QuantizeTargetFlags, runTransformersJs, TRANSFORMERS_JS_TARGET, transformersJsSettingsFromFlags } from './transformers-js-command.js';
 
 interface QuantizeFlags extends GateFlags {
   output: string;
@@ -60,6 +63,8 @@ interface QuantizeFlags extends GateFlags {
   calib?: string;
   calibrator?: CalibratorName;
   externalData?: boolean;
+  target?: string;
+  dtype?: string;
 }
 
 const WEIGHT_ONLY: readonly QuantizeMethodName[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
@@ -89,6 +94,8 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .argument('<input>', 'the ONNX model to quantize')
     .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_fp16.onnx)')
     .addOption(new Option('--method <method>', 'quantization method').choices([...QUANTIZE_METHOD_NAMES]))
+    .addOption(new Option('--target <runtime>', 'write the files a runtime loads: transformers.js (every .onnx of a model folder, each --dtype under its name)').choices([TRANSFORMERS_JS_TARGET]))
+    .option('--dtype <list>', `--target transformers.js: dtypes to write (${TRANSFORMERS_JS_DTYPES.join(', ')}; default ${DEFAULT_TRANSFORMERS_JS_DTYPES.join(',')})`)
     .option('--block-size <n>', 'weight-only: block size along K (16, 32, 64, 128 or 256; default 32)')
     .option('--accuracy-level <n>', "weight-only: MatMulNBits' accuracy_level, the lowest compute type onnxruntime may use (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8)")
     .option('--symmetric', 'weight-only, dynamic-int8: symmetric weights, no zero points (the default); static-int8: symmetric activations')
@@ -118,6 +125,14 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--json', 'print the report as one JSON object');
   addGateOptions(command).action(async (input: string, flags: QuantizeFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
+    if (flags.target !== undefined || flags.dtype !== undefined) {
+      const settings = transformersJsSettingsFromFlags(flags as unknown as QuantizeTargetFlags);
+      const result = await runTransformersJs(input, flags, settings, gateFromFlags(flags, flags.labels !== undefined), ctx);
+      if (flags.json) for (const warning of result.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+      for (const o of result.outputs) if (o.report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${o.dtype}: ${o.report.verdict.message}\n`);
+      context.io.stdout(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `input      ${input}\noutput     ${result.output}\n${formatTransformersJsRun(result)}`);
+      return;
+    }
     const report = await runQuantize(input, flags, ctx);
     // The text report shows the warnings; with --json they go to stderr for the person watching.
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);

@@ -1,8 +1,10 @@
 // The quantization methods shrink offers, in one list: name, what it does, the pass that does it
 // (undefined while a method is not implemented yet), how the shared settings become that pass's
-// options, and the output file name. File names follow transformers.js where it has one
-// (model_fp16.onnx, model_quantized.onnx, model_int8.onnx, model_q4.onnx, model_q4f16.onnx), so
-// results drop into a transformers.js model folder unchanged.
+// options, and the output file name. File names follow transformers.js where a method is what
+// that dtype means (model_fp16.onnx, model_quantized.onnx, model_int8.onnx, model_q4.onnx,
+// model_q2.onnx); other methods are named after themselves (model_int8-weight.onnx,
+// model_ternary.onnx). `shrink quantize --target transformers.js` (src/pipeline/transformers-js.ts)
+// is what writes a complete transformers.js folder: every model file, each dtype, its meaning.
 
 import type { ScaleType } from '../../kernels/quant-formats.js';
 import type { Rounding } from '../../kernels/quantize-blocks.js';
@@ -133,7 +135,8 @@ function weightOnlyMethod(
 export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
   float16Method('fp16'),
   float16Method('bf16'),
-  weightOnlyMethod('int8-weight', 'int8 weights (MatMulNBits, GatherBlockQuantized, DequantizeLinear), float compute', () => 'model_q8.onnx'),
+  // Not model_q8/model_quantized: transformers.js's q8 means dynamic int8, which this is not.
+  weightOnlyMethod('int8-weight', 'int8 weights (MatMulNBits, GatherBlockQuantized, DequantizeLinear), float compute', () => 'model_int8-weight.onnx'),
   weightOnlyMethod('int4', 'int4 block-quantized weights (MatMulNBits bits=4)', (s) => (s.scaleType === 'float16' ? 'model_q4f16.onnx' : 'model_q4.onnx')),
   weightOnlyMethod('int2', 'int2 block-quantized weights (MatMulNBits bits=2)', () => 'model_q2.onnx'),
   weightOnlyMethod('ternary', 'ternary weights (-1/0/+1 and a scale, "1.58-bit") in the 2-bit format', () => 'model_ternary.onnx'),
