@@ -3,25 +3,26 @@
 // positions set to zero), and every edit (a depthwise Conv's group, a Reshape's target shape,
 // Split sizes, Slice bounds) is rewritten from the count of surviving channels. A constant that
 // other readers share with the pruned ones is copied rather than changed under them.
-import { attr } from '../ir/attribute.js';
-import { constantValue, isStandardDomain } from '../ir/constants.js';
+import { constantValue } from '../ir/constants.js';
 import { dataTypeInfo, type TypedArray } from '../ir/dtype.js';
 import type { Graph } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
-import type { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
-import { type GatherArray, gatherAxis, zeroAxis } from '../kernels/sparsity.js';
-import { addConstant } from '../optimize/util/write-constant.js';
+import { type GatherArray, gatherAxis, zeroAxis, zeroCount } from '../kernels/sparsity.js';
 import type { ChannelAnalysis, ChannelMember, MemberRole } from './channel-groups.js';
+import { replaceConstant } from './replace-constant.js';
 
 /** One constant rewritten by channel pruning. */
 export interface RewrittenTensor {
   name: string;
   /** The node that reads it (the first, when several do). */
   node: string;
+  op: string;
   role: MemberRole;
   dimsBefore: number[];
   dimsAfter: number[];
+  /** Exact zeros in the rewritten constant. */
+  zeros: number;
 }
 
 interface TensorPlan {
@@ -57,7 +58,7 @@ export function removeChannels(model: Model, analysis: ChannelAnalysis, removed:
       dims = dims.map((d, i) => (i === axis ? keep.length : d));
     }
     writeConstant(model, plan, Tensor.fromArray(plan.name, plan.tensor.dataType, dims, data as TypedArray));
-    rewritten.push({ name: plan.name, node: plan.readers[0].node.label, role: plan.role, dimsBefore: [...plan.tensor.dims], dimsAfter: dims });
+    rewritten.push({ name: plan.name, node: plan.readers[0].node.label, op: plan.readers[0].node.opType, role: plan.role, dimsBefore: [...plan.tensor.dims], dimsAfter: dims, zeros: zeroCount(data as Float32Array) });
   }
   for (const edit of analysis.edits) if (edit.atoms.some((a) => !kept(a))) edit.apply(kept, model);
   // Declared shapes of values that carried channels are stale now; shape inference can redo them.
@@ -108,33 +109,7 @@ function tensorPlans(analysis: ChannelAnalysis, kept: (atom: number) => boolean)
   return [...plans.values()].filter((p) => [...p.drops.values()].some((d) => d.length > 0));
 }
 
-/** Every node reading `name` in `scope` and the subgraphs below it. */
-function readersOf(scope: Graph, name: string): Node[] {
-  return [...scope.allNodes()].filter((e) => e.node.inputs.includes(name)).map((e) => e.node);
-}
-
-/** Writes `tensor` where the plan's constant lives, or beside it for the pruned readers when others read it too. */
+/** Writes `tensor` for the plan's readers (in place unless other nodes read the constant too). */
 function writeConstant(model: Model, plan: TensorPlan, tensor: Tensor): void {
-  const { scope, name } = plan;
-  const ours = new Set(plan.readers.map((r) => r.node));
-  const shared = readersOf(scope, name).some((n) => !ours.has(n)) || scope.isGraphOutput(name) || scope.isGraphInput(name);
-  if (!shared) {
-    const at = scope.initializers.findIndex((t) => t.name === name);
-    if (at >= 0) {
-      scope.replaceInitializer(at, tensor);
-      return;
-    }
-    const producer = scope.producer(name);
-    if (producer !== undefined && producer.opType === 'Constant' && isStandardDomain(producer.domain)) {
-      producer.attributes = [attr.tensor('value', tensor)];
-      return;
-    }
-  }
-  tensor.name = scope.uniqueName(`${name}_pruned`);
-  addConstant(model, scope, tensor);
-  for (const r of plan.readers) {
-    r.node.inputs[r.input] = tensor.name;
-    r.graph.changed();
-  }
-  scope.changed();
+  replaceConstant(model, plan.scope, plan.name, tensor, plan.readers);
 }

@@ -61,6 +61,7 @@ export async function distill(teacher: Model, student: Model, options: DistillSt
         teacherOutput: options.teacherOutput,
         studentOutput: options.studentOutput,
         frozen: options.frozen,
+        masks: options.masks,
         clipNorm: options.clipNorm,
         maxSteps: options.maxSteps,
         threads: ctx.threads,

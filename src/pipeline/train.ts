@@ -4,6 +4,7 @@
 // graph with new weights) and a JSON-able report; the caller writes it. Checkpoints are the
 // caller's too: `afterEpoch` sees the trainer after every epoch.
 import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { dataAccuracy } from '../train/qat-accuracy.js';
 import type { Schedule } from '../train/schedules.js';
@@ -31,6 +32,8 @@ export interface TrainStepOptions {
   clipNorm?: number;
   /** Weights kept as they are (names or patterns). */
   frozen?: readonly (string | RegExp)[];
+  /** Pruning masks by weight name: masked weights stay exactly zero while the rest train. */
+  masks?: ReadonlyMap<string, Tensor>;
   /** Shuffling seed (default 0). */
   seed?: number;
   /** Stop after this many steps in total. */
@@ -100,7 +103,7 @@ export async function train(model: Model, options: TrainStepOptions, ctx: Recipe
     trainer = await Trainer.create(
       ctx.ort,
       model,
-      { loss: { kind: 'cross-entropy', output: logits, labelSmoothing: options.labelSmoothing }, optimizer: options.optimizer, clipNorm: options.clipNorm, frozen: options.frozen },
+      { loss: { kind: 'cross-entropy', output: logits, labelSmoothing: options.labelSmoothing }, optimizer: options.optimizer, clipNorm: options.clipNorm, frozen: options.frozen, masks: options.masks },
       { threads: ctx.threads },
     );
   } catch (error) {

@@ -6,6 +6,7 @@
 // logits and matched values reach each step as extra graph inputs, gathered with the batch.
 import { DataType, dataTypeName, type TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
 import type { Dim } from '../ir/value-info.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
 import type { Progress } from '../pipeline/progress.js';
@@ -58,6 +59,8 @@ export interface DistillOptions {
   studentOutput?: string;
   /** Student weights kept as they are (names or patterns). */
   frozen?: readonly (string | RegExp)[];
+  /** Pruning masks by student weight name: masked weights stay exactly zero (see TrainingSpec.masks). */
+  masks?: ReadonlyMap<string, Tensor>;
   clipNorm?: number;
   threads?: number;
   progress?: Progress;
@@ -124,7 +127,7 @@ export async function distill(ort: OrtModule, options: DistillOptions): Promise<
   const trainer = await Trainer.create(
     ort,
     options.student,
-    { loss: { kind: 'custom', build: (e) => distillationLoss(e, plan) }, optimizer: options.optimizer, frozen: options.frozen, clipNorm: options.clipNorm },
+    { loss: { kind: 'custom', build: (e) => distillationLoss(e, plan) }, optimizer: options.optimizer, frozen: options.frozen, clipNorm: options.clipNorm, masks: options.masks },
     { threads: options.threads },
   );
   try {

@@ -1,0 +1,171 @@
+// Structured channel pruning that really shrinks the graph: the channel dependency graph
+// (graph-edit/channel-groups.ts) finds every group of channels that must go together; each
+// prunable group loses its least important channels (importance.ts), a share `sparsity` per group
+// (scope 'layer') or ranked across groups (scope 'global'); then every weight, bias, norm
+// parameter and shape constant of the group is sliced (graph-edit/channel-rewrite.ts). Groups
+// that cannot be pruned are reported with the node that couples them.
+import type { Dim } from '../../ir/value-info.js';
+import { prunedCount } from '../../kernels/sparsity.js';
+import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../../graph-edit/channel-groups.js';
+import { removeChannels } from '../../graph-edit/channel-rewrite.js';
+import type { Pass, PassWarning } from '../../pipeline/pass.js';
+import type { PruneDetails, PrunedGroup } from './details.js';
+import { groupImportance, type ImportanceName } from './importance.js';
+import { type LayerChoice, leftAlone, selectors } from './layers.js';
+
+export interface ChannelOptions extends LayerChoice {
+  /** Share of each prunable group's channels removed (scope 'layer'), or of all their channels (scope 'global'). */
+  sparsity: number;
+  scope?: 'layer' | 'global';
+  /** How channels are ranked (default l2). */
+  importance?: ImportanceName;
+  /** Taylor importance: ∂L/∂w by weight name. */
+  gradients?: ReadonlyMap<string, Float32Array>;
+  /** Keep channel counts multiples of this (fast kernels like 4, 8, 16); counts only round up. */
+  roundTo?: number;
+  /** No group loses more than this share of its channels (default: 1, every group keeps one). */
+  maxRatio?: number;
+  /** Concrete input shapes for the analysis (a sample's), so flattened sizes are static. */
+  inputShapes?: Record<string, Dim[]>;
+}
+
+/** A prunable group with its scores, and how many channels it may lose at most. */
+interface Candidate {
+  group: ChannelGroup;
+  scores: Float64Array;
+  cap: number;
+}
+
+/** The decision for one model: removed channel roots, per group, with reasons for the groups kept whole. */
+export interface ChannelPlan {
+  analysis: ChannelAnalysis;
+  removed: Set<number>;
+  groups: PrunedGroup[];
+  warnings: PassWarning[];
+}
+
+/** Chooses the channels to remove from `analysis` (nothing is changed). */
+export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions): ChannelPlan {
+  const exclude = selectors(options.exclude, '--exclude');
+  const only = selectors(options.only, '--only');
+  const maxRatio = options.maxRatio ?? 1;
+  const roundTo = options.roundTo ?? 1;
+  const warnings: PassWarning[] = [];
+  const candidates: Candidate[] = [];
+  const kept = new Map<ChannelGroup, string>();
+  const fallbacks = new Set<string>();
+  for (const group of analysis.groups) {
+    const n = group.channels.length;
+    // Torch-Pruning's ignored layers: an excluded layer keeps its output channels.
+    const reasons = group.sources.map((s) => leftAlone(s, exclude, only));
+    const why =
+      group.blocked !== undefined
+        ? `blocked: ${group.blocked.reason}`
+        : reasons.find((r) => r?.startsWith('excluded')) ?? (only.length > 0 && reasons.every((r) => r !== undefined) ? 'not selected by --only' : n < 2 ? 'a single channel' : undefined);
+    if (why !== undefined) {
+      kept.set(group, why);
+      continue;
+    }
+    const importance = groupImportance(analysis, group, { kind: options.importance ?? 'l2', gradients: options.gradients });
+    if (importance.used !== (options.importance ?? 'l2')) fallbacks.add(`${options.importance} -> ${importance.used}`);
+    const cap = Math.min(n - 1, Math.floor(n * maxRatio + 1e-9));
+    candidates.push({ group, scores: importance.scores, cap });
+  }
+  if (fallbacks.size > 0) warnings.push({ code: 'importance-fallback', message: `some groups had nothing to rank by ${options.importance} (no BatchNormalization or no gradient) and were ranked by l2` });
+
+  const removedPerGroup = new Map<ChannelGroup, number[]>();
+  if (options.scope === 'global') {
+    // Scores are relative within a group (means of 1), so they compare across groups.
+    const pool = candidates.flatMap((c) => Array.from(c.scores, (score, i) => ({ c, i, score: score / mean(c.scores) })));
+    pool.sort((a, b) => a.score - b.score || a.c.group.id - b.c.group.id || a.i - b.i);
+    const target = prunedCount(pool.length, options.sparsity);
+    let taken = 0;
+    for (const entry of pool) {
+      if (taken >= target) break;
+      const list = removedPerGroup.get(entry.c.group) ?? [];
+      if (list.length >= entry.c.cap) continue;
+      list.push(entry.i);
+      removedPerGroup.set(entry.c.group, list);
+      taken++;
+    }
+  } else {
+    for (const c of candidates) {
+      const count = Math.min(c.cap, prunedCount(c.scores.length, options.sparsity));
+      const order = Array.from(c.scores.keys()).sort((a, b) => c.scores[a] - c.scores[b] || a - b);
+      removedPerGroup.set(c.group, order.slice(0, count));
+    }
+  }
+  const removed = new Set<number>();
+  const groups: PrunedGroup[] = [];
+  for (const group of analysis.groups) {
+    const n = group.channels.length;
+    const candidate = candidates.find((c) => c.group === group);
+    let drop = removedPerGroup.get(group) ?? [];
+    if (candidate !== undefined && roundTo > 1 && drop.length > 0) {
+      // Round the kept count up to a multiple of roundTo: the least important of the chosen stay removed.
+      const keep = Math.min(n, Math.ceil((n - drop.length) / roundTo) * roundTo);
+      const order = [...drop].sort((a, b) => candidate.scores[a] - candidate.scores[b] || a - b);
+      drop = order.slice(0, n - keep);
+    }
+    for (const i of drop) removed.add(group.channels[i]);
+    groups.push({
+      id: group.id,
+      sources: group.sources.map((s) => s.label),
+      channelsBefore: n,
+      channelsAfter: n - drop.length,
+      ...(kept.has(group) ? { kept: kept.get(group) } : {}),
+      ...(group.blocked === undefined ? {} : { blocked: group.blocked }),
+    });
+  }
+  return { analysis, removed, groups, warnings };
+}
+
+function mean(values: Float64Array): number {
+  const m = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  return m > 0 ? m : 1;
+}
+
+/**
+ * Errors for requests that cannot be met: --only naming layers whose groups are all blocked (named
+ * with the coupling node), or a model where no group can be pruned at all.
+ */
+export function checkPlan(plan: ChannelPlan, options: ChannelOptions): void {
+  const only = selectors(options.only, '--only');
+  if (only.length > 0) {
+    for (const selector of only) {
+      const groups = plan.analysis.groups.filter((g) => g.sources.some((s) => selector.matches(s)));
+      const blocked = groups.find((g) => g.blocked !== undefined);
+      if (groups.length > 0 && groups.every((g) => g.blocked !== undefined) && blocked?.blocked !== undefined) {
+        throw new Error(`prune: the channels of '${selector.text}' (${blocked.sources.map((s) => s.label).join(', ')}) cannot be pruned: ${blocked.blocked.reason}, at node '${blocked.blocked.node}'`);
+      }
+    }
+  }
+  const prunable = plan.groups.filter((g) => g.kept === undefined);
+  if (prunable.length === 0) {
+    const first = plan.analysis.groups.find((g) => g.blocked !== undefined && g.channels.length > 1);
+    const why = first?.blocked === undefined ? '' : `; e.g. the channels of '${first.sources.map((s) => s.label).join(', ')}': ${first.blocked.reason}, at node '${first.blocked.node}'`;
+    throw new Error(`prune: no channel group of this model can be pruned${why}`);
+  }
+}
+
+export const channelsPass: Pass<ChannelOptions> = {
+  name: 'prune-channels',
+  description: 'remove the least important channels of every prunable channel group, rewriting weights and shape constants',
+  run(model, options) {
+    const analysis = analyzeChannels(model, { inputShapes: options.inputShapes });
+    const plan = planChannels(analysis, options);
+    checkPlan(plan, options);
+    const rewritten = removeChannels(model, analysis, plan.removed);
+    const details: PruneDetails = {
+      tensors: rewritten.map((t) => ({ name: t.name, node: t.node, op: t.op, dimsBefore: t.dimsBefore, dimsAfter: t.dimsAfter, zerosBefore: 0, zerosAfter: t.zeros })),
+      groups: plan.groups,
+      skipped: [],
+    };
+    const removedChannels = plan.groups.reduce((n, g) => n + g.channelsBefore - g.channelsAfter, 0);
+    return {
+      stats: { groups: plan.groups.length, prunedGroups: plan.groups.filter((g) => g.channelsAfter < g.channelsBefore).length, blockedGroups: plan.groups.filter((g) => g.blocked !== undefined).length, removedChannels, tensors: rewritten.length },
+      warnings: plan.warnings,
+      details,
+    };
+  },
+};

@@ -1,0 +1,38 @@
+// What a prune pass reports beyond its counters: each weight it changed, and for structured
+// pruning each channel group with its widths before and after (or why it was left whole).
+// Library-level names are camelCase; the recipe step's report turns them into snake_case JSON.
+import type { ChannelBlock } from '../../graph-edit/channel-groups.js';
+import type { PassReport } from '../../pipeline/pass.js';
+
+export interface PrunedTensor {
+  name: string;
+  /** The layer reading it (the first, when several do). */
+  node: string;
+  op: string;
+  dimsBefore: number[];
+  dimsAfter: number[];
+  /** Exact zeros before and after (unstructured and N:M). */
+  zerosBefore: number;
+  zerosAfter: number;
+}
+
+export interface PrunedGroup {
+  id: number;
+  /** Layers whose output channels the group holds. */
+  sources: string[];
+  channelsBefore: number;
+  channelsAfter: number;
+  /** Why the group kept every channel: blocked by a coupling node, excluded, protected by the ratio cap. */
+  kept?: string;
+  blocked?: ChannelBlock;
+}
+
+export interface PruneDetails {
+  tensors: PrunedTensor[];
+  groups?: PrunedGroup[];
+  /** Layers left alone and why (excluded, --only, unsupported weight type). */
+  skipped: { node: string; reason: string }[];
+}
+
+/** A prune pass's report: the counters and warnings of every pass, plus the details. */
+export type PrunePassReport = PassReport & { details: PruneDetails };

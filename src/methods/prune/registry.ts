@@ -1,0 +1,97 @@
+// The pruning methods shrink offers, in one list: name, what it does, whether it removes channels
+// (a smaller, faster graph) or only zeroes weights (a smaller compressed download), the pass, and
+// how the shared settings become that pass's options. Wanda and SparseGPT are listed without a
+// pass until they are built: they take `calibration` samples and the same exclude/only/pattern
+// settings, and their passes go in this folder (wanda.ts, sparsegpt.ts) with a line here.
+import type { SampleSource } from '../../eval/samples.js';
+import type { Dim } from '../../ir/value-info.js';
+import type { Model } from '../../ir/model.js';
+import { type Pass, type PassContext, type PassReport, runPass } from '../../pipeline/pass.js';
+import { channelsPass } from './channels.js';
+import type { ImportanceName } from './importance.js';
+import { magnitudePass } from './magnitude.js';
+import { nmPass } from './nm.js';
+
+export const PRUNE_METHOD_NAMES = ['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt'] as const;
+export type PruneMethodName = (typeof PRUNE_METHOD_NAMES)[number];
+
+/** Settings every method reads what applies to it from (the command line and recipe files fill them). */
+export interface PruneSettings {
+  /** Share removed: of each layer's weights (magnitude), of each group's channels (channels). Ignored by nm. */
+  sparsity?: number;
+  /** magnitude, channels: rank per layer (default) or across layers. */
+  scope?: 'layer' | 'global';
+  /** nm (and later wanda/sparsegpt): N kept of every M along the reduction axis. */
+  pattern?: { n: number; m: number };
+  /** channels: how channels are ranked (default l2). */
+  importance?: ImportanceName;
+  /** channels: keep channel counts multiples of this. */
+  roundTo?: number;
+  /** channels: at most this share of any group's channels goes. */
+  maxRatio?: number;
+  /** Op types or node-name regexes left alone (channels: their output channels are kept). */
+  exclude?: readonly string[];
+  /** When given, only these nodes are pruned. */
+  only?: readonly string[];
+  /** channels: concrete input shapes for the analysis. */
+  inputShapes?: Record<string, Dim[]>;
+  /** channels with taylor importance: ∂L/∂w by weight name (the recipe step computes them). */
+  gradients?: ReadonlyMap<string, Float32Array>;
+  /** wanda, sparsegpt: calibration samples. */
+  calibration?: SampleSource;
+}
+
+export interface PruneMethod {
+  readonly name: PruneMethodName;
+  readonly description: string;
+  /** True when the method removes channels (shapes shrink); false when it only zeroes weights. */
+  readonly structured: boolean;
+  /** Runs the method's pass on `model` (changed in place); undefined while the method is not implemented. */
+  readonly run: ((model: Model, settings: PruneSettings, ctx: PassContext) => Promise<PassReport>) | undefined;
+}
+
+/** A method's run: its pass with the options it takes from the shared settings (typed end to end, no casts). */
+function passRun<O>(pass: Pass<O>, options: (settings: PruneSettings) => O): NonNullable<PruneMethod['run']> {
+  return (model, settings, ctx) => runPass(pass, model, options(settings), ctx);
+}
+
+const sparsity = (s: PruneSettings) => s.sparsity ?? 0;
+
+export const PRUNE_METHODS: readonly PruneMethod[] = [
+  {
+    name: 'magnitude',
+    description: 'zero the smallest weights of Conv/MatMul/Gemm layers, per layer or globally (unstructured)',
+    structured: false,
+    run: passRun(magnitudePass, (s) => ({ sparsity: sparsity(s), scope: s.scope, exclude: s.exclude, only: s.only })),
+  },
+  {
+    name: 'nm',
+    description: 'keep N of every M weights along the reduction axis (2:4, 4:8)',
+    structured: false,
+    run: passRun(nmPass, (s) => ({ ...(s.pattern ?? { n: 2, m: 4 }), exclude: s.exclude, only: s.only })),
+  },
+  {
+    name: 'channels',
+    description: 'remove whole channels of every coupled group: a smaller, faster graph',
+    structured: true,
+    run: passRun(channelsPass, (s) => ({
+      sparsity: sparsity(s),
+      scope: s.scope,
+      importance: s.importance,
+      gradients: s.gradients,
+      roundTo: s.roundTo,
+      maxRatio: s.maxRatio,
+      exclude: s.exclude,
+      only: s.only,
+      inputShapes: s.inputShapes,
+    })),
+  },
+  { name: 'wanda', description: 'one-shot pruning by |W|·‖X‖ from calibration activations (not built yet)', structured: false, run: undefined },
+  { name: 'sparsegpt', description: 'one-shot pruning with the OBS weight update from calibration Hessians (not built yet)', structured: false, run: undefined },
+];
+
+export function pruneMethod(name: PruneMethodName): PruneMethod {
+  const method = PRUNE_METHODS.find((m) => m.name === name);
+  if (method === undefined) throw new Error(`prune: unknown method '${name}' (known: ${PRUNE_METHOD_NAMES.join(', ')})`);
+  return method;
+}
