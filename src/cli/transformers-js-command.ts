@@ -151,7 +151,7 @@ export async function runTransformersJs(
   if (layout.outRoot !== undefined && config !== undefined) {
     const configFile = path.join(layout.outRoot, 'config.json');
     const onDisk = new Set(fs.readdirSync(layout.outOnnx));
-    const written = run.outputs.map((o) => ({ file: path.basename(o.file), chunks: o.data_file === null ? 0 : 1 }));
+    const written = run.outputs.map((o) => ({ file: path.basename(o.file), chunks: o.data_file === null ? 0 : 1, base: onnxBaseName(o.input) }));
     const writtenNames = new Set(written.map((w) => w.file));
     const others = [...onDisk].filter((f) => f.endsWith('.onnx') && !writtenNames.has(f)).map((file) => ({ file, chunks: 0 }));
     const updated = updateTransformersJsConfig(config.value, written, others);

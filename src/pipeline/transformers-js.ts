@@ -281,6 +281,8 @@ export type ExternalDataSetting = boolean | number | Record<string, boolean | nu
 export interface ModelFileData {
   file: string;
   chunks: number;
+  /** The name transformers.js also looks the setting up by: the model's base name without the dtype suffix (`model` for `model_q4.onnx`). */
+  base?: string;
 }
 
 /**
@@ -302,7 +304,7 @@ export function updateTransformersJsConfig(config: Record<string, unknown>, writ
     const map: Record<string, boolean | number> = typeof old === 'object' && old !== null ? { ...old } : {};
     if (typeof old !== 'object' && old !== null && old !== undefined && Number(old) > 0) for (const o of others) map[o.file] = Number(old);
     for (const w of written) {
-      const base = onnxBaseName(w.file);
+      const base = w.base ?? onnxBaseName(w.file);
       if (w.chunks > 0 || map[w.file] !== undefined || map[base] !== undefined) map[w.file] = w.chunks;
     }
     const before = JSON.stringify(old ?? null);
