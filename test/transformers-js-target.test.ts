@@ -8,6 +8,13 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
+import { DataType } from '../src/ir/dtype.js';
+import type { Model } from '../src/ir/model.js';
+import { Tensor } from '../src/ir/tensor.js';
+import { mulberry32 } from '../src/kernels/random.js';
+import { quantizeGatherRows } from '../src/methods/quantize/gather-int8-rows.js';
+import { quantizeBnb4, quantizeMatMulsBnb4 } from '../src/methods/quantize/matmul-bnb4.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { ModelSession } from '../src/runtime/session.js';
@@ -31,7 +38,7 @@ test('names: the suffixes transformers.js 4.3.2 requests, the base name kept, ex
   assert.equal(transformersJsFileName('encoder_model', 'q4f16'), 'encoder_model_q4f16.onnx');
   assert.equal(transformersJsDataFileName('model_q4.onnx'), 'model_q4.onnx_data');
   assert.deepEqual(parseTransformersJsDtypes('fp16, q8,q4,q4f16,q4'), ['fp16', 'q8', 'q4', 'q4f16']);
-  assert.throws(() => parseTransformersJsDtypes('bnb4'), /bnb4 .* not built/);
+  assert.throws(() => parseTransformersJsDtypes('q1'), /q1 .* not built/);
   assert.throws(() => parseTransformersJsDtypes('q3'), /unknown transformers.js dtype 'q3'/);
   assert.throws(() => parseTransformersJsDtypes('auto'), /chosen by transformers.js at load time/);
 });
@@ -113,7 +120,7 @@ test('CLI, one file at a time: encoder and decoder keep their names in one folde
       assert.match(result.stderr.trim(), pattern);
     };
     refused(['-o', `${onnx}/`, '--target', 'transformers.js', '--method', 'int4'], /--method does not go with --target transformers.js/);
-    refused(['-o', `${onnx}/`, '--target', 'transformers.js', '--dtype', 'bnb4'], /--dtype: bnb4 .* not built/);
+    refused(['-o', `${onnx}/`, '--target', 'transformers.js', '--dtype', 'q1f16'], /--dtype: q1f16 .* not built/);
     refused(['-o', join(onnx, 'x.onnx'), '--target', 'transformers.js'], /writes several files into a folder/);
     refused(['-o', `${onnx}/`, '--dtype', 'q4'], /--dtype goes with --target transformers.js/);
   } finally {
@@ -129,5 +136,67 @@ test('int8-weight into a folder is not named as a transformers.js dtype', () => 
     assert.equal(JSON.parse(result.stdout).output, join(work, 'model_int8-weight.onnx'));
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** Y = A @ W with W [K, N] an initializer, A [M, K]. */
+function matmulModel(w: Float32Array, K: number, N: number, M: number): Model {
+  const b = new GraphBuilder();
+  const a = b.input('A', DataType.FLOAT, [M, K]);
+  const weight = b.tensor(Tensor.fromArray('W', DataType.FLOAT, [K, N], w));
+  b.node('MatMul', [a, weight], [], { outputs: ['Y'], name: 'mm' });
+  b.output('Y', DataType.FLOAT, [M, N]);
+  return buildModel(b.graph, [{ domain: '', version: 17 }]);
+}
+
+async function runY(model: Model, a: Float32Array, dims: number[]): Promise<Float32Array> {
+  const session = await ModelSession.create(nodeOrt, model, { threads: 1 });
+  try {
+    const out = await session.run({ A: new nodeOrt.Tensor('float32', a, dims) });
+    return out.Y.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+test('bnb4: MatMulBnb4 in onnxruntime computes A @ the NF4 weights shrink decodes (layout: [N, K] flattened, first code in the high nibble)', async () => {
+  const [K, N, M] = [96, 24, 3];
+  const random = mulberry32(5);
+  const w = Float32Array.from({ length: K * N }, () => (random() - 0.5) * 0.2);
+  const a = Float32Array.from({ length: M * K }, () => random() - 0.5);
+  const model = matmulModel(w, K, N, M);
+  const report = quantizeMatMulsBnb4(model, { blockSize: 64 });
+  assert.equal(report.stats.quantized, 1);
+  assert.deepEqual(model.graph.nodes.map((n) => `${n.domain}:${n.opType}`), ['com.microsoft:MatMulBnb4']);
+  const { decoded } = quantizeBnb4(w, K, N, 64);
+  const expected = new Float32Array(M * N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) expected[m * N + n] += a[m * K + k] * decoded[k * N + n];
+  const actual = await runY(model, a, [M, K]);
+  let error = 0;
+  for (let i = 0; i < expected.length; i++) error = Math.max(error, Math.abs(actual[i] - expected[i]));
+  assert.ok(error < 1e-4, `onnxruntime vs decoded NF4: max abs ${error}`);
+  assert.ok(report.tensors[0].sqnrDb > 15, `NF4 SQNR ${report.tensors[0].sqnrDb}`);
+});
+
+test('embeddings as int8 rows: Gather, Cast, Mul in standard ops, within half a step of the table', async () => {
+  const [V, D] = [50, 32];
+  const random = mulberry32(9);
+  const table = Float32Array.from({ length: V * D }, () => random() - 0.5);
+  const b = new GraphBuilder();
+  const ids = b.input('ids', DataType.INT64, [4]);
+  b.node('Gather', [b.tensor(Tensor.fromArray('E', DataType.FLOAT, [V, D], table)), ids], [], { outputs: ['Y'], name: 'embed' });
+  b.output('Y', DataType.FLOAT, [4, D]);
+  const model = buildModel(b.graph, [{ domain: '', version: 17 }]);
+  const report = quantizeGatherRows(model);
+  assert.equal(report.stats.quantized, 1);
+  assert.deepEqual(model.graph.nodes.map((n) => n.opType).sort(), ['Cast', 'Gather', 'Gather', 'Mul']);
+  const session = await ModelSession.create(nodeOrt, model, { threads: 1 });
+  const picked = [0n, 7n, 49n, 7n];
+  const out = (await session.run({ ids: new nodeOrt.Tensor('int64', BigInt64Array.from(picked), [4]) })).Y.data as Float32Array;
+  await session.release();
+  for (const [row, id] of picked.entries()) {
+    const values = table.subarray(Number(id) * D, (Number(id) + 1) * D);
+    const step = Math.max(...values.map(Math.abs)) / 127;
+    for (let j = 0; j < D; j++) assert.ok(Math.abs(out[row * D + j] - values[j]) <= step / 2 + 1e-7, `row ${id}, ${j}`);
   }
 });

@@ -14,13 +14,15 @@
 //   q4     4-bit block weights (MatMulNBits, block 32), float32 compute
 //   q4f16  a float16 model with 4-bit block weights (MatMulNBits with float16 A and scales)
 //   q2, q2f16  the same with 2-bit blocks
+//   bnb4   bitsandbytes NF4 blocks (com.microsoft MatMulBnb4, absmax per 64 values), float32 compute
 // transformers.js runs onnxruntime-web's webgpu bundle, whose wasm kernels lack com.microsoft
 // GatherBlockQuantized: embedding tables become int8 rows in standard ops instead
-// (gather-int8-rows.ts), in every integer dtype. bnb4 (MatMulBnb4) and the 1-bit dtypes are not
-// built; asking for them is an error that says so.
+// (gather-int8-rows.ts), in every integer dtype. The 1-bit dtypes are not built; asking for them
+// is an error that says so.
 import type { Model } from '../ir/model.js';
 import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
 import { gatherInt8RowsPass } from '../methods/quantize/gather-int8-rows.js';
+import { matMulBnb4Pass } from '../methods/quantize/matmul-bnb4.js';
 import { excludePredicate, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
@@ -53,14 +55,13 @@ export const TRANSFORMERS_JS_SUFFIXES = {
 export type TransformersJsDtype = keyof typeof TRANSFORMERS_JS_SUFFIXES;
 
 /** The dtypes shrink builds, in the order it builds them. */
-export const TRANSFORMERS_JS_DTYPES = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'q2', 'q2f16'] as const satisfies readonly TransformersJsDtype[];
+export const TRANSFORMERS_JS_DTYPES = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'q2', 'q2f16', 'bnb4'] as const satisfies readonly TransformersJsDtype[];
 export type BuiltDtype = (typeof TRANSFORMERS_JS_DTYPES)[number];
 
 /** What `--dtype` means when it is not given: the set model repositories usually carry. */
 export const DEFAULT_TRANSFORMERS_JS_DTYPES: readonly BuiltDtype[] = ['fp16', 'q8', 'q4', 'q4f16'];
 
 const NOT_BUILT: Partial<Record<TransformersJsDtype, string>> = {
-  bnb4: 'bnb4 (com.microsoft MatMulBnb4, NF4/FP4 blocks) is not built in shrink; q4 is the 4-bit dtype it makes',
   q1: 'q1 (1-bit MatMulNBits) is not built: onnxruntime 1.30 has no 1-bit MatMulNBits kernel',
   q1f16: 'q1f16 (1-bit MatMulNBits) is not built: onnxruntime 1.30 has no 1-bit MatMulNBits kernel',
 };
@@ -163,7 +164,10 @@ export function planTransformersJs(inputs: readonly string[], dtypes: readonly B
 }
 
 /** One step of a dtype's recipe: a registry method with its settings, or the embedding pass. */
-type RecipeStep = { method: QuantizeMethodName; settings: QuantizeSettings; main?: boolean } | { embeddings: true; settings: QuantizeSettings };
+type RecipeStep =
+  | { method: QuantizeMethodName; settings: QuantizeSettings; main?: boolean }
+  | { embeddings: true; settings: QuantizeSettings }
+  | { bnb4: true; settings: QuantizeSettings; main: true };
 
 /** The user's settings a target accepts: exclusions, first/last layers, block size, symmetry, fp16 compute, int8 per-channel/range. */
 export type TransformersJsSettings = Pick<QuantizeSettings, 'exclude' | 'keepFirstLast' | 'blockSize' | 'symmetric' | 'compute' | 'perChannel' | 'reduceRange' | 'accuracyLevel'>;
@@ -198,6 +202,8 @@ export function dtypeRecipe(dtype: BuiltDtype, settings: TransformersJsSettings)
       return [blocks('int4'), embeddings];
     case 'q2':
       return [blocks('int2'), embeddings];
+    case 'bnb4':
+      return [{ bnb4: true, main: true, settings: { exclude, blockSize: settings.blockSize } }, embeddings];
     // Half precision first: the block quantizer then reads float16 weights and gives MatMulNBits
     // float16 scales for a float16 A, which is what q4f16 means.
     case 'q4f16':
@@ -232,6 +238,10 @@ export async function quantizeForTransformersJs(model: Model, dtype: BuiltDtype,
       reports.push({ step, report: await runPass(gatherInt8RowsPass, candidate, { exclude: excludePredicate(step.settings) }, ctx) });
       continue;
     }
+    if ('bnb4' in step) {
+      reports.push({ step, report: await runPass(matMulBnb4Pass, candidate, { blockSize: step.settings.blockSize, exclude: excludePredicate(step.settings) }, ctx) });
+      continue;
+    }
     const method = quantizeMethod(step.method);
     if (method.pass === undefined) throw new Error(`quantize: method '${method.name}' is not implemented yet`);
     reports.push({ step, report: await runPass(method.pass, candidate, method.options(step.settings) as never, ctx) });
@@ -243,8 +253,8 @@ export async function quantizeForTransformersJs(model: Model, dtype: BuiltDtype,
   const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, candidate, ctx);
   const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, candidate, fidelity, ctx);
   const skipped = fidelity === undefined ? (fidelitySkipped ?? 'no samples given') : tooLarge;
-  const main = reports.find((r) => !('embeddings' in r.step) && r.step.main === true) ?? reports[0];
-  const mainMethod = main !== undefined && !('embeddings' in main.step) ? quantizeMethod(main.step.method) : undefined;
+  const main = reports.find((r) => 'main' in r.step && r.step.main === true) ?? reports[0];
+  const mainMethod = main !== undefined && 'method' in main.step ? quantizeMethod(main.step.method) : undefined;
   const before = modelBytes(model);
   const after = modelBytes(candidate);
   const report = buildQuantizeReport({
