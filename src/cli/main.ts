@@ -36,6 +36,7 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'train', load: async () => (await import('./train-command.js')).registerTrain },
   { name: 'qat', load: async () => (await import('./qat-command.js')).registerQat },
   { name: 'distill', load: async () => (await import('./distill-command.js')).registerDistill },
+  { name: 'prune', load: async () => (await import('./prune-command.js')).registerPrune },
 ];
 
 /**

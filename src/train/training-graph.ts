@@ -82,7 +82,8 @@ const LEARNING_RATE = 'train/learning_rate';
 const STEP = 'train/step';
 /** The int64 class ids cross-entropy reads, one per sample: training data feeds them under this name. */
 export const LABEL_INPUT = 'train/labels';
-const TARGETS = 'train/targets';
+/** Graph input of the targets of an 'mse' loss. */
+export const TARGETS = 'train/targets';
 
 /**
  * Why shape inference left a value untyped: the first node it could not type is the cause (the

@@ -1,0 +1,201 @@
+// `shrink prune IN -o OUT --method magnitude|nm|channels`: parses the options, reads the files,
+// runs the prune recipe step (src/pipeline/prune.ts) and writes the result only after it passed
+// every check: the fidelity check on --data (its first --samples, default 256) or generated
+// inputs, the gate (exit 3), and loading in onnxruntime. With --epochs, the pruned model trains on
+// --data: fine-tuning with its labels, or distillation from the original without them. --json
+// prints the report in the common envelope.
+import { type Command, Option } from 'commander';
+import { modelSignature } from '../eval/match-inputs.js';
+import { generatedSamples } from '../eval/sample-generate.js';
+import type { SampleSource } from '../eval/samples.js';
+import type { Model } from '../ir/model.js';
+import { IMPORTANCE_NAMES, type ImportanceName } from '../methods/prune/importance.js';
+import { parsePattern } from '../methods/prune/nm.js';
+import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes } from '../node/model-files.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
+import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
+import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { formatPruneReport } from '../pipeline/prune-report.js';
+import { envelope } from '../pipeline/report-envelope.js';
+import { sizeChange } from '../pipeline/size-change.js';
+import { InputModelError } from '../pipeline/train.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import { inFile, UsageError } from './errors.js';
+import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { loadModelFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { writeModelOutput } from './model-output.js';
+import { collect, parseDims, wholeNumber } from './options.js';
+import { checkOutput } from './output-checks.js';
+import { cliRecipeContext } from './recipe-context.js';
+import { LABELS_KEY, readLabelledArrays } from './training-data.js';
+import { addTrainingOptions, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+
+interface PruneFlags extends TrainingFlags, GateFlags {
+  output: string;
+  method: PruneMethodName;
+  sparsity?: string;
+  pattern?: string;
+  scope?: 'layer' | 'global';
+  importance?: ImportanceName;
+  roundTo?: string;
+  maxRatio?: string;
+  exclude: string[];
+  only: string[];
+  data?: string;
+  labels?: string;
+  samples?: string;
+  dims?: string;
+}
+
+/** The methods each method-specific option means something to; elsewhere it is refused (exit 2). */
+const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean; methods: readonly PruneMethodName[] }[] = [
+  { flag: '--sparsity', given: (f) => f.sparsity !== undefined, methods: ['magnitude', 'channels', 'wanda', 'sparsegpt'] },
+  { flag: '--pattern', given: (f) => f.pattern !== undefined, methods: ['nm', 'wanda', 'sparsegpt'] },
+  { flag: '--scope', given: (f) => f.scope !== undefined, methods: ['magnitude', 'channels'] },
+  { flag: '--importance', given: (f) => f.importance !== undefined, methods: ['channels'] },
+  { flag: '--round-to', given: (f) => f.roundTo !== undefined, methods: ['channels'] },
+  { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
+];
+
+/** Samples compared by default when --data gives a training set (tens of thousands would be slow). */
+const DEFAULT_CHECK_SAMPLES = 256;
+
+export function registerPrune(program: Command, context: CliContext): void {
+  const methods = PRUNE_METHODS.filter((m) => m.run !== undefined).map((m) => m.name);
+  const command = program
+    .command('prune')
+    .description('prune a model: zero weights (magnitude, N:M) or remove whole channels (a smaller, faster graph), optionally recover by training, check it, and write it')
+    .argument('<input>', 'the ONNX model to prune')
+    .requiredOption('-o, --output <file>', 'where to write the pruned model')
+    .addOption(new Option('--method <method>', 'magnitude: smallest weights to zero; nm: N of every M kept; channels: remove channels').choices(methods).makeOptionMandatory())
+    .option('--sparsity <s>', 'magnitude: share of weights zeroed; channels: share of each group\'s channels removed (0 <= s < 1)')
+    .option('--pattern <N:M>', 'nm: keep N of every M weights along the reduction axis (default 2:4)')
+    .addOption(new Option('--scope <scope>', 'rank each layer on its own, or all layers together').choices(['layer', 'global']))
+    .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, or first-order Taylor (needs labelled --data)').choices([...IMPORTANCE_NAMES]))
+    .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
+    .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
+    .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
+    .option('--only <pattern>', 'prune only these layers (repeatable; --exclude still applies)', collect, [])
+    .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and taylor importance`)
+    .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
+    .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
+    .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...');
+  addGateOptions(addTrainingOptions(command, { optimizer: 'sgd' })).action(async (input: string, flags: PruneFlags, cmd: Command) => {
+    const ctx = cliRecipeContext(cmd, context.io);
+    const recover = cmd.getOptionValueSource('epochs') === 'cli';
+    const report = await runPrune(input, flags, recover, ctx);
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatPruneReport(report)}`);
+  });
+}
+
+async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliCtx: ReturnType<typeof cliRecipeContext>) {
+  // Everything that can be wrong with the command line is found before any file is read.
+  const method = flags.method;
+  for (const option of METHOD_OPTIONS) {
+    if (option.given(flags) && !option.methods.includes(method)) throw new UsageError(`${option.flag} has no effect with --method ${method} (it applies to ${option.methods.filter((m) => PRUNE_METHODS.find((x) => x.name === m)?.run !== undefined).join(', ')})`);
+  }
+  const sparsity = flags.sparsity === undefined ? undefined : Number(flags.sparsity);
+  if (flags.sparsity !== undefined && (!/\S/.test(flags.sparsity) || !(sparsity !== undefined && sparsity >= 0 && sparsity < 1))) {
+    throw new UsageError(`--sparsity must be a number with 0 <= s < 1, got '${flags.sparsity}'`);
+  }
+  if (method !== 'nm' && sparsity === undefined) throw new UsageError(`--method ${method} needs --sparsity S (0 <= S < 1)`);
+  let pattern: { n: number; m: number } | undefined;
+  try {
+    pattern = method === 'nm' ? parsePattern(flags.pattern ?? '2:4') : undefined;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
+  const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
+  if (maxRatio !== undefined && !(maxRatio > 0 && maxRatio <= 1)) throw new UsageError(`--max-ratio must be a number with 0 < r <= 1, got '${flags.maxRatio}'`);
+  for (const [patterns, flag] of [
+    [flags.exclude, '--exclude'],
+    [flags.only, '--only'],
+  ] as const) {
+    for (const p of patterns) {
+      try {
+        nodeSelector(p, flag);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    }
+  }
+  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
+  if (recover && flags.data === undefined) throw new UsageError('--epochs trains the pruned model on --data: give --data (with --labels to fine-tune, without to distil from the original)');
+  if (flags.importance === 'taylor' && flags.data === undefined) throw new UsageError('--importance taylor needs labelled --data (its gradients rank the channels)');
+  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
+  const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
+  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
+  const training = parseTrainingOptions(flags);
+  checkSettings({ method, sparsity, pattern, roundTo, maxRatio });
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] });
+  const ctx = { ...cliCtx, threads: training.threads };
+
+  const original = loadModelFile(input);
+  const arrays =
+    flags.data === undefined
+      ? undefined
+      : await debugPhase(ctx.debug, `prune: read ${flags.data}`, () =>
+          readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [original], scale: training.scale, requireLabels: flags.importance === 'taylor', labelsHint: '(taylor importance ranks by the gradients of the labelled loss)' }),
+        );
+  const data: PruneData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
+  if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
+  const fidelity = checkSamples(original, flags, data, samples);
+  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
+  const options: PruneOptions = {
+    method,
+    sparsity,
+    pattern,
+    scope: flags.scope,
+    importance: flags.importance,
+    roundTo,
+    maxRatio,
+    exclude: flags.exclude,
+    only: flags.only.length === 0 ? undefined : flags.only,
+    data,
+    recovery: recover ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed } : undefined,
+    fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
+    fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
+    gate,
+  };
+  let result: Awaited<ReturnType<typeof prune>>;
+  try {
+    result = await prune(original, options, ctx);
+  } catch (error) {
+    if (error instanceof InputModelError) throw inFile(input, error.error);
+    throw error;
+  }
+  const saved = await debugPhase(ctx.debug, `prune: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
+  const unmatched = [...flags.exclude, ...flags.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
+  return envelope(
+    {
+      command: 'prune',
+      input,
+      output: saved.file,
+      size: sizeChange(modelFileBytes(input, original), saved.bytes),
+      warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
+    },
+    result.report,
+    nodeEnvironment(),
+  );
+}
+
+/** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */
+function checkSamples(model: Model, flags: PruneFlags, data: PruneData | undefined, count: number | undefined): { samples: SampleSource; labels?: ReturnType<typeof arrayLabels> } | { skipped: string } {
+  if (count === 0) return { skipped: '--samples 0' };
+  if (data !== undefined) {
+    const limit = count ?? DEFAULT_CHECK_SAMPLES;
+    return { samples: arraySamples(data.inputs, flags.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, flags.labels ?? `${flags.data}[${LABELS_KEY}]`, limit) };
+  }
+  try {
+    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(flags.dims) }) };
+  } catch (error) {
+    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
+  }
+}

@@ -1,0 +1,269 @@
+// The prune recipe step: a method from the registry (magnitude, N:M, channels), optionally
+// recovery training, then the proof: fidelity against the original, the verdict, a gate. Takes a
+// Model and returns a new one (the input is not changed), with a report of sparsity, parameters,
+// dense and gzip bytes, MACs and the channel groups. Recovery fine-tunes on labelled data with
+// cross-entropy, or without labels distils from the original (its softened logits for a
+// classifier, its outputs by mean squared error otherwise); pruning masks keep zeroed weights
+// at zero throughout. The CLI, recipes and a page all prune through this function.
+import type { SampleSource } from '../eval/samples.js';
+import { DataType, type TypedArray } from '../ir/dtype.js';
+import { constantValue } from '../ir/constants.js';
+import type { Model } from '../ir/model.js';
+import { Tensor } from '../ir/tensor.js';
+import type { Dim } from '../ir/value-info.js';
+import type { PruneDetails, PrunePassReport } from '../methods/prune/details.js';
+import { countMacs } from '../methods/prune/macs.js';
+import { type PruneMethodName, type PruneSettings, pruneMethod } from '../methods/prune/registry.js';
+import { taylorGradients } from '../methods/prune/taylor.js';
+import { modelBytes } from '../onnx/model-size.js';
+import { inferShapes } from '../optimize/shape-inference/index.js';
+import { type ArrayField, arrayTrainingData } from '../train/array-data.js';
+import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import type { Schedule } from '../train/schedules.js';
+import { Trainer } from '../train/trainer.js';
+import { LABEL_INPUT, TARGETS } from '../train/training-graph.js';
+import type { RecipeContext } from './context.js';
+import { debugPhase } from './debug-phase.js';
+import { distill } from './distill.js';
+import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
+import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
+import { gzipChange, type PruneRecoveryReport, type PruneReport, SPARSE_NOTE, weightCounts } from './prune-report.js';
+import { sizeChange } from './size-change.js';
+import { train } from './train.js';
+import { type VerdictThresholds, verdictOf } from './verdict.js';
+
+/** Training data for recovery (and Taylor importance), already read: one field per model input, class ids optional. */
+export interface PruneData {
+  inputs: Record<string, ArrayField>;
+  /** Class ids, one per sample: recovery fine-tunes with cross-entropy; without them it distils from the original. */
+  labels?: TypedArray;
+}
+
+export interface PruneRecovery {
+  epochs: number;
+  batchSize: number;
+  schedule: Schedule;
+  optimizer: OptimizerSpec;
+  seed?: number;
+  /** Distillation temperature for classifiers (default 4). */
+  temperature?: number;
+  /** Stop after this many steps (smoke runs). */
+  maxSteps?: number;
+}
+
+export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibration'> {
+  method: PruneMethodName;
+  /** Labelled (or unlabelled) data for recovery and Taylor importance. */
+  data?: PruneData;
+  /** Train after pruning on `data` (requires `data`). */
+  recovery?: PruneRecovery;
+  /** Taylor importance: batches of `data` whose gradients are summed (default 8 of 64). */
+  taylorBatches?: number;
+  /** The output trained and compared (default the first). */
+  output?: string;
+  /** Where and how to measure the result; without it fidelity is not measured (`fidelitySkipped` says why). */
+  fidelity?: FidelityOptions;
+  fidelitySkipped?: string;
+  gate?: Gate;
+  verdict?: VerdictThresholds;
+  /** Calibration samples for wanda/sparsegpt (not built yet). */
+  calibration?: SampleSource;
+}
+
+export interface PruneResult {
+  model: Model;
+  report: PruneReport;
+}
+
+/** Prunes a copy of `model`; throws on bad settings, and GateFailedError when `options.gate` is missed. */
+export async function prune(model: Model, options: PruneOptions, ctx: RecipeContext): Promise<PruneResult> {
+  const method = pruneMethod(options.method);
+  if (method.run === undefined) throw new Error(`prune: method '${method.name}' is not implemented yet (available: magnitude, nm, channels)`);
+  checkSettings(options);
+  const output = options.output ?? model.graph.outputs[0]?.name;
+  const inputShapes = options.inputShapes ?? (await firstSampleShapes(options.fidelity?.samples));
+
+  let gradients: Map<string, Float32Array> | undefined;
+  if (options.importance === 'taylor' && method.name === 'channels') {
+    if (options.data?.labels === undefined) throw new Error('prune: taylor importance needs labelled data: give --data with labels');
+    const data = options.data;
+    gradients = await debugPhase(ctx.debug, 'prune: taylor gradients', () =>
+      taylorGradients(ctx.ort, model, labelledData(data), { batches: options.taylorBatches, logits: output, threads: ctx.threads }),
+    );
+  }
+
+  const candidate = model.clone();
+  const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration, ...settings } = options;
+  const outcome = (await debugPhase(ctx.debug, `prune: ${method.name}`, () =>
+    (method.run as NonNullable<typeof method.run>)(candidate, { ...settings, inputShapes, gradients, calibration }, ctx),
+  )) as PrunePassReport;
+
+  let result = candidate;
+  let recovered: PruneRecoveryReport | undefined;
+  if (recovery !== undefined) {
+    if (data === undefined) throw new Error('prune: recovery training needs data: give --data');
+    const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
+    const trained = await debugPhase(ctx.debug, 'prune: recovery', () => recover(model, result, data, recovery, masks, output, ctx));
+    result = trained.model;
+    recovered = trained.report;
+  }
+
+  const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, result, ctx);
+  const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, result, fidelity, ctx);
+  const skipped = fidelity === undefined ? (fidelitySkipped ?? 'no samples given') : tooLarge;
+  const report = buildReport(model, result, method.name, method.structured, options, outcome, inputShapes);
+  if (recovered !== undefined) report.recovery = recovered;
+  if (measured !== undefined) report.fidelity = measured;
+  if (skipped !== undefined) report.fidelity_skipped = skipped;
+  report.verdict = verdictOf(measured, { thresholds: verdict, hints: pruneHints(method.name, options), why: skipped });
+  if (gate !== undefined && !isEmptyGate(gate)) {
+    const misses = checkGate(gate, measured, modelBytes(result) / modelBytes(model));
+    report.gate = { passed: misses.length === 0, misses };
+    if (misses.length > 0) throw new GateFailedError(misses, 'prune gate');
+  }
+  return { model: result, report };
+}
+
+/** Settings that cannot work, as one-line errors (the CLI checks most of them before reading files). */
+export function checkSettings(options: Pick<PruneOptions, 'method' | 'sparsity' | 'pattern' | 'roundTo' | 'maxRatio'>): void {
+  if (options.method === 'nm') {
+    if (options.pattern === undefined) throw new Error('prune: nm needs a pattern such as 2:4 (--pattern N:M)');
+    return;
+  }
+  const s = options.sparsity;
+  if (s === undefined) throw new Error(`prune: ${options.method} needs a sparsity (--sparsity S, 0 <= S < 1)`);
+  if (!(s >= 0 && s < 1)) throw new Error(`prune: sparsity must be at least 0 and below 1, got ${s}`);
+  if (options.roundTo !== undefined && !(Number.isInteger(options.roundTo) && options.roundTo >= 1)) throw new Error(`prune: round-to must be a whole number >= 1, got ${options.roundTo}`);
+  if (options.maxRatio !== undefined && !(options.maxRatio > 0 && options.maxRatio <= 1)) throw new Error(`prune: max-ratio must be in (0, 1], got ${options.maxRatio}`);
+}
+
+/** Dims of each input in the first sample (so flattened sizes are static and MACs countable). */
+async function firstSampleShapes(samples: SampleSource | undefined): Promise<Record<string, Dim[]> | undefined> {
+  if (samples === undefined) return undefined;
+  for await (const sample of samples) return Object.fromEntries(Object.entries(sample.inputs).map(([name, t]) => [name, [...t.dims]]));
+  return undefined;
+}
+
+function labelledData(data: PruneData) {
+  return arrayTrainingData({ ...data.inputs, [LABEL_INPUT]: { data: data.labels as TypedArray, sampleDims: [], dataType: DataType.INT64 } });
+}
+
+/** 1 where a pruned main-graph weight is nonzero, 0 where pruning zeroed it. */
+function pruningMasks(model: Model, details: PruneDetails): Map<string, Tensor> {
+  const masks = new Map<string, Tensor>();
+  for (const t of details.tensors) {
+    const weight = model.graph.initializer(t.name) ?? constantValue(model.graph, t.name);
+    if (weight === undefined || weight.dataType !== DataType.FLOAT) continue;
+    const values = weight.data() as Float32Array;
+    masks.set(t.name, Tensor.fromArray(`${t.name}/mask`, DataType.FLOAT, weight.dims, Float32Array.from(values, (v) => (v === 0 ? 0 : 1))));
+  }
+  return masks;
+}
+
+/** Fine-tunes with labels, or distils from `teacher` without them. */
+async function recover(teacher: Model, student: Model, data: PruneData, recovery: PruneRecovery, masks: Map<string, Tensor> | undefined, output: string | undefined, ctx: RecipeContext): Promise<{ model: Model; report: PruneRecoveryReport }> {
+  const started = performance.now();
+  const fit = { epochs: recovery.epochs, batchSize: recovery.batchSize, schedule: recovery.schedule, optimizer: recovery.optimizer, seed: recovery.seed, maxSteps: recovery.maxSteps };
+  const samples = Object.values(data.inputs)[0];
+  const count = samples.data.length / samples.sampleDims.reduce((a, b) => a * b, 1);
+  const seconds = () => (performance.now() - started) / 1000;
+  if (data.labels !== undefined) {
+    const { model, report } = await train(student, { ...fit, data: labelledData(data), logits: output, masks }, ctx);
+    return {
+      model,
+      report: { kind: 'fine-tune', loss: 'cross-entropy', epochs: report.epochs.length, steps: report.steps, samples: count, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds(), accuracy: report.accuracy },
+    };
+  }
+  const rank = output === undefined ? undefined : inferShapes(teacher).main.get(output)?.shape?.length;
+  if (rank === 2) {
+    const { model, report } = await distill(teacher, student, { ...fit, data: { inputs: data.inputs }, alpha: 0, temperature: recovery.temperature ?? 4, teacherOutput: output, studentOutput: output, masks }, ctx);
+    return { model, report: { kind: 'distill', loss: 'kl', epochs: report.epochs.length, steps: report.steps, samples: report.samples, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds() } };
+  }
+  // Dense outputs (a detection map, a sequence of scores): match the original's outputs.
+  if (output === undefined) throw new Error('prune: the model has no output to distil');
+  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [output], { threads: ctx.threads, progress: ctx.progress })).get(output);
+  if (targets === undefined) throw new Error(`prune: the original gave no '${output}'`);
+  const trainer = await Trainer.create(ctx.ort, student, { loss: { kind: 'mse', output }, optimizer: recovery.optimizer, masks }, { threads: ctx.threads });
+  try {
+    const history = await trainer.fit(arrayTrainingData({ ...data.inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), { ...fit, progress: ctx.progress });
+    return {
+      model: trainer.exportModel(),
+      report: { kind: 'distill', loss: 'mse', epochs: history.length, steps: trainer.stepCount, samples: count, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() },
+    };
+  } finally {
+    await trainer.release();
+  }
+}
+
+function buildReport(before: Model, after: Model, method: PruneMethodName, structured: boolean, options: PruneOptions, outcome: PrunePassReport, inputShapes: Record<string, Dim[]> | undefined): PruneReport {
+  const counts = { before: weightCounts(before), after: weightCounts(after) };
+  const details = outcome.details;
+  const pruned = details.tensors.reduce((a, t) => ({ elements: a.elements + t.dimsBefore.reduce((x, y) => x * y, 1), kept: a.kept + t.dimsAfter.reduce((x, y) => x * y, 1) - t.zerosAfter }), { elements: 0, kept: 0 });
+  const macsBefore = countMacs(before, inputShapes);
+  const macsAfter = countMacs(after, inputShapes);
+  const staticShapes = inputShapes === undefined ? undefined : Object.fromEntries(Object.entries(inputShapes).map(([n, d]) => [n, d.map(Number)]));
+  const settings: Record<string, string | number | boolean> =
+    method === 'nm'
+      ? { pattern: `${options.pattern?.n}:${options.pattern?.m}` }
+      : method === 'channels'
+        ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }) }
+        : { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer' };
+  return {
+    method,
+    structured,
+    settings,
+    pass: outcome.pass,
+    ms: Math.round(outcome.ms),
+    size: sizeChange(modelBytes(before), modelBytes(after)),
+    ...optional('gzip', gzipChange(before, after)),
+    parameters: { before: counts.before.parameters, after: counts.after.parameters, nonzero_before: counts.before.nonzero, nonzero_after: counts.after.nonzero },
+    sparsity: {
+      pruned_weights: pruned.elements === 0 ? 0 : round4(1 - pruned.kept / pruned.elements),
+      model: counts.before.parameters === 0 ? 0 : round4(1 - counts.after.nonzero / counts.before.parameters),
+    },
+    ...(macsBefore.macs !== undefined && macsAfter.macs !== undefined && staticShapes !== undefined
+      ? { macs: { before: macsBefore.macs, after: macsAfter.macs, ratio: round4(macsAfter.macs / Math.max(1, macsBefore.macs)), input_shapes: staticShapes } }
+      : { macs_skipped: inputShapes === undefined ? 'no input shapes: give samples with --data' : `sizes not static at ${macsBefore.unknown.slice(0, 3).join(', ')}` }),
+    tensors: details.tensors.map((t) => {
+      const elements = t.dimsBefore.reduce((x, y) => x * y, 1);
+      const kept = t.dimsAfter.reduce((x, y) => x * y, 1) - t.zerosAfter;
+      return { name: t.name, node: t.node, op: t.op, dims_before: t.dimsBefore, dims_after: t.dimsAfter, sparsity: round4(1 - kept / Math.max(1, elements)) };
+    }),
+    ...(details.groups === undefined
+      ? {}
+      : {
+          groups: details.groups.map((g) => ({
+            id: g.id,
+            sources: g.sources,
+            channels_before: g.channelsBefore,
+            channels_after: g.channelsAfter,
+            ...(g.kept === undefined ? {} : { kept: g.kept }),
+            ...(g.blocked === undefined ? {} : { blocked: g.blocked }),
+          })),
+        }),
+    skipped: details.skipped,
+    ...(structured ? {} : { note: SPARSE_NOTE }),
+    stats: Object.fromEntries(Object.entries(outcome.stats).map(([k, v]) => [k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(), v])),
+    warnings: outcome.warnings,
+    verdict: { status: 'unchecked', message: '', hints: [] },
+  };
+}
+
+const round4 = (x: number) => Number(x.toFixed(4));
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** Settings worth trying when pruning damaged the model (CLI spelling). */
+export function pruneHints(method: PruneMethodName, options: Pick<PruneOptions, 'sparsity' | 'recovery' | 'data' | 'importance' | 'scope'>): string[] {
+  const hints: string[] = [];
+  if (options.recovery === undefined) hints.push(options.data?.labels === undefined ? '--data D --epochs 1 (distil from the original)' : '--epochs 1 (fine-tune on --data)');
+  else hints.push(`more --epochs (${options.recovery.epochs} now)`);
+  if (method !== 'nm' && options.sparsity !== undefined) hints.push(`--sparsity ${Number((options.sparsity * 0.6).toFixed(2))}`);
+  if (method === 'magnitude' && options.scope !== 'global') hints.push('--scope global');
+  if (method === 'channels' && options.importance !== 'taylor') hints.push('--importance taylor (with labelled --data)');
+  if (method === 'nm') hints.push('--pattern 4:8');
+  return hints;
+}
