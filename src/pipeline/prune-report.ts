@@ -78,7 +78,7 @@ export interface PruneReport {
   parameters: { before: number; after: number; nonzero_before: number; nonzero_after: number };
   /** 1 - nonzero after / parameters before, over the pruned weights / over all float weights. */
   sparsity: { pruned_weights: number; model: number };
-  macs?: { before: number; after: number; ratio: number; input_shapes: Record<string, number[]> };
+  macs?: { before: number; after: number; ratio: number; input_shapes: Record<string, number[]>; uncounted?: string[] };
   macs_skipped?: string;
   tensors: PruneTensorEntry[];
   groups?: PruneGroupEntry[];
@@ -142,7 +142,8 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
   lines.push(`parameters ${groupDigits(p.before)} -> ${groupDigits(p.after)}, nonzero ${groupDigits(p.nonzero_before)} -> ${groupDigits(p.nonzero_after)} (pruned weights ${percent(report.sparsity.pruned_weights)} sparse, model ${percent(report.sparsity.model)})`);
   if (report.macs !== undefined) {
     const shapes = Object.entries(report.macs.input_shapes).map(([n, d]) => `${n} [${d}]`).join(', ');
-    lines.push(`MACs       ${count(report.macs.before)} -> ${count(report.macs.after)} (${report.macs.ratio.toFixed(3)}x) for ${shapes}`);
+    const uncounted = report.macs.uncounted === undefined ? '' : ` (${report.macs.uncounted.length} layers of unknown size not counted)`;
+    lines.push(`MACs       ${count(report.macs.before)} -> ${count(report.macs.after)} (${report.macs.ratio.toFixed(3)}x) for ${shapes}${uncounted}`);
   } else if (report.macs_skipped !== undefined) lines.push(`MACs       not counted: ${report.macs_skipped}`);
   if (report.groups !== undefined) {
     const pruned = report.groups.filter((g) => g.channels_after < g.channels_before);

@@ -222,9 +222,17 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
       pruned_weights: pruned.elements === 0 ? 0 : round4(1 - pruned.kept / pruned.elements),
       model: counts.before.parameters === 0 ? 0 : round4(1 - counts.after.nonzero / counts.before.parameters),
     },
-    ...(macsBefore.macs !== undefined && macsAfter.macs !== undefined && staticShapes !== undefined
-      ? { macs: { before: macsBefore.macs, after: macsAfter.macs, ratio: round4(macsAfter.macs / Math.max(1, macsBefore.macs)), input_shapes: staticShapes } }
-      : { macs_skipped: inputShapes === undefined ? 'no input shapes: give samples with --data' : `sizes not static at ${macsBefore.unknown.slice(0, 3).join(', ')}` }),
+    ...(macsBefore.layers > 0 && staticShapes !== undefined
+      ? {
+          macs: {
+            before: macsBefore.macs,
+            after: macsAfter.macs,
+            ratio: round4(macsAfter.macs / Math.max(1, macsBefore.macs)),
+            input_shapes: staticShapes,
+            ...(macsBefore.unknown.length === 0 ? {} : { uncounted: macsBefore.unknown }),
+          },
+        }
+      : { macs_skipped: inputShapes === undefined ? 'no input shapes: give samples with --data, or --dims' : `sizes not static at ${macsBefore.unknown.slice(0, 3).join(', ')}` }),
     tensors: details.tensors.map((t) => {
       const elements = t.dimsBefore.reduce((x, y) => x * y, 1);
       const kept = t.dimsAfter.reduce((x, y) => x * y, 1) - t.zerosAfter;

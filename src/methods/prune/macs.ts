@@ -7,10 +7,12 @@ import type { Dim } from '../../ir/value-info.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 
 export interface MacCount {
-  /** Total MACs, or undefined when a layer's shape is not static (give input shapes). */
-  macs: number | undefined;
-  /** Layers whose sizes could not be counted. */
+  /** MACs of the layers whose sizes are known. */
+  macs: number;
+  /** Layers whose sizes could not be counted (their MACs are not in `macs`). */
   unknown: string[];
+  /** Layers counted. */
+  layers: number;
 }
 
 const staticProduct = (dims: readonly Dim[] | undefined): number | undefined =>
@@ -20,6 +22,7 @@ const staticProduct = (dims: readonly Dim[] | undefined): number | undefined =>
 export function countMacs(model: Model, inputShapes?: Record<string, Dim[]>): MacCount {
   const shapes = inferShapes(model, { inputShapes });
   let total = 0;
+  let layers = 0;
   const unknown: string[] = [];
   for (const { node, graph } of model.graph.allNodes()) {
     if (!['Conv', 'ConvTranspose', 'MatMul', 'Gemm'].includes(node.opType)) continue;
@@ -51,7 +54,10 @@ export function countMacs(model: Model, inputShapes?: Record<string, Dim[]>): Ma
       macs = typeof k !== 'number' || outputs === undefined ? undefined : k * outputs;
     }
     if (macs === undefined) unknown.push(node.label);
-    else total += macs;
+    else {
+      total += macs;
+      layers++;
+    }
   }
-  return { macs: unknown.length > 0 ? undefined : total, unknown };
+  return { macs: total, unknown, layers };
 }
