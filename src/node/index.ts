@@ -11,6 +11,6 @@ export { loadCustomMetric, type LoadedMetric } from './custom-metric.js';
 export { measureMemory } from './memory.js';
 export { readReportAssets, writeReportFile, writeEvalReportFile, reportModelFromFile } from './report-assets.js';
 export { loadWebOrt } from './ort-web.js';
-export { readIdxImageSet, mnistDigitsSplit, FASHION_MNIST_DIR, type ImageSet } from './image-datasets.js';
+export { readIdxImageSet, FASHION_MNIST_DIR, type ImageSet } from './image-datasets.js';
 export { saveCheckpoint, loadCheckpointState, CHECKPOINT_MODEL, CHECKPOINT_STATE } from './checkpoint.js';
 export { stderrProgress } from './progress.js';
