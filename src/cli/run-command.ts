@@ -145,6 +145,12 @@ function describeStep(step: RecipeStepReport): string {
     const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
     return `${r.method}: ${groupDigits(r.nodes.quantized)} nodes quantized, ${formatSizeChange(r.size)}; ${cosine}`;
   }
+  if (step.step === 'prune') {
+    const r = step.report;
+    const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
+    const what = r.structured ? `${r.macs === undefined ? '' : `MACs ${r.macs.ratio.toFixed(3)}x, `}${formatSizeChange(r.size)}` : `${(r.sparsity.pruned_weights * 100).toFixed(1)}% of the pruned weights zero, gzip ${r.gzip === undefined ? 'not measured' : formatSizeChange(r.gzip)}`;
+    return `${r.method}: ${what}; ${cosine}`;
+  }
   const r = step.report;
   return r.passed ? `passed (lowest cosine ${lowestCosine(r.fidelity)} against the input)` : `failed: ${r.misses.map(describeMiss).join('; ')}`;
 }

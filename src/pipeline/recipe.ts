@@ -13,8 +13,10 @@ import { isSupportedBlockSize } from '../kernels/quant-formats.js';
 import { CALIBRATOR_NAMES } from '../methods/quantize/calibration/registry.js';
 import { type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName } from '../methods/quantize/registry.js';
+import { parsePattern } from '../methods/prune/nm.js';
 import type { Gate } from './gate.js';
 import type { OptimizeStepOptions } from './optimize.js';
+import type { PruneOptions } from './prune.js';
 import type { QuantizeOptions } from './quantize.js';
 
 const PRECISIONS = ['fp32', 'fp16', 'bf16', 'int8', 'int4', 'int2', 'ternary', 'binary'] as const;
@@ -65,7 +67,25 @@ const GateStep = z
   })
   .refine((g) => Object.values(g).some((v) => v !== undefined), { message: 'a gate needs at least one figure (min_cosine, min_sqnr_db, min_top1_agreement, max_accuracy_drop, max_size_ratio)' });
 
-const Step = z.union([z.strictObject({ optimize: OptimizeStep }), z.strictObject({ quantize: QuantizeStep }), z.strictObject({ gate: GateStep })]);
+/** Recovery training and taylor importance need training arrays: `shrink prune` has them, recipes not yet. */
+const PruneStep = z.strictObject({
+  method: z.enum(['magnitude', 'nm', 'channels']),
+  sparsity: z.number().min(0).lt(1).optional(),
+  pattern: z.string().regex(/^\d+:\d+$/, { message: "must be N:M, e.g. '2:4'" }).optional(),
+  scope: z.enum(['layer', 'global']).optional(),
+  importance: z.enum(['l1', 'l2', 'bn']).optional(),
+  round_to: z.number().int().min(1).optional(),
+  max_ratio: z.number().gt(0).lte(1).optional(),
+  exclude: z.array(z.string().min(1)).optional(),
+  only: z.array(z.string().min(1)).min(1).optional(),
+});
+
+const Step = z.union([
+  z.strictObject({ optimize: OptimizeStep }),
+  z.strictObject({ quantize: QuantizeStep }),
+  z.strictObject({ prune: PruneStep }),
+  z.strictObject({ gate: GateStep }),
+]);
 
 const RecipeSchema = z.strictObject({
   /** What the recipe is for, shown in reports. */
@@ -79,6 +99,7 @@ export type RecipeFile = z.infer<typeof RecipeSchema>;
 export type RecipeStep =
   | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'gate'; gate: Gate };
 
 export interface Recipe {
@@ -109,6 +130,7 @@ export function recipeFromData(data: unknown, where = 'recipe'): Recipe {
 
 function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   if ('optimize' in step) return { kind: 'optimize', options: { level: step.optimize.level, passes: step.optimize.passes, skip: step.optimize.skip } };
+  if ('prune' in step) return { kind: 'prune', options: pruneOptions(step.prune, `${where}.prune`) };
   if ('gate' in step) {
     const g = step.gate;
     return {
@@ -159,14 +181,27 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   };
 }
 
+function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<RecipeStep, { kind: 'prune' }>['options'] {
+  const only = (key: string, given: boolean, methods: string[]) => {
+    if (given && !methods.includes(p.method)) throw new Error(`${where}: '${key}' has no effect with method ${p.method} (it applies to ${methods.join(', ')})`);
+  };
+  only('sparsity', p.sparsity !== undefined, ['magnitude', 'channels']);
+  only('pattern', p.pattern !== undefined, ['nm']);
+  only('scope', p.scope !== undefined, ['magnitude', 'channels']);
+  for (const key of ['importance', 'round_to', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
+  if (p.method !== 'nm' && p.sparsity === undefined) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)`);
+  const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : undefined;
+  return { method: p.method, sparsity: p.sparsity, pattern, scope: p.scope, importance: p.importance, roundTo: p.round_to, maxRatio: p.max_ratio, exclude: p.exclude, only: p.only };
+}
+
 /** zod's first issue as `steps.1.quantize.block_size: ...`; an unknown step name says which exist. */
 function describeIssue(issues: readonly z.core.$ZodIssue[], data: unknown): string {
   const issue = issues[0];
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'steps') {
     const step = (data as { steps: unknown[] }).steps[issue.path[1] as number];
     const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
-    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize or gate)`;
-    if (!['optimize', 'quantize', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, gate)`;
+    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune or gate)`;
+    if (!['optimize', 'quantize', 'prune', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, gate)`;
     // The union's branch for this step name holds the real issue.
     const branch = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.find((e) => e.length > 0 && e[0].path[0] === keys[0]);
     if (branch !== undefined) return describeIssue(branch.map((e) => ({ ...e, path: [...issue.path, ...e.path] })), data);

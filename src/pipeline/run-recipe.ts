@@ -13,6 +13,8 @@ import { comparisonWontFit, measureFidelity } from './fidelity.js';
 import { checkGate, GateFailedError, type GateMiss } from './gate.js';
 import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
+import { prune } from './prune.js';
+import type { PruneReport } from './prune-report.js';
 import { quantize } from './quantize.js';
 import type { QuantizeReport } from './quantize-report.js';
 import type { Recipe } from './recipe.js';
@@ -36,6 +38,7 @@ export interface RecipeData {
 export type RecipeStepReport =
   | { step: 'optimize'; report: OptimizeReport }
   | { step: 'quantize'; report: QuantizeReport }
+  | { step: 'prune'; report: PruneReport }
   | { step: 'gate'; report: { passed: boolean; misses: GateMiss[]; fidelity: EvalReport; size_ratio: number } };
 
 export interface RecipeReport {
@@ -79,6 +82,11 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'quantize', report: result.report });
+    } else if (step.kind === 'prune') {
+      const result = await prune(current, { ...step.options, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      current = result.model;
+      warnings.push(...result.report.warnings);
+      steps.push({ step: 'prune', report: result.report });
     } else {
       if (fidelity === undefined) throw new Error(`recipe step ${i + 1} (gate): gates compare with the input on data: give --data${data.noDataReason === undefined ? '' : ` (${data.noDataReason})`}`);
       const tooLarge = comparisonWontFit(model, current, ctx);

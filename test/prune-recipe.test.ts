@@ -1,0 +1,48 @@
+// The prune step of recipe files: keys checked like the command line's (one line naming the step
+// and key), and `shrink run` with prune (channels) then quantize on a CNN built in code, with the
+// step's report and a model that really has fewer channels.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { loadModel, saveModel } from '../src/node/model-files.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
+import { cnnModel } from '../src/train/init-models.js';
+import { spawnShrink } from './helpers/cli.js';
+import { writeFashionFiles } from './helpers/fashion-files.js';
+
+const work = fs.mkdtempSync(path.join(tmpdir(), 'shrink-prune-recipe-'));
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+test('prune steps parse with their options, and wrong keys are one line naming step and key', () => {
+  const recipe = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.5, round_to: 8, exclude: [conv1]}\n  - prune: {method: nm, pattern: "4:8"}\n', 'r.yaml');
+  assert.deepEqual(recipe.steps[0], { kind: 'prune', options: { method: 'channels', sparsity: 0.5, pattern: undefined, scope: undefined, importance: undefined, roundTo: 8, maxRatio: undefined, exclude: ['conv1'], only: undefined } });
+  assert.deepEqual(recipe.steps[1].kind === 'prune' && recipe.steps[1].options.pattern, { n: 4, m: 8 });
+  const bad: [string, RegExp][] = [
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 1}}]}', /'steps\.0\.prune\.sparsity': Too big/],
+    ['{"steps": [{"prune": {"method": "channels"}}]}', /steps\.0\.prune: method channels needs 'sparsity'/],
+    ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "round_to": 8}}]}', /steps\.0\.prune: 'round_to' has no effect with method magnitude/],
+    ['{"steps": [{"prune": {"method": "nm", "pattern": "4:2"}}]}', /steps\.0\.prune\.pattern: '4:2' is not an N:M pattern/],
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "importance": "taylor"}}]}', /'steps\.0\.prune\.importance'/],
+    ['{"steps": [{"pruning": {}}]}', /unknown step 'pruning' \(known: optimize, quantize, prune, gate\)/],
+  ];
+  for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
+});
+
+test('shrink run: prune channels then int8 weights on a CNN', () => {
+  const model = path.join(work, 'cnn.onnx');
+  saveModel(cnnModel({ classes: 10, seed: 3 }), model);
+  const fashion = writeFashionFiles(work, 64);
+  const recipe = path.join(work, 'recipe.json');
+  fs.writeFileSync(recipe, JSON.stringify({ steps: [{ prune: { method: 'channels', sparsity: 0.5 } }, { quantize: { method: 'int8-weight' } }] }));
+  const out = path.join(work, 'out.onnx');
+  const run = spawnShrink(['run', recipe, model, '-o', out, '--data', fashion.images, '--json'], { timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.deepEqual(report.steps.map((s: { step: string }) => s.step), ['prune', 'quantize']);
+  assert.equal(report.steps[0].report.groups[0].channels_after, 16);
+  assert.ok(report.steps[0].report.macs.ratio < 0.35);
+  assert.equal(loadModel(out).graph.nodes.filter((n) => n.opType === 'Conv').length, 2);
+  assert.ok(report.size.ratio < 0.1, `size ${report.size.ratio}`);
+});
