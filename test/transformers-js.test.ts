@@ -41,6 +41,12 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return ab / Math.sqrt(aa * bb);
 }
 
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
 function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let same = 0;
   for (let i = 0; i < a.length; i += 2) if (a[i] > a[i + 1] === b[i] > b[i + 1]) same++;
@@ -141,7 +147,11 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
     for (const dtype of DTYPES) {
       const node = cosine(nodeLogits[dtype], nodeLogits.fp32);
       const web = cosine(browserLogits[dtype], nodeLogits.fp32);
-      rows.push(`${dtype.padEnd(6)} shrink ${Number(shrinkCosine[dtype] ?? 1).toFixed(6)}  node ${node.toFixed(6)}  chromium ${web.toFixed(6)}  top-1 node ${agreement(nodeLogits[dtype], nodeLogits.fp32).toFixed(3)} chromium ${agreement(browserLogits[dtype], nodeLogits.fp32).toFixed(3)}`);
+      rows.push(
+        `${dtype.padEnd(6)} shrink ${Number(shrinkCosine[dtype] ?? 1).toFixed(7)}  node ${node.toFixed(7)}  chromium ${web.toFixed(7)}  ` +
+          `max |logit - fp32| node ${maxAbs(nodeLogits[dtype], nodeLogits.fp32).toFixed(4)} chromium ${maxAbs(browserLogits[dtype], nodeLogits.fp32).toFixed(4)}  ` +
+          `top-1 node ${agreement(nodeLogits[dtype], nodeLogits.fp32).toFixed(3)} chromium ${agreement(browserLogits[dtype], nodeLogits.fp32).toFixed(3)}`,
+      );
       if (MUST_MATCH.includes(dtype)) {
         assert.ok(node >= MIN_COSINE, `${dtype} in Node: cosine ${node} < ${MIN_COSINE}`);
         assert.ok(web >= MIN_COSINE, `${dtype} in Chromium: cosine ${web} < ${MIN_COSINE}`);
