@@ -25,6 +25,28 @@ export { runPass, type Pass, type PassReport, type PassContext, type PassWarning
 // Recipes: Model in, { model, report } out; the CLI and a page run these same functions.
 export type { RecipeContext } from './pipeline/context.js';
 export { quantize, quantizeHints, type QuantizeOptions, type QuantizeResult } from './pipeline/quantize.js';
+export {
+  quantizeForTransformersJs,
+  planTransformersJs,
+  dtypeRecipe,
+  parseTransformersJsDtypes,
+  transformersJsFileName,
+  transformersJsDataFileName,
+  transformersJsInputs,
+  transformersJsOpProblems,
+  updateTransformersJsConfig,
+  missingConfigDtypes,
+  TRANSFORMERS_JS_DTYPES,
+  TRANSFORMERS_JS_SUFFIXES,
+  TRANSFORMERS_JS_VERSION,
+  type BuiltDtype,
+  type TransformersJsDtype,
+  type TransformersJsOutput,
+  type TransformersJsSettings,
+  type TransformersJsDtypeResult,
+} from './pipeline/transformers-js.js';
+export { gatherInt8RowsPass, quantizeGatherRows } from './methods/quantize/gather-int8-rows.js';
+export { matMulBnb4Pass, quantizeMatMulsBnb4 } from './methods/quantize/matmul-bnb4.js';
 export { optimize, type OptimizeStepOptions, type OptimizeReport, type OptimizeResult, type PassSummary } from './pipeline/optimize.js';
 export { evaluate, EvalGateError, type EvaluateOptions, type EvaluateReport } from './pipeline/evaluate.js';
 export { train, InputModelError, type TrainStepOptions, type TrainStepReport, type TrainStepResult, type EpochSummary } from './pipeline/train.js';
