@@ -91,6 +91,12 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
     const int4 = spawnShrink(['quantize', join(SPAM_BERT_DIR, 'onnx/model.onnx'), '-o', join(plain, 'onnx/model_q4.onnx'), '--method', 'int4', '--samples', '0']);
     assert.equal(int4.status, 0, int4.stderr);
     assert.ok(readFileSync(join(plain, 'onnx/model_q4.onnx')).toString('latin1').includes('GatherBlockQuantized'));
+    // External data: q4 again into another folder, weights in model_q4.onnx_data, recorded in config.json.
+    const ext = join(work, 'spam-bert-ext');
+    const external = spawnShrink(['quantize', SPAM_BERT_DIR, '-o', `${ext}/`, '--target', 'transformers.js', '--dtype', 'q4', '--external-data', '--samples', '0']);
+    assert.equal(external.status, 0, external.stderr);
+    assert.ok(existsSync(join(ext, 'onnx/model_q4.onnx_data')));
+    assert.deepEqual(JSON.parse(readFileSync(join(ext, 'config.json'), 'utf8'))['transformers.js_config'], { use_external_data_format: { 'model_q4.onnx': 1 } });
     const quantizeSeconds = (Date.now() - started) / 1000;
 
     // Node: transformers.js with onnxruntime-node, local files only.
@@ -104,6 +110,10 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
       nodeLogits[dtype] = Float32Array.from(logits.data);
       await model.dispose();
     }
+    const extModel = await tjs.AutoModelForSequenceClassification.from_pretrained('spam-bert-ext', { dtype: 'q4', local_files_only: true });
+    const nodeExternal = Float32Array.from(((await extModel(batch)) as { logits: { data: Float32Array } }).logits.data);
+    await extModel.dispose();
+    assert.deepEqual(nodeExternal, nodeLogits.q4, 'q4 with external data computes what q4 inline does');
     const nodeSeconds = (Date.now() - started) / 1000 - quantizeSeconds;
 
     // Chromium: transformers.js's browser bundle and the onnxruntime-web wasm files it asks for.
@@ -113,9 +123,11 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
     const server = await startStaticServer({ '/app/': page, '/tjs/': TJS_DIST, '/ort/': TJS_ORT_DIST, '/models/': work });
     const browser = await launchChromium();
     const requested: string[] = [];
+    const requestedExternal: string[] = [];
     const pageLog: string[] = [];
     let browserLogits: Record<string, number[]>;
     let plainInt4: string;
+    let webExternal: number[] | string;
     try {
       const tab = await browser.newPage();
       tab.on('console', (message) => pageLog.push(`console.${message.type()}: ${message.text()}`));
@@ -123,11 +135,14 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
       tab.on('request', (request) => {
         const path = new URL(request.url()).pathname;
         if (path.startsWith('/models/spam-bert/')) requested.push(path.slice('/models/spam-bert/'.length));
+        if (path.startsWith('/models/spam-bert-ext/')) requestedExternal.push(path.slice('/models/spam-bert-ext/'.length));
       });
       await tab.goto(`${server.url}/app/index.html`);
       await tab.waitForFunction(() => document.body?.dataset.ready === 'true', undefined, { timeout: 20_000 });
       const result = await tab.evaluate(`window.runAll(${JSON.stringify(emails.texts)}, ${JSON.stringify(DTYPES)})`);
       browserLogits = result as Record<string, number[]>;
+      webExternal = (await tab.evaluate(`window.tryLoad('spam-bert-ext', 'q4', ${JSON.stringify(emails.texts)})`)) as number[] | string;
+      // Last: after a failed session transformers.js refuses every later one in the page (its init chain stays rejected).
       plainInt4 = (await tab.evaluate(`window.tryLoad('plain-int4', 'q4')`)) as string;
     } catch (error) {
       throw new Error(`${(error as Error).message}\npage log:\n${pageLog.join('\n')}\nnot found: ${server.misses.join(', ')}`);
@@ -141,6 +156,9 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
     const onnxRequested = [...new Set(requested.filter((r) => r.endsWith('.onnx') || r.includes('.onnx_data')))].sort();
     assert.deepEqual(onnxRequested, expected, `requested: ${requested.join(', ')}`);
     assert.match(plainInt4, /GatherBlockQuantized/, 'the --method int4 file (GatherBlockQuantized) does not load in the bundle transformers.js uses');
+    assert.deepEqual([...new Set(requestedExternal.filter((r) => r.startsWith('onnx/')))].sort(), ['onnx/model_q4.onnx', 'onnx/model_q4.onnx_data']);
+    assert.ok(Array.isArray(webExternal), `q4 with external data in Chromium: ${webExternal}`);
+    assert.ok(cosine(webExternal, nodeLogits.q4) > 0.999999, 'q4 with external data in Chromium computes what q4 does');
     assert.deepEqual(server.misses.filter((m) => m !== '/favicon.ico'), []);
 
     const rows: string[] = [];
@@ -161,6 +179,7 @@ test('--target transformers.js: every dtype of a BERT folder loads in transforme
     console.log(
       `cosine against fp32 on ${EMAILS} held-out e-mails (fp32 accuracy ${(accuracy * 100).toFixed(1)}%):\n${rows.join('\n')}\n` +
         `requested in Chromium: ${[...new Set(requested)].join(', ')}\n` +
+        `requested in Chromium for q4 with --external-data: ${[...new Set(requestedExternal)].join(', ')}\n` +
         `--method int4 (GatherBlockQuantized) in Chromium: ${plainInt4.split('\n')[0].slice(0, 200)}\n` +
         `seconds: quantize ${quantizeSeconds.toFixed(1)}, node ${nodeSeconds.toFixed(1)}, chromium ${browserSeconds.toFixed(1)}`,
     );
@@ -195,11 +214,16 @@ const PAGE = `<!doctype html>
         }
         return logits;
       };
-      window.tryLoad = async (name, dtype) => {
+      window.tryLoad = async (name, dtype, texts) => {
         try {
           const model = await tjs.AutoModelForSequenceClassification.from_pretrained(name, { dtype, device: 'wasm' });
+          let result = 'loaded';
+          if (texts !== undefined) {
+            const tokenizer = await tjs.AutoTokenizer.from_pretrained(name);
+            result = Array.from((await model(tokenizer(texts, { padding: true, truncation: true }))).logits.data);
+          }
           await model.dispose();
-          return 'loaded';
+          return result;
         } catch (error) {
           return String(error?.message ?? error);
         }
