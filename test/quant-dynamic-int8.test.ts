@@ -363,14 +363,14 @@ test('real models: quantized, run in onnxruntime-node and -web, fidelity floors,
   }
 });
 
-test('shrink quantize --method dynamic-int8 into a folder writes model_quantized.onnx with a report', () => {
+test('shrink quantize --method dynamic-int8 into a folder writes <input>_quantized.onnx with a report', () => {
   const folder = mkdtempSync(join(tmpdir(), 'shrink-dynamic-'));
   try {
     const dims = 'p2o.DynamicDimension.0=1,p2o.DynamicDimension.1=48,p2o.DynamicDimension.2=192';
     const result = spawnShrink(['quantize', CLS, '-o', `${folder}/`, '--method', 'dynamic-int8', '--json', '--samples', '2', '--dims', dims]);
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout) as QuantizeReport;
-    assert.equal(report.output, join(folder, 'model_quantized.onnx'));
+    assert.equal(report.output, join(folder, 'ch_ppocr_mobile_v2.0_cls_infer_quantized.onnx'));
     assert.equal(report.size.after, statSync(report.output).size);
     assert.equal(report.nodes.quantized, 54);
     assert.equal(report.stats.quantized, 54);

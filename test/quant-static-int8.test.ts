@@ -156,7 +156,7 @@ function numberOf(value: number | string | null): number {
   return typeof value === 'number' ? value : value === 'inf' ? Infinity : Number.NaN;
 }
 
-test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx with fidelity on the calibration data; no --calib is one line, exit 1', () => {
+test('shrink quantize --method static-int8: --calib .npy writes <input>_static_int8.onnx with fidelity on the calibration data; no --calib is one line, exit 1', () => {
   const train = fashion('train', 64);
   const calib = join(work, 'calib.npy');
   writeFileSync(calib, writeNpy({ dataType: DataType.FLOAT, dims: [64, 1, 28, 28], data: new Uint8Array(train.images.buffer) }));
@@ -164,7 +164,7 @@ test('shrink quantize --method static-int8: --calib .npy writes model_int8.onnx 
   const result = spawnShrink(['quantize', MLP, '-o', `${folder}/`, '--method', 'static-int8', '--calib', calib, '--calibrator', 'percentile', '--per-channel', '--json'], { timeout: 60_000 });
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as QuantizeReport;
-  assert.equal(report.output, join(folder, 'model_int8.onnx'));
+  assert.equal(report.output, join(folder, 'mlp_static_int8.onnx'));
   assert.equal(report.stats.nodes_quantized, 3);
   assert.equal(report.stats.calibration_samples, 64);
   // Gemm weights int8 (~0.25x) with int32 biases.

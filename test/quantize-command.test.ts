@@ -1,5 +1,5 @@
 // `shrink quantize` end to end: the real CLI in a child process on the PP-OCR direction
-// classifier. --method fp16 into a folder writes model_fp16.onnx, and the --json report's
+// classifier. --method fp16 into a folder writes <input>_fp16.onnx, and the --json report's
 // numbers agree with the files on disk; bad command lines fail with one line and the right code.
 
 import assert from 'node:assert/strict';
@@ -27,12 +27,12 @@ function oneLineError(result: ReturnType<typeof shrink>, code: number, pattern: 
   assert.match(lines[0], pattern);
 }
 
-test('quantize --method fp16 into a folder writes model_fp16.onnx and a JSON report that matches it', () => {
+test('quantize --method fp16 into a folder writes <input>_fp16.onnx and a JSON report that matches it', () => {
   const folder = join(work, 'out');
   const result = shrink('quantize', CLS, '-o', `${folder}/`, '--method', 'fp16', '--json', '--samples', '2', '--dims', CLS_DIMS);
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as QuantizeReport;
-  const file = join(folder, 'model_fp16.onnx');
+  const file = join(folder, 'ch_ppocr_mobile_v2.0_cls_infer_fp16.onnx');
   assert.equal(report.output, file);
   assert.equal(report.method, 'fp16');
   assert.equal(report.size.before, statSync(join(REPO_ROOT, CLS)).size);

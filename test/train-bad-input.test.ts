@@ -244,13 +244,6 @@ test('train, qat and distill refuse to write over an input (exit 2), and check t
   failsWith(await distill('-o', student, '--data', goodBoth), 2, isInput(student));
   failsWith(await distill('-o', goodBoth, '--data', goodBoth), 2, isInput(goodBoth));
 
-  // qat into a folder: the file it would write there is the input.
-  const folder = file('models');
-  fs.mkdirSync(folder);
-  const inFolder = path.join(folder, 'model_q4.onnx');
-  fs.copyFileSync(MLP, inFolder);
-  failsWith(await runShrink(['qat', inFolder, '--method', 'int4', '-o', `${folder}/`, '--data', good, '--no-progress']), 2, isInput(inFolder));
-
   // The external data file of a model is an input too.
   const external = path.join(file('external'), 'student.onnx');
   fs.mkdirSync(path.dirname(external));

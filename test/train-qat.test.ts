@@ -214,7 +214,7 @@ test('shrink qat: trains, writes the PTQ format into a folder, reports accuracy;
     const run = await shrink(['qat', input, '-o', out, '--method', 'int2', '--data', data, '--epochs', '1', '--batch-size', '64', '--json', '--no-progress']);
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout);
-    assert.equal(report.output, path.join(out, 'model_q2.onnx'));
+    assert.equal(report.output, path.join(out, 'cnn_q2.onnx'));
     assert.equal(report.steps, 16);
     assert.equal(report.samples, 1024);
     assert.deepEqual(report.weights.map((w: { name: string }) => w.name), ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight']);

@@ -128,12 +128,12 @@ test('CLI, one file at a time: encoder and decoder keep their names in one folde
   }
 });
 
-test('int8-weight into a folder is not named as a transformers.js dtype', () => {
+test('int8-weight into a folder keeps the input name and is not named as a transformers.js dtype', () => {
   const work = mkdtempSync(join(tmpdir(), 'shrink-w8-'));
   try {
     const result = spawnShrink(['quantize', MLP, '-o', `${work}/`, '--method', 'int8-weight', '--samples', '1', '--dims', 'N=1', '--json']);
     assert.equal(result.status, 0, result.stderr);
-    assert.equal(JSON.parse(result.stdout).output, join(work, 'model_int8-weight.onnx'));
+    assert.equal(JSON.parse(result.stdout).output, join(work, 'mlp_int8-weight.onnx'));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

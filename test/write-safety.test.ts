@@ -69,11 +69,13 @@ test('an output that is an input is refused with exit 2 and the input is untouch
   fs.copyFileSync(MLP, model);
   const before = fs.readFileSync(model);
   oneLine(shrink('quantize', model, '-o', model, '--method', 'fp16'), 2, /-o .*mlp\.onnx is the input .*: writing it would destroy the input; choose another output$/);
-  // A folder whose method file name is the input.
+  // Into the input's own folder: the output keeps the input's name with the method's suffix.
   const folder = path.join(work, 'in-folder');
   fs.mkdirSync(folder);
-  fs.copyFileSync(MLP, path.join(folder, 'model_fp16.onnx'));
-  oneLine(shrink('quantize', path.join(folder, 'model_fp16.onnx'), '-o', `${folder}/`, '--method', 'fp16'), 2, /model_fp16\.onnx is the input/);
+  fs.copyFileSync(MLP, path.join(folder, 'model.onnx'));
+  assert.equal(shrink('quantize', path.join(folder, 'model.onnx'), '-o', `${folder}/`, '--method', 'fp16', '--samples', '0').status, 0);
+  assert.deepEqual(fs.readdirSync(folder).sort(), ['model.onnx', 'model_fp16.onnx']);
+  assert.deepEqual(fs.readFileSync(path.join(folder, 'model.onnx')), fs.readFileSync(MLP));
   // The external data file of the input.
   const external = path.join(work, 'external.onnx');
   saveModel(loadModel(MLP), external, { externalData: { threshold: 0 } });

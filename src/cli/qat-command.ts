@@ -7,7 +7,7 @@
 // the report in the common envelope.
 import { type Command, Option } from 'commander';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
-import { quantizeMethod } from '../methods/quantize/registry.js';
+import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import type { RecipeContext } from '../pipeline/context.js';
@@ -79,7 +79,7 @@ async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Pr
   const inputs = [input, flags.data, flags.labels];
   checkOutput({ output: flags.output, flag: '-o', inputs, models: [input], folderAllowed: true });
   // A folder gets the method's file name; that file must not be an input either.
-  const output = outputFile(flags.output, quantizeMethod(flags.method).outputFileName({ blockSize }), inputs);
+  const output = outputFile(flags.output, outputFileName(input, quantizeMethod(flags.method), { blockSize }), inputs);
   const ctx: RecipeContext = { ...cliCtx, threads };
 
   const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));

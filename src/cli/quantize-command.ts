@@ -15,7 +15,7 @@ import type { Model } from '../ir/model.js';
 import { CALIBRATOR_NAMES, type CalibratorName } from '../methods/quantize/calibration/registry.js';
 import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { firstMatch, nodeSelector } from '../methods/quantize/node-selector.js';
-import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
+import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { openSampleFile } from '../node/sample-files.js';
@@ -163,7 +163,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.calib, flags.labels, flags.config], models: [input], folderAllowed: true });
 
   const original = loadModelFile(input);
-  const output = outputFile(flags.output, method.outputFileName(settings), [input, flags.data, flags.calib, flags.labels, flags.config]);
+  const output = outputFile(flags.output, outputFileName(input, method, settings), [input, flags.data, flags.calib, flags.labels, flags.config]);
   fs.mkdirSync(path.dirname(path.resolve(output)), { recursive: true });
   const spill = spillForLargeModel(original, output);
   const unmatched = unmatchedPatterns(original, settings);

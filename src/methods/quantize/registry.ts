@@ -72,8 +72,11 @@ export interface QuantizeMethod {
   readonly pass: Pass<never> | undefined;
   /** The pass's options from the shared settings. */
   options(settings: QuantizeSettings): unknown;
-  /** The output's file name when the output is a folder. */
-  outputFileName(settings: QuantizeSettings): string;
+  /**
+   * What the output's file name adds to the input's when the output is a folder: `_fp16` makes
+   * `encoder_model.onnx` into `encoder_model_fp16.onnx`, the names transformers.js resolves.
+   */
+  outputSuffix(settings: QuantizeSettings): string;
 }
 
 /**
@@ -104,14 +107,14 @@ function float16Method(name: 'fp16' | 'bf16'): QuantizeMethod {
       only: s.only,
       force: s.force,
     }),
-    outputFileName: () => `model_${name}.onnx`,
+    outputSuffix: () => `_${name}`,
   };
 }
 
 function weightOnlyMethod(
   name: 'int8-weight' | 'int4' | 'int2' | 'ternary' | 'binary',
   description: string,
-  file: (s: QuantizeSettings) => string,
+  suffix: (s: QuantizeSettings) => string,
 ): QuantizeMethod {
   return {
     name,
@@ -128,7 +131,7 @@ function weightOnlyMethod(
         exclude: excludePredicate(s),
       };
     },
-    outputFileName: file,
+    outputSuffix: suffix,
   };
 }
 
@@ -136,11 +139,11 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
   float16Method('fp16'),
   float16Method('bf16'),
   // Not model_q8/model_quantized: transformers.js's q8 means dynamic int8, which this is not.
-  weightOnlyMethod('int8-weight', 'int8 weights (MatMulNBits, GatherBlockQuantized, DequantizeLinear), float compute', () => 'model_int8-weight.onnx'),
-  weightOnlyMethod('int4', 'int4 block-quantized weights (MatMulNBits bits=4)', (s) => (s.scaleType === 'float16' ? 'model_q4f16.onnx' : 'model_q4.onnx')),
-  weightOnlyMethod('int2', 'int2 block-quantized weights (MatMulNBits bits=2)', () => 'model_q2.onnx'),
-  weightOnlyMethod('ternary', 'ternary weights (-1/0/+1 and a scale, "1.58-bit") in the 2-bit format', () => 'model_ternary.onnx'),
-  weightOnlyMethod('binary', 'binary weights (+-scale) in the 2-bit format', () => 'model_binary.onnx'),
+  weightOnlyMethod('int8-weight', 'int8 weights (MatMulNBits, GatherBlockQuantized, DequantizeLinear), float compute', () => '_int8-weight'),
+  weightOnlyMethod('int4', 'int4 block-quantized weights (MatMulNBits bits=4)', (s) => (s.scaleType === 'float16' ? '_q4f16' : '_q4')),
+  weightOnlyMethod('int2', 'int2 block-quantized weights (MatMulNBits bits=2)', () => '_q2'),
+  weightOnlyMethod('ternary', 'ternary weights (-1/0/+1 and a scale, "1.58-bit") in the 2-bit format', () => '_ternary'),
+  weightOnlyMethod('binary', 'binary weights (+-scale) in the 2-bit format', () => '_binary'),
   {
     name: 'dynamic-int8',
     description: 'int8 weights and activations with scales computed at run time (DynamicQuantizeMatMul, DynamicQuantizeLSTM; Conv weights int8, float compute)',
@@ -154,7 +157,7 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         exclude: excludePredicate(s),
       };
     },
-    outputFileName: () => 'model_quantized.onnx',
+    outputSuffix: () => '_quantized',
   },
   {
     name: 'static-int8',
@@ -175,7 +178,8 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         exclude: excludePredicate(s),
       };
     },
-    outputFileName: () => 'model_int8.onnx',
+    // Not _int8: transformers.js's int8 means dynamic int8 weights, and this is QDQ with calibrated activations.
+    outputSuffix: () => '_static_int8',
   },
 ];
 
@@ -184,4 +188,10 @@ export function quantizeMethod(name: string): QuantizeMethod {
   const method = QUANTIZE_METHODS.find((m) => m.name === name);
   if (method === undefined) throw new Error(`unknown quantization method '${name}' (known: ${QUANTIZE_METHOD_NAMES.join(', ')})`);
   return method;
+}
+
+/** The file a method writes into an output folder: the input's name with the method's suffix. */
+export function outputFileName(input: string, method: QuantizeMethod, settings: QuantizeSettings): string {
+  const base = input.split(/[\\/]/).pop() ?? 'model.onnx';
+  return `${base.replace(/\.onnx$/i, '')}${method.outputSuffix(settings)}.onnx`;
 }
