@@ -8,6 +8,7 @@ import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { largeModelsBench } from './large-models.js';
 import { optimizeBench } from './optimize.js';
+import { pruneBench } from './prune.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
 import { trainBench } from './train.js';
@@ -23,7 +24,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -52,6 +52,14 @@ export { evaluate, EvalGateError, type EvaluateOptions, type EvaluateReport } fr
 export { train, InputModelError, type TrainStepOptions, type TrainStepReport, type TrainStepResult, type EpochSummary } from './pipeline/train.js';
 export { qat, type QatStepOptions, type QatStepReport, type QatStepResult } from './pipeline/qat.js';
 export { distill, type DistillStepOptions, type DistillStepReport, type DistillStepResult } from './pipeline/distill.js';
+export { prune, pruneHints, type PruneOptions, type PruneResult, type PruneData, type PruneRecovery } from './pipeline/prune.js';
+export { formatPruneReport, type PruneReport } from './pipeline/prune-report.js';
+export { arraySamples, arrayLabels } from './pipeline/prune-data.js';
+export { PRUNE_METHODS, PRUNE_METHOD_NAMES, pruneMethod, type PruneMethod, type PruneMethodName, type PruneSettings } from './methods/prune/registry.js';
+export { planChannels, type ChannelOptions, type ChannelPlan } from './methods/prune/channels.js';
+export { countMacs, type MacCount } from './methods/prune/macs.js';
+export { analyzeChannels, type ChannelAnalysis, type ChannelGroup, type ChannelBlock } from './graph-edit/channel-groups.js';
+export { removeChannels, zeroChannels, type RewrittenTensor } from './graph-edit/channel-rewrite.js';
 export { runRecipe, type RecipeData, type RecipeReport, type RecipeResult, type RecipeStepReport } from './pipeline/run-recipe.js';
 export { parseRecipe, recipeFromData, type Recipe, type RecipeStep } from './pipeline/recipe.js';
 export { checkGate, describeMiss, GateFailedError, type Gate, type GateMiss } from './pipeline/gate.js';
