@@ -75,7 +75,9 @@ async function structured(base: Model, sets: Sets, log: (l: string) => void) {
   const denseBytes = writeModel(dense.model);
   for (const v of variants) {
     log(`structured: ${v.name}`);
-    const { model, report } = await prune(base, { method: 'channels', sparsity: 0.5, ...v.options, inputShapes: INPUT_SHAPES, data: trainData(sets), recovery: FINE_TUNE }, ctx);
+    const settings: PruneOptions = { method: 'channels', sparsity: 0.5, ...v.options, inputShapes: INPUT_SHAPES };
+    const untuned = await prune(base, settings, ctx);
+    const { model, report } = await prune(base, { ...settings, data: trainData(sets), recovery: FINE_TUNE }, ctx);
     const bytes = writeModel(model);
     const speed = await benchmarkModels(nodeOrt, [{ name: 'unpruned', source: denseBytes }, { name: 'pruned', source: bytes }], SPEED);
     const [a, b] = speed.models.map((m) => m.latency_ms.median);
@@ -83,7 +85,7 @@ async function structured(base: Model, sets: Sets, log: (l: string) => void) {
     rows.push({
       name: v.name,
       channels: (report.groups ?? []).map((g) => `${g.sources.join(',')} ${g.channels_before}->${g.channels_after}`),
-      accuracy_before_fine_tune: report.recovery?.accuracy?.before === undefined ? null : round(report.recovery.accuracy.before),
+      accuracy_before_fine_tune: round(await accuracy(untuned.model)),
       accuracy: round(after),
       accuracy_gap_points: round(await accuracy(dense.model) - after),
       size_ratio: round(bytes.byteLength / denseBytes.byteLength),
