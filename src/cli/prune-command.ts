@@ -177,7 +177,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     {
       command: 'prune',
       input,
-      output: saved.file,
+      output: flags.output,
       size: sizeChange(modelFileBytes(input, original), saved.bytes),
       warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
     },

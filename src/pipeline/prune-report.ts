@@ -150,14 +150,17 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     const removed = report.groups.reduce((n, g) => n + g.channels_before - g.channels_after, 0);
     const total = report.groups.reduce((n, g) => n + g.channels_before, 0);
     lines.push(`groups     ${pruned.length} of ${report.groups.length} pruned, ${groupDigits(removed)} of ${groupDigits(total)} channels removed`);
-    const rows = report.groups.slice(0, top * 2).map((g) => [
+    // Every group kept whole is listed (with why); pruned ones up to a screenful.
+    const kept = report.groups.filter((g) => g.channels_after === g.channels_before);
+    const shown = [...report.groups.filter((g) => g.channels_after < g.channels_before).slice(0, Math.max(4, top * 2 - kept.length)), ...kept].sort((a, b) => a.id - b.id);
+    const rows = shown.map((g) => [
       String(g.id),
       g.sources.join(', ').slice(0, 48),
       `${g.channels_before} -> ${g.channels_after}`,
       g.blocked !== undefined ? `${g.blocked.reason} (at '${g.blocked.node}')` : (g.kept ?? ''),
     ]);
     lines.push(...renderTable([{ header: 'group' }, { header: 'layers' }, { header: 'channels', align: 'right' }, { header: 'kept whole because' }], rows));
-    if (report.groups.length > top * 2) lines.push(`  (${report.groups.length - top * 2} more groups in --json)`);
+    if (report.groups.length > shown.length) lines.push(`  (${report.groups.length - shown.length} more pruned groups in --json)`);
   } else {
     const rows = [...report.tensors]
       .sort((a, b) => b.sparsity - a.sparsity)
