@@ -47,7 +47,9 @@ function layers(opset = 17) {
 /** Removes every third channel (index 1, 4, 7...) of each prunable group. */
 function everyThird(analysis: ChannelAnalysis): Set<number> {
   const removed = new Set<number>();
-  for (const g of analysis.groups) if (g.blocked === undefined && g.channels.length > 1) g.channels.forEach((c, i) => i % 3 === 1 && removed.add(c));
+  for (const g of analysis.groups) if (g.blocked === undefined && g.channels.length > 1) g.channels.forEach((c, i) => {
+      if (i % 3 === 1) removed.add(c);
+    });
   return removed;
 }
 

@@ -71,6 +71,6 @@ for (const c of CASES) {
     });
     const web = await loadWebOrt();
     const outWeb = await runModel(bytes, feeds, { threads: 1, executionProviders: WASM_EXECUTION_PROVIDERS }, web);
-    outWeb.forEach((out, i) => assert.ok(maxAbsDifference(out, outNode[i]) <= 1e-4, `web output ${i}`));
+    for (const [i, out] of outWeb.entries()) assert.ok(maxAbsDifference(out, outNode[i]) <= 1e-4, `web output ${i}`);
   });
 }

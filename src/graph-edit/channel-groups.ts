@@ -173,7 +173,10 @@ const graphIds = new WeakMap<Graph, number>();
 let nextGraphId = 0;
 function scopeKey(graph: Graph): number {
   let id = graphIds.get(graph);
-  if (id === undefined) graphIds.set(graph, (id = nextGraphId++));
+  if (id === undefined) {
+    id = nextGraphId++;
+    graphIds.set(graph, id);
+  }
   return id;
 }
 
@@ -181,7 +184,10 @@ function buildGroups(atoms: ChannelAtoms, members: ChannelMember[], edits: Chann
   // Spaces joined by any tie form one group.
   const spaceParent = atoms.spaces.map((_, i) => i);
   const findSpace = (s: number): number => {
-    while (spaceParent[s] !== s) s = spaceParent[s] = spaceParent[spaceParent[s]];
+    while (spaceParent[s] !== s) {
+      spaceParent[s] = spaceParent[spaceParent[s]];
+      s = spaceParent[s];
+    }
     return s;
   };
   for (let a = 0; a < atoms.size; a++) {
