@@ -1,19 +1,24 @@
 // Choosing channels: importance aggregated over a group's layers (checked against a direct count on
 // a model with planted weak channels), per-layer and global scope, the ratio cap, --round-to,
-// --exclude/--only, BatchNorm importance and its fallback, and Taylor importance from gradients.
+// --exclude/--only, BatchNorm importance and its fallback, Taylor importance from gradients, and
+// mean compensation of removed channels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attr } from '../src/ir/attribute.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import { analyzeChannels } from '../src/graph-edit/channel-groups.js';
-import { planChannels } from '../src/methods/prune/channels.js';
+import { channelsPass, planChannels } from '../src/methods/prune/channels.js';
 import { groupImportance } from '../src/methods/prune/importance.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { arrayTrainingData } from '../src/train/array-data.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { taylorGradients } from '../src/methods/prune/taylor.js';
 import { LABEL_INPUT } from '../src/train/training-graph.js';
+import { tensorSamples } from '../src/eval/samples.js';
+import { Tensor } from '../src/ir/tensor.js';
+import { runPass } from '../src/pipeline/pass.js';
+import { maxAbsDifference, runModel } from './helpers/run-model.js';
 import { pseudoRandom } from './helpers/tensors.js';
 
 /** stem conv (8 channels) -> BN -> relu -> head conv; channels 2 and 5 of the stem are made weak in both convs. */
@@ -92,4 +97,31 @@ test('taylor importance reads summed gradients of the labelled loss', async () =
   const plan = planChannels(analysis, { sparsity: 0.5, importance: 'taylor', gradients });
   assert.equal(plan.warnings.length, 0);
   assert.deepEqual(plan.groups.map((x) => x.channelsAfter), [16, 32, 64, 10]);
+});
+
+test('mean compensation: a removed channel that carries a constant is folded into the next layer, exactly', async () => {
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, [1, 3, 6, 6]);
+  const stem = pseudoRandom(8 * 27, 1, 0.5, 1);
+  stem.fill(0, 2 * 27, 3 * 27);
+  const bias = new Float32Array(8);
+  bias[2] = 3;
+  const y = b.node('Relu', [b.node('Conv', [x, b.initializer('stem.w', DataType.FLOAT, [8, 3, 3, 3], stem), b.initializer('stem.b', DataType.FLOAT, [8], bias)], [attr.ints('pads', [1, 1, 1, 1])], { name: 'stem' })]);
+  const flat = b.node('Flatten', [b.node('Conv', [y, b.initializer('head.w', DataType.FLOAT, [4, 8, 1, 1], pseudoRandom(32, 2))], [], { name: 'head' })], [attr.int('axis', 1)]);
+  b.output(b.node('MatMul', [flat, b.initializer('fc.w', DataType.FLOAT, [144, 5], pseudoRandom(720, 3))], [], { name: 'fc' }), DataType.FLOAT);
+  const model = buildModel(b.graph);
+  const feeds = [Tensor.fromArray('x', DataType.FLOAT, [1, 3, 6, 6], pseudoRandom(108, 4))];
+  const samples = tensorSamples([{ x: feeds[0] }]);
+  const [original] = await runModel(model, feeds);
+  const outputs: Record<string, number> = {};
+  for (const compensate of [false, true]) {
+    const pruned = model.clone();
+    const report = await runPass(channelsPass, pruned, { sparsity: 0.125, only: ['stem'], calibration: samples, compensate }, { ort: nodeOrt });
+    assert.equal(report.stats.removedChannels, 1);
+    assert.deepEqual(pruned.graph.initializer('stem.w')?.dims, [7, 3, 3, 3]);
+    const [out] = await runModel(pruned, feeds);
+    outputs[String(compensate)] = maxAbsDifference(out, original);
+  }
+  assert.ok(outputs.false > 0.1, `uncompensated differs: ${outputs.false}`);
+  assert.ok(outputs.true < 1e-4, `compensated: ${outputs.true}`);
 });

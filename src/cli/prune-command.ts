@@ -43,6 +43,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   importance?: ImportanceName;
   roundTo?: string;
   maxRatio?: string;
+  compensate: boolean;
   exclude: string[];
   only: string[];
   data?: string;
@@ -59,6 +60,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--importance', given: (f) => f.importance !== undefined, methods: ['channels'] },
   { flag: '--round-to', given: (f) => f.roundTo !== undefined, methods: ['channels'] },
   { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
+  { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
 ];
 
 /** Samples compared by default when --data gives a training set (tens of thousands would be slow). */
@@ -78,6 +80,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, or first-order Taylor (needs labelled --data)').choices([...IMPORTANCE_NAMES]))
     .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
     .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
+    .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases")
     .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'prune only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and taylor importance`)
@@ -156,6 +159,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     importance: flags.importance,
     roundTo,
     maxRatio,
+    compensate: flags.compensate,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,

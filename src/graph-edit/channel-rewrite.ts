@@ -98,7 +98,7 @@ function tensorPlans(analysis: ChannelAnalysis, kept: (atom: number) => boolean)
       plans.set(key, plan);
     }
     plan.readers.push(m);
-    if (m.role === 'weight') plan.role = 'weight';
+    if (m.role === 'weight' || m.role === 'weight-in') plan.role = 'weight';
     if (plan.drops.has(m.axis)) continue;
     const drop: number[] = [];
     m.atoms.forEach((a, p) => {

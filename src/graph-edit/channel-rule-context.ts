@@ -9,10 +9,11 @@ import type { Dim } from '../ir/value-info.js';
 import type { ChannelTag } from './channel-atoms.js';
 
 /**
- * What a constant slice is to its layer. Importance reads `weight` slices (and `norm-scale` for
- * BatchNorm importance); the rest are rewritten alongside.
+ * What a constant slice is to its layer: `weight` along the channels a layer produces, `weight-in`
+ * along the channels it reads (summed over in its product). Importance reads both (and
+ * `norm-scale` for BatchNorm importance); the rest are rewritten alongside.
  */
-export type MemberRole = 'weight' | 'bias' | 'norm-scale' | 'norm-shift' | 'norm-stat' | 'param';
+export type MemberRole = 'weight' | 'weight-in' | 'bias' | 'norm-scale' | 'norm-shift' | 'norm-stat' | 'param';
 
 /** Changes a node once the surviving channels are known (`kept` says whether an atom stays). */
 export type EditApply = (kept: (atom: number) => boolean, model: Model) => void;

@@ -78,7 +78,7 @@ const conv: ChannelRule = (ctx) => {
   const { channel, batch } = channelAndBatch(ctx, 'Conv');
   let out: Int32Array;
   if (groups === 1) {
-    if (channel !== undefined) ctx.member(1, 1, channel.atoms, 'weight');
+    if (channel !== undefined) ctx.member(1, 1, channel.atoms, 'weight-in');
     out = ctx.fresh(M, 'output channels');
   } else if (perGroup === 1) {
     // Depthwise (a channel multiplier allowed): output channel m reads input channel m / (M / group),
@@ -92,7 +92,7 @@ const conv: ChannelRule = (ctx) => {
     // each group is tied to position j of the others and they go together.
     if (channel !== undefined) {
       tieBlocks(ctx, channel.atoms, groups);
-      ctx.member(1, 1, channel.atoms.subarray(0, perGroup), 'weight');
+      ctx.member(1, 1, channel.atoms.subarray(0, perGroup), 'weight-in');
     }
     out = ctx.fresh(M, 'output channels');
     tieBlocks(ctx, out, groups);
@@ -113,7 +113,7 @@ const convTranspose: ChannelRule = (ctx) => {
   const { channel, batch } = channelAndBatch(ctx, 'ConvTranspose');
   let out: Int32Array;
   if (groups === 1) {
-    if (channel !== undefined) ctx.member(1, 0, channel.atoms, 'weight');
+    if (channel !== undefined) ctx.member(1, 0, channel.atoms, 'weight-in');
     out = ctx.fresh(perGroup, 'output channels');
     ctx.member(1, 1, out, 'weight');
   } else if (groups === C) {
@@ -156,7 +156,7 @@ const gemm: ChannelRule = (ctx) => {
   const [kB, nB] = transB ? [1, 0] : [0, 1];
   const outTags: ChannelTag[] = [];
   for (const tag of ctx.tags(0)) {
-    if (tag.axis === kA) ctx.member(1, kB, tag.atoms, 'weight');
+    if (tag.axis === kA) ctx.member(1, kB, tag.atoms, 'weight-in');
     else if (tag.axis === mA) outTags.push({ axis: 0, atoms: tag.atoms });
   }
   const out = ctx.fresh(weight.dims[nB], 'output features');
@@ -200,7 +200,7 @@ const matMul: ChannelRule = (ctx) => {
   }
   if (weight !== undefined && weight.dims.length === 2) {
     // x W: a linear layer. Its output features are new channels.
-    if (kA !== undefined) ctx.member(1, 0, kA.atoms, 'weight');
+    if (kA !== undefined) ctx.member(1, 0, kA.atoms, 'weight-in');
     const features = ctx.fresh(weight.dims[1], 'output features');
     ctx.member(1, 1, features, 'weight');
     ctx.output(0, mergeTags(ctx, [...out, { axis: rank - 1, atoms: features }]));

@@ -83,6 +83,8 @@ export interface PruneReport {
   tensors: PruneTensorEntry[];
   groups?: PruneGroupEntry[];
   skipped: { node: string; reason: string }[];
+  /** Channels: layers whose biases absorbed the means of the channels removed from their inputs. */
+  compensation?: { layers: number; samples: number };
   note?: string;
   stats: Record<string, number>;
   warnings: PassWarning[];
@@ -161,6 +163,7 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     ]);
     lines.push(...renderTable([{ header: 'group' }, { header: 'layers' }, { header: 'channels', align: 'right' }, { header: 'kept whole because' }], rows));
     if (report.groups.length > shown.length) lines.push(`  (${report.groups.length - shown.length} more pruned groups in --json)`);
+    if (report.compensation !== undefined) lines.push(`compensated the means of removed channels into the biases of ${report.compensation.layers} layers (${report.compensation.samples} samples)`);
   } else {
     const rows = [...report.tensors]
       .sort((a, b) => b.sparsity - a.sparsity)

@@ -67,7 +67,7 @@ export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibra
   fidelitySkipped?: string;
   gate?: Gate;
   verdict?: VerdictThresholds;
-  /** Calibration samples for wanda/sparsegpt (not built yet). */
+  /** Samples for channel mean compensation (default: the fidelity samples unless generated), and for wanda/sparsegpt (not built yet). */
   calibration?: SampleSource;
 }
 
@@ -94,7 +94,9 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
   }
 
   const candidate = model.clone();
-  const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration, ...settings } = options;
+  const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration: given, ...settings } = options;
+  // Real samples (not generated ones) measure the means that channel compensation folds into biases.
+  const calibration = given ?? (fidelity?.samples.warning === undefined ? fidelity?.samples : undefined);
   const outcome = (await debugPhase(ctx.debug, `prune: ${method.name}`, () =>
     (method.run as NonNullable<typeof method.run>)(candidate, { ...settings, inputShapes, gradients, calibration }, ctx),
   )) as PrunePassReport;
@@ -251,6 +253,7 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
           })),
         }),
     skipped: details.skipped,
+    ...(details.compensation === undefined ? {} : { compensation: details.compensation }),
     ...(structured ? {} : { note: SPARSE_NOTE }),
     stats: Object.fromEntries(Object.entries(outcome.stats).map(([k, v]) => [k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(), v])),
     warnings: outcome.warnings,

@@ -8,7 +8,9 @@ import type { Dim } from '../../ir/value-info.js';
 import { prunedCount } from '../../kernels/sparsity.js';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../../graph-edit/channel-groups.js';
 import { removeChannels } from '../../graph-edit/channel-rewrite.js';
+import type { SampleSource } from '../../eval/samples.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
+import { type CompensationReport, compensateRemovedChannels } from './compensation.js';
 import type { PruneDetails, PrunedGroup } from './details.js';
 import { groupImportance, type ImportanceName } from './importance.js';
 import { type LayerChoice, leftAlone, selectors } from './layers.js';
@@ -27,6 +29,10 @@ export interface ChannelOptions extends LayerChoice {
   maxRatio?: number;
   /** Concrete input shapes for the analysis (a sample's), so flattened sizes are static. */
   inputShapes?: Record<string, Dim[]>;
+  /** Real samples: the means of removed channels are folded into the next layers' biases (compensation.ts). */
+  calibration?: SampleSource;
+  /** Fold removed channels' means into biases when `calibration` is given (default true). */
+  compensate?: boolean;
 }
 
 /** A prunable group with its scores, and how many channels it may lose at most. */
@@ -151,19 +157,28 @@ export function checkPlan(plan: ChannelPlan, options: ChannelOptions): void {
 export const channelsPass: Pass<ChannelOptions> = {
   name: 'prune-channels',
   description: 'remove the least important channels of every prunable channel group, rewriting weights and shape constants',
-  run(model, options) {
-    const analysis = analyzeChannels(model, { inputShapes: options.inputShapes });
+  async run(model, options, ctx) {
+    let analysis = analyzeChannels(model, { inputShapes: options.inputShapes });
     const plan = planChannels(analysis, options);
     checkPlan(plan, options);
+    let compensation: CompensationReport | undefined;
+    if (options.compensate !== false && options.calibration !== undefined && ctx.ort !== undefined && plan.removed.size > 0) {
+      compensation = await compensateRemovedChannels(ctx.ort, model, analysis, plan.removed, options.calibration);
+      // The biases added are members now; the channels (atoms and their roots) are the same.
+      const again = analyzeChannels(model, { inputShapes: options.inputShapes });
+      if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: compensation changed the channel analysis');
+      analysis = again;
+    }
     const rewritten = removeChannels(model, analysis, plan.removed);
     const details: PruneDetails = {
       tensors: rewritten.map((t) => ({ name: t.name, node: t.node, op: t.op, dimsBefore: t.dimsBefore, dimsAfter: t.dimsAfter, zerosBefore: 0, zerosAfter: t.zeros })),
       groups: plan.groups,
-      skipped: [],
+      skipped: compensation?.skipped.map((s) => ({ node: s.node, reason: `not compensated: ${s.reason}` })) ?? [],
+      ...(compensation === undefined ? {} : { compensation: { layers: compensation.layers, samples: compensation.samples } }),
     };
     const removedChannels = plan.groups.reduce((n, g) => n + g.channelsBefore - g.channelsAfter, 0);
     return {
-      stats: { groups: plan.groups.length, prunedGroups: plan.groups.filter((g) => g.channelsAfter < g.channelsBefore).length, blockedGroups: plan.groups.filter((g) => g.blocked !== undefined).length, removedChannels, tensors: rewritten.length },
+      stats: { compensatedLayers: compensation?.layers ?? 0, groups: plan.groups.length, prunedGroups: plan.groups.filter((g) => g.channelsAfter < g.channelsBefore).length, blockedGroups: plan.groups.filter((g) => g.blocked !== undefined).length, removedChannels, tensors: rewritten.length },
       warnings: plan.warnings,
       details,
     };

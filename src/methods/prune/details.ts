@@ -30,8 +30,10 @@ export interface PrunedGroup {
 export interface PruneDetails {
   tensors: PrunedTensor[];
   groups?: PrunedGroup[];
-  /** Layers left alone and why (excluded, --only, unsupported weight type). */
+  /** Layers left alone and why (excluded, --only, unsupported weight type, not compensated). */
   skipped: { node: string; reason: string }[];
+  /** Channels: layers whose biases absorbed the removed channels' means, measured on this many samples. */
+  compensation?: { layers: number; samples: number };
 }
 
 /** A prune pass's report: the counters and warnings of every pass, plus the details. */

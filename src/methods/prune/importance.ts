@@ -28,8 +28,9 @@ export function groupImportance(analysis: ChannelAnalysis, group: ChannelGroup, 
   const members = analysis.members.filter((m) => m.atoms.some((a) => analysis.groupOf(a) === group));
   const pick = (kind: ImportanceName): ChannelMember[] => {
     if (kind === 'bn') return members.filter((m) => m.role === 'norm-scale');
-    if (kind === 'taylor') return members.filter((m) => m.role === 'weight' && input.gradients?.has(m.name) === true && m.graph.parent === undefined);
-    return members.filter((m) => m.role === 'weight');
+    const weights = members.filter((m) => m.role === 'weight' || m.role === 'weight-in');
+    if (kind === 'taylor') return weights.filter((m) => input.gradients?.has(m.name) === true && m.graph.parent === undefined);
+    return weights;
   };
   let used = input.kind;
   let chosen = pick(used);

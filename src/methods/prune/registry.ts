@@ -37,8 +37,10 @@ export interface PruneSettings {
   inputShapes?: Record<string, Dim[]>;
   /** channels with taylor importance: ∂L/∂w by weight name (the recipe step computes them). */
   gradients?: ReadonlyMap<string, Float32Array>;
-  /** wanda, sparsegpt: calibration samples. */
+  /** channels: real samples for mean compensation; wanda, sparsegpt: calibration samples. */
   calibration?: SampleSource;
+  /** channels: fold the removed channels' means into the next layers' biases (default true with calibration). */
+  compensate?: boolean;
 }
 
 export interface PruneMethod {
@@ -84,6 +86,8 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       exclude: s.exclude,
       only: s.only,
       inputShapes: s.inputShapes,
+      calibration: s.calibration,
+      compensate: s.compensate,
     })),
   },
   { name: 'wanda', description: 'one-shot pruning by |W|·‖X‖ from calibration activations (not built yet)', structured: false, run: undefined },

@@ -1,0 +1,232 @@
+// Mean compensation for removed channels. A removed channel rarely carries zeros: after a
+// BatchNorm shift, HardSwish and the learnable affine of PP-OCR's blocks it carries a value near a
+// constant, and the next layer summed that constant into every output. Removing the channel drops
+// it, a bias shift that wrecks detection heads even when the channel's weights were small. Here
+// the mean of every channel a layer reads is measured on the calibration samples, and for each
+// removed input channel mean × (the layer's weights on it) is folded into the layer's bias (a bias
+// input is added where the layer has none; a MatMul gets an Add). Exact for a constant channel and
+// a layer without zero padding at the borders; the mean otherwise.
+import { constantValue } from '../../ir/constants.js';
+import { DataType } from '../../ir/dtype.js';
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import type { ActivationAccumulator } from '../../eval/activation-stats.js';
+import { collectActivations } from '../../eval/activation-stats.js';
+import type { SampleSource } from '../../eval/samples.js';
+import type { ChannelAnalysis, ChannelMember } from '../../graph-edit/channel-groups.js';
+import { replaceConstant } from '../../graph-edit/replace-constant.js';
+import type { OrtModule } from '../../runtime/ort-types.js';
+import { addConstant } from '../../optimize/util/write-constant.js';
+
+/** Running per-channel mean of one activation along one axis. */
+class ChannelMeans implements ActivationAccumulator {
+  sums: Float64Array | undefined;
+  count = 0;
+  constructor(
+    readonly value: string,
+    readonly axis: number,
+  ) {}
+  add(data: Float32Array, dims: readonly number[]): void {
+    const axis = this.axis < 0 ? this.axis + dims.length : this.axis;
+    const channels = dims[axis];
+    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+    this.sums ??= new Float64Array(channels);
+    for (let o = 0; o < outer; o++) {
+      for (let c = 0; c < channels; c++) {
+        let s = 0;
+        const base = (o * channels + c) * inner;
+        for (let i = 0; i < inner; i++) s += data[base + i];
+        this.sums[c] += s;
+      }
+    }
+    this.count += outer * inner;
+  }
+  get byteSize(): number {
+    return (this.sums?.length ?? 0) * 8;
+  }
+  means(): Float64Array {
+    return (this.sums ?? new Float64Array()).map((s) => s / Math.max(1, this.count));
+  }
+}
+
+/** A layer reading removed channels, and the axis of its input they lie on. */
+interface Reader {
+  member: ChannelMember;
+  /** Positions of the weight's input axis that go. */
+  dropped: number[];
+  /** Channel axis of the activation it reads. */
+  axis: number;
+}
+
+/** What compensation did: layers whose bias absorbed removed channels, and those it could not reach. */
+export interface CompensationReport {
+  layers: number;
+  skipped: { node: string; reason: string }[];
+  samples: number;
+}
+
+const SUPPORTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+/**
+ * Folds the means (over `samples`) of the channels `removed` will take into the biases of the
+ * layers reading them, in `model` (the model `analysis` was made on, not yet pruned: the means are
+ * measured on it first). Call before removeChannels, then analyse again: biases added here are
+ * members of their groups.
+ */
+export async function compensateRemovedChannels(
+  ort: OrtModule,
+  model: Model,
+  analysis: ChannelAnalysis,
+  removed: ReadonlySet<number>,
+  samples: SampleSource,
+  options: { threads?: number; limit?: number } = {},
+): Promise<CompensationReport> {
+  const skipped: { node: string; reason: string }[] = [];
+  const readers: Reader[] = [];
+  for (const member of analysis.members) {
+    if (member.role !== 'weight-in') continue;
+    const dropped: number[] = [];
+    member.atoms.forEach((a, p) => {
+      if (removed.has(analysis.atoms.find(a))) dropped.push(p);
+    });
+    if (dropped.length === 0) continue;
+    const node = member.node;
+    if (!SUPPORTED.has(node.opType) || member.graph.parent !== undefined) {
+      skipped.push({ node: node.label, reason: member.graph.parent !== undefined ? 'inside a subgraph' : `${node.opType} not compensated` });
+      continue;
+    }
+    const axis = node.opType === 'Gemm' ? (node.attrInt('transA', 0) !== 0 ? 0 : 1) : node.opType === 'MatMul' ? -1 : 1;
+    readers.push({ member, dropped, axis });
+  }
+  const accumulators = new Map<string, ChannelMeans>();
+  for (const r of readers) {
+    const key = `${r.member.node.inputs[0]}\u0000${r.axis}`;
+    if (!accumulators.has(key)) accumulators.set(key, new ChannelMeans(r.member.node.inputs[0], r.axis));
+  }
+  const collected = await collectActivations(ort, model, [...accumulators.values()], samples, { threads: options.threads, limit: options.limit ?? 64, purpose: 'channel means' });
+  let layers = 0;
+  for (const r of readers) {
+    const means = accumulators.get(`${r.member.node.inputs[0]}\u0000${r.axis}`)?.means();
+    if (means === undefined || means.length === 0) {
+      skipped.push({ node: r.member.node.label, reason: 'its input was not measured' });
+      continue;
+    }
+    const delta = biasDelta(r, means, constantValue(r.member.graph, r.member.name) as Tensor);
+    if (delta === undefined || !addBias(model, r.member.graph, r.member.node, delta)) {
+      skipped.push({ node: r.member.node.label, reason: 'its bias layout is not handled' });
+      continue;
+    }
+    layers++;
+  }
+  return { layers, skipped, samples: collected.samples };
+}
+
+/** Per output channel of the reader: the removed inputs' means times the weights on them. */
+function biasDelta(r: Reader, means: Float64Array, weight: Tensor): Float32Array | undefined {
+  const node = r.member.node;
+  const w = weight.data() as Float32Array;
+  const dims = weight.dims;
+  if (node.opType === 'Conv') {
+    const [M, perGroup] = dims;
+    const kernel = dims.slice(2).reduce((a, b) => a * b, 1);
+    const groups = node.attrInt('group', 1);
+    const perGroupOut = M / groups;
+    const delta = new Float32Array(M);
+    for (let o = 0; o < M; o++) {
+      const g = Math.floor(o / perGroupOut);
+      let sum = 0;
+      for (const p of r.dropped) {
+        let taps = 0;
+        for (let k = 0; k < kernel; k++) taps += w[(o * perGroup + p) * kernel + k];
+        sum += means[g * perGroup + p] * taps;
+      }
+      delta[o] = sum;
+    }
+    return delta;
+  }
+  if (node.opType === 'ConvTranspose') {
+    // Each output pixel sees on average kernel / prod(strides) taps of each input channel.
+    const [, M] = dims;
+    const kernel = dims.slice(2).reduce((a, b) => a * b, 1);
+    const strides = (node.attrInts('strides') ?? []).reduce((a, b) => a * b, 1);
+    const delta = new Float32Array(M);
+    for (let m = 0; m < M; m++) {
+      let sum = 0;
+      for (const c of r.dropped) {
+        let taps = 0;
+        for (let k = 0; k < kernel; k++) taps += w[(c * M + m) * kernel + k];
+        sum += (means[c] * taps) / strides;
+      }
+      delta[m] = sum;
+    }
+    return delta;
+  }
+  // MatMul W [K, N]; Gemm W [K, N] or [N, K] (transB).
+  const transposed = node.opType === 'Gemm' && node.attrInt('transB', 0) !== 0;
+  if (dims.length !== 2) return undefined;
+  const N = transposed ? dims[0] : dims[1];
+  const K = transposed ? dims[1] : dims[0];
+  const delta = new Float32Array(N);
+  for (let n = 0; n < N; n++) {
+    let sum = 0;
+    for (const p of r.dropped) sum += means[p] * w[transposed ? n * K + p : p * N + n];
+    delta[n] = sum;
+  }
+  return delta;
+}
+
+/** Adds `delta` to the reader's bias (creating one where needed). False when the layout is not handled. */
+function addBias(model: Model, graph: Graph, node: Node, delta: Float32Array): boolean {
+  const N = delta.length;
+  if (node.opType === 'MatMul') return addAfterMatMul(model, graph, node, delta);
+  const at = 2;
+  const name = node.inputs[at];
+  if (!name) {
+    const tensor = Tensor.fromArray(graph.uniqueName(`${node.name || node.opType}_bias`), DataType.FLOAT, [N], delta);
+    addConstant(model, graph, tensor, node);
+    while (node.inputs.length <= at) node.inputs.push('');
+    node.inputs[at] = tensor.name;
+    graph.changed();
+    return true;
+  }
+  const bias = constantValue(graph, name);
+  if (bias === undefined || bias.dataType !== DataType.FLOAT) return false;
+  const values = bias.data() as Float32Array;
+  const scope = graph.scopeOf(name) ?? graph;
+  if (bias.elementCount === N && (bias.dims.length === 1 || bias.dims[0] === 1)) {
+    replaceConstant(model, scope, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, values.map((v, i) => v + delta[i])), [{ graph, node, input: at }]);
+    return true;
+  }
+  if (bias.elementCount === 1) {
+    replaceConstant(model, scope, name, Tensor.fromArray(name, DataType.FLOAT, [N], delta.map((d) => d + values[0])), [{ graph, node, input: at }]);
+    return true;
+  }
+  return false;
+}
+
+/** A MatMul's bias is the constant of the Add that follows it, or a new Add. */
+function addAfterMatMul(model: Model, graph: Graph, node: Node, delta: Float32Array): boolean {
+  const out = node.outputs[0];
+  const readers = graph.consumers(out);
+  const add = readers.length === 1 && readers[0].opType === 'Add' && !graph.isGraphOutput(out) ? readers[0] : undefined;
+  const biasAt = add === undefined ? -1 : add.inputs.findIndex((n, i) => n !== out && constantValue(graph, n) !== undefined && i < 2);
+  if (add !== undefined && biasAt >= 0) {
+    const name = add.inputs[biasAt];
+    const bias = constantValue(graph, name) as Tensor;
+    if (bias.dataType === DataType.FLOAT && bias.elementCount === delta.length && bias.dims[bias.dims.length - 1] === delta.length) {
+      const values = bias.data() as Float32Array;
+      replaceConstant(model, graph.scopeOf(name) ?? graph, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, values.map((v, i) => v + delta[i])), [{ graph, node: add, input: biasAt }]);
+      return true;
+    }
+  }
+  const raw = graph.uniqueName(`${out}_uncompensated`);
+  const tensor = Tensor.fromArray(graph.uniqueName(`${node.name || 'MatMul'}_bias`), DataType.FLOAT, [delta.length], delta);
+  addConstant(model, graph, tensor, node);
+  node.outputs[0] = raw;
+  graph.addNode(new Node({ opType: 'Add', inputs: [raw, tensor.name], outputs: [out], name: graph.uniqueName(`${node.name || 'MatMul'}_compensation`), attributes: [] }), graph.nodes.indexOf(node) + 1);
+  graph.changed();
+  return true;
+}
