@@ -15,11 +15,10 @@ import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { float32ToFloat16Bits } from '../../kernels/quant-formats.js';
 import type { Pass } from '../../pipeline/pass.js';
-import { isOp } from '../../optimize/util/graph-queries.js';
+import { sqnrDb } from '../../kernels/sqnr.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
-import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
-import { type QuantizedTensorReport, type WeightQuantReport, becomeMicrosoftOp, dropUnreadConstant, ensureMicrosoftOpset, readFloatMatrix } from './weight-tensors.js';
+import { type QuantizedTensorReport, type WeightQuantReport, becomeMicrosoftOp, dropUnreadConstant, eligibleMatMuls, ensureMicrosoftOpset } from './weight-tensors.js';
 
 /** bitsandbytes' NormalFloat4 levels (quantiles of a unit normal, scaled to [-1, 1]). */
 export const NF4_LEVELS: readonly number[] = [
@@ -77,26 +76,7 @@ export function quantizeMatMulsBnb4(model: Model, options: MatMulBnb4Options = {
   const result = new PassResult(['matmuls', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
   const tensors: QuantizedTensorReport[] = [];
   const done = new Map<Graph, Map<string, string[]>>();
-  for (const { node, graph } of [...model.graph.allNodes()]) {
-    if (!isOp(node, 'MatMul')) continue;
-    result.count('matmuls');
-    const skip = (code: string, message: string, tensor?: string): void => {
-      result.count('skipped');
-      result.warn(code, `MatMul '${node.label}': ${message}`, { node: node.label, tensor });
-    };
-    if (options.exclude?.(node, graph)) {
-      skip('excluded', 'excluded by the caller');
-      continue;
-    }
-    const weightName = node.inputs[WEIGHTED_OPS.MatMul.weight];
-    const weight = readFloatMatrix(graph, weightName, 'MatMulBnb4');
-    if ('reason' in weight) {
-      skip(weight.code, weight.reason, weightName);
-      continue;
-    }
-    const shape = matrixWeightShape(node, weight.dims);
-    if (shape === undefined) continue;
-    const { K, N } = shape;
+  for (const { node, graph, weightName, weight, K, N } of eligibleMatMuls(model, result, 'MatMulBnb4', options.exclude)) {
     const elemType = weight.tensor.dataType;
     let inputs = done.get(graph)?.get(weightName);
     if (inputs === undefined) {
@@ -111,13 +91,7 @@ export function quantizeMatMulsBnb4(model: Model, options: MatMulBnb4Options = {
       inputs = [packed.name, absmax.name];
       if (!done.has(graph)) done.set(graph, new Map());
       done.get(graph)?.set(weightName, inputs);
-      let signal = 0;
-      let noise = 0;
-      for (let i = 0; i < q.decoded.length; i++) {
-        signal += weight.values[i] * weight.values[i];
-        noise += (weight.values[i] - q.decoded[i]) ** 2;
-      }
-      const report = { name: weightName, op: 'MatMul', node: node.label, bytesBefore: weight.tensor.byteLength, bytesAfter: packed.byteLength + absmax.byteLength, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise) };
+      const report = { name: weightName, op: 'MatMul', node: node.label, bytesBefore: weight.tensor.byteLength, bytesAfter: packed.byteLength + absmax.byteLength, sqnrDb: sqnrDb(weight.values, q.decoded) };
       tensors.push(report);
       result.count('bytesBefore', report.bytesBefore);
       result.count('bytesAfter', report.bytesAfter);

@@ -29,8 +29,6 @@ import {
   ternarizeBlocks,
 } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
-import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
-import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import {
   PerGraphCache,
@@ -39,9 +37,10 @@ import {
   addTypedConstant,
   becomeMicrosoftOp,
   dropUnreadConstant,
+  eligibleMatMuls,
   ensureMicrosoftOpset,
   floatTensor,
-  readFloatMatrix,
+  matMulCount,
   storedBytes,
   transposeColumns,
 } from './weight-tensors.js';
@@ -123,29 +122,9 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
   const tensors: QuantizedTensorReport[] = [];
   // A weight read by several MatMuls of one graph is quantized once.
   const done = new PerGraphCache<Replacement>();
-  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul'));
   const progress = options.progress ?? silentProgress;
-  progress.start(`${o.bits}-bit MatMul weights`, targets.length);
-  for (const { node, graph } of targets) {
-    progress.tick();
-    result.count('matmuls');
-    const skip = (code: string, message: string, tensor?: string): void => {
-      result.count('skipped');
-      result.warn(code, `MatMul '${node.label}': ${message}`, { node: node.label, tensor });
-    };
-    if (options.exclude?.(node, graph)) {
-      skip('excluded', 'excluded by the caller');
-      continue;
-    }
-    const weightName = node.inputs[WEIGHTED_OPS.MatMul.weight];
-    const weight = readFloatMatrix(graph, weightName, 'MatMulNBits');
-    if ('reason' in weight) {
-      skip(weight.code, weight.reason, weightName);
-      continue;
-    }
-    const shape = matrixWeightShape(node, weight.dims);
-    if (shape === undefined) continue;
-    const { K, N } = shape;
+  progress.start(`${o.bits}-bit MatMul weights`, matMulCount(model));
+  for (const { node, graph, weightName, weight, K, N, skip } of eligibleMatMuls(model, result, 'MatMulNBits', options.exclude, () => progress.tick())) {
     if (K % o.blockSize !== 0 && (options.partialBlocks ?? 'pad') === 'skip') {
       skip('block-size-does-not-divide-k', `K = ${K} of weight '${weightName}' is not a multiple of block size ${o.blockSize}`, weightName);
       continue;

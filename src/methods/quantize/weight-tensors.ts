@@ -11,7 +11,9 @@ import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { float16BitsToFloat32, float32ToFloat16Bits, type ScaleType } from '../../kernels/quant-formats.js';
 import type { PassReport } from '../../pipeline/pass.js';
-import { isRead } from '../../optimize/util/graph-queries.js';
+import { isOp, isRead } from '../../optimize/util/graph-queries.js';
+import type { PassResult } from '../../optimize/util/report.js';
+import { matrixWeightShape, WEIGHTED_OPS } from '../../graph-edit/weighted-layers.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
 
 export const MS_DOMAIN = 'com.microsoft';
@@ -151,4 +153,51 @@ export function becomeMicrosoftOp(node: Node, opType: string, inputs: string[], 
   node.domain = MS_DOMAIN;
   node.inputs = inputs;
   node.attributes = attributes;
+}
+
+/** A MatMul whose weight is a constant float matrix, with its [K, N] shape. */
+export interface MatMulWeight {
+  node: Node;
+  graph: Graph;
+  weightName: string;
+  weight: { tensor: Tensor; values: Float32Array; dims: [number, number] };
+  K: number;
+  N: number;
+  /** Counts the MatMul as skipped in the pass result, with a warning naming it. */
+  skip(code: string, message: string, tensor?: string): void;
+}
+
+/**
+ * Every MatMul of the model (all scopes) with a constant float weight, for the weight-only passes
+ * that rewrite them; the others are counted as skipped in `result` with the reason, as are those
+ * `exclude` names. `consumer` names the op they would become, in messages.
+ */
+export function* eligibleMatMuls(model: Model, result: PassResult, consumer: string, exclude?: (node: Node, graph: Graph) => boolean, onEach?: () => void): Generator<MatMulWeight> {
+  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul'));
+  for (const { node, graph } of targets) {
+    onEach?.();
+    result.count('matmuls');
+    const skip = (code: string, message: string, tensor?: string): void => {
+      result.count('skipped');
+      result.warn(code, `MatMul '${node.label}': ${message}`, { node: node.label, tensor });
+    };
+    if (exclude?.(node, graph)) {
+      skip('excluded', 'excluded by the caller');
+      continue;
+    }
+    const weightName = node.inputs[WEIGHTED_OPS.MatMul.weight];
+    const weight = readFloatMatrix(graph, weightName, consumer);
+    if ('reason' in weight) {
+      skip(weight.code, weight.reason, weightName);
+      continue;
+    }
+    const shape = matrixWeightShape(node, weight.dims);
+    if (shape === undefined) continue;
+    yield { node, graph, weightName, weight, K: shape.K, N: shape.N, skip };
+  }
+}
+
+/** How many MatMuls `eligibleMatMuls` will look at (for progress). */
+export function matMulCount(model: Model): number {
+  return [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul')).length;
 }
