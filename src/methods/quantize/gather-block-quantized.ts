@@ -15,7 +15,6 @@ import type { Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import { packRows } from '../../kernels/pack.js';
 import type { Pass } from '../../pipeline/pass.js';
-import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { type BlockWeightOptions, quantizeRows, resolveBlockOptions } from './matmul-nbits.js';
 import {
@@ -25,9 +24,9 @@ import {
   addTypedConstant,
   becomeMicrosoftOp,
   dropUnreadConstant,
+  eligibleGathers,
   ensureMicrosoftOpset,
   floatTensor,
-  readFloatWeight,
 } from './weight-tensors.js';
 
 export type GatherBlockQuantizedOptions = BlockWeightOptions;
@@ -38,28 +37,8 @@ export function quantizeGathers(model: Model, options: GatherBlockQuantizedOptio
   const result = new PassResult(['gathers', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
   const tensors: QuantizedTensorReport[] = [];
   const done = new PerGraphCache<{ inputs: string[]; report: Omit<QuantizedTensorReport, 'node'> }>();
-  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'Gather'));
-  for (const { node, graph } of targets) {
-    const tableName = node.inputs[0];
-    const table = readFloatWeight(graph, tableName);
-    // Gathers over shapes and indices (int64 constants, runtime values) are not embeddings: say
-    // nothing about them, only about float tables that could not be converted.
-    if ('reason' in table) continue;
-    result.count('gathers');
-    const skip = (code: string, message: string): void => {
-      result.count('skipped');
-      result.warn(code, `Gather '${node.label}': ${message}`, { node: node.label, tensor: tableName });
-    };
-    if (options.exclude?.(node, graph)) {
-      skip('excluded', 'excluded by the caller');
-      continue;
-    }
+  for (const { node, graph, tableName, table, skip } of eligibleGathers(model, result, 'GatherBlockQuantized', options.exclude)) {
     const dims = table.tensor.dims;
-    const axis = node.attrInt('axis', 0);
-    if (dims.length !== 2 || (axis !== 0 && axis !== -2)) {
-      skip('not-an-embedding', `table '${tableName}' [${dims.join(',')}] gathered on axis ${axis}; GatherBlockQuantized needs a 2-D table gathered on axis 0`);
-      continue;
-    }
     const [V, D] = dims;
     if (D % o.blockSize !== 0) {
       skip('block-size-does-not-divide-row', `row length ${D} of '${tableName}' is not a multiple of block size ${o.blockSize}`);

@@ -16,10 +16,9 @@ import { Tensor } from '../../ir/tensor.js';
 import { float32ToFloat16Bits } from '../../kernels/quant-formats.js';
 import { quantizeBlocks } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
-import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
-import { type QuantizedTensorReport, type WeightQuantReport, dropUnreadConstant, readFloatWeight } from './weight-tensors.js';
+import { type QuantizedTensorReport, type WeightQuantReport, dropUnreadConstant, eligibleGathers } from './weight-tensors.js';
 
 export interface GatherInt8RowsOptions {
   /** Nodes to leave alone (reported as excluded). */
@@ -35,26 +34,8 @@ export function quantizeGatherRows(model: Model, options: GatherInt8RowsOptions 
   const minElements = options.minElements ?? 1024;
   /** One int8 copy per table and graph, shared by every Gather that reads it. */
   const done = new Map<Graph, Map<string, { codes: string; scales: string; floatType: DataType }>>();
-  for (const { node, graph } of [...model.graph.allNodes()]) {
-    if (!isOp(node, 'Gather')) continue;
-    const tableName = node.inputs[0];
-    const table = readFloatWeight(graph, tableName);
-    if ('reason' in table) continue;
-    result.count('gathers');
-    const skip = (code: string, message: string): void => {
-      result.count('skipped');
-      result.warn(code, `Gather '${node.label}': ${message}`, { node: node.label, tensor: tableName });
-    };
-    const axis = node.attrInt('axis', 0);
+  for (const { node, graph, tableName, table } of eligibleGathers(model, result, 'int8 embedding rows', options.exclude)) {
     const dims = table.tensor.dims;
-    if (dims.length !== 2 || axis !== 0) {
-      skip('gather-shape', `table '${tableName}' [${dims.join(',')}] gathered on axis ${axis}; only rows of a 2-D table are quantized`);
-      continue;
-    }
-    if (options.exclude?.(node, graph)) {
-      skip('excluded', 'excluded by the caller');
-      continue;
-    }
     if (table.values.length < minElements) continue;
     const floatType = table.tensor.dataType;
     let shared = done.get(graph)?.get(tableName);

@@ -201,3 +201,45 @@ export function* eligibleMatMuls(model: Model, result: PassResult, consumer: str
 export function matMulCount(model: Model): number {
   return [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'MatMul')).length;
 }
+
+/** A Gather on a constant float 2-D table along its rows: an embedding. */
+export interface GatherTable {
+  node: Node;
+  graph: Graph;
+  tableName: string;
+  table: { tensor: Tensor; values: Float32Array };
+  /** Counts the Gather as skipped in the pass result, with a warning naming it. */
+  skip(code: string, message: string): void;
+}
+
+/**
+ * Every Gather of the model (all scopes) that reads rows of a constant float 2-D table, for the
+ * passes that quantize embeddings. Gathers over shapes and indices (integer constants, run-time
+ * values) are not embeddings and pass unmentioned; float tables that cannot be converted (excluded,
+ * not 2-D, another axis) are counted as skipped in `result` with the reason. `consumer` names the
+ * form they would take, in messages.
+ */
+export function* eligibleGathers(model: Model, result: PassResult, consumer: string, exclude?: (node: Node, graph: Graph) => boolean): Generator<GatherTable> {
+  const targets = [...model.graph.allNodes()].filter(({ node }) => isOp(node, 'Gather'));
+  for (const { node, graph } of targets) {
+    const tableName = node.inputs[0];
+    const table = readFloatWeight(graph, tableName);
+    if ('reason' in table) continue;
+    result.count('gathers');
+    const skip = (code: string, message: string): void => {
+      result.count('skipped');
+      result.warn(code, `Gather '${node.label}': ${message}`, { node: node.label, tensor: tableName });
+    };
+    if (exclude?.(node, graph)) {
+      skip('excluded', 'excluded by the caller');
+      continue;
+    }
+    const dims = table.tensor.dims;
+    const axis = node.attrInt('axis', 0);
+    if (dims.length !== 2 || (axis !== 0 && axis !== -2)) {
+      skip('not-an-embedding', `table '${tableName}' [${dims.join(',')}] gathered on axis ${axis}; ${consumer} needs a 2-D table gathered on axis 0`);
+      continue;
+    }
+    yield { node, graph, tableName, table, skip };
+  }
+}
