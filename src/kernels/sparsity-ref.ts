@@ -74,3 +74,18 @@ export function gatherAxisRef(values: Values, dims: readonly number[], axis: num
   }
   return out;
 }
+
+/** Wanda's mask the slow way: each row's (or each run of M's) entries sorted by |w|·‖x‖, the smallest dropped. */
+export function wandaMaskRef(weights: Values, rows: number, cols: number, norms: Values, target: { sparsity?: number; pattern?: { n: number; m: number } }): Uint8Array {
+  const mask = new Uint8Array(rows * cols).fill(1);
+  const group = target.pattern?.m ?? cols;
+  const drop = target.pattern === undefined ? prunedCount(cols, target.sparsity ?? 0) : target.pattern.m - target.pattern.n;
+  for (let r = 0; r < rows; r++) {
+    for (let start = 0; start < cols; start += group) {
+      const entries = Array.from({ length: group }, (_, j) => ({ s: Math.abs(weights[r * cols + start + j]) * norms[start + j], j }));
+      entries.sort((a, b) => a.s - b.s || a.j - b.j);
+      for (const e of entries.slice(0, drop)) mask[r * cols + start + e.j] = 0;
+    }
+  }
+  return mask;
+}

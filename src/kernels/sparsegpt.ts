@@ -1,0 +1,139 @@
+// SparseGPT (Frantar & Alistarh 2023): one-shot pruning of a layer y = W·x that keeps its outputs
+// on calibration inputs. W is [rows, cols] (rows: outputs, cols: input features) and H = Σ xxᵀ over
+// the calibration inputs (XᵀX, cols x cols). Columns are visited left to right; when a column's
+// masked weights are zeroed, the error they leave is spread over the columns not yet visited with
+// the Optimal Brain Surgeon update, which reads the inverse Hessian through its upper Cholesky
+// factor U (H⁻¹ = UᵀU). Work goes in blocks of columns: inside a block the update is applied
+// column by column, to the rest of the matrix once per block (the same arithmetic, regrouped).
+// The mask is chosen per block from w² / U[k][k]² (adaptive mask selection): unstructured, the
+// smallest scores of the whole block; N:M, the M - N smallest of each row's run of M columns, taken
+// when the run is reached (with the weights as updated so far). sparsegpt-ref.ts is the same
+// algorithm written the slow, obvious way, downdating an explicit inverse after every column.
+import { inverseUpperCholesky } from './linalg.js';
+import { prunedCount } from './sparsity.js';
+
+export interface OneShotTarget {
+  /** Share of each block's weights removed (unstructured). */
+  sparsity?: number;
+  /** N kept of every M consecutive columns in each row (N:M); takes precedence over `sparsity`. */
+  pattern?: { n: number; m: number };
+}
+
+export interface SparseGptOptions extends OneShotTarget {
+  /** Columns per block (default 128). */
+  blockSize?: number;
+  /** Added to H's diagonal, as a share of its mean (default 0.01). */
+  damping?: number;
+}
+
+export interface SparseGptResult {
+  /** The updated weights, [rows, cols], pruned positions exactly 0. */
+  weights: Float64Array;
+  /** 1 kept, 0 pruned. */
+  mask: Uint8Array;
+  /** The OBS estimate of the added output error, Σ (w - q)² / U[k][k]² / 2 over pruned weights. */
+  loss: number;
+}
+
+/**
+ * H with a dampened diagonal, ready to invert: features that never fire (H[k][k] = 0) get a unit
+ * diagonal and their weights are zeroed in `w` (they never contribute, so removing them is free).
+ */
+export function dampedHessian(w: Float64Array, rows: number, cols: number, hessian: Float64Array, damping: number): Float64Array {
+  const h = hessian.slice();
+  let mean = 0;
+  for (let k = 0; k < cols; k++) mean += h[k * cols + k];
+  mean /= Math.max(1, cols);
+  for (let k = 0; k < cols; k++) {
+    if (h[k * cols + k] === 0) {
+      h[k * cols + k] = 1;
+      for (let r = 0; r < rows; r++) w[r * cols + k] = 0;
+    }
+  }
+  const add = damping * (mean > 0 ? mean : 1);
+  for (let k = 0; k < cols; k++) h[k * cols + k] += add;
+  return h;
+}
+
+/** Prunes `weights` ([rows, cols], not changed) given the calibration Hessian ([cols, cols]). */
+export function sparseGpt(weights: Float64Array, rows: number, cols: number, hessian: Float64Array, options: SparseGptOptions): SparseGptResult {
+  const blockSize = options.blockSize ?? 128;
+  const pattern = options.pattern;
+  if (pattern !== undefined && cols % pattern.m !== 0) throw new Error(`SparseGPT: ${cols} columns are not a multiple of ${pattern.m}`);
+  const w = weights.slice();
+  const u = inverseUpperCholesky(dampedHessian(w, rows, cols, hessian, options.damping ?? 0.01), cols);
+  const mask = new Uint8Array(rows * cols).fill(1);
+  let loss = 0;
+  for (let start = 0; start < cols; start += blockSize) {
+    const end = Math.min(cols, start + blockSize);
+    const width = end - start;
+    if (pattern === undefined) blockMask(w, u, mask, rows, cols, start, end, options.sparsity ?? 0);
+    // err[r][j]: the scaled error of column start + j, spread over the columns after the block at its end.
+    const err = new Float64Array(rows * width);
+    for (let k = start; k < end; k++) {
+      if (pattern !== undefined && (k - start) % pattern.m === 0) runMask(w, u, mask, rows, cols, k, pattern);
+      const d = u[k * cols + k];
+      for (let r = 0; r < rows; r++) {
+        const row = r * cols;
+        if (mask[row + k] === 1) continue;
+        const e = w[row + k] / d;
+        loss += (e * e) / 2;
+        err[r * width + (k - start)] = e;
+        w[row + k] = 0;
+        // Inside the block, column by column: the columns of the block not yet visited.
+        for (let j = k + 1; j < end; j++) w[row + j] -= e * u[k * cols + j];
+      }
+    }
+    // The block's errors applied to every later column at once.
+    for (let r = 0; r < rows; r++) {
+      const row = r * cols;
+      for (let j = 0; j < width; j++) {
+        const e = err[r * width + j];
+        if (e === 0) continue;
+        const urow = (start + j) * cols;
+        for (let c = end; c < cols; c++) w[row + c] -= e * u[urow + c];
+      }
+    }
+  }
+  for (let i = 0; i < w.length; i++) if (mask[i] === 0) w[i] = 0;
+  return { weights: w, mask, loss };
+}
+
+/** The ranks of `scores` smallest first (ties: lower position first). */
+function smallestFirst(scores: Float64Array): Uint32Array {
+  const order = new Uint32Array(scores.length).map((_, i) => i);
+  return order.sort((a, b) => scores[a] - scores[b] || a - b);
+}
+
+/** Unstructured mask of columns [start, end): the smallest w² / U[k][k]² of the whole block go. */
+function blockMask(w: Float64Array, u: Float64Array, mask: Uint8Array, rows: number, cols: number, start: number, end: number, sparsity: number): void {
+  const width = end - start;
+  const scores = new Float64Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < width; j++) {
+      const d = u[(start + j) * cols + start + j];
+      const v = w[r * cols + start + j];
+      scores[r * width + j] = (v * v) / (d * d);
+    }
+  }
+  const order = smallestFirst(scores);
+  const count = prunedCount(scores.length, sparsity);
+  for (let i = 0; i < count; i++) {
+    const r = Math.floor(order[i] / width);
+    mask[r * cols + start + (order[i] % width)] = 0;
+  }
+}
+
+/** N:M mask of columns [k, k + m) of every row, from the weights as updated so far. */
+function runMask(w: Float64Array, u: Float64Array, mask: Uint8Array, rows: number, cols: number, k: number, pattern: { n: number; m: number }): void {
+  const scores = new Float64Array(pattern.m);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < pattern.m; j++) {
+      const d = u[(k + j) * cols + k + j];
+      const v = w[r * cols + k + j];
+      scores[j] = (v * v) / (d * d);
+    }
+    const order = smallestFirst(scores);
+    for (let i = 0; i < pattern.m - pattern.n; i++) mask[r * cols + k + order[i]] = 0;
+  }
+}
