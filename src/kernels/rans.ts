@@ -1,0 +1,163 @@
+// Static rANS over bytes (Duda's asymmetric numeral systems, in the byte-wise form of
+// ryg_rans): frequencies normalized to 12 bits (they sum to 4096), one 32-bit state kept in
+// [2^23, 2^31), renormalized a byte at a time. Layout of a coded stream (docs/pack-format.md):
+//
+//   32 bytes  bitmap of the symbols present
+//   varints   (frequency - 1) of each present symbol, in symbol order
+//   4 bytes   the encoder's final state, little-endian (the decoder's initial state)
+//   ...       renormalization bytes, in the order the decoder reads them
+//
+// The encoder walks the input backwards and writes bytes from the end of its buffer, so the
+// decoder runs forwards. A finished decode must land exactly on the stream's end with the state
+// back at 2^23 (the encoder's start): a free integrity check. Slow reference: rans-ref.ts.
+
+export const RANS_SCALE_BITS = 12;
+const M = 1 << RANS_SCALE_BITS;
+const L = 1 << 23;
+const BITMAP_BYTES = 32;
+
+/**
+ * Frequencies summing to 4096, every present symbol at least 1: floor(count * 4096 / total)
+ * (raised to 1), then the remainder added to (or taken from, one at a time, the largest) the
+ * symbols with the largest counts. The rule is part of the format's reproducibility, not of
+ * decoding (the table travels in the stream).
+ */
+export function normalizeFrequencies(counts: ArrayLike<number>): Uint16Array {
+  const freqs = new Uint16Array(256);
+  let total = 0;
+  for (let s = 0; s < 256; s++) total += counts[s];
+  if (total === 0) return freqs;
+  let sum = 0;
+  let largest = -1;
+  for (let s = 0; s < 256; s++) {
+    if (counts[s] === 0) continue;
+    freqs[s] = Math.max(1, Math.floor((counts[s] * M) / total));
+    sum += freqs[s];
+    if (largest < 0 || counts[s] > counts[largest]) largest = s;
+  }
+  if (sum < M) freqs[largest] += M - sum;
+  while (sum > M) {
+    let best = -1;
+    for (let s = 0; s < 256; s++) if (freqs[s] > 1 && (best < 0 || freqs[s] > freqs[best])) best = s;
+    freqs[best]--;
+    sum--;
+  }
+  return freqs;
+}
+
+function writeVarint(out: Uint8Array, p: number, value: number): number {
+  while (value >= 0x80) {
+    out[p++] = (value & 0x7f) | 0x80;
+    value >>>= 7;
+  }
+  out[p++] = value;
+  return p;
+}
+
+/** rANS-codes `input` with normalized frequencies (see normalizeFrequencies). */
+export function ransEncodeWithFrequencies(input: Uint8Array, freqs: Uint16Array): Uint8Array {
+  const start = new Uint32Array(256);
+  let cumulative = 0;
+  for (let s = 0; s < 256; s++) {
+    start[s] = cumulative;
+    cumulative += freqs[s];
+  }
+  if (input.length > 0 && cumulative !== M) throw new Error(`rans: frequencies sum to ${cumulative}, not ${M}`);
+  // Header in front, then room for the worst case (12 bits per symbol, rounded up) and the state.
+  const header = new Uint8Array(BITMAP_BYTES + 2 * 256);
+  let h = BITMAP_BYTES;
+  for (let s = 0; s < 256; s++) {
+    if (freqs[s] === 0) continue;
+    header[s >> 3] |= 1 << (s & 7);
+    h = writeVarint(header, h, freqs[s] - 1);
+  }
+  const body = new Uint8Array(2 * input.length + 8);
+  let p = body.length;
+  let x = L;
+  // x < 2^19 * freq before each step keeps the next state below 2^31 (plain integer arithmetic).
+  for (let i = input.length - 1; i >= 0; i--) {
+    const s = input[i];
+    const f = freqs[s];
+    if (f === 0) throw new Error(`rans: symbol ${s} occurs but has frequency 0`);
+    const xMax = (L >>> RANS_SCALE_BITS) * 256 * f;
+    while (x >= xMax) {
+      body[--p] = x & 0xff;
+      x >>>= 8;
+    }
+    const q = Math.floor(x / f);
+    x = q * M + (x - q * f) + start[s];
+  }
+  p -= 4;
+  body[p] = x & 0xff;
+  body[p + 1] = (x >>> 8) & 0xff;
+  body[p + 2] = (x >>> 16) & 0xff;
+  body[p + 3] = (x >>> 24) & 0xff;
+  const out = new Uint8Array(h + body.length - p);
+  out.set(header.subarray(0, h));
+  out.set(body.subarray(p), h);
+  return out;
+}
+
+export function ransEncode(input: Uint8Array): Uint8Array {
+  const counts = new Uint32Array(256);
+  for (let i = 0; i < input.length; i++) counts[input[i]]++;
+  return ransEncodeWithFrequencies(input, normalizeFrequencies(counts));
+}
+
+/** Decodes `count` symbols into `out`; throws when the stream is malformed or its length is off. */
+export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number): void {
+  if (coded.length < BITMAP_BYTES) throw new Error('rans: stream shorter than its symbol bitmap');
+  const freqOf = new Uint16Array(M);
+  const biasOf = new Int32Array(M);
+  const symbolOf = new Uint8Array(M);
+  let p = BITMAP_BYTES;
+  let cumulative = 0;
+  for (let s = 0; s < 256; s++) {
+    if ((coded[s >> 3] & (1 << (s & 7))) === 0) continue;
+    let f = 0;
+    let shift = 0;
+    for (;;) {
+      if (p >= coded.length || shift > 14) throw new Error('rans: malformed frequency table');
+      const b = coded[p++];
+      f |= (b & 0x7f) << shift;
+      shift += 7;
+      if (b < 0x80) break;
+    }
+    f += 1;
+    if (cumulative + f > M) throw new Error('rans: frequencies sum to more than 4096');
+    // x' = f * (x >> 12) + (x & 4095) - start: per slot, the frequency and (slot - start).
+    for (let slot = cumulative; slot < cumulative + f; slot++) {
+      freqOf[slot] = f;
+      biasOf[slot] = slot - cumulative;
+      symbolOf[slot] = s;
+    }
+    cumulative += f;
+  }
+  if (count === 0) {
+    if (p + 4 !== coded.length && p !== coded.length) throw new Error('rans: bytes left after an empty stream');
+    return;
+  }
+  if (cumulative !== M) throw new Error(`rans: frequencies sum to ${cumulative}, not ${M}`);
+  if (p + 4 > coded.length) throw new Error('rans: stream ends before its state');
+  let x = (coded[p] | (coded[p + 1] << 8) | (coded[p + 2] << 16) | (coded[p + 3] << 24)) >>> 0;
+  p += 4;
+  if (x < L || x >= 2 ** 31) throw new Error('rans: initial state out of range');
+  const end = coded.length;
+  const mask = M - 1;
+  for (let i = 0; i < count; i++) {
+    const slot = x & mask;
+    out[i] = symbolOf[slot];
+    x = freqOf[slot] * (x >>> RANS_SCALE_BITS) + biasOf[slot];
+    // Past the end reads give undefined (0 after |): caught by the checks below.
+    while (x < L) x = (x << 8) | coded[p++];
+  }
+  if (p > end) throw new Error(`rans: stream ends ${p - end} bytes early`);
+  if (p !== end) throw new Error(`rans: ${end - p} bytes left after ${count} symbols`);
+  if (x !== L) throw new Error('rans: final state is wrong (corrupt stream)');
+}
+
+export function ransDecode(coded: Uint8Array, count: number): Uint8Array {
+  const out = new Uint8Array(count);
+  ransDecodeInto(coded, out, count);
+  return out;
+}
