@@ -1,0 +1,183 @@
+// `shrink cluster IN -o OUT --bits B`: weight sharing. Parses the options, reads the files, runs the
+// cluster recipe step (src/pipeline/cluster.ts) and writes the result only after it passed every
+// check: the fidelity check on --data (its first --samples, default 256) or generated inputs, the
+// gate (exit 3), and loading in onnxruntime. With --epochs the centroids train on --data:
+// fine-tuning with its labels, or distillation from the original without them. --json prints the
+// report in the common envelope.
+import { type Command, Option } from 'commander';
+import { modelSignature } from '../eval/match-inputs.js';
+import { generatedSamples } from '../eval/sample-generate.js';
+import type { SampleSource } from '../eval/samples.js';
+import type { Model } from '../ir/model.js';
+import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes } from '../node/model-files.js';
+import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluster } from '../pipeline/cluster.js';
+import { formatClusterReport } from '../pipeline/cluster-report.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
+import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { envelope } from '../pipeline/report-envelope.js';
+import { sizeChange } from '../pipeline/size-change.js';
+import { InputModelError } from '../pipeline/train.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import { inFile, UsageError } from './errors.js';
+import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { loadModelFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { writeModelOutput } from './model-output.js';
+import { collect, parseDims, wholeNumber } from './options.js';
+import { checkOutput } from './output-checks.js';
+import { cliRecipeContext } from './recipe-context.js';
+import { LABELS_KEY, readLabelledArrays } from './training-data.js';
+import { addTrainingOptions, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+
+interface ClusterFlags extends TrainingFlags, GateFlags {
+  output: string;
+  bits: string;
+  perChannel?: boolean;
+  group?: string;
+  init: 'linear' | 'kmeans++';
+  keepZeros: 'auto' | 'yes' | 'no';
+  importance?: boolean;
+  exclude: string[];
+  only: string[];
+  data?: string;
+  labels?: string;
+  samples?: string;
+  dims?: string;
+}
+
+/** Samples compared by default when --data gives a training set. */
+const DEFAULT_CHECK_SAMPLES = 256;
+
+export function registerCluster(program: Command, context: CliContext): void {
+  const command = program
+    .command('cluster')
+    .description('share weights: k-means codebooks of 2^bits centroids per tensor, channel or group of channels (uint8 codes + a codebook, decoded by Gather in standard ONNX), optionally fine-tune the centroids, check it, and write it')
+    .argument('<input>', 'the ONNX model to cluster')
+    .requiredOption('-o, --output <file>', 'where to write the clustered model')
+    .requiredOption('--bits <b>', `bits per code: at most 2^b centroids per codebook (${MIN_BITS} to ${MAX_BITS})`)
+    .option('--per-channel', 'one codebook per output channel (default: one per tensor)')
+    .option('--group <n>', 'one codebook per n neighbouring output channels')
+    .addOption(new Option('--init <kind>', 'k-means start: linear between min and max (Deep Compression\'s choice) or kmeans++ (seeded by --seed)').choices(['linear', 'kmeans++']).default('linear'))
+    .addOption(new Option('--keep-zeros <when>', 'keep exact zeros exact with a zero centroid of their own: auto (tensors at least 5% zero, e.g. pruned), yes, no').choices(['auto', 'yes', 'no']).default('auto'))
+    .option('--importance', 'weigh each weight by the mean square of the input it multiplies, measured on --data (or generated inputs)')
+    .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
+    .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
+    .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
+    .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
+    .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
+    .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
+  // AdamW by default: a centroid's gradient sums those of every weight it stands for (thousands),
+  // so plain SGD at the usual rates diverges; Adam's steps do not scale with that sum.
+  addGateOptions(addTrainingOptions(command, { optimizer: 'adamw' })).action(async (input: string, flags: ClusterFlags, cmd: Command) => {
+    const ctx = cliRecipeContext(cmd, context.io);
+    const finetune = cmd.getOptionValueSource('epochs') === 'cli';
+    const report = await runCluster(input, flags, finetune, ctx);
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatClusterReport(report)}`);
+  });
+}
+
+async function runCluster(input: string, flags: ClusterFlags, finetune: boolean, cliCtx: ReturnType<typeof cliRecipeContext>) {
+  // Everything that can be wrong with the command line is found before any file is read.
+  const bits = Number(flags.bits);
+  if (!/^\s*\d+\s*$/.test(flags.bits) || !(bits >= MIN_BITS && bits <= MAX_BITS)) throw new UsageError(`--bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got '${flags.bits}'`);
+  if (flags.perChannel === true && flags.group !== undefined) throw new UsageError('--per-channel and --group are two groupings: give one (--group 1 is --per-channel)');
+  const channelsPerGroup = flags.group === undefined ? undefined : wholeNumber(flags.group, '--group', 1);
+  for (const [patterns, flag] of [
+    [flags.exclude, '--exclude'],
+    [flags.only, '--only'],
+  ] as const) {
+    for (const p of patterns) {
+      try {
+        nodeSelector(p, flag);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    }
+  }
+  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
+  if (finetune && flags.data === undefined) throw new UsageError('--epochs trains the centroids on --data: give --data (with --labels to fine-tune, without to distil from the original)');
+  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
+  const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
+  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
+  if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
+  const training = parseTrainingOptions(flags);
+  const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
+  const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
+  try {
+    checkClusterSettings({ bits, channelsPerGroup: perGroup });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] });
+  const ctx = { ...cliCtx, threads: training.threads };
+
+  const original = loadModelFile(input);
+  const arrays =
+    flags.data === undefined
+      ? undefined
+      : await debugPhase(ctx.debug, `cluster: read ${flags.data}`, () =>
+          readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [original], scale: training.scale, requireLabels: false }),
+        );
+  const data: ClusterData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
+  if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
+  const fidelity = checkSamples(original, flags, data, samples);
+  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
+  // Importance reads real samples when there are any (all of --data's first ones), else the generated check inputs.
+  const calibration = flags.importance !== true ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
+  const options: ClusterStepOptions = {
+    bits,
+    grouping,
+    channelsPerGroup: perGroup,
+    init: flags.init,
+    seed: training.seed,
+    keepZeros: flags.keepZeros === 'auto' ? 'auto' : flags.keepZeros === 'yes',
+    importance: flags.importance === true,
+    calibration,
+    exclude: flags.exclude,
+    only: flags.only.length === 0 ? undefined : flags.only,
+    data,
+    finetune: finetune ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed } : undefined,
+    fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
+    fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
+    gate,
+  };
+  let result: Awaited<ReturnType<typeof cluster>>;
+  try {
+    result = await cluster(original, options, ctx);
+  } catch (error) {
+    if (error instanceof InputModelError) throw inFile(input, error.error);
+    throw error;
+  }
+  const saved = await debugPhase(ctx.debug, `cluster: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
+  const unmatched = [...flags.exclude, ...flags.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
+  return envelope(
+    {
+      command: 'cluster',
+      input,
+      output: flags.output,
+      size: sizeChange(modelFileBytes(input, original), saved.bytes),
+      warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
+    },
+    result.report,
+    nodeEnvironment(),
+  );
+}
+
+/** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */
+function checkSamples(model: Model, flags: ClusterFlags, data: ClusterData | undefined, count: number | undefined): { samples: SampleSource; labels?: ReturnType<typeof arrayLabels> } | { skipped: string } {
+  if (count === 0) return { skipped: '--samples 0' };
+  if (data !== undefined) {
+    const limit = count ?? DEFAULT_CHECK_SAMPLES;
+    return { samples: arraySamples(data.inputs, flags.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, flags.labels ?? `${flags.data}[${LABELS_KEY}]`, limit) };
+  }
+  try {
+    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(flags.dims) }) };
+  } catch (error) {
+    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
+  }
+}

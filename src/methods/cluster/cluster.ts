@@ -1,0 +1,187 @@
+// Weight sharing by k-means (Deep Compression, Han, Mao & Dally 2016, section 3): the values of a
+// weight are replaced by at most 2^bits shared centroids, stored as uint8 codes plus a float
+// codebook and decoded in standard ONNX ops that onnxruntime runs (Cast + Gather, or
+// DequantizeLinear when the codebook happens to be a uniform grid). One codebook per tensor, per
+// output channel (`grouping: 'channel'`) or per N output channels (`channelsPerGroup`).
+//
+// For the pack and other readers, the layout a clustered weight W takes (decode-graph.ts has it in
+// full; `findClusters` finds it again):
+//   W_codes            uint8 [dims of W], codes < 2^bits
+//   W_codebook         float32 [G * 2^bits], G groups of 2^bits ascending centroids (unused slots
+//                      repeat the group's last centroid)
+//   W_codebook_offsets int32, 1 everywhere but the channel axis: g(c) * 2^bits   (G > 1 only)
+//   W_clustered        = Gather(W_codebook, Cast(W_codes, INT32) [+ W_codebook_offsets], axis 0)
+// The uniform case writes W_codes (shifted), W_codes_scale, W_codes_zero_point and a
+// DequantizeLinear. The report names the constants of each weight.
+//
+// Pruned weights (exact zeros in at least `PRUNED_SHARE` of a tensor, or `keepZeros: true`): zeros
+// stay out of k-means and keep a centroid of exactly 0, so the zero pattern survives and
+// Deep Compression's prune -> cluster order keeps its sparsity. Optional activation importance
+// (importance.ts) weighs each value by the mean square of the input it multiplies.
+import type { SampleSource } from '../../eval/samples.js';
+import type { KMeansInit } from '../../kernels/kmeans.js';
+import type { Pass, PassWarning } from '../../pipeline/pass.js';
+import type { LayerChoice } from '../prune/layers.js';
+import { buildCodebook, uniformGrid } from './codebook.js';
+import { writeDequantizeForm, writeGatherForm } from './decode-graph.js';
+import { activationImportance } from './importance.js';
+import { clusterTargets } from './targets.js';
+
+/** Share of exact zeros from which a tensor counts as pruned (auto keepZeros). */
+export const PRUNED_SHARE = 0.05;
+
+export const MIN_BITS = 2;
+export const MAX_BITS = 8;
+
+export interface ClusterOptions extends LayerChoice {
+  /** Codes of this many bits: at most 2^bits centroids per codebook (2..8). */
+  bits: number;
+  /** One codebook per tensor (default) or per output channel; `channelsPerGroup` > 1 shares one among that many channels. */
+  grouping?: 'tensor' | 'channel';
+  channelsPerGroup?: number;
+  /** k-means start (default linear, as Deep Compression found best). */
+  init?: KMeansInit;
+  seed?: number;
+  /** Keep exact zeros exact: 'auto' (default) when PRUNED_SHARE of the tensor is zero. */
+  keepZeros?: 'auto' | boolean;
+  /** Write uniform codebooks as DequantizeLinear (default true). Centroid fine-tuning turns it off: it trains through Gather. */
+  foldUniform?: boolean;
+  /** Calibration samples: weigh values by activation importance. */
+  calibration?: SampleSource;
+  /** Samples of `calibration` used (default 64). */
+  calibrationLimit?: number;
+  threads?: number;
+}
+
+export interface ClusteredTensor {
+  name: string;
+  /** The layer reading it (the first, when several do). */
+  node: string;
+  op: string;
+  dims: number[];
+  bits: number;
+  /** Codebooks (1 per tensor, or one per channel / group of channels). */
+  groups: number;
+  /** Centroids in use, summed over the codebooks. */
+  centroids: number;
+  sqnrDb: number;
+  /** float32 bytes of the weight. */
+  bytesDense: number;
+  /** Bytes as written: uint8 codes, the codebook (and offsets, or scales and zero points). */
+  bytesStored: number;
+  /** Bytes with codes packed at `bits` each (what a pack stores before entropy coding). */
+  bytesPacked: number;
+  zerosKept: boolean;
+  /** Exact zeros before and after. */
+  zerosBefore: number;
+  zerosAfter: number;
+  importance: boolean;
+  form: 'gather' | 'dequantize-linear';
+  codes: string;
+  codebook: string;
+  /** The decoded value the layers read. */
+  output: string;
+}
+
+export interface ClusterDetails {
+  tensors: ClusteredTensor[];
+  skipped: { node: string; reason: string }[];
+  importance?: { samples: number; unmeasured: { tensor: string; reason: string }[] };
+}
+
+/** Why `bits` / `channelsPerGroup` cannot work, or undefined. */
+export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup'>): string | undefined {
+  if (!(Number.isInteger(options.bits) && options.bits >= MIN_BITS && options.bits <= MAX_BITS)) return `bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${options.bits}`;
+  if (options.channelsPerGroup !== undefined && !(Number.isInteger(options.channelsPerGroup) && options.channelsPerGroup >= 1)) return `group must be a whole number of channels >= 1, got ${options.channelsPerGroup}`;
+  return undefined;
+}
+
+const zeroCount = (v: Float32Array) => v.reduce((n, x) => n + (x === 0 ? 1 : 0), 0);
+
+export const clusterPass: Pass<ClusterOptions> = {
+  name: 'cluster',
+  description: 'share weights: k-means codebooks of 2^bits centroids per tensor, channel or group, decoded by Gather (or DequantizeLinear when uniform)',
+  async run(model, options, ctx) {
+    const error = clusterSettingsError(options);
+    if (error !== undefined) throw new Error(`cluster: ${error}`);
+    const { targets, skipped } = clusterTargets(model, options);
+    const warnings: PassWarning[] = [];
+    let importance: Awaited<ReturnType<typeof activationImportance>> | undefined;
+    if (options.calibration !== undefined) {
+      if (ctx.ort === undefined) throw new Error('cluster: activation importance needs onnxruntime (ctx.ort)');
+      importance = await activationImportance(ctx.ort, model, targets, options.calibration, { limit: options.calibrationLimit, threads: options.threads });
+      for (const u of importance.unmeasured) warnings.push({ code: 'importance-not-measured', message: `'${u.tensor}' is clustered with equal weights: ${u.reason}`, tensor: u.tensor });
+    }
+    const opset = model.opset('') ?? 1;
+    const perChannel = options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1;
+    const tensors: ClusteredTensor[] = [];
+    for (const target of targets) {
+      const reader = target.readers[0];
+      const values = target.weight.data() as Float32Array;
+      const dims = [...target.weight.dims];
+      let axis = perChannel ? reader.axes?.output : undefined;
+      if (perChannel && (axis === undefined || target.readers.some((r) => r.axes?.output !== axis))) {
+        warnings.push({ code: 'per-tensor-fallback', message: `'${target.name}' [${dims}] has no single output-channel axis for its readers: one codebook for the tensor`, tensor: target.name, node: reader.node.label });
+        axis = undefined;
+      }
+      const K = 2 ** options.bits;
+      const channels = axis === undefined ? 1 : dims[axis];
+      const perGroup = options.channelsPerGroup ?? 1;
+      const groups = axis === undefined ? 1 : Math.ceil(channels / perGroup);
+      const offsetsBytes = groups > 1 ? 4 * channels : 0;
+      const storedEstimate = values.length + groups * K * 4 + offsetsBytes;
+      if (storedEstimate >= values.length * 4) {
+        skipped.push({ node: reader.node.label, reason: `'${target.name}' would not shrink: ${values.length} values, ${groups} codebook${groups === 1 ? '' : 's'} of ${K}` });
+        continue;
+      }
+      const zerosBefore = zeroCount(values);
+      const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
+      const weights = importance?.byWeight.get(target.name);
+      const book = buildCodebook(values, dims, { bits: options.bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros });
+      const grid = options.foldUniform === false ? undefined : uniformGrid(book);
+      // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
+      const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
+      const written = canFold
+        ? writeDequantizeForm(model, target.scope, target.name, dims, book, grid, axis, target.readers)
+        : writeGatherForm(model, target.scope, target.name, dims, book, axis, target.readers);
+      let zerosAfter = 0;
+      for (let i = 0; i < book.codes.length; i++) {
+        const g = axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[Math.floor(i / dims.slice(axis + 1).reduce((a, b) => a * b, 1)) % dims[axis]];
+        if (book.codebook[g * K + book.codes[i]] === 0) zerosAfter++;
+      }
+      tensors.push({
+        name: target.name,
+        node: reader.node.label,
+        op: reader.node.opType,
+        dims,
+        bits: options.bits,
+        groups: book.groups,
+        centroids: book.used.reduce((a, b) => a + b, 0),
+        sqnrDb: book.sqnrDb,
+        bytesDense: values.length * 4,
+        bytesStored: written.bytes,
+        bytesPacked: Math.ceil((values.length * options.bits) / 8) + written.bytes - values.length,
+        zerosKept: keepZeros,
+        zerosBefore,
+        zerosAfter,
+        importance: weights !== undefined,
+        form: written.form,
+        codes: written.codes,
+        codebook: written.codebook,
+        output: written.output,
+      });
+    }
+    const details: ClusterDetails = { tensors, skipped, ...(importance === undefined ? {} : { importance: { samples: importance.samples, unmeasured: importance.unmeasured } }) };
+    return {
+      stats: {
+        tensors: tensors.length,
+        skipped: skipped.length,
+        folded: tensors.filter((t) => t.form === 'dequantize-linear').length,
+        bytesDense: tensors.reduce((n, t) => n + t.bytesDense, 0),
+        bytesStored: tensors.reduce((n, t) => n + t.bytesStored, 0),
+      },
+      warnings,
+      details,
+    };
+  },
+};

@@ -1,0 +1,150 @@
+// One weight to codes and codebooks: the values of each group (the whole tensor, one output
+// channel, or N neighbouring output channels) are clustered by 1-D k-means into at most 2^bits
+// centroids; each value's code is the index of its nearest centroid. The codebook of every group
+// takes exactly 2^bits slots (stride K = 2^bits), ascending, unused slots repeating the last
+// centroid, so code c of group g decodes to codebook[g * K + c].
+// Pruned weights: when `keepZeros`, exact zeros stay out of the clustering, the group keeps a
+// centroid at exactly 0 for them (one of its K slots), and nonzero values are assigned among the
+// other centroids only: the zero pattern of the weight comes back unchanged (Deep Compression's
+// prune -> cluster order).
+// Pure numeric code over typed arrays: the pass (cluster.ts) turns the result into graph nodes.
+import { assignNearest, type KMeansInit, kmeans1d } from '../../kernels/kmeans.js';
+import { addSqnrTerms, sqnrFromSums } from '../../kernels/sqnr.js';
+
+export interface CodebookOptions {
+  bits: number;
+  /** Axis of the output channels; undefined clusters the tensor as one group. */
+  axis?: number;
+  /** Output channels per group along `axis` (1: per channel). Ignored without `axis`. */
+  channelsPerGroup?: number;
+  init?: KMeansInit;
+  seed?: number;
+  /** Importance of each element (same length as the values); default equal. */
+  importance?: Float64Array;
+  /** Keep exact zeros exact (a zero centroid of their own). */
+  keepZeros?: boolean;
+}
+
+export interface Codebook {
+  /** One code per element, in the weight's layout, each < 2^bits. */
+  codes: Uint8Array;
+  /** groups * 2^bits centroids, group after group, ascending within each. */
+  codebook: Float32Array;
+  groups: number;
+  /** Slots per group: 2^bits. */
+  stride: number;
+  /** Centroids actually used by each group (the rest of its slots repeat the last). */
+  used: Int32Array;
+  /** Group of each index along the axis (undefined without one). */
+  groupOfChannel: Int32Array | undefined;
+  /** Slot of the exact-zero centroid per group, or -1 where the group keeps none. */
+  zeroSlot: Int32Array;
+  /** SQNR of the decoded weight against the original, in dB. */
+  sqnrDb: number;
+}
+
+/** Element indices of each group (per-tensor: one group of all). */
+function groupsOf(dims: readonly number[], axis: number | undefined, perGroup: number): { members: Int32Array[]; groupOfChannel: Int32Array | undefined } {
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (axis === undefined) return { members: [Int32Array.from({ length: count }, (_, i) => i)], groupOfChannel: undefined };
+  const channels = dims[axis];
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const groups = Math.ceil(channels / perGroup);
+  const groupOfChannel = Int32Array.from({ length: channels }, (_, c) => Math.floor(c / perGroup));
+  const sizes = new Int32Array(groups);
+  for (let c = 0; c < channels; c++) sizes[groupOfChannel[c]] += count / channels;
+  const members = Array.from(sizes, (n) => new Int32Array(n));
+  const filled = new Int32Array(groups);
+  for (let i = 0; i < count; i++) {
+    const g = groupOfChannel[Math.floor(i / inner) % channels];
+    members[g][filled[g]++] = i;
+  }
+  return { members, groupOfChannel };
+}
+
+/** Clusters `values` (a weight of `dims`) into codes and codebooks. */
+export function buildCodebook(values: Float32Array, dims: readonly number[], options: CodebookOptions): Codebook {
+  const K = 2 ** options.bits;
+  const { members, groupOfChannel } = groupsOf(dims, options.axis, options.channelsPerGroup ?? 1);
+  const groups = members.length;
+  const codes = new Uint8Array(values.length);
+  const codebook = new Float32Array(groups * K);
+  const used = new Int32Array(groups);
+  const zeroSlot = new Int32Array(groups).fill(-1);
+  members.forEach((indices, g) => {
+    let zeros = 0;
+    if (options.keepZeros === true) for (const i of indices) if (values[i] === 0) zeros++;
+    const reserve = zeros > 0 && zeros < indices.length;
+    // The values clustered: every one, or the nonzero ones when a zero centroid is kept.
+    const chosen = reserve ? indices.filter((i) => values[i] !== 0) : indices;
+    const groupValues = Float64Array.from(chosen, (i) => values[i]);
+    const weights = options.importance === undefined ? undefined : Float64Array.from(chosen, (i) => (options.importance as Float64Array)[i]);
+    const fit = kmeans1d(groupValues, { k: reserve ? K - 1 : K, init: options.init, seed: (options.seed ?? 0) + g, weights });
+    // Stored in float32: assign against the stored values so each code is the nearest one decoded.
+    const free = Float32Array.from(fit.centroids);
+    let slots: Float32Array = free;
+    let at = -1;
+    if (reserve) {
+      at = free.findIndex((c) => c > 0);
+      if (at < 0) at = free.length;
+      slots = Float32Array.from([...free.subarray(0, at), 0, ...free.subarray(at)]);
+      zeroSlot[g] = at;
+    }
+    used[g] = slots.length;
+    codebook.set(slots, g * K);
+    codebook.fill(slots[slots.length - 1], g * K + slots.length, (g + 1) * K);
+    const nearest = assignNearest(groupValues, free, new Int32Array(groupValues.length));
+    chosen.forEach((i, j) => {
+      codes[i] = reserve && nearest[j] >= at ? nearest[j] + 1 : nearest[j];
+    });
+    if (reserve) for (const i of indices) if (values[i] === 0) codes[i] = at;
+  });
+  const decoded = decodeCodebook(codes, codebook, K, dims, options.axis, groupOfChannel);
+  const sums = { signal: 0, noise: 0 };
+  addSqnrTerms(sums, values, decoded);
+  return { codes, codebook, groups, stride: K, used, groupOfChannel, zeroSlot, sqnrDb: sqnrFromSums(sums) };
+}
+
+/** The weight the codes stand for: codebook[group * stride + code] for every element. */
+export function decodeCodebook(codes: Uint8Array, codebook: Float32Array, stride: number, dims: readonly number[], axis: number | undefined, groupOfChannel: Int32Array | undefined): Float32Array {
+  const out = new Float32Array(codes.length);
+  if (axis === undefined || groupOfChannel === undefined) {
+    for (let i = 0; i < codes.length; i++) out[i] = codebook[codes[i]];
+    return out;
+  }
+  const channels = dims[axis];
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  for (let i = 0; i < codes.length; i++) out[i] = codebook[groupOfChannel[Math.floor(i / inner) % channels] * stride + codes[i]];
+  return out;
+}
+
+/**
+ * When every group's used centroids lie on a grid c_j = (j + shift - zeroPoint) * scale (within
+ * 1e-4 of a step) with a whole zero point, the codes can be read by DequantizeLinear: returns per
+ * group the scale, the uint8 zero point and the shift added to the codes; undefined otherwise.
+ */
+export function uniformGrid(book: Codebook): { scales: Float32Array; zeroPoints: Uint8Array; shifts: Int32Array } | undefined {
+  const scales = new Float32Array(book.groups);
+  const zeroPoints = new Uint8Array(book.groups);
+  const shifts = new Int32Array(book.groups);
+  for (let g = 0; g < book.groups; g++) {
+    const c = book.codebook.subarray(g * book.stride, g * book.stride + book.used[g]);
+    const m = c.length;
+    const first = c[0];
+    const step = m === 1 ? Math.abs(first) || 1 : (c[m - 1] - first) / (m - 1);
+    if (!(step > 0)) return undefined;
+    for (let j = 0; j < m; j++) if (Math.abs(c[j] - (first + j * step)) > 1e-4 * step) return undefined;
+    // c_j = (j + shift - zp) * step: first / step must be whole.
+    const ratio = first / step;
+    const whole = Math.round(ratio);
+    if (Math.abs(ratio - whole) > 1e-4) return undefined;
+    // zp - shift = -whole; choose the smallest shift >= 0 that puts zp in 0..255.
+    const shift = Math.max(0, whole);
+    const zp = shift - whole;
+    if (zp > 255 || shift + m - 1 > 255) return undefined;
+    scales[g] = step;
+    zeroPoints[g] = zp;
+    shifts[g] = shift;
+  }
+  return { scales, zeroPoints, shifts };
+}
