@@ -9,6 +9,7 @@ import { codecBench } from './codec.js';
 import { largeModelsBench } from './large-models.js';
 import { optimizeBench } from './optimize.js';
 import { pruneBench } from './prune.js';
+import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
 import { trainBench } from './train.js';
@@ -24,7 +25,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

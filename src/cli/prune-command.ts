@@ -17,7 +17,9 @@ import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
-import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { arrayCount, arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
+import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
@@ -50,6 +52,8 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   labels?: string;
   samples?: string;
   dims?: string;
+  calib?: string;
+  calibSamples?: string;
 }
 
 /** The methods each method-specific option means something to; elsewhere it is refused (exit 2). */
@@ -61,6 +65,8 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--round-to', given: (f) => f.roundTo !== undefined, methods: ['channels'] },
   { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
+  { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
+  { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
 ];
 
 /** Samples compared by default when --data gives a training set (tens of thousands would be slow). */
@@ -73,9 +79,13 @@ export function registerPrune(program: Command, context: CliContext): void {
     .description('prune a model: zero weights (magnitude, N:M) or remove whole channels (a smaller, faster graph), optionally recover by training, check it, and write it')
     .argument('<input>', 'the ONNX model to prune')
     .requiredOption('-o, --output <file>', 'where to write the pruned model')
-    .addOption(new Option('--method <method>', 'magnitude: smallest weights to zero; nm: N of every M kept; channels: remove channels').choices(methods).makeOptionMandatory())
-    .option('--sparsity <s>', 'magnitude: share of weights zeroed; channels: share of each group\'s channels removed (0 <= s < 1)')
-    .option('--pattern <N:M>', 'nm: keep N of every M weights along the reduction axis (default 2:4)')
+    .addOption(
+      new Option('--method <method>', 'magnitude: smallest weights to zero; nm: N of every M kept; channels: remove channels; wanda, sparsegpt: one-shot from calibration activations')
+        .choices(methods)
+        .makeOptionMandatory(),
+    )
+    .option('--sparsity <s>', 'magnitude, wanda, sparsegpt: share of weights zeroed; channels: share of each group\'s channels removed (0 <= s < 1)')
+    .option('--pattern <N:M>', 'nm (default 2:4), wanda, sparsegpt: keep N of every M weights along the reduction axis')
     .addOption(new Option('--scope <scope>', 'rank each layer on its own, or all layers together').choices(['layer', 'global']))
     .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, or first-order Taylor (needs labelled --data)').choices([...IMPORTANCE_NAMES]))
     .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
@@ -86,7 +96,9 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and taylor importance`)
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
-    .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...');
+    .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...')
+    .option('--calib <file>', `wanda, sparsegpt: calibration samples (.npz keyed by input name, or .npy), scaled as --data (default: --data samples after the ones checked); channels: samples whose means compensation folds`)
+    .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`);
   addGateOptions(addTrainingOptions(command, { optimizer: 'sgd' })).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
@@ -107,13 +119,17 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   if (flags.sparsity !== undefined && (!/\S/.test(flags.sparsity) || !(sparsity !== undefined && sparsity >= 0 && sparsity < 1))) {
     throw new UsageError(`--sparsity must be a number with 0 <= s < 1, got '${flags.sparsity}'`);
   }
-  if (method !== 'nm' && sparsity === undefined) throw new UsageError(`--method ${method} needs --sparsity S (0 <= S < 1)`);
+  const oneShot = method === 'wanda' || method === 'sparsegpt';
+  if (oneShot && sparsity !== undefined && flags.pattern !== undefined) throw new UsageError(`--method ${method} takes --sparsity or --pattern, not both`);
+  if (method !== 'nm' && sparsity === undefined && !(oneShot && flags.pattern !== undefined)) throw new UsageError(`--method ${method} needs --sparsity S (0 <= S < 1)${oneShot ? ' or --pattern N:M' : ''}`);
   let pattern: { n: number; m: number } | undefined;
   try {
-    pattern = method === 'nm' ? parsePattern(flags.pattern ?? '2:4') : undefined;
+    pattern = method === 'nm' ? parsePattern(flags.pattern ?? '2:4') : flags.pattern === undefined ? undefined : parsePattern(flags.pattern);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  const calibrationSamples = flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1);
+  if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
   if (maxRatio !== undefined && !(maxRatio > 0 && maxRatio <= 1)) throw new UsageError(`--max-ratio must be a number with 0 < r <= 1, got '${flags.maxRatio}'`);
@@ -136,8 +152,8 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
   if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
   const training = parseTrainingOptions(flags);
-  checkSettings({ method, sparsity, pattern, roundTo, maxRatio });
-  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] });
+  checkSettings({ method, sparsity, pattern, roundTo, maxRatio, calibrationSamples });
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.calib], models: [input] });
   const ctx = { ...cliCtx, threads: training.threads };
 
   const original = loadModelFile(input);
@@ -150,6 +166,8 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const data: PruneData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = checkSamples(original, flags, data, samples);
+  const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `prune: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
+  const calibration = calibrationFor(flags, calib?.inputs, data, 'samples' in fidelity ? samples ?? DEFAULT_CHECK_SAMPLES : 0, calibrationSamples);
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   const options: PruneOptions = {
     method,
@@ -160,6 +178,8 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     roundTo,
     maxRatio,
     compensate: flags.compensate,
+    calibration: calibration?.samples,
+    calibrationSamples,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
@@ -183,11 +203,30 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
       input,
       output: flags.output,
       size: sizeChange(modelFileBytes(input, original), saved.bytes),
-      warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
+      warnings: [
+        ...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })),
+        ...(calibration?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: calibration.warning }]),
+        ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
     },
     result.report,
     nodeEnvironment(),
   );
+}
+
+/**
+ * Calibration samples: --calib, else the samples of --data after the ones the result is checked on
+ * (so the check measures samples calibration never saw), else --data's first ones with a warning.
+ */
+function calibrationFor(flags: PruneFlags, calib: Record<string, ArrayField> | undefined, data: PruneData | undefined, checked: number, count: number | undefined): { samples: SampleSource; warning?: string } | undefined {
+  if (calib !== undefined) return { samples: arraySamples(calib, flags.calib as string) };
+  if (data === undefined || !(flags.method === 'wanda' || flags.method === 'sparsegpt')) return undefined;
+  const total = arrayCount(data.inputs);
+  const wanted = count ?? ONE_SHOT_SAMPLES;
+  if (total - checked >= Math.min(wanted, total)) return { samples: arraySamples(data.inputs, flags.data as string, wanted, checked) };
+  return {
+    samples: arraySamples(data.inputs, flags.data as string, wanted),
+    warning: `calibrated on the same --data samples the result is checked on (${total} samples, ${checked} checked): the check flatters the result; give --calib FILE, or more --data`,
+  };
 }
 
 /** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */

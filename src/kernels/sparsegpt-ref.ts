@@ -38,7 +38,7 @@ export function sparseGptRef(weights: Float64Array, rows: number, cols: number, 
   const blockSize = options.blockSize ?? 128;
   const pattern = options.pattern;
   const w = weights.slice();
-  let inv = inverseRef(dampedHessian(w, rows, cols, hessian, options.damping ?? 0.01), cols);
+  let inv = inverseRef(dampedHessian(hessian, cols, options.damping ?? 0.01), cols);
   // Row k of the inverse as it stands when column k is reached (it does not depend on the weights).
   const rowsAtVisit: Float64Array[] = [];
   for (let k = 0; k < cols; k++) {

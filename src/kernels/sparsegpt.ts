@@ -36,20 +36,17 @@ export interface SparseGptResult {
 }
 
 /**
- * H with a dampened diagonal, ready to invert: features that never fire (H[k][k] = 0) get a unit
- * diagonal and their weights are zeroed in `w` (they never contribute, so removing them is free).
+ * H with a dampened diagonal, ready to invert. Features that never fire on the calibration data
+ * (H[k][k] = 0) get a unit diagonal: next to real features' large diagonals their weights score
+ * near zero and go first, but only as far as the mask allows (the reference implementation zeroes
+ * them all, which adds sparsity the user did not ask for on inputs calibration did not cover).
  */
-export function dampedHessian(w: Float64Array, rows: number, cols: number, hessian: Float64Array, damping: number): Float64Array {
+export function dampedHessian(hessian: Float64Array, cols: number, damping: number): Float64Array {
   const h = hessian.slice();
   let mean = 0;
   for (let k = 0; k < cols; k++) mean += h[k * cols + k];
   mean /= Math.max(1, cols);
-  for (let k = 0; k < cols; k++) {
-    if (h[k * cols + k] === 0) {
-      h[k * cols + k] = 1;
-      for (let r = 0; r < rows; r++) w[r * cols + k] = 0;
-    }
-  }
+  for (let k = 0; k < cols; k++) if (h[k * cols + k] === 0) h[k * cols + k] = 1;
   const add = damping * (mean > 0 ? mean : 1);
   for (let k = 0; k < cols; k++) h[k * cols + k] += add;
   return h;
@@ -61,7 +58,7 @@ export function sparseGpt(weights: Float64Array, rows: number, cols: number, hes
   const pattern = options.pattern;
   if (pattern !== undefined && cols % pattern.m !== 0) throw new Error(`SparseGPT: ${cols} columns are not a multiple of ${pattern.m}`);
   const w = weights.slice();
-  const u = inverseUpperCholesky(dampedHessian(w, rows, cols, hessian, options.damping ?? 0.01), cols);
+  const u = inverseUpperCholesky(dampedHessian(hessian, cols, options.damping ?? 0.01), cols);
   const mask = new Uint8Array(rows * cols).fill(1);
   let loss = 0;
   for (let start = 0; start < cols; start += blockSize) {

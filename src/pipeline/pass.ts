@@ -26,6 +26,8 @@ export interface PassContext {
   /** onnxruntime (node or web) for passes that evaluate subgraphs or read activations. */
   ort?: OrtModule;
   progress?: Progress;
+  /** onnxruntime intra-op threads for the sessions a pass opens (default: onnxruntime's choice). */
+  threads?: number;
   /** Debug output, enabled by SHRINK_DEBUG in the Node CLI; level 1 per pass, 2 per node. */
   debug?: (level: 1 | 2, message: string) => void;
 }

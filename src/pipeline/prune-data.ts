@@ -6,18 +6,25 @@ import type { Sample, SampleSource } from '../eval/samples.js';
 import type { TypedArray } from '../ir/dtype.js';
 import { type ArrayField, arrayTrainingData } from '../train/array-data.js';
 
-/** The first `limit` samples (default all) of `fields`, each input with a batch axis of 1. */
-export function arraySamples(fields: Record<string, ArrayField>, description: string, limit?: number): SampleSource {
+/** `limit` samples (default all) of `fields` from sample `from` (default 0), each input with a batch axis of 1. */
+export function arraySamples(fields: Record<string, ArrayField>, description: string, limit?: number, from = 0): SampleSource {
   const data = arrayTrainingData(fields);
-  const count = Math.min(limit ?? data.size, data.size);
+  const count = Math.max(0, Math.min(limit ?? data.size, data.size - from));
+  const which = from === 0 ? '' : `, from sample ${from}`;
   return {
     inputs: Object.keys(fields),
     count,
-    description: `${description} (${count} samples)`,
+    description: `${description} (${count} samples${which})`,
     async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
-      for (let index = 0; index < count; index++) yield { index, where: `${description} sample ${index}`, inputs: data.batch([index]) };
+      for (let index = from; index < from + count; index++) yield { index, where: `${description} sample ${index}`, inputs: data.batch([index]) };
     },
   };
+}
+
+/** Samples in `fields` (the length of axis 0 of each). */
+export function arrayCount(fields: Record<string, ArrayField>): number {
+  const first = Object.values(fields)[0];
+  return first === undefined ? 0 : first.data.length / first.sampleDims.reduce((a, b) => a * b, 1);
 }
 
 /** Class ids of the first `limit` samples as accuracy labels. */

@@ -67,7 +67,7 @@ export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibra
   fidelitySkipped?: string;
   gate?: Gate;
   verdict?: VerdictThresholds;
-  /** Samples for channel mean compensation (default: the fidelity samples unless generated), and for wanda/sparsegpt (not built yet). */
+  /** Samples for channel mean compensation and for wanda/sparsegpt (default: the fidelity samples unless generated). */
   calibration?: SampleSource;
 }
 
@@ -79,7 +79,7 @@ export interface PruneResult {
 /** Prunes a copy of `model`; throws on bad settings, and GateFailedError when `options.gate` is missed. */
 export async function prune(model: Model, options: PruneOptions, ctx: RecipeContext): Promise<PruneResult> {
   const method = pruneMethod(options.method);
-  if (method.run === undefined) throw new Error(`prune: method '${method.name}' is not implemented yet (available: magnitude, nm, channels)`);
+  if (method.run === undefined) throw new Error(`prune: method '${method.name}' is not implemented yet`);
   checkSettings(options);
   const output = options.output ?? model.graph.outputs[0]?.name;
   const inputShapes = options.inputShapes ?? (await firstSampleShapes(options.fidelity?.samples));
@@ -128,13 +128,21 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
 }
 
 /** Settings that cannot work, as one-line errors (the CLI checks most of them before reading files). */
-export function checkSettings(options: Pick<PruneOptions, 'method' | 'sparsity' | 'pattern' | 'roundTo' | 'maxRatio'>): void {
+export function checkSettings(options: Pick<PruneOptions, 'method' | 'sparsity' | 'pattern' | 'roundTo' | 'maxRatio' | 'calibrationSamples'>): void {
+  if (options.calibrationSamples !== undefined && !(Number.isSafeInteger(options.calibrationSamples) && options.calibrationSamples >= 1)) {
+    throw new Error(`prune: calibration samples must be a whole number >= 1, got ${options.calibrationSamples}`);
+  }
   if (options.method === 'nm') {
     if (options.pattern === undefined) throw new Error('prune: nm needs a pattern such as 2:4 (--pattern N:M)');
     return;
   }
+  const oneShot = options.method === 'wanda' || options.method === 'sparsegpt';
+  if (oneShot && options.pattern !== undefined) {
+    if (options.sparsity !== undefined) throw new Error(`prune: ${options.method} takes a sparsity or an N:M pattern, not both`);
+    return;
+  }
   const s = options.sparsity;
-  if (s === undefined) throw new Error(`prune: ${options.method} needs a sparsity (--sparsity S, 0 <= S < 1)`);
+  if (s === undefined) throw new Error(`prune: ${options.method} needs a sparsity (--sparsity S, 0 <= S < 1)${oneShot ? ' or a pattern (--pattern N:M)' : ''}`);
   if (!(s >= 0 && s < 1)) throw new Error(`prune: sparsity must be at least 0 and below 1, got ${s}`);
   if (options.roundTo !== undefined && !(Number.isInteger(options.roundTo) && options.roundTo >= 1)) throw new Error(`prune: round-to must be a whole number >= 1, got ${options.roundTo}`);
   if (options.maxRatio !== undefined && !(options.maxRatio > 0 && options.maxRatio <= 1)) throw new Error(`prune: max-ratio must be in (0, 1], got ${options.maxRatio}`);
@@ -205,9 +213,12 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
   const macsBefore = countMacs(before, inputShapes);
   const macsAfter = countMacs(after, inputShapes);
   const staticShapes = inputShapes === undefined ? undefined : Object.fromEntries(Object.entries(inputShapes).map(([n, d]) => [n, d.map(Number)]));
+  const oneShot = method === 'wanda' || method === 'sparsegpt';
   const settings: Record<string, string | number | boolean> =
-    method === 'nm'
+    method === 'nm' || (oneShot && options.pattern !== undefined)
       ? { pattern: `${options.pattern?.n}:${options.pattern?.m}` }
+      : oneShot
+        ? { sparsity: options.sparsity ?? 0 }
       : method === 'channels'
         ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }) }
         : { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer' };
@@ -276,5 +287,8 @@ export function pruneHints(method: PruneMethodName, options: Pick<PruneOptions, 
   if (method === 'magnitude' && options.scope !== 'global') hints.push('--scope global');
   if (method === 'channels' && options.importance !== 'taylor') hints.push('--importance taylor (with labelled --data)');
   if (method === 'nm') hints.push('--pattern 4:8');
+  if (method === 'magnitude' || method === 'nm') hints.push('--method sparsegpt (with --calib, or --data)');
+  if (method === 'wanda') hints.push('--method sparsegpt');
+  if (method === 'wanda' || method === 'sparsegpt') hints.push('more --calib-samples');
   return hints;
 }

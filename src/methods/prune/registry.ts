@@ -1,8 +1,7 @@
 // The pruning methods shrink offers, in one list: name, what it does, whether it removes channels
 // (a smaller, faster graph) or only zeroes weights (a smaller compressed download), the pass, and
-// how the shared settings become that pass's options. Wanda and SparseGPT are listed without a
-// pass until they are built: they take `calibration` samples and the same exclude/only/pattern
-// settings, and their passes go in this folder (wanda.ts, sparsegpt.ts) with a line here.
+// how the shared settings become that pass's options. Wanda and SparseGPT take `calibration`
+// samples and a sparsity or an N:M pattern.
 import type { SampleSource } from '../../eval/samples.js';
 import type { Dim } from '../../ir/value-info.js';
 import type { Model } from '../../ir/model.js';
@@ -11,6 +10,9 @@ import { channelsPass } from './channels.js';
 import type { ImportanceName } from './importance.js';
 import { magnitudePass } from './magnitude.js';
 import { nmPass } from './nm.js';
+import type { OneShotOptions } from './one-shot.js';
+import { sparseGptPass } from './sparsegpt.js';
+import { wandaPass } from './wanda.js';
 
 export const PRUNE_METHOD_NAMES = ['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt'] as const;
 export type PruneMethodName = (typeof PRUNE_METHOD_NAMES)[number];
@@ -21,7 +23,7 @@ export interface PruneSettings {
   sparsity?: number;
   /** magnitude, channels: rank per layer (default) or across layers. */
   scope?: 'layer' | 'global';
-  /** nm (and later wanda/sparsegpt): N kept of every M along the reduction axis. */
+  /** nm, wanda, sparsegpt: N kept of every M along the reduction axis. */
   pattern?: { n: number; m: number };
   /** channels: how channels are ranked (default l2). */
   importance?: ImportanceName;
@@ -41,6 +43,10 @@ export interface PruneSettings {
   calibration?: SampleSource;
   /** channels: fold the removed channels' means into the next layers' biases (default true with calibration). */
   compensate?: boolean;
+  /** wanda, sparsegpt: calibration samples used (default 128). */
+  calibrationSamples?: number;
+  /** wanda, sparsegpt: calibrate each layer on the model pruned so far (default true). */
+  sequential?: boolean;
 }
 
 export interface PruneMethod {
@@ -58,6 +64,16 @@ function passRun<O>(pass: Pass<O>, options: (settings: PruneSettings) => O): Non
 }
 
 const sparsity = (s: PruneSettings) => s.sparsity ?? 0;
+
+/** Wanda's and SparseGPT's options: N:M when a pattern is given, else the sparsity. */
+const oneShotOptions = (s: PruneSettings): OneShotOptions => ({
+  ...(s.pattern === undefined ? { sparsity: sparsity(s) } : { pattern: s.pattern }),
+  calibration: s.calibration,
+  samples: s.calibrationSamples,
+  sequential: s.sequential,
+  exclude: s.exclude,
+  only: s.only,
+});
 
 export const PRUNE_METHODS: readonly PruneMethod[] = [
   {
@@ -90,8 +106,18 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       compensate: s.compensate,
     })),
   },
-  { name: 'wanda', description: 'one-shot pruning by |W|·‖X‖ from calibration activations (not built yet)', structured: false, run: undefined },
-  { name: 'sparsegpt', description: 'one-shot pruning with the OBS weight update from calibration Hessians (not built yet)', structured: false, run: undefined },
+  {
+    name: 'wanda',
+    description: 'one-shot: zero the weights of smallest |W|·‖X‖ per output, from calibration activations (unstructured or N:M)',
+    structured: false,
+    run: passRun(wandaPass, oneShotOptions),
+  },
+  {
+    name: 'sparsegpt',
+    description: 'one-shot: prune layer by layer with the OBS weight update from calibration Hessians XᵀX (unstructured or N:M)',
+    structured: false,
+    run: passRun(sparseGptPass, oneShotOptions),
+  },
 ];
 
 export function pruneMethod(name: PruneMethodName): PruneMethod {

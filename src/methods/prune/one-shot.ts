@@ -1,0 +1,155 @@
+// What Wanda and SparseGPT share: the layers they can prune (layer-matrix.ts), statistics of each
+// layer's inputs from calibration samples run through onnxruntime (Wanda: ‖X_j‖ per input
+// feature; SparseGPT: XᵀX), and the order. Layers are pruned in rounds by depth: a layer's round
+// comes after every pruned layer upstream of its input, and its statistics are collected on the
+// model as pruned so far, so each layer compensates for the error of the layers before it (the
+// papers' sequential, block-by-block calibration). Layers of one round (Q, K and V of an attention
+// block, say) share one pass over the samples, and layers reading the same activation share its
+// statistics. `sequential: false` collects everything once, on the original model.
+import { ChannelNorms } from '../../eval/channel-norms.js';
+import { collectActivations, type ActivationAccumulator } from '../../eval/activation-stats.js';
+import { GramMatrix, OrtGram } from '../../eval/gram-matrix.js';
+import { Im2colRows } from '../../eval/im2col.js';
+import type { SampleSource } from '../../eval/samples.js';
+import type { Model } from '../../ir/model.js';
+import { Tensor } from '../../ir/tensor.js';
+import { nodeOrder, nodeReads } from '../../ir/toposort.js';
+import { replaceConstant } from '../../graph-edit/replace-constant.js';
+import type { OneShotTarget } from '../../kernels/sparsegpt.js';
+import { zeroCount } from '../../kernels/sparsity.js';
+import type { PassContext, PassReport } from '../../pipeline/pass.js';
+import type { PruneDetails, PrunedTensor } from './details.js';
+import { type LayerMatrix, layerMatrix } from './layer-matrix.js';
+import { type LayerChoice, pruneTargets } from './layers.js';
+
+export interface OneShotOptions extends LayerChoice, OneShotTarget {
+  /** Calibration samples (real inputs: the statistics are the method). */
+  calibration: SampleSource | undefined;
+  /** Samples used (default 128, as the papers). */
+  samples?: number;
+  /** Prune in rounds, each layer calibrated on the model pruned so far (default true). */
+  sequential?: boolean;
+}
+
+/** How one method prunes one layer, given its input statistic. */
+export interface LayerSolver {
+  readonly method: string;
+  /** 'norms': ‖X_j‖ per input feature; 'gram': Σ xxᵀ. */
+  readonly statistic: 'norms' | 'gram';
+  solve(layer: LayerMatrix, weights: Float64Array, statistic: Float64Array): { weights: Float64Array; mask: Uint8Array };
+}
+
+/** Default calibration samples. */
+export const ONE_SHOT_SAMPLES = 128;
+
+export async function oneShotPrune(model: Model, options: OneShotOptions, solver: LayerSolver, ctx: PassContext): Promise<Omit<PassReport, 'pass' | 'ms'> & { details: PruneDetails }> {
+  const method = solver.method;
+  const calibration = options.calibration;
+  if (calibration === undefined) throw new Error(`prune: ${method} needs calibration samples (real inputs): give --calib or --data`);
+  if (ctx.ort === undefined) throw new Error(`prune: ${method} runs the model in onnxruntime for its calibration statistics`);
+  const ort = ctx.ort;
+  const { targets, skipped } = pruneTargets(model, options);
+  const layers: LayerMatrix[] = [];
+  for (const target of targets) {
+    const view = layerMatrix(target, model.graph);
+    if ('reason' in view) skipped.push({ node: target.readers[0].node.label, reason: view.reason });
+    else layers.push(view);
+  }
+  const pattern = options.pattern;
+  if (pattern !== undefined) {
+    for (const layer of layers) {
+      if (layer.run % pattern.m !== 0) {
+        const across = layer.conv === undefined ? `${layer.cols} input features` : `${layer.run} input channels`;
+        throw new Error(`prune: ${pattern.n}:${pattern.m} needs input features in multiples of ${pattern.m}, but '${layer.node.label}' (${layer.node.opType}) reads ${across}; leave it out with --exclude '${layer.node.name || layer.node.opType}'`);
+      }
+    }
+  }
+
+  const rounds = options.sequential === false ? [layers] : roundsByDepth(model, layers);
+  const products = solver.statistic === 'gram' ? await OrtGram.create(ort, { threads: ctx.threads }) : undefined;
+  const tensors: PrunedTensor[] = [];
+  let samples = 0;
+  try {
+    for (const [r, round] of rounds.entries()) {
+      const statistics = new Map<string, { accumulator: ActivationAccumulator; read: () => Float64Array }>();
+      const keyOf = (layer: LayerMatrix) => `${layer.input}\u0000${JSON.stringify(layer.conv ?? null)}`;
+      for (const layer of round) {
+        const key = keyOf(layer);
+        if (statistics.has(key)) continue;
+        if (solver.statistic === 'gram') {
+          const gram = new GramMatrix(layer.input, { ort, products, threads: ctx.threads });
+          statistics.set(key, { accumulator: wrap(gram, layer), read: () => gram.matrix });
+        } else {
+          const norms = new ChannelNorms(layer.input, -1);
+          statistics.set(key, { accumulator: wrap(norms, layer), read: () => norms.norms() });
+        }
+      }
+      const collected = await collectActivations(
+        ort,
+        model,
+        [...statistics.values()].map((s) => s.accumulator),
+        calibration,
+        { limit: options.samples ?? ONE_SHOT_SAMPLES, threads: ctx.threads, progress: ctx.progress, purpose: `${method} calibration, round ${r + 1}/${rounds.length}` },
+      );
+      samples = collected.samples;
+      for (const layer of round) {
+        const notFloat = collected.notFloat.get(layer.input);
+        if (notFloat !== undefined) {
+          skipped.push({ node: layer.node.label, reason: `its input '${layer.input}' is ${notFloat}, not float32` });
+          continue;
+        }
+        const statistic = (statistics.get(keyOf(layer)) as { read: () => Float64Array }).read();
+        const expected = solver.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
+        if (statistic.length !== expected) throw new Error(`prune: ${method}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${solver.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
+        const weight = layer.target.weight;
+        const zerosBefore = zeroCount(weight.data() as Float32Array);
+        const result = solver.solve(layer, layer.read(), statistic);
+        const data = layer.write(result.weights);
+        replaceConstant(model, layer.target.scope, layer.target.name, Tensor.fromArray(layer.target.name, weight.dataType, weight.dims, data), layer.target.readers);
+        tensors.push({ name: layer.target.name, node: layer.node.label, op: layer.node.opType, dimsBefore: [...weight.dims], dimsAfter: [...weight.dims], zerosBefore, zerosAfter: zeroCount(data) });
+        ctx.debug?.(2, `${method}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
+      }
+    }
+  } finally {
+    await products?.release();
+  }
+  const details: PruneDetails = { tensors, skipped };
+  return {
+    stats: { tensors: tensors.length, zeroed: tensors.reduce((n, t) => n + t.zerosAfter - t.zerosBefore, 0), skipped: skipped.length, rounds: rounds.length, calibration_samples: samples },
+    warnings: [],
+    details,
+  };
+}
+
+function wrap(accumulator: ActivationAccumulator, layer: LayerMatrix): ActivationAccumulator {
+  return layer.conv === undefined ? accumulator : new Im2colRows(accumulator, layer.conv);
+}
+
+/**
+ * Layers grouped by depth: a layer's depth is one more than the deepest pruned layer upstream of
+ * its input (through any path of the main graph, subgraph reads included).
+ */
+export function roundsByDepth(model: Model, layers: readonly LayerMatrix[]): LayerMatrix[][] {
+  const byNode = new Map(layers.map((l) => [l.node, l]));
+  const depthOf = new Map<string, number>();
+  const levels = new Map<LayerMatrix, number>();
+  for (const node of nodeOrder(model.graph).order) {
+    let depth = 0;
+    const layer = byNode.get(node);
+    // A layer's own weight is no path from another layer: only its activation input counts.
+    const reads = layer === undefined ? nodeReads(node) : [layer.input];
+    for (const name of reads) depth = Math.max(depth, depthOf.get(name) ?? 0);
+    if (layer !== undefined) {
+      depth += 1;
+      levels.set(layer, depth);
+    }
+    for (const out of node.outputs) if (out !== '') depthOf.set(out, depth);
+  }
+  const rounds: LayerMatrix[][] = [];
+  for (const layer of layers) {
+    const level = levels.get(layer) ?? 1;
+    while (rounds.length < level) rounds.push([]);
+    rounds[level - 1].push(layer);
+  }
+  return rounds.filter((r) => r.length > 0);
+}
