@@ -37,6 +37,7 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'qat', load: async () => (await import('./qat-command.js')).registerQat },
   { name: 'distill', load: async () => (await import('./distill-command.js')).registerDistill },
   { name: 'prune', load: async () => (await import('./prune-command.js')).registerPrune },
+  { name: 'lowrank', load: async () => (await import('./lowrank-command.js')).registerLowRank },
   { name: 'cluster', load: async () => (await import('./cluster-command.js')).registerCluster },
 ];
 
