@@ -55,7 +55,7 @@ test('every place a tensor can sit and every layout: found, coded as expected, b
   assert.ok(sizes.pruned_clustered.packed < sizes.pruned_clustered.bytes / 10, `pruned+clustered ${sizes.pruned_clustered.packed} of ${sizes.pruned_clustered.bytes}`);
   assert.ok(sameBytes(unpack(pack), onnx));
   for (const max of [1, 7, 4096]) assert.ok(sameBytes(await unpackStreamToBytes(chunked(pack, max, max)), onnx), `streamed in chunks of up to ${max} bytes`);
-  assert.ok(sameBytes(await unpackStreamToBytes(new Blob([pack]).stream()), onnx), 'from a ReadableStream');
+  assert.ok(sameBytes(await unpackStreamToBytes(new Blob([pack as Uint8Array<ArrayBuffer>]).stream()), onnx), 'from a ReadableStream');
 });
 
 test('each layout and its inverse, sparse values as planes and as a codebook, float widths 2, 4 and 8', () => {

@@ -39,6 +39,8 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'prune', load: async () => (await import('./prune-command.js')).registerPrune },
   { name: 'lowrank', load: async () => (await import('./lowrank-command.js')).registerLowRank },
   { name: 'cluster', load: async () => (await import('./cluster-command.js')).registerCluster },
+  { name: 'pack', load: async () => (await import('./pack-command.js')).registerPack },
+  { name: 'unpack', load: async () => (await import('./pack-command.js')).registerUnpack },
 ];
 
 /**

@@ -41,7 +41,7 @@ function readStreams(reader: ByteReader): StreamSpec[] {
 }
 
 /** Decodes one stream; `what` names it for errors. Raw streams are returned without a copy. */
-export function decodeStream(spec: StreamSpec, coded: Uint8Array, what: string): Uint8Array {
+export function decodeStream(spec: Pick<StreamSpec, 'coding' | 'length'>, coded: Uint8Array, what: string): Uint8Array {
   try {
     switch (spec.coding) {
       case Coding.RAW:
