@@ -17,7 +17,7 @@ after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test('prune steps parse with their options, and wrong keys are one line naming step and key', () => {
   const recipe = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.5, round_to: 8, exclude: [conv1]}\n  - prune: {method: nm, pattern: "4:8"}\n', 'r.yaml');
-  assert.deepEqual(recipe.steps[0], { kind: 'prune', options: { method: 'channels', sparsity: 0.5, pattern: undefined, scope: undefined, importance: undefined, roundTo: 8, maxRatio: undefined, exclude: ['conv1'], only: undefined } });
+  assert.deepEqual(recipe.steps[0], { kind: 'prune', options: { method: 'channels', sparsity: 0.5, pattern: undefined, scope: undefined, importance: undefined, roundTo: 8, maxRatio: undefined, exclude: ['conv1'], only: undefined, calibrationSamples: undefined } });
   assert.deepEqual(recipe.steps[1].kind === 'prune' && recipe.steps[1].options.pattern, { n: 4, m: 8 });
   const bad: [string, RegExp][] = [
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 1}}]}', /'steps\.0\.prune\.sparsity': Too big/],
@@ -26,8 +26,26 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "nm", "pattern": "4:2"}}]}', /steps\.0\.prune\.pattern: '4:2' is not an N:M pattern/],
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "importance": "taylor"}}]}', /'steps\.0\.prune\.importance'/],
     ['{"steps": [{"pruning": {}}]}', /unknown step 'pruning' \(known: optimize, quantize, prune, gate\)/],
+    ['{"steps": [{"prune": {"method": "sparsegpt", "sparsity": 0.5, "pattern": "2:4"}}]}', /steps\.0\.prune: method sparsegpt takes 'sparsity' or 'pattern', not both/],
+    ['{"steps": [{"prune": {"method": "wanda"}}]}', /steps\.0\.prune: method wanda needs 'sparsity' \(0 <= s < 1\) or 'pattern'/],
+    ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "calibration_samples": 8}}]}', /'calibration_samples' has no effect with method magnitude/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
+});
+
+test('shrink run: sparsegpt 2:4 calibrated on --calib, checked on --data', () => {
+  const fashion = writeFashionFiles(work, 128);
+  const calib = writeFashionFiles(work, 32, 6000);
+  const recipe = path.join(work, 'sparsegpt.yaml');
+  fs.writeFileSync(recipe, 'steps:\n  - prune: {method: sparsegpt, pattern: "2:4"}\n  - gate: {min_top1_agreement: 0.9}\n');
+  const out = path.join(work, 'sparsegpt.onnx');
+  const run = spawnShrink(['run', recipe, 'models/fashion-mnist/mlp.onnx', '-o', out, '--data', fashion.images, '--calib', calib.images, '--json'], { timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.equal(report.steps[0].report.method, 'sparsegpt');
+  assert.equal(report.steps[0].report.stats.calibration_samples, 32);
+  assert.equal(report.steps[0].report.sparsity.pruned_weights, 0.5);
+  assert.equal(report.steps[1].report.passed, true);
 });
 
 test('shrink run: prune channels then int8 weights on a CNN', () => {

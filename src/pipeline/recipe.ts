@@ -69,7 +69,7 @@ const GateStep = z
 
 /** Recovery training and taylor importance need training arrays: `shrink prune` has them, recipes not yet. */
 const PruneStep = z.strictObject({
-  method: z.enum(['magnitude', 'nm', 'channels']),
+  method: z.enum(['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt']),
   sparsity: z.number().min(0).lt(1).optional(),
   pattern: z.string().regex(/^\d+:\d+$/, { message: "must be N:M, e.g. '2:4'" }).optional(),
   scope: z.enum(['layer', 'global']).optional(),
@@ -78,6 +78,7 @@ const PruneStep = z.strictObject({
   max_ratio: z.number().gt(0).lte(1).optional(),
   exclude: z.array(z.string().min(1)).optional(),
   only: z.array(z.string().min(1)).min(1).optional(),
+  calibration_samples: z.number().int().min(1).optional(),
 });
 
 const Step = z.union([
@@ -185,13 +186,27 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
   const only = (key: string, given: boolean, methods: string[]) => {
     if (given && !methods.includes(p.method)) throw new Error(`${where}: '${key}' has no effect with method ${p.method} (it applies to ${methods.join(', ')})`);
   };
-  only('sparsity', p.sparsity !== undefined, ['magnitude', 'channels']);
-  only('pattern', p.pattern !== undefined, ['nm']);
+  const oneShot = p.method === 'wanda' || p.method === 'sparsegpt';
+  only('sparsity', p.sparsity !== undefined, ['magnitude', 'channels', 'wanda', 'sparsegpt']);
+  only('pattern', p.pattern !== undefined, ['nm', 'wanda', 'sparsegpt']);
   only('scope', p.scope !== undefined, ['magnitude', 'channels']);
+  only('calibration_samples', p.calibration_samples !== undefined, ['wanda', 'sparsegpt']);
   for (const key of ['importance', 'round_to', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
-  if (p.method !== 'nm' && p.sparsity === undefined) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)`);
-  const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : undefined;
-  return { method: p.method, sparsity: p.sparsity, pattern, scope: p.scope, importance: p.importance, roundTo: p.round_to, maxRatio: p.max_ratio, exclude: p.exclude, only: p.only };
+  if (oneShot && p.sparsity !== undefined && p.pattern !== undefined) throw new Error(`${where}: method ${p.method} takes 'sparsity' or 'pattern', not both`);
+  if (p.method !== 'nm' && p.sparsity === undefined && !(oneShot && p.pattern !== undefined)) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)${oneShot ? " or 'pattern'" : ''}`);
+  const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : p.pattern === undefined ? undefined : parsePattern(p.pattern, `${where}.pattern`);
+  return {
+    method: p.method,
+    sparsity: p.sparsity,
+    pattern,
+    scope: p.scope,
+    importance: p.importance,
+    roundTo: p.round_to,
+    maxRatio: p.max_ratio,
+    exclude: p.exclude,
+    only: p.only,
+    calibrationSamples: p.calibration_samples,
+  };
 }
 
 /** zod's first issue as `steps.1.quantize.block_size: ...`; an unknown step name says which exist. */

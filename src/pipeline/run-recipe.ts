@@ -83,7 +83,9 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       warnings.push(...result.report.warnings);
       steps.push({ step: 'quantize', report: result.report });
     } else if (step.kind === 'prune') {
-      const result = await prune(current, { ...step.options, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      // Wanda/SparseGPT calibrate (and channel compensation measures means) on --calib, else on --data.
+      const calibration = data.calibration ?? (data.data?.warning === undefined ? data.data : undefined);
+      const result = await prune(current, { ...step.options, calibration, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'prune', report: result.report });
