@@ -39,9 +39,13 @@ export interface WrittenCluster {
   bytes: number;
 }
 
-/** Adds `tensors` and `nodes` to `scope`, the constants first, all before its current first node. */
-function insert(model: Model, scope: Graph, tensors: Tensor[], nodes: Node[]): void {
-  const anchor = scope.nodes[0];
+/**
+ * Adds `tensors` and `nodes` to `scope`, the constants first, all just before the first of
+ * `readers` in it (its first node when they all sit in subgraphs), so the graph stays in order.
+ */
+function insert(model: Model, scope: Graph, tensors: Tensor[], nodes: Node[], readers: readonly ConstantReader[]): void {
+  const local = new Set(readers.filter((r) => r.graph === scope).map((r) => r.node));
+  const anchor = scope.nodes.find((n) => local.has(n)) ?? scope.nodes[0];
   for (const t of tensors) addConstant(model, scope, t, anchor);
   for (const n of nodes) scope.addNode(n, anchor === undefined ? undefined : scope.nodes.indexOf(anchor));
 }
@@ -74,7 +78,7 @@ export function writeGatherForm(model: Model, scope: Graph, name: string, dims: 
   }
   const output = fresh('clustered');
   nodes.push(new Node({ opType: 'Gather', inputs: [codebook.name, indices], outputs: [output], name: fresh('codebook_Gather'), attributes: [attr.int('axis', 0)] }));
-  insert(model, scope, tensors, nodes);
+  insert(model, scope, tensors, nodes, readers);
   rewire(scope, name, output, readers);
   return { form: 'gather', output, codes: codes.name, codebook: codebook.name, bytes: tensors.reduce((n, t) => n + t.byteLength, 0) };
 }
@@ -102,7 +106,7 @@ export function writeDequantizeForm(model: Model, scope: Graph, name: string, di
     name: fresh('codes_DequantizeLinear'),
     attributes: perAxis ? [attr.int('axis', axis as number)] : [],
   });
-  insert(model, scope, [codes, scale, zeroPoint], [node]);
+  insert(model, scope, [codes, scale, zeroPoint], [node], readers);
   rewire(scope, name, output, readers);
   return { form: 'dequantize-linear', output, codes: codes.name, codebook: scale.name, bytes: codes.byteLength + scale.byteLength + zeroPoint.byteLength };
 }
