@@ -4,7 +4,7 @@
 // the decoder on a pack already in memory.
 import * as ort from 'onnxruntime-web/wasm';
 import { unpack, unpackStreamToBytes } from '../../src/onnx/pack-decode.js';
-import { type PackProbeResult, type PackTiming, probeInput } from './pack-probe.js';
+import { type PackPageWindow, type PackProbeResult, type PackTiming, probeInput } from './pack-probe.js';
 
 ort.env.wasm.numThreads = 1;
 ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
