@@ -159,3 +159,6 @@ export { mlpModel, cnnModel } from './train/init-models.js';
 export { insertFakeQuant, quantizationAwareTraining, type QatOptions, type QatResult } from './train/qat.js';
 // The lower-level distillation loop; the recipe step `distill` (above) wraps it with a report.
 export { distill as distillStudent, type DistillData, type FeatureMatch, type DistillOptions, type DistillResult } from './train/distill.js';
+// The transport pack (docs/pack-format.md): decodes to the packed ONNX bytes exactly; the decoder needs nothing else of shrink.
+export { packOnnx, type PackOptions, type PackReport, type PackResult } from './methods/pack/pack.js';
+export { unpack, unpackStream, unpackStreamToBytes, PackError } from './onnx/pack-decode.js';
