@@ -173,6 +173,7 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     lines.push(...renderTable([{ header: 'weight' }, { header: 'op' }, { header: 'dims' }, { header: 'sparsity', align: 'right' }], rows));
     if (report.tensors.length > top) lines.push(`  (${report.tensors.length - top} more in --json)`);
   }
+  if (report.stats.calibration_samples !== undefined) lines.push(`calibrated on ${report.stats.calibration_samples} samples, in ${report.stats.rounds} round${report.stats.rounds === 1 ? '' : 's'} (each layer on the model pruned before it)`);
   if (report.note !== undefined) lines.push(`note       ${report.note}`);
   if (report.recovery !== undefined) {
     const r = report.recovery;
