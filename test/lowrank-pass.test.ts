@@ -109,7 +109,7 @@ test('Conv (group 1, strides, pads, dilations, bias) at full rank; grouped and d
   assert.deepEqual(details.skipped.map((s) => s.node), ['grouped', 'depthwise']);
   assert.match(details.skipped[0].reason, /grouped convolution \(group 2\)/);
   assert.match(details.skipped[1].reason, /depthwise/);
-  const first = factored.graph.nodes.find((n) => n.name === 'conv_lowrank');
+  const first = factored.graph.nodes.find((n) => n.name === 'conv_lowrank_in');
   assert.deepEqual(first?.attribute('strides')?.value, [2n, 1n]);
   assert.deepEqual(factored.graph.nodes.find((n) => n.name === 'conv')?.attribute('kernel_shape')?.value, [1n, 1n]);
   assert.ok((await difference(model, factored, [floats('x', [1, 6, 13, 11], 11)])) <= 1e-4);

@@ -86,7 +86,7 @@ function splitNode(model: Model, graph: Graph, node: Node, first: string, second
     if (spatial !== undefined) node.setAttribute(attr.ints('kernel_shape', new Array(spatial).fill(1)));
   }
   head.domain = node.domain;
-  head.name = graph.uniqueName(`${node.name || node.opType}_lowrank`);
+  head.name = graph.uniqueName(`${node.name || node.opType}_lowrank_in`);
   graph.addNode(head, graph.nodes.indexOf(node));
   node.inputs[0] = middle;
   node.inputs[1] = second;
