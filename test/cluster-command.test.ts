@@ -13,6 +13,7 @@ import type { Model } from '../src/ir/model.js';
 import type { Tensor } from '../src/ir/tensor.js';
 import { findClusters } from '../src/methods/cluster/decode-graph.js';
 import { loadModel } from '../src/node/model-files.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
 import { runShrink } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
 
@@ -109,6 +110,31 @@ test('--importance weighs by the activations of --data; --group N shares a codeb
     [true, 8],
     [true, 1],
   ]);
+});
+
+test('recipes: a cluster step parses with its keys (wrong ones are one line), and shrink run prunes then clusters keeping the zeros', async () => {
+  const recipe = parseRecipe('steps:\n  - cluster: {bits: 3, group: 16, init: kmeans++, keep_zeros: true}\n', 'r.yaml');
+  assert.deepEqual(recipe.steps[0], { kind: 'cluster', options: { bits: 3, grouping: 'tensor', channelsPerGroup: 16, init: 'kmeans++', seed: undefined, keepZeros: true, importance: undefined, exclude: undefined, only: undefined } });
+  for (const [text, message] of [
+    ['{"steps": [{"cluster": {"bits": 9}}]}', /'steps\.0\.cluster\.bits': Too big/],
+    ['{"steps": [{"cluster": {}}]}', /steps\.0\.cluster\.bits/],
+    ['{"steps": [{"cluster": {"bits": 4, "per_channel": true, "group": 4}}]}', /'per_channel' and 'group' are two groupings/],
+    ['{"steps": [{"cluster": {"bits": 4, "epochs": 1}}]}', /epochs/],
+  ] as const) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
+
+  const file_ = file('deep.json');
+  fs.writeFileSync(file_, JSON.stringify({ steps: [{ prune: { method: 'magnitude', sparsity: 0.6 } }, { cluster: { bits: 4 } }] }));
+  const out = file('deep.onnx');
+  const run = await runShrink(['run', file_, MLP, '-o', out, '--data', fashion.images, '--labels', fashion.labels, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.deepEqual(report.steps.map((s: { step: string }) => s.step), ['prune', 'cluster']);
+  const clustered = report.steps[1].report;
+  assert.ok(clustered.tensors.every((t: { zeros_kept: boolean; sparsity_after: number }) => t.zeros_kept && Math.abs(t.sparsity_after - 0.6) < 1e-3));
+  assert.ok(clustered.gzip.after < 0.6 * report.steps[0].report.gzip.after, 'clustering the pruned model shrinks its gzip further');
+  const text = await runShrink(['run', file_, MLP, '-o', file('deep2.onnx'), '--data', fashion.images]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /4-bit codebooks per tensor on 3 weights/);
 });
 
 test('bad input: one line, exit 2 for usage and 1 for failures, nothing written', async () => {

@@ -151,6 +151,11 @@ function describeStep(step: RecipeStepReport): string {
     const what = r.structured ? `${r.macs === undefined ? '' : `MACs ${r.macs.ratio.toFixed(3)}x, `}${formatSizeChange(r.size)}` : `${(r.sparsity.pruned_weights * 100).toFixed(1)}% of the pruned weights zero, gzip ${r.gzip === undefined ? 'not measured' : formatSizeChange(r.gzip)}`;
     return `${r.method}: ${what}; ${cosine}`;
   }
+  if (step.step === 'cluster') {
+    const r = step.report;
+    const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
+    return `${r.settings.bits}-bit codebooks per ${r.settings.grouping} on ${r.tensors.length} weights, ${formatSizeChange(r.size)}, gzip ${r.gzip === undefined ? 'not measured' : formatSizeChange(r.gzip)}; ${cosine}`;
+  }
   const r = step.report;
   return r.passed ? `passed (lowest cosine ${lowestCosine(r.fidelity)} against the input)` : `failed: ${r.misses.map(describeMiss).join('; ')}`;
 }

@@ -14,6 +14,8 @@ import { CALIBRATOR_NAMES } from '../methods/quantize/calibration/registry.js';
 import { type QuantizeConfig, settingsFromConfig } from '../methods/quantize/config.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName } from '../methods/quantize/registry.js';
 import { parsePattern } from '../methods/prune/nm.js';
+import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
+import type { ClusterStepOptions } from './cluster.js';
 import type { Gate } from './gate.js';
 import type { OptimizeStepOptions } from './optimize.js';
 import type { PruneOptions } from './prune.js';
@@ -81,10 +83,26 @@ const PruneStep = z.strictObject({
   calibration_samples: z.number().int().min(1).optional(),
 });
 
+/** Weight sharing (shrink cluster); centroid fine-tuning needs training arrays, which recipes do not have yet. */
+const ClusterStep = z
+  .strictObject({
+    bits: z.number().int().min(MIN_BITS).max(MAX_BITS),
+    per_channel: z.boolean().optional(),
+    group: z.number().int().min(1).optional(),
+    init: z.enum(['linear', 'kmeans++']).optional(),
+    seed: z.number().int().min(0).optional(),
+    keep_zeros: z.union([z.literal('auto'), z.boolean()]).optional(),
+    importance: z.boolean().optional(),
+    exclude: z.array(z.string().min(1)).optional(),
+    only: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" });
+
 const Step = z.union([
   z.strictObject({ optimize: OptimizeStep }),
   z.strictObject({ quantize: QuantizeStep }),
   z.strictObject({ prune: PruneStep }),
+  z.strictObject({ cluster: ClusterStep }),
   z.strictObject({ gate: GateStep }),
 ]);
 
@@ -101,6 +119,7 @@ export type RecipeStep =
   | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'gate'; gate: Gate };
 
 export interface Recipe {
@@ -132,6 +151,14 @@ export function recipeFromData(data: unknown, where = 'recipe'): Recipe {
 function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   if ('optimize' in step) return { kind: 'optimize', options: { level: step.optimize.level, passes: step.optimize.passes, skip: step.optimize.skip } };
   if ('prune' in step) return { kind: 'prune', options: pruneOptions(step.prune, `${where}.prune`) };
+  if ('cluster' in step) {
+    const c = step.cluster;
+    const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
+    return {
+      kind: 'cluster',
+      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only },
+    };
+  }
   if ('gate' in step) {
     const g = step.gate;
     return {
@@ -215,8 +242,8 @@ function describeIssue(issues: readonly z.core.$ZodIssue[], data: unknown): stri
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'steps') {
     const step = (data as { steps: unknown[] }).steps[issue.path[1] as number];
     const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
-    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune or gate)`;
-    if (!['optimize', 'quantize', 'prune', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, gate)`;
+    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune, cluster or gate)`;
+    if (!['optimize', 'quantize', 'prune', 'cluster', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, cluster, gate)`;
     // The union's branch for this step name holds the real issue.
     const branch = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.find((e) => e.length > 0 && e[0].path[0] === keys[0]);
     if (branch !== undefined) return describeIssue(branch.map((e) => ({ ...e, path: [...issue.path, ...e.path] })), data);

@@ -13,6 +13,8 @@ import { comparisonWontFit, measureFidelity } from './fidelity.js';
 import { checkGate, GateFailedError, type GateMiss } from './gate.js';
 import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
+import { cluster } from './cluster.js';
+import type { ClusterReport } from './cluster-report.js';
 import { prune } from './prune.js';
 import type { PruneReport } from './prune-report.js';
 import { quantize } from './quantize.js';
@@ -39,6 +41,7 @@ export type RecipeStepReport =
   | { step: 'optimize'; report: OptimizeReport }
   | { step: 'quantize'; report: QuantizeReport }
   | { step: 'prune'; report: PruneReport }
+  | { step: 'cluster'; report: ClusterReport }
   | { step: 'gate'; report: { passed: boolean; misses: GateMiss[]; fidelity: EvalReport; size_ratio: number } };
 
 export interface RecipeReport {
@@ -89,6 +92,14 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'prune', report: result.report });
+    } else if (step.kind === 'cluster') {
+      // Activation importance reads --calib, else --data (real samples only).
+      const calibration = step.options.importance === true ? (data.calibration ?? (data.data?.warning === undefined ? data.data : undefined)) : undefined;
+      if (step.options.importance === true && calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): importance measures activations: give --data or --calib`);
+      const result = await cluster(current, { ...step.options, calibration, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      current = result.model;
+      warnings.push(...result.report.warnings);
+      steps.push({ step: 'cluster', report: result.report });
     } else {
       if (fidelity === undefined) throw new Error(`recipe step ${i + 1} (gate): gates compare with the input on data: give --data${data.noDataReason === undefined ? '' : ` (${data.noDataReason})`}`);
       const tooLarge = comparisonWontFit(model, current, ctx);
