@@ -1,15 +1,13 @@
 // SparseGPT (Frantar & Alistarh 2023): one-shot pruning of a layer y = W·x that keeps its outputs
 // on calibration inputs. W is [rows, cols] (rows: outputs, cols: input features) and H = Σ xxᵀ over
-// the calibration inputs (XᵀX, cols x cols). Columns are visited left to right; when a column's
-// masked weights are zeroed, the error they leave is spread over the columns not yet visited with
-// the Optimal Brain Surgeon update, which reads the inverse Hessian through its upper Cholesky
-// factor U (H⁻¹ = UᵀU). Work goes in blocks of columns: inside a block the update is applied
-// column by column, to the rest of the matrix once per block (the same arithmetic, regrouped).
-// The mask is chosen per block from w² / U[k][k]² (adaptive mask selection): unstructured, the
+// the calibration inputs (XᵀX, cols x cols). Columns are visited left to right (obs.ts); when a
+// column's masked weights are zeroed, the error they leave is spread over the columns not yet
+// visited with the Optimal Brain Surgeon update. The mask is chosen per block from w² / U[k][k]² (adaptive mask selection): unstructured, the
 // smallest scores of the whole block; N:M, the M - N smallest of each row's run of M columns, taken
 // when the run is reached (with the weights as updated so far). sparsegpt-ref.ts is the same
 // algorithm written the slow, obvious way, downdating an explicit inverse after every column.
 import { inverseUpperCholesky } from './linalg.js';
+import { obsSweep } from './obs.js';
 import { prunedCount } from './sparsity.js';
 
 export interface OneShotTarget {
@@ -54,45 +52,20 @@ export function dampedHessian(hessian: Float64Array, cols: number, damping: numb
 
 /** Prunes `weights` ([rows, cols], not changed) given the calibration Hessian ([cols, cols]). */
 export function sparseGpt(weights: Float64Array, rows: number, cols: number, hessian: Float64Array, options: SparseGptOptions): SparseGptResult {
-  const blockSize = options.blockSize ?? 128;
   const pattern = options.pattern;
   if (pattern !== undefined && cols % pattern.m !== 0) throw new Error(`SparseGPT: ${cols} columns are not a multiple of ${pattern.m}`);
   const w = weights.slice();
   const u = inverseUpperCholesky(dampedHessian(hessian, cols, options.damping ?? 0.01), cols);
   const mask = new Uint8Array(rows * cols).fill(1);
-  let loss = 0;
-  for (let start = 0; start < cols; start += blockSize) {
-    const end = Math.min(cols, start + blockSize);
-    const width = end - start;
-    if (pattern === undefined) blockMask(w, u, mask, rows, cols, start, end, options.sparsity ?? 0);
-    // err[r][j]: the scaled error of column start + j, spread over the columns after the block at its end.
-    const err = new Float64Array(rows * width);
-    for (let k = start; k < end; k++) {
-      if (pattern !== undefined && (k - start) % pattern.m === 0) runMask(w, u, mask, rows, cols, k, pattern);
-      const d = u[k * cols + k];
-      for (let r = 0; r < rows; r++) {
-        const row = r * cols;
-        if (mask[row + k] === 1) continue;
-        const e = w[row + k] / d;
-        loss += (e * e) / 2;
-        err[r * width + (k - start)] = e;
-        w[row + k] = 0;
-        // Inside the block, column by column: the columns of the block not yet visited.
-        for (let j = k + 1; j < end; j++) w[row + j] -= e * u[k * cols + j];
-      }
-    }
-    // The block's errors applied to every later column at once.
-    for (let r = 0; r < rows; r++) {
-      const row = r * cols;
-      for (let j = 0; j < width; j++) {
-        const e = err[r * width + j];
-        if (e === 0) continue;
-        const urow = (start + j) * cols;
-        for (let c = end; c < cols; c++) w[row + c] -= e * u[urow + c];
-      }
-    }
-  }
-  for (let i = 0; i < w.length; i++) if (mask[i] === 0) w[i] = 0;
+  const loss = obsSweep(w, u, rows, cols, options.blockSize ?? 128, {
+    beforeBlock: (start, end) => {
+      if (pattern === undefined) blockMask(w, u, mask, rows, cols, start, end, options.sparsity ?? 0);
+    },
+    beforeColumn: (k) => {
+      if (pattern !== undefined && k % pattern.m === 0) runMask(w, u, mask, rows, cols, k, pattern);
+    },
+    value: (r, k, current) => (mask[r * cols + k] === 1 ? current : 0),
+  });
   return { weights: w, mask, loss };
 }
 
