@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { constantValue } from '../src/ir/constants.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
+import { Tensor } from '../src/ir/tensor.js';
 import { findClusters } from '../src/methods/cluster/decode-graph.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -89,4 +90,26 @@ test('PP-OCRv4 det: per-channel 4-bit codebooks load and run; probability-map co
     assert.ok(cos > 0.8, `cosine ${cos}`);
   }
   console.log(`PP-OCRv4 det: ${log.join('; ')}`);
+});
+
+test('spam-bert (models/spam-bert): embedding Gathers and MatMuls clustered at 4 bits per tensor; logits cosine above 0.999', async () => {
+  const bert = loadModel('models/spam-bert/onnx/model.onnx');
+  const length = 64;
+  const shape = [4, length];
+  const int64 = (name: string, value: (i: number) => bigint) => Tensor.fromArray(name, DataType.INT64, shape, BigInt64Array.from({ length: 4 * length }, (_, i) => value(i)));
+  const byName: Record<string, Tensor> = {
+    input_ids: int64('input_ids', (i) => BigInt(100 + ((i * 37) % 3000))),
+    attention_mask: int64('attention_mask', () => 1n),
+    token_type_ids: int64('token_type_ids', () => 0n),
+  };
+  const feeds = bert.graph.inputs.map((i) => byName[i.name]);
+  const [reference] = await runModel(bert, feeds);
+  const { model, report } = await cluster(bert, { bits: 4 }, ctx);
+  checkLayout(bert, model, report.tensors);
+  const embeddings = report.tensors.filter((t) => t.op === 'Gather').map((t) => t.name);
+  assert.deepEqual(embeddings, ['word_embeddings.weight', 'position_embeddings.weight', 'token_type_embeddings.weight']);
+  const [out] = await runModel(writeModel(model), feeds);
+  const cos = cosine(reference.data() as Float32Array, out.data() as Float32Array);
+  console.log(`spam-bert 4-bit per tensor: ${report.tensors.length} weights (${embeddings.length} embeddings), file x${report.size.ratio}, gzip -9 x${report.gzip?.ratio}, logits cosine ${cos.toFixed(5)}`);
+  assert.ok(cos > 0.999, `cosine ${cos}`);
 });
