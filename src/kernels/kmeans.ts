@@ -46,7 +46,8 @@ interface Sorted {
 function sortValues(values: ArrayLike<number>, weights: ArrayLike<number> | undefined): Sorted {
   const n = values.length;
   if (weights === undefined) {
-    const x = Float64Array.from(values).sort();
+    // Sorting float32 values as float32 is faster and gives the same order.
+    const x = Float64Array.from(values instanceof Float32Array ? values.slice().sort() : Float64Array.from(values).sort());
     const cwx = new Float64Array(n + 1);
     for (let i = 0; i < n; i++) cwx[i + 1] = cwx[i] + x[i];
     return { x, cw: undefined, cwx };

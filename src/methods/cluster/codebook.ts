@@ -46,7 +46,11 @@ export interface Codebook {
 /** Element indices of each group (per-tensor: one group of all). */
 function groupsOf(dims: readonly number[], axis: number | undefined, perGroup: number): { members: Int32Array[]; groupOfChannel: Int32Array | undefined } {
   const count = dims.reduce((a, b) => a * b, 1);
-  if (axis === undefined) return { members: [Int32Array.from({ length: count }, (_, i) => i)], groupOfChannel: undefined };
+  if (axis === undefined) {
+    const all = new Int32Array(count);
+    for (let i = 0; i < count; i++) all[i] = i;
+    return { members: [all], groupOfChannel: undefined };
+  }
   const channels = dims[axis];
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const groups = Math.ceil(channels / perGroup);
@@ -73,12 +77,17 @@ export function buildCodebook(values: Float32Array, dims: readonly number[], opt
   const zeroSlot = new Int32Array(groups).fill(-1);
   members.forEach((indices, g) => {
     let zeros = 0;
-    if (options.keepZeros === true) for (const i of indices) if (values[i] === 0) zeros++;
+    if (options.keepZeros === true) for (let j = 0; j < indices.length; j++) if (values[indices[j]] === 0) zeros++;
     const reserve = zeros > 0 && zeros < indices.length;
     // The values clustered: every one, or the nonzero ones when a zero centroid is kept.
     const chosen = reserve ? indices.filter((i) => values[i] !== 0) : indices;
-    const groupValues = Float64Array.from(chosen, (i) => values[i]);
-    const weights = options.importance === undefined ? undefined : Float64Array.from(chosen, (i) => (options.importance as Float64Array)[i]);
+    const groupValues = new Float32Array(chosen.length);
+    for (let j = 0; j < chosen.length; j++) groupValues[j] = values[chosen[j]];
+    let weights: Float64Array | undefined;
+    if (options.importance !== undefined) {
+      weights = new Float64Array(chosen.length);
+      for (let j = 0; j < chosen.length; j++) weights[j] = options.importance[chosen[j]];
+    }
     const fit = kmeans1d(groupValues, { k: reserve ? K - 1 : K, init: options.init, seed: (options.seed ?? 0) + g, weights });
     // Stored in float32: assign against the stored values so each code is the nearest one decoded.
     const free = Float32Array.from(fit.centroids);
@@ -94,10 +103,8 @@ export function buildCodebook(values: Float32Array, dims: readonly number[], opt
     codebook.set(slots, g * K);
     codebook.fill(slots[slots.length - 1], g * K + slots.length, (g + 1) * K);
     const nearest = assignNearest(groupValues, free, new Int32Array(groupValues.length));
-    chosen.forEach((i, j) => {
-      codes[i] = reserve && nearest[j] >= at ? nearest[j] + 1 : nearest[j];
-    });
-    if (reserve) for (const i of indices) if (values[i] === 0) codes[i] = at;
+    for (let j = 0; j < chosen.length; j++) codes[chosen[j]] = reserve && nearest[j] >= at ? nearest[j] + 1 : nearest[j];
+    if (reserve) for (let j = 0; j < indices.length; j++) if (values[indices[j]] === 0) codes[indices[j]] = at;
   });
   const decoded = decodeCodebook(codes, codebook, K, dims, options.axis, groupOfChannel);
   const sums = { signal: 0, noise: 0 };
