@@ -7,8 +7,8 @@
 // For the pack and other readers, the layout a clustered weight W takes (decode-graph.ts has it in
 // full; `findClusters` finds it again):
 //   W_codes            uint8 [dims of W], codes < 2^bits
-//   W_codebook         float32 [G * 2^bits], G groups of 2^bits ascending centroids (unused slots
-//                      repeat the group's last centroid)
+//   W_codebook         float32 [G * 2^bits], G groups of 2^bits centroids, ascending (unused slots
+//                      repeat the group's last centroid; fine-tuned centroids may leave that order)
 //   W_codebook_offsets int32, 1 everywhere but the channel axis: g(c) * 2^bits   (G > 1 only)
 //   W_clustered        = Gather(W_codebook, Cast(W_codes, INT32) [+ W_codebook_offsets], axis 0)
 // The uniform case writes W_codes (shifted), W_codes_scale, W_codes_zero_point and a

@@ -4,6 +4,8 @@
 //
 //   W_codes            uint8 constant, W's dims; each code < K = 2^bits
 //   W_codebook         float32 constant [G * K]: G groups of K centroids, ascending within a group
+//                      as k-means writes them (unused slots repeat the group's last centroid);
+//                      centroid fine-tuning may reorder them, the codes still name the same slots
 //   W_codebook_offsets int32 constant, rank of W, dims 1 except the channel axis (C): g(c) * K.
 //                      Only when G > 1 (--per-channel: g(c) = c; --group N: g(c) = floor(c / N)).
 //   W_codes_int32      = Cast(W_codes, to=INT32)
@@ -13,7 +15,8 @@
 // and every layer that read W reads W_clustered. A codebook that is a uniform grid is written as
 //   W_clustered = DequantizeLinear(W_codes (shifted), W_codes_scale, W_codes_zero_point[, axis])
 // instead (uint8 zero points; per-axis scales when G > 1). The constants are initializers (Constant
-// nodes in the main graph of IR < 4 models). onnxruntime folds the decoding into a dense weight
+// nodes in the main graph of IR < 4 models), in the graph that defined W (an If/Loop body too).
+// Node names: W_codes_Cast, W_codes_Add, W_codebook_Gather, W_codes_DequantizeLinear. onnxruntime folds the decoding into a dense weight
 // when it loads the model (constant folding runs at its 'basic' level), so inference runs at the
 // dense speed; what shrinks is the file, and much more its compressed download.
 import { attr } from '../../ir/attribute.js';
