@@ -15,7 +15,7 @@ import { crc32 } from '../kernels/crc32.js';
 import { huffmanDecode } from '../kernels/huffman.js';
 import { ransDecode } from '../kernels/rans.js';
 import { inflateSync } from 'fflate';
-import { ByteReader, Coding, CODING_NAMES, PACK_MAGIC, PACK_VERSION, RecordKind } from './pack-format.js';
+import { ByteReader, Coding, CODING_NAMES, KEEP_FLAG, Layout, PACK_MAGIC, PACK_VERSION, RecordKind } from './pack-format.js';
 import { type LayoutNode, readLayout, rebuildPayload, streamLengths } from './pack-layouts.js';
 
 /** A pack that cannot be decoded; the message is one line that names what is wrong and where. */
@@ -78,6 +78,8 @@ function* packSteps(): Generator<Step, void, Uint8Array | undefined> {
   let tensors = 0;
   let emitted = 0;
   let lastName = '';
+  // Payloads that later records copy (flagged KEEP by the encoder), by tensor number.
+  const kept = new Map<number, Uint8Array>();
   for (let index = 0; ; index++) {
     const where = index === 0 ? 'the skeleton record' : `record ${index} (after ${lastName === '' ? 'the skeleton' : `tensor '${lastName}'`})`;
     const kind = (yield { need: 1, what: where })![0];
@@ -111,13 +113,13 @@ function* packSteps(): Generator<Step, void, Uint8Array | undefined> {
     }
 
     // A tensor record.
-    let label = `tensor #${index}`;
     const name = reader.string();
-    label = `tensor '${name}'`;
+    const label = `tensor '${name}'`;
     lastName = name;
     const gap = reader.varint();
     const length = reader.varint();
     const elementBytes = reader.byte();
+    const flags = reader.byte();
     if (![1, 2, 4, 8].includes(elementBytes) || length % elementBytes !== 0) throw new PackError(`corrupt pack: ${label} has ${length} bytes of ${elementBytes}-byte elements`);
     const count = length / elementBytes;
     let layout: LayoutNode;
@@ -139,12 +141,19 @@ function* packSteps(): Generator<Step, void, Uint8Array | undefined> {
       streams.push(decodeStream(specs[j], (yield { need: specs[j].codedLength, what })!, what));
     }
     let payload: Uint8Array;
-    try {
-      payload = rebuildPayload(layout, streams, count, elementBytes);
-    } catch (error) {
-      throw new PackError(`corrupt pack: ${label}: ${(error as Error).message}`);
+    if (layout.kind === Layout.COPY) {
+      const source = kept.get(layout.source);
+      if (source === undefined || source.length !== length) throw new PackError(`corrupt pack: ${label} copies tensor record ${layout.source + 1}, which was not kept or has another length`);
+      payload = source;
+    } else {
+      try {
+        payload = rebuildPayload(layout, streams, count, elementBytes);
+      } catch (error) {
+        throw new PackError(`corrupt pack: ${label}: ${(error as Error).message}`);
+      }
     }
     if (crc32(payload) !== checksum) throw new PackError(`checksum mismatch in ${label} (corrupt pack)`);
+    if ((flags & KEEP_FLAG) !== 0) kept.set(index - 1, payload);
     if (gap > 0) yield { emit: skeleton!.subarray(skeletonUsed, skeletonUsed + gap) };
     skeletonUsed += gap;
     yield { emit: payload };

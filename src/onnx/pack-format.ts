@@ -14,7 +14,10 @@ export type CodingId = (typeof Coding)[keyof typeof Coding];
 export const CODING_NAMES = ['raw', 'huffman', 'rans', 'deflate'] as const;
 
 /** How a tensor payload is laid out in streams. */
-export const Layout = { PLANES: 1, CODEBOOK: 2, SPARSE: 3 } as const;
+export const Layout = { PLANES: 1, CODEBOOK: 2, SPARSE: 3, COPY: 4 } as const;
+
+/** Tensor record flag: a later record copies this payload, so a streaming decoder keeps it. */
+export const KEEP_FLAG = 1;
 
 /** PLANES flag: each element's bits were rotated left by one (sign to bit 0, exponent to the top byte). */
 export const ROTATE_FLAG = 1;

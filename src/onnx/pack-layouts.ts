@@ -7,7 +7,8 @@ import { type ByteReader, Layout, LITTLE_ENDIAN, ROTATE_FLAG } from './pack-form
 export type LayoutNode =
   | { kind: typeof Layout.PLANES; rotate: boolean }
   | { kind: typeof Layout.CODEBOOK; entries: number }
-  | { kind: typeof Layout.SPARSE; nonzero: number; values: LayoutNode };
+  | { kind: typeof Layout.SPARSE; nonzero: number; values: LayoutNode }
+  | { kind: typeof Layout.COPY; source: number };
 
 /** Reads a layout descriptor; `count` elements of `elementBytes` each, for the range checks. */
 export function readLayout(reader: ByteReader, count: number, elementBytes: number): LayoutNode {
@@ -27,9 +28,11 @@ export function readLayout(reader: ByteReader, count: number, elementBytes: numb
       const nonzero = reader.varint();
       if (nonzero > count) throw new Error(`${nonzero} nonzero elements in a tensor of ${count}`);
       const values = readLayout(reader, nonzero, elementBytes);
-      if (values.kind === Layout.SPARSE) throw new Error('sparse values inside a sparse layout');
+      if (values.kind === Layout.SPARSE || values.kind === Layout.COPY) throw new Error('sparse values must be planes or a codebook');
       return { kind, nonzero, values };
     }
+    case Layout.COPY:
+      return { kind, source: reader.varint() };
     default:
       throw new Error(`unknown layout ${kind}`);
   }
@@ -44,6 +47,8 @@ export function streamLengths(node: LayoutNode, count: number, elementBytes: num
       return [node.entries * elementBytes, count];
     case Layout.SPARSE:
       return [-1, ...streamLengths(node.values, node.nonzero, elementBytes)];
+    case Layout.COPY:
+      return [];
   }
 }
 
@@ -58,6 +63,8 @@ export function rebuildPayload(node: LayoutNode, streams: readonly Uint8Array[],
       const values = rebuildPayload(node.values, streams.slice(1), node.nonzero, elementBytes);
       return scatter(streams[0], values, node.nonzero, count, elementBytes);
     }
+    case Layout.COPY:
+      throw new Error('a copy is resolved by the decoder, which holds the earlier payloads');
   }
 }
 

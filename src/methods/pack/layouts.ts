@@ -16,7 +16,7 @@ export interface EncodedLayout {
   /** The layout descriptor as written in the tensor header. */
   descriptor: number[];
   streams: LabelledStream[];
-  name: 'planes' | 'codebook' | 'sparse';
+  name: 'planes' | 'codebook' | 'sparse' | 'copy';
   /** Coded bytes of all streams plus the descriptor. */
   size: number;
 }

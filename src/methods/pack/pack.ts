@@ -4,8 +4,8 @@
 // Every pack is decoded again before it is returned and must give the input's bytes exactly.
 import { crc32 } from '../../kernels/crc32.js';
 import { unpack } from '../../onnx/pack-decode.js';
-import { ByteWriter, CODING_NAMES, PACK_MAGIC, PACK_VERSION, RecordKind } from '../../onnx/pack-format.js';
-import { scanTensorPayloads } from '../../onnx/tensor-payloads.js';
+import { ByteWriter, CODING_NAMES, KEEP_FLAG, Layout, PACK_MAGIC, PACK_VERSION, RecordKind } from '../../onnx/pack-format.js';
+import { scanTensorPayloads, type TensorPayload } from '../../onnx/tensor-payloads.js';
 import { bestLayout, type EncodedLayout, type StreamKind } from './layouts.js';
 import { codeStream, type CodedStream } from './streams.js';
 
@@ -74,7 +74,7 @@ export function packOnnx(bytes: Uint8Array, options: PackOptions = {}): PackResu
   }
   const report: PackReport = {
     tensors: scan.payloads.length,
-    layouts: { planes: 0, codebook: 0, sparse: 0 },
+    layouts: { planes: 0, codebook: 0, sparse: 0, copy: 0 },
     codings: { raw: 0, huffman: 0, rans: 0, deflate: 0 },
     kinds: {},
     perTensor: [],
@@ -109,16 +109,21 @@ export function packOnnx(bytes: Uint8Array, options: PackOptions = {}): PackResu
   skeletonHeader.u32(crc32(skeleton));
   headers += record(parts, RecordKind.SKELETON, skeletonHeader, [skeletonStream]);
 
+  // Payloads equal to an earlier one (the same weights in two If branches) become copies of it.
+  const copyOf = findCopies(bytes, scan.payloads);
+  const keep = new Set(copyOf.values());
   let previousEnd = 0;
-  for (const p of scan.payloads) {
+  for (const [index, p] of scan.payloads.entries()) {
     const payload = bytes.subarray(p.start, p.end);
-    const layout = bestLayout(payload, p.elementBytes, p.float);
+    const source = copyOf.get(index);
+    const layout: EncodedLayout = source === undefined ? bestLayout(payload, p.elementBytes, p.float) : copyLayout(source);
     report.layouts[layout.name]++;
     const header = new ByteWriter()
       .string(p.name)
       .varint(p.start - previousEnd)
       .varint(payload.length)
-      .byte(p.elementBytes);
+      .byte(p.elementBytes)
+      .byte(keep.has(index) ? KEEP_FLAG : 0);
     for (const b of layout.descriptor) header.byte(b);
     writeStreams(header, layout.streams);
     header.u32(crc32(payload));
@@ -157,4 +162,31 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Tensor index -> the index of the first earlier payload with the same bytes. */
+function findCopies(bytes: Uint8Array, payloads: readonly TensorPayload[]): Map<number, number> {
+  const first = new Map<string, number[]>();
+  const copies = new Map<number, number>();
+  payloads.forEach((p, index) => {
+    const payload = bytes.subarray(p.start, p.end);
+    const key = `${payload.length}:${p.elementBytes}:${crc32(payload)}`;
+    const candidates = first.get(key) ?? [];
+    const same = candidates.find((c) => sameBytes(bytes.subarray(payloads[c].start, payloads[c].end), payload));
+    if (same !== undefined) copies.set(index, same);
+    else first.set(key, [...candidates, index]);
+  });
+  return copies;
+}
+
+function copyLayout(source: number): EncodedLayout {
+  const descriptor: number[] = [Layout.COPY];
+  for (let v = source; ; v >>>= 7) {
+    if (v < 0x80) {
+      descriptor.push(v);
+      break;
+    }
+    descriptor.push((v & 0x7f) | 0x80);
+  }
+  return { name: 'copy', descriptor, streams: [], size: descriptor.length };
 }
