@@ -4,7 +4,7 @@
 // few distinct values compress well, so gzip shows most of what clustering buys without the pack);
 // centroid fine-tuning; fidelity and the verdict, as every command reports them.
 import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
-import { groupDigits, renderTable } from '../inspect/table.js';
+import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
 import type { Model } from '../ir/model.js';
 import type { ClusterDetails } from '../methods/cluster/cluster.js';
 import { modelBytes } from '../onnx/model-size.js';
@@ -136,7 +136,6 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 const cosine = (v: JsonNumber) => (typeof v === 'number' ? v.toFixed(6) : String(v));
 const dbText = (v: JsonNumber) => (typeof v === 'number' ? `${v.toFixed(2)} dB` : `${v} dB`);
-const kb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} KB`);
 
 /** The report as terminal text. */
 export function formatClusterReport(report: ClusterReport, top = 8): string {
@@ -146,11 +145,11 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   lines.push(`size       ${formatSizeChange(report.size)}`);
   if (report.gzip !== undefined) lines.push(`gzip -9    ${formatSizeChange(report.gzip)}`);
   const w = report.weights;
-  lines.push(`weights    ${report.tensors.length} clustered: ${kb(w.dense)} float32 -> ${kb(w.stored)} uint8 codes + codebooks (${kb(w.packed)} with codes at ${report.settings.bits} bits); SQNR ${dbText(w.sqnr_db)} (size-weighted mean)${report.skipped.length === 0 ? '' : `; ${report.skipped.length} layers left alone`}`);
+  lines.push(`weights    ${report.tensors.length} clustered: ${formatBytes(w.dense)} float32 -> ${formatBytes(w.stored)} uint8 codes + codebooks (${formatBytes(w.packed)} with codes at ${report.settings.bits} bits); SQNR ${dbText(w.sqnr_db)} (size-weighted mean)${report.skipped.length === 0 ? '' : `; ${report.skipped.length} layers left alone`}`);
   const rows = [...report.tensors]
     .sort((a, b) => b.bytes_dense - a.bytes_dense)
     .slice(0, top)
-    .map((t) => [t.name, t.op, `[${t.dims}]`, String(t.codebooks), String(t.centroids), dbText(t.sqnr_db), `${kb(t.bytes_dense)} -> ${kb(t.bytes_stored)}`, t.zeros_kept ? `${percent(t.sparsity_before)} -> ${percent(t.sparsity_after)}` : '', t.form === 'gather' ? '' : 'DequantizeLinear']);
+    .map((t) => [t.name, t.op, `[${t.dims}]`, String(t.codebooks), String(t.centroids), dbText(t.sqnr_db), `${formatBytes(t.bytes_dense)} -> ${formatBytes(t.bytes_stored)}`, t.zeros_kept ? `${percent(t.sparsity_before)} -> ${percent(t.sparsity_after)}` : '', t.form === 'gather' ? '' : 'DequantizeLinear']);
   lines.push(
     ...renderTable(
       [{ header: 'weight' }, { header: 'op' }, { header: 'dims' }, { header: 'books', align: 'right' }, { header: 'centroids', align: 'right' }, { header: 'SQNR', align: 'right' }, { header: 'bytes', align: 'right' }, { header: 'zeros kept' }, { header: 'form' }],
