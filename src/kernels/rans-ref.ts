@@ -1,4 +1,4 @@
-// The slow, obvious rANS of rans.ts for tests: the state is a BigInt, symbols are found by
+// The slow, obvious rANS of rans.ts for tests: the four interleaved states are BigInts, symbols are found by
 // walking the cumulative frequencies, bytes are collected in an array and reversed. Same
 // normalization rule and stream layout as rans.ts, so the two must give identical bytes.
 // Keep this boring.
@@ -51,18 +51,20 @@ export function ransEncodeWithFrequenciesRef(input: Uint8Array, freqs: readonly 
   }
   const starts = [...Array(256).keys()].map((s) => cumulativeOf(freqs, s));
   const reversedBody: number[] = [];
-  let x = LOW;
+  // Four states: symbol i is coded by state i % 4.
+  const states = [LOW, LOW, LOW, LOW];
   for (let i = input.length - 1; i >= 0; i--) {
+    let x = states[i % 4];
     const f = BigInt(freqs[input[i]]);
     // Renormalize: keep x below (2^23 / 4096) * 256 * f so the step stays under 2^31.
     while (x >= (LOW / SCALE) * 256n * f) {
       reversedBody.push(Number(x % 256n));
       x /= 256n;
     }
-    x = (x / f) * SCALE + (x % f) + BigInt(starts[input[i]]);
+    states[i % 4] = (x / f) * SCALE + (x % f) + BigInt(starts[input[i]]);
   }
-  const state = [0, 1, 2, 3].map((k) => Number((x >> BigInt(8 * k)) % 256n));
-  return Uint8Array.from([...header, ...state, ...reversedBody.reverse()]);
+  const stateBytes = states.flatMap((x) => [0, 1, 2, 3].map((k) => Number((x >> BigInt(8 * k)) % 256n)));
+  return Uint8Array.from([...header, ...stateBytes, ...reversedBody.reverse()]);
 }
 
 export function ransEncodeRef(input: Uint8Array): Uint8Array {
@@ -86,11 +88,12 @@ export function ransDecodeRef(coded: Uint8Array, count: number): Uint8Array {
     }
     freqs[s] = value + 1;
   }
-  let x = 0n;
-  for (let k = 0; k < 4; k++) x += BigInt(coded[p++]) << BigInt(8 * k);
+  const states = [0n, 0n, 0n, 0n];
+  for (let j = 0; j < 4; j++) for (let k = 0; k < 4; k++) states[j] += BigInt(coded[p++]) << BigInt(8 * k);
   const starts = [...Array(257).keys()].map((s) => cumulativeOf(freqs, s));
   const out = new Uint8Array(count);
   for (let i = 0; i < count; i++) {
+    let x = states[i % 4];
     const slot = Number(x % SCALE);
     let s = 0;
     while (starts[s + 1] <= slot) s++;
@@ -100,6 +103,7 @@ export function ransDecodeRef(coded: Uint8Array, count: number): Uint8Array {
       if (p >= coded.length) throw new Error(`rans ref: stream ends at symbol ${i}`);
       x = x * 256n + BigInt(coded[p++]);
     }
+    states[i % 4] = x;
   }
   return out;
 }

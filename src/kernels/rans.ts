@@ -1,20 +1,24 @@
 // Static rANS over bytes (Duda's asymmetric numeral systems, in the byte-wise form of
-// ryg_rans): frequencies normalized to 12 bits (they sum to 4096), one 32-bit state kept in
-// [2^23, 2^31), renormalized a byte at a time. Layout of a coded stream (docs/pack-format.md):
+// ryg_rans): frequencies normalized to 12 bits (they sum to 4096), four interleaved 32-bit states
+// (symbol i uses state i % 4) kept in [2^23, 2^31), renormalized a byte at a time into one shared
+// byte stream. Layout of a coded stream (docs/pack-format.md):
 //
 //   32 bytes  bitmap of the symbols present
 //   varints   (frequency - 1) of each present symbol, in symbol order
-//   4 bytes   the encoder's final state, little-endian (the decoder's initial state)
+//   16 bytes  the encoder's final states 0..3, u32 little-endian (the decoder's initial states)
 //   ...       renormalization bytes, in the order the decoder reads them
 //
 // The encoder walks the input backwards and writes bytes from the end of its buffer, so the
-// decoder runs forwards. A finished decode must land exactly on the stream's end with the state
+// decoder runs forwards. A finished decode must land exactly on the stream's end with every state
 // back at 2^23 (the encoder's start): a free integrity check. Slow reference: rans-ref.ts.
 
 export const RANS_SCALE_BITS = 12;
 const M = 1 << RANS_SCALE_BITS;
 const L = 1 << 23;
 const BITMAP_BYTES = 32;
+/** Interleaved states (a power of two). */
+export const RANS_STATES = 4;
+const STATES = RANS_STATES;
 
 /**
  * Frequencies summing to 4096, every present symbol at least 1: floor(count * 4096 / total)
@@ -71,27 +75,34 @@ export function ransEncodeWithFrequencies(input: Uint8Array, freqs: Uint16Array)
     header[s >> 3] |= 1 << (s & 7);
     h = writeVarint(header, h, freqs[s] - 1);
   }
-  const body = new Uint8Array(2 * input.length + 8);
+  const body = new Uint8Array(2 * input.length + 4 * STATES);
   let p = body.length;
-  let x = L;
+  // Four states take the symbols in turn (symbol i goes to state i % 4), so the decoder's four
+  // dependency chains overlap; they share one byte stream.
+  const states = new Array<number>(STATES).fill(L);
   // x < 2^19 * freq before each step keeps the next state below 2^31 (plain integer arithmetic).
   for (let i = input.length - 1; i >= 0; i--) {
     const s = input[i];
     const f = freqs[s];
     if (f === 0) throw new Error(`rans: symbol ${s} occurs but has frequency 0`);
     const xMax = (L >>> RANS_SCALE_BITS) * 256 * f;
+    let x = states[i & (STATES - 1)];
     while (x >= xMax) {
       body[--p] = x & 0xff;
       x >>>= 8;
     }
     const q = Math.floor(x / f);
-    x = q * M + (x - q * f) + start[s];
+    states[i & (STATES - 1)] = q * M + (x - q * f) + start[s];
   }
-  p -= 4;
-  body[p] = x & 0xff;
-  body[p + 1] = (x >>> 8) & 0xff;
-  body[p + 2] = (x >>> 16) & 0xff;
-  body[p + 3] = (x >>> 24) & 0xff;
+  // State 0 is read first: written last, at the lowest address.
+  for (let k = STATES - 1; k >= 0; k--) {
+    const x = states[k];
+    p -= 4;
+    body[p] = x & 0xff;
+    body[p + 1] = (x >>> 8) & 0xff;
+    body[p + 2] = (x >>> 16) & 0xff;
+    body[p + 3] = (x >>> 24) & 0xff;
+  }
   const out = new Uint8Array(h + body.length - p);
   out.set(header.subarray(0, h));
   out.set(body.subarray(p), h);
@@ -134,26 +145,66 @@ export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number
     cumulative += f;
   }
   if (count === 0) {
-    if (p + 4 !== coded.length && p !== coded.length) throw new Error('rans: bytes left after an empty stream');
+    if (p + 4 * STATES !== coded.length && p !== coded.length) throw new Error('rans: bytes left after an empty stream');
     return;
   }
   if (cumulative !== M) throw new Error(`rans: frequencies sum to ${cumulative}, not ${M}`);
-  if (p + 4 > coded.length) throw new Error('rans: stream ends before its state');
-  let x = (coded[p] | (coded[p + 1] << 8) | (coded[p + 2] << 16) | (coded[p + 3] << 24)) >>> 0;
-  p += 4;
-  if (x < L || x >= 2 ** 31) throw new Error('rans: initial state out of range');
+  if (p + 4 * STATES > coded.length) throw new Error('rans: stream ends before its states');
+  const read32 = (at: number) => (coded[at] | (coded[at + 1] << 8) | (coded[at + 2] << 16) | (coded[at + 3] << 24)) >>> 0;
+  let x0 = read32(p);
+  let x1 = read32(p + 4);
+  let x2 = read32(p + 8);
+  let x3 = read32(p + 12);
+  p += 16;
+  for (const x of [x0, x1, x2, x3]) if (x < L || x >= 2 ** 31) throw new Error('rans: initial state out of range');
   const end = coded.length;
   const mask = M - 1;
-  for (let i = 0; i < count; i++) {
+  const shift = RANS_SCALE_BITS;
+  // Past-the-end reads give undefined (0 after |): caught by the checks below. Each state needs
+  // at most two bytes per symbol (12 bits out, refilled 8 at a time from >= 2^11).
+  let i = 0;
+  for (const last = count - 3; i < last; i += 4) {
+    let slot = x0 & mask;
+    out[i] = symbolOf[slot];
+    x0 = freqOf[slot] * (x0 >>> shift) + biasOf[slot];
+    slot = x1 & mask;
+    out[i + 1] = symbolOf[slot];
+    x1 = freqOf[slot] * (x1 >>> shift) + biasOf[slot];
+    slot = x2 & mask;
+    out[i + 2] = symbolOf[slot];
+    x2 = freqOf[slot] * (x2 >>> shift) + biasOf[slot];
+    slot = x3 & mask;
+    out[i + 3] = symbolOf[slot];
+    x3 = freqOf[slot] * (x3 >>> shift) + biasOf[slot];
+    if (x0 < L) {
+      x0 = (x0 << 8) | coded[p++];
+      if (x0 < L) x0 = (x0 << 8) | coded[p++];
+    }
+    if (x1 < L) {
+      x1 = (x1 << 8) | coded[p++];
+      if (x1 < L) x1 = (x1 << 8) | coded[p++];
+    }
+    if (x2 < L) {
+      x2 = (x2 << 8) | coded[p++];
+      if (x2 < L) x2 = (x2 << 8) | coded[p++];
+    }
+    if (x3 < L) {
+      x3 = (x3 << 8) | coded[p++];
+      if (x3 < L) x3 = (x3 << 8) | coded[p++];
+    }
+  }
+  const states = [x0, x1, x2, x3];
+  for (; i < count; i++) {
+    let x = states[i & 3];
     const slot = x & mask;
     out[i] = symbolOf[slot];
-    x = freqOf[slot] * (x >>> RANS_SCALE_BITS) + biasOf[slot];
-    // Past the end reads give undefined (0 after |): caught by the checks below.
+    x = freqOf[slot] * (x >>> shift) + biasOf[slot];
     while (x < L) x = (x << 8) | coded[p++];
+    states[i & 3] = x;
   }
   if (p > end) throw new Error(`rans: stream ends ${p - end} bytes early`);
   if (p !== end) throw new Error(`rans: ${end - p} bytes left after ${count} symbols`);
-  if (x !== L) throw new Error('rans: final state is wrong (corrupt stream)');
+  if (states.some((x) => x !== L)) throw new Error('rans: final state is wrong (corrupt stream)');
 }
 
 export function ransDecode(coded: Uint8Array, count: number): Uint8Array {
