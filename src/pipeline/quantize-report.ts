@@ -218,6 +218,9 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     `weights    ${groupDigits(w.tensors)} tensors, ${formatBytes(w.bytes_before)} -> ${formatBytes(w.bytes_after)}; SQNR min ${db(w.min_sqnr_db)}, median ${db(w.median_sqnr_db)}`,
   );
   lines.push(`nodes      ${groupDigits(report.nodes.quantized)} quantized, ${groupDigits(report.nodes.skipped)} left as they were`);
+  if (report.stats.gptq_layers !== undefined) {
+    lines.push(`gptq       ${report.stats.gptq_layers} layers solved from ${report.stats.calibration_samples} calibration samples in ${report.stats.gptq_rounds} rounds (each on the model quantized before it)`);
+  }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
   if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);

@@ -51,12 +51,16 @@ const QuantizeStep = z.strictObject({
   calibrator: z.enum(CALIBRATOR_NAMES).optional(),
   percentile: z.number().gt(0).lte(100).optional(),
   fp32_search: z.strictObject({ tolerance_db: z.number().positive(), max_rounds: z.number().int().min(1).optional() }).optional(),
+  algorithm: z.enum(['rtn', 'gptq']).optional(),
+  act_order: z.boolean().optional(),
+  calibration_samples: z.number().int().min(1).optional(),
 });
 
 /** Keys that mean something to some methods only; given with another method they are refused, as on the command line. */
 const METHOD_KEYS: readonly [string, (q: z.infer<typeof QuantizeStep>) => boolean, readonly QuantizeMethodName[]][] = [
   ['activation_type', (q) => q.activation_type !== undefined, ['dynamic-int8', 'static-int8']],
   ['format', (q) => q.format !== undefined, ['static-int8']],
+  ['algorithm', (q) => q.algorithm !== undefined, ['int8-weight', 'int4', 'int2']],
 ];
 
 const GateStep = z
@@ -198,7 +202,13 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     only: q.only,
     calibrator: q.calibrator,
     percentile: q.percentile,
+    algorithm: q.algorithm,
+    actOrder: q.act_order,
+    calibrationSamples: q.calibration_samples,
   }, `${where}.quantize`);
+  if ((q.act_order !== undefined || q.calibration_samples !== undefined) && q.algorithm !== 'gptq') {
+    throw new Error(`${where}.quantize: '${q.act_order !== undefined ? 'act_order' : 'calibration_samples'}' goes with algorithm gptq`);
+  }
   return {
     kind: 'quantize',
     options: {

@@ -44,10 +44,6 @@ export const ONE_SHOT_SAMPLES = 128;
 
 export async function oneShotPrune(model: Model, options: OneShotOptions, solver: LayerSolver, ctx: PassContext): Promise<Omit<PassReport, 'pass' | 'ms'> & { details: PruneDetails }> {
   const method = solver.method;
-  const calibration = options.calibration;
-  if (calibration === undefined) throw new Error(`prune: ${method} needs calibration samples (real inputs): give --calib or --data`);
-  if (ctx.ort === undefined) throw new Error(`prune: ${method} runs the model in onnxruntime for its calibration statistics`);
-  const ort = ctx.ort;
   const { targets, skipped } = pruneTargets(model, options);
   const layers: LayerMatrix[] = [];
   for (const target of targets) {
@@ -64,10 +60,54 @@ export async function oneShotPrune(model: Model, options: OneShotOptions, solver
       }
     }
   }
-
-  const rounds = options.sequential === false ? [layers] : roundsByDepth(model, layers);
-  const products = solver.statistic === 'gram' ? await OrtGram.create(ort, { threads: ctx.threads }) : undefined;
   const tensors: PrunedTensor[] = [];
+  const outcome = await calibrateInRounds(model, layers, { ...options, statistic: solver.statistic, purpose: `${method} calibration` }, ctx, (layer, statistic) => {
+    const weight = layer.target.weight;
+    const zerosBefore = zeroCount(weight.data() as Float32Array);
+    const data = layer.write(solver.solve(layer, layer.read(), statistic).weights);
+    replaceConstant(model, layer.target.scope, layer.target.name, Tensor.fromArray(layer.target.name, weight.dataType, weight.dims, data), layer.target.readers);
+    tensors.push({ name: layer.target.name, node: layer.node.label, op: layer.node.opType, dimsBefore: [...weight.dims], dimsAfter: [...weight.dims], zerosBefore, zerosAfter: zeroCount(data) });
+  });
+  skipped.push(...outcome.skipped);
+  const details: PruneDetails = { tensors, skipped };
+  return {
+    stats: { tensors: tensors.length, zeroed: tensors.reduce((n, t) => n + t.zerosAfter - t.zerosBefore, 0), skipped: skipped.length, rounds: outcome.rounds, calibration_samples: outcome.samples },
+    warnings: [],
+    details,
+  };
+}
+
+export interface RoundOptions {
+  statistic: 'norms' | 'gram';
+  calibration: SampleSource | undefined;
+  /** Samples used (default 128). */
+  samples?: number;
+  /** Rounds by depth on the model as changed so far (default true), or one round on the original. */
+  sequential?: boolean;
+  /** What the statistics are for, in errors and progress ("sparsegpt calibration"). */
+  purpose: string;
+}
+
+/**
+ * Collects each layer's input statistic over the calibration samples and hands it to `visit`, in
+ * rounds by depth: `visit` changes the layer's weight in `model`, and the next round's statistics
+ * are collected on the model so changed. Layers whose input is not float32 are skipped (returned).
+ */
+export async function calibrateInRounds(
+  model: Model,
+  layers: readonly LayerMatrix[],
+  options: RoundOptions,
+  ctx: PassContext,
+  visit: (layer: LayerMatrix, statistic: Float64Array) => void,
+): Promise<{ rounds: number; samples: number; skipped: { node: string; reason: string }[] }> {
+  const calibration = options.calibration;
+  const purpose = options.purpose;
+  if (calibration === undefined) throw new Error(`${purpose}: no calibration samples (real inputs): give --calib (or --data)`);
+  if (ctx.ort === undefined) throw new Error(`${purpose} runs the model in onnxruntime`);
+  const ort = ctx.ort;
+  const rounds = options.sequential === false ? [[...layers]] : roundsByDepth(model, layers);
+  const products = options.statistic === 'gram' ? await OrtGram.create(ort, { threads: ctx.threads }) : undefined;
+  const skipped: { node: string; reason: string }[] = [];
   let samples = 0;
   try {
     for (const [r, round] of rounds.entries()) {
@@ -76,7 +116,7 @@ export async function oneShotPrune(model: Model, options: OneShotOptions, solver
       for (const layer of round) {
         const key = keyOf(layer);
         if (statistics.has(key)) continue;
-        if (solver.statistic === 'gram') {
+        if (options.statistic === 'gram') {
           const gram = new GramMatrix(layer.input, { ort, products, threads: ctx.threads });
           statistics.set(key, { accumulator: wrap(gram, layer), read: () => gram.matrix });
         } else {
@@ -89,7 +129,7 @@ export async function oneShotPrune(model: Model, options: OneShotOptions, solver
         model,
         [...statistics.values()].map((s) => s.accumulator),
         calibration,
-        { limit: options.samples ?? ONE_SHOT_SAMPLES, threads: ctx.threads, progress: ctx.progress, purpose: `${method} calibration, round ${r + 1}/${rounds.length}` },
+        { limit: options.samples ?? ONE_SHOT_SAMPLES, threads: ctx.threads, progress: ctx.progress, purpose: `${purpose}, round ${r + 1}/${rounds.length}` },
       );
       samples = collected.samples;
       for (const layer of round) {
@@ -99,26 +139,16 @@ export async function oneShotPrune(model: Model, options: OneShotOptions, solver
           continue;
         }
         const statistic = (statistics.get(keyOf(layer)) as { read: () => Float64Array }).read();
-        const expected = solver.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
-        if (statistic.length !== expected) throw new Error(`prune: ${method}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${solver.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
-        const weight = layer.target.weight;
-        const zerosBefore = zeroCount(weight.data() as Float32Array);
-        const result = solver.solve(layer, layer.read(), statistic);
-        const data = layer.write(result.weights);
-        replaceConstant(model, layer.target.scope, layer.target.name, Tensor.fromArray(layer.target.name, weight.dataType, weight.dims, data), layer.target.readers);
-        tensors.push({ name: layer.target.name, node: layer.node.label, op: layer.node.opType, dimsBefore: [...weight.dims], dimsAfter: [...weight.dims], zerosBefore, zerosAfter: zeroCount(data) });
-        ctx.debug?.(2, `${method}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
+        const expected = options.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
+        if (statistic.length !== expected) throw new Error(`${purpose}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${options.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
+        visit(layer, statistic);
+        ctx.debug?.(2, `${purpose}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
       }
     }
   } finally {
     await products?.release();
   }
-  const details: PruneDetails = { tensors, skipped };
-  return {
-    stats: { tensors: tensors.length, zeroed: tensors.reduce((n, t) => n + t.zerosAfter - t.zerosBefore, 0), skipped: skipped.length, rounds: rounds.length, calibration_samples: samples },
-    warnings: [],
-    details,
-  };
+  return { rounds: rounds.length, samples, skipped };
 }
 
 function wrap(accumulator: ActivationAccumulator, layer: LayerMatrix): ActivationAccumulator {

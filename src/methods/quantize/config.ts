@@ -98,5 +98,8 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     calibration: base.calibration,
     calibrator: base.calibrator,
     percentile: base.percentile,
+    algorithm: base.algorithm,
+    actOrder: base.actOrder,
+    calibrationSamples: base.calibrationSamples,
   };
 }

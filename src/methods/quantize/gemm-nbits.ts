@@ -83,7 +83,7 @@ export function quantizeGemms(model: Model, options: GemmNBitsOptions): WeightQu
     if (replacement === undefined) {
       // transB 1 stores B' transposed already: its rows are the columns MatMulNBits packs.
       const columns = transB ? weight.values : transpose(weight.values, K, N);
-      replacement = buildNBitsWeight(model, graph, node, { name: weightName, op: 'Gemm', elemType, columns, K, N, scaleFactor: alpha }, o, zeroPointType);
+      replacement = buildNBitsWeight(model, graph, node, { name: weightName, op: 'Gemm', elemType, columns, K, N, scaleFactor: alpha, solved: options.solved?.get(weightName) }, o, zeroPointType);
       perGraph.set(key, replacement);
       result.count('bytesBefore', replacement.report.bytesBefore);
       result.count('bytesAfter', replacement.report.bytesAfter);

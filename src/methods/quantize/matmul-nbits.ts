@@ -79,6 +79,11 @@ export interface MatMulNBitsOptions extends BlockWeightOptions {
    * with a warning. Default 'pad': PP-OCR's attention weights all have K = 120.
    */
   partialBlocks?: 'pad' | 'skip';
+  /**
+   * Blocks already solved for some weights (GPTQ: codes, scales and zero points of [N, K padded to
+   * whole blocks]), by weight name; those weights are packed as given instead of rounded here.
+   */
+  solved?: ReadonlyMap<string, QuantizedBlocks>;
 }
 
 /** Quantizes the rows of a [rows, cols] matrix with the chosen scheme. */
@@ -131,7 +136,7 @@ export function quantizeMatMuls(model: Model, options: MatMulNBitsOptions): Weig
     }
     // Rows of the quantized matrix are the columns of B: MatMulNBits blocks run along K.
     const { value: replacement, fresh } = done.get(graph, weightName, () =>
-      buildNBitsWeight(model, graph, node, { name: weightName, op: 'MatMul', elemType: weight.tensor.dataType, columns: (first, count) => transposeColumns(weight.values, K, N, first, count), K, N }, o, zeroPointType),
+      buildNBitsWeight(model, graph, node, { name: weightName, op: 'MatMul', elemType: weight.tensor.dataType, columns: (first, count) => transposeColumns(weight.values, K, N, first, count), K, N, solved: options.solved?.get(weightName) }, o, zeroPointType),
     );
     if (fresh) {
       result.count('bytesBefore', replacement.report.bytesBefore);
@@ -171,6 +176,8 @@ export interface NBitsWeight {
   N: number;
   /** Multiplies every scale after quantization (Gemm's alpha); codes and SQNR are unaffected. */
   scaleFactor?: number;
+  /** The blocks to pack, already solved (see MatMulNBitsOptions.solved); else rounded here. */
+  solved?: QuantizedBlocks;
 }
 
 /** Elements quantized per slab (rows of [N, K] at a time): bounds the temporary copies of a weight. */
@@ -202,7 +209,7 @@ export function buildNBitsWeight(
     const count = Math.min(rowsPerSlab, N - first);
     const slab = slabOf(first, count);
     const rows = padded === K ? slab : padColumns(slab, count, K, padded);
-    const q = quantizeRows(rows, count, padded, o, zeroPointType);
+    const q = w.solved === undefined ? quantizeRows(rows, count, padded, o, zeroPointType) : solvedRows(w.solved, first, count, weightName, o);
     codes.set(q.codes, first * padded);
     scaleValues.set(q.scales, first * nBlocks);
     zeroPointValues.set(q.zeroPoints, first * nBlocks);
@@ -236,6 +243,21 @@ export function buildNBitsWeight(
       bytesAfter: storedBytes(packed, scales) + zeroBytes,
       sqnrDb: sqnrFromSums(sums),
     },
+  };
+}
+
+/** Rows `first` to `first + count` of solved blocks, checked against the layout being written. */
+function solvedRows(solved: QuantizedBlocks, first: number, count: number, name: string, o: { bits: number; blockSize: number; symmetric: boolean }): QuantizedBlocks {
+  if (solved.bits !== o.bits || solved.blockSize !== o.blockSize || solved.symmetric !== o.symmetric || solved.zeroPointType !== 'integer') {
+    throw new Error(`MatMulNBits: the blocks solved for '${name}' (${solved.bits} bits, block ${solved.blockSize}) do not match the ones written (${o.bits} bits, block ${o.blockSize})`);
+  }
+  const per = solved.blocksPerRow;
+  return {
+    ...solved,
+    rows: count,
+    codes: solved.codes.subarray(first * solved.cols, (first + count) * solved.cols),
+    scales: solved.scales.subarray(first * per, (first + count) * per),
+    zeroPoints: solved.zeroPoints.subarray(first * per, (first + count) * per),
   };
 }
 

@@ -36,6 +36,12 @@ export interface QuantizeSettings {
   blockSize?: number;
   symmetric?: boolean;
   rounding?: Rounding;
+  /** int8-weight, int4, int2: 'gptq' solves the MatMul/Gemm blocks from calibration Hessians (needs `calibration`). */
+  algorithm?: 'rtn' | 'gptq';
+  /** gptq: quantize each layer's most-used input features first. */
+  actOrder?: boolean;
+  /** gptq: calibration samples used (default 128). */
+  calibrationSamples?: number;
   scaleType?: ScaleType;
   accuracyLevel?: number;
   /** fp16: which ops compute in float16 (default 'ort-cpu'). */
@@ -57,7 +63,7 @@ export interface QuantizeSettings {
   activationType?: 'int8' | 'uint8';
   /** static-int8: Q/DQ pairs (default), or QLinearConv/QLinearMatMul where the pattern allows. */
   format?: 'qdq' | 'qoperator';
-  /** static-int8: the calibration samples (required). */
+  /** static-int8 (required) and gptq: the calibration samples. */
   calibration?: SampleSource;
   /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
   calibrator?: CalibratorName;
@@ -121,6 +127,7 @@ function weightOnlyMethod(
     description,
     pass: weightOnlyPass as Pass<never>,
     options: (s) => {
+      if (s.algorithm === 'gptq' && s.calibration === undefined) throw new Error('quantize: gptq needs calibration data (--calib DATA)');
       return {
         method: name,
         blockSize: s.blockSize,
@@ -129,6 +136,7 @@ function weightOnlyMethod(
         scaleType: s.scaleType,
         accuracyLevel: s.accuracyLevel,
         exclude: excludePredicate(s),
+        gptq: s.algorithm === 'gptq' ? { calibration: s.calibration, samples: s.calibrationSamples, actOrder: s.actOrder } : undefined,
       };
     },
     outputSuffix: suffix,

@@ -14,13 +14,14 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import type { QuantBits, ScaleType } from '../../kernels/quant-formats.js';
-import type { Rounding } from '../../kernels/quantize-blocks.js';
+import type { QuantizedBlocks, Rounding } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { type DequantizeLinearForm, quantizeConvGemmWeights } from './dequantize-linear-weights.js';
 import { quantizeGathers } from './gather-block-quantized.js';
 import { quantizeGemms } from './gemm-nbits.js';
 import { type WeightScheme, quantizeMatMuls } from './matmul-nbits.js';
+import { type GptqSettings, solveGptq } from './gptq.js';
 import { type WeightQuantReport, readFloatWeight } from './weight-tensors.js';
 
 export type WeightOnlyMethod = 'int8-weight' | 'int4' | 'int2' | 'ternary' | 'binary';
@@ -44,6 +45,10 @@ export interface WeightOnlyOptions {
   partialBlocks?: 'pad' | 'skip';
   /** Also quantize Conv and Gemm weights through DequantizeLinear. Default true. */
   convGemm?: boolean;
+  /** GPTQ instead of round-to-nearest for the weights packed as MatMulNBits (needs calibration samples). */
+  gptq?: Pick<GptqSettings, 'calibration' | 'samples' | 'actOrder' | 'damping'>;
+  /** Blocks already solved by weight name (what the `gptq` option computes before packing). */
+  solved?: ReadonlyMap<string, QuantizedBlocks>;
 }
 
 const BITS: Record<WeightOnlyMethod, QuantBits> = { 'int8-weight': 8, int4: 4, int2: 2, ternary: 2, binary: 2 };
@@ -75,7 +80,7 @@ export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions, pr
   // HQQ's float zero points are what MatMulNBits reads best, but ORT 1.30 runs them for 2 and 4 bits only.
   const matMulZeroPoints = block.rounding === 'hqq' && block.bits !== 8 ? 'float' : 'integer';
   const parts: WeightQuantReport[] = [
-    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, progress }),
+    quantizeMatMuls(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, progress, solved: options.solved }),
     quantizeGathers(model, block),
   ];
   if (options.convGemm ?? true) {
@@ -83,7 +88,7 @@ export function quantizeWeightsOnly(model: Model, options: WeightOnlyOptions, pr
     // opset 21, 2-bit codes (int2, ternary, binary) opset 25. Gemms it leaves go on below.
     const opset = model.opset('') ?? 1;
     if (block.bits === 2 || (block.bits === 4 && opset < 21)) {
-      parts.push(quantizeGemms(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, reportSkips: false }));
+      parts.push(quantizeGemms(model, { ...block, accuracyLevel: options.accuracyLevel, partialBlocks: options.partialBlocks, zeroPointType: matMulZeroPoints, reportSkips: false, solved: options.solved }));
     }
     if (block.scheme === 'linear') {
       const form: DequantizeLinearForm = block.bits === 4 ? 'blocked' : 'per-channel';
@@ -126,5 +131,20 @@ function uncoveredWeights(model: Model): WeightQuantReport['warnings'] {
 export const weightOnlyPass: Pass<WeightOnlyOptions> = {
   name: 'weight-only',
   description: 'Weight-only quantization: int8-weight, int4, int2, ternary or binary weights for MatMul, Gather, Conv and Gemm',
-  run: (model, options, ctx) => quantizeWeightsOnly(model, options, ctx.progress),
+  async run(model, options, ctx) {
+    if (options.gptq === undefined) return quantizeWeightsOnly(model, options, ctx.progress);
+    const { method } = options;
+    if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
+    if (options.rounding === 'hqq') throw new Error('quantize: gptq and hqq are two roundings: choose one');
+    const solution = await solveGptq(model, { ...options.gptq, bits: BITS[method], blockSize: options.blockSize ?? 32, symmetric: options.symmetric ?? true, scaleType: options.scaleType, exclude: options.exclude }, ctx);
+    const report = quantizeWeightsOnly(model, { ...options, solved: solution.solved }, ctx.progress);
+    const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
+    report.stats.gptq_layers = packed;
+    report.stats.gptq_rounds = solution.rounds;
+    report.stats.calibration_samples = solution.samples;
+    for (const s of solution.skipped) report.warnings.push({ code: 'gptq-skipped', message: `gptq: '${s.node}' rounded to nearest: ${s.reason}`, node: s.node });
+    const unpacked = solution.solved.size - packed;
+    if (unpacked > 0) report.warnings.push({ code: 'gptq-not-packed', message: `gptq: ${unpacked} solved weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest` });
+    return report;
+  },
 };
