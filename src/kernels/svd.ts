@@ -19,7 +19,18 @@ export interface MatrixOperator {
   readonly cols: number;
   times(x: Float64Array, l: number): Float64Array | Promise<Float64Array>;
   transposeTimes(y: Float64Array, l: number): Float64Array | Promise<Float64Array>;
+  /** Where the other products of the SVD run (lifting the small factors back): default JS loops. */
+  readonly products?: Products;
 }
+
+/** General products: A B for A [m, k], B [k, n], and Aᵀ B for A [m, k], B [m, n]; row-major float64. */
+export interface Products {
+  multiply(a: Float64Array, m: number, k: number, b: Float64Array, n: number): Float64Array | Promise<Float64Array>;
+  transposeMultiply(a: Float64Array, m: number, k: number, b: Float64Array, n: number): Float64Array | Promise<Float64Array>;
+}
+
+/** The products in plain JS. */
+export const jsProducts: Products = { multiply: matmul, transposeMultiply: matmulTransposed };
 
 /** Products with `a` ([m, n] row-major) in plain JS, accumulating in float64. */
 export function jsOperator(a: ArrayLike<number>, m: number, n: number): MatrixOperator {
@@ -97,9 +108,10 @@ async function sketchedSvd(a: MatrixOperator, width: number, options: Randomized
   // Jacobi on the l x l triangle-sized factor of Bᵀ = Q₂ R (l³ per sweep instead of n l²):
   // R = U_R S V_Rᵀ gives Bᵀ = (Q₂ U_R) S V_Rᵀ, so B = V_R S (Q₂ U_R)ᵀ.
   const q2 = orthonormalize(bt, n, l);
-  const r = matmulTransposed(q2, n, l, bt, l);
+  const products = a.products ?? jsProducts;
+  const r = await products.transposeMultiply(q2, n, l, bt, l);
   const small = svdJacobi(r, l, l);
-  return { m, n, k: small.k, u: matmul(q, m, l, small.v, small.k), s: small.s, v: matmul(q2, n, l, small.u, small.k) };
+  return { m, n, k: small.k, u: await products.multiply(q, m, l, small.v, small.k), s: small.s, v: await products.multiply(q2, n, l, small.u, small.k) };
 }
 
 export interface EnergySvd {

@@ -13,7 +13,7 @@
 import { attr } from '../ir/attribute.js';
 import { buildModel, GraphBuilder } from '../ir/builder.js';
 import { DataType } from '../ir/dtype.js';
-import { jsOperator, type MatrixOperator } from '../kernels/svd.js';
+import { jsOperator, type MatrixOperator, type Products } from '../kernels/svd.js';
 import type { OrtModule } from './ort-types.js';
 import { ModelSession } from './session.js';
 
@@ -59,7 +59,20 @@ export class OrtProducts {
       cols: n,
       times: (x, l) => run(this.matmul, x, n, l),
       transposeTimes: (y, l) => run(this.transposed, y, m, l),
+      products: this.products,
     };
+  }
+
+  /** General float64 products through the same two sessions (A B and Aᵀ B). */
+  readonly products: Products = {
+    multiply: (a, m, k, b, n) => this.product(this.matmul, a, [m, k], b, [k, n]),
+    transposeMultiply: (a, m, k, b, n) => this.product(this.transposed, a, [m, k], b, [m, n]),
+  };
+
+  private async product(session: ModelSession, a: Float64Array, aDims: number[], b: Float64Array, bDims: number[]): Promise<Float64Array> {
+    const { ort } = this;
+    const out = await session.run({ a: new ort.Tensor('float64', a, aDims), x: new ort.Tensor('float64', b, bDims) });
+    return out.y.data as Float64Array;
   }
 
   async release(): Promise<void> {
