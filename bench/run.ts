@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { largeModelsBench } from './large-models.js';
+import { lowRankBench } from './lowrank.js';
 import { optimizeBench } from './optimize.js';
 import { pruneBench } from './prune.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
@@ -25,7 +26,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, lowRankBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
