@@ -187,6 +187,8 @@ export function readHuffmanHeader(coded: Uint8Array): { lengths: Uint8Array; sta
  * Decodes `count` symbols into `out` (which must hold `count` bytes). Throws on a code the table
  * does not know or when the stream's length disagrees with what the codes consumed.
  */
+const TABLE = new Uint16Array(1 << HUFFMAN_MAX_BITS);
+
 export function huffmanDecodeInto(coded: Uint8Array, out: Uint8Array, count: number): void {
   const { lengths, start } = readHuffmanHeader(coded);
   let maxLen = 0;
@@ -203,7 +205,9 @@ export function huffmanDecodeInto(coded: Uint8Array, out: Uint8Array, count: num
   if (kraft > 2 ** HUFFMAN_MAX_BITS) throw new Error('huffman: code lengths do not form a prefix code');
   // Table indexed by the next maxLen bits (least significant first): (symbol << 4) | length;
   // 0 marks bit patterns no code starts with (possible only for an incomplete code).
-  const table = new Uint16Array(1 << maxLen);
+  // One table for every call (decoding is synchronous); cleared to the size this code needs.
+  const table = TABLE.subarray(0, 1 << maxLen);
+  table.fill(0);
   const codes = canonicalCodes(lengths);
   for (let s = 0; s < 256; s++) {
     const len = lengths[s];

@@ -115,12 +115,14 @@ export function ransEncode(input: Uint8Array): Uint8Array {
   return ransEncodeWithFrequencies(input, normalizeFrequencies(counts));
 }
 
+const TABLES = { freqOf: new Uint16Array(M), biasOf: new Int32Array(M), symbolOf: new Uint8Array(M) };
+
 /** Decodes `count` symbols into `out`; throws when the stream is malformed or its length is off. */
 export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number): void {
   if (coded.length < BITMAP_BYTES) throw new Error('rans: stream shorter than its symbol bitmap');
-  const freqOf = new Uint16Array(M);
-  const biasOf = new Int32Array(M);
-  const symbolOf = new Uint8Array(M);
+  // Decoding is synchronous, so one set of tables serves every call (a model has hundreds of
+  // small streams); a valid table overwrites every slot.
+  const { freqOf, biasOf, symbolOf } = TABLES;
   let p = BITMAP_BYTES;
   let cumulative = 0;
   for (let s = 0; s < 256; s++) {
