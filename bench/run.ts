@@ -9,6 +9,7 @@ import { codecBench } from './codec.js';
 import { largeModelsBench } from './large-models.js';
 import { lowRankBench } from './lowrank.js';
 import { optimizeBench } from './optimize.js';
+import { packBench } from './pack.js';
 import { pruneBench } from './prune.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
@@ -26,7 +27,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, lowRankBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, lowRankBench, packBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
