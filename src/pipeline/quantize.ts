@@ -137,6 +137,7 @@ export function quantizeHints(method: QuantizeMethod, settings: QuantizeSettings
     case 'binary':
       if ((settings.blockSize ?? 32) > 16) hints.push('--block-size 16');
       if (settings.symmetric !== false) hints.push('--asymmetric');
+      if (settings.algorithm !== 'gptq' && (method.name === 'int4' || method.name === 'int2')) hints.push('--algorithm gptq --calib DATA');
       hints.push('--keep-first-last', `--method ${method.name === 'int4' ? 'int8-weight' : 'int4'}`);
       break;
     default:
