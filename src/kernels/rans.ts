@@ -115,14 +115,14 @@ export function ransEncode(input: Uint8Array): Uint8Array {
   return ransEncodeWithFrequencies(input, normalizeFrequencies(counts));
 }
 
-const TABLES = { freqOf: new Uint16Array(M), biasOf: new Int32Array(M), symbolOf: new Uint8Array(M) };
+const TABLE = new Uint32Array(M);
 
 /** Decodes `count` symbols into `out`; throws when the stream is malformed or its length is off. */
 export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number): void {
   if (coded.length < BITMAP_BYTES) throw new Error('rans: stream shorter than its symbol bitmap');
   // Decoding is synchronous, so one set of tables serves every call (a model has hundreds of
   // small streams); a valid table overwrites every slot.
-  const { freqOf, biasOf, symbolOf } = TABLES;
+  const table = TABLE;
   let p = BITMAP_BYTES;
   let cumulative = 0;
   for (let s = 0; s < 256; s++) {
@@ -138,12 +138,9 @@ export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number
     }
     f += 1;
     if (cumulative + f > M) throw new Error('rans: frequencies sum to more than 4096');
-    // x' = f * (x >> 12) + (x & 4095) - start: per slot, the frequency and (slot - start).
-    for (let slot = cumulative; slot < cumulative + f; slot++) {
-      freqOf[slot] = f;
-      biasOf[slot] = slot - cumulative;
-      symbolOf[slot] = s;
-    }
+    // x' = f * (x >> 12) + (x & 4095) - start: per slot, one word with the symbol (bits 0-7),
+    // f - 1 (bits 8-19) and slot - start (bits 20-31), so a step makes one table load.
+    for (let slot = cumulative; slot < cumulative + f; slot++) table[slot] = s | ((f - 1) << 8) | ((slot - cumulative) << 20);
     cumulative += f;
   }
   if (count === 0) {
@@ -166,18 +163,18 @@ export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number
   // at most two bytes per symbol (12 bits out, refilled 8 at a time from >= 2^11).
   let i = 0;
   for (const last = count - 3; i < last; i += 4) {
-    let slot = x0 & mask;
-    out[i] = symbolOf[slot];
-    x0 = freqOf[slot] * (x0 >>> shift) + biasOf[slot];
-    slot = x1 & mask;
-    out[i + 1] = symbolOf[slot];
-    x1 = freqOf[slot] * (x1 >>> shift) + biasOf[slot];
-    slot = x2 & mask;
-    out[i + 2] = symbolOf[slot];
-    x2 = freqOf[slot] * (x2 >>> shift) + biasOf[slot];
-    slot = x3 & mask;
-    out[i + 3] = symbolOf[slot];
-    x3 = freqOf[slot] * (x3 >>> shift) + biasOf[slot];
+    let e = table[x0 & mask];
+    out[i] = e & 0xff;
+    x0 = (((e >>> 8) & 0xfff) + 1) * (x0 >>> shift) + (e >>> 20);
+    e = table[x1 & mask];
+    out[i + 1] = e & 0xff;
+    x1 = (((e >>> 8) & 0xfff) + 1) * (x1 >>> shift) + (e >>> 20);
+    e = table[x2 & mask];
+    out[i + 2] = e & 0xff;
+    x2 = (((e >>> 8) & 0xfff) + 1) * (x2 >>> shift) + (e >>> 20);
+    e = table[x3 & mask];
+    out[i + 3] = e & 0xff;
+    x3 = (((e >>> 8) & 0xfff) + 1) * (x3 >>> shift) + (e >>> 20);
     if (x0 < L) {
       x0 = (x0 << 8) | coded[p++];
       if (x0 < L) x0 = (x0 << 8) | coded[p++];
@@ -198,9 +195,9 @@ export function ransDecodeInto(coded: Uint8Array, out: Uint8Array, count: number
   const states = [x0, x1, x2, x3];
   for (; i < count; i++) {
     let x = states[i & 3];
-    const slot = x & mask;
-    out[i] = symbolOf[slot];
-    x = freqOf[slot] * (x >>> shift) + biasOf[slot];
+    const e = table[x & mask];
+    out[i] = e & 0xff;
+    x = (((e >>> 8) & 0xfff) + 1) * (x >>> shift) + (e >>> 20);
     while (x < L) x = (x << 8) | coded[p++];
     states[i & 3] = x;
   }
