@@ -186,9 +186,13 @@ async function recPart(log: (line: string) => void) {
   for (const node of matmuls) {
     for (const energy of ENERGIES) {
       const model = original.clone();
-      const pass = await runPass(lowRankPass, model, { energy, only: [node.name], onlyWhenSmaller: false, threads: 1 }, ctx);
+      // --only takes regexes: anchor the name ('p2o.MatMul.2' would also pick p2o.MatMul.20).
+      const exact = `^${node.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+      const pass = await runPass(lowRankPass, model, { energy, only: [exact], onlyWhenSmaller: false, threads: 1 }, ctx);
       const layer = (pass as typeof pass & { details: LowRankDetails }).details.layers[0];
+      // MatMuls of two activations (attention scores) have no weight to factor.
       if (layer === undefined) continue;
+      if (layer.nodes[0] !== node.name) throw new Error(`--only ${exact} picked ${layer.nodes.join(', ')}`);
       const got = await recTexts(model, lines, alphabet);
       const identical = got.texts.filter((t, i) => t === reference.texts[i]).length / lines.length;
       const cosines = got.outputs.map((o, i) => cosineSimilarity(reference.outputs[i], o));
