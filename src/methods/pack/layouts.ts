@@ -117,16 +117,16 @@ function compareBytes(bytes: Uint8Array, a: number, b: number, eb: number): numb
 /** The positions of nonzero elements (all bytes zero counts as zero) and the gaps between them. */
 function nonzeroSplit(bytes: Uint8Array, eb: number): { gaps: Uint8Array; values: Uint8Array; nonzero: number } | undefined {
   const count = bytes.length / eb;
+  const isNonzero = (i: number) => {
+    for (let k = 0; k < eb; k++) if (bytes[i * eb + k] !== 0) return true;
+    return false;
+  };
+  // Dense tensors (most of them) leave after one counting pass.
+  let nonzero = 0;
+  for (let i = 0; i < count; i++) if (isNonzero(i)) nonzero++;
+  if (nonzero > count * 0.8) return undefined;
   const nonzeroAt: number[] = [];
-  for (let i = 0; i < count; i++) {
-    for (let k = 0; k < eb; k++) {
-      if (bytes[i * eb + k] !== 0) {
-        nonzeroAt.push(i);
-        break;
-      }
-    }
-  }
-  if (nonzeroAt.length > count * 0.8) return undefined;
+  for (let i = 0; i < count; i++) if (isNonzero(i)) nonzeroAt.push(i);
   const gapBytes: number[] = [];
   const values = new Uint8Array(nonzeroAt.length * eb);
   let previous = -1;
