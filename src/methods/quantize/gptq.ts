@@ -1,8 +1,11 @@
 // GPTQ for weight-only quantization: before the MatMulNBits writer packs the weights, each MatMul
 // and Gemm of the main graph is quantized by kernels/gptq.ts from its calibration Hessian XᵀX,
 // layer by layer in rounds by depth (methods/prune/one-shot.ts: a layer's inputs come from the
-// model with every layer before it already quantized). The work happens on a copy whose weights
-// are replaced by what their codes decode to; the result is the solved blocks by weight name,
+// model with every layer before it already quantized). The work happens on a copy in which the
+// weights GPTQ does not solve are quantized first, as the output will have them (`prepare`: with
+// int4 embeddings left float here, spam-bert's layers were fitted to inputs they never see and
+// ended further from the original than round-to-nearest), and solved weights are replaced by what
+// their codes decode to; the result is the solved blocks by weight name,
 // which the writer packs as they are (matmul-nbits.ts `solved`). Weights the writer does not pack
 // as MatMulNBits (Conv, Gemms that take DequantizeLinear, embeddings) are rounded as usual.
 import type { SampleSource } from '../../eval/samples.js';
@@ -32,6 +35,12 @@ export interface GptqSettings {
   /** Share of the mean diagonal of XᵀX added to it (default 0.01). */
   damping?: number;
   exclude?: (node: Node, graph: Graph) => boolean;
+  /**
+   * Quantizes, in the working copy, every weight GPTQ does not solve (embeddings, Conv, ...) as the
+   * writer will, before calibration: the layers GPTQ solves must be fitted to the inputs they will
+   * see. Gets the nodes GPTQ solves, which it must leave as they are.
+   */
+  prepare?: (work: Model, solvedNodes: ReadonlySet<Node>) => void;
 }
 
 export interface GptqSolution {
@@ -55,6 +64,7 @@ export async function solveGptq(model: Model, settings: GptqSettings, ctx: PassC
     if ('reason' in view) skipped.push({ node: reader.node.label, reason: view.reason });
     else layers.push(view);
   }
+  settings.prepare?.(work, new Set(layers.map((l) => l.node)));
   const solved = new Map<string, QuantizedBlocks>();
   const outcome = await calibrateInRounds(work, layers, { statistic: 'gram', calibration: settings.calibration, samples: settings.samples, purpose: 'gptq calibration' }, ctx, (layer, hessian) => {
     const result = gptq(layer.read(), layer.rows, layer.cols, hessian, settings);

@@ -136,7 +136,20 @@ export const weightOnlyPass: Pass<WeightOnlyOptions> = {
     const { method } = options;
     if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
     if (options.rounding === 'hqq') throw new Error('quantize: gptq and hqq are two roundings: choose one');
-    const solution = await solveGptq(model, { ...options.gptq, bits: BITS[method], blockSize: options.blockSize ?? 32, symmetric: options.symmetric ?? true, scaleType: options.scaleType, exclude: options.exclude }, ctx);
+    const { gptq: _settings, solved: _solved, ...plain } = options;
+    const solution = await solveGptq(
+      model,
+      {
+        ...options.gptq,
+        bits: BITS[method],
+        blockSize: options.blockSize ?? 32,
+        symmetric: options.symmetric ?? true,
+        scaleType: options.scaleType,
+        exclude: options.exclude,
+        prepare: (work, solvedNodes) => void quantizeWeightsOnly(work, { ...plain, exclude: (node, graph) => solvedNodes.has(node) || (options.exclude?.(node, graph) ?? false) }),
+      },
+      ctx,
+    );
     const report = quantizeWeightsOnly(model, { ...options, solved: solution.solved }, ctx.progress);
     const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
     report.stats.gptq_layers = packed;
