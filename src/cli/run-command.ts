@@ -156,6 +156,11 @@ function describeStep(step: RecipeStepReport): string {
     const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
     return `${r.settings.bits}-bit codebooks per ${r.settings.grouping} on ${r.tensors.length} weights, ${formatSizeChange(r.size)}, gzip ${r.gzip === undefined ? 'not measured' : formatSizeChange(r.gzip)}; ${cosine}`;
   }
+  if (step.step === 'lowrank') {
+    const r = step.report;
+    const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
+    return `${r.layers.length} layers factored, parameters ${groupDigits(r.parameters.before)} -> ${groupDigits(r.parameters.after)} (${r.parameters.ratio.toFixed(3)}x), ${formatSizeChange(r.size)}; ${cosine}`;
+  }
   const r = step.report;
   return r.passed ? `passed (lowest cosine ${lowestCosine(r.fidelity)} against the input)` : `failed: ${r.misses.map(describeMiss).join('; ')}`;
 }

@@ -17,6 +17,7 @@ import { parsePattern } from '../methods/prune/nm.js';
 import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
 import type { ClusterStepOptions } from './cluster.js';
 import type { Gate } from './gate.js';
+import type { LowRankStepOptions } from './lowrank.js';
 import type { OptimizeStepOptions } from './optimize.js';
 import type { PruneOptions } from './prune.js';
 import type { QuantizeOptions } from './quantize.js';
@@ -102,11 +103,23 @@ const ClusterStep = z
   })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" });
 
+/** Low-rank factorization (shrink lowrank); training afterwards needs training arrays, which recipes do not have yet. */
+const LowRankStep = z
+  .strictObject({
+    energy: z.number().gt(0).lte(1).optional(),
+    rank: z.number().int().min(1).optional(),
+    ratio: z.number().gt(0).lt(1).optional(),
+    exclude: z.array(z.string().min(1)).optional(),
+    only: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .refine((l) => [l.energy, l.rank, l.ratio].filter((x) => x !== undefined).length === 1, { message: "give exactly one of 'energy', 'rank', 'ratio'" });
+
 const Step = z.union([
   z.strictObject({ optimize: OptimizeStep }),
   z.strictObject({ quantize: QuantizeStep }),
   z.strictObject({ prune: PruneStep }),
   z.strictObject({ cluster: ClusterStep }),
+  z.strictObject({ lowrank: LowRankStep }),
   z.strictObject({ gate: GateStep }),
 ]);
 
@@ -124,6 +137,7 @@ export type RecipeStep =
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'gate'; gate: Gate };
 
 export interface Recipe {
@@ -162,6 +176,10 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
       kind: 'cluster',
       options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only },
     };
+  }
+  if ('lowrank' in step) {
+    const l = step.lowrank;
+    return { kind: 'lowrank', options: { energy: l.energy, rank: l.rank, ratio: l.ratio, exclude: l.exclude, only: l.only } };
   }
   if ('gate' in step) {
     const g = step.gate;
@@ -252,8 +270,8 @@ function describeIssue(issues: readonly z.core.$ZodIssue[], data: unknown): stri
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'steps') {
     const step = (data as { steps: unknown[] }).steps[issue.path[1] as number];
     const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
-    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune, cluster or gate)`;
-    if (!['optimize', 'quantize', 'prune', 'cluster', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, cluster, gate)`;
+    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune, cluster, lowrank or gate)`;
+    if (!['optimize', 'quantize', 'prune', 'cluster', 'lowrank', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, cluster, lowrank, gate)`;
     // The union's branch for this step name holds the real issue.
     const branch = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.find((e) => e.length > 0 && e[0].path[0] === keys[0]);
     if (branch !== undefined) return describeIssue(branch.map((e) => ({ ...e, path: [...issue.path, ...e.path] })), data);

@@ -15,6 +15,8 @@ import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
 import { cluster } from './cluster.js';
 import type { ClusterReport } from './cluster-report.js';
+import { lowRank } from './lowrank.js';
+import type { LowRankReport } from './lowrank-report.js';
 import { prune } from './prune.js';
 import type { PruneReport } from './prune-report.js';
 import { quantize } from './quantize.js';
@@ -42,6 +44,7 @@ export type RecipeStepReport =
   | { step: 'quantize'; report: QuantizeReport }
   | { step: 'prune'; report: PruneReport }
   | { step: 'cluster'; report: ClusterReport }
+  | { step: 'lowrank'; report: LowRankReport }
   | { step: 'gate'; report: { passed: boolean; misses: GateMiss[]; fidelity: EvalReport; size_ratio: number } };
 
 export interface RecipeReport {
@@ -100,6 +103,11 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'cluster', report: result.report });
+    } else if (step.kind === 'lowrank') {
+      const result = await lowRank(current, { ...step.options, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      current = result.model;
+      warnings.push(...result.report.warnings);
+      steps.push({ step: 'lowrank', report: result.report });
     } else {
       if (fidelity === undefined) throw new Error(`recipe step ${i + 1} (gate): gates compare with the input on data: give --data${data.noDataReason === undefined ? '' : ` (${data.noDataReason})`}`);
       const tooLarge = comparisonWontFit(model, current, ctx);
