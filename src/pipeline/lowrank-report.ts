@@ -30,7 +30,7 @@ export interface LowRankLayerEntry {
   energy_kept: number;
   relative_error: number;
   svd_ms: number;
-  /** The layer's output error of its own (fed the original's activations), dB; with samples. */
+  /** The layer's output error of its own (fed the original's activations), dB; with samples. Of the trained result when recovery ran. */
   isolated_sqnr_db?: JsonNumber;
   /** Cosine of the layer's output in the whole factored model against the original's; with samples. */
   cosine?: JsonNumber;
@@ -102,6 +102,7 @@ export function formatLowRankReport(report: LowRankReport, top = 12): string {
     ),
   );
   if (report.layers.length > top) lines.push(`  (${report.layers.length - top} more in --json)`);
+  if (measured && report.recovery !== undefined) lines.push('  (own SQNR and cosine are of the trained result: training moves every layer, factored or not, away from the original)');
   const reasons = new Map<string, number>();
   for (const s of report.skipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
   for (const [reason, n] of [...reasons].slice(0, 6)) lines.push(`  left alone: ${n === 1 ? (report.skipped.find((s) => s.reason === reason)?.node ?? '') : `${n} layers`}: ${reason}`);
