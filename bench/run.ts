@@ -12,6 +12,7 @@ import { optimizeBench } from './optimize.js';
 import { packBench } from './pack.js';
 import { pruneBench } from './prune.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
+import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
 import { trainBench } from './train.js';
@@ -27,7 +28,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, lowRankBench, packBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, lowRankBench, packBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
