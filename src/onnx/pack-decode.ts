@@ -179,6 +179,17 @@ function* readHeader(what: string): Generator<Step, Uint8Array, Uint8Array | und
   return header;
 }
 
+/** One step of the core; errors that are not PackErrors yet (a header that passed its checksum but reads wrong) become one. */
+function advance(steps: Generator<Step, void, Uint8Array | undefined>, answer: Uint8Array | undefined): IteratorResult<Step, void> {
+  try {
+    return steps.next(answer);
+  } catch (error) {
+    if (error instanceof PackError) throw error;
+    const message = (error as Error).message ?? String(error);
+    throw new PackError(message.startsWith('corrupt pack') ? message : `corrupt pack: ${message}`);
+  }
+}
+
 function truncated(what: string, need: number, have: number): PackError {
   return new PackError(`truncated pack: the file ends inside ${what} (${need} bytes needed, ${have} left)`);
 }
@@ -191,7 +202,7 @@ export function unpack(pack: Uint8Array): Uint8Array {
   let written = 0;
   let answer: Uint8Array | undefined;
   for (;;) {
-    const next = steps.next(answer);
+    const next = advance(steps, answer);
     answer = undefined;
     if (next.done) break;
     const step = next.value;
@@ -276,7 +287,7 @@ export async function* unpackStream(source: AsyncIterable<Uint8Array> | Readable
   const steps = packSteps();
   let answer: Uint8Array | undefined;
   for (;;) {
-    const next = steps.next(answer);
+    const next = advance(steps, answer);
     answer = undefined;
     if (next.done) break;
     const step = next.value;
