@@ -1,9 +1,10 @@
 // `shrink pack IN.onnx -o OUT.shrink` and `shrink unpack IN.shrink -o OUT.onnx`: the transport
 // pack of docs/pack-format.md. pack codes the model's tensors by what makes each small and checks
-// that the pack decodes to the input's exact bytes before writing it; unpack decodes (every
-// record's CRC-32 checked) and writes the ONNX file. Both write through a temporary name, so a
-// failure leaves nothing behind. pack prints the sizes per stream kind beside gzip -9 and brotli
+// that the pack decodes to the input's exact bytes before writing it; unpack streams the pack
+// through the decoder (every record's CRC-32 checked) into the ONNX file. Both write through a
+// temporary name, so a failure leaves nothing behind. pack prints the sizes per stream kind beside gzip -9 and brotli
 // of the same ONNX file; --json prints the report in the common envelope.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import type { Command } from 'commander';
@@ -11,9 +12,10 @@ import { gzipSync } from 'fflate';
 import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
 import { packOnnx, type PackReport } from '../methods/pack/pack.js';
 import { writeFileAtomic } from '../node/atomic-file.js';
+import { removeStaleTemps, removeTemp, tempPathFor, trackTemp, untrackTemp } from '../node/temp-files.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { decodeModelProto } from '../onnx/codec.js';
-import { unpack } from '../onnx/pack-decode.js';
+import { unpackStream } from '../onnx/pack-decode.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { inFile } from './errors.js';
@@ -99,27 +101,15 @@ export function registerUnpack(program: Command, { io }: CliContext): void {
     .argument('<input>', 'the pack (.shrink)')
     .requiredOption('-o, --output <file>', 'where to write the ONNX model')
     .option('--json', 'print one JSON object instead of text')
-    .action((input: string, flags: { output: string; json?: boolean }) => {
+    .action(async (input: string, flags: { output: string; json?: boolean }) => {
       checkOutput({ output: flags.output, flag: '-o', inputs: [input], models: [] });
-      const pack = readInputFile(input);
+      const packBytes = fileSize(input);
       const started = performance.now();
-      let onnx: Uint8Array;
-      try {
-        onnx = unpack(pack);
-      } catch (error) {
-        throw inFile(input, error);
-      }
+      const onnxBytes = await unpackFile(input, flags.output);
       const ms = performance.now() - started;
-      // The checksums say these are the packed bytes; this says they are a model.
-      try {
-        decodeModelProto(onnx, `${input} (unpacked)`);
-      } catch (error) {
-        throw inFile(input, error);
-      }
-      writeFileAtomic(flags.output, onnx);
       const summary: UnpackSummary = envelope(
-        { command: 'unpack', input, output: flags.output, size: sizeChange(pack.length, onnx.length), warnings: [] },
-        { ms: round(ms), mb_per_s: Number((onnx.length / 1e6 / (ms / 1000)).toFixed(1)) },
+        { command: 'unpack', input, output: flags.output, size: sizeChange(packBytes, onnxBytes), warnings: [] },
+        { ms: round(ms), mb_per_s: Number((onnxBytes / 1e6 / (ms / 1000)).toFixed(1)) },
         nodeEnvironment(),
       );
       io.stdout(
@@ -128,6 +118,43 @@ export function registerUnpack(program: Command, { io }: CliContext): void {
           : `${input} -> ${flags.output}: ${formatSizeChange(summary.size!)}, every checksum matched (decoded in ${ms.toFixed(0)} ms)\n`,
       );
     });
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch (error) {
+    throw inFile(file, error);
+  }
+}
+
+/**
+ * Streams the pack through the decoder into a temporary file beside `output`, renamed into place
+ * after the last record checks out: memory stays near the skeleton plus the largest tensor, and
+ * a bad pack leaves nothing behind.
+ */
+async function unpackFile(input: string, output: string): Promise<number> {
+  removeStaleTemps(path.dirname(path.resolve(output)));
+  const temporary = tempPathFor(output);
+  trackTemp(temporary);
+  let fd: number | undefined;
+  let written = 0;
+  try {
+    fd = fs.openSync(temporary, 'w');
+    for await (const chunk of unpackStream(fs.createReadStream(input, { highWaterMark: 1 << 20 }))) {
+      fs.writeSync(fd, chunk);
+      written += chunk.length;
+    }
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(temporary, output);
+    untrackTemp(temporary);
+    return written;
+  } catch (error) {
+    if (fd !== undefined) fs.closeSync(fd);
+    removeTemp(temporary);
+    throw inFile(input, error);
+  }
 }
 
 function round(x: number): number {
