@@ -133,7 +133,7 @@ function expandCodebook(codebook: Uint8Array, codes: Uint8Array, count: number, 
   for (let i = 0; i < count; i++) {
     const c = codes[i];
     if (c >= entries) throw new Error(`code ${c} at element ${i} is past the codebook's ${entries} entries`);
-    out.set(codebook.subarray(c * eb, c * eb + eb), i * eb);
+    for (let k = 0; k < eb; k++) out[i * eb + k] = codebook[c * eb + k];
   }
   return out;
 }
@@ -155,16 +155,8 @@ function scatter(gaps: Uint8Array, values: Uint8Array, nonzero: number, count: n
     }
     position += gap + 1;
     if (position >= count) throw new Error(`nonzero element ${j} lands at ${position}, past the tensor's ${count} elements`);
-    if (eb === 4) {
-      const s = j * 4;
-      const d = position * 4;
-      out[d] = values[s];
-      out[d + 1] = values[s + 1];
-      out[d + 2] = values[s + 2];
-      out[d + 3] = values[s + 3];
-    } else {
-      out.set(values.subarray(j * eb, j * eb + eb), position * eb);
-    }
+    // Byte copies: a subarray per element would allocate millions of views.
+    for (let k = 0, s = j * eb, d = position * eb; k < eb; k++) out[d + k] = values[s + k];
   }
   if (p !== gaps.length) throw new Error(`${gaps.length - p} bytes left in the positions stream`);
   return out;
