@@ -74,3 +74,30 @@ export function cnnModel(options: { classes: number; channels?: [number, number]
   b.output('logits', DataType.FLOAT, ['N', options.classes]);
   return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
 }
+
+/**
+ * LeNet-5 with the layer sizes of Caffe's example (the model Deep Compression compressed, 431,080
+ * parameters): Conv 20@5x5 (no padding), MaxPool 2, Conv 50@5x5, MaxPool 2, Gemm 800->500, ReLU,
+ * Gemm 500->10; here with a ReLU after each pooling too. Input `input` [N, 1, 28, 28], output `logits`.
+ */
+export function lenet5Model(options: { classes: number; seed?: number }): Model {
+  const next = mulberry32(options.seed ?? 0);
+  const b = new GraphBuilder(new Graph('lenet5'));
+  let x = b.input('input', DataType.FLOAT, ['N', 1, 28, 28]);
+  for (const [i, inputs, outputs] of [
+    [1, 1, 20],
+    [2, 20, 50],
+  ] as const) {
+    const bound = 1 / Math.sqrt(inputs * 25);
+    const w = b.initializer(`conv${i}.weight`, DataType.FLOAT, [outputs, inputs, 5, 5], uniform(outputs * inputs * 25, bound, next));
+    const bias = b.initializer(`conv${i}.bias`, DataType.FLOAT, [outputs], uniform(outputs, bound, next));
+    x = b.node('Conv', [x, w, bias], [attr.ints('kernel_shape', [5, 5])], { name: `conv${i}` });
+    x = b.node('MaxPool', [x], [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])], { name: `pool${i}` });
+    x = b.node('Relu', [x], [], { name: `relu${i}` });
+  }
+  x = b.node('Flatten', [x], [attr.int('axis', 1)], { name: 'flatten' });
+  x = b.node('Relu', [linear(b, x, 800, 500, 'fc1', next)], [], { name: 'relu3' });
+  b.node('Identity', [linear(b, x, 500, options.classes, 'fc2', next)], [], { name: 'output', outputs: ['logits'] });
+  b.output('logits', DataType.FLOAT, ['N', options.classes]);
+  return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
+}
