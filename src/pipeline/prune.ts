@@ -16,21 +16,16 @@ import { countMacs } from '../methods/prune/macs.js';
 import { type PruneMethodName, type PruneSettings, pruneMethod } from '../methods/prune/registry.js';
 import { taylorGradients } from '../methods/prune/taylor.js';
 import { modelBytes } from '../onnx/model-size.js';
-import { inferShapes } from '../optimize/shape-inference/index.js';
-import { type ArrayField, arrayTrainingData } from '../train/array-data.js';
-import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
+import type { ArrayField } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
-import { Trainer } from '../train/trainer.js';
-import { LABEL_INPUT, TARGETS } from '../train/training-graph.js';
 import type { RecipeContext } from './context.js';
 import { debugPhase } from './debug-phase.js';
-import { distill } from './distill.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { gzipChange, type PruneRecoveryReport, type PruneReport, SPARSE_NOTE, weightCounts } from './prune-report.js';
 import { sizeChange } from './size-change.js';
-import { train } from './train.js';
+import { labelledData, recoverByTraining } from './recovery.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
 /** Training data for recovery (and Taylor importance), already read: one field per model input, class ids optional. */
@@ -106,7 +101,7 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
   if (recovery !== undefined) {
     if (data === undefined) throw new Error('prune: recovery training needs data: give --data');
     const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
-    const trained = await debugPhase(ctx.debug, 'prune: recovery', () => recover(model, result, data, recovery, masks, output, ctx));
+    const trained = await debugPhase(ctx.debug, 'prune: recovery', () => recoverByTraining(model, result, data, recovery, output, ctx, masks));
     result = trained.model;
     recovered = trained.report;
   }
@@ -155,9 +150,6 @@ async function firstSampleShapes(samples: SampleSource | undefined): Promise<Rec
   return undefined;
 }
 
-function labelledData(data: PruneData) {
-  return arrayTrainingData({ ...data.inputs, [LABEL_INPUT]: { data: data.labels as TypedArray, sampleDims: [], dataType: DataType.INT64 } });
-}
 
 /** 1 where a pruned main-graph weight is nonzero, 0 where pruning zeroed it. */
 function pruningMasks(model: Model, details: PruneDetails): Map<string, Tensor> {
@@ -169,41 +161,6 @@ function pruningMasks(model: Model, details: PruneDetails): Map<string, Tensor> 
     masks.set(t.name, Tensor.fromArray(`${t.name}/mask`, DataType.FLOAT, weight.dims, Float32Array.from(values, (v) => (v === 0 ? 0 : 1))));
   }
   return masks;
-}
-
-/** Fine-tunes with labels, or distils from `teacher` without them. */
-async function recover(teacher: Model, student: Model, data: PruneData, recovery: PruneRecovery, masks: Map<string, Tensor> | undefined, output: string | undefined, ctx: RecipeContext): Promise<{ model: Model; report: PruneRecoveryReport }> {
-  const started = performance.now();
-  const fit = { epochs: recovery.epochs, batchSize: recovery.batchSize, schedule: recovery.schedule, optimizer: recovery.optimizer, seed: recovery.seed, maxSteps: recovery.maxSteps };
-  const samples = Object.values(data.inputs)[0];
-  const count = samples.data.length / samples.sampleDims.reduce((a, b) => a * b, 1);
-  const seconds = () => (performance.now() - started) / 1000;
-  if (data.labels !== undefined) {
-    const { model, report } = await train(student, { ...fit, data: labelledData(data), logits: output, masks }, ctx);
-    return {
-      model,
-      report: { kind: 'fine-tune', loss: 'cross-entropy', epochs: report.epochs.length, steps: report.steps, samples: count, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds(), accuracy: report.accuracy },
-    };
-  }
-  const rank = output === undefined ? undefined : inferShapes(teacher).main.get(output)?.shape?.length;
-  if (rank === 2) {
-    const { model, report } = await distill(teacher, student, { ...fit, data: { inputs: data.inputs }, alpha: 0, temperature: recovery.temperature ?? 4, teacherOutput: output, studentOutput: output, masks }, ctx);
-    return { model, report: { kind: 'distill', loss: 'kl', epochs: report.epochs.length, steps: report.steps, samples: report.samples, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds() } };
-  }
-  // Dense outputs (a detection map, a sequence of scores): match the original's outputs.
-  if (output === undefined) throw new Error('prune: the model has no output to distil');
-  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [output], { threads: ctx.threads, progress: ctx.progress })).get(output);
-  if (targets === undefined) throw new Error(`prune: the original gave no '${output}'`);
-  const trainer = await Trainer.create(ctx.ort, student, { loss: { kind: 'mse', output }, optimizer: recovery.optimizer, masks }, { threads: ctx.threads });
-  try {
-    const history = await trainer.fit(arrayTrainingData({ ...data.inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), { ...fit, progress: ctx.progress });
-    return {
-      model: trainer.exportModel(),
-      report: { kind: 'distill', loss: 'mse', epochs: history.length, steps: trainer.stepCount, samples: count, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() },
-    };
-  } finally {
-    await trainer.release();
-  }
 }
 
 function buildReport(before: Model, after: Model, method: PruneMethodName, structured: boolean, options: PruneOptions, outcome: PrunePassReport, inputShapes: Record<string, Dim[]> | undefined): PruneReport {

@@ -1,6 +1,5 @@
-// Training a compressed model back towards the original, for steps that change weights and
-// shapes (low-rank today; the same code path as the prune step's recovery in prune.ts, which can
-// move here). With labels it fine-tunes with cross-entropy (`train`); without, it distils from
+// Training a compressed model back towards the original, for the steps that change weights and
+// shapes (prune, low-rank). With labels it fine-tunes with cross-entropy (`train`); without, it distils from
 // the original: KL on softened logits for a classifier's [N, classes] output, MSE on the output
 // otherwise. The settings and the report have the shapes of the prune step's.
 import { DataType, type TypedArray } from '../ir/dtype.js';
@@ -21,7 +20,8 @@ export type RecoveryData = PruneData;
 export type RecoverySettings = PruneRecovery;
 export type RecoveryReport = PruneRecoveryReport;
 
-function labelledData(data: RecoveryData) {
+/** The inputs with their class ids under LABEL_INPUT, as the training step reads them. */
+export function labelledData(data: RecoveryData) {
   return arrayTrainingData({ ...data.inputs, [LABEL_INPUT]: { data: data.labels as TypedArray, sampleDims: [], dataType: DataType.INT64 } });
 }
 
