@@ -16,7 +16,7 @@ import { magnitudePass } from '../src/methods/prune/magnitude.js';
 import { packOnnx } from '../src/methods/pack/pack.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
 import { nodeOrt } from '../src/node/ort-node.js';
-import { readModel, writeModel } from '../src/onnx/model-io.js';
+import { writeModel } from '../src/onnx/model-io.js';
 import { unpack } from '../src/onnx/pack-decode.js';
 import { cluster } from '../src/pipeline/cluster.js';
 import type { RecipeContext } from '../src/pipeline/context.js';

@@ -4,11 +4,8 @@
 // gate (exit 3), and loading in onnxruntime. With --epochs the centroids train on --data:
 // fine-tuning with its labels, or distillation from the original without them. --json prints the
 // report in the common envelope.
+import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
-import { modelSignature } from '../eval/match-inputs.js';
-import { generatedSamples } from '../eval/sample-generate.js';
-import type { SampleSource } from '../eval/samples.js';
-import type { Model } from '../ir/model.js';
 import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { nodeEnvironment } from '../node/environment.js';
@@ -16,7 +13,7 @@ import { modelFileBytes } from '../node/model-files.js';
 import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluster } from '../pipeline/cluster.js';
 import { formatClusterReport } from '../pipeline/cluster-report.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
-import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { arraySamples } from '../pipeline/prune-data.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
 import { InputModelError } from '../pipeline/train.js';
@@ -26,7 +23,7 @@ import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
-import { collect, parseDims, wholeNumber } from './options.js';
+import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
@@ -48,8 +45,6 @@ interface ClusterFlags extends TrainingFlags, GateFlags {
   dims?: string;
 }
 
-/** Samples compared by default when --data gives a training set. */
-const DEFAULT_CHECK_SAMPLES = 256;
 
 export function registerCluster(program: Command, context: CliContext): void {
   const command = program
@@ -125,7 +120,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
         );
   const data: ClusterData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
-  const fidelity = checkSamples(original, flags, data, samples);
+  const fidelity = arrayCheckSamples(original, flags, data, samples);
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   // Importance reads real samples when there are any (all of --data's first ones), else the generated check inputs.
   const calibration = flags.importance !== true ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
@@ -168,16 +163,3 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   );
 }
 
-/** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */
-function checkSamples(model: Model, flags: ClusterFlags, data: ClusterData | undefined, count: number | undefined): { samples: SampleSource; labels?: ReturnType<typeof arrayLabels> } | { skipped: string } {
-  if (count === 0) return { skipped: '--samples 0' };
-  if (data !== undefined) {
-    const limit = count ?? DEFAULT_CHECK_SAMPLES;
-    return { samples: arraySamples(data.inputs, flags.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, flags.labels ?? `${flags.data}[${LABELS_KEY}]`, limit) };
-  }
-  try {
-    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(flags.dims) }) };
-  } catch (error) {
-    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
-  }
-}

@@ -5,18 +5,14 @@
 // model trains on --data: fine-tuning with its labels, or distillation from the original without
 // them (AdamW by default: SGD at its default rate 0.05 cost the Fashion-MNIST MLP 0.7 points
 // where AdamW at 1e-3 gained 0.3). --json prints the report in the common envelope.
+import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import type { Command } from 'commander';
-import { modelSignature } from '../eval/match-inputs.js';
-import { generatedSamples } from '../eval/sample-generate.js';
-import type { SampleSource } from '../eval/samples.js';
-import type { Model } from '../ir/model.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { checkLowRankSettings, type LowRankStepOptions, lowRank } from '../pipeline/lowrank.js';
 import { formatLowRankReport } from '../pipeline/lowrank-report.js';
-import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import type { RecoveryData } from '../pipeline/recovery.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
@@ -27,7 +23,7 @@ import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
-import { collect, parseDims, wholeNumber } from './options.js';
+import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
@@ -46,8 +42,6 @@ interface LowRankFlags extends TrainingFlags, GateFlags {
   dims?: string;
 }
 
-/** Samples compared by default when --data gives a training set. */
-const DEFAULT_CHECK_SAMPLES = 256;
 
 export function registerLowRank(program: Command, context: CliContext): void {
   const command = program
@@ -122,7 +116,7 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
       : await debugPhase(ctx.debug, `lowrank: read ${flags.data}`, () => readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [original], scale: training.scale, requireLabels: false }));
   const data: RecoveryData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
-  const fidelity = checkSamples(original, flags, data, samples);
+  const fidelity = arrayCheckSamples(original, flags, data, samples);
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   const options: LowRankStepOptions = {
     energy,
@@ -158,16 +152,3 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
   );
 }
 
-/** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */
-function checkSamples(model: Model, flags: LowRankFlags, data: RecoveryData | undefined, count: number | undefined): { samples: SampleSource; labels?: ReturnType<typeof arrayLabels> } | { skipped: string } {
-  if (count === 0) return { skipped: '--samples 0' };
-  if (data !== undefined) {
-    const limit = count ?? DEFAULT_CHECK_SAMPLES;
-    return { samples: arraySamples(data.inputs, flags.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, flags.labels ?? `${flags.data}[${LABELS_KEY}]`, limit) };
-  }
-  try {
-    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(flags.dims) }) };
-  } catch (error) {
-    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
-  }
-}

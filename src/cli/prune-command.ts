@@ -4,11 +4,9 @@
 // inputs, the gate (exit 3), and loading in onnxruntime. With --epochs, the pruned model trains on
 // --data: fine-tuning with its labels, or distillation from the original without them. --json
 // prints the report in the common envelope.
+import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
-import { modelSignature } from '../eval/match-inputs.js';
-import { generatedSamples } from '../eval/sample-generate.js';
 import type { SampleSource } from '../eval/samples.js';
-import type { Model } from '../ir/model.js';
 import { IMPORTANCE_NAMES, type ImportanceName } from '../methods/prune/importance.js';
 import { parsePattern } from '../methods/prune/nm.js';
 import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
@@ -17,7 +15,7 @@ import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
-import { arrayCount, arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
 import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
 import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
@@ -30,7 +28,7 @@ import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
-import { collect, parseDims, wholeNumber } from './options.js';
+import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
@@ -69,8 +67,6 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
 ];
 
-/** Samples compared by default when --data gives a training set (tens of thousands would be slow). */
-const DEFAULT_CHECK_SAMPLES = 256;
 
 export function registerPrune(program: Command, context: CliContext): void {
   const methods = PRUNE_METHODS.filter((m) => m.run !== undefined).map((m) => m.name);
@@ -165,7 +161,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
         );
   const data: PruneData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
-  const fidelity = checkSamples(original, flags, data, samples);
+  const fidelity = arrayCheckSamples(original, flags, data, samples);
   const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `prune: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
   const calibration = calibrationFor(flags, calib?.inputs, data, 'samples' in fidelity ? samples ?? DEFAULT_CHECK_SAMPLES : 0, calibrationSamples);
   const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
@@ -229,16 +225,3 @@ function calibrationFor(flags: PruneFlags, calib: Record<string, ArrayField> | u
   };
 }
 
-/** The samples the result is compared on: --data's first ones (scaled as for training), else generated inputs. */
-function checkSamples(model: Model, flags: PruneFlags, data: PruneData | undefined, count: number | undefined): { samples: SampleSource; labels?: ReturnType<typeof arrayLabels> } | { skipped: string } {
-  if (count === 0) return { skipped: '--samples 0' };
-  if (data !== undefined) {
-    const limit = count ?? DEFAULT_CHECK_SAMPLES;
-    return { samples: arraySamples(data.inputs, flags.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, flags.labels ?? `${flags.data}[${LABELS_KEY}]`, limit) };
-  }
-  try {
-    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(flags.dims) }) };
-  } catch (error) {
-    return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
-  }
-}
