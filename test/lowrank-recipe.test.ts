@@ -27,7 +27,7 @@ test('lowrank steps parse with their options; wrong keys are one line naming ste
     ['{"steps": [{"lowrank": {"rank": 0}}]}', /'steps\.0\.lowrank\.rank': Too small/],
     ['{"steps": [{"lowrank": {"ratio": 1}}]}', /'steps\.0\.lowrank\.ratio': Too big/],
     ['{"steps": [{"lowrank": {"ratio": 0.5, "epochs": 1}}]}', /epochs/],
-    ['{"steps": [{"low_rank": {}}]}', /unknown step 'low_rank' \(known: optimize, quantize, prune, cluster, lowrank, gate\)/],
+    ['{"steps": [{"low_rank": {}}]}', /unknown step 'low_rank' \(known: optimize, quantize, prune, cluster, lowrank, gate, pack\)/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
 });

@@ -25,7 +25,7 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "round_to": 8}}]}', /steps\.0\.prune: 'round_to' has no effect with method magnitude/],
     ['{"steps": [{"prune": {"method": "nm", "pattern": "4:2"}}]}', /steps\.0\.prune\.pattern: '4:2' is not an N:M pattern/],
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "importance": "taylor"}}]}', /'steps\.0\.prune\.importance'/],
-    ['{"steps": [{"pruning": {}}]}', /unknown step 'pruning' \(known: optimize, quantize, prune, cluster, lowrank, gate\)/],
+    ['{"steps": [{"pruning": {}}]}', /unknown step 'pruning' \(known: optimize, quantize, prune, cluster, lowrank, gate, pack\)/],
     ['{"steps": [{"prune": {"method": "sparsegpt", "sparsity": 0.5, "pattern": "2:4"}}]}', /steps\.0\.prune: method sparsegpt takes 'sparsity' or 'pattern', not both/],
     ['{"steps": [{"prune": {"method": "wanda"}}]}', /steps\.0\.prune: method wanda needs 'sparsity' \(0 <= s < 1\) or 'pattern'/],
     ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "calibration_samples": 8}}]}', /'calibration_samples' has no effect with method magnitude/],

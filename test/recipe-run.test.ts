@@ -51,7 +51,7 @@ test('recipe files: JSON and YAML of one shape give one recipe; mistakes are one
         return true;
       },
     );
-  fails('steps:\n  - optimise: {}\n', /^r\.yaml: steps\.0: unknown step 'optimise' \(known: optimize, quantize, prune, cluster, lowrank, gate\)$/);
+  fails('steps:\n  - optimise: {}\n', /^r\.yaml: steps\.0: unknown step 'optimise' \(known: optimize, quantize, prune, cluster, lowrank, gate, pack\)$/);
   fails('steps:\n  - quantize: {method: int4, blocksize: 32}\n', /^r\.yaml: 'steps\.0\.quantize\.blocksize': Unrecognized key/);
   fails('steps:\n  - quantize: {method: int4, block_size: 7}\n', /^r\.yaml: 'steps\.0\.quantize\.block_size': must be 16, 32, 64, 128 or 256$/);
   fails('steps:\n  - quantize: {method: int3}\n', /^r\.yaml: 'steps\.0\.quantize\.method': Invalid option/);

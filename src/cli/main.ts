@@ -41,6 +41,7 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'cluster', load: async () => (await import('./cluster-command.js')).registerCluster },
   { name: 'pack', load: async () => (await import('./pack-command.js')).registerPack },
   { name: 'unpack', load: async () => (await import('./pack-command.js')).registerUnpack },
+  { name: 'compress', load: async () => (await import('./compress-command.js')).registerCompress },
 ];
 
 /**

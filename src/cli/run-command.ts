@@ -1,7 +1,13 @@
 // `shrink run RECIPE MODEL -o OUT`: reads a recipe file (JSON or YAML; src/pipeline/recipe.ts)
 // and the model, runs the recipe (src/pipeline/run-recipe.ts) and writes the result only after
 // every step and gate passed and it loads in onnxruntime. A failed gate exits with code 3 and
-// writes nothing. --data serves as calibration data too unless --calib is given.
+// writes nothing. --data serves as calibration data too unless --calib is given. When a step
+// fine-tunes (`epochs`) or --scale is given, --data must be training arrays (.npz keyed by input
+// name, or .npy, with --labels or a 'labels' array), read as `shrink prune` reads them; the result
+// is then checked on their first --samples (default 256). A recipe ending with `pack` writes a
+// .shrink pack. `shrink compress` (compress-command.ts) runs recipes through executeRecipe too.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { EvalReport } from '../eval/eval-report.js';
 import { numberFromJson } from '../eval/eval-report.js';
@@ -13,7 +19,13 @@ import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { openSampleFile } from '../node/sample-files.js';
 import { describeMiss, GateFailedError } from '../pipeline/gate.js';
-import { parseRecipe, type Recipe } from '../pipeline/recipe.js';
+import { parseRecipe, type Recipe, stepTrains } from '../pipeline/recipe.js';
+import { formatStages } from '../pipeline/recipe-stages.js';
+import { writeFileAtomic } from '../node/atomic-file.js';
+import type { Labels } from '../eval/labels.js';
+import { arrayCheckSamples } from './array-check-samples.js';
+import { fraction } from './options.js';
+import { readLabelledArrays, type LabelledArrays } from './training-data.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { type RecipeReport, type RecipeStepReport, runRecipe } from '../pipeline/run-recipe.js';
 import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
@@ -26,7 +38,7 @@ import { parseDims, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
 
-interface RunFlags {
+export interface RunFlags {
   output: string;
   data?: string;
   calib?: string;
@@ -34,6 +46,8 @@ interface RunFlags {
   samples?: string;
   dims?: string;
   externalData?: boolean;
+  scale?: string;
+  threads?: string;
   json?: boolean;
 }
 
@@ -53,17 +67,40 @@ export function registerRun(program: Command, context: CliContext): void {
     .option('--samples <n>', 'compare at most this many samples (default: all of --data, 4 generated)')
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples (without --data): name=value,...')
     .option('--external-data', 'store the weights in OUTPUT.data beside the model (automatic over 2 GiB)')
+    .option('--scale <factor>', 'training arrays (--data .npz/.npy): multiply input values by this, e.g. 1/255 for bytes 0-255')
+    .option('--threads <n>', "onnxruntime intra-op threads for training (default: onnxruntime's choice)")
     .option('--json', 'print the report as one JSON object')
     .action(async (recipeFile: string, input: string, flags: RunFlags, command: Command) => {
-      const report = await runCommand(recipeFile, input, flags, cliRecipeContext(command, context.io));
+      const report = await executeRecipe(readRecipe(recipeFile), recipeFile, 'run', input, flags, cliRecipeContext(command, context.io));
       if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
       if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
       context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatRun(report));
     });
 }
 
-async function runCommand(recipeFile: string, input: string, flags: RunFlags, ctx: ReturnType<typeof cliRecipeContext>): Promise<RunCommandReport> {
-  const recipe = readRecipe(recipeFile);
+/** Whether `file` names training arrays (.npz or .npy). */
+function isArrayFile(file: string): boolean {
+  return ['.npz', '.npy'].includes(path.extname(file).toLowerCase());
+}
+
+/**
+ * Runs `recipe` (named `recipeFile` in messages and the report) on `input` and writes the result:
+ * the model, or the pack when the recipe ends with `pack`. Usage errors before any file is read.
+ */
+export async function executeRecipe(recipe: Recipe, recipeFile: string, command: string, input: string, flags: RunFlags, cliCtx: ReturnType<typeof cliRecipeContext>): Promise<RunCommandReport> {
+  const packs = recipe.steps.at(-1)?.kind === 'pack';
+  const training = recipe.steps.findIndex(stepTrains);
+  const scale = flags.scale === undefined ? undefined : fraction(flags.scale, '--scale');
+  const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 1);
+  const ctx = threads === undefined ? cliCtx : { ...cliCtx, threads };
+  if (packs && path.extname(flags.output).toLowerCase() === '.onnx') throw new UsageError(`-o ${flags.output}: ${recipeFile} ends with a pack step, which writes a .shrink pack, not ONNX: name the output .shrink`);
+  if (!packs && path.extname(flags.output).toLowerCase() === '.shrink') throw new UsageError(`-o ${flags.output}: ${recipeFile} writes ONNX (add {"pack": {}} as the last step for a .shrink pack)`);
+  if (packs && flags.externalData === true) throw new UsageError('--external-data: a pack holds the whole model (the pack step refuses external data)');
+  if (training >= 0 && (flags.data === undefined || !isArrayFile(flags.data))) {
+    throw new UsageError(`${recipeFile}: step ${training + 1} (${recipe.steps[training].kind}) has 'epochs': it fine-tunes on training arrays: give --data as an .npz or .npy${flags.data === undefined ? '' : ` (not ${flags.data})`}`);
+  }
+  if (scale !== undefined && (flags.data === undefined || !isArrayFile(flags.data))) throw new UsageError('--scale scales training arrays: give --data as an .npz or .npy');
+  const arraysWanted = training >= 0 || scale !== undefined;
   const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 1);
   if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
   if (flags.data !== undefined && flags.dims !== undefined) throw new UsageError('--dims shapes generated inputs and has no effect with --data');
@@ -73,18 +110,25 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, recipeFile, flags.data, flags.calib, flags.labels], models: [input] });
 
   const model = loadModelFile(input);
-  const labels = flags.labels === undefined ? undefined : readLabelsFile(flags.labels);
+  let arrays: LabelledArrays | undefined;
+  if (arraysWanted) {
+    arrays = await readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [model], scale, requireLabels: false });
+  }
+  const labels = flags.labels === undefined || arrays !== undefined ? undefined : readLabelsFile(flags.labels);
   const sources: SampleSource[] = [];
   const spill = spillForLargeModel(model, flags.output);
   try {
     const signature = modelSignature(model);
-    const data = flags.data === undefined ? undefined : await openSampleFile(flags.data, signature);
-    if (data !== undefined) sources.push(data);
+    // Training arrays are checked on their first --samples (scaled as for training, with their labels).
+    const checked = arrays === undefined ? undefined : arrayCheckSamples(model, { data: flags.data, labels: flags.labels, dims: flags.dims }, arrays, samples);
+    const data = checked !== undefined ? ('samples' in checked ? checked.samples : undefined) : flags.data === undefined ? undefined : await openSampleFile(flags.data, signature);
+    const checkLabels: Labels | undefined = checked !== undefined && 'labels' in checked ? checked.labels : labels;
+    if (data !== undefined && checked === undefined) sources.push(data);
     const calibration = flags.calib === undefined ? undefined : await openSampleFile(flags.calib, signature);
     if (calibration !== undefined) sources.push(calibration);
     let checkOn = data;
-    let noDataReason: string | undefined;
-    if (checkOn === undefined) {
+    let noDataReason: string | undefined = checked !== undefined && 'skipped' in checked ? checked.skipped : undefined;
+    if (checkOn === undefined && noDataReason === undefined) {
       try {
         checkOn = generatedSamples(signature.inputs, { count: samples ?? 4, dims: parseDims(flags.dims) });
       } catch (error) {
@@ -93,17 +137,28 @@ async function runCommand(recipeFile: string, input: string, flags: RunFlags, ct
     }
     let result: Awaited<ReturnType<typeof runRecipe>>;
     try {
-      result = await runRecipe(model, recipe, { data: checkOn, calibration, labels, limit: data === undefined ? undefined : samples, noDataReason }, ctx, (i, total, name) =>
+      const training = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
+      const limit = data === undefined || checked !== undefined ? undefined : samples;
+      result = await runRecipe(model, recipe, { data: checkOn, calibration, labels: checkLabels, limit, noDataReason, training, inputBytes: modelFileBytes(input, model) }, ctx, (i, total, name) =>
         ctx.debug?.(1, `${recipeFile}: step ${i + 1} of ${total}: ${name}`),
       );
     } catch (error) {
       if (error instanceof GateFailedError) throw error;
       throw inFile(input, error);
     }
-    const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
+    let saved: { bytes: number; warnings: Awaited<ReturnType<typeof writeModelOutput>>['warnings'] };
+    if (result.pack !== undefined) {
+      try {
+        fs.mkdirSync(path.dirname(path.resolve(flags.output)), { recursive: true });
+        writeFileAtomic(flags.output, result.pack);
+      } catch (error) {
+        throw inFile(flags.output, error);
+      }
+      saved = { bytes: result.pack.length, warnings: [] };
+    } else saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
     const warnings = [...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings];
     return {
-      ...envelope({ command: 'run', input, output: flags.output, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
+      ...envelope({ command, input, output: flags.output, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
       recipe: recipeFile,
     };
   } finally {
@@ -121,6 +176,7 @@ export function formatRun(report: RunCommandReport): string {
   const lines = [`recipe     ${report.recipe} (${report.steps.length} step${report.steps.length === 1 ? '' : 's'})`, `input      ${report.input}`, `output     ${report.output}`, ''];
   for (const [i, step] of report.steps.entries()) lines.push(`step ${i + 1}  ${step.step.padEnd(9)} ${describeStep(step)}`);
   lines.push('', `size       ${formatSizeChange(report.size as NonNullable<RunCommandReport['size']>)}`);
+  if (report.stages.length > 1) lines.push('', 'stages (against the input):', ...formatStages(report.stages));
   if (report.fidelity !== undefined) {
     lines.push('', `fidelity of the result on ${report.fidelity.samples} sample${report.fidelity.samples === 1 ? '' : 's'} (${report.fidelity.data}):`, ...fidelityTable(report.fidelity));
     const a = report.fidelity.accuracy;
@@ -161,6 +217,7 @@ function describeStep(step: RecipeStepReport): string {
     const cosine = r.fidelity === undefined ? 'fidelity not measured' : `lowest cosine ${lowestCosine(r.fidelity)}`;
     return `${r.layers.length} layers factored, parameters ${groupDigits(r.parameters.before)} -> ${groupDigits(r.parameters.after)} (${r.parameters.ratio.toFixed(3)}x), ${formatSizeChange(r.size)}; ${cosine}`;
   }
+  if (step.step === 'pack') return `${groupDigits(step.report.onnx_bytes)} B ONNX -> ${groupDigits(step.report.pack_bytes)} B pack (${step.report.pack_ratio.toFixed(2)}x smaller)`;
   const r = step.report;
   return r.passed ? `passed (lowest cosine ${lowestCosine(r.fidelity)} against the input)` : `failed: ${r.misses.map(describeMiss).join('; ')}`;
 }

@@ -5,6 +5,9 @@
 //              {"quantize": {"method": "static-int8", "calibrator": "entropy"}},
 //              {"gate": {"min_cosine": 0.99, "max_accuracy_drop": 0.5}}]}
 //
+// prune and cluster steps fine-tune with `epochs` (prune: recovery, cluster: the centroids) on the
+// recipe's training arrays; `pack` (last step only) makes the result a .shrink pack.
+//
 // Keys are snake_case, as in every JSON shrink writes. Validated with zod, so a mistake comes
 // back as one line naming the step and the key.
 import { parse as parseYaml } from 'yaml';
@@ -74,7 +77,13 @@ const GateStep = z
   })
   .refine((g) => Object.values(g).some((v) => v !== undefined), { message: 'a gate needs at least one figure (min_cosine, min_sqnr_db, min_top1_agreement, max_accuracy_drop, max_size_ratio)' });
 
-/** Recovery training and taylor importance need training arrays: `shrink prune` has them, recipes not yet. */
+/** Fine-tuning after a prune or cluster step, on the recipe's training arrays. */
+const trainingKeys = {
+  epochs: z.number().int().min(1).optional(),
+  lr: z.number().positive().optional(),
+};
+
+/** Taylor importance is the command line's only (it needs the gradients before pruning). */
 const PruneStep = z.strictObject({
   method: z.enum(['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt']),
   sparsity: z.number().min(0).lt(1).optional(),
@@ -86,9 +95,11 @@ const PruneStep = z.strictObject({
   exclude: z.array(z.string().min(1)).optional(),
   only: z.array(z.string().min(1)).min(1).optional(),
   calibration_samples: z.number().int().min(1).optional(),
+  ...trainingKeys,
+  batch_size: z.number().int().min(1).optional(),
 });
 
-/** Weight sharing (shrink cluster); centroid fine-tuning needs training arrays, which recipes do not have yet. */
+/** Weight sharing (shrink cluster), with centroid fine-tuning on `epochs`. */
 const ClusterStep = z
   .strictObject({
     bits: z.number().int().min(MIN_BITS).max(MAX_BITS),
@@ -100,6 +111,7 @@ const ClusterStep = z
     importance: z.boolean().optional(),
     exclude: z.array(z.string().min(1)).optional(),
     only: z.array(z.string().min(1)).min(1).optional(),
+    ...trainingKeys,
   })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" });
 
@@ -121,6 +133,7 @@ const Step = z.union([
   z.strictObject({ cluster: ClusterStep }),
   z.strictObject({ lowrank: LowRankStep }),
   z.strictObject({ gate: GateStep }),
+  z.strictObject({ pack: z.strictObject({}) }),
 ]);
 
 const RecipeSchema = z.strictObject({
@@ -131,14 +144,23 @@ const RecipeSchema = z.strictObject({
 
 export type RecipeFile = z.infer<typeof RecipeSchema>;
 
+/** Fine-tuning of a prune (recovery) or cluster (centroids) step; rates and batch default as on the command line. */
+export interface StepTraining {
+  epochs: number;
+  lr?: number;
+  batchSize?: number;
+}
+
 /** A recipe ready to run: each step with its library options. */
 export type RecipeStep =
   | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
-  | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
-  | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
+  | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
-  | { kind: 'gate'; gate: Gate };
+  | { kind: 'gate'; gate: Gate }
+  /** The model as a .shrink pack (src/methods/pack): the last step only. */
+  | { kind: 'pack' };
 
 export interface Recipe {
   description?: string;
@@ -160,6 +182,8 @@ export function parseRecipe(text: string, where: string): Recipe {
 export function recipeFromData(data: unknown, where = 'recipe'): Recipe {
   const parsed = RecipeSchema.safeParse(data);
   if (!parsed.success) throw new Error(`${where}: ${describeIssue(parsed.error.issues, data)}`);
+  const packAt = parsed.data.steps.findIndex((s) => 'pack' in s);
+  if (packAt >= 0 && packAt !== parsed.data.steps.length - 1) throw new Error(`${where}: steps.${packAt}: 'pack' must be the last step (it turns the model into a .shrink file)`);
   return {
     description: parsed.data.description,
     steps: parsed.data.steps.map((step, i) => toStep(step, `${where}: steps.${i}`)),
@@ -168,13 +192,20 @@ export function recipeFromData(data: unknown, where = 'recipe'): Recipe {
 
 function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   if ('optimize' in step) return { kind: 'optimize', options: { level: step.optimize.level, passes: step.optimize.passes, skip: step.optimize.skip } };
-  if ('prune' in step) return { kind: 'prune', options: pruneOptions(step.prune, `${where}.prune`) };
+  if ('pack' in step) return { kind: 'pack' };
+  if ('prune' in step) {
+    const p = step.prune;
+    if (p.epochs === undefined && (p.lr !== undefined || p.batch_size !== undefined)) throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : 'batch_size'}' goes with 'epochs' (recovery training)`);
+    return { kind: 'prune', options: pruneOptions(p, `${where}.prune`), ...stepTraining(p.epochs, p.lr, p.batch_size) };
+  }
   if ('cluster' in step) {
     const c = step.cluster;
+    if (c.epochs === undefined && c.lr !== undefined) throw new Error(`${where}.cluster: 'lr' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
     return {
       kind: 'cluster',
       options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only },
+      ...stepTraining(c.epochs, c.lr, undefined),
     };
   }
   if ('lowrank' in step) {
@@ -237,6 +268,16 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   };
 }
 
+function stepTraining(epochs: number | undefined, lr: number | undefined, batchSize: number | undefined): { training?: StepTraining } {
+  if (epochs === undefined) return {};
+  return { training: { epochs, ...(lr === undefined ? {} : { lr }), ...(batchSize === undefined ? {} : { batchSize }) } };
+}
+
+/** Whether a step fine-tunes (and so needs the recipe's training arrays). */
+export function stepTrains(step: RecipeStep): boolean {
+  return (step.kind === 'prune' || step.kind === 'cluster') && step.training !== undefined;
+}
+
 function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<RecipeStep, { kind: 'prune' }>['options'] {
   const only = (key: string, given: boolean, methods: string[]) => {
     if (given && !methods.includes(p.method)) throw new Error(`${where}: '${key}' has no effect with method ${p.method} (it applies to ${methods.join(', ')})`);
@@ -270,8 +311,8 @@ function describeIssue(issues: readonly z.core.$ZodIssue[], data: unknown): stri
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'steps') {
     const step = (data as { steps: unknown[] }).steps[issue.path[1] as number];
     const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
-    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune, cluster, lowrank or gate)`;
-    if (!['optimize', 'quantize', 'prune', 'cluster', 'lowrank', 'gate'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, cluster, lowrank, gate)`;
+    if (keys.length !== 1) return `steps.${String(issue.path[1])}: a step is an object with one key, the step's name (optimize, quantize, prune, cluster, lowrank, gate or pack)`;
+    if (!['optimize', 'quantize', 'prune', 'cluster', 'lowrank', 'gate', 'pack'].includes(keys[0])) return `steps.${String(issue.path[1])}: unknown step '${keys[0]}' (known: optimize, quantize, prune, cluster, lowrank, gate, pack)`;
     // The union's branch for this step name holds the real issue.
     const branch = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.find((e) => e.length > 0 && e[0].path[0] === keys[0]);
     if (branch !== undefined) return describeIssue(branch.map((e) => ({ ...e, path: [...issue.path, ...e.path] })), data);

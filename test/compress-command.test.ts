@@ -1,0 +1,99 @@
+// `shrink compress` end to end on the Fashion-MNIST MLP (Deep Compression: prune + recovery,
+// cluster + centroid fine-tuning, pack), trained on 2,000 test-set images (the recipe's 2 + 1
+// epochs) so the run stays short: the pack decodes (unpack) to an ONNX model whose accuracy this test counts itself on
+// 5,000 other images, at >= 20x smaller than the float32 file, with the stage table in --json.
+// Recipe mistakes (pack not last, epochs without training arrays, ONNX output for a pack) are one
+// line, exit 1 or 2, and write nothing.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { unpack } from '../src/onnx/pack-decode.js';
+import { classifierAccuracy } from '../src/train/classification.js';
+import { runShrink } from './helpers/cli.js';
+import { writeFashionFiles } from './helpers/fashion-files.js';
+
+const MLP = 'models/fashion-mnist/mlp.onnx';
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-compress-'));
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+const file = (name: string) => path.join(work, name);
+const train = writeFashionFiles(work, 2000);
+
+/** Images 5,000-9,999 of the test set: never seen by the run. */
+function heldOut() {
+  const set = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const from = 5000;
+  const count = 5000;
+  return { images: set.images.subarray(from * 784, (from + count) * 784), labels: set.labels.subarray(from, from + count), imageDims: set.imageDims, count };
+}
+
+test('shrink compress --recipe deep-compression: a pack >= 20x smaller that unpacks to a model as accurate as the table says', async () => {
+  const out = file('mlp.shrink');
+  const run = await runShrink(['compress', MLP, '-o', out, '--data', train.images, '--labels', train.labels, '--threads', '1', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.equal(report.command, 'compress');
+  assert.equal(report.recipe, 'deep-compression');
+  assert.deepEqual(report.steps.map((s: { step: string }) => s.step), ['prune', 'cluster', 'pack']);
+  assert.equal(report.steps[0].report.recovery.epochs, 2);
+  assert.equal(report.steps[1].report.finetune.epochs, 1);
+  assert.equal(report.steps[0].report.sparsity.pruned_weights, 0.9);
+  assert.equal(report.steps[1].report.settings.bits, 5);
+
+  const packBytes = fs.statSync(out).size;
+  const floatBytes = fs.statSync(MLP).size;
+  assert.deepEqual(report.stages.map((s: { label: string }) => s.label), ['original', 'P', 'P+Q', 'P+Q+H']);
+  const [input, pruned, clustered, packed] = report.stages;
+  assert.equal(input.bytes, floatBytes);
+  assert.equal(packed.pack_bytes, packBytes);
+  assert.equal(packed.compression, Number((floatBytes / packBytes).toFixed(2)));
+  assert.ok(packed.compression >= 20, `pack ${packBytes} B is ${packed.compression}x smaller than the float file`);
+  assert.ok(clustered.bytes < pruned.bytes / 3, 'clustering shrinks the ONNX file');
+  for (const stage of report.stages) assert.ok(stage.accuracy > 0.6 && stage.accuracy <= 1, JSON.stringify(stage));
+  assert.equal(packed.accuracy, clustered.accuracy, 'the pack is lossless');
+  assert.equal(report.size.after, packBytes);
+
+  const onnx = unpack(fs.readFileSync(out));
+  assert.equal(onnx.length, packed.bytes);
+  const set = heldOut();
+  const floatAccuracy = await classifierAccuracy(nodeOrt, fs.readFileSync(MLP), set, { threads: 1 });
+  const accuracy = await classifierAccuracy(nodeOrt, onnx, set, { threads: 1 });
+  // Two epochs on 2,000 images: within 5 points of the float model on unseen images (about 3.6 here;
+  // the bench trains on 60,000).
+  assert.ok(accuracy > floatAccuracy - 5, `held-out accuracy ${accuracy}% vs float ${floatAccuracy}%`);
+  assert.ok(Math.abs(accuracy / 100 - packed.accuracy) < 0.06, `held-out ${accuracy}% vs the table's ${packed.accuracy}`);
+});
+
+test('shrink compress and shrink run refuse recipe mistakes with one line and write nothing', async () => {
+  const folder = file('bad');
+  fs.mkdirSync(folder);
+  const out = path.join(folder, 'bad.shrink');
+  const recipe = (name: string, steps: unknown[]) => {
+    const p = path.join(folder, name);
+    fs.writeFileSync(p, JSON.stringify({ steps }));
+    return p;
+  };
+  const notLast = recipe('not-last.json', [{ prune: { method: 'magnitude', sparsity: 0.5 } }, { pack: {} }, { cluster: { bits: 4 } }]);
+  const noPack = recipe('no-pack.json', [{ cluster: { bits: 4 } }]);
+  const trains = recipe('trains.json', [{ prune: { method: 'magnitude', sparsity: 0.5, epochs: 1 } }, { pack: {} }]);
+  const cases: [string[], number, RegExp][] = [
+    [['compress', MLP, '-o', out, '--recipe', notLast, '--data', train.images], 1, /not-last\.json: steps\.1: 'pack' must be the last step/],
+    [['run', notLast, MLP, '-o', out], 1, /not-last\.json: steps\.1: 'pack' must be the last step/],
+    [['compress', MLP, '-o', out, '--recipe', noPack, '--data', train.images], 2, /no-pack\.json: shrink compress writes a pack: end the recipe with \{"pack": \{\}\}/],
+    [['run', trains, MLP, '-o', out], 2, /trains\.json: step 1 \(prune\) has 'epochs': it fine-tunes on training arrays: give --data as an \.npz or \.npy$/],
+    [['run', trains, MLP, '-o', out, '--data', 'test/data/does-not-matter.json'], 2, /step 1 \(prune\) has 'epochs'.*\(not test\/data\/does-not-matter\.json\)/],
+    [['run', trains, MLP, '-o', path.join(folder, 'x.onnx'), '--data', train.images], 2, /x\.onnx: .*ends with a pack step, which writes a \.shrink pack, not ONNX/],
+    [['compress', MLP, '-o', out, '--data', train.images, '--sparsity', '1.5'], 2, /--sparsity must be a number with 0 <= s < 1/],
+    [['compress', MLP, '-o', out, '--recipe', noPack, '--data', train.images, '--bits', '4'], 2, /--bits sets the deep-compression recipe/],
+  ];
+  for (const [args, code, message] of cases) {
+    const run = await runShrink(args);
+    assert.equal(run.code, code, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr.trim(), message, args.join(' '));
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  }
+  assert.deepEqual(fs.readdirSync(folder).filter((f) => f.endsWith('.shrink') || f.endsWith('.onnx') || f.endsWith('.tmp')), []);
+});
