@@ -2,8 +2,8 @@
 // pipeline as one command. A thin shell over the recipe runner (run-command.ts executeRecipe, which
 // calls pipeline/run-recipe.ts): the built-in recipe (pipeline/recipes/deep-compression.ts) with
 // --sparsity/--bits/--epochs over its defaults, or a recipe file that ends with a pack step. --data
-// is training arrays: the steps fine-tune on them, and the stage table is measured on their first
-// --samples.
+// is training arrays: the steps fine-tune on them; the stage table is measured on --test-data
+// (held-out arrays), else on the first --samples of --data.
 import type { Command } from 'commander';
 import { parseRecipe, type Recipe } from '../pipeline/recipe.js';
 import { DEEP_COMPRESSION, deepCompressionRecipe } from '../pipeline/recipes/deep-compression.js';
@@ -37,7 +37,9 @@ export function registerCompress(program: Command, context: CliContext): void {
     .option('--sparsity <s>', `${BUILT_IN}: share of each layer's weights zeroed (default ${DEEP_COMPRESSION.sparsity})`)
     .option('--bits <n>', `${BUILT_IN}: codebook bits per tensor (default ${DEEP_COMPRESSION.bits})`)
     .option('--epochs <n>', `${BUILT_IN}: recovery epochs after pruning (default ${DEEP_COMPRESSION.pruneEpochs}); the centroids get half, at least 1`)
-    .option('--samples <n>', 'samples of --data each stage is measured on (default 256)')
+    .option('--test-data <file>', 'held-out arrays (same form and --scale as --data) every stage is measured on (default: the first --samples of --data)')
+    .option('--test-labels <file>', 'class ids of --test-data (or a labels array in it)')
+    .option('--samples <n>', 'samples each stage is measured on (default: 256 of --data, all of --test-data)')
     .option('--threads <n>', "onnxruntime intra-op threads (default: onnxruntime's choice)")
     .option('--json', 'print the report as one JSON object')
     .action(async (input: string, flags: CompressFlags, command: Command) => {

@@ -48,6 +48,8 @@ export interface RunFlags {
   externalData?: boolean;
   scale?: string;
   threads?: string;
+  testData?: string;
+  testLabels?: string;
   json?: boolean;
 }
 
@@ -69,6 +71,8 @@ export function registerRun(program: Command, context: CliContext): void {
     .option('--external-data', 'store the weights in OUTPUT.data beside the model (automatic over 2 GiB)')
     .option('--scale <factor>', 'training arrays (--data .npz/.npy): multiply input values by this, e.g. 1/255 for bytes 0-255')
     .option('--threads <n>', "onnxruntime intra-op threads for training (default: onnxruntime's choice)")
+    .option('--test-data <file>', 'with training arrays: held-out arrays (same form and --scale) every step is measured on instead of the first --samples of --data')
+    .option('--test-labels <file>', 'class ids of --test-data (or a labels array in it)')
     .option('--json', 'print the report as one JSON object')
     .action(async (recipeFile: string, input: string, flags: RunFlags, command: Command) => {
       const report = await executeRecipe(readRecipe(recipeFile), recipeFile, 'run', input, flags, cliRecipeContext(command, context.io));
@@ -100,7 +104,9 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
     throw new UsageError(`${recipeFile}: step ${training + 1} (${recipe.steps[training].kind}) has 'epochs': it fine-tunes on training arrays: give --data as an .npz or .npy${flags.data === undefined ? '' : ` (not ${flags.data})`}`);
   }
   if (scale !== undefined && (flags.data === undefined || !isArrayFile(flags.data))) throw new UsageError('--scale scales training arrays: give --data as an .npz or .npy');
-  const arraysWanted = training >= 0 || scale !== undefined;
+  const arraysWanted = training >= 0 || scale !== undefined || flags.testData !== undefined;
+  if (flags.testData !== undefined && (flags.data === undefined || !isArrayFile(flags.data) || !isArrayFile(flags.testData))) throw new UsageError('--test-data holds held-out training arrays: give it and --data as .npz or .npy');
+  if (flags.testLabels !== undefined && flags.testData === undefined) throw new UsageError('--test-labels go with --test-data (the samples they label)');
   const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 1);
   if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
   if (flags.data !== undefined && flags.dims !== undefined) throw new UsageError('--dims shapes generated inputs and has no effect with --data');
@@ -111,8 +117,10 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
 
   const model = loadModelFile(input);
   let arrays: LabelledArrays | undefined;
+  let held: LabelledArrays | undefined;
   if (arraysWanted) {
     arrays = await readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [model], scale, requireLabels: false });
+    if (flags.testData !== undefined) held = await readLabelledArrays({ data: flags.testData, labels: flags.testLabels, models: [model], scale, requireLabels: false });
   }
   const labels = flags.labels === undefined || arrays !== undefined ? undefined : readLabelsFile(flags.labels);
   const sources: SampleSource[] = [];
@@ -120,7 +128,13 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
   try {
     const signature = modelSignature(model);
     // Training arrays are checked on their first --samples (scaled as for training, with their labels).
-    const checked = arrays === undefined ? undefined : arrayCheckSamples(model, { data: flags.data, labels: flags.labels, dims: flags.dims }, arrays, samples);
+    // Held-out arrays are measured whole unless --samples says otherwise.
+    const checked =
+      held !== undefined
+        ? arrayCheckSamples(model, { data: flags.testData, labels: flags.testLabels, dims: flags.dims }, held, samples ?? held.count)
+        : arrays === undefined
+          ? undefined
+          : arrayCheckSamples(model, { data: flags.data, labels: flags.labels, dims: flags.dims }, arrays, samples);
     const data = checked !== undefined ? ('samples' in checked ? checked.samples : undefined) : flags.data === undefined ? undefined : await openSampleFile(flags.data, signature);
     const checkLabels: Labels | undefined = checked !== undefined && 'labels' in checked ? checked.labels : labels;
     if (data !== undefined && checked === undefined) sources.push(data);
