@@ -70,6 +70,8 @@ export { analyzeChannels, type ChannelAnalysis, type ChannelGroup, type ChannelB
 export { removeChannels, zeroChannels, type RewrittenTensor } from './graph-edit/channel-rewrite.js';
 export { runRecipe, type RecipeData, type RecipeReport, type RecipeResult, type RecipeStepReport } from './pipeline/run-recipe.js';
 export { parseRecipe, recipeFromData, type Recipe, type RecipeStep } from './pipeline/recipe.js';
+export { deepCompressionRecipe, type DeepCompressionSettings } from './pipeline/recipes/deep-compression.js';
+export type { RecipeStage } from './pipeline/recipe-stages.js';
 export { checkGate, describeMiss, GateFailedError, type Gate, type GateMiss } from './pipeline/gate.js';
 export { verdictOf, DEFAULT_VERDICT, type Verdict, type VerdictThresholds } from './pipeline/verdict.js';
 export { measureFidelity, comparisonWontFit, type FidelityOptions } from './pipeline/fidelity.js';

@@ -59,7 +59,7 @@ export type RunCommandReport = ReportEnvelope & RecipeReport & { recipe: string 
 export function registerRun(program: Command, context: CliContext): void {
   program
     .command('run')
-    .description('run a recipe file (optimize, quantize and gate steps in order) on a model; write the result only if every gate holds')
+    .description('run a recipe file (optimize, quantize, prune, cluster, lowrank, gate steps in order, pack last) on a model; write the result only if every gate holds')
     .argument('<recipe>', 'the recipe: JSON or YAML, {"steps": [{"optimize": {}}, {"quantize": {"method": "int4"}}, {"gate": {"min_cosine": 0.99}}]}')
     .argument('<model>', 'the ONNX model to compress')
     .requiredOption('-o, --output <file>', 'where to write the result')
