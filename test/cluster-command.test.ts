@@ -119,7 +119,7 @@ test('recipes: a cluster step parses with its keys (wrong ones are one line), an
     ['{"steps": [{"cluster": {"bits": 9}}]}', /'steps\.0\.cluster\.bits': Too big/],
     ['{"steps": [{"cluster": {}}]}', /steps\.0\.cluster\.bits/],
     ['{"steps": [{"cluster": {"bits": 4, "per_channel": true, "group": 4}}]}', /'per_channel' and 'group' are two groupings/],
-    ['{"steps": [{"cluster": {"bits": 4, "epochs": 1}}]}', /epochs/],
+    ['{"steps": [{"cluster": {"bits": 4, "lr": 0.1}}]}', /steps\.0\.cluster: 'lr' goes with 'epochs'/],
   ] as const) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
 
   const file_ = file('deep.json');
