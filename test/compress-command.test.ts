@@ -73,6 +73,19 @@ test('shrink compress --recipe deep-compression: a pack >= 20x smaller that unpa
   assert.ok(accuracy > floatAccuracy - 6, `held-out accuracy ${accuracy}% vs float ${floatAccuracy}%`);
 });
 
+test('shrink compress --recipe FILE: a recipe file ending with pack, the stage table as text', async () => {
+  const recipe = file('mine.yaml');
+  fs.writeFileSync(recipe, 'steps:\n  - prune: {method: magnitude, sparsity: 0.5, epochs: 1}\n  - cluster: {bits: 6}\n  - pack: {}\n');
+  const out = file('mine.shrink');
+  const run = await runShrink(['compress', MLP, '-o', out, '--recipe', recipe, '--data', train.images, '--labels', train.labels, '--samples', '200', '--threads', '1', '--no-progress']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^recipe {5}.*mine\.yaml \(3 steps\)$/m);
+  assert.match(run.stdout, /^step 3 {2}pack {6}[\d,]+ B ONNX -> [\d,]+ B pack \([\d.]+x smaller\)$/m);
+  assert.match(run.stdout, /stages \(against the input\):\n {2}stage +step +accuracy +cosine +top-1 +ONNX +pack +vs input\n/);
+  for (const label of ['original', 'P', 'P\\+Q', 'P\\+Q\\+H']) assert.match(run.stdout, new RegExp(`^  ${label} +`, 'm'));
+  assert.equal(unpack(fs.readFileSync(out)).length > 0, true);
+});
+
 test('shrink compress and shrink run refuse recipe mistakes with one line and write nothing', async () => {
   const folder = file('bad');
   fs.mkdirSync(folder);

@@ -10,8 +10,13 @@ import { after, test } from 'node:test';
 import { writeNpy } from '../src/eval/npy.js';
 import { DataType } from '../src/ir/dtype.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
-import { parseRecipe } from '../src/pipeline/recipe.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { unpack } from '../src/onnx/pack-decode.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import { recipeFromData, parseRecipe } from '../src/pipeline/recipe.js';
 import { deepCompressionRecipe } from '../src/pipeline/recipes/deep-compression.js';
+import { runRecipe } from '../src/pipeline/run-recipe.js';
 import { runShrink } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
 
@@ -73,4 +78,19 @@ test('shrink run: a prune step fine-tunes on --data arrays (bytes scaled by --sc
   assert.equal(d.steps[1].report.finetune.kind, 'distill');
   assert.equal(d.stages[1].accuracy, undefined);
   assert.ok(d.stages[2].cosine > 0.9, JSON.stringify(d.stages[2]));
+});
+
+test('runRecipe (the library): epochs without training arrays is one line before any step runs; a pack step returns the pack of the model', async () => {
+  const model = loadModel(MLP);
+  const ctx = { ort: nodeOrt, threads: 1 };
+  await assert.rejects(runRecipe(model, deepCompressionRecipe(), {}, ctx), /^Error: recipe step 1 \(prune\): 'epochs' fine-tunes on training arrays: give --data as an \.npz or \.npy \(with labels to fine-tune, without to distil\)$/);
+  const result = await runRecipe(model, recipeFromData({ steps: [{ cluster: { bits: 4 } }, { pack: {} }] }), {}, ctx);
+  assert.ok(result.pack !== undefined);
+  assert.deepEqual(Buffer.from(unpack(result.pack)), Buffer.from(writeModel(result.model)));
+  assert.deepEqual(result.report.steps.map((s) => s.step), ['cluster', 'pack']);
+  assert.equal(result.report.size.after, result.pack.length);
+  const last = result.report.stages.at(-1);
+  assert.equal(last?.label, 'Q+H');
+  assert.equal(last?.pack_bytes, result.pack.length);
+  assert.equal(last?.not_measured, 'no data given');
 });
