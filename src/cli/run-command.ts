@@ -22,6 +22,9 @@ import { describeMiss, GateFailedError } from '../pipeline/gate.js';
 import { parseRecipe, type Recipe, stepTrains } from '../pipeline/recipe.js';
 import { formatStages } from '../pipeline/recipe-stages.js';
 import { writeFileAtomic } from '../node/atomic-file.js';
+import { checkLoads } from '../node/load-check.js';
+import { removeStaleTemps, removeTemp, tempPathFor, trackTemp } from '../node/temp-files.js';
+import { unpack } from '../onnx/pack-decode.js';
 import type { Labels } from '../eval/labels.js';
 import { arrayCheckSamples } from './array-check-samples.js';
 import { fraction } from './options.js';
@@ -113,7 +116,7 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
   const staticSteps = recipe.steps.filter((s) => s.kind === 'quantize' && s.options.method === 'static-int8');
   if (staticSteps.length > 0 && flags.data === undefined && flags.calib === undefined) throw new UsageError(`${recipeFile}: static-int8 calibrates on samples: give --calib or --data`);
   if (recipe.steps.some((s) => s.kind === 'gate') && flags.data === undefined) throw new UsageError(`${recipeFile}: gates compare with the input on real samples: give --data`);
-  checkOutput({ output: flags.output, flag: '-o', inputs: [input, recipeFile, flags.data, flags.calib, flags.labels], models: [input] });
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, recipeFile, flags.data, flags.calib, flags.labels, flags.testData, flags.testLabels], models: [input] });
 
   const model = loadModelFile(input);
   let arrays: LabelledArrays | undefined;
@@ -164,6 +167,7 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
     if (result.pack !== undefined) {
       try {
         fs.mkdirSync(path.dirname(path.resolve(flags.output)), { recursive: true });
+        await checkPackLoads(result.pack, flags.output);
         writeFileAtomic(flags.output, result.pack);
       } catch (error) {
         throw inFile(flags.output, error);
@@ -178,6 +182,22 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
   } finally {
     for (const source of sources) await source.close?.();
     spill?.dispose();
+  }
+}
+
+/** The model a pack decodes to must load in onnxruntime, as every written model must (checked from a temporary file beside `output`). */
+async function checkPackLoads(pack: Uint8Array, output: string): Promise<void> {
+  const onnx = unpack(pack);
+  removeStaleTemps(path.dirname(path.resolve(output)));
+  const temporary = tempPathFor(output);
+  trackTemp(temporary);
+  try {
+    fs.writeFileSync(temporary, onnx);
+    await checkLoads(temporary, onnx.length);
+  } catch (error) {
+    throw new Error(`onnxruntime cannot load the model the pack decodes to (${(error as Error).message}); nothing was written`);
+  } finally {
+    removeTemp(temporary);
   }
 }
 
