@@ -62,7 +62,7 @@ interface QuantizeFlags extends GateFlags {
   accuracyLevel?: string;
   calib?: string;
   calibrator?: CalibratorName;
-  algorithm?: 'rtn' | 'gptq';
+  algorithm?: 'rtn' | 'gptq' | 'awq';
   actOrder?: boolean;
   calibSamples?: string;
   externalData?: boolean;
@@ -86,7 +86,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => bool
   { flag: '--weight-type', given: (f) => f.weightType !== undefined, methods: INT8 },
   { flag: '--activation-type', given: (f) => f.activationType !== undefined, methods: INT8 },
   { flag: '--format', given: (f) => f.format !== undefined, methods: ['static-int8'] },
-  { flag: '--calib', given: (f) => f.calib !== undefined && f.algorithm !== 'gptq', methods: ['static-int8'] },
+  { flag: '--calib', given: (f) => f.calib !== undefined && f.algorithm !== 'gptq' && f.algorithm !== 'awq', methods: ['static-int8'] },
   { flag: '--algorithm', given: (f) => f.algorithm !== undefined, methods: ['int8-weight', 'int4', 'int2'] },
   { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
 ];
@@ -119,10 +119,10 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .addOption(new Option('--weight-type <type>', 'int8: weight code type (default int8)').choices(['int8', 'uint8']))
     .addOption(new Option('--activation-type <type>', 'int8: activation code type (static-int8 default uint8, int8 with --symmetric; dynamic-int8 has uint8 only)').choices(['int8', 'uint8']))
     .addOption(new Option('--format <form>', 'static-int8: QuantizeLinear/DequantizeLinear pairs (default), or QLinearConv/QLinearMatMul operators').choices(['qdq', 'qoperator']))
-    .option('--calib <path>', 'static-int8, --algorithm gptq: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the fidelity data without --data')
-    .addOption(new Option('--algorithm <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); gptq solves MatMul/Gemm blocks layer by layer from calibration Hessians (needs --calib)').choices(['rtn', 'gptq']))
+    .option('--calib <path>', 'static-int8, --algorithm gptq or awq: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the fidelity data without --data')
+    .addOption(new Option('--algorithm <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); gptq solves MatMul/Gemm blocks layer by layer from calibration Hessians; awq scales their input features by activation size before rounding (both need --calib)').choices(['rtn', 'gptq', 'awq']))
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
-    .option('--calib-samples <n>', 'gptq: calibration samples used (default 128)')
+    .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
     .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')
@@ -167,8 +167,9 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   if (fp32Search === undefined && flags.fp32Rounds !== undefined) throw new UsageError('--fp32-rounds goes with --fp32-search');
   if (fp32Search !== undefined && flags.data === undefined && flags.calib === undefined) throw new UsageError('--fp32-search compares layer by layer on --data or --calib samples: give one');
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
-  if (flags.algorithm === 'gptq' && flags.calib === undefined) throw new UsageError('--algorithm gptq needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
-  if ((flags.actOrder || flags.calibSamples !== undefined) && flags.algorithm !== 'gptq') throw new UsageError(`${flags.actOrder ? '--act-order' : '--calib-samples'} goes with --algorithm gptq`);
+  if ((flags.algorithm === 'gptq' || flags.algorithm === 'awq') && flags.calib === undefined) throw new UsageError(`--algorithm ${flags.algorithm} needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)`);
+  if (flags.actOrder && flags.algorithm !== 'gptq') throw new UsageError('--act-order goes with --algorithm gptq');
+  if (flags.calibSamples !== undefined && flags.algorithm !== 'gptq' && flags.algorithm !== 'awq') throw new UsageError('--calib-samples goes with --algorithm gptq or awq');
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.calib, flags.labels, flags.config], models: [input], folderAllowed: true });
 
   const original = loadModelFile(input);

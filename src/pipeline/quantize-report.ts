@@ -221,6 +221,9 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   if (report.stats.gptq_layers !== undefined) {
     lines.push(`gptq       ${report.stats.gptq_layers} layers solved from ${report.stats.calibration_samples} calibration samples in ${report.stats.gptq_rounds} rounds (each on the model quantized before it)`);
   }
+  if (report.stats.awq_layers !== undefined) {
+    lines.push(`awq        ${report.stats.awq_layers} layers scaled from ${report.stats.calibration_samples} calibration samples; 1/s of ${report.stats.awq_folded} of ${report.stats.awq_groups} layer inputs folded into their producer, ${report.stats.awq_mul} by an inserted Mul`);
+  }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
   if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);

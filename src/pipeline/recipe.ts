@@ -55,7 +55,7 @@ const QuantizeStep = z.strictObject({
   calibrator: z.enum(CALIBRATOR_NAMES).optional(),
   percentile: z.number().gt(0).lte(100).optional(),
   fp32_search: z.strictObject({ tolerance_db: z.number().positive(), max_rounds: z.number().int().min(1).optional() }).optional(),
-  algorithm: z.enum(['rtn', 'gptq']).optional(),
+  algorithm: z.enum(['rtn', 'gptq', 'awq']).optional(),
   act_order: z.boolean().optional(),
   calibration_samples: z.number().int().min(1).optional(),
 });
@@ -255,8 +255,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     actOrder: q.act_order,
     calibrationSamples: q.calibration_samples,
   }, `${where}.quantize`);
-  if ((q.act_order !== undefined || q.calibration_samples !== undefined) && q.algorithm !== 'gptq') {
-    throw new Error(`${where}.quantize: '${q.act_order !== undefined ? 'act_order' : 'calibration_samples'}' goes with algorithm gptq`);
+  if (q.act_order !== undefined && q.algorithm !== 'gptq') throw new Error(`${where}.quantize: 'act_order' goes with algorithm gptq`);
+  if (q.calibration_samples !== undefined && q.algorithm !== 'gptq' && q.algorithm !== 'awq') {
+    throw new Error(`${where}.quantize: 'calibration_samples' goes with algorithm gptq or awq`);
   }
   return {
     kind: 'quantize',

@@ -36,11 +36,14 @@ export interface QuantizeSettings {
   blockSize?: number;
   symmetric?: boolean;
   rounding?: Rounding;
-  /** int8-weight, int4, int2: 'gptq' solves the MatMul/Gemm blocks from calibration Hessians (needs `calibration`). */
-  algorithm?: 'rtn' | 'gptq';
+  /**
+   * int8-weight, int4, int2: 'gptq' solves the MatMul/Gemm blocks from calibration Hessians, 'awq'
+   * scales their input features by activation size before rounding (both need `calibration`).
+   */
+  algorithm?: 'rtn' | 'gptq' | 'awq';
   /** gptq: quantize each layer's most-used input features first. */
   actOrder?: boolean;
-  /** gptq: calibration samples used (default 128). */
+  /** gptq, awq: calibration samples used (default 128). */
   calibrationSamples?: number;
   scaleType?: ScaleType;
   accuracyLevel?: number;
@@ -63,7 +66,7 @@ export interface QuantizeSettings {
   activationType?: 'int8' | 'uint8';
   /** static-int8: Q/DQ pairs (default), or QLinearConv/QLinearMatMul where the pattern allows. */
   format?: 'qdq' | 'qoperator';
-  /** static-int8 (required) and gptq: the calibration samples. */
+  /** static-int8 (required), gptq and awq: the calibration samples. */
   calibration?: SampleSource;
   /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
   calibrator?: CalibratorName;
@@ -127,7 +130,7 @@ function weightOnlyMethod(
     description,
     pass: weightOnlyPass as Pass<never>,
     options: (s) => {
-      if (s.algorithm === 'gptq' && s.calibration === undefined) throw new Error('quantize: gptq needs calibration data (--calib DATA)');
+      if ((s.algorithm === 'gptq' || s.algorithm === 'awq') && s.calibration === undefined) throw new Error(`quantize: ${s.algorithm} needs calibration data (--calib DATA)`);
       return {
         method: name,
         blockSize: s.blockSize,
@@ -137,6 +140,7 @@ function weightOnlyMethod(
         accuracyLevel: s.accuracyLevel,
         exclude: excludePredicate(s),
         gptq: s.algorithm === 'gptq' ? { calibration: s.calibration, samples: s.calibrationSamples, actOrder: s.actOrder } : undefined,
+        awq: s.algorithm === 'awq' ? { calibration: s.calibration, samples: s.calibrationSamples } : undefined,
       };
     },
     outputSuffix: suffix,

@@ -15,12 +15,13 @@ import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import type { QuantBits, ScaleType } from '../../kernels/quant-formats.js';
 import type { QuantizedBlocks, Rounding } from '../../kernels/quantize-blocks.js';
-import type { Pass } from '../../pipeline/pass.js';
+import type { Pass, PassContext } from '../../pipeline/pass.js';
 import { isOp } from '../../optimize/util/graph-queries.js';
 import { type DequantizeLinearForm, quantizeConvGemmWeights } from './dequantize-linear-weights.js';
 import { quantizeGathers } from './gather-block-quantized.js';
 import { quantizeGemms } from './gemm-nbits.js';
 import { type WeightScheme, quantizeMatMuls } from './matmul-nbits.js';
+import { type AwqSettings, solveAwq } from './awq.js';
 import { type GptqSettings, solveGptq } from './gptq.js';
 import { type WeightQuantReport, readFloatWeight } from './weight-tensors.js';
 
@@ -47,7 +48,9 @@ export interface WeightOnlyOptions {
   convGemm?: boolean;
   /** GPTQ instead of round-to-nearest for the weights packed as MatMulNBits (needs calibration samples). */
   gptq?: Pick<GptqSettings, 'calibration' | 'samples' | 'actOrder' | 'damping'>;
-  /** Blocks already solved by weight name (what the `gptq` option computes before packing). */
+  /** AWQ scales before round-to-nearest for the weights packed as MatMulNBits (needs calibration samples). */
+  awq?: Pick<AwqSettings, 'calibration' | 'samples' | 'grid' | 'clip'>;
+  /** Blocks already solved by weight name (what the `gptq` and `awq` options compute before packing). */
   solved?: ReadonlyMap<string, QuantizedBlocks>;
 }
 
@@ -132,6 +135,7 @@ export const weightOnlyPass: Pass<WeightOnlyOptions> = {
   name: 'weight-only',
   description: 'Weight-only quantization: int8-weight, int4, int2, ternary or binary weights for MatMul, Gather, Conv and Gemm',
   async run(model, options, ctx) {
+    if (options.awq !== undefined) return runAwq(model, options, ctx);
     if (options.gptq === undefined) return quantizeWeightsOnly(model, options, ctx.progress);
     const { method } = options;
     if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
@@ -161,3 +165,32 @@ export const weightOnlyPass: Pass<WeightOnlyOptions> = {
     return report;
   },
 };
+
+/** AWQ: the model is scaled in place (its float outputs unchanged), then written with the solved blocks. */
+async function runAwq(model: Model, options: WeightOnlyOptions, ctx: PassContext): Promise<WeightQuantReport> {
+  const { method } = options;
+  if (options.gptq !== undefined) throw new Error('quantize: gptq and awq are two algorithms: choose one');
+  if (SCHEME[method] !== 'linear') throw new Error(`quantize: awq scales linear blocks; ${method} has its own scheme`);
+  if (options.rounding === 'hqq') throw new Error('quantize: awq rounds to nearest; hqq is another rounding: choose one');
+  const solution = await solveAwq(
+    model,
+    { ...options.awq, calibration: options.awq?.calibration, bits: BITS[method], blockSize: options.blockSize ?? 32, symmetric: options.symmetric ?? true, scaleType: options.scaleType, exclude: options.exclude },
+    ctx,
+  );
+  const report = quantizeWeightsOnly(model, { ...options, awq: undefined, solved: solution.solved }, ctx.progress);
+  const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
+  const mul = solution.groups.filter((g) => 'mul' in g.folded);
+  report.stats.awq_layers = packed;
+  report.stats.awq_groups = solution.groups.length;
+  report.stats.awq_folded = solution.groups.length - mul.length;
+  report.stats.awq_mul = mul.length;
+  report.stats.calibration_samples = solution.samples;
+  for (const s of solution.skipped) report.warnings.push({ code: 'awq-skipped', message: `awq: '${s.node}' rounded to nearest: ${s.reason}`, node: s.node });
+  if (mul.length > 0) {
+    const first = mul[0].folded as { reason: string };
+    report.warnings.push({ code: 'awq-mul', message: `awq: ${mul.length} of ${solution.groups.length} layer inputs are divided by their scales in an inserted Mul (e.g. before '${mul[0].layers[0]}': ${first.reason}); the rest folded into the producing LayerNormalization/MatMul/Gemm` });
+  }
+  const unpacked = solution.solved.size - packed;
+  if (unpacked > 0) report.warnings.push({ code: 'awq-not-packed', message: `awq: ${unpacked} scaled weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest as scaled` });
+  return report;
+}
