@@ -1,6 +1,6 @@
 // `--algorithm awq` for weight-only quantization. The scales must leave the float model as it was:
 // with the folds (LayerNormalization scale and bias, a Gemm's output rows and bias, a Gemm through
-// a Relu) and the inserted Muls and no rounding, an in-code model and spam-bert compute what they
+// a Relu, GELU's constant 0.5 in spam-bert) and the inserted Muls and no rounding, an in-code model and spam-bert compute what they
 // computed within 1e-5. On the Fashion-MNIST MLP (Gemm layers through MatMulNBits; the first reads
 // the graph input through Flatten and gets a Mul) AWQ stays closer to the float logits than
 // round-to-nearest on held-out images at int2 and int4, with accuracy on the 10k test images within
@@ -127,6 +127,15 @@ test('awq on spam-bert: the scaled float model equals the original within 1e-5',
   const folded = solution.groups.filter((g) => 'into' in g.folded).length;
   process.stderr.write(`spam-bert awq: ${solution.solved.size} layers, ${solution.groups.length} inputs, ${folded} folded: ${solution.groups.map((g) => `${g.layers.join('+')} α ${g.alpha} ${'into' in g.folded ? `-> ${g.folded.into}` : `Mul (${g.folded.reason})`}`).join('; ')}\n`);
   assert.ok(solution.solved.size >= 14);
+  // Post-LN: the LayerNorm outputs feed residual Adds too, so Q/K/V and FFN-in get a Mul; the
+  // FFN-out's 1/s goes into the constant 0.5 of GELU's last Mul.
+  assert.deepEqual(
+    solution.groups.filter((g) => 'into' in g.folded).map((g) => [g.layers.join('+'), 'into' in g.folded && g.folded.into]),
+    [
+      ['/layers.0/output/MatMul', "Mul '/layers.0/Mul_1'"],
+      ['/layers.1/output/MatMul', "Mul '/layers.1/Mul_1'"],
+    ],
+  );
   for (const [i, f] of checks.entries()) {
     const [logits] = await runModel(scaled, order(f));
     assert.ok(relativeDiff(before[i][0].data() as Float32Array, logits.data() as Float32Array) < 1e-5);

@@ -5,8 +5,8 @@
 // the rounding moves. Layers that read one activation (Q, K and V) share one s, chosen on their
 // weights stacked, since the division happens once, upstream. The 1/s goes where it costs nothing
 // when it can: into the producer of x (a LayerNormalization's scale and bias, or the output columns
-// and bias of a MatMul/Gemm with a constant weight, also through a Relu or LeakyRelu, which commute
-// with a positive scale), provided x is read by those layers only (and by Shape); otherwise a Mul
+// and bias of a MatMul/Gemm with a constant weight, the constant of a Mul, also through a Relu or
+// LeakyRelu, which commute with a positive scale), provided x is read by those layers only (and by Shape); otherwise a Mul
 // by the constant 1/s is inserted before them. Statistics come from one
 // pass over the calibration samples on the float model (as the paper searches the scales on the
 // float model); the model is changed in place and the blocks of W·diag(s) come back by weight
@@ -170,6 +170,11 @@ function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inv
     const transB = producer.attrInt('transB', 0) !== 0;
     edits.push({ input: 1, scale: (v, d) => (d.length !== 2 ? undefined : transB ? (d[0] === cols ? v.map((x, i) => x * inverse[Math.floor(i / d[1])]) : undefined) : perLast(v, d)) });
     if ((producer.inputs[2] ?? '') !== '') edits.push({ input: 2, scale: (v, d) => (v.length === 1 ? Float32Array.from(inverse, (x) => x * v[0]) : perLast(v, d)) });
+  } else if (producer.opType === 'Mul' && producer.inputs.some((name) => constantValue(graph, name) !== undefined)) {
+    // A Mul by a constant (GELU's final 0.5, a scale): the constant takes 1/s, a scalar becoming a vector.
+    const at = constantValue(graph, producer.inputs[1]) !== undefined ? 1 : 0;
+    if (constantValue(graph, producer.inputs[1 - at]) !== undefined) return { reason: `Mul '${producer.label}' multiplies two constants` };
+    edits.push({ input: at, scale: (v, d) => (v.length === 1 ? Float32Array.from(inverse, (x) => x * v[0]) : v.length === cols ? perLast(v, d) : undefined) });
   } else {
     return { reason: `'${input}' comes from ${producer.opType} '${producer.label}'` };
   }
@@ -181,7 +186,7 @@ function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inv
     if (tensor.dataType !== DataType.FLOAT) return { reason: `input ${edit.input} of ${producer.opType} '${producer.label}' is not float32` };
     const scaled = edit.scale(tensor.data() as Float32Array, tensor.dims);
     if (scaled === undefined) return { reason: `input ${edit.input} of ${producer.opType} '${producer.label}' [${tensor.dims}] has no axis of its ${cols} output channels to scale` };
-    // A scalar Gemm bias becomes a vector, one value per channel.
+    // A scalar (Gemm bias, Mul factor) becomes a vector, one value per channel.
     replacements.push({ input: edit.input, tensor: Tensor.fromArray(name, DataType.FLOAT, scaled.length === tensor.data().length ? tensor.dims : [cols], scaled) });
   }
   for (const r of replacements) replaceConstant(model, graph, producer.inputs[r.input], r.tensor, [{ graph, node: producer, input: r.input }]);
