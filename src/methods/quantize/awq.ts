@@ -74,6 +74,10 @@ export async function solveAwq(model: Model, settings: AwqSettings, ctx: PassCon
   for (const target of targets) {
     const reader = target.readers[0];
     if (!AWQ_OPS.has(reader.node.opType) || settings.exclude?.(reader.node, reader.graph)) continue;
+    if (target.weight.dataType !== DataType.FLOAT) {
+      skipped.push({ node: reader.node.label, reason: `weight '${target.name}' is not float32` });
+      continue;
+    }
     const view = layerMatrix(target, model.graph);
     if ('reason' in view) skipped.push({ node: reader.node.label, reason: view.reason });
     else layers.push(view);
