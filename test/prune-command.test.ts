@@ -100,6 +100,14 @@ test('recovery: fine-tuning keeps pruned weights at zero; without labels the pru
   const w = weightOf(file('tuned.onnx'), 'fc1.weight');
   assert.ok(zeros(w) >= Math.round(0.9 * w.length), 'masked weights stayed zero');
 
+  // Gradually: three rounds, the sparsity rising 0.63 -> 0.86 -> 0.9 (cubic), one epoch after each.
+  const gradual = await pruneJson([MLP, '-o', file('gradual.onnx'), '--method', 'magnitude', '--sparsity', '0.9', '--data', fashion.images, '--labels', fashion.labels, '--epochs', '1', '--lr', '0.01', '--rounds', '3']);
+  assert.equal(gradual.recovery.rounds, 3);
+  assert.equal(gradual.recovery.epochs, 3);
+  assert.deepEqual(gradual.tensors.map((t: { sparsity: number }) => t.sparsity), [0.9, 0.9, 0.9]);
+  const g = weightOf(file('gradual.onnx'), 'fc1.weight');
+  assert.equal(zeros(g), Math.round(0.9 * g.length), 'exactly the final sparsity, the zeros of earlier rounds among them');
+
   const distilled = await pruneJson([CNN, '-o', file('distilled.onnx'), '--method', 'channels', '--sparsity', '0.25', '--data', fashion.images, '--epochs', '1', '--batch-size', '32', '--samples', '64']);
   assert.deepEqual([distilled.recovery.kind, distilled.recovery.loss], ['distill', 'kl']);
   assert.equal(distilled.recovery.steps, 16);
@@ -118,6 +126,7 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--only', 'fc3'], 1, /the channels of 'fc3' \(fc3\) cannot be pruned: 'logits' is a graph output, at node 'fc3'/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--epochs', '1'], 2, /--epochs trains the pruned model on --data/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--exclude', '('], 2, /not a valid regular expression/],
+    [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--rounds', '3'], 2, /--rounds prunes gradually with training between rounds: give --epochs/],
   ];
   const wrong = file('wrong.npy');
   fs.writeFileSync(wrong, writeNpy({ dataType: DataType.FLOAT, dims: [4, 1, 14, 14], data: new Uint8Array(4 * 196 * 4) }));

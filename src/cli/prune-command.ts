@@ -52,6 +52,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   dims?: string;
   calib?: string;
   calibSamples?: string;
+  rounds?: string;
 }
 
 /** The methods each method-specific option means something to; elsewhere it is refused (exit 2). */
@@ -94,7 +95,8 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...')
     .option('--calib <file>', `wanda, sparsegpt: calibration samples (.npz keyed by input name, or .npy), scaled as --data (default: --data samples after the ones checked); channels: samples whose means compensation folds`)
-    .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`);
+    .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`)
+    .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training');
   addGateOptions(addTrainingOptions(command, { optimizer: 'sgd' })).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
@@ -125,6 +127,9 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     throw new UsageError((error as Error).message);
   }
   const calibrationSamples = flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1);
+  const rounds = flags.rounds === undefined ? undefined : wholeNumber(flags.rounds, '--rounds', 1);
+  if (rounds !== undefined && !recover) throw new UsageError('--rounds prunes gradually with training between rounds: give --epochs (and --data)');
+  if (rounds !== undefined && rounds > 1 && (pattern !== undefined || !['magnitude', 'wanda', 'sparsegpt'].includes(method))) throw new UsageError(`--rounds needs a sparsity that can rise: --method magnitude, wanda or sparsegpt with --sparsity`);
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
@@ -179,7 +184,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed } : undefined,
+    recovery: recover ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed, rounds } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -63,6 +63,8 @@ export interface PruneRecoveryReport {
   seconds: number;
   /** Top-1 accuracy (percent) before and after training, on the labelled data (fine-tune only). */
   accuracy?: { before: number; after: number };
+  /** Rounds of pruning and training (gradual pruning), when more than one. */
+  rounds?: number;
 }
 
 export interface PruneReport {
@@ -178,7 +180,7 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
   if (report.recovery !== undefined) {
     const r = report.recovery;
     const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
-    lines.push(`recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
+    lines.push(`recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a cubic schedule)`}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
   }
   if (report.fidelity !== undefined) {
     const f = report.fidelity;

@@ -45,6 +45,20 @@ export interface PruneRecovery {
   temperature?: number;
   /** Stop after this many steps (smoke runs). */
   maxSteps?: number;
+  /**
+   * Prune gradually (unstructured methods): this many rounds, the sparsity rising on a cubic
+   * schedule to the target (AGP; TF-MOT's PolynomialDecay with power 3), each round followed by
+   * `epochs` of training with the zeros held (default 1: prune once, then train).
+   */
+  rounds?: number;
+}
+
+/** Methods that can prune in rounds: a weight pruned earlier scores zero and stays pruned. */
+const GRADUAL_METHODS: readonly PruneMethodName[] = ['magnitude', 'wanda', 'sparsegpt'];
+
+/** The sparsity after `round` of `rounds` on the cubic schedule to `final`. */
+export function cubicSparsity(final: number, round: number, rounds: number): number {
+  return final * (1 - (1 - round / rounds) ** 3);
 }
 
 export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibration'> {
@@ -88,23 +102,35 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
     );
   }
 
-  const candidate = model.clone();
   const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration: given, ...settings } = options;
   // Real samples (not generated ones) measure the means that channel compensation folds into biases.
   const calibration = given ?? (fidelity?.samples.warning === undefined ? fidelity?.samples : undefined);
-  const outcome = (await debugPhase(ctx.debug, `prune: ${method.name}`, () =>
-    (method.run as NonNullable<typeof method.run>)(candidate, { ...settings, inputShapes, gradients, calibration }, ctx),
-  )) as PrunePassReport;
-
-  let result = candidate;
-  let recovered: PruneRecoveryReport | undefined;
-  if (recovery !== undefined) {
-    if (data === undefined) throw new Error('prune: recovery training needs data: give --data');
-    const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
-    const trained = await debugPhase(ctx.debug, 'prune: recovery', () => recoverByTraining(model, result, data, recovery, output, ctx, masks));
-    result = trained.model;
-    recovered = trained.report;
+  const rounds = recovery?.rounds ?? 1;
+  if (recovery !== undefined && data === undefined) throw new Error('prune: recovery training needs data: give --data');
+  if (rounds > 1 && (!GRADUAL_METHODS.includes(method.name) || options.pattern !== undefined)) {
+    throw new Error(`prune: rounds (gradual pruning) need a sparsity that can rise: methods ${GRADUAL_METHODS.join(', ')} without a pattern, not ${method.name}${options.pattern === undefined ? '' : ` ${options.pattern.n}:${options.pattern.m}`}`);
   }
+
+  let result = model;
+  let outcome: PrunePassReport | undefined;
+  const trainings: PruneRecoveryReport[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const candidate = result.clone();
+    const sparsity = rounds === 1 ? settings.sparsity : cubicSparsity(settings.sparsity ?? 0, round, rounds);
+    const which = rounds === 1 ? '' : ` round ${round}/${rounds} (sparsity ${sparsity?.toFixed(4)})`;
+    outcome = (await debugPhase(ctx.debug, `prune: ${method.name}${which}`, () =>
+      (method.run as NonNullable<typeof method.run>)(candidate, { ...settings, sparsity, inputShapes, gradients, calibration }, ctx),
+    )) as PrunePassReport;
+    result = candidate;
+    if (recovery !== undefined) {
+      const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
+      const trained = await debugPhase(ctx.debug, `prune: recovery${which}`, () => recoverByTraining(model, candidate, data as PruneData, recovery, output, ctx, masks));
+      result = trained.model;
+      trainings.push(trained.report);
+    }
+  }
+  outcome = outcome as PrunePassReport;
+  const recovered = trainings.length === 0 ? undefined : joinTrainings(trainings);
 
   const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, result, ctx);
   const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, result, fidelity, ctx);
@@ -120,6 +146,22 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
     if (misses.length > 0) throw new GateFailedError(misses, 'prune gate');
   }
   return { model: result, report };
+}
+
+/** The recovery of every round as one: epochs, steps, losses and time add up; accuracy from the first to the last. */
+function joinTrainings(trainings: readonly PruneRecoveryReport[]): PruneRecoveryReport {
+  const [first] = trainings;
+  const last = trainings[trainings.length - 1];
+  const joined: PruneRecoveryReport = {
+    ...first,
+    epochs: trainings.reduce((n, t) => n + t.epochs, 0),
+    steps: trainings.reduce((n, t) => n + t.steps, 0),
+    mean_loss: trainings.flatMap((t) => t.mean_loss),
+    seconds: trainings.reduce((n, t) => n + t.seconds, 0),
+  };
+  if (first.accuracy !== undefined && last.accuracy !== undefined) joined.accuracy = { before: first.accuracy.before, after: last.accuracy.after };
+  if (trainings.length > 1) joined.rounds = trainings.length;
+  return joined;
 }
 
 /** Settings that cannot work, as one-line errors (the CLI checks most of them before reading files). */

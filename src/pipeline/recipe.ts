@@ -97,6 +97,8 @@ const PruneStep = z.strictObject({
   calibration_samples: z.number().int().min(1).optional(),
   ...trainingKeys,
   batch_size: z.number().int().min(1).optional(),
+  /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule. */
+  rounds: z.number().int().min(1).optional(),
 });
 
 /** Weight sharing (shrink cluster), with centroid fine-tuning on `epochs`. */
@@ -149,6 +151,8 @@ export interface StepTraining {
   epochs: number;
   lr?: number;
   batchSize?: number;
+  /** prune: rounds of pruning, each followed by `epochs` (gradual pruning). */
+  rounds?: number;
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -195,8 +199,12 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   if ('pack' in step) return { kind: 'pack' };
   if ('prune' in step) {
     const p = step.prune;
-    if (p.epochs === undefined && (p.lr !== undefined || p.batch_size !== undefined)) throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : 'batch_size'}' goes with 'epochs' (recovery training)`);
-    return { kind: 'prune', options: pruneOptions(p, `${where}.prune`), ...stepTraining(p.epochs, p.lr, p.batch_size) };
+    if (p.epochs === undefined && (p.lr !== undefined || p.batch_size !== undefined || p.rounds !== undefined)) {
+      throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : p.batch_size !== undefined ? 'batch_size' : 'rounds'}' goes with 'epochs' (recovery training)`);
+    }
+    const training = stepTraining(p.epochs, p.lr, p.batch_size);
+    if (training.training !== undefined && p.rounds !== undefined) training.training.rounds = p.rounds;
+    return { kind: 'prune', options: pruneOptions(p, `${where}.prune`), ...training };
   }
   if ('cluster' in step) {
     const c = step.cluster;
