@@ -4,25 +4,20 @@
 // gate (exit 3), and loading in onnxruntime. With --epochs the centroids train on --data:
 // fine-tuning with its labels, or distillation from the original without them. --json prints the
 // report in the common envelope.
+import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
 import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
-import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes } from '../node/model-files.js';
 import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluster } from '../pipeline/cluster.js';
 import { formatClusterReport } from '../pipeline/cluster-report.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { arraySamples } from '../pipeline/prune-data.js';
-import { envelope } from '../pipeline/report-envelope.js';
-import { sizeChange } from '../pipeline/size-change.js';
-import { InputModelError } from '../pipeline/train.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { inFile, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
-import { writeModelOutput } from './model-output.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
@@ -141,25 +136,12 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,
   };
-  let result: Awaited<ReturnType<typeof cluster>>;
-  try {
-    result = await cluster(original, options, ctx);
-  } catch (error) {
-    if (error instanceof InputModelError) throw inFile(input, error.error);
-    throw error;
-  }
-  const saved = await debugPhase(ctx.debug, `cluster: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
-  const unmatched = [...flags.exclude, ...flags.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
-  return envelope(
-    {
-      command: 'cluster',
-      input,
-      output: flags.output,
-      size: sizeChange(modelFileBytes(input, original), saved.bytes),
-      warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
-    },
-    result.report,
-    nodeEnvironment(),
+  return runStepAndWrite(
+    'cluster',
+    { input, output: flags.output, exclude: flags.exclude, only: flags.only },
+    original,
+    () => cluster(original, options, ctx),
+    ctx,
   );
 }
 

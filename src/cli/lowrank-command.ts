@@ -5,24 +5,19 @@
 // model trains on --data: fine-tuning with its labels, or distillation from the original without
 // them (AdamW by default: SGD at its default rate 0.05 cost the Fashion-MNIST MLP 0.7 points
 // where AdamW at 1e-3 gained 0.3). --json prints the report in the common envelope.
+import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import type { Command } from 'commander';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
-import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes } from '../node/model-files.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { checkLowRankSettings, type LowRankStepOptions, lowRank } from '../pipeline/lowrank.js';
 import { formatLowRankReport } from '../pipeline/lowrank-report.js';
 import type { RecoveryData } from '../pipeline/recovery.js';
-import { envelope } from '../pipeline/report-envelope.js';
-import { sizeChange } from '../pipeline/size-change.js';
-import { InputModelError } from '../pipeline/train.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { inFile, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
-import { writeModelOutput } from './model-output.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
@@ -130,25 +125,12 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,
   };
-  let result: Awaited<ReturnType<typeof lowRank>>;
-  try {
-    result = await lowRank(original, options, ctx);
-  } catch (error) {
-    if (error instanceof InputModelError) throw inFile(input, error.error);
-    throw error;
-  }
-  const saved = await debugPhase(ctx.debug, `lowrank: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
-  const unmatched = [...flags.exclude, ...flags.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
-  return envelope(
-    {
-      command: 'lowrank',
-      input,
-      output: flags.output,
-      size: sizeChange(modelFileBytes(input, original), saved.bytes),
-      warnings: [...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })), ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
-    },
-    result.report,
-    nodeEnvironment(),
+  return runStepAndWrite(
+    'lowrank',
+    { input, output: flags.output, exclude: flags.exclude, only: flags.only },
+    original,
+    () => lowRank(original, options, ctx),
+    ctx,
   );
 }
 

@@ -4,6 +4,7 @@
 // inputs, the gate (exit 3), and loading in onnxruntime. With --epochs, the pruned model trains on
 // --data: fine-tuning with its labels, or distillation from the original without them. --json
 // prints the report in the common envelope.
+import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
 import type { SampleSource } from '../eval/samples.js';
@@ -11,23 +12,17 @@ import { IMPORTANCE_NAMES, type ImportanceName } from '../methods/prune/importan
 import { parsePattern } from '../methods/prune/nm.js';
 import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
-import { nodeEnvironment } from '../node/environment.js';
-import { modelFileBytes } from '../node/model-files.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
 import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
 import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
 import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
-import { envelope } from '../pipeline/report-envelope.js';
-import { sizeChange } from '../pipeline/size-change.js';
-import { InputModelError } from '../pipeline/train.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { inFile, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
-import { writeModelOutput } from './model-output.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
@@ -189,28 +184,13 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,
   };
-  let result: Awaited<ReturnType<typeof prune>>;
-  try {
-    result = await prune(original, options, ctx);
-  } catch (error) {
-    if (error instanceof InputModelError) throw inFile(input, error.error);
-    throw error;
-  }
-  const saved = await debugPhase(ctx.debug, `prune: save ${flags.output}`, () => writeModelOutput(result.model, flags.output));
-  const unmatched = [...flags.exclude, ...flags.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
-  return envelope(
-    {
-      command: 'prune',
-      input,
-      output: flags.output,
-      size: sizeChange(modelFileBytes(input, original), saved.bytes),
-      warnings: [
-        ...unmatched.map((p) => ({ code: 'unmatched-pattern', message: `'${p}' matches no node of ${input}` })),
-        ...(calibration?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: calibration.warning }]),
-        ...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings],
-    },
-    result.report,
-    nodeEnvironment(),
+  return runStepAndWrite(
+    'prune',
+    { input, output: flags.output, exclude: flags.exclude, only: flags.only },
+    original,
+    () => prune(original, options, ctx),
+    ctx,
+    calibration?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: calibration.warning }],
   );
 }
 
