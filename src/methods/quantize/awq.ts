@@ -5,8 +5,8 @@
 // the rounding moves. Layers that read one activation (Q, K and V) share one s, chosen on their
 // weights stacked, since the division happens once, upstream. The 1/s goes where it costs nothing
 // when it can: into the producer of x (a LayerNormalization's scale and bias, or the output columns
-// and bias of a MatMul/Gemm with a constant weight, the constant of a Mul, also through a Relu or
-// LeakyRelu, which commute with a positive scale), provided x is read by those layers only (and by Shape); otherwise a Mul
+// and bias of a MatMul/Gemm with a constant weight, the constant of a Mul, also through an Add of
+// a constant (scaled too) or a Relu or LeakyRelu, which commute with a positive scale), provided x is read by those layers only (and by Shape); otherwise a Mul
 // by the constant 1/s is inserted before them. Statistics come from one
 // pass over the calibration samples on the float model (as the paper searches the scales on the
 // float model); the model is changed in place and the blocks of W·diag(s) come back by weight
@@ -160,6 +160,22 @@ function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inv
   if (producer.opType === 'Relu' || producer.opType === 'LeakyRelu') {
     const through = foldInverse(model, producer.inputs[0], new Set([producer]), inverse, cols);
     return typeof through === 'string' ? `${through} through ${producer.opType} '${producer.label}'` : through;
+  }
+  // (z + b)/s = z/s + b/s: an Add of a constant (a bias, a decomposed LayerNorm's beta) takes 1/s
+  // and passes it on to whatever makes z (a MatMul, the Mul by gamma).
+  const addend = producer.opType === 'Add' ? producer.inputs.findIndex((name) => constantValue(graph, name) !== undefined) : -1;
+  if (addend >= 0) {
+    const bias = constantValue(graph, producer.inputs[addend]) as Tensor;
+    const values = bias.data() as Float32Array;
+    if (bias.dataType !== DataType.FLOAT || (values.length !== 1 && (values.length !== cols || bias.dims[bias.dims.length - 1] !== cols))) {
+      return { reason: `Add '${producer.label}' adds a constant [${bias.dims}] with no axis of ${cols} channels` };
+    }
+    const through = foldInverse(model, producer.inputs[1 - addend], new Set([producer]), inverse, cols);
+    if (typeof through !== 'string') return through;
+    const scaled = values.length === 1 ? Float32Array.from(inverse, (x) => x * values[0]) : values.map((v, i) => v * inverse[i % cols]);
+    const name = producer.inputs[addend];
+    replaceConstant(model, graph, name, Tensor.fromArray(name, DataType.FLOAT, values.length === 1 ? [cols] : bias.dims, scaled), [{ graph, node: producer, input: addend }]);
+    return `${through} through Add '${producer.label}'`;
   }
   // Each edit is checked before any is made: a fold is all or nothing.
   const edits: { input: number; scale: (values: Float32Array, dims: readonly number[]) => Float32Array | undefined }[] = [];
