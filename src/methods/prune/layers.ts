@@ -44,8 +44,18 @@ export function leftAlone(node: Parameters<NodeSelector['matches']>[0], exclude:
   return undefined;
 }
 
-/** The weights to prune, in graph order; `skipped` says which layers were left alone and why. */
-export function pruneTargets(model: Model, choice: LayerChoice): { targets: PruneTarget[]; skipped: { node: string; reason: string }[] } {
+/**
+ * What a method says of one candidate weight: take it (undefined), leave the layer out silently
+ * ('ignore': not a weight in the method's sense, e.g. a Gather of indices), or skip it with a reason.
+ */
+export type WeightCheck = (node: Parameters<NodeSelector['matches']>[0], name: string, weight: Tensor, axes: WeightAxes | undefined) => 'ignore' | string | undefined;
+
+/**
+ * The constant weights of `ops` layers, in graph order, in the main graph and inside If/Loop
+ * bodies, chosen by --only and --exclude; a weight read by several layers is one entry with every
+ * reader. `skipped` says which layers were left alone and why.
+ */
+export function weightTargets(model: Model, choice: LayerChoice, ops: ReadonlySet<string>, check: WeightCheck): { targets: PruneTarget[]; skipped: { node: string; reason: string }[] } {
   const exclude = selectors(choice.exclude, '--exclude');
   const only = selectors(choice.only, '--only');
   const targets = new Map<string, PruneTarget>();
@@ -53,15 +63,14 @@ export function pruneTargets(model: Model, choice: LayerChoice): { targets: Prun
   const skipped: { node: string; reason: string }[] = [];
   for (const { node, graph } of model.graph.allNodes()) {
     const op = weightedOp(node);
-    if (op === undefined || !PRUNED_OPS.has(node.opType)) continue;
+    if (op === undefined || !ops.has(node.opType)) continue;
     const name = node.inputs[op.weight];
     const weight = name ? constantValue(graph, name) : undefined;
     if (weight === undefined) continue;
-    if (!PRUNABLE_TYPES.has(weight.dataType)) {
-      skipped.push({ node: node.label, reason: `weight '${name}' is not float32/float64` });
-      continue;
-    }
-    const reason = leftAlone(node, exclude, only);
+    const axes = op.axes(node, weight.dims);
+    const verdict = check(node, name, weight, axes);
+    if (verdict === 'ignore') continue;
+    const reason = verdict ?? leftAlone(node, exclude, only);
     if (reason !== undefined) {
       skipped.push({ node: node.label, reason });
       continue;
@@ -70,8 +79,13 @@ export function pruneTargets(model: Model, choice: LayerChoice): { targets: Prun
     if (!scopes.has(scope)) scopes.set(scope, scopes.size);
     const key = `${scopes.get(scope)}\u0000${name}`;
     const target = targets.get(key) ?? { scope, name, weight, readers: [] };
-    target.readers.push({ graph, node, input: op.weight, axes: op.axes(node, weight.dims) });
+    target.readers.push({ graph, node, input: op.weight, axes });
     targets.set(key, target);
   }
   return { targets: [...targets.values()], skipped };
+}
+
+/** The weights to prune, in graph order; `skipped` says which layers were left alone and why. */
+export function pruneTargets(model: Model, choice: LayerChoice): { targets: PruneTarget[]; skipped: { node: string; reason: string }[] } {
+  return weightTargets(model, choice, PRUNED_OPS, (_node, name, weight) => (PRUNABLE_TYPES.has(weight.dataType) ? undefined : `weight '${name}' is not float32/float64`));
 }
