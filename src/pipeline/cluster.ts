@@ -10,7 +10,7 @@
 // classifier, mean squared error on other outputs).
 import type { SampleSource } from '../eval/samples.js';
 import { constantValue } from '../ir/constants.js';
-import { DataType, type TypedArray } from '../ir/dtype.js';
+import { DataType, } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
 import { replaceConstant } from '../graph-edit/replace-constant.js';
@@ -19,7 +19,7 @@ import { type ClusterDetails, type ClusterOptions, clusterPass, clusterSettingsE
 import { findClusters } from '../methods/cluster/decode-graph.js';
 import { modelBytes } from '../onnx/model-size.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
-import { type ArrayField, arrayTrainingData } from '../train/array-data.js';
+import { arrayTrainingData, type TrainingArrays } from '../train/array-data.js';
 import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
@@ -35,11 +35,8 @@ import { type PassReport, runPass } from './pass.js';
 import { train } from './train.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
-/** Training data for centroid fine-tuning, already read: one field per model input, class ids optional. */
-export interface ClusterData {
-  inputs: Record<string, ArrayField>;
-  labels?: TypedArray;
-}
+/** Training data for centroid fine-tuning. */
+export type ClusterData = TrainingArrays;
 
 export interface ClusterFinetune {
   epochs: number;

@@ -6,7 +6,7 @@
 // classifier, its outputs by mean squared error otherwise); pruning masks keep zeroed weights
 // at zero throughout. The CLI, recipes and a page all prune through this function.
 import type { SampleSource } from '../eval/samples.js';
-import { DataType, type TypedArray } from '../ir/dtype.js';
+import { DataType, } from '../ir/dtype.js';
 import { constantValue } from '../ir/constants.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -16,7 +16,7 @@ import { countMacs } from '../methods/prune/macs.js';
 import { type PruneMethodName, type PruneSettings, pruneMethod } from '../methods/prune/registry.js';
 import { taylorGradients } from '../methods/prune/taylor.js';
 import { modelBytes } from '../onnx/model-size.js';
-import type { ArrayField } from '../train/array-data.js';
+import type { TrainingArrays } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
 import type { RecipeContext } from './context.js';
@@ -28,12 +28,8 @@ import { sizeChange } from './size-change.js';
 import { labelledData, recoverByTraining } from './recovery.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
-/** Training data for recovery (and Taylor importance), already read: one field per model input, class ids optional. */
-export interface PruneData {
-  inputs: Record<string, ArrayField>;
-  /** Class ids, one per sample: recovery fine-tunes with cross-entropy; without them it distils from the original. */
-  labels?: TypedArray;
-}
+/** Training data for recovery (and Taylor importance). */
+export type PruneData = TrainingArrays;
 
 export interface PruneRecovery {
   epochs: number;

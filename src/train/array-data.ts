@@ -24,6 +24,15 @@ export interface ArrayField {
 /** Magnitude from which a float64 value becomes infinite in float32 (2^128 - 2^103). */
 const FLOAT32_OVERFLOW = 2 ** 128 - 2 ** 103;
 
+/**
+ * Training data already read into memory: one field per model input and, optionally, one class id
+ * per sample (fine-tuning with cross-entropy; without them a step distils from the original).
+ */
+export interface TrainingArrays {
+  inputs: Record<string, ArrayField>;
+  labels?: TypedArray;
+}
+
 /** Arrays found finite, with the bound they were checked against: wrapping the same data again (distillation does) costs no new pass. */
 const finiteArrays = new WeakMap<TypedArray, number>();
 
