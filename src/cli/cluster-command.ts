@@ -4,18 +4,18 @@
 // gate (exit 3), and loading in onnxruntime. With --epochs the centroids train on --data:
 // fine-tuning with its labels, or distillation from the original without them. --json prints the
 // report in the common envelope.
+import { checkDataFlags, checkLayerPatterns } from './data-flags.js';
 import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
 import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
-import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluster } from '../pipeline/cluster.js';
 import { formatClusterReport } from '../pipeline/cluster-report.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { arraySamples } from '../pipeline/prune-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
-import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
@@ -77,23 +77,8 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   if (!/^\s*\d+\s*$/.test(flags.bits) || !(bits >= MIN_BITS && bits <= MAX_BITS)) throw new UsageError(`--bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got '${flags.bits}'`);
   if (flags.perChannel === true && flags.group !== undefined) throw new UsageError('--per-channel and --group are two groupings: give one (--group 1 is --per-channel)');
   const channelsPerGroup = flags.group === undefined ? undefined : wholeNumber(flags.group, '--group', 1);
-  for (const [patterns, flag] of [
-    [flags.exclude, '--exclude'],
-    [flags.only, '--only'],
-  ] as const) {
-    for (const p of patterns) {
-      try {
-        nodeSelector(p, flag);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
-    }
-  }
-  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
-  if (finetune && flags.data === undefined) throw new UsageError('--epochs trains the centroids on --data: give --data (with --labels to fine-tune, without to distil from the original)');
-  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
-  const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
-  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
+  checkLayerPatterns(flags.exclude, flags.only);
+  const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';

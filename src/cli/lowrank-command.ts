@@ -5,17 +5,17 @@
 // model trains on --data: fine-tuning with its labels, or distillation from the original without
 // them (AdamW by default: SGD at its default rate 0.05 cost the Fashion-MNIST MLP 0.7 points
 // where AdamW at 1e-3 gained 0.3). --json prints the report in the common envelope.
+import { checkDataFlags, checkLayerPatterns } from './data-flags.js';
 import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import type { Command } from 'commander';
-import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { checkLowRankSettings, type LowRankStepOptions, lowRank } from '../pipeline/lowrank.js';
 import { formatLowRankReport } from '../pipeline/lowrank-report.js';
 import type { RecoveryData } from '../pipeline/recovery.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
-import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
@@ -78,23 +78,8 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
   const energy = numberOption(flags.energy, '--energy', '0 < e <= 1', (x) => x > 0 && x <= 1);
   const rank = flags.rank === undefined ? undefined : wholeNumber(flags.rank, '--rank', 1);
   const ratio = numberOption(flags.ratio, '--ratio', '0 < p < 1', (x) => x > 0 && x < 1);
-  for (const [patterns, flag] of [
-    [flags.exclude, '--exclude'],
-    [flags.only, '--only'],
-  ] as const) {
-    for (const p of patterns) {
-      try {
-        nodeSelector(p, flag);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
-    }
-  }
-  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
-  if (recover && flags.data === undefined) throw new UsageError('--epochs trains the factored model on --data: give --data (with --labels to fine-tune, without to distil from the original)');
-  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
-  const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
-  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
+  checkLayerPatterns(flags.exclude, flags.only);
+  const { samples, gate } = checkDataFlags(flags, recover, 'the factored model');
   const training = parseTrainingOptions(flags);
   try {
     checkLowRankSettings({ energy, rank, ratio });

@@ -4,6 +4,7 @@
 // inputs, the gate (exit 3), and loading in onnxruntime. With --epochs, the pruned model trains on
 // --data: fine-tuning with its labels, or distillation from the original without them. --json
 // prints the report in the common envelope.
+import { checkDataFlags, checkLayerPatterns } from './data-flags.js';
 import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
@@ -11,7 +12,6 @@ import type { SampleSource } from '../eval/samples.js';
 import { IMPORTANCE_NAMES, type ImportanceName } from '../methods/prune/importance.js';
 import { parsePattern } from '../methods/prune/nm.js';
 import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
-import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
 import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
@@ -20,7 +20,7 @@ import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
-import { addGateOptions, type GateFlags, gateFromFlags } from './gate-options.js';
+import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
@@ -129,24 +129,9 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
   if (maxRatio !== undefined && !(maxRatio > 0 && maxRatio <= 1)) throw new UsageError(`--max-ratio must be a number with 0 < r <= 1, got '${flags.maxRatio}'`);
-  for (const [patterns, flag] of [
-    [flags.exclude, '--exclude'],
-    [flags.only, '--only'],
-  ] as const) {
-    for (const p of patterns) {
-      try {
-        nodeSelector(p, flag);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
-    }
-  }
-  if (flags.labels !== undefined && flags.data === undefined) throw new UsageError('--labels go with --data (the samples they label)');
-  if (recover && flags.data === undefined) throw new UsageError('--epochs trains the pruned model on --data: give --data (with --labels to fine-tune, without to distil from the original)');
+  checkLayerPatterns(flags.exclude, flags.only);
+  const { samples, gate } = checkDataFlags(flags, recover, 'the pruned model');
   if (flags.importance === 'taylor' && flags.data === undefined) throw new UsageError('--importance taylor needs labelled --data (its gradients rank the channels)');
-  const samples = flags.samples === undefined ? undefined : wholeNumber(flags.samples, '--samples', 0);
-  const gate = gateFromFlags(flags, flags.labels !== undefined || flags.data !== undefined);
-  if (samples === 0 && Object.keys(gate).length > 0) throw new UsageError('--samples 0 skips the check that --min-cosine/--max-drop need');
   const training = parseTrainingOptions(flags);
   checkSettings({ method, sparsity, pattern, roundTo, maxRatio, calibrationSamples });
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.calib], models: [input] });
