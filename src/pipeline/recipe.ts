@@ -117,7 +117,7 @@ const ClusterStep = z
   })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" });
 
-/** Low-rank factorization (shrink lowrank); training afterwards needs training arrays, which recipes do not have yet. */
+/** Low-rank factorization (shrink lowrank), with training afterwards on `epochs`. */
 const LowRankStep = z
   .strictObject({
     energy: z.number().gt(0).lte(1).optional(),
@@ -125,6 +125,8 @@ const LowRankStep = z
     ratio: z.number().gt(0).lt(1).optional(),
     exclude: z.array(z.string().min(1)).optional(),
     only: z.array(z.string().min(1)).min(1).optional(),
+    ...trainingKeys,
+    batch_size: z.number().int().min(1).optional(),
   })
   .refine((l) => [l.energy, l.rank, l.ratio].filter((x) => x !== undefined).length === 1, { message: "give exactly one of 'energy', 'rank', 'ratio'" });
 
@@ -161,7 +163,7 @@ export type RecipeStep =
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
   | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
-  | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'gate'; gate: Gate }
   /** The model as a .shrink pack (src/methods/pack): the last step only. */
   | { kind: 'pack' };
@@ -218,7 +220,8 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('lowrank' in step) {
     const l = step.lowrank;
-    return { kind: 'lowrank', options: { energy: l.energy, rank: l.rank, ratio: l.ratio, exclude: l.exclude, only: l.only } };
+    if (l.epochs === undefined && (l.lr !== undefined || l.batch_size !== undefined)) throw new Error(`${where}.lowrank: '${l.lr !== undefined ? 'lr' : 'batch_size'}' goes with 'epochs' (training after factoring)`);
+    return { kind: 'lowrank', options: { energy: l.energy, rank: l.rank, ratio: l.ratio, exclude: l.exclude, only: l.only }, ...stepTraining(l.epochs, l.lr, l.batch_size) };
   }
   if ('gate' in step) {
     const g = step.gate;
@@ -284,7 +287,7 @@ function stepTraining(epochs: number | undefined, lr: number | undefined, batchS
 
 /** Whether a step fine-tunes (and so needs the recipe's training arrays). */
 export function stepTrains(step: RecipeStep): boolean {
-  return (step.kind === 'prune' || step.kind === 'cluster') && step.training !== undefined;
+  return (step.kind === 'prune' || step.kind === 'cluster' || step.kind === 'lowrank') && step.training !== undefined;
 }
 
 function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<RecipeStep, { kind: 'prune' }>['options'] {

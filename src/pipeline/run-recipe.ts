@@ -54,7 +54,7 @@ export interface RecipeData {
 }
 
 /** Defaults of recipe fine-tuning, as on the command line: prune SGD (momentum 0.9) at 0.05, cluster AdamW at 1e-3 (summed centroid gradients make SGD diverge). */
-const RECIPE_TRAINING = { batchSize: 64, pruneRate: 0.05, clusterRate: 0.001 };
+const RECIPE_TRAINING = { batchSize: 64, pruneRate: 0.05, clusterRate: 0.001, lowRankRate: 0.001 };
 
 export type RecipeStepReport =
   | { step: 'optimize'; report: OptimizeReport }
@@ -154,7 +154,10 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       warnings.push(...result.report.warnings);
       steps.push({ step: 'cluster', report: result.report });
     } else if (step.kind === 'lowrank') {
-      const result = await lowRank(current, { ...step.options, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      const t = step.training;
+      // AdamW 1e-3, as `shrink lowrank` trains: SGD at 0.05 cost the MLP 1.2 points there.
+      const recovery = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.lowRankRate), optimizer: { kind: 'adamw' as const }, seed: 0 };
+      const result = await lowRank(current, { ...step.options, data: data.training, recovery, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'lowrank', report: result.report });
