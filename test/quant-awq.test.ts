@@ -11,7 +11,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import type { SampleSource } from '../src/eval/samples.js';
-import { writeNpy } from '../src/eval/npy.js';
 import { attr } from '../src/ir/attribute.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
@@ -25,7 +24,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { classifierAccuracy } from '../src/train/classification.js';
 import { runShrink } from './helpers/cli.js';
-import { writeFashionFiles } from './helpers/fashion-files.js';
+import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
 import { runModel } from './helpers/run-model.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
@@ -146,22 +145,9 @@ test('awq on spam-bert: the scaled float model equals the original within 1e-5',
   }
 });
 
-/** 128 training images (the test images stay unseen), as the .npy a user hands to --calib. */
-function calibrationFile(): string {
-  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
-  const next = mulberry32(21);
-  const pixels = new Float32Array(128 * 784);
-  for (let i = 0; i < 128; i++) {
-    const at = Math.floor(next() * train.count);
-    for (let j = 0; j < 784; j++) pixels[i * 784 + j] = train.images[at * 784 + j] / 255;
-  }
-  const file = path.join(work, 'calib.npy');
-  fs.writeFileSync(file, writeNpy({ dataType: DataType.FLOAT, dims: [128, 1, 28, 28], data: new Uint8Array(pixels.buffer) }));
-  return file;
-}
 
 test('awq against round-to-nearest on the MLP at int2 and int4, on 10k held-out images', async () => {
-  const calib = calibrationFile();
+  const calib = writeFashionCalibration(work);
   const check = writeFashionFiles(work, 256);
   const testSet = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
   const dense = await classifierAccuracy(nodeOrt, loadModel(MLP), testSet, { threads: 1 });

@@ -7,37 +7,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { writeNpy } from '../src/eval/npy.js';
-import { DataType } from '../src/ir/dtype.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { classifierAccuracy } from '../src/train/classification.js';
 import { runShrink } from './helpers/cli.js';
-import { writeFashionFiles } from './helpers/fashion-files.js';
+import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-gptq-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-/** 128 training images (the test images stay unseen), as the .npy a user hands to --calib. */
-function calibrationFile(): string {
-  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
-  const next = mulberry32(21);
-  const pixels = new Float32Array(128 * 784);
-  for (let i = 0; i < 128; i++) {
-    const at = Math.floor(next() * train.count);
-    for (let j = 0; j < 784; j++) pixels[i * 784 + j] = train.images[at * 784 + j] / 255;
-  }
-  const file = path.join(work, 'calib.npy');
-  fs.writeFileSync(file, writeNpy({ dataType: DataType.FLOAT, dims: [128, 1, 28, 28], data: new Uint8Array(pixels.buffer) }));
-  return file;
-}
 
 test('gptq against round-to-nearest on the MLP: int2 much closer, int4 no worse, on 10k held-out images', async () => {
-  const calib = calibrationFile();
+  const calib = writeFashionCalibration(work);
   const check = writeFashionFiles(work, 256);
   const testSet = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
   const dense = await classifierAccuracy(nodeOrt, loadModel(MLP), testSet, { threads: 1 });

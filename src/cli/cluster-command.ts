@@ -13,7 +13,6 @@ import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluste
 import { formatClusterReport } from '../pipeline/cluster-report.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { arraySamples } from '../pipeline/prune-data.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
@@ -22,7 +21,7 @@ import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
-import { addTrainingOptions, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
 interface ClusterFlags extends TrainingFlags, GateFlags {
   output: string;
@@ -101,7 +100,6 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const data: ClusterData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = arrayCheckSamples(original, flags, data, samples);
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   // Importance reads real samples when there are any (all of --data's first ones), else the generated check inputs.
   const calibration = flags.importance !== true ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
   const options: ClusterStepOptions = {
@@ -116,7 +114,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    finetune: finetune ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed } : undefined,
+    finetune: finetune ? stepTraining(training) : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

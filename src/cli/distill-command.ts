@@ -14,7 +14,6 @@ import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { sizeChange } from '../pipeline/size-change.js';
 import { InputModelError } from '../pipeline/train.js';
 import type { DistillData, FeatureMatch } from '../train/distill.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
@@ -23,7 +22,7 @@ import { writeModelOutput } from './model-output.js';
 import { collect, positiveNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
-import { addTrainingOptions, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { addTrainingOptions, formatEpoch, optimizerSpec, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 
 interface DistillFlags extends TrainingFlags {
@@ -70,7 +69,7 @@ async function runDistill(flags: DistillFlags, cliCtx: RecipeContext): Promise<D
   if (!/\S/.test(flags.alpha) || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${flags.alpha}'`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const features = flags.feature.map(parseFeature);
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
+  const optimizer = optimizerSpec(flags.optimizer);
   checkOutput({ output: flags.output, flag: '-o', inputs: [flags.teacher, flags.student, flags.data, flags.labels], models: [flags.teacher, flags.student] });
   const ctx: RecipeContext = { ...cliCtx, threads };
 

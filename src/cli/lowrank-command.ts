@@ -13,7 +13,6 @@ import { debugPhase } from '../pipeline/debug-phase.js';
 import { checkLowRankSettings, type LowRankStepOptions, lowRank } from '../pipeline/lowrank.js';
 import { formatLowRankReport } from '../pipeline/lowrank-report.js';
 import type { RecoveryData } from '../pipeline/recovery.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
@@ -22,7 +21,7 @@ import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
-import { addTrainingOptions, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
 interface LowRankFlags extends TrainingFlags, GateFlags {
   output: string;
@@ -97,7 +96,6 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
   const data: RecoveryData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = arrayCheckSamples(original, flags, data, samples);
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   const options: LowRankStepOptions = {
     energy,
     rank,
@@ -105,7 +103,7 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed } : undefined,
+    recovery: recover ? stepTraining(training) : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -18,7 +18,6 @@ import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
 import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
 import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
 import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
@@ -27,7 +26,7 @@ import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
-import { addTrainingOptions, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
 interface PruneFlags extends TrainingFlags, GateFlags {
   output: string;
@@ -149,7 +148,6 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const fidelity = arrayCheckSamples(original, flags, data, samples);
   const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `prune: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
   const calibration = calibrationFor(flags, calib?.inputs, data, 'samples' in fidelity ? samples ?? DEFAULT_CHECK_SAMPLES : 0, calibrationSamples);
-  const optimizer: OptimizerSpec = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
   const options: PruneOptions = {
     method,
     sparsity,
@@ -164,7 +162,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer, seed: training.seed, rounds } : undefined,
+    recovery: recover ? { ...stepTraining(training), rounds } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -25,7 +25,7 @@ import { outputFile, writeModelOutput } from './model-output.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
-import { addTrainingOptions, formatEpoch, parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { addTrainingOptions, formatEpoch, optimizerSpec, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { LABELS_KEY, labelledTrainingData, readLabelledArrays } from './training-data.js';
 
 interface QatFlags extends TrainingFlags {
@@ -100,7 +100,7 @@ async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Pr
         epochs,
         batchSize,
         schedule,
-        optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' },
+        optimizer: optimizerSpec(flags.optimizer),
         seed,
         maxSteps,
       },

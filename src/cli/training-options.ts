@@ -2,6 +2,7 @@
 // place so they are spelled, defaulted and checked alike.
 import { type Command, Option } from 'commander';
 import type { EpochSummary } from '../pipeline/train.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
 import { fraction, positiveNumber, wholeNumber } from './options.js';
 
@@ -57,6 +58,16 @@ export function parseTrainingOptions(flags: TrainingFlags): TrainingSettings {
     seed: wholeNumber(flags.seed, '--seed', 0),
     threads: flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 1),
   };
+}
+
+/** The optimizer a command's --optimizer names: SGD with momentum 0.9, or AdamW (no weight decay). */
+export function optimizerSpec(kind: 'sgd' | 'adamw'): OptimizerSpec {
+  return kind === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : { kind: 'adamw' };
+}
+
+/** How a compression step trains after it changed the model (prune and lowrank recovery, cluster's centroids). */
+export function stepTraining(training: TrainingSettings): { epochs: number; batchSize: number; schedule: Schedule; optimizer: OptimizerSpec; seed: number } {
+  return { epochs: training.epochs, batchSize: training.batchSize, schedule: training.schedule, optimizer: optimizerSpec(training.optimizer), seed: training.seed };
 }
 
 /** The report's line for one epoch. */

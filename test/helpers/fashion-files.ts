@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeNpy } from '../../src/eval/npy.js';
 import { DataType } from '../../src/ir/dtype.js';
+import { mulberry32 } from '../../src/kernels/random.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../../src/node/image-datasets.js';
 
 /** Writes the first `count` test images (from `offset`) into `folder`; returns the two paths. */
@@ -16,4 +17,21 @@ export function writeFashionFiles(folder: string, count: number, offset = 0): { 
   fs.writeFileSync(images, writeNpy({ dataType: DataType.FLOAT, dims: [count, 1, 28, 28], data: new Uint8Array(pixels.buffer) }));
   fs.writeFileSync(labelFile, writeNpy({ dataType: DataType.INT64, dims: [count], data: new Uint8Array(labels.buffer) }));
   return { images, labels: labelFile };
+}
+
+/**
+ * `count` training images picked by a seeded draw (the test images stay unseen), float32 in [0, 1],
+ * as the .npy a user hands to --calib; returns its path.
+ */
+export function writeFashionCalibration(folder: string, count = 128, seed = 21): string {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const next = mulberry32(seed);
+  const pixels = new Float32Array(count * 784);
+  for (let i = 0; i < count; i++) {
+    const at = Math.floor(next() * train.count);
+    for (let j = 0; j < 784; j++) pixels[i * 784 + j] = train.images[at * 784 + j] / 255;
+  }
+  const file = path.join(folder, `calib-${count}-${seed}.npy`);
+  fs.writeFileSync(file, writeNpy({ dataType: DataType.FLOAT, dims: [count, 1, 28, 28], data: new Uint8Array(pixels.buffer) }));
+  return file;
 }
