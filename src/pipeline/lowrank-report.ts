@@ -7,7 +7,7 @@ import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
 import { groupDigits, renderTable } from '../inspect/table.js';
 import type { GateMiss } from './gate.js';
 import type { PassWarning } from './pass.js';
-import type { PruneRecoveryReport } from './prune-report.js';
+import { type PruneRecoveryReport, recoveryLine } from './prune-report.js';
 import { formatSizeChange, type SizeChange } from './size-change.js';
 import type { Verdict } from './verdict.js';
 
@@ -108,11 +108,7 @@ export function formatLowRankReport(report: LowRankReport, top = 12): string {
   for (const [reason, n] of [...reasons].slice(0, 6)) lines.push(`  left alone: ${n === 1 ? (report.skipped.find((s) => s.reason === reason)?.node ?? '') : `${n} layers`}: ${reason}`);
   if (reasons.size > 6) lines.push(`  (${reasons.size - 6} more reasons in --json)`);
   lines.push(`note       ${report.note}`);
-  if (report.recovery !== undefined) {
-    const r = report.recovery;
-    const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
-    lines.push(`recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
-  }
+  if (report.recovery !== undefined) lines.push(recoveryLine(report.recovery));
   if (report.fidelity !== undefined) {
     const f = report.fidelity;
     lines.push('', `fidelity on ${f.samples} sample${f.samples === 1 ? '' : 's'} (${f.data}):`);

@@ -136,6 +136,13 @@ function count(n: number): string {
 }
 
 /** The report as terminal text. */
+/** The report's line for recovery training (prune and lowrank). */
+export function recoveryLine(r: PruneRecoveryReport): string {
+  const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
+  const rounds = r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a cubic schedule)`;
+  return `recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${rounds}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`;
+}
+
 export function formatPruneReport(report: PruneReport, top = 8): string {
   const lines: string[] = [];
   const settings = Object.entries(report.settings).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -177,11 +184,7 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
   }
   if (report.stats.calibration_samples !== undefined) lines.push(`calibrated on ${report.stats.calibration_samples} samples, in ${report.stats.rounds} round${report.stats.rounds === 1 ? '' : 's'} (each layer on the model pruned before it)`);
   if (report.note !== undefined) lines.push(`note       ${report.note}`);
-  if (report.recovery !== undefined) {
-    const r = report.recovery;
-    const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
-    lines.push(`recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a cubic schedule)`}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
-  }
+  if (report.recovery !== undefined) lines.push(recoveryLine(report.recovery));
   if (report.fidelity !== undefined) {
     const f = report.fidelity;
     lines.push('', `fidelity on ${f.samples} sample${f.samples === 1 ? '' : 's'} (${f.data}):`);
