@@ -136,35 +136,59 @@ export const weightOnlyPass: Pass<WeightOnlyOptions> = {
   description: 'Weight-only quantization: int8-weight, int4, int2, ternary or binary weights for MatMul, Gather, Conv and Gemm',
   async run(model, options, ctx) {
     if (options.awq !== undefined) return runAwq(model, options, ctx);
-    if (options.gptq === undefined) return quantizeWeightsOnly(model, options, ctx.progress);
-    const { method } = options;
-    if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
-    if (options.rounding === 'hqq') throw new Error('quantize: gptq and hqq are two roundings: choose one');
-    const { gptq: _settings, solved: _solved, ...plain } = options;
-    const solution = await solveGptq(
-      model,
-      {
-        ...options.gptq,
-        bits: BITS[method],
-        blockSize: options.blockSize ?? 32,
-        symmetric: options.symmetric ?? true,
-        scaleType: options.scaleType,
-        exclude: options.exclude,
-        prepare: (work, solvedNodes) => void quantizeWeightsOnly(work, { ...plain, exclude: (node, graph) => solvedNodes.has(node) || (options.exclude?.(node, graph) ?? false) }),
-      },
-      ctx,
-    );
-    const report = quantizeWeightsOnly(model, { ...options, solved: solution.solved }, ctx.progress);
-    const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
-    report.stats.gptq_layers = packed;
-    report.stats.gptq_rounds = solution.rounds;
-    report.stats.calibration_samples = solution.samples;
-    for (const s of solution.skipped) report.warnings.push({ code: 'gptq-skipped', message: `gptq: '${s.node}' rounded to nearest: ${s.reason}`, node: s.node });
-    const unpacked = solution.solved.size - packed;
-    if (unpacked > 0) report.warnings.push({ code: 'gptq-not-packed', message: `gptq: ${unpacked} solved weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest` });
-    return report;
+    if (options.gptq !== undefined) return runGptq(model, options, ctx);
+    return quantizeWeightsOnly(model, options, ctx.progress);
   },
 };
+
+/** The block settings GPTQ and AWQ solve for, from the method and its options. */
+function solvedBlocks(options: WeightOnlyOptions) {
+  return { bits: BITS[options.method], blockSize: options.blockSize ?? 32, symmetric: options.symmetric ?? true, scaleType: options.scaleType, exclude: options.exclude };
+}
+
+/**
+ * What a calibrated algorithm adds to the writer's report: how many of its solved weights were
+ * packed as solved, the algorithm's own counters (`stats`), the calibration samples, the layers it
+ * left to round-to-nearest, its own notes (`warnings`), and the solved weights the writer did not
+ * pack as MatMulNBits (`notPacked` ends that warning).
+ */
+function reportSolved(
+  report: WeightQuantReport,
+  algorithm: 'gptq' | 'awq',
+  solution: { solved: ReadonlyMap<string, QuantizedBlocks>; samples: number; skipped: { node: string; reason: string }[] },
+  extra: { stats: Record<string, number>; warnings: WeightQuantReport['warnings'] },
+  notPacked: string,
+): void {
+  const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
+  report.stats[`${algorithm}_layers`] = packed;
+  Object.assign(report.stats, extra.stats);
+  report.stats.calibration_samples = solution.samples;
+  for (const s of solution.skipped) report.warnings.push({ code: `${algorithm}-skipped`, message: `${algorithm}: '${s.node}' rounded to nearest: ${s.reason}`, node: s.node });
+  report.warnings.push(...extra.warnings);
+  const unpacked = solution.solved.size - packed;
+  if (unpacked > 0) report.warnings.push({ code: `${algorithm}-not-packed`, message: `${algorithm}: ${unpacked} ${notPacked}` });
+}
+
+/** GPTQ: blocks solved on a copy (its other weights quantized first), then written as solved. */
+async function runGptq(model: Model, options: WeightOnlyOptions, ctx: PassContext): Promise<WeightQuantReport> {
+  const { method } = options;
+  if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
+  if (options.rounding === 'hqq') throw new Error('quantize: gptq and hqq are two roundings: choose one');
+  const { gptq: _settings, solved: _solved, ...plain } = options;
+  const solution = await solveGptq(
+    model,
+    {
+      ...options.gptq,
+      calibration: options.gptq?.calibration,
+      ...solvedBlocks(options),
+      prepare: (work, solvedNodes) => void quantizeWeightsOnly(work, { ...plain, exclude: (node, graph) => solvedNodes.has(node) || (options.exclude?.(node, graph) ?? false) }),
+    },
+    ctx,
+  );
+  const report = quantizeWeightsOnly(model, { ...options, solved: solution.solved }, ctx.progress);
+  reportSolved(report, 'gptq', solution, { stats: { gptq_rounds: solution.rounds }, warnings: [] }, 'solved weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest');
+  return report;
+}
 
 /** AWQ: the model is scaled in place (its float outputs unchanged), then written with the solved blocks. */
 async function runAwq(model: Model, options: WeightOnlyOptions, ctx: PassContext): Promise<WeightQuantReport> {
@@ -172,25 +196,15 @@ async function runAwq(model: Model, options: WeightOnlyOptions, ctx: PassContext
   if (options.gptq !== undefined) throw new Error('quantize: gptq and awq are two algorithms: choose one');
   if (SCHEME[method] !== 'linear') throw new Error(`quantize: awq scales linear blocks; ${method} has its own scheme`);
   if (options.rounding === 'hqq') throw new Error('quantize: awq rounds to nearest; hqq is another rounding: choose one');
-  const solution = await solveAwq(
-    model,
-    { ...options.awq, calibration: options.awq?.calibration, bits: BITS[method], blockSize: options.blockSize ?? 32, symmetric: options.symmetric ?? true, scaleType: options.scaleType, exclude: options.exclude },
-    ctx,
-  );
+  const solution = await solveAwq(model, { ...options.awq, calibration: options.awq?.calibration, ...solvedBlocks(options) }, ctx);
   const report = quantizeWeightsOnly(model, { ...options, awq: undefined, solved: solution.solved }, ctx.progress);
-  const packed = report.tensors.filter((t) => solution.solved.has(t.name)).length;
   const mul = solution.groups.filter((g) => 'mul' in g.folded);
-  report.stats.awq_layers = packed;
-  report.stats.awq_groups = solution.groups.length;
-  report.stats.awq_folded = solution.groups.length - mul.length;
-  report.stats.awq_mul = mul.length;
-  report.stats.calibration_samples = solution.samples;
-  for (const s of solution.skipped) report.warnings.push({ code: 'awq-skipped', message: `awq: '${s.node}' rounded to nearest: ${s.reason}`, node: s.node });
-  if (mul.length > 0) {
-    const first = mul[0].folded as { reason: string };
-    report.warnings.push({ code: 'awq-mul', message: `awq: ${mul.length} of ${solution.groups.length} layer inputs are divided by their scales in an inserted Mul (e.g. before '${mul[0].layers[0]}': ${first.reason}); the rest folded into the producing LayerNormalization/MatMul/Gemm` });
-  }
-  const unpacked = solution.solved.size - packed;
-  if (unpacked > 0) report.warnings.push({ code: 'awq-not-packed', message: `awq: ${unpacked} scaled weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest as scaled` });
+  const first = mul[0]?.folded as { reason: string } | undefined;
+  const warnings =
+    first === undefined
+      ? []
+      : [{ code: 'awq-mul', message: `awq: ${mul.length} of ${solution.groups.length} layer inputs are divided by their scales in an inserted Mul (e.g. before '${mul[0].layers[0]}': ${first.reason}); the rest folded into the producing LayerNormalization/MatMul/Gemm` }];
+  const stats = { awq_groups: solution.groups.length, awq_folded: solution.groups.length - mul.length, awq_mul: mul.length };
+  reportSolved(report, 'awq', solution, { stats, warnings }, 'scaled weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest as scaled');
   return report;
 }
