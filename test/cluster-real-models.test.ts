@@ -17,21 +17,10 @@ import { writeModel } from '../src/onnx/model-io.js';
 import { cluster } from '../src/pipeline/cluster.js';
 import { agreement, detInput, loadOcrFixtures, loadOcrLines, readLines, recInput } from './helpers/ocr-lines.js';
 import { DET, REC } from './helpers/real-models.js';
+import { cosine } from './helpers/compare.js';
 import { runModel } from './helpers/run-model.js';
 
 const ctx = { ort: nodeOrt, threads: 1 };
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 /** Checks the layout every clustered weight must have, and that no clustered weight is left as a Constant node. */
 function checkLayout(original: Model, model: Model, tensors: { name: string; codes: string; codebook: string; form: string }[]): void {

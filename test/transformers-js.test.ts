@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from './helpers/chromium.js';
+import { cosine } from './helpers/compare.js';
 import { spawnShrink } from './helpers/cli.js';
 import { SPAM_BERT_DIR, heldOutEmails } from './helpers/spam-emails.js';
 import { startStaticServer } from './helpers/static-server.js';
@@ -28,18 +29,6 @@ const SUFFIX: Record<string, string> = { fp32: '', fp16: '_fp16', q8: '_quantize
 const EMAILS = 32;
 
 type Tjs = typeof import('@huggingface/transformers');
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;

@@ -8,7 +8,11 @@
 // Only the messages that can hold tensors are entered (schema below, field numbers from
 // proto/onnx.proto); every other field is skipped by its wire type.
 
-/** ONNX TensorProto.DataType values the pack treats specially. */
+/**
+ * ONNX TensorProto.DataType values the pack treats specially. Spelled out here, not imported:
+ * onnx/ sits below ir/ (and its dtype table), and a page's decoder bundle must not pull in the
+ * generated schema for a handful of numbers.
+ */
 export const TensorDataType = {
   FLOAT: 1,
   UINT8: 2,

@@ -91,3 +91,16 @@ function numbers(tensor: Tensor): ArrayLike<number> | undefined {
   if (tensor.dataType === DataType.COMPLEX64 || tensor.dataType === DataType.COMPLEX128) return tensor.data() as ArrayLike<number>;
   return readsAsNumbers(tensor.dataType) ? tensorNumbers(tensor) : undefined;
 }
+
+/** Cosine similarity in float64, computed here rather than by the code under test. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / Math.sqrt(aa * bb);
+}
