@@ -144,9 +144,9 @@ function currentMatrix(layer: LayerMatrix): Float64Array {
 
 /**
  * Multiplies channel n of the producer of `input` by inverse[n]: returns the producer's label, or
- * why it cannot be done (then the caller inserts a Mul).
+ * why it cannot be done (then the caller inserts a Mul). SmoothQuant folds its 1/s the same way.
  */
-function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inverse: Float32Array, cols: number): string | { reason: string } {
+export function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inverse: Float32Array, cols: number): string | { reason: string } {
   const graph = model.graph;
   if (graph.isGraphOutput(input) || graph.isGraphInput(input)) return { reason: `'${input}' is a graph ${graph.isGraphOutput(input) ? 'output' : 'input'}` };
   const producer = graph.producer(input);
@@ -214,14 +214,14 @@ function foldInverse(model: Model, input: string, layers: ReadonlySet<Node>, inv
 }
 
 /** Inserts x·(1/s) before the layers of the group and makes them read it; returns the Mul's name. */
-function insertMul(model: Model, input: string, layers: readonly LayerMatrix[], inverse: Float32Array): string {
+export function insertMul(model: Model, input: string, layers: readonly Pick<LayerMatrix, 'node'>[], inverse: Float32Array, tag = 'awq'): string {
   const graph = model.graph;
   const first = Math.min(...layers.map((l) => graph.nodes.indexOf(l.node)));
   const before = graph.nodes[first];
-  const constant = Tensor.fromArray(graph.uniqueName(`${input}_awq_inverse_scales`), DataType.FLOAT, [inverse.length], inverse);
+  const constant = Tensor.fromArray(graph.uniqueName(`${input}_${tag}_inverse_scales`), DataType.FLOAT, [inverse.length], inverse);
   addConstant(model, graph, constant, before);
-  const output = graph.uniqueName(`${input}_awq`);
-  const mul = graph.addNode(new Node({ opType: 'Mul', name: graph.uniqueName(`${input}_awq_Mul`), inputs: [input, constant.name], outputs: [output] }), graph.nodes.indexOf(before));
+  const output = graph.uniqueName(`${input}_${tag}`);
+  const mul = graph.addNode(new Node({ opType: 'Mul', name: graph.uniqueName(`${input}_${tag}_Mul`), inputs: [input, constant.name], outputs: [output] }), graph.nodes.indexOf(before));
   for (const layer of layers) layer.node.inputs[0] = output;
   graph.changed();
   return mul.label;
