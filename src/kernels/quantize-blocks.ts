@@ -10,6 +10,7 @@
 // zero point (asymmetric) or the scale (symmetric, or after rounding the zero point to an
 // integer), keeping the best parameters by lp error. quantize-blocks-ref.ts is the slow reference.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
+import { type RtnMode, wasmQuantizer } from './quantize-blocks-wasm.js';
 
 export type Rounding = 'rtn' | 'hqq';
 /** Integer zero points pack next to the codes; float zero points (HQQ's own form) use the scale type. */
@@ -84,6 +85,11 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
   const zeroPoints = new Float32Array(count);
   const qmax = 2 ** bits - 1;
   const mid = 2 ** (bits - 1);
+  if (rounding === 'rtn') {
+    const mode: RtnMode = symmetric ? 'symmetric' : zeroPointType === 'float' ? 'float-zero' : 'integer-zero';
+    rtnBlocks(data, 0, count, blockSize, bits, mode, scaleType === 'float16', codes, 0, false, scales, zeroPoints);
+    return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
+  }
   const work = new BlockWork(blockSize);
   for (let b = 0; b < count; b++) {
     const start = b * blockSize;
@@ -112,7 +118,7 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
       scale = (hi - lo) / qmax;
       zero = scale === 0 ? 0 : -lo / scale;
     }
-    if (rounding === 'hqq' && scale !== 0) {
+    if (scale !== 0) {
       [scale, zero] = work.refine(block, scale, zero, qmax, symmetric ? 'scale' : zeroPointType === 'float' ? 'zero' : 'zero-then-scale', hqq);
     }
     scale = roundToScaleType(scale, scaleType);
@@ -122,6 +128,134 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
     encodeBlock(block, scale, zero, qmax, codes, start);
   }
   return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
+}
+
+let rtnBackend: 'auto' | 'js' = 'auto';
+
+/** Which round-to-nearest loops run: WebAssembly SIMD where available ('auto'), or the JS ones. */
+export function setRtnBackend(backend: 'auto' | 'js'): void {
+  rtnBackend = backend;
+}
+
+/**
+ * Round to nearest of `blockCount` blocks of `data` from block `firstBlock`: parameters into
+ * `scales`/`zeroPoints` at the block's index, codes into `codes` from `codesAt` (one per byte, or
+ * packed LSB-first when `packed`, which needs blockSize * bits to fill whole bytes). Runs the
+ * WebAssembly SIMD loops where they can (block size a multiple of 16), else rtnBlocksJs; both
+ * give the same bits.
+ */
+export function rtnBlocks(
+  data: Float32Array,
+  firstBlock: number,
+  blockCount: number,
+  blockSize: number,
+  bits: QuantBits,
+  mode: RtnMode,
+  halfScales: boolean,
+  codes: Uint8Array,
+  codesAt: number,
+  packed: boolean,
+  scales: Float32Array,
+  zeroPoints: Float32Array,
+): void {
+  const wasm = rtnBackend === 'auto' && blockSize % 16 === 0 ? wasmQuantizer() : undefined;
+  const run = wasm ? wasm.rtn : rtnBlocksJs;
+  run(data, firstBlock, blockCount, blockSize, bits, mode, halfScales, codes, codesAt, packed, scales, zeroPoints);
+}
+
+/**
+ * The JS loops of rtnBlocks, and the arithmetic both paths share: block parameters in float64,
+ * the scale stored as float32 (float16 through float32), codes
+ * nearest_even(f32(f32(w * inv) + zero)) clamped to [0, qmax] with inv = f32(1 / scale).
+ */
+export function rtnBlocksJs(
+  data: Float32Array,
+  firstBlock: number,
+  blockCount: number,
+  blockSize: number,
+  bits: QuantBits,
+  mode: RtnMode,
+  halfScales: boolean,
+  codes: Uint8Array,
+  codesAt: number,
+  packed: boolean,
+  scales: Float32Array,
+  zeroPoints: Float32Array,
+): void {
+  const fr = Math.fround;
+  const qmax = 2 ** bits - 1;
+  const mid = 2 ** (bits - 1);
+  const codeBytes = packed ? (blockSize * bits) / 8 : blockSize;
+  // Packed output goes through one block of scratch codes (allocated once per call).
+  const out = packed && bits !== 8 ? new Uint8Array(blockSize) : codes;
+  for (let n = 0; n < blockCount; n++) {
+    const b = firstBlock + n;
+    const start = b * blockSize;
+    const end = start + blockSize;
+    let lo = data[start];
+    let hi = lo;
+    for (let i = start + 1; i < end; i++) {
+      const v = data[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    let scale: number;
+    let zero: number;
+    if (mode === 'symmetric') {
+      // The first value of largest magnitude maps exactly to code 0 (-mid): all 2^bits levels are used.
+      let extreme = hi > -lo ? hi : lo;
+      if (hi === -lo) {
+        extreme = 0;
+        for (let i = start; i < end; i++) {
+          if (data[i] === hi || data[i] === lo) {
+            extreme = data[i];
+            break;
+          }
+        }
+      }
+      scale = storeScale(extreme / -mid, halfScales);
+      zero = mid;
+    } else {
+      // Integer zero points must be a code, so the range must hold 0; float ones need not.
+      if (mode === 'integer-zero') {
+        if (lo > 0) lo = 0;
+        if (hi < 0) hi = 0;
+      }
+      const s = (hi - lo) / qmax;
+      const z = s === 0 ? 0 : -lo / s;
+      scale = storeScale(s, halfScales);
+      zero = mode === 'float-zero' ? storeScale(z, halfScales) : Math.min(qmax, Math.max(0, roundHalfEven(z)));
+    }
+    scales[b] = scale;
+    zeroPoints[b] = zero;
+    const at = out === codes ? codesAt + n * codeBytes : 0;
+    if (scale === 0) {
+      out.fill(Math.min(qmax, Math.max(0, roundHalfEven(zero))), at, at + blockSize);
+    } else {
+      const inv = fr(1 / scale);
+      for (let i = 0; i < blockSize; i++) {
+        let x = fr(fr(data[start + i] * inv) + zero);
+        x = x < 0 ? 0 : x > qmax ? qmax : x;
+        // Adding and removing 1.5 * 2^52 rounds half to even (x is in [0, 255]).
+        out[at + i] = x + 6755399441055744 - 6755399441055744;
+      }
+    }
+    if (out !== codes) packBlock(out, bits, codes, codesAt + n * codeBytes);
+  }
+}
+
+function storeScale(value: number, half: boolean): number {
+  const f = Math.fround(value);
+  return half ? roundToScaleType(f, 'float16') : f;
+}
+
+/** One block of codes packed LSB-first (2 or 4 bits). */
+function packBlock(block: Uint8Array, bits: QuantBits, out: Uint8Array, at: number): void {
+  if (bits === 4) {
+    for (let i = 0, o = at; i < block.length; i += 2, o++) out[o] = block[i] | (block[i + 1] << 4);
+  } else {
+    for (let i = 0, o = at; i < block.length; i += 4, o++) out[o] = block[i] | (block[i + 1] << 2) | (block[i + 2] << 4) | (block[i + 3] << 6);
+  }
 }
 
 /** Codes of one block for a given scale and zero point. */
