@@ -42,6 +42,7 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'pack', load: async () => (await import('./pack-command.js')).registerPack },
   { name: 'unpack', load: async () => (await import('./pack-command.js')).registerUnpack },
   { name: 'compress', load: async () => (await import('./compress-command.js')).registerCompress },
+  { name: 'studio', load: async () => (await import('./studio-command.js')).registerStudio },
 ];
 
 /**

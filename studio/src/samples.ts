@@ -1,0 +1,109 @@
+// The samples a comparison runs on, from what the user dropped: images (decoded and resized in the
+// worker with createImageBitmap and an OffscreenCanvas), one .npy or .npz, or, when nothing was
+// given, generated inputs (with the report's warning that they are a weak stand-in).
+import { DataType } from '../../src/ir/dtype.js';
+import type { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { memoryByteSource } from '../../src/eval/byte-source.js';
+import { modelSignature, type ModelValue } from '../../src/eval/match-inputs.js';
+import { npySamples, npzSamples } from '../../src/eval/sample-arrays.js';
+import { generatedSamples } from '../../src/eval/sample-generate.js';
+import type { Sample, SampleSource } from '../../src/eval/samples.js';
+import type { DroppedFile, ImageScaling } from './protocol.js';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'];
+export const ARRAY_EXTENSIONS = ['.npy', '.npz'];
+
+/** Images fill symbolic height/width with their own size; other symbolic dims are 1 (a batch of one). */
+const DEFAULT_SYMBOLIC = 1;
+
+export function extensionOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? '' : name.slice(dot).toLowerCase();
+}
+
+export async function sampleSourceFor(model: Model, files: readonly DroppedFile[], scaling: ImageScaling, generatedCount: number): Promise<SampleSource> {
+  const inputs = modelSignature(model).inputs.filter((i) => !i.optional);
+  const arrays = files.filter((f) => ARRAY_EXTENSIONS.includes(extensionOf(f.name)));
+  const images = files.filter((f) => IMAGE_EXTENSIONS.includes(extensionOf(f.name)));
+  if (arrays.length > 1) throw new Error(`${arrays[1].name}: give one .npy or .npz (an .npz holds one array per input); got ${arrays.map((f) => f.name).join(', ')}`);
+  if (arrays.length === 1 && images.length > 0) throw new Error(`${arrays[0].name}: give images or one array file, not both`);
+  if (arrays.length === 1) {
+    const file = arrays[0];
+    const source = memoryByteSource(new Uint8Array(file.bytes));
+    return extensionOf(file.name) === '.npz' ? npzSamples(source, file.name, inputs) : npySamples(source, file.name, inputs);
+  }
+  if (images.length > 0) return imageSamples(inputs, images, scaling);
+  const dims: Record<string, number> = {};
+  for (const input of inputs) {
+    (input.shape ?? []).forEach((dim, axis) => {
+      if (typeof dim !== 'number' || dim < 0) dims[typeof dim === 'string' && dim !== '' ? dim : `${input.name}[${axis}]`] = DEFAULT_SYMBOLIC;
+    });
+  }
+  const range: [number, number] = scaling === 'minus-one-to-one' ? [-1, 1] : scaling === 'zero-to-255' ? [0, 255] : [0, 1];
+  return generatedSamples(inputs, { count: generatedCount, dims, range });
+}
+
+/** One sample per image, for a model with one float image input [N, C, H, W] or [N, H, W, C] (C 1 or 3). */
+async function imageSamples(inputs: readonly ModelValue[], files: readonly DroppedFile[], scaling: ImageScaling): Promise<SampleSource> {
+  if (inputs.length !== 1) throw new Error(`${files[0].name}: images feed a model with one input; this one has ${inputs.length} (${inputs.map((i) => i.name).join(', ')}): use an .npz`);
+  const input = inputs[0];
+  const shape = input.shape ?? [];
+  if (input.elemType !== DataType.FLOAT || shape.length !== 4) throw new Error(`${files[0].name}: images feed a float32 [N, C, H, W] input; '${input.name}' is not one`);
+  const channelsLast = shape[3] === 1 || shape[3] === 3;
+  const [hAxis, wAxis, cAxis] = channelsLast ? [1, 2, 3] : [2, 3, 1];
+  const channels = typeof shape[cAxis] === 'number' ? (shape[cAxis] as number) : 3;
+  if (channels !== 1 && channels !== 3) throw new Error(`${files[0].name}: input '${input.name}' has ${channels} channels; images give 1 or 3`);
+  const tensors: Tensor[] = [];
+  for (const file of files) {
+    let bitmap: ImageBitmap;
+    try {
+      bitmap = await createImageBitmap(new Blob([file.bytes]));
+    } catch {
+      throw new Error(`${file.name}: not an image this browser can decode`);
+    }
+    const size = (axis: number, own: number) => (typeof shape[axis] === 'number' && (shape[axis] as number) > 0 ? (shape[axis] as number) : own);
+    const height = size(hAxis, bitmap.height);
+    const width = size(wAxis, bitmap.width);
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D;
+    context.drawImage(bitmap, 0, 0, width, height);
+    bitmap.close();
+    const rgba = context.getImageData(0, 0, width, height).data;
+    const data = new Float32Array(channels * height * width);
+    const plane = height * width;
+    for (let p = 0; p < plane; p++) {
+      for (let c = 0; c < channels; c++) {
+        const value = channels === 1 ? (rgba[4 * p] * 0.299 + rgba[4 * p + 1] * 0.587 + rgba[4 * p + 2] * 0.114) : rgba[4 * p + c];
+        data[channelsLast ? p * channels + c : c * plane + p] = scale(value, c, scaling);
+      }
+    }
+    const dims = channelsLast ? [1, height, width, channels] : [1, channels, height, width];
+    tensors.push(Tensor.fromArray(input.name, DataType.FLOAT, dims, data));
+  }
+  const description = `${files.length} image${files.length === 1 ? '' : 's'} (${files.map((f) => f.name).join(', ')}), scaled ${scaling}`;
+  return {
+    inputs: [input.name],
+    count: tensors.length,
+    description,
+    async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
+      for (const [index, tensor] of tensors.entries()) yield { index, where: files[index].name, inputs: { [input.name]: tensor } };
+    },
+  };
+}
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+function scale(value: number, channel: number, scaling: ImageScaling): number {
+  switch (scaling) {
+    case 'zero-to-one':
+      return value / 255;
+    case 'minus-one-to-one':
+      return value / 127.5 - 1;
+    case 'imagenet':
+      return (value / 255 - IMAGENET_MEAN[channel % 3]) / IMAGENET_STD[channel % 3];
+    case 'zero-to-255':
+      return value;
+  }
+}
