@@ -65,6 +65,8 @@ interface QuantizeFlags extends GateFlags {
   algorithm?: 'rtn' | 'gptq' | 'awq';
   actOrder?: boolean;
   calibSamples?: string;
+  smooth?: string | boolean;
+  biasCorrection?: boolean;
   externalData?: boolean;
   target?: string;
   dtype?: string;
@@ -89,6 +91,8 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => bool
   { flag: '--calib', given: (f) => f.calib !== undefined && f.algorithm !== 'gptq' && f.algorithm !== 'awq', methods: ['static-int8'] },
   { flag: '--algorithm', given: (f) => f.algorithm !== undefined, methods: ['int8-weight', 'int4', 'int2'] },
   { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
+  { flag: '--smooth', given: (f) => f.smooth !== undefined, methods: ['static-int8'] },
+  { flag: '--bias-correction', given: (f) => f.biasCorrection === true, methods: ['static-int8'] },
 ];
 
 export function registerQuantize(program: Command, context: CliContext): void {
@@ -124,6 +128,8 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
+    .option('--smooth [alpha]', 'static-int8: SmoothQuant, move activation outliers of MatMul/Gemm inputs into the weights with strength alpha in [0, 1] (default 0.5)')
+    .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm output channel, measured on --calib, from its bias')
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
     .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')
     .option('--samples <n>', 'samples to compare (0 skips the check; default: all of --data, 4 generated)')
@@ -250,7 +256,18 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
     algorithm: flags.algorithm,
     actOrder: flags.actOrder,
     calibrationSamples: flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1),
+    smooth: smoothAlpha(flags.smooth),
+    biasCorrection: flags.biasCorrection,
   };
+}
+
+/** --smooth's alpha: 0.5 when given bare, else a number in [0, 1]. */
+function smoothAlpha(value: string | boolean | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === true) return 0.5;
+  const alpha = Number(value);
+  if (String(value).trim() === '' || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--smooth must be a number in [0, 1], got '${value}'`);
+  return alpha;
 }
 
 /** --data, else generated inputs (4 by default), or why the check cannot run. */

@@ -58,6 +58,8 @@ const QuantizeStep = z.strictObject({
   algorithm: z.enum(['rtn', 'gptq', 'awq']).optional(),
   act_order: z.boolean().optional(),
   calibration_samples: z.number().int().min(1).optional(),
+  smooth: z.number().min(0).max(1).optional(),
+  bias_correction: z.boolean().optional(),
 });
 
 /** Keys that mean something to some methods only; given with another method they are refused, as on the command line. */
@@ -65,6 +67,8 @@ const METHOD_KEYS: readonly [string, (q: z.infer<typeof QuantizeStep>) => boolea
   ['activation_type', (q) => q.activation_type !== undefined, ['dynamic-int8', 'static-int8']],
   ['format', (q) => q.format !== undefined, ['static-int8']],
   ['algorithm', (q) => q.algorithm !== undefined, ['int8-weight', 'int4', 'int2']],
+  ['smooth', (q) => q.smooth !== undefined, ['static-int8']],
+  ['bias_correction', (q) => q.bias_correction !== undefined, ['static-int8']],
 ];
 
 const GateStep = z
@@ -265,6 +269,8 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     algorithm: q.algorithm,
     actOrder: q.act_order,
     calibrationSamples: q.calibration_samples,
+    smooth: q.smooth,
+    biasCorrection: q.bias_correction,
   }, `${where}.quantize`);
   if (q.act_order !== undefined && q.algorithm !== 'gptq') throw new Error(`${where}.quantize: 'act_order' goes with algorithm gptq`);
   if (q.calibration_samples !== undefined && q.algorithm !== 'gptq' && q.algorithm !== 'awq') {

@@ -101,5 +101,7 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     algorithm: base.algorithm,
     actOrder: base.actOrder,
     calibrationSamples: base.calibrationSamples,
+    smooth: base.smooth,
+    biasCorrection: base.biasCorrection,
   };
 }

@@ -72,6 +72,10 @@ export interface QuantizeSettings {
   calibrator?: CalibratorName;
   /** static-int8: the percentile calibrator's percentile (default 99.999). */
   percentile?: number;
+  /** static-int8: SmoothQuant's α in [0, 1] (activation outliers of MatMul/Gemm inputs moved into the weights). */
+  smooth?: number;
+  /** static-int8: empirical bias correction of Conv/Gemm outputs on the calibration samples. */
+  biasCorrection?: boolean;
 }
 
 export interface QuantizeMethod {
@@ -187,6 +191,8 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         activationType: s.activationType,
         reduceRange: s.reduceRange,
         format: s.format,
+        smooth: s.smooth,
+        biasCorrection: s.biasCorrection,
         exclude: excludePredicate(s),
       };
     },

@@ -11,6 +11,8 @@
 //      calibrator; values that share parameters (Concat, MaxPool, Resize) take the union;
 //   5. write Q/DQ pairs, int8 weights and int32 biases (qdq-rewrite.ts); optionally turn the result
 //      into QOperator form (QLinearConv, QLinearMatMul) for runtimes that want it.
+// Optional: SmoothQuant (smooth-quant.ts) between 2 and 3, on the planned MatMul/Gemm layers, and
+// bias correction (bias-correction.ts) after 5, against the float graph as it was before the rewrite.
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
@@ -27,6 +29,8 @@ import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './detail
 import { reachOpset } from './opset-raise.js';
 import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
+import { correctBiases } from './bias-correction.js';
+import { smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
 import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
 
@@ -59,6 +63,11 @@ export interface StaticInt8Options {
   threads?: number;
   /** 'qdq' (default) or 'qoperator' (QLinearConv/QLinearMatMul where the pattern allows). */
   format?: 'qdq' | 'qoperator';
+  /** SmoothQuant's migration strength α in [0, 1] for the MatMul/Gemm layers; `smoothMul: false` leaves layers whose scales cannot fold unsmoothed. */
+  smooth?: number;
+  smoothMul?: boolean;
+  /** Empirical bias correction of the quantized Conv/Gemm layers on the calibration samples. */
+  biasCorrection?: boolean;
 }
 
 /** Quantizes `model` in place; needs onnxruntime (`ort`) to calibrate. */
@@ -77,11 +86,14 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
 
   const graph = model.graph;
   let types: ReadonlyMap<string, { elemType: number }> = new Map();
-  try {
-    types = inferShapes(model).main;
-  } catch {
-    // Unknown types are found out by calibration instead (onnxruntime returns every value's type).
-  }
+  const inferTypes = () => {
+    try {
+      types = inferShapes(model).main;
+    } catch {
+      // Unknown types are found out by calibration instead (onnxruntime returns every value's type).
+    }
+  };
+  inferTypes();
   const plan = (notFloat: ReadonlySet<string>) =>
     planQdq(graph, {
       opTypes: options.opTypes,
@@ -89,6 +101,23 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
       foldActivations: !symmetric,
       elemType: (v) => (notFloat.has(v) ? 0 : types.get(v)?.elemType),
     });
+  const stats: Record<string, number> = {};
+  if (options.smooth !== undefined) {
+    const layers = plan(new Set()).nodes.filter((p) => p.node.opType === 'MatMul' || p.node.opType === 'Gemm').map((p) => p.node);
+    const smoothed = await smoothQuant(model, layers, { alpha: options.smooth, calibration: options.calibration, limit: options.limit, batch: options.batch, threads: options.threads, mul: options.smoothMul }, ctx);
+    const folded = smoothed.groups.filter((g) => 'into' in g.placed).length;
+    const muls = smoothed.groups.filter((g) => 'mul' in g.placed);
+    const unsmoothed = smoothed.groups.filter((g) => 'skipped' in g.placed);
+    const ratios = smoothed.groups.map((g) => g.outlierRatio).sort((a, b) => a - b);
+    Object.assign(stats, { smoothGroups: smoothed.groups.length, smoothFolded: folded, smoothMul: muls.length, smoothSkipped: unsmoothed.length + smoothed.skipped.length, smoothOutlierRatioMax: ratios.at(-1) ?? 0, smoothOutlierRatioMedian: ratios[Math.floor(ratios.length / 2)] ?? 0 });
+    const first = (muls[0]?.placed ?? unsmoothed[0]?.placed) as { reason?: string; skipped?: string } | undefined;
+    if (muls.length + unsmoothed.length > 0) {
+      const what = muls.length > 0 ? `are divided by their scales in an inserted Mul (float)` : 'are not smoothed';
+      warnings.push({ code: 'smooth-not-folded', message: `smoothquant: ${muls.length + unsmoothed.length} of ${smoothed.groups.length} layer inputs ${what}: their scales cannot fold into the producer (e.g. before '${(muls[0] ?? unsmoothed[0]).layers[0]}': ${first?.reason ?? first?.skipped}); ${folded} folded` });
+    }
+    for (const s of smoothed.skipped) warnings.push({ code: 'smooth-skipped', message: `smoothquant: '${s.node}' not smoothed: ${s.reason}`, node: s.node });
+    if (muls.length > 0) inferTypes();
+  }
   let qdq = plan(new Set());
   const collected = await collectStatistics(ort, model, [...qdq.groups.keys()], options.calibration, {
     limit: options.limit,
@@ -120,8 +149,17 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     if (r !== undefined && ranges.has(value)) params.set(value, rangeParams(r, activationType, symmetric));
   }
 
+  // Bias correction compares against the float graph as it is now (same value names).
+  const reference = options.biasCorrection ? model.clone() : undefined;
   const rewrite = rewriteQdq(model, graph, qdq, params, { perChannel, weightType, activationType, symmetric, reduceRange: options.reduceRange ?? false });
   topologicalSort(graph);
+  if (reference !== undefined) {
+    const corrected = await correctBiases(model, reference, qdq.nodes.map((p) => p.node).filter((n) => weightedOp(n) !== undefined), { calibration: options.calibration, limit: options.limit, batch: options.batch, threads: options.threads }, ctx);
+    const shifts = corrected.layers.map((l) => l.maxShift);
+    Object.assign(stats, { biasCorrected: corrected.layers.length, biasCreated: corrected.layers.filter((l) => l.created).length, biasCorrectionRounds: corrected.rounds, biasShiftMax: shifts.length === 0 ? 0 : Math.max(...shifts) });
+    for (const s of corrected.skipped) warnings.push({ code: 'bias-correction-skipped', message: `bias correction: '${s.node}' not corrected: ${s.reason}`, node: s.node });
+    topologicalSort(graph);
+  }
   let qoperators = 0;
   if (options.format === 'qoperator') qoperators = toQOperators(graph).converted;
 
@@ -156,6 +194,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
       calibrationPasses: collected.passes,
       perChannel: perChannel ? 1 : 0,
       qoperators,
+      ...stats,
     },
     warnings,
     details: { tensors, nodes },
