@@ -20,6 +20,7 @@ import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
@@ -37,6 +38,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags {
   labels?: string;
   samples?: string;
   dims?: string;
+  bench?: boolean;
 }
 
 
@@ -60,13 +62,13 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
   // AdamW by default: a centroid's gradient sums those of every weight it stands for (thousands),
   // so plain SGD at the usual rates diverges; Adam's steps do not scale with that sum.
-  addGateOptions(addTrainingOptions(command, { optimizer: 'adamw' })).action(async (input: string, flags: ClusterFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'adamw' }))).action(async (input: string, flags: ClusterFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const finetune = cmd.getOptionValueSource('epochs') === 'cli';
     const report = await runCluster(input, flags, finetune, ctx);
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
     if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatClusterReport(report)}`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatClusterReport(report)}${formatSpeedLine(report.speed)}`);
   });
 }
 
@@ -125,6 +127,13 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     original,
     () => cluster(original, options, ctx),
     ctx,
+    [],
+    {
+      bench: flags.bench,
+      dims: flags.dims,
+      data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1),
+      slowerHint: 'codebooks decode with Gather: onnxruntime folds them once at load with graph optimizations on',
+    },
   );
 }
 

@@ -19,7 +19,9 @@ import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
+import { arraySamples } from '../pipeline/prune-data.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
@@ -34,6 +36,7 @@ interface LowRankFlags extends TrainingFlags, GateFlags {
   labels?: string;
   samples?: string;
   dims?: string;
+  bench?: boolean;
 }
 
 
@@ -52,13 +55,13 @@ export function registerLowRank(program: Command, context: CliContext): void {
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
-  addGateOptions(addTrainingOptions(command, { optimizer: 'adamw' })).action(async (input: string, flags: LowRankFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'adamw' }))).action(async (input: string, flags: LowRankFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
     const report = await runLowRank(input, flags, recover, ctx);
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
     if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatLowRankReport(report)}`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatLowRankReport(report)}${formatSpeedLine(report.speed)}`);
   });
 }
 
@@ -114,6 +117,13 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
     original,
     () => lowRank(original, options, ctx),
     ctx,
+    [],
+    {
+      bench: flags.bench,
+      dims: flags.dims,
+      data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1),
+      slowerHint: 'two thin matrix products can take longer than one: a lower --energy or --ratio factors fewer, smaller layers',
+    },
   );
 }
 

@@ -11,6 +11,7 @@ import type { PassWarning } from '../pipeline/pass.js';
 import { inFile } from './errors.js';
 import { memoryBudget } from './large-models.js';
 import { refuseInputs } from './output-checks.js';
+import { checkSpeed, type SpeedReport, type SpeedRequest } from './speed-check.js';
 
 /**
  * The file to write for `output`: itself, or `fileName` inside it when it is a folder (existing,
@@ -28,10 +29,16 @@ export function outputFile(output: string, fileName: string, inputs: readonly (s
  * Saves `model` to `file` once it loads in onnxruntime from its temporary name; external data
  * with `externalData` (and on its own when the weights pass the protobuf limit). A result too
  * large to load on this machine (onnxruntime can take twice its size) is written without the
- * check, and a warning says so.
+ * check, and a warning says so. With `speed`, the result is also timed against the original
+ * from its temporary name (src/cli/speed-check.ts) before it replaces anything.
  */
-export async function writeModelOutput(model: Model, file: string, options: { externalData?: boolean } = {}): Promise<SavedModel & { warnings: PassWarning[] }> {
+export async function writeModelOutput(
+  model: Model,
+  file: string,
+  options: { externalData?: boolean; speed?: SpeedRequest } = {},
+): Promise<SavedModel & { warnings: PassWarning[]; speed?: SpeedReport }> {
   const warnings: PassWarning[] = [];
+  let speed: SpeedReport | undefined;
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const saved = await saveModelVerified(model, file, {
@@ -43,6 +50,7 @@ export async function writeModelOutput(model: Model, file: string, options: { ex
             code: 'not-load-checked',
             message: `${file} was not loaded in onnxruntime before it was written: at ${formatBytes(bytes)} it may need twice that, more than the ${formatBytes(budget)} this machine can give it`,
           });
+          if (options.speed !== undefined) speed = { skipped: 'the result is too large to load on this machine' };
           return;
         }
         try {
@@ -50,9 +58,14 @@ export async function writeModelOutput(model: Model, file: string, options: { ex
         } catch (error) {
           throw new Error(`onnxruntime cannot load the result (${(error as Error).message}); nothing was written`);
         }
+        if (options.speed !== undefined) {
+          const checked = await checkSpeed(options.speed, { file: temporary, model, bytes });
+          speed = checked.speed;
+          warnings.push(...checked.warnings);
+        }
       },
     });
-    return { ...saved, warnings };
+    return { ...saved, warnings, ...(speed === undefined ? {} : { speed }) };
   } catch (error) {
     throw inFile(file, error);
   }

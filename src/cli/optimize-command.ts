@@ -16,9 +16,10 @@ import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { checkOutput } from './output-checks.js';
-import { wholeNumber } from './options.js';
+import { parseDims, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, firstInputs, formatSpeedLine, type SpeedReport, speedCheckWanted } from './speed-check.js';
 import { openCommandSamples } from './sample-options.js';
 
 interface OptimizeFlags {
@@ -34,15 +35,16 @@ interface OptimizeFlags {
   externalData?: boolean;
   validate: boolean;
   threads: string;
+  bench?: boolean;
 }
 
 export { CHANGED_OUTPUT_RELATIVE_ERROR } from '../optimize/blame-pass.js';
 
 /** What `shrink optimize --json` prints. */
-export type OptimizeSummary = ReportEnvelope & OptimizeReport;
+export type OptimizeSummary = ReportEnvelope & OptimizeReport & { speed?: SpeedReport };
 
 export function registerOptimize(program: Command, context: CliContext): void {
-  program
+  const command = program
     .command('optimize')
     .description('clean up, fold and fuse a model (exact rewrites only), then check its outputs against the original')
     .argument('<input>', 'the ONNX model to optimize')
@@ -58,8 +60,8 @@ export function registerOptimize(program: Command, context: CliContext): void {
     .option('--external-data', 'store large weights in OUTPUT.data beside the model (automatic over 2 GiB)')
     .option('--no-validate', 'skip running both models (not recommended)')
     .option('--threads <n>', 'onnxruntime intra-op threads for constant folding and validation (0: onnxruntime decides)', '0')
-    .addHelpText('after', `\nPasses (registry order; level; * = only when named in --passes):\n${passList()}`)
-    .action(async (input: string, flags: OptimizeFlags, command: Command) => {
+    .addHelpText('after', `\nPasses (registry order; level; * = only when named in --passes):\n${passList()}`);
+  addBenchOption(command).action(async (input: string, flags: OptimizeFlags, command: Command) => {
       const threads = wholeNumber(flags.threads, '--threads', 0);
       const summary = await optimizeFile(input, flags, cliRecipeContext(command, context.io, { threads: threads === 0 ? undefined : threads }));
       if (flags.json) for (const warning of summary.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
@@ -95,10 +97,11 @@ async function optimizeFile(input: string, flags: OptimizeFlags, ctx: ReturnType
       throw inFile(input, error);
     }
     const warnings = result.report.warnings.filter((w) => w.code !== 'not-validated');
-    const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
+    const speed = speedCheckWanted(flags.bench) ? { original: { file: input, model: original }, inputs: await firstInputs(flags.data === undefined ? undefined : samples), dims: parseDims(flags.dims) } : undefined;
+    const saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData, speed });
     return envelope(
       { command: 'optimize', input, output: flags.output, size: sizeChange(modelFileBytes(input, original), saved.bytes), warnings: [...warnings, ...saved.warnings] },
-      result.report,
+      { ...result.report, ...(saved.speed === undefined ? {} : { speed: saved.speed }) },
       nodeEnvironment(),
     );
   } finally {
@@ -174,6 +177,7 @@ export function formatOptimize(summary: OptimizeSummary): string {
       ),
     );
   }
+  if (summary.speed !== undefined) lines.push('', formatSpeedLine(summary.speed).trimEnd());
   for (const warning of summary.warnings) lines.push(`warning: ${warning.message}`);
   return `${lines.join('\n')}\n`;
 }

@@ -25,6 +25,7 @@ import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
@@ -47,6 +48,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   calib?: string;
   calibSamples?: string;
   rounds?: string;
+  bench?: boolean;
 }
 
 /** The methods each method-specific option means something to; elsewhere it is refused (exit 2). */
@@ -91,13 +93,13 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--calib <file>', `wanda, sparsegpt: calibration samples (.npz keyed by input name, or .npy), scaled as --data (default: --data samples after the ones checked); channels: samples whose means compensation folds`)
     .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`)
     .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training');
-  addGateOptions(addTrainingOptions(command, { optimizer: 'sgd' })).action(async (input: string, flags: PruneFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
     const report = await runPrune(input, flags, recover, ctx);
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
     if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatPruneReport(report)}`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatPruneReport(report)}${formatSpeedLine(report.speed)}`);
   });
 }
 
@@ -174,8 +176,17 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     () => prune(original, options, ctx),
     ctx,
     calibration?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: calibration.warning }],
+    { bench: flags.bench, dims: flags.dims, data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1), slowerHint: PRUNE_SLOWER_HINT[method] },
   );
 }
+
+/** Why a pruned model can run slower than its original, for the speed check's warning. */
+const PRUNE_SLOWER_HINT: Partial<Record<PruneMethodName, string>> = {
+  magnitude: 'zeroed weights make files compress better, not faster: onnxruntime CPU has no sparse kernels (--method channels removes whole channels)',
+  nm: 'onnxruntime CPU has no N:M sparse kernels: the zeros make files compress better, not faster',
+  wanda: 'onnxruntime CPU has no sparse kernels: the zeros make files compress better, not faster',
+  sparsegpt: 'onnxruntime CPU has no sparse kernels: the zeros make files compress better, not faster',
+};
 
 /**
  * Calibration samples: --calib, else the samples of --data after the ones the result is checked on

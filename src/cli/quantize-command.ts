@@ -32,6 +32,7 @@ import { checkOutput } from './output-checks.js';
 import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, firstInputs, formatSpeedLine, speedCheckWanted } from './speed-check.js';
 import { DEFAULT_TRANSFORMERS_JS_DTYPES, TRANSFORMERS_JS_DTYPES } from '../pipeline/transformers-js.js';
 import { formatTransformersJsRun, type QuantizeTargetFlags, runTransformersJs, TRANSFORMERS_JS_TARGET, transformersJsSettingsFromFlags } from './transformers-js-command.js';
 
@@ -70,6 +71,7 @@ interface QuantizeFlags extends GateFlags {
   externalData?: boolean;
   target?: string;
   dtype?: string;
+  bench?: boolean;
 }
 
 const WEIGHT_ONLY: readonly QuantizeMethodName[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
@@ -136,7 +138,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...')
     .option('--external-data', 'store the weights in OUTPUT.data beside the model (automatic over 2 GiB)')
     .option('--json', 'print the report as one JSON object');
-  addGateOptions(command).action(async (input: string, flags: QuantizeFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(command)).action(async (input: string, flags: QuantizeFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     if (flags.target !== undefined || flags.dtype !== undefined) {
       const settings = transformersJsSettingsFromFlags(flags as unknown as QuantizeTargetFlags);
@@ -150,7 +152,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     // The text report shows the warnings; with --json they go to stderr for the person watching.
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
     if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
-    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatQuantizeReport(report)}`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `input      ${input}\noutput     ${report.output}\n${formatQuantizeReport(report)}${formatSpeedLine(report.speed)}`);
   });
 }
 
@@ -201,7 +203,8 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       gate,
     };
     const { model, report } = await quantize(original, options, ctx);
-    const saved = await writeModelOutput(model, output, { externalData: flags.externalData });
+    const speed = speedCheckWanted(flags.bench) ? { original: { file: input, model: original }, inputs: await firstInputs(data), dims: parseDims(flags.dims), slowerHint: SLOWER_HINTS[method.name] } : undefined;
+    const saved = await writeModelOutput(model, output, { externalData: flags.externalData, speed });
     const before = modelFileBytes(input, original);
     return envelope(
       {
@@ -211,7 +214,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
         size: sizeChange(before, saved.bytes),
         warnings: [...unmatched.map((pattern) => ({ code: 'unmatched-pattern', message: `'${pattern}' matches no node of ${input}` })), ...report.warnings, ...(report.fidelity?.warnings ?? []), ...saved.warnings],
       },
-      report,
+      { ...report, ...(saved.speed === undefined ? {} : { speed: saved.speed }) },
       nodeEnvironment(),
     );
   } finally {
@@ -219,6 +222,16 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
     spill?.dispose();
   }
 }
+
+/** What to try when a method's result runs slower than its original (the speed check's warning). */
+const SLOWER_HINTS: Partial<Record<QuantizeMethodName, string>> = {
+  'dynamic-int8': 'onnxruntime dequantizes Conv weights on every run: --exclude Conv keeps them in float32 at float speed',
+  'static-int8': 'layers whose integer kernels are slower here can stay float32 with --exclude OP_TYPE',
+  fp16: "onnxruntime's CPU provider has few float16 kernels: --compute none stores float16 weights and computes in float32",
+  'int8-weight': 'weight-only formats make files smaller, not faster, on onnxruntime CPU',
+  int4: 'weight-only formats make files smaller, not faster, on onnxruntime CPU',
+  int2: 'weight-only formats make files smaller, not faster, on onnxruntime CPU',
+};
 
 /** The method's settings from the flags; options the method would ignore are refused (exit 2). */
 function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): QuantizeSettings {

@@ -1,8 +1,9 @@
 // The end every model-writing training-data command (prune, cluster, lowrank) shares: run the
 // recipe step on the model read from `input` (naming the file in errors about the input model),
-// write the result (temporary file, onnxruntime load check, rename), and put the step's report
-// in the common envelope with every warning: --exclude/--only patterns that match nothing, the
-// command's own, the step's, the fidelity check's and the writer's.
+// write the result (temporary file, onnxruntime load check, the speed check of
+// src/cli/speed-check.ts, rename), and put the step's report in the common envelope with every
+// warning: --exclude/--only patterns that match nothing, the command's own, the step's, the
+// fidelity check's and the writer's.
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
@@ -16,6 +17,9 @@ import { sizeChange } from '../pipeline/size-change.js';
 import { InputModelError } from '../pipeline/train.js';
 import { inFile } from './errors.js';
 import { writeModelOutput } from './model-output.js';
+import { firstInputs, speedCheckWanted } from './speed-check.js';
+import { parseDims } from './options.js';
+import type { SampleSource } from '../eval/samples.js';
 
 interface StepReport {
   warnings: PassWarning[];
@@ -29,6 +33,7 @@ export async function runStepAndWrite<R extends StepReport>(
   step: () => Promise<{ model: Model; report: R }>,
   ctx: Pick<RecipeContext, 'debug'>,
   warnings: readonly PassWarning[] = [],
+  speed: { bench?: boolean; data?: SampleSource; dims?: string; slowerHint?: string } = {},
 ) {
   let result: { model: Model; report: R };
   try {
@@ -37,7 +42,8 @@ export async function runStepAndWrite<R extends StepReport>(
     if (error instanceof InputModelError) throw inFile(files.input, error.error);
     throw error;
   }
-  const saved = await debugPhase(ctx.debug, `${command}: save ${files.output}`, () => writeModelOutput(result.model, files.output));
+  const speedRequest = speedCheckWanted(speed.bench) ? { original: { file: files.input, model: original }, inputs: await firstInputs(speed.data), dims: parseDims(speed.dims), slowerHint: speed.slowerHint } : undefined;
+  const saved = await debugPhase(ctx.debug, `${command}: save ${files.output}`, () => writeModelOutput(result.model, files.output, { speed: speedRequest }));
   const unmatched = [...files.exclude, ...files.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
   return envelope(
     {
@@ -53,7 +59,7 @@ export async function runStepAndWrite<R extends StepReport>(
         ...saved.warnings,
       ],
     },
-    result.report,
+    { ...result.report, ...(saved.speed === undefined ? {} : { speed: saved.speed }) },
     nodeEnvironment(),
   );
 }

@@ -48,6 +48,11 @@ export interface BenchOptions {
   dims?: Readonly<Record<string, number>>;
   /** Inputs per model (same order as the models), instead of generated ones. */
   inputs?: readonly Readonly<Record<string, Tensor>>[];
+  /**
+   * Stop timing after the round that passes this many milliseconds (at least 3 rounds): a check
+   * that must stay short on slow models. The report's `runs` is the rounds actually timed.
+   */
+  maxMs?: number;
   /** Passed to onnxruntime (['wasm'] for onnxruntime-web). */
   executionProviders?: SessionOptions['executionProviders'];
   /** Names the runtime in the report ('node', 'wasm'). */
@@ -183,7 +188,9 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
     }
 
     progress.start('timing', runs * loaded.length);
+    const timingStarted = performance.now();
     for (let round = 0; round < runs; round++) {
+      if (options.maxMs !== undefined && round >= 3 && performance.now() - timingStarted > options.maxMs) break;
       for (const entry of loaded) {
         const ms = await runOnce(entry);
         entry.runsMs.push(ms);
@@ -210,7 +217,7 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
     };
   });
   for (const m of results) debug(1, `bench: ${m.name}: median ${m.latency_ms.median.toFixed(2)} ms, p90 ${m.latency_ms.p90.toFixed(2)} ms over ${runs} runs`);
-  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs, warmup, models: withRatios(results), warnings };
+  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs: loaded[0].runsMs.length, warmup, models: withRatios(results), warnings };
 }
 
 /** The model whose declared inputs give the generated ones. */

@@ -9,7 +9,7 @@ import { childScriptArgs } from './child-script.js';
 import { nodeOrt } from './ort-node.js';
 
 /** Models with more bytes than this are loaded in a child process. */
-const IN_PROCESS_BYTES = 256 * 2 ** 20;
+export const IN_PROCESS_BYTES = 256 * 2 ** 20;
 /** load-check-child.js (compiled) or load-check-child.ts through tsx (sources). */
 const CHILD_ARGS = childScriptArgs(import.meta.url, 'load-check-child');
 
