@@ -16,6 +16,7 @@ import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
+import { quantizeSmoothBiasBench } from './quantize-smooth-bias.js';
 import { trainBench } from './train.js';
 
 export interface BenchOutput {
@@ -29,7 +30,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, lowRankBench, packBench, deepCompressionBench, deepCompressionMnistBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, lowRankBench, packBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
