@@ -34,6 +34,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 4096,
+    reportCompressedSize: false,
     rollupOptions: {
       // zod places /* @__PURE__ */ where Rollup cannot use it; harmless, and not ours to fix.
       onwarn(warning, warn) {

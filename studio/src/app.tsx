@@ -256,7 +256,7 @@ function InspectView({ report }: { report: InspectReport }) {
         <table class="facts">
           <tbody>
             <Fact label="file" value={`${report.source ?? '?'} · ${formatBytes(report.file_bytes ?? 0)}`} />
-            <Fact label="producer" value={`${report.producer.name || '?'} ${report.producer.version}`} />
+            <Fact label="producer" value={report.producer.name === '' ? '–' : `${report.producer.name} ${report.producer.version}`} />
             <Fact label="IR · opsets" value={`${report.ir_version} · ${report.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`} />
             <Fact label="nodes" value={formatCount(report.nodes)} testId="nodes" />
             <Fact label="parameters" value={`${formatCount(report.parameters.elements)} (${formatBytes(report.parameters.bytes)})`} testId="parameters" />
@@ -277,6 +277,8 @@ function InspectView({ report }: { report: InspectReport }) {
       <h3>Weights per layer ({layers.length} layers, network order)</h3>
       <Columns
         testId="weights-chart"
+        width={1140}
+        height={160}
         bars={layers.map((l) => ({ label: l.node, value: l.parameters, title: `${l.node} (${l.op_type}): ${formatCount(l.parameters)} parameters`, alert: l.parameters === heaviest }))}
         format={(v) => formatCount(Math.round(v))}
       />

@@ -43,8 +43,8 @@ export function BarList({ bars, format, testId }: { bars: readonly Bar[]; format
 }
 
 /** Columns left to right (network order); the axis shows the largest value. */
-export function Columns({ bars, format, testId, height = 140 }: { bars: readonly Bar[]; format: (v: number) => string; testId?: string; height?: number }) {
-  const width = 560;
+/** `width` is in the chart's own units: give the width it is shown at, so its text stays at 11px. */
+export function Columns({ bars, format, testId, height = 140, width = 560 }: { bars: readonly Bar[]; format: (v: number) => string; testId?: string; height?: number; width?: number }) {
   const left = 56;
   const plot = height - 22;
   const max = Math.max(1e-12, ...bars.map((b) => b.value));

@@ -24,7 +24,7 @@ function problemLine(text: string, message: string): number | undefined {
   const syntax = doc.errors[0];
   if (syntax !== undefined) return lines.linePos(syntax.pos[0]).line;
   // JSON.parse failed but yaml did not (rare: JSON that is valid YAML only): no line to show.
-  const path = /^[^:]*: (steps(?:\.[A-Za-z0-9_]+)*)/.exec(message)?.[1];
+  const path = /^[^:]*: '?(steps(?:\.[A-Za-z0-9_]+)*)/.exec(message)?.[1];
   if (path === undefined) return undefined;
   let node: unknown = doc.contents;
   let line: number | undefined;
@@ -46,6 +46,6 @@ function problemLine(text: string, message: string): number | undefined {
     }
   }
   const range = (node as YamlNode | null)?.range;
-  if (range && path.split('.').length > 0 && node !== doc.contents) line = lines.linePos(range[0]).line;
+  if (range && node !== doc.contents) line = lines.linePos(range[0]).line;
   return line;
 }
