@@ -62,11 +62,11 @@ export function registerOptimize(program: Command, context: CliContext): void {
     .option('--threads <n>', 'onnxruntime intra-op threads for constant folding and validation (0: onnxruntime decides)', '0')
     .addHelpText('after', `\nPasses (registry order; level; * = only when named in --passes):\n${passList()}`);
   addBenchOption(command).action(async (input: string, flags: OptimizeFlags, command: Command) => {
-      const threads = wholeNumber(flags.threads, '--threads', 0);
-      const summary = await optimizeFile(input, flags, cliRecipeContext(command, context.io, { threads: threads === 0 ? undefined : threads }));
-      if (flags.json) for (const warning of summary.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
-      context.io.stdout(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatOptimize(summary));
-    });
+    const threads = wholeNumber(flags.threads, '--threads', 0);
+    const summary = await optimizeFile(input, flags, cliRecipeContext(command, context.io, { threads: threads === 0 ? undefined : threads }));
+    if (flags.json) for (const warning of summary.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatOptimize(summary));
+  });
 }
 
 function passList(): string {

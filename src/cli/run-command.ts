@@ -40,6 +40,7 @@ import { checkOutput } from './output-checks.js';
 import { parseDims, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { addBenchOption, firstInputs, formatSpeedLine, type SpeedReport, speedCheckWanted } from './speed-check.js';
 
 export interface RunFlags {
   output: string;
@@ -54,13 +55,14 @@ export interface RunFlags {
   testData?: string;
   testLabels?: string;
   json?: boolean;
+  bench?: boolean;
 }
 
 /** What `shrink run --json` prints. */
-export type RunCommandReport = ReportEnvelope & RecipeReport & { recipe: string };
+export type RunCommandReport = ReportEnvelope & RecipeReport & { recipe: string; speed?: SpeedReport };
 
 export function registerRun(program: Command, context: CliContext): void {
-  program
+  const command = program
     .command('run')
     .description('run a recipe file (optimize, quantize, prune, cluster, lowrank, gate steps in order, pack last) on a model; write the result only if every gate holds')
     .argument('<recipe>', 'the recipe: JSON or YAML, {"steps": [{"optimize": {}}, {"quantize": {"method": "int4"}}, {"gate": {"min_cosine": 0.99}}]}')
@@ -76,13 +78,13 @@ export function registerRun(program: Command, context: CliContext): void {
     .option('--threads <n>', "onnxruntime intra-op threads for training (default: onnxruntime's choice)")
     .option('--test-data <file>', 'with training arrays: held-out arrays (same form and --scale) every step is measured on instead of the first --samples of --data')
     .option('--test-labels <file>', 'class ids of --test-data (or a labels array in it)')
-    .option('--json', 'print the report as one JSON object')
-    .action(async (recipeFile: string, input: string, flags: RunFlags, command: Command) => {
-      const report = await executeRecipe(readRecipe(recipeFile), recipeFile, 'run', input, flags, cliRecipeContext(command, context.io));
-      if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
-      if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
-      context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatRun(report));
-    });
+    .option('--json', 'print the report as one JSON object');
+  addBenchOption(command).action(async (recipeFile: string, input: string, flags: RunFlags, command: Command) => {
+    const report = await executeRecipe(readRecipe(recipeFile), recipeFile, 'run', input, flags, cliRecipeContext(command, context.io));
+    if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
+    if (report.verdict.status === 'damaged') context.io.stderr(`shrink: warning: ${report.verdict.message}\n`);
+    context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatRun(report));
+  });
 }
 
 /** Whether `file` names training arrays (.npz or .npy). */
@@ -163,7 +165,7 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
       if (error instanceof GateFailedError) throw error;
       throw inFile(input, error);
     }
-    let saved: { bytes: number; warnings: Awaited<ReturnType<typeof writeModelOutput>>['warnings'] };
+    let saved: Pick<Awaited<ReturnType<typeof writeModelOutput>>, 'bytes' | 'warnings' | 'speed'>;
     if (result.pack !== undefined) {
       try {
         fs.mkdirSync(path.dirname(path.resolve(flags.output)), { recursive: true });
@@ -173,11 +175,16 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
         throw inFile(flags.output, error);
       }
       saved = { bytes: result.pack.length, warnings: [] };
-    } else saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData });
+    } else {
+      // A pack is not timed: it is the file a page downloads; the model it decodes to is the last step's.
+      const speed = speedCheckWanted(flags.bench) ? { original: { file: input, model }, inputs: await firstInputs(data), dims: parseDims(flags.dims) } : undefined;
+      saved = await writeModelOutput(result.model, flags.output, { externalData: flags.externalData, speed });
+    }
     const warnings = [...result.report.warnings, ...(result.report.fidelity?.warnings ?? []), ...saved.warnings];
     return {
       ...envelope({ command, input, output: flags.output, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings }, result.report, nodeEnvironment()),
       recipe: recipeFile,
+      ...(saved.speed === undefined ? {} : { speed: saved.speed }),
     };
   } finally {
     for (const source of sources) await source.close?.();
@@ -219,6 +226,7 @@ export function formatRun(report: RunCommandReport): string {
       lines.push(`accuracy on ${groupDigits(a.total)} labels: input ${(a.original * 100).toFixed(2)}%, result ${(a.candidate * 100).toFixed(2)}% (${change >= 0 ? '+' : ''}${change.toFixed(2)} points)`);
     }
   } else lines.push(`fidelity   not measured: ${report.fidelity_skipped}`);
+  if (report.speed !== undefined) lines.push(formatSpeedLine(report.speed).trimEnd());
   for (const warning of report.warnings) lines.push(`warning: ${warning.message}`);
   lines.push('', `verdict    ${report.verdict.message}`);
   return `${lines.join('\n')}\n`;
