@@ -1,0 +1,163 @@
+// Two-level scales (ggml's Q4_K / Q2_K idea): blocks of 16-32 codes each get a scale and a min
+// found by the scale search (quantize-search.ts), and those are themselves quantized to small
+// integer codes against one float scale and one float min per super-block of blocks:
+//   scale_j = d * sc_j,  min_j = dmin * mc_j,  value = code * scale_j - min_j
+// In MatMulNBits terms (methods/quantize/matmul-nbits-kquant.ts writes the graph that computes
+// them, which onnxruntime folds into constants): scales = f32(d * sc), float zero points
+// = f32(f32(dmin * mc) / scale), so value = (code - zero) * scale. The effective scales and zero
+// points returned here are computed with that float32 arithmetic, so the codes are the best ones
+// for the values the graph will produce.
+import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
+import { type QuantizedBlocks, checkBlockShape } from './quantize-blocks.js';
+import { encodeWithParameters, searchAsymmetric } from './quantize-search.js';
+
+export interface KQuantOptions {
+  bits: QuantBits;
+  /** Values per block (16 or 32 in ggml's k-quants). */
+  blockSize: number;
+  /** Blocks per super-block: one d and one dmin each. */
+  superBlock: number;
+  /**
+   * Width of the per-block scale and min codes: 6 and 6 (Q4_K: 12 bits a block, stored as a byte
+   * and a nibble) or 4 and 4 (Q2_K: one byte a block). Any width up to 8 quantizes here.
+   */
+  scaleBits: number;
+  minBits: number;
+  /** How d and dmin are stored (float16, Cast to float32 at load, or float32). */
+  superScaleType: ScaleType;
+  importance?: Float32Array;
+  steps?: number;
+}
+
+export interface KQuantBlocks extends QuantizedBlocks {
+  superBlock: number;
+  /** Super-blocks per row (the last may be partly padding). */
+  groupsPerRow: number;
+  /** [rows, groupsPerRow * superBlock] integer codes; padding entries are 0. */
+  scaleCodes: Uint8Array;
+  minCodes: Uint8Array;
+  /** [rows, groupsPerRow], rounded to superScaleType. */
+  superScales: Float32Array;
+  superMins: Float32Array;
+}
+
+/** Smallest positive float16 (2^-24): stands in for d when a super-block has only zero scales. */
+const TINY = 2 ** -24;
+
+/** Bits per weight of the two-level layout: codes, block scale and min codes, d and dmin per super-block. */
+export function kquantBitsPerWeight(o: Pick<KQuantOptions, 'bits' | 'blockSize' | 'superBlock' | 'scaleBits' | 'minBits' | 'superScaleType'>): number {
+  const superBits = o.superScaleType === 'float16' ? 32 : 64;
+  return o.bits + (o.scaleBits + o.minBits) / o.blockSize + superBits / (o.blockSize * o.superBlock);
+}
+
+export function kquantBlocks(data: Float32Array, rows: number, cols: number, o: KQuantOptions): KQuantBlocks {
+  const { bits, blockSize, superBlock } = o;
+  checkBlockShape(data.length, rows, cols, blockSize);
+  if (o.importance !== undefined && o.importance.length !== cols) throw new Error(`quantize: ${o.importance.length} importance weights given for rows of ${cols}`);
+  const steps = o.steps ?? 20;
+  const qmax = 2 ** bits - 1;
+  const scaleMax = 2 ** o.scaleBits - 1;
+  const minMax = 2 ** o.minBits - 1;
+  const blocksPerRow = cols / blockSize;
+  const groupsPerRow = Math.ceil(blocksPerRow / superBlock);
+  const padded = groupsPerRow * superBlock;
+  const scaleCodes = new Uint8Array(rows * padded);
+  const minCodes = new Uint8Array(rows * padded);
+  const superScales = new Float32Array(rows * groupsPerRow);
+  const superMins = new Float32Array(rows * groupsPerRow);
+  const scales = new Float32Array(rows * blocksPerRow);
+  const zeroPoints = new Float32Array(rows * blocksPerRow);
+  const fitScale = new Float64Array(superBlock);
+  const fitMin = new Float64Array(superBlock);
+  const fr = Math.fround;
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < groupsPerRow; g++) {
+      const first = g * superBlock;
+      const count = Math.min(superBlock, blocksPerRow - first);
+      let maxScale = 0;
+      let maxMin = 0;
+      for (let j = 0; j < count; j++) {
+        const start = r * cols + (first + j) * blockSize;
+        const fit = searchAsymmetric(data, start, blockSize, o.importance, (first + j) * blockSize, qmax, false, steps);
+        fitScale[j] = fit.scale;
+        fitMin[j] = fit.zero * fit.scale;
+        if (fit.scale > maxScale) maxScale = fit.scale;
+        if (fitMin[j] > maxMin) maxMin = fitMin[j];
+      }
+      let d = roundToScaleType(maxScale / scaleMax, o.superScaleType);
+      if (!(d > 0)) d = TINY;
+      const dmin = roundToScaleType(maxMin / minMax, o.superScaleType);
+      superScales[r * groupsPerRow + g] = d;
+      superMins[r * groupsPerRow + g] = dmin;
+      for (let j = 0; j < count; j++) {
+        const start = r * cols + (first + j) * blockSize;
+        const wStart = (first + j) * blockSize;
+        // Codes near the rounded ones (the min's two neighbours, scales within +-2 steps), each
+        // measured with the graph's float32 values; a coarse min code is offset by the scale.
+        const minExact = dmin > 0 ? fitMin[j] / dmin : 0;
+        const scaleExact = fitScale[j] / d;
+        let bestError = Number.POSITIVE_INFINITY;
+        let bestSc = 1;
+        let bestMc = 0;
+        for (let mc = Math.max(0, Math.floor(minExact)); mc <= Math.min(minMax, Math.ceil(minExact)); mc++) {
+          const min = fr(dmin * mc);
+          const center = Math.round(scaleExact);
+          for (let sc = Math.max(1, center - 2); sc <= Math.min(scaleMax, center + 2); sc++) {
+            const scale = fr(d * sc);
+            const error = blockError(data, start, blockSize, o.importance, wStart, scale, fr(min / scale), qmax, bestError);
+            if (error < bestError) {
+              bestError = error;
+              bestSc = sc;
+              bestMc = mc;
+            }
+          }
+        }
+        scaleCodes[r * padded + first + j] = bestSc;
+        minCodes[r * padded + first + j] = bestMc;
+        // The graph's float32 arithmetic: scale = d * sc, zero = (dmin * mc) / scale.
+        const scale = fr(d * bestSc);
+        const b = r * blocksPerRow + first + j;
+        scales[b] = scale;
+        zeroPoints[b] = fr(fr(dmin * bestMc) / scale);
+      }
+    }
+  }
+  const codes = new Uint8Array(rows * cols);
+  encodeWithParameters(data, blockSize, qmax, scales, zeroPoints, codes);
+  return {
+    rows,
+    cols,
+    bits,
+    blockSize,
+    blocksPerRow,
+    symmetric: false,
+    scaleType: 'float32',
+    zeroPointType: 'float',
+    codes,
+    scales,
+    zeroPoints,
+    superBlock,
+    groupsPerRow,
+    scaleCodes,
+    minCodes,
+    superScales,
+    superMins,
+  };
+}
+
+/** Weighted squared error of one block encoded with (scale, zero) as the kernels round; stops past `limit`. */
+function blockError(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, scale: number, zero: number, qmax: number, limit: number): number {
+  const fr = Math.fround;
+  const inv = fr(1 / scale);
+  let error = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[start + i];
+    let q = fr(fr(v * inv) + zero);
+    q = q < 0 ? 0 : q > qmax ? qmax : q;
+    q = q + 6755399441055744 - 6755399441055744;
+    const e = v - fr(fr(q - zero) * scale);
+    error += (w === undefined ? 1 : w[wStart + i]) * e * e;
+    if (error > limit) return error;
+  }
+  return error;
+}

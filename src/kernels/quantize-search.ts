@@ -1,0 +1,198 @@
+// Scale search at the same bits (ggml's k-quant idea, make_qx_quants / make_qkx2_quants): per
+// block, try candidate scales around the round-to-nearest one, round the block with each, refit
+// scale (and min) to the chosen codes by least squares, and keep the pair of least squared error,
+// optionally weighted per column (an importance such as mean x^2 of the layer's inputs, as
+// ggml's imatrix). The result is a QuantizedBlocks in the layout every weight-only op reads, so
+// --rounding search works wherever round to nearest does. quantize-search-ref.ts is the slow
+// reference; two-level (k-quant) scales are in quantize-kquant.ts.
+import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
+import { type QuantizedBlocks, type ZeroPointType, checkBlockShape } from './quantize-blocks.js';
+
+export interface SearchOptions {
+  bits: QuantBits;
+  blockSize: number;
+  symmetric: boolean;
+  scaleType?: ScaleType;
+  zeroPointType?: ZeroPointType;
+  /** Per-column weights of the squared error ([cols]); uniform when absent. */
+  importance?: Float32Array;
+  /** Candidate scales tried per block (ggml: 20 for k-quants). Default 20. */
+  steps?: number;
+}
+
+/** What the search found for one block: value = (code - zero) * scale (zero may be fractional). */
+export interface BlockFit {
+  scale: number;
+  zero: number;
+}
+
+/**
+ * Least-squares asymmetric fit of one block (value ~ scale * code + min), searching candidate
+ * inverse scales (qmax + delta) / (hi - lo) for delta in [-1, 1]. `integerZero` forces
+ * zero = -min / scale to a code in [0, qmax] before the scale is refit. Returns scale and zero.
+ */
+export function searchAsymmetric(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, qmax: number, integerZero: boolean, steps: number): BlockFit {
+  let lo = x[start];
+  let hi = lo;
+  for (let i = start + 1; i < start + n; i++) {
+    const v = x[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  // A min above zero cannot be written as an integer zero point (nor helps a Gaussian block).
+  if (lo > 0) lo = 0;
+  if (hi < 0) hi = 0;
+  if (hi === lo) return { scale: 0, zero: 0 };
+  let sw = 0;
+  let sx = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    const wi = w === undefined ? 1 : w[wStart + i];
+    const v = x[start + i];
+    sw += wi;
+    sx += wi * v;
+    sxx += wi * v * v;
+  }
+  // Round to nearest as the first candidate.
+  let bestScale = (hi - lo) / qmax;
+  let bestMin = lo;
+  if (integerZero) bestMin = -Math.min(qmax, Math.max(0, Math.round(-lo / bestScale))) * bestScale;
+  let bestError = fitError(x, start, n, w, wStart, bestScale, bestMin, qmax);
+  for (let step = 0; step <= steps; step++) {
+    const iscale = (qmax - 1 + (2 * step) / steps) / (hi - lo);
+    let sl = 0;
+    let sll = 0;
+    let slx = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[start + i];
+      let l = Math.round(iscale * (v - lo));
+      l = l < 0 ? 0 : l > qmax ? qmax : l;
+      const wi = w === undefined ? 1 : w[wStart + i];
+      sl += wi * l;
+      sll += wi * l * l;
+      slx += wi * l * v;
+    }
+    const det = sw * sll - sl * sl;
+    if (det <= 0) continue;
+    let scale = (sw * slx - sl * sx) / det;
+    let min = (sll * sx - sl * slx) / det;
+    if (min > 0) {
+      min = 0;
+      scale = slx / sll;
+    }
+    if (!(scale > 0)) continue;
+    if (integerZero) {
+      // zero = -min / scale as a code, then the scale refit for codes l - zero.
+      const zero = Math.min(qmax, Math.max(0, Math.round(-min / scale)));
+      const sdd = sll - 2 * zero * sl + zero * zero * sw;
+      const sdx = slx - zero * sx;
+      if (sdd <= 0 || sdx <= 0) continue;
+      scale = sdx / sdd;
+      min = -zero * scale;
+    }
+    // Error of the fitted pair with the candidate's codes (re-rounding can only lower it).
+    const error = sxx + scale * scale * sll + min * min * sw - 2 * scale * slx - 2 * min * sx + 2 * scale * min * sl;
+    if (error < bestError) {
+      bestError = error;
+      bestScale = scale;
+      bestMin = min;
+    }
+  }
+  return { scale: bestScale, zero: -bestMin / bestScale };
+}
+
+/** Weighted squared error of a block rounded to nearest with value = scale * code + min. */
+function fitError(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, scale: number, min: number, qmax: number): number {
+  let error = 0;
+  const inv = 1 / scale;
+  for (let i = 0; i < n; i++) {
+    const v = x[start + i];
+    let l = Math.round((v - min) * inv);
+    l = l < 0 ? 0 : l > qmax ? qmax : l;
+    const d = v - scale * l - min;
+    error += (w === undefined ? 1 : w[wStart + i]) * d * d;
+  }
+  return error;
+}
+
+/**
+ * Symmetric fit (value ~ scale * (code - mid)): candidate inverse scales -(mid + 0.1 k) / extreme
+ * for k in [-steps/2, steps/2], each refit as scale = sum(w x l) / sum(w l^2); the candidate with
+ * the largest sum(w x l)^2 / sum(w l^2) has the least error.
+ */
+export function searchSymmetric(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, mid: number, steps: number): BlockFit {
+  let extreme = 0;
+  for (let i = start; i < start + n; i++) if (Math.abs(x[i]) > Math.abs(extreme)) extreme = x[i];
+  if (extreme === 0) return { scale: 0, zero: mid };
+  let bestScale = extreme / -mid;
+  let bestGain = -1;
+  const half = Math.floor(steps / 2);
+  for (let k = -half; k <= half; k++) {
+    const iscale = -(mid + 0.1 * k) / extreme;
+    let sxl = 0;
+    let sll = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[start + i];
+      let l = Math.round(iscale * v);
+      l = l < -mid ? -mid : l > mid - 1 ? mid - 1 : l;
+      const wi = w === undefined ? 1 : w[wStart + i];
+      sxl += wi * v * l;
+      sll += wi * l * l;
+    }
+    if (sll > 0 && (sxl * sxl) / sll > bestGain) {
+      bestGain = (sxl * sxl) / sll;
+      bestScale = sxl / sll;
+    }
+  }
+  return { scale: bestScale, zero: mid };
+}
+
+/** Quantizes `data` ([rows, cols]) block by block with the scale search. */
+export function searchBlocks(data: Float32Array, rows: number, cols: number, options: SearchOptions): QuantizedBlocks {
+  const { bits, blockSize, symmetric } = options;
+  checkBlockShape(data.length, rows, cols, blockSize);
+  const scaleType = options.scaleType ?? 'float32';
+  const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
+  const steps = options.steps ?? 20;
+  const w = options.importance;
+  if (w !== undefined && w.length !== cols) throw new Error(`quantize: ${w.length} importance weights given for rows of ${cols}`);
+  const blocksPerRow = cols / blockSize;
+  const count = rows * blocksPerRow;
+  const codes = new Uint8Array(rows * cols);
+  const scales = new Float32Array(count);
+  const zeroPoints = new Float32Array(count);
+  const qmax = 2 ** bits - 1;
+  const mid = 2 ** (bits - 1);
+  for (let b = 0; b < count; b++) {
+    const start = b * blockSize;
+    const wStart = (b % blocksPerRow) * blockSize;
+    const fit = symmetric
+      ? searchSymmetric(data, start, blockSize, w, wStart, mid, steps)
+      : searchAsymmetric(data, start, blockSize, w, wStart, qmax, zeroPointType === 'integer', steps);
+    const scale = roundToScaleType(fit.scale, scaleType);
+    scales[b] = scale;
+    zeroPoints[b] = zeroPointType === 'float' ? roundToScaleType(fit.zero, scaleType) : Math.min(qmax, Math.max(0, Math.round(fit.zero)));
+  }
+  encodeWithParameters(data, blockSize, qmax, scales, zeroPoints, codes);
+  return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
+}
+
+/** Codes for given (stored) scales and zero points, with round to nearest's arithmetic. */
+export function encodeWithParameters(data: Float32Array, blockSize: number, qmax: number, scales: Float32Array, zeroPoints: Float32Array, codes: Uint8Array): void {
+  const fr = Math.fround;
+  for (let b = 0; b < scales.length; b++) {
+    const start = b * blockSize;
+    const scale = scales[b];
+    const zero = zeroPoints[b];
+    if (scale === 0) {
+      codes.fill(Math.min(qmax, Math.max(0, Math.round(zero))), start, start + blockSize);
+      continue;
+    }
+    const inv = fr(1 / scale);
+    for (let i = start; i < start + blockSize; i++) {
+      let x = fr(fr(data[i] * inv) + zero);
+      x = x < 0 ? 0 : x > qmax ? qmax : x;
+      codes[i] = x + 6755399441055744 - 6755399441055744;
+    }
+  }
+}

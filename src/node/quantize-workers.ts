@@ -1,0 +1,113 @@
+// Block quantization on every core (Node worker threads): the rows of a weight are split into
+// one slice per thread, the calling thread quantizes a slice itself, and the others go to
+// workers that read the weights from and write their results to SharedArrayBuffers. Each slice
+// runs the same single-threaded kernels as the browser path (rtnBlocks: WebAssembly SIMD or JS;
+// the scale search; HQQ), so the result is identical whatever the thread count. A weight not
+// already in shared memory is copied there once.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { QuantBits } from '../kernels/quant-formats.js';
+import { type BlockQuantOptions, type QuantizedBlocks, type ZeroPointType, checkBlockShape, quantizeBlocks, rtnBlocks } from '../kernels/quantize-blocks.js';
+import { type SearchOptions, searchBlocks } from '../kernels/quantize-search.js';
+
+export type ParallelOptions = (BlockQuantOptions & { rounding?: 'rtn' | 'hqq' }) | (SearchOptions & { rounding: 'search' });
+
+/** One slice of rows, as posted to a worker. */
+export interface WorkerJob {
+  id: number;
+  data: Float32Array;
+  cols: number;
+  firstRow: number;
+  rowCount: number;
+  options: ParallelOptions;
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeroPoints: Float32Array;
+}
+
+/** Quantizes rows [firstRow, firstRow + rowCount) of the job into its shared outputs. */
+export function runJob(job: WorkerJob): void {
+  const { data, cols, firstRow, rowCount, options } = job;
+  const perRow = cols / options.blockSize;
+  const firstBlock = firstRow * perRow;
+  if ((options.rounding ?? 'rtn') === 'rtn') {
+    const o = options as BlockQuantOptions;
+    const zeroPointType: ZeroPointType = o.symmetric ? 'integer' : (o.zeroPointType ?? 'integer');
+    const mode = o.symmetric ? 'symmetric' : zeroPointType === 'float' ? 'float-zero' : 'integer-zero';
+    rtnBlocks(data, firstBlock, rowCount * perRow, o.blockSize, o.bits, mode, o.scaleType === 'float16', job.codes, firstRow * cols, false, job.scales, job.zeroPoints);
+    return;
+  }
+  const rows = data.subarray(firstRow * cols, (firstRow + rowCount) * cols);
+  const q = options.rounding === 'search' ? searchBlocks(rows, rowCount, cols, options) : quantizeBlocks(rows, rowCount, cols, options);
+  job.codes.set(q.codes, firstRow * cols);
+  job.scales.set(q.scales, firstBlock);
+  job.zeroPoints.set(q.zeroPoints, firstBlock);
+}
+
+function shared<T extends Float32Array | Uint8Array>(make: (buffer: SharedArrayBuffer) => T, bytes: number): T {
+  return make(new SharedArrayBuffer(bytes));
+}
+
+/**
+ * A worker running quantize-worker: the compiled .js, or from the sources the .ts through tsx's
+ * register API (workers do not take tsx from `--import` in execArgv under Node 20).
+ */
+function startWorker(): Worker {
+  const script = new URL(import.meta.url.endsWith('.ts') ? './quantize-worker.ts' : './quantize-worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return new Worker(script);
+  const api = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true });
+}
+
+/** A pool of worker threads for block quantization; close() it when done. */
+export class QuantizeWorkers {
+  private readonly workers: Worker[] = [];
+  private nextId = 0;
+
+  /** `threads` counts the calling thread: 2 threads start one worker. Default: every core. */
+  constructor(readonly threads = availableParallelism()) {
+    for (let i = 1; i < threads; i++) this.workers.push(startWorker());
+  }
+
+  /** quantizeBlocks / searchBlocks of `data` ([rows, cols]) over every thread. */
+  async quantize(data: Float32Array, rows: number, cols: number, options: ParallelOptions): Promise<QuantizedBlocks> {
+    checkBlockShape(data.length, rows, cols, options.blockSize);
+    const input = data.buffer instanceof SharedArrayBuffer ? data : shared((b) => new Float32Array(b), data.byteLength);
+    if (input !== data) input.set(data);
+    const blocks = (rows * cols) / options.blockSize;
+    const codes = shared((b) => new Uint8Array(b), rows * cols);
+    const scales = shared((b) => new Float32Array(b), blocks * 4);
+    const zeroPoints = shared((b) => new Float32Array(b), blocks * 4);
+    const slice = Math.ceil(rows / this.threads);
+    const pending: Promise<void>[] = [];
+    let mine: WorkerJob | undefined;
+    for (let t = 0, firstRow = 0; t < this.threads && firstRow < rows; t++, firstRow += slice) {
+      const job: WorkerJob = { id: this.nextId++, data: input, cols, firstRow, rowCount: Math.min(slice, rows - firstRow), options, codes, scales, zeroPoints };
+      if (t === this.threads - 1 || this.workers.length === 0) mine = job;
+      else pending.push(this.post(this.workers[t], job));
+    }
+    if (mine) runJob(mine);
+    await Promise.all(pending);
+    const symmetric = options.symmetric;
+    const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
+    return { rows, cols, bits: options.bits as QuantBits, blockSize: options.blockSize, blocksPerRow: cols / options.blockSize, symmetric, scaleType: options.scaleType ?? 'float32', zeroPointType, codes, scales, zeroPoints };
+  }
+
+  private post(worker: Worker, job: WorkerJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (id: number) => {
+        if (id !== job.id) return;
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.postMessage(job);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
