@@ -1,7 +1,7 @@
 // Where the studio page comes from: the package's dist/studio (built by `npm run build:studio`,
 // part of `prepare`, shipped in the npm package), or, when shrink runs from its sources, a fresh
 // Vite build of studio/ into node_modules/.cache (Vite is a devDependency, present in a clone).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -23,17 +23,41 @@ export async function buildStudio(outDir: string): Promise<void> {
   await vite.build({ configFile: join(STUDIO_SOURCES, 'vite.config.ts'), build: { outDir, emptyOutDir: true }, logLevel: 'error' });
 }
 
+/** The newest modification time (ms) of the files under the given folders (0 when none exist). */
+function newestMtime(dirs: readonly string[]): number {
+  let newest = 0;
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+      if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+/** A built page newer than every source of it (studio/ and the core in src/). */
+function isFresh(dir: string): boolean {
+  const index = join(dir, 'index.html');
+  return existsSync(index) && statSync(index).mtimeMs >= newestMtime([STUDIO_SOURCES, join(ROOT, 'src')]);
+}
+
 /**
- * The folder to serve: dist/studio when it is built and shrink runs compiled; a build of the
- * sources when SHRINK_FROM_SOURCE=1 or dist/studio is missing in a clone (`note` says so).
+ * The folder to serve: dist/studio in the installed package, or in a clone when it is current;
+ * otherwise (sources edited since, dist/studio not built, or SHRINK_FROM_SOURCE=1) a build of the
+ * sources in node_modules/.cache, made again only when the sources changed. `note` says which.
  */
 export async function studioFolder(note: (line: string) => void): Promise<string> {
-  const fromSource = process.env.SHRINK_FROM_SOURCE === '1';
-  if (!fromSource && existsSync(join(STUDIO_DIST, 'index.html'))) return STUDIO_DIST;
-  if (!existsSync(join(STUDIO_SOURCES, 'index.html'))) {
-    throw new Error(`the studio page is not built (${STUDIO_DIST} is missing): reinstall shrink, or in a clone run npm run build:studio`);
+  const hasSources = existsSync(join(STUDIO_SOURCES, 'index.html'));
+  const built = existsSync(join(STUDIO_DIST, 'index.html'));
+  if (!hasSources) {
+    if (built) return STUDIO_DIST;
+    throw new Error(`the studio page is not built (${STUDIO_DIST} is missing): reinstall shrink`);
   }
-  note(`building the studio page from ${STUDIO_SOURCES} (Vite)${fromSource ? ' because SHRINK_FROM_SOURCE=1' : ': dist/studio is not built (npm run build:studio)'}`);
+  const fromSource = process.env.SHRINK_FROM_SOURCE === '1';
+  if (!fromSource && built && isFresh(STUDIO_DIST)) return STUDIO_DIST;
+  if (isFresh(STUDIO_CACHE)) return STUDIO_CACHE;
+  const why = fromSource ? 'SHRINK_FROM_SOURCE=1' : built ? 'dist/studio is older than the sources' : 'dist/studio is not built';
+  note(`building the studio page from studio/ with Vite (${why}; npm run build:studio makes dist/studio current)`);
   await buildStudio(STUDIO_CACHE);
   return STUDIO_CACHE;
 }
