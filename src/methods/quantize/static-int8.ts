@@ -109,7 +109,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     const muls = smoothed.groups.filter((g) => 'mul' in g.placed);
     const unsmoothed = smoothed.groups.filter((g) => 'skipped' in g.placed);
     const ratios = smoothed.groups.map((g) => g.outlierRatio).sort((a, b) => a - b);
-    Object.assign(stats, { smoothGroups: smoothed.groups.length, smoothFolded: folded, smoothMul: muls.length, smoothSkipped: unsmoothed.length + smoothed.skipped.length, smoothOutlierRatioMax: ratios.at(-1) ?? 0, smoothOutlierRatioMedian: ratios[Math.floor(ratios.length / 2)] ?? 0 });
+    Object.assign(stats, { smoothAlpha: options.smooth, smoothGroups: smoothed.groups.length, smoothFolded: folded, smoothMul: muls.length, smoothSkipped: unsmoothed.length + smoothed.skipped.length, smoothOutlierRatioMax: ratios.at(-1) ?? 0, smoothOutlierRatioMedian: ratios[Math.floor(ratios.length / 2)] ?? 0 });
     const first = (muls[0]?.placed ?? unsmoothed[0]?.placed) as { reason?: string; skipped?: string } | undefined;
     if (muls.length + unsmoothed.length > 0) {
       const what = muls.length > 0 ? `are divided by their scales in an inserted Mul (float)` : 'are not smoothed';
