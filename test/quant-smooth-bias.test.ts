@@ -13,6 +13,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import type { SampleSource } from '../src/eval/samples.js';
+import { attr } from '../src/ir/attribute.js';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
@@ -66,6 +68,61 @@ test('smoothing scales: s_j = max|X_j|^α / max|W_j|^(1−α), 1 where a channel
   assert.ok(Math.abs(t[0] - 4) < 1e-5, `${t[0]}`);
   assert.deepEqual(Array.from(smoothingScales(Float64Array.of(5), Float64Array.of(0.5), 1)), [5]);
 });
+
+function gaussians(n: number, next: () => number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()));
+}
+
+/**
+ * x [N, 32] -> LayerNormalization (gamma with outlier channels) -> Q, K: MatMul [32, 32] -> Add ->
+ * Gemm transB [48, 32] + bias -> Gemm [48, 10] + bias -> y. 1/s folds into the LayerNorm's scale
+ * and bias (Q and K share one s), and into the first Gemm's output rows and bias; the Add of Q and
+ * K gets a Mul.
+ */
+function inCodeModel(): Model {
+  const next = mulberry32(5);
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, ['N', 32]);
+  const gamma = Float32Array.from({ length: 32 }, (_, j) => (j % 8 === 0 ? 20 : 0.5 + next()));
+  const ln = b.node('LayerNormalization', [x, b.initializer('ln.scale', DataType.FLOAT, [32], gamma), b.initializer('ln.bias', DataType.FLOAT, [32], gaussians(32, next, 0.1))], [], { name: 'ln' });
+  const q = b.node('MatMul', [ln, b.initializer('wq', DataType.FLOAT, [32, 32], gaussians(1024, next, 0.2))], [], { name: 'q' });
+  const k = b.node('MatMul', [ln, b.initializer('wk', DataType.FLOAT, [32, 32], gaussians(1024, next, 0.2))], [], { name: 'k' });
+  const sum = b.node('Add', [q, k], [], { name: 'add' });
+  const g1 = b.node('Gemm', [sum, b.initializer('w1', DataType.FLOAT, [48, 32], gaussians(48 * 32, next, 0.2)), b.initializer('b1', DataType.FLOAT, [48], gaussians(48, next, 0.1))], [attr.int('transB', 1)], { name: 'g1' });
+  b.node('Gemm', [g1, b.initializer('w2', DataType.FLOAT, [48, 10], gaussians(480, next, 0.2)), b.initializer('b2', DataType.FLOAT, [10], gaussians(10, next, 0.1))], [], { name: 'g2', outputs: ['y'] });
+  b.output('y', DataType.FLOAT, ['N', 10]);
+  return buildModel(b.graph);
+}
+
+test('smoothquant folds 1/s into a LayerNormalization and a Gemm, inserts a Mul after an Add, and the float model stays within 1e-5', async () => {
+  const model = inCodeModel();
+  const next = mulberry32(8);
+  const rows = Array.from({ length: 8 }, () => ({ x: Tensor.fromArray('x', DataType.FLOAT, [4, 32], gaussians(128, next)) }));
+  const before = await Promise.all(rows.map((r) => runModel(model, [r.x])));
+  const smoothed = model.clone();
+  const layers = smoothed.graph.nodes.filter((n) => n.opType === 'MatMul' || n.opType === 'Gemm');
+  const result = await smoothQuant(smoothed, layers, { alpha: 0.5, calibration: source(rows) }, ctx);
+  assert.deepEqual(
+    result.groups.map((g) => [g.layers.join('+'), 'into' in g.placed ? g.placed.into : 'mul' in g.placed ? 'Mul' : 'left']),
+    [
+      ['q+k', "LayerNormalization 'ln'"],
+      ['g1', 'Mul'],
+      ['g2', "Gemm 'g1'"],
+    ],
+  );
+  // The LayerNorm's outlier channels (gamma 20) stand out in its output and are divided most.
+  assert.ok(result.groups[0].outlierRatio > 5, `${result.groups[0].outlierRatio}`);
+  const scale = smoothed.graph.initializers.find((t) => t.name === 'ln.scale')?.data() as Float32Array;
+  assert.ok(scale[0] / gamma0(model) < 0.5, `outlier channel's gamma ${scale[0]}`);
+  for (const [i, r] of rows.entries()) {
+    const [y] = await runModel(smoothed, [r.x]);
+    assert.ok(relativeDiff(before[i][0].data() as Float32Array, y.data() as Float32Array) < 1e-5);
+  }
+});
+
+function gamma0(model: Model): number {
+  return (model.graph.initializers.find((t) => t.name === 'ln.scale')?.data() as Float32Array)[0];
+}
 
 test('smoothquant on spam-bert: the smoothed float model equals the original within 1e-5 (folds and Muls)', async () => {
   const bert = loadModel('models/spam-bert/onnx/model.onnx');
