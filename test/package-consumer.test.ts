@@ -221,8 +221,10 @@ describe('the npm package, installed by a consumer', { timeout: 900_000 }, () =>
     for (const required of ['package/package.json', 'package/README.md', 'package/bin/shrink.js', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/node/index.js', 'package/dist/node/index.d.ts', 'package/dist/cli/main.js', 'package/dist/node/memory-probe.js', 'package/dist/node/load-check-child.js']) {
       assert.ok(paths.includes(required), `${required} missing from the tarball`);
     }
-    // Every other file is compiled output.
-    const other = paths.filter((p) => !/^package\/dist\/.*\.(js|d\.ts)$/.test(p) && !['package/package.json', 'package/README.md', 'package/bin/shrink.js'].includes(p));
+    // Every other file is compiled output, or the studio page (its onnxruntime-web files come from the peer dependency).
+    assert.ok(paths.includes('package/dist/studio/index.html'), 'the studio page is in the tarball');
+    assert.ok(!paths.some((p) => p.startsWith('package/dist/studio/ort/')), 'onnxruntime-web\'s files are not copied into the tarball');
+    const other = paths.filter((p) => !/^package\/dist\/.*\.(js|d\.ts)$/.test(p) && !/^package\/dist\/studio\/(index\.html|assets\/[\w-]+\.(js|css))$/.test(p) && !['package/package.json', 'package/README.md', 'package/bin/shrink.js'].includes(p));
     assert.deepEqual(other, []);
     assert.ok(packed.size < 1024 * 1024, `tarball ${packed.size} bytes`);
 

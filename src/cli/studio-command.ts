@@ -2,9 +2,11 @@
 // with Vite) on this machine and waits until Ctrl+C. Everything happens in the browser tab: the
 // server only hands out the page's files.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startStudioServer } from '../node/studio-server.js';
-import { studioFolder } from '../node/studio-build.js';
+import { onnxruntimeWebDist, studioFolder } from '../node/studio-build.js';
 import { UsageError } from './errors.js';
 import type { CliContext } from './main.js';
 
@@ -30,7 +32,8 @@ export function registerStudio(program: Command, { io }: CliContext): void {
       const port = Number(flags.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535, got '${flags.port}'`);
       const dir = flags.dir ?? (await studioFolder((line) => io.stderr(`shrink: ${line}\n`)));
-      const server = await startStudioServer({ dir, host: flags.host, port });
+      const ortDir = existsSync(join(dir, 'ort')) ? undefined : onnxruntimeWebDist();
+      const server = await startStudioServer({ dir, ortDir, host: flags.host, port });
       io.stdout(`shrink studio: ${server.url} (serving ${dir}; Ctrl+C to stop)\n`);
       if (flags.open) openInBrowser(server.url, (line) => io.stderr(`shrink: ${line}\n`));
       await new Promise<void>((done) => {

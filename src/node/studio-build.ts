@@ -1,15 +1,32 @@
 // Where the studio page comes from: the package's dist/studio (built by `npm run build:studio`,
-// part of `prepare`, shipped in the npm package), or, when shrink runs from its sources, a fresh
-// Vite build of studio/ into node_modules/.cache (Vite is a devDependency, present in a clone).
+// part of `prepare`, shipped in the npm package without onnxruntime-web's files), or, in a clone
+// whose dist/studio is missing or older than its sources, a Vite build of studio/ into
+// node_modules/.cache (Vite is a devDependency, present in a clone). A build is used only when it
+// is newer than every source file, so running from sources (SHRINK_FROM_SOURCE=1) never serves a
+// stale page.
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** The package root: this file is src/node/ in a clone and dist/node/ in the package. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const STUDIO_SOURCES = join(ROOT, 'studio');
 export const STUDIO_DIST = join(ROOT, 'dist', 'studio');
 const STUDIO_CACHE = join(ROOT, 'node_modules', '.cache', 'shrink-studio');
+
+/**
+ * onnxruntime-web's dist/ folder, which holds the files the page loads from ort/ (the npm package
+ * ships the page without them: they are onnxruntime-web's own, 14 MB, and a peer dependency).
+ */
+export function onnxruntimeWebDist(): string {
+  try {
+    // Its entry for require() sits in dist/, beside the .wasm and .mjs files.
+    return dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+  } catch {
+    throw new Error('the studio runs models with onnxruntime-web, a peer dependency that is not installed: npm install onnxruntime-web@^1.30.0');
+  }
+}
 
 /** Builds the page from studio/ into `outDir` with Vite (from sources only). */
 export async function buildStudio(outDir: string): Promise<void> {
@@ -42,22 +59,19 @@ function isFresh(dir: string): boolean {
 }
 
 /**
- * The folder to serve: dist/studio in the installed package, or in a clone when it is current;
- * otherwise (sources edited since, dist/studio not built, or SHRINK_FROM_SOURCE=1) a build of the
- * sources in node_modules/.cache, made again only when the sources changed. `note` says which.
+ * The folder to serve: dist/studio in the installed package, or in a clone when it is current
+ * (newer than studio/ and src/); otherwise a build of the sources in node_modules/.cache, made again
+ * only when the sources changed. `note` says when it builds.
  */
 export async function studioFolder(note: (line: string) => void): Promise<string> {
-  const hasSources = existsSync(join(STUDIO_SOURCES, 'index.html'));
   const built = existsSync(join(STUDIO_DIST, 'index.html'));
-  if (!hasSources) {
+  if (!existsSync(join(STUDIO_SOURCES, 'index.html'))) {
     if (built) return STUDIO_DIST;
     throw new Error(`the studio page is not built (${STUDIO_DIST} is missing): reinstall shrink`);
   }
-  const fromSource = process.env.SHRINK_FROM_SOURCE === '1';
-  if (!fromSource && built && isFresh(STUDIO_DIST)) return STUDIO_DIST;
+  if (built && isFresh(STUDIO_DIST)) return STUDIO_DIST;
   if (isFresh(STUDIO_CACHE)) return STUDIO_CACHE;
-  const why = fromSource ? 'SHRINK_FROM_SOURCE=1' : built ? 'dist/studio is older than the sources' : 'dist/studio is not built';
-  note(`building the studio page from studio/ with Vite (${why}; npm run build:studio makes dist/studio current)`);
+  note(`building the studio page from studio/ with Vite (${built ? 'dist/studio is older than the sources' : 'dist/studio is not built'}; npm run build:studio makes dist/studio current)`);
   await buildStudio(STUDIO_CACHE);
   return STUDIO_CACHE;
 }

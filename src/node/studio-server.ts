@@ -3,11 +3,11 @@
 // require-corp), which is what gives onnxruntime-web SharedArrayBuffer and so its threads, and
 // the MIME types browsers insist on (application/wasm for instantiateStreaming, JavaScript for
 // .mjs modules). It serves files and nothing else: the page never sends a model anywhere.
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, resolve, sep } from 'node:path';
+import { extname, join, resolve, sep } from 'node:path';
 
 export const STUDIO_MIME_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -31,8 +31,13 @@ export const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
 };
 
 export interface StudioServerOptions {
-  /** The built page (index.html, assets/, ort/). */
+  /** The built page (index.html, assets/, and ort/ unless `ortDir` is given). */
   dir: string;
+  /**
+   * Where the page's ort/ files come from when `dir` has no ort/ folder: onnxruntime-web's dist/
+   * (the npm package ships the page without them; the peer dependency has them).
+   */
+  ortDir?: string;
   /** Default 127.0.0.1: the page is for this machine's user. */
   host?: string;
   /** Default 0: a free port. */
@@ -47,6 +52,7 @@ export interface StudioServer {
 
 export async function startStudioServer(options: StudioServerOptions): Promise<StudioServer> {
   const root = resolve(options.dir);
+  const ortRoot = options.ortDir === undefined || existsSync(join(root, 'ort')) ? undefined : resolve(options.ortDir);
   const server: Server = createServer((request, response) => {
     const reply = (status: number, text: string) => response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...ISOLATION_HEADERS }).end(text);
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'the studio serves files only');
@@ -56,9 +62,10 @@ export async function startStudioServer(options: StudioServerOptions): Promise<S
     } catch {
       return reply(400, 'bad path');
     }
-    const file = resolve(root, `.${sep}${pathname.endsWith('/') ? `${pathname}index.html` : pathname}`);
-    // resolve() collapses '..': anything outside the page's folder is refused.
-    if (!file.startsWith(root + sep)) return reply(404, `not found: ${pathname}`);
+    const [base, relative] = ortRoot !== undefined && pathname.startsWith('/ort/') ? [ortRoot, pathname.slice('/ort'.length)] : [root, pathname];
+    const file = resolve(base, `.${sep}${relative.endsWith('/') ? `${relative}index.html` : relative}`);
+    // resolve() collapses '..': anything outside the served folders is refused.
+    if (!file.startsWith(base + sep)) return reply(404, `not found: ${pathname}`);
     stat(file).then(
       (info) => {
         if (!info.isFile()) return reply(404, `not found: ${pathname}`);
