@@ -8,9 +8,10 @@ import { checkDataFlags, checkLayerPatterns } from './data-flags.js';
 import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
-import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
+import { type LayerSetting, MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
 import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluster } from '../pipeline/cluster.js';
 import { formatClusterReport } from '../pipeline/cluster-report.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { arraySamples } from '../pipeline/prune-data.js';
 import { UsageError } from './errors.js';
@@ -34,6 +35,9 @@ interface ClusterFlags extends TrainingFlags, GateFlags {
   importance?: boolean;
   exclude: string[];
   only: string[];
+  layerBits: string[];
+  layerGroup: string[];
+  distillValue?: string;
   data?: string;
   labels?: string;
   samples?: string;
@@ -56,6 +60,9 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--importance', 'weigh each weight by the mean square of the input it multiplies, measured on --data (or generated inputs)')
     .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
+    .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
+    .option('--layer-group <pattern=n>', 'channels per codebook of the layers a pattern matches (1: per channel; repeatable, the first match wins)', collect, [])
+    .option('--distill-value <name>', 'without labels, distil this value of the original (e.g. the logits before a softmax output) by mean squared error instead of the output')
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
@@ -79,13 +86,15 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   if (flags.perChannel === true && flags.group !== undefined) throw new UsageError('--per-channel and --group are two groupings: give one (--group 1 is --per-channel)');
   const channelsPerGroup = flags.group === undefined ? undefined : wholeNumber(flags.group, '--group', 1);
   checkLayerPatterns(flags.exclude, flags.only);
+  const layers = [...flags.layerBits.map((text) => layerSetting(text, '--layer-bits')), ...flags.layerGroup.map((text) => layerSetting(text, '--layer-group'))];
+  if (flags.distillValue !== undefined && !finetune) throw new UsageError('--distill-value goes with --epochs (centroid fine-tuning)');
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
   const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
   try {
-    checkClusterSettings({ bits, channelsPerGroup: perGroup });
+    checkClusterSettings({ bits, channelsPerGroup: perGroup, layers });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -115,8 +124,9 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     calibration,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
+    layers: layers.length === 0 ? undefined : layers,
     data,
-    finetune: finetune ? stepTraining(training) : undefined,
+    finetune: finetune ? { ...stepTraining(training), distillValue: flags.distillValue } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,
@@ -137,3 +147,17 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   );
 }
 
+
+/** `PATTERN=N` of --layer-bits (bits) or --layer-group (group); the pattern may itself hold '=' (the last one splits). */
+function layerSetting(text: string, flag: '--layer-bits' | '--layer-group'): LayerSetting {
+  const at = text.lastIndexOf('=');
+  const value = at < 0 ? '' : text.slice(at + 1);
+  if (at <= 0 || !/^\s*\d+\s*$/.test(value)) throw new UsageError(`${flag} takes PATTERN=${flag === '--layer-bits' ? 'BITS' : 'CHANNELS'}, got '${text}'`);
+  const pattern = text.slice(0, at);
+  try {
+    nodeSelector(pattern, flag);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return flag === '--layer-bits' ? { pattern, bits: Number(value) } : { pattern, group: Number(value) };
+}

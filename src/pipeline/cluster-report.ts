@@ -41,6 +41,8 @@ export interface ClusterTensorEntry {
 export interface ClusterFinetuneReport {
   kind: 'fine-tune' | 'distill';
   loss: 'cross-entropy' | 'kl' | 'mse';
+  /** The inner value distilled (a graph output while training), when not the model's output. */
+  value?: string;
   /** Codebooks trained and the centroids in them. */
   codebooks: number;
   centroids: number;
@@ -84,6 +86,8 @@ export function buildClusterReport(before: Model, after: Model, options: Cluster
   const settings: Record<string, string | number | boolean> = { bits: options.bits, grouping, init: options.init ?? 'linear', importance: options.importance === true };
   if (grouping === 'group') settings.channels_per_group = options.channelsPerGroup as number;
   if (options.keepZeros !== undefined && options.keepZeros !== 'auto') settings.keep_zeros = options.keepZeros;
+  // Per-layer settings as the command line spells them: 'PATTERN bits 5 group 64; ...'.
+  if (options.layers !== undefined && options.layers.length > 0) settings.layers = options.layers.map((l) => [l.pattern, l.bits === undefined ? '' : ` bits ${l.bits}`, l.group === undefined ? '' : ` group ${l.group}`].join('')).join('; ');
   // Whole-weight SQNR: energies add up over tensors (from each tensor's SQNR and its energy is not
   // recoverable, so weigh by dense size: a fair summary for a table, exact per tensor below).
   const tensors = details.tensors.map((t): ClusterTensorEntry => {
@@ -137,6 +141,14 @@ const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 const cosine = (v: JsonNumber) => (typeof v === 'number' ? v.toFixed(6) : String(v));
 const dbText = (v: JsonNumber) => (typeof v === 'number' ? `${v.toFixed(2)} dB` : `${v} dB`);
 
+/** '4 bits', or the spread of mixed precision: '3-6 bits'. */
+function bitsText(tensors: readonly { bits: number }[], fallback: unknown): string {
+  if (tensors.length === 0) return `${fallback} bits`;
+  const low = Math.min(...tensors.map((t) => t.bits));
+  const high = Math.max(...tensors.map((t) => t.bits));
+  return low === high ? `${low} bits` : `${low}-${high} bits`;
+}
+
 /** The report as terminal text. */
 export function formatClusterReport(report: ClusterReport, top = 8): string {
   const lines: string[] = [];
@@ -145,7 +157,7 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   lines.push(`size       ${formatSizeChange(report.size)}`);
   if (report.gzip !== undefined) lines.push(`gzip -9    ${formatSizeChange(report.gzip)}`);
   const w = report.weights;
-  lines.push(`weights    ${report.tensors.length} clustered: ${formatBytes(w.dense)} float32 -> ${formatBytes(w.stored)} uint8 codes + codebooks (${formatBytes(w.packed)} with codes at ${report.settings.bits} bits); SQNR ${dbText(w.sqnr_db)} (size-weighted mean)${report.skipped.length === 0 ? '' : `; ${report.skipped.length} layers left alone`}`);
+  lines.push(`weights    ${report.tensors.length} clustered: ${formatBytes(w.dense)} float32 -> ${formatBytes(w.stored)} uint8 codes + codebooks (${formatBytes(w.packed)} with codes at ${bitsText(report.tensors, report.settings.bits)}); SQNR ${dbText(w.sqnr_db)} (size-weighted mean)${report.skipped.length === 0 ? '' : `; ${report.skipped.length} layers left alone`}`);
   const rows = [...report.tensors]
     .sort((a, b) => b.bytes_dense - a.bytes_dense)
     .slice(0, top)
@@ -163,7 +175,7 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   if (report.finetune !== undefined) {
     const f = report.finetune;
     const acc = f.accuracy === undefined ? '' : `; accuracy ${f.accuracy.before.toFixed(2)}% -> ${f.accuracy.after.toFixed(2)}%`;
-    lines.push(`centroids  ${f.kind} (${f.loss}) of ${groupDigits(f.centroids)} centroids in ${f.codebooks} codebooks, ${f.epochs} epoch${f.epochs === 1 ? '' : 's'}, ${f.steps} steps on ${groupDigits(f.samples)} samples, ${f.seconds.toFixed(1)} s; mean loss ${f.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
+    lines.push(`centroids  ${f.kind} (${f.loss}${f.value === undefined ? '' : ` on '${f.value}'`}) of ${groupDigits(f.centroids)} centroids in ${f.codebooks} codebooks, ${f.epochs} epoch${f.epochs === 1 ? '' : 's'}, ${f.steps} steps on ${groupDigits(f.samples)} samples, ${f.seconds.toFixed(1)} s; mean loss ${f.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
   }
   if (report.fidelity !== undefined) {
     const f = report.fidelity;

@@ -46,6 +46,12 @@ export interface ClusterFinetune {
   seed?: number;
   /** Distillation temperature without labels (default 4). */
   temperature?: number;
+  /**
+   * Without labels: a value of the model (e.g. the logits before a softmax output) matched to the
+   * original's by mean squared error instead of the output. Softmax outputs are a weak signal
+   * (saturated probabilities hardly move); the logits before them are not.
+   */
+  distillValue?: string;
   maxSteps?: number;
 }
 
@@ -70,7 +76,7 @@ export interface ClusterResult {
 }
 
 /** Checks settings that cannot work (one-line errors; the CLI checks them before reading files). */
-export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup'>): void {
+export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup' | 'layers'>): void {
   const error = clusterSettingsError(options);
   if (error !== undefined) throw new Error(`cluster: ${error}`);
 }
@@ -164,17 +170,27 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
     return { model, report: { kind: 'fine-tune', loss: 'cross-entropy', ...base, epochs: report.epochs.length, steps: report.steps, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds(), accuracy: report.accuracy } };
   }
   const rank = output === undefined ? undefined : inferShapes(teacher).main.get(output)?.shape?.length;
-  if (rank === 2) {
+  if (rank === 2 && options.distillValue === undefined) {
     const { model, report } = await distill(teacher, student, { ...fit, data: { inputs: data.inputs }, alpha: 0, temperature: options.temperature ?? 4, teacherOutput: output, studentOutput: output, frozen, masks }, ctx);
     return { model, report: { kind: 'distill', loss: 'kl', ...base, epochs: report.epochs.length, steps: report.steps, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds() } };
   }
-  if (output === undefined) throw new Error('cluster: the model has no output to distil');
-  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [output], { threads: ctx.threads, progress: ctx.progress })).get(output);
-  if (targets === undefined) throw new Error(`cluster: the original gave no '${output}'`);
-  const trainer = await Trainer.create(ctx.ort, student, { loss: { kind: 'mse', output }, optimizer: options.optimizer, frozen, masks }, { threads: ctx.threads });
+  const value = options.distillValue ?? output;
+  if (value === undefined) throw new Error('cluster: the model has no output to distil');
+  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [value], { threads: ctx.threads, progress: ctx.progress })).get(value);
+  if (targets === undefined) throw new Error(`cluster: the original gave no '${value}'`);
+  // The loss reads graph outputs: an inner value is one while training, and only then.
+  const inner = !student.graph.isGraphOutput(value);
+  const trainee = inner ? student.clone() : student;
+  if (inner) trainee.graph.addOutput(value);
+  const trainer = await Trainer.create(ctx.ort, trainee, { loss: { kind: 'mse', output: value }, optimizer: options.optimizer, frozen, masks }, { threads: ctx.threads });
   try {
     const history = await trainer.fit(arrayTrainingData({ ...data.inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), { ...fit, progress: ctx.progress });
-    return { model: trainer.exportModel(), report: { kind: 'distill', loss: 'mse', ...base, epochs: history.length, steps: trainer.stepCount, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() } };
+    const model = trainer.exportModel();
+    if (inner) {
+      model.graph.outputs = model.graph.outputs.filter((o) => o.name !== value);
+      model.graph.changed();
+    }
+    return { model, report: { kind: 'distill', loss: 'mse', ...(inner ? { value } : {}), ...base, epochs: history.length, steps: trainer.stepCount, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() } };
   } finally {
     await trainer.release();
   }

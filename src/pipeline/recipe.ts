@@ -117,9 +117,15 @@ const ClusterStep = z
     importance: z.boolean().optional(),
     exclude: z.array(z.string().min(1)).optional(),
     only: z.array(z.string().min(1)).min(1).optional(),
+    /** Per-layer bits and/or channels per codebook: `{ pattern, bits?, group? }`, the first match setting each wins. */
+    layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), group: z.number().int().min(1).optional() })).optional(),
     ...trainingKeys,
+    batch_size: z.number().int().min(1).optional(),
+    /** Without labels: distil this value of the original (e.g. pre-softmax logits) instead of the output. */
+    distill_value: z.string().min(1).optional(),
   })
-  .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" });
+  .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
+  .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.group !== undefined), { message: "each entry of 'layers' sets 'bits' or 'group'" });
 
 /** Low-rank factorization (shrink lowrank), with training afterwards on `epochs`. */
 const LowRankStep = z
@@ -159,6 +165,8 @@ export interface StepTraining {
   batchSize?: number;
   /** prune: rounds of pruning, each followed by `epochs` (gradual pruning). */
   rounds?: number;
+  /** cluster: the value distilled without labels, when not the output. */
+  distillValue?: string;
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -214,12 +222,15 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('cluster' in step) {
     const c = step.cluster;
-    if (c.epochs === undefined && c.lr !== undefined) throw new Error(`${where}.cluster: 'lr' goes with 'epochs' (centroid fine-tuning)`);
+    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : undefined;
+    if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
+    const training = stepTraining(c.epochs, c.lr, c.batch_size);
+    if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     return {
       kind: 'cluster',
-      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only },
-      ...stepTraining(c.epochs, c.lr, undefined),
+      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers },
+      ...training,
     };
   }
   if ('lowrank' in step) {

@@ -19,9 +19,11 @@
 // Deep Compression's prune -> cluster order keeps its sparsity. Optional activation importance
 // (importance.ts) weighs each value by the mean square of the input it multiplies.
 import type { SampleSource } from '../../eval/samples.js';
+import type { Node } from '../../ir/node.js';
 import type { KMeansInit } from '../../kernels/kmeans.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { LayerChoice } from '../prune/layers.js';
+import { type NodeSelector, nodeSelector } from '../quantize/node-selector.js';
 import { buildCodebook, uniformGrid } from './codebook.js';
 import { writeDequantizeForm, writeGatherForm } from './decode-graph.js';
 import { activationImportance } from './importance.js';
@@ -48,9 +50,24 @@ export interface ClusterOptions extends LayerChoice {
   foldUniform?: boolean;
   /** Calibration samples: weigh values by activation importance. */
   calibration?: SampleSource;
+  /**
+   * Per-layer settings (mixed precision): the bits and/or the channels per codebook of the layers a
+   * pattern matches (an op type or a node-name regex, as --only; for each of the two, the first
+   * matching entry that sets it wins),
+   * e.g. more bits for a sensitive classifier head, a codebook per channel for depthwise convs.
+   * A weight goes by its first reader. Layers no entry matches take `bits` and the grouping.
+   */
+  layers?: readonly LayerSetting[];
   /** Samples of `calibration` used (default 64). */
   calibrationLimit?: number;
   threads?: number;
+}
+
+export interface LayerSetting {
+  pattern: string;
+  bits?: number;
+  /** Channels per codebook (1: per channel). */
+  group?: number;
 }
 
 export interface ClusteredTensor {
@@ -90,10 +107,26 @@ export interface ClusterDetails {
 }
 
 /** Why `bits` / `channelsPerGroup` cannot work, or undefined. */
-export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup'>): string | undefined {
-  if (!(Number.isInteger(options.bits) && options.bits >= MIN_BITS && options.bits <= MAX_BITS)) return `bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${options.bits}`;
-  if (options.channelsPerGroup !== undefined && !(Number.isInteger(options.channelsPerGroup) && options.channelsPerGroup >= 1)) return `group must be a whole number of channels >= 1, got ${options.channelsPerGroup}`;
+export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup' | 'layers'>): string | undefined {
+  const badBits = (bits: number) => !(Number.isInteger(bits) && bits >= MIN_BITS && bits <= MAX_BITS);
+  const badGroup = (group: number | undefined) => group !== undefined && !(Number.isInteger(group) && group >= 1);
+  if (badBits(options.bits)) return `bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${options.bits}`;
+  if (badGroup(options.channelsPerGroup)) return `group must be a whole number of channels >= 1, got ${options.channelsPerGroup}`;
+  for (const layer of options.layers ?? []) {
+    if (layer.bits === undefined && layer.group === undefined) return `layer setting '${layer.pattern}' sets neither bits nor group`;
+    if (layer.bits !== undefined && badBits(layer.bits)) return `bits of '${layer.pattern}' must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${layer.bits}`;
+    if (badGroup(layer.group)) return `group of '${layer.pattern}' must be a whole number of channels >= 1, got ${layer.group}`;
+  }
   return undefined;
+}
+
+/** The bits and grouping of one weight: its first reader's matching layer setting, else the options'. */
+function settingsOf(reader: Node, layers: readonly { selector: NodeSelector; setting: LayerSetting }[], options: ClusterOptions): { bits: number; perChannel: boolean; perGroup: number } {
+  const matching = layers.filter((l) => l.selector.matches(reader)).map((l) => l.setting);
+  const bits = matching.find((l) => l.bits !== undefined)?.bits ?? options.bits;
+  const group = matching.find((l) => l.group !== undefined)?.group;
+  if (group !== undefined) return { bits, perChannel: true, perGroup: group };
+  return { bits, perChannel: options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1, perGroup: options.channelsPerGroup ?? 1 };
 }
 
 const zeroCount = (v: Float32Array) => v.reduce((n, x) => n + (x === 0 ? 1 : 0), 0);
@@ -113,10 +146,11 @@ export const clusterPass: Pass<ClusterOptions> = {
       for (const u of importance.unmeasured) warnings.push({ code: 'importance-not-measured', message: `'${u.tensor}' is clustered with equal weights: ${u.reason}`, tensor: u.tensor });
     }
     const opset = model.opset('') ?? 1;
-    const perChannel = options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1;
+    const layers = (options.layers ?? []).map((setting) => ({ selector: nodeSelector(setting.pattern, 'cluster layer setting'), setting }));
     const tensors: ClusteredTensor[] = [];
     for (const target of targets) {
       const reader = target.readers[0];
+      const { bits, perChannel, perGroup } = settingsOf(reader.node, layers, options);
       const values = target.weight.data() as Float32Array;
       const dims = [...target.weight.dims];
       let axis = perChannel ? reader.axes?.output : undefined;
@@ -124,9 +158,8 @@ export const clusterPass: Pass<ClusterOptions> = {
         warnings.push({ code: 'per-tensor-fallback', message: `'${target.name}' [${dims}] has no single output-channel axis for its readers: one codebook for the tensor`, tensor: target.name, node: reader.node.label });
         axis = undefined;
       }
-      const K = 2 ** options.bits;
+      const K = 2 ** bits;
       const channels = axis === undefined ? 1 : dims[axis];
-      const perGroup = options.channelsPerGroup ?? 1;
       const groups = axis === undefined ? 1 : Math.ceil(channels / perGroup);
       const offsetsBytes = groups > 1 ? 4 * channels : 0;
       const storedEstimate = values.length + groups * K * 4 + offsetsBytes;
@@ -137,7 +170,7 @@ export const clusterPass: Pass<ClusterOptions> = {
       const zerosBefore = zeroCount(values);
       const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
       const weights = importance?.byWeight.get(target.name);
-      const book = buildCodebook(values, dims, { bits: options.bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros });
+      const book = buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros });
       const grid = options.foldUniform === false ? undefined : uniformGrid(book);
       // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
       const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
@@ -154,13 +187,13 @@ export const clusterPass: Pass<ClusterOptions> = {
         node: reader.node.label,
         op: reader.node.opType,
         dims,
-        bits: options.bits,
+        bits,
         groups: book.groups,
         centroids: book.used.reduce((a, b) => a + b, 0),
         sqnrDb: book.sqnrDb,
         bytesDense: values.length * 4,
         bytesStored: written.bytes,
-        bytesPacked: Math.ceil((values.length * options.bits) / 8) + written.bytes - values.length,
+        bytesPacked: Math.ceil((values.length * bits) / 8) + written.bytes - values.length,
         zerosKept: keepZeros,
         zerosBefore,
         zerosAfter,

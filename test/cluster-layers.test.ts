@@ -1,0 +1,97 @@
+// Mixed precision in weight sharing and distillation of an inner value, on the Fashion-MNIST MLP
+// with real test images: --layer-bits / --layer-group (recipe `layers`) give each matching layer
+// its own bits and channels per codebook, the rest keeps --bits and the grouping; --distill-value
+// (recipe `distill_value`) trains the centroids on the mean squared error of an inner value of the
+// original (PP-OCRv4 rec's logits before its softmax output) and leaves the outputs as they were.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { constantValue } from '../src/ir/constants.js';
+import { findClusters } from '../src/methods/cluster/decode-graph.js';
+import { loadModel } from '../src/node/model-files.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
+import { runShrink } from './helpers/cli.js';
+import { writeFashionFiles } from './helpers/fashion-files.js';
+
+const MLP = 'models/fashion-mnist/mlp.onnx';
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-cluster-layers-'));
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+const file = (name: string) => path.join(work, name);
+const fashion = writeFashionFiles(work, 512);
+
+test('--layer-bits and --layer-group: matching layers get their bits and codebooks per group, the others --bits per tensor', async () => {
+  const out = file('mixed.onnx');
+  const run = await runShrink(['cluster', MLP, '-o', out, '--bits', '3', '--layer-bits', '^fc3$=6', '--layer-bits', 'Gemm=5', '--layer-group', 'fc1=16', '--samples', '0', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  // fc3 matches two bit settings: the first wins; fc1 and fc2 take 'Gemm=5'; only fc1 is grouped.
+  assert.deepEqual(
+    report.tensors.map((t: { name: string; bits: number; codebooks: number }) => [t.name, t.bits, t.codebooks]),
+    [
+      ['fc1.weight', 5, 256 / 16],
+      ['fc2.weight', 5, 1],
+      ['fc3.weight', 6, 1],
+    ],
+  );
+  assert.equal(report.settings.layers, '^fc3$ bits 6; Gemm bits 5; fc1 group 16');
+  // The written codebooks have 2^bits slots per group.
+  const model = loadModel(out);
+  const slots = new Map(findClusters(model).map((f) => [f.codebook, constantValue(f.graph, f.codebook)?.dims[0]]));
+  assert.deepEqual([slots.get('fc1.weight_codebook'), slots.get('fc2.weight_codebook'), slots.get('fc3.weight_codebook')], [16 * 32, 32, 64]);
+
+  const text = await runShrink(['cluster', MLP, '-o', file('mixed2.onnx'), '--bits', '3', '--layer-bits', 'fc3=6', '--samples', '0']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /with codes at 3-6 bits/);
+});
+
+test('--distill-value: the centroids learn an inner value of the original by MSE; the outputs stay the model\'s own', async () => {
+  const out = file('distilled.onnx');
+  const args = [MLP, '-o', out, '--bits', '2', '--data', fashion.images, '--epochs', '2', '--batch-size', '32', '--distill-value', 'fc2', '--json'];
+  const run = await runShrink(['cluster', ...args]);
+  assert.equal(run.code, 0, run.stderr);
+  const f = JSON.parse(run.stdout).finetune;
+  assert.equal(f.kind, 'distill');
+  assert.equal(f.loss, 'mse');
+  assert.equal(f.value, 'fc2');
+  assert.equal(f.epochs, 2);
+  assert.ok(f.mean_loss[1] < f.mean_loss[0], `mean loss ${f.mean_loss}`);
+  assert.deepEqual(loadModel(out).graph.outputs.map((o) => o.name), ['logits']);
+});
+
+test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wrong ones are one line', () => {
+  const recipe = parseRecipe('steps:\n  - cluster: {bits: 4, group: 8, layers: [{pattern: head, bits: 6, group: 64}, {pattern: dw, group: 1}], epochs: 2, batch_size: 8, distill_value: logits}\n', 'r.yaml');
+  const step = recipe.steps[0];
+  assert.equal(step.kind, 'cluster');
+  if (step.kind !== 'cluster') return;
+  assert.deepEqual(step.options.layers, [
+    { pattern: 'head', bits: 6, group: 64 },
+    { pattern: 'dw', group: 1 },
+  ]);
+  assert.deepEqual(step.training, { epochs: 2, batchSize: 8, distillValue: 'logits' });
+  for (const [text, message] of [
+    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits' or 'group'/],
+    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x", "bits": 9}]}}]}', /layers\.0\.bits/],
+    ['{"steps": [{"cluster": {"bits": 4, "distill_value": "logits"}}]}', /'distill_value' goes with 'epochs'/],
+    ['{"steps": [{"cluster": {"bits": 4, "batch_size": 8}}]}', /'batch_size' goes with 'epochs'/],
+  ] as const) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
+});
+
+test('bad per-layer settings: one line, exit 2, nothing written', async () => {
+  const out = file('never.onnx');
+  const cases: [string[], RegExp][] = [
+    [['--layer-bits', 'fc3'], /--layer-bits takes PATTERN=BITS, got 'fc3'/],
+    [['--layer-bits', 'fc3=9'], /bits of 'fc3' must be a whole number from 2 to 8, got 9/],
+    [['--layer-group', 'fc1=0'], /group of 'fc1' must be a whole number of channels >= 1, got 0/],
+    [['--layer-group', '(=4'], /--layer-group: '\(' is not a valid regular expression/],
+    [['--distill-value', 'fc2'], /--distill-value goes with --epochs/],
+  ];
+  for (const [extra, message] of cases) {
+    const run = await runShrink(['cluster', MLP, '-o', out, '--bits', '4', ...extra]);
+    assert.equal(run.code, 2, `${extra.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.equal(run.stderr.trim().split('\n').filter((l) => !l.includes('dist/ is older')).length, 1, run.stderr);
+    assert.equal(fs.existsSync(out), false);
+  }
+});
