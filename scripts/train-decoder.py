@@ -25,10 +25,10 @@ whole number of windows); heldout-sample.txt is the first 16,384 bytes of the he
 which torch's perplexity is recorded for the tests to compare against.
 
 Needs Debian python3-torch (1.13, CPU); a development tool only, CI does not run this script.
-Trains for a fixed time (15 minutes by default; the steps done are recorded in heldout.json), so a
+Trains for a fixed time (20 minutes by default; the steps done are recorded in heldout.json), so a
 re-run on a machine of another speed gives a similar but not identical model:
 
-    nice -n 10 /usr/bin/python3 scripts/train-decoder.py [--out models/gpt-spam] [--minutes 15]
+    nice -n 10 /usr/bin/python3 scripts/train-decoder.py [--out models/gpt-spam] [--minutes 20]
 """
 import argparse
 import importlib.util
@@ -216,12 +216,12 @@ def export(model, path):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default=os.path.join(ROOT, 'models/gpt-spam'))
-    parser.add_argument('--minutes', type=float, default=15, help='training time; the learning rate follows a cosine over it')
+    parser.add_argument('--minutes', type=float, default=20, help='training time; the learning rate follows a cosine over it')
     parser.add_argument('--hidden', type=int, default=128)
     parser.add_argument('--layers', type=int, default=4)
     parser.add_argument('--heads', type=int, default=4)
     parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--lr', type=float, default=3e-3)
     args = parser.parse_args()
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
