@@ -14,6 +14,7 @@ import { packBench } from './pack.js';
 import { pruneBench } from './prune.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
+import { quantizeKernelsBench } from './quantize-kernels.js';
 import { quantizeDynamicBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
 import { quantizeSmoothBiasBench } from './quantize-smooth-bias.js';
@@ -30,7 +31,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, lowRankBench, packBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -3,6 +3,7 @@
 // GatherBlockQuantized data rows need. A tensor packed as a single row is the ONNX int4/uint4/
 // int2/uint2 raw_data layout. packRowsRef/unpackRowsRef are the slow references the tests use.
 import type { QuantBits } from './quant-formats.js';
+import { wasmQuantizer } from './quantize-blocks-wasm.js';
 
 /** Bytes one packed row of `cols` codes takes. */
 export function packedRowBytes(cols: number, bits: QuantBits): number {
@@ -23,6 +24,14 @@ export function packRows(codes: ArrayLike<number>, rows: number, cols: number, b
   }
   const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
+  // Rows that fill whole bytes are one contiguous run: WebAssembly SIMD packs 16 codes at a time.
+  const wasm = codes instanceof Uint8Array && cols % perByte === 0 ? wasmQuantizer() : undefined;
+  if (wasm && codes instanceof Uint8Array) {
+    const whole = codes.length - (codes.length % 16);
+    wasm.pack(codes.subarray(0, whole), bits, out, 0);
+    for (let i = whole; i < codes.length; i++) out[Math.floor(i / perByte)] |= (codes[i] & mask) << ((i % perByte) * bits);
+    return out;
+  }
   for (let r = 0; r < rows; r++) {
     const src = r * cols;
     const dst = r * rowBytes;

@@ -10,7 +10,7 @@ export type RtnMode = 'symmetric' | 'integer-zero' | 'float-zero';
 const MODE_CODES: Record<RtnMode, number> = { symmetric: 0, 'integer-zero': 1, 'float-zero': 2 };
 
 /** Floats copied into WebAssembly memory per call: 1 MiB of input keeps the module's memory small. */
-const CHUNK_VALUES = 1 << 18;
+const CHUNK_VALUES = 1 << 12;
 const PAGE = 65536;
 
 interface Exports {

@@ -54,51 +54,75 @@ export function searchAsymmetric(x: Float32Array, start: number, n: number, w: F
     sxx += wi * v * v;
   }
   // Round to nearest as the first candidate.
-  let bestScale = (hi - lo) / qmax;
-  let bestMin = lo;
-  if (integerZero) bestMin = -Math.min(qmax, Math.max(0, Math.round(-lo / bestScale))) * bestScale;
-  let bestError = fitError(x, start, n, w, wStart, bestScale, bestMin, qmax);
-  for (let step = 0; step <= steps; step++) {
-    const iscale = (qmax - 1 + (2 * step) / steps) / (hi - lo);
+  const best = fitScratch;
+  best.scale = (hi - lo) / qmax;
+  best.min = integerZero ? -Math.min(qmax, Math.max(0, Math.round(-lo / best.scale))) * best.scale : lo;
+  best.error = fitError(x, start, n, w, wStart, best.scale, best.min, qmax);
+  // Candidates anchored at lo, then a few Lloyd steps from the best (round with it, refit).
+  // Candidates anchored at hi (codes counted down from qmax) clip the low end instead.
+  const candidates = 2 * (steps + 1);
+  for (let step = 0; step < candidates + 4; step++) {
+    const k = step % (steps + 1);
+    const fromHi = step >= steps + 1 && step < candidates;
+    const iscale = step < candidates ? (qmax - 1 + (2 * k) / steps) / (hi - lo) : 1 / best.scale;
+    const offset = step < candidates ? (fromHi ? hi - qmax / iscale : lo) : best.min;
     let sl = 0;
     let sll = 0;
     let slx = 0;
     for (let i = 0; i < n; i++) {
       const v = x[start + i];
-      let l = Math.round(iscale * (v - lo));
+      let l = Math.round(iscale * (v - offset));
       l = l < 0 ? 0 : l > qmax ? qmax : l;
       const wi = w === undefined ? 1 : w[wStart + i];
       sl += wi * l;
       sll += wi * l * l;
       slx += wi * l * v;
     }
-    const det = sw * sll - sl * sl;
-    if (det <= 0) continue;
-    let scale = (sw * slx - sl * sx) / det;
-    let min = (sll * sx - sl * slx) / det;
-    if (min > 0) {
-      min = 0;
-      scale = slx / sll;
-    }
-    if (!(scale > 0)) continue;
+    const improved = considerFit(best, sw, sx, sxx, sl, sll, slx, qmax, integerZero);
+    if (step >= candidates && !improved) break;
+  }
+  return { scale: best.scale, zero: -best.min / best.scale };
+}
+
+const fitScratch = { scale: 0, min: 0, error: 0 };
+
+/**
+ * Least-squares (scale, min) for codes with the sums given (min <= 0; with integer zero points
+ * the zero codes either side of -min / scale, scale refit for each); `best` takes the fit when its
+ * error with those codes is lower (re-rounding can only lower it further). True when it did.
+ */
+function considerFit(best: typeof fitScratch, sw: number, sx: number, sxx: number, sl: number, sll: number, slx: number, qmax: number, integerZero: boolean): boolean {
+  const det = sw * sll - sl * sl;
+  if (det <= 0) return false;
+  let scale = (sw * slx - sl * sx) / det;
+  let min = (sll * sx - sl * slx) / det;
+  if (min > 0) {
+    min = 0;
+    scale = slx / sll;
+  }
+  if (!(scale > 0)) return false;
+  let improved = false;
+  const exact = -min / scale;
+  const first = integerZero ? Math.max(0, Math.floor(exact)) : 0;
+  const last = integerZero ? Math.min(qmax, Math.ceil(exact)) : 0;
+  for (let zero = first; zero <= last; zero++) {
     if (integerZero) {
-      // zero = -min / scale as a code, then the scale refit for codes l - zero.
-      const zero = Math.min(qmax, Math.max(0, Math.round(-min / scale)));
+      // The scale refit for codes l - zero.
       const sdd = sll - 2 * zero * sl + zero * zero * sw;
       const sdx = slx - zero * sx;
       if (sdd <= 0 || sdx <= 0) continue;
       scale = sdx / sdd;
       min = -zero * scale;
     }
-    // Error of the fitted pair with the candidate's codes (re-rounding can only lower it).
     const error = sxx + scale * scale * sll + min * min * sw - 2 * scale * slx - 2 * min * sx + 2 * scale * min * sl;
-    if (error < bestError) {
-      bestError = error;
-      bestScale = scale;
-      bestMin = min;
+    if (error < best.error) {
+      best.error = error;
+      best.scale = scale;
+      best.min = min;
+      improved = true;
     }
   }
-  return { scale: bestScale, zero: -bestMin / bestScale };
+  return improved;
 }
 
 /** Weighted squared error of a block rounded to nearest with value = scale * code + min. */
@@ -117,7 +141,7 @@ function fitError(x: Float32Array, start: number, n: number, w: Float32Array | u
 
 /**
  * Symmetric fit (value ~ scale * (code - mid)): candidate inverse scales -(mid + 0.1 k) / extreme
- * for k in [-steps/2, steps/2], each refit as scale = sum(w x l) / sum(w l^2); the candidate with
+ * and (mid - 1 + 0.1 k) / extreme for k in [-steps/2, steps/2], each refit as scale = sum(w x l) / sum(w l^2); the candidate with
  * the largest sum(w x l)^2 / sum(w l^2) has the least error.
  */
 export function searchSymmetric(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, mid: number, steps: number): BlockFit {
@@ -127,8 +151,10 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
   let bestScale = extreme / -mid;
   let bestGain = -1;
   const half = Math.floor(steps / 2);
-  for (let k = -half; k <= half; k++) {
-    const iscale = -(mid + 0.1 * k) / extreme;
+  // Both signs: the extreme on the side with the extra code (-mid), or on the other (mid - 1),
+  // which matters at 2 bits (codes -2..1).
+  for (let k = -half; k <= steps + half; k++) {
+    const iscale = k <= half ? -(mid + 0.1 * k) / extreme : (mid - 1 + 0.1 * (k - steps)) / extreme;
     let sxl = 0;
     let sll = 0;
     for (let i = 0; i < n; i++) {
@@ -143,6 +169,23 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
       bestGain = (sxl * sxl) / sll;
       bestScale = sxl / sll;
     }
+  }
+  // A few Lloyd steps from the best: round with the refit scale, refit again.
+  for (let it = 0; it < 3; it++) {
+    const iscale = 1 / bestScale;
+    let sxl = 0;
+    let sll = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[start + i];
+      let l = Math.round(iscale * v);
+      l = l < -mid ? -mid : l > mid - 1 ? mid - 1 : l;
+      const wi = w === undefined ? 1 : w[wStart + i];
+      sxl += wi * v * l;
+      sll += wi * l * l;
+    }
+    if (!(sll > 0 && (sxl * sxl) / sll > bestGain)) break;
+    bestGain = (sxl * sxl) / sll;
+    bestScale = sxl / sll;
   }
   return { scale: bestScale, zero: mid };
 }

@@ -61,19 +61,23 @@ static float store_scale(double value, int half) {
   return half ? through_half(f) : f;
 }
 
-static double clamp_code(double x, double qmax) { return x < 0 ? 0 : x > qmax ? qmax : x; }
+// Math.min(qmax, Math.max(0, x)) of JS: -0 becomes +0.
+static double clamp_code(double x, double qmax) { return x > 0 ? (x > qmax ? qmax : x) : 0.0; }
 
 // Codes of one block: 16 at a time, stored one per byte or packed LSB-first.
 static void encode(const float* w, int n, float inv, float zero, float qmax, uint8_t* out, int bits, int packed) {
   v128_t vinv = wasm_f32x4_splat(inv), vzero = wasm_f32x4_splat(zero);
   v128_t vlo = wasm_f32x4_splat(0.0f), vhi = wasm_f32x4_splat(qmax);
+  // Clamped to [0, qmax], x + 1.5 * 2^23 rounds half to even and leaves the code in the low
+  // mantissa bits (cheaper than nearest + trunc_sat; NaN fails both comparisons and stays NaN,
+  // whose low bits become 0 like trunc_sat's).
+  v128_t magic = wasm_f32x4_splat(12582912.0f), low = wasm_i32x4_splat(0xff);
   for (int i = 0; i < n; i += 16) {
     v128_t q[4];
     for (int j = 0; j < 4; j++) {
       v128_t x = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(w + i + 4 * j), vinv), vzero);
-      x = wasm_f32x4_nearest(x);
       x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, vlo), vhi);
-      q[j] = wasm_i32x4_trunc_sat_f32x4(x);
+      q[j] = wasm_v128_and(wasm_f32x4_add(x, magic), low);
     }
     v128_t c = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[0], q[1]), wasm_i16x8_narrow_i32x4(q[2], q[3]));
     if (!packed || bits == 8) {
@@ -155,10 +159,11 @@ void rtn_blocks(const float* w, int blocks, int size, int bits, int mode, int ha
   }
 }
 
-// Packs codes (one per byte, < 2^bits) LSB-first: count a multiple of 16.
+// Packs codes (one per byte; the low `bits` bits of each are kept) LSB-first: count a multiple of 16.
 void pack_codes(const uint8_t* codes, long count, int bits, uint8_t* out) {
+  v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
   for (long i = 0; i < count; i += 16) {
-    v128_t c = wasm_v128_load(codes + i);
+    v128_t c = wasm_v128_and(wasm_v128_load(codes + i), mask);
     if (bits == 8) wasm_v128_store(out + i, c);
     else if (bits == 4) {
       v128_t p = wasm_v128_and(wasm_v128_or(c, wasm_u16x8_shr(c, 4)), wasm_i16x8_splat(0xff));

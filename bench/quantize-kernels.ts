@@ -1,0 +1,226 @@
+// The block quantizers on one 4096 x 4096 Gaussian float32 matrix (mulberry32 seed 1, Box-Muller,
+// in a SharedArrayBuffer as a loader would hand it to workers), side by side in one run:
+//   bits per weight  as the ONNX form onnxruntime runs stores it: MatMulNBits codes, scales
+//                    (float32 for a float32 model, or float16 + Cast, folded at load), packed
+//                    integer or float zero points; the two-level (k-quant) layout its sub-block
+//                    scale/min codes and float16 d/dmin per super-block
+//   SQNR             10 log10(sum w^2 / sum (w - dequantized)^2) over the matrix (or the rows named)
+//   MB/s             float32 input per second, best of REPEATS, one thread (the browser path) and
+//                    every thread (src/node/quantize-workers.ts, calling thread included)
+//   floor            a plain read of the same bytes (TypedArray copy, and a JS sum loop): the
+//                    ratio is kernel time / copy time
+// ggml rows are the issue's figures (measured earlier on this machine, fp16 scales), quoted, not
+// rerun here. The sweep table gives SQNR against bits per weight for every MatMulNBits layout
+// (block 16-128, symmetric/asymmetric, round to nearest / scale search) on the first SWEEP_ROWS rows.
+import { availableParallelism } from 'node:os';
+import { blockStorage, quantFormat, type QuantBits, type ScaleType } from '../src/kernels/quant-formats.js';
+import { dequantizeBlocks, type QuantizedBlocks, quantizeBlocks, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
+import { kquantBitsPerWeight, kquantBlocks, type KQuantOptions } from '../src/kernels/quantize-kquant.js';
+import { searchBlocks } from '../src/kernels/quantize-search.js';
+import { packRows } from '../src/kernels/pack.js';
+import { mulberry32 } from '../src/kernels/random.js';
+import { type ParallelOptions, QuantizeWorkers } from '../src/node/quantize-workers.js';
+import { machineInfo } from './lib/machine.js';
+import { round } from './lib/stats.js';
+import type { Bench, BenchOutput } from './run.js';
+
+const N = 4096;
+const REPEATS = 5;
+/** Rows the slow kernels (HQQ, the two-level search) and the sweep run on. */
+const SLOW_ROWS = 512;
+const SWEEP_ROWS = 512;
+
+/** The issue's ggml figures: measured earlier on this machine (fp16 scales), not rerun here. */
+const GGML = [
+  { kernel: 'ggml Q4_0 (quoted)', bpw: 4.5, sqnr: 21.3, mbps1: 3300 },
+  { kernel: 'ggml Q4_K (quoted)', bpw: 4.5, sqnr: 22.9, mbps1: 77 },
+  { kernel: 'ggml Q2_K (quoted)', bpw: 2.625, sqnr: 10.6, mbps1: undefined },
+];
+
+interface Row {
+  kernel: string;
+  settings: string;
+  rows: number;
+  bpw: number;
+  sqnrDb: number;
+  mbps1: number | undefined;
+  mbpsAll: number | undefined;
+  floorRatio1: number | undefined;
+  floorRatioAll: number | undefined;
+}
+
+function gaussianShared(count: number, seed: number): Float32Array {
+  const random = mulberry32(seed);
+  const out = new Float32Array(new SharedArrayBuffer(count * 4));
+  for (let i = 0; i < count; i++) {
+    const u = Math.max(random(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+  }
+  return out;
+}
+
+function best(repeats: number, run: () => void): number {
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    run();
+    fastest = Math.min(fastest, performance.now() - start);
+  }
+  return fastest;
+}
+
+async function bestAsync(repeats: number, run: () => Promise<unknown>): Promise<number> {
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await run();
+    fastest = Math.min(fastest, performance.now() - start);
+  }
+  return fastest;
+}
+
+/** Bits per weight of a MatMulNBits layout as stored (zero points packed per row: K/block per row here). */
+function nbitsBpw(bits: QuantBits, blockSize: number, symmetric: boolean, scaleType: ScaleType, zeroPointType: 'integer' | 'float'): number {
+  if (symmetric || zeroPointType === 'integer') return blockStorage(quantFormat(bits, false), blockSize, scaleType, !symmetric).bitsPerWeight;
+  const scaleBits = scaleType === 'float32' ? 32 : 16;
+  return bits + (2 * scaleBits) / blockSize;
+}
+
+const mbps = (bytes: number, ms: number) => round(bytes / 1e6 / (ms / 1000));
+
+export const quantizeKernelsBench: Bench = {
+  name: 'quantize-kernels',
+  async run(log): Promise<BenchOutput> {
+    const machine = machineInfo();
+    const threads = availableParallelism();
+    const data = gaussianShared(N * N, 1);
+    const bytes = data.byteLength;
+    log(`matrix ${N}x${N} (${bytes / 1e6} MB), ${threads} threads, load ${machine.loadAverage}`);
+    // The floor: reading the bytes once (a copy), and a JS loop that reads every float.
+    const copy = new Float32Array(data.length);
+    const copyMs = best(REPEATS, () => copy.set(data));
+    let sink = 0;
+    const sumMs = best(REPEATS, () => {
+      let s = 0;
+      for (let i = 0; i < data.length; i++) s += data[i];
+      sink += s;
+    });
+    log(`floor: copy ${mbps(bytes, copyMs)} MB/s, sum loop ${mbps(bytes, sumMs)} MB/s (${sink > 0 ? '+' : '-'})`);
+    const pool = new QuantizeWorkers(threads);
+    const rows: Row[] = [];
+    const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, ms1: number | undefined, msAll: number | undefined) => {
+      const sub = data.subarray(0, rowCount * N);
+      const row: Row = {
+        kernel,
+        settings,
+        rows: rowCount,
+        bpw: round(bpw),
+        sqnrDb: round(sqnrDb(sub, dequantizeBlocks(q))),
+        mbps1: ms1 === undefined ? undefined : mbps(rowCount * N * 4, ms1),
+        mbpsAll: msAll === undefined ? undefined : mbps(rowCount * N * 4, msAll),
+        floorRatio1: ms1 === undefined ? undefined : round(ms1 / (copyMs * (rowCount / N))),
+        floorRatioAll: msAll === undefined ? undefined : round(msAll / (copyMs * (rowCount / N))),
+      };
+      rows.push(row);
+      log(`${kernel} ${settings}: ${row.bpw} bpw, ${row.sqnrDb} dB, ${row.mbps1} MB/s one thread, ${row.mbpsAll} MB/s ${threads} threads`);
+    };
+
+    // Round to nearest: codes + parameters, then packed as MatMulNBits stores them.
+    const rtn: { label: string; o: { bits: QuantBits; blockSize: number; symmetric: boolean; scaleType: ScaleType } }[] = [
+      { label: 'int4 block 32 symmetric, fp16 scales', o: { bits: 4, blockSize: 32, symmetric: true, scaleType: 'float16' } },
+      { label: 'int4 block 32 symmetric, fp32 scales', o: { bits: 4, blockSize: 32, symmetric: true, scaleType: 'float32' } },
+      { label: 'int4 block 32 asymmetric, fp32 scales', o: { bits: 4, blockSize: 32, symmetric: false, scaleType: 'float32' } },
+      { label: 'int8 block 32 symmetric, fp32 scales', o: { bits: 8, blockSize: 32, symmetric: true, scaleType: 'float32' } },
+      { label: 'int8 block 128 symmetric, fp32 scales', o: { bits: 8, blockSize: 128, symmetric: true, scaleType: 'float32' } },
+      { label: 'int2 block 16 asymmetric, fp32 scales', o: { bits: 2, blockSize: 16, symmetric: false, scaleType: 'float32' } },
+    ];
+    for (const backend of ['js', 'auto'] as const) {
+      setRtnBackend(backend);
+      for (const { label, o } of rtn) {
+        if (backend === 'js' && label !== rtn[0].label && label !== rtn[3].label) continue;
+        let q = quantizeBlocks(data, N, N, o);
+        const ms1 = best(REPEATS, () => {
+          q = quantizeBlocks(data, N, N, o);
+          packRows(q.codes, N, N, o.bits);
+        });
+        const msAll = await bestAsync(REPEATS, async () => {
+          const p = await pool.quantize(data, N, N, o);
+          packRows(p.codes, N, N, o.bits);
+        });
+        const kernel = backend === 'js' ? 'shrink RTN (JS loops)' : 'shrink RTN (WebAssembly SIMD)';
+        add(kernel, label, N, nbitsBpw(o.bits, o.blockSize, o.symmetric, o.scaleType, 'integer'), q, ms1, backend === 'js' ? undefined : msAll);
+      }
+    }
+    setRtnBackend('auto');
+
+    // HQQ and the scale search are slower: measured on SLOW_ROWS rows.
+    const slow = data.subarray(0, SLOW_ROWS * N);
+    const slowRuns: { kernel: string; label: string; o: ParallelOptions; bpw: number }[] = [
+      { kernel: 'shrink HQQ', label: 'int4 block 32 asymmetric, fp16 scales', o: { bits: 4, blockSize: 32, symmetric: false, scaleType: 'float16', rounding: 'hqq' }, bpw: nbitsBpw(4, 32, false, 'float16', 'integer') },
+      { kernel: 'shrink HQQ', label: 'int2 block 16 asymmetric, fp16 scales', o: { bits: 2, blockSize: 16, symmetric: false, scaleType: 'float16', rounding: 'hqq' }, bpw: nbitsBpw(2, 16, false, 'float16', 'integer') },
+      { kernel: 'shrink search', label: 'int4 block 32 symmetric, fp16 scales', o: { bits: 4, blockSize: 32, symmetric: true, scaleType: 'float16', rounding: 'search' }, bpw: nbitsBpw(4, 32, true, 'float16', 'integer') },
+      { kernel: 'shrink search', label: 'int4 block 64 asymmetric, fp16 scales + zero points', o: { bits: 4, blockSize: 64, symmetric: false, scaleType: 'float16', zeroPointType: 'float', rounding: 'search' }, bpw: nbitsBpw(4, 64, false, 'float16', 'float') },
+    ];
+    for (const { kernel, label, o, bpw } of slowRuns) {
+      let q = await pool.quantize(slow, SLOW_ROWS, N, { ...o });
+      const ms1 = best(1, () => {
+        q = o.rounding === 'search' ? searchBlocks(slow, SLOW_ROWS, N, o) : quantizeBlocks(slow, SLOW_ROWS, N, o);
+      });
+      const msAll = await bestAsync(1, () => pool.quantize(slow, SLOW_ROWS, N, o));
+      add(kernel, label, SLOW_ROWS, bpw, q, ms1, msAll);
+    }
+    // Two-level scales (the layout matmul-nbits-kquant.ts writes): Q4_K's and Q2_K's budgets.
+    const kquants: { label: string; o: KQuantOptions }[] = [
+      { label: 'int4 block 32, 6-bit scales and mins, fp16 d/dmin per 256', o: { bits: 4, blockSize: 32, superBlock: 8, scaleBits: 6, minBits: 6, superScaleType: 'float16' } },
+      { label: 'int2 block 16, 4-bit scales and mins, fp16 d/dmin per 512', o: { bits: 2, blockSize: 16, superBlock: 32, scaleBits: 4, minBits: 4, superScaleType: 'float16' } },
+    ];
+    for (const { label, o } of kquants) {
+      let q = kquantBlocks(slow, SLOW_ROWS, N, o);
+      const ms1 = best(1, () => {
+        q = kquantBlocks(slow, SLOW_ROWS, N, o);
+      });
+      add('shrink k-quant search (two-level)', label, SLOW_ROWS, kquantBitsPerWeight(o), q, ms1, undefined);
+    }
+    await pool.close();
+
+    // Sweep: every MatMulNBits layout, round to nearest and search.
+    const sweepData = data.subarray(0, SWEEP_ROWS * N);
+    const sweep: { bits: number; blockSize: number; form: string; bpw: number; rtnDb: number; searchDb: number }[] = [];
+    for (const bits of [4, 2] as const) {
+      for (const blockSize of [16, 32, 64, 128]) {
+        for (const scaleType of ['float32', 'float16'] as const) {
+          for (const [symmetric, zeroPointType] of [[true, 'integer'], [false, 'integer'], [false, 'float']] as const) {
+            const o = { bits, blockSize, symmetric, scaleType, zeroPointType };
+            const rtnDb = sqnrDb(sweepData, dequantizeBlocks(quantizeBlocks(sweepData, SWEEP_ROWS, N, o)));
+            const searchDb = sqnrDb(sweepData, dequantizeBlocks(searchBlocks(sweepData, SWEEP_ROWS, N, o)));
+            const form = `${symmetric ? 'symmetric' : zeroPointType === 'integer' ? 'asymmetric, integer zero points' : 'asymmetric, float zero points'}, ${scaleType === 'float32' ? 'fp32' : 'fp16'} scales`;
+            sweep.push({ bits, blockSize, form, bpw: round(nbitsBpw(bits, blockSize, symmetric, scaleType, zeroPointType)), rtnDb: round(rtnDb), searchDb: round(searchDb) });
+          }
+        }
+      }
+    }
+
+    const cell = (x: number | undefined) => (x === undefined ? '' : String(x));
+    const md = [
+      '# Block quantization kernels',
+      '',
+      `A ${N}x${N} Gaussian float32 matrix (seed 1); ${machine.cpu}, ${threads} threads, Node ${machine.node}, load average ${machine.loadAverage} at the start (other work shared the CPU when it is above ${threads}).`,
+      `Floor (a plain read of the ${bytes / 1e6} MB): copy ${mbps(bytes, copyMs)} MB/s, JS sum loop ${mbps(bytes, sumMs)} MB/s. "x floor" is kernel time / copy time.`,
+      'Bits per weight as the ONNX form onnxruntime runs stores them (MatMulNBits codes, scales, zero points; two-level: sub-block codes and fp16 d/dmin). Round-to-nearest timings include packing the codes as MatMulNBits stores them.',
+      `HQQ, search and two-level rows ran on the first ${SLOW_ROWS} rows. ggml rows are the issue's figures (fp16 scales, measured earlier on this machine), quoted, not rerun.`,
+      '',
+      `| kernel | settings | bits per weight | SQNR (dB) | MB/s, 1 thread | MB/s, ${threads} threads | x floor (1 / ${threads}) |`,
+      '|---|---|---|---|---|---|---|',
+      ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | |`),
+      ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbpsAll)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
+      '',
+      `## MatMulNBits layouts: SQNR against bits per weight (first ${SWEEP_ROWS} rows)`,
+      '',
+      '| bits | block | form | bits per weight | round to nearest (dB) | search (dB) |',
+      '|---|---|---|---|---|---|',
+      ...sweep.map((s) => `| ${s.bits} | ${s.blockSize} | ${s.form} | ${s.bpw} | ${s.rtnDb} | ${s.searchDb} |`),
+      '',
+    ].join('\n');
+    return { json: { machine, threads, floor: { copyMBps: mbps(bytes, copyMs), sumMBps: mbps(bytes, sumMs) }, ggmlQuoted: GGML, rows, sweep }, markdown: md };
+  },
+};
