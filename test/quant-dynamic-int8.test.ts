@@ -5,7 +5,7 @@
 // and onnxruntime-web, keeps a cosine floor against float32, and stores its weights in ~0.25x.
 import { cosineSimilarity as cosine } from '../src/eval/metrics.js';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,8 +20,9 @@ import { roundHalfEven } from '../src/kernels/quantize-blocks.js';
 import { type DynamicInt8Options, quantizeDynamicInt8 } from '../src/methods/quantize/dynamic-int8.js';
 import { codeRange, groupByAxes, quantizeLinearWeight } from '../src/methods/quantize/dynamic-int8-weights.js';
 import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { readModel, writeModel } from '../src/onnx/model-io.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
-import { writeModel } from '../src/onnx/model-io.js';
 import type { QuantizeCommandReport as QuantizeReport } from '../src/pipeline/quantize-report.js';
 import { spawnShrink } from './helpers/cli.js';
 import { CLS, REAL_MODELS, type RealModelKey } from './helpers/real-models.js';
@@ -222,15 +223,21 @@ function dequantizedConv(weights: Float32Array, x: Tensor, quantizeX: boolean): 
   return model;
 }
 
-for (const form of ['dequantize-weights', 'conv-integer'] as const) {
+const CONV_FORM_OPS = {
+  'cast-weights': ['Cast', 'Mul', 'Conv'],
+  'dequantize-weights': ['DequantizeLinear', 'Conv'],
+  'conv-integer': ['DynamicQuantizeLinear', 'ConvInteger', 'Cast', 'Mul', 'Mul', 'Add'],
+} as const;
+
+for (const form of ['cast-weights', 'dequantize-weights', 'conv-integer'] as const) {
   test(`Conv (${form}, per channel) matches float Conv on the dequantized operands`, async () => {
     const model = convModel();
     const report = quantizeDynamicInt8(model, { convForm: form });
     assert.equal(report.stats.quantized, 1);
     const ops = model.graph.nodes.map((n) => n.opType);
-    assert.deepEqual(ops, form === 'conv-integer' ? ['DynamicQuantizeLinear', 'ConvInteger', 'Cast', 'Mul', 'Mul', 'Add'] : ['DequantizeLinear', 'Conv']);
+    assert.deepEqual(ops, CONV_FORM_OPS[form]);
     // Rebuild W from the stored codes and per-channel scales.
-    const codesNode = model.graph.nodes.find((n) => n.opType === 'ConvInteger' || n.opType === 'DequantizeLinear');
+    const codesNode = model.graph.nodes.find((n) => ['ConvInteger', 'DequantizeLinear', 'Cast'].includes(n.opType));
     assert.ok(codesNode !== undefined);
     const codes = valuesOf(model.graph, codesNode.inputs[form === 'conv-integer' ? 1 : 0]);
     const scaleName = model.graph.initializers.find((t) => t.name.startsWith('w_scale'))?.name as string;
@@ -324,24 +331,31 @@ const FLOORS: Record<RealModelKey, number> = {
   vadV6: 0.995,
   vadLegacy: 0.999,
 };
-/** Ops each real model should end with. */
+/** Ops each real model gains (Conv weights decode through one Cast each). */
 const EXPECTED: Record<RealModelKey, Record<string, number>> = {
-  rec: { DynamicQuantizeMatMul: 9, DequantizeLinear: 38 },
-  det: { DequantizeLinear: 62 },
-  cls: { DynamicQuantizeMatMul: 1, DequantizeLinear: 53 },
-  vadV5: { DynamicQuantizeLSTM: 4, DequantizeLinear: 12 },
-  vadV6: { DynamicQuantizeLSTM: 4, DequantizeLinear: 12 },
-  vadLegacy: { DynamicQuantizeLSTM: 8, DequantizeLinear: 36 },
+  rec: { DynamicQuantizeMatMul: 9, Cast: 38 },
+  det: { Cast: 62 },
+  cls: { DynamicQuantizeMatMul: 1, Cast: 53 },
+  vadV5: { DynamicQuantizeLSTM: 4, Cast: 12 },
+  vadV6: { DynamicQuantizeLSTM: 4, Cast: 12 },
+  vadLegacy: { DynamicQuantizeLSTM: 8, Cast: 36 },
 };
+
+function opCounts(model: Model): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { node } of model.graph.allNodes()) counts[node.opType] = (counts[node.opType] ?? 0) + 1;
+  return counts;
+}
 
 test('real models: quantized, run in onnxruntime-node and -web, fidelity floors, weights ~0.25x', async () => {
   const web = await loadWebOrt();
   for (const real of REAL_MODELS) {
     const model = loadModel(real.file);
+    const before = opCounts(model);
     const report = quantizeDynamicInt8(model);
-    const counts: Record<string, number> = {};
-    for (const { node } of model.graph.allNodes()) counts[node.opType] = (counts[node.opType] ?? 0) + 1;
-    for (const [op, count] of Object.entries(EXPECTED[real.key])) assert.equal(counts[op] ?? 0, count, `${real.name}: ${op}`);
+    const counts = opCounts(model);
+    for (const [op, count] of Object.entries(EXPECTED[real.key])) assert.equal((counts[op] ?? 0) - (before[op] ?? 0), count, `${real.name}: ${op}`);
+    assert.equal(counts.DequantizeLinear ?? 0, 0, `${real.name}: DequantizeLinear (onnxruntime would not fold it)`);
     assert.equal(counts.LSTM ?? 0, 0, `${real.name}: LSTM left`);
     const ratio = report.stats.bytesAfter / report.stats.bytesBefore;
     assert.ok(ratio > 0.25 && ratio < 0.28, `${real.name}: weight bytes ratio ${ratio}`);
@@ -360,6 +374,26 @@ test('real models: quantized, run in onnxruntime-node and -web, fidelity floors,
     const lowestWeb = Math.min(...reference.map((r, i) => cosine(r.data() as Float32Array, webOut[session.outputNames[i]].data as Float32Array)));
     assert.ok(lowest > FLOORS[real.key], `${real.name}: cosine ${lowest}`);
     assert.ok(lowestWeb > FLOORS[real.key], `${real.name}: web cosine ${lowestWeb}`);
+  }
+});
+
+test('onnxruntime folds the Conv weights of the default form at load: the session holds float32 weights', async () => {
+  const model = loadModel(CLS);
+  quantizeDynamicInt8(model);
+  const codes = new Set(model.graph.nodes.filter((n) => n.opType === 'Cast' && n.inputs[0].endsWith('_quantized')).map((n) => n.inputs[0]));
+  assert.equal(codes.size, 53);
+  const folder = mkdtempSync(join(tmpdir(), 'shrink-dynamic-fold-'));
+  try {
+    const optimized = join(folder, 'optimized.onnx');
+    const session = await nodeOrt.InferenceSession.create(writeModel(model), { graphOptimizationLevel: 'basic', optimizedModelFilePath: optimized });
+    await session.release();
+    const after = readModel(readFileSync(optimized));
+    // No node reads the int8 codes any more: each Cast -> Mul chain became a float32 constant.
+    const readers = after.graph.nodes.filter((n) => n.inputs.some((i) => codes.has(i)));
+    assert.deepEqual(readers.map((n) => n.name), []);
+    assert.equal(opCounts(after).Conv, opCounts(loadModel(CLS)).Conv);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
   }
 });
 

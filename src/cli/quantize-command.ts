@@ -225,7 +225,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
 
 /** What to try when a method's result runs slower than its original (the speed check's warning). */
 const SLOWER_HINTS: Partial<Record<QuantizeMethodName, string>> = {
-  'dynamic-int8': 'onnxruntime dequantizes Conv weights on every run: --exclude Conv keeps them in float32 at float speed',
+  'dynamic-int8': 'quantizing activations at run time pays off only on large MatMul/Gemm layers: --exclude MatMul or --exclude Gemm keeps small ones in float32',
   'static-int8': 'layers whose integer kernels are slower here can stay float32 with --exclude OP_TYPE',
   fp16: "onnxruntime's CPU provider has few float16 kernels: --compute none stores float16 weights and computes in float32",
   'int8-weight': 'weight-only formats make files smaller, not faster, on onnxruntime CPU',

@@ -1,4 +1,9 @@
-// Conv with a constant float32 weight under dynamic int8. Two forms:
+// Conv with a constant float32 weight under dynamic int8. Three forms:
+//   'cast-weights'        int8/uint8 weight -> Cast to float32 [-> Sub zero point] -> Mul scale
+//                         [M,1,..] feeding the float Conv (the default). The file shrinks ~4x and,
+//                         since every input of that chain is a constant, onnxruntime folds it into
+//                         a float32 weight once at load: float speed, prepacked kernels and all.
+//                         The values equal DequantizeLinear's ((q - zp) * scale in float32).
 //   'dequantize-weights'  int8/uint8 weight + DequantizeLinear (per output channel or per tensor)
 //                         feeding the float Conv: the file shrinks ~4x, compute stays float. Every
 //                         runtime runs it (onnxruntime-web's WebGPU backend has no ConvInteger).
@@ -31,7 +36,7 @@ import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight
 import { MS_DOMAIN } from './weight-tensors.js';
 import { WEIGHTED_OPS, weightAxes } from '../../graph-edit/weighted-layers.js';
 
-export type DynamicConvForm = 'dequantize-weights' | 'conv-integer';
+export type DynamicConvForm = 'cast-weights' | 'dequantize-weights' | 'conv-integer';
 
 export interface DynamicConvSettings {
   weights: LinearWeightOptions;
@@ -87,7 +92,24 @@ export class ConvRewriter {
     const zeroIsDefault = q.zeroPoints.every((z) => z === 0);
     const name = nodeNamer(graph, node);
     let bytesAfter = q.codes.length + q.scales.length * 4 + (zeroIsDefault ? 0 : q.zeroPoints.length);
-    if (form === 'dequantize-weights') {
+    if (form === 'cast-weights') {
+      const scaleDims = perChannel ? [M, ...new Array(dims.length - 1).fill(1)] : [];
+      const scale = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, scaleDims, q.scales), `${weightName}_scale`, node);
+      const asFloat = name('weight_float');
+      const chain = [new Node({ opType: 'Cast', inputs: [codes], outputs: [asFloat], name: name('weight_Cast'), attributes: [attr.int('to', DataType.FLOAT)] })];
+      let centred = asFloat;
+      if (!zeroIsDefault) {
+        const zeroPoint = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, scaleDims, Float32Array.from(q.zeroPoints)), `${weightName}_zero_point`, node);
+        centred = name('weight_centred');
+        chain.push(new Node({ opType: 'Sub', inputs: [asFloat, zeroPoint], outputs: [centred], name: name('weight_Sub') }));
+      }
+      const dequantized = name('weight');
+      chain.push(new Node({ opType: 'Mul', inputs: [centred, scale], outputs: [dequantized], name: name('weight_Mul') }));
+      let at = graph.nodes.indexOf(node);
+      for (const n of chain) graph.addNode(n, at++);
+      node.inputs[weightInput] = dequantized;
+      graph.changed();
+    } else if (form === 'dequantize-weights') {
       const scaleDims = perChannel ? [M] : [];
       const scale = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, scaleDims, q.scales), `${weightName}_scale`, node);
       const inputs = [codes, scale];

@@ -5,10 +5,11 @@
 //                 onnxruntime fuses the standard form into) or the standard form
 //                 DynamicQuantizeLinear + MatMulInteger + Cast + Mul (dynamic-int8-matmul.ts).
 //                 These are where the speed is: integer GEMMs on 8-bit operands.
-//   Conv          int8 weights + DequantizeLinear, float compute (default), or DynamicQuantizeLinear
-//                 + ConvInteger. onnxruntime's ConvInteger is slower than its float Conv on CPU and
-//                 the WebGPU backend lacks it, so the default shrinks the file without touching
-//                 speed (dynamic-int8-conv.ts; numbers in bench/results/quantize-dynamic.md).
+//   Conv          int8 weights decoded by Cast and Mul, which onnxruntime folds into float weights
+//                 at load (default: the file shrinks, speed stays float's), int8 weights +
+//                 DequantizeLinear (kept unfolded by onnxruntime, so slower than float), or
+//                 DynamicQuantizeLinear + ConvInteger (slower than float Conv on CPU, and the WebGPU
+//                 backend lacks it) (dynamic-int8-conv.ts; bench/results/quantize-dynamic.md).
 //   LSTM          com.microsoft DynamicQuantizeLSTM (onnxruntime-node and -web run it).
 // Weights: int8 (symmetric, zero point 0, by default) or uint8 (asymmetric by default), per tensor
 // or per output channel, optionally 7-bit (reduce_range). Everything left in float is reported
@@ -48,7 +49,7 @@ export interface DynamicInt8Options {
   exclude?: (node: Node, graph: Graph) => boolean;
   /** Default 'com.microsoft' (DynamicQuantizeMatMul). */
   matmulForm?: DynamicMatMulForm;
-  /** Default 'dequantize-weights'. */
+  /** Default 'cast-weights'. */
   convForm?: DynamicConvForm;
 }
 
@@ -75,7 +76,7 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   const perChannel = options.perChannel ?? true;
   const activations = new ActivationQuantizers();
   const matmuls = new MatMulRewriter(model, { weights, perChannel, form: options.matmulForm ?? 'com.microsoft' }, activations);
-  const convs = new ConvRewriter(model, { weights, perChannel, form: options.convForm ?? 'dequantize-weights' }, activations);
+  const convs = new ConvRewriter(model, { weights, perChannel, form: options.convForm ?? 'cast-weights' }, activations);
   const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
   const tensors: QuantizedTensorReport[] = [];
   // Collected first: rewriting changes the node lists being walked.
@@ -121,7 +122,7 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   }
   if (convs.fallback !== undefined) result.warn('conv-form-fallback', convs.fallback);
   const floatConvs = tensors.filter((t) => t.op === 'Conv').length;
-  if (floatConvs > 0 && (options.convForm ?? 'dequantize-weights') === 'dequantize-weights') {
+  if (floatConvs > 0 && options.convForm === 'dequantize-weights') {
     // Said once: the file shrinks, but onnxruntime keeps DequantizeLinear unfolded (QDQ), so the
     // float Conv loses its prepacked kernels (bench/results/quantize-dynamic.md).
     result.warn(
