@@ -21,6 +21,7 @@ import { readModel } from '../src/onnx/model-io.js';
 import { studioFolder } from '../src/node/studio-build.js';
 import { checkRecipe } from '../studio/src/recipe-problems.js';
 import { BUILT_IN_RECIPES } from '../studio/src/recipes.js';
+import { sampleSourceFor, symbolicDims } from '../studio/src/samples.js';
 import { launchChromium } from './helpers/chromium.js';
 import { REPO_ROOT, SHRINK_BIN } from './helpers/cli.js';
 import { cosine } from './helpers/compare.js';
@@ -138,6 +139,21 @@ test('recipe problems point at their line: YAML syntax, JSON syntax, a wrong val
   assert.equal(at('steps:\n  - quantize: [\n').line, 3);
   assert.equal(at('{"steps": [\n  {"optimize": {}}\n  {"quantize": {"method": "fp16"}}\n]}').line, 3);
   for (const recipe of BUILT_IN_RECIPES) assert.ok('recipe' in checkRecipe(recipe.text), `built-in recipe ${recipe.id} parses`);
+});
+
+test('generated inputs: a symbolic first axis is a batch of one, other symbolic dims take the sizes the page gives', async () => {
+  const model = readModel(new Uint8Array(await readFile(join(REPO_ROOT, CLS))), { source: 'cls.onnx' });
+  assert.deepEqual(symbolicDims(model), { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 64, 'p2o.DynamicDimension.2': 64 });
+  const source = await sampleSourceFor(model, [], 'minus-one-to-one', { count: 3, dims: { 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 } });
+  const samples = [];
+  for await (const sample of source) samples.push(sample);
+  assert.equal(samples.length, 3);
+  for (const sample of samples) {
+    assert.deepEqual(sample.inputs.x.dims, [1, 3, CLS_HEIGHT, CLS_WIDTH]);
+    const values = sample.inputs.x.data() as Float32Array;
+    assert.ok(values.every((v) => v >= -1 && v < 1) && Math.min(...values) < -0.9 && Math.max(...values) > 0.9, 'uniform in [-1, 1)');
+  }
+  await assert.rejects(sampleSourceFor(model, [{ name: 'a.npy', bytes: new ArrayBuffer(8) }, { name: 'b.npz', bytes: new ArrayBuffer(8) }], 'zero-to-one', { count: 1, dims: {} }), /^Error: b\.npz: give one \.npy or \.npz/);
 });
 
 test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the worker, and the download matches what the page reported', { timeout: 240_000 }, async (t) => {

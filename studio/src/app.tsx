@@ -29,6 +29,8 @@ export function App() {
   const worker = useRef<Worker>();
   const [engine, setEngine] = useState<{ threads: number; isolated: boolean; ortVersion: string } | { error: string } | undefined>();
   const [model, setModel] = useState<{ name: string; report: InspectReport } | undefined>();
+  /** Sizes of the inputs' symbolic dims, for generated inputs (the user may change them). */
+  const [dims, setDims] = useState<Record<string, number>>({});
   const [loading, setLoading] = useState<string | undefined>();
   const [loadError, setLoadError] = useState<string | undefined>();
   const [samples, setSamples] = useState<DroppedFile[]>([]);
@@ -51,6 +53,7 @@ export function App() {
         case 'loaded':
           setLoading(undefined);
           setModel({ name: message.report.source ?? 'model.onnx', report: message.report });
+          setDims(message.dims);
           return;
         case 'checked':
           if (message.id === checkId.current) setProblem(message.problem);
@@ -114,7 +117,7 @@ export function App() {
   function startRun(): void {
     setRun({ kind: 'running' });
     // Copies: the page keeps its samples for the next run.
-    send({ type: 'run', text: recipeText, samples: samples.map((s) => ({ name: s.name, bytes: s.bytes.slice(0) })), scaling, sampleCount: GENERATED_SAMPLES });
+    send({ type: 'run', text: recipeText, samples: samples.map((s) => ({ name: s.name, bytes: s.bytes.slice(0) })), scaling, generated: { count: GENERATED_SAMPLES, dims } });
   }
 
   const ready = engine !== undefined && !('error' in engine);
@@ -188,6 +191,17 @@ export function App() {
               on {samples.length > 0 ? samples.map((s) => s.name).join(', ') : `${GENERATED_SAMPLES} generated inputs (drop images or .npy/.npz for real ones)`}
             </span>
           </div>
+          {samples.length === 0 && Object.keys(dims).length > 0 && (
+            <div class="row dims" data-testid="dims">
+              <span class="muted">sizes of the generated inputs' symbolic dims:</span>
+              {Object.entries(dims).map(([name, size]) => (
+                <label key={name}>
+                  {name}{' '}
+                  <input type="number" min={1} value={size} data-dim={name} onChange={(e) => setDims({ ...dims, [name]: Math.max(1, Math.round(Number(e.currentTarget.value)) || 1) })} />
+                </label>
+              ))}
+            </div>
+          )}
           <RunView run={run} />
         </section>
       )}

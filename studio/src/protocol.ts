@@ -18,7 +18,8 @@ export type ToWorker =
   | { type: 'init'; ortBase: string }
   | { type: 'load'; file: DroppedFile }
   | { type: 'check'; id: number; text: string }
-  | { type: 'run'; text: string; samples: DroppedFile[]; scaling: ImageScaling; sampleCount: number };
+  /** `generated`: how many inputs to generate when no samples are given, and sizes for symbolic dims. */
+  | { type: 'run'; text: string; samples: DroppedFile[]; scaling: ImageScaling; generated: { count: number; dims: Record<string, number> } };
 
 /** A recipe text's first problem, with the 1-based line it points at (when it points at one). */
 export interface RecipeProblem {
@@ -51,7 +52,8 @@ export interface RunResult {
 
 export type FromWorker =
   | { type: 'ready'; threads: number; isolated: boolean; ortVersion: string }
-  | { type: 'loaded'; report: InspectReport }
+  /** `dims`: the symbolic dims of the inputs with first guesses, for generated inputs. */
+  | { type: 'loaded'; report: InspectReport; dims: Record<string, number> }
   | { type: 'checked'; id: number; problem?: RecipeProblem }
   | { type: 'progress'; progress: RunProgress }
   | { type: 'result'; result: RunResult }

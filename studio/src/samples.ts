@@ -14,15 +14,32 @@ import type { DroppedFile, ImageScaling } from './protocol.js';
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'];
 export const ARRAY_EXTENSIONS = ['.npy', '.npz'];
 
-/** Images fill symbolic height/width with their own size; other symbolic dims are 1 (a batch of one). */
-const DEFAULT_SYMBOLIC = 1;
+/** Generated inputs: a symbolic first axis is a batch of one; other symbolic dims get this until the user says. */
+const DEFAULT_SYMBOLIC_DIM = 64;
+
+/**
+ * The symbolic dims of the model's required inputs, keyed as generatedSamples reads them (the
+ * dim's name, or `input[axis]` for an unnamed one), with a first guess at their sizes.
+ */
+export function symbolicDims(model: Model): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const input of modelSignature(model).inputs.filter((i) => !i.optional)) {
+    (input.shape ?? []).forEach((dim, axis) => {
+      if (typeof dim === 'number' && dim >= 0) return;
+      const key = typeof dim === 'string' && dim !== '' ? dim : `${input.name}[${axis}]`;
+      dims[key] ??= axis === 0 ? 1 : DEFAULT_SYMBOLIC_DIM;
+    });
+  }
+  return dims;
+}
 
 export function extensionOf(name: string): string {
   const dot = name.lastIndexOf('.');
   return dot < 0 ? '' : name.slice(dot).toLowerCase();
 }
 
-export async function sampleSourceFor(model: Model, files: readonly DroppedFile[], scaling: ImageScaling, generatedCount: number): Promise<SampleSource> {
+/** Images fill symbolic height and width with their own size; `dims` sizes the symbolic dims of generated inputs. */
+export async function sampleSourceFor(model: Model, files: readonly DroppedFile[], scaling: ImageScaling, generated: { count: number; dims: Record<string, number> }): Promise<SampleSource> {
   const inputs = modelSignature(model).inputs.filter((i) => !i.optional);
   const arrays = files.filter((f) => ARRAY_EXTENSIONS.includes(extensionOf(f.name)));
   const images = files.filter((f) => IMAGE_EXTENSIONS.includes(extensionOf(f.name)));
@@ -34,14 +51,8 @@ export async function sampleSourceFor(model: Model, files: readonly DroppedFile[
     return extensionOf(file.name) === '.npz' ? npzSamples(source, file.name, inputs) : npySamples(source, file.name, inputs);
   }
   if (images.length > 0) return imageSamples(inputs, images, scaling);
-  const dims: Record<string, number> = {};
-  for (const input of inputs) {
-    (input.shape ?? []).forEach((dim, axis) => {
-      if (typeof dim !== 'number' || dim < 0) dims[typeof dim === 'string' && dim !== '' ? dim : `${input.name}[${axis}]`] = DEFAULT_SYMBOLIC;
-    });
-  }
   const range: [number, number] = scaling === 'minus-one-to-one' ? [-1, 1] : scaling === 'zero-to-255' ? [0, 255] : [0, 1];
-  return generatedSamples(inputs, { count: generatedCount, dims, range });
+  return generatedSamples(inputs, { count: generated.count, dims: { ...symbolicDims(model), ...generated.dims }, range });
 }
 
 /** One sample per image, for a model with one float image input [N, C, H, W] or [N, H, W, C] (C 1 or 3). */

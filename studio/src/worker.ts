@@ -13,7 +13,7 @@ import { runRecipe } from '../../src/pipeline/run-recipe.js';
 import type { OrtModule } from '../../src/runtime/ort-types.js';
 import type { FromWorker, RunProgress, ToWorker } from './protocol.js';
 import { checkRecipe } from './recipe-problems.js';
-import { sampleSourceFor } from './samples.js';
+import { sampleSourceFor, symbolicDims } from './samples.js';
 
 /** The worker global, typed by hand: the page's tsconfig has the DOM library, not WebWorker's. */
 const scope = self as unknown as {
@@ -55,7 +55,7 @@ function load(name: string, bytes: ArrayBuffer): void {
   loaded = undefined;
   const model = readModel(new Uint8Array(bytes), { source: name });
   loaded = { model, name, bytes: bytes.byteLength };
-  post({ type: 'loaded', report: inspectModel(model, { fileBytes: bytes.byteLength, source: name }) });
+  post({ type: 'loaded', report: inspectModel(model, { fileBytes: bytes.byteLength, source: name }), dims: symbolicDims(model) });
 }
 
 async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
@@ -88,7 +88,7 @@ async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
       send(true);
     },
   };
-  const samples = await sampleSourceFor(model, message.samples, message.scaling, message.sampleCount);
+  const samples = await sampleSourceFor(model, message.samples, message.scaling, message.generated);
   try {
     const ctx = { ort, threads: 1, progress };
     const result = await runRecipe(model, recipe, { data: samples, inputBytes: loaded.bytes }, ctx, (index, total, stepName) => {
