@@ -84,7 +84,7 @@ const SMOOTH_VARIANTS: { label: string; options: Options }[] = [
   { label: 'static int8, per-tensor weights', options: { perChannel: false } },
 ];
 
-async function spamBert(log: (line: string) => void) {
+export async function spamBert(log: (line: string) => void) {
   const bert = loadModel(path.join(ROOT, 'models/spam-bert/onnx/model.onnx'));
   const data = await spamData(CALIBRATION);
   const dense = await classifySpam(bert, data);
@@ -174,7 +174,7 @@ async function logitsOf(model: Model, images: Float32Array, count: number): Prom
   return logits;
 }
 
-async function cnn(log: (line: string) => void) {
+export async function cnn(log: (line: string) => void) {
   const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
   const test = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
   log('CNN: training one epoch on the 60k training images');
@@ -195,13 +195,16 @@ async function cnn(log: (line: string) => void) {
   const images = Float32Array.from(test.images, (v) => v / 255);
   const floatAccuracy = await classifierAccuracy(nodeOrt, float, test, { threads: 2 });
   const floatLogits = await logitsOf(float, images, test.count);
-  const layers = float.graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => n.outputs[0]);
-  const reference = await channelMeans(float, layers, images, test.count);
   log(`CNN float: ${floatAccuracy.toFixed(2)}% (trained in ${trainSeconds} s)`);
+  const variants = [];
+  for (const perChannel of [true, false]) for (const biasCorrection of [false, true]) variants.push({ perChannel, biasCorrection, q: await quantized(float, { perChannel, biasCorrection }, calibration) });
+  // The layers' outputs as the quantized graph names them (BatchNormalization folded into the
+  // Conv: the Conv writes what the BatchNormalization wrote in the float model).
+  const layers = variants[0].q.model.graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => n.outputs[0]);
+  const reference = await channelMeans(float, layers, images, test.count);
   const rows = [];
-  for (const perChannel of [true, false]) {
-    for (const biasCorrection of [false, true]) {
-      const q = await quantized(float, { perChannel, biasCorrection }, calibration);
+  for (const { perChannel, biasCorrection, q } of variants) {
+    {
       const means = await channelMeans(q.model, layers, images, test.count);
       const shifts = layers.map((name) => {
         const want = reference.get(name) as Float64Array;
@@ -265,7 +268,7 @@ function maskIou(a: Float32Array, b: Float32Array): number {
   return either === 0 ? 1 : both / either;
 }
 
-async function det(log: (line: string) => void) {
+export async function det(log: (line: string) => void) {
   const fixtures = await loadOcrFixtures();
   const file = path.join(ROOT, OCR, 'ch_PP-OCRv4_det_infer.onnx');
   const float = loadModel(file);
