@@ -25,10 +25,10 @@ whole number of windows); heldout-sample.txt is the first 16,384 bytes of the he
 which torch's perplexity is recorded for the tests to compare against.
 
 Needs Debian python3-torch (1.13, CPU); a development tool only, CI does not run this script.
-Trains for a fixed time (20 minutes by default; the steps done are recorded in heldout.json), so a
+Trains for a fixed time (18 minutes by default; the steps done are recorded in heldout.json), so a
 re-run on a machine of another speed gives a similar but not identical model:
 
-    nice -n 10 /usr/bin/python3 scripts/train-decoder.py [--out models/gpt-spam] [--minutes 20]
+    nice -n 10 /usr/bin/python3 scripts/train-decoder.py [--out models/gpt-spam] [--minutes 18]
 """
 import argparse
 import importlib.util
@@ -154,7 +154,7 @@ def perplexity(model, tokens, stride=CONTEXT, batch=32):
             logits, _ = model(chunk)
             nll = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), chunk[:, 1:].reshape(-1), reduction='none').view(len(chunk), -1)
             for row, start in enumerate(starts[i:i + batch]):
-                keep = nll[row] if start == 0 else nll[row, CONTEXT - 1 - stride:]
+                keep = nll[row] if start == 0 else nll[row, max(0, CONTEXT - 1 - stride):]
                 total += keep.double().sum().item()
                 count += keep.numel()
     return math.exp(total / count)
@@ -216,12 +216,13 @@ def export(model, path):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default=os.path.join(ROOT, 'models/gpt-spam'))
-    parser.add_argument('--minutes', type=float, default=20, help='training time; the learning rate follows a cosine over it')
+    parser.add_argument('--minutes', type=float, default=18, help='training time; the learning rate follows a cosine over it')
     parser.add_argument('--hidden', type=int, default=128)
     parser.add_argument('--layers', type=int, default=4)
     parser.add_argument('--heads', type=int, default=4)
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--lr', type=float, default=3e-3)
+    parser.add_argument('--checkpoint', help='also save the torch weights here (not committed)')
     args = parser.parse_args()
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
@@ -262,6 +263,8 @@ def main():
     print(f'{step} steps of {args.batch} x {CONTEXT} tokens', flush=True)
 
     model.eval()
+    if args.checkpoint:
+        torch.save(model.state_dict(), args.checkpoint)
     sample = heldout[:SAMPLE_BYTES]
     measured = heldout[:EVAL_BYTES]
     result = {
