@@ -114,7 +114,7 @@ test('--importance weighs by the activations of --data; --group N shares a codeb
 
 test('recipes: a cluster step parses with its keys (wrong ones are one line), and shrink run prunes then clusters keeping the zeros', async () => {
   const recipe = parseRecipe('steps:\n  - cluster: {bits: 3, group: 16, init: kmeans++, keep_zeros: true}\n', 'r.yaml');
-  assert.deepEqual(recipe.steps[0], { kind: 'cluster', options: { bits: 3, grouping: 'tensor', channelsPerGroup: 16, init: 'kmeans++', seed: undefined, keepZeros: true, importance: undefined, exclude: undefined, only: undefined, layers: undefined } });
+  assert.deepEqual(recipe.steps[0], { kind: 'cluster', options: { bits: 3, grouping: 'tensor', channelsPerGroup: 16, init: 'kmeans++', seed: undefined, keepZeros: true, importance: undefined, exclude: undefined, only: undefined, layers: undefined, halfCodebooks: undefined } });
   for (const [text, message] of [
     ['{"steps": [{"cluster": {"bits": 9}}]}', /'steps\.0\.cluster\.bits': Too big/],
     ['{"steps": [{"cluster": {}}]}', /steps\.0\.cluster\.bits/],

@@ -9,7 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { constantValue } from '../src/ir/constants.js';
+import { roundToHalf } from '../src/methods/cluster/codebook.js';
 import { findClusters } from '../src/methods/cluster/decode-graph.js';
+import { packOnnx } from '../src/methods/pack/pack.js';
 import { loadModel } from '../src/node/model-files.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { runShrink } from './helpers/cli.js';
@@ -60,8 +62,29 @@ test('--distill-value: the centroids learn an inner value of the original by MSE
   assert.deepEqual(loadModel(out).graph.outputs.map((o) => o.name), ['logits']);
 });
 
+test('--half-codebooks: every centroid is a float16 value, also after fine-tuning; the pack is smaller', async () => {
+  const plain = file('full.onnx');
+  const half = file('half.onnx');
+  const common = ['--bits', '4', '--per-channel', '--data', fashion.images, '--samples', '64'];
+  for (const [out, extra] of [[plain, []], [half, ['--half-codebooks', '--epochs', '1', '--batch-size', '64']]] as const) {
+    const run = await runShrink(['cluster', MLP, '-o', out, ...common, ...extra]);
+    assert.equal(run.code, 0, run.stderr);
+  }
+  const model = loadModel(half);
+  const books = findClusters(model).map((f) => constantValue(f.graph, f.codebook)?.data() as Float32Array);
+  assert.equal(books.length, 3);
+  for (const book of books) {
+    const exact = book.slice();
+    roundToHalf(exact);
+    assert.deepEqual(exact, book, 'each centroid is its own float16 rounding');
+  }
+  // 256 + 128 + 10 channels of 16 centroids: the low mantissa bits of ~6,300 float32 values cost nothing.
+  const packed = (f: string) => packOnnx(new Uint8Array(fs.readFileSync(f))).pack.length;
+  assert.ok(packed(half) < packed(plain) - 6000, `pack ${packed(half)} vs ${packed(plain)}`);
+});
+
 test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wrong ones are one line', () => {
-  const recipe = parseRecipe('steps:\n  - cluster: {bits: 4, group: 8, layers: [{pattern: head, bits: 6, group: 64}, {pattern: dw, group: 1}], epochs: 2, batch_size: 8, distill_value: logits}\n', 'r.yaml');
+  const recipe = parseRecipe('steps:\n  - cluster: {bits: 4, group: 8, half_codebooks: true, layers: [{pattern: head, bits: 6, group: 64}, {pattern: dw, group: 1}], epochs: 2, batch_size: 8, distill_value: logits}\n', 'r.yaml');
   const step = recipe.steps[0];
   assert.equal(step.kind, 'cluster');
   if (step.kind !== 'cluster') return;
@@ -69,6 +92,7 @@ test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wro
     { pattern: 'head', bits: 6, group: 64 },
     { pattern: 'dw', group: 1 },
   ]);
+  assert.equal(step.options.halfCodebooks, true);
   assert.deepEqual(step.training, { epochs: 2, batchSize: 8, distillValue: 'logits' });
   for (const [text, message] of [
     ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits' or 'group'/],

@@ -36,6 +36,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags {
   exclude: string[];
   only: string[];
   layerBits: string[];
+  halfCodebooks?: boolean;
   layerGroup: string[];
   distillValue?: string;
   data?: string;
@@ -62,6 +63,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
     .option('--layer-group <pattern=n>', 'channels per codebook of the layers a pattern matches (1: per channel; repeatable, the first match wins)', collect, [])
+    .option('--half-codebooks', 'round the centroids to float16 values (kept as float32): a smaller pack, at 2^-11 relative error per centroid')
     .option('--distill-value <name>', 'without labels, distil this value of the original (e.g. the logits before a softmax output) by mean squared error instead of the output')
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
@@ -125,6 +127,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     layers: layers.length === 0 ? undefined : layers,
+    halfCodebooks: flags.halfCodebooks,
     data,
     finetune: finetune ? { ...stepTraining(training), distillValue: flags.distillValue } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,

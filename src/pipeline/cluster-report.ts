@@ -86,6 +86,7 @@ export function buildClusterReport(before: Model, after: Model, options: Cluster
   const settings: Record<string, string | number | boolean> = { bits: options.bits, grouping, init: options.init ?? 'linear', importance: options.importance === true };
   if (grouping === 'group') settings.channels_per_group = options.channelsPerGroup as number;
   if (options.keepZeros !== undefined && options.keepZeros !== 'auto') settings.keep_zeros = options.keepZeros;
+  if (options.halfCodebooks === true) settings.half_codebooks = true;
   // Per-layer settings as the command line spells them: 'PATTERN bits 5 group 64; ...'.
   if (options.layers !== undefined && options.layers.length > 0) settings.layers = options.layers.map((l) => [l.pattern, l.bits === undefined ? '' : ` bits ${l.bits}`, l.group === undefined ? '' : ` group ${l.group}`].join('')).join('; ');
   // Whole-weight SQNR: energies add up over tensors (from each tensor's SQNR and its energy is not

@@ -16,6 +16,7 @@ import { Tensor } from '../ir/tensor.js';
 import { replaceConstant } from '../graph-edit/replace-constant.js';
 import { addSqnrTerms, sqnrFromSums } from '../kernels/sqnr.js';
 import { type ClusterDetails, type ClusterOptions, clusterPass, clusterSettingsError } from '../methods/cluster/cluster.js';
+import { roundToHalf } from '../methods/cluster/codebook.js';
 import { findClusters } from '../methods/cluster/decode-graph.js';
 import { modelBytes } from '../onnx/model-size.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
@@ -100,7 +101,7 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
     const trained = await debugPhase(ctx.debug, 'cluster: fine-tune centroids', () => finetuneCentroids(model, result, outcome.details, data, finetune, output, ctx));
     result = trained.model;
     tuned = trained.report;
-    refreshSqnr(model, result, outcome.details);
+    refreshSqnr(model, result, outcome.details, options.halfCodebooks === true);
   }
 
   const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, result, ctx);
@@ -200,7 +201,7 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
  * SQNR of each fine-tuned tensor against the original weight, from its trained codebook; unused
  * slots (no code points at them) repeat the group's last used centroid again, as written.
  */
-function refreshSqnr(original: Model, result: Model, details: ClusterDetails): void {
+function refreshSqnr(original: Model, result: Model, details: ClusterDetails, half: boolean): void {
   const found = new Map(findClusters(result).map((f) => [f.codebook, f]));
   for (const t of details.tensors) {
     const f = found.get(t.codebook);
@@ -209,6 +210,13 @@ function refreshSqnr(original: Model, result: Model, details: ClusterDetails): v
     const codes = constantValue(f.graph, f.codes)?.data() as Uint8Array;
     const bookTensor = constantValue(f.graph, f.codebook) as Tensor;
     const book = (bookTensor.data() as Float32Array).slice();
+    // Trained centroids leave float16's grid: back onto it, as k-means wrote them.
+    let changed = false;
+    if (half) {
+      const before = book.slice();
+      roundToHalf(book);
+      changed = book.some((v, i) => v !== before[i]);
+    }
     const offsets = f.offsets === undefined ? undefined : (constantValue(f.graph, f.offsets) as Tensor);
     let slotOf = (i: number) => codes[i];
     if (offsets !== undefined) {
@@ -232,7 +240,7 @@ function refreshSqnr(original: Model, result: Model, details: ClusterDetails): v
         book[g * f.stride + j] = book[g * f.stride + last];
       }
     });
-    if (padded) {
+    if (padded || changed) {
       const readers = f.graph.consumers(f.codebook).map((node) => ({ graph: f.graph, node, input: node.inputs.indexOf(f.codebook) }));
       replaceConstant(result, f.graph, f.codebook, Tensor.fromArray(f.codebook, DataType.FLOAT, bookTensor.dims, book), readers);
     }

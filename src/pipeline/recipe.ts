@@ -37,7 +37,7 @@ const QuantizeStep = z.strictObject({
   method: z.enum(QUANTIZE_METHOD_NAMES),
   block_size: z.number().refine(isSupportedBlockSize, { message: 'must be 16, 32, 64, 128 or 256' }).optional(),
   symmetric: z.boolean().optional(),
-  rounding: z.enum(['rtn', 'hqq']).optional(),
+  rounding: z.enum(['rtn', 'hqq', 'search', 'kquant']).optional(),
   scale_type: z.enum(['float32', 'float16']).optional(),
   accuracy_level: z.number().int().min(0).max(4).optional(),
   compute: z.enum(['ort-cpu', 'all', 'none']).optional(),
@@ -118,6 +118,8 @@ const ClusterStep = z
     exclude: z.array(z.string().min(1)).optional(),
     only: z.array(z.string().min(1)).min(1).optional(),
     /** Per-layer bits and/or channels per codebook: `{ pattern, bits?, group? }`, the first match setting each wins. */
+    /** Centroids rounded to float16 values (smaller packs). */
+    half_codebooks: z.boolean().optional(),
     layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), group: z.number().int().min(1).optional() })).optional(),
     ...trainingKeys,
     batch_size: z.number().int().min(1).optional(),
@@ -229,7 +231,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     return {
       kind: 'cluster',
-      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers },
+      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
       ...training,
     };
   }

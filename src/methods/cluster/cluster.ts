@@ -58,6 +58,8 @@ export interface ClusterOptions extends LayerChoice {
    * A weight goes by its first reader. Layers no entry matches take `bits` and the grouping.
    */
   layers?: readonly LayerSetting[];
+  /** Centroids rounded to float16 values, stored as float32 (see codebook.ts): smaller packs. */
+  halfCodebooks?: boolean;
   /** Samples of `calibration` used (default 64). */
   calibrationLimit?: number;
   threads?: number;
@@ -170,7 +172,7 @@ export const clusterPass: Pass<ClusterOptions> = {
       const zerosBefore = zeroCount(values);
       const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
       const weights = importance?.byWeight.get(target.name);
-      const book = buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros });
+      const book = buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
       const grid = options.foldUniform === false ? undefined : uniformGrid(book);
       // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
       const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
