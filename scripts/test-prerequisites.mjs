@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 const PACKAGES = [
   { name: 'libonnx-testdata', path: '/usr/share/libonnx-testdata/data', for: 'the ONNX conformance suite' },
   { name: 'dataset-fashion-mnist', path: '/usr/share/datasets/fashion-mnist', for: 'Fashion-MNIST accuracy tests' },
-  { name: 'chromium', path: '/usr/bin/chromium', for: 'the browser test' },
+  { name: 'chromium', path: '/usr/bin/chromium', for: 'the browser and studio tests' },
 ];
 
 if (process.env.SHRINK_SKIP_PREREQUISITES === '1') process.exit(0);
