@@ -64,6 +64,7 @@ interface QuantizeFlags extends GateFlags {
   calib?: string;
   calibrator?: CalibratorName;
   algorithm?: 'rtn' | 'gptq' | 'awq';
+  rounding?: 'rtn' | 'hqq' | 'search' | 'kquant';
   actOrder?: boolean;
   calibSamples?: string;
   smooth?: string | boolean;
@@ -92,6 +93,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => bool
   { flag: '--format', given: (f) => f.format !== undefined, methods: ['static-int8'] },
   { flag: '--calib', given: (f) => f.calib !== undefined && f.algorithm !== 'gptq' && f.algorithm !== 'awq', methods: ['static-int8'] },
   { flag: '--algorithm', given: (f) => f.algorithm !== undefined, methods: ['int8-weight', 'int4', 'int2'] },
+  { flag: '--rounding', given: (f) => f.rounding !== undefined, methods: ['int8-weight', 'int4', 'int2'] },
   { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
   { flag: '--smooth', given: (f) => f.smooth !== undefined, methods: ['static-int8'] },
   { flag: '--bias-correction', given: (f) => f.biasCorrection === true, methods: ['static-int8'] },
@@ -127,6 +129,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .addOption(new Option('--format <form>', 'static-int8: QuantizeLinear/DequantizeLinear pairs (default), or QLinearConv/QLinearMatMul operators').choices(['qdq', 'qoperator']))
     .option('--calib <path>', 'static-int8, --algorithm gptq or awq: calibration samples (an ONNX test-data folder, .npy, .npz or .json); also the fidelity data without --data')
     .addOption(new Option('--algorithm <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); gptq solves MatMul/Gemm blocks layer by layer from calibration Hessians; awq scales their input features by activation size before rounding (both need --calib)').choices(['rtn', 'gptq', 'awq']))
+    .addOption(new Option('--rounding <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); hqq refines scale and zero without data; search tries candidate scales per block and refits them (same layout); kquant adds two-level scales to MatMulNBits (int4 4.5, int2 2.56 bits per weight)').choices(['rtn', 'hqq', 'search', 'kquant']))
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
@@ -267,6 +270,7 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
     activationType: flags.activationType,
     format: flags.format,
     algorithm: flags.algorithm,
+    rounding: flags.rounding,
     actOrder: flags.actOrder,
     calibrationSamples: flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1),
     smooth: smoothAlpha(flags.smooth),

@@ -11,8 +11,15 @@
 // integer), keeping the best parameters by lp error. quantize-blocks-ref.ts is the slow reference.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
 import { type RtnMode, wasmQuantizer } from './quantize-blocks-wasm.js';
+// A cycle (quantize-search.ts imports checkBlockShape from here): only functions cross it, called after both load.
+import { searchBlocks } from './quantize-search.js';
 
-export type Rounding = 'rtn' | 'hqq';
+/**
+ * rtn: round to nearest; hqq: HQQ refinement; search: the per-block scale search of
+ * quantize-search.ts; kquant: the search with two-level scales where the writer has that layout
+ * (MatMulNBits, 2 and 4 bits: matmul-nbits-kquant.ts), the plain search elsewhere.
+ */
+export type Rounding = 'rtn' | 'hqq' | 'search' | 'kquant';
 /** Integer zero points pack next to the codes; float zero points (HQQ's own form) use the scale type. */
 export type ZeroPointType = 'integer' | 'float';
 
@@ -85,6 +92,7 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
   const zeroPoints = new Float32Array(count);
   const qmax = 2 ** bits - 1;
   const mid = 2 ** (bits - 1);
+  if (rounding === 'search' || rounding === 'kquant') return searchBlocks(data, rows, cols, options);
   if (rounding === 'rtn') {
     const mode: RtnMode = symmetric ? 'symmetric' : zeroPointType === 'float' ? 'float-zero' : 'integer-zero';
     rtnBlocks(data, 0, count, blockSize, bits, mode, scaleType === 'float16', codes, 0, false, scales, zeroPoints);

@@ -13,7 +13,7 @@ const ConfigSchema = z.strictObject({
   method: z.enum(QUANTIZE_METHOD_NAMES).optional(),
   blockSize: z.number().int().positive().optional(),
   symmetric: z.boolean().optional(),
-  rounding: z.enum(['rtn', 'hqq']).optional(),
+  rounding: z.enum(['rtn', 'hqq', 'search', 'kquant']).optional(),
   scaleType: z.enum(['float32', 'float16']).optional(),
   accuracyLevel: z.number().int().min(0).max(4).optional(),
   compute: z.enum(['ort-cpu', 'all', 'none']).optional(),

@@ -29,6 +29,7 @@ import {
   ternarizeBlocks,
 } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
+import { buildKQuantWeight } from './matmul-nbits-kquant.js';
 import { PassResult } from '../../optimize/util/report.js';
 import {
   PerGraphCache,
@@ -192,6 +193,7 @@ export function buildNBitsWeight(
   o: Required<Omit<BlockWeightOptions, 'exclude'>>,
   zeroPointType: ZeroPointType,
 ): Replacement {
+  if (o.rounding === 'kquant' && w.solved === undefined && o.scheme === 'linear' && o.bits !== 8) return buildKQuantWeight(model, graph, node, w, o.bits, o.blockSize);
   const { K, N, elemType } = w;
   const weightName = w.name;
   // Columns are zero-padded to whole blocks; the kernel reads codes up to K only.

@@ -173,7 +173,7 @@ function reportSolved(
 async function runGptq(model: Model, options: WeightOnlyOptions, ctx: PassContext): Promise<WeightQuantReport> {
   const { method } = options;
   if (SCHEME[method] !== 'linear') throw new Error(`quantize: gptq rounds linear blocks; ${method} has its own scheme`);
-  if (options.rounding === 'hqq') throw new Error('quantize: gptq and hqq are two roundings: choose one');
+  if (options.rounding !== undefined && options.rounding !== 'rtn') throw new Error(`quantize: gptq and ${options.rounding} are two roundings: choose one`);
   const { gptq: _settings, solved: _solved, ...plain } = options;
   const solution = await solveGptq(
     model,
@@ -195,7 +195,7 @@ async function runAwq(model: Model, options: WeightOnlyOptions, ctx: PassContext
   const { method } = options;
   if (options.gptq !== undefined) throw new Error('quantize: gptq and awq are two algorithms: choose one');
   if (SCHEME[method] !== 'linear') throw new Error(`quantize: awq scales linear blocks; ${method} has its own scheme`);
-  if (options.rounding === 'hqq') throw new Error('quantize: awq rounds to nearest; hqq is another rounding: choose one');
+  if (options.rounding !== undefined && options.rounding !== 'rtn') throw new Error(`quantize: awq rounds to nearest; ${options.rounding} is another rounding: choose one`);
   const solution = await solveAwq(model, { ...options.awq, calibration: options.awq?.calibration, ...solvedBlocks(options) }, ctx);
   const report = quantizeWeightsOnly(model, { ...options, awq: undefined, solved: solution.solved }, ctx.progress);
   const mul = solution.groups.filter((g) => 'mul' in g.folded);
