@@ -243,9 +243,16 @@ test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the wor
     await page.getByTestId('recipe-problem').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(shots, '4-recipe-error.png') });
 
+    // A run can be stopped: the worker goes, a new one starts and takes the model again.
+    await page.getByTestId('recipe-select').selectOption('static-int8');
+    await problem.waitFor({ state: 'detached', timeout: 10_000 });
+    await page.getByTestId('run').click();
+    await page.getByTestId('stop').click();
+    assert.equal(await page.getByTestId('run-error').textContent(), 'stopped: the recipe did not finish');
+    await page.getByTestId('engine').getByText('threads (cross-origin isolated)').waitFor({ timeout: 30_000 });
+
     // The built-in int8 recipe, run in the worker.
     await page.getByTestId('recipe-select').selectOption('int8-weight');
-    await problem.waitFor({ state: 'detached', timeout: 10_000 });
     await page.getByTestId('run').click();
     await page.getByTestId('progress').waitFor({ timeout: 10_000 });
     await page.screenshot({ path: join(shots, '5-running.png') });

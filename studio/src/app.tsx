@@ -41,7 +41,11 @@ export function App() {
   const [run, setRun] = useState<RunState>({ kind: 'idle' });
   const checkId = useRef(0);
 
-  useEffect(() => {
+  /** The model's bytes, kept so a stopped worker's replacement can load it again. */
+  const modelFile = useRef<DroppedFile>();
+
+  /** Starts a worker with onnxruntime-web, and loads the current model into it if there is one. */
+  function connect(): Worker {
     const w = startWorker();
     worker.current = w;
     w.onmessage = (event: MessageEvent<FromWorker>) => {
@@ -80,8 +84,23 @@ export function App() {
     };
     w.onerror = (event) => setEngine({ error: `the worker failed: ${event.message}` });
     send({ type: 'init', ortBase: new URL('ort/', document.baseURI).href });
+    const file = modelFile.current;
+    if (file !== undefined) send({ type: 'load', file: { name: file.name, bytes: file.bytes.slice(0) } });
+    return w;
+  }
+
+  useEffect(() => {
+    const w = connect();
     return () => w.terminate();
   }, []);
+
+  /** Stops a running recipe: onnxruntime cannot be interrupted, so the worker goes and a new one takes the model. */
+  function stop(): void {
+    worker.current?.terminate();
+    setEngine(undefined);
+    setRun({ kind: 'failed', message: 'stopped: the recipe did not finish' });
+    connect();
+  }
 
   function send(message: ToWorker, transfer: Transferable[] = []): void {
     worker.current?.postMessage(message, transfer);
@@ -110,7 +129,8 @@ export function App() {
       setRun({ kind: 'idle' });
       setLoading(file.name);
       const bytes = await file.arrayBuffer();
-      send({ type: 'load', file: { name: file.name, bytes } }, [bytes]);
+      modelFile.current = { name: file.name, bytes };
+      send({ type: 'load', file: { name: file.name, bytes: bytes.slice(0) } });
     }
   }
 
@@ -202,7 +222,7 @@ export function App() {
               ))}
             </div>
           )}
-          <RunView run={run} />
+          <RunView run={run} onStop={stop} />
         </section>
       )}
       {run.kind === 'done' && <Results result={run.result} url={run.url} />}
@@ -309,7 +329,7 @@ function Fact({ label, value, testId }: { label: string; value: string; testId?:
   );
 }
 
-function RunView({ run }: { run: RunState }) {
+function RunView({ run, onStop }: { run: RunState; onStop: () => void }) {
   if (run.kind === 'failed') {
     return (
       <p class="error" data-testid="run-error">
@@ -325,6 +345,9 @@ function RunView({ run }: { run: RunState }) {
       <div class="progress-bar">
         <div style={{ width: `${(share * 100).toFixed(1)}%` }} />
       </div>
+      <button type="button" class="secondary" data-testid="stop" onClick={onStop}>
+        Stop
+      </button>
       <span>{p === undefined ? 'starting…' : `${p.step <= p.steps ? `step ${p.step} of ${p.steps}: ${p.name}` : p.name}${p.task ? ` · ${p.task}${p.total ? ` ${p.done ?? 0}/${p.total}` : ''}` : ''}`}</span>
     </div>
   );
