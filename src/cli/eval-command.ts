@@ -35,6 +35,11 @@ interface EvalFlags extends GateFlags {
   metric?: string;
   batch: string;
   threads?: string;
+  perplexity?: string;
+  context?: string;
+  stride?: string;
+  generate?: string;
+  prompt?: string;
 }
 
 /** What `shrink eval --json` prints. */
@@ -45,7 +50,7 @@ export function registerEval(program: Command, context: CliContext): void {
     .command('eval')
     .description('compare a candidate model with its original: output fidelity, accuracy against labels, per-layer error')
     .argument('<original>', 'the reference ONNX model')
-    .argument('<candidate>', 'the model to judge (quantized, pruned, optimized)')
+    .argument('[candidate]', 'the model to judge (quantized, pruned, optimized); optional with --perplexity')
     .option('--data <path>', 'samples: an ONNX test-data folder, .npy, .npz or .json (default: generated inputs)')
     .option('--labels <file>', 'class ids, one per prediction row: .npy of integers or a JSON array')
     .option('--label-output <name>', 'the output holding class scores for accuracy (default: the first)')
@@ -59,10 +64,22 @@ export function registerEval(program: Command, context: CliContext): void {
     .option('--range <min,max>', 'value range of generated inputs (default 0,1 for floats)')
     .option('--metric <module>', 'a .js/.ts module exporting (reference, candidate, sample) => number')
     .option('--batch <n>', 'samples stacked along axis 0 per run (only for models with a batch axis)', '1')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)');
-  addGateOptions(command).action(async (original: string, candidate: string, flags: EvalFlags, cmd: Command) => {
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
+    .option('--perplexity <text>', 'decoders: perplexity of each model on a text file (UTF-8 bytes as token ids) or a JSON array of token ids')
+    .option('--context <n>', 'with --perplexity: tokens per window (default: n_positions of the config.json beside the model)')
+    .option('--stride <n>', 'with --perplexity: tokens between window starts (default: the context, windows that do not overlap)')
+    .option('--generate <n>', 'with --perplexity: greedy tokens to generate through the KV cache, for tokens/s')
+    .option('--prompt <text>', 'with --generate: the prompt (default: the first 16 tokens of the text)');
+  addGateOptions(command).action(async (original: string, candidate: string | undefined, flags: EvalFlags, cmd: Command) => {
     const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads', 0);
     const ctx = cliRecipeContext(cmd, context.io, { threads: threads === 0 ? undefined : threads });
+    if (flags.perplexity !== undefined) {
+      const { runPerplexityEval } = await import('./perplexity-eval.js');
+      return runPerplexityEval(candidate === undefined ? [original] : [original, candidate], { ...flags, perplexity: flags.perplexity }, ctx, context.io);
+    }
+    const decoderOnly = (['context', 'stride', 'generate', 'prompt'] as const).find((k) => flags[k] !== undefined);
+    if (decoderOnly !== undefined) throw new UsageError(`--${decoderOnly} goes with --perplexity`);
+    if (candidate === undefined) throw new UsageError('eval needs ORIGINAL and CANDIDATE models (one model alone with --perplexity)');
     let measured: EvaluateReport;
     let failed: EvalGateError | undefined;
     try {

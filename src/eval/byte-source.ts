@@ -54,6 +54,8 @@ export function chunkReader(next: () => Promise<Uint8Array | undefined>, where: 
       return position;
     },
     async read(length: number): Promise<Uint8Array> {
+      // Zero-sized arrays (a decoder's past_key_values of length 0) read nothing.
+      if (length === 0) return new Uint8Array(0);
       while (queued < length && !ended) {
         const chunk = await next();
         if (chunk === undefined) ended = true;
