@@ -23,6 +23,7 @@ import { checkRecipe } from '../studio/src/recipe-problems.js';
 import { BUILT_IN_RECIPES } from '../studio/src/recipes.js';
 import { sampleSourceFor, symbolicDims } from '../studio/src/samples.js';
 import { launchChromium } from './helpers/chromium.js';
+import { startStaticServer } from './helpers/static-server.js';
 import { REPO_ROOT, SHRINK_BIN } from './helpers/cli.js';
 import { cosine } from './helpers/compare.js';
 import { loadOcrLines, type OcrLine } from './helpers/ocr-lines.js';
@@ -327,5 +328,24 @@ test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the wor
     await browser?.close();
     server?.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the built page works from a plain static host under a sub-path: relative paths, one thread without COOP/COEP', { timeout: 120_000 }, async (t) => {
+  const folder = await studioFolder((line) => t.diagnostic(line));
+  const host = await startStaticServer({ '/some/site/studio/': folder });
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`${host.url}/some/site/studio/index.html`);
+    await page.getByTestId('engine').getByText('1 thread (not isolated').waitFor({ timeout: 30_000 });
+    await page.getByTestId('file-input').setInputFiles({ name: 'cls.onnx', mimeType: 'application/octet-stream', buffer: await readFile(join(REPO_ROOT, CLS)) });
+    await page.getByTestId('inspect').waitFor({ timeout: 15_000 });
+    assert.equal(await page.getByTestId('nodes').textContent(), readModel(new Uint8Array(await readFile(join(REPO_ROOT, CLS)))).graph.nodes.length.toLocaleString('en-US'));
+    assert.deepEqual(host.misses, [], 'every file the page asked for was there');
+  } finally {
+    await browser?.close();
+    await host.close();
   }
 });
