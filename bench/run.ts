@@ -11,6 +11,7 @@ import { largeModelsBench } from './large-models.js';
 import { lowRankBench } from './lowrank.js';
 import { optimizeBench } from './optimize.js';
 import { packBench } from './pack.js';
+import { packRecBench } from './pack-rec.js';
 import { pruneBench } from './prune.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
@@ -31,7 +32,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

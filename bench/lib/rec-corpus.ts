@@ -1,0 +1,103 @@
+// The rendered line corpus of scripts/make-rec-corpus.ts as PP-OCRv4 rec inputs, and the
+// recogniser's greedy-CTC reading of them. Each set is one array of lines at PaddleOCR's batch
+// width 320: x / 127.5 - 1 over the line's own columns, zeros (predict_rec's padding) after.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ctcAlphabet, decodeCtcGreedy } from '../../src/eval/ctc.js';
+import { readNpz } from '../../src/eval/npz.js';
+import { DataType } from '../../src/ir/dtype.js';
+import type { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import type { OrtModule } from '../../src/runtime/ort-types.js';
+import { fromOrtTensor, ModelSession, toOrtTensor } from '../../src/runtime/session.js';
+import { OCR } from './feeds.js';
+
+export const REC_CORPUS = 'bench/work/rec-corpus';
+const HEIGHT = 48;
+const WIDTH = 320;
+
+export interface RecSet {
+  /** float32 [count, 3, 48, 320], the recogniser's input. */
+  x: Float32Array;
+  count: number;
+  texts: string[];
+}
+
+/** Renders the corpus (ImageMagick) when it is not there yet. */
+export function ensureRecCorpus(dir = REC_CORPUS, log: (line: string) => void = () => {}): void {
+  if (existsSync(join(dir, 'corpus.json'))) return;
+  log(`rendering the line corpus into ${dir} (scripts/make-rec-corpus.ts, needs ImageMagick and fonts-noto-cjk)`);
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-rec-corpus.ts', '--dir', dir], { stdio: 'inherit' });
+}
+
+/** One set ('train' or 'heldout') as float input. */
+export async function loadRecSet(which: 'train' | 'heldout', dir = REC_CORPUS): Promise<RecSet> {
+  const file = join(dir, `${which}.npz`);
+  const arrays = await readNpz(new Uint8Array(readFileSync(file)), file);
+  const pixels = arrays.get('x');
+  const widthsArray = arrays.get('widths');
+  if (pixels === undefined || pixels.dataType !== DataType.UINT8 || pixels.dims.length !== 4 || pixels.dims[1] !== HEIGHT || pixels.dims[2] !== WIDTH) throw new Error(`${file}: 'x' should be uint8 [N, ${HEIGHT}, ${WIDTH}, 3]; re-run scripts/make-rec-corpus.ts`);
+  if (widthsArray === undefined || widthsArray.dataType !== DataType.INT32) throw new Error(`${file}: 'widths' should be int32 [N]`);
+  const count = pixels.dims[0];
+  const widths = new Int32Array(widthsArray.data.slice().buffer);
+  const plane = HEIGHT * WIDTH;
+  const x = new Float32Array(count * 3 * plane);
+  for (let n = 0; n < count; n++) {
+    for (let y = 0; y < HEIGHT; y++) {
+      for (let c = 0; c < widths[n]; c++) {
+        const from = ((n * HEIGHT + y) * WIDTH + c) * 3;
+        for (let ch = 0; ch < 3; ch++) x[(n * 3 + ch) * plane + y * WIDTH + c] = pixels.data[from + ch] / 127.5 - 1;
+      }
+    }
+  }
+  const meta = JSON.parse(readFileSync(join(dir, 'corpus.json'), 'utf8')) as Record<string, { text: string }[]>;
+  return { x, count, texts: meta[which].map((l) => l.text) };
+}
+
+/** The first `count` lines of a set (calibration takes a few). */
+export function recSlice(set: RecSet, count: number): RecSet {
+  const per = 3 * HEIGHT * WIDTH;
+  return { x: set.x.subarray(0, count * per), count, texts: set.texts.slice(0, count) };
+}
+
+export interface RecReading {
+  texts: string[];
+  /** The softmax output of every line, flat. */
+  probs: Float32Array;
+}
+
+let alphabet: ReturnType<typeof ctcAlphabet> | undefined;
+
+/** Greedy-CTC text of every line of `set` read by `model`, in batches of 20 (graph optimization 'basic'). */
+export async function readRecSet(ort: OrtModule, model: Model | Uint8Array, set: RecSet, threads = 2): Promise<RecReading> {
+  alphabet ??= ctcAlphabet(readFileSync(join(OCR, 'ppocr_keys_v1.txt'), 'utf8'));
+  const session = await ModelSession.create(ort, model, { threads });
+  const per = 3 * HEIGHT * WIDTH;
+  const texts: string[] = [];
+  const parts: Float32Array[] = [];
+  try {
+    for (let start = 0; start < set.count; start += 20) {
+      const n = Math.min(20, set.count - start);
+      const input = Tensor.fromArray('x', DataType.FLOAT, [n, 3, HEIGHT, WIDTH], set.x.slice(start * per, (start + n) * per));
+      const result = await session.run({ x: toOrtTensor(ort, input) });
+      const probs = fromOrtTensor(result[session.outputNames[0]], session.outputNames[0]);
+      for (const line of decodeCtcGreedy(probs.data() as Float32Array, probs.dims, alphabet, probs.name)) texts.push(line.text);
+      parts.push((probs.data() as Float32Array).slice());
+    }
+  } finally {
+    await session.release();
+  }
+  const probs = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    probs.set(p, at);
+    at += p.length;
+  }
+  return { texts, probs };
+}
+
+/** Share of lines whose text equals the reference reading. */
+export function sameLines(reference: readonly string[], texts: readonly string[]): number {
+  return reference.filter((t, i) => t === texts[i]).length / reference.length;
+}

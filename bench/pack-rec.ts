@@ -1,0 +1,143 @@
+// PP-OCRv4 rec as a .shrink pack (issue 13): how small the recogniser gets and how many held-out
+// lines it still reads exactly as the original does. No labels: the reference is the original
+// model's own greedy-CTC reading, and recovery is distillation from the original.
+//
+// Data: scripts/make-rec-corpus.ts renders (ImageMagick; the bench runs it when bench/work has no
+// corpus) 480 training lines and 200 held-out lines in other fonts, other texts and another seed.
+// Training lines feed k-means importance and the centroid distillation; held-out lines only the
+// measurements below.
+//
+// The pipeline is the recipe file bench/recipes/pack-rec.yaml, which `shrink run` runs as it is:
+//   shrink run bench/recipes/pack-rec.yaml REC.onnx -o rec.shrink --data bench/work/rec-corpus/train-x.npy
+// Stages: Q (k-means codebooks, mixed bits per layer), Q+D (centroids distilled from the original's
+// logits), Q+D+H (the pack; lines read by the model the pack decodes to). Beside them, a trade-off
+// curve of cheaper settings without distillation (ratio against lines identical).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeNpy } from '../src/eval/npy.js';
+import { cosineSimilarity } from '../src/eval/metrics.js';
+import { DataType } from '../src/ir/dtype.js';
+import { packOnnx } from '../src/methods/pack/pack.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import { unpack } from '../src/onnx/pack-decode.js';
+import type { RecipeContext } from '../src/pipeline/context.js';
+import { parseRecipe, type Recipe } from '../src/pipeline/recipe.js';
+import { runRecipe } from '../src/pipeline/run-recipe.js';
+import { OCR } from './lib/feeds.js';
+import { machineInfo } from './lib/machine.js';
+import { ensureRecCorpus, loadRecSet, REC_CORPUS, type RecReading, type RecSet, readRecSet, sameLines } from './lib/rec-corpus.js';
+import type { Bench } from './run.js';
+
+const REC = join(OCR, 'ch_PP-OCRv4_rec_infer.onnx');
+const RECIPE = 'bench/recipes/pack-rec.yaml';
+const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
+const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+interface Row {
+  stage: string;
+  settings: string;
+  onnx_bytes: number;
+  pack_bytes: number;
+  /** float32 file bytes / pack bytes. */
+  ratio: number;
+  /** Share of held-out lines read exactly as the original reads them (percent). */
+  lines_identical: number;
+  /** Cosine of the softmax outputs over all held-out lines. */
+  cosine: number;
+  seconds: number;
+}
+
+/** The recipe without its fine-tuning and pack: the Q stage alone. */
+function withoutTraining(recipe: Recipe): Recipe {
+  return { ...recipe, steps: recipe.steps.filter((s) => s.kind !== 'pack').map((s) => (s.kind === 'cluster' || s.kind === 'prune' || s.kind === 'lowrank' ? { ...s, training: undefined } : s)) };
+}
+
+/** Settings of the trade-off curve: one cluster step each, no training. */
+const CURVE: { settings: string; yaml: string }[] = [
+  { settings: '3 bits per channel, depthwise 8 bits per tensor, head 4 bits per 8 channels', yaml: "{bits: 3, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', bits: 4, group: 8}]}" },
+  { settings: '5 bits per channel, depthwise 8 bits per tensor, head 5 bits per 8 channels', yaml: "{bits: 5, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
+  { settings: '6 bits per channel, depthwise 8 bits per tensor, head 6 bits per 8 channels', yaml: "{bits: 6, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
+];
+
+export const packRecBench: Bench = {
+  name: 'pack-rec',
+  async run(log) {
+    const machine = machineInfo();
+    ensureRecCorpus(REC_CORPUS, log);
+    const train = await loadRecSet('train');
+    const held = await loadRecSet('heldout');
+    // The training lines as the .npy that `shrink run --data` takes (float32 [N, 3, 48, 320]).
+    const npy = join(REC_CORPUS, 'train-x.npy');
+    writeFileSync(npy, writeNpy({ dataType: DataType.FLOAT, dims: [train.count, 3, 48, 320], data: new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength) }));
+    const rec = loadModel(REC);
+    const floatBytes = readFileSync(REC).byteLength;
+    const reference = await readRecSet(nodeOrt, rec, held);
+    log(`original: ${held.count} held-out lines read; ${train.count} training lines`);
+    const measure = async (stage: string, settings: string, onnx: Uint8Array, pack: Uint8Array, seconds: number): Promise<Row> => {
+      const reading: RecReading = await readRecSet(nodeOrt, onnx, held);
+      const row = { stage, settings, onnx_bytes: onnx.byteLength, pack_bytes: pack.byteLength, ratio: round(floatBytes / pack.byteLength, 2), lines_identical: round(100 * sameLines(reference.texts, reading.texts), 1), cosine: round(cosineSimilarity(reference.probs, reading.probs), 4), seconds: round(seconds, 1) };
+      log(`${stage} (${settings}): pack ${row.pack_bytes} B = ${row.ratio}x, ${row.lines_identical}% of lines identical, cosine ${row.cosine}`);
+      return row;
+    };
+    const floatPack = packOnnx(new Uint8Array(readFileSync(REC))).pack;
+    const rows: Row[] = [await measure('float32', 'the original file', new Uint8Array(readFileSync(REC)), floatPack, 0)];
+
+    const recipeText = readFileSync(RECIPE, 'utf8');
+    const recipe = parseRecipe(recipeText, RECIPE);
+    const described = recipe.description ?? RECIPE;
+    const data = (set: RecSet) => ({ training: { inputs: { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } } }, noDataReason: 'measured by the bench on held-out lines', inputBytes: floatBytes });
+
+    let started = performance.now();
+    const q = await runRecipe(rec, withoutTraining(recipe), data(train), ctx);
+    const qBytes = writeModel(q.model);
+    rows.push(await measure('Q', 'k-means codebooks of the recipe, no training', qBytes, packOnnx(qBytes).pack, (performance.now() - started) / 1000));
+
+    started = performance.now();
+    const full = await runRecipe(rec, recipe, data(train), ctx, (i, n, name) => log(`recipe step ${i + 1}/${n}: ${name}`));
+    const seconds = (performance.now() - started) / 1000;
+    if (full.pack === undefined) throw new Error(`${RECIPE}: the recipe must end with a pack step`);
+    const fullBytes = writeModel(full.model);
+    const decoded = unpack(full.pack);
+    const identical = decoded.byteLength === fullBytes.byteLength && decoded.every((b, i) => b === fullBytes[i]);
+    const cluster = full.report.steps.find((s) => s.step === 'cluster')?.report;
+    const finetune = cluster !== undefined && 'finetune' in cluster ? cluster.finetune : undefined;
+    rows.push(await measure('Q+D', 'centroids distilled from the original', fullBytes, packOnnx(fullBytes).pack, seconds));
+    rows.push(await measure('Q+D+H', 'the pack, read as it decodes', decoded, full.pack, seconds));
+
+    const curve: Row[] = [];
+    for (const point of CURVE) {
+      started = performance.now();
+      const result = await runRecipe(rec, parseRecipe(`steps:\n  - cluster: ${point.yaml}\n`, 'curve'), data(train), ctx);
+      const bytes = writeModel(result.model);
+      curve.push(await measure('Q', point.settings, bytes, packOnnx(bytes).pack, (performance.now() - started) / 1000));
+    }
+    const final = rows[rows.length - 1];
+    const met = final.ratio >= 8 && final.lines_identical >= 95;
+
+    const json = { machine, model: REC, float32_bytes: floatBytes, recipe: RECIPE, recipe_text: recipeText, corpus: { train: train.count, held_out: held.count, dir: REC_CORPUS }, decodes_identically: identical, finetune, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met } };
+    const table = (list: Row[]) => [
+      '| stage | settings | ONNX | pack | ratio to float32 | lines identical | cosine | seconds |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...list.map((r) => `| ${r.stage} | ${r.settings} | ${r.onnx_bytes} | ${r.pack_bytes} | ${r.ratio}x | ${r.lines_identical}% | ${r.cosine} | ${r.seconds} |`),
+    ];
+    const markdown = [
+      '# PP-OCRv4 rec as a .shrink pack: size against lines read as the original reads them',
+      '',
+      `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage}.`,
+      '',
+      `Model: ${REC} (${floatBytes} bytes float32). Lines: ${train.count} rendered training lines (distillation and nothing else) and ${held.count} held-out lines in other fonts, texts and seed (scripts/make-rec-corpus.ts); every number below is on the held-out lines, against the original model's own reading (no labels). Recipe ${RECIPE} (${described}), run by runRecipe as \`shrink run ${RECIPE} ${REC} -o rec.shrink --data ${npy}\` runs it. The pack decodes to the Q+D model byte for byte: ${identical ? 'yes' : 'NO'}.${finetune === undefined ? '' : ` Distillation: ${finetune.loss}${finetune.value === undefined ? '' : ` on '${finetune.value}'`}, ${finetune.epochs} epochs, ${finetune.steps} steps, ${finetune.codebooks} codebooks, mean loss ${finetune.mean_loss.map((l) => l.toExponential(3)).join(' -> ')}, ${round(finetune.seconds, 0)} s.`}`,
+      '',
+      ...table(rows),
+      '',
+      `Target (issue 13): >= 8x with >= 95% of lines identical: ${met ? 'met' : 'not met'} (${final.ratio}x, ${final.lines_identical}%).`,
+      '',
+      '## Trade-off without distillation (k-means only)',
+      '',
+      ...table(curve),
+      '',
+    ].join('\n');
+    return { json, markdown };
+  },
+};

