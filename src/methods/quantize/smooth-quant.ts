@@ -87,6 +87,7 @@ export async function smoothQuant(model: Model, layers: readonly Node[], setting
     }
     byInput.set(view.input, [...(byInput.get(view.input) ?? []), view]);
   }
+  if (byInput.size === 0) return { groups: [], samples: 0, skipped };
   const statistics = [...byInput.keys()].map((input) => new ChannelStats(input, -1));
   const collected = await collectActivations(ctx.ort, model, statistics, settings.calibration, {
     limit: settings.limit,
