@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
+import { decoderBench } from './decoder.js';
 import { deepCompressionBench, deepCompressionMnistBench } from './deep-compression.js';
 import { largeModelsBench } from './large-models.js';
 import { lowRankBench } from './lowrank.js';
@@ -32,7 +33,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

