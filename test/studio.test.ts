@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { crc32, deflateSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { writeNpy } from '../src/eval/npy.js';
@@ -22,12 +23,13 @@ import { studioFolder } from '../src/node/studio-build.js';
 import { checkRecipe } from '../studio/src/recipe-problems.js';
 import { BUILT_IN_RECIPES } from '../studio/src/recipes.js';
 import { sampleSourceFor, symbolicDims } from '../studio/src/samples.js';
+import { readWav } from '../studio/src/wav.js';
 import { launchChromium } from './helpers/chromium.js';
 import { startStaticServer } from './helpers/static-server.js';
 import { REPO_ROOT, SHRINK_BIN } from './helpers/cli.js';
 import { cosine } from './helpers/compare.js';
 import { loadOcrLines, type OcrLine } from './helpers/ocr-lines.js';
-import { CLS } from './helpers/real-models.js';
+import { CLS, VAD_V5 } from './helpers/real-models.js';
 import { runModel } from './helpers/run-model.js';
 
 const CLS_HEIGHT = 48;
@@ -155,6 +157,53 @@ test('generated inputs: a symbolic first axis is a batch of one, other symbolic 
     assert.ok(values.every((v) => v >= -1 && v < 1) && Math.min(...values) < -0.9 && Math.max(...values) > 0.9, 'uniform in [-1, 1)');
   }
   await assert.rejects(sampleSourceFor(model, [{ name: 'a.npy', bytes: new ArrayBuffer(8) }, { name: 'b.npz', bytes: new ArrayBuffer(8) }], 'zero-to-one', { count: 1, dims: {} }), /^Error: b\.npz: give one \.npy or \.npz/);
+});
+
+/** A 16-bit PCM WAV of `frames` frames: left channel `left(i)`, right channel `-left(i)/2`, values in int16 steps. */
+function wav16(frames: number, rate: number, left: (i: number) => number): ArrayBuffer {
+  const out = Buffer.alloc(44 + frames * 4);
+  out.write('RIFF', 0, 'latin1');
+  out.writeUInt32LE(36 + frames * 4, 4);
+  out.write('WAVEfmt ', 8, 'latin1');
+  out.writeUInt32LE(16, 16);
+  out.writeUInt16LE(1, 20); // PCM
+  out.writeUInt16LE(2, 22); // stereo
+  out.writeUInt32LE(rate, 24);
+  out.writeUInt32LE(rate * 4, 28);
+  out.writeUInt16LE(4, 32);
+  out.writeUInt16LE(16, 34);
+  out.write('data', 36, 'latin1');
+  out.writeUInt32LE(frames * 4, 40);
+  for (let i = 0; i < frames; i++) {
+    out.writeInt16LE(left(i), 44 + i * 4);
+    out.writeInt16LE(-left(i) / 2, 46 + i * 4);
+  }
+  return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+}
+
+test('audio samples: WAV frames of the input\'s length, channels averaged, not resampled; refused for a model with several inputs', async () => {
+  const left = (i: number) => ((i * 37) % 2000) * 2 - 2000;
+  const bytes = wav16(1300, 16000, left);
+  const decoded = readWav(bytes, 'a.wav');
+  assert.equal(decoded.rate, 16000);
+  assert.equal(decoded.samples.length, 1300);
+  for (const i of [0, 1, 777, 1299]) assert.equal(decoded.samples[i], Math.fround(left(i) / 2 / 2 / 32768), `sample ${i}`);
+
+  const b = new GraphBuilder();
+  const x = b.input('audio', DataType.FLOAT, ['N', 512]);
+  b.output(b.node('Neg', [x]), DataType.FLOAT, ['N', 512]);
+  const model = buildModel(b.graph);
+  const source = await sampleSourceFor(model, [{ name: 'a.wav', bytes }], 'zero-to-one', { count: 1, dims: {} });
+  const samples = [];
+  for await (const sample of source) samples.push(sample);
+  assert.equal(samples.length, 2, '1300 samples make two whole frames of 512');
+  assert.deepEqual(samples[1].inputs.audio.dims, [1, 512]);
+  assert.equal((samples[1].inputs.audio.data() as Float32Array)[3], decoded.samples[512 + 3]);
+  assert.match(source.description, /16000 Hz \(not resampled\), 2 frames of 512 samples/);
+
+  const vad = readModel(new Uint8Array(await readFile(join(REPO_ROOT, VAD_V5))));
+  await assert.rejects(sampleSourceFor(vad, [{ name: 'a.wav', bytes }], 'zero-to-one', { count: 1, dims: {} }), /^Error: a\.wav: audio feeds a model with one input; this one has 3/);
+  assert.throws(() => readWav(new ArrayBuffer(20), 'b.wav'), /^Error: b\.wav: not a WAV file/);
 });
 
 test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the worker, and the download matches what the page reported', { timeout: 240_000 }, async (t) => {

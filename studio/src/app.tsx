@@ -8,7 +8,7 @@ import { formatBytes, formatCount, formatDb, formatDims, numeric } from './forma
 import type { DroppedFile, FromWorker, ImageScaling, RecipeProblem, RunProgress, RunResult, ToWorker } from './protocol.js';
 import { BUILT_IN_RECIPES } from './recipes.js';
 import { RecipeEditor } from './recipe-editor.js';
-import { ARRAY_EXTENSIONS, extensionOf, IMAGE_EXTENSIONS } from './samples.js';
+import { extensionOf, SAMPLE_EXTENSIONS } from './samples.js';
 
 type RunState = { kind: 'idle' } | { kind: 'running'; progress?: RunProgress } | { kind: 'done'; result: RunResult; url: string } | { kind: 'failed'; message: string };
 
@@ -115,10 +115,10 @@ export function App() {
 
   async function takeFiles(files: readonly File[]): Promise<void> {
     const models = files.filter((f) => extensionOf(f.name) === '.onnx');
-    const sampleFiles = files.filter((f) => [...IMAGE_EXTENSIONS, ...ARRAY_EXTENSIONS].includes(extensionOf(f.name)));
+    const sampleFiles = files.filter((f) => SAMPLE_EXTENSIONS.includes(extensionOf(f.name)));
     const other = files.find((f) => !models.includes(f) && !sampleFiles.includes(f));
     if (other !== undefined) {
-      setLoadError(`${other.name}: not an .onnx model or a sample file (images, .npy, .npz)`);
+      setLoadError(`${other.name}: not an .onnx model or a sample file (images, .wav, .npy, .npz)`);
       return;
     }
     if (sampleFiles.length > 0) setSamples(await Promise.all(sampleFiles.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() }))));
@@ -208,7 +208,7 @@ export function App() {
               Run recipe
             </button>
             <span class="muted">
-              on {samples.length > 0 ? samples.map((s) => s.name).join(', ') : `${GENERATED_SAMPLES} generated inputs (drop images or .npy/.npz for real ones)`}
+              on {samples.length > 0 ? samples.map((s) => s.name).join(', ') : `${GENERATED_SAMPLES} generated inputs (drop images, audio or .npy/.npz for real ones)`}
             </span>
           </div>
           {samples.length === 0 && Object.keys(dims).length > 0 && (
@@ -250,7 +250,7 @@ function DropZone(props: { onFiles: (files: File[]) => void; model?: string; loa
     >
       <p class="drop-title">{props.loading !== undefined ? `reading ${props.loading}…` : props.model !== undefined ? props.model : 'Drop an ONNX model here'}</p>
       <p class="muted">
-        and, to compare on your own inputs, images or an .npy/.npz of samples ·{' '}
+        and, to compare on your own inputs, images, .wav audio or an .npy/.npz of samples ·{' '}
         <button type="button" class="link" onClick={() => picker.current?.click()}>
           choose files
         </button>
@@ -268,7 +268,7 @@ function DropZone(props: { onFiles: (files: File[]) => void; model?: string; loa
         type="file"
         multiple
         data-testid="file-input"
-        accept=".onnx,.npy,.npz,image/*"
+        accept=".onnx,.npy,.npz,.wav,image/*"
         hidden
         onChange={(e) => {
           props.onFiles([...(e.currentTarget.files ?? [])]);

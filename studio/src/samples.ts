@@ -10,9 +10,13 @@ import { npySamples, npzSamples } from '../../src/eval/sample-arrays.js';
 import { generatedSamples } from '../../src/eval/sample-generate.js';
 import type { Sample, SampleSource } from '../../src/eval/samples.js';
 import type { DroppedFile, ImageScaling } from './protocol.js';
+import { readWav } from './wav.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'];
 export const ARRAY_EXTENSIONS = ['.npy', '.npz'];
+export const AUDIO_EXTENSIONS = ['.wav'];
+/** Every kind of sample file the page takes. */
+export const SAMPLE_EXTENSIONS = [...IMAGE_EXTENSIONS, ...ARRAY_EXTENSIONS, ...AUDIO_EXTENSIONS];
 
 /** Generated inputs: a symbolic first axis is a batch of one; other symbolic dims get this until the user says. */
 const DEFAULT_SYMBOLIC_DIM = 64;
@@ -43,14 +47,16 @@ export async function sampleSourceFor(model: Model, files: readonly DroppedFile[
   const inputs = modelSignature(model).inputs.filter((i) => !i.optional);
   const arrays = files.filter((f) => ARRAY_EXTENSIONS.includes(extensionOf(f.name)));
   const images = files.filter((f) => IMAGE_EXTENSIONS.includes(extensionOf(f.name)));
+  const audio = files.filter((f) => AUDIO_EXTENSIONS.includes(extensionOf(f.name)));
+  if ([arrays, images, audio].filter((kind) => kind.length > 0).length > 1) throw new Error(`${files[0].name}: give one kind of samples (images, audio, or one .npy/.npz), not several`);
   if (arrays.length > 1) throw new Error(`${arrays[1].name}: give one .npy or .npz (an .npz holds one array per input); got ${arrays.map((f) => f.name).join(', ')}`);
-  if (arrays.length === 1 && images.length > 0) throw new Error(`${arrays[0].name}: give images or one array file, not both`);
   if (arrays.length === 1) {
     const file = arrays[0];
     const source = memoryByteSource(new Uint8Array(file.bytes));
     return extensionOf(file.name) === '.npz' ? npzSamples(source, file.name, inputs) : npySamples(source, file.name, inputs);
   }
   if (images.length > 0) return imageSamples(inputs, images, scaling);
+  if (audio.length > 0) return audioSamples(inputs, audio);
   const range: [number, number] = scaling === 'minus-one-to-one' ? [-1, 1] : scaling === 'zero-to-255' ? [0, 255] : [0, 1];
   return generatedSamples(inputs, { count: generated.count, dims: { ...symbolicDims(model), ...generated.dims }, range });
 }
@@ -99,6 +105,44 @@ async function imageSamples(inputs: readonly ModelValue[], files: readonly Dropp
     description,
     async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
       for (const [index, tensor] of tensors.entries()) yield { index, where: files[index].name, inputs: { [input.name]: tensor } };
+    },
+  };
+}
+
+/**
+ * Frames of WAV files for a model with one float input whose last axis is time ([T], [N, T] or
+ * [N, 1, T]): frames of T samples when T is fixed (a clip shorter than one frame is zero-padded),
+ * the whole clip as one sample when it is symbolic. Leading axes are 1.
+ */
+function audioSamples(inputs: readonly ModelValue[], files: readonly DroppedFile[]): SampleSource {
+  const first = files[0].name;
+  if (inputs.length !== 1) throw new Error(`${first}: audio feeds a model with one input; this one has ${inputs.length} (${inputs.map((i) => i.name).join(', ')}): use an .npz`);
+  const input = inputs[0];
+  const shape = input.shape ?? [];
+  if (input.elemType !== DataType.FLOAT || shape.length < 1 || shape.length > 3) throw new Error(`${first}: audio feeds a float32 [T], [N, T] or [N, 1, T] input; '${input.name}' is not one`);
+  const last = shape[shape.length - 1];
+  const frame = typeof last === 'number' && last > 0 ? last : undefined;
+  const lead = shape.slice(0, -1).map(() => 1);
+  const samples: { where: string; tensor: Tensor }[] = [];
+  const rates = new Set<number>();
+  for (const file of files) {
+    const wav = readWav(file.bytes, file.name);
+    rates.add(wav.rate);
+    const length = frame ?? wav.samples.length;
+    const count = Math.max(1, Math.floor(wav.samples.length / length));
+    for (let k = 0; k < count; k++) {
+      const data = new Float32Array(length);
+      data.set(wav.samples.subarray(k * length, (k + 1) * length));
+      samples.push({ where: count === 1 ? file.name : `${file.name} frame ${k}`, tensor: Tensor.fromArray(input.name, DataType.FLOAT, [...lead, length], data) });
+    }
+  }
+  const description = `${files.length} WAV file${files.length === 1 ? '' : 's'} at ${[...rates].join('/')} Hz (not resampled), ${samples.length} frame${samples.length === 1 ? '' : 's'}${frame === undefined ? '' : ` of ${frame} samples`}`;
+  return {
+    inputs: [input.name],
+    count: samples.length,
+    description,
+    async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
+      for (const [index, { where, tensor }] of samples.entries()) yield { index, where, inputs: { [input.name]: tensor } };
     },
   };
 }
