@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm test` runs this first (the pretest script): the tests need three Debian packages besides
+// `npm test` runs this first (the pretest script): the tests need four Debian packages besides
 // node_modules: the ONNX conformance suite (libonnx-testdata), Fashion-MNIST
-// (dataset-fashion-mnist, accuracy tests) and Chromium (the browser test). When one is missing it
+// (dataset-fashion-mnist, accuracy tests), Chromium (the browser and studio tests) and
+// redis-server (the job-queue test). When one is missing it
 // is installed with apt-get if this runs as root (or with sudo when that needs no password);
 // otherwise this prints the exact command to run and fails, before any test starts.
 // SHRINK_SKIP_PREREQUISITES=1 skips the check (tests that need a missing package then fail).
@@ -13,6 +14,7 @@ const PACKAGES = [
   { name: 'libonnx-testdata', path: '/usr/share/libonnx-testdata/data', for: 'the ONNX conformance suite' },
   { name: 'dataset-fashion-mnist', path: '/usr/share/datasets/fashion-mnist', for: 'Fashion-MNIST accuracy tests' },
   { name: 'chromium', path: '/usr/bin/chromium', for: 'the browser and studio tests' },
+  { name: 'redis-server', path: '/usr/bin/redis-server', for: 'the job-queue test (BullMQ)' },
 ];
 
 if (process.env.SHRINK_SKIP_PREREQUISITES === '1') process.exit(0);

@@ -32,6 +32,7 @@ import { checkOutput } from './output-checks.js';
 import { collect, parseDims, positiveNumber, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
+import { queueConnection } from '../node/queue/connection.js';
 import { addBenchOption, firstInputs, formatSpeedLine, speedCheckWanted } from './speed-check.js';
 import { DEFAULT_TRANSFORMERS_JS_DTYPES, TRANSFORMERS_JS_DTYPES } from '../pipeline/transformers-js.js';
 import { formatTransformersJsRun, type QuantizeTargetFlags, runTransformersJs, TRANSFORMERS_JS_TARGET, transformersJsSettingsFromFlags } from './transformers-js-command.js';
@@ -73,6 +74,8 @@ interface QuantizeFlags extends GateFlags {
   target?: string;
   dtype?: string;
   bench?: boolean;
+  queue?: string;
+  shards?: string;
 }
 
 const WEIGHT_ONLY: readonly QuantizeMethodName[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
@@ -132,6 +135,8 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .addOption(new Option('--rounding <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); hqq refines scale and zero without data; search tries candidate scales per block and refits them (same layout); kquant adds two-level scales to MatMulNBits (int4 4.5, int2 2.56 bits per weight)').choices(['rtn', 'hqq', 'search', 'kquant']))
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
+    .option('--queue <url>', 'static-int8: calibrate on shrink workers through the job queue at redis://HOST:PORT (they read the model and --calib by path)')
+    .option('--shards <n>', '--queue: shards the calibration samples are cut into (default 8)')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
     .option('--smooth [alpha]', 'static-int8: SmoothQuant, move activation outliers of MatMul/Gemm inputs into the weights with strength alpha in [0, 1] (default 0.5)')
     .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm output channel, measured on --calib, from its bias')
@@ -181,6 +186,16 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   if ((flags.algorithm === 'gptq' || flags.algorithm === 'awq') && flags.calib === undefined) throw new UsageError(`--algorithm ${flags.algorithm} needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)`);
   if (flags.actOrder && flags.algorithm !== 'gptq') throw new UsageError('--act-order goes with --algorithm gptq');
   if (flags.calibSamples !== undefined && flags.algorithm !== 'gptq' && flags.algorithm !== 'awq') throw new UsageError('--calib-samples goes with --algorithm gptq or awq');
+  if (flags.queue !== undefined && method.name !== 'static-int8') throw new UsageError(`--queue shares calibration out to workers: it applies to --method static-int8, not ${method.name}`);
+  if (flags.shards !== undefined && flags.queue === undefined) throw new UsageError('--shards goes with --queue');
+  const shards = flags.shards === undefined ? undefined : wholeNumber(flags.shards, '--shards', 1);
+  if (flags.queue !== undefined) {
+    try {
+      queueConnection(flags.queue);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.calib, flags.labels, flags.config], models: [input], folderAllowed: true });
 
   const original = loadModelFile(input);
@@ -205,7 +220,12 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
       gate,
     };
-    const { model, report } = await quantize(original, options, ctx);
+    // The queue's client (BullMQ) loads only when a run uses it.
+    const queued =
+      flags.queue === undefined
+        ? ctx
+        : { ...ctx, collectStatistics: (await import('../node/queue/sharded-calibration.js')).shardedCalibration({ url: flags.queue, data: flags.calib as string, shards, scratchBeside: output }) };
+    const { model, report } = await quantize(original, options, queued);
     const speed = speedCheckWanted(flags.bench) ? { original: { file: input, model: original }, inputs: await firstInputs(data), dims: parseDims(flags.dims), slowerHint: SLOWER_HINTS[method.name] } : undefined;
     const saved = await writeModelOutput(model, output, { externalData: flags.externalData, speed });
     const before = modelFileBytes(input, original);

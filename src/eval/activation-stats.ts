@@ -143,6 +143,12 @@ export interface CollectedStatistics extends CollectResult {
   stats: Map<string, TensorStatistics>;
 }
 
+/**
+ * Collects calibration statistics somewhere else (in shards, on workers of a job queue) and returns
+ * what collectStatistics would for the same model, values and samples.
+ */
+export type StatisticsCollector = (model: Model, values: readonly string[], samples: SampleSource, options: CalibrationCollectOptions) => Promise<CollectedStatistics>;
+
 /** Calibration's statistics (min, max, histograms) of `values` over `samples`. */
 export async function collectStatistics(
   ort: OrtModule,

@@ -3,7 +3,20 @@
 // the histogram widens to cover it and re-bins what it already holds (each old bin's count is
 // split over the new bins it overlaps, in proportion to the overlap). Memory is the bin array,
 // whatever the number of samples; the re-binning error is at most one new bin width per value,
-// and new bins are never narrower than old ones.
+// and new bins are never narrower than old ones. Histograms of the same data split in parts merge
+// (shards of a calibration run on several machines): the range widens to cover both and the other's
+// bins are spread over this one's the same way. Merged counts equal one pass's up to that
+// re-binning; min/max-based ranges are exact either way.
+
+/** A histogram as plain JSON (a job queue's result). */
+export interface HistogramJson {
+  bins: number;
+  absolute: boolean;
+  lo: number;
+  hi: number;
+  total: number;
+  counts: number[];
+}
 
 /** Counts of values in `bins` equal bins over [lo, hi]. */
 export class Histogram {
@@ -58,6 +71,36 @@ export class Histogram {
     this.total += added;
   }
 
+  /** Adds the counts of `other` (same number of bins and kind), as if its values had been added here. */
+  merge(other: Histogram): void {
+    if (other.bins !== this.bins || other.absolute !== this.absolute) throw new Error(`histogram: cannot merge ${other.bins} ${other.absolute ? '|x| ' : ''}bins into ${this.bins} ${this.absolute ? '|x| ' : ''}bins`);
+    if (other.total === 0) return;
+    if (this.total === 0) {
+      this.lo = other.lo;
+      this.hi = other.hi;
+      this.counts.set(other.counts);
+      this.total = other.total;
+      return;
+    }
+    this.cover(other.lo, other.hi);
+    spreadBins(other.counts, other.lo, other.binWidth, this.counts, this.lo, this.binWidth);
+    this.total += other.total;
+  }
+
+  toJSON(): HistogramJson {
+    return { bins: this.bins, absolute: this.absolute, lo: this.lo, hi: this.hi, total: this.total, counts: Array.from(this.counts) };
+  }
+
+  static fromJSON(json: HistogramJson): Histogram {
+    const histogram = new Histogram(json.bins, json.absolute);
+    if (!Array.isArray(json.counts) || json.counts.length !== json.bins) throw new Error(`histogram: ${json.counts?.length} counts for ${json.bins} bins`);
+    histogram.counts.set(json.counts);
+    histogram.lo = json.lo;
+    histogram.hi = json.hi;
+    histogram.total = json.total;
+    return histogram;
+  }
+
   /** Widens the range to hold [lo, hi], re-binning the counts already held. */
   private cover(lo: number, hi: number): void {
     if (this.total === 0) {
@@ -73,21 +116,8 @@ export class Histogram {
     const old = Float64Array.from(this.counts);
     const oldLo = this.lo;
     const oldWidth = this.binWidth;
-    const newWidth = (newHi - newLo) / this.bins;
     this.counts.fill(0);
-    for (let b = 0; b < this.bins; b++) {
-      const count = old[b];
-      if (count === 0) continue;
-      const start = oldLo + b * oldWidth;
-      const end = start + oldWidth;
-      let first = Math.floor((start - newLo) / newWidth);
-      const lastBin = Math.min(this.bins - 1, Math.floor((end - newLo) / newWidth));
-      if (first > lastBin) first = lastBin;
-      for (let k = Math.max(0, first); k <= lastBin; k++) {
-        const overlap = Math.min(end, newLo + (k + 1) * newWidth) - Math.max(start, newLo + k * newWidth);
-        if (overlap > 0) this.counts[k] += (count * overlap) / oldWidth;
-      }
-    }
+    spreadBins(old, oldLo, oldWidth, this.counts, newLo, (newHi - newLo) / this.bins);
     this.lo = newLo;
     this.hi = newHi;
   }
@@ -110,5 +140,26 @@ export class Histogram {
     let sum = 0;
     for (let b = 0; b < this.bins; b++) sum += this.counts[b];
     return sum;
+  }
+}
+
+/**
+ * Adds bins of `width` starting at `lo` into `into` (bins of `intoWidth` from `intoLo`, covering
+ * them): each bin's count split over the bins it overlaps, in proportion to the overlap.
+ */
+function spreadBins(counts: Float64Array, lo: number, width: number, into: Float64Array, intoLo: number, intoWidth: number): void {
+  const last = into.length - 1;
+  for (let b = 0; b < counts.length; b++) {
+    const count = counts[b];
+    if (count === 0) continue;
+    const start = lo + b * width;
+    const end = start + width;
+    let first = Math.floor((start - intoLo) / intoWidth);
+    const lastBin = Math.min(last, Math.floor((end - intoLo) / intoWidth));
+    if (first > lastBin) first = lastBin;
+    for (let k = Math.max(0, first); k <= lastBin; k++) {
+      const overlap = Math.min(end, intoLo + (k + 1) * intoWidth) - Math.max(start, intoLo + k * intoWidth);
+      if (overlap > 0) into[k] += (count * overlap) / width;
+    }
   }
 }

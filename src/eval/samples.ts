@@ -58,6 +58,28 @@ export async function* inBatches(samples: AsyncIterable<Sample>, size: number): 
   if (batch.length > 0) yield batch;
 }
 
+/**
+ * Samples `from` to `from + count` of `source` (a shard of it: a job queue's worker reads its part
+ * of a data file), keeping their positions and names. Closing it closes `source`.
+ */
+export function sampleRange(source: SampleSource, from: number, count: number): SampleSource {
+  const available = source.count === undefined ? undefined : Math.max(0, Math.min(count, source.count - from));
+  return {
+    inputs: source.inputs,
+    count: available,
+    description: `${source.description}, samples ${from} to ${from + (available ?? count) - 1}`,
+    warning: source.warning,
+    close: source.close === undefined ? undefined : () => (source.close as () => Promise<void>)(),
+    async *[Symbol.asyncIterator]() {
+      let position = 0;
+      for await (const sample of source) {
+        if (position >= from + count) return;
+        if (position++ >= from) yield sample;
+      }
+    },
+  };
+}
+
 /** At most the first `limit` samples. */
 export async function* firstSamples(samples: AsyncIterable<Sample>, limit: number): AsyncGenerator<Sample> {
   if (limit <= 0) return;

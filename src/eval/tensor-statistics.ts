@@ -3,7 +3,18 @@
 // method). Everything a calibrator needs, in memory that does not grow with the samples seen.
 // An activation-statistics accumulator (activation-stats.ts): the collector feeds it batch by batch.
 import type { ActivationAccumulator } from './activation-stats.js';
-import { Histogram } from './histogram.js';
+import { Histogram, type HistogramJson } from './histogram.js';
+
+/** TensorStatistics as plain JSON (a job queue's result); infinities of an empty one as null. */
+export interface TensorStatisticsJson {
+  name: string;
+  min: number | null;
+  max: number | null;
+  count: number;
+  zeros: number;
+  signed: HistogramJson;
+  absolute: HistogramJson;
+}
 
 /** TensorRT and onnxruntime both histogram activations into 2048 bins. */
 export const DEFAULT_BINS = 2048;
@@ -51,6 +62,32 @@ export class TensorStatistics implements ActivationAccumulator {
     this.zeros += zeros;
     this.signed.add(values);
     this.absolute.add(values);
+  }
+
+  /** Folds in statistics of other samples of the same activation (another shard of the data). */
+  merge(other: TensorStatistics): void {
+    this.min = Math.min(this.min, other.min);
+    this.max = Math.max(this.max, other.max);
+    this.count += other.count;
+    this.zeros += other.zeros;
+    this.signed.merge(other.signed);
+    this.absolute.merge(other.absolute);
+  }
+
+  toJSON(): TensorStatisticsJson {
+    const finite = (v: number) => (Number.isFinite(v) ? v : null);
+    return { name: this.name, min: finite(this.min), max: finite(this.max), count: this.count, zeros: this.zeros, signed: this.signed.toJSON(), absolute: this.absolute.toJSON() };
+  }
+
+  static fromJSON(json: TensorStatisticsJson): TensorStatistics {
+    const stats = new TensorStatistics(json.name, json.signed.bins);
+    stats.min = json.min ?? Infinity;
+    stats.max = json.max ?? -Infinity;
+    stats.count = json.count;
+    stats.zeros = json.zeros;
+    stats.signed.merge(Histogram.fromJSON(json.signed));
+    stats.absolute.merge(Histogram.fromJSON(json.absolute));
+    return stats;
   }
 
   /** Largest |x| seen. */

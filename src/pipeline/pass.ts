@@ -1,6 +1,7 @@
 // The unit of work in shrink: a pass takes a model, changes it, and says what it did. Passes are
 // plain objects listed in explicit registries (no registration by import side effects, so a
 // browser bundle only carries the passes it uses). Recipes and the CLI compose them.
+import type { StatisticsCollector } from '../eval/activation-stats.js';
 import type { Model } from '../ir/model.js';
 import type { OrtModule } from '../runtime/ort-types.js';
 import type { Progress } from './progress.js';
@@ -30,6 +31,8 @@ export interface PassContext {
   threads?: number;
   /** Debug output, enabled by SHRINK_DEBUG in the Node CLI; level 1 per pass, 2 per node. */
   debug?: (level: 1 | 2, message: string) => void;
+  /** Calibration statistics collected elsewhere (`shrink quantize --queue`); default: in this process. */
+  collectStatistics?: StatisticsCollector;
 }
 
 export interface Pass<Options = Record<string, never>> {

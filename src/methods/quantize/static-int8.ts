@@ -119,13 +119,13 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     if (muls.length > 0) inferTypes();
   }
   let qdq = plan(new Set());
-  const collected = await collectStatistics(ort, model, [...qdq.groups.keys()], options.calibration, {
-    limit: options.limit,
-    batch: options.batch,
-    valuesPerRun: options.valuesPerRun,
-    threads: options.threads,
-    progress: ctx.progress,
-  });
+  // On a job queue (ctx.collectStatistics) the calibration samples are shared out to workers; the
+  // merged statistics are what this process would have collected.
+  const collectOptions = { limit: options.limit, batch: options.batch, valuesPerRun: options.valuesPerRun, threads: options.threads, progress: ctx.progress };
+  const collected =
+    ctx.collectStatistics !== undefined
+      ? await ctx.collectStatistics(model, [...qdq.groups.keys()], options.calibration, collectOptions)
+      : await collectStatistics(ort, model, [...qdq.groups.keys()], options.calibration, collectOptions);
   if (collected.notFloat.size > 0) qdq = plan(new Set(collected.notFloat.keys()));
 
   // Ranges per value, then the union over each group of values that must share parameters.
