@@ -14,7 +14,7 @@
 // (block 16-128, symmetric/asymmetric, round to nearest / scale search) on the first SWEEP_ROWS rows.
 import { availableParallelism } from 'node:os';
 import { blockStorage, quantFormat, type QuantBits, type ScaleType } from '../src/kernels/quant-formats.js';
-import { dequantizeBlocks, type QuantizedBlocks, quantizeBlocks, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
+import { dequantizeBlocks, type QuantizedBlocks, quantizeBlocks, rtnBlocks, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
 import { kquantBitsPerWeight, kquantBlocks, type KQuantOptions } from '../src/kernels/quantize-kquant.js';
 import { searchBlocks } from '../src/kernels/quantize-search.js';
 import { packRows } from '../src/kernels/pack.js';
@@ -28,7 +28,9 @@ const N = 4096;
 const REPEATS = 5;
 /** Rows the slow kernels (HQQ, the two-level search) and the sweep run on. */
 const SLOW_ROWS = 512;
-const SWEEP_ROWS = 512;
+/** HQQ is slower still: its rows. */
+const HQQ_ROWS = 64;
+const SWEEP_ROWS = 256;
 
 /** The issue's ggml figures: measured earlier on this machine (fp16 scales), not rerun here. */
 const GGML = [
@@ -44,6 +46,8 @@ interface Row {
   bpw: number;
   sqnrDb: number;
   mbps1: number | undefined;
+  /** One thread, bytes per CPU-second of this process: what the wall figure would be on an idle core. */
+  mbps1Cpu: number | undefined;
   mbpsAll: number | undefined;
   floorRatio1: number | undefined;
   floorRatioAll: number | undefined;
@@ -59,12 +63,16 @@ function gaussianShared(count: number, seed: number): Float32Array {
   return out;
 }
 
-function best(repeats: number, run: () => void): number {
-  let fastest = Number.POSITIVE_INFINITY;
+/** Fastest of `repeats` runs: wall milliseconds, and this process's CPU milliseconds in that run. */
+function best(repeats: number, run: () => void): { ms: number; cpuMs: number } {
+  let fastest = { ms: Number.POSITIVE_INFINITY, cpuMs: Number.POSITIVE_INFINITY };
   for (let i = 0; i < repeats; i++) {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     run();
-    fastest = Math.min(fastest, performance.now() - start);
+    const ms = performance.now() - start;
+    const used = process.cpuUsage(cpu);
+    if (ms < fastest.ms) fastest = { ms, cpuMs: (used.user + used.system) / 1000 };
   }
   return fastest;
 }
@@ -98,17 +106,18 @@ export const quantizeKernelsBench: Bench = {
     log(`matrix ${N}x${N} (${bytes / 1e6} MB), ${threads} threads, load ${machine.loadAverage}`);
     // The floor: reading the bytes once (a copy), and a JS loop that reads every float.
     const copy = new Float32Array(data.length);
-    const copyMs = best(REPEATS, () => copy.set(data));
+    const copyMs = best(REPEATS, () => copy.set(data)).ms;
     let sink = 0;
     const sumMs = best(REPEATS, () => {
       let s = 0;
       for (let i = 0; i < data.length; i++) s += data[i];
       sink += s;
-    });
+    }).ms;
     log(`floor: copy ${mbps(bytes, copyMs)} MB/s, sum loop ${mbps(bytes, sumMs)} MB/s (${sink > 0 ? '+' : '-'})`);
     const pool = new QuantizeWorkers(threads);
     const rows: Row[] = [];
-    const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, ms1: number | undefined, msAll: number | undefined) => {
+    const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, one: { ms: number; cpuMs: number } | undefined, msAll: number | undefined) => {
+      const ms1 = one?.ms;
       const sub = data.subarray(0, rowCount * N);
       const row: Row = {
         kernel,
@@ -117,12 +126,13 @@ export const quantizeKernelsBench: Bench = {
         bpw: round(bpw),
         sqnrDb: round(sqnrDb(sub, dequantizeBlocks(q))),
         mbps1: ms1 === undefined ? undefined : mbps(rowCount * N * 4, ms1),
+        mbps1Cpu: one === undefined ? undefined : mbps(rowCount * N * 4, one.cpuMs),
         mbpsAll: msAll === undefined ? undefined : mbps(rowCount * N * 4, msAll),
         floorRatio1: ms1 === undefined ? undefined : round(ms1 / (copyMs * (rowCount / N))),
         floorRatioAll: msAll === undefined ? undefined : round(msAll / (copyMs * (rowCount / N))),
       };
       rows.push(row);
-      log(`${kernel} ${settings}: ${row.bpw} bpw, ${row.sqnrDb} dB, ${row.mbps1} MB/s one thread, ${row.mbpsAll} MB/s ${threads} threads`);
+      log(`${kernel} ${settings}: ${row.bpw} bpw, ${row.sqnrDb} dB, ${row.mbps1} MB/s one thread (${row.mbps1Cpu} per CPU-second), ${row.mbpsAll} MB/s ${threads} threads`);
     };
 
     // Round to nearest: codes + parameters, then packed as MatMulNBits stores them.
@@ -138,18 +148,27 @@ export const quantizeKernelsBench: Bench = {
       setRtnBackend(backend);
       for (const { label, o } of rtn) {
         if (backend === 'js' && label !== rtn[0].label && label !== rtn[3].label) continue;
-        let q = quantizeBlocks(data, N, N, o);
-        const ms1 = best(REPEATS, () => {
-          q = quantizeBlocks(data, N, N, o);
-          packRows(q.codes, N, N, o.bits);
-        });
-        const msAll = await bestAsync(REPEATS, async () => {
-          const p = await pool.quantize(data, N, N, o);
-          packRows(p.codes, N, N, o.bits);
-        });
+        // Straight into MatMulNBits' packed codes (output buffers allocated once, outside the timing).
+        const blocks = (N * N) / o.blockSize;
+        const packed = new Uint8Array((N * N * o.bits) / 8);
+        const scales = new Float32Array(blocks);
+        const zeros = new Float32Array(blocks);
+        const mode = o.symmetric ? 'symmetric' : 'integer-zero';
+        const one = best(REPEATS, () => rtnBlocks(data, 0, blocks, o.blockSize, o.bits, mode, o.scaleType === 'float16', packed, 0, true, scales, zeros));
+        const msAll = backend === 'js' ? undefined : await bestAsync(REPEATS, () => pool.rtnPacked(data, N, N, o));
         const kernel = backend === 'js' ? 'shrink RTN (JS loops)' : 'shrink RTN (WebAssembly SIMD)';
-        add(kernel, label, N, nbitsBpw(o.bits, o.blockSize, o.symmetric, o.scaleType, 'integer'), q, ms1, backend === 'js' ? undefined : msAll);
+        add(kernel, label, N, nbitsBpw(o.bits, o.blockSize, o.symmetric, o.scaleType, 'integer'), quantizeBlocks(data, N, N, o), one, msAll);
       }
+    }
+    // What the passes call: quantizeBlocks (one code a byte, fresh arrays), then packRows.
+    {
+      const o = rtn[0].o;
+      let q = quantizeBlocks(data, N, N, o);
+      const one = best(REPEATS, () => {
+        q = quantizeBlocks(data, N, N, o);
+        packRows(q.codes, N, N, o.bits);
+      });
+      add('shrink quantizeBlocks + packRows', rtn[0].label, N, nbitsBpw(o.bits, o.blockSize, o.symmetric, o.scaleType, 'integer'), q, one, undefined);
     }
     setRtnBackend('auto');
 
@@ -162,12 +181,15 @@ export const quantizeKernelsBench: Bench = {
       { kernel: 'shrink search', label: 'int4 block 64 asymmetric, fp16 scales + zero points', o: { bits: 4, blockSize: 64, symmetric: false, scaleType: 'float16', zeroPointType: 'float', rounding: 'search' }, bpw: nbitsBpw(4, 64, false, 'float16', 'float') },
     ];
     for (const { kernel, label, o, bpw } of slowRuns) {
-      let q = await pool.quantize(slow, SLOW_ROWS, N, { ...o });
-      const ms1 = best(1, () => {
-        q = o.rounding === 'search' ? searchBlocks(slow, SLOW_ROWS, N, o) : quantizeBlocks(slow, SLOW_ROWS, N, o);
+      const count = o.rounding === 'hqq' ? HQQ_ROWS : SLOW_ROWS;
+      const part = data.subarray(0, count * N);
+      // One run each (the thread pool gives the one-thread result bit for bit: test/quant-fast.test.ts).
+      let q = quantizeBlocks(part.subarray(0, N), 1, N, o);
+      const one = best(1, () => {
+        q = o.rounding === 'search' ? searchBlocks(part, count, N, o) : quantizeBlocks(part, count, N, o);
       });
-      const msAll = await bestAsync(1, () => pool.quantize(slow, SLOW_ROWS, N, o));
-      add(kernel, label, SLOW_ROWS, bpw, q, ms1, msAll);
+      const msAll = await bestAsync(1, () => pool.quantize(part, count, N, o));
+      add(kernel, label, count, bpw, q, one, msAll);
     }
     // Two-level scales (the layout matmul-nbits-kquant.ts writes): Q4_K's and Q2_K's budgets.
     const kquants: { label: string; o: KQuantOptions }[] = [
@@ -175,11 +197,11 @@ export const quantizeKernelsBench: Bench = {
       { label: 'int2 block 16, 4-bit scales and mins, fp16 d/dmin per 512', o: { bits: 2, blockSize: 16, superBlock: 32, scaleBits: 4, minBits: 4, superScaleType: 'float16' } },
     ];
     for (const { label, o } of kquants) {
-      let q = kquantBlocks(slow, SLOW_ROWS, N, o);
-      const ms1 = best(1, () => {
+      let q = kquantBlocks(slow.subarray(0, N), 1, N, o);
+      const one = best(1, () => {
         q = kquantBlocks(slow, SLOW_ROWS, N, o);
       });
-      add('shrink k-quant search (two-level)', label, SLOW_ROWS, kquantBitsPerWeight(o), q, ms1, undefined);
+      add('shrink k-quant search (two-level)', label, SLOW_ROWS, kquantBitsPerWeight(o), q, one, undefined);
     }
     await pool.close();
 
@@ -206,13 +228,14 @@ export const quantizeKernelsBench: Bench = {
       '',
       `A ${N}x${N} Gaussian float32 matrix (seed 1); ${machine.cpu}, ${threads} threads, Node ${machine.node}, load average ${machine.loadAverage} at the start (other work shared the CPU when it is above ${threads}).`,
       `Floor (a plain read of the ${bytes / 1e6} MB): copy ${mbps(bytes, copyMs)} MB/s, JS sum loop ${mbps(bytes, sumMs)} MB/s. "x floor" is kernel time / copy time.`,
-      'Bits per weight as the ONNX form onnxruntime runs stores them (MatMulNBits codes, scales, zero points; two-level: sub-block codes and fp16 d/dmin). Round-to-nearest timings include packing the codes as MatMulNBits stores them.',
-      `HQQ, search and two-level rows ran on the first ${SLOW_ROWS} rows. ggml rows are the issue's figures (fp16 scales, measured earlier on this machine), quoted, not rerun.`,
+      'Bits per weight as the ONNX form onnxruntime runs stores them (MatMulNBits codes, scales, zero points; two-level: sub-block codes and fp16 d/dmin). Round-to-nearest rows quantize straight into MatMulNBits packed codes (rtnBlocks, output buffers allocated once; the thread pool allocates shared ones per call); the quantizeBlocks row is what the passes call (fresh arrays, one code a byte, then packRows).',
+      `Search and two-level rows ran on the first ${SLOW_ROWS} rows, HQQ on the first ${HQQ_ROWS}. ggml rows are the issue's figures (fp16 scales, measured earlier on this machine), quoted, not rerun.`,
+      `MB/s per CPU-second: the one-thread run's bytes over the CPU time this process used in it, which is what the wall figure would be on an otherwise idle core (with a load average of ${machine.loadAverage} on ${threads} cores, wall figures are several times lower than that).`,
       '',
-      `| kernel | settings | bits per weight | SQNR (dB) | MB/s, 1 thread | MB/s, ${threads} threads | x floor (1 / ${threads}) |`,
-      '|---|---|---|---|---|---|---|',
-      ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | |`),
-      ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbpsAll)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
+      `| kernel | settings | bits per weight | SQNR (dB) | MB/s, 1 thread | MB/s per CPU-second, 1 thread | MB/s, ${threads} threads | x floor (1 / ${threads}) |`,
+      '|---|---|---|---|---|---|---|---|',
+      ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | | |`),
+      ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbps1Cpu)} | ${cell(r.mbpsAll)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
       '',
       `## MatMulNBits layouts: SQNR against bits per weight (first ${SWEEP_ROWS} rows)`,
       '',

@@ -19,7 +19,8 @@ export function packRows(codes: ArrayLike<number>, rows: number, cols: number, b
   const rowBytes = packedRowBytes(cols, bits);
   const out = new Uint8Array(rows * rowBytes);
   if (bits === 8) {
-    for (let i = 0; i < codes.length; i++) out[i] = codes[i] & 0xff;
+    if (codes instanceof Uint8Array) out.set(codes);
+    else for (let i = 0; i < codes.length; i++) out[i] = codes[i] & 0xff;
     return out;
   }
   const perByte = 8 / bits;

@@ -8,6 +8,17 @@
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
 import { type QuantizedBlocks, type ZeroPointType, checkBlockShape } from './quantize-blocks.js';
 
+/** Adding and removing 1.5 * 2^52 rounds a float64 half to even (|x| < 2^51). */
+const ROUND = 6755399441055744;
+
+let ones = new Float32Array(0);
+
+/** Unit weights (one shared array, grown as needed): the hot loops read weights without a branch. */
+function onesOf(n: number): Float32Array {
+  if (ones.length < n) ones = new Float32Array(n).fill(1);
+  return ones;
+}
+
 export interface SearchOptions {
   bits: QuantBits;
   blockSize: number;
@@ -32,6 +43,8 @@ export interface BlockFit {
  * zero = -min / scale to a code in [0, qmax] before the scale is refit. Returns scale and zero.
  */
 export function searchAsymmetric(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, qmax: number, integerZero: boolean, steps: number): BlockFit {
+  const ww = w ?? onesOf(n);
+  const wo = w === undefined ? 0 : wStart;
   let lo = x[start];
   let hi = lo;
   for (let i = start + 1; i < start + n; i++) {
@@ -47,7 +60,7 @@ export function searchAsymmetric(x: Float32Array, start: number, n: number, w: F
   let sx = 0;
   let sxx = 0;
   for (let i = 0; i < n; i++) {
-    const wi = w === undefined ? 1 : w[wStart + i];
+    const wi = ww[wo + i];
     const v = x[start + i];
     sw += wi;
     sx += wi * v;
@@ -71,9 +84,10 @@ export function searchAsymmetric(x: Float32Array, start: number, n: number, w: F
     let slx = 0;
     for (let i = 0; i < n; i++) {
       const v = x[start + i];
-      let l = Math.round(iscale * (v - offset));
-      l = l < 0 ? 0 : l > qmax ? qmax : l;
-      const wi = w === undefined ? 1 : w[wStart + i];
+      let t = iscale * (v - offset);
+      t = t < 0 ? 0 : t > qmax ? qmax : t;
+      const l = t + ROUND - ROUND;
+      const wi = ww[wo + i];
       sl += wi * l;
       sll += wi * l * l;
       slx += wi * l * v;
@@ -131,9 +145,9 @@ function fitError(x: Float32Array, start: number, n: number, w: Float32Array | u
   const inv = 1 / scale;
   for (let i = 0; i < n; i++) {
     const v = x[start + i];
-    let l = Math.round((v - min) * inv);
-    l = l < 0 ? 0 : l > qmax ? qmax : l;
-    const d = v - scale * l - min;
+    let t = (v - min) * inv;
+    t = t < 0 ? 0 : t > qmax ? qmax : t;
+    const d = v - scale * (t + ROUND - ROUND) - min;
     error += (w === undefined ? 1 : w[wStart + i]) * d * d;
   }
   return error;
@@ -145,6 +159,8 @@ function fitError(x: Float32Array, start: number, n: number, w: Float32Array | u
  * the largest sum(w x l)^2 / sum(w l^2) has the least error.
  */
 export function searchSymmetric(x: Float32Array, start: number, n: number, w: Float32Array | undefined, wStart: number, mid: number, steps: number): BlockFit {
+  const ww = w ?? onesOf(n);
+  const wo = w === undefined ? 0 : wStart;
   let extreme = 0;
   for (let i = start; i < start + n; i++) if (Math.abs(x[i]) > Math.abs(extreme)) extreme = x[i];
   if (extreme === 0) return { scale: 0, zero: mid };
@@ -159,9 +175,10 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
     let sll = 0;
     for (let i = 0; i < n; i++) {
       const v = x[start + i];
-      let l = Math.round(iscale * v);
-      l = l < -mid ? -mid : l > mid - 1 ? mid - 1 : l;
-      const wi = w === undefined ? 1 : w[wStart + i];
+      let t = iscale * v;
+      t = t < -mid ? -mid : t > mid - 1 ? mid - 1 : t;
+      const l = t + ROUND - ROUND;
+      const wi = ww[wo + i];
       sxl += wi * v * l;
       sll += wi * l * l;
     }
@@ -177,9 +194,10 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
     let sll = 0;
     for (let i = 0; i < n; i++) {
       const v = x[start + i];
-      let l = Math.round(iscale * v);
-      l = l < -mid ? -mid : l > mid - 1 ? mid - 1 : l;
-      const wi = w === undefined ? 1 : w[wStart + i];
+      let t = iscale * v;
+      t = t < -mid ? -mid : t > mid - 1 ? mid - 1 : t;
+      const l = t + ROUND - ROUND;
+      const wi = ww[wo + i];
       sxl += wi * v * l;
       sll += wi * l * l;
     }

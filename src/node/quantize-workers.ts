@@ -21,6 +21,15 @@ export interface WorkerJob {
   rowCount: number;
   options: ParallelOptions;
   codes: Uint8Array;
+  /** Round to nearest only: codes packed LSB-first as MatMulNBits stores them. */
+  packed?: boolean;
+  scales: Float32Array;
+  zeroPoints: Float32Array;
+}
+
+/** Round to nearest straight into MatMulNBits' packed codes, with the blocks' parameters. */
+export interface PackedBlocks {
+  packed: Uint8Array;
   scales: Float32Array;
   zeroPoints: Float32Array;
 }
@@ -34,7 +43,8 @@ export function runJob(job: WorkerJob): void {
     const o = options as BlockQuantOptions;
     const zeroPointType: ZeroPointType = o.symmetric ? 'integer' : (o.zeroPointType ?? 'integer');
     const mode = o.symmetric ? 'symmetric' : zeroPointType === 'float' ? 'float-zero' : 'integer-zero';
-    rtnBlocks(data, firstBlock, rowCount * perRow, o.blockSize, o.bits, mode, o.scaleType === 'float16', job.codes, firstRow * cols, false, job.scales, job.zeroPoints);
+    const codesAt = job.packed ? (firstRow * cols * o.bits) / 8 : firstRow * cols;
+    rtnBlocks(data, firstBlock, rowCount * perRow, o.blockSize, o.bits, mode, o.scaleType === 'float16', job.codes, codesAt, job.packed === true, job.scales, job.zeroPoints);
     return;
   }
   const rows = data.subarray(firstRow * cols, (firstRow + rowCount) * cols);
@@ -71,26 +81,38 @@ export class QuantizeWorkers {
 
   /** quantizeBlocks / searchBlocks of `data` ([rows, cols]) over every thread. */
   async quantize(data: Float32Array, rows: number, cols: number, options: ParallelOptions): Promise<QuantizedBlocks> {
+    const { codes, scales, zeroPoints } = await this.split(data, rows, cols, options, false);
+    const symmetric = options.symmetric;
+    const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
+    return { rows, cols, bits: options.bits as QuantBits, blockSize: options.blockSize, blocksPerRow: cols / options.blockSize, symmetric, scaleType: options.scaleType ?? 'float32', zeroPointType, codes, scales, zeroPoints };
+  }
+
+  /** Round to nearest over every thread, codes packed as MatMulNBits stores them ([rows, cols * bits / 8]). */
+  async rtnPacked(data: Float32Array, rows: number, cols: number, options: BlockQuantOptions): Promise<PackedBlocks> {
+    if ((options.blockSize * options.bits) % 8 !== 0) throw new Error(`quantize: blocks of ${options.blockSize} ${options.bits}-bit codes do not fill whole bytes`);
+    const { codes, scales, zeroPoints } = await this.split(data, rows, cols, { ...options, rounding: 'rtn' }, true);
+    return { packed: codes, scales, zeroPoints };
+  }
+
+  private async split(data: Float32Array, rows: number, cols: number, options: ParallelOptions, packed: boolean): Promise<{ codes: Uint8Array; scales: Float32Array; zeroPoints: Float32Array }> {
     checkBlockShape(data.length, rows, cols, options.blockSize);
     const input = data.buffer instanceof SharedArrayBuffer ? data : shared((b) => new Float32Array(b), data.byteLength);
     if (input !== data) input.set(data);
     const blocks = (rows * cols) / options.blockSize;
-    const codes = shared((b) => new Uint8Array(b), rows * cols);
+    const codes = shared((b) => new Uint8Array(b), packed ? (rows * cols * options.bits) / 8 : rows * cols);
     const scales = shared((b) => new Float32Array(b), blocks * 4);
     const zeroPoints = shared((b) => new Float32Array(b), blocks * 4);
     const slice = Math.ceil(rows / this.threads);
     const pending: Promise<void>[] = [];
     let mine: WorkerJob | undefined;
     for (let t = 0, firstRow = 0; t < this.threads && firstRow < rows; t++, firstRow += slice) {
-      const job: WorkerJob = { id: this.nextId++, data: input, cols, firstRow, rowCount: Math.min(slice, rows - firstRow), options, codes, scales, zeroPoints };
+      const job: WorkerJob = { id: this.nextId++, data: input, cols, firstRow, rowCount: Math.min(slice, rows - firstRow), options, codes, packed, scales, zeroPoints };
       if (t === this.threads - 1 || this.workers.length === 0) mine = job;
       else pending.push(this.post(this.workers[t], job));
     }
     if (mine) runJob(mine);
     await Promise.all(pending);
-    const symmetric = options.symmetric;
-    const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
-    return { rows, cols, bits: options.bits as QuantBits, blockSize: options.blockSize, blocksPerRow: cols / options.blockSize, symmetric, scaleType: options.scaleType ?? 'float32', zeroPointType, codes, scales, zeroPoints };
+    return { codes, scales, zeroPoints };
   }
 
   private post(worker: Worker, job: WorkerJob): Promise<void> {
