@@ -59,6 +59,14 @@ function clsInput(lines: readonly OcrLine[]): Float32Array {
   return out;
 }
 
+let builtPage: Promise<string> | undefined;
+
+/** The built page, found or built once per run of this file (a build takes 15-20 s here). */
+function studioPage(note: (line: string) => void): Promise<string> {
+  builtPage ??= studioFolder(note);
+  return builtPage;
+}
+
 /** A PNG of 8-bit RGB pixels (rows of width * 3 bytes), written here so the page decodes a real image file. */
 function png(width: number, height: number, rgb: Uint8Array): Uint8Array {
   const chunk = (type: string, data: Uint8Array) => {
@@ -216,7 +224,7 @@ test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the wor
   try {
     let started = performance.now();
     // dist/studio or the cached build when current, else a fresh Vite build (what `shrink studio` does).
-    const folder = await studioFolder((line) => t.diagnostic(line));
+    const folder = await studioPage((line) => t.diagnostic(line));
     t.diagnostic(`studio page ${folder}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     // The build is complete for a static host (onnxruntime-web's files in ort/); the npm package
     // ships it without ort/, which `shrink studio` then serves from onnxruntime-web: that layout runs here.
@@ -381,7 +389,7 @@ test('shrink studio: drop PP-OCR cls, inspect it, run the int8 recipe in the wor
 });
 
 test('the built page works from a plain static host under a sub-path: relative paths, one thread without COOP/COEP', { timeout: 120_000 }, async (t) => {
-  const folder = await studioFolder((line) => t.diagnostic(line));
+  const folder = await studioPage((line) => t.diagnostic(line));
   const host = await startStaticServer({ '/some/site/studio/': folder });
   let browser: Browser | undefined;
   try {
