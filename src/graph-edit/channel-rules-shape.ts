@@ -53,14 +53,65 @@ export function reshapedTag(tag: ChannelTag, from: readonly Dim[], to: readonly 
   return undefined;
 }
 
+/**
+ * The output axes a channel axis of size C is split over by a reshape from `from` to `to`
+ * (attention's [.., 360] -> [.., 3, 8, 15]): consecutive axes whose sizes multiply to C and whose
+ * strides start where the channel's own stride does. Undefined when the axis is not split so.
+ */
+export function splitAxes(tag: ChannelTag, from: readonly Dim[], to: readonly Dim[]): number[] | undefined {
+  const C = tag.atoms.length;
+  const inner = product(from.slice(tag.axis + 1));
+  if (inner === undefined) return undefined;
+  let b = to.length - 1;
+  let stride = 1;
+  for (; b >= 0 && stride < inner; b--) {
+    const size = to[b];
+    if (typeof size !== 'number') return undefined;
+    stride *= size;
+  }
+  if (stride !== inner) return undefined;
+  const axes: number[] = [];
+  let span = 1;
+  for (; b >= 0 && span < C; b--) {
+    const size = to[b];
+    if (typeof size !== 'number') return undefined;
+    span *= size;
+    axes.unshift(b);
+  }
+  return span === C && axes.length >= 2 ? axes : undefined;
+}
+
+/**
+ * A channel axis split over several axes keeps its channels on one of them: the one before the
+ * last, the heads axis of every attention layout ([.., heads, head_dim], [.., 3, heads, head_dim]).
+ * The positions sharing a head index become one channel (a head: its q, k and v columns together),
+ * tagged on that axis.
+ */
+function headsTag(ctx: ChannelRuleContext, tag: ChannelTag, axes: readonly number[], to: readonly Dim[]): ChannelTag {
+  const headAxis = axes[axes.length - 2];
+  const heads = to[headAxis] as number;
+  const within = to[axes[axes.length - 1]] as number;
+  const atoms = new Int32Array(heads);
+  for (let h = 0; h < heads; h++) atoms[h] = tag.atoms[h * within];
+  for (let c = 0; c < tag.atoms.length; c++) {
+    const head = Math.floor(c / within) % heads;
+    ctx.unify(Int32Array.of(atoms[head]), Int32Array.of(tag.atoms[c]));
+  }
+  return { axis: headAxis, atoms };
+}
+
 const reshape: ChannelRule = (ctx) => {
   const from = ctx.inputDims(0);
   const to = ctx.outputDims(0);
   const out: ChannelTag[] = [];
   for (const tag of ctx.tags(0)) {
-    const moved = from === undefined || to === undefined ? undefined : reshapedTag(tag, from, to);
+    let moved = from === undefined || to === undefined ? undefined : reshapedTag(tag, from, to);
+    if (moved === undefined && from !== undefined && to !== undefined) {
+      const axes = splitAxes(tag, from, to);
+      if (axes !== undefined) moved = headsTag(ctx, tag, axes, to);
+    }
     if (moved === undefined) {
-      ctx.block(tag.atoms, `Reshape ${from === undefined || to === undefined ? 'of unknown shapes' : `[${from}] -> [${to}] splits the channel axis (attention heads are not pruned)`}`);
+      ctx.block(tag.atoms, `Reshape ${from === undefined || to === undefined ? 'of unknown shapes' : `[${from}] -> [${to}] splits the channel axis in a way pruning cannot follow`}`);
       continue;
     }
     const source = shapeElementSource(ctx.graph, ctx.node, 1, moved.axis);
@@ -313,7 +364,8 @@ const split: ChannelRule = (ctx) => {
 
 /** Slice bounds: attributes below opset 10, inputs 1-4 from 10 on. */
 function sliceSpec(ctx: ChannelRuleContext): { starts?: number[]; ends?: number[]; axes?: number[]; steps?: number[] } {
-  if (ctx.opset < 10) return { starts: ctx.node.attrInts('starts'), ends: ctx.node.attrInts('ends'), axes: ctx.node.attrInts('axes') };
+  // Slice-1 has no steps (all 1) and, without `axes`, slices the first axes in order.
+  if (ctx.opset < 10) return { starts: ctx.node.attrInts('starts'), ends: ctx.node.attrInts('ends'), axes: ctx.node.attrInts('axes') ?? [], steps: [] };
   const optional = (i: number) => (ctx.node.inputs[i] ? ctx.ints(i) : []);
   return { starts: ctx.ints(1), ends: ctx.ints(2), axes: optional(3), steps: optional(4) };
 }
