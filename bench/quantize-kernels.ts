@@ -13,6 +13,11 @@
 // rerun here. The sweep table gives SQNR against bits per weight for every MatMulNBits layout
 // (block 16-128, symmetric/asymmetric, round to nearest / scale search) on the first SWEEP_ROWS rows.
 import { availableParallelism } from 'node:os';
+import { buildModel, GraphBuilder } from '../src/ir/builder.js';
+import { DataType } from '../src/ir/dtype.js';
+import type { Model } from '../src/ir/model.js';
+import { Tensor } from '../src/ir/tensor.js';
+import { quantizeMatMuls } from '../src/methods/quantize/matmul-nbits.js';
 import { blockStorage, quantFormat, type QuantBits, type ScaleType } from '../src/kernels/quant-formats.js';
 import { dequantizeBlocks, type QuantizedBlocks, quantizeBlocks, rtnBlocks, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
 import { kquantBitsPerWeight, kquantBlocks, type KQuantOptions } from '../src/kernels/quantize-kquant.js';
@@ -96,6 +101,16 @@ function nbitsBpw(bits: QuantBits, blockSize: number, symmetric: boolean, scaleT
 
 const mbps = (bytes: number, ms: number) => round(bytes / 1e6 / (ms / 1000));
 
+/** A MatMul whose weight holds the given values as [N, rows] (the same Gaussian values, reshaped). */
+function smallMatMul(values: Float32Array): Model {
+  const rows = values.length / N;
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, [1, N]);
+  b.node('MatMul', [x, b.tensor(Tensor.fromArray('W', DataType.FLOAT, [N, rows], new Float32Array(values)))], [], { outputs: ['y'] });
+  b.output('y', DataType.FLOAT, [1, rows]);
+  return buildModel(b.graph, [{ domain: '', version: 17 }]);
+}
+
 export const quantizeKernelsBench: Bench = {
   name: 'quantize-kernels',
   async run(log): Promise<BenchOutput> {
@@ -116,6 +131,7 @@ export const quantizeKernelsBench: Bench = {
     log(`floor: copy ${mbps(bytes, copyMs)} MB/s, sum loop ${mbps(bytes, sumMs)} MB/s (${sink > 0 ? '+' : '-'})`);
     const pool = new QuantizeWorkers(threads);
     const rows: Row[] = [];
+    const passRows: { rounding: string; rows: number; mbps1: number; mbps1Cpu: number; sqnrDb: number }[] = [];
     const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, one: { ms: number; cpuMs: number } | undefined, msAll: number | undefined) => {
       const ms1 = one?.ms;
       const sub = data.subarray(0, rowCount * N);
@@ -171,6 +187,25 @@ export const quantizeKernelsBench: Bench = {
       add('shrink quantizeBlocks + packRows', rtn[0].label, N, nbitsBpw(o.bits, o.blockSize, o.symmetric, o.scaleType, 'integer'), q, one, undefined);
     }
     setRtnBackend('auto');
+
+    // The whole pass `shrink quantize --method int4` runs per MatMul (transpose, quantizeBlocks,
+    // packing, SQNR, tensors), on the matrix as a MatMul weight.
+    for (const rounding of ['rtn', 'search'] as const) {
+      const b = new GraphBuilder();
+      const x = b.input('x', DataType.FLOAT, [1, N]);
+      b.node('MatMul', [x, b.tensor(Tensor.fromArray('W', DataType.FLOAT, [N, N], new Float32Array(data)))], [], { outputs: ['y'] });
+      b.output('y', DataType.FLOAT, [1, N]);
+      const model = buildModel(b.graph, [{ domain: '', version: 17 }]);
+      const rowsUsed = rounding === 'rtn' ? N : SLOW_ROWS;
+      const work = rounding === 'rtn' ? model : undefined;
+      let report: ReturnType<typeof quantizeMatMuls> | undefined;
+      const one = best(1, () => {
+        report = quantizeMatMuls(work ?? smallMatMul(data.subarray(0, SLOW_ROWS * N)), { bits: 4, blockSize: 32, symmetric: true, scaleType: 'float16', rounding });
+      });
+      const t = report?.tensors[0];
+      if (t !== undefined) passRows.push({ rounding, rows: rowsUsed, mbps1: mbps(rowsUsed * N * 4, one.ms), mbps1Cpu: mbps(rowsUsed * N * 4, one.cpuMs), sqnrDb: round(t.sqnrDb) });
+      log(`pass quantizeMatMuls ${rounding}: ${mbps(rowsUsed * N * 4, one.ms)} MB/s`);
+    }
 
     // HQQ and the scale search are slower: measured on SLOW_ROWS rows.
     const slow = data.subarray(0, SLOW_ROWS * N);
@@ -237,6 +272,14 @@ export const quantizeKernelsBench: Bench = {
       ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | | |`),
       ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbps1Cpu)} | ${cell(r.mbpsAll)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
       '',
+      '## The pass: `quantizeMatMuls` (int4 block 32 symmetric, fp16 scales) on the matrix as one MatMul weight',
+      '',
+      'What `shrink quantize --method int4` (float16 scales, as q4f16) spends per MatMul: transposing the weight, quantizeBlocks, packing, the SQNR, building the tensors (the issue measured 21-28 MB/s for this before).',
+      '',
+      '| rounding | rows | SQNR (dB) | MB/s, 1 thread | MB/s per CPU-second |',
+      '|---|---|---|---|---|',
+      ...passRows.map((p) => `| ${p.rounding} | ${p.rows} | ${p.sqnrDb} | ${p.mbps1} | ${p.mbps1Cpu} |`),
+      '',
       `## MatMulNBits layouts: SQNR against bits per weight (first ${SWEEP_ROWS} rows)`,
       '',
       '| bits | block | form | bits per weight | round to nearest (dB) | search (dB) |',
@@ -244,6 +287,6 @@ export const quantizeKernelsBench: Bench = {
       ...sweep.map((s) => `| ${s.bits} | ${s.blockSize} | ${s.form} | ${s.bpw} | ${s.rtnDb} | ${s.searchDb} |`),
       '',
     ].join('\n');
-    return { json: { machine, threads, floor: { copyMBps: mbps(bytes, copyMs), sumMBps: mbps(bytes, sumMs) }, ggmlQuoted: GGML, rows, sweep }, markdown: md };
+    return { json: { machine, threads, floor: { copyMBps: mbps(bytes, copyMs), sumMBps: mbps(bytes, sumMs) }, ggmlQuoted: GGML, rows, pass: passRows, sweep }, markdown: md };
   },
 };

@@ -46,15 +46,26 @@ export function blocksSqnrDb(exact: Float32Array, q: QuantizedBlocks): number {
 
 /** Adds the energy of `exact` and of its error in `q` (a slab of a larger weight) to `sums`. */
 export function addBlocksSqnrTerms(sums: { signal: number; noise: number }, exact: Float32Array, q: QuantizedBlocks): void {
-  const chunk = new Float32Array(Math.min(exact.length, SQNR_CHUNK - (SQNR_CHUNK % q.blockSize) || q.blockSize));
-  for (let start = 0; start < exact.length; start += chunk.length) {
-    const n = Math.min(chunk.length, exact.length - start);
-    for (let i = 0; i < n; i++) {
-      const b = Math.floor((start + i) / q.blockSize);
-      chunk[i] = (q.codes[start + i] - q.zeroPoints[b]) * q.scales[b];
-    }
-    addSqnrTerms(sums, exact.subarray(start, start + n), chunk.subarray(0, n));
-  }
+	// Block by block, in element order, each dequantized value rounded to float32 as a stored
+	// float32 tensor would hold it (the chunked form this replaced gave the same sums).
+	const fr = Math.fround;
+	const size = q.blockSize;
+	let signal = sums.signal;
+	let noise = sums.noise;
+	for (let b = 0, start = 0; start < exact.length; b++, start += size) {
+		const scale = q.scales[b];
+		const zero = q.zeroPoints[b];
+		const end = Math.min(exact.length, start + size);
+		for (let i = start; i < end; i++) {
+			const x = exact[i];
+			if (!Number.isFinite(x)) continue;
+			const d = x - fr((q.codes[i] - zero) * scale);
+			signal += x * x;
+			noise += d * d;
+		}
+	}
+	sums.signal = signal;
+	sums.noise = noise;
 }
 
 /** sqnrDb of `exact` against itself stored as float16 or bfloat16 bits, decoded a chunk at a time. */
