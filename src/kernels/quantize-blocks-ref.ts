@@ -66,10 +66,10 @@ function hqqRef(block: number[], scale: number, zero: number, qmax: number, upda
     }
     beta *= o.kappa;
     const error = lp(block, scale, zero, qmax, o.p);
-    if (error < bestError) {
-      bestError = error;
-      best = [scale, zero];
-    }
+    // HQQ stops at the first update that does not lower the error.
+    if (!(error < bestError)) break;
+    bestError = error;
+    best = [scale, zero];
   }
   return best;
 }
