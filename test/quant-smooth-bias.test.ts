@@ -257,3 +257,14 @@ test('--smooth and --bias-correction: bad values and other methods are one line,
   const recipe = parseRecipe('steps:\n  - quantize: { method: static-int8, smooth: 0.6, bias_correction: true }\n', 'r.yaml');
   assert.deepEqual(JSON.parse(JSON.stringify(recipe.steps[0])).options.smooth, 0.6);
 });
+
+test('shrink quantize --smooth --bias-correction reaches static int8 through the CLI (MLP: 2 of 3 inputs fold, 3 biases corrected)', async () => {
+  const out = path.join(work, 'mlp-smooth.onnx');
+  const calib = writeFashionCalibration(work, 32);
+  const run = await runShrink(['quantize', MLP, '-o', out, '--method', 'static-int8', '--calib', calib, '--smooth', '--bias-correction', '--samples', '8', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const stats = JSON.parse(run.stdout).stats;
+  // fc1 reads the flattened image (a Mul); fc2 and fc3 fold into the Gemm before them through Relu.
+  assert.deepEqual([stats.smooth_alpha, stats.smooth_groups, stats.smooth_folded, stats.smooth_mul, stats.bias_corrected, stats.bias_created], [0.5, 3, 2, 1, 3, 0], JSON.stringify(stats));
+  assert.equal(loadModel(out).graph.nodes.filter((n) => n.opType === 'Mul').length, 1);
+});
