@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { packRows, packRowsRef } from '../src/kernels/pack.js';
 import { type QuantBits, type ScaleType, roundToScaleType } from '../src/kernels/quant-formats.js';
-import { dequantizeBlocks, quantizeBlocks, rtnBlocks, rtnBlocksJs, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
+import { dequantizeBlocks, quantizeBlocks, rtnBlocks, rtnBlocksJs, setHqqBackend, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
 import { type RtnMode, wasmQuantizer } from '../src/kernels/quantize-blocks-wasm.js';
 import { kquantBitsPerWeight, kquantBlocks } from '../src/kernels/quantize-kquant.js';
 import { searchBlocks } from '../src/kernels/quantize-search.js';
@@ -90,6 +90,40 @@ test('round to nearest: a slice of blocks lands where the whole run puts it; qua
     assert.ok(sqnrDb(data.subarray(0, 960), dequantizeBlocks(odd)) > 38);
   } finally {
     setRtnBackend('auto');
+  }
+});
+
+/**
+ * HQQ in WebAssembly against its JS loops: powers are approximated there (relative error ~2e-5),
+ * so an iteration can be chosen differently where two errors are that close. Allowed: this share
+ * of codes differing, scales this far apart (relative), SQNR this far apart.
+ */
+const HQQ_WASM_VS_JS = { codeFraction: 1e-3, scale: 0.01, db: 0.01 };
+
+test('HQQ: WebAssembly SIMD against the JS loops within HQQ_WASM_VS_JS, every width and zero-point form', (t) => {
+  t.after(() => setHqqBackend('auto'));
+  const rows = 32;
+  const cols = 512;
+  const data = gaussian(rows * cols, 4, 0.02);
+  for (const bits of [2, 4, 8] as QuantBits[]) {
+    for (const [symmetric, zeroPointType] of [[true, 'integer'], [false, 'integer'], [false, 'float']] as const) {
+      for (const blockSize of [16, 64]) {
+        const o = { bits, blockSize, symmetric, zeroPointType, rounding: 'hqq' as const };
+        const label = `${bits} bits, ${symmetric ? 'symmetric' : zeroPointType} zero points, block ${blockSize}`;
+        setHqqBackend('js');
+        const js = quantizeBlocks(data, rows, cols, o);
+        setHqqBackend('auto');
+        const wasm = quantizeBlocks(data, rows, cols, o);
+        let differing = 0;
+        for (let i = 0; i < js.codes.length; i++) if (js.codes[i] !== wasm.codes[i]) differing++;
+        assert.ok(differing / js.codes.length <= HQQ_WASM_VS_JS.codeFraction, `${label}: ${differing} codes differ`);
+        for (let b = 0; b < js.scales.length; b++) {
+          assert.ok(Math.abs(js.scales[b] - wasm.scales[b]) <= HQQ_WASM_VS_JS.scale * Math.abs(js.scales[b]), `${label}: scale ${b}`);
+        }
+        const gap = Math.abs(sqnrDb(data, dequantizeBlocks(js)) - sqnrDb(data, dequantizeBlocks(wasm)));
+        assert.ok(gap <= HQQ_WASM_VS_JS.db, `${label}: SQNR differs by ${gap} dB`);
+      }
+    }
   }
 });
 

@@ -21,6 +21,7 @@ import {
   dequantizeBlocks,
   lpError,
   quantizeBlocks,
+  setHqqBackend,
   sqnrDb,
   ternarizeBlocks,
 } from '../src/kernels/quantize-blocks.js';
@@ -115,7 +116,11 @@ test('packing 2/4/8-bit codes matches the reference and round-trips, signed and 
   assert.deepEqual(Array.from(packRows([0, 1, 2, 3], 1, 4, 2)), [0xe4]);
 });
 
-test('block quantization: fast kernel against the reference, per width, RTN and HQQ', () => {
+test('block quantization: fast kernel against the reference, per width, RTN and HQQ', (t) => {
+  // HQQ's JS loops are what the reference checks; its WebAssembly path (approximate powers) is
+  // checked against them in quant-fast.test.ts.
+  setHqqBackend('js');
+  t.after(() => setHqqBackend('auto'));
   const rows = 24;
   const cols = 256;
   const data = gaussian(rows * cols, 3, 40);

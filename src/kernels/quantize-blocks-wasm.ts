@@ -3,7 +3,7 @@
 // bit), three to four times faster. The module is compiled synchronously on first use (3 KB, under
 // the browsers' 4 KB limit for synchronous compilation on the main thread); where WebAssembly SIMD
 // is missing, `wasmQuantizer()` returns undefined and callers use the JS loops.
-import { QUANTIZE_WASM_BASE64 } from './wasm/quantize-wasm.js';
+import { HQQ_WASM_BASE64, QUANTIZE_WASM_BASE64 } from './wasm/quantize-wasm.js';
 
 export type RtnMode = 'symmetric' | 'integer-zero' | 'float-zero';
 
@@ -100,6 +100,67 @@ function instantiate(): WasmQuantizer | null {
         new Uint8Array(memory, at.codes, n).set(codes.subarray(done, done + n));
         exports.pack_codes(at.codes, n, bits, at.input);
         out.set(new Uint8Array(memory, at.input, (n * bits) / 8), outAt + (done * bits) / 8);
+      }
+    },
+  };
+}
+
+interface HqqExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  hqq_blocks(w: number, blocks: number, size: number, bits: number, mode: number, iterations: number, p: number, beta: number, kappa: number, scales: number, zeros: number): void;
+}
+
+/** Which parameters HQQ refines: the scale (symmetric), the zero point (float zero points), or both in turn. */
+export type HqqMode = 'scale' | 'zero' | 'zero-then-scale';
+
+const HQQ_MODES: Record<HqqMode, number> = { scale: 0, zero: 1, 'zero-then-scale': 2 };
+
+export interface WasmHqq {
+  /**
+   * Refines the starting scales and zero points of blocks [firstBlock, firstBlock + blockCount) of
+   * `data` in place (blocks of at most 256 values, a multiple of 4).
+   */
+  refine(data: Float32Array, firstBlock: number, blockCount: number, blockSize: number, bits: number, mode: HqqMode, o: { iterations: number; p: number; beta: number; kappa: number }, scales: Float64Array, zeros: Float64Array): void;
+}
+
+let hqqInstance: WasmHqq | null | undefined;
+
+/** The WebAssembly HQQ refinement, or undefined where WebAssembly SIMD is not available. */
+export function wasmHqq(): WasmHqq | undefined {
+  if (hqqInstance === undefined) hqqInstance = instantiateHqq();
+  return hqqInstance ?? undefined;
+}
+
+function instantiateHqq(): WasmHqq | null {
+  if (typeof WebAssembly !== 'object') return null;
+  let exports: HqqExports;
+  try {
+    const binary = Uint8Array.from(atob(HQQ_WASM_BASE64), (c) => c.charCodeAt(0));
+    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as HqqExports;
+  } catch {
+    return null;
+  }
+  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  return {
+    refine(data, firstBlock, blockCount, blockSize, bits, mode, o, scales, zeros) {
+      const chunk = Math.max(1, Math.floor(CHUNK_VALUES / blockSize));
+      const input = base;
+      const scalesAt = input + chunk * blockSize * 4;
+      const zerosAt = scalesAt + chunk * 8;
+      const end = zerosAt + chunk * 8;
+      const have = exports.memory.buffer.byteLength;
+      if (end > have) exports.memory.grow(Math.ceil((end - have) / PAGE));
+      for (let done = 0; done < blockCount; done += chunk) {
+        const n = Math.min(chunk, blockCount - done);
+        const first = firstBlock + done;
+        const memory = exports.memory.buffer;
+        new Float32Array(memory, input, n * blockSize).set(data.subarray(first * blockSize, (first + n) * blockSize));
+        new Float64Array(memory, scalesAt, n).set(scales.subarray(first, first + n));
+        new Float64Array(memory, zerosAt, n).set(zeros.subarray(first, first + n));
+        exports.hqq_blocks(input, n, blockSize, bits, HQQ_MODES[mode], o.iterations, o.p, o.beta, o.kappa, scalesAt, zerosAt);
+        scales.set(new Float64Array(memory, scalesAt, n), first);
+        zeros.set(new Float64Array(memory, zerosAt, n), first);
       }
     },
   };

@@ -10,7 +10,7 @@
 // zero point (asymmetric) or the scale (symmetric, or after rounding the zero point to an
 // integer), keeping the best parameters by lp error. quantize-blocks-ref.ts is the slow reference.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
-import { type RtnMode, wasmQuantizer } from './quantize-blocks-wasm.js';
+import { type HqqMode, type RtnMode, wasmHqq, wasmQuantizer } from './quantize-blocks-wasm.js';
 // A cycle (quantize-search.ts imports checkBlockShape from here): only functions cross it, called after both load.
 import { searchBlocks } from './quantize-search.js';
 
@@ -99,23 +99,23 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
     rtnBlocks(data, 0, count, blockSize, bits, mode, scaleType === 'float16', codes, 0, false, scales, zeroPoints);
     return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
   }
-  const work = new BlockWork(blockSize);
+  // HQQ: starting parameters per block (round to nearest's), refined (WebAssembly SIMD where it
+  // can, else the JS loops), then stored and encoded.
+  const scale0 = new Float64Array(count);
+  const zero0 = new Float64Array(count);
   for (let b = 0; b < count; b++) {
     const start = b * blockSize;
-    const block = data.subarray(start, start + blockSize);
-    let scale: number;
-    let zero: number;
     if (symmetric) {
       // The value of largest magnitude maps exactly to code 0 (-mid): all 2^bits levels are used.
       let extreme = 0;
-      for (let i = 0; i < blockSize; i++) if (Math.abs(block[i]) > Math.abs(extreme)) extreme = block[i];
-      scale = extreme / -mid;
-      zero = mid;
+      for (let i = start; i < start + blockSize; i++) if (Math.abs(data[i]) > Math.abs(extreme)) extreme = data[i];
+      scale0[b] = extreme / -mid;
+      zero0[b] = mid;
     } else {
-      let lo = block[0];
-      let hi = block[0];
-      for (let i = 1; i < blockSize; i++) {
-        const v = block[i];
+      let lo = data[start];
+      let hi = data[start];
+      for (let i = start + 1; i < start + blockSize; i++) {
+        const v = data[i];
         if (v < lo) lo = v;
         else if (v > hi) hi = v;
       }
@@ -124,26 +124,45 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
         lo = Math.min(lo, 0);
         hi = Math.max(hi, 0);
       }
-      scale = (hi - lo) / qmax;
-      zero = scale === 0 ? 0 : -lo / scale;
+      scale0[b] = (hi - lo) / qmax;
+      zero0[b] = scale0[b] === 0 ? 0 : -lo / scale0[b];
     }
-    if (scale !== 0) {
-      [scale, zero] = work.refine(block, scale, zero, qmax, symmetric ? 'scale' : zeroPointType === 'float' ? 'zero' : 'zero-then-scale', hqq);
+  }
+  const mode: HqqMode = symmetric ? 'scale' : zeroPointType === 'float' ? 'zero' : 'zero-then-scale';
+  const wasm = hqqBackend === 'auto' && blockSize % 4 === 0 && blockSize <= 256 ? wasmHqq() : undefined;
+  if (wasm) wasm.refine(data, 0, count, blockSize, bits, mode, hqq, scale0, zero0);
+  else {
+    const work = new BlockWork(blockSize);
+    for (let b = 0; b < count; b++) {
+      if (scale0[b] === 0) continue;
+      const block = data.subarray(b * blockSize, (b + 1) * blockSize);
+      [scale0[b], zero0[b]] = work.refine(block, scale0[b], zero0[b], qmax, mode, hqq);
     }
-    scale = roundToScaleType(scale, scaleType);
-    zero = zeroPointType === 'float' ? roundToScaleType(zero, scaleType) : Math.min(qmax, Math.max(0, roundHalfEven(zero)));
+  }
+  for (let b = 0; b < count; b++) {
+    const scale = roundToScaleType(scale0[b], scaleType);
+    const zero = zeroPointType === 'float' ? roundToScaleType(zero0[b], scaleType) : Math.min(qmax, Math.max(0, roundHalfEven(zero0[b])));
     scales[b] = scale;
     zeroPoints[b] = zero;
-    encodeBlock(block, scale, zero, qmax, codes, start);
+    encodeBlock(data.subarray(b * blockSize, (b + 1) * blockSize), scale, zero, qmax, codes, b * blockSize);
   }
   return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
 }
 
 let rtnBackend: 'auto' | 'js' = 'auto';
+let hqqBackend: 'auto' | 'js' = 'auto';
 
 /** Which round-to-nearest loops run: WebAssembly SIMD where available ('auto'), or the JS ones. */
 export function setRtnBackend(backend: 'auto' | 'js'): void {
   rtnBackend = backend;
+}
+
+/**
+ * Which HQQ loops run: WebAssembly SIMD where available ('auto': powers approximated, see
+ * wasm/hqq.c), or the JS ones, which the reference checks.
+ */
+export function setHqqBackend(backend: 'auto' | 'js'): void {
+  hqqBackend = backend;
 }
 
 /**
@@ -296,7 +315,7 @@ class BlockWork {
    * point; 'scale' updates the scale around a fixed zero point; 'zero-then-scale' finds the float
    * zero point, rounds it to a code and then refines the scale.
    */
-  refine(w: Float32Array, scale0: number, zero0: number, qmax: number, mode: 'zero' | 'scale' | 'zero-then-scale', o: HqqOptions): [number, number] {
+  refine(w: Float32Array, scale0: number, zero0: number, qmax: number, mode: HqqMode, o: HqqOptions): [number, number] {
     let scale = scale0;
     let zero = zero0;
     if (mode !== 'scale') [scale, zero] = this.iterate(w, scale, zero, qmax, 'zero', o);

@@ -176,3 +176,4 @@ void pack_codes(const uint8_t* codes, long count, int bits, uint8_t* out) {
     }
   }
 }
+
