@@ -56,9 +56,10 @@ function withoutTraining(recipe: Recipe): Recipe {
 
 /** Settings of the trade-off curve: one cluster step each, no training. */
 const CURVE: { settings: string; yaml: string }[] = [
-  { settings: '3 bits per channel, depthwise 8 bits per tensor, head 4 bits per 8 channels', yaml: "{bits: 3, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', bits: 4, group: 8}]}" },
-  { settings: '5 bits per channel, depthwise 8 bits per tensor, head 5 bits per 8 channels', yaml: "{bits: 5, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
-  { settings: '6 bits per channel, depthwise 8 bits per tensor, head 6 bits per 8 channels', yaml: "{bits: 6, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
+  { settings: '3 bits per channel, depthwise 8 bits per tensor, head 4 bits per 32 classes', yaml: "{bits: 3, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', bits: 4, group: 32}]}" },
+  { settings: '4 bits per channel, depthwise 8 bits per tensor, head 4 bits per 8 classes', yaml: "{bits: 4, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
+  { settings: '5 bits per channel, depthwise 8 bits per tensor, head 5 bits per 8 classes', yaml: "{bits: 5, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
+  { settings: '6 bits per channel, depthwise 8 bits per tensor, head 6 bits per 8 classes', yaml: "{bits: 6, per_channel: true, half_codebooks: true, layers: [{pattern: '^p2o.Conv.(1|3|5|7|9|11|13|15|17|19|21|25|29|31)$', bits: 8, group: 100000}, {pattern: '^p2o.MatMul.24$', group: 8}]}" },
 ];
 
 export const packRecBench: Bench = {
