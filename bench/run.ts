@@ -14,6 +14,7 @@ import { optimizeBench } from './optimize.js';
 import { packBench } from './pack.js';
 import { packRecBench } from './pack-rec.js';
 import { pruneBench } from './prune.js';
+import { pruneHeadsBench } from './prune-heads.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeKernelsBench } from './quantize-kernels.js';
@@ -33,7 +34,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
+const BENCHES: Bench[] = [codecBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

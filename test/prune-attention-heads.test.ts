@@ -31,7 +31,9 @@ function bertFeeds(): Tensor[] {
 /** The groups whose channels are heads: created by the attention projections, as many as the heads. */
 function headGroups(model: Model, heads: number, shapes: Record<string, number[]>): ChannelGroup[] {
   const analysis = analyzeChannels(model, { inputShapes: shapes });
-  return analysis.groups.filter((g) => g.channels.length === heads && g.sources.every((n) => n.opType === 'MatMul') && g.blocked === undefined);
+  const groups = analysis.groups.filter((g) => g.heads === true);
+  for (const g of groups) assert.ok(g.channels.length === heads && g.sources.every((n) => n.opType === 'MatMul') && g.blocked === undefined, `group ${g.id}: ${g.channels.length} channels from ${g.sources.map((n) => n.label)}, ${g.blocked?.reason ?? 'prunable'}`);
+  return groups;
 }
 
 const CASES = [

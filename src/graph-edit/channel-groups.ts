@@ -59,6 +59,8 @@ export interface ChannelGroup {
   nodes: Node[];
   /** Why the group cannot be pruned: the first reason found, and the node that couples it. */
   blocked?: ChannelBlock;
+  /** Its channels are attention heads. */
+  heads?: true;
 }
 
 export interface ChannelAnalysis {
@@ -85,6 +87,7 @@ export function analyzeChannels(model: Model, options: AnalyzeChannelsOptions = 
   const edits: ChannelEdit[] = [];
   const tagged = new Map<Graph, Set<string>>();
   const spaceBlocks = new Map<number, ChannelBlock>();
+  const headAtoms: number[] = [];
   const opset = model.opset('') ?? 1;
 
   const dimsOf = (graph: Graph, value: string): readonly Dim[] | undefined => {
@@ -146,6 +149,7 @@ export function analyzeChannels(model: Model, options: AnalyzeChannelsOptions = 
           else members.push({ graph: g, node, input: i, name, axis, atoms: list, role });
         },
         edit: (list, what, apply) => edits.push({ graph: g, node, atoms: list, what, apply }),
+        heads: (list) => headAtoms.push(...list),
         output: (i, list) => {
           const name = node.outputs[i];
           if (!name || list.length === 0) return;
@@ -166,7 +170,9 @@ export function analyzeChannels(model: Model, options: AnalyzeChannelsOptions = 
     else if (first.atoms.length === m.atoms.length) atoms.unifyArrays(first.atoms, m.atoms);
     else block(m.atoms, `'${m.name}' is read by '${first.node.label}' and '${m.node.label}' with different channel layouts`, m.node.label);
   }
-  return buildGroups(atoms, members, edits, tagged, spaceBlocks);
+  const analysis = buildGroups(atoms, members, edits, tagged, spaceBlocks);
+  for (const a of headAtoms) analysis.groupOf(a).heads = true;
+  return analysis;
 }
 
 const graphIds = new WeakMap<Graph, number>();

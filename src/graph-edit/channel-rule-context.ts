@@ -44,6 +44,8 @@ export interface ChannelRuleContext {
   member(i: number, axis: number, atoms: Int32Array, role: MemberRole): void;
   /** An edit of this node (an attribute, a shape constant) that depends on which of `atoms` survive. */
   edit(atoms: Int32Array, what: string, apply: EditApply): void;
+  /** These atoms are attention heads (a Reshape split them out of a projection's features). */
+  heads(atoms: Int32Array): void;
   /** Sets the tags of output `i`. */
   output(i: number, tags: ChannelTag[]): void;
 }

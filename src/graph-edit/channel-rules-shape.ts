@@ -97,6 +97,7 @@ function headsTag(ctx: ChannelRuleContext, tag: ChannelTag, axes: readonly numbe
     const head = Math.floor(c / within) % heads;
     ctx.unify(Int32Array.of(atoms[head]), Int32Array.of(tag.atoms[c]));
   }
+  ctx.heads(atoms);
   return { axis: headAxis, atoms };
 }
 
