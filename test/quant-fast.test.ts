@@ -138,16 +138,22 @@ test('packing through WebAssembly equals the reference, masking codes to their w
   }
 });
 
-test('worker threads give the single-threaded result bit for bit (round to nearest, search, HQQ)', async () => {
+test('worker threads give the single-threaded result bit for bit (round to nearest, search, two-level, HQQ)', async () => {
   const rows = 64;
   const cols = 256;
   const data = gaussian(rows * cols, 9, 0.02);
   const pool = new QuantizeWorkers(2);
   try {
     const rtn = { bits: 4 as const, blockSize: 32, symmetric: false };
-    assert.deepEqual(await pool.quantize(data, rows, cols, rtn), quantizeBlocks(data, rows, cols, rtn));
+    const single = quantizeBlocks(data, rows, cols, rtn);
+    assert.deepEqual(await pool.quantize(data, rows, cols, rtn), single);
+    const packed = await pool.rtnPacked(data, rows, cols, rtn);
+    assert.deepEqual(packed.packed, packRowsRef(single.codes, rows, cols, 4));
+    assert.deepEqual([packed.scales, packed.zeroPoints], [single.scales, single.zeroPoints]);
     const search = { bits: 2 as const, blockSize: 16, symmetric: false, zeroPointType: 'float' as const, scaleType: 'float16' as ScaleType };
     assert.deepEqual(await pool.quantize(data, rows, cols, { ...search, rounding: 'search' }), searchBlocks(data, rows, cols, search));
+    const kq = { bits: 4 as const, blockSize: 32, superBlock: 4, scaleBits: 6, minBits: 6, superScaleType: 'float16' as const };
+    assert.deepEqual({ ...(await pool.kquant(data, rows, cols, kq)) }, { ...kquantBlocks(data, rows, cols, kq) });
     const hqq = { bits: 4 as const, blockSize: 32, symmetric: true, rounding: 'hqq' as const };
     const few = data.subarray(0, 8 * cols);
     assert.deepEqual(await pool.quantize(few, 8, cols, hqq), quantizeBlocks(few, 8, cols, hqq));

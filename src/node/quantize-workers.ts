@@ -8,9 +8,10 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { QuantBits } from '../kernels/quant-formats.js';
 import { type BlockQuantOptions, type QuantizedBlocks, type ZeroPointType, checkBlockShape, quantizeBlocks, rtnBlocks } from '../kernels/quantize-blocks.js';
+import { type KQuantBlocks, type KQuantOptions, kquantBlocks } from '../kernels/quantize-kquant.js';
 import { type SearchOptions, searchBlocks } from '../kernels/quantize-search.js';
 
-export type ParallelOptions = (BlockQuantOptions & { rounding?: 'rtn' | 'hqq' }) | (SearchOptions & { rounding: 'search' });
+export type ParallelOptions = (BlockQuantOptions & { rounding?: 'rtn' | 'hqq' }) | (SearchOptions & { rounding: 'search' }) | (KQuantOptions & { rounding: 'kquant'; symmetric?: false });
 
 /** One slice of rows, as posted to a worker. */
 export interface WorkerJob {
@@ -25,6 +26,8 @@ export interface WorkerJob {
   packed?: boolean;
   scales: Float32Array;
   zeroPoints: Float32Array;
+  /** Two-level scales only: [rows, groups * superBlock] codes and [rows, groups] super scales. */
+  kquant?: { scaleCodes: Uint8Array; minCodes: Uint8Array; superScales: Float32Array; superMins: Float32Array };
 }
 
 /** Round to nearest straight into MatMulNBits' packed codes, with the blocks' parameters. */
@@ -48,6 +51,19 @@ export function runJob(job: WorkerJob): void {
     return;
   }
   const rows = data.subarray(firstRow * cols, (firstRow + rowCount) * cols);
+  if (options.rounding === 'kquant') {
+    const q = kquantBlocks(rows, rowCount, cols, options);
+    const k = job.kquant;
+    if (k === undefined) throw new Error('quantize workers: a kquant job without its outputs');
+    k.scaleCodes.set(q.scaleCodes, firstRow * q.groupsPerRow * q.superBlock);
+    k.minCodes.set(q.minCodes, firstRow * q.groupsPerRow * q.superBlock);
+    k.superScales.set(q.superScales, firstRow * q.groupsPerRow);
+    k.superMins.set(q.superMins, firstRow * q.groupsPerRow);
+    job.codes.set(q.codes, firstRow * cols);
+    job.scales.set(q.scales, firstBlock);
+    job.zeroPoints.set(q.zeroPoints, firstBlock);
+    return;
+  }
   const q = options.rounding === 'search' ? searchBlocks(rows, rowCount, cols, options) : quantizeBlocks(rows, rowCount, cols, options);
   job.codes.set(q.codes, firstRow * cols);
   job.scales.set(q.scales, firstBlock);
@@ -80,7 +96,7 @@ export class QuantizeWorkers {
   }
 
   /** quantizeBlocks / searchBlocks of `data` ([rows, cols]) over every thread. */
-  async quantize(data: Float32Array, rows: number, cols: number, options: ParallelOptions): Promise<QuantizedBlocks> {
+  async quantize(data: Float32Array, rows: number, cols: number, options: Exclude<ParallelOptions, { rounding: 'kquant' }>): Promise<QuantizedBlocks> {
     const { codes, scales, zeroPoints } = await this.split(data, rows, cols, options, false);
     const symmetric = options.symmetric;
     const zeroPointType: ZeroPointType = symmetric ? 'integer' : (options.zeroPointType ?? 'integer');
@@ -94,7 +110,22 @@ export class QuantizeWorkers {
     return { packed: codes, scales, zeroPoints };
   }
 
-  private async split(data: Float32Array, rows: number, cols: number, options: ParallelOptions, packed: boolean): Promise<{ codes: Uint8Array; scales: Float32Array; zeroPoints: Float32Array }> {
+  /** kquantBlocks of `data` ([rows, cols]) over every thread. */
+  async kquant(data: Float32Array, rows: number, cols: number, options: KQuantOptions): Promise<KQuantBlocks> {
+    const blocksPerRow = cols / options.blockSize;
+    const groupsPerRow = Math.ceil(blocksPerRow / options.superBlock);
+    const padded = groupsPerRow * options.superBlock;
+    const kquant = {
+      scaleCodes: shared((b) => new Uint8Array(b), rows * padded),
+      minCodes: shared((b) => new Uint8Array(b), rows * padded),
+      superScales: shared((b) => new Float32Array(b), rows * groupsPerRow * 4),
+      superMins: shared((b) => new Float32Array(b), rows * groupsPerRow * 4),
+    };
+    const { codes, scales, zeroPoints } = await this.split(data, rows, cols, { ...options, rounding: 'kquant' }, false, kquant);
+    return { rows, cols, bits: options.bits, blockSize: options.blockSize, blocksPerRow, symmetric: false, scaleType: 'float32', zeroPointType: 'float', codes, scales, zeroPoints, superBlock: options.superBlock, groupsPerRow, ...kquant };
+  }
+
+  private async split(data: Float32Array, rows: number, cols: number, options: ParallelOptions, packed: boolean, kquant?: WorkerJob['kquant']): Promise<{ codes: Uint8Array; scales: Float32Array; zeroPoints: Float32Array }> {
     checkBlockShape(data.length, rows, cols, options.blockSize);
     const input = data.buffer instanceof SharedArrayBuffer ? data : shared((b) => new Float32Array(b), data.byteLength);
     if (input !== data) input.set(data);
@@ -106,7 +137,7 @@ export class QuantizeWorkers {
     const pending: Promise<void>[] = [];
     let mine: WorkerJob | undefined;
     for (let t = 0, firstRow = 0; t < this.threads && firstRow < rows; t++, firstRow += slice) {
-      const job: WorkerJob = { id: this.nextId++, data: input, cols, firstRow, rowCount: Math.min(slice, rows - firstRow), options, codes, packed, scales, zeroPoints };
+      const job: WorkerJob = { id: this.nextId++, data: input, cols, firstRow, rowCount: Math.min(slice, rows - firstRow), options, codes, packed, scales, zeroPoints, kquant };
       if (t === this.threads - 1 || this.workers.length === 0) mine = job;
       else pending.push(this.post(this.workers[t], job));
     }
