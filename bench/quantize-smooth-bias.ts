@@ -335,7 +335,7 @@ function markdown(result: { machine: MachineInfo; spam: Awaited<ReturnType<typeo
     `- Outliers: the largest per-channel max|X_j| over the median channel's is ${spam.rows[1].smoothing?.outlier_ratio_max} at the worst smoothed input and ${spam.rows[1].smoothing?.outlier_ratio_median} at the median one; the LLM activations SmoothQuant was made for reach about 100. ` +
       `This model has no outliers to speak of, so smoothing has little to win: KL to float ${plain.kl} -> ${best.kl} (${best.variant}), accuracy within one e-mail.`,
     '- Folded 0: static int8 optimizes first, and the optimizer fuses the residual Add + LayerNorm into SkipLayerNormalization (which then also reads each LayerNorm output) and GELU into Gelu; so every smoothed input is divided by an inserted float Mul, and "folds only" smooths nothing (it equals plain static int8).',
-    '- Speed: spam-bert is tiny (hidden 128, 0.8M parameters), so its integer MatMuls gain nothing over float32 here; at 1 thread every variant is within a few percent of float32 and the inserted Muls cost nothing measurable. The 2-thread figures were taken while other jobs kept the 2 cores busy (load average above): their medians say more about the neighbours than about the models.',
+    '- Speed: spam-bert is tiny (hidden 128, 0.8M parameters), so its integer MatMuls gain nothing over float32 here; at 1 thread every variant's median is within about 10% of float32's either way, which is the run-to-run noise here (an earlier run: float32 3.59 ms, int8 3.64 ms), and the inserted Muls cost nothing measurable. The 2-thread figures were taken while other jobs kept the 2 cores busy (load average above): their medians say more about the neighbours than about the models.',
   );
   lines.push(
     '',
