@@ -54,6 +54,8 @@ interface Row {
   /** One thread, bytes per CPU-second of this process: what the wall figure would be on an idle core. */
   mbps1Cpu: number | undefined;
   mbpsAll: number | undefined;
+  /** Every thread: bytes per CPU-second of all threads together (equal to one thread's when splitting costs nothing). */
+  mbpsAllCpu: number | undefined;
   floorRatio1: number | undefined;
   floorRatioAll: number | undefined;
 }
@@ -82,12 +84,16 @@ function best(repeats: number, run: () => void): { ms: number; cpuMs: number } {
   return fastest;
 }
 
-async function bestAsync(repeats: number, run: () => Promise<unknown>): Promise<number> {
-  let fastest = Number.POSITIVE_INFINITY;
+/** As best(), for the thread pool: CPU milliseconds are this process's, every thread together. */
+async function bestAsync(repeats: number, run: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number }> {
+  let fastest = { ms: Number.POSITIVE_INFINITY, cpuMs: Number.POSITIVE_INFINITY };
   for (let i = 0; i < repeats; i++) {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     await run();
-    fastest = Math.min(fastest, performance.now() - start);
+    const ms = performance.now() - start;
+    const used = process.cpuUsage(cpu);
+    if (ms < fastest.ms) fastest = { ms, cpuMs: (used.user + used.system) / 1000 };
   }
   return fastest;
 }
@@ -132,8 +138,9 @@ export const quantizeKernelsBench: Bench = {
     const pool = new QuantizeWorkers(threads);
     const rows: Row[] = [];
     const passRows: { rounding: string; rows: number; mbps1: number; mbps1Cpu: number; sqnrDb: number }[] = [];
-    const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, one: { ms: number; cpuMs: number } | undefined, msAll: number | undefined) => {
+    const add = (kernel: string, settings: string, rowCount: number, bpw: number, q: QuantizedBlocks, one: { ms: number; cpuMs: number } | undefined, all: { ms: number; cpuMs: number } | undefined) => {
       const ms1 = one?.ms;
+      const msAll = all?.ms;
       const sub = data.subarray(0, rowCount * N);
       const row: Row = {
         kernel,
@@ -144,11 +151,12 @@ export const quantizeKernelsBench: Bench = {
         mbps1: ms1 === undefined ? undefined : mbps(rowCount * N * 4, ms1),
         mbps1Cpu: one === undefined ? undefined : mbps(rowCount * N * 4, one.cpuMs),
         mbpsAll: msAll === undefined ? undefined : mbps(rowCount * N * 4, msAll),
+        mbpsAllCpu: all === undefined ? undefined : mbps(rowCount * N * 4, all.cpuMs),
         floorRatio1: ms1 === undefined ? undefined : round(ms1 / (copyMs * (rowCount / N))),
         floorRatioAll: msAll === undefined ? undefined : round(msAll / (copyMs * (rowCount / N))),
       };
       rows.push(row);
-      log(`${kernel} ${settings}: ${row.bpw} bpw, ${row.sqnrDb} dB, ${row.mbps1} MB/s one thread (${row.mbps1Cpu} per CPU-second), ${row.mbpsAll} MB/s ${threads} threads`);
+      log(`${kernel} ${settings}: ${row.bpw} bpw, ${row.sqnrDb} dB, ${row.mbps1} MB/s one thread (${row.mbps1Cpu} per CPU-second), ${row.mbpsAll} MB/s ${threads} threads (${row.mbpsAllCpu} per CPU-second of all threads)`);
     };
 
     // Round to nearest: codes + parameters, then packed as MatMulNBits stores them.
@@ -266,12 +274,12 @@ export const quantizeKernelsBench: Bench = {
       `Floor (a plain read of the ${bytes / 1e6} MB): copy ${mbps(bytes, copyMs)} MB/s, JS sum loop ${mbps(bytes, sumMs)} MB/s. "x floor" is kernel time / copy time.`,
       'Bits per weight as the ONNX form onnxruntime runs stores them (MatMulNBits codes, scales, zero points; two-level: sub-block codes and fp16 d/dmin). Round-to-nearest rows quantize straight into MatMulNBits packed codes (rtnBlocks, output buffers allocated once; the thread pool allocates shared ones per call); the quantizeBlocks row is what the passes call (fresh arrays, one code a byte, then packRows).',
       `Search and two-level rows ran on the first ${SLOW_ROWS} rows, HQQ on the first ${HQQ_ROWS}. ggml rows are the issue's figures (fp16 scales, measured earlier on this machine), quoted, not rerun.`,
-      `MB/s per CPU-second: the one-thread run's bytes over the CPU time this process used in it, which is what the wall figure would be on an otherwise idle core (with a load average of ${machine.loadAverage} on ${threads} cores, wall figures are several times lower than that).`,
+      `MB/s per CPU-second: a run's bytes over the CPU time this process used in it (every thread together). For one thread it is what the wall figure would be on an otherwise idle core; for ${threads} threads, equal to the one-thread figure means splitting the rows cost nothing, so on ${threads} idle cores the wall figure would be about ${threads}x the one-thread one. With a load average of ${machine.loadAverage} on ${threads} cores other work held the cores, and the ${threads}-thread wall figures are no faster than one thread's.`,
       '',
-      `| kernel | settings | bits per weight | SQNR (dB) | MB/s, 1 thread | MB/s per CPU-second, 1 thread | MB/s, ${threads} threads | x floor (1 / ${threads}) |`,
-      '|---|---|---|---|---|---|---|---|',
-      ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | | |`),
-      ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbps1Cpu)} | ${cell(r.mbpsAll)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
+      `| kernel | settings | bits per weight | SQNR (dB) | MB/s, 1 thread | MB/s per CPU-second, 1 thread | MB/s, ${threads} threads | MB/s per CPU-second, ${threads} threads | x floor (1 / ${threads}) |`,
+      '|---|---|---|---|---|---|---|---|---|',
+      ...GGML.map((g) => `| ${g.kernel} | | ${g.bpw} | ${g.sqnr} | ${cell(g.mbps1)} | | | | |`),
+      ...rows.map((r) => `| ${r.kernel} | ${r.settings} | ${r.bpw} | ${r.sqnrDb} | ${cell(r.mbps1)} | ${cell(r.mbps1Cpu)} | ${cell(r.mbpsAll)} | ${cell(r.mbpsAllCpu)} | ${cell(r.floorRatio1)} / ${cell(r.floorRatioAll)} |`),
       '',
       '## The pass: `quantizeMatMuls` (int4 block 32 symmetric, fp16 scales) on the matrix as one MatMul weight',
       '',
