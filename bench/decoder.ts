@@ -12,13 +12,14 @@
 // generation through the decoder evaluation step (src/pipeline/decoder-eval.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decoderSamples, decoderSignature } from '../src/eval/decoder.js';
+import { decoderSamples, decoderSignature, generate } from '../src/eval/decoder.js';
 import type { Model } from '../src/ir/model.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { readModel, writeModel } from '../src/onnx/model-io.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
 import { evaluateDecoders } from '../src/pipeline/decoder-eval.js';
 import { type QuantizeOptions, quantize } from '../src/pipeline/quantize.js';
+import { ModelSession } from '../src/runtime/session.js';
 import { emailText } from '../test/helpers/spam-emails.js';
 import { machineInfo } from './lib/machine.js';
 import { median, round } from './lib/stats.js';
@@ -32,7 +33,7 @@ const HELD_OUT_BYTES = 65536;
 const CALIBRATION_WINDOWS = 128;
 const PROMPT = 'Subject: ';
 const GENERATE = 64;
-const GENERATION_REPEATS = 3;
+const GENERATION_REPEATS = 5;
 // One onnxruntime thread: the machine is shared, and one thread keeps the speeds comparable.
 const ctx: RecipeContext = { ort: nodeOrt, threads: 1 };
 
@@ -67,16 +68,30 @@ function splitBytes(files: string[]): Uint8Array {
   return new TextEncoder().encode(texts.join('\n'));
 }
 
-async function measure(name: string, model: Model, heldOut: Uint8Array): Promise<{ perplexity: number; tokensPerSecond: number }> {
+/** Perplexity of `model` on the held-out text (no generation: speed is measured later, interleaved). */
+async function heldOutPerplexity(name: string, model: Model, heldOut: Uint8Array): Promise<number> {
+  const [row] = await evaluateDecoders([{ name, model }], heldOut, { context: CONTEXT, batch: 8 }, ctx);
+  return row.perplexity;
+}
+
+/**
+ * Greedy generation tokens/s of every model, round-robin over the models `GENERATION_REPEATS`
+ * times (so a busy spell of the shared machine hits all of them alike), median per model.
+ */
+async function generationSpeeds(models: readonly Model[], log: (line: string) => void): Promise<number[]> {
   const prompt = Array.from(new TextEncoder().encode(PROMPT));
-  const [first] = await evaluateDecoders([{ name, model }], heldOut, { context: CONTEXT, batch: 8, generate: GENERATE, prompt }, ctx);
-  const speeds = [first.generation?.tokens_per_second ?? 0];
-  for (let i = 1; i < GENERATION_REPEATS; i++) {
-    // Generation alone again (the perplexity of a 2-window text is discarded).
-    const [again] = await evaluateDecoders([{ name, model }], heldOut.subarray(0, 2 * CONTEXT), { context: CONTEXT, generate: GENERATE, prompt }, ctx);
-    speeds.push(again.generation?.tokens_per_second ?? 0);
+  const sessions = await Promise.all(models.map((m) => ModelSession.create(nodeOrt, m, { threads: 1 })));
+  const speeds: number[][] = models.map(() => []);
+  try {
+    const sigs = models.map((m, i) => decoderSignature(m, `variant ${i}`, true));
+    for (let repeat = 0; repeat < GENERATION_REPEATS; repeat++) {
+      for (const [i, session] of sessions.entries()) speeds[i].push((await generate(nodeOrt, session, sigs[i], prompt, { tokens: GENERATE })).tokensPerSecond);
+      log(`generation round ${repeat + 1} of ${GENERATION_REPEATS}`);
+    }
+  } finally {
+    for (const session of sessions) await session.release();
   }
-  return { perplexity: first.perplexity, tokensPerSecond: median(speeds) };
+  return speeds.map(median);
 }
 
 export const decoderBench: Bench = {
@@ -88,10 +103,11 @@ export const decoderBench: Bench = {
     const model = readModel(fs.readFileSync(path.join(MODEL_DIR, 'onnx/model.onnx')));
     const sig = decoderSignature(model, 'models/gpt-spam/onnx/model.onnx', true);
     const calibration = decoderSamples(sig, splitBytes(split.calibration), CONTEXT, CALIBRATION_WINDOWS, 'calibration e-mails');
-    const dense = await measure('float32', model, heldOut);
+    const densePerplexity = await heldOutPerplexity('float32', model, heldOut);
     const denseBytes = writeModel(model).byteLength;
-    log(`float32: perplexity ${dense.perplexity.toFixed(4)} (torch ${split.perplexity.heldout_65536_chunked}), ${dense.tokensPerSecond.toFixed(1)} tokens/s`);
+    log(`float32: perplexity ${densePerplexity.toFixed(4)} (torch ${split.perplexity.heldout_65536_chunked})`);
     const rows: Row[] = [];
+    const variants: Model[] = [];
     for (const setting of SETTINGS) {
       for (const algorithm of ALGORITHMS) {
         const base: QuantizeOptions = { method: setting.method, blockSize: setting.blockSize, symmetric: setting.symmetric };
@@ -99,19 +115,22 @@ export const decoderBench: Bench = {
         const started = performance.now();
         const { model: quantized } = await quantize(model, options, ctx);
         const seconds = (performance.now() - started) / 1000;
-        const result = await measure(`${setting.label} ${algorithm}`, quantized, heldOut);
+        const ppl = await heldOutPerplexity(`${setting.label} ${algorithm}`, quantized, heldOut);
+        variants.push(quantized);
         rows.push({
           setting: setting.label,
           algorithm,
-          perplexity: Number(result.perplexity.toFixed(4)),
-          ratio: Number((result.perplexity / dense.perplexity).toFixed(4)),
-          tokens_per_second: round(result.tokensPerSecond),
+          perplexity: Number(ppl.toFixed(4)),
+          ratio: Number((ppl / densePerplexity).toFixed(4)),
+          tokens_per_second: 0,
           bytes: writeModel(quantized).byteLength,
           quantize_seconds: round(seconds),
         });
-        log(`${setting.label} ${algorithm}: perplexity ${result.perplexity.toFixed(4)}, ${result.tokensPerSecond.toFixed(1)} tokens/s, quantized in ${seconds.toFixed(1)} s`);
+        log(`${setting.label} ${algorithm}: perplexity ${ppl.toFixed(4)}, quantized in ${seconds.toFixed(1)} s`);
       }
     }
+    const [denseSpeed, ...speeds] = await generationSpeeds([model, ...variants], log);
+    for (const [i, row] of rows.entries()) row.tokens_per_second = round(speeds[i]);
     const of = (setting: string, algorithm: string) => rows.find((r) => r.setting === setting && r.algorithm === algorithm)?.perplexity ?? NaN;
     const beats = SETTINGS.map((s) => ({
       setting: s.label,
@@ -124,7 +143,7 @@ export const decoderBench: Bench = {
       held_out: { bytes: heldOut.length, windows: HELD_OUT_BYTES / CONTEXT, context: CONTEXT },
       calibration_windows: CALIBRATION_WINDOWS,
       generation: { prompt: PROMPT, new_tokens: GENERATE, repeats: GENERATION_REPEATS, threads: 1 },
-      float32: { perplexity: Number(dense.perplexity.toFixed(4)), torch_perplexity: split.perplexity.heldout_65536_chunked, tokens_per_second: round(dense.tokensPerSecond), bytes: denseBytes },
+      float32: { perplexity: Number(densePerplexity.toFixed(4)), torch_perplexity: split.perplexity.heldout_65536_chunked, tokens_per_second: round(denseSpeed), bytes: denseBytes },
       rows,
       beats,
     };
@@ -134,9 +153,9 @@ export const decoderBench: Bench = {
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage}.`,
       '',
-      `Model: models/gpt-spam (byte-level GPT-style decoder, 4 layers, hidden 128, 4 heads, context 128, ${denseBytes} bytes float32; scripts/train-decoder.py). Held out: the first ${HELD_OUT_BYTES} bytes of the held-out e-mails, ${HELD_OUT_BYTES / CONTEXT} windows of ${CONTEXT} tokens that do not overlap (each scores its tokens 2..128). Calibration (GPTQ, AWQ): ${CALIBRATION_WINDOWS} windows of ${CONTEXT} tokens from the calibration e-mails, run from an empty cache (past length 0). Every MatMul (24 in the blocks, the LM head) goes to MatMulNBits; the two embeddings (Gather) to GatherBlockQuantized with the setting's bits and block (HQQ rounds them by HQQ; GPTQ and AWQ leave them to round to nearest). Generation: greedy, ${GENERATE} tokens after the prompt ${JSON.stringify(PROMPT)}, one token per run through the KV cache, 1 onnxruntime thread, median of ${GENERATION_REPEATS}; the machine is shared (load above), so speeds are rough.`,
+      `Model: models/gpt-spam (byte-level GPT-style decoder, 4 layers, hidden 128, 4 heads, context 128, ${denseBytes} bytes float32; scripts/train-decoder.py). Held out: the first ${HELD_OUT_BYTES} bytes of the held-out e-mails, ${HELD_OUT_BYTES / CONTEXT} windows of ${CONTEXT} tokens that do not overlap (each scores its tokens 2..128). Calibration (GPTQ, AWQ): ${CALIBRATION_WINDOWS} windows of ${CONTEXT} tokens from the calibration e-mails, run from an empty cache (past length 0). Every MatMul (24 in the blocks, the LM head) goes to MatMulNBits; the two embeddings (Gather) to GatherBlockQuantized with the setting's bits and block (HQQ rounds them by HQQ; GPTQ and AWQ leave them to round to nearest). Generation: greedy, ${GENERATE} tokens after the prompt ${JSON.stringify(PROMPT)}, one token per run through the KV cache, 1 onnxruntime thread, every model in turn ${GENERATION_REPEATS} times, median per model; the machine is shared (load above), so speeds are rough.`,
       '',
-      `float32: perplexity **${dense.perplexity.toFixed(4)}** (torch, same model and text: ${split.perplexity.heldout_65536_chunked}), ${dense.tokensPerSecond.toFixed(1)} tokens/s.`,
+      `float32: perplexity **${densePerplexity.toFixed(4)}** (torch, same model and text: ${split.perplexity.heldout_65536_chunked}), ${denseSpeed.toFixed(1)} tokens/s, ${denseBytes} bytes.`,
       '',
       '| setting | algorithm | perplexity | / float32 | tokens/s | file bytes | quantize s |',
       '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
