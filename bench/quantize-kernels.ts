@@ -33,8 +33,10 @@ const N = 4096;
 const REPEATS = 5;
 /** Rows the slow kernels (HQQ, the two-level search) and the sweep run on. */
 const SLOW_ROWS = 512;
-/** HQQ is slower still: its rows. */
-const HQQ_ROWS = 64;
+/** HQQ's rows. */
+const HQQ_ROWS = 512;
+/** Runs of the slower kernels (the fastest counts; the first also warms the JIT up). */
+const SLOW_REPEATS = 3;
 const SWEEP_ROWS = 256;
 
 /** The ggml figures: measured earlier on this machine (fp16 scales), not rerun here. */
@@ -226,12 +228,12 @@ export const quantizeKernelsBench: Bench = {
     for (const { kernel, label, o, bpw } of slowRuns) {
       const count = o.rounding === 'hqq' ? HQQ_ROWS : SLOW_ROWS;
       const part = data.subarray(0, count * N);
-      // One run each (the thread pool gives the one-thread result bit for bit: test/quant-fast.test.ts).
+      // The thread pool gives the one-thread result bit for bit (test/quant-fast.test.ts).
       let q = quantizeBlocks(part.subarray(0, N), 1, N, o);
-      const one = best(1, () => {
+      const one = best(SLOW_REPEATS, () => {
         q = o.rounding === 'search' ? searchBlocks(part, count, N, o) : quantizeBlocks(part, count, N, o);
       });
-      const msAll = await bestAsync(1, () => pool.quantize(part, count, N, o));
+      const msAll = await bestAsync(SLOW_REPEATS, () => pool.quantize(part, count, N, o));
       add(kernel, label, count, bpw, q, one, msAll);
     }
     // Two-level scales (the layout matmul-nbits-kquant.ts writes): Q4_K's and Q2_K's budgets.
@@ -241,10 +243,10 @@ export const quantizeKernelsBench: Bench = {
     ];
     for (const { label, o } of kquants) {
       let q = kquantBlocks(slow.subarray(0, N), 1, N, o);
-      const one = best(1, () => {
+      const one = best(SLOW_REPEATS, () => {
         q = kquantBlocks(slow, SLOW_ROWS, N, o);
       });
-      const msAll = await bestAsync(1, () => pool.kquant(slow, SLOW_ROWS, N, o));
+      const msAll = await bestAsync(SLOW_REPEATS, () => pool.kquant(slow, SLOW_ROWS, N, o));
       add('shrink k-quant search (two-level)', label, SLOW_ROWS, kquantBitsPerWeight(o), q, one, msAll);
     }
     await pool.close();

@@ -108,7 +108,15 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
     if (symmetric) {
       // The value of largest magnitude maps exactly to code 0 (-mid): all 2^bits levels are used.
       let extreme = 0;
-      for (let i = start; i < start + blockSize; i++) if (Math.abs(data[i]) > Math.abs(extreme)) extreme = data[i];
+      let magnitude = 0;
+      for (let i = start; i < start + blockSize; i++) {
+        const v = data[i];
+        const m = v < 0 ? -v : v;
+        if (m > magnitude) {
+          magnitude = m;
+          extreme = v;
+        }
+      }
       scale0[b] = extreme / -mid;
       zero0[b] = mid;
     } else {
@@ -144,7 +152,7 @@ export function quantizeBlocks(data: Float32Array, rows: number, cols: number, o
     const zero = zeroPointType === 'float' ? roundToScaleType(zero0[b], scaleType) : Math.min(qmax, Math.max(0, roundHalfEven(zero0[b])));
     scales[b] = scale;
     zeroPoints[b] = zero;
-    encodeBlock(data.subarray(b * blockSize, (b + 1) * blockSize), scale, zero, qmax, codes, b * blockSize);
+    encodeBlock(data, b * blockSize, blockSize, scale, zero, qmax, codes);
   }
   return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
 }
@@ -287,15 +295,18 @@ function packBlock(block: Uint8Array, bits: QuantBits, out: Uint8Array, at: numb
 }
 
 /** Codes of one block for a given scale and zero point. */
-function encodeBlock(block: Float32Array, scale: number, zero: number, qmax: number, codes: Uint8Array, at: number): void {
+function encodeBlock(data: Float32Array, start: number, n: number, scale: number, zero: number, qmax: number, codes: Uint8Array): void {
   if (scale === 0) {
-    codes.fill(Math.min(qmax, Math.max(0, roundHalfEven(zero))), at, at + block.length);
+    codes.fill(Math.min(qmax, Math.max(0, roundHalfEven(zero))), start, start + n);
     return;
   }
   const inverse = 1 / scale;
-  for (let i = 0; i < block.length; i++) {
-    const q = roundHalfEven(block[i] * inverse + zero);
-    codes[at + i] = q < 0 ? 0 : q > qmax ? qmax : q;
+  for (let i = start; i < start + n; i++) {
+    // Clamped first (the bounds are integers, so clamping commutes with rounding), then rounded
+    // half to even by adding and removing 1.5 * 2^52.
+    let x = data[i] * inverse + zero;
+    x = x < 0 ? 0 : x > qmax ? qmax : x;
+    codes[i] = x + 6755399441055744 - 6755399441055744;
   }
 }
 

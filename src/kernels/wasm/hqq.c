@@ -41,6 +41,9 @@ static v128_t exp2_approx(v128_t x) {
   return wasm_f32x4_mul(p, scale);
 }
 
+static double log2_scalar(double x) { return wasm_f32x4_extract_lane(log2_approx(wasm_f32x4_splat((float)x)), 0); }
+static double exp2_scalar(double x) { return wasm_f32x4_extract_lane(exp2_approx(wasm_f32x4_splat((float)x)), 0); }
+
 /** |x|^a for a vector, 0 where x is 0 (or below 1e-30). */
 static v128_t pow_abs(v128_t x, float a) {
   v128_t m = wasm_f32x4_abs(x);
@@ -61,54 +64,59 @@ static v128_t codes_of(v128_t w, v128_t inv, v128_t zero, v128_t qmax) {
   return wasm_f32x4_sub(wasm_f32x4_add(x, magic), magic);
 }
 
-/** Sum of |w - (q - zero) * scale|^p over the block. */
-static double lp_error(const float* w, int n, double scale, double zero, float qmax, float p) {
-  v128_t inv = wasm_f32x4_splat((float)(scale == 0 ? 0 : 1.0 / scale)), z = wasm_f32x4_splat((float)zero);
-  v128_t s = wasm_f32x4_splat((float)scale), vq = wasm_f32x4_splat(qmax), total = wasm_f32x4_splat(0.0f);
+/**
+ * One pass over a block at (scale, zero): the lp error sum |w - (q - zero) * scale|^p, and the
+ * sums of the update HQQ makes from these parameters with shrinkage weight `beta` (zero point:
+ * mean of q - w / scale + e; scale: least squares of w - e * scale on q - zero). With
+ * r = w / scale - (q - zero), |w - (q - zero) scale|^p = |scale|^p |r| |r|^(p-1), so one power
+ * per value serves both the error and the shrinkage.
+ */
+static double hqq_pass(const float* w, int n, double scale, double zero, float qmax, float p, double beta, int update, double* a, double* b) {
+  v128_t inv = wasm_f32x4_splat((float)(1.0 / scale)), vz = wasm_f32x4_splat((float)zero);
+  v128_t vs = wasm_f32x4_splat((float)scale), vq = wasm_f32x4_splat(qmax), invBeta = wasm_f32x4_splat((float)(1.0 / beta));
+  v128_t total = wasm_f32x4_splat(0.0f), sumA = total, sumB = total;
   for (int i = 0; i < n; i += 4) {
     v128_t x = wasm_v128_load(w + i);
-    v128_t q = codes_of(x, inv, z, vq);
-    v128_t d = wasm_f32x4_sub(x, wasm_f32x4_mul(wasm_f32x4_sub(q, z), s));
-    total = wasm_f32x4_add(total, pow_abs(d, p));
+    v128_t q = codes_of(x, inv, vz, vq);
+    v128_t wi = wasm_f32x4_mul(x, inv);
+    v128_t r = wasm_f32x4_sub(wi, wasm_f32x4_sub(q, vz));
+    v128_t m = wasm_f32x4_abs(r);
+    v128_t pr = pow_abs(r, p - 1.0f);
+    total = wasm_f32x4_add(total, wasm_f32x4_mul(m, pr));
+    // Shrinkage: sign(r) * max(0, |r| - |r|^(p - 1) / beta), 0 where r is 0.
+    v128_t shrunk = wasm_f32x4_sub(m, wasm_f32x4_mul(pr, invBeta));
+    shrunk = wasm_v128_and(shrunk, wasm_f32x4_gt(shrunk, wasm_f32x4_splat(0.0f)));
+    shrunk = wasm_v128_and(shrunk, wasm_f32x4_gt(m, wasm_f32x4_splat(1e-30f)));
+    v128_t e = wasm_v128_or(shrunk, wasm_v128_and(r, wasm_i32x4_splat((int)0x80000000)));
+    if (update == 0) sumA = wasm_f32x4_add(sumA, wasm_f32x4_add(wasm_f32x4_sub(q, wi), e));
+    else {
+      v128_t d = wasm_f32x4_sub(q, vz);
+      sumA = wasm_f32x4_add(sumA, wasm_f32x4_mul(wasm_f32x4_sub(x, wasm_f32x4_mul(e, vs)), d));
+      sumB = wasm_f32x4_add(sumB, wasm_f32x4_mul(d, d));
+    }
   }
-  return hsum(total);
+  *a = hsum(sumA);
+  *b = hsum(sumB);
+  double magnitude = scale < 0 ? -scale : scale;
+  return hsum(total) * exp2_scalar(p * log2_scalar(magnitude));
 }
 
-/** One run of updates of the zero point (update 0) or the scale (update 1); best parameters into *scale, *zero. */
+/**
+ * Updates of the zero point (update 0) or the scale (update 1) until one does not lower the lp
+ * error, at most `iterations`; the best parameters go to *scale, *zero. Each pass measures the
+ * parameters the previous one produced and computes the next update, so the sequence of
+ * parameters and errors is the JS loops' (quantize-blocks.ts BlockWork.iterate).
+ */
 static void hqq_iterate(const float* w, int n, double* scale, double* zero, float qmax, int update, int iterations, float p, double beta, double kappa) {
   double s = *scale, z = *zero;
+  double a, b;
+  double bestError = hqq_pass(w, n, s, z, qmax, p, beta, update, &a, &b);
   double bestS = s, bestZ = z;
-  double bestError = lp_error(w, n, s, z, qmax, p);
-  v128_t vq = wasm_f32x4_splat(qmax);
   for (int it = 0; it < iterations; it++) {
-    v128_t inv = wasm_f32x4_splat((float)(1.0 / s)), vz = wasm_f32x4_splat((float)z);
-    v128_t invBeta = wasm_f32x4_splat((float)(1.0 / beta));
-    v128_t sumZ = wasm_f32x4_splat(0.0f), num = sumZ, den = sumZ, vs = wasm_f32x4_splat((float)s);
-    for (int i = 0; i < n; i += 4) {
-      v128_t x = wasm_v128_load(w + i);
-      v128_t q = codes_of(x, inv, vz, vq);
-      v128_t wi = wasm_f32x4_mul(x, inv);
-      v128_t r = wasm_f32x4_sub(wi, wasm_f32x4_sub(q, vz));
-      // Shrinkage: sign(r) * max(0, |r| - |r|^(p - 1) / beta), 0 where r is 0.
-      v128_t m = wasm_f32x4_abs(r);
-      v128_t shrunk = wasm_f32x4_sub(m, wasm_f32x4_mul(pow_abs(r, p - 1.0f), invBeta));
-      shrunk = wasm_v128_and(shrunk, wasm_f32x4_gt(shrunk, wasm_f32x4_splat(0.0f)));
-      shrunk = wasm_v128_and(shrunk, wasm_f32x4_gt(m, wasm_f32x4_splat(1e-30f)));
-      v128_t e = wasm_v128_or(shrunk, wasm_v128_and(r, wasm_i32x4_splat((int)0x80000000)));
-      if (update == 0) sumZ = wasm_f32x4_add(sumZ, wasm_f32x4_add(wasm_f32x4_sub(q, wi), e));
-      else {
-        v128_t d = wasm_f32x4_sub(q, vz);
-        num = wasm_f32x4_add(num, wasm_f32x4_mul(wasm_f32x4_sub(x, wasm_f32x4_mul(e, vs)), d));
-        den = wasm_f32x4_add(den, wasm_f32x4_mul(d, d));
-      }
-    }
-    if (update == 0) z = hsum(sumZ) / n;
-    else {
-      double nn = hsum(num), dd = hsum(den);
-      if (dd > 0 && nn != 0) s = nn / dd;
-    }
+    if (update == 0) z = a / n;
+    else if (b > 0 && a != 0) s = a / b;
     beta *= kappa;
-    double error = lp_error(w, n, s, z, qmax, p);
+    double error = hqq_pass(w, n, s, z, qmax, p, beta, update, &a, &b);
     if (!(error < bestError)) break;
     bestError = error;
     bestS = s;
