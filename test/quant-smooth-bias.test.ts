@@ -237,6 +237,52 @@ test('bias correction shrinks the per-channel mean shift of a Fashion-MNIST CNN 
   assert.ok(errors[1] <= errors[0] * 1.05, `squared logit error ${errors[0]} -> ${errors[1]}`);
 });
 
+test('bias correction of MatMul layers: the constant of the Add after it is corrected; a bare MatMul is skipped with the reason', async () => {
+  // x [N, 4, 64] -> MatMul [64, 32] -> Add b -> Relu -> MatMul [32, 8] -> y: the first has a bias
+  // Add, the last none. Rank 3, as in a transformer: 2-D MatMul + Add would be fused into a Gemm.
+  const next = mulberry32(3);
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, ['N', 4, 64]);
+  const h = b.node('MatMul', [x, b.initializer('w1', DataType.FLOAT, [64, 32], gaussians(64 * 32, next, 0.3))], [], { name: 'm1' });
+  const [biased] = b.node('Add', [h, b.initializer('b1', DataType.FLOAT, [32], gaussians(32, next, 0.1))], [], { name: 'bias1', outputs: ['h1'] });
+  const r = b.node('Relu', [biased], [], { name: 'relu' });
+  b.node('MatMul', [r, b.initializer('w2', DataType.FLOAT, [32, 8], gaussians(256, next, 0.3))], [], { name: 'm2', outputs: ['y'] });
+  b.output('y', DataType.FLOAT, ['N', 4, 8]);
+  const model = buildModel(b.graph, [{ domain: '', version: 17 }]);
+  // Inputs with a mean, so the int8 error of the weights has a mean in the outputs too.
+  const batch = (seed: number) => {
+    const g = mulberry32(seed);
+    return Tensor.fromArray('x', DataType.FLOAT, [16, 4, 64], Float32Array.from(gaussians(64 * 64, g), (v) => 0.8 + v));
+  };
+  const calibration = source([1, 2, 3, 4].map((seed) => ({ x: batch(seed) })));
+  const shifts: number[] = [];
+  const heldOut = batch(99);
+  for (const biasCorrection of [false, true]) {
+    const q = model.clone();
+    const report = await quantizeStaticInt8(q, { calibration, perChannel: false, biasCorrection }, ctx);
+    if (biasCorrection) {
+      assert.equal(report.stats.biasCorrected, 1);
+      // Still a MatMul and an Add (not fused into a Gemm): the Add's constant is what moved.
+      assert.deepEqual(['m1', 'bias1'].map((name) => q.graph.nodes.find((n) => n.name === name)?.opType), ['MatMul', 'Add']);
+      assert.ok(report.warnings.some((w) => w.code === 'bias-correction-skipped' && w.node === 'm2' && /MatMul has no bias input/.test(w.message)), JSON.stringify(report.warnings));
+    }
+    const means = async (m: Model) => {
+      const session = await ModelSession.create(nodeOrt, m, { threads: 1, extraOutputs: ['h1'] });
+      try {
+        const out = await session.run({ x: new nodeOrt.Tensor('float32', heldOut.data() as Float32Array, heldOut.dims) }, ['h1']);
+        const data = out.h1.data as Float32Array;
+        return Array.from({ length: 32 }, (_, c) => data.reduce((s, v, i) => (i % 32 === c ? s + v : s), 0) / 64);
+      } finally {
+        await session.release();
+      }
+    };
+    const [want, got] = [await means(model), await means(q)];
+    shifts.push(want.reduce((s, w, c) => s + Math.abs(got[c] - w), 0) / 32);
+  }
+  process.stderr.write(`MatMul + Add bias correction, mean channel shift on held-out rows: ${shifts.map((v) => v.toExponential(2)).join(' -> ')}\n`);
+  assert.ok(shifts[1] < 0.5 * shifts[0], JSON.stringify(shifts));
+});
+
 test('--smooth and --bias-correction: bad values and other methods are one line, exit 2, nothing written', async () => {
   const out = path.join(work, 'bad.onnx');
   const calib = writeFashionCalibration(work, 8);

@@ -9,6 +9,10 @@
 // means are read: before its QuantizeLinear, so the output's own rounding (unbiased) is not in it.
 // The bias stays what the rewrite made it: int32 codes through DequantizeLinear with scale
 // input_scale × weight_scale (the codes move by round(shift / scale)), or a float constant.
+// MatMul has no bias input: when its output (through its own Q/DQ pair) goes to one Add of a
+// float constant (a transformer's bias, which static int8 leaves float), that Add's output is
+// measured and its constant corrected; a bare MatMul is skipped (an Add inserted between it and
+// its QuantizeLinear would stop onnxruntime fusing it).
 import { ChannelStats } from '../../eval/channel-stats.js';
 import { collectActivations } from '../../eval/activation-stats.js';
 import type { SampleSource } from '../../eval/samples.js';
@@ -48,7 +52,7 @@ export interface BiasCorrectionResult {
   skipped: { node: string; reason: string }[];
 }
 
-const CORRECTED_OPS = new Set(['Conv', 'Gemm']);
+const CORRECTED_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 
 /**
  * Corrects the biases of `layers` (Conv/Gemm nodes of `quantized`'s main graph) against `float`,
@@ -60,15 +64,27 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
   const graph = quantized.graph;
   const skipped: { node: string; reason: string }[] = [];
   const chosen: Node[] = [];
+  /** What is measured for a layer: its output, or (MatMul) the Add of its bias, with that Add. */
+  const measuredAt = new Map<Node, { value: string; add?: { node: Node; input: number } }>();
   for (const node of layers) {
+    if (node.opType === 'MatMul') {
+      const add = biasAdd(graph, node);
+      if ('reason' in add) skipped.push({ node: node.label, reason: add.reason });
+      else {
+        chosen.push(node);
+        measuredAt.set(node, { value: add.node.outputs[0], add });
+      }
+      continue;
+    }
     if (!CORRECTED_OPS.has(node.opType)) skipped.push({ node: node.label, reason: `${node.opType} has no bias input to correct` });
     else if (node.opType === 'Gemm' && node.attrInt('transA', 0) !== 0) skipped.push({ node: node.label, reason: 'Gemm with transA' });
     else if (node.opType === 'Gemm' && node.attrFloat('beta', 1) === 0 && (node.inputs[2] ?? '') === '') skipped.push({ node: node.label, reason: 'Gemm with beta 0 ignores a bias' });
     else chosen.push(node);
   }
   if (chosen.length === 0) return { layers: [], rounds: 0, samples: 0, skipped };
+  const valueOf = (node: Node) => measuredAt.get(node)?.value ?? node.outputs[0];
   const collect = async (model: Model, nodes: readonly Node[], purpose: string) => {
-    const stats = nodes.map((n) => new ChannelStats(n.outputs[0], n.opType === 'Conv' ? 1 : -1));
+    const stats = nodes.map((n) => new ChannelStats(valueOf(n), n.opType === 'Conv' ? 1 : -1));
     const result = await collectActivations(ort, model, stats, settings.calibration, { limit: settings.limit, batch: settings.batch, threads: settings.threads ?? ctx.threads, progress: ctx.progress, purpose });
     return { means: new Map(stats.map((s) => [s.value, s.means()])), samples: result.samples, notFloat: result.notFloat };
   };
@@ -78,7 +94,7 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
   for (const [r, round] of rounds.entries()) {
     const measured = await collect(quantized, round, `bias correction, round ${r + 1}/${rounds.length}`);
     for (const node of round) {
-      const value = node.outputs[0];
+      const value = valueOf(node);
       const want = reference.means.get(value);
       const got = measured.means.get(value);
       if (want === undefined || got === undefined || want.length === 0 || want.length !== got.length) {
@@ -86,7 +102,8 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
         continue;
       }
       const shift = Float32Array.from(got, (g, c) => g - want[c]);
-      const outcome = adjustBias(quantized, graph, node, shift);
+      const add = measuredAt.get(node)?.add;
+      const outcome = add === undefined ? adjustBias(quantized, graph, node, shift) : adjustAdd(quantized, graph, add, shift);
       if (typeof outcome !== 'boolean') {
         skipped.push({ node: node.label, reason: outcome.reason });
         continue;
@@ -176,6 +193,46 @@ function adjustBias(model: Model, graph: Graph, node: Node, measured: Float32Arr
   node.inputs = [...node.inputs.slice(0, 2), bias];
   graph.changed();
   return true;
+}
+
+/**
+ * The Add that adds a bias to a MatMul's output: the one reader of the output, or of its
+ * QuantizeLinear -> DequantizeLinear pair, with a float constant of one value per output channel.
+ */
+function biasAdd(graph: Graph, matmul: Node): { node: Node; input: number } | { reason: string } {
+  const only = (value: string) => {
+    const readers = [...graph.consumers(value)];
+    return readers.length === 1 && !graph.isGraphOutput(value) ? readers[0] : undefined;
+  };
+  let reader = only(matmul.outputs[0]);
+  if (reader?.opType === 'QuantizeLinear') {
+    const dq = only(reader.outputs[0]);
+    reader = dq?.opType === 'DequantizeLinear' ? only(dq.outputs[0]) : undefined;
+  }
+  const none = { reason: 'MatMul has no bias input, and its output does not go to one Add of a constant bias' };
+  if (reader?.opType !== 'Add') return none;
+  const input = reader.inputs.findIndex((name) => constantValue(graph, name)?.dataType === DataType.FLOAT);
+  if (input < 0) return none;
+  const bias = constantValue(graph, reader.inputs[input]) as Tensor;
+  const weight = constantValue(graph, matmul.inputs[1]) ?? dequantizedConstant(graph, matmul.inputs[1]);
+  const channels = weight?.dims[weight.dims.length - 1];
+  if (channels === undefined || bias.data().length !== channels || bias.dims[bias.dims.length - 1] !== channels) return { reason: `its bias Add '${reader.label}' adds [${bias.dims}], not one value per output channel` };
+  return { node: reader, input };
+}
+
+/** The constant behind a DequantizeLinear's output (its codes; only the dims are read). */
+function dequantizedConstant(graph: Graph, value: string): Tensor | undefined {
+  const dq = graph.producer(value);
+  return dq?.opType === 'DequantizeLinear' ? constantValue(graph, dq.inputs[0]) : undefined;
+}
+
+/** Subtracts `shift` from the constant the bias Add adds. */
+function adjustAdd(model: Model, graph: Graph, add: { node: Node; input: number }, shift: Float32Array): boolean {
+  const name = add.node.inputs[add.input];
+  const bias = constantValue(graph, name) as Tensor;
+  const values = bias.data() as Float32Array;
+  replaceConstant(model, graph, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, Float32Array.from(values, (v, c) => v - shift[c])), [{ graph, node: add.node, input: add.input }]);
+  return false;
 }
 
 /** The scale of the DequantizeLinear that produces `value`, when it is a constant. */
