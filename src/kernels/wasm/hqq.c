@@ -28,16 +28,21 @@ static v128_t log2_approx(v128_t x) {
 
 static v128_t exp2_approx(v128_t x) {
   x = wasm_f32x4_pmax(wasm_f32x4_pmin(x, wasm_f32x4_splat(126.0f)), wasm_f32x4_splat(-126.0f));
-  v128_t xi = wasm_f32x4_floor(x);
-  v128_t f = wasm_f32x4_mul(wasm_f32x4_sub(x, xi), wasm_f32x4_splat(0.6931471805599453f));
-  // e^f for f in [0, ln 2): Taylor to f^6.
+  // x + 1.5 * 2^23 rounds x to the nearest integer k and holds k in its low mantissa bits:
+  // 2^x = 2^k * e^(f ln 2) with f = x - k in [-0.5, 0.5] (no floor, no float-to-int conversion).
+  v128_t magic = wasm_f32x4_splat(12582912.0f);
+  v128_t shifted = wasm_f32x4_add(x, magic);
+  v128_t k = wasm_f32x4_sub(shifted, magic);
+  v128_t f = wasm_f32x4_mul(wasm_f32x4_sub(x, k), wasm_f32x4_splat(0.6931471805599453f));
+  // e^f for |f| <= ln 2 / 2: Taylor to f^6 (error below 3e-7).
   v128_t p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 120.0f), wasm_f32x4_mul(f, wasm_f32x4_splat(1.0f / 720.0f)));
   p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 24.0f), wasm_f32x4_mul(f, p));
   p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 6.0f), wasm_f32x4_mul(f, p));
   p = wasm_f32x4_add(wasm_f32x4_splat(0.5f), wasm_f32x4_mul(f, p));
   p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(f, p));
   p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(f, p));
-  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(xi), wasm_i32x4_splat(127)), 23);
+  v128_t integer = wasm_i32x4_sub(shifted, wasm_i32x4_splat(0x4b400000));
+  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(integer, wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, scale);
 }
 
