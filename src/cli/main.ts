@@ -43,6 +43,7 @@ const COMMANDS: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'unpack', load: async () => (await import('./pack-command.js')).registerUnpack },
   { name: 'compress', load: async () => (await import('./compress-command.js')).registerCompress },
   { name: 'studio', load: async () => (await import('./studio-command.js')).registerStudio },
+  { name: 'auto', load: async () => (await import('./auto-command.js')).registerAuto },
   { name: 'worker', load: async () => (await import('./worker-command.js')).registerWorker },
 ];
 

@@ -1,0 +1,249 @@
+// `shrink auto IN -o OUT_DIR --data D [--labels L] --max-drop P`: compress to a budget. --data (an
+// .npz/.npy of inputs, with class ids) is split: the first half (at most 512 samples) calibrates
+// and trains, the next samples (at most 2000) tune, i.e. decide which candidates meet the budget;
+// --test-data, which the search never sees, measures the chosen model at the end. The search itself
+// is src/pipeline/auto.ts; here: files, latency on this machine (the input and each candidate
+// interleaved, ~1 s), the cache that lets a stopped search resume, and the outputs:
+//   OUT_DIR/model.onnx        the chosen model (written after the load check, as every command does)
+//   OUT_DIR/recipe.json       the recipe that reproduces it with `shrink run`
+//   OUT_DIR/candidates.json   every candidate measured, Pareto front marked
+//   OUT_DIR/report.html       the trade-off chart (quality against size and latency), all candidates timed together
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { benchmarkModels } from '../eval/benchmark.js';
+import type { EvalReport } from '../eval/eval-report.js';
+import { measureFidelity } from '../pipeline/fidelity.js';
+import type { Model } from '../ir/model.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes } from '../node/model-files.js';
+import { nodeOrt } from '../node/ort-node.js';
+import { reportModelFromFile, writeReportFile } from '../node/report-assets.js';
+import { writeFileAtomic } from '../node/atomic-file.js';
+import { writeModel } from '../onnx/model-io.js';
+import { type AutoTarget, autoSearch, type CandidateOutcome, describeOutcome } from '../pipeline/auto.js';
+import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
+import { envelope } from '../pipeline/report-envelope.js';
+import type { ArrayField } from '../train/array-data.js';
+import { UsageError } from './errors.js';
+import { loadModelFile } from './input-files.js';
+import type { CliContext } from './main.js';
+import { writeModelOutput } from './model-output.js';
+import { fraction, positiveNumber, wholeNumber } from './options.js';
+import { refuseInputs } from './output-checks.js';
+import { cliRecipeContext } from './recipe-context.js';
+import { readLabelledArrays } from './training-data.js';
+
+interface AutoFlags {
+  output: string;
+  data: string;
+  labels?: string;
+  scale?: string;
+  maxDrop?: string;
+  minCosine?: string;
+  target: AutoTarget;
+  timeBudget: string;
+  batch: string;
+  testData?: string;
+  testLabels?: string;
+  json?: boolean;
+}
+
+const MAX_CALIBRATION = 512;
+const MAX_TUNING = 2000;
+
+export function registerAuto(program: Command, context: CliContext): void {
+  program
+    .command('auto')
+    .description('search compression recipes for the smallest or fastest model within an accuracy or fidelity budget; writes the model, its recipe, every candidate and a report')
+    .argument('<input>', 'the ONNX model to compress')
+    .requiredOption('-o, --output <dir>', 'folder for model.onnx, recipe.json, candidates.json and report.html')
+    .requiredOption('--data <file>', 'samples as .npz (keyed by input name, class ids under "labels") or .npy: the first half calibrates (at most 512), the rest tunes (at most 2000)')
+    .option('--labels <file>', 'class ids of --data (.npy)')
+    .option('--scale <factor>', 'multiply input values by this, e.g. 1/255 for bytes 0-255')
+    .option('--max-drop <points>', 'largest accuracy loss allowed, in points (needs labels)')
+    .option('--min-cosine <c>', 'lowest output cosine allowed against the input (default 0.99 without --max-drop)')
+    .addOption(new Option('--target <what>', 'what to minimise within the budget: file size, latency, or size among the candidates faster than the input').choices(['size', 'latency', 'both']).default('both'))
+    .option('--time-budget <duration>', 'stop starting candidates after this long (90s, 10m, 1h); the search resumes from its cache', '10m')
+    .option('--batch <n>', 'batch size the latency is measured at', '1')
+    .option('--test-data <file>', 'held-out samples (same form and --scale as --data) the chosen model is measured on at the end')
+    .option('--test-labels <file>', 'class ids of --test-data')
+    .option('--json', 'print the report as one JSON object')
+    .action(async (input: string, flags: AutoFlags, command: Command) => {
+      const report = await runAuto(input, flags, cliRecipeContext(command, context.io), (line) => context.io.stderr(`${line}\n`));
+      context.io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatAuto(report));
+    });
+}
+
+async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof cliRecipeContext>, log: (line: string) => void) {
+  const maxDrop = flags.maxDrop === undefined ? undefined : positiveNumber(flags.maxDrop, '--max-drop');
+  const minCosine = flags.minCosine === undefined ? undefined : Number(flags.minCosine);
+  if (minCosine !== undefined && !(minCosine >= -1 && minCosine <= 1)) throw new UsageError(`--min-cosine must be a number from -1 to 1, got '${flags.minCosine}'`);
+  const timeBudgetMs = duration(flags.timeBudget);
+  const batch = wholeNumber(flags.batch, '--batch', 1);
+  const scale = flags.scale === undefined ? undefined : fraction(flags.scale, '--scale');
+  if (flags.testLabels !== undefined && flags.testData === undefined) throw new UsageError('--test-labels go with --test-data');
+  for (const file of [input, flags.data, flags.labels, flags.testData, flags.testLabels]) {
+    if (file !== undefined && path.resolve(file) === path.resolve(flags.output)) throw new UsageError(`-o ${flags.output}: that is an input of this command`);
+  }
+  if (fs.existsSync(flags.output) && !fs.statSync(flags.output).isDirectory()) throw new UsageError(`-o ${flags.output}: a file; give a folder for the model, its recipe and the report`);
+  const outputs = ['model.onnx', 'recipe.json', 'candidates.json', 'report.html'].map((f) => path.join(flags.output, f));
+  refuseInputs(path.resolve(outputs[0]), { output: outputs[0], flag: '-o', inputs: [input, flags.data, flags.labels, flags.testData, flags.testLabels] });
+
+  const model = loadModelFile(input);
+  const arrays = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], scale, requireLabels: maxDrop !== undefined, labelsHint: '(--max-drop measures accuracy)' });
+  if (arrays.count < 4) throw new Error(`${flags.data}: ${arrays.count} samples; the search needs some to calibrate and some to tune on (at least 4)`);
+  const calibrationCount = Math.min(MAX_CALIBRATION, Math.floor(arrays.count / 2));
+  const tuningCount = Math.min(MAX_TUNING, arrays.count - calibrationCount);
+  const labels = arrays.labels;
+  const data = {
+    data: arraySamples(arrays.inputs, flags.data, tuningCount, calibrationCount),
+    labels: labels === undefined ? undefined : arrayLabels(labels.subarray(calibrationCount, calibrationCount + tuningCount), `${flags.labels ?? `${flags.data}[labels]`} from sample ${calibrationCount}`),
+    calibration: arraySamples(arrays.inputs, `${flags.data} (calibration)`, calibrationCount),
+    training: labels === undefined ? { inputs: sliceFields(arrays.inputs, 0, calibrationCount) } : { inputs: sliceFields(arrays.inputs, 0, calibrationCount), labels: labels.subarray(0, calibrationCount) },
+    inputBytes: modelFileBytes(input, model),
+  };
+
+  fs.mkdirSync(flags.output, { recursive: true });
+  const cacheFile = path.join(flags.output, '.shrink-auto-cache.json');
+  const cache = readCache(cacheFile);
+  const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
+  const keyOf = (recipe: unknown) => hash(`${searchKey}\n${JSON.stringify(recipe)}`);
+  const originalBytes = writeModel(model);
+  const started = performance.now();
+  const result = await autoSearch(
+    model,
+    data,
+    { budget: { maxDrop, minCosine }, target: flags.target, canTrain: labels !== undefined },
+    ctx,
+    {
+      latency: async (candidate) => {
+        const timing = await benchmarkModels(
+          nodeOrt,
+          [
+            { name: 'input', source: originalBytes, model },
+            { name: 'candidate', source: candidate },
+          ],
+          { batch, runs: 50, warmup: 2, threads: 1, maxMs: 1000 },
+        );
+        return { original_ms: timing.models[0].latency_ms.median, candidate_ms: timing.models[1].latency_ms.median };
+      },
+      cached: (candidate) => cache[keyOf(candidate.recipe)],
+      store: (outcome) => {
+        cache[keyOf(outcome.recipe)] = outcome;
+        writeFileAtomic(cacheFile, JSON.stringify(cache, null, 1));
+      },
+      timeLeft: () => timeBudgetMs - (performance.now() - started),
+      log,
+    },
+  );
+  if (result.best === undefined || result.model === undefined) throw new Error(`${input}: no candidate could be measured (${result.candidates.map((c) => `${c.name}: ${c.why_not}`).join('; ')})`);
+
+  // The chosen model on held-out data the search never saw.
+  let heldOut: { samples: number; accuracy?: { original: number; candidate: number; drop_points: number }; cosine: number; data: string } | undefined;
+  if (flags.testData !== undefined) {
+    const test = await readLabelledArrays({ data: flags.testData, labels: flags.testLabels, models: [model], scale, requireLabels: false });
+    const report = await measureFidelity(model, result.model, { samples: arraySamples(test.inputs, flags.testData), labels: test.labels === undefined ? undefined : arrayLabels(test.labels, flags.testLabels ?? `${flags.testData}[labels]`) }, ctx);
+    const a = report.accuracy;
+    heldOut = {
+      samples: report.samples,
+      data: report.data,
+      cosine: Math.min(...Object.values(report.outputs).map((o) => (typeof o.cosine === 'number' ? o.cosine : Number.NaN))),
+      accuracy: a === undefined ? undefined : { original: a.original, candidate: a.candidate, drop_points: (a.original - a.candidate) * 100 },
+    };
+  }
+
+  const saved = await writeModelOutput(result.model, outputs[0]);
+  writeFileAtomic(outputs[1], `${JSON.stringify(result.best.recipe, null, 2)}\n`);
+  writeFileAtomic(outputs[2], `${JSON.stringify(result.candidates, null, 2)}\n`);
+  await writeReport(outputs[3], input, model, result, batch);
+  const warnings = [...saved.warnings];
+  if (result.missed !== undefined) warnings.push({ code: 'budget-missed', message: `no candidate met the budget; the closest, ${result.best.name}, misses it: ${result.missed}` });
+  if (result.skipped.length > 0) warnings.push({ code: 'time-budget', message: `the time budget ran out before ${result.skipped.join(', ')}; run again to go on from the cache` });
+  if (heldOut === undefined) warnings.push({ code: 'no-held-out', message: 'the figures come from the samples the search chose on; give --test-data for numbers on data it never saw' });
+  return envelope(
+    { command: 'auto', input, output: flags.output, size: { before: modelFileBytes(input, model), after: saved.bytes, ratio: saved.bytes / modelFileBytes(input, model) }, warnings },
+    {
+      chosen: result.best.name,
+      target: flags.target,
+      budget: { max_drop: maxDrop, min_cosine: minCosine },
+      split: { calibration: calibrationCount, tuning: tuningCount },
+      held_out: heldOut,
+      candidates: result.candidates,
+      skipped: result.skipped,
+      seconds: (performance.now() - started) / 1000,
+      files: { model: outputs[0], recipe: outputs[1], candidates: outputs[2], report: outputs[3] },
+    },
+    nodeEnvironment(),
+  );
+}
+
+/** Every candidate that produced a model, timed together with the input, and their fidelity. */
+async function writeReport(file: string, input: string, model: Model, result: Awaited<ReturnType<typeof autoSearch>>, batch: number): Promise<void> {
+  // Candidates read from the cache have no model in memory: the report shows those run now.
+  const shown = result.candidates.filter((c) => result.models.has(c.name) && result.evals.has(c.name));
+  const bench = await benchmarkModels(
+    nodeOrt,
+    [{ name: path.basename(input), source: writeModel(model), model }, ...shown.map((c) => ({ name: c.name, source: writeModel(result.models.get(c.name) as Model) }))],
+    { batch, runs: 20, warmup: 2, threads: 1 },
+  );
+  writeReportFile(file, {
+    title: `shrink auto: ${path.basename(input)}`,
+    models: [reportModelFromFile(input, path.basename(input)), ...shown.map((c) => ({ name: c.name, bytes: c.bytes }))],
+    bench,
+    evals: shown.map((c) => ({ model: c.name, report: result.evals.get(c.name) as EvalReport })),
+  });
+}
+
+function sliceFields(fields: Record<string, ArrayField>, from: number, count: number): Record<string, ArrayField> {
+  return Object.fromEntries(
+    Object.entries(fields).map(([name, f]) => {
+      const size = f.sampleDims.reduce((a, b) => a * b, 1);
+      return [name, { ...f, data: f.data.subarray(from * size, (from + count) * size) }];
+    }),
+  );
+}
+
+function duration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) throw new UsageError(`--time-budget must be a duration like 90s, 10m or 1h, got '${text}'`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * unit;
+}
+
+function fileIdentity(file: string): string {
+  const stat = fs.statSync(file);
+  return `${path.resolve(file)}:${stat.size}:${stat.mtimeMs}`;
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
+
+function readCache(file: string): Record<string, CandidateOutcome> {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, CandidateOutcome>;
+  } catch {
+    return {};
+  }
+}
+
+type AutoReport = Awaited<ReturnType<typeof runAuto>>;
+
+function formatAuto(report: AutoReport): string {
+  const lines = [`input      ${report.input}`, `output     ${report.output}`, ''];
+  for (const c of report.candidates) lines.push(`${c.name === report.chosen ? '*' : c.pareto ? '+' : ' '} ${c.name.padEnd(26)} ${describeOutcome(c)}${c.cached ? ' (cached)' : ''}`);
+  lines.push('', `chosen     ${report.chosen} (* chosen, + on the Pareto front of quality, size and latency)`);
+  if (report.size !== undefined) lines.push(`size       ${report.size.before} -> ${report.size.after} bytes (${report.size.ratio.toFixed(3)}x)`);
+  const h = report.held_out;
+  if (h !== undefined) {
+    const q = h.accuracy !== undefined ? `accuracy ${(h.accuracy.original * 100).toFixed(2)}% -> ${(h.accuracy.candidate * 100).toFixed(2)}% (${h.accuracy.drop_points >= 0 ? '-' : '+'}${Math.abs(h.accuracy.drop_points).toFixed(2)} points)` : `lowest cosine ${h.cosine.toFixed(6)}`;
+    lines.push(`held out   ${q} on ${h.samples} samples the search never saw (${h.data})`);
+  }
+  lines.push(`search     ${report.candidates.length} candidates in ${report.seconds.toFixed(1)} s; calibration ${report.split.calibration} samples, tuning ${report.split.tuning}`);
+  lines.push(`files      ${Object.values(report.files).join(', ')}`);
+  for (const w of report.warnings) lines.push(`warning: ${w.message}`);
+  return `${lines.join('\n')}\n`;
+}

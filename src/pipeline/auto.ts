@@ -1,0 +1,255 @@
+// `shrink auto`: compress to a budget. A candidate is a recipe (the same JSON `shrink run` reads);
+// the search runs candidates in a planned order, each measured against the input on the tuning
+// samples (accuracy with labels, else the lowest output cosine), its size, and its latency beside
+// the input on this machine (a hook: timing needs onnxruntime's host). Later candidates depend on
+// what earlier ones measured, so the search does not try everything: another calibrator only when
+// minmax static int8 misses the budget, the per-layer float32 search (layers where error starts
+// kept in float32: sensitivity) only when every calibrator misses, int4 variants only when plain
+// int4 misses, channel pruning with recovery only when training arrays with labels exist and the
+// target includes latency. Results are cached by the caller (a search resumes where it stopped),
+// and the search stops starting candidates when its time is up. Nothing here touches files.
+import type { EvalReport } from '../eval/eval-report.js';
+import type { Model } from '../ir/model.js';
+import { writeModel } from '../onnx/model-io.js';
+import type { RecipeContext } from './context.js';
+import { recipeFromData } from './recipe.js';
+import { type RecipeData, type RecipeReport, runRecipe } from './run-recipe.js';
+
+export type AutoTarget = 'size' | 'latency' | 'both';
+
+export interface AutoBudget {
+  /** Largest accuracy loss allowed, in points (needs labels). */
+  maxDrop?: number;
+  /** Lowest output cosine allowed against the input (default 0.99 without maxDrop). */
+  minCosine?: number;
+}
+
+/** A recipe to try, as recipe-file data. */
+export interface AutoCandidate {
+  name: string;
+  recipe: { description: string; steps: Record<string, unknown>[] };
+}
+
+export interface CandidateOutcome {
+  name: string;
+  recipe: AutoCandidate['recipe'];
+  /** Encoded size, and against the input's. */
+  bytes: number;
+  size_ratio: number;
+  /**
+   * Accuracies on the tuning samples, the drop, and one standard error of the drop: at most
+   * sqrt(d / n) for n samples on which the two models' predictions differ in a share d (only those
+   * can change the count). A candidate is within --max-drop when drop + error is.
+   */
+  accuracy?: { original: number; candidate: number; drop_points: number; error_points: number };
+  /** Lowest cosine over the outputs. */
+  cosine?: number;
+  latency?: { original_ms: number; candidate_ms: number; speedup: number };
+  feasible: boolean;
+  /** Why it is outside the budget, or failed. */
+  why_not?: string;
+  seconds: number;
+  /** Read from the cache of an earlier run. */
+  cached?: boolean;
+  /** On the Pareto front of quality, size and latency among the feasible. */
+  pareto?: boolean;
+}
+
+export interface AutoHooks {
+  /** Median latency of the input and of a candidate (its encoded bytes), interleaved. */
+  latency(candidate: Uint8Array): Promise<{ original_ms: number; candidate_ms: number }>;
+  /** Results of earlier runs, by candidate name (the caller keys them by input, data and recipe). */
+  cached(candidate: AutoCandidate): CandidateOutcome | undefined;
+  store(outcome: CandidateOutcome): void;
+  /** Milliseconds left of the time budget. */
+  timeLeft(): number;
+  log(line: string): void;
+}
+
+export interface AutoOptions {
+  budget: AutoBudget;
+  target: AutoTarget;
+  /** Training arrays with labels exist: pruning with recovery can be tried. */
+  canTrain: boolean;
+}
+
+export interface AutoResult {
+  candidates: CandidateOutcome[];
+  /** The chosen candidate (the best feasible one, else the closest to the budget), with its model. */
+  best: CandidateOutcome | undefined;
+  model: Model | undefined;
+  /** The models of the candidates run in this search (not those read from the cache). */
+  models: Map<string, Model>;
+  evals: Map<string, EvalReport>;
+  /** Set when no candidate met the budget: by how much the chosen one misses. */
+  missed?: string;
+  /** Candidates not started because the time was up. */
+  skipped: string[];
+}
+
+const quantize = (name: string, options: Record<string, unknown>, extra: Record<string, unknown>[] = []): AutoCandidate => ({
+  name,
+  recipe: { description: `shrink auto: ${name}`, steps: [{ optimize: {} }, ...extra, { quantize: options }] },
+});
+
+interface PlannedCandidate {
+  candidate: AutoCandidate;
+  /** Tried only when this holds for what was measured so far. */
+  when?: (done: ReadonlyMap<string, CandidateOutcome>, options: AutoOptions) => boolean;
+}
+
+const missed = (...names: string[]) => (done: ReadonlyMap<string, CandidateOutcome>) => names.every((n) => done.get(n)?.feasible === false);
+
+/** The candidates in the order the search considers them. */
+export const AUTO_PLAN: readonly PlannedCandidate[] = [
+  { candidate: quantize('static-int8', { method: 'static-int8' }) },
+  { candidate: quantize('static-int8-entropy', { method: 'static-int8', calibrator: 'entropy' }), when: missed('static-int8') },
+  { candidate: quantize('static-int8-percentile', { method: 'static-int8', calibrator: 'percentile' }), when: missed('static-int8', 'static-int8-entropy') },
+  { candidate: quantize('static-int8-fp32-search', { method: 'static-int8', fp32_search: { tolerance_db: 20 } }), when: missed('static-int8', 'static-int8-entropy', 'static-int8-percentile') },
+  { candidate: quantize('dynamic-int8', { method: 'dynamic-int8' }) },
+  { candidate: quantize('int8-weight', { method: 'int8-weight' }) },
+  { candidate: quantize('int4', { method: 'int4' }) },
+  { candidate: quantize('int4-gptq', { method: 'int4', algorithm: 'gptq' }), when: missed('int4') },
+  { candidate: quantize('int4-asymmetric-b16', { method: 'int4', block_size: 16, symmetric: false }), when: missed('int4', 'int4-gptq') },
+  { candidate: quantize('fp16', { method: 'fp16' }) },
+  {
+    candidate: quantize('channels-30-static-int8', { method: 'static-int8' }, [{ prune: { method: 'channels', sparsity: 0.3, epochs: 1 } }]),
+    when: (_, options) => options.canTrain && options.target !== 'size',
+  },
+];
+
+/** Runs the plan on `model`; `data` holds the tuning samples (and calibration, training arrays). */
+export async function autoSearch(model: Model, data: RecipeData, options: AutoOptions, ctx: RecipeContext, hooks: AutoHooks): Promise<AutoResult> {
+  const inputBytes = data.inputBytes ?? writeModel(model).byteLength;
+  const done = new Map<string, CandidateOutcome>();
+  const evals = new Map<string, EvalReport>();
+  const models = new Map<string, Model>();
+  const skipped: string[] = [];
+  for (const { candidate, when } of AUTO_PLAN) {
+    if (when !== undefined && !when(done, options)) continue;
+    const cached = hooks.cached(candidate);
+    if (cached !== undefined) {
+      hooks.log(`auto: ${candidate.name}: cached (${describe(cached)})`);
+      done.set(candidate.name, { ...cached, cached: true });
+      continue;
+    }
+    // The first candidate always runs, so even a spent budget leaves a model to write.
+    if (hooks.timeLeft() <= 0 && done.size > 0) {
+      skipped.push(candidate.name);
+      continue;
+    }
+    hooks.log(`auto: ${candidate.name}: running`);
+    const started = performance.now();
+    let outcome: CandidateOutcome;
+    try {
+      const result = await runRecipe(model, recipeFromData(candidate.recipe, candidate.name), data, ctx);
+      const bytes = writeModel(result.model);
+      const timing = await hooks.latency(bytes);
+      outcome = measure(candidate, result.report, bytes.byteLength, inputBytes, timing, options.budget);
+      if (result.report.fidelity !== undefined) evals.set(candidate.name, result.report.fidelity);
+      models.set(candidate.name, result.model);
+    } catch (error) {
+      outcome = { name: candidate.name, recipe: candidate.recipe, bytes: 0, size_ratio: 0, feasible: false, why_not: `failed: ${(error as Error).message}`, seconds: 0 };
+    }
+    outcome.seconds = (performance.now() - started) / 1000;
+    hooks.log(`auto: ${candidate.name}: ${describe(outcome)}`);
+    hooks.store(outcome);
+    done.set(candidate.name, outcome);
+  }
+  const candidates = markPareto([...done.values()]);
+  const best = choose(candidates, options);
+  let chosen: Model | undefined;
+  if (best !== undefined) {
+    chosen = models.get(best.name);
+    if (chosen === undefined) {
+      // A cached winner: its recipe is deterministic, so run it once more for the model.
+      hooks.log(`auto: ${best.name}: rebuilding the chosen model from its recipe`);
+      const result = await runRecipe(model, recipeFromData(best.recipe, best.name), data, ctx);
+      chosen = result.model;
+      models.set(best.name, chosen);
+      if (result.report.fidelity !== undefined) evals.set(best.name, result.report.fidelity);
+    }
+  }
+  return { candidates, best, model: chosen, models, evals, skipped, missed: best !== undefined && !best.feasible ? best.why_not : undefined };
+}
+
+function measure(candidate: AutoCandidate, report: RecipeReport, bytes: number, inputBytes: number, timing: { original_ms: number; candidate_ms: number }, budget: AutoBudget): CandidateOutcome {
+  const outcome: CandidateOutcome = {
+    name: candidate.name,
+    recipe: candidate.recipe,
+    bytes,
+    size_ratio: bytes / inputBytes,
+    latency: { ...timing, speedup: timing.original_ms / timing.candidate_ms },
+    feasible: true,
+    seconds: 0,
+  };
+  const fidelity = report.fidelity;
+  if (fidelity === undefined) return { ...outcome, feasible: false, why_not: `not measured: ${report.fidelity_skipped ?? 'no data'}` };
+  const cosines = Object.values(fidelity.outputs).map((o) => (typeof o.cosine === 'number' ? o.cosine : Number.NaN));
+  outcome.cosine = Math.min(...cosines);
+  const a = fidelity.accuracy;
+  if (a !== undefined) {
+    const disagreement = 1 - (fidelity.outputs[a.output]?.top1_agreement ?? 0);
+    outcome.accuracy = { original: a.original, candidate: a.candidate, drop_points: (a.original - a.candidate) * 100, error_points: 100 * Math.sqrt(disagreement / Math.max(1, a.total)) };
+  }
+  if (budget.maxDrop !== undefined) {
+    const acc = outcome.accuracy;
+    if (acc === undefined) return { ...outcome, feasible: false, why_not: 'no accuracy (labels) to hold --max-drop to' };
+    // Held-out data is what counts: a drop that fits only by luck of the tuning samples does not.
+    if (acc.drop_points + acc.error_points > budget.maxDrop) {
+      return { ...outcome, feasible: false, why_not: `accuracy drops ${acc.drop_points.toFixed(2)} ± ${acc.error_points.toFixed(2)} points (one standard error on ${a?.total} samples), over --max-drop ${budget.maxDrop}` };
+    }
+  }
+  const minCosine = budget.minCosine ?? (budget.maxDrop === undefined ? 0.99 : undefined);
+  if (minCosine !== undefined && !(outcome.cosine >= minCosine)) return { ...outcome, feasible: false, why_not: `lowest cosine ${outcome.cosine.toFixed(6)}, ${(minCosine - outcome.cosine).toFixed(6)} under ${minCosine}` };
+  return outcome;
+}
+
+/** Quality for ranking: higher is better (negative accuracy drop, else cosine). */
+function quality(o: CandidateOutcome): number {
+  return o.accuracy !== undefined ? -o.accuracy.drop_points : (o.cosine ?? Number.NEGATIVE_INFINITY);
+}
+
+function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
+  const measured = outcomes.filter((o) => o.feasible && o.latency !== undefined);
+  return outcomes.map((o) => {
+    if (!measured.includes(o)) return { ...o, pareto: false };
+    const dominated = measured.some(
+      (p) =>
+        p !== o &&
+        quality(p) >= quality(o) &&
+        p.bytes <= o.bytes &&
+        (p.latency?.candidate_ms ?? Infinity) <= (o.latency?.candidate_ms ?? Infinity) &&
+        (quality(p) > quality(o) || p.bytes < o.bytes || (p.latency?.candidate_ms ?? Infinity) < (o.latency?.candidate_ms ?? Infinity)),
+    );
+    return { ...o, pareto: !dominated };
+  });
+}
+
+/**
+ * The best feasible candidate for the target: smallest file (size), fastest (latency), or the
+ * smallest that is faster than the input, else the smallest (both). Without a feasible one, the
+ * one closest to the budget.
+ */
+function choose(outcomes: CandidateOutcome[], options: AutoOptions): CandidateOutcome | undefined {
+  const feasible = outcomes.filter((o) => o.feasible);
+  const smallest = (list: CandidateOutcome[]) => [...list].sort((a, b) => a.bytes - b.bytes || quality(b) - quality(a))[0];
+  const fastest = (list: CandidateOutcome[]) => [...list].sort((a, b) => (b.latency?.speedup ?? 0) - (a.latency?.speedup ?? 0) || a.bytes - b.bytes)[0];
+  if (feasible.length > 0) {
+    if (options.target === 'size') return smallest(feasible);
+    if (options.target === 'latency') return fastest(feasible);
+    const faster = feasible.filter((o) => (o.latency?.speedup ?? 0) > 1);
+    return smallest(faster.length > 0 ? faster : feasible);
+  }
+  const measured = outcomes.filter((o) => o.bytes > 0);
+  return [...measured].sort((a, b) => quality(b) - quality(a))[0];
+}
+
+function describe(o: CandidateOutcome): string {
+  if (o.bytes === 0) return o.why_not ?? 'failed';
+  const q = o.accuracy !== undefined ? `accuracy ${(o.accuracy.candidate * 100).toFixed(2)}% (${o.accuracy.drop_points > 0 ? '-' : '+'}${Math.abs(o.accuracy.drop_points).toFixed(2)} ± ${o.accuracy.error_points.toFixed(2)} points)` : `cosine ${o.cosine?.toFixed(6)}`;
+  const speed = o.latency === undefined ? '' : `, ${o.latency.speedup.toFixed(2)}x speed`;
+  return `${q}, ${o.size_ratio.toFixed(3)}x size${speed}${o.feasible ? '' : `; outside the budget: ${o.why_not}`}`;
+}
+
+export { describe as describeOutcome };
