@@ -49,6 +49,8 @@ export { gatherInt8RowsPass, quantizeGatherRows } from './methods/quantize/gathe
 export { matMulBnb4Pass, quantizeMatMulsBnb4 } from './methods/quantize/matmul-bnb4.js';
 export { optimize, type OptimizeStepOptions, type OptimizeReport, type OptimizeResult, type PassSummary } from './pipeline/optimize.js';
 export { evaluate, EvalGateError, type EvaluateOptions, type EvaluateReport } from './pipeline/evaluate.js';
+export { evaluateDecoders, type DecoderEvalOptions, type DecoderEvalRow } from './pipeline/decoder-eval.js';
+export { decoderSamples, decoderSignature, generate, perplexity, type DecoderSignature } from './eval/decoder.js';
 export { train, InputModelError, type TrainStepOptions, type TrainStepReport, type TrainStepResult, type EpochSummary } from './pipeline/train.js';
 export { qat, type QatStepOptions, type QatStepReport, type QatStepResult } from './pipeline/qat.js';
 export { distill, type DistillStepOptions, type DistillStepReport, type DistillStepResult } from './pipeline/distill.js';
