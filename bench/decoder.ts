@@ -32,8 +32,8 @@ const CONTEXT = 128;
 const HELD_OUT_BYTES = 65536;
 const CALIBRATION_WINDOWS = 128;
 const PROMPT = 'Subject: ';
-const GENERATE = 64;
-const GENERATION_REPEATS = 5;
+const GENERATE = 100;
+const GENERATION_REPEATS = 7;
 // One onnxruntime thread: the machine is shared, and one thread keeps the speeds comparable.
 const ctx: RecipeContext = { ort: nodeOrt, threads: 1 };
 
