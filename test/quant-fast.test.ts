@@ -9,7 +9,7 @@ import { type QuantBits, type ScaleType, roundToScaleType } from '../src/kernels
 import { dequantizeBlocks, quantizeBlocks, rtnBlocks, rtnBlocksJs, setHqqBackend, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
 import { type RtnMode, wasmQuantizer } from '../src/kernels/quantize-blocks-wasm.js';
 import { kquantBitsPerWeight, kquantBlocks } from '../src/kernels/quantize-kquant.js';
-import { searchBlocks } from '../src/kernels/quantize-search.js';
+import { searchBlocks, setSearchBackend } from '../src/kernels/quantize-search.js';
 import { gridSearchBlockRef } from '../src/kernels/quantize-search-ref.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { QuantizeWorkers } from '../src/node/quantize-workers.js';
@@ -162,11 +162,13 @@ test('worker threads give the single-threaded result bit for bit (round to neare
   }
 });
 
-test('scale search: never worse than round to nearest per block, within 3% of a brute-force grid on average', () => {
+test('scale search: never worse than round to nearest per block, within 3% of a brute-force grid on average (JS and WebAssembly)', (t) => {
+  t.after(() => setSearchBackend('auto'));
   const blockSize = 32;
   const rows = 16;
   const data = gaussian(rows * blockSize, 21);
-  for (const bits of [2, 4] as QuantBits[]) {
+  for (const [backend, bits] of [['js', 2], ['js', 4], ['auto', 2], ['auto', 4]] as const) {
+    setSearchBackend(backend);
     for (const [symmetric, zeroPointType, form] of [[true, 'integer', 'symmetric'], [false, 'integer', 'integer'], [false, 'float', 'float']] as const) {
       const o = { bits, blockSize, symmetric, zeroPointType };
       const rtn = dequantizeBlocks(quantizeBlocks(data, rows, blockSize, o));
@@ -177,11 +179,35 @@ test('scale search: never worse than round to nearest per block, within 3% of a 
         const block = Array.from(data.subarray(b * blockSize, (b + 1) * blockSize));
         const errorOf = (approx: Float32Array) => block.reduce((s, v, i) => s + (v - approx[b * blockSize + i]) ** 2, 0);
         const mine = errorOf(searched);
-        assert.ok(mine <= errorOf(rtn) * (1 + 1e-6), `${bits} bits ${form}, block ${b}: search ${mine} > rtn ${errorOf(rtn)}`);
+        assert.ok(mine <= errorOf(rtn) * (1 + 1e-6), `${backend} ${bits} bits ${form}, block ${b}: search ${mine} > rtn ${errorOf(rtn)}`);
         searchTotal += mine;
         gridTotal += gridSearchBlockRef(block, new Array(blockSize).fill(1), bits, form).error;
       }
-      assert.ok(searchTotal <= gridTotal * 1.03, `${bits} bits ${form}: search ${searchTotal} vs grid ${gridTotal}`);
+      assert.ok(searchTotal <= gridTotal * 1.03, `${backend} ${bits} bits ${form}: search ${searchTotal} vs grid ${gridTotal}`);
+    }
+  }
+});
+
+/** The search in WebAssembly (float32 sums) against its JS loops (float64 sums): SQNR this close. */
+const SEARCH_WASM_VS_JS_DB = 0.01;
+
+test('scale search: WebAssembly SIMD against the JS loops within SEARCH_WASM_VS_JS_DB, every form, with and without importance', (t) => {
+  t.after(() => setSearchBackend('auto'));
+  const rows = 32;
+  const cols = 512;
+  const data = gaussian(rows * cols, 8, 0.02);
+  const importance = Float32Array.from({ length: cols }, (_, c) => 1 + (c % 7));
+  for (const bits of [2, 4, 8] as QuantBits[]) {
+    for (const [symmetric, zeroPointType] of [[true, 'integer'], [false, 'integer'], [false, 'float']] as const) {
+      for (const weights of [undefined, importance]) {
+        const o = { bits, blockSize: 32, symmetric, zeroPointType, importance: weights };
+        const label = `${bits} bits, ${symmetric ? 'symmetric' : zeroPointType} zero points${weights ? ', weighted' : ''}`;
+        setSearchBackend('js');
+        const js = sqnrDb(data, dequantizeBlocks(searchBlocks(data, rows, cols, o)));
+        setSearchBackend('auto');
+        const wasm = sqnrDb(data, dequantizeBlocks(searchBlocks(data, rows, cols, o)));
+        assert.ok(Math.abs(js - wasm) <= SEARCH_WASM_VS_JS_DB, `${label}: JS ${js} dB, WebAssembly ${wasm} dB`);
+      }
     }
   }
 });

@@ -3,7 +3,7 @@
 // bit), three to four times faster. The module is compiled synchronously on first use (3 KB, under
 // the browsers' 4 KB limit for synchronous compilation on the main thread); where WebAssembly SIMD
 // is missing, `wasmQuantizer()` returns undefined and callers use the JS loops.
-import { HQQ_WASM_BASE64, QUANTIZE_WASM_BASE64 } from './wasm/quantize-wasm.js';
+import { HQQ_WASM_BASE64, QUANTIZE_WASM_BASE64, SEARCH_WASM_BASE64 } from './wasm/quantize-wasm.js';
 
 export type RtnMode = 'symmetric' | 'integer-zero' | 'float-zero';
 
@@ -161,6 +161,72 @@ function instantiateHqq(): WasmHqq | null {
         exports.hqq_blocks(input, n, blockSize, bits, HQQ_MODES[mode], o.iterations, o.p, o.beta, o.kappa, scalesAt, zerosAt);
         scales.set(new Float64Array(memory, scalesAt, n), first);
         zeros.set(new Float64Array(memory, zerosAt, n), first);
+      }
+    },
+  };
+}
+
+interface SearchExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  search_blocks(x: number, blocks: number, size: number, bits: number, mode: number, steps: number, weights: number, blocksPerRow: number, scales: number, zeros: number): void;
+}
+
+/** Block forms the search fits: symmetric, asymmetric with integer or with float zero points. */
+export type SearchMode = 'symmetric' | 'integer-zero' | 'float-zero';
+
+const SEARCH_MODES: Record<SearchMode, number> = { symmetric: 0, 'integer-zero': 1, 'float-zero': 2 };
+
+export interface WasmSearch {
+  /**
+   * Scale and zero point per block of `data` ([rows, cols] row-major, blocks of `blockSize`, a
+   * multiple of 4) into `scales`/`zeros`; `importance` ([cols]) weights each column's error.
+   */
+  fit(data: Float32Array, cols: number, blockSize: number, bits: number, mode: SearchMode, steps: number, importance: Float32Array | undefined, scales: Float64Array, zeros: Float64Array): void;
+}
+
+let searchInstance: WasmSearch | null | undefined;
+
+/** The WebAssembly scale search, or undefined where WebAssembly SIMD is not available. */
+export function wasmSearch(): WasmSearch | undefined {
+  if (searchInstance === undefined) searchInstance = instantiateSearch();
+  return searchInstance ?? undefined;
+}
+
+function instantiateSearch(): WasmSearch | null {
+  if (typeof WebAssembly !== 'object') return null;
+  let exports: SearchExports;
+  try {
+    const binary = Uint8Array.from(atob(SEARCH_WASM_BASE64), (c) => c.charCodeAt(0));
+    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as SearchExports;
+  } catch {
+    return null;
+  }
+  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  return {
+    fit(data, cols, blockSize, bits, mode, steps, importance, scales, zeros) {
+      const blocksPerRow = cols / blockSize;
+      // Whole rows per chunk, so a chunk's first block is a row's first (the weights line up).
+      const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / cols));
+      const weights = base;
+      const input = weights + cols * 4;
+      const scalesAt = input + rowsPerChunk * cols * 4;
+      const zerosAt = scalesAt + rowsPerChunk * blocksPerRow * 8;
+      const end = zerosAt + rowsPerChunk * blocksPerRow * 8;
+      const have = exports.memory.buffer.byteLength;
+      if (end > have) exports.memory.grow(Math.ceil((end - have) / PAGE));
+      const w = new Float32Array(exports.memory.buffer, weights, cols);
+      if (importance === undefined) w.fill(1);
+      else w.set(importance);
+      const rows = data.length / cols;
+      for (let first = 0; first < rows; first += rowsPerChunk) {
+        const count = Math.min(rowsPerChunk, rows - first);
+        const blocks = count * blocksPerRow;
+        const memory = exports.memory.buffer;
+        new Float32Array(memory, input, count * cols).set(data.subarray(first * cols, (first + count) * cols));
+        exports.search_blocks(input, blocks, blockSize, bits, SEARCH_MODES[mode], steps, weights, blocksPerRow, scalesAt, zerosAt);
+        scales.set(new Float64Array(memory, scalesAt, blocks), first * blocksPerRow);
+        zeros.set(new Float64Array(memory, zerosAt, blocks), first * blocksPerRow);
       }
     },
   };

@@ -9,7 +9,7 @@
 // for the values the graph will produce.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
 import { type QuantizedBlocks, checkBlockShape } from './quantize-blocks.js';
-import { encodeWithParameters, searchAsymmetric } from './quantize-search.js';
+import { encodeWithParameters, fitBlocks } from './quantize-search.js';
 
 export interface KQuantOptions {
   bits: QuantBits;
@@ -70,6 +70,8 @@ export function kquantBlocks(data: Float32Array, rows: number, cols: number, o: 
   const fitScale = new Float64Array(superBlock);
   const fitMin = new Float64Array(superBlock);
   const fr = Math.fround;
+  // Every block's own fit first (scale and min, as floats), then the two-level codes per super-block.
+  const fits = fitBlocks(data, cols, blockSize, bits, 'float-zero', steps, o.importance);
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < groupsPerRow; g++) {
       const first = g * superBlock;
@@ -77,11 +79,10 @@ export function kquantBlocks(data: Float32Array, rows: number, cols: number, o: 
       let maxScale = 0;
       let maxMin = 0;
       for (let j = 0; j < count; j++) {
-        const start = r * cols + (first + j) * blockSize;
-        const fit = searchAsymmetric(data, start, blockSize, o.importance, (first + j) * blockSize, qmax, false, steps);
-        fitScale[j] = fit.scale;
-        fitMin[j] = fit.zero * fit.scale;
-        if (fit.scale > maxScale) maxScale = fit.scale;
+        const b = r * blocksPerRow + first + j;
+        fitScale[j] = fits.scales[b];
+        fitMin[j] = fits.zeros[b] * fits.scales[b];
+        if (fitScale[j] > maxScale) maxScale = fitScale[j];
         if (fitMin[j] > maxMin) maxMin = fitMin[j];
       }
       let d = roundToScaleType(maxScale / scaleMax, o.superScaleType);

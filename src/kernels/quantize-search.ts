@@ -7,6 +7,7 @@
 // reference; two-level (k-quant) scales are in quantize-kquant.ts.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
 import { type QuantizedBlocks, type ZeroPointType, checkBlockShape } from './quantize-blocks.js';
+import { type SearchMode, wasmSearch } from './quantize-blocks-wasm.js';
 
 /** Adding and removing 1.5 * 2^52 rounds a float64 half to even (|x| < 2^51). */
 const ROUND = 6755399441055744;
@@ -208,6 +209,43 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
   return { scale: bestScale, zero: mid };
 }
 
+let searchBackend: 'auto' | 'js' = 'auto';
+
+/** Which search loops run: WebAssembly SIMD where available ('auto'), or the JS ones. */
+export function setSearchBackend(backend: 'auto' | 'js'): void {
+  searchBackend = backend;
+}
+
+/**
+ * The search's fit of every block of `data` ([rows, cols], blocks of `blockSize` along rows):
+ * scale and zero point (value = (code - zero) * scale, zero fractional) per block, unrounded.
+ * WebAssembly SIMD where it can (block size a multiple of 4), else the JS loops.
+ */
+export function fitBlocks(data: Float32Array, cols: number, blockSize: number, bits: QuantBits, mode: SearchMode, steps: number, importance: Float32Array | undefined): { scales: Float64Array; zeros: Float64Array } {
+  const count = data.length / blockSize;
+  const scales = new Float64Array(count);
+  const zeros = new Float64Array(count);
+  const wasm = searchBackend === 'auto' && blockSize % 4 === 0 ? wasmSearch() : undefined;
+  if (wasm) {
+    wasm.fit(data, cols, blockSize, bits, mode, steps, importance, scales, zeros);
+    return { scales, zeros };
+  }
+  const blocksPerRow = cols / blockSize;
+  const qmax = 2 ** bits - 1;
+  const mid = 2 ** (bits - 1);
+  for (let b = 0; b < count; b++) {
+    const start = b * blockSize;
+    const wStart = (b % blocksPerRow) * blockSize;
+    const fit =
+      mode === 'symmetric'
+        ? searchSymmetric(data, start, blockSize, importance, wStart, mid, steps)
+        : searchAsymmetric(data, start, blockSize, importance, wStart, qmax, mode === 'integer-zero', steps);
+    scales[b] = fit.scale;
+    zeros[b] = fit.zero;
+  }
+  return { scales, zeros };
+}
+
 /** Quantizes `data` ([rows, cols]) block by block with the scale search. */
 export function searchBlocks(data: Float32Array, rows: number, cols: number, options: SearchOptions): QuantizedBlocks {
   const { bits, blockSize, symmetric } = options;
@@ -223,16 +261,10 @@ export function searchBlocks(data: Float32Array, rows: number, cols: number, opt
   const scales = new Float32Array(count);
   const zeroPoints = new Float32Array(count);
   const qmax = 2 ** bits - 1;
-  const mid = 2 ** (bits - 1);
+  const fits = fitBlocks(data, cols, blockSize, bits, symmetric ? 'symmetric' : zeroPointType === 'integer' ? 'integer-zero' : 'float-zero', steps, w);
   for (let b = 0; b < count; b++) {
-    const start = b * blockSize;
-    const wStart = (b % blocksPerRow) * blockSize;
-    const fit = symmetric
-      ? searchSymmetric(data, start, blockSize, w, wStart, mid, steps)
-      : searchAsymmetric(data, start, blockSize, w, wStart, qmax, zeroPointType === 'integer', steps);
-    const scale = roundToScaleType(fit.scale, scaleType);
-    scales[b] = scale;
-    zeroPoints[b] = zeroPointType === 'float' ? roundToScaleType(fit.zero, scaleType) : Math.min(qmax, Math.max(0, Math.round(fit.zero)));
+    scales[b] = roundToScaleType(fits.scales[b], scaleType);
+    zeroPoints[b] = zeroPointType === 'float' ? roundToScaleType(fits.zeros[b], scaleType) : Math.min(qmax, Math.max(0, Math.round(fits.zeros[b])));
   }
   encodeWithParameters(data, blockSize, qmax, scales, zeroPoints, codes);
   return { rows, cols, bits, blockSize, blocksPerRow, symmetric, scaleType, zeroPointType, codes, scales, zeroPoints };
