@@ -99,3 +99,23 @@ test('a spent time budget and an unreachable budget still write the closest mode
   assert.match(noLabels.stderr, /^shrink: .*images-0-200\.npy: no 'labels' array of class ids; add one or give --labels FILE\.npy \(--max-drop measures accuracy\)\n$/);
   assert.ok(!fs.existsSync(path.join(temp, 'bad', 'model.onnx')));
 });
+
+test('--metric and --min-metric: a user metric decides the budget', () => {
+  const data = writeFashionFiles(temp, 200, 300);
+  const metric = path.join(temp, 'agree.mjs');
+  // 1 when both models pick the same class for the sample, else 0: top-1 agreement.
+  fs.writeFileSync(
+    metric,
+    'const top = (t) => { const d = t.data(); let b = 0; for (let i = 1; i < d.length; i++) if (d[i] > d[b]) b = i; return b; };\n' +
+      'export const name = "agreement";\nexport default (reference, candidate) => (top(reference.logits) === top(candidate.logits) ? 1 : 0);\n',
+  );
+  const out = path.join(temp, 'metric');
+  const result = spawnShrink(['auto', MLP, '-o', out, '--data', data.images, '--metric', metric, '--min-metric', '0.98', '--time-budget', '0s', '--json'], { timeout: 120_000 });
+  assert.equal(result.status, 0, result.stderr);
+  const [first] = JSON.parse(result.stdout).candidates;
+  assert.ok(first.metric >= 0 && first.metric <= 1, JSON.stringify(first));
+  assert.equal(first.feasible, first.metric >= 0.98);
+  const missing = spawnShrink(['auto', MLP, '-o', out, '--data', data.images, '--min-metric', '0.98']);
+  assert.equal(missing.status, 2);
+  assert.equal(missing.stderr, 'shrink: --min-metric needs --metric MODULE\n');
+});

@@ -29,6 +29,7 @@ import { envelope } from '../pipeline/report-envelope.js';
 import type { ArrayField } from '../train/array-data.js';
 import { UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
+import { loadCustomMetric } from '../node/custom-metric.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { fraction, positiveNumber, wholeNumber } from './options.js';
@@ -43,6 +44,8 @@ interface AutoFlags {
   scale?: string;
   maxDrop?: string;
   minCosine?: string;
+  metric?: string;
+  minMetric?: string;
   target: AutoTarget;
   timeBudget: string;
   batch: string;
@@ -64,7 +67,9 @@ export function registerAuto(program: Command, context: CliContext): void {
     .option('--labels <file>', 'class ids of --data (.npy)')
     .option('--scale <factor>', 'multiply input values by this, e.g. 1/255 for bytes 0-255')
     .option('--max-drop <points>', 'largest accuracy loss allowed, in points (needs labels)')
-    .option('--min-cosine <c>', 'lowest output cosine allowed against the input (default 0.99 without --max-drop)')
+    .option('--min-cosine <c>', 'lowest output cosine allowed against the input (default 0.99 without --max-drop or --min-metric)')
+    .option('--metric <module>', 'a .js/.ts module exporting (reference, candidate, sample) => number, averaged over the tuning samples')
+    .option('--min-metric <x>', 'lowest mean of --metric allowed (e.g. a text-mask IoU of 0.95)')
     .addOption(new Option('--target <what>', 'what to minimise within the budget: file size, latency, or size among the candidates faster than the input').choices(['size', 'latency', 'both']).default('both'))
     .option('--time-budget <duration>', 'stop starting candidates after this long (90s, 10m, 1h); the search resumes from its cache', '10m')
     .option('--batch <n>', 'batch size the latency is measured at', '1')
@@ -81,17 +86,20 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   const maxDrop = flags.maxDrop === undefined ? undefined : positiveNumber(flags.maxDrop, '--max-drop');
   const minCosine = flags.minCosine === undefined ? undefined : Number(flags.minCosine);
   if (minCosine !== undefined && !(minCosine >= -1 && minCosine <= 1)) throw new UsageError(`--min-cosine must be a number from -1 to 1, got '${flags.minCosine}'`);
+  const minMetric = flags.minMetric === undefined ? undefined : Number(flags.minMetric);
+  if (minMetric !== undefined && (!Number.isFinite(minMetric) || flags.metric === undefined)) throw new UsageError(flags.metric === undefined ? '--min-metric needs --metric MODULE' : `--min-metric must be a number, got '${flags.minMetric}'`);
   const timeBudgetMs = duration(flags.timeBudget);
   const batch = wholeNumber(flags.batch, '--batch', 1);
   const scale = flags.scale === undefined ? undefined : fraction(flags.scale, '--scale');
   if (flags.testLabels !== undefined && flags.testData === undefined) throw new UsageError('--test-labels go with --test-data');
-  for (const file of [input, flags.data, flags.labels, flags.testData, flags.testLabels]) {
+  for (const file of [input, flags.data, flags.labels, flags.testData, flags.testLabels, flags.metric]) {
     if (file !== undefined && path.resolve(file) === path.resolve(flags.output)) throw new UsageError(`-o ${flags.output}: that is an input of this command`);
   }
   if (fs.existsSync(flags.output) && !fs.statSync(flags.output).isDirectory()) throw new UsageError(`-o ${flags.output}: a file; give a folder for the model, its recipe and the report`);
   const outputs = ['model.onnx', 'recipe.json', 'candidates.json', 'report.html'].map((f) => path.join(flags.output, f));
   refuseInputs(path.resolve(outputs[0]), { output: outputs[0], flag: '-o', inputs: [input, flags.data, flags.labels, flags.testData, flags.testLabels] });
 
+  const metric = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
   const model = loadModelFile(input);
   const arrays = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], scale, requireLabels: maxDrop !== undefined, labelsHint: '(--max-drop measures accuracy)' });
   if (arrays.count < 4) throw new Error(`${flags.data}: ${arrays.count} samples; the search needs some to calibrate and some to tune on (at least 4)`);
@@ -104,19 +112,20 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
     calibration: arraySamples(arrays.inputs, `${flags.data} (calibration)`, calibrationCount),
     training: labels === undefined ? { inputs: sliceFields(arrays.inputs, 0, calibrationCount) } : { inputs: sliceFields(arrays.inputs, 0, calibrationCount), labels: labels.subarray(0, calibrationCount) },
     inputBytes: modelFileBytes(input, model),
+    metric,
   };
 
   fs.mkdirSync(flags.output, { recursive: true });
   const cacheFile = path.join(flags.output, '.shrink-auto-cache.json');
   const cache = readCache(cacheFile);
-  const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
+  const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), flags.metric && fileIdentity(flags.metric), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
   const keyOf = (recipe: unknown) => hash(`${searchKey}\n${JSON.stringify(recipe)}`);
   const originalBytes = writeModel(model);
   const started = performance.now();
   const result = await autoSearch(
     model,
     data,
-    { budget: { maxDrop, minCosine }, target: flags.target, canTrain: labels !== undefined },
+    { budget: { maxDrop, minCosine, minMetric }, target: flags.target, canTrain: labels !== undefined },
     ctx,
     {
       latency: async (candidate) => {
@@ -142,15 +151,16 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   if (result.best === undefined || result.model === undefined) throw new Error(`${input}: no candidate could be measured (${result.candidates.map((c) => `${c.name}: ${c.why_not}`).join('; ')})`);
 
   // The chosen model on held-out data the search never saw.
-  let heldOut: { samples: number; accuracy?: { original: number; candidate: number; drop_points: number }; cosine: number; data: string } | undefined;
+  let heldOut: { samples: number; accuracy?: { original: number; candidate: number; drop_points: number }; cosine: number; metric?: number; data: string } | undefined;
   if (flags.testData !== undefined) {
     const test = await readLabelledArrays({ data: flags.testData, labels: flags.testLabels, models: [model], scale, requireLabels: false });
-    const report = await measureFidelity(model, result.model, { samples: arraySamples(test.inputs, flags.testData), labels: test.labels === undefined ? undefined : arrayLabels(test.labels, flags.testLabels ?? `${flags.testData}[labels]`) }, ctx);
+    const report = await measureFidelity(model, result.model, { samples: arraySamples(test.inputs, flags.testData), labels: test.labels === undefined ? undefined : arrayLabels(test.labels, flags.testLabels ?? `${flags.testData}[labels]`), metric }, ctx);
     const a = report.accuracy;
     heldOut = {
       samples: report.samples,
       data: report.data,
       cosine: Math.min(...Object.values(report.outputs).map((o) => (typeof o.cosine === 'number' ? o.cosine : Number.NaN))),
+      metric: typeof report.custom?.mean === 'number' ? report.custom.mean : undefined,
       accuracy: a === undefined ? undefined : { original: a.original, candidate: a.candidate, drop_points: (a.original - a.candidate) * 100 },
     };
   }
@@ -168,7 +178,7 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
     {
       chosen: result.best.name,
       target: flags.target,
-      budget: { max_drop: maxDrop, min_cosine: minCosine },
+      budget: { max_drop: maxDrop, min_cosine: minCosine, min_metric: minMetric },
       split: { calibration: calibrationCount, tuning: tuningCount },
       held_out: heldOut,
       candidates: result.candidates,
@@ -239,7 +249,7 @@ function formatAuto(report: AutoReport): string {
   if (report.size !== undefined) lines.push(`size       ${report.size.before} -> ${report.size.after} bytes (${report.size.ratio.toFixed(3)}x)`);
   const h = report.held_out;
   if (h !== undefined) {
-    const q = h.accuracy !== undefined ? `accuracy ${(h.accuracy.original * 100).toFixed(2)}% -> ${(h.accuracy.candidate * 100).toFixed(2)}% (${h.accuracy.drop_points >= 0 ? '-' : '+'}${Math.abs(h.accuracy.drop_points).toFixed(2)} points)` : `lowest cosine ${h.cosine.toFixed(6)}`;
+    const q = h.metric !== undefined ? `metric ${h.metric.toFixed(4)}, lowest cosine ${h.cosine.toFixed(6)}` : h.accuracy !== undefined ? `accuracy ${(h.accuracy.original * 100).toFixed(2)}% -> ${(h.accuracy.candidate * 100).toFixed(2)}% (${h.accuracy.drop_points >= 0 ? '-' : '+'}${Math.abs(h.accuracy.drop_points).toFixed(2)} points)` : `lowest cosine ${h.cosine.toFixed(6)}`;
     lines.push(`held out   ${q} on ${h.samples} samples the search never saw (${h.data})`);
   }
   lines.push(`search     ${report.candidates.length} candidates in ${report.seconds.toFixed(1)} s; calibration ${report.split.calibration} samples, tuning ${report.split.tuning}`);

@@ -20,8 +20,10 @@ export type AutoTarget = 'size' | 'latency' | 'both';
 export interface AutoBudget {
   /** Largest accuracy loss allowed, in points (needs labels). */
   maxDrop?: number;
-  /** Lowest output cosine allowed against the input (default 0.99 without maxDrop). */
+  /** Lowest output cosine allowed against the input (default 0.99 without maxDrop or minMetric). */
   minCosine?: number;
+  /** Lowest mean of the user's metric (`--metric`) allowed. */
+  minMetric?: number;
 }
 
 /** A recipe to try, as recipe-file data. */
@@ -44,6 +46,8 @@ export interface CandidateOutcome {
   accuracy?: { original: number; candidate: number; drop_points: number; error_points: number };
   /** Lowest cosine over the outputs. */
   cosine?: number;
+  /** Mean of the user's metric, when one is given. */
+  metric?: number;
   latency?: { original_ms: number; candidate_ms: number; speedup: number };
   feasible: boolean;
   /** Why it is outside the budget, or failed. */
@@ -200,13 +204,19 @@ function measure(candidate: AutoCandidate, report: RecipeReport, bytes: number, 
       return { ...outcome, feasible: false, why_not: `accuracy drops ${acc.drop_points.toFixed(2)} ± ${acc.error_points.toFixed(2)} points (one standard error on ${a?.total} samples), over --max-drop ${budget.maxDrop}` };
     }
   }
-  const minCosine = budget.minCosine ?? (budget.maxDrop === undefined ? 0.99 : undefined);
+  if (fidelity.custom !== undefined && typeof fidelity.custom.mean === 'number') outcome.metric = fidelity.custom.mean;
+  if (budget.minMetric !== undefined) {
+    if (outcome.metric === undefined) return { ...outcome, feasible: false, why_not: 'the metric gave no number to hold --min-metric to' };
+    if (outcome.metric < budget.minMetric) return { ...outcome, feasible: false, why_not: `${fidelity.custom?.name} ${outcome.metric.toFixed(4)}, under --min-metric ${budget.minMetric}` };
+  }
+  const minCosine = budget.minCosine ?? (budget.maxDrop === undefined && budget.minMetric === undefined ? 0.99 : undefined);
   if (minCosine !== undefined && !(outcome.cosine >= minCosine)) return { ...outcome, feasible: false, why_not: `lowest cosine ${outcome.cosine.toFixed(6)}, ${(minCosine - outcome.cosine).toFixed(6)} under ${minCosine}` };
   return outcome;
 }
 
-/** Quality for ranking: higher is better (negative accuracy drop, else cosine). */
+/** Quality for ranking: higher is better (the user's metric, else negative accuracy drop, else cosine). */
 function quality(o: CandidateOutcome): number {
+  if (o.metric !== undefined) return o.metric;
   return o.accuracy !== undefined ? -o.accuracy.drop_points : (o.cosine ?? Number.NEGATIVE_INFINITY);
 }
 
@@ -248,7 +258,7 @@ function choose(outcomes: CandidateOutcome[], options: AutoOptions): CandidateOu
 function describe(o: CandidateOutcome): string {
   if (o.bytes === 0) return o.why_not ?? 'failed';
   const q = o.accuracy !== undefined ? `accuracy ${(o.accuracy.candidate * 100).toFixed(2)}% (${o.accuracy.drop_points > 0 ? '-' : '+'}${Math.abs(o.accuracy.drop_points).toFixed(2)} ± ${o.accuracy.error_points.toFixed(2)} points)` : `cosine ${o.cosine?.toFixed(6)}`;
-  const speed = o.latency === undefined ? '' : `, ${o.latency.speedup.toFixed(2)}x speed`;
+  const speed = `${o.metric === undefined ? '' : `, metric ${o.metric.toFixed(4)}`}${o.latency === undefined ? '' : `, ${o.latency.speedup.toFixed(2)}x speed`}`;
   return `${q}, ${o.size_ratio.toFixed(3)}x size${speed}${o.feasible ? '' : `; outside the budget: ${o.why_not}`}`;
 }
 

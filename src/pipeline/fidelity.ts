@@ -4,6 +4,7 @@
 import { compareModels } from '../eval/compare.js';
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Labels } from '../eval/labels.js';
+import type { CustomMetric } from '../eval/metrics.js';
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { formatBytes } from '../inspect/table.js';
@@ -21,6 +22,8 @@ export interface FidelityOptions {
   labels?: Labels;
   /** The output read for accuracy (default: the first). */
   labelOutput?: string;
+  /** A user's metric of each sample's outputs (`--metric`), averaged into the report's `custom`. */
+  metric?: { name: string; metric: CustomMetric };
 }
 
 /**
@@ -41,6 +44,8 @@ export async function measureFidelity(original: Model, candidate: Model, options
     batch: options.batch,
     labels: options.labels,
     labelOutput: options.labelOutput,
+    customMetric: options.metric?.metric,
+    customMetricName: options.metric?.name,
     threads: ctx.threads,
     progress: ctx.progress,
   });

@@ -18,7 +18,7 @@ import { unpack } from '../onnx/pack-decode.js';
 import type { ArrayField } from '../train/array-data.js';
 import type { TypedArray } from '../ir/dtype.js';
 import type { RecipeContext } from './context.js';
-import { comparisonWontFit, measureFidelity } from './fidelity.js';
+import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { checkGate, GateFailedError, type GateMiss } from './gate.js';
 import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
@@ -42,6 +42,8 @@ export interface RecipeData {
   calibration?: SampleSource;
   /** Class ids of `data`: accuracy, and gates on it. */
   labels?: Labels;
+  /** A user's metric of the outputs, measured with every comparison (`shrink auto --metric`). */
+  metric?: FidelityOptions['metric'];
   /** Compare at most this many samples of `data`. */
   limit?: number;
   /** Why there is no data, when there is none (the reports say so). */
@@ -104,7 +106,7 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
   }
   const steps: RecipeStepReport[] = [];
   const warnings: PassWarning[] = [];
-  const fidelity = data.data === undefined ? undefined : { samples: data.data, limit: data.limit, labels: data.labels };
+  const fidelity = data.data === undefined ? undefined : { samples: data.data, limit: data.limit, labels: data.labels, metric: data.metric };
   // The last measurement of the current model against the input, reused when nothing changed since.
   let measured: { model: Model; report: EvalReport } | undefined;
   let current = model;
