@@ -8,7 +8,7 @@ import { packRows, packRowsRef } from '../src/kernels/pack.js';
 import { type QuantBits, type ScaleType, roundToScaleType } from '../src/kernels/quant-formats.js';
 import { dequantizeBlocks, quantizeBlocks, rtnBlocks, rtnBlocksJs, setHqqBackend, setRtnBackend, sqnrDb } from '../src/kernels/quantize-blocks.js';
 import { type RtnMode, wasmQuantizer } from '../src/kernels/quantize-blocks-wasm.js';
-import { kquantBitsPerWeight, kquantBlocks } from '../src/kernels/quantize-kquant.js';
+import { kquantBitsPerWeight, kquantBlocks, setKQuantBackend } from '../src/kernels/quantize-kquant.js';
 import { searchBlocks, setSearchBackend } from '../src/kernels/quantize-search.js';
 import { gridSearchBlockRef } from '../src/kernels/quantize-search-ref.js';
 import { mulberry32 } from '../src/kernels/random.js';
@@ -250,5 +250,24 @@ test('two-level scales: parameters follow from the stored codes as the graph com
     }
     const db = sqnrDb(data, dequantizeBlocks(q));
     assert.ok(db >= minDb, `${o.bits} bits: ${db} dB < ${minDb}`);
+  }
+});
+
+test('two-level codes: WebAssembly SIMD against the JS loops within SEARCH_WASM_VS_JS_DB (codes near the rounded ones, errors summed in float32)', (t) => {
+  t.after(() => setKQuantBackend('auto'));
+  const rows = 16;
+  const cols = 1024;
+  const data = gaussian(rows * cols, 12, 0.03);
+  for (const o of [
+    { bits: 4 as const, blockSize: 32, superBlock: 8, scaleBits: 6, minBits: 6, superScaleType: 'float16' as const },
+    { bits: 2 as const, blockSize: 16, superBlock: 32, scaleBits: 4, minBits: 4, superScaleType: 'float16' as const, importance: Float32Array.from({ length: cols }, (_, c) => 1 + (c % 5)) },
+  ]) {
+    setKQuantBackend('js');
+    const js = kquantBlocks(data, rows, cols, o);
+    setKQuantBackend('auto');
+    const wasm = kquantBlocks(data, rows, cols, o);
+    assert.deepEqual(wasm.superScales, js.superScales, `${o.bits} bits: d is chosen before the codes`);
+    const gap = Math.abs(sqnrDb(data, dequantizeBlocks(js)) - sqnrDb(data, dequantizeBlocks(wasm)));
+    assert.ok(gap <= SEARCH_WASM_VS_JS_DB, `${o.bits} bits: SQNR differs by ${gap} dB`);
   }
 });

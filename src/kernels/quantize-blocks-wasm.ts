@@ -3,7 +3,7 @@
 // bit), three to four times faster. The module is compiled synchronously on first use (3 KB, under
 // the browsers' 4 KB limit for synchronous compilation on the main thread); where WebAssembly SIMD
 // is missing, `wasmQuantizer()` returns undefined and callers use the JS loops.
-import { HQQ_WASM_BASE64, QUANTIZE_WASM_BASE64, SEARCH_WASM_BASE64 } from './wasm/quantize-wasm.js';
+import { HQQ_WASM_BASE64, KQUANT_WASM_BASE64, QUANTIZE_WASM_BASE64, SEARCH_WASM_BASE64 } from './wasm/quantize-wasm.js';
 
 export type RtnMode = 'symmetric' | 'integer-zero' | 'float-zero';
 
@@ -227,6 +227,83 @@ function instantiateSearch(): WasmSearch | null {
         exports.search_blocks(input, blocks, blockSize, bits, SEARCH_MODES[mode], steps, weights, blocksPerRow, scalesAt, zerosAt);
         scales.set(new Float64Array(memory, scalesAt, blocks), first * blocksPerRow);
         zeros.set(new Float64Array(memory, zerosAt, blocks), first * blocksPerRow);
+      }
+    },
+  };
+}
+
+interface KQuantExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  kquant_pick(x: number, blocks: number, size: number, bits: number, weights: number, blocksPerRow: number, fitScale: number, fitMin: number, d: number, dmin: number, scaleMax: number, minMax: number, sc: number, mc: number): void;
+}
+
+/** Per-block inputs and outputs of the two-level code choice (see wasm/kquant.c). */
+export interface KQuantPick {
+  fitScale: Float64Array;
+  fitMin: Float64Array;
+  /** d and dmin of each block's super-block. */
+  d: Float32Array;
+  dmin: Float32Array;
+  sc: Uint8Array;
+  mc: Uint8Array;
+}
+
+export interface WasmKQuant {
+  pick(data: Float32Array, cols: number, blockSize: number, bits: number, importance: Float32Array | undefined, scaleMax: number, minMax: number, p: KQuantPick): void;
+}
+
+let kquantInstance: WasmKQuant | null | undefined;
+
+/** The WebAssembly two-level code choice, or undefined where WebAssembly SIMD is not available. */
+export function wasmKQuant(): WasmKQuant | undefined {
+  if (kquantInstance === undefined) kquantInstance = instantiateKQuant();
+  return kquantInstance ?? undefined;
+}
+
+function instantiateKQuant(): WasmKQuant | null {
+  if (typeof WebAssembly !== 'object') return null;
+  let exports: KQuantExports;
+  try {
+    const binary = Uint8Array.from(atob(KQUANT_WASM_BASE64), (c) => c.charCodeAt(0));
+    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as KQuantExports;
+  } catch {
+    return null;
+  }
+  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  return {
+    pick(data, cols, blockSize, bits, importance, scaleMax, minMax, p) {
+      const blocksPerRow = cols / blockSize;
+      const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / cols));
+      const per = rowsPerChunk * blocksPerRow;
+      const weights = base;
+      const input = weights + cols * 4;
+      const fitScale = input + rowsPerChunk * cols * 4;
+      const fitMin = fitScale + per * 8;
+      const d = fitMin + per * 8;
+      const dmin = d + per * 4;
+      const sc = dmin + per * 4;
+      const mc = sc + per;
+      const end = mc + per;
+      const have = exports.memory.buffer.byteLength;
+      if (end > have) exports.memory.grow(Math.ceil((end - have) / PAGE));
+      const w = new Float32Array(exports.memory.buffer, weights, cols);
+      if (importance === undefined) w.fill(1);
+      else w.set(importance);
+      const rows = data.length / cols;
+      for (let first = 0; first < rows; first += rowsPerChunk) {
+        const count = Math.min(rowsPerChunk, rows - first);
+        const blocks = count * blocksPerRow;
+        const b0 = first * blocksPerRow;
+        const memory = exports.memory.buffer;
+        new Float32Array(memory, input, count * cols).set(data.subarray(first * cols, (first + count) * cols));
+        new Float64Array(memory, fitScale, blocks).set(p.fitScale.subarray(b0, b0 + blocks));
+        new Float64Array(memory, fitMin, blocks).set(p.fitMin.subarray(b0, b0 + blocks));
+        new Float32Array(memory, d, blocks).set(p.d.subarray(b0, b0 + blocks));
+        new Float32Array(memory, dmin, blocks).set(p.dmin.subarray(b0, b0 + blocks));
+        exports.kquant_pick(input, blocks, blockSize, bits, weights, blocksPerRow, fitScale, fitMin, d, dmin, scaleMax, minMax, sc, mc);
+        p.sc.set(new Uint8Array(memory, sc, blocks), b0);
+        p.mc.set(new Uint8Array(memory, mc, blocks), b0);
       }
     },
   };

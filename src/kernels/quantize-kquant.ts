@@ -9,6 +9,7 @@
 // for the values the graph will produce.
 import { type QuantBits, type ScaleType, roundToScaleType } from './quant-formats.js';
 import { type QuantizedBlocks, checkBlockShape } from './quantize-blocks.js';
+import { type KQuantPick, wasmKQuant } from './quantize-blocks-wasm.js';
 import { encodeWithParameters, fitBlocks } from './quantize-search.js';
 
 export interface KQuantOptions {
@@ -67,61 +68,51 @@ export function kquantBlocks(data: Float32Array, rows: number, cols: number, o: 
   const superMins = new Float32Array(rows * groupsPerRow);
   const scales = new Float32Array(rows * blocksPerRow);
   const zeroPoints = new Float32Array(rows * blocksPerRow);
-  const fitScale = new Float64Array(superBlock);
-  const fitMin = new Float64Array(superBlock);
   const fr = Math.fround;
-  // Every block's own fit first (scale and min, as floats), then the two-level codes per super-block.
+  // Every block's own fit first (scale and min, as floats); then d and dmin per super-block; then
+  // each block's codes near the rounded ones (WebAssembly SIMD where it can, else JS); then the
+  // parameters as the graph computes them.
+  const count = rows * blocksPerRow;
   const fits = fitBlocks(data, cols, blockSize, bits, 'float-zero', steps, o.importance);
+  const pick: KQuantPick = {
+    fitScale: fits.scales,
+    fitMin: fits.zeros.map((z, b) => z * fits.scales[b]),
+    d: new Float32Array(count),
+    dmin: new Float32Array(count),
+    sc: new Uint8Array(count),
+    mc: new Uint8Array(count),
+  };
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < groupsPerRow; g++) {
-      const first = g * superBlock;
-      const count = Math.min(superBlock, blocksPerRow - first);
+      const first = r * blocksPerRow + g * superBlock;
+      const last = r * blocksPerRow + Math.min(blocksPerRow, (g + 1) * superBlock);
       let maxScale = 0;
       let maxMin = 0;
-      for (let j = 0; j < count; j++) {
-        const b = r * blocksPerRow + first + j;
-        fitScale[j] = fits.scales[b];
-        fitMin[j] = fits.zeros[b] * fits.scales[b];
-        if (fitScale[j] > maxScale) maxScale = fitScale[j];
-        if (fitMin[j] > maxMin) maxMin = fitMin[j];
+      for (let b = first; b < last; b++) {
+        if (pick.fitScale[b] > maxScale) maxScale = pick.fitScale[b];
+        if (pick.fitMin[b] > maxMin) maxMin = pick.fitMin[b];
       }
       let d = roundToScaleType(maxScale / scaleMax, o.superScaleType);
       if (!(d > 0)) d = TINY;
       const dmin = roundToScaleType(maxMin / minMax, o.superScaleType);
       superScales[r * groupsPerRow + g] = d;
       superMins[r * groupsPerRow + g] = dmin;
-      for (let j = 0; j < count; j++) {
-        const start = r * cols + (first + j) * blockSize;
-        const wStart = (first + j) * blockSize;
-        // Codes near the rounded ones (the min's two neighbours, scales within +-2 steps), each
-        // measured with the graph's float32 values; a coarse min code is offset by the scale.
-        const minExact = dmin > 0 ? fitMin[j] / dmin : 0;
-        const scaleExact = fitScale[j] / d;
-        let bestError = Number.POSITIVE_INFINITY;
-        let bestSc = 1;
-        let bestMc = 0;
-        for (let mc = Math.max(0, Math.floor(minExact)); mc <= Math.min(minMax, Math.ceil(minExact)); mc++) {
-          const min = fr(dmin * mc);
-          const center = Math.round(scaleExact);
-          for (let sc = Math.max(1, center - 2); sc <= Math.min(scaleMax, center + 2); sc++) {
-            const scale = fr(d * sc);
-            const error = blockError(data, start, blockSize, o.importance, wStart, scale, fr(min / scale), qmax, bestError);
-            if (error < bestError) {
-              bestError = error;
-              bestSc = sc;
-              bestMc = mc;
-            }
-          }
-        }
-        scaleCodes[r * padded + first + j] = bestSc;
-        minCodes[r * padded + first + j] = bestMc;
-        // The graph's float32 arithmetic: scale = d * sc, zero = (dmin * mc) / scale.
-        const scale = fr(d * bestSc);
-        const b = r * blocksPerRow + first + j;
-        scales[b] = scale;
-        zeroPoints[b] = fr(fr(dmin * bestMc) / scale);
-      }
+      pick.d.fill(d, first, last);
+      pick.dmin.fill(dmin, first, last);
     }
+  }
+  const wasm = blockSize % 4 === 0 ? kquantBackend() : undefined;
+  if (wasm) wasm.pick(data, cols, blockSize, bits, o.importance, scaleMax, minMax, pick);
+  else pickCodesJs(data, cols, blockSize, qmax, o.importance, scaleMax, minMax, pick);
+  for (let b = 0; b < count; b++) {
+    const r = Math.floor(b / blocksPerRow);
+    const j = b - r * blocksPerRow;
+    scaleCodes[r * padded + j] = pick.sc[b];
+    minCodes[r * padded + j] = pick.mc[b];
+    // The graph's float32 arithmetic: scale = d * sc, zero = (dmin * mc) / scale.
+    const scale = fr(pick.d[b] * pick.sc[b]);
+    scales[b] = scale;
+    zeroPoints[b] = fr(fr(pick.dmin[b] * pick.mc[b]) / scale);
   }
   const codes = new Uint8Array(rows * cols);
   encodeWithParameters(data, blockSize, qmax, scales, zeroPoints, codes);
@@ -144,6 +135,51 @@ export function kquantBlocks(data: Float32Array, rows: number, cols: number, o: 
     superScales,
     superMins,
   };
+}
+
+let kquantWasm: 'auto' | 'js' = 'auto';
+
+/** Which loops choose the two-level codes: WebAssembly SIMD where available ('auto'), or the JS ones. */
+export function setKQuantBackend(backend: 'auto' | 'js'): void {
+  kquantWasm = backend;
+}
+
+function kquantBackend() {
+  return kquantWasm === 'auto' ? wasmKQuant() : undefined;
+}
+
+/**
+ * The JS loops of the code choice: per block, the min's two neighbouring codes and scale codes
+ * within +-2 of the rounded one, each measured with the graph's float32 values (a coarse min
+ * code is offset by the scale).
+ */
+function pickCodesJs(data: Float32Array, cols: number, blockSize: number, qmax: number, importance: Float32Array | undefined, scaleMax: number, minMax: number, p: KQuantPick): void {
+  const fr = Math.fround;
+  const blocksPerRow = cols / blockSize;
+  for (let b = 0; b < p.sc.length; b++) {
+    const d = p.d[b];
+    const dmin = p.dmin[b];
+    const minExact = dmin > 0 ? p.fitMin[b] / dmin : 0;
+    const scaleExact = p.fitScale[b] / d;
+    let bestError = Number.POSITIVE_INFINITY;
+    let bestSc = 1;
+    let bestMc = 0;
+    for (let mc = Math.max(0, Math.floor(minExact)); mc <= Math.min(minMax, Math.ceil(minExact)); mc++) {
+      const min = fr(dmin * mc);
+      const center = Math.round(scaleExact);
+      for (let sc = Math.max(1, center - 2); sc <= Math.min(scaleMax, center + 2); sc++) {
+        const scale = fr(d * sc);
+        const error = blockError(data, b * blockSize, blockSize, importance, (b % blocksPerRow) * blockSize, scale, fr(min / scale), qmax, bestError);
+        if (error < bestError) {
+          bestError = error;
+          bestSc = sc;
+          bestMc = mc;
+        }
+      }
+    }
+    p.sc[b] = bestSc;
+    p.mc[b] = bestMc;
+  }
 }
 
 /** Weighted squared error of one block encoded with (scale, zero) as the kernels round; stops past `limit`. */
