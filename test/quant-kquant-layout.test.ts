@@ -16,6 +16,7 @@ import { mulberry32 } from '../src/kernels/random.js';
 import { quantizeMatMuls } from '../src/methods/quantize/matmul-nbits.js';
 import { quantizeWeightsOnly } from '../src/methods/quantize/weight-only.js';
 import { nodeOrt } from '../src/node/ort-node.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
 import { ModelSession } from '../src/runtime/session.js';
 
 function gaussian(count: number, seed: number, sigma: number): Float32Array {
@@ -155,4 +156,12 @@ test('kquant and search through the weight-only method: better SQNR than round t
     },
     /gptq and kquant are two roundings: choose one/,
   );
+});
+
+test('recipes take rounding search and kquant (and name the choices when the value is wrong)', () => {
+  for (const rounding of ['search', 'kquant'] as const) {
+    const step = parseRecipe(`steps:\n  - quantize: {method: int4, rounding: ${rounding}}\n`, 'r.yaml').steps[0];
+    assert.ok(step.kind === 'quantize' && step.options.rounding === rounding, rounding);
+  }
+  assert.throws(() => parseRecipe('steps:\n  - quantize: {method: int4, rounding: bogus}\n', 'r.yaml'), /^Error: r\.yaml: 'steps\.0\.quantize\.rounding': .*"search"\|"kquant"/);
 });
