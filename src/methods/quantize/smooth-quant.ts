@@ -20,7 +20,7 @@ import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
-import type { PassContext } from '../../pipeline/pass.js';
+import type { PassContext, PassWarning } from '../../pipeline/pass.js';
 import { type LayerMatrix, layerMatrix } from '../prune/layer-matrix.js';
 import { pruneTargets } from '../prune/layers.js';
 import { foldInverse, insertMul } from './awq.js';
@@ -129,6 +129,35 @@ export async function smoothQuant(model: Model, layers: readonly Node[], setting
     groups.push({ input, layers: members.map((l) => l.node.label), channels: cols, outlierRatio: outlierRatio(p.activationMax), placed });
   }
   return { groups, samples: collected.samples, skipped };
+}
+
+/** The pass's counters (camelCase, as pass stats are) and warnings for a smoothing result. */
+export function smoothingSummary(result: SmoothQuantResult, alpha: number): { stats: Record<string, number>; warnings: PassWarning[] } {
+  const { groups } = result;
+  const folded = groups.filter((g) => 'into' in g.placed).length;
+  const notFolded = groups.filter((g) => !('into' in g.placed));
+  const muls = notFolded.filter((g) => 'mul' in g.placed).length;
+  const ratios = groups.map((g) => g.outlierRatio).sort((a, b) => a - b);
+  const warnings: PassWarning[] = [];
+  if (notFolded.length > 0) {
+    const first = notFolded[0];
+    const why = 'mul' in first.placed ? first.placed.reason : 'skipped' in first.placed ? first.placed.skipped : '';
+    const what = muls === notFolded.length ? 'are divided by their scales in an inserted Mul (float)' : muls === 0 ? 'are not smoothed' : `are not smoothed or divided in an inserted Mul (${muls})`;
+    warnings.push({ code: 'smooth-not-folded', message: `smoothquant: ${notFolded.length} of ${groups.length} layer inputs ${what}: their scales cannot fold into the producer (e.g. before '${first.layers[0]}': ${why}); ${folded} folded` });
+  }
+  for (const s of result.skipped) warnings.push({ code: 'smooth-skipped', message: `smoothquant: '${s.node}' not smoothed: ${s.reason}`, node: s.node });
+  return {
+    stats: {
+      smoothAlpha: alpha,
+      smoothGroups: groups.length,
+      smoothFolded: folded,
+      smoothMul: muls,
+      smoothSkipped: notFolded.length - muls + result.skipped.length,
+      smoothOutlierRatioMax: ratios.at(-1) ?? 0,
+      smoothOutlierRatioMedian: ratios[Math.floor(ratios.length / 2)] ?? 0,
+    },
+    warnings,
+  };
 }
 
 /** W·diag(s): input feature j of the layer's weight, as the weight is now, times s_j. */

@@ -30,7 +30,7 @@ import { reachOpset } from './opset-raise.js';
 import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { correctBiases } from './bias-correction.js';
-import { smoothQuant } from './smooth-quant.js';
+import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
 import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
 
@@ -105,18 +105,10 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   if (options.smooth !== undefined) {
     const layers = plan(new Set()).nodes.filter((p) => p.node.opType === 'MatMul' || p.node.opType === 'Gemm').map((p) => p.node);
     const smoothed = await smoothQuant(model, layers, { alpha: options.smooth, calibration: options.calibration, limit: options.limit, batch: options.batch, threads: options.threads, mul: options.smoothMul }, ctx);
-    const folded = smoothed.groups.filter((g) => 'into' in g.placed).length;
-    const muls = smoothed.groups.filter((g) => 'mul' in g.placed);
-    const unsmoothed = smoothed.groups.filter((g) => 'skipped' in g.placed);
-    const ratios = smoothed.groups.map((g) => g.outlierRatio).sort((a, b) => a - b);
-    Object.assign(stats, { smoothAlpha: options.smooth, smoothGroups: smoothed.groups.length, smoothFolded: folded, smoothMul: muls.length, smoothSkipped: unsmoothed.length + smoothed.skipped.length, smoothOutlierRatioMax: ratios.at(-1) ?? 0, smoothOutlierRatioMedian: ratios[Math.floor(ratios.length / 2)] ?? 0 });
-    const first = (muls[0]?.placed ?? unsmoothed[0]?.placed) as { reason?: string; skipped?: string } | undefined;
-    if (muls.length + unsmoothed.length > 0) {
-      const what = muls.length > 0 ? `are divided by their scales in an inserted Mul (float)` : 'are not smoothed';
-      warnings.push({ code: 'smooth-not-folded', message: `smoothquant: ${muls.length + unsmoothed.length} of ${smoothed.groups.length} layer inputs ${what}: their scales cannot fold into the producer (e.g. before '${(muls[0] ?? unsmoothed[0]).layers[0]}': ${first?.reason ?? first?.skipped}); ${folded} folded` });
-    }
-    for (const s of smoothed.skipped) warnings.push({ code: 'smooth-skipped', message: `smoothquant: '${s.node}' not smoothed: ${s.reason}`, node: s.node });
-    if (muls.length > 0) inferTypes();
+    const summary = smoothingSummary(smoothed, options.smooth);
+    Object.assign(stats, summary.stats);
+    warnings.push(...summary.warnings);
+    if (summary.stats.smoothMul > 0) inferTypes();
   }
   let qdq = plan(new Set());
   // On a job queue (ctx.collectStatistics) the calibration samples are shared out to workers; the
