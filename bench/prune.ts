@@ -29,16 +29,13 @@ import { type PruneOptions, type PruneRecovery, prune } from '../src/pipeline/pr
 import { gzipBytes } from '../src/pipeline/prune-report.js';
 import { train } from '../src/pipeline/train.js';
 import { classifierAccuracy, imageTrainingData } from '../src/train/classification.js';
-import { cnnModel } from '../src/train/init-models.js';
-import { Trainer } from '../src/train/trainer.js';
+import { FASHION_CNN_TRAINING, type FashionSets, trainFashionCnn } from './lib/fashion-cnn.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(import.meta.dirname, 'torch', 'prune_reference.py');
-/** bench/train.ts's from-scratch training of the CNN. */
-const BASE = { epochs: 3, batch: 64, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, seed: 1 };
 /** The one-epoch fine-tuning every model of the structured comparison gets. */
 const FINE_TUNE: PruneRecovery = { epochs: 1, batchSize: 64, schedule: { kind: 'cosine', rate: 0.01 }, optimizer: { kind: 'sgd', momentum: 0.9, weightDecay: 5e-4 }, seed: 7 };
 const SPEED = { batch: 64, runs: 40, warmup: 5, threads: 1 };
@@ -49,17 +46,7 @@ const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 const f32 = (data: Float32Array, dims: number[]) => ({ dataType: DataType.FLOAT, dims, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
 const i64 = (values: ArrayLike<number>, dims: number[]) => ({ dataType: DataType.INT64, dims, data: new Uint8Array(BigInt64Array.from(Array.from(values, BigInt)).buffer) });
 
-type Sets = { train: ReturnType<typeof readIdxImageSet>; test: ReturnType<typeof readIdxImageSet> };
-
-async function trainBase(sets: Sets, log: (l: string) => void): Promise<{ model: Model; accuracy: number; seconds: number }> {
-  log('base: training the CNN from scratch (3 epochs)');
-  const started = performance.now();
-  const trainer = await Trainer.create(nodeOrt, cnnModel({ classes: 10, seed: 5 }), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: BASE.momentum, weightDecay: BASE.weightDecay } }, { threads: 2 });
-  await trainer.fit(imageTrainingData(sets.train), { epochs: BASE.epochs, batchSize: BASE.batch, schedule: { kind: 'cosine', rate: BASE.lr }, seed: BASE.seed });
-  const model = trainer.exportModel();
-  await trainer.release();
-  return { model, accuracy: await classifierAccuracy(nodeOrt, model, sets.test, { threads: 2 }), seconds: (performance.now() - started) / 1000 };
-}
+type Sets = FashionSets;
 
 const trainData = (sets: Sets) => ({ inputs: { input: { data: sets.train.images, sampleDims: sets.train.imageDims, dataType: DataType.FLOAT, scale: 1 / 255 } }, labels: sets.train.labels });
 
@@ -144,7 +131,7 @@ export const pruneBench: Bench = {
     try {
       const machine = machineInfo();
       const sets: Sets = { train: readIdxImageSet(FASHION_MNIST_DIR, 'train'), test: readIdxImageSet(FASHION_MNIST_DIR, 't10k') };
-      const base = await trainBase(sets, log);
+      const base = await trainFashionCnn(sets, log);
       const s = await structured(base.model, sets, log);
       const u = await unstructured(base.model, sets, dir, log);
       const json = { machine, base: { accuracy: round(base.accuracy), seconds: round(base.seconds) }, structured: s, peer: u };
@@ -158,7 +145,7 @@ export const pruneBench: Bench = {
         '',
         `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}${u.pytorch.ok ? `, PyTorch ${u.pytorch.torch}` : ''}; ${machine.date}, load ${machine.loadAverage}.`,
         '',
-        `Base: the CNN of bench/train.ts trained from scratch for ${BASE.epochs} epochs (${round(base.seconds)} s): test accuracy ${round(base.accuracy)}%.`,
+        `Base: the CNN of bench/train.ts trained from scratch for ${FASHION_CNN_TRAINING.epochs} epochs (${round(base.seconds)} s): test accuracy ${round(base.accuracy)}%.`,
         '',
         `## Structured: half the channels removed, fine-tuned one epoch`,
         '',
