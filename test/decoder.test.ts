@@ -96,6 +96,24 @@ test('a model without the KV structure generation needs: one line naming what is
   assert.equal(result.status, 1, result.stderr);
   assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
   assert.match(result.stderr, /models\/spam-bert\/onnx\/model\.onnx: no KV cache: generation needs past_key_values\.\{i\}\.key\/value inputs/);
+
+  // Without --generate the cache is not needed, but logits must be [batch, sequence, vocabulary].
+  const classifier = spawnShrink(['eval', bert, '--perplexity', SAMPLE, '--context', '128']);
+  assert.equal(classifier.status, 1, classifier.stderr);
+  assert.equal(classifier.stderr.trim(), "shrink: models/spam-bert/onnx/model.onnx: output 'logits' is float32[batch_size,2], not [batch, sequence, vocabulary]");
+
+  // Token ids past the vocabulary (the logits' declared last dim) are named before onnxruntime's Gather fails.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-decoder-'));
+  try {
+    const ids = path.join(dir, 'ids.json');
+    fs.writeFileSync(ids, JSON.stringify([...Array.from({ length: 200 }, (_, i) => i), ...Array.from({ length: 100 }, () => 300)]));
+    const outside = spawnShrink(['eval', MODEL, '--perplexity', ids]);
+    assert.equal(outside.status, 1, outside.stderr);
+    assert.equal(outside.stderr.trim().split('\n').length, 1, outside.stderr);
+    assert.match(outside.stderr, /ids\.json: token 300 at position 200 is outside the vocabulary of .*model\.onnx \(256\)/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('an .npz with a zero-sized past array streams samples of [1, heads, 0, head_dim] between full ones', async () => {

@@ -4,6 +4,7 @@
 // decoder evaluation step (src/pipeline/decoder-eval.ts), prints a table or --json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { decoderSignature } from '../eval/decoder.js';
 import { renderTable } from '../inspect/table.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { type DecoderEvalRow, evaluateDecoders } from '../pipeline/decoder-eval.js';
@@ -31,6 +32,13 @@ export async function runPerplexityEval(files: string[], flags: PerplexityFlags,
   if (flags.prompt !== undefined && generateTokens === 0) throw new UsageError('--prompt goes with --generate N');
   const tokens = readTokens(flags.perplexity);
   const models = files.map((file) => ({ name: file, model: loadModelFile(file) }));
+  for (const { name, model } of models) {
+    // The structure first (a model lacking what an option needs says so), then the ids against the vocabulary.
+    const vocabulary = decoderSignature(model, name, generateTokens > 0).vocabulary;
+    if (vocabulary === undefined) continue;
+    const outside = Array.prototype.findIndex.call(tokens, (t: number) => t >= vocabulary);
+    if (outside >= 0) throw new Error(`${flags.perplexity}: token ${tokens[outside]} at position ${outside} is outside the vocabulary of ${name} (${vocabulary})`);
+  }
   const prompt = flags.prompt === undefined ? undefined : Array.from(new TextEncoder().encode(flags.prompt));
   const rows = await evaluateDecoders(models, tokens, { context, stride, generate: generateTokens, prompt }, ctx);
   const body = { text: flags.perplexity, context, stride: stride ?? context, models: rows };

@@ -14,7 +14,7 @@ import { Tensor } from '../ir/tensor.js';
 import { float16ToFloat32 } from '../kernels/float16.js';
 import type { OrtModule, OrtTensor } from '../runtime/ort-types.js';
 import type { ModelSession } from '../runtime/session.js';
-import { modelSignature, type ModelValue } from './match-inputs.js';
+import { formatValueType, modelSignature, type ModelValue } from './match-inputs.js';
 import type { Sample, SampleSource } from './samples.js';
 
 /** One layer's cache: the past inputs it reads and the present outputs it returns. */
@@ -39,6 +39,8 @@ export interface DecoderSignature {
   headDim: number;
   /** Element type of the past tensors (float32, or float16 for half-precision models). */
   cacheType: DataType;
+  /** The logits' last dim, when the model declares it as a number. */
+  vocabulary?: number;
 }
 
 const PAST = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -56,6 +58,7 @@ export function decoderSignature(model: Model, where: string, needCache = false)
   if (ids.elemType !== DataType.INT64 && ids.elemType !== DataType.INT32) throw new Error(`${where}: input 'input_ids' must be int64 or int32`);
   const logits = named(outputs, 'logits');
   if (logits === undefined) throw new Error(`${where}: no 'logits' output (a decoder returns logits [batch, sequence, vocabulary]); outputs are ${outputs.map((v) => v.name).join(', ')}`);
+  const vocabulary = logits.shape?.length === 3 && typeof logits.shape[2] === 'number' ? logits.shape[2] : undefined;
   const pasts = new Map<number, { key?: ModelValue; value?: ModelValue }>();
   for (const input of inputs) {
     const match = PAST.exec(input.name);
@@ -65,9 +68,14 @@ export function decoderSignature(model: Model, where: string, needCache = false)
     pasts.set(Number(match[1]), layer);
   }
   const presents = new Set(outputs.filter((o) => PRESENT.test(o.name)).map((o) => o.name));
+  // Checked after the cache, so a model lacking what generation needs is told that first.
+  const checkLogits = () => {
+    if (logits.shape !== undefined && logits.shape.length !== 3) throw new Error(`${where}: output 'logits' is ${formatValueType(logits)}, not [batch, sequence, vocabulary]`);
+  };
   if (pasts.size === 0) {
     if (needCache) throw new Error(`${where}: no KV cache: generation needs past_key_values.{i}.key/value inputs and present.{i}.key/value outputs, and the model has neither`);
-    return { inputIds: ids.name, idType: ids.elemType, attentionMask: named(inputs, 'attention_mask')?.name, positionIds: named(inputs, 'position_ids')?.name, logits: logits.name, cache: [], heads: 0, headDim: 0, cacheType: DataType.FLOAT };
+    checkLogits();
+    return { inputIds: ids.name, idType: ids.elemType, attentionMask: named(inputs, 'attention_mask')?.name, positionIds: named(inputs, 'position_ids')?.name, logits: logits.name, cache: [], heads: 0, headDim: 0, cacheType: DataType.FLOAT, vocabulary };
   }
   const layers = [...pasts.keys()].sort((a, b) => a - b);
   const cache: KvPair[] = [];
@@ -92,7 +100,8 @@ export function decoderSignature(model: Model, where: string, needCache = false)
     cache.push({ pastKey: `past_key_values.${layer}.key`, pastValue: `past_key_values.${layer}.value`, presentKey: `present.${layer}.key`, presentValue: `present.${layer}.value` });
   }
   if (cacheType !== DataType.FLOAT && cacheType !== DataType.FLOAT16) throw new Error(`${where}: past_key_values tensors must be float32 or float16`);
-  return { inputIds: ids.name, idType: ids.elemType, attentionMask: named(inputs, 'attention_mask')?.name, positionIds: named(inputs, 'position_ids')?.name, logits: logits.name, cache, heads, headDim, cacheType };
+  checkLogits();
+  return { inputIds: ids.name, idType: ids.elemType, attentionMask: named(inputs, 'attention_mask')?.name, positionIds: named(inputs, 'position_ids')?.name, logits: logits.name, cache, heads, headDim, cacheType, vocabulary };
 }
 
 /** Feeds for `rows` sequences of equal length `length` after a past of `past` tokens (empty caches when `cache` is undefined). */
@@ -156,6 +165,7 @@ export async function perplexity(ort: OrtModule, session: ModelSession, sig: Dec
   const starts: number[] = [];
   for (let s = 0; s + context <= tokens.length; s += stride) starts.push(s);
   if (starts.length === 0) throw new Error(`perplexity: the text has ${tokens.length} tokens, fewer than one window of ${context}`);
+  checkTokens(tokens, sig, 'perplexity');
   const started = performance.now();
   let total = 0;
   let count = 0;
@@ -179,6 +189,15 @@ export async function perplexity(ort: OrtModule, session: ModelSession, sig: Dec
   }
   const nll = total / count;
   return { perplexity: Math.exp(nll), nll, tokens: count, windows: starts.length, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Token ids outside the declared vocabulary (logits' last dim) fail here, not in the embedding's Gather. */
+function checkTokens(tokens: ArrayLike<number>, sig: DecoderSignature, what: string): void {
+  const limit = sig.vocabulary ?? Infinity;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!(Number.isInteger(t) && t >= 0 && t < limit)) throw new Error(`${what}: token ${t} at position ${i} is outside the model's vocabulary${sig.vocabulary === undefined ? '' : ` of ${sig.vocabulary}`}`);
+  }
 }
 
 /** log softmax(row)[target] of the `n` values at `offset`, in float64. */
@@ -213,6 +232,7 @@ export interface GenerationResult {
 export async function generate(ort: OrtModule, session: ModelSession, sig: DecoderSignature, prompt: readonly number[], options: GenerationOptions): Promise<GenerationResult> {
   if (sig.cache.length === 0) throw new Error('generate: the model has no KV cache (past_key_values / present)');
   if (prompt.length === 0) throw new Error('generate: the prompt is empty');
+  checkTokens(prompt, sig, 'generate');
   const outputs = [sig.logits, ...sig.cache.flatMap((p) => [p.presentKey, p.presentValue])];
   const kept: Float32Array[] = [];
   const generated: number[] = [];
