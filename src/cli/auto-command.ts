@@ -26,16 +26,15 @@ import { writeModel } from '../onnx/model-io.js';
 import { type AutoTarget, autoSearch, type CandidateOutcome, describeOutcome } from '../pipeline/auto.js';
 import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import { envelope } from '../pipeline/report-envelope.js';
-import type { ArrayField } from '../train/array-data.js';
 import { UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
-import { loadCustomMetric } from '../node/custom-metric.js';
 import type { CliContext } from './main.js';
 import { writeModelOutput } from './model-output.js';
 import { fraction, positiveNumber, wholeNumber } from './options.js';
 import { refuseInputs } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { readLabelledArrays } from './training-data.js';
+import { type AutoDataFiles, autoData, autoLatency } from './auto-data.js';
 
 interface AutoFlags {
   output: string;
@@ -51,11 +50,9 @@ interface AutoFlags {
   batch: string;
   testData?: string;
   testLabels?: string;
+  queue?: string;
   json?: boolean;
 }
-
-const MAX_CALIBRATION = 512;
-const MAX_TUNING = 2000;
 
 export function registerAuto(program: Command, context: CliContext): void {
   program
@@ -75,6 +72,7 @@ export function registerAuto(program: Command, context: CliContext): void {
     .option('--batch <n>', 'batch size the latency is measured at', '1')
     .option('--test-data <file>', 'held-out samples (same form and --scale as --data) the chosen model is measured on at the end')
     .option('--test-labels <file>', 'class ids of --test-data')
+    .option('--queue <url>', 'evaluate candidates on shrink workers through the job queue at redis://HOST:PORT (they read the model and data by path)')
     .option('--json', 'print the report as one JSON object')
     .action(async (input: string, flags: AutoFlags, command: Command) => {
       const report = await runAuto(input, flags, cliRecipeContext(command, context.io), (line) => context.io.stderr(`${line}\n`));
@@ -99,21 +97,11 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   const outputs = ['model.onnx', 'recipe.json', 'candidates.json', 'report.html'].map((f) => path.join(flags.output, f));
   refuseInputs(path.resolve(outputs[0]), { output: outputs[0], flag: '-o', inputs: [input, flags.data, flags.labels, flags.testData, flags.testLabels] });
 
-  const metric = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
   const model = loadModelFile(input);
-  const arrays = await readLabelledArrays({ data: flags.data, labels: flags.labels, models: [model], scale, requireLabels: maxDrop !== undefined, labelsHint: '(--max-drop measures accuracy)' });
-  if (arrays.count < 4) throw new Error(`${flags.data}: ${arrays.count} samples; the search needs some to calibrate and some to tune on (at least 4)`);
-  const calibrationCount = Math.min(MAX_CALIBRATION, Math.floor(arrays.count / 2));
-  const tuningCount = Math.min(MAX_TUNING, arrays.count - calibrationCount);
-  const labels = arrays.labels;
-  const data = {
-    data: arraySamples(arrays.inputs, flags.data, tuningCount, calibrationCount),
-    labels: labels === undefined ? undefined : arrayLabels(labels.subarray(calibrationCount, calibrationCount + tuningCount), `${flags.labels ?? `${flags.data}[labels]`} from sample ${calibrationCount}`),
-    calibration: arraySamples(arrays.inputs, `${flags.data} (calibration)`, calibrationCount),
-    training: labels === undefined ? { inputs: sliceFields(arrays.inputs, 0, calibrationCount) } : { inputs: sliceFields(arrays.inputs, 0, calibrationCount), labels: labels.subarray(0, calibrationCount) },
-    inputBytes: modelFileBytes(input, model),
-    metric,
-  };
+  const files: AutoDataFiles = { model: input, data: flags.data, labels: flags.labels, scale, metric: flags.metric, requireLabels: maxDrop !== undefined };
+  const { recipeData: data, calibration: calibrationCount, tuning: tuningCount, hasLabels } = await autoData(model, files);
+  const metric = data.metric;
+  const budget = { maxDrop, minCosine, minMetric };
 
   fs.mkdirSync(flags.output, { recursive: true });
   const cacheFile = path.join(flags.output, '.shrink-auto-cache.json');
@@ -125,20 +113,19 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   const result = await autoSearch(
     model,
     data,
-    { budget: { maxDrop, minCosine, minMetric }, target: flags.target, canTrain: labels !== undefined },
+    { budget, target: flags.target, canTrain: hasLabels },
     ctx,
     {
-      latency: async (candidate) => {
-        const timing = await benchmarkModels(
-          nodeOrt,
-          [
-            { name: 'input', source: originalBytes, model },
-            { name: 'candidate', source: candidate },
-          ],
-          { batch, runs: 50, warmup: 2, threads: 1, maxMs: 1000 },
-        );
-        return { original_ms: timing.models[0].latency_ms.median, candidate_ms: timing.models[1].latency_ms.median };
-      },
+      latency: (candidate) => autoLatency(model, originalBytes, candidate, batch),
+      // On a queue, each wave of candidates goes to the workers at once; they read the files by path.
+      evaluateMany:
+        flags.queue === undefined
+          ? undefined
+          : async (candidates) => {
+              const { dispatchJobs } = await import('../node/queue/dispatch.js');
+              const job = { ...files, model: path.resolve(input), data: path.resolve(flags.data), labels: flags.labels && path.resolve(flags.labels), metric: flags.metric && path.resolve(flags.metric), budget, batch };
+              return dispatchJobs(flags.queue as string, 'evaluate', candidates.map((c) => ({ ...job, name: c.name, recipe: c.recipe })));
+            },
       cached: (candidate) => cache[keyOf(candidate.recipe)],
       store: (outcome) => {
         cache[keyOf(outcome.recipe)] = outcome;
@@ -205,15 +192,6 @@ async function writeReport(file: string, input: string, model: Model, result: Aw
     bench,
     evals: shown.map((c) => ({ model: c.name, report: result.evals.get(c.name) as EvalReport })),
   });
-}
-
-function sliceFields(fields: Record<string, ArrayField>, from: number, count: number): Record<string, ArrayField> {
-  return Object.fromEntries(
-    Object.entries(fields).map(([name, f]) => {
-      const size = f.sampleDims.reduce((a, b) => a * b, 1);
-      return [name, { ...f, data: f.data.subarray(from * size, (from + count) * size) }];
-    }),
-  );
 }
 
 function duration(text: string): number {

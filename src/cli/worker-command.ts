@@ -1,7 +1,9 @@
 // `shrink worker --queue redis://HOST:PORT`: takes shrink's jobs from the BullMQ queue on Redis
-// (calibration shards of `shrink quantize --queue`) until SIGINT or SIGTERM, then finishes the jobs
+// (calibration shards of `shrink quantize --queue`, candidates of `shrink auto --queue`) until SIGINT or SIGTERM, then finishes the jobs
 // in hand and exits. One line per job on stderr.
 import type { Command } from 'commander';
+import { nodeOrt } from '../node/ort-node.js';
+import type { EvaluateJob } from '../node/queue/protocol.js';
 import { startWorker } from '../node/queue/worker.js';
 import type { CliContext } from './main.js';
 import { wholeNumber } from './options.js';
@@ -22,7 +24,9 @@ export function registerWorker(program: Command, context: CliContext): void {
     .action(async (flags: WorkerFlags) => {
       const concurrency = wholeNumber(flags.concurrency, '--concurrency', 1);
       const lockDuration = wholeNumber(flags.lockDuration, '--lock-duration', 1000);
-      const worker = await startWorker(flags.queue, { concurrency, lockDuration, log: (line) => context.io.stderr(`${line}\n`) });
+      const ctx = { ort: nodeOrt, threads: 1 };
+      const handlers = { evaluate: async (job: EvaluateJob) => (await import('./auto-evaluate.js')).evaluateJob(job, ctx) };
+      const worker = await startWorker(flags.queue, { concurrency, lockDuration, handlers, log: (line) => context.io.stderr(`${line}\n`) });
       await new Promise<void>((resolve) => {
         const stop = () => {
           context.io.stderr('worker: stopping after the jobs in hand\n');

@@ -67,6 +67,11 @@ export interface AutoHooks {
   store(outcome: CandidateOutcome): void;
   /** Milliseconds left of the time budget. */
   timeLeft(): number;
+  /**
+   * Evaluates candidates elsewhere (workers of a job queue), all at once; each outcome as
+   * `evaluateCandidate` gives it. Without it, candidates run here one after another.
+   */
+  evaluateMany?(candidates: AutoCandidate[]): Promise<CandidateOutcome[]>;
   log(line: string): void;
 }
 
@@ -98,23 +103,25 @@ const quantize = (name: string, options: Record<string, unknown>, extra: Record<
 
 interface PlannedCandidate {
   candidate: AutoCandidate;
+  /** Candidates whose outcome `when` reads: this one waits for them (a wave of the search). */
+  after?: readonly string[];
   /** Tried only when this holds for what was measured so far. */
   when?: (done: ReadonlyMap<string, CandidateOutcome>, options: AutoOptions) => boolean;
 }
 
-const missed = (...names: string[]) => (done: ReadonlyMap<string, CandidateOutcome>) => names.every((n) => done.get(n)?.feasible === false);
+const missed = (...names: string[]) => ({ after: names, when: (done: ReadonlyMap<string, CandidateOutcome>) => names.every((n) => done.get(n)?.feasible === false) });
 
 /** The candidates in the order the search considers them. */
 export const AUTO_PLAN: readonly PlannedCandidate[] = [
   { candidate: quantize('static-int8', { method: 'static-int8' }) },
-  { candidate: quantize('static-int8-entropy', { method: 'static-int8', calibrator: 'entropy' }), when: missed('static-int8') },
-  { candidate: quantize('static-int8-percentile', { method: 'static-int8', calibrator: 'percentile' }), when: missed('static-int8', 'static-int8-entropy') },
-  { candidate: quantize('static-int8-fp32-search', { method: 'static-int8', fp32_search: { tolerance_db: 20 } }), when: missed('static-int8', 'static-int8-entropy', 'static-int8-percentile') },
+  { candidate: quantize('static-int8-entropy', { method: 'static-int8', calibrator: 'entropy' }), ...missed('static-int8') },
+  { candidate: quantize('static-int8-percentile', { method: 'static-int8', calibrator: 'percentile' }), ...missed('static-int8', 'static-int8-entropy') },
+  { candidate: quantize('static-int8-fp32-search', { method: 'static-int8', fp32_search: { tolerance_db: 20 } }), ...missed('static-int8', 'static-int8-entropy', 'static-int8-percentile') },
   { candidate: quantize('dynamic-int8', { method: 'dynamic-int8' }) },
   { candidate: quantize('int8-weight', { method: 'int8-weight' }) },
   { candidate: quantize('int4', { method: 'int4' }) },
-  { candidate: quantize('int4-gptq', { method: 'int4', algorithm: 'gptq' }), when: missed('int4') },
-  { candidate: quantize('int4-asymmetric-b16', { method: 'int4', block_size: 16, symmetric: false }), when: missed('int4', 'int4-gptq') },
+  { candidate: quantize('int4-gptq', { method: 'int4', algorithm: 'gptq' }), ...missed('int4') },
+  { candidate: quantize('int4-asymmetric-b16', { method: 'int4', block_size: 16, symmetric: false }), ...missed('int4', 'int4-gptq') },
   { candidate: quantize('fp16', { method: 'fp16' }) },
   {
     candidate: quantize('channels-30-static-int8', { method: 'static-int8' }, [{ prune: { method: 'channels', sparsity: 0.3, epochs: 1 } }]),
@@ -124,41 +131,49 @@ export const AUTO_PLAN: readonly PlannedCandidate[] = [
 
 /** Runs the plan on `model`; `data` holds the tuning samples (and calibration, training arrays). */
 export async function autoSearch(model: Model, data: RecipeData, options: AutoOptions, ctx: RecipeContext, hooks: AutoHooks): Promise<AutoResult> {
-  const inputBytes = data.inputBytes ?? writeModel(model).byteLength;
   const done = new Map<string, CandidateOutcome>();
   const evals = new Map<string, EvalReport>();
   const models = new Map<string, Model>();
   const skipped: string[] = [];
-  for (const { candidate, when } of AUTO_PLAN) {
-    if (when !== undefined && !when(done, options)) continue;
-    const cached = hooks.cached(candidate);
-    if (cached !== undefined) {
-      hooks.log(`auto: ${candidate.name}: cached (${describe(cached)})`);
-      done.set(candidate.name, { ...cached, cached: true });
-      continue;
+  // Decided: measured, cached, not wanted, or not started for lack of time.
+  const decided = new Set<string>();
+  let pending = [...AUTO_PLAN];
+  while (pending.length > 0) {
+    // A wave: every candidate whose prerequisites are decided. On a queue it runs at once.
+    const wave = pending.filter((p) => (p.after ?? []).every((n) => decided.has(n)));
+    pending = pending.filter((p) => !wave.includes(p));
+    const toRun: AutoCandidate[] = [];
+    for (const { candidate, when } of wave) {
+      decided.add(candidate.name);
+      if (when !== undefined && !when(done, options)) continue;
+      const cached = hooks.cached(candidate);
+      if (cached !== undefined) {
+        hooks.log(`auto: ${candidate.name}: cached (${describe(cached)})`);
+        done.set(candidate.name, { ...cached, cached: true });
+        continue;
+      }
+      // The first candidate always runs, so even a spent budget leaves a model to write.
+      if (hooks.timeLeft() <= 0 && done.size + toRun.length > 0) skipped.push(candidate.name);
+      else toRun.push(candidate);
     }
-    // The first candidate always runs, so even a spent budget leaves a model to write.
-    if (hooks.timeLeft() <= 0 && done.size > 0) {
-      skipped.push(candidate.name);
-      continue;
+    const outcomes: CandidateOutcome[] = [];
+    if (hooks.evaluateMany !== undefined && toRun.length > 0) {
+      hooks.log(`auto: ${toRun.map((c) => c.name).join(', ')}: sent to the workers`);
+      outcomes.push(...(await hooks.evaluateMany(toRun)));
+    } else {
+      for (const candidate of toRun) {
+        hooks.log(`auto: ${candidate.name}: running`);
+        const evaluated = await evaluateCandidate(model, candidate, data, options.budget, ctx, hooks.latency);
+        if (evaluated.model !== undefined) models.set(candidate.name, evaluated.model);
+        if (evaluated.fidelity !== undefined) evals.set(candidate.name, evaluated.fidelity);
+        outcomes.push(evaluated.outcome);
+      }
     }
-    hooks.log(`auto: ${candidate.name}: running`);
-    const started = performance.now();
-    let outcome: CandidateOutcome;
-    try {
-      const result = await runRecipe(model, recipeFromData(candidate.recipe, candidate.name), data, ctx);
-      const bytes = writeModel(result.model);
-      const timing = await hooks.latency(bytes);
-      outcome = measure(candidate, result.report, bytes.byteLength, inputBytes, timing, options.budget);
-      if (result.report.fidelity !== undefined) evals.set(candidate.name, result.report.fidelity);
-      models.set(candidate.name, result.model);
-    } catch (error) {
-      outcome = { name: candidate.name, recipe: candidate.recipe, bytes: 0, size_ratio: 0, feasible: false, why_not: `failed: ${(error as Error).message}`, seconds: 0 };
+    for (const outcome of outcomes) {
+      hooks.log(`auto: ${outcome.name}: ${describe(outcome)}`);
+      hooks.store(outcome);
+      done.set(outcome.name, outcome);
     }
-    outcome.seconds = (performance.now() - started) / 1000;
-    hooks.log(`auto: ${candidate.name}: ${describe(outcome)}`);
-    hooks.store(outcome);
-    done.set(candidate.name, outcome);
   }
   const candidates = markPareto([...done.values()]);
   const best = choose(candidates, options);
@@ -175,6 +190,29 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
     }
   }
   return { candidates, best, model: chosen, models, evals, skipped, missed: best !== undefined && !best.feasible ? best.why_not : undefined };
+}
+
+/** Runs one candidate's recipe on `model` and measures it (a failure is an outcome too). */
+export async function evaluateCandidate(
+  model: Model,
+  candidate: AutoCandidate,
+  data: RecipeData,
+  budget: AutoBudget,
+  ctx: RecipeContext,
+  latency: AutoHooks['latency'],
+): Promise<{ outcome: CandidateOutcome; model?: Model; fidelity?: EvalReport }> {
+  const started = performance.now();
+  const inputBytes = data.inputBytes ?? writeModel(model).byteLength;
+  try {
+    const result = await runRecipe(model, recipeFromData(candidate.recipe, candidate.name), data, ctx);
+    const bytes = writeModel(result.model);
+    const outcome = measure(candidate, result.report, bytes.byteLength, inputBytes, await latency(bytes), budget);
+    outcome.seconds = (performance.now() - started) / 1000;
+    return { outcome, model: result.model, fidelity: result.report.fidelity };
+  } catch (error) {
+    const why = `failed: ${(error as Error).message}`;
+    return { outcome: { name: candidate.name, recipe: candidate.recipe, bytes: 0, size_ratio: 0, feasible: false, why_not: why, seconds: (performance.now() - started) / 1000 } };
+  }
 }
 
 function measure(candidate: AutoCandidate, report: RecipeReport, bytes: number, inputBytes: number, timing: { original_ms: number; candidate_ms: number }, budget: AutoBudget): CandidateOutcome {

@@ -5,6 +5,7 @@
 // version: a worker running another version refuses it, since its calibration or quantization could
 // differ from what the dispatcher's own run would give.
 import type { TensorStatisticsJson } from '../../eval/tensor-statistics.js';
+import type { AutoBudget, AutoCandidate, CandidateOutcome } from '../../pipeline/auto.js';
 
 /** The BullMQ queue every shrink job goes through. */
 export const QUEUE_NAME = 'shrink';
@@ -37,10 +38,30 @@ export interface CalibrateResult {
   stats: TensorStatisticsJson[];
 }
 
+/** One `shrink auto` candidate measured on the search's data, rebuilt from these paths and settings. */
+export interface EvaluateJob extends JobHeader {
+  name: string;
+  recipe: AutoCandidate['recipe'];
+  /** Absolute paths: the model, --data, and optionally --labels and --metric. */
+  model: string;
+  data: string;
+  labels?: string;
+  metric?: string;
+  scale?: number;
+  requireLabels?: boolean;
+  budget: AutoBudget;
+  /** Batch size latency is measured at. */
+  batch: number;
+}
+
 /** Job name -> [payload, result]. */
 export interface JobTypes {
   calibrate: [CalibrateJob, CalibrateResult];
+  evaluate: [EvaluateJob, CandidateOutcome];
 }
 
 export type JobName = keyof JobTypes;
-export const JOB_NAMES: readonly JobName[] = ['calibrate'];
+export const JOB_NAMES: readonly JobName[] = ['calibrate', 'evaluate'];
+
+/** Runs jobs the queue layer does not know itself (evaluate needs the CLI's data readers). */
+export type JobHandlers = { [N in Exclude<JobName, 'calibrate'>]?: (job: JobTypes[N][0]) => Promise<JobTypes[N][1]> };

@@ -13,9 +13,11 @@ import { loadModel } from '../model-files.js';
 import { nodeOrt } from '../ort-node.js';
 import { openSampleFile } from '../sample-files.js';
 import { queueConnection } from './connection.js';
-import { type CalibrateJob, type CalibrateResult, JOB_NAMES, QUEUE_NAME } from './protocol.js';
+import { type CalibrateJob, type CalibrateResult, type EvaluateJob, JOB_NAMES, type JobHandlers, QUEUE_NAME } from './protocol.js';
 
 export interface WorkerOptions {
+  /** Handlers of the other job kinds (the CLI gives `evaluate`). */
+  handlers?: JobHandlers;
   /** Jobs run at once (default 1: calibration already keeps onnxruntime busy). */
   concurrency?: number;
   /** How long a job's lock lasts without renewal, ms (default 30000): how soon a dead worker's job is retried. */
@@ -33,7 +35,8 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
   const log = options.log ?? (() => {});
   const version = shrinkVersion();
   const lockDuration = options.lockDuration ?? 30_000;
-  const worker = new Worker(QUEUE_NAME, (job: Job) => runJob(job, version, log), {
+  const handlers = options.handlers ?? {};
+  const worker = new Worker(QUEUE_NAME, (job: Job) => runJob(job, version, handlers, log), {
     connection: queueConnection(url),
     concurrency: options.concurrency ?? 1,
     lockDuration,
@@ -56,7 +59,7 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
   return { close: () => worker.close() };
 }
 
-async function runJob(job: Job, version: string, log: (line: string) => void): Promise<unknown> {
+async function runJob(job: Job, version: string, handlers: JobHandlers, log: (line: string) => void): Promise<unknown> {
   const started = performance.now();
   const data = job.data as { shrink_version?: string };
   if (data.shrink_version !== version) {
@@ -64,11 +67,16 @@ async function runJob(job: Job, version: string, log: (line: string) => void): P
     log(`worker: job ${job.id} ${job.name}: ${reason}`);
     throw new UnrecoverableError(reason);
   }
+  log(`worker: job ${job.id} ${job.name} started`);
   try {
     let result: unknown;
     switch (job.name) {
       case 'calibrate':
         result = await calibrate(job.data as CalibrateJob);
+        break;
+      case 'evaluate':
+        if (handlers.evaluate === undefined) throw new Error('this worker does not evaluate candidates');
+        result = await handlers.evaluate(job.data as EvaluateJob);
         break;
       default:
         throw new Error(`unknown job '${job.name}' (this worker runs ${JOB_NAMES.join(', ')})`);
