@@ -3,6 +3,7 @@
 // the j-th input feature over all tokens (Sun et al. 2023): the norms of a MatMul input along its
 // last axis, or of a Conv input along axis 1. State: one float64 sum per channel.
 import type { ActivationAccumulator } from './activation-stats.js';
+import { channelLayout } from './channel-layout.js';
 
 export class ChannelNorms implements ActivationAccumulator {
   private sums: Float64Array | undefined;
@@ -16,14 +17,9 @@ export class ChannelNorms implements ActivationAccumulator {
   ) {}
 
   add(data: Float32Array, dims: readonly number[]): void {
-    const axis = this.axis < 0 ? dims.length + this.axis : this.axis;
-    if (axis < 0 || axis >= dims.length) throw new Error(`channel norms of '${this.value}': axis ${this.axis} is outside its dims [${dims.join(',')}]`);
-    const channels = dims[axis];
-    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
-    if (this.sums === undefined) this.sums = new Float64Array(channels);
+    const { channels, inner, outer } = channelLayout(`channel norms of '${this.value}'`, this.axis, dims, this.sums?.length);
+    this.sums ??= new Float64Array(channels);
     const sums = this.sums;
-    if (sums.length !== channels) throw new Error(`channel norms of '${this.value}': axis ${this.axis} has ${channels} channels in this batch, ${sums.length} before`);
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
         const base = (o * channels + c) * inner;

@@ -3,6 +3,7 @@
 // correction's mean of each output channel (a Conv output's axis 1, a MatMul/Gemm output's last).
 // State: two float64 values per channel.
 import type { ActivationAccumulator } from './activation-stats.js';
+import { channelLayout } from './channel-layout.js';
 
 export class ChannelStats implements ActivationAccumulator {
   private sums: Float64Array | undefined;
@@ -17,15 +18,10 @@ export class ChannelStats implements ActivationAccumulator {
   ) {}
 
   add(data: Float32Array, dims: readonly number[]): void {
-    const axis = this.axis < 0 ? dims.length + this.axis : this.axis;
-    if (axis < 0 || axis >= dims.length) throw new Error(`channel statistics of '${this.value}': axis ${this.axis} is outside its dims [${dims.join(',')}]`);
-    const channels = dims[axis];
-    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+    const { channels, inner, outer } = channelLayout(`channel statistics of '${this.value}'`, this.axis, dims, this.sums?.length);
     this.sums ??= new Float64Array(channels);
     this.maxima ??= new Float64Array(channels);
     const { sums, maxima } = this;
-    if (sums.length !== channels) throw new Error(`channel statistics of '${this.value}': axis ${this.axis} has ${channels} channels in this batch, ${sums.length} before`);
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
         const base = (o * channels + c) * inner;

@@ -14,6 +14,7 @@ import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import type { ActivationAccumulator } from '../../eval/activation-stats.js';
 import { collectActivations } from '../../eval/activation-stats.js';
+import { channelLayout } from '../../eval/channel-layout.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { ChannelAnalysis, ChannelMember } from '../../graph-edit/channel-groups.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
@@ -29,10 +30,7 @@ class ChannelMeans implements ActivationAccumulator {
     readonly axis: number,
   ) {}
   add(data: Float32Array, dims: readonly number[]): void {
-    const axis = this.axis < 0 ? this.axis + dims.length : this.axis;
-    const channels = dims[axis];
-    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+    const { channels, inner, outer } = channelLayout(`channel means of '${this.value}'`, this.axis, dims, this.sums?.length);
     this.sums ??= new Float64Array(channels);
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
