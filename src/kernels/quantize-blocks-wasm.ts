@@ -44,25 +44,13 @@ export interface WasmQuantizer {
   pack(codes: Uint8Array, bits: 2 | 4 | 8, out: Uint8Array, outAt: number): void;
 }
 
-let instance: WasmQuantizer | null | undefined;
-
 /** The WebAssembly quantizer, or undefined where WebAssembly SIMD is not available. */
-export function wasmQuantizer(): WasmQuantizer | undefined {
-  if (instance === undefined) instance = instantiate();
-  return instance ?? undefined;
-}
+export const wasmQuantizer: () => WasmQuantizer | undefined = lazily(instantiate);
 
 function instantiate(): WasmQuantizer | null {
-  if (typeof WebAssembly !== 'object') return null;
-  let exports: Exports;
-  try {
-    const binary = Uint8Array.from(atob(QUANTIZE_WASM_BASE64), (c) => c.charCodeAt(0));
-    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as Exports;
-  } catch {
-    // No SIMD (or no synchronous compile): the JS loops do the work.
-    return null;
-  }
-  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  const loaded = loadModule<Exports>(QUANTIZE_WASM_BASE64);
+  if (loaded === null) return null;
+  const { exports, base } = loaded;
   // Input floats, then codes, scales and zero points of one chunk.
   const layout = (blockSize: number) => {
     const blocks = Math.max(1, Math.floor(CHUNK_VALUES / blockSize));
@@ -124,24 +112,13 @@ export interface WasmHqq {
   refine(data: Float32Array, firstBlock: number, blockCount: number, blockSize: number, bits: number, mode: HqqMode, o: { iterations: number; p: number; beta: number; kappa: number }, scales: Float64Array, zeros: Float64Array): void;
 }
 
-let hqqInstance: WasmHqq | null | undefined;
-
 /** The WebAssembly HQQ refinement, or undefined where WebAssembly SIMD is not available. */
-export function wasmHqq(): WasmHqq | undefined {
-  if (hqqInstance === undefined) hqqInstance = instantiateHqq();
-  return hqqInstance ?? undefined;
-}
+export const wasmHqq: () => WasmHqq | undefined = lazily(instantiateHqq);
 
 function instantiateHqq(): WasmHqq | null {
-  if (typeof WebAssembly !== 'object') return null;
-  let exports: HqqExports;
-  try {
-    const binary = Uint8Array.from(atob(HQQ_WASM_BASE64), (c) => c.charCodeAt(0));
-    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as HqqExports;
-  } catch {
-    return null;
-  }
-  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  const loaded = loadModule<HqqExports>(HQQ_WASM_BASE64);
+  if (loaded === null) return null;
+  const { exports, base } = loaded;
   return {
     refine(data, firstBlock, blockCount, blockSize, bits, mode, o, scales, zeros) {
       const chunk = Math.max(1, Math.floor(CHUNK_VALUES / blockSize));
@@ -185,24 +162,13 @@ export interface WasmSearch {
   fit(data: Float32Array, cols: number, blockSize: number, bits: number, mode: SearchMode, steps: number, importance: Float32Array | undefined, scales: Float64Array, zeros: Float64Array): void;
 }
 
-let searchInstance: WasmSearch | null | undefined;
-
 /** The WebAssembly scale search, or undefined where WebAssembly SIMD is not available. */
-export function wasmSearch(): WasmSearch | undefined {
-  if (searchInstance === undefined) searchInstance = instantiateSearch();
-  return searchInstance ?? undefined;
-}
+export const wasmSearch: () => WasmSearch | undefined = lazily(instantiateSearch);
 
 function instantiateSearch(): WasmSearch | null {
-  if (typeof WebAssembly !== 'object') return null;
-  let exports: SearchExports;
-  try {
-    const binary = Uint8Array.from(atob(SEARCH_WASM_BASE64), (c) => c.charCodeAt(0));
-    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as SearchExports;
-  } catch {
-    return null;
-  }
-  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  const loaded = loadModule<SearchExports>(SEARCH_WASM_BASE64);
+  if (loaded === null) return null;
+  const { exports, base } = loaded;
   return {
     fit(data, cols, blockSize, bits, mode, steps, importance, scales, zeros) {
       const blocksPerRow = cols / blockSize;
@@ -253,24 +219,13 @@ export interface WasmKQuant {
   pick(data: Float32Array, cols: number, blockSize: number, bits: number, importance: Float32Array | undefined, scaleMax: number, minMax: number, p: KQuantPick): void;
 }
 
-let kquantInstance: WasmKQuant | null | undefined;
-
 /** The WebAssembly two-level code choice, or undefined where WebAssembly SIMD is not available. */
-export function wasmKQuant(): WasmKQuant | undefined {
-  if (kquantInstance === undefined) kquantInstance = instantiateKQuant();
-  return kquantInstance ?? undefined;
-}
+export const wasmKQuant: () => WasmKQuant | undefined = lazily(instantiateKQuant);
 
 function instantiateKQuant(): WasmKQuant | null {
-  if (typeof WebAssembly !== 'object') return null;
-  let exports: KQuantExports;
-  try {
-    const binary = Uint8Array.from(atob(KQUANT_WASM_BASE64), (c) => c.charCodeAt(0));
-    exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as KQuantExports;
-  } catch {
-    return null;
-  }
-  const base = Math.ceil((exports.__heap_base.value as number) / 64) * 64;
+  const loaded = loadModule<KQuantExports>(KQUANT_WASM_BASE64);
+  if (loaded === null) return null;
+  const { exports, base } = loaded;
   return {
     pick(data, cols, blockSize, bits, importance, scaleMax, minMax, p) {
       const blocksPerRow = cols / blockSize;
@@ -306,5 +261,31 @@ function instantiateKQuant(): WasmKQuant | null {
         p.mc.set(new Uint8Array(memory, mc, blocks), b0);
       }
     },
+  };
+}
+
+/**
+ * Compiles and instantiates a module from its base64 text (synchronously: each is under the
+ * browsers' 4 KB limit), with `base` the first 64-byte-aligned address past its own data, where
+ * inputs go. Null where WebAssembly SIMD is missing (or synchronous compilation is refused): the JS
+ * loops do the work then.
+ */
+function loadModule<E extends { __heap_base: WebAssembly.Global }>(base64: string): { exports: E; base: number } | null {
+  if (typeof WebAssembly !== 'object') return null;
+  try {
+    const binary = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const exports = new WebAssembly.Instance(new WebAssembly.Module(binary), {}).exports as unknown as E;
+    return { exports, base: Math.ceil((exports.__heap_base.value as number) / 64) * 64 };
+  } catch {
+    return null;
+  }
+}
+
+/** `make` run once, on first use; a null result (no WebAssembly) is kept and returned as undefined. */
+function lazily<T>(make: () => T | null): () => T | undefined {
+  let made: T | null | undefined;
+  return () => {
+    if (made === undefined) made = make();
+    return made ?? undefined;
   };
 }
