@@ -172,17 +172,8 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
   // which matters at 2 bits (codes -2..1).
   for (let k = -half; k <= steps + half; k++) {
     const iscale = k <= half ? -(mid + 0.1 * k) / extreme : (mid - 1 + 0.1 * (k - steps)) / extreme;
-    let sxl = 0;
-    let sll = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[start + i];
-      let t = iscale * v;
-      t = t < -mid ? -mid : t > mid - 1 ? mid - 1 : t;
-      const l = t + ROUND - ROUND;
-      const wi = ww[wo + i];
-      sxl += wi * v * l;
-      sll += wi * l * l;
-    }
+    symmetricSums(x, start, n, ww, wo, iscale, mid);
+    const [sxl, sll] = SUMS;
     if (sll > 0 && (sxl * sxl) / sll > bestGain) {
       bestGain = (sxl * sxl) / sll;
       bestScale = sxl / sll;
@@ -190,23 +181,33 @@ export function searchSymmetric(x: Float32Array, start: number, n: number, w: Fl
   }
   // A few Lloyd steps from the best: round with the refit scale, refit again.
   for (let it = 0; it < 3; it++) {
-    const iscale = 1 / bestScale;
-    let sxl = 0;
-    let sll = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[start + i];
-      let t = iscale * v;
-      t = t < -mid ? -mid : t > mid - 1 ? mid - 1 : t;
-      const l = t + ROUND - ROUND;
-      const wi = ww[wo + i];
-      sxl += wi * v * l;
-      sll += wi * l * l;
-    }
+    symmetricSums(x, start, n, ww, wo, 1 / bestScale, mid);
+    const [sxl, sll] = SUMS;
     if (!(sll > 0 && (sxl * sxl) / sll > bestGain)) break;
     bestGain = (sxl * sxl) / sll;
     bestScale = sxl / sll;
   }
   return { scale: bestScale, zero: mid };
+}
+
+/** sum(w x l) and sum(w l^2) of `symmetricSums`, in one reused array (the search runs it per candidate scale). */
+const SUMS = new Float64Array(2);
+
+/** The sums of a symmetric refit: codes l = round(clamp(iscale * x, -mid, mid - 1)). */
+function symmetricSums(x: Float32Array, start: number, n: number, ww: Float32Array, wo: number, iscale: number, mid: number): void {
+  let sxl = 0;
+  let sll = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[start + i];
+    let t = iscale * v;
+    t = t < -mid ? -mid : t > mid - 1 ? mid - 1 : t;
+    const l = t + ROUND - ROUND;
+    const wi = ww[wo + i];
+    sxl += wi * v * l;
+    sll += wi * l * l;
+  }
+  SUMS[0] = sxl;
+  SUMS[1] = sll;
 }
 
 let searchBackend: 'auto' | 'js' = 'auto';
