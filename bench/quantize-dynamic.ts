@@ -4,13 +4,14 @@
 // MLP (3 Gemm) at batch 64, and every real model (PP-OCRv4 rec at batch 8, det, cls at batch 8,
 // Silero VAD v5/v6/legacy). Variants:
 //   fp32         the model as given;
-//   int8         `quantizeDynamicInt8` defaults: DynamicQuantizeMatMul, Conv weights int8 +
-//                DequantizeLinear (float Conv), DynamicQuantizeLSTM, per-channel int8 weights;
+//   int8         `quantizeDynamicInt8` defaults: DynamicQuantizeMatMul, Conv weights int8 decoded
+//                by Cast and Mul (folded into float weights by onnxruntime at load, so the Conv keeps
+//                its float speed), DynamicQuantizeLSTM, per-channel int8 weights;
 //   int8-ops     the standard-op forms: DynamicQuantizeLinear + MatMulInteger and + ConvInteger
 //                (only where the model's opset has them, >= 11; else the row is omitted);
-//   int8-no-conv int8 with Conv left in float (`--exclude Conv`): the speed-oriented choice, since
-//                onnxruntime keeps a weight's DequantizeLinear unfolded and its float Conv then
-//                loses the prepacked (NCHWc) kernels. Omitted for models without Conv.
+//   int8-no-conv int8 with Conv left in float (`--exclude Conv`): before the Cast form, the
+//                speed-oriented choice (onnxruntime keeps a weight's DequantizeLinear unfolded and its
+//                float Conv then loses the prepacked NCHWc kernels). Omitted for models without Conv.
 // Latency: median of interleaved rounds (each round times every variant once), each sample an
 // average of back-to-back runs over at least SAMPLE_MS. Speed-up is fp32 latency / variant latency.
 // Fidelity: lowest cosine over outputs against fp32 on the same inputs, in onnxruntime-node and
@@ -256,13 +257,13 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
       `onnxruntime-web ${machine.onnxruntimeWeb} (wasm, 1 thread) for the load-and-run check, ${machine.date}, load average ${machine.loadAverage} at the start. ` +
       `Latency: median of ${ROUNDS} interleaved rounds after ${WARMUP} warm-up runs. Speed-up: fp32 latency / variant latency (above 1 is faster).`,
     '',
-    '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul; Conv weights int8 per channel + DequantizeLinear, float Conv; DynamicQuantizeLSTM). ' +
+    '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul; Conv weights int8 per channel, decoded by Cast and Mul, which onnxruntime folds into float weights at load; DynamicQuantizeLSTM). ' +
       '**int8-ops**: standard ops only (DynamicQuantizeLinear + MatMulInteger / ConvInteger), where the opset allows. ' +
       '**int8-no-conv**: int8 with Conv left in float (`--exclude Conv`), for models that have Conv.',
     '',
-    'Why Conv-heavy models get slower: Conv weights are stored int8 and dequantized by DequantizeLinear, but onnxruntime keeps ' +
-      'DequantizeLinear nodes unfolded (to preserve QDQ patterns), so the float Conv sees a computed weight and loses its prepacked ' +
-      "NCHWc kernels (PP-OCRv4 det at 'all': 23.0 ms fp32, 30.5 ms int8, 23.8 ms int8 with session.disable_quant_qdq = 1). " +
+    'Conv weights decode through Cast and Mul because onnxruntime keeps DequantizeLinear nodes unfolded (to preserve QDQ patterns): ' +
+      'with DequantizeLinear the float Conv saw a computed weight and lost its prepacked NCHWc kernels, and Conv-heavy models got slower ' +
+      "(PP-OCRv4 det at 'all' in an earlier run: 23.0 ms fp32, 30.5 ms int8). " +
       'ConvInteger (int8-ops) is slower still: onnxruntime CPU has no fast integer convolution for these shapes. ' +
       'PP-OCRv4 rec: its 9 constant-weight MatMuls (a 120-wide attention neck and the [120,6625] classifier) are a small share of its work next to the ' +
       'Conv backbone, so without Conv it is even and with Conv it pays the Conv cost. ' +
