@@ -141,12 +141,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     () => cluster(original, options, ctx),
     ctx,
     [],
-    {
-      bench: flags.bench,
-      dims: flags.dims,
-      data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1),
-      slowerHint: 'codebooks decode with Gather: onnxruntime folds them once at load with graph optimizations on',
-    },
+    { flags, arrays: data?.inputs, slowerHint: 'codebooks decode with Gather: onnxruntime folds them once at load with graph optimizations on' },
   );
 }
 

@@ -19,7 +19,6 @@ import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { collect, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
-import { arraySamples } from '../pipeline/prune-data.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
@@ -118,12 +117,7 @@ async function runLowRank(input: string, flags: LowRankFlags, recover: boolean, 
     () => lowRank(original, options, ctx),
     ctx,
     [],
-    {
-      bench: flags.bench,
-      dims: flags.dims,
-      data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1),
-      slowerHint: 'two thin matrix products can take longer than one: a lower --energy or --ratio factors fewer, smaller layers',
-    },
+    { flags, arrays: data?.inputs, slowerHint: 'two thin matrix products can take longer than one: a lower --energy or --ratio factors fewer, smaller layers' },
   );
 }
 

@@ -176,7 +176,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     () => prune(original, options, ctx),
     ctx,
     calibration?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: calibration.warning }],
-    { bench: flags.bench, dims: flags.dims, data: data === undefined ? undefined : arraySamples(data.inputs, flags.data as string, 1), slowerHint: PRUNE_SLOWER_HINT[method] },
+    { flags, arrays: data?.inputs, slowerHint: PRUNE_SLOWER_HINT[method] },
   );
 }
 

@@ -19,7 +19,8 @@ import { inFile } from './errors.js';
 import { writeModelOutput } from './model-output.js';
 import { firstInputs, speedCheckWanted } from './speed-check.js';
 import { parseDims } from './options.js';
-import type { SampleSource } from '../eval/samples.js';
+import { arraySamples } from '../pipeline/prune-data.js';
+import type { ArrayField } from '../train/array-data.js';
 
 interface StepReport {
   warnings: PassWarning[];
@@ -33,7 +34,7 @@ export async function runStepAndWrite<R extends StepReport>(
   step: () => Promise<{ model: Model; report: R }>,
   ctx: Pick<RecipeContext, 'debug'>,
   warnings: readonly PassWarning[] = [],
-  speed: { bench?: boolean; data?: SampleSource; dims?: string; slowerHint?: string } = {},
+  speed: { flags: { bench?: boolean; dims?: string; data?: string }; arrays?: Record<string, ArrayField>; slowerHint?: string } = { flags: {} },
 ) {
   let result: { model: Model; report: R };
   try {
@@ -42,7 +43,9 @@ export async function runStepAndWrite<R extends StepReport>(
     if (error instanceof InputModelError) throw inFile(files.input, error.error);
     throw error;
   }
-  const speedRequest = speedCheckWanted(speed.bench) ? { original: { file: files.input, model: original }, inputs: await firstInputs(speed.data), dims: parseDims(speed.dims), slowerHint: speed.slowerHint } : undefined;
+  // Timed on the first sample of the command's --data arrays, else on generated inputs at --dims.
+  const timedOn = speed.arrays === undefined ? undefined : arraySamples(speed.arrays, speed.flags.data ?? 'data', 1);
+  const speedRequest = speedCheckWanted(speed.flags.bench) ? { original: { file: files.input, model: original }, inputs: await firstInputs(timedOn), dims: parseDims(speed.flags.dims), slowerHint: speed.slowerHint } : undefined;
   const saved = await debugPhase(ctx.debug, `${command}: save ${files.output}`, () => writeModelOutput(result.model, files.output, { speed: speedRequest }));
   const unmatched = [...files.exclude, ...files.only].filter((p) => ![...original.graph.allNodes()].some(({ node }) => nodeSelector(p).matches(node)));
   return envelope(
