@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { type CtcAlphabet, ctcAlphabet, decodeCtcGreedy } from '../../src/eval/ctc.js';
 import type { NpyArray } from '../../src/eval/npy.js';
 import { readNpz } from '../../src/eval/npz.js';
+import { detInputFromPixels } from '../../src/eval/ocr-det.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -25,8 +26,6 @@ export const REC_DICTIONARY = `${OCR_ASSETS}/ppocr_keys_v1.txt`;
 const REC_HEIGHT = 48;
 /** PaddleOCR's default rec_image_shape width: narrower lines are padded to it. */
 const REC_MIN_WIDTH = 320;
-const DET_MEAN = [0.485, 0.456, 0.406];
-const DET_STD = [0.229, 0.224, 0.225];
 
 export interface OcrLine {
   key: string;
@@ -154,13 +153,7 @@ export function agreement(a: readonly string[], b: readonly string[]): number {
 
 /** Detector input for the page: float32 [1, 3, H, W] named 'x'. */
 export function detInput(page: OcrFixtures['page'], name = 'x'): Tensor {
-  const { width, height, pixels } = page;
-  const plane = width * height;
-  const out = new Float32Array(3 * plane);
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) out[c * plane + p] = (pixels[p * 3 + c] / 255 - DET_MEAN[c]) / DET_STD[c];
-  }
-  return Tensor.fromArray(name, DataType.FLOAT, [1, 3, height, width], out);
+  return detInputFromPixels(page.pixels, page.height, page.width, name);
 }
 
 /** Float32 [1, 3, h, w] crop of a [1, 3, H, W] image at (y0, x0). */

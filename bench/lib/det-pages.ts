@@ -1,0 +1,41 @@
+// The rendered pages of scripts/make-det-pages.ts as PP-OCRv4 det inputs: 'calib' for calibration
+// and tuning, 'heldout' (other fonts, texts, papers, seed) for the measurements only.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readNpz } from '../../src/eval/npz.js';
+import { detInputFromPixels } from '../../src/eval/ocr-det.js';
+import type { SampleSource } from '../../src/eval/samples.js';
+import { DataType } from '../../src/ir/dtype.js';
+import type { Tensor } from '../../src/ir/tensor.js';
+
+export const DET_PAGES = 'bench/work/det-pages';
+
+/** Renders the pages (ImageMagick) when they are not there yet. */
+export function ensureDetPages(dir = DET_PAGES, log: (line: string) => void = () => {}): void {
+  if (existsSync(join(dir, 'pages.json'))) return;
+  log(`rendering the det pages into ${dir} (scripts/make-det-pages.ts, needs ImageMagick and fonts-noto-cjk)`);
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-det-pages.ts', '--dir', dir], { stdio: 'inherit' });
+}
+
+/** One set as detector inputs: float32 [1, 3, 640, 640] named 'x', one per page. */
+export async function loadDetPages(which: 'calib' | 'heldout', dir = DET_PAGES): Promise<Tensor[]> {
+  const file = join(dir, `${which}.npz`);
+  const x = (await readNpz(new Uint8Array(readFileSync(file)), file)).get('x');
+  if (x === undefined || x.dataType !== DataType.UINT8 || x.dims.length !== 4 || x.dims[3] !== 3) throw new Error(`${file}: 'x' should be uint8 [N, H, W, 3]; re-run scripts/make-det-pages.ts`);
+  const [count, height, width] = x.dims;
+  const size = height * width * 3;
+  return Array.from({ length: count }, (_, n) => detInputFromPixels(x.data.subarray(n * size, (n + 1) * size), height, width));
+}
+
+/** Tensors as a sample source, one sample each (calibration reads these). */
+export function detSamples(pages: readonly Tensor[], description: string): SampleSource {
+  return {
+    inputs: ['x'],
+    count: pages.length,
+    description,
+    async *[Symbol.asyncIterator]() {
+      for (const [index, x] of pages.entries()) yield { index, where: `${description} page ${index}`, inputs: { x } };
+    },
+  };
+}
