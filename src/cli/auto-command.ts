@@ -108,6 +108,11 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   const cache = readCache(cacheFile);
   const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), flags.metric && fileIdentity(flags.metric), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
   const keyOf = (recipe: unknown) => hash(`${searchKey}\n${JSON.stringify(recipe)}`);
+  const storeOutcome = (outcome: CandidateOutcome) => {
+    cache[keyOf(outcome.recipe)] = outcome;
+    writeFileAtomic(cacheFile, JSON.stringify(cache, null, 1));
+  };
+  let waves = 0;
   const originalBytes = writeModel(model);
   const started = performance.now();
   const result = await autoSearch(
@@ -118,19 +123,24 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
     {
       latency: (candidate) => autoLatency(model, originalBytes, candidate, batch),
       // On a queue, each wave of candidates goes to the workers at once; they read the files by path.
+      // Each outcome is cached as it arrives, so a search stopped mid-wave keeps what finished.
       evaluateMany:
         flags.queue === undefined
           ? undefined
           : async (candidates) => {
               const { dispatchJobs } = await import('../node/queue/dispatch.js');
               const job = { ...files, model: path.resolve(input), data: path.resolve(flags.data), labels: flags.labels && path.resolve(flags.labels), metric: flags.metric && path.resolve(flags.metric), budget, batch };
-              return dispatchJobs(flags.queue as string, 'evaluate', candidates.map((c) => ({ ...job, name: c.name, recipe: c.recipe })));
+              const outcomes = await dispatchJobs(
+                flags.queue as string,
+                'evaluate',
+                candidates.map((c) => ({ ...job, name: c.name, recipe: c.recipe })),
+                // After the first wave the workers were there: give them time to reconnect after a Redis restart.
+                { onResult: (_, outcome) => storeOutcome(outcome), waitForWorkersMs: waves++ === 0 ? 0 : 30_000, log },
+              );
+              return outcomes;
             },
       cached: (candidate) => cache[keyOf(candidate.recipe)],
-      store: (outcome) => {
-        cache[keyOf(outcome.recipe)] = outcome;
-        writeFileAtomic(cacheFile, JSON.stringify(cache, null, 1));
-      },
+      store: storeOutcome,
       timeLeft: () => timeBudgetMs - (performance.now() - started),
       log,
     },

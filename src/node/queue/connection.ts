@@ -1,6 +1,7 @@
 // `--queue redis://[:password@]host[:port][/db]` as BullMQ's connection options, with one-line
 // errors for what is not such an address.
 import type { ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 
 export function queueConnection(url: string): ConnectionOptions & { host: string; port: number } {
   let parsed: URL;
@@ -18,7 +19,31 @@ export function queueConnection(url: string): ConnectionOptions & { host: string
     port,
     db,
     ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
-    // BullMQ's blocking commands need this; the dispatcher fails fast instead of queueing commands while Redis is away.
+    // BullMQ's blocking commands need this: a command waits while Redis is away and runs when it is back.
     maxRetriesPerRequest: null,
+    // Reconnect at most 2 s apart however long Redis was away (BullMQ's default backs off to 20 s), so
+    // workers and dispatchers resume soon after a restart.
+    retryStrategy: (attempt: number) => Math.min(250 * attempt, 2000),
   };
+}
+
+/**
+ * Connects once, without retrying, and fails in one line when nobody answers. BullMQ's own
+ * connections retry for ever (a Redis restart must not end a search or stop a worker), so an
+ * address with no Redis behind it would otherwise wait for ever.
+ */
+export async function reachRedis(url: string, ms = 5000): Promise<void> {
+  const client = new Redis({ ...queueConnection(url), lazyConnect: true, retryStrategy: () => null, connectTimeout: ms, maxRetriesPerRequest: 0 });
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => {
+    cause ??= error;
+  });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new Error(`--queue ${url}: cannot reach Redis (${(cause ?? (error as Error)).message})`);
+  } finally {
+    client.disconnect();
+  }
 }

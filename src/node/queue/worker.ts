@@ -12,7 +12,7 @@ import { shrinkVersion } from '../environment.js';
 import { loadModel } from '../model-files.js';
 import { nodeOrt } from '../ort-node.js';
 import { openSampleFile } from '../sample-files.js';
-import { queueConnection } from './connection.js';
+import { queueConnection, reachRedis } from './connection.js';
 import { type CalibrateJob, type CalibrateResult, type EvaluateJob, JOB_NAMES, type JobHandlers, QUEUE_NAME } from './protocol.js';
 
 export interface WorkerOptions {
@@ -36,6 +36,10 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
   const version = shrinkVersion();
   const lockDuration = options.lockDuration ?? 30_000;
   const handlers = options.handlers ?? {};
+  await reachRedis(url);
+  // From here on the connection survives Redis restarts (connection.ts): a job in hand finishes and
+  // its result is sent once Redis is back (commands wait); if Redis lost the job's lock, BullMQ drops
+  // the result and the dispatcher, which polls, adds the job again.
   const worker = new Worker(QUEUE_NAME, (job: Job) => runJob(job, version, handlers, log), {
     connection: queueConnection(url),
     concurrency: options.concurrency ?? 1,
