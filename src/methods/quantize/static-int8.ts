@@ -29,6 +29,7 @@ import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './detail
 import { reachOpset } from './opset-raise.js';
 import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
+import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { correctBiases } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
@@ -68,6 +69,8 @@ export interface StaticInt8Options {
   smoothMul?: boolean;
   /** Empirical bias correction of the quantized Conv/Gemm layers on the calibration samples. */
   biasCorrection?: boolean;
+  /** HardSigmoid between quantized values as an int8 Add whose range clips (default true; false keeps the float round trip). */
+  int8HardSigmoid?: boolean;
 }
 
 /** Quantizes `model` in place; needs onnxruntime (`ort`) to calibrate. */
@@ -144,6 +147,8 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   // Bias correction compares against the float graph as it is now (same value names).
   const reference = options.biasCorrection ? model.clone() : undefined;
   const rewrite = rewriteQdq(model, graph, qdq, params, { perChannel, weightType, activationType, symmetric, reduceRange: options.reduceRange ?? false });
+  // HardSigmoid between quantized values as a QLinearAdd whose range does the clip (qdq-hardsigmoid.ts).
+  stats.hardSigmoidsInt8 = options.int8HardSigmoid === false ? 0 : quantizeHardSigmoids(model, graph);
   topologicalSort(graph);
   if (reference !== undefined) {
     const corrected = await correctBiases(model, reference, qdq.nodes.map((p) => p.node).filter((n) => weightedOp(n) !== undefined), { calibration: options.calibration, limit: options.limit, batch: options.batch, threads: options.threads }, ctx);
