@@ -17,6 +17,8 @@
 // Fidelity: lowest cosine over outputs against fp32 on the same inputs, in onnxruntime-node and
 // in onnxruntime-web (wasm).
 import { cosineSimilarity } from '../src/eval/metrics.js';
+import { agreement, spamData } from './lib/held-out.js';
+import { paddedBatch, paddedBatches } from './lib/spam-bert-batches.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
@@ -285,6 +287,186 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
   return `${lines.join('\n')}\n`;
 }
 
+// ---- spam-bert (models/spam-bert): batches of held-out e-mails at 1 and 2 threads ----
+
+const BERT_PATH = 'models/spam-bert/onnx/model.onnx';
+const BERT_BATCHES = [8, 32];
+const BERT_THREADS = [1, 2];
+const BERT_ROUNDS = 25;
+const BERT_VARIANTS: Record<string, DynamicInt8Options | undefined> = {
+  fp32: undefined,
+  int8: { perChannel: true },
+  'int8-qattention': { perChannel: true, attention: true },
+};
+
+interface BertTiming {
+  batch: number;
+  tokens: number;
+  threads: number;
+  /** Per variant: median and fastest wall-clock ms per run, median process CPU ms per run. */
+  latency: Record<string, { median: number; min: number; cpuMedian: number }>;
+  speedup: Record<string, { median: number; min: number; cpu: number }>;
+}
+
+async function timeBert(files: Record<string, Uint8Array>, feeds: Record<string, OrtTensor>, threads: number): Promise<BertTiming['latency']> {
+  const names = Object.keys(files);
+  const sessions: Record<string, ModelSession> = {};
+  for (const v of names) sessions[v] = await ModelSession.create(nodeOrt, files[v], { threads, graphOptimization: 'all' });
+  try {
+    for (const v of names) for (let i = 0; i < WARMUP; i++) await sessions[v].run(feeds);
+    const started = performance.now();
+    await sessions.fp32.run(feeds);
+    const runsPerSample = Math.max(1, Math.ceil(SAMPLE_MS / Math.max(performance.now() - started, 1e-3)));
+    const wall: Record<string, number[]> = Object.fromEntries(names.map((v) => [v, []]));
+    const cpu: Record<string, number[]> = Object.fromEntries(names.map((v) => [v, []]));
+    for (let r = 0; r < BERT_ROUNDS; r++) {
+      for (const v of names) {
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        for (let i = 0; i < runsPerSample; i++) await sessions[v].run(feeds);
+        wall[v].push((performance.now() - t0) / runsPerSample);
+        const used = process.cpuUsage(c0);
+        cpu[v].push((used.user + used.system) / 1000 / runsPerSample);
+      }
+    }
+    return Object.fromEntries(names.map((v) => [v, { median: round(median(wall[v])), min: round(Math.min(...wall[v])), cpuMedian: round(median(cpu[v])) }]));
+  } finally {
+    for (const s of Object.values(sessions)) await s.release();
+  }
+}
+
+/** Accuracy on the held-out e-mails (batches of 32), agreement and logit cosine against fp32. */
+async function classifyBatches(bytes: Uint8Array, batches: Record<string, Tensor>[], labels: number[]): Promise<{ accuracy: number; logits: Float32Array }> {
+  const session = await ModelSession.create(nodeOrt, bytes, { threads: 2, graphOptimization: 'all' });
+  const logits = new Float32Array(labels.length * 2);
+  let at = 0;
+  try {
+    for (const batch of batches) {
+      const out = (await session.run(feedsFor(nodeOrt, Object.values(batch)), ['logits'])).logits.data as Float32Array;
+      logits.set(out, at);
+      at += out.length;
+    }
+  } finally {
+    await session.release();
+  }
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) if ((logits[2 * i + 1] > logits[2 * i] ? 1 : 0) === labels[i]) correct++;
+  return { accuracy: (100 * correct) / labels.length, logits };
+}
+
+export async function benchSpamBert(web: OrtModule, log: (line: string) => void) {
+  const data = await spamData(1);
+  const files: Record<string, Uint8Array> = {};
+  const reports: Record<string, { quantized: number; attention: number; warnings: string[] }> = {};
+  for (const [v, options] of Object.entries(BERT_VARIANTS)) {
+    const model = loadModel(BERT_PATH);
+    if (options !== undefined) {
+      const report = quantizeDynamicInt8(model, options);
+      reports[v] = { quantized: report.stats.quantized, attention: report.stats.attention ?? 0, warnings: report.warnings.map((w) => w.message) };
+    }
+    files[v] = writeModel(model);
+  }
+  // Fidelity on all held-out e-mails.
+  const batches = paddedBatches(data.inputs, 32);
+  const scored: Record<string, { accuracy: number; logits: Float32Array }> = {};
+  for (const v of Object.keys(files)) scored[v] = await classifyBatches(files[v], batches, data.labels);
+  const fidelity = Object.fromEntries(
+    Object.keys(files).map((v) => [
+      v,
+      {
+        accuracy: round(scored[v].accuracy),
+        agreement: round(agreement(scored.fp32.logits, scored[v].logits)),
+        cosine: round(cosineSimilarity(scored.fp32.logits, scored[v].logits)),
+      },
+    ]),
+  );
+  for (const [v, f] of Object.entries(fidelity)) log(`spam-bert ${v}: ${f.accuracy}% held-out, agreement ${f.agreement}%, logit cosine ${f.cosine}`);
+  // Speed: the first held-out e-mails as one padded batch, every variant in each round.
+  const timings: BertTiming[] = [];
+  for (const threads of BERT_THREADS) {
+    for (const size of BERT_BATCHES) {
+      const batch = paddedBatch(data.inputs, 0, size);
+      const latency = await timeBert(files, feedsFor(nodeOrt, Object.values(batch)), threads);
+      const base = latency.fp32;
+      const speedup = Object.fromEntries(
+        Object.entries(latency).map(([v, l]) => [v, { median: round(base.median / l.median), min: round(base.min / l.min), cpu: round(base.cpuMedian / l.cpuMedian) }]),
+      );
+      timings.push({ batch: size, tokens: batch.input_ids.dims[1], threads, latency, speedup });
+      log(`spam-bert batch ${size} x ${batch.input_ids.dims[1]}, ${threads} thread(s): ${Object.entries(latency).map(([v, l]) => `${v} ${l.median} ms (x${speedup[v].median})`).join(', ')}`);
+    }
+  }
+  // onnxruntime-web: does each file load and run (batch 8), and its logits against fp32 there.
+  const webFeeds = feedsFor(web, Object.values(paddedBatch(data.inputs, 0, 8)));
+  const webLogits: Record<string, Float32Array | string> = {};
+  for (const v of Object.keys(files)) {
+    try {
+      const s = await ModelSession.create(web, files[v], { threads: 1, executionProviders: WASM_EXECUTION_PROVIDERS });
+      webLogits[v] = (await s.run(webFeeds)).logits.data as Float32Array;
+      await s.release();
+    } catch (error) {
+      webLogits[v] = (error as Error).message.split('\n')[0];
+    }
+  }
+  const ref = webLogits.fp32;
+  const webResult = Object.fromEntries(
+    Object.entries(webLogits).map(([v, w]) => [v, typeof w === 'string' ? { runs: false, error: w } : { runs: true, cosine: typeof ref === 'string' ? undefined : round(cosineSimilarity(ref, w)) }]),
+  );
+  return {
+    model: BERT_PATH,
+    held_out: data.labels.length,
+    bytes: Object.fromEntries(Object.entries(files).map(([v, b]) => [v, b.length])),
+    quantization: reports,
+    fidelity,
+    timings,
+    web: webResult,
+  };
+}
+
+function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: Record<string, unknown>): string {
+  const lines = [
+    `## spam-bert (BERT, 2 layers, hidden 128, 4 heads): dynamic int8 at batch ${BERT_BATCHES.join(' and ')}`,
+    '',
+    `Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), onnxruntime-node ${machine.onnxruntime} at graph optimization 'all', ${machine.date}, load average ${machine.loadAverage} at the start. ` +
+      `Both sides run in the same process, interleaved: each of ${BERT_ROUNDS} rounds times every variant once (an average of back-to-back runs over at least ${SAMPLE_MS} ms), with the thread count of the row for all of them (intra-op threads; inter-op 1). ` +
+      `Inputs: the first held-out e-mails as one batch padded to the longest (token 0, mask 0). Speed-up: fp32 / variant, of the median wall-clock times, of the fastest rounds, and of the median process CPU time (which a busy machine disturbs least at 1 thread).`,
+    '',
+    `Fidelity on all ${bert.held_out} held-out e-mails (batches of 32), against the labels and against fp32's logits; onnxruntime-web (wasm, 1 thread) loads and runs each file on batch 8.`,
+    '',
+    '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul with the bias Add folded in; attention left as onnxruntime fuses it). ' +
+      '**int8-qattention**: the same with `attention: true` (self-attention fused into com.microsoft QAttention: one integer GEMM for Q, K and V, the mask as mask_index).',
+    '',
+    '| variant | KiB | quantized ops | held-out accuracy | agreement with fp32 | logit cosine | onnxruntime-web |',
+    '|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const [v, f] of Object.entries(bert.fidelity)) {
+    const w = bert.web[v] as { runs: boolean; cosine?: number; error?: string };
+    const web = w.runs ? `runs${w.cosine === undefined ? '' : `, cosine ${w.cosine}`}` : `fails: ${w.error}`;
+    lines.push(`| ${v} | ${(bert.bytes[v] / 1024).toFixed(0)} | ${bert.quantization[v]?.quantized ?? 0} | ${f.accuracy}% | ${f.agreement}% | ${f.cosine} | ${web} |`);
+  }
+  lines.push('', '| batch x tokens | threads | variant | median ms | fastest ms | CPU ms | speed-up (median) | (fastest) | (CPU) |', '|---|---:|---|---:|---:|---:|---:|---:|---:|');
+  for (const t of bert.timings) {
+    for (const [v, l] of Object.entries(t.latency)) {
+      const s = t.speedup[v];
+      lines.push(`| ${t.batch} x ${t.tokens} | ${t.threads} | ${v} | ${l.median} | ${l.min} | ${l.cpuMedian} | ${s.median.toFixed(2)}x | ${s.min.toFixed(2)}x | ${s.cpu.toFixed(2)}x |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The spam-bert rows alone (bench/results/quantize-dynamic-bert.*): `npm run bench -- quantize-dynamic-bert`. */
+export const quantizeDynamicBertBench: Bench = {
+  name: 'quantize-dynamic-bert',
+  async run(log): Promise<BenchOutput> {
+    const machine = machineInfo({ web: true });
+    const web = await loadWebOrt();
+    const bert = await benchSpamBert(web, log);
+    return {
+      json: { machine, threads: BERT_THREADS, batches: BERT_BATCHES, rounds: BERT_ROUNDS, spam_bert: bert },
+      markdown: `# Dynamic int8 vs float32: spam-bert\n\n${bertMarkdown(bert, machine)}`,
+    };
+  },
+};
+
 export const quantizeDynamicBench: Bench = {
   name: 'quantize-dynamic',
   async run(log): Promise<BenchOutput> {
@@ -292,9 +474,10 @@ export const quantizeDynamicBench: Bench = {
     const web = await loadWebOrt();
     const results: ModelResult[] = [];
     for (const spec of MODELS) results.push(await benchModel(spec, web, log));
+    const bert = await benchSpamBert(web, log);
     return {
-      json: { machine, threads: THREADS, rounds: ROUNDS, results },
-      markdown: markdown(results, machine),
+      json: { machine, threads: THREADS, rounds: ROUNDS, results, spam_bert: bert },
+      markdown: `${markdown(results, machine)}\n${bertMarkdown(bert, machine)}`,
     };
   },
 };

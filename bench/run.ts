@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { autoBench } from './auto.js';
+import { autoQueueBench } from './auto-queue.js';
 import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { decoderBench } from './decoder.js';
@@ -19,7 +20,7 @@ import { pruneHeadsBench } from './prune-heads.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeKernelsBench } from './quantize-kernels.js';
-import { quantizeDynamicBench } from './quantize-dynamic.js';
+import { quantizeDynamicBench, quantizeDynamicBertBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
 import { quantizeSmoothBiasBench } from './quantize-smooth-bias.js';
 import { trainBench } from './train.js';
@@ -35,7 +36,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, optimizeBench, quantizeDynamicBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -29,6 +29,7 @@ import {
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
 import { MS_DOMAIN, PerGraphCache, type QuantizedTensorReport, transpose } from './weight-tensors.js';
 import { WEIGHTED_OPS, matrixWeightShape } from '../../graph-edit/weighted-layers.js';
+import { otherOperand, soleConsumer } from '../../optimize/util/pattern.js';
 
 export type DynamicMatMulForm = 'com.microsoft' | 'onnx';
 
@@ -48,6 +49,20 @@ interface QuantizedB {
 
 /** What a rewrite did: the report of a weight newly quantized (undefined when shared), or why not. */
 export type RewriteOutcome = { done: true; tensor?: Omit<QuantizedTensorReport, 'node'> } | { done: false; code: string; reason: string };
+
+/**
+ * The Add that alone reads a MatMul's output `product` and adds a constant float32 vector of its
+ * N columns ([N] or [1, N]), with that constant; undefined otherwise.
+ */
+function foldableBiasAdd(graph: Graph, product: string, N: number): { add: Node; name: string; bias: Tensor } | undefined {
+  const add = soleConsumer(graph, product, 'Add');
+  if (add === undefined || graph.isGraphOutput(product) || add.inputs[0] === add.inputs[1]) return undefined;
+  const name = otherOperand(add, product);
+  const bias = name === undefined ? undefined : constantValue(graph, name);
+  if (name === undefined || bias === undefined || bias.dataType !== DataType.FLOAT || bias.elementCount !== N) return undefined;
+  if (bias.dims.length > 2 || bias.dims[bias.dims.length - 1] !== N) return undefined;
+  return { add, name, bias };
+}
 
 export class MatMulRewriter {
   private readonly weights = new PerGraphCache<QuantizedB>();
@@ -101,18 +116,21 @@ export class MatMulRewriter {
       }
     }
 
+    let form = this.settings.form;
+    if (form === 'onnx' && (this.model.opset('') ?? 1) < 11) form = 'com.microsoft';
+    // A MatMul's bias Add (Linear as exported) goes into DynamicQuantizeMatMul's bias input.
+    const biasAdd = !isGemm && form === 'com.microsoft' ? foldableBiasAdd(graph, node.outputs[0], N) : undefined;
+    if (biasAdd !== undefined) bias = Float32Array.from(biasAdd.bias.data() as Float32Array);
     const key = `${weightName}|${transB}|${alpha}`;
     const { value: b, fresh } = this.weights.get(graph, key, () =>
       this.quantizeB(graph, node, weightName, transB ? transpose(weight.values, N, K) : weight.values, K, N, alpha),
     );
-    const output = node.outputs[0];
+    const output = biasAdd?.add.outputs[0] ?? node.outputs[0];
     const a = node.inputs[0];
-    let form = this.settings.form;
-    if (form === 'onnx' && (this.model.opset('') ?? 1) < 11) form = 'com.microsoft';
     const added: Node[] = [];
     const name = nodeNamer(graph, node);
     let biasName: string | undefined;
-    if (bias !== undefined) biasName = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, [N], bias), `${cName}_bias`, node);
+    if (bias !== undefined) biasName = addNamedConstant(this.model, graph, Tensor.fromArray('', DataType.FLOAT, [N], bias), `${biasAdd?.name ?? cName}_bias`, node);
     const product = biasValue !== undefined || (form === 'onnx' && biasName !== undefined) ? name('product') : output;
     if (form === 'com.microsoft') {
       const inputs = [a, b.q, b.scale, b.zeroPoint ?? '', biasName ?? ''];
@@ -165,6 +183,10 @@ export class MatMulRewriter {
       );
     }
     replaceNode(graph, node, added);
+    if (biasAdd !== undefined) {
+      graph.removeNode(biasAdd.add);
+      dropUnreadChain(graph, biasAdd.name);
+    }
     dropUnreadChain(graph, weightName);
     if (cName !== '' && bias !== undefined) dropUnreadChain(graph, cName);
     return fresh ? { done: true, tensor: b.report } : { done: true };

@@ -21,6 +21,7 @@ import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { ConvRewriter, type DynamicConvForm } from './dynamic-int8-conv.js';
+import { quantizeAttention } from './dynamic-int8-attention.js';
 import { ActivationQuantizers } from './dynamic-int8-graph.js';
 import { rewriteLstm } from './dynamic-int8-lstm.js';
 import { type DynamicMatMulForm, MatMulRewriter, type RewriteOutcome } from './dynamic-int8-matmul.js';
@@ -51,6 +52,12 @@ export interface DynamicInt8Options {
   matmulForm?: DynamicMatMulForm;
   /** Default 'cast-weights'. */
   convForm?: DynamicConvForm;
+  /**
+   * Self-attention of BERT-style encoders as com.microsoft QAttention (one integer GEMM for Q, K
+   * and V, one attention kernel; dynamic-int8-attention.ts). Default true with the
+   * 'com.microsoft' MatMul form; the 'onnx' form keeps standard ops only and leaves attention alone.
+   */
+  attention?: boolean;
 }
 
 /** Weighted ops dynamic int8 does not convert, with the reason the report gives. */
@@ -75,10 +82,23 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   };
   const perChannel = options.perChannel ?? true;
   const activations = new ActivationQuantizers();
-  const matmuls = new MatMulRewriter(model, { weights, perChannel, form: options.matmulForm ?? 'com.microsoft' }, activations);
+  const matmulForm = options.matmulForm ?? 'com.microsoft';
+  const matmuls = new MatMulRewriter(model, { weights, perChannel, form: matmulForm }, activations);
   const convs = new ConvRewriter(model, { weights, perChannel, form: options.convForm ?? 'cast-weights' }, activations);
-  const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter']);
+  const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter', 'attention']);
   const tensors: QuantizedTensorReport[] = [];
+  if ((options.attention ?? false) && matmulForm === 'com.microsoft' && ops.includes('MatMul')) {
+    const attention = quantizeAttention(model, { weights, perChannel, exclude: options.exclude }, activations);
+    for (const w of attention.warnings) result.warn(w.code, w.message, { node: w.node });
+    attention.tensors.forEach((t, i) => {
+      tensors.push({ ...t, node: attention.nodes[i] });
+      result.count('attention');
+      result.count('quantized');
+      result.count('MatMul', 3);
+      result.count('bytesBefore', t.bytesBefore);
+      result.count('bytesAfter', t.bytesAfter);
+    });
+  }
   // Collected first: rewriting changes the node lists being walked.
   const targets = [...model.graph.allNodes()];
   for (const { node, graph } of targets) {

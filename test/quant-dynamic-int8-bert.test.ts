@@ -1,0 +1,137 @@
+// Dynamic int8 of a BERT encoder (models/spam-bert): the default form (DynamicQuantizeMatMul with
+// each Linear's bias Add folded in) and the QAttention form (`attention: true`) load and run in
+// onnxruntime-node, stay close to float32 on padded batches, and onnxruntime's optimized model
+// holds the integer and fused ops expected (read back through optimizedModelFilePath at 'all').
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cosineSimilarity } from '../src/eval/metrics.js';
+import type { Model } from '../src/ir/model.js';
+import { quantizeDynamicInt8 } from '../src/methods/quantize/dynamic-int8.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { readModel, writeModel } from '../src/onnx/model-io.js';
+
+const BERT = 'models/spam-bert/onnx/model.onnx';
+const BATCH = 4;
+const LENGTH = 96;
+
+function opCounts(model: Model): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const node of model.graph.nodes) counts[node.opType] = (counts[node.opType] ?? 0) + 1;
+  return counts;
+}
+
+/** Token ids of a fixed pseudo-random text, rows padded from the end by 0, 10, 20, ... tokens. */
+function feeds(): Record<string, InstanceType<typeof nodeOrt.Tensor>> {
+  const ids = new BigInt64Array(BATCH * LENGTH);
+  const mask = new BigInt64Array(BATCH * LENGTH);
+  let seed = 7;
+  for (let b = 0; b < BATCH; b++) {
+    const real = LENGTH - 10 * b;
+    for (let s = 0; s < real; s++) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      ids[b * LENGTH + s] = s === 0 ? 2n : BigInt(5 + (seed % 4000));
+      mask[b * LENGTH + s] = 1n;
+    }
+  }
+  return {
+    input_ids: new nodeOrt.Tensor('int64', ids, [BATCH, LENGTH]),
+    attention_mask: new nodeOrt.Tensor('int64', mask, [BATCH, LENGTH]),
+    token_type_ids: new nodeOrt.Tensor('int64', new BigInt64Array(BATCH * LENGTH), [BATCH, LENGTH]),
+  };
+}
+
+/** Logits of `model` at graph optimization 'all', and the model onnxruntime optimized it into. */
+async function runOptimized(model: Model): Promise<{ logits: Float32Array; optimized: Model }> {
+  const folder = mkdtempSync(join(tmpdir(), 'shrink-bert-int8-'));
+  try {
+    const file = join(folder, 'optimized.onnx');
+    const session = await nodeOrt.InferenceSession.create(writeModel(model), {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: 1,
+      optimizedModelFilePath: file,
+      logSeverityLevel: 3,
+    });
+    const logits = (await session.run(feeds())).logits.data as Float32Array;
+    await session.release();
+    return { logits, optimized: readModel(readFileSync(file)) };
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+test('dynamic int8 of spam-bert: bias Adds folded into DynamicQuantizeMatMul, close to float32, integer ops kept by onnxruntime', async () => {
+  const float = await runOptimized(loadModel(BERT));
+  const model = loadModel(BERT);
+  const report = quantizeDynamicInt8(model);
+  assert.equal(report.stats.quantized, 14);
+  const counts = opCounts(model);
+  assert.equal(counts.DynamicQuantizeMatMul, 14);
+  assert.equal(counts.MatMul, 4, 'the attention products Q.K^T and P.V stay float');
+  // 12 Linear layers' bias Adds are now DynamicQuantizeMatMul's bias input (Gemm biases were already).
+  const withBias = model.graph.nodes.filter((n) => n.opType === 'DynamicQuantizeMatMul' && (n.inputs[4] ?? '') !== '');
+  assert.equal(withBias.length, 14);
+  assert.equal(counts.Add, 22 - 12);
+  const int8 = await runOptimized(model);
+  assert.ok(cosineSimilarity(float.logits, int8.logits) > 0.999, `cosine ${cosineSimilarity(float.logits, int8.logits)}`);
+  assert.ok(maxAbsDiff(float.logits, int8.logits) < 0.05, `max |diff| ${maxAbsDiff(float.logits, int8.logits)}`);
+  const built = opCounts(int8.optimized);
+  assert.equal(built.DynamicQuantizeMatMul, 14, 'onnxruntime keeps every integer product');
+  assert.equal(built.MatMul, 2, 'P.V');
+  assert.equal(built.FusedMatMul, 2, 'Q.K^T with its transpose and scale fused');
+  assert.equal(built.Gelu, 2, 'the erf GELU fused');
+  // The float model: onnxruntime fuses no attention and no SkipLayerNormalization here either.
+  const floatBuilt = opCounts(float.optimized);
+  assert.equal(floatBuilt.Attention ?? 0, 0);
+  assert.equal(floatBuilt.SkipLayerNormalization ?? 0, 0);
+  assert.equal(floatBuilt.LayerNormalization, 5);
+});
+
+test('dynamic int8 of spam-bert with attention: QAttention with the padding mask as mask_index, close to float32', async () => {
+  const float = await runOptimized(loadModel(BERT));
+  const model = loadModel(BERT);
+  const report = quantizeDynamicInt8(model, { attention: true });
+  assert.equal(report.stats.attention, 2);
+  assert.deepEqual(
+    report.warnings.filter((w) => w.code === 'attention-float'),
+    [],
+  );
+  const counts = opCounts(model);
+  assert.equal(counts.QAttention, 2);
+  assert.equal(counts.DynamicQuantizeMatMul, 8);
+  assert.equal(counts.MultiHeadAttention ?? 0, 0);
+  assert.equal(counts.Softmax ?? 0, 0);
+  const attention = model.graph.nodes.filter((n) => n.opType === 'QAttention');
+  for (const node of attention) {
+    const mask = model.graph.producer(node.inputs[5]);
+    assert.equal(mask?.opType, 'Cast');
+    assert.equal(mask?.inputs[0], 'attention_mask');
+  }
+  const int8 = await runOptimized(model);
+  assert.ok(cosineSimilarity(float.logits, int8.logits) > 0.999, `cosine ${cosineSimilarity(float.logits, int8.logits)}`);
+  // Rows 1-3 are padded: a mask applied wrongly would move their logits far more than this.
+  assert.ok(maxAbsDiff(float.logits, int8.logits) < 0.05, `max |diff| ${maxAbsDiff(float.logits, int8.logits)}`);
+  const built = opCounts(int8.optimized);
+  assert.equal(built.QAttention, 2);
+  assert.equal(built.DynamicQuantizeMatMul, 8);
+});
+
+test('an excluded projection keeps its attention out of QAttention, with the reason', () => {
+  const model = loadModel(BERT);
+  const report = quantizeDynamicInt8(model, { attention: true, exclude: (node) => node.name === '/layers.1/key/MatMul' });
+  assert.equal(report.stats.attention, 1);
+  const warning = report.warnings.find((w) => w.code === 'attention-float');
+  assert.match(warning?.message ?? '', /projection '\/layers\.1\/key\/MatMul' is excluded/);
+  const counts = opCounts(model);
+  assert.equal(counts.QAttention, 1);
+  assert.equal(counts.MultiHeadAttention, 1);
+});
