@@ -113,6 +113,8 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
     writeFileAtomic(cacheFile, JSON.stringify(cache, null, 1));
   };
   let waves = 0;
+  // Where each job's time went: waiting for a worker, running, and coming back to this process.
+  const queueJobs: { candidate: string; wait_ms: number; run_ms: number; return_ms: number }[] = [];
   const originalBytes = writeModel(model);
   const started = performance.now();
   const result = await autoSearch(
@@ -135,7 +137,12 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
                 'evaluate',
                 candidates.map((c) => ({ ...job, name: c.name, recipe: c.recipe })),
                 // After the first wave the workers were there: give them time to reconnect after a Redis restart.
-                { onResult: (_, outcome) => storeOutcome(outcome), waitForWorkersMs: waves++ === 0 ? 0 : 30_000, log },
+                {
+                  onResult: (_, outcome) => storeOutcome(outcome),
+                  onTiming: (i, t) => queueJobs.push({ candidate: candidates[i].name, wait_ms: t.started - t.added, run_ms: t.finished - t.started, return_ms: t.seen - t.finished }),
+                  waitForWorkersMs: waves++ === 0 ? 0 : 30_000,
+                  log,
+                },
               );
               return outcomes;
             },
@@ -181,6 +188,7 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
       candidates: result.candidates,
       skipped: result.skipped,
       seconds: (performance.now() - started) / 1000,
+      queue: flags.queue === undefined ? undefined : { url: flags.queue, jobs: queueJobs },
       files: { model: outputs[0], recipe: outputs[1], candidates: outputs[2], report: outputs[3] },
     },
     nodeEnvironment(),

@@ -27,8 +27,18 @@ export interface DispatchOptions<N extends JobName = JobName> {
   pollMs?: number;
   /** How long the first connection may take, ms (default 5000): an address with no Redis fails in one line. */
   connectMs?: number;
+  /** When each job was added, started, finished (the worker's clock) and seen here; read back from Redis once all are done. */
+  onTiming?: (index: number, timing: JobTiming) => void;
   /** Connection trouble and re-added jobs, one line each. */
   log?: (line: string) => void;
+}
+
+/** Epoch milliseconds of a job's life; `started` and `finished` come from the worker's clock. */
+export interface JobTiming {
+  added: number;
+  started: number;
+  finished: number;
+  seen: number;
 }
 
 /** A job payload without the version header, which dispatch adds. */
@@ -63,11 +73,13 @@ export async function dispatchJobs<N extends JobName>(url: string, name: N, payl
     const index = new Map(jobs.map((job, i) => [job.opts.jobId, i]));
     const results: JobTypes[N][1][] = new Array(jobs.length);
     const settled = new Set<number>();
-    return await new Promise<JobTypes[N][1][]>((resolve, reject) => {
+    const seen: number[] = new Array(jobs.length);
+    const all = await new Promise<JobTypes[N][1][]>((resolve, reject) => {
       let failed = false;
       const succeed = (i: number, result: JobTypes[N][1]) => {
         if (failed || settled.has(i)) return;
         settled.add(i);
+        seen[i] = Date.now();
         results[i] = result;
         options.onResult?.(i, result);
         options.onProgress?.(settled.size, jobs.length);
@@ -112,6 +124,13 @@ export async function dispatchJobs<N extends JobName>(url: string, name: N, payl
           failed = true;
         });
     });
+    if (options.onTiming !== undefined) {
+      for (const [i, job] of jobs.entries()) {
+        const stored = await queue.getJob(job.opts.jobId);
+        if (stored?.processedOn !== undefined && stored.finishedOn !== undefined) options.onTiming(i, { added: stored.timestamp, started: stored.processedOn, finished: stored.finishedOn, seen: seen[i] });
+      }
+    }
+    return all;
   } finally {
     await events.close();
     await queue.close();

@@ -54,14 +54,23 @@ export interface EvaluateJob extends JobHeader {
   batch: number;
 }
 
+/** A job that does nothing: what the queue itself costs per job (add, take, return, see the result). */
+export type PingJob = JobHeader;
+
+export interface PingResult {
+  /** The worker process that answered. */
+  pid: number;
+}
+
 /** Job name -> [payload, result]. */
 export interface JobTypes {
   calibrate: [CalibrateJob, CalibrateResult];
   evaluate: [EvaluateJob, CandidateOutcome];
+  ping: [PingJob, PingResult];
 }
 
 export type JobName = keyof JobTypes;
-export const JOB_NAMES: readonly JobName[] = ['calibrate', 'evaluate'];
+export const JOB_NAMES: readonly JobName[] = ['calibrate', 'evaluate', 'ping'];
 
 /** Runs jobs the queue layer does not know itself (evaluate needs the CLI's data readers). */
-export type JobHandlers = { [N in Exclude<JobName, 'calibrate'>]?: (job: JobTypes[N][0]) => Promise<JobTypes[N][1]> };
+export type JobHandlers = { [N in Exclude<JobName, 'calibrate' | 'ping'>]?: (job: JobTypes[N][0]) => Promise<JobTypes[N][1]> };

@@ -78,6 +78,9 @@ async function runJob(job: Job, version: string, handlers: JobHandlers, log: (li
       case 'calibrate':
         result = await calibrate(job.data as CalibrateJob);
         break;
+      case 'ping':
+        result = { pid: process.pid };
+        break;
       case 'evaluate':
         if (handlers.evaluate === undefined) throw new Error('this worker does not evaluate candidates');
         result = await handlers.evaluate(job.data as EvaluateJob);
