@@ -16,7 +16,8 @@ import { writeFashionFiles } from './helpers/fashion-files.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-queue-restart-'));
-const children: ChildProcess[] = [];
+type Child = ChildProcess & { out: string; err: string; exited: Promise<number | null> };
+const children: Child[] = [];
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -36,8 +37,8 @@ async function waitFor(check: () => boolean, what: string, ms = 30_000): Promise
 }
 
 /** A child process whose stdout and stderr are kept, and whose exit code is a promise. */
-function start(command: string, args: string[]): ChildProcess & { out: string; err: string; exited: Promise<number | null> } {
-  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { out: string; err: string; exited: Promise<number | null> };
+function start(command: string, args: string[]): Child {
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) as Child;
   child.out = '';
   child.err = '';
   child.stdout?.setEncoding('utf8').on('data', (t: string) => (child.out += t));
