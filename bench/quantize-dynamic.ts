@@ -290,7 +290,7 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
 // ---- spam-bert (models/spam-bert): batches of held-out e-mails at 1 and 2 threads ----
 
 const BERT_PATH = 'models/spam-bert/onnx/model.onnx';
-const BERT_BATCHES = [8, 32];
+const BERT_BATCHES = [1, 8, 32];
 const BERT_THREADS = [1, 2];
 const BERT_ROUNDS = 25;
 const BERT_VARIANTS: Record<string, DynamicInt8Options | undefined> = {
