@@ -68,11 +68,13 @@ export function quantizeHardSigmoids(model: Model, graph: Graph): number {
         new Node({ opType: 'Mul', inputs: [node.inputs[0], sigmoid], outputs: [base], name: named('as_mul') }),
       );
     } else {
-      // The Add keeps the HardSigmoid's output name: its Q reads it as before, with the clipping range.
-      added.push(new Node({ opType: 'Add', inputs: [node.inputs[0], shifted], outputs: [base], name: named('as_add') }));
+      // The Add's output gets a name of its own (x + beta/alpha is not the HardSigmoid's value, and
+      // per-layer comparison matches values by name); its Q reads it with the clipping range.
+      const sum = named('shifted');
+      added.push(new Node({ opType: 'Add', inputs: [node.inputs[0], shifted], outputs: [sum], name: named('as_add') }));
       const [q] = qs;
       const old = q.inputs.slice(1);
-      q.inputs = [q.inputs[0], constants.qScale.name, constants.zero.name];
+      q.inputs = [sum, constants.qScale.name, constants.zero.name];
       for (const dq of dqs) dq.inputs = [dq.inputs[0], constants.dqScale.name, constants.zero.name];
       graph.changed();
       for (const name of old) dropUnreadConstant(graph, name);
