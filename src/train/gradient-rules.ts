@@ -10,6 +10,7 @@ import { normalizationGradients } from './gradients/normalization.js';
 import { poolGradients } from './gradients/pool.js';
 import { quantizeGradients } from './gradients/quantize.js';
 import { reduceGradients } from './gradients/reduce.js';
+import { resizeGradients } from './gradients/resize.js';
 import { shapeGradients } from './gradients/shape.js';
 
 export function ruleKey(domain: string, opType: string): string {
@@ -26,6 +27,7 @@ const FAMILIES: Record<string, GradientRule>[] = [
   normalizationGradients,
   shapeGradients,
   quantizeGradients,
+  resizeGradients,
 ];
 
 export const GRADIENT_RULES: ReadonlyMap<string, GradientRule> = new Map(FAMILIES.flatMap((family) => Object.entries(family)));
