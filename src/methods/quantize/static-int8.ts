@@ -30,6 +30,7 @@ import { reachOpset } from './opset-raise.js';
 import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
+import { padInputChannels } from './pad-input-channels.js';
 import { correctBiases } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
@@ -71,6 +72,8 @@ export interface StaticInt8Options {
   biasCorrection?: boolean;
   /** HardSigmoid between quantized values as an int8 Add whose range clips (default true; false keeps the float round trip). */
   int8HardSigmoid?: boolean;
+  /** Pad a graph-input Conv's input channels to a multiple of 4 (zeros) for onnxruntime's fast QLinearConv kernel. Default true. */
+  padInputChannels?: boolean;
 }
 
 /** Quantizes `model` in place; needs onnxruntime (`ort`) to calibrate. */
@@ -114,6 +117,11 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     if (summary.stats.smoothMul > 0) inferTypes();
   }
   let qdq = plan(new Set());
+  // A first-layer Conv with 1 or 3 input channels: padded to 4 so QLinearConv takes its fast kernel.
+  if (options.padInputChannels ?? true) {
+    stats.inputChannelsPadded = padInputChannels(model, graph, qdq.nodes.map((p) => p.node)).length;
+    if (stats.inputChannelsPadded > 0) qdq = plan(new Set());
+  }
   // On a job queue (ctx.collectStatistics) the calibration samples are shared out to workers; the
   // merged statistics are what this process would have collected.
   const collectOptions = { limit: options.limit, batch: options.batch, valuesPerRun: options.valuesPerRun, threads: options.threads, progress: ctx.progress };
