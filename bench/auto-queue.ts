@@ -22,7 +22,7 @@ import type { Bench, BenchOutput } from './run.js';
 const ROOT = path.join(import.meta.dirname, '..');
 const MODEL = path.join(ROOT, 'models/fashion-mnist/mlp.onnx');
 const SAMPLES = 2000;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const PINGS = 20;
 const SETTINGS = [0, 1, 2, 3] as const;
 
@@ -145,14 +145,16 @@ export const autoQueueBench: Bench = {
       await setWorkers(0);
 
       const chosen = [...new Set(runs.map((r) => r.chosen))];
-      const single = median(runs.filter((r) => r.workers === 0).map((r) => r.seconds));
+      // The fastest round of each setting: on a shared machine others' load only ever adds time.
+      const single = Math.min(...runs.filter((r) => r.workers === 0).map((r) => r.seconds));
       const settings = SETTINGS.map((n) => {
         const mine = runs.filter((r) => r.workers === n);
-        const seconds = median(mine.map((r) => r.seconds));
+        const seconds = Math.min(...mine.map((r) => r.seconds));
         const jobs = mine.flatMap((r) => r.jobs ?? []);
         return {
           workers: n,
           seconds: round(seconds),
+          median_seconds: round(median(mine.map((r) => r.seconds))),
           each_round: mine.map((r) => r.seconds),
           speedup: round(single / seconds),
           ...(n === 0
@@ -173,13 +175,13 @@ export const autoQueueBench: Bench = {
         '',
         `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, redis-server on loopback; ${machine.date}, load ${machine.loadAverage} at the start, ${loadAfter} at the end.`,
         '',
-        `The same search each time: \`shrink auto models/fashion-mnist/mlp.onnx --data\` ${SAMPLES} Fashion-MNIST test images \`--labels … --max-drop 1 --target size\` (512 calibrate, ${SAMPLES - 512} tune), in one process (onnxruntime's default thread pool) and with \`--queue\` on 1, 2 and 3 \`shrink worker\`s (1 job at a time each, onnxruntime on 1 thread), ${ROUNDS} rounds with the four settings interleaved; wall time of the \`shrink auto\` process (median of the rounds). Every run chose: ${chosen.join(', ')}.`,
+        `The same search each time: \`shrink auto models/fashion-mnist/mlp.onnx --data\` ${SAMPLES} Fashion-MNIST test images \`--labels … --max-drop 1 --target size\` (512 calibrate, ${SAMPLES - 512} tune), in one process (onnxruntime's default thread pool) and with \`--queue\` on 1, 2 and 3 \`shrink worker\`s (1 job at a time each, onnxruntime on 1 thread), ${ROUNDS} rounds with the four settings interleaved; wall time of the \`shrink auto\` process, the fastest of the rounds (others' load on a shared machine only adds time), speed-up against the fastest single-process round. Every run chose: ${chosen.join(', ')}.`,
         '',
-        '| setting | wall (s) | each round (s) | speed-up | jobs | job run (median ms) | waiting for a worker (median ms) | finish -> dispatcher (median ms) | worker-busy s per search |',
-        '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| setting | wall, fastest (s) | median (s) | each round (s) | speed-up | jobs | job run (median ms) | waiting for a worker (median ms) | finish -> dispatcher (median ms) | worker-busy s per search |',
+        '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
         ...settings.map(
           (s) =>
-            `| ${s.workers === 0 ? 'one process' : `${s.workers} worker${s.workers > 1 ? 's' : ''}`} | ${s.seconds} | ${s.each_round.join(', ')} | ${s.speedup}x | ${s.jobs ?? '-'} | ${s.job_run_ms ?? '-'} | ${s.job_wait_ms ?? '-'} | ${s.job_return_ms ?? '-'} | ${s.busy_seconds ?? '-'} |`,
+            `| ${s.workers === 0 ? 'one process' : `${s.workers} worker${s.workers > 1 ? 's' : ''}`} | ${s.seconds} | ${s.median_seconds} | ${s.each_round.join(', ')} | ${s.speedup}x | ${s.jobs ?? '-'} | ${s.job_run_ms ?? '-'} | ${s.job_wait_ms ?? '-'} | ${s.job_return_ms ?? '-'} | ${s.busy_seconds ?? '-'} |`,
         ),
         '',
         `Scheduling overhead per job, empty \`ping\` jobs on one idle worker (median of ${empty.jobs}): added -> started ${empty.add_to_start_ms} ms, running ${empty.run_ms} ms, finished -> seen by the dispatcher ${empty.finish_to_seen_ms} ms; a whole dispatch of one job, connections opened and closed as each wave of a search does, ${empty.dispatch_ms} ms.`,
