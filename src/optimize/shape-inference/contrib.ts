@@ -1,7 +1,7 @@
 // Rules for the onnxruntime contrib ops (domain com.microsoft) that shrink's own passes write:
 // MatMulNBits, DynamicQuantizeMatMul and DequantizeLinear (weight-only and dynamic int8; the
 // contrib DequantizeLinear stands in below opset 10), MultiHeadAttention and
-// SkipLayerNormalization (fusions). Later passes (fp16, training) infer through them.
+// SkipLayerNormalization (fusions), QAttention (dynamic int8 with attention). Later passes (fp16, training) infer through them.
 import { type RuleContext, type RuleOutput, sameAs, tensor } from './context.js';
 
 /** A [..., K] @ B -> [..., N], N from the `N` attribute; the result has A's type. */
@@ -30,6 +30,16 @@ function multiHeadAttention(ctx: RuleContext): RuleOutput[] {
   return [tensor(ctx.elemType(0), [query[0], query[1], hidden])];
 }
 
+/** Quantized input [batch, sequence, K] and packed QKV weight [K, 3 * hidden] -> float [batch, sequence, hidden] (the bias's type). */
+function qAttention(ctx: RuleContext): RuleOutput[] {
+  const input = ctx.shape(0);
+  const weight = ctx.shape(1);
+  if (input.length !== 3 || weight.length !== 2) ctx.fail(`QAttention needs a [batch, sequence, K] input and a 2-D weight, got ranks ${input.length} and ${weight.length}`);
+  const packed = weight[1];
+  const hidden = typeof packed === 'number' ? packed / 3 : null;
+  return [tensor(ctx.elemType(2), [input[0], input[1], hidden])];
+}
+
 /** com.microsoft's DequantizeLinear (written for models below opset 10): x's shape, the scale's type. */
 function dequantizeLinear(ctx: RuleContext): RuleOutput[] {
   return [tensor(ctx.elemType(1), ctx.shape(0))];
@@ -46,6 +56,7 @@ export const CONTRIB_SHAPE_RULES: Readonly<Record<string, (ctx: RuleContext) => 
   DynamicQuantizeMatMul: dynamicQuantizeMatMul,
   DequantizeLinear: dequantizeLinear,
   MultiHeadAttention: multiHeadAttention,
+  QAttention: qAttention,
   SkipLayerNormalization: skipLayerNormalization,
   // Elementwise: the input's type and shape.
   Gelu: (ctx) => [sameAs(ctx, 0)],
