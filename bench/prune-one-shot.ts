@@ -7,19 +7,26 @@
 //               accuracy, mean cross-entropy, top-1 agreement with the dense model
 //   MLP         models/fashion-mnist/mlp.onnx (3 Gemm); calibration: 128 training images;
 //               measured on the 10k test images
+//   gpt-spam    the byte-level decoder of models/gpt-spam (4 layers, hidden 128); every MatMul
+//               (attention projections, MLP, LM head; embeddings stay); calibration: 128 windows
+//               of 128 tokens from its calibration e-mails (never trained on); measured by
+//               perplexity on the first 65,536 bytes of its held-out e-mails, as bench/decoder.ts
 // Methods: magnitude (per layer; `nm` for N:M, both keep the largest |w|), Wanda (|w|·‖x‖ per
 // output) and SparseGPT (OBS updates from XᵀX, damping 0.01, blocks of 128), all through the
-// prune recipe step (src/pipeline/prune.ts), at 50% and 2:4 (and 70%, 4:8).
+// prune recipe step (src/pipeline/prune.ts), at 50% and 2:4 (and 70%, 4:8; gpt-spam 50% and 2:4).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { decoderSamples, decoderSignature } from '../src/eval/decoder.js';
 import type { SampleSource } from '../src/eval/samples.js';
+import type { Model } from '../src/ir/model.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { readModel } from '../src/onnx/model-io.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
+import { evaluateDecoders } from '../src/pipeline/decoder-eval.js';
 import { type PruneOptions, prune } from '../src/pipeline/prune.js';
 import { classifierAccuracy } from '../src/train/classification.js';
-import { agreement, classifySpam, fashionCalibration, klFromDense, spamData } from './lib/held-out.js';
+import { agreement, classifySpam, fashionCalibration, gptSpamSplit, gptSpamText, klFromDense, spamData } from './lib/held-out.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -77,6 +84,48 @@ async function spamBert(log: (line: string) => void): Promise<{ dense: { accurac
   return { dense: { accuracy: round(dense.accuracy), loss: Number(dense.loss.toFixed(4)) }, rows, calibration: CALIBRATION, heldOut: data.inputs.length };
 }
 
+const GPT_CONTEXT = 128;
+const GPT_HELD_OUT_BYTES = 65536;
+const GPT_SETTINGS = SETTINGS.filter((s) => s.label === '50%' || s.label === '2:4');
+
+interface DecoderRow {
+  setting: string;
+  method: string;
+  perplexity: number;
+  /** Perplexity over the dense model's. */
+  ratio: number;
+  sparsity: number;
+  seconds: number;
+}
+
+/** Held-out perplexity of the decoder (the split and windows of bench/decoder.ts). */
+async function decoderPerplexity(name: string, model: Model, heldOut: Uint8Array): Promise<number> {
+  const [row] = await evaluateDecoders([{ name, model }], heldOut, { context: GPT_CONTEXT, batch: 8 }, ctx);
+  return row.perplexity;
+}
+
+async function gptSpam(log: (line: string) => void): Promise<{ dense: number; rows: DecoderRow[] }> {
+  const model = readModel(fs.readFileSync(path.join(ROOT, 'models/gpt-spam/onnx/model.onnx')));
+  const split = gptSpamSplit();
+  const heldOut = gptSpamText(split.heldout).subarray(0, GPT_HELD_OUT_BYTES);
+  const sig = decoderSignature(model, 'models/gpt-spam/onnx/model.onnx');
+  const calibration = decoderSamples(sig, gptSpamText(split.calibration), GPT_CONTEXT, CALIBRATION, 'calibration e-mails');
+  const dense = await decoderPerplexity('dense', model, heldOut);
+  log(`gpt-spam dense: perplexity ${dense.toFixed(4)}`);
+  const rows: DecoderRow[] = [];
+  for (const setting of GPT_SETTINGS) {
+    for (const method of METHODS) {
+      const started = performance.now();
+      const { model: pruned, report } = await prune(model, pruneOptions(method, setting, calibration), ctx);
+      const seconds = (performance.now() - started) / 1000;
+      const ppl = await decoderPerplexity(`${setting.label} ${method}`, pruned, heldOut);
+      rows.push({ setting: setting.label, method, perplexity: Number(ppl.toFixed(4)), ratio: Number((ppl / dense).toFixed(4)), sparsity: report.sparsity.pruned_weights, seconds: round(seconds) });
+      log(`gpt-spam ${setting.label} ${method}: perplexity ${ppl.toFixed(4)}, ${seconds.toFixed(1)} s`);
+    }
+  }
+  return { dense: Number(dense.toFixed(4)), rows };
+}
+
 async function mlp(log: (line: string) => void): Promise<{ dense: number; rows: Row[] }> {
   const model = readModel(fs.readFileSync(path.join(ROOT, 'models/fashion-mnist/mlp.onnx')));
   const testSet = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
@@ -124,7 +173,8 @@ export const pruneOneShotBench: Bench = {
     const machine = machineInfo();
     const spam = await spamBert(log);
     const fashion = await mlp(log);
-    const json = { machine, spam_bert: spam, mlp: fashion };
+    const decoder = await gptSpam(log);
+    const json = { machine, spam_bert: spam, mlp: fashion, gpt_spam: { held_out_bytes: GPT_HELD_OUT_BYTES, context: GPT_CONTEXT, calibration_windows: CALIBRATION, ...decoder } };
     const markdown = [
       '# One-shot pruning with calibration: Wanda and SparseGPT against magnitude',
       '',
@@ -143,6 +193,14 @@ export const pruneOneShotBench: Bench = {
       `Dense: ${fashion.dense}%.`,
       '',
       ...table(fashion.rows, ['accuracy']),
+      '',
+      `## gpt-spam (models/gpt-spam, byte-level decoder): perplexity on ${GPT_HELD_OUT_BYTES} held-out bytes, calibration ${CALIBRATION} windows of ${GPT_CONTEXT} tokens`,
+      '',
+      `Held out and calibration as bench/decoder.ts (${GPT_HELD_OUT_BYTES / GPT_CONTEXT} windows of ${GPT_CONTEXT} tokens that do not overlap; calibration windows from the calibration e-mails, run from an empty cache). Every MatMul is pruned (24 in the blocks and the LM head); the two embeddings stay. Dense perplexity: ${decoder.dense}.`,
+      '',
+      '| pruning | method | perplexity | / dense | sparsity of the pruned weights | seconds |',
+      '| --- | --- | ---: | ---: | ---: | ---: |',
+      ...decoder.rows.map((r) => `| ${r.setting} | ${r.method} | ${r.perplexity} | ${r.ratio} | ${round(r.sparsity * 100)}% | ${r.seconds} |`),
       '',
       `Time to prune (seconds, calibration included): ${[...spam.rows.map((r) => ({ ...r, model: 'spam-bert' })), ...fashion.rows.map((r) => ({ ...r, model: 'mlp' }))]
         .filter((r) => r.method !== 'magnitude' && r.setting === '50%')

@@ -150,3 +150,16 @@ export function fashionCalibration(count: number, seed = 12): SampleSource {
   });
   return samplesOf(`${count} training images`, rows);
 }
+
+const GPT_SPAM_DIR = path.join(ROOT, 'models/gpt-spam');
+
+/** The split of models/gpt-spam's e-mails (heldout.json: held-out and calibration files, torch's perplexities). */
+export function gptSpamSplit(): { heldout: string[]; calibration: string[]; perplexity: Record<string, number> } {
+  return JSON.parse(fs.readFileSync(path.join(GPT_SPAM_DIR, 'heldout.json'), 'utf8'));
+}
+
+/** The e-mails of one split of heldout.json, reduced to text as scripts/train-decoder.py did, one per line, as UTF-8 bytes. */
+export function gptSpamText(files: string[]): Uint8Array {
+  const texts = files.map((file) => emailText((JSON.parse(fs.readFileSync(path.join(EMAILS, file.replace(/\.txt$/, '.json')), 'utf8')) as { text: string }).text));
+  return new TextEncoder().encode(texts.join('\n'));
+}
