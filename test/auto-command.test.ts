@@ -60,7 +60,15 @@ test('shrink auto --max-drop 0.5: a small model within the budget on held-out im
   assert.ok(Math.abs(report.held_out.accuracy.original - original) < 1e-12);
   assert.ok((original - compressed) * 100 <= 0.5, `held-out drop ${((original - compressed) * 100).toFixed(2)} points`);
   for (const f of ['recipe.json', 'candidates.json', 'report.html']) assert.ok(fs.statSync(path.join(out, f)).size > 0, f);
-  assert.match(fs.readFileSync(path.join(out, 'report.html'), 'utf8'), /Trade-off/);
+  const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  assert.match(html, /Trade-off/);
+  // The search's front: every candidate in the page, the chosen one and the Pareto front as candidates.json marks them.
+  const front = (JSON.parse(/<script type="application\/json" id="shrink-report-data">(.*?)<\/script>/s.exec(html)?.[1] ?? '{}').charts as { kind: string; rows: { candidate: string; status: string }[] }[]).find((c) => c.kind === 'front');
+  assert.ok(front !== undefined, 'a front chart');
+  const marked = JSON.parse(fs.readFileSync(path.join(out, 'candidates.json'), 'utf8')) as { name: string; feasible: boolean; pareto: boolean; bytes: number }[];
+  const status = (c: (typeof marked)[number]) => (c.name === report.chosen ? 'chosen' : c.pareto ? 'Pareto front' : c.feasible ? 'within budget' : 'outside budget');
+  assert.deepEqual(front.rows.map((r) => `${r.candidate} ${r.status}`).sort(), marked.filter((c) => c.bytes > 0).map((c) => `${c.name} ${status(c)}`).sort());
+  assert.ok(marked.some((c) => c.pareto));
 
   // The recipe reproduces the model: same bytes through shrink run.
   const rerun = path.join(temp, 'rerun.onnx');

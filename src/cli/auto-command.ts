@@ -23,7 +23,7 @@ import { nodeOrt } from '../node/ort-node.js';
 import { reportModelFromFile, writeReportFile } from '../node/report-assets.js';
 import { writeFileAtomic } from '../node/atomic-file.js';
 import { writeModel } from '../onnx/model-io.js';
-import { type AutoTarget, autoSearch, type CandidateOutcome, describeOutcome } from '../pipeline/auto.js';
+import { type AutoTarget, autoSearch, type CandidateOutcome, candidateQuality, describeOutcome, qualityName } from '../pipeline/auto.js';
 import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { UsageError } from './errors.js';
@@ -209,6 +209,21 @@ async function writeReport(file: string, input: string, model: Model, result: Aw
     models: [reportModelFromFile(input, path.basename(input)), ...shown.map((c) => ({ name: c.name, bytes: c.bytes }))],
     bench,
     evals: shown.map((c) => ({ model: c.name, report: result.evals.get(c.name) as EvalReport })),
+    // Every candidate, cached ones too, with the Pareto front the search marked.
+    search: {
+      quality: qualityName(result.candidates),
+      candidates: result.candidates.map((c) => ({
+        name: c.name,
+        quality: c.bytes > 0 ? candidateQuality(c) : undefined,
+        size_ratio: c.size_ratio,
+        speedup: c.latency?.speedup,
+        feasible: c.feasible,
+        pareto: c.pareto === true,
+        chosen: c.name === result.best?.name,
+        cached: c.cached,
+        why_not: c.why_not,
+      })),
+    },
   });
 }
 

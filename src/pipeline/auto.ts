@@ -254,11 +254,24 @@ function measure(candidate: AutoCandidate, report: RecipeReport, bytes: number, 
   return outcome;
 }
 
+/** What `candidateQuality` measures for these outcomes, in words. */
+export function qualityName(outcomes: readonly CandidateOutcome[]): string {
+  if (outcomes.some((o) => o.metric !== undefined)) return 'the --metric mean';
+  return outcomes.some((o) => o.accuracy !== undefined) ? 'accuracy change, points' : 'lowest output cosine';
+}
+
 /** Quality for ranking: higher is better (the user's metric, else negative accuracy drop, else cosine). */
+export function candidateQuality(o: CandidateOutcome): number {
+  return quality(o);
+}
+
 function quality(o: CandidateOutcome): number {
   if (o.metric !== undefined) return o.metric;
   return o.accuracy !== undefined ? -o.accuracy.drop_points : (o.cosine ?? Number.NEGATIVE_INFINITY);
 }
+
+/** Speed-up over the input, timed interleaved with it: steadier on a busy machine than either latency alone. */
+const speed = (o: CandidateOutcome) => o.latency?.speedup ?? 0;
 
 function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
   const measured = outcomes.filter((o) => o.feasible && o.latency !== undefined);
@@ -269,8 +282,8 @@ function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
         p !== o &&
         quality(p) >= quality(o) &&
         p.bytes <= o.bytes &&
-        (p.latency?.candidate_ms ?? Infinity) <= (o.latency?.candidate_ms ?? Infinity) &&
-        (quality(p) > quality(o) || p.bytes < o.bytes || (p.latency?.candidate_ms ?? Infinity) < (o.latency?.candidate_ms ?? Infinity)),
+        speed(p) >= speed(o) &&
+        (quality(p) > quality(o) || p.bytes < o.bytes || speed(p) > speed(o)),
     );
     return { ...o, pareto: !dominated };
   });

@@ -71,6 +71,35 @@ export const CHART_SCRIPT = String.raw`
     'layer-error': function (spec, width) {
       return bars(spec, width, 'db', 'layer', function (r) { return r.db >= 150 && spec.axes && spec.axes.db === 'isolated' ? 'exact' : r.db.toFixed(1) + ' dB'; });
     },
+    // A search's candidates: quality against size and against speed-up, coloured by where each stands.
+    front: function (spec, width) {
+      var statuses = ['chosen', 'Pareto front', 'within budget', 'outside budget'];
+      var panels = [{ x: 'size', label: 'size, share of the input' }, { x: 'speedup', label: 'speed-up over the input' }];
+      var holder = document.createElement('div');
+      holder.className = 'panels';
+      var panelWidth = Math.max(280, Math.floor((width - 8) / 2));
+      panels.forEach(function (p) {
+        var rows = spec.rows.filter(function (r) { return r[p.x] !== undefined; });
+        holder.appendChild(Plot.plot({
+          width: panelWidth,
+          height: 300,
+          marginLeft: 56,
+          marginRight: 40,
+          inset: 36,
+          grid: true,
+          x: { label: p.label },
+          y: { label: spec.axes.quality },
+          color: { type: 'categorical', domain: statuses, range: ['#e15759', '#4e79a7', '#76b7b2', '#bab0ac'], legend: true },
+          marks: [
+            Plot.dot(rows, { x: p.x, y: 'quality', fill: 'status', r: 6, ariaDescription: 'candidates', title: function (r) {
+              return r.candidate + ' (' + r.status + '): ' + r.quality.toPrecision(4) + ', ' + r.size.toFixed(3) + 'x size' + (r.speedup !== undefined ? ', ' + r.speedup.toFixed(2) + 'x speed' : '');
+            } }),
+            Plot.text(rows, { x: p.x, y: 'quality', text: 'candidate', dy: -12, fontSize: 11 }),
+          ],
+        }));
+      });
+      return holder;
+    },
     // Quality against size and against latency (two panels side by side), or latency against size.
     tradeoff: function (spec, width) {
       var models = data.models;

@@ -52,7 +52,7 @@ ${numbersSection(input)}
 }
 
 /** Charts that need a wide cell: scatter panels, stacked bars, long layer names. */
-const WIDE: ReadonlySet<ChartSpec['kind']> = new Set(['tradeoff', 'size-by-op', 'layer-error', 'layer-sqnr', 'layer-bytes']);
+const WIDE: ReadonlySet<ChartSpec['kind']> = new Set(['tradeoff', 'front', 'size-by-op', 'layer-error', 'layer-sqnr', 'layer-bytes']);
 
 function figure(chart: ChartSpec): string {
   return `<figure class="chart" data-chart="${escapeHtml(chart.id)}" data-kind="${escapeHtml(chart.kind)}">
@@ -91,6 +91,25 @@ function numbersSection(input: ReportInput): string {
       input.models.map((m) => [m.name, m.bytes.toLocaleString('en-US'), m.parameters?.toLocaleString('en-US') ?? '']),
     ),
   );
+  const search = input.search;
+  if (search !== undefined) {
+    parts.push(`<p>${escapeHtml(`Search: ${search.candidates.length} candidates; quality = ${search.quality}`)}</p>`);
+    parts.push(
+      table(
+        ['candidate', 'quality', 'size ratio', 'speed-up', 'within budget', 'Pareto front', 'chosen', 'why not'],
+        search.candidates.map((c) => [
+          `${c.name}${c.cached ? ' (cached)' : ''}`,
+          c.quality === undefined ? '' : c.quality.toPrecision(6),
+          c.size_ratio.toFixed(4),
+          c.speedup === undefined ? '' : c.speedup.toFixed(3),
+          c.feasible ? 'yes' : 'no',
+          c.pareto ? 'yes' : '',
+          c.chosen ? 'yes' : '',
+          c.why_not ?? '',
+        ]),
+      ),
+    );
+  }
   const bench = input.bench;
   if (bench !== undefined) {
     parts.push(`<p>${escapeHtml(`${bench.backend}, threads ${bench.threads === 0 ? 'default' : bench.threads}, batch ${bench.batch}, ${bench.runs} runs after ${bench.warmup} warm-up, interleaved`)}</p>`);

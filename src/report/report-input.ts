@@ -28,16 +28,37 @@ export interface ReportInput {
   eval?: EvalReport;
   /** Several candidates, each against models[0], by model name (`shrink bench --compare`). */
   evals?: { model: string; report: EvalReport }[];
+  /** A search's candidates (`shrink auto`), measured or read from its cache: the Pareto front chart and table. */
+  search?: ReportSearch;
   /** When the report was made (ISO text); defaults to now at rendering. */
   created?: string;
   /** Where the figures were measured (versions, CPU), as in every --json envelope. */
   environment?: RunEnvironment;
 }
 
+/** Every candidate of a search, as `shrink auto` measured it against the input. */
+export interface ReportSearch {
+  /** What `quality` is (higher is better): e.g. 'text-mask IoU', 'accuracy drop, points (negated)', 'lowest cosine'. */
+  quality: string;
+  candidates: {
+    name: string;
+    quality?: number;
+    /** Size against the input's. */
+    size_ratio: number;
+    /** Input latency / candidate latency, as the search timed them. */
+    speedup?: number;
+    feasible: boolean;
+    pareto: boolean;
+    chosen: boolean;
+    cached?: boolean;
+    why_not?: string;
+  }[];
+}
+
 /** One chart: a kind the page script knows how to draw, its rows, and words around it. */
 export interface ChartSpec {
   id: string;
-  kind: 'size' | 'latency' | 'throughput' | 'memory' | 'fidelity' | 'accuracy' | 'tradeoff' | 'size-by-op' | 'layer-error' | 'layer-sqnr' | 'layer-bytes';
+  kind: 'size' | 'latency' | 'throughput' | 'memory' | 'fidelity' | 'accuracy' | 'tradeoff' | 'front' | 'size-by-op' | 'layer-error' | 'layer-sqnr' | 'layer-bytes';
   title: string;
   caption: string;
   rows: Record<string, string | number>[];
@@ -115,6 +136,8 @@ export function reportCharts(input: ReportInput): ChartSpec[] {
   }
   const tradeoff = tradeoffChart(input);
   if (tradeoff !== undefined) charts.push(tradeoff);
+  const front = frontChart(input.search);
+  if (front !== undefined) charts.push(front);
   const byOp = sizeByOpChart(input.models);
   if (byOp !== undefined) charts.push(byOp);
   if (evaluation?.layers !== undefined && evaluation.layers.length > 0) charts.push(layerErrorChart(evaluation.layers));
@@ -198,6 +221,21 @@ function tradeoffChart(input: ReportInput): ChartSpec | undefined {
     caption: `${what}, one dot per model${against}${bench}`,
     rows,
     axes: { quality },
+  };
+}
+
+/** A search's candidates: quality against size and against speed-up, the Pareto front marked. */
+function frontChart(search: ReportSearch | undefined): ChartSpec | undefined {
+  const measured = (search?.candidates ?? []).filter((c) => c.quality !== undefined && Number.isFinite(c.quality) && c.size_ratio > 0);
+  if (search === undefined || measured.length === 0) return undefined;
+  const status = (c: ReportSearch['candidates'][number]) => (c.chosen ? 'chosen' : c.pareto ? 'Pareto front' : c.feasible ? 'within budget' : 'outside budget');
+  return {
+    id: 'front',
+    kind: 'front',
+    title: 'Search: every candidate',
+    caption: `${search.quality} against size (share of the input's file) and speed-up (input latency / candidate latency, as the search timed them), one dot per candidate; the Pareto front: within budget, and no other candidate within budget is at least as good in all three and better in one`,
+    rows: measured.map((c) => ({ candidate: c.name, quality: c.quality as number, size: c.size_ratio, ...(c.speedup === undefined ? {} : { speedup: c.speedup }), status: status(c) })),
+    axes: { quality: search.quality },
   };
 }
 
