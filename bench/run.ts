@@ -23,6 +23,7 @@ import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeKernelsBench } from './quantize-kernels.js';
 import { quantizeDynamicBench, quantizeDynamicBertBench } from './quantize-dynamic.js';
 import { quantizeStaticBench } from './quantize-static.js';
+import { quantizeStaticCnnRecBench } from './quantize-static-cnn-rec.js';
 import { quantizeSmoothBiasBench } from './quantize-smooth-bias.js';
 import { trainBench } from './train.js';
 
@@ -37,7 +38,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

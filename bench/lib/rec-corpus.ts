@@ -10,7 +10,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { OrtModule } from '../../src/runtime/ort-types.js';
-import { fromOrtTensor, ModelSession, toOrtTensor } from '../../src/runtime/session.js';
+import { fromOrtTensor, type GraphOptimization, ModelSession, toOrtTensor } from '../../src/runtime/session.js';
 import { OCR } from './feeds.js';
 
 export const REC_CORPUS = 'bench/work/rec-corpus';
@@ -69,10 +69,10 @@ export interface RecReading {
 
 let alphabet: ReturnType<typeof ctcAlphabet> | undefined;
 
-/** Greedy-CTC text of every line of `set` read by `model`, in batches of 20 (graph optimization 'basic'). */
-export async function readRecSet(ort: OrtModule, model: Model | Uint8Array, set: RecSet, threads = 2): Promise<RecReading> {
+/** Greedy-CTC text of every line of `set` read by `model`, in batches of 20 (graph optimization 'basic' unless told). */
+export async function readRecSet(ort: OrtModule, model: Model | Uint8Array, set: RecSet, threads = 2, graphOptimization: GraphOptimization = 'basic'): Promise<RecReading> {
   alphabet ??= ctcAlphabet(readFileSync(join(OCR, 'ppocr_keys_v1.txt'), 'utf8'));
-  const session = await ModelSession.create(ort, model, { threads });
+  const session = await ModelSession.create(ort, model, { threads, graphOptimization });
   const per = 3 * HEIGHT * WIDTH;
   const texts: string[] = [];
   const parts: Float32Array[] = [];
