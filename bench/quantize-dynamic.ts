@@ -19,6 +19,7 @@
 import { cosineSimilarity } from '../src/eval/metrics.js';
 import { agreement, spamData } from './lib/held-out.js';
 import { paddedBatch, paddedBatches } from './lib/spam-bert-batches.js';
+import { type OrtProfile, profileModel } from './lib/ort-profile.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
@@ -28,6 +29,7 @@ import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { writeModel } from '../src/onnx/model-io.js';
+import { optimizeModel } from '../src/optimize/optimize.js';
 import type { OrtModule, OrtTensor } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
 import { OCR, VAD, feedsFor, floats, sr16k, zeros } from './lib/feeds.js';
@@ -259,7 +261,8 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
       `onnxruntime-web ${machine.onnxruntimeWeb} (wasm, 1 thread) for the load-and-run check, ${machine.date}, load average ${machine.loadAverage} at the start. ` +
       `Latency: median of ${ROUNDS} interleaved rounds after ${WARMUP} warm-up runs. Speed-up: fp32 latency / variant latency (above 1 is faster).`,
     '',
-    '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul; Conv weights int8 per channel, decoded by Cast and Mul, which onnxruntime folds into float weights at load; DynamicQuantizeLSTM). ' +
+    '**fp32-fused**: float32 after `shrink optimize` (MultiHeadAttention, SkipLayerNormalization, Gelu), to show what onnxruntime\'s fused CPU kernels give without int8. ' +
+      '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul; Conv weights int8 per channel, decoded by Cast and Mul, which onnxruntime folds into float weights at load; DynamicQuantizeLSTM). ' +
       '**int8-ops**: standard ops only (DynamicQuantizeLinear + MatMulInteger / ConvInteger), where the opset allows. ' +
       '**int8-no-conv**: int8 with Conv left in float (`--exclude Conv`), for models that have Conv.',
     '',
@@ -293,10 +296,13 @@ const BERT_PATH = 'models/spam-bert/onnx/model.onnx';
 const BERT_BATCHES = [1, 8, 32];
 const BERT_THREADS = [1, 2];
 const BERT_ROUNDS = 25;
-const BERT_VARIANTS: Record<string, DynamicInt8Options | undefined> = {
+const BERT_VARIANTS: Record<string, DynamicInt8Options | 'optimize' | undefined> = {
   fp32: undefined,
+  // shrink optimize's fusions (MultiHeadAttention, SkipLayerNormalization, Gelu) on float32: what
+  // onnxruntime's fused CPU kernels do for this model without int8.
+  'fp32-fused': 'optimize',
   int8: { perChannel: true },
-  'int8-qattention': { perChannel: true, attention: true },
+  'int8-no-attention': { perChannel: true, attention: false },
 };
 
 interface BertTiming {
@@ -360,7 +366,9 @@ export async function benchSpamBert(web: OrtModule, log: (line: string) => void)
   const reports: Record<string, { quantized: number; attention: number; warnings: string[] }> = {};
   for (const [v, options] of Object.entries(BERT_VARIANTS)) {
     const model = loadModel(BERT_PATH);
-    if (options !== undefined) {
+    if (options === 'optimize') {
+      await optimizeModel(model, { level: 'full' });
+    } else if (options !== undefined) {
       const report = quantizeDynamicInt8(model, options);
       reports[v] = { quantized: report.stats.quantized, attention: report.stats.attention ?? 0, warnings: report.warnings.map((w) => w.message) };
     }
@@ -395,6 +403,11 @@ export async function benchSpamBert(web: OrtModule, log: (line: string) => void)
       log(`spam-bert batch ${size} x ${batch.input_ids.dims[1]}, ${threads} thread(s): ${Object.entries(latency).map(([v, l]) => `${v} ${l.median} ms (x${speedup[v].median})`).join(', ')}`);
     }
   }
+  // Where the time goes at batch 8, 1 thread, and what onnxruntime builds of each file.
+  const profiles: Record<string, OrtProfile> = {};
+  const profileFeeds = feedsFor(nodeOrt, Object.values(paddedBatch(data.inputs, 0, 8)));
+  for (const v of Object.keys(files)) profiles[v] = await profileModel(files[v], profileFeeds, { threads: 1, runs: 40 });
+  log(`spam-bert profile, batch 8, 1 thread (sum of each node's fastest run): ${Object.entries(profiles).map(([v, p]) => `${v} ${p.totalMs} ms`).join(', ')}`);
   // onnxruntime-web: does each file load and run (batch 8), and its logits against fp32 there.
   const webFeeds = feedsFor(web, Object.values(paddedBatch(data.inputs, 0, 8)));
   const webLogits: Record<string, Float32Array | string> = {};
@@ -418,6 +431,7 @@ export async function benchSpamBert(web: OrtModule, log: (line: string) => void)
     quantization: reports,
     fidelity,
     timings,
+    profiles,
     web: webResult,
   };
 }
@@ -432,8 +446,9 @@ function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: 
     '',
     `Fidelity on all ${bert.held_out} held-out e-mails (batches of 32), against the labels and against fp32's logits; onnxruntime-web (wasm, 1 thread) loads and runs each file on batch 8.`,
     '',
-    '**int8**: `shrink quantize --method dynamic-int8` defaults (DynamicQuantizeMatMul with the bias Add folded in; attention left as onnxruntime fuses it). ' +
-      '**int8-qattention**: the same with `attention: true` (self-attention fused into com.microsoft QAttention: one integer GEMM for Q, K and V, the mask as mask_index).',
+    '**fp32-fused**: float32 after `shrink optimize` (MultiHeadAttention, SkipLayerNormalization, Gelu), to show what onnxruntime\'s fused CPU kernels give without int8. ' +
+      '**int8**: `shrink quantize --method dynamic-int8` defaults (self-attention fused into com.microsoft QAttention: one integer GEMM for Q, K and V, the padding mask as mask_index; the other Linears DynamicQuantizeMatMul with their bias Add folded in). ' +
+      '**int8-no-attention**: the same with `attention: false` (the attention ops left as exported, as the int8 default was before).',
     '',
     '| variant | KiB | quantized ops | held-out accuracy | agreement with fp32 | logit cosine | onnxruntime-web |',
     '|---|---:|---:|---:|---:|---:|---|',
@@ -449,6 +464,32 @@ function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: 
       const s = t.speedup[v];
       lines.push(`| ${t.batch} x ${t.tokens} | ${t.threads} | ${v} | ${l.median} | ${l.min} | ${l.cpuMedian} | ${s.median.toFixed(2)}x | ${s.min.toFixed(2)}x | ${s.cpu.toFixed(2)}x |`);
     }
+  }
+  const ops = [...new Set(Object.values(bert.profiles).flatMap((p) => p.byOp.filter((o) => o.share >= 0.02).map((o) => o.op)))];
+  const variants = Object.keys(bert.profiles);
+  lines.push(
+    '',
+    "Where the time goes (batch 8, 1 thread): onnxruntime's profile (`enableProfiling`, 40 runs), each node's fastest run summed by op type, in ms per run (op types under 2% of every variant left out), and the op types of the model onnxruntime builds at 'all' (`optimizedModelFilePath`):",
+    '',
+    `| op type | ${variants.join(' | ')} |`,
+    `|---|${variants.map(() => '---:').join('|')}|`,
+    ...ops.map((op) => `| ${op} | ${variants.map((v) => bert.profiles[v].byOp.find((o) => o.op === op)?.ms ?? '').join(' | ')} |`),
+    `| **total** | ${variants.map((v) => `**${bert.profiles[v].totalMs}**`).join(' | ')} |`,
+    '',
+    ...variants.map((v) => `- ${v} as onnxruntime builds it: ${Object.entries(bert.profiles[v].built).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ')}`),
+  );
+  const fp32 = bert.profiles.fp32;
+  const int8 = bert.profiles.int8;
+  const separate = bert.profiles['int8-no-attention'];
+  if (fp32 !== undefined && int8 !== undefined && separate !== undefined) {
+    const integer = separate.byOp.find((o) => o.op === 'DynamicQuantizeMatMul')?.ms ?? 0;
+    const rest = separate.totalMs - integer;
+    lines.push(
+      '',
+      `In the profile int8 is ${round(fp32.totalMs / int8.totalMs)}x fp32 (int8-no-attention ${round(fp32.totalMs / separate.totalMs)}x). In int8-no-attention, where each op is separate, the integer products (DynamicQuantizeMatMul) take ${integer} ms; the other ${round(rest)} ms are float work no onnxruntime CPU kernel does in integers ` +
+        `(the attention products Q.K^T and P.V, Softmax, the head Transposes, LayerNormalization, GELU, the residual and mask Adds, the embedding Gathers). ` +
+        `Even if the integer products took no time, int8 would be ${round(fp32.totalMs / rest)}x fp32 here: with hidden size 128 and 128 tokens the attention products are as large a share as the linear layers' products are small.`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

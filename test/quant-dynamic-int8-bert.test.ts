@@ -1,5 +1,5 @@
-// Dynamic int8 of a BERT encoder (models/spam-bert): the default form (DynamicQuantizeMatMul with
-// each Linear's bias Add folded in) and the QAttention form (`attention: true`) load and run in
+// Dynamic int8 of a BERT encoder (models/spam-bert): the default form (QAttention, the other
+// Linears as DynamicQuantizeMatMul with their bias Add folded in) and `attention: false` load and run in
 // onnxruntime-node, stay close to float32 on padded batches, and onnxruntime's optimized model
 // holds the integer and fused ops expected (read back through optimizedModelFilePath at 'all').
 import assert from 'node:assert/strict';
@@ -70,10 +70,10 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-test('dynamic int8 of spam-bert: bias Adds folded into DynamicQuantizeMatMul, close to float32, integer ops kept by onnxruntime', async () => {
+test('dynamic int8 of spam-bert, attention left as exported: bias Adds folded into DynamicQuantizeMatMul, close to float32, integer ops kept by onnxruntime', async () => {
   const float = await runOptimized(loadModel(BERT));
   const model = loadModel(BERT);
-  const report = quantizeDynamicInt8(model);
+  const report = quantizeDynamicInt8(model, { attention: false });
   assert.equal(report.stats.quantized, 14);
   const counts = opCounts(model);
   assert.equal(counts.DynamicQuantizeMatMul, 14);
@@ -97,10 +97,10 @@ test('dynamic int8 of spam-bert: bias Adds folded into DynamicQuantizeMatMul, cl
   assert.equal(floatBuilt.LayerNormalization, 5);
 });
 
-test('dynamic int8 of spam-bert with attention: QAttention with the padding mask as mask_index, close to float32', async () => {
+test('dynamic int8 of spam-bert by default: QAttention with the padding mask as mask_index, close to float32', async () => {
   const float = await runOptimized(loadModel(BERT));
   const model = loadModel(BERT);
-  const report = quantizeDynamicInt8(model, { attention: true });
+  const report = quantizeDynamicInt8(model);
   assert.equal(report.stats.attention, 2);
   assert.deepEqual(
     report.warnings.filter((w) => w.code === 'attention-float'),
@@ -129,13 +129,15 @@ test('dynamic int8 of spam-bert with attention: QAttention with the padding mask
   assert.equal(built.DynamicQuantizeMatMul, 8);
 });
 
-test('an excluded projection keeps its attention out of QAttention, with the reason', () => {
+test('an excluded projection leaves the attention as exported, with the reason', () => {
   const model = loadModel(BERT);
-  const report = quantizeDynamicInt8(model, { attention: true, exclude: (node) => node.name === '/layers.1/key/MatMul' });
-  assert.equal(report.stats.attention, 1);
+  const report = quantizeDynamicInt8(model, { exclude: (node) => node.name === '/layers.1/key/MatMul' });
+  assert.equal(report.stats.attention, 0);
   const warning = report.warnings.find((w) => w.code === 'attention-float');
-  assert.match(warning?.message ?? '', /projection '\/layers\.1\/key\/MatMul' is excluded/);
+  assert.match(warning?.message ?? '', /2 found, 1 not convertible to QAttention\): the projection '\/layers\.1\/key\/MatMul' is excluded/);
   const counts = opCounts(model);
-  assert.equal(counts.QAttention, 1);
-  assert.equal(counts.MultiHeadAttention, 1);
+  assert.equal(counts.QAttention ?? 0, 0);
+  assert.equal(counts.MultiHeadAttention ?? 0, 0);
+  assert.equal(counts.Softmax, 2);
+  assert.equal(counts.DynamicQuantizeMatMul, 13);
 });

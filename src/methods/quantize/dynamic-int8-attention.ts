@@ -9,8 +9,8 @@
 //      mask_index = Cast(mask, int32), X_zero_point), with num_heads. QAttention scales the scores
 //      by 1/sqrt(head_size); another scale is folded into Wq and bq.
 // One integer GEMM for Q, K and V with one activation quantization, and one attention kernel.
-// An attention that does not match stays MultiHeadAttention (float, its projections quantized like
-// any MatMul) with a warning. ContribOperators.md (QAttention): weight_scale is a scalar or
+// When some attention does not match, the model keeps its exported attention (projections
+// quantized like any MatMul) with a warning. ContribOperators.md (QAttention): weight_scale is a scalar or
 // [3 * hidden] (per column), weight_zero_point likewise; input_zero_point is a uint8 scalar.
 import { attr } from '../../ir/attribute.js';
 import { constantValue } from '../../ir/constants.js';
@@ -56,26 +56,40 @@ interface Projection {
   bias: Float32Array;
 }
 
-/** Fuses the self-attention of `model` and turns what matches into QAttention (in place). */
+/**
+ * Fuses the self-attention of `model` and turns it into QAttention, in place, when every attention
+ * the fusion finds converts; otherwise the model is left as it was (a float MultiHeadAttention
+ * is no faster on CPU than the exported ops) and the warnings say why.
+ */
 export function quantizeAttention(model: Model, settings: AttentionSettings, activations: ActivationQuantizers): AttentionOutcome {
   const outcome: AttentionOutcome = { fused: 0, quantized: 0, tensors: [], nodes: [], warnings: [] };
   if (![...model.graph.allNodes()].some(({ node }) => isOp(node, 'Softmax'))) return outcome;
-  const fusion = fuseAttention.run(model, {}, {}) as Awaited<ReturnType<typeof fuseAttention.run>>;
+  // Tried on a copy (weights shared), adopted only when every attention converts.
+  const trial = model.clone();
+  const fusion = fuseAttention.run(trial, {}, {}) as Awaited<ReturnType<typeof fuseAttention.run>>;
   outcome.fused = Number(fusion.stats?.fused ?? 0);
   if (outcome.fused === 0) return outcome;
   const masks = new PerGraphCache<string>();
-  for (const graph of allGraphs(model.graph)) {
+  const misses: string[] = [];
+  for (const graph of allGraphs(trial.graph)) {
     for (const mha of [...graph.nodes]) {
       if (mha.opType !== 'MultiHeadAttention' || mha.domain !== MS_DOMAIN) continue;
-      const why = rewrite(model, graph, mha, settings, activations, masks, outcome);
-      if (why !== undefined) outcome.warnings.push({ code: 'attention-float', message: `attention '${mha.label}' stays MultiHeadAttention (float): ${why}`, node: mha.label });
+      const why = rewrite(trial, graph, mha, settings, activations, masks, outcome);
+      if (why !== undefined) misses.push(why);
     }
   }
-  // The Expand of the float mask and its shape chain are read by nothing now.
-  if (outcome.quantized > 0) {
-    eliminateDeadNodesPass.run(model, {}, {});
-    for (const graph of allGraphs(model.graph)) topologicalSort(graph);
+  if (misses.length > 0) {
+    outcome.warnings.push({
+      code: 'attention-float',
+      message: `self-attention left as exported (${outcome.fused} found, ${misses.length} not convertible to QAttention): ${misses[0]}`,
+    });
+    return { ...outcome, quantized: 0, tensors: [], nodes: [] };
   }
+  // The Expand of the float mask and its shape chain are read by nothing now.
+  eliminateDeadNodesPass.run(trial, {}, {});
+  for (const graph of allGraphs(trial.graph)) topologicalSort(graph);
+  model.graph = trial.graph;
+  model.opsetImports = trial.opsetImports;
   return outcome;
 }
 
@@ -88,7 +102,7 @@ function rewrite(
   masks: PerGraphCache<string>,
   outcome: AttentionOutcome,
 ): string | undefined {
-  if (mha.inputs.length > 6 || (mha.inputs[3] ?? '') !== '' || (mha.inputs[4] ?? '') !== '') return 'it has inputs besides query, key, value and attention bias';
+  if (mha.inputs.length > 6 || (mha.inputs[3] ?? '') !== '' || (mha.inputs[4] ?? '') !== '') return `'${mha.label}' has inputs besides query, key, value and attention bias`;
   const projections: Projection[] = [];
   for (const value of mha.inputs.slice(0, 3)) {
     const p = projection(graph, value, mha);
@@ -98,7 +112,7 @@ function rewrite(
   const input = projections[0].input;
   if (projections.some((p) => p.input !== input)) return 'query, key and value are not projections of one input';
   const excluded = projections.find((p) => settings.exclude?.(p.matmul, graph));
-  if (excluded !== undefined) return `its projection '${excluded.matmul.label}' is excluded`;
+  if (excluded !== undefined) return `the projection '${excluded.matmul.label}' is excluded`;
   const [K, N] = projections[0].weight.dims;
   if (projections.some((p) => p.weight.dims[0] !== K || p.weight.dims[1] !== N)) return 'query, key and value weights differ in shape';
   const heads = mha.attrInt('num_heads', 0) ?? 0;

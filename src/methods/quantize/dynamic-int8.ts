@@ -54,7 +54,8 @@ export interface DynamicInt8Options {
   convForm?: DynamicConvForm;
   /**
    * Self-attention of BERT-style encoders as com.microsoft QAttention (one integer GEMM for Q, K
-   * and V, one attention kernel; dynamic-int8-attention.ts). Default true with the
+   * and V, one attention kernel; dynamic-int8-attention.ts): at least as fast as the exported ops
+   * at batch 1-32 on spam-bert (bench/results/quantize-dynamic-bert.md). Default true with the
    * 'com.microsoft' MatMul form; the 'onnx' form keeps standard ops only and leaves attention alone.
    */
   attention?: boolean;
@@ -87,7 +88,7 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   const convs = new ConvRewriter(model, { weights, perChannel, form: options.convForm ?? 'cast-weights' }, activations);
   const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter', 'attention']);
   const tensors: QuantizedTensorReport[] = [];
-  if ((options.attention ?? false) && matmulForm === 'com.microsoft' && ops.includes('MatMul')) {
+  if ((options.attention ?? true) && matmulForm === 'com.microsoft' && ops.includes('MatMul')) {
     const attention = quantizeAttention(model, { weights, perChannel, exclude: options.exclude }, activations);
     for (const w of attention.warnings) result.warn(w.code, w.message, { node: w.node });
     attention.tensors.forEach((t, i) => {
