@@ -12,7 +12,6 @@ import type { SampleSource } from '../eval/samples.js';
 import { constantValue } from '../ir/constants.js';
 import { DataType, } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
-import { makeValueInfo, tensorTypeOf } from '../ir/value-info.js';
 import { Tensor } from '../ir/tensor.js';
 import { replaceConstant } from '../graph-edit/replace-constant.js';
 import { addSqnrTerms, sqnrFromSums } from '../kernels/sqnr.js';
@@ -22,11 +21,9 @@ import { findClusters } from '../methods/cluster/decode-graph.js';
 import { modelBytes } from '../onnx/model-size.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
 import { arrayTrainingData, type TrainingArrays } from '../train/array-data.js';
-import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
-import { Trainer } from '../train/trainer.js';
-import { LABEL_INPUT, TARGETS } from '../train/training-graph.js';
+import { LABEL_INPUT } from '../train/training-graph.js';
 import { type ClusterFinetuneReport, type ClusterReport, buildClusterReport } from './cluster-report.js';
 import type { RecipeContext } from './context.js';
 import { debugPhase } from './debug-phase.js';
@@ -34,6 +31,7 @@ import { distill } from './distill.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
+import { distillValue } from './recovery.js';
 import { train } from './train.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
@@ -151,17 +149,6 @@ function codebookMasks(result: Model, details: ClusterDetails): { names: string[
   return { names, masks };
 }
 
-/** Gives each graph input fed by `fields` the dims [batch, ...sample dims], its batch dim kept as declared. */
-function pinInputDims(model: Model, fields: ClusterData['inputs']): void {
-  model.graph.inputs = model.graph.inputs.map((input) => {
-    const field = fields[input.name];
-    const type = tensorTypeOf(input);
-    if (field === undefined || type?.shape === undefined || type.shape.length !== field.sampleDims.length + 1) return input;
-    return makeValueInfo(input.name, { elemType: type.elemType, shape: [type.shape[0], ...field.sampleDims] });
-  });
-  model.graph.changed();
-}
-
 /** Trains the codebooks of `student` (clustered from `teacher`) and nothing else. */
 async function finetuneCentroids(teacher: Model, student: Model, details: ClusterDetails, data: ClusterData, options: ClusterFinetune, output: string | undefined, ctx: RecipeContext): Promise<{ model: Model; report: ClusterFinetuneReport }> {
   const started = performance.now();
@@ -189,26 +176,8 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   }
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
-  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [value], { threads: ctx.threads, progress: ctx.progress })).get(value);
-  if (targets === undefined) throw new Error(`cluster: the original gave no '${value}'`);
-  // The loss reads graph outputs: an inner value is one while training, and only then. The
-  // training graph needs static sizes (an AveragePool's divisor, PP-OCR rec's width is symbolic),
-  // so the inputs take the data's sample dims while training; the model written keeps its own.
-  const inner = !student.graph.isGraphOutput(value);
-  const trainee = student.clone();
-  if (inner) trainee.graph.addOutput(value);
-  pinInputDims(trainee, data.inputs);
-  const trainer = await Trainer.create(ctx.ort, trainee, { loss: { kind: 'mse', output: value }, optimizer: options.optimizer, frozen, masks }, { threads: ctx.threads });
-  try {
-    const history = await trainer.fit(arrayTrainingData({ ...data.inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), { ...fit, progress: ctx.progress });
-    const model = trainer.exportModel();
-    model.graph.inputs = student.clone().graph.inputs;
-    model.graph.outputs = model.graph.outputs.filter((o) => !inner || o.name !== value);
-    model.graph.changed();
-    return { model, report: { kind: 'distill', loss: 'mse', ...(inner ? { value } : {}), ...base, epochs: history.length, steps: trainer.stepCount, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() } };
-  } finally {
-    await trainer.release();
-  }
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks }, ctx, 'cluster');
+  return { model: trained.model, report: { kind: 'distill', loss: 'mse', ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }
 
 /**

@@ -55,6 +55,8 @@ export interface PruneRecoveryReport {
   kind: 'fine-tune' | 'distill';
   /** How the targets were made: class labels (cross-entropy), the original's softened logits (KL), the original's outputs (MSE). */
   loss: 'cross-entropy' | 'kl' | 'mse';
+  /** The inner value distilled (MSE), when it is not a graph output. */
+  value?: string;
   epochs: number;
   steps: number;
   samples: number;
@@ -140,7 +142,7 @@ function count(n: number): string {
 export function recoveryLine(r: PruneRecoveryReport): string {
   const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
   const rounds = r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a cubic schedule)`;
-  return `recovery   ${r.kind} (${r.loss}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${rounds}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`;
+  return `recovery   ${r.kind} (${r.loss}${r.value === undefined ? '' : ` on '${r.value}'`}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${rounds}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`;
 }
 
 export function formatPruneReport(report: PruneReport, top = 8): string {

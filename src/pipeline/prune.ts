@@ -42,6 +42,13 @@ export interface PruneRecovery {
   /** Stop after this many steps (smoke runs). */
   maxSteps?: number;
   /**
+   * Without labels: a value of the model (e.g. the logits before a softmax output) matched to the
+   * original's by mean squared error instead of the output (pipeline/recovery.ts).
+   */
+  distillValue?: string;
+  /** How `distillValue` (or a non-classifier output) is matched: 'mse' (default), or 'kl' per position over the last axis at `temperature` (default 1). */
+  distillLoss?: 'mse' | 'kl';
+  /**
    * Prune gradually (unstructured methods): this many rounds, the sparsity rising on a cubic
    * schedule to the target (AGP; TF-MOT's PolynomialDecay with power 3), each round followed by
    * `epochs` of training with the zeros held (default 1: prune once, then train).

@@ -1,15 +1,21 @@
 // Training a compressed model back towards the original, for the steps that change weights and
 // shapes (prune, low-rank). With labels it fine-tunes with cross-entropy (`train`); without, it distils from
 // the original: KL on softened logits for a classifier's [N, classes] output, MSE on the output
-// otherwise. The settings and the report have the shapes of the prune step's.
+// otherwise, or MSE on a chosen inner value (`distillValue`: e.g. the logits before a softmax
+// output, a far stronger signal than saturated probabilities). The settings and the report have
+// the shapes of the prune step's. `distillValueByMse` is shared with the cluster step.
 import { DataType, type TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
+import { makeValueInfo, tensorTypeOf } from '../ir/value-info.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
-import { arrayTrainingData } from '../train/array-data.js';
+import { arrayTrainingData, type TrainingArrays } from '../train/array-data.js';
 import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import type { Schedule } from '../train/schedules.js';
 import { Trainer } from '../train/trainer.js';
-import { LABEL_INPUT, TARGETS } from '../train/training-graph.js';
+import { distillationKl } from '../train/losses.js';
+import { LABEL_INPUT, type LossSpec, TARGETS } from '../train/training-graph.js';
 import type { RecipeContext } from './context.js';
 import { distill } from './distill.js';
 import type { PruneData, PruneRecovery } from './prune.js';
@@ -52,17 +58,94 @@ export async function recoverByTraining(
     const { model, report } = await distill(teacher, student, { ...fit, data: { inputs: data.inputs }, alpha: 0, temperature: recovery.temperature ?? 4, teacherOutput: output, studentOutput: output, masks }, ctx);
     return { model, report: { kind: 'distill', loss: 'kl', epochs: report.epochs.length, steps: report.steps, samples: report.samples, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds() } };
   }
-  if (output === undefined) throw new Error('recovery: the model has no output to distil');
-  const targets = (await precomputeTeacher(ctx.ort, teacher, data.inputs, [output], { threads: ctx.threads, progress: ctx.progress })).get(output);
-  if (targets === undefined) throw new Error(`recovery: the original gave no '${output}'`);
-  const trainer = await Trainer.create(ctx.ort, student, { loss: { kind: 'mse', output }, optimizer: recovery.optimizer, masks }, { threads: ctx.threads });
+  const value = recovery.distillValue ?? output;
+  if (value === undefined) throw new Error('recovery: the model has no output to distil');
+  const loss: DistillLoss = recovery.distillLoss === 'kl' ? { kind: 'kl', temperature: recovery.temperature ?? 1 } : { kind: 'mse' };
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: recovery.optimizer, masks, loss }, ctx, 'recovery');
+  return {
+    model: trained.model,
+    report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), epochs: trained.meanLoss.length, steps: trained.steps, samples: count, mean_loss: trained.meanLoss, seconds: seconds() },
+  };
+}
+
+/**
+ * How a value is matched to the original's: mean squared error over every element, or KL of the
+ * softened distributions over the last axis at every other position (T² · mean KL; e.g. a CTC
+ * recogniser's logits [N, T, classes]: each time step's classes, as the decoder reads them).
+ */
+export type DistillLoss = { kind: 'mse' } | { kind: 'kl'; temperature: number };
+
+export interface ValueDistillSettings {
+  epochs: number;
+  batchSize: number;
+  schedule: Schedule;
+  optimizer: OptimizerSpec;
+  seed?: number;
+  maxSteps?: number;
+  /** Float constants left as they are. */
+  frozen?: string[];
+  /** 0/1 masks that keep zeroed weights at zero. */
+  masks?: Map<string, Tensor>;
+  /** Default MSE. */
+  loss?: DistillLoss;
+}
+
+/**
+ * Trains `student` so that its `value` matches the teacher's on `inputs` (MSE, or KL per position).
+ * The loss reads graph outputs: an inner value is one while training, and only then. The training
+ * graph needs static sizes (an AveragePool's divisor; PP-OCR rec's width is symbolic), so the
+ * inputs take the data's sample dims while training; the model returned keeps its own.
+ */
+export async function distillValue(
+  teacher: Model,
+  student: Model,
+  inputs: TrainingArrays['inputs'],
+  value: string,
+  settings: ValueDistillSettings,
+  ctx: RecipeContext,
+  who: string,
+): Promise<{ model: Model; meanLoss: number[]; steps: number; inner: boolean }> {
+  if (!student.graph.isGraphOutput(value) && student.graph.producer(value) === undefined) throw new Error(`${who}: the model has no value '${value}' to distil`);
+  const targets = (await precomputeTeacher(ctx.ort, teacher, inputs, [value], { threads: ctx.threads, progress: ctx.progress })).get(value);
+  if (targets === undefined) throw new Error(`${who}: the original gave no '${value}'`);
+  const inner = !student.graph.isGraphOutput(value);
+  const trainee = student.clone();
+  if (inner) trainee.graph.addOutput(value);
+  pinInputDims(trainee, inputs);
+  const loss: LossSpec = settings.loss?.kind === 'kl' ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) } : { kind: 'mse', output: value };
+  const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks }, { threads: ctx.threads });
   try {
-    const history = await trainer.fit(arrayTrainingData({ ...data.inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), { ...fit, progress: ctx.progress });
-    return {
-      model: trainer.exportModel(),
-      report: { kind: 'distill', loss: 'mse', epochs: history.length, steps: trainer.stepCount, samples: count, mean_loss: history.map((h) => h.meanLoss), seconds: seconds() },
-    };
+    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress };
+    const history = await trainer.fit(arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), fit);
+    const model = trainer.exportModel();
+    model.graph.inputs = student.clone().graph.inputs;
+    model.graph.outputs = model.graph.outputs.filter((o) => !inner || o.name !== value);
+    model.graph.changed();
+    return { model, meanLoss: history.map((h) => h.meanLoss), steps: trainer.stepCount, inner };
   } finally {
     await trainer.release();
   }
+}
+
+/** The KL loss of `value` [..., classes] against the teacher's logits fed as TARGETS, every position a row. */
+function klPerPosition(value: string, temperature: number, who: string): Extract<LossSpec, { kind: 'custom' }>['build'] {
+  return (e, model) => {
+    const type = inferShapes(model).main.get(value);
+    const classes = type?.shape?.[type.shape.length - 1];
+    if (type?.shape === undefined || type.shape.length < 2 || typeof classes !== 'number') throw new Error(`${who}: KL distillation needs '${value}' with a fixed last axis (classes), got ${JSON.stringify(type?.shape)}`);
+    e.builder.input(TARGETS, type.elemType as DataType, type.shape);
+    const rows = e.int64s([-1, classes]);
+    return { loss: distillationKl(e, e.op('Reshape', [value, rows]), e.op('Reshape', [TARGETS, rows]), temperature, type.elemType as DataType), inputs: [TARGETS] };
+  };
+}
+
+/** Gives each graph input fed by `fields` the dims [batch, ...sample dims], its batch dim kept as declared. */
+function pinInputDims(model: Model, fields: TrainingArrays['inputs']): void {
+  model.graph.inputs = model.graph.inputs.map((input) => {
+    const field = fields[input.name];
+    const type = tensorTypeOf(input);
+    if (field === undefined || type?.shape === undefined || type.shape.length !== field.sampleDims.length + 1) return input;
+    return makeValueInfo(input.name, { elemType: type.elemType, shape: [type.shape[0], ...field.sampleDims] });
+  });
+  model.graph.changed();
 }
