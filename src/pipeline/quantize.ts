@@ -3,6 +3,7 @@
 // against the original on samples, a verdict that says what to try when the result is damaged,
 // and a gate that refuses it. Takes a Model and returns a new one; the input is not changed.
 // The CLI, the page and the automatic search all quantize through this function.
+import { type CollectedStatistics, collectStatistics, type StatisticsCollector } from '../eval/activation-stats.js';
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
@@ -55,6 +56,9 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   const resolved: QuantizeSettings = ends.length === 0 ? settings : { ...settings, exclude: [...(settings.exclude ?? []), ...ends] };
   const plan = quantizeSteps(method, resolved);
   const outcomes = new WeakMap<Model, { main: PassReport; extra: PassReport[] }>();
+  // The fp32 search quantizes once per round: calibration statistics of the float graph do not
+  // depend on which nodes stay float, so they are collected once and reused.
+  const stepCtx = fp32Search === undefined ? ctx : { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
   /** Every step on a fresh copy of the input, with `keep` left in float32 by the main method. */
   const quantizeCopy = async (keep: ReadonlySet<string>): Promise<Model> => {
     const copy = model.clone();
@@ -64,7 +68,7 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
       const pass = step.method.pass;
       if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
       const stepSettings = step === plan.main && kept.length > 0 ? { ...step.settings, exclude: [...(step.settings.exclude ?? []), ...kept] } : step.settings;
-      reports.set(step, await runPass(pass, copy, step.method.options(stepSettings) as never, ctx));
+      reports.set(step, await runPass(pass, copy, step.method.options(stepSettings) as never, stepCtx));
     }
     outcomes.set(copy, {
       main: reports.get(plan.main) as PassReport,
@@ -117,6 +121,19 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
     if (misses.length > 0) throw new GateFailedError(misses, 'quantize gate');
   }
   return { model: candidate, report };
+}
+
+/** A collector that answers from its first collection when that covers the values asked for. */
+function reusedStatistics(collect: StatisticsCollector): StatisticsCollector {
+  let first: CollectedStatistics | undefined;
+  return async (model, values, samples, options) => {
+    const cached = first;
+    if (cached !== undefined && values.every((v) => cached.stats.has(v) || cached.notFloat.has(v))) {
+      return { ...cached, stats: new Map(values.filter((v) => cached.stats.has(v)).map((v) => [v, cached.stats.get(v) as NonNullable<ReturnType<typeof cached.stats.get>>])) };
+    }
+    first = await collect(model, values, samples, options);
+    return first;
+  };
 }
 
 /** Settings worth trying when `method` damaged the model, most promising first (CLI spelling). */
