@@ -249,7 +249,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
 /** What to try when a method's result runs slower than its original (the speed check's warning). */
 const SLOWER_HINTS: Partial<Record<QuantizeMethodName, string>> = {
   'dynamic-int8': 'quantizing activations at run time pays off only on large MatMul/Gemm layers: --exclude MatMul or --exclude Gemm keeps small ones in float32',
-  'static-int8': 'layers whose integer kernels are slower here can stay float32 with --exclude OP_TYPE',
+  'static-int8': 'layers whose integer kernels are slower here can stay float32 with --exclude OP_TYPE; on small models (PP-OCR cls) int8 kernels do not beat float32\'s: keep the original, or --method dynamic-int8 for a smaller file at float32 speed',
   fp16: "onnxruntime's CPU provider has few float16 kernels: --compute none stores float16 weights and computes in float32",
   'int8-weight': 'weight-only formats make files smaller, not faster, on onnxruntime CPU',
   int4: 'weight-only formats make files smaller, not faster, on onnxruntime CPU',
