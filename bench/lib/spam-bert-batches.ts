@@ -13,7 +13,7 @@ export function paddedBatch(samples: Record<string, Tensor>[], start: number, si
   const batch: Record<string, Tensor> = {};
   for (const name of INPUTS) {
     const data = new BigInt64Array(rows.length * length);
-    rows.forEach((row, i) => data.set(row[name].data() as BigInt64Array, i * length));
+    for (const [i, row] of rows.entries()) data.set(row[name].data() as BigInt64Array, i * length);
     batch[name] = Tensor.fromArray(name, DataType.INT64, [rows.length, length], data);
   }
   return batch;
