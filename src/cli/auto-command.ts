@@ -202,7 +202,7 @@ async function writeReport(file: string, input: string, model: Model, result: Aw
   const bench = await benchmarkModels(
     nodeOrt,
     [{ name: path.basename(input), source: writeModel(model), model }, ...shown.map((c) => ({ name: c.name, source: writeModel(result.models.get(c.name) as Model) }))],
-    { batch, runs: 20, warmup: 2, threads: 1 },
+    { batch, runs: 20, warmup: 2, threads: 1, graphOptimization: 'all' },
   );
   writeReportFile(file, {
     title: `shrink auto: ${path.basename(input)}`,

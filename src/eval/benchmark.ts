@@ -55,6 +55,12 @@ export interface BenchOptions {
   maxMs?: number;
   /** Passed to onnxruntime (['wasm'] for onnxruntime-web). */
   executionProviders?: SessionOptions['executionProviders'];
+  /**
+   * onnxruntime's graph optimization (default 'basic', the sessions' default). 'all' is what a
+   * deployment runs: only there does onnxruntime fuse DequantizeLinear -> Conv -> QuantizeLinear
+   * into QLinearConv, so a static int8 model timed at 'basic' runs float Convs wrapped in Q/DQ.
+   */
+  graphOptimization?: SessionOptions['graphOptimization'];
   /** Names the runtime in the report ('node', 'wasm'). */
   backend?: string;
   progress?: Progress;
@@ -165,7 +171,7 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
       const started = performance.now();
       let session: ModelSession;
       try {
-        session = await openSession(ort, model.source, { threads, executionProviders: options.executionProviders });
+        session = await openSession(ort, model.source, { threads, executionProviders: options.executionProviders, graphOptimization: options.graphOptimization });
       } catch (error) {
         throw new Error(`${model.name}: ${(error as Error).message}`);
       }
