@@ -111,6 +111,10 @@ test('recovery: fine-tuning keeps pruned weights at zero; without labels the pru
   const distilled = await pruneJson([CNN, '-o', file('distilled.onnx'), '--method', 'channels', '--sparsity', '0.25', '--data', fashion.images, '--epochs', '1', '--batch-size', '32', '--samples', '64']);
   assert.deepEqual([distilled.recovery.kind, distilled.recovery.loss], ['distill', 'kl']);
   assert.equal(distilled.recovery.steps, 16);
+
+  // --distill-value picks the value and --distill-loss the loss (MSE here, on the logits).
+  const byValue = await pruneJson([CNN, '-o', file('by-value.onnx'), '--method', 'channels', '--sparsity', '0.25', '--data', fashion.images, '--epochs', '1', '--batch-size', '32', '--samples', '64', '--distill-value', 'logits', '--distill-loss', 'mse']);
+  assert.deepEqual([byValue.recovery.kind, byValue.recovery.loss, byValue.recovery.steps], ['distill', 'mse', 16]);
 });
 
 test('bad input: one line, exit 1 or 2, nothing written', async () => {
@@ -127,6 +131,9 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--epochs', '1'], 2, /--epochs trains the pruned model on --data/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--exclude', '('], 2, /not a valid regular expression/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--rounds', '3'], 2, /--rounds prunes gradually with training between rounds: give --epochs/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--distill-value', 'logits'], 2, /--distill-value and --distill-loss go with --epochs/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--epochs', '1', '--distill-loss', 'kl'], 2, /--distill-loss goes with --distill-value/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--labels', fashion.labels, '--epochs', '1', '--distill-value', 'logits'], 2, /--distill-value distils without labels/],
   ];
   const wrong = file('wrong.npy');
   fs.writeFileSync(wrong, writeNpy({ dataType: DataType.FLOAT, dims: [4, 1, 14, 14], data: new Uint8Array(4 * 196 * 4) }));

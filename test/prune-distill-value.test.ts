@@ -26,7 +26,7 @@ function sequenceModel(): Model {
   b.input('x', DataType.FLOAT, ['N', T, F]);
   const w1 = b.initializer('w1', DataType.FLOAT, [F, H], Float32Array.from({ length: F * H }, () => next() * 2 - 1));
   const w2 = b.initializer('w2', DataType.FLOAT, [H, C], Float32Array.from({ length: H * C }, () => (next() * 2 - 1) * 2));
-  const hidden = b.node('Relu', [b.node('MatMul', ['x', w1])]);
+  const [hidden] = b.node('Relu', [b.node('MatMul', ['x', w1])], [], { outputs: ['hidden'] });
   b.node('MatMul', [hidden, w2], [], { outputs: ['logits'] });
   b.node('Softmax', ['logits'], [attr.int('axis', -1)], { outputs: ['probs'] });
   b.output('probs');
@@ -80,11 +80,10 @@ for (const loss of ['kl', 'mse'] as const) {
   });
 }
 
-test("distillValue naming no value of the model fails with one line naming it", async () => {
+test('distillValue naming no value of the model, or a value pruning shrank, fails with one line naming it', async () => {
   const model = sequenceModel();
   const data = { inputs: { x: { data: inputs(32, 5), sampleDims: [T, F], dataType: DataType.FLOAT } } };
-  await assert.rejects(
-    prune(model, { method: 'channels', sparsity: 0.5, inputShapes: { x: [1, T, F] }, data, recovery: { epochs: 1, batchSize: 16, schedule: { kind: 'constant', rate: 0.01 }, optimizer: { kind: 'adamw' }, distillValue: 'no_such_value' } }, { ort: nodeOrt, threads: 1 }),
-    /recovery: the model has no value 'no_such_value' to distil/,
-  );
+  const run = (distillValue: string) => prune(model, { method: 'channels', sparsity: 0.5, inputShapes: { x: [1, T, F] }, data, recovery: { epochs: 1, batchSize: 16, schedule: { kind: 'constant', rate: 0.01 }, optimizer: { kind: 'adamw' }, distillValue } }, { ort: nodeOrt, threads: 1 });
+  await assert.rejects(run('no_such_value'), /recovery: the model has no value 'no_such_value' to distil/);
+  await assert.rejects(run('hidden'), /recovery: 'hidden' is \[6, 8\] per sample in the trained model but \[6, 16\] in the original/);
 });

@@ -48,6 +48,8 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   calib?: string;
   calibSamples?: string;
   rounds?: string;
+  distillValue?: string;
+  distillLoss?: 'mse' | 'kl';
   bench?: boolean;
 }
 
@@ -92,7 +94,9 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...')
     .option('--calib <file>', `wanda, sparsegpt: calibration samples (.npz keyed by input name, or .npy), scaled as --data (default: --data samples after the ones checked); channels: samples whose means compensation folds`)
     .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`)
-    .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training');
+    .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training')
+    .option('--distill-value <name>', 'with --epochs and no labels: distil this value of the original (e.g. the logits before a softmax output) instead of the output')
+    .addOption(new Option('--distill-loss <loss>', 'with --distill-value: mean squared error, or KL of the softmax over the last axis at every position (e.g. per time step of CTC logits)').choices(['mse', 'kl']));
   addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
@@ -126,6 +130,9 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const rounds = flags.rounds === undefined ? undefined : wholeNumber(flags.rounds, '--rounds', 1);
   if (rounds !== undefined && !recover) throw new UsageError('--rounds prunes gradually with training between rounds: give --epochs (and --data)');
   if (rounds !== undefined && rounds > 1 && (pattern !== undefined || !['magnitude', 'wanda', 'sparsegpt'].includes(method))) throw new UsageError(`--rounds needs a sparsity that can rise: --method magnitude, wanda or sparsegpt with --sparsity`);
+  if ((flags.distillValue !== undefined || flags.distillLoss !== undefined) && !recover) throw new UsageError('--distill-value and --distill-loss go with --epochs (distillation from the original on unlabelled --data)');
+  if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
+  if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
@@ -146,6 +153,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
           readLabelledArrays({ data: flags.data as string, labels: flags.labels, models: [original], scale: training.scale, requireLabels: flags.importance === 'taylor', labelsHint: '(taylor importance ranks by the gradients of the labelled loss)' }),
         );
   const data: PruneData | undefined = arrays === undefined ? undefined : { inputs: arrays.inputs, labels: arrays.labels };
+  if (flags.distillValue !== undefined && arrays?.labels !== undefined) throw new UsageError(`--distill-value distils without labels, but ${flags.data} has labels: --epochs would fine-tune on them`);
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = arrayCheckSamples(original, flags, data, samples);
   const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `prune: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
@@ -164,7 +172,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { ...stepTraining(training), rounds } : undefined,
+    recovery: recover ? { ...stepTraining(training), rounds, distillValue: flags.distillValue, distillLoss: flags.distillLoss } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -54,7 +54,7 @@ export async function recoverByTraining(
     };
   }
   const rank = output === undefined ? undefined : inferShapes(teacher).main.get(output)?.shape?.length;
-  if (rank === 2) {
+  if (rank === 2 && recovery.distillValue === undefined) {
     const { model, report } = await distill(teacher, student, { ...fit, data: { inputs: data.inputs }, alpha: 0, temperature: recovery.temperature ?? 4, teacherOutput: output, studentOutput: output, masks }, ctx);
     return { model, report: { kind: 'distill', loss: 'kl', epochs: report.epochs.length, steps: report.steps, samples: report.samples, mean_loss: report.epochs.map((e) => e.mean_loss), seconds: seconds() } };
   }
@@ -112,6 +112,11 @@ export async function distillValue(
   const trainee = student.clone();
   if (inner) trainee.graph.addOutput(value);
   pinInputDims(trainee, inputs);
+  // A value whose channels were pruned cannot match the original's.
+  const studentDims = inferShapes(trainee).main.get(value)?.shape?.slice(1);
+  if (studentDims !== undefined && (studentDims.length !== targets.sampleDims.length || studentDims.some((d, i) => typeof d === 'number' && d !== targets.sampleDims[i]))) {
+    throw new Error(`${who}: '${value}' is [${studentDims.join(', ')}] per sample in the trained model but [${targets.sampleDims.join(', ')}] in the original: distil a value whose size the compression keeps (e.g. the logits before an output)`);
+  }
   const loss: LossSpec = settings.loss?.kind === 'kl' ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) } : { kind: 'mse', output: value };
   const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks }, { threads: ctx.threads });
   try {
