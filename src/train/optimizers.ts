@@ -2,6 +2,8 @@
 // and updated optimizer state from its gradient. The learning rate (any schedule: the trainer
 // computes it per step) and the step count come in as scalar graph inputs; the state tensors are
 // graph inputs and outputs that the trainer feeds back each step.
+import { attr } from '../ir/attribute.js';
+import { isStandardDomain } from '../ir/constants.js';
 import type { DataType } from '../ir/dtype.js';
 import type { Emitter } from './emitter.js';
 
@@ -56,7 +58,7 @@ export function emitOptimizer(
       let direction = g;
       if (momentum !== 0) {
         const velocity = declareState(param, 'momentum');
-        const next = e.op('Add', [e.op('Mul', [velocity, s(momentum)]), g]);
+        const next = fusedIntoGemm(e, g, velocity, momentum) ?? e.op('Add', [e.op('Mul', [velocity, s(momentum)]), g]);
         state.push({ param, input: velocity, output: next });
         direction = spec.nesterov === true ? e.op('Add', [g, e.op('Mul', [next, s(momentum)])]) : next;
       }
@@ -83,6 +85,25 @@ export function emitOptimizer(
     }
   }
   return { updates, state };
+}
+
+/**
+ * beta * state + grad computed by the Gemm that produces the gradient, when a Gemm without a C
+ * input produces it and nothing else reads it (the weight gradient of a Gemm layer): the state
+ * becomes its C input with beta, so the sum needs no pass of its own over the weight. Returns the
+ * sum's name (the Gemm's output, renamed so no stale 'gradient' value remains), or undefined.
+ */
+function fusedIntoGemm(e: Emitter, grad: string, state: string, beta: number): string | undefined {
+  const graph = e.builder.graph;
+  const gemm = graph.producer(grad);
+  if (gemm === undefined || gemm.opType !== 'Gemm' || !isStandardDomain(gemm.domain) || (gemm.inputs[2] ?? '') !== '') return undefined;
+  if (graph.consumers(grad).length > 0 || graph.isGraphOutput(grad)) return undefined;
+  const sum = e.builder.fresh(`${state}/next`);
+  gemm.inputs = [gemm.inputs[0], gemm.inputs[1], state];
+  gemm.outputs = [sum];
+  gemm.attributes = [...gemm.attributes.filter((a) => a.name !== 'beta'), attr.float('beta', beta)];
+  graph.changed();
+  return sum;
 }
 
 /**

@@ -17,6 +17,7 @@ import { Emitter } from './emitter.js';
 import { GradientError } from './gradient-error.js';
 import { crossEntropy, meanSquaredError } from './losses.js';
 import { clipByGlobalNorm, emitOptimizer, type OptimizerSpec, type StateSlot } from './optimizers.js';
+import { FORWARD_REWRITES } from './rewrites/registry.js';
 
 export type LossSpec =
   | { kind: 'cross-entropy'; output: string; labelSmoothing?: number }
@@ -141,6 +142,9 @@ export function buildTrainingStep(source: Model, spec: TrainingSpec): TrainingSt
       loss = meanSquaredError(emitter('loss'), lossSpec.output, TARGETS, type.shape.length);
     }
   }
+
+  // After the loss, so a value the loss reads is never rewritten away.
+  for (const rewrite of FORWARD_REWRITES) rewrite.run(graph);
 
   const buffers = spec.batchNorm === 'frozen' ? [] : batchStatistics(model);
   const weights = chooseWeights(model, loss, spec, new Set(buffers.map((b) => b.name)));

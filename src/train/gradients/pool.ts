@@ -1,8 +1,9 @@
 // Gradients of pooling. MaxPool routes each output's gradient to the input element it picked
-// (MaxPool's Indices output, scatter-added so overlapping windows accumulate). AveragePool is
+// (MaxPool's Indices output: MaxUnpool where windows are disjoint, scatter-added where overlapping
+// windows accumulate). AveragePool is
 // linear: dY is divided by each window's divisor and spread back over the window by a
 // ConvTranspose with a kernel of ones. The global pools broadcast dY over the spatial axes.
-import { attr, type Attribute } from '../../ir/attribute.js';
+import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import { Tensor } from '../../ir/tensor.js';
 import type { GradientContext, GradientRule } from '../gradient-context.js';
@@ -15,10 +16,19 @@ function poolKernel(ctx: GradientContext): number[] {
 /**
  * Flat indices (into the whole input, row-major, as onnxruntime and the spec give them) of the
  * element each output picked. The forward node's own Indices are reused when it has them in
- * row-major order; otherwise a second MaxPool with the same window computes them.
+ * row-major order; a forward node without them is given them (onnxruntime finds them in the same
+ * pass as the maxima, where a second MaxPool would read the input again); with storage_order 1 a
+ * second MaxPool computes them.
  */
 function argmaxIndices(ctx: GradientContext): string {
-  if (ctx.output(1) !== '' && ctx.int('storage_order', 0) === 0) return ctx.output(1);
+  const rowMajor = ctx.int('storage_order', 0) === 0;
+  if (ctx.output(1) !== '' && rowMajor) return ctx.output(1);
+  if (ctx.output(1) === '' && rowMajor) {
+    const indices = ctx.builder.fresh(`${ctx.output(0)}/indices`);
+    ctx.node.outputs = [ctx.output(0), indices];
+    ctx.builder.graph.changed();
+    return indices;
+  }
   const attributes = ctx.node.attributes.filter((a) => a.name !== 'storage_order');
   return ctx.opN('MaxPool', [ctx.input(0)], 2, attributes)[1];
 }
@@ -57,16 +67,18 @@ function floatConstant(ctx: GradientContext, type: DataType, dims: number[], val
 export const poolGradients: Record<string, GradientRule> = {
   MaxPool: (ctx) => {
     const x = ctx.input(0);
-    let reduction: Attribute[] = [attr.string('reduction', 'add')];
-    if (ctx.opset < 16) {
-      // ScatterElements adds duplicates only from opset 16; disjoint windows have none.
-      if (!disjointWindows(readWindow(ctx, poolKernel(ctx), ctx.shape(x).slice(2)))) ctx.fail(`overlapping windows (stride < kernel extent) need ScatterElements with reduction 'add', which needs opset 16 (the graph has ${ctx.opset})`);
-      reduction = [];
-    }
+    const kernel = poolKernel(ctx);
+    const disjoint = disjointWindows(readWindow(ctx, kernel, ctx.shape(x).slice(2)));
+    // Disjoint windows pick each input element at most once: MaxUnpool places dY at the indices
+    // (one pass, where a scatter into zeros needs the zeros first; onnxruntime has it for float32).
+    if (disjoint && ctx.elemType(x) === DataType.FLOAT) return [ctx.op('MaxUnpool', [ctx.dyOrZeros(), argmaxIndices(ctx), ctx.shapeOf(x)], [attr.ints('kernel_shape', kernel), ...(ctx.ints('strides') === undefined ? [] : [attr.ints('strides', ctx.ints('strides') as number[])])])];
+    if (ctx.opset < 16 && !disjoint) ctx.fail(`overlapping windows (stride < kernel extent) need ScatterElements with reduction 'add', which needs opset 16 (the graph has ${ctx.opset})`);
     const flat = ctx.int64s([-1]);
     const indices = ctx.op('Reshape', [argmaxIndices(ctx), flat]);
     const updates = ctx.op('Reshape', [ctx.dyOrZeros(), flat]);
     const zeros = ctx.op('Reshape', [ctx.zerosLike(x), flat]);
+    // ScatterElements adds duplicates only from opset 16; disjoint windows have none.
+    const reduction = disjoint ? [] : [attr.string('reduction', 'add')];
     const scattered = ctx.op('ScatterElements', [zeros, indices, updates], [attr.int('axis', 0), ...reduction]);
     return [ctx.reshapeLike(scattered, x)];
   },
