@@ -19,6 +19,7 @@
 import { cosineSimilarity } from '../src/eval/metrics.js';
 import { agreement, spamData } from './lib/held-out.js';
 import { paddedBatch, paddedBatches } from './lib/spam-bert-batches.js';
+import { bertEncoder } from './lib/bert-encoder.js';
 import { type OrtProfile, profileModel } from './lib/ort-profile.js';
 import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
@@ -494,6 +495,60 @@ function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: 
   return `${lines.join('\n')}\n`;
 }
 
+// ---- a BERT-base-shaped encoder (random weights): the same forms at real transformer sizes ----
+
+const BASE = { layers: 2, hidden: 768, heads: 12, inner: 3072, batch: 8, tokens: 128 };
+
+export async function benchBertBase(log: (line: string) => void) {
+  const files: Record<string, Uint8Array> = {};
+  for (const [v, options] of Object.entries(BERT_VARIANTS)) {
+    if (options === 'optimize') continue;
+    const model = bertEncoder(BASE.layers, BASE.hidden, BASE.heads, BASE.inner);
+    if (options !== undefined) quantizeDynamicInt8(model, options);
+    files[v] = writeModel(model);
+  }
+  const mask = new BigInt64Array(BASE.batch * BASE.tokens).fill(1n);
+  // Rows padded by 0, 8, ..., 56 tokens, as a batch of different lengths is.
+  for (let row = 0; row < BASE.batch; row++) for (let t = BASE.tokens - 8 * row; t < BASE.tokens; t++) mask[row * BASE.tokens + t] = 0n;
+  const feeds = feedsFor(nodeOrt, [floats('x', [BASE.batch, BASE.tokens, BASE.hidden], 31), Tensor.fromArray('attention_mask', DataType.INT64, [BASE.batch, BASE.tokens], mask)]);
+  const cosine: Record<string, number> = {};
+  const reference = await ModelSession.create(nodeOrt, files.fp32, { threads: 2, graphOptimization: 'all' });
+  const expected = (await reference.run(feeds))[reference.outputNames[0]].data as Float32Array;
+  await reference.release();
+  for (const v of Object.keys(files)) {
+    const s = await ModelSession.create(nodeOrt, files[v], { threads: 2, graphOptimization: 'all' });
+    cosine[v] = round(cosineSimilarity(expected, (await s.run(feeds))[s.outputNames[0]].data as Float32Array));
+    await s.release();
+  }
+  const timings = [];
+  for (const threads of BERT_THREADS) {
+    const latency = await timeBert(files, feeds, threads);
+    const speedup = Object.fromEntries(Object.entries(latency).map(([v, l]) => [v, { median: round(latency.fp32.median / l.median), min: round(latency.fp32.min / l.min), cpu: round(latency.fp32.cpuMedian / l.cpuMedian) }]));
+    timings.push({ threads, latency, speedup });
+    log(`BERT-base-shaped, ${threads} thread(s): ${Object.entries(latency).map(([v, l]) => `${v} ${l.median} ms (x${speedup[v].median}, CPU x${speedup[v].cpu})`).join(', ')}`);
+  }
+  return { shape: BASE, bytes: Object.fromEntries(Object.entries(files).map(([v, b]) => [v, b.length])), cosine, timings };
+}
+
+function bertBaseMarkdown(base: Awaited<ReturnType<typeof benchBertBase>>): string {
+  const s = base.shape;
+  const lines = [
+    `## A BERT-base-shaped encoder (${s.layers} layers, hidden ${s.hidden}, ${s.heads} heads, feed-forward ${s.inner}, ReLU; random weights): batch ${s.batch} x ${s.tokens} tokens`,
+    '',
+    `Built in code (bench/lib/bert-encoder.ts) as torch.onnx.export lays out BERT, with an additive padding mask (rows padded by 0-56 tokens). Random weights: no accuracy, only the output cosine against fp32. Timed as above (${BERT_ROUNDS} interleaved rounds).`,
+    '',
+    '| threads | variant | MiB | cosine vs fp32 | median ms | fastest ms | CPU ms | speed-up (median) | (fastest) | (CPU) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const t of base.timings) {
+    for (const [v, l] of Object.entries(t.latency)) {
+      const x = t.speedup[v];
+      lines.push(`| ${t.threads} | ${v} | ${(base.bytes[v] / 2 ** 20).toFixed(1)} | ${base.cosine[v]} | ${l.median} | ${l.min} | ${l.cpuMedian} | ${x.median.toFixed(2)}x | ${x.min.toFixed(2)}x | ${x.cpu.toFixed(2)}x |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** The spam-bert rows alone (bench/results/quantize-dynamic-bert.*): `npm run bench -- quantize-dynamic-bert`. */
 export const quantizeDynamicBertBench: Bench = {
   name: 'quantize-dynamic-bert',
@@ -501,9 +556,10 @@ export const quantizeDynamicBertBench: Bench = {
     const machine = machineInfo({ web: true });
     const web = await loadWebOrt();
     const bert = await benchSpamBert(web, log);
+    const base = await benchBertBase(log);
     return {
-      json: { machine, threads: BERT_THREADS, batches: BERT_BATCHES, rounds: BERT_ROUNDS, spam_bert: bert },
-      markdown: `# Dynamic int8 vs float32: spam-bert\n\n${bertMarkdown(bert, machine)}`,
+      json: { machine, threads: BERT_THREADS, batches: BERT_BATCHES, rounds: BERT_ROUNDS, spam_bert: bert, bert_base_shaped: base },
+      markdown: `# Dynamic int8 vs float32: spam-bert and a BERT-base-shaped encoder\n\n${bertMarkdown(bert, machine)}\n${bertBaseMarkdown(base)}`,
     };
   },
 };
@@ -516,9 +572,10 @@ export const quantizeDynamicBench: Bench = {
     const results: ModelResult[] = [];
     for (const spec of MODELS) results.push(await benchModel(spec, web, log));
     const bert = await benchSpamBert(web, log);
+    const base = await benchBertBase(log);
     return {
-      json: { machine, threads: THREADS, rounds: ROUNDS, results, spam_bert: bert },
-      markdown: `${markdown(results, machine)}\n${bertMarkdown(bert, machine)}`,
+      json: { machine, threads: THREADS, rounds: ROUNDS, results, spam_bert: bert, bert_base_shaped: base },
+      markdown: `${markdown(results, machine)}\n${bertMarkdown(bert, machine)}\n${bertBaseMarkdown(base)}`,
     };
   },
 };
