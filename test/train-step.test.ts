@@ -54,9 +54,10 @@ async function referenceGradients(model: Model, feeds: Record<string, Tensor>): 
 
 const initial = (model: Model, name: string) => model.graph.initializer(name)?.data() as Float32Array;
 
-test('SGD with momentum and weight decay: two steps match the formula on the gradients', async () => {
+/** Two SGD steps with momentum 0.9 against the formula on reference gradients. */
+async function checkSgd(decay: number): Promise<Trainer> {
   const model = tiny();
-  const spec: TrainingSpec = { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: 0.9, weightDecay: 0.01 } };
+  const spec: TrainingSpec = { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: 0.9, weightDecay: decay } };
   const trainer = await Trainer.create(nodeOrt, model, spec, { threads: 1 });
   assert.deepEqual(trainer.training.weights.map((w) => w.name).sort(), ['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight']);
   const lr = 0.1;
@@ -73,14 +74,31 @@ test('SGD with momentum and weight decay: two steps match the formula on the gra
     const w2 = after2.get(name)?.data() as Float32Array;
     let worst = 0;
     for (let i = 0; i < w0.length; i++) {
-      const v1 = (g1.get(name) as Float32Array)[i] + 0.01 * w0[i];
+      const v1 = (g1.get(name) as Float32Array)[i] + decay * w0[i];
       worst = Math.max(worst, Math.abs(w1[i] - (w0[i] - lr * v1)));
-      const v2 = 0.9 * v1 + (g2.get(name) as Float32Array)[i] + 0.01 * w1[i];
+      const v2 = 0.9 * v1 + (g2.get(name) as Float32Array)[i] + decay * w1[i];
       worst = Math.max(worst, Math.abs(w2[i] - (w1[i] - lr * v2)));
     }
     assert.ok(worst < 1e-6, `${name}: worst difference ${worst}`);
   }
   await trainer.release();
+  return trainer;
+}
+
+test('SGD with momentum and weight decay: two steps match the formula on the gradients', async () => {
+  await checkSgd(0.01);
+});
+
+test("SGD with momentum alone: the weight gradient's Gemm adds the velocity (C, beta) and two steps match the formula", async () => {
+  const trainer = await checkSgd(0);
+  // Both Gemm layers' weights: their gradient Gemm reads the velocity as C, with beta = momentum.
+  const graph = trainer.training.model.graph;
+  for (const weight of ['fc1.weight', 'fc2.weight']) {
+    const velocity = trainer.training.state.find((s) => s.param === weight)?.input as string;
+    const gemm = graph.consumers(velocity).find((n) => n.opType === 'Gemm');
+    assert.ok(gemm !== undefined && gemm.inputs[2] === velocity, `${weight}: no Gemm adds the velocity`);
+    assert.ok(Math.abs(gemm.attrFloat('beta', 1) - 0.9) < 1e-7);
+  }
 });
 
 test('AdamW: the first step moves each weight by lr * (sign(g) + wd w), as bias correction makes it', async () => {
