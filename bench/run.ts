@@ -27,6 +27,7 @@ import { quantizeStaticBench } from './quantize-static.js';
 import { quantizeStaticCnnRecBench } from './quantize-static-cnn-rec.js';
 import { quantizeSmoothBiasBench } from './quantize-smooth-bias.js';
 import { trainBench } from './train.js';
+import { trainSpeedBench } from './train-speed.js';
 
 export interface BenchOutput {
   json: unknown;
