@@ -40,7 +40,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, trainBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
