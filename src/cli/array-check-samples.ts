@@ -11,6 +11,7 @@ import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import type { ArrayField } from '../train/array-data.js';
 import { parseDims } from './options.js';
 import { LABELS_KEY } from './training-data.js';
+import { generatedRanges } from '../eval/generated-ranges.js';
 
 /** Samples compared by default when --data gives a training set (tens of thousands would be slow). */
 export const DEFAULT_CHECK_SAMPLES = 256;
@@ -27,7 +28,7 @@ export function arrayCheckSamples(
     return { samples: arraySamples(data.inputs, files.data as string, limit), labels: data.labels === undefined ? undefined : arrayLabels(data.labels, files.labels ?? `${files.data}[${LABELS_KEY}]`, limit) };
   }
   try {
-    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(files.dims) }) };
+    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(files.dims), ranges: generatedRanges(model) }) };
   } catch (error) {
     return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
   }

@@ -36,6 +36,7 @@ import { queueConnection } from '../node/queue/connection.js';
 import { addBenchOption, firstInputs, formatSpeedLine, speedCheckWanted } from './speed-check.js';
 import { DEFAULT_TRANSFORMERS_JS_DTYPES, TRANSFORMERS_JS_DTYPES } from '../pipeline/transformers-js.js';
 import { formatTransformersJsRun, type QuantizeTargetFlags, runTransformersJs, TRANSFORMERS_JS_TARGET, transformersJsSettingsFromFlags } from './transformers-js-command.js';
+import { generatedRanges } from '../eval/generated-ranges.js';
 
 interface QuantizeFlags extends GateFlags {
   output: string;
@@ -311,7 +312,7 @@ function smoothAlpha(value: string | boolean | undefined): number | undefined {
 function fidelitySamples(model: Model, data: SampleSource | undefined, count: number | undefined, dims: string | undefined): { samples: SampleSource } | { skipped: string } {
   if (data !== undefined) return { samples: data };
   try {
-    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(dims) }) };
+    return { samples: generatedSamples(modelSignature(model).inputs, { count: count ?? 4, dims: parseDims(dims), ranges: generatedRanges(model) }) };
   } catch (error) {
     return { skipped: `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data` };
   }

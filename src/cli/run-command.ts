@@ -41,6 +41,7 @@ import { parseDims, wholeNumber } from './options.js';
 import { spillForLargeModel } from './large-models.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { addBenchOption, firstInputs, formatSpeedLine, type SpeedReport, speedCheckWanted } from './speed-check.js';
+import { generatedRanges } from '../eval/generated-ranges.js';
 
 export interface RunFlags {
   output: string;
@@ -149,7 +150,7 @@ export async function executeRecipe(recipe: Recipe, recipeFile: string, command:
     let noDataReason: string | undefined = checked !== undefined && 'skipped' in checked ? checked.skipped : undefined;
     if (checkOn === undefined && noDataReason === undefined) {
       try {
-        checkOn = generatedSamples(signature.inputs, { count: samples ?? 4, dims: parseDims(flags.dims) });
+        checkOn = generatedSamples(signature.inputs, { count: samples ?? 4, dims: parseDims(flags.dims), ranges: generatedRanges(model) });
       } catch (error) {
         noDataReason = `${(error as Error).message.replace(/give one with dims \{"(.+)": N\}/, 'give one with --dims $1=N')}, or pass --data`;
       }

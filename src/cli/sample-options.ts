@@ -9,6 +9,7 @@ import type { SampleSource } from '../eval/samples.js';
 import { openSampleFile } from '../node/sample-files.js';
 import { UsageError } from './errors.js';
 import { parseDims, wholeNumber } from './options.js';
+import { generatedRanges } from '../eval/generated-ranges.js';
 
 export interface SampleFlags {
   data?: string;
@@ -26,6 +27,8 @@ export async function openCommandSamples(model: Model, flags: SampleFlags, count
       seed: flags.seed === undefined ? undefined : wholeNumber(flags.seed, '--seed', 0),
       range: flags.range === undefined ? undefined : parseRange(flags.range),
       dims: benchDims(signature.inputs, { dims: parseDims(flags.dims) }),
+      // --range is the user's word for every input; without it, ids stay inside their tables.
+      ranges: flags.range === undefined ? generatedRanges(model) : undefined,
     });
   } catch (error) {
     if (error instanceof UsageError) throw error;

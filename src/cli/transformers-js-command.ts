@@ -43,6 +43,7 @@ import { loadModelFile, readLabelsFile } from './input-files.js';
 import { memoryBudget } from './large-models.js';
 import { checkOutput } from './output-checks.js';
 import { parseDims, wholeNumber } from './options.js';
+import { generatedRanges } from '../eval/generated-ranges.js';
 
 export const TRANSFORMERS_JS_TARGET = 'transformers.js';
 
@@ -252,7 +253,7 @@ function fidelitySamples(model: Model, data: SampleSource | undefined, count: nu
   if (data !== undefined) return { samples: data };
   const inputs = modelSignature(model).inputs;
   const vocab = typeof config?.value.vocab_size === 'number' ? config.value.vocab_size : 100;
-  const ranges: Record<string, readonly [number, number]> = {};
+  const ranges: Record<string, readonly [number, number]> = generatedRanges(model);
   for (const input of inputs) {
     if (input.name === 'attention_mask') ranges[input.name] = [1, 1];
     else if (input.name === 'token_type_ids' || input.name === 'position_ids') ranges[input.name] = [0, 0];

@@ -8,6 +8,7 @@ import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
 import { formatValueType, modelSignature, type ModelValue } from './match-inputs.js';
 import { generatedSamples } from './sample-generate.js';
+import { generatedRanges } from './generated-ranges.js';
 
 export interface BenchInputOptions {
   /** Size of a symbolic leading dim (default 1). */
@@ -72,7 +73,7 @@ function resolveDims(inputs: readonly ModelValue[], options: BenchInputOptions):
 /** The generated input tensors for `model` (seed 0), keyed by input name. */
 export async function benchInputs(model: Model, options: BenchInputOptions = {}): Promise<Record<string, Tensor>> {
   const { inputs } = modelSignature(model);
-  const source = generatedSamples(inputs, { count: 1, seed: 0, dims: benchDims(inputs, options) });
+  const source = generatedSamples(inputs, { count: 1, seed: 0, dims: benchDims(inputs, options), ranges: generatedRanges(model) });
   for await (const sample of source) return sample.inputs;
   throw new Error('generated no benchmark sample');
 }
