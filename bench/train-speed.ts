@@ -31,8 +31,13 @@ const BATCH = 64;
 /** Samples both sides cycle over (8 batches of Fashion-MNIST test images). */
 const SAMPLES = BATCH * 8;
 const ROUNDS = 8;
-/** Steps per block; the first of each block is a warm-up and is not counted. */
-const BLOCK = { mlp: 21, cnn: 6 } as const;
+/** Steps shrink runs per onnxruntime run (Trainer.steps, as Trainer.fit runs them). */
+const PER_RUN = 8;
+/**
+ * Steps per block, a multiple of PER_RUN. The first time of each block is a warm-up and is not
+ * counted: PyTorch's first step, shrink's first run.
+ */
+const BLOCK = { mlp: 24, cnn: 16 } as const;
 
 type ModelName = keyof typeof BLOCK;
 
@@ -174,7 +179,7 @@ async function measure(dir: string, name: ModelName, threads: number, log: (l: s
   const torch = configs.map((c, i) =>
     Stepper.start(`torch#${i}`, PYTHON, [REFERENCE, 'serve', files.setup, '--model', name, '--threads', `${c.threads}`, '--batch', `${BATCH}`], c.env),
   );
-  const shrink = Stepper.start('shrink', process.execPath, ['--import', import.meta.resolve('tsx'), CHILD, files.model, files.setup, `${threads}`, `${BATCH}`], {});
+  const shrink = Stepper.start('shrink', process.execPath, ['--import', import.meta.resolve('tsx'), CHILD, files.model, files.setup, `${threads}`, `${BATCH}`, `${PER_RUN}`], {});
   const all = [shrink, ...torch];
   try {
     const results = await interleave(all, BLOCK[name], log);
@@ -184,7 +189,7 @@ async function measure(dir: string, name: ModelName, threads: number, log: (l: s
     return {
       model: name,
       threads,
-      shrink: { median_ms: ours.median_ms, steps: ours.steps, peak_rss_mib: ours.peak_rss_mib, settings: `onnxruntime-node intraOpNumThreads ${threads}, sequential execution, graph optimization basic` },
+      shrink: { median_ms: ours.median_ms, steps: ours.steps, peak_rss_mib: ours.peak_rss_mib, settings: `onnxruntime-node intraOpNumThreads ${threads}, sequential execution, graph optimization basic, ${PER_RUN} steps per run (Trainer.steps)` },
       pytorch_best: { median_ms: best.median_ms, steps: best.steps, peak_rss_mib: best.peak_rss_mib, settings: best.config },
       time_ratio: round(ours.median_ms / best.median_ms),
       memory_ratio: round(ours.peak_rss_mib / best.peak_rss_mib),
@@ -202,7 +207,7 @@ export async function trainSpeed(log: (l: string) => void) {
     const machine = machineInfo();
     const rows = [];
     for (const name of ['mlp', 'cnn'] as const) for (const threads of [1, 2]) rows.push(await measure(dir, name, threads, log));
-    return { machine, loadAverageAfter: round(os.loadavg()[0]), batch: BATCH, rounds: ROUNDS, block: BLOCK, blas: blasChoices().map((b) => b.name), rows };
+    return { machine, loadAverageAfter: round(os.loadavg()[0]), batch: BATCH, rounds: ROUNDS, block: BLOCK, perRun: PER_RUN, blas: blasChoices().map((b) => b.name), rows };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -216,7 +221,7 @@ export function trainSpeedMarkdown(result: Awaited<ReturnType<typeof trainSpeed>
     '',
     `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage} at the start, ${result.loadAverageAfter} at the end.`,
     ...(result.blas.some((b) => b.includes('OpenBLAS')) ? [] : ['**OpenBLAS is not installed: PyTorch ran with the reference BLAS only, far from its best (`apt-get install libopenblas0-pthread`).**', '']),
-    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}, the first of each block not counted); median ms per step.`,
+    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}; the first of each block not counted: PyTorch's first step, shrink's first run of ${result.perRun}); median ms per step.`,
     '',
     '| Model | threads | shrink | PyTorch best | shrink / PyTorch | peak memory MiB, shrink / PyTorch | PyTorch configuration |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- |',

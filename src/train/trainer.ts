@@ -14,6 +14,7 @@ import type { OrtModule, OrtTensor } from '../runtime/ort-types.js';
 import { openSession } from '../runtime/ort-errors.js';
 import { type ModelSession, fromOrtTensor, toOrtTensor } from '../runtime/session.js';
 import { GradientError } from './gradient-error.js';
+import { buildMultiStep, type MultiStep } from './multi-step.js';
 import { learningRate, type Schedule } from './schedules.js';
 import { epochOrder } from './shuffle.js';
 import { buildTrainingStep, type TrainingSpec, type TrainingStep } from './training-graph.js';
@@ -59,7 +60,15 @@ export interface TrainerOptions {
   threads?: number;
   /** Passed to onnxruntime (e.g. ['wasm'] in a browser). */
   executionProviders?: string[];
+  /**
+   * Steps `fit` hands to onnxruntime in one run (a Loop over the step graph, multi-step.ts), so the
+   * weights are copied out once per run; default 8, 1 runs each step on its own.
+   */
+  stepsPerRun?: number;
 }
+
+/** Steps per onnxruntime run in `fit` unless the options say otherwise. */
+const STEPS_PER_RUN = 8;
 
 export class Trainer {
   /** Completed optimizer steps. */
@@ -76,7 +85,11 @@ export class Trainer {
     private readonly values: Map<string, OrtTensor>,
     /** Output name -> the input it feeds next step. */
     private readonly feedback: ReadonlyMap<string, string>,
+    private readonly options: TrainerOptions,
   ) {}
+
+  /** The multi-step graph and its session, built on first use. */
+  private multi: Promise<{ graph: MultiStep; session: ModelSession }> | undefined;
 
   static async create(ort: OrtModule, model: Model, spec: TrainingSpec, options: TrainerOptions = {}): Promise<Trainer> {
     const training = buildTrainingStep(model, spec);
@@ -96,7 +109,7 @@ export class Trainer {
       values.set(slot.input, toOrtTensor(ort, zeros));
       feedback.set(slot.output, slot.input);
     }
-    return new Trainer(ort, model, training, session, values, feedback);
+    return new Trainer(ort, model, training, session, values, feedback, options);
   }
 
   /** One optimizer step on one batch; returns the batch's loss (before the update). */
@@ -117,6 +130,42 @@ export class Trainer {
     return Number((result[this.training.loss].data as ArrayLike<number>)[0]);
   }
 
+  /**
+   * `rates.length` optimizer steps in one onnxruntime run; `batch` holds their batches one after
+   * the other (each input [steps * batch size, ...]). Returns each step's loss (before its update).
+   * The same results as that many calls of `step`.
+   */
+  async steps(batch: Record<string, Tensor>, rates: readonly number[]): Promise<number[]> {
+    const count = rates.length;
+    if (count === 1) return [await this.step(batch, rates[0])];
+    const { graph, session } = await (this.multi ??= this.openMultiStep());
+    const feeds: Record<string, OrtTensor> = {};
+    for (const [name, stackedName] of graph.stacked) {
+      const tensor = batch[name];
+      if (tensor === undefined) throw new GradientError(`training data gave no '${name}' (the step needs ${[...graph.stacked.keys()].map((n) => `'${n}'`).join(', ')})`);
+      const rows = tensor.dims[0] ?? 0;
+      if (rows % count !== 0) throw new GradientError(`training data '${name}' has ${rows} rows, not ${count} equal batches`);
+      const bytes = tensor.bytes();
+      checkFeed(this.training, name, Tensor.fromBytes(name, tensor.dataType, [rows / count, ...tensor.dims.slice(1)], bytes.subarray(0, bytes.length / count)));
+      feeds[stackedName] = toOrtTensor(this.ort, Tensor.fromBytes(name, tensor.dataType, [count, rows / count, ...tensor.dims.slice(1)], bytes));
+    }
+    const type = this.training.type === DataType.DOUBLE ? 'float64' : 'float32';
+    const floats = (values: number[]) => (type === 'float64' ? Float64Array.from(values) : Float32Array.from(values));
+    feeds[graph.rates] = new this.ort.Tensor(type, floats([...rates]), [count]);
+    feeds[graph.firstStep] = new this.ort.Tensor(type, floats([this.stepCount + 1]), []);
+    for (const c of graph.carried) feeds[c.outer] = this.values.get(c.input) as OrtTensor;
+    const result = await session.run(feeds, [graph.losses, ...graph.carried.map((c) => c.final)]);
+    for (const c of graph.carried) this.values.set(c.input, result[c.final]);
+    this.stepCount += count;
+    return Array.from(result[graph.losses].data as ArrayLike<number>, Number);
+  }
+
+  private async openMultiStep(): Promise<{ graph: MultiStep; session: ModelSession }> {
+    const graph = buildMultiStep(this.training);
+    const session = await openSession(this.ort, graph.model, { threads: this.options.threads, executionProviders: this.options.executionProviders }, 'the multi-step training graph');
+    return { graph, session };
+  }
+
   /** Epochs over `data` in seeded shuffled batches. */
   async fit(data: TrainingData, options: FitOptions): Promise<EpochRecord[]> {
     const progress = options.progress ?? silentProgress;
@@ -131,16 +180,24 @@ export class Trainer {
       let lossSum = 0;
       let steps = 0;
       progress.start(`epoch ${epoch + 1}/${options.epochs}`, perEpoch);
-      for (let b = 0; b < perEpoch; b++) {
-        if (options.maxSteps !== undefined && this.stepCount >= options.maxSteps) break;
-        const indices = order.subarray(b * options.batchSize, Math.min(data.size, (b + 1) * options.batchSize));
-        const rate = learningRate(options.schedule, this.stepCount, total);
+      const perRun = Math.max(1, Math.floor(this.options.stepsPerRun ?? STEPS_PER_RUN));
+      // Full batches go to onnxruntime `perRun` at a time; a last partial batch runs on its own.
+      const full = Math.floor(data.size / options.batchSize);
+      for (let b = 0; b < perEpoch; ) {
+        const left = options.maxSteps === undefined ? Number.POSITIVE_INFINITY : options.maxSteps - this.stepCount;
+        if (left <= 0) break;
+        const count = b < full ? Math.min(perRun, full - b, left) : 1;
+        const indices = order.subarray(b * options.batchSize, Math.min(data.size, (b + count) * options.batchSize));
+        const rates = Array.from({ length: count }, (_, i) => learningRate(options.schedule, this.stepCount + i, total));
         const batch = data.batch(indices);
-        const loss = await this.step(batch, rate);
-        if (!Number.isFinite(loss)) throw new GradientError(this.explainLoss(loss, batch, epoch, rate));
-        lossSum += loss;
-        steps++;
-        progress.tick();
+        const losses = await this.steps(batch, rates);
+        for (const [i, loss] of losses.entries()) {
+          if (!Number.isFinite(loss)) throw new GradientError(this.explainLoss(loss, batch, epoch, rates[i], this.stepCount - count + i));
+          lossSum += loss;
+          steps++;
+          progress.tick();
+        }
+        b += count;
       }
       progress.done();
       this.epochCount++;
@@ -188,8 +245,8 @@ export class Trainer {
    * Why the loss is not finite, as far as the values at hand tell: the batch or the model's
    * starting weights hold NaN/infinity, or (both finite) training diverged.
    */
-  private explainLoss(loss: number, batch: Record<string, Tensor>, epoch: number, rate: number): string {
-    const what = `the loss became ${loss} at step ${this.stepCount} (epoch ${epoch + 1})`;
+  private explainLoss(loss: number, batch: Record<string, Tensor>, epoch: number, rate: number, step = this.stepCount - 1): string {
+    const what = `the loss became ${loss} at step ${step + 1} (epoch ${epoch + 1})`;
     for (const [name, tensor] of Object.entries(batch)) {
       const bad = holdsNonFinite(tensor.dataType) ? nonFiniteElement(tensor.dataType, tensor.data()) : undefined;
       if (bad !== undefined) return `${what}: the batch's '${name}' holds ${bad.value} (element ${bad.index}); training data must be finite`;
@@ -203,6 +260,7 @@ export class Trainer {
 
   async release(): Promise<void> {
     await this.session.release();
+    if (this.multi !== undefined) await (await this.multi).session.release();
   }
 
   private current(name: string): Tensor {
