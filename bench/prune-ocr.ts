@@ -52,7 +52,7 @@ const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 3);
 const REC_RECOVERY: PruneRecovery = { epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: 1e-3 }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1 };
 const DET_CROP = 320;
 /** Stages of det distillation, measured after each; PRUNE_OCR_DET_STAGES overrides (0 skips training). */
-const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 7);
+const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 6);
 const DET_LOGITS = 'p2o.Add.281';
 // Logits, not the probability map: at 30% the pruned map is saturated (sigmoid 0 everywhere), where
 // MSE on probabilities has no gradient.
