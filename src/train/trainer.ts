@@ -62,13 +62,15 @@ export interface TrainerOptions {
   executionProviders?: string[];
   /**
    * Steps `fit` hands to onnxruntime in one run (a Loop over the step graph, multi-step.ts), so the
-   * weights are copied out once per run; default 8, 1 runs each step on its own.
+   * weights are copied out once per run; 1 runs each step on its own. Default 8 where the weights,
+   * optimizer state and statistics take at most 64 MiB, else 1: the Loop's session holds the
+   * graph's constants a second time, and a large model's step dwarfs the copy anyway.
    */
   stepsPerRun?: number;
 }
 
-/** Steps per onnxruntime run in `fit` unless the options say otherwise. */
 const STEPS_PER_RUN = 8;
+const STEPS_PER_RUN_UP_TO_BYTES = 64 * 2 ** 20;
 
 export class Trainer {
   /** Completed optimizer steps. */
@@ -160,6 +162,12 @@ export class Trainer {
     return Array.from(result[graph.losses].data as ArrayLike<number>, Number);
   }
 
+  private defaultStepsPerRun(): number {
+    let bytes = 0;
+    for (const value of this.values.values()) bytes += (value.data as ArrayBufferView).byteLength;
+    return bytes <= STEPS_PER_RUN_UP_TO_BYTES ? STEPS_PER_RUN : 1;
+  }
+
   private async openMultiStep(): Promise<{ graph: MultiStep; session: ModelSession }> {
     const graph = buildMultiStep(this.training);
     const session = await openSession(this.ort, graph.model, { threads: this.options.threads, executionProviders: this.options.executionProviders }, 'the multi-step training graph');
@@ -180,7 +188,7 @@ export class Trainer {
       let lossSum = 0;
       let steps = 0;
       progress.start(`epoch ${epoch + 1}/${options.epochs}`, perEpoch);
-      const perRun = Math.max(1, Math.floor(this.options.stepsPerRun ?? STEPS_PER_RUN));
+      const perRun = Math.max(1, Math.floor(this.options.stepsPerRun ?? this.defaultStepsPerRun()));
       // Full batches go to onnxruntime `perRun` at a time; a last partial batch runs on its own.
       const full = Math.floor(data.size / options.batchSize);
       for (let b = 0; b < perEpoch; ) {
