@@ -133,7 +133,7 @@ function weightArrays(model: Model): Parameters<typeof writeNpz>[0] {
 }
 
 /** Writes the model and the setup both sides read; returns their paths. */
-function prepare(dir: string, name: ModelName): { model: string; setup: string } {
+export function prepare(dir: string, name: ModelName): { model: string; setup: string } {
   const model = name === 'cnn' ? cnnModel({ classes: 10, seed: 5 }) : mlpModel({ imageDims: [1, 28, 28], hidden: [300, 100], classes: 10, seed: 11 });
   const fashion = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
   const images = Float32Array.from(fashion.images.subarray(0, SAMPLES * 784), (v) => v / 255);

@@ -5,6 +5,8 @@
 // and dilations exchange roles (the output step walks the input by `strides`, the kernel tap by
 // `dilations`). The window helpers here are shared with the pooling rules (pool.ts).
 import { attr, type Attribute } from '../../ir/attribute.js';
+import { DataType } from '../../ir/dtype.js';
+import { Tensor } from '../../ir/tensor.js';
 import type { Dim } from '../../ir/value-info.js';
 import type { GradientContext, GradientRule } from '../gradient-context.js';
 
@@ -133,6 +135,8 @@ interface Correlation {
  * (depthwise included). The result is cropped to the kernel where the windows do not reach the end.
  */
 export function weightGradient(ctx: GradientContext, c: Correlation): string {
+  const unfolded = unfoldedWeightGradient(ctx, c);
+  if (unfolded !== undefined) return unfolded;
   const { window: w, group } = c;
   const spatial = w.kernel.length;
   const swap = [1, 0, ...Array.from({ length: spatial }, (_, i) => i + 2)];
@@ -159,6 +163,41 @@ export function weightGradient(ctx: GradientContext, c: Correlation): string {
   if (exact) return dw;
   const axes = Array.from({ length: spatial }, (_, i) => i + 2);
   return ctx.op('Slice', [dw, ctx.int64s(axes.map(() => 0)), ctx.int64s(w.kernel), ctx.int64s(axes)]);
+}
+
+/** Largest unfolded input per sample (channels x kernel taps x output positions) for unfoldedWeightGradient. */
+const UNFOLD_LIMIT = 2 ** 20;
+
+/**
+ * The weight gradient as one matrix product per sample, for group 1 in float32: the input is
+ * unfolded into its windows (im2col) by a Conv whose kernels are one-hot, one per tap, and
+ * dW[a, b, k] = sum over n of cols[n, (b, k), :] . grad[n, a, :]. onnxruntime runs the correlating
+ * Conv above as one small matrix product per channel with a kernel as large as the whole output,
+ * several times slower than the forward Conv; this form costs about one forward Conv. Undefined
+ * where it does not apply (groups, float64, dynamic dims, unfolded inputs over UNFOLD_LIMIT).
+ */
+function unfoldedWeightGradient(ctx: GradientContext, c: Correlation): string | undefined {
+  const { window: w } = c;
+  if (c.group !== 1 || ctx.elemType(c.inputLike) !== DataType.FLOAT) return undefined;
+  const [inputShape, gradShape] = [ctx.shape(c.inputLike), ctx.shape(c.gradLike)];
+  const known = (dims: Dim[]): dims is number[] => dims.every((d) => typeof d === 'number');
+  const [inputRest, gradRest] = [inputShape.slice(1), gradShape.slice(1)];
+  if (!known(inputRest) || !known(gradRest)) return undefined;
+  const [channels, spatialIn] = [inputRest[0], inputRest.slice(1)];
+  const [gradChannels, positions] = [gradRest[0], gradRest.slice(1).reduce((p, d) => p * d, 1)];
+  const taps = w.kernel.reduce((p, k) => p * k, 1);
+  if (channels * taps * positions > UNFOLD_LIMIT) return undefined;
+  const oneHot = new Float32Array(taps * taps);
+  for (let k = 0; k < taps; k++) oneHot[k * taps + k] = 1;
+  const kernels = ctx.op('Constant', [], [attr.tensor('value', Tensor.fromArray('one_hot_taps', DataType.FLOAT, [taps, 1, ...w.kernel], oneHot))]);
+  // (N * B, 1, S...) -> (N * B, taps, O...) -> (N, B * taps, P)
+  const planes = ctx.op('Reshape', [c.input, ctx.int64s([-1, 1, ...spatialIn])]);
+  const cols = ctx.op('Reshape', [ctx.op('Conv', [planes, kernels], windowAttributes(w)), ctx.int64s([-1, channels * taps, positions])]);
+  const spatial = w.kernel.length;
+  const gradRows = ctx.op('Reshape', [ctx.op('Transpose', [c.grad], [attr.ints('perm', [0, ...Array.from({ length: spatial }, (_, i) => i + 2), 1])]), ctx.int64s([-1, positions, gradChannels])]);
+  const perSample = ctx.op('MatMul', [cols, gradRows]);
+  const summed = ctx.reduce('ReduceSum', perSample, [0], false);
+  return ctx.op('Reshape', [ctx.op('Transpose', [summed], [attr.ints('perm', [1, 0])]), ctx.int64s([gradChannels, channels, ...w.kernel])]);
 }
 
 /** db = dY summed over the batch and spatial axes. */
