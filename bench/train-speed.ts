@@ -30,14 +30,15 @@ const CHILD = path.join(import.meta.dirname, 'lib', 'train-speed-child.ts');
 const BATCH = 64;
 /** Samples both sides cycle over (8 batches of Fashion-MNIST test images). */
 const SAMPLES = BATCH * 8;
-const ROUNDS = 8;
+const ROUNDS = 10;
 /** Steps shrink runs per onnxruntime run (Trainer.steps, as Trainer.fit runs them). */
 const PER_RUN = 8;
 /**
- * Steps per block, a multiple of PER_RUN. The first time of each block is a warm-up and is not
- * counted: PyTorch's first step, shrink's first run.
+ * Steps per block, a multiple of PER_RUN. Both sides time PER_RUN steps together (shrink's run,
+ * PyTorch's group of steps), so preemption on a loaded machine falls alike on both; the first time
+ * of each block is a warm-up and is not counted.
  */
-const BLOCK = { mlp: 24, cnn: 16 } as const;
+const BLOCK = { mlp: 32, cnn: 16 } as const;
 
 type ModelName = keyof typeof BLOCK;
 
@@ -177,7 +178,7 @@ async function measure(dir: string, name: ModelName, threads: number, log: (l: s
   const configs = torchConfigs(threads);
   log(`${name}, ${threads} thread(s): shrink and ${configs.length} PyTorch configurations`);
   const torch = configs.map((c, i) =>
-    Stepper.start(`torch#${i}`, PYTHON, [REFERENCE, 'serve', files.setup, '--model', name, '--threads', `${c.threads}`, '--batch', `${BATCH}`], c.env),
+    Stepper.start(`torch#${i}`, PYTHON, [REFERENCE, 'serve', files.setup, '--model', name, '--threads', `${c.threads}`, '--batch', `${BATCH}`, '--group', `${PER_RUN}`], c.env),
   );
   const shrink = Stepper.start('shrink', process.execPath, ['--import', import.meta.resolve('tsx'), CHILD, files.model, files.setup, `${threads}`, `${BATCH}`, `${PER_RUN}`], {});
   const all = [shrink, ...torch];
@@ -221,7 +222,7 @@ export function trainSpeedMarkdown(result: Awaited<ReturnType<typeof trainSpeed>
     '',
     `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage} at the start, ${result.loadAverageAfter} at the end.`,
     ...(result.blas.some((b) => b.includes('OpenBLAS')) ? [] : ['**OpenBLAS is not installed: PyTorch ran with the reference BLAS only, far from its best (`apt-get install libopenblas0-pthread`).**', '']),
-    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}; the first of each block not counted: PyTorch's first step, shrink's first run of ${result.perRun}); median ms per step.`,
+    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}), each side timing ${result.perRun} steps at a time (shrink: one onnxruntime run), the first ${result.perRun} of each block not counted; median ms per step.`,
     '',
     '| Model | threads | shrink | PyTorch best | shrink / PyTorch | peak memory MiB, shrink / PyTorch | PyTorch configuration |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- |',

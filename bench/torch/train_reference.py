@@ -6,7 +6,8 @@ hyperparameters as shrink's run, read from an .npz the benchmark writes. Run onl
   python3 train_reference.py serve SETUP.npz --model cnn --threads 2
 
 `serve` times training steps on request (bench/train-speed.ts runs it next to shrink's steps):
-each line `steps K` on stdin runs K steps and prints their times, `memory` prints the peak
+each line `steps K` on stdin runs K steps and prints their times (one per --group steps, the
+group's time divided by its size), `memory` prints the peak
 resident memory, `quit` ends. Thread libraries read their environment (OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) at start and the BLAS is found through LD_LIBRARY_PATH,
 so the benchmark sets those per process.
@@ -103,15 +104,16 @@ def serve(args, setup):
             print(json.dumps({'peak_rss_mib': peak_rss_mib()}), flush=True)
             continue
         times = []
-        for _ in range(int(words[1])):
-            bx, by = batches[step % len(batches)]
-            step += 1
+        for _ in range(int(words[1]) // args.group):
             started = time.perf_counter()
-            opt.zero_grad()
-            loss = loss_fn(model(bx), by)
-            loss.backward()
-            opt.step()
-            times.append((time.perf_counter() - started) * 1000)
+            for _ in range(args.group):
+                bx, by = batches[step % len(batches)]
+                step += 1
+                opt.zero_grad()
+                loss = loss_fn(model(bx), by)
+                loss.backward()
+                opt.step()
+            times.append((time.perf_counter() - started) * 1000 / args.group)
         print(json.dumps({'ms': times, 'loss': loss.item()}), flush=True)
 
 
@@ -125,6 +127,7 @@ def main():
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--model', choices=['mlp', 'cnn'], default='cnn')
+    parser.add_argument('--group', type=int, default=1, help='serve: steps timed together (one time per group, divided by the group size)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     setup = np.load(args.setup)
