@@ -3,7 +3,8 @@
 // the worker runs the first wave's evaluate jobs, and started again from that save, so it comes back
 // without the jobs and without their events. The dispatcher and the worker reconnect, the dispatcher
 // finds its jobs gone and adds them again, and the search ends with what a single process chooses,
-// each candidate once, and every outcome in its cache.
+// each candidate once, and every outcome in its cache. Told to stop while Redis is away, the worker
+// leaves instead of waiting for Redis.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -100,4 +101,13 @@ test('Redis killed and restarted from an older save while shrink auto --queue wa
   // Every outcome reached the cache as it arrived, so a rerun resumes from there.
   const cache = JSON.parse(fs.readFileSync(path.join(temp, 'queued', '.shrink-auto-cache.json'), 'utf8')) as Record<string, { name: string }>;
   assert.deepEqual(Object.values(cache).map((c) => c.name).sort(), [...names].sort());
+
+  // A worker told to stop while Redis is away leaves (BullMQ's close alone would wait for Redis for ever).
+  redis.kill('SIGKILL');
+  await redis.exited;
+  worker.kill('SIGTERM');
+  const stopped = Date.now();
+  assert.equal(await worker.exited, 0, worker.err);
+  assert.ok(Date.now() - stopped < 10_000, `the worker took ${Date.now() - stopped} ms to stop`);
+  assert.match(worker.err, /worker: Redis is away; leaving without it/);
 });

@@ -60,7 +60,25 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
   });
   await worker.waitUntilReady();
   log(`worker: shrink ${version} listening on ${url} (queue '${QUEUE_NAME}', ${options.concurrency ?? 1} at a time)`);
-  return { close: () => worker.close() };
+  return {
+    // BullMQ's close finishes the jobs in hand and waits for Redis to confirm; with Redis away it
+    // would wait for ever. Then the worker leaves: its jobs' locks run out and, once Redis is back,
+    // they return to the queue as stalled jobs for another worker.
+    close: async () => {
+      const closed = worker.close().then(() => true);
+      for (;;) {
+        if (await Promise.race([closed, new Promise<false>((resolve) => setTimeout(() => resolve(false), 500))])) return;
+        const away = await reachRedis(url, 1000).then(
+          () => false,
+          () => true,
+        );
+        if (away) {
+          log('worker: Redis is away; leaving without it (jobs in hand go back to the queue when their locks run out)');
+          return;
+        }
+      }
+    },
+  };
 }
 
 async function runJob(job: Job, version: string, handlers: JobHandlers, log: (line: string) => void): Promise<unknown> {
