@@ -8,7 +8,9 @@
 // python3-torch links the system libblas.so.3 and OpenBLAS is much faster than the reference BLAS;
 // torch.set_num_threads; the OpenMP/OpenBLAS/MKL thread variables) runs in its own process,
 // interleaved with the others and with shrink, and the fastest median counts. shrink runs onnxruntime-node with
-// `threads` intra-op threads (sequential execution, graph optimization 'basic').
+// `threads` intra-op threads (sequential execution, graph optimization 'basic'), 8 steps per run as
+// Trainer.fit runs them; with 2 threads, idle threads spinning (onnxruntime's default) and sleeping
+// are both tried the same way.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -173,28 +175,43 @@ async function interleave(steppers: Stepper[], block: number, log: (l: string) =
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
+/** shrink's configurations for a thread budget: with 2 threads, onnxruntime's idle threads spinning (its default) or sleeping. */
+function shrinkConfigs(threads: number): { spinning?: boolean; settings: string }[] {
+  const base = `onnxruntime-node intraOpNumThreads ${threads}, sequential execution, graph optimization basic, ${PER_RUN} steps per run (Trainer.steps)`;
+  if (threads === 1) return [{ settings: base }];
+  return [
+    { spinning: true, settings: `${base}, idle threads spin` },
+    { spinning: false, settings: `${base}, idle threads sleep (spinning: false)` },
+  ];
+}
+
 async function measure(dir: string, name: ModelName, threads: number, log: (l: string) => void) {
   const files = prepare(dir, name);
   const configs = torchConfigs(threads);
-  log(`${name}, ${threads} thread(s): shrink and ${configs.length} PyTorch configurations`);
+  const ours = shrinkConfigs(threads);
+  log(`${name}, ${threads} thread(s): ${ours.length} shrink and ${configs.length} PyTorch configurations`);
+  const shrink = ours.map((c, i) =>
+    Stepper.start(`shrink#${i}`, process.execPath, ['--import', import.meta.resolve('tsx'), CHILD, files.model, files.setup, `${threads}`, `${BATCH}`, `${PER_RUN}`, ...(c.spinning === undefined ? [] : [c.spinning ? 'on' : 'off'])], {}),
+  );
   const torch = configs.map((c, i) =>
     Stepper.start(`torch#${i}`, PYTHON, [REFERENCE, 'serve', files.setup, '--model', name, '--threads', `${c.threads}`, '--batch', `${BATCH}`, '--group', `${PER_RUN}`], c.env),
   );
-  const shrink = Stepper.start('shrink', process.execPath, ['--import', import.meta.resolve('tsx'), CHILD, files.model, files.setup, `${threads}`, `${BATCH}`, `${PER_RUN}`], {});
-  const all = [shrink, ...torch];
+  const all = [...shrink, ...torch];
   try {
     const results = await interleave(all, BLOCK[name], log);
-    const ours = results[0];
-    const candidates = results.slice(1).map((r, i) => ({ ...r, config: describeTorch(configs[i]), ...configs[i] }));
-    const best = candidates.reduce((a, b) => (b.median_ms < a.median_ms ? b : a));
+    const fastest = <T extends { median_ms: number }>(list: T[]) => list.reduce((a, b) => (b.median_ms < a.median_ms ? b : a));
+    const shrinkCandidates = results.slice(0, shrink.length).map((r, i) => ({ ...r, config: ours[i].settings }));
+    const torchCandidates = results.slice(shrink.length).map((r, i) => ({ ...r, config: describeTorch(configs[i]) }));
+    const [mine, best] = [fastest(shrinkCandidates), fastest(torchCandidates)];
     return {
       model: name,
       threads,
-      shrink: { median_ms: ours.median_ms, steps: ours.steps, peak_rss_mib: ours.peak_rss_mib, settings: `onnxruntime-node intraOpNumThreads ${threads}, sequential execution, graph optimization basic, ${PER_RUN} steps per run (Trainer.steps)` },
+      shrink: { median_ms: mine.median_ms, steps: mine.steps, peak_rss_mib: mine.peak_rss_mib, settings: mine.config },
       pytorch_best: { median_ms: best.median_ms, steps: best.steps, peak_rss_mib: best.peak_rss_mib, settings: best.config },
-      time_ratio: round(ours.median_ms / best.median_ms),
-      memory_ratio: round(ours.peak_rss_mib / best.peak_rss_mib),
-      pytorch_candidates: candidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, peak_rss_mib: c.peak_rss_mib })),
+      time_ratio: round(mine.median_ms / best.median_ms),
+      memory_ratio: round(mine.peak_rss_mib / best.peak_rss_mib),
+      shrink_candidates: shrinkCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, peak_rss_mib: c.peak_rss_mib })),
+      pytorch_candidates: torchCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, peak_rss_mib: c.peak_rss_mib })),
     };
   } finally {
     await Promise.all(all.map((s) => s.close().catch(() => undefined)));
@@ -224,15 +241,18 @@ export function trainSpeedMarkdown(result: Awaited<ReturnType<typeof trainSpeed>
     ...(result.blas.some((b) => b.includes('OpenBLAS')) ? [] : ['**OpenBLAS is not installed: PyTorch ran with the reference BLAS only, far from its best (`apt-get install libopenblas0-pthread`).**', '']),
     `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}), each side timing ${result.perRun} steps at a time (shrink: one onnxruntime run), the first ${result.perRun} of each block not counted; median ms per step.`,
     '',
-    '| Model | threads | shrink | PyTorch best | shrink / PyTorch | peak memory MiB, shrink / PyTorch | PyTorch configuration |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map((r) => `| ${names[r.model]} | ${r.threads} | ${r.shrink.median_ms} | ${r.pytorch_best.median_ms} | ${r.time_ratio}x | ${r.shrink.peak_rss_mib} / ${r.pytorch_best.peak_rss_mib} | ${r.pytorch_best.settings} |`),
+    '| Model | threads | shrink | PyTorch best | shrink / PyTorch | peak memory MiB, shrink / PyTorch | shrink configuration | PyTorch configuration |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...rows.map((r) => `| ${names[r.model]} | ${r.threads} | ${r.shrink.median_ms} | ${r.pytorch_best.median_ms} | ${r.time_ratio}x | ${r.shrink.peak_rss_mib} / ${r.pytorch_best.peak_rss_mib} | ${r.shrink.settings} | ${r.pytorch_best.settings} |`),
     '',
-    `shrink: ${rows[0].shrink.settings.replace(/intraOpNumThreads \d+/, 'intraOpNumThreads = threads')}. Every PyTorch configuration tried (each its own process, interleaved with the others):`,
+    'Every configuration tried (each in its own process, all interleaved), the fastest of each side in the table above:',
     '',
-    '| Model | threads | PyTorch configuration | median ms |',
-    '| --- | ---: | --- | ---: |',
-    ...rows.flatMap((r) => r.pytorch_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | ${c.settings} | ${c.median_ms} |`)),
+    '| Model | threads | side | configuration | median ms | peak MiB |',
+    '| --- | ---: | --- | --- | ---: | ---: |',
+    ...rows.flatMap((r) => [
+      ...r.shrink_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | shrink | ${c.settings} | ${c.median_ms} | ${c.peak_rss_mib} |`),
+      ...r.pytorch_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | PyTorch | ${c.settings} | ${c.median_ms} | ${c.peak_rss_mib} |`),
+    ]),
     '',
   ].join('\n');
 }

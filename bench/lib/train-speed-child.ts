@@ -4,7 +4,7 @@
 // JSON line, `memory` prints the peak resident memory, `quit` (or the end of stdin) ends. Steps run
 // as Trainer.fit runs them: PER_RUN steps per onnxruntime run (Trainer.steps); each run gives one
 // time, its duration divided by PER_RUN.
-// Usage: train-speed-child.ts MODEL.onnx SETUP.npz THREADS BATCH PER_RUN
+// Usage: train-speed-child.ts MODEL.onnx SETUP.npz THREADS BATCH PER_RUN [SPINNING: on|off]
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { DataType } from '../../src/ir/dtype.js';
@@ -15,7 +15,7 @@ import { loadModel } from '../../src/node/model-files.js';
 import { nodeOrt } from '../../src/node/ort-node.js';
 import { Trainer } from '../../src/train/trainer.js';
 
-const [modelFile, setupFile, threadsArg, batchArg, perRunArg] = process.argv.slice(2);
+const [modelFile, setupFile, threadsArg, batchArg, perRunArg, spinningArg] = process.argv.slice(2);
 const threads = Number(threadsArg);
 const batch = Number(batchArg);
 const perRun = Number(perRunArg);
@@ -35,7 +35,7 @@ for (let start = 0; start + batch * perRun <= labels.length; start += batch * pe
   });
 }
 if (runs.length === 0) throw new Error(`${setupFile}: fewer than ${batch * perRun} samples`);
-const trainer = await Trainer.create(nodeOrt, loadModel(modelFile), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: 0.9 } }, { threads, stepsPerRun: perRun });
+const trainer = await Trainer.create(nodeOrt, loadModel(modelFile), { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd', momentum: 0.9 } }, { threads, stepsPerRun: perRun, spinning: spinningArg === undefined ? undefined : spinningArg === 'on' });
 const rates = new Array<number>(perRun).fill(0.01);
 const say = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 say({ ready: true, threads });

@@ -28,6 +28,11 @@ export interface SessionOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Where onnxruntime writes the model after its own optimizations (onnxruntime-node only). */
   optimizedModelFilePath?: string;
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's default) or sleep. On a
+   * machine whose other cores are busy, spinning threads hold up every parallel op: off is then faster.
+   */
+  spinning?: boolean;
 }
 
 export type Feeds = Record<string, OrtTensor>;
@@ -69,6 +74,7 @@ export class ModelSession {
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
     if (options.executionProviders !== undefined) sessionOptions.executionProviders = options.executionProviders;
     if (options.optimizedModelFilePath !== undefined) sessionOptions.optimizedModelFilePath = options.optimizedModelFilePath;
+    if (options.spinning !== undefined) sessionOptions.extra = { session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } } };
     try {
       const session =
         typeof input === 'string'

@@ -60,6 +60,8 @@ export interface TrainerOptions {
   threads?: number;
   /** Passed to onnxruntime (e.g. ['wasm'] in a browser). */
   executionProviders?: string[];
+  /** Whether onnxruntime's idle threads spin (its default) or sleep; see SessionOptions.spinning. */
+  spinning?: boolean;
   /**
    * Steps `fit` hands to onnxruntime in one run (a Loop over the step graph, multi-step.ts), so the
    * weights are copied out once per run; 1 runs each step on its own. Default 8 where the weights,
@@ -95,7 +97,7 @@ export class Trainer {
 
   static async create(ort: OrtModule, model: Model, spec: TrainingSpec, options: TrainerOptions = {}): Promise<Trainer> {
     const training = buildTrainingStep(model, spec);
-    const session = await openSession(ort, training.model, { threads: options.threads, executionProviders: options.executionProviders }, 'the training graph');
+    const session = await openSession(ort, training.model, { threads: options.threads, executionProviders: options.executionProviders, spinning: options.spinning }, 'the training graph');
     const values = new Map<string, OrtTensor>();
     const feedback = new Map<string, string>();
     for (const w of training.weights) {
@@ -170,7 +172,7 @@ export class Trainer {
 
   private async openMultiStep(): Promise<{ graph: MultiStep; session: ModelSession }> {
     const graph = buildMultiStep(this.training);
-    const session = await openSession(this.ort, graph.model, { threads: this.options.threads, executionProviders: this.options.executionProviders }, 'the multi-step training graph');
+    const session = await openSession(this.ort, graph.model, { threads: this.options.threads, executionProviders: this.options.executionProviders, spinning: this.options.spinning }, 'the multi-step training graph');
     return { graph, session };
   }
 
