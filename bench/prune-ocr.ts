@@ -54,7 +54,7 @@ const DET_CROP = 320;
 /** Crops start every DET_STRIDE pixels down and across (160: 9 overlapping crops per 640x640 page). */
 const DET_STRIDE = 160;
 /** Stages of det distillation, measured after each; PRUNE_OCR_DET_STAGES overrides (0 skips training). */
-const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 4);
+const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 8);
 const DET_LOGITS = 'p2o.Add.281';
 // Logits, not the probability map: at 30% the pruned map is saturated (sigmoid 0 everywhere), where
 // MSE on probabilities has no gradient.
