@@ -26,6 +26,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { readModel, writeModel } from '../src/onnx/model-io.js';
 import type { OrtTensor } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
+import { classifierAccuracy } from '../src/train/classification.js';
 import { FASHION_CNN_TRAINING, type FashionSets, fashionSets, trainFashionCnn } from './lib/fashion-cnn.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
@@ -139,6 +140,11 @@ function batches(name: string, dims: number[], data: Float32Array, count: number
   };
 }
 
+/** Top-1 accuracy on the test images, at onnxruntime's 'all' level as deployed (int8 fused). */
+function testAccuracy(bytes: Uint8Array, set: FashionSets['test']): Promise<number> {
+  return classifierAccuracy(nodeOrt, bytes, set, { threads: 2, graphOptimization: 'all' });
+}
+
 function pixels(images: Uint8Array | Float32Array, start: number, count: number): Float32Array {
   const out = new Float32Array(count * 784);
   const scale = images instanceof Uint8Array ? 1 / 255 : 1;
@@ -147,27 +153,6 @@ function pixels(images: Uint8Array | Float32Array, start: number, count: number)
 }
 
 /** Top-1 accuracy (percent) at graph optimization 'all', 1000 images per run. */
-async function accuracyAll(bytes: Uint8Array, set: FashionSets['test']): Promise<number> {
-  const session = await ModelSession.create(nodeOrt, bytes, { threads: 2, graphOptimization: 'all' });
-  let correct = 0;
-  try {
-    for (let start = 0; start < set.count; start += 1000) {
-      const n = Math.min(1000, set.count - start);
-      const out = await session.run({ input: new nodeOrt.Tensor('float32', pixels(set.images, start, n), [n, 1, 28, 28]) });
-      const logits = out[session.outputNames[0]].data as Float32Array;
-      const classes = logits.length / n;
-      for (let r = 0; r < n; r++) {
-        let best = 0;
-        for (let c = 1; c < classes; c++) if (logits[r * classes + c] > logits[r * classes + best]) best = c;
-        if (best === set.labels[start + r]) correct++;
-      }
-    }
-  } finally {
-    await session.release();
-  }
-  return (100 * correct) / set.count;
-}
-
 async function cnnModel(sets: FashionSets, log: (line: string) => void): Promise<Uint8Array> {
   if (!fs.existsSync(CNN_FILE)) {
     const trained = await trainFashionCnn(sets, log);
@@ -186,7 +171,7 @@ export async function cnnRow(sets: FashionSets, scratch: string, log: (line: str
   const report = await quantizeStaticInt8(model, { calibration: batches('input', [1, 28, 28], calibration, CNN_CALIBRATION, CNN_BATCH, 'training images') }, { ort: nodeOrt });
   const quantizeSeconds = (performance.now() - started) / 1000;
   const int8 = writeModel(model);
-  const [fp32Accuracy, int8Accuracy] = [await accuracyAll(fp32, sets.test), await accuracyAll(int8, sets.test)];
+  const [fp32Accuracy, int8Accuracy] = [await testAccuracy(fp32, sets.test), await testAccuracy(int8, sets.test)];
   log(`fashion-cnn: accuracy fp32 ${fp32Accuracy}%, int8 ${int8Accuracy}% on ${sets.test.count} test images`);
   const feeds = { input: new nodeOrt.Tensor('float32', pixels(sets.test.images, 0, CNN_BATCH), [CNN_BATCH, 1, 28, 28]) };
   const timings: Timing[] = [];

@@ -8,34 +8,17 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { REPO_ROOT, SHRINK_BIN } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
+import { freePort, waitFor } from './helpers/local-services.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-queue-restart-'));
 type Child = ChildProcess & { out: string; err: string; exited: Promise<number | null> };
 const children: Child[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A child process whose stdout and stderr are kept, and whose exit code is a promise. */
 function start(command: string, args: string[]): Child {
@@ -65,12 +48,12 @@ test('Redis killed and restarted from an older save while shrink auto --queue wa
   // RDB only, saved when the test says: the restart loses everything after that save.
   const startRedis = async () => {
     const redis = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', temp, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no']);
-    await waitFor(() => redis.out.includes('Ready to accept connections'), 'redis-server');
+    await waitFor(() => redis.out.includes('Ready to accept connections'), 'redis-server', 30_000);
     return redis;
   };
   let redis = await startRedis();
   const worker = start(process.execPath, [SHRINK_BIN, 'worker', '--queue', url]);
-  await waitFor(() => worker.err.includes('listening'), 'the worker to listen');
+  await waitFor(() => worker.err.includes('listening'), 'the worker to listen', 30_000);
   assert.equal(spawnSync('redis-cli', ['-p', String(port), 'SAVE'], { encoding: 'utf8' }).stdout.trim(), 'OK');
 
   const data = writeFashionFiles(temp, 300, 0);
@@ -79,7 +62,7 @@ test('Redis killed and restarted from an older save while shrink auto --queue wa
   // The single-process run goes on beside the queued one (--target size does not depend on timing).
   const local = auto('local');
   const queued = auto('queued', ['--queue', url]);
-  await waitFor(() => / evaluate started/.test(worker.err), `the worker to start an evaluate job (auto: ${queued.err})`);
+  await waitFor(() => / evaluate started/.test(worker.err), `the worker to start an evaluate job (auto: ${queued.err})`, 30_000);
   redis.kill('SIGKILL');
   await redis.exited;
   await new Promise((r) => setTimeout(r, 500));

