@@ -104,7 +104,7 @@ test('bench table output names both models and their ratios', { timeout: 60_000 
   const run = shrink('bench', CLS, REC, '--runs', '3', '--warmup', '1', '--no-memory', '--dims', 'p2o.DynamicDimension.1=160');
   assert.equal(run.status, 0, run.stderr);
   const lines = run.stdout.split('\n');
-  assert.match(lines[0]!, /^backend onnxruntime-node, 1 thread, batch 1: 3 timed runs per model after 1 warm-up, interleaved$/);
+  assert.match(lines[0]!, /^backend onnxruntime-node, 1 thread, graph optimization 'all', batch 1: 3 timed runs per model after 1 warm-up, interleaved$/);
   assert.ok(lines.some((l) => /^\s+model\s+size\s+load ms\s+median ms\s+p90 ms\s+p99 ms\s+samples\/s$/.test(l)));
   assert.ok(lines.some((l) => /^\s+ch_ppocr_mobile_v2\.0_cls_infer\.onnx\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x\s+1\.00x$/.test(l)));
   assert.ok(lines.includes('  ch_PP-OCRv4_rec_infer.onnx: x float32[1,3,48,160]'));

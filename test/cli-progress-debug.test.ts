@@ -82,7 +82,7 @@ test('--no-progress silences the progress train and bench print, before or after
   const benchQuiet = await withSlowClock([...bench, '--no-progress']);
   assert.equal(benchQuiet.code, 0, benchQuiet.stderr);
   assert.equal(benchQuiet.stderr, '');
-  assert.match(benchQuiet.stdout, /^backend onnxruntime-node, 1 thread, batch 1: 2 timed runs per model after 1 warm-up, interleaved$/m);
+  assert.match(benchQuiet.stdout, /^backend onnxruntime-node, 1 thread, graph optimization 'all', batch 1: 2 timed runs per model after 1 warm-up, interleaved$/m);
 });
 
 test('SHRINK_DEBUG=1 prints a line per optimizer pass on optimize (none without it); other commands print their phases', async () => {

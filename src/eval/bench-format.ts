@@ -8,7 +8,7 @@ export function formatBenchReport(report: BenchReport): string {
   const names = displayNames(report.models.map((m) => m.name));
   const threads = report.threads === 0 ? 'default threads' : `${report.threads} thread${report.threads === 1 ? '' : 's'}`;
   const lines = [
-    `backend ${report.backend}, ${threads}, batch ${report.batch}: ${report.runs} timed runs per model after ${report.warmup} warm-up, interleaved`,
+    `backend ${report.backend}, ${threads}, graph optimization '${report.graph_optimization}', batch ${report.batch}: ${report.runs} timed runs per model after ${report.warmup} warm-up, interleaved`,
     '',
   ];
   const hasMemory = report.models.some((m) => m.memory !== undefined);

@@ -56,8 +56,8 @@ export interface BenchOptions {
   /** Passed to onnxruntime (['wasm'] for onnxruntime-web). */
   executionProviders?: SessionOptions['executionProviders'];
   /**
-   * onnxruntime's graph optimization (default 'basic', the sessions' default). 'all' is what a
-   * deployment runs: only there does onnxruntime fuse DequantizeLinear -> Conv -> QuantizeLinear
+   * onnxruntime's graph optimization (default 'all', onnxruntime's own default and what a
+   * deployment runs): only there does onnxruntime fuse DequantizeLinear -> Conv -> QuantizeLinear
    * into QLinearConv, so a static int8 model timed at 'basic' runs float Convs wrapped in Q/DQ.
    */
   graphOptimization?: SessionOptions['graphOptimization'];
@@ -118,6 +118,8 @@ export interface BenchModelResult {
 export interface BenchReport {
   backend: string;
   threads: number;
+  /** onnxruntime's graph optimization level the models were timed at. */
+  graph_optimization: NonNullable<SessionOptions['graphOptimization']>;
   batch: number;
   runs: number;
   warmup: number;
@@ -127,6 +129,8 @@ export interface BenchReport {
 }
 
 export const BENCH_DEFAULTS = { runs: 20, warmup: 3, threads: 1, batch: 1 } as const;
+/** Models are timed as deployed: onnxruntime's default level, with its QDQ and NCHWc fusions. */
+const BENCH_GRAPH_OPTIMIZATION = 'all';
 
 interface Loaded {
   model: BenchModel;
@@ -171,7 +175,7 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
       const started = performance.now();
       let session: ModelSession;
       try {
-        session = await openSession(ort, model.source, { threads, executionProviders: options.executionProviders, graphOptimization: options.graphOptimization });
+        session = await openSession(ort, model.source, { threads, executionProviders: options.executionProviders, graphOptimization: options.graphOptimization ?? BENCH_GRAPH_OPTIMIZATION });
       } catch (error) {
         throw new Error(`${model.name}: ${(error as Error).message}`);
       }
@@ -223,7 +227,7 @@ export async function benchmarkModels(ort: OrtModule, models: readonly BenchMode
     };
   });
   for (const m of results) debug(1, `bench: ${m.name}: median ${m.latency_ms.median.toFixed(2)} ms, p90 ${m.latency_ms.p90.toFixed(2)} ms over ${runs} runs`);
-  return { backend: options.backend ?? 'onnxruntime', threads, batch, runs: loaded[0].runsMs.length, warmup, models: withRatios(results), warnings };
+  return { backend: options.backend ?? 'onnxruntime', threads, graph_optimization: options.graphOptimization ?? BENCH_GRAPH_OPTIMIZATION, batch, runs: loaded[0].runsMs.length, warmup, models: withRatios(results), warnings };
 }
 
 /** The model whose declared inputs give the generated ones. */
