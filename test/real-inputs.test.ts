@@ -16,6 +16,7 @@ import { agreement, detInput, loadOcrFixtures, type OcrFixtures, readLines } fro
 import { DET, REC, VAD_LEGACY, VAD_V5, VAD_V6 } from './helpers/real-models.js';
 import { runModel } from './helpers/run-model.js';
 import { loadSpeech, sileroOnSpeech, vadScores } from './helpers/speech.js';
+import { textMaskIou } from '../src/eval/ocr-det.js';
 
 /** The float16 model (default options: float16 weights, compute where ORT CPU has kernels). */
 function float16Bytes(file: string): Uint8Array {
@@ -92,19 +93,6 @@ function detectionScores(map: Float32Array, page: OcrFixtures['page']): { inBoxe
   return { inBoxes, background };
 }
 
-/** Intersection over union of the two maps thresholded at PP-OCR's binarization threshold 0.3. */
-function maskIoU(a: Float32Array, b: Float32Array, threshold = 0.3): number {
-  let both = 0;
-  let either = 0;
-  for (let i = 0; i < a.length; i++) {
-    const inA = a[i] > threshold;
-    const inB = b[i] > threshold;
-    if (inA && inB) both++;
-    if (inA || inB) either++;
-  }
-  return either === 0 ? 1 : both / either;
-}
-
 test('PP-OCRv4 det finds the text of a rendered page, in float32 and float16', { timeout: 60_000 }, async () => {
   fixtures ??= await loadOcrFixtures();
   const { page } = fixtures;
@@ -119,7 +107,7 @@ test('PP-OCRv4 det finds the text of a rendered page, in float32 and float16', {
     inBoxes.forEach((v, i) => assert.ok(v > 0.5, `${name}: box '${page.boxes[i].text}' mean probability ${v}`));
     assert.ok(background < 0.3, `${name}: probability ${background} away from the text`);
   }
-  const iou = maskIoU(maps.float32, maps.float16);
+  const iou = textMaskIou(maps.float32, maps.float16);
   console.log(`# det float16 vs float32: IoU of the text masks (p > 0.3) ${iou.toFixed(4)}`);
   assert.ok(iou > 0.98, `text mask IoU ${iou}`);
 });
