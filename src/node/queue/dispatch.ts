@@ -111,8 +111,12 @@ export async function dispatchJobs<N extends JobName>(url: string, name: N, payl
               continue;
             }
             const state = await stored.getState();
-            if (state === 'completed') succeed(i, stored.returnvalue as JobTypes[N][1]);
-            else if (state === 'failed') fail(i, stored.failedReason);
+            if (state === 'completed') {
+              // The job was read before its state: it may have finished in between, with its result
+              // not in what was read. Read it again now that it is known to be complete.
+              const done = stored.returnvalue ?? (await queue.getJob(job.opts.jobId))?.returnvalue;
+              if (done !== undefined && done !== null) succeed(i, done as JobTypes[N][1]);
+            } else if (state === 'failed') fail(i, stored.failedReason ?? (await queue.getJob(job.opts.jobId))?.failedReason ?? 'no reason recorded');
           }
         }
       };
