@@ -75,7 +75,7 @@ export const fuseAttention: Pass = {
 };
 
 /** MatMul(q, k^T) feeding the Softmax (through scaling and a mask) and MatMul(p, v) reading it. */
-function findCore(graph: Graph, softmax: Node): { qk: Node; pv: Node } | undefined {
+export function findCore(graph: Graph, softmax: Node): { qk: Node; pv: Node } | undefined {
   const pv = soleConsumer(graph, softmax.outputs[0], 'MatMul');
   if (pv === undefined || pv.inputs[0] !== softmax.outputs[0]) return undefined;
   // Depth-first through Add/Div/Mul: the mask side (often (1 - m) * min) holds no MatMul.
@@ -100,28 +100,11 @@ function matchAttention(model: Model, graph: Graph, softmax: Node, core: { qk: N
   const axis = softmax.attrInt('axis', opset >= 13 ? -1 : 1);
   if (axis !== -1 && axis !== 3) return `Softmax normalizes axis ${axis}, not the key axis`;
 
-  // Softmax input back to MatMul(q, k^T): an optional mask Add, then scalar scalings.
-  const nodes: Node[] = [softmax, core.qk, core.pv];
-  let scale = 1;
-  let mask: string | undefined;
-  let value = softmax.inputs[0];
-  while (value !== core.qk.outputs[0]) {
-    const node = graph.producer(value) as Node;
-    nodes.push(node);
-    const fromScores = node.inputs.find((v) => v !== '' && reaches(graph, v, core.qk.outputs[0]));
-    const other = fromScores === undefined ? undefined : otherOperand(node, fromScores);
-    if (fromScores === undefined || other === undefined) return `'${node.label}' is not a scaling or mask of the scores`;
-    if (node.opType === 'Add') {
-      if (mask !== undefined || scale !== 1) return `'${node.label}' adds a second term or adds before scaling`;
-      mask = other;
-    } else {
-      const factor = scalarConstant(graph, other);
-      if (factor === undefined || factor === 0) return `'${node.label}' scales the scores by something other than a scalar constant`;
-      if (node.opType === 'Div' && node.inputs[0] !== fromScores) return `'${node.label}' divides by the scores`;
-      scale *= node.opType === 'Div' ? 1 / factor : factor;
-    }
-    value = fromScores;
-  }
+  const scores = scoreChain(graph, softmax, core);
+  if (typeof scores === 'string') return scores;
+  const nodes = scores.nodes;
+  let scale = scores.scale;
+  const mask = scores.mask;
 
   const q = headSplit(graph, core.qk.inputs[0], [[0, 2, 1, 3]], shapeOf);
   // k^T as one Transpose [0,2,3,1] (merged) or as exported: [0,2,1,3] then [0,1,3,2].
@@ -159,11 +142,38 @@ function matchAttention(model: Model, graph: Graph, softmax: Node, core: { qk: N
   return { nodes, query: q.projection, key: k.projection, value: v.projection, mask, heads: q.heads, scale, result: merge.outputs[0] };
 }
 
+/** Softmax, the two MatMuls and what lies between MatMul(q, k^T) and the Softmax: scalar scalings and at most one mask Add. */
+export function scoreChain(graph: Graph, softmax: Node, core: { qk: Node; pv: Node }): { nodes: Node[]; scale: number; mask?: string } | string {
+  // Softmax input back to MatMul(q, k^T): an optional mask Add, then scalar scalings.
+  const nodes: Node[] = [softmax, core.qk, core.pv];
+  let scale = 1;
+  let mask: string | undefined;
+  let value = softmax.inputs[0];
+  while (value !== core.qk.outputs[0]) {
+    const node = graph.producer(value) as Node;
+    nodes.push(node);
+    const fromScores = node.inputs.find((v) => v !== '' && reaches(graph, v, core.qk.outputs[0]));
+    const other = fromScores === undefined ? undefined : otherOperand(node, fromScores);
+    if (fromScores === undefined || other === undefined) return `'${node.label}' is not a scaling or mask of the scores`;
+    if (node.opType === 'Add') {
+      if (mask !== undefined || scale !== 1) return `'${node.label}' adds a second term or adds before scaling`;
+      mask = other;
+    } else {
+      const factor = scalarConstant(graph, other);
+      if (factor === undefined || factor === 0) return `'${node.label}' scales the scores by something other than a scalar constant`;
+      if (node.opType === 'Div' && node.inputs[0] !== fromScores) return `'${node.label}' divides by the scores`;
+      scale *= node.opType === 'Div' ? 1 / factor : factor;
+    }
+    value = fromScores;
+  }
+  return { nodes, scale, mask };
+}
+
 /**
  * `value` as Transpose(s) with the given perms (applied in order, the last one nearest `value`) of
  * Reshape(projection) to [B,S,H,D], optionally scaled by a scalar Mul after the transposes.
  */
-function headSplit(graph: Graph, value: string, perms: number[][], shapeOf: ShapeOf): HeadSplit | string | undefined {
+export function headSplit(graph: Graph, value: string, perms: number[][], shapeOf: ShapeOf): HeadSplit | string | undefined {
   const nodes: Node[] = [];
   const scaled = producerOf(graph, value, 'Mul');
   if (scaled !== undefined && scaled.inputs.some((v) => scalarConstant(graph, v) !== undefined)) {
@@ -194,7 +204,7 @@ function headSplit(graph: Graph, value: string, perms: number[][], shapeOf: Shap
 }
 
 /** The factor a scalar Mul in a head split applies (1 without one). */
-function splitScale(graph: Graph, split: HeadSplit): number {
+export function splitScale(graph: Graph, split: HeadSplit): number {
   const mul = split.nodes.find((n) => n.opType === 'Mul');
   if (mul === undefined) return 1;
   return mul.inputs.map((v) => scalarConstant(graph, v)).find((s) => s !== undefined) ?? 1;
@@ -212,12 +222,12 @@ function maskProblem(mask: readonly Dim[] | undefined, query: readonly Dim[], ke
 }
 
 /** Equal known dims (numbers or the same symbol). */
-function same(a: Dim | undefined, b: Dim | undefined): boolean {
+export function same(a: Dim | undefined, b: Dim | undefined): boolean {
   return a !== undefined && a !== null && a === b;
 }
 
 /** True if `value` is computed from `target` within a few elementwise steps (the score chain). */
-function reaches(graph: Graph, value: string, target: string, depth = 4): boolean {
+export function reaches(graph: Graph, value: string, target: string, depth = 4): boolean {
   if (value === target) return true;
   const node = producerOf(graph, value, 'Add', 'Div', 'Mul');
   return depth > 0 && node !== undefined && node.inputs.some((v) => reaches(graph, v, target, depth - 1));
@@ -227,7 +237,7 @@ function reaches(graph: Graph, value: string, target: string, depth = 4): boolea
  * The nodes computing the pattern's Reshape targets that nothing outside the pattern reads
  * (shrunk to a fixpoint: a node stays only if all its readers are in the pattern or stay).
  */
-function privateShapeChains(graph: Graph, pattern: Node[], result: string): Node[] {
+export function privateShapeChains(graph: Graph, pattern: Node[], result: string): Node[] {
   const chain = new Set<Node>();
   const visit = (value: string) => {
     const node = graph.producer(value);

@@ -15,6 +15,7 @@ import { foldAffineIntoConvPass } from './fold-affine-into-conv.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
 import { foldConstants } from './fold-constants.js';
 import { fuseAttention } from './fuse-attention.js';
+import { fuseCachedAttention, fuseGroupQueryAttention } from './fuse-cached-attention.js';
 import { fuseGelu } from './fuse-gelu.js';
 import { fuseHardSwish } from './fuse-hardswish.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
@@ -49,6 +50,10 @@ export const OPTIMIZER_PASSES: readonly OptimizerPassEntry[] = [
   { pass: mergeReshapesPass, level: 'full' },
   { pass: fuseLayerNorm, level: 'full' },
   { pass: fuseAttention, level: 'full' },
+  // Opt-in: decoders with a KV cache into onnxruntime's fused forms (the form a deployment picks;
+  // GroupQueryAttention drops the model's mask for its own causal one).
+  { pass: fuseCachedAttention, level: 'full', optIn: true },
+  { pass: fuseGroupQueryAttention, level: 'full', optIn: true },
   // Opt-in: onnxruntime 1.30's CPU SkipLayerNormalization ran slower than the Add and
   // LayerNormalization it replaces on spam-bert (the whole model 0.67-0.71x at batch 8 x 128 with
   // it, 0.84-1.09x without it on a loaded machine).
