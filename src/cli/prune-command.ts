@@ -82,7 +82,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--sparsity <s>', 'magnitude, wanda, sparsegpt: share of weights zeroed; channels: share of each group\'s channels removed (0 <= s < 1)')
     .option('--pattern <N:M>', 'nm (default 2:4), wanda, sparsegpt: keep N of every M weights along the reduction axis')
     .addOption(new Option('--scope <scope>', 'rank each layer on its own, or all layers together').choices(['layer', 'global']))
-    .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, or first-order Taylor (needs labelled --data)').choices([...IMPORTANCE_NAMES]))
+    .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, first-order Taylor (needs labelled --data), or mean |activation| on the samples (--calib or --data)').choices([...IMPORTANCE_NAMES]))
     .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
     .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
     .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases")
@@ -140,6 +140,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   checkLayerPatterns(flags.exclude, flags.only);
   const { samples, gate } = checkDataFlags(flags, recover, 'the pruned model');
   if (flags.importance === 'taylor' && flags.data === undefined) throw new UsageError('--importance taylor needs labelled --data (its gradients rank the channels)');
+  if (flags.importance === 'activation' && flags.data === undefined && flags.calib === undefined) throw new UsageError('--importance activation needs samples to measure: give --calib FILE (or --data)');
   const training = parseTrainingOptions(flags);
   checkSettings({ method, sparsity, pattern, roundTo, maxRatio, calibrationSamples });
   checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.calib], models: [input] });

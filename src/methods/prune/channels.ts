@@ -12,6 +12,7 @@ import type { SampleSource } from '../../eval/samples.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import { type CompensationReport, compensateRemovedChannels } from './compensation.js';
 import type { PruneDetails, PrunedGroup } from './details.js';
+import { activationScores, type ActivationScores } from './activation-importance.js';
 import { groupImportance, type ImportanceName } from './importance.js';
 import { type LayerChoice, leftAlone, selectors } from './layers.js';
 
@@ -23,6 +24,8 @@ export interface ChannelOptions extends LayerChoice {
   importance?: ImportanceName;
   /** Taylor importance: ∂L/∂w by weight name. */
   gradients?: ReadonlyMap<string, Float32Array>;
+  /** Activation importance: mean |activation| per member (the pass measures them on `calibration`). */
+  activations?: ActivationScores;
   /** Keep channel counts multiples of this (fast kernels like 4, 8, 16); counts only round up. */
   roundTo?: number;
   /** No group loses more than this share of its channels (default: 1, every group keeps one). */
@@ -72,12 +75,12 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
       kept.set(group, why);
       continue;
     }
-    const importance = groupImportance(analysis, group, { kind: options.importance ?? 'l2', gradients: options.gradients });
+    const importance = groupImportance(analysis, group, { kind: options.importance ?? 'l2', gradients: options.gradients, activations: options.activations });
     if (importance.used !== (options.importance ?? 'l2')) fallbacks.add(`${options.importance} -> ${importance.used}`);
     const cap = Math.min(n - 1, Math.floor(n * maxRatio + 1e-9));
     candidates.push({ group, scores: importance.scores, cap });
   }
-  if (fallbacks.size > 0) warnings.push({ code: 'importance-fallback', message: `some groups had nothing to rank by ${options.importance} (no BatchNormalization or no gradient) and were ranked by l2` });
+  if (fallbacks.size > 0) warnings.push({ code: 'importance-fallback', message: `some groups had nothing to rank by ${options.importance} (no BatchNormalization, gradient or measured activation) and were ranked by l2` });
 
   const removedPerGroup = new Map<ChannelGroup, number[]>();
   if (options.scope === 'global') {
@@ -159,7 +162,12 @@ export const channelsPass: Pass<ChannelOptions> = {
   description: 'remove the least important channels of every prunable channel group, rewriting weights and shape constants',
   async run(model, options, ctx) {
     let analysis = analyzeChannels(model, { inputShapes: options.inputShapes });
-    const plan = planChannels(analysis, options);
+    let activations = options.activations;
+    if (options.importance === 'activation' && activations === undefined) {
+      if (options.calibration === undefined || ctx.ort === undefined) throw new Error('prune: activation importance needs samples to measure: give --calib (or --data)');
+      activations = await activationScores(ctx.ort, model, analysis, options.calibration);
+    }
+    const plan = planChannels(analysis, { ...options, activations });
     checkPlan(plan, options);
     let compensation: CompensationReport | undefined;
     if (options.compensate !== false && options.calibration !== undefined && ctx.ort !== undefined && plan.removed.size > 0) {

@@ -12,43 +12,13 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import type { ActivationAccumulator } from '../../eval/activation-stats.js';
 import { collectActivations } from '../../eval/activation-stats.js';
-import { channelLayout } from '../../eval/channel-layout.js';
+import { ChannelMeans } from '../../eval/channel-means.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { ChannelAnalysis, ChannelMember } from '../../graph-edit/channel-groups.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import type { OrtModule } from '../../runtime/ort-types.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
-
-/** Running per-channel mean of one activation along one axis. */
-class ChannelMeans implements ActivationAccumulator {
-  sums: Float64Array | undefined;
-  count = 0;
-  constructor(
-    readonly value: string,
-    readonly axis: number,
-  ) {}
-  add(data: Float32Array, dims: readonly number[]): void {
-    const { channels, inner, outer } = channelLayout(`channel means of '${this.value}'`, this.axis, dims, this.sums?.length);
-    this.sums ??= new Float64Array(channels);
-    for (let o = 0; o < outer; o++) {
-      for (let c = 0; c < channels; c++) {
-        let s = 0;
-        const base = (o * channels + c) * inner;
-        for (let i = 0; i < inner; i++) s += data[base + i];
-        this.sums[c] += s;
-      }
-    }
-    this.count += outer * inner;
-  }
-  get byteSize(): number {
-    return (this.sums?.length ?? 0) * 8;
-  }
-  means(): Float64Array {
-    return (this.sums ?? new Float64Array()).map((s) => s / Math.max(1, this.count));
-  }
-}
 
 /** A layer reading removed channels, and the axis of its input they lie on. */
 interface Reader {

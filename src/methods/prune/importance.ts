@@ -4,17 +4,22 @@
 // |w·∂L/∂w| for first-order Taylor), then divided by the member's mean over channels so that a
 // wide layer does not drown a narrow one; a channel's importance is the mean over its members.
 // 'bn' ranks by |γ| of the BatchNormalization in the group (network slimming, Liu et al. 2017).
+// 'activation' ranks by the mean |activation| of the channel where each layer of the group
+// produces or reads it, measured on samples (activation-importance.ts).
 import { constantValue } from '../../ir/constants.js';
+import type { ActivationScores } from './activation-importance.js';
 import { axisNorms, axisProductNorms } from '../../kernels/sparsity.js';
 import type { ChannelAnalysis, ChannelGroup, ChannelMember } from '../../graph-edit/channel-groups.js';
 
-export const IMPORTANCE_NAMES = ['l1', 'l2', 'bn', 'taylor'] as const;
+export const IMPORTANCE_NAMES = ['l1', 'l2', 'bn', 'taylor', 'activation'] as const;
 export type ImportanceName = (typeof IMPORTANCE_NAMES)[number];
 
 export interface ImportanceInput {
   kind: ImportanceName;
   /** Taylor: ∂L/∂w of the main graph's weights by name, summed over a few batches. */
   gradients?: ReadonlyMap<string, Float32Array>;
+  /** Activation: mean |activation| per position of the members measured. */
+  activations?: ActivationScores;
 }
 
 /** Channel scores of one group, aligned with `group.channels`, and the criterion actually used. */
@@ -29,6 +34,7 @@ export function groupImportance(analysis: ChannelAnalysis, group: ChannelGroup, 
   const pick = (kind: ImportanceName): ChannelMember[] => {
     if (kind === 'bn') return members.filter((m) => m.role === 'norm-scale');
     const weights = members.filter((m) => m.role === 'weight' || m.role === 'weight-in');
+    if (kind === 'activation') return members.filter((m) => input.activations?.has(m) === true);
     if (kind === 'taylor') return weights.filter((m) => input.gradients?.has(m.name) === true && m.graph.parent === undefined);
     return weights;
   };
@@ -42,13 +48,8 @@ export function groupImportance(analysis: ChannelAnalysis, group: ChannelGroup, 
   const sums = new Float64Array(group.channels.length);
   const counts = new Float64Array(group.channels.length);
   for (const m of chosen) {
-    const tensor = constantValue(m.graph, m.name);
-    if (tensor === undefined) continue;
-    const values = tensor.data() as Float32Array;
-    const perPosition =
-      used === 'taylor'
-        ? axisProductNorms(values, input.gradients?.get(m.name) as Float32Array, tensor.dims, m.axis)
-        : axisNorms(values, tensor.dims, m.axis, used === 'l1' || used === 'bn' ? 1 : 2);
+    const perPosition = used === 'activation' ? input.activations?.get(m) : weightScores(m, used, input);
+    if (perPosition === undefined) continue;
     // Positions of one channel (a flattened block, tied group positions) add up.
     const perChannel = new Map<number, number>();
     m.atoms.forEach((atom, p) => {
@@ -64,4 +65,14 @@ export function groupImportance(analysis: ChannelAnalysis, group: ChannelGroup, 
   }
   const scores = sums.map((s, i) => (counts[i] > 0 ? s / counts[i] : 0));
   return { scores, used };
+}
+
+/** Per position of a member's axis: the norm of its weight slices, or |w·∂L/∂w| summed (taylor). */
+function weightScores(m: ChannelMember, used: ImportanceName, input: ImportanceInput): ArrayLike<number> | undefined {
+  const tensor = constantValue(m.graph, m.name);
+  if (tensor === undefined) return undefined;
+  const values = tensor.data() as Float32Array;
+  return used === 'taylor'
+    ? axisProductNorms(values, input.gradients?.get(m.name) as Float32Array, tensor.dims, m.axis)
+    : axisNorms(values, tensor.dims, m.axis, used === 'l1' || used === 'bn' ? 1 : 2);
 }
