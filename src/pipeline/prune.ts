@@ -49,6 +49,12 @@ export interface PruneRecovery {
   /** How `distillValue` (or a non-classifier output) is matched: 'mse' (default), or 'kl' per position over the last axis at `temperature` (default 1). */
   distillLoss?: 'mse' | 'kl';
   /**
+   * Distilling a value: BatchNormalization on 'batch' statistics (default), or 'frozen' at its
+   * running statistics (the student's, as it will be deployed; small batches of crops give noisy
+   * batch statistics).
+   */
+  batchNorm?: 'batch' | 'frozen';
+  /**
    * Prune gradually (unstructured methods): this many rounds, the sparsity rising on a cubic
    * schedule to the target (AGP; TF-MOT's PolynomialDecay with power 3), each round followed by
    * `epochs` of training with the zeros held (default 1: prune once, then train).

@@ -61,7 +61,7 @@ export async function recoverByTraining(
   const value = recovery.distillValue ?? output;
   if (value === undefined) throw new Error('recovery: the model has no output to distil');
   const loss: DistillLoss = recovery.distillLoss === 'kl' ? { kind: 'kl', temperature: recovery.temperature ?? 1 } : { kind: 'mse' };
-  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: recovery.optimizer, masks, loss }, ctx, 'recovery');
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: recovery.optimizer, masks, loss, batchNorm: recovery.batchNorm }, ctx, 'recovery');
   return {
     model: trained.model,
     report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), epochs: trained.meanLoss.length, steps: trained.steps, samples: count, mean_loss: trained.meanLoss, seconds: seconds() },
@@ -88,6 +88,8 @@ export interface ValueDistillSettings {
   masks?: Map<string, Tensor>;
   /** Default MSE. */
   loss?: DistillLoss;
+  /** BatchNormalization while training: 'batch' statistics (default), or 'frozen' at the running ones, as deployed. */
+  batchNorm?: 'batch' | 'frozen';
 }
 
 /**
@@ -118,7 +120,7 @@ export async function distillValue(
     throw new Error(`${who}: '${value}' is [${studentDims.join(', ')}] per sample in the trained model but [${targets.sampleDims.join(', ')}] in the original: distil a value whose size the compression keeps (e.g. the logits before an output)`);
   }
   const loss: LossSpec = settings.loss?.kind === 'kl' ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) } : { kind: 'mse', output: value };
-  const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks }, { threads: ctx.threads });
+  const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
   try {
     const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress };
     const history = await trainer.fit(arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), fit);
