@@ -1,5 +1,6 @@
 // Renders pages of text for PP-OCRv4 det's quantization benchmarks: a calibration set that
-// calibration (and any tuning) reads, and a held-out set with other fonts, other texts, other
+// calibration (and any tuning) reads, optionally a training set (more pages of the calibration
+// set's kind: its fonts and papers, another seed) for distillation, and a held-out set with other fonts, other texts, other
 // colours of paper and another seed that only the final measurement reads. Each page has lines of
 // several sizes (Chinese, English, numbers, dates, prices; scripts/lib/ocr-text.ts) at random places,
 // some pages in two columns, some slightly blurred or noisy. The detector's own output on the float
@@ -7,15 +8,19 @@
 //
 //   <dir>/calib.npz    x: uint8 [N, 640, 640, 3] BGR
 //   <dir>/heldout.npz  the same layout
-//   <dir>/pages.json   every page's lines: text, font, size, box
+//   <dir>/train.npz    the same layout, with --train N (N > 0)
+//   <dir>/pages.json   every page's lines: text, font, size, box (sets rendered earlier are kept)
+//
+// Each set has its own seed, so rendering one more set (--calib 0 --heldout 0 --train 48) leaves
+// the other sets' files as they were.
 //
 // 640x640 is PaddleOCR's det input for a page of that size (a multiple of the stride 32); the loader
 // (bench/lib/det-pages.ts) normalizes as PaddleOCR's NormalizeImage does (src/eval/det-input.ts).
 //
 // Usage: apt-get install imagemagick fonts-noto-cjk fonts-dejavu-core fonts-liberation
-//        node --import tsx scripts/make-det-pages.ts [--dir bench/work/det-pages] [--calib 16] [--heldout 16]
+//        node --import tsx scripts/make-det-pages.ts [--dir bench/work/det-pages] [--calib 16] [--heldout 16] [--train 0]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -51,6 +56,13 @@ const PAPERS = {
 };
 
 type Which = keyof typeof FONTS;
+
+/** Sets written, each with the fonts and papers it draws from and its seed. */
+const SETS = [
+  { name: 'calib', style: 'calib', seed: 4099 },
+  { name: 'heldout', style: 'heldout', seed: 77003 },
+  { name: 'train', style: 'calib', seed: 5119 },
+] as const;
 
 interface PageLine {
   text: string;
@@ -117,19 +129,22 @@ function renderPage(convert: string, which: Which, rand: () => number, work: str
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { dir: { type: 'string', default: 'bench/work/det-pages' }, calib: { type: 'string', default: '16' }, heldout: { type: 'string', default: '16' } } });
+  const { values } = parseArgs({ options: { dir: { type: 'string', default: 'bench/work/det-pages' }, calib: { type: 'string', default: '16' }, heldout: { type: 'string', default: '16' }, train: { type: 'string', default: '0' } } });
   const convert = findConvert();
   const work = mkdtempSync(join(tmpdir(), 'det-pages-'));
   const dir = values.dir as string;
   mkdirSync(dir, { recursive: true });
-  const pages: Record<string, PageLine[][]> = {};
+  const index = join(dir, 'pages.json');
+  const pages: Record<string, PageLine[][]> = existsSync(index) ? JSON.parse(readFileSync(index, 'utf8')) : {};
   try {
-    for (const [which, count, seed] of [['calib', Number(values.calib), 4099], ['heldout', Number(values.heldout), 77003]] as const) {
+    for (const { name: which, style, seed } of SETS) {
+      const count = Number(values[which]);
+      if (!(count > 0)) continue;
       const rand = random(seed);
       const x = new Uint8Array(count * SIZE * SIZE * 3);
       pages[which] = [];
       for (let n = 0; n < count; n++) {
-        const page = renderPage(convert, which, rand, work, n);
+        const page = renderPage(convert, style, rand, work, n);
         x.set(page.pixels, n * SIZE * SIZE * 3);
         pages[which].push(page.lines);
       }
@@ -137,7 +152,7 @@ function main(): void {
       writeFileSync(join(dir, `${which}.npz`), writeNpz(arrays, { compress: true }));
       console.log(`${which}: ${count} pages, ${pages[which].reduce((n, p) => n + p.length, 0)} lines -> ${join(dir, `${which}.npz`)}`);
     }
-    writeFileSync(join(dir, 'pages.json'), `${JSON.stringify({ source: 'scripts/make-det-pages.ts', size: SIZE, layout: 'uint8 [N, 640, 640, 3] BGR', ...pages })}\n`);
+    writeFileSync(index, `${JSON.stringify({ ...pages, source: 'scripts/make-det-pages.ts', size: SIZE, layout: 'uint8 [N, 640, 640, 3] BGR' })}\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

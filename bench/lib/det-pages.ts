@@ -1,5 +1,6 @@
 // The rendered pages of scripts/make-det-pages.ts as PP-OCRv4 det inputs: 'calib' for calibration
-// and tuning, 'heldout' (other fonts, texts, papers, seed) for the measurements only.
+// and tuning, 'train' (more pages of calib's kind, another seed) for distillation, 'heldout' (other
+// fonts, texts, papers, seed) for the measurements only.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +19,16 @@ export function ensureDetPages(dir = DET_PAGES, log: (line: string) => void = ()
   execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-det-pages.ts', '--dir', dir], { stdio: 'inherit' });
 }
 
+/** Renders `count` training pages (calib's fonts and papers, their own seed) when train.npz is not there; the other sets stay as they are. */
+export function ensureDetTrainPages(count: number, dir = DET_PAGES, log: (line: string) => void = () => {}): void {
+  ensureDetPages(dir, log);
+  if (existsSync(join(dir, 'train.npz'))) return;
+  log(`rendering ${count} det training pages into ${dir}`);
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-det-pages.ts', '--dir', dir, '--calib', '0', '--heldout', '0', '--train', String(count)], { stdio: 'inherit' });
+}
+
 /** One set as detector inputs: float32 [1, 3, 640, 640] named 'x', one per page. */
-export async function loadDetPages(which: 'calib' | 'heldout', dir = DET_PAGES): Promise<Tensor[]> {
+export async function loadDetPages(which: 'calib' | 'heldout' | 'train', dir = DET_PAGES): Promise<Tensor[]> {
   const file = join(dir, `${which}.npz`);
   const x = (await readNpz(new Uint8Array(readFileSync(file)), file)).get('x');
   if (x === undefined || x.dataType !== DataType.UINT8 || x.dims.length !== 4 || x.dims[3] !== 3) throw new Error(`${file}: 'x' should be uint8 [N, H, W, 3]; re-run scripts/make-det-pages.ts`);
