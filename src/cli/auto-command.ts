@@ -13,17 +13,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { benchInputs } from '../eval/bench-inputs.js';
 import { benchmarkModels } from '../eval/benchmark.js';
 import type { EvalReport } from '../eval/eval-report.js';
 import { measureFidelity } from '../pipeline/fidelity.js';
 import type { Model } from '../ir/model.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
+import { profileNodes } from '../node/node-profile.js';
 import { nodeOrt } from '../node/ort-node.js';
 import { reportModelFromFile, writeReportFile } from '../node/report-assets.js';
 import { writeFileAtomic } from '../node/atomic-file.js';
 import { writeModel } from '../onnx/model-io.js';
 import { type AutoTarget, autoSearch, type CandidateOutcome, candidateQuality, describeOutcome, qualityName } from '../pipeline/auto.js';
+import type { LayerProfile } from '../pipeline/auto-mixed.js';
 import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { UsageError } from './errors.js';
@@ -105,7 +108,9 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
 
   fs.mkdirSync(flags.output, { recursive: true });
   const cacheFile = path.join(flags.output, '.shrink-auto-cache.json');
-  const cache = readCache(cacheFile);
+  const cache = readJson<Record<string, CandidateOutcome>>(cacheFile);
+  // Beside the candidates' cache: per-layer sensitivity and the latency cost model, by input, data and base recipe.
+  const profileFile = path.join(flags.output, '.shrink-auto-layers.json');
   const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), flags.metric && fileIdentity(flags.metric), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
   const keyOf = (recipe: unknown) => hash(`${searchKey}\n${JSON.stringify(recipe)}`);
   const storeOutcome = (outcome: CandidateOutcome) => {
@@ -146,6 +151,19 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
               );
               return outcomes;
             },
+      // The layer profile (per-layer sensitivity, latency cost model) is measured once per input, data and base recipe.
+      layerProfile: async (base, measure) => {
+        const key = keyOf({ layerProfile: base.recipe });
+        const profiles = readJson<Record<string, LayerProfile>>(profileFile);
+        if (profiles[key] !== undefined) {
+          log(`auto: layer profile of ${base.name}: cached (${profileFile})`);
+          return profiles[key];
+        }
+        const profile = await measure();
+        writeFileAtomic(profileFile, JSON.stringify({ ...readJson<Record<string, LayerProfile>>(profileFile), [key]: profile }));
+        return profile;
+      },
+      profileNodes: async (bytes) => profileNodes(bytes, await benchInputs(model, { batch })),
       cached: (candidate) => cache[keyOf(candidate.recipe)],
       store: storeOutcome,
       timeLeft: () => timeBudgetMs - (performance.now() - started),
@@ -243,11 +261,12 @@ function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 32);
 }
 
-function readCache(file: string): Record<string, CandidateOutcome> {
+/** A cache file's JSON; an empty cache when it is missing or unreadable. */
+function readJson<T extends object>(file: string): T {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, CandidateOutcome>;
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
   } catch {
-    return {};
+    return {} as T;
   }
 }
 

@@ -11,7 +11,9 @@
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { writeModel } from '../onnx/model-io.js';
+import { type LayerProfile, searchMixedPrecision } from './auto-mixed.js';
 import type { RecipeContext } from './context.js';
+import type { NodeProfile } from './latency-model.js';
 import { recipeFromData } from './recipe.js';
 import { type RecipeData, type RecipeReport, runRecipe } from './run-recipe.js';
 
@@ -57,6 +59,10 @@ export interface CandidateOutcome {
   cached?: boolean;
   /** On the Pareto front of quality, size and latency among the feasible. */
   pareto?: boolean;
+  /** Its latency is the cost model's prediction, not timed (mixed-precision candidates but the finalist). */
+  latency_predicted?: boolean;
+  /** What the cost model predicted, ms (mixed-precision candidates). */
+  predicted_ms?: number;
 }
 
 export interface AutoHooks {
@@ -72,6 +78,14 @@ export interface AutoHooks {
    * `evaluateCandidate` gives it. Without it, candidates run here one after another.
    */
   evaluateMany?(candidates: AutoCandidate[]): Promise<CandidateOutcome[]>;
+  /**
+   * The layer profile of the all-int8 candidate (per-layer sensitivity, latency cost model):
+   * the caller's cached one, else `measure`'s, which the caller then caches. Without it (and
+   * `profileNodes`) there is no per-layer mixed-precision search.
+   */
+  layerProfile?(base: AutoCandidate, measure: () => Promise<LayerProfile>): Promise<LayerProfile>;
+  /** onnxruntime's per-kernel times of a model (its bytes) on this machine, at the timing's settings. */
+  profileNodes?(model: Uint8Array): Promise<NodeProfile>;
   log(line: string): void;
 }
 
@@ -177,6 +191,25 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
       done.set(outcome.name, outcome);
     }
   }
+  // Per-layer mixed precision from the all-int8 candidate, when latency counts and it was measured.
+  const base = AUTO_PLAN[0].candidate;
+  const baseOutcome = done.get(base.name);
+  if (hooks.layerProfile !== undefined && hooks.profileNodes !== undefined && options.target !== 'size' && baseOutcome !== undefined && baseOutcome.bytes > 0) {
+    if (hooks.timeLeft() <= 0) skipped.push(`${base.name}-mixed`);
+    else {
+      try {
+        const mixed = await searchMixedPrecision({ model, data, budget: options.budget, ctx, hooks, base, baseModel: models.get(base.name) });
+        for (const [name, m] of mixed.models) models.set(name, m);
+        for (const [name, e] of mixed.evals) evals.set(name, e);
+        for (const outcome of mixed.outcomes) {
+          hooks.log(`auto: ${outcome.name}: ${describe(outcome)}${outcome.latency_predicted ? ' (predicted latency)' : ''}`);
+          done.set(outcome.name, outcome);
+        }
+      } catch (error) {
+        hooks.log(`auto: per-layer mixed precision not searched: ${(error as Error).message}`);
+      }
+    }
+  }
   const candidates = markPareto([...done.values()]);
   const best = choose(candidates, options);
   let chosen: Model | undefined;
@@ -274,7 +307,7 @@ function quality(o: CandidateOutcome): number {
 const speed = (o: CandidateOutcome) => o.latency?.speedup ?? 0;
 
 function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
-  const measured = outcomes.filter((o) => o.feasible && o.latency !== undefined);
+  const measured = outcomes.filter((o) => o.feasible && o.latency !== undefined && o.latency_predicted !== true);
   return outcomes.map((o) => {
     if (!measured.includes(o)) return { ...o, pareto: false };
     const dominated = measured.some(
@@ -295,7 +328,8 @@ function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
  * one closest to the budget.
  */
 function choose(outcomes: CandidateOutcome[], options: AutoOptions): CandidateOutcome | undefined {
-  const feasible = outcomes.filter((o) => o.feasible);
+  // A predicted latency is not compared with timed ones: those candidates are not chosen for speed.
+  const feasible = outcomes.filter((o) => o.feasible && (o.latency_predicted !== true || options.target === 'size'));
   const smallest = (list: CandidateOutcome[]) => [...list].sort((a, b) => a.bytes - b.bytes || quality(b) - quality(a))[0];
   const fastest = (list: CandidateOutcome[]) => [...list].sort((a, b) => (b.latency?.speedup ?? 0) - (a.latency?.speedup ?? 0) || a.bytes - b.bytes)[0];
   if (feasible.length > 0) {

@@ -88,7 +88,7 @@ function keepThrough(model: Model, value: string, keep: Set<string>): number {
 }
 
 /** A node that reads a dequantized value (an activation or a weight) and is not itself a Q/DQ. */
-function isQuantized(node: Node, model: Model): boolean {
+export function isQuantized(node: Node, model: Model): boolean {
   if (node.opType === 'QuantizeLinear' || node.opType === 'DequantizeLinear') return false;
   return node.inputs.some((v) => model.graph.producer(v)?.opType === 'DequantizeLinear');
 }
