@@ -6,10 +6,13 @@
 //        texts and seed). Compensation means from 64 training lines; distillation on the 480
 //        training lines by MSE on the logits before the softmax ('p2o.Add.277', the prune step's
 //        `distillValue`). Measured on the held-out lines: greedy-CTC text identical to the original's.
-//   det  data: scripts/make-det-pages.ts (16 calibration pages, 16 held-out pages, 640x640, other
-//        fonts/texts/papers/seed). Compensation means from the calibration pages; distillation on
-//        320x320 crops of them (every 160 pixels: 9 per page) by MSE on the logits before the sigmoid. Measured on the held-out
-//        pages: IoU of the text masks (probability > 0.3) against the original's.
+//   det  data: scripts/make-det-pages.ts (16 calibration pages, 48 training pages of the same kind,
+//        16 held-out pages, 640x640, other fonts/texts/papers/seed). Compensation means (and
+//        activation importance) from the calibration pages; distillation on 320x320 crops of the
+//        64 calibration and training pages, 3 per page at random places drawn anew each stage, by
+//        MSE on the logits before the sigmoid, BatchNormalization frozen at its running statistics,
+//        each stage's peak rate lower on a cosine over the stages. Measured on the held-out pages:
+//        IoU of the text masks (probability > 0.3) against the original's.
 // Speed: float32 and pruned timed round-robin in one onnxruntime-node run (1 thread, rec one
 // held-out line at batch 1, det one held-out page), median per model. The pruned files are also
 // run in onnxruntime-web (wasm) on held-out inputs.
@@ -17,6 +20,7 @@
 // the function the prune step (src/pipeline/prune.ts) calls after pruning. Two benches, so the two
 // models can run apart: prune-ocr-rec and prune-ocr-det.
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchmarkModels } from '../src/eval/benchmark.js';
 import { textMaskIou } from '../src/eval/ocr-det.js';
@@ -35,7 +39,9 @@ import { recoverByTraining } from '../src/pipeline/recovery.js';
 import type { OrtModule } from '../src/runtime/ort-types.js';
 import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session.js';
 import type { ArrayField } from '../src/train/array-data.js';
-import { DET_PAGES, detSamples, ensureDetPages, loadDetPages } from './lib/det-pages.js';
+import { mulberry32 } from '../src/kernels/random.js';
+import type { ImportanceName } from '../src/methods/prune/importance.js';
+import { DET_PAGES, detSamples, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recSlice, sameLines } from './lib/rec-corpus.js';
@@ -51,14 +57,27 @@ const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 3);
 /** One stage: an epoch over the training lines, the rate on a cosine from its peak (a warm restart per stage). */
 const REC_RECOVERY: PruneRecovery = { epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: 1e-3 }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1 };
 const DET_CROP = 320;
-/** Crops start every DET_STRIDE pixels down and across (160: 9 overlapping crops per 640x640 page). */
-const DET_STRIDE = 160;
+/** Pages rendered for distillation besides the 16 calibration pages (scripts/make-det-pages.ts --train). */
+const DET_TRAIN_PAGES = 48;
+/** Crops per page and stage, at random places drawn anew each stage (PRUNE_OCR_DET_CROPS overrides). */
+const DET_CROPS_PER_PAGE = Number(process.env.PRUNE_OCR_DET_CROPS ?? 3);
 /** Stages of det distillation, measured after each; PRUNE_OCR_DET_STAGES overrides (0 skips training). */
-const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 8);
+const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 6);
+/** How det's channels are ranked (PRUNE_OCR_DET_IMPORTANCE overrides). */
+const DET_IMPORTANCE = (process.env.PRUNE_OCR_DET_IMPORTANCE ?? 'l2') as ImportanceName;
 const DET_LOGITS = 'p2o.Add.281';
+/** Peak rate of the first stage; each later stage starts lower, on a cosine over the stages. */
+const DET_PEAK_RATE = 1e-3;
 // Logits, not the probability map: at 30% the pruned map is saturated (sigmoid 0 everywhere), where
-// MSE on probabilities has no gradient.
-const DET_RECOVERY: PruneRecovery = { epochs: 1, batchSize: 4, schedule: { kind: 'cosine', rate: 1e-3 }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: DET_LOGITS };
+// MSE on probabilities has no gradient. BatchNormalization frozen: batches of 4 crops give noisy
+// batch statistics, and the deployed model runs on its running ones.
+const DET_RECOVERY: PruneRecovery = { epochs: 1, batchSize: 4, schedule: { kind: 'cosine', rate: DET_PEAK_RATE }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: DET_LOGITS, batchNorm: (process.env.PRUNE_OCR_DET_BN ?? 'frozen') as 'frozen' };
+
+/** Stage `stage` (1-based) of `stages`: its peak rate (a cosine from DET_PEAK_RATE towards a tenth of it) and its seed. */
+function detStageRecovery(stage: number, stages: number): PruneRecovery {
+  const rate = DET_PEAK_RATE * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (stage - 1)) / Math.max(1, stages))));
+  return { ...DET_RECOVERY, schedule: { kind: 'cosine', rate: Number(rate.toPrecision(3)) }, seed: stage };
+}
 const SPEED_RUNS = 20;
 
 interface Row {
@@ -74,6 +93,10 @@ interface Row {
   macs_ratio?: number;
   /** Pruned median latency / float32's, timed round-robin in one run. */
   speedup?: number;
+  /** Median latencies (ms) of float32 and pruned, and the 1-minute load average before and after timing them. */
+  speed_detail?: { float32_ms: number; pruned_ms: number; load_before: number; load_after: number };
+  /** Peak learning rate of this row's stage. */
+  peak_rate?: number;
   /** Runs in onnxruntime-web, and how far its output is from onnxruntime-node's (max abs) on the first held-out input. */
   web?: { runs: boolean; max_abs?: number; error?: string };
   prune_seconds?: number;
@@ -121,9 +144,15 @@ async function webCheck(web: OrtModule, bytes: Uint8Array, input: Tensor): Promi
 
 /** Median latency of each model over / the first's, round-robin in one run. */
 async function speedups(models: readonly Uint8Array[], input: Tensor): Promise<number[]> {
+  return (await timed(models, input)).speedups;
+}
+
+/** Speed-ups as `speedups`, with the medians and the load average around the timing. */
+async function timed(models: readonly Uint8Array[], input: Tensor): Promise<{ speedups: number[]; medians: number[]; loadBefore: number; loadAfter: number }> {
+  const loadBefore = round(loadavg()[0]);
   const report = await benchmarkModels(nodeOrt, models.map((source, i) => ({ name: `m${i}`, source })), { runs: SPEED_RUNS, warmup: 3, threads: 1, inputs: models.map(() => ({ x: input })) });
   const base = report.models[0].latency_ms.median;
-  return report.models.map((m) => Number((base / m.latency_ms.median).toFixed(3)));
+  return { speedups: report.models.map((m) => Number((base / m.latency_ms.median).toFixed(3))), medians: report.models.map((m) => round(m.latency_ms.median)), loadBefore, loadAfter: round(loadavg()[0]) };
 }
 
 function recArrays(set: RecSet): Record<string, ArrayField> {
@@ -170,30 +199,36 @@ async function benchRec(web: OrtModule, log: (line: string) => void): Promise<Ro
   return rows;
 }
 
-/** 320x320 crops of every page every DET_STRIDE pixels, as one float32 array [N, 3, 320, 320]. */
-function pageCrops(pages: readonly Tensor[]): Record<string, ArrayField> {
+/**
+ * `perPage` 320x320 crops of every page at random places (seeded), as one float32 array
+ * [N, 3, 320, 320]. New places each stage show the model more of the pages than fixed crops do, at
+ * the same cost per stage.
+ */
+function pageCrops(pages: readonly Tensor[], perPage: number, seed: number): Record<string, ArrayField> {
+  const random = mulberry32(seed);
   const crops: Float32Array[] = [];
   for (const page of pages) {
     const [, , height, width] = page.dims;
     const data = page.data() as Float32Array;
-    for (let top = 0; top + DET_CROP <= height; top += DET_STRIDE) {
-      for (let left = 0; left + DET_CROP <= width; left += DET_STRIDE) {
-        const crop = new Float32Array(3 * DET_CROP * DET_CROP);
-        for (let c = 0; c < 3; c++) {
-          for (let y = 0; y < DET_CROP; y++) crop.set(data.subarray((c * height + top + y) * width + left, (c * height + top + y) * width + left + DET_CROP), (c * DET_CROP + y) * DET_CROP);
-        }
-        crops.push(crop);
+    for (let n = 0; n < perPage; n++) {
+      const top = Math.floor(random() * (height - DET_CROP + 1));
+      const left = Math.floor(random() * (width - DET_CROP + 1));
+      const crop = new Float32Array(3 * DET_CROP * DET_CROP);
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < DET_CROP; y++) crop.set(data.subarray((c * height + top + y) * width + left, (c * height + top + y) * width + left + DET_CROP), (c * DET_CROP + y) * DET_CROP);
       }
+      crops.push(crop);
     }
   }
   return { x: { data: concat(crops), sampleDims: [3, DET_CROP, DET_CROP], dataType: DataType.FLOAT } };
 }
 
 async function benchDet(web: OrtModule, log: (line: string) => void): Promise<Row[]> {
-  ensureDetPages(DET_PAGES, log);
+  ensureDetTrainPages(DET_TRAIN_PAGES, DET_PAGES, log);
   const det = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
   const floatBytes = writeModel(det);
   const calib = await loadDetPages('calib');
+  const training = [...calib, ...(await loadDetPages('train'))];
   const held = await loadDetPages('heldout');
   const reference = await outputsOf(nodeOrt, det, held);
   const rows: Row[] = [];
@@ -207,22 +242,26 @@ async function benchDet(web: OrtModule, log: (line: string) => void): Promise<Ro
   };
   const [, , height, width] = held[0].dims;
   const started = performance.now();
-  const { model: pruned, report } = await prune(det, { method: 'channels', sparsity: RATIO, importance: 'l2', inputShapes: { x: [1, 3, height, width] }, calibration: detSamples(calib, 'calibration pages') }, ctx);
+  const { model: pruned, report } = await prune(det, { method: 'channels', sparsity: RATIO, importance: DET_IMPORTANCE, inputShapes: { x: [1, 3, height, width] }, calibration: detSamples(calib, 'calibration pages') }, ctx);
   const pruneSeconds = (performance.now() - started) / 1000;
   rows.push({ ...(await measure('pruned + mean compensation', pruned, 0)), macs_ratio: report.macs?.ratio, prune_seconds: round(pruneSeconds) });
   let trained = pruned;
   let seconds = 0;
   const losses: number[] = [];
-  const crops = pageCrops(calib);
   for (let stage = 1; stage <= DET_STAGES; stage++) {
-    const recovered = await recoverByTraining(det, trained, { inputs: crops }, DET_RECOVERY, det.graph.outputs[0].name, ctx);
+    const recovery = detStageRecovery(stage, DET_STAGES);
+    const recovered = await recoverByTraining(det, trained, { inputs: pageCrops(training, DET_CROPS_PER_PAGE, stage) }, recovery, det.graph.outputs[0].name, ctx);
     trained = recovered.model;
     seconds += recovered.report.seconds;
     losses.push(...recovered.report.mean_loss.map((l) => Number(l.toPrecision(4))));
-    rows.push({ ...(await measure(`+ distillation (MSE on the logits '${DET_LOGITS}')`, trained, stage * DET_RECOVERY.epochs)), macs_ratio: report.macs?.ratio, train_seconds: round(seconds), mean_loss: [...losses] });
+    rows.push({ ...(await measure(`+ distillation (MSE on the logits '${DET_LOGITS}')`, trained, stage * DET_RECOVERY.epochs)), macs_ratio: report.macs?.ratio, train_seconds: round(seconds), mean_loss: [...losses], peak_rate: (recovery.schedule as { rate: number }).rate });
   }
-  const [, speed] = await speedups([floatBytes, writeModel(trained)], held[0]);
-  for (const r of rows) r.speedup = speed;
+  const speed = await timed([floatBytes, writeModel(trained)], held[0]);
+  log(`det speed at 1 thread, interleaved: float32 ${speed.medians[0]} ms, pruned ${speed.medians[1]} ms (${speed.speedups[1]}x), load ${speed.loadBefore} -> ${speed.loadAfter}`);
+  for (const r of rows) {
+    r.speedup = speed.speedups[1];
+    r.speed_detail = { float32_ms: speed.medians[0], pruned_ms: speed.medians[1], load_before: speed.loadBefore, load_after: speed.loadAfter };
+  }
   return rows;
 }
 
@@ -234,12 +273,17 @@ function table(rows: readonly Row[], metric: string): string[] {
   ];
 }
 
-const HEADER = (machine: ReturnType<typeof machineInfo>) => [
+const HEADER = (machine: ReturnType<typeof machineInfo>, importance: string, schedule: string) => [
   `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
   '',
-  `\`shrink prune --method channels --sparsity ${RATIO}\` (L2 importance of every group, the removed channels' means folded into the next layers' biases), then distillation from the original without labels (\`recoverByTraining\`, as the prune step runs it with --epochs on unlabelled --data), in stages of one epoch (the rate on a cosine from its peak in each: warm restarts), measured after each. Speed: float32 and the last pruned model timed round-robin in one onnxruntime-node run, 1 thread, ${SPEED_RUNS} runs after 3 warm-up runs, median (every row has the same shapes); MACs counted at the timed input's size.`,
+  `\`shrink prune --method channels --sparsity ${RATIO}\` (${importance} importance of every group, the removed channels' means folded into the next layers' biases), then distillation from the original without labels (\`recoverByTraining\`, as the prune step runs it with --epochs on unlabelled --data), in stages of one epoch (${schedule}), measured after each. Speed: float32 and the last pruned model timed round-robin in one onnxruntime-node run, 1 thread, ${SPEED_RUNS} runs after 3 warm-up runs, median (every row has the same shapes); MACs counted at the timed input's size.`,
   '',
 ];
+
+const speedLine = (rows: readonly Row[]) => {
+  const s = rows[0]?.speed_detail;
+  return s === undefined ? '' : `Speed at 1 thread, the two models interleaved in one run: float32 ${s.float32_ms} ms, pruned ${s.pruned_ms} ms median per page (${rows[0].speedup}x); load average ${s.load_before} before timing, ${s.load_after} after.`;
+};
 
 const lastLoss = (rows: readonly Row[]) => {
   const last = rows[rows.length - 1];
@@ -257,7 +301,7 @@ export const pruneOcrRecBench: Bench = {
     const markdown = [
       '# Structured pruning of PP-OCRv4 rec, recovered by distillation',
       '',
-      ...HEADER(machine),
+      ...HEADER(machine, 'L2', 'the rate on a cosine from its peak in each: warm restarts'),
       `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the 480 training lines (scripts/make-rec-corpus.ts). Compensation means from ${REC_CALIBRATION} training lines; distillation on the 480 training lines: KL at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW, cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} per stage. Metric: greedy-CTC text identical to the original's reading. Target (issue 12): >= 90%.`,
       '',
       ...table(rec, 'lines identical'),
@@ -276,16 +320,18 @@ export const pruneOcrDetBench: Bench = {
     const web = await loadWebOrt();
     const detFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')).byteLength;
     const det = await benchDet(web, log);
-    const json = { machine, ratio: RATIO, float32_bytes: detFloat, crop: DET_CROP, stages: DET_STAGES, recovery: DET_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3 }, rows: det };
+    const json = { machine, ratio: RATIO, float32_bytes: detFloat, importance: DET_IMPORTANCE, crop: DET_CROP, crops_per_page: DET_CROPS_PER_PAGE, training_pages: 16 + DET_TRAIN_PAGES, stages: DET_STAGES, recovery: DET_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3 }, rows: det };
     const markdown = [
       '# Structured pruning of PP-OCRv4 det, recovered by distillation',
       '',
-      ...HEADER(machine),
-      `det: ${detFloat} bytes float32; 16 held-out 640x640 pages, other fonts, texts, papers and seed than the 16 calibration pages (scripts/make-det-pages.ts). Compensation means from the 16 calibration pages; distillation on ${DET_CROP}x${DET_CROP} crops of them every ${DET_STRIDE} pixels (${16 * (1 + (640 - DET_CROP) / DET_STRIDE) ** 2} crops), MSE on the logits before the sigmoid ('${DET_LOGITS}'), batch ${DET_RECOVERY.batchSize}, AdamW, cosine from ${(DET_RECOVERY.schedule as { rate: number }).rate} per stage; BatchNormalization (3 in the head) on batch statistics while training. Metric: mean text-mask IoU (probability > 0.3) against the original's. Target (issue 12): IoU >= 0.9 and >= 1.3x faster.`,
+      ...HEADER(machine, DET_IMPORTANCE === 'l2' ? 'L2' : DET_IMPORTANCE, "the rate on a cosine from the stage's peak, each stage's peak lower on a cosine over the stages: warm restarts"),
+      `det: ${detFloat} bytes float32; 16 held-out 640x640 pages, other fonts, texts, papers and seed than the 16 calibration and ${DET_TRAIN_PAGES} training pages (scripts/make-det-pages.ts; never trained on). ${DET_IMPORTANCE === 'activation' ? 'Activation importance and compensation' : 'Compensation'} means from the 16 calibration pages; distillation on ${DET_CROP}x${DET_CROP} crops of the ${16 + DET_TRAIN_PAGES} calibration and training pages, ${DET_CROPS_PER_PAGE} per page at random places drawn anew each stage (${(16 + DET_TRAIN_PAGES) * DET_CROPS_PER_PAGE} crops a stage), MSE on the logits before the sigmoid ('${DET_LOGITS}'), batch ${DET_RECOVERY.batchSize}, AdamW; BatchNormalization (3 in the head) ${DET_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics'} while training. Metric: mean text-mask IoU (probability > 0.3) against the original's. Target (issue 12): IoU >= 0.9 and >= 1.3x faster.`,
       '',
       ...table(det, 'text-mask IoU'),
       '',
-      lastLoss(det),
+      `Peak rate per stage: ${det.filter((r) => r.peak_rate !== undefined).map((r) => r.peak_rate).join(', ')}. ${lastLoss(det)}`,
+      '',
+      speedLine(det),
       '',
     ].join('\n');
     return { json, markdown };
