@@ -6,7 +6,7 @@
 // picks the reference's factor per block and lowers the error again.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { awqScales, awqSearch, featureMagnitudes, outputError, scaledBlocks } from '../src/kernels/awq.js';
+import { awqScales, awqSearch, clipSearch, featureMagnitudes, outputError, scaledBlocks } from '../src/kernels/awq.js';
 import { awqSearchRef } from '../src/kernels/awq-ref.js';
 import { mulberry32 } from '../src/kernels/random.js';
 
@@ -52,10 +52,14 @@ for (const [bits, blockSize, symmetric, cols] of [
     assert.ok(Math.abs(fast.error - ref.error) <= 1e-6 * ref.error, `${fast.error} vs ${ref.error}`);
     assert.ok(Math.abs(fast.rtnError - ref.rtnError) <= 1e-6 * ref.rtnError);
     assert.ok(fast.alpha > 0 && fast.error < fast.rtnError, JSON.stringify({ alpha: fast.alpha, error: fast.error, rtn: fast.rtnError }));
-    // The clipping search picks the same factor per block, and lowers the error further.
+    // The clipping search (per block, then on whole rows) picks the same factors, and lowers the error further.
     assert.deepEqual(fast.clip, ref.clip);
     assert.ok(Math.abs(fast.clippedError - ref.clippedError) <= 1e-6 * ref.clippedError, `${fast.clippedError} vs ${ref.clippedError}`);
     assert.ok(fast.clippedError < fast.error && fast.clip.some((c) => c < 1));
+    // Whole rows (cross-block terms) end below the per-block choice alone.
+    const perBlock = clipSearch(w, rows, cols, h, fast.scales, o);
+    const perBlockError = outputError(w, scaledBlocks(w, rows, cols, fast.scales, o, (b) => perBlock[b]).weights, rows, cols, h);
+    assert.ok(fast.clippedError < perBlockError, `rows ${fast.clippedError} vs blocks ${perBlockError}`);
 
     // α = 0 is round to nearest: scales all 1.
     assert.ok(awqScales(featureMagnitudes(h, cols), 0).every((s) => s === 1));
