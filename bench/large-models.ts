@@ -7,6 +7,9 @@
 // The models are generated into bench/work/ (never committed) and removed afterwards.
 // Usage: npm run bench -- large-models            (1, 4 and 20 GB)
 //        SHRINK_BENCH_SIZES=1,4 npm run bench -- large-models
+//        SHRINK_BENCH_SIZES=28 SHRINK_BENCH_COMMANDS=inspect,int4 npm run bench -- large-models
+// Sizes not run this time keep their rows from the previous results file (each row says when
+// and at what load it was taken), so one size can be rerun or added on its own.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -46,6 +49,9 @@ interface SizeResult {
   modelGiB: number;
   generateSeconds: number;
   runs: RunResult[];
+  /** When the size was run, and the load average then (rows of other sizes may be older). */
+  date?: string;
+  load?: number;
 }
 
 function gib(bytes: number): number {
@@ -107,6 +113,7 @@ function shrinkRun(args: string[], output: string | null, log: (line: string) =>
 
 async function runLargeModels(log: (line: string) => void): Promise<BenchOutput> {
   const sizes = (process.env.SHRINK_BENCH_SIZES ?? '1,4,20').split(',').map(Number);
+  const commands = new Set((process.env.SHRINK_BENCH_COMMANDS ?? 'inspect,int4,fp16,optimize').split(','));
   fs.rmSync(WORK, { recursive: true, force: true });
   fs.mkdirSync(WORK, { recursive: true });
   const results: SizeResult[] = [];
@@ -118,24 +125,33 @@ async function runLargeModels(log: (line: string) => void): Promise<BenchOutput>
       const generateSeconds = round((performance.now() - started) / 1000);
       log(`${targetGB} GB: generated ${gib(decoderBytes(shape))} GiB (D ${shape.hidden}, ${shape.layers} layers, vocabulary ${shape.vocabulary}) in ${generateSeconds} s`);
       const runs: RunResult[] = [];
-      runs.push(shrinkRun(['inspect', model, '--json'], null, log));
-      for (const method of ['int4', 'fp16']) {
+      if (commands.has('inspect')) runs.push(shrinkRun(['inspect', model, '--json'], null, log));
+      for (const method of ['int4', 'fp16'].filter((m) => commands.has(m))) {
         const output = path.join(WORK, `out-${method}.onnx`);
         runs.push(shrinkRun(['quantize', model, '-o', output, '--method', method, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], output, log));
         fs.rmSync(output, { force: true });
         for (const f of fs.readdirSync(WORK)) if (f.startsWith(`out-${method}.onnx`)) fs.rmSync(path.join(WORK, f), { force: true });
       }
       const optimized = path.join(WORK, 'out-optimized.onnx');
-      runs.push(shrinkRun(['optimize', model, '-o', optimized, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], optimized, log));
+      if (commands.has('optimize')) runs.push(shrinkRun(['optimize', model, '-o', optimized, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], optimized, log));
       for (const f of fs.readdirSync(WORK)) if (f.startsWith('out-') || f.startsWith('decoder-')) fs.rmSync(path.join(WORK, f), { force: true });
-      results.push({ targetGB, shape, modelGiB: gib(decoderBytes(shape)), generateSeconds, runs });
+      results.push({ targetGB, shape, modelGiB: gib(decoderBytes(shape)), generateSeconds, runs, date: new Date().toISOString().slice(0, 10), load: Number(os.loadavg()[0].toFixed(2)) });
     }
   } finally {
     fs.rmSync(WORK, { recursive: true, force: true });
   }
   const machine = machineInfo();
+  for (const earlier of previousResults()) if (!sizes.includes(earlier.targetGB)) results.push(earlier);
+  results.sort((a, b) => a.targetGB - b.targetGB);
   const json = { machine, memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)), dims: DIMS, results };
   return { json, markdown: markdown(results, machine) };
+}
+
+/** The sizes of the last committed run (bench/results/large-models.json), if there is one. */
+function previousResults(): SizeResult[] {
+  const file = path.join(import.meta.dirname, 'results', 'large-models.json');
+  if (!fs.existsSync(file)) return [];
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { results?: SizeResult[] }).results ?? [];
 }
 
 function markdown(results: SizeResult[], machine: ReturnType<typeof machineInfo>): string {
@@ -144,6 +160,7 @@ function markdown(results: SizeResult[], machine: ReturnType<typeof machineInfo>
     '',
     `Generated decoder-like models (weights in external data) through the CLI; ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, ${machine.date}.`,
     'Peak RSS "tree" is the largest process of the run (a large output is load-checked in a child process); "shrink" is the shrink process alone.',
+    `When each size ran: ${results.map((r) => `${r.modelGiB} GiB ${r.date ?? 'earlier'}${r.load === undefined ? '' : `, load ${r.load}`}`).join('; ')} (2 cores: above 2 other work shared them).`,
     '',
     '| model | command | exit | wall s | CPU s | peak RSS tree GiB | peak RSS shrink GiB | output GiB | load-checked | fidelity |',
     '|---|---|---|---|---|---|---|---|---|---|',

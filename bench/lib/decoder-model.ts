@@ -12,7 +12,8 @@ import { Node } from '../../src/ir/node.js';
 import { attr } from '../../src/ir/attribute.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { makeValueInfo } from '../../src/ir/value-info.js';
-import { folderExternalData, saveModel } from '../../src/node/model-files.js';
+import { folderExternalData } from '../../src/node/model-files.js';
+import { writeModelChunks } from '../../src/onnx/model-io.js';
 
 export interface DecoderShape {
   /** Hidden size D. */
@@ -108,7 +109,22 @@ export function writeDecoderModel(folder: string, name: string, shape: DecoderSh
   add('MatMul', [final, init(weight('lm_head.weight', [d, v], 1 / Math.sqrt(d)))], 'logits');
   fs.closeSync(fd);
   const model = new Model(graph, { irVersion: 8, opsetImports: [{ domain: '', version: 17 }] });
-  // The data file is in place: the save writes the protobuf and refers to it.
-  saveModel(model, file, { externalData: { location: dataName } });
+  // The data file is in place: only the protobuf is written, referring to it (a save would copy
+  // every weight to a fresh data file: twice the disk, 56 GB for the 28 GB model).
+  const chunks = writeModelChunks(model, {
+    externalData: {
+      defaultLocation: dataName,
+      // LayerNorm scales and biases (a few KB each) stay inside the protobuf.
+      threshold: 1 << 20,
+      reference: (tensor) => tensor.external,
+      sink: {
+        append: () => {
+          throw new Error('every weight of the generated decoder is in its data file already');
+        },
+        size: () => 0,
+      },
+    },
+  });
+  fs.writeFileSync(file, Buffer.concat(chunks));
   return file;
 }
