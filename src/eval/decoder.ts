@@ -7,7 +7,9 @@
 //   outputs logits [batch, sequence, vocabulary], present.{i}.key / .value [batch, heads, past + sequence, head_dim]
 // A merged decoder that runs with a past of length 0 is fed empty past tensors; a model without
 // past inputs runs each window whole. Generation needs the past/present pairs and says so in one
-// line when a model lacks them.
+// line when a model lacks them. optimum's separate pair runs as two sessions: decoder_model (no past
+// inputs: perplexity, and the prompt of `generate` through `prefill`) and decoder_with_past_model.
+// The fused forms (MultiHeadAttention / GroupQueryAttention) keep these names and run unchanged.
 import { DataType } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -214,6 +216,11 @@ export interface GenerationOptions {
   tokens: number;
   /** Keep the logits of every step (tests compare them with a run without the cache). */
   keepLogits?: boolean;
+  /**
+   * The prompt's model of a separate pair (optimum's decoder_model.onnx: no past inputs, present
+   * outputs named as the with-past model's); the new tokens run through `session`, the with-past one.
+   */
+  prefill?: { session: ModelSession; sig: DecoderSignature };
 }
 
 export interface GenerationResult {
@@ -243,7 +250,8 @@ export async function generate(ort: OrtModule, session: ModelSession, sig: Decod
   let decodeSeconds = 0;
   for (let step = 0; step <= options.tokens; step++) {
     const started = performance.now();
-    const result = await session.run(decoderFeeds(ort, sig, next, 1, past, cache), outputs);
+    const first = step === 0 ? options.prefill : undefined;
+    const result = first === undefined ? await session.run(decoderFeeds(ort, sig, next, 1, past, cache), outputs) : await first.session.run(decoderFeeds(ort, first.sig, next, 1, past), outputs);
     const logits = result[sig.logits];
     const vocabulary = logits.dims[2];
     const last = floatData(logits, sig.logits).subarray((next.length - 1) * vocabulary, next.length * vocabulary);

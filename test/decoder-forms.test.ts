@@ -1,13 +1,17 @@
-// Decoders in onnxruntime's fused attention forms (issue 14): gpt-spam's four attention blocks with
-// their past/present Concat rewritten into com.microsoft MultiHeadAttention and GroupQueryAttention
-// (src/optimize/fuse-cached-attention.ts), checked against the unfused model in onnxruntime-node:
-// perplexity, greedy generation through the KV cache and its logits, then RTN, GPTQ and AWQ on the
-// fused forms. A model without attention_mask cannot take GroupQueryAttention: one line.
+// Decoder forms beside the merged one (issue 14), each checked against gpt-spam's merged decoder in
+// onnxruntime-node (perplexity, greedy generation through the KV cache and its logits):
+// - onnxruntime's fused attention: the four attention blocks with their past/present Concat
+//   rewritten into com.microsoft MultiHeadAttention and GroupQueryAttention
+//   (src/optimize/fuse-cached-attention.ts); RTN, GPTQ and AWQ on them; a model without
+//   attention_mask cannot take GroupQueryAttention (one line);
+// - optimum's separate pair: decoder_model (no past inputs, src/graph-edit/decoder-without-past.ts)
+//   for the prompt, decoder_with_past_model for the new tokens, each quantized on its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decoderSamples, decoderSignature, generate, perplexity } from '../src/eval/decoder.js';
+import { decoderWithoutPast } from '../src/graph-edit/decoder-without-past.js';
 import type { Model } from '../src/ir/model.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -60,7 +64,7 @@ test('gpt-spam as MultiHeadAttention and GroupQueryAttention: the unfused model\
 });
 
 test('RTN, GPTQ and AWQ int4 quantize the fused decoders; the results keep the fused op and score near float', async () => {
-  const heldOut = text.subarray(8192, 8192 + 4096);
+  const heldOut = text.subarray(8192, 8192 + 2048);
   for (const [pass, op, algorithms] of [['fuse-cached-attention', 'MultiHeadAttention', ['rtn', 'awq']], ['fuse-group-query-attention', 'GroupQueryAttention', ['gptq']]] as const) {
     const model = await fused(pass);
     const sig = decoderSignature(model, pass, true);
@@ -85,4 +89,38 @@ test('GroupQueryAttention on a decoder without attention_mask: one line naming w
   for (const node of model.graph.nodes) node.inputs = node.inputs.map((v) => (v === 'attention_mask' ? 'mask' : v));
   model.graph.changed();
   await assert.rejects(optimizeModel(model, { passes: ['fuse-group-query-attention'] }, { ort: nodeOrt }), /^Error: GroupQueryAttention needs the decoder's attention_mask input \(for seqlens_k and total_sequence_length\); the model has input_ids, mask, position_ids, past_key_values\.0\.key/);
+});
+
+test('separate pair: decoder without past inputs for the prompt, the merged one for new tokens; same perplexity and generation, also at int4', async () => {
+  const merged = loadModel(MODEL);
+  const sig = decoderSignature(merged, MODEL, true);
+  const first = decoderWithoutPast(merged, sig);
+  const firstSig = decoderSignature(first, 'decoder_model.onnx');
+  assert.deepEqual([firstSig.cache.length, first.graph.inputs.map((i) => i.name)], [0, ['input_ids', 'attention_mask', 'position_ids']]);
+  assert.equal(merged.graph.inputs.length, 11, 'the merged model is not changed');
+  const sample = text.subarray(0, 4096);
+  const base = await behaviour(merged, sample);
+  const run = async (withPast: Model, prompt: Model) => {
+    const [s, p] = await Promise.all([withPast, prompt].map((m) => ModelSession.create(nodeOrt, m, { threads: 1 })));
+    try {
+      const ppl = (await perplexity(nodeOrt, p, decoderSignature(prompt, 'decoder_model'), sample, { context: 128, batch: 2 })).perplexity;
+      const gen = await generate(nodeOrt, s, decoderSignature(withPast, 'with past', true), PROMPT, { tokens: 16, keepLogits: true, prefill: { session: p, sig: decoderSignature(prompt, 'decoder_model') } });
+      return { ppl, tokens: gen.tokens, logits: gen.logits as Float32Array[] };
+    } finally {
+      await s.release();
+      await p.release();
+    }
+  };
+  const pair = await run(merged, first);
+  assert.ok(Math.abs(pair.ppl / base.ppl - 1) < 1e-6, `pair ${pair.ppl} vs merged ${base.ppl}`);
+  assert.deepEqual(pair.tokens, base.tokens);
+  let worst = 0;
+  for (const [step, logits] of pair.logits.entries()) for (let j = 0; j < logits.length; j++) worst = Math.max(worst, Math.abs(logits[j] - base.logits[step][j]));
+  assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
+  // Each model of the pair quantized on its own (as optimum ships them): the same weights round alike.
+  const [q, qFirst] = await Promise.all([merged, first].map(async (m) => (await quantize(m, { method: 'int4', blockSize: 32 }, { ort: nodeOrt, threads: 1 })).model));
+  const quantized = await run(q, qFirst);
+  const mergedQuantized = await behaviour(q, sample);
+  assert.ok(Math.abs(quantized.ppl / mergedQuantized.ppl - 1) < 1e-6 && quantized.ppl !== pair.ppl, `pair int4 ${quantized.ppl}, merged int4 ${mergedQuantized.ppl}, float ${pair.ppl}`);
+  assert.deepEqual(quantized.tokens, mergedQuantized.tokens);
 });
