@@ -31,7 +31,8 @@ import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFl
 
 interface PruneFlags extends TrainingFlags, GateFlags {
   output: string;
-  method: PruneMethodName;
+  method?: PruneMethodName;
+  dropLayers?: string;
   sparsity?: string;
   pattern?: string;
   scope?: 'layer' | 'global';
@@ -64,6 +65,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
   { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
+  { flag: '--drop-layers', given: (f) => f.dropLayers !== undefined, methods: ['layers'] },
 ];
 
 
@@ -75,10 +77,9 @@ export function registerPrune(program: Command, context: CliContext): void {
     .argument('<input>', 'the ONNX model to prune')
     .requiredOption('-o, --output <file>', 'where to write the pruned model')
     .addOption(
-      new Option('--method <method>', 'magnitude: smallest weights to zero; nm: N of every M kept; channels: remove channels; wanda, sparsegpt: one-shot from calibration activations')
-        .choices(methods)
-        .makeOptionMandatory(),
+      new Option('--method <method>', 'magnitude: smallest weights to zero; nm: N of every M kept; channels: remove channels; wanda, sparsegpt: one-shot from calibration activations; layers: remove the --drop-layers (the default with --drop-layers)').choices(methods),
     )
+    .option('--drop-layers <list>', 'layers: node names, comma-separated, of residual blocks (the Add that closes each: its branch goes) or layers whose input and output shapes agree; train the shallower student back with --data --epochs')
     .option('--sparsity <s>', 'magnitude, wanda, sparsegpt: share of weights zeroed; channels: share of each group\'s channels removed (0 <= s < 1)')
     .option('--pattern <N:M>', 'nm (default 2:4), wanda, sparsegpt: keep N of every M weights along the reduction axis')
     .addOption(new Option('--scope <scope>', 'rank each layer on its own, or all layers together').choices(['layer', 'global']))
@@ -109,7 +110,10 @@ export function registerPrune(program: Command, context: CliContext): void {
 
 async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliCtx: ReturnType<typeof cliRecipeContext>) {
   // Everything that can be wrong with the command line is found before any file is read.
-  const method = flags.method;
+  if (flags.method === undefined && flags.dropLayers === undefined) throw new UsageError("required option '--method <method>' not specified");
+  const method: PruneMethodName = flags.method ?? 'layers';
+  const dropLayers = flags.dropLayers?.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  if (method === 'layers' && (dropLayers === undefined || dropLayers.length === 0)) throw new UsageError('--method layers needs --drop-layers NAME[,NAME...] (node names of residual blocks\' Adds or of shape-preserving layers)');
   for (const option of METHOD_OPTIONS) {
     if (option.given(flags) && !option.methods.includes(method)) throw new UsageError(`${option.flag} has no effect with --method ${method} (it applies to ${option.methods.filter((m) => PRUNE_METHODS.find((x) => x.name === m)?.run !== undefined).join(', ')})`);
   }
@@ -119,7 +123,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   }
   const oneShot = method === 'wanda' || method === 'sparsegpt';
   if (oneShot && sparsity !== undefined && flags.pattern !== undefined) throw new UsageError(`--method ${method} takes --sparsity or --pattern, not both`);
-  if (method !== 'nm' && sparsity === undefined && !(oneShot && flags.pattern !== undefined)) throw new UsageError(`--method ${method} needs --sparsity S (0 <= S < 1)${oneShot ? ' or --pattern N:M' : ''}`);
+  if (method !== 'nm' && method !== 'layers' && sparsity === undefined && !(oneShot && flags.pattern !== undefined)) throw new UsageError(`--method ${method} needs --sparsity S (0 <= S < 1)${oneShot ? ' or --pattern N:M' : ''}`);
   let pattern: { n: number; m: number } | undefined;
   try {
     pattern = method === 'nm' ? parsePattern(flags.pattern ?? '2:4') : flags.pattern === undefined ? undefined : parsePattern(flags.pattern);
@@ -170,6 +174,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     compensate: flags.compensate,
     calibration: calibration?.samples,
     calibrationSamples,
+    dropLayers,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,

@@ -89,6 +89,8 @@ export interface PruneReport {
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the means of the channels removed from their inputs. */
   compensation?: { layers: number; samples: number };
+  /** --method layers: the nodes removed, what kind, and the value their readers read now. */
+  dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
   note?: string;
   stats: Record<string, number>;
   warnings: PassWarning[];
@@ -175,6 +177,9 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     lines.push(...renderTable([{ header: 'group' }, { header: 'layers' }, { header: 'channels', align: 'right' }, { header: 'kept whole because' }], rows));
     if (report.groups.length > shown.length) lines.push(`  (${report.groups.length - shown.length} more pruned groups in --json)`);
     if (report.compensation !== undefined) lines.push(`compensated the means of removed channels into the biases of ${report.compensation.layers} layers (${report.compensation.samples} samples)`);
+  } else if (report.dropped !== undefined) {
+    lines.push(`dropped    ${report.dropped.length} layers, ${report.stats.nodes_removed} nodes removed in all`);
+    lines.push(...renderTable([{ header: 'node' }, { header: 'op' }, { header: 'removed' }, { header: 'readers now read' }], report.dropped.map((d) => [d.node, d.op, d.kind === 'residual' ? 'the block (its branch)' : 'the layer', d.kept])));
   } else {
     const rows = [...report.tensors]
       .sort((a, b) => b.sparsity - a.sparsity)

@@ -178,6 +178,7 @@ export function checkSettings(options: Pick<PruneOptions, 'method' | 'sparsity' 
   if (options.calibrationSamples !== undefined && !(Number.isSafeInteger(options.calibrationSamples) && options.calibrationSamples >= 1)) {
     throw new Error(`prune: calibration samples must be a whole number >= 1, got ${options.calibrationSamples}`);
   }
+  if (options.method === 'layers') return;
   if (options.method === 'nm') {
     if (options.pattern === undefined) throw new Error('prune: nm needs a pattern such as 2:4 (--pattern N:M)');
     return;
@@ -223,7 +224,9 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
   const staticShapes = inputShapes === undefined ? undefined : Object.fromEntries(Object.entries(inputShapes).map(([n, d]) => [n, d.map(Number)]));
   const oneShot = method === 'wanda' || method === 'sparsegpt';
   const settings: Record<string, string | number | boolean> =
-    method === 'nm' || (oneShot && options.pattern !== undefined)
+    method === 'layers'
+      ? { drop_layers: (options.dropLayers ?? []).join(',') }
+      : method === 'nm' || (oneShot && options.pattern !== undefined)
       ? { pattern: `${options.pattern?.n}:${options.pattern?.m}` }
       : oneShot
         ? { sparsity: options.sparsity ?? 0 }
@@ -273,6 +276,7 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
         }),
     skipped: details.skipped,
     ...(details.compensation === undefined ? {} : { compensation: details.compensation }),
+    ...(details.dropped === undefined ? {} : { dropped: details.dropped }),
     ...(structured ? {} : { note: SPARSE_NOTE }),
     stats: Object.fromEntries(Object.entries(outcome.stats).map(([k, v]) => [k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(), v])),
     warnings: outcome.warnings,

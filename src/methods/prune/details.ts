@@ -34,6 +34,8 @@ export interface PruneDetails {
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the removed channels' means, measured on this many samples. */
   compensation?: { layers: number; samples: number };
+  /** Layers: the named nodes removed, and the value their readers read now. */
+  dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
 }
 
 /** A prune pass's report: the counters and warnings of every pass, plus the details. */

@@ -8,13 +8,14 @@ import type { Model } from '../../ir/model.js';
 import { type Pass, type PassContext, type PassReport, runPass } from '../../pipeline/pass.js';
 import { channelsPass } from './channels.js';
 import type { ImportanceName } from './importance.js';
+import { dropLayersPass } from './drop-layers.js';
 import { magnitudePass } from './magnitude.js';
 import { nmPass } from './nm.js';
 import type { OneShotOptions } from './one-shot.js';
 import { sparseGptPass } from './sparsegpt.js';
 import { wandaPass } from './wanda.js';
 
-export const PRUNE_METHOD_NAMES = ['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt'] as const;
+export const PRUNE_METHOD_NAMES = ['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt', 'layers'] as const;
 export type PruneMethodName = (typeof PRUNE_METHOD_NAMES)[number];
 
 /** Settings every method reads what applies to it from (the command line and recipe files fill them). */
@@ -47,6 +48,8 @@ export interface PruneSettings {
   calibrationSamples?: number;
   /** wanda, sparsegpt: calibrate each layer on the model pruned so far (default true). */
   sequential?: boolean;
+  /** layers: node names of the residual blocks (their Add) or shape-preserving layers removed. */
+  dropLayers?: readonly string[];
 }
 
 export interface PruneMethod {
@@ -117,6 +120,12 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
     description: 'one-shot: prune layer by layer with the OBS weight update from calibration Hessians XᵀX (unstructured or N:M)',
     structured: false,
     run: passRun(sparseGptPass, oneShotOptions),
+  },
+  {
+    name: 'layers',
+    description: 'remove whole residual blocks or shape-preserving layers by name (--drop-layers): a shallower student',
+    structured: true,
+    run: passRun(dropLayersPass, (s) => ({ layers: s.dropLayers ?? [], inputShapes: s.inputShapes })),
   },
 ];
 
