@@ -10,7 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { benchDims } from '../src/eval/bench-inputs.js';
 import { decoderSamples, decoderSignature, generate, perplexity } from '../src/eval/decoder.js';
+import { modelSignature } from '../src/eval/match-inputs.js';
 import { decoderWithoutPast } from '../src/graph-edit/decoder-without-past.js';
 import type { Model } from '../src/ir/model.js';
 import { loadModel } from '../src/node/model-files.js';
@@ -63,23 +65,30 @@ test('gpt-spam as MultiHeadAttention and GroupQueryAttention: the unfused model\
   }
 });
 
-test('RTN, GPTQ and AWQ int4 quantize the fused decoders; the results keep the fused op and score near float', async () => {
+/** int4 g32 of the fused form by each algorithm: the fused op stays, every MatMul packs, perplexity stays near float. */
+async function quantizesFused(pass: string, op: string, algorithms: readonly ('rtn' | 'gptq' | 'awq')[]): Promise<void> {
   const heldOut = text.subarray(8192, 8192 + 2048);
-  for (const [pass, op, algorithms] of [['fuse-cached-attention', 'MultiHeadAttention', ['rtn', 'awq']], ['fuse-group-query-attention', 'GroupQueryAttention', ['gptq']]] as const) {
-    const model = await fused(pass);
-    const sig = decoderSignature(model, pass, true);
-    const base = (await behaviour(model, heldOut)).ppl;
-    for (const algorithm of algorithms) {
-      const options = algorithm === 'rtn' ? {} : { algorithm, calibration: decoderSamples(sig, text, 128, 2) };
-      const q = await quantize(model, { method: 'int4', blockSize: 32, ...options }, { ort: nodeOrt, threads: 1 });
-      const ops = q.model.graph.nodes.map((n) => n.opType);
-      assert.equal(ops.filter((o) => o === op).length, 4, `${pass} ${algorithm}`);
-      assert.ok(ops.filter((o) => o === 'MatMulNBits').length >= 24, `${pass} ${algorithm}: ${[...new Set(ops)].join(',')}`);
-      const ppl = (await behaviour(q.model, heldOut)).ppl;
-      // int4 g32 moves this model's perplexity by tenths of a percent.
-      assert.ok(ppl > base * 0.98 && ppl < base * 1.05, `${pass} ${algorithm}: ${ppl} against fp32 ${base}`);
-    }
+  const model = await fused(pass);
+  const sig = decoderSignature(model, pass, true);
+  const base = (await behaviour(model, heldOut)).ppl;
+  for (const algorithm of algorithms) {
+    const options = algorithm === 'rtn' ? {} : { algorithm, calibration: decoderSamples(sig, text, 128, 2) };
+    const q = await quantize(model, { method: 'int4', blockSize: 32, ...options }, { ort: nodeOrt, threads: 1 });
+    const ops = q.model.graph.nodes.map((n) => n.opType);
+    assert.equal(ops.filter((o) => o === op).length, 4, `${pass} ${algorithm}`);
+    assert.ok(ops.filter((o) => o === 'MatMulNBits').length >= 24, `${pass} ${algorithm}: ${[...new Set(ops)].join(',')}`);
+    const ppl = (await behaviour(q.model, heldOut)).ppl;
+    // int4 g32 moves this model's perplexity by tenths of a percent.
+    assert.ok(ppl > base * 0.98 && ppl < base * 1.05, `${pass} ${algorithm}: ${ppl} against fp32 ${base}`);
   }
+}
+
+test('RTN and AWQ int4 quantize the MultiHeadAttention decoder; the result keeps the fused op and scores near float', async () => {
+  await quantizesFused('fuse-cached-attention', 'MultiHeadAttention', ['rtn', 'awq']);
+});
+
+test('GPTQ int4 quantizes the GroupQueryAttention decoder; the result keeps the fused op and scores near float', async () => {
+  await quantizesFused('fuse-group-query-attention', 'GroupQueryAttention', ['gptq']);
 });
 
 test('GroupQueryAttention on a decoder without attention_mask: one line naming what is missing', async () => {
@@ -123,4 +132,12 @@ test('separate pair: decoder without past inputs for the prompt, the merged one 
   const mergedQuantized = await behaviour(q, sample);
   assert.ok(Math.abs(quantized.ppl / mergedQuantized.ppl - 1) < 1e-6 && quantized.ppl !== pair.ppl, `pair int4 ${quantized.ppl}, merged int4 ${mergedQuantized.ppl}, float ${pair.ppl}`);
   assert.deepEqual(quantized.tokens, mergedQuantized.tokens);
+});
+
+test('generated speed-check inputs: a dim named past_sequence_length + sequence_length is the sum of the two', () => {
+  const { inputs } = modelSignature(loadModel(MODEL));
+  const defaults = benchDims(inputs);
+  assert.deepEqual([defaults['input_ids[1]'], defaults['past_key_values.0.key[2]'], defaults['attention_mask[1]']], [320, 320, 640]);
+  const step = benchDims(inputs, { dims: { past_sequence_length: 127, sequence_length: 1 } });
+  assert.deepEqual([step['input_ids[1]'], step['past_key_values.3.value[2]'], step['attention_mask[1]']], [1, 127, 128]);
 });

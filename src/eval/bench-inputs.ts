@@ -67,6 +67,17 @@ function resolveDims(inputs: readonly ModelValue[], options: BenchInputOptions):
       else resolved.push({ key, name, size: DEFAULT_SYMBOLIC_DIM, defaulted: true });
     });
   }
+  // A dim named as a sum of others ('past_sequence_length + sequence_length': a decoder's
+  // attention_mask and present) is their sum, so the past and the mask agree.
+  const byName = new Map(resolved.filter((d) => d.name !== null && !d.name.includes('+')).map((d) => [d.name, d.size]));
+  for (const dim of resolved) {
+    if (dim.name === null || !dim.defaulted || !dim.name.includes('+')) continue;
+    const parts = dim.name.split('+').map((part) => byName.get(part.trim()));
+    if (parts.every((size) => size !== undefined)) {
+      dim.size = parts.reduce((a: number, b) => a + (b as number), 0);
+      dim.defaulted = false;
+    }
+  }
   return resolved;
 }
 
