@@ -2,7 +2,8 @@
 // threads, graph optimization 'all': the level at which onnxruntime fuses DequantizeLinear -> Conv ->
 // QuantizeLinear into QLinearConv, so 'basic' would time float Convs wrapped in Q/DQ instead).
 // Models, each with the default command's settings unless the row says otherwise:
-//   PP-OCRv4 det  at 640x640, calibrated on the 16 calibration pages of scripts/make-det-pages.ts,
+//   PP-OCRv4 det  at 640x640, calibrated on the first 4, 8 and 16 calibration pages of
+//                 scripts/make-det-pages.ts (one row each: more data must not make it worse),
 //                 measured on its 16 held-out pages (other fonts, texts, papers, seed): text-mask IoU
 //                 (probability maps > 0.3, src/eval/ocr-det.ts) against float32, mean and lowest;
 //   PP-OCRv4 rec  batch 8 of rendered lines (width 320), Conv only, minmax, per-channel,
@@ -72,18 +73,27 @@ const DET_WHY =
 const CLS_WHY =
   'Tiny (565 KiB, about 1 ms per line) and made of MobileNetV3 blocks at 48x192 and below: the int8 kernels (QLinearConv on small maps, QLinearMul with [N,C,1,1] broadcasts in the SE blocks, uint8 MaxPool) are not faster than the NCHWc-blocked float Convs with fused activations that fp32 gets at `all`. The hard-swish round trips are gone (as det), which took it from 0.68x to near parity; `shrink quantize` times the result and warns (slower-than-original) when it is slower.';
 
+/** The command's defaults (what `shrink quantize --method static-int8 --calib D` passes): mean-minmax ranges, bias correction when the data is real and 4+ samples. */
+const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto' };
+
+/** PP-OCRv4 det with the command's defaults, calibrated on the first `pages` calibration pages. */
+const detSpec = (pages: number): Spec => ({
+  name: `PP-OCRv4 det (${pages} pages)`,
+  file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
+  batch: '1 x 640x640',
+  config: 'default (every op type, mean-minmax, per-channel, bias correction on the first 8 samples)',
+  options: COMMAND_DEFAULTS,
+  calibration: async () => ({ tensors: (await loadDetPages('calib')).slice(0, pages), description: `the first ${pages} calibration pages (${DET_PAGES}/calib.npz), one per run` }),
+  input: async () => (await loadDetPages('heldout'))[0],
+  heldOut: async () => ({ inputs: await loadDetPages('heldout'), measure: 'text-mask IoU', description: '16 held-out pages' }),
+  why: DET_WHY,
+});
+
+/** Calibration page counts the det rows use: the result must not depend on how much data there is. */
+const DET_PAGE_COUNTS = [4, 8, 16];
+
 const MODELS: Spec[] = [
-  {
-    name: 'PP-OCRv4 det',
-    file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
-    batch: '1 x 640x640',
-    config: 'default (every op type, minmax, per-channel)',
-    options: {},
-    calibration: async () => ({ tensors: await loadDetPages('calib'), description: `16 calibration pages (${DET_PAGES}/calib.npz), one per run` }),
-    input: async () => (await loadDetPages('heldout'))[0],
-    heldOut: async () => ({ inputs: await loadDetPages('heldout'), measure: 'text-mask IoU', description: '16 held-out pages' }),
-    why: DET_WHY,
-  },
+  ...DET_PAGE_COUNTS.map(detSpec),
   {
     name: 'PP-OCRv4 rec',
     file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`,
@@ -98,8 +108,8 @@ const MODELS: Spec[] = [
     name: 'PP-OCR cls',
     file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
     batch: '8 x 48x192',
-    config: 'default (every op type, minmax, per-channel)',
-    options: {},
+    config: 'default (every op type, mean-minmax, per-channel, bias correction)',
+    options: COMMAND_DEFAULTS,
     calibration: async () => ({ tensors: await Promise.all(Array.from({ length: 8 }, (_, i) => loadClsLines('train', i * 8, 8))), description: '64 training lines of the rendered corpus, 8 per run' }),
     input: async () => loadClsLines('heldout', 0, 8),
     heldOut: async () => ({ inputs: await Promise.all(Array.from({ length: CLS_HELD_OUT / 8 }, (_, i) => loadClsLines('heldout', i * 8, 8))), measure: 'direction agreement', description: `${CLS_HELD_OUT} held-out lines` }),
@@ -172,6 +182,8 @@ interface ModelResult {
   /** Largest absolute output difference against fp32 (cosine hides a 2-class softmax's changes). */
   maxAbsDiff: number;
   heldOut?: HeldOutResult;
+  /** 1-minute load average when its timing started and ended (the machine is shared). */
+  load: [number, number];
   web: { runs: boolean; cosine?: number; error?: string };
   warnings: string[];
   why: string;
@@ -244,6 +256,7 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
   const samples = { fp32: {} as Record<string, number[]>, int8: {} as Record<string, number[]> };
   const runsPerSample: Record<string, number> = {};
   let outputs: Record<'fp32' | 'int8', Record<string, OrtTensor>> | undefined;
+  const loadBefore = os.loadavg()[0];
   for (const threads of THREADS) {
     const sessions = {
       fp32: await ModelSession.create(nodeOrt, files.fp32, { threads, graphOptimization: 'all' }),
@@ -269,6 +282,7 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
     await sessions.fp32.release();
     await sessions.int8.release();
   }
+  const load: [number, number] = [round(loadBefore), round(os.loadavg()[0])];
   const heldOut = await measureHeldOut(spec, files);
 
   // onnxruntime-web (wasm): the int8 file must load and run; its output against fp32 there.
@@ -309,13 +323,14 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
     cosine: round(lowestCosine(out.fp32, out.int8)),
     maxAbsDiff: round(largestDifference(out.fp32, out.int8)),
     ...(heldOut === undefined ? {} : { heldOut }),
+    load,
     web: webResult,
     warnings: report.warnings.map((w) => w.code),
     why: spec.why,
   };
   log(
     `${spec.name}: ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''}: fp32 ${result.fp32.medianMs[t]} ms, int8 ${result.int8.medianMs[t]} ms (x${result.speedup[t]})`).join('; ')}, ` +
-      `${result.int8.qlinearKernels} QLinear kernels, ${result.int8.remainingQdq} Q/DQ left, cosine ${result.cosine}` +
+      `load ${load[0]} -> ${load[1]}, ${result.int8.qlinearKernels} QLinear kernels, ${result.int8.remainingQdq} Q/DQ left, cosine ${result.cosine}` +
       `${heldOut === undefined ? '' : `, ${heldOut.measure} ${heldOut.mean} (lowest ${heldOut.lowest}) on ${heldOut.description}`}, web ${webResult.runs ? `runs (cosine ${webResult.cosine})` : `FAILS: ${webResult.error}`}`,
   );
   return result;
@@ -333,8 +348,8 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
       'fp32: the original file. Held-out: data that calibration never saw (other fonts, texts and seed: scripts/make-det-pages.ts, scripts/make-rec-corpus.ts). ' +
       'QLinear kernels / Q/DQ left: node counts in the model onnxruntime builds at `all` (its optimized model file).',
     '',
-    '| model | input | int8 config | calibration | held-out | nodes quantized | KiB fp32 / int8 | fp32 1t (ms) | int8 1t (ms) | speed-up 1t | fp32 2t (ms) | int8 2t (ms) | speed-up 2t | QLinear kernels | Q/DQ left | cosine vs fp32 | held-out fidelity (mean / lowest) | onnxruntime-web |',
-    '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| model | input | int8 config | calibration | held-out | nodes quantized | KiB fp32 / int8 | fp32 1t (ms) | int8 1t (ms) | speed-up 1t | fp32 2t (ms) | int8 2t (ms) | speed-up 2t | load during timing | QLinear kernels | Q/DQ left | cosine vs fp32 | held-out fidelity (mean / lowest) | quantize (s) | onnxruntime-web |',
+    '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---|',
   ];
   for (const r of results) {
     const web = r.web.runs ? `runs, cosine ${r.web.cosine}` : `fails: ${r.web.error}`;
@@ -343,7 +358,7 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
     const timing = THREADS.map((t) => `${r.fp32.medianMs[t]} | ${r.int8.medianMs[t]} | ${r.speedup[t].toFixed(2)}x`).join(' | ');
     lines.push(
       `| ${r.model} | ${r.batch} | ${r.config} | ${r.calibration} | ${held} | ${r.nodesQuantized} | ${(r.fp32.bytes / 1024).toFixed(0)} / ${(r.int8.bytes / 1024).toFixed(0)} | ` +
-        `${timing} | ${r.int8.qlinearKernels} | ${r.int8.remainingQdq} | ${r.cosine} | ${fidelity} | ${web} |`,
+        `${timing} | ${r.load[0]} -> ${r.load[1]} | ${r.int8.qlinearKernels} | ${r.int8.remainingQdq} | ${r.cosine} | ${fidelity} | ${r.quantizeSeconds} | ${web} |`,
     );
   }
   const islands = (r: ModelResult) =>

@@ -56,6 +56,31 @@ test('MinMax is the exact range seen; symmetric mirrors the larger magnitude', (
   assert.equal(stats.count, 10_000);
 });
 
+test('mean-minmax: the mean of each run\'s extremes, which stays put as runs are added (minmax widens); merge and JSON keep it', () => {
+  const random = mulberry32(7);
+  const runs = (count: number) => {
+    const stats = new TensorStatistics('x');
+    // Each run: 1000 Gaussian-ish values; more runs reach further into the tails.
+    for (let r = 0; r < count; r++) stats.add(Float32Array.from({ length: 1000 }, () => random() + random() + random() - 1.5));
+    return stats;
+  };
+  const [few, many] = [runs(4), runs(64)];
+  const mean = (s: TensorStatistics) => calibratorNamed('mean-minmax').range(s, { symmetric: false });
+  assert.ok(many.max - many.min > few.max - few.min, 'minmax widens with more runs');
+  const [a, b] = [mean(few), mean(many)];
+  assert.ok(Math.abs(b.max - b.min - (a.max - a.min)) < 0.1 * (a.max - a.min), `mean-minmax ${a.min}..${a.max} (4 runs) vs ${b.min}..${b.max} (64)`);
+  assert.ok(b.max < many.max && b.min > many.min, 'the rarest values are clipped');
+  const two = new TensorStatistics('x');
+  two.add([0, 1]);
+  two.add([-2, 3]);
+  assert.deepEqual(mean(two), { min: -1, max: 2 });
+  assert.deepEqual(calibratorNamed('mean-minmax').range(two, { symmetric: true }), { min: -2, max: 2 });
+  const merged = TensorStatistics.fromJSON(JSON.parse(JSON.stringify(two.toJSON())));
+  merged.merge(two);
+  assert.deepEqual(mean(merged), { min: -1, max: 2 });
+  assert.equal(merged.runs, 4);
+});
+
 test('the histogram re-bins as the range grows and keeps quantiles within a bin or two', () => {
   // Batches of growing range: every new batch widens the histogram.
   const values = new Float32Array(100_000);
@@ -141,7 +166,7 @@ test('MSE: the chosen range is within 2% of the brute-force optimum of the true 
 
 test('every calibrator is in the registry; unknown names fail with the list', () => {
   for (const name of CALIBRATOR_NAMES) assert.equal(calibratorNamed(name).name, name);
-  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, percentile, entropy, mse\)/);
+  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, mean-minmax, percentile, entropy, mse\)/);
 });
 
 /** x [N, 64] -> Relu -> Mul by 2 -> y: known activations for the collector. */

@@ -101,6 +101,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: QuantizeFlags) => bool
   { flag: '--calibrator', given: (f) => f.calibrator !== undefined, methods: ['static-int8'] },
   { flag: '--smooth', given: (f) => f.smooth !== undefined, methods: ['static-int8'] },
   { flag: '--bias-correction', given: (f) => f.biasCorrection === true, methods: ['static-int8'] },
+  { flag: '--no-bias-correction', given: (f) => f.biasCorrection === false, methods: ['static-int8'] },
 ];
 
 export function registerQuantize(program: Command, context: CliContext): void {
@@ -138,9 +139,10 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .option('--queue <url>', 'static-int8: calibrate on shrink workers through the job queue at redis://HOST:PORT (they read the model and --calib by path)')
     .option('--shards <n>', '--queue: shards the calibration samples are cut into (default 8)')
-    .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default minmax)').choices([...CALIBRATOR_NAMES]))
+    .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default mean-minmax: each calibration run\'s min/max, averaged)').choices([...CALIBRATOR_NAMES]))
     .option('--smooth [alpha]', 'static-int8: SmoothQuant, move activation outliers of MatMul/Gemm inputs into the weights with strength alpha in [0, 1] (default 0.5)')
-    .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm/MatMul output channel, measured on --calib, from its bias')
+    .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm/MatMul output channel, measured on --calib, from its bias (default: on when --calib holds at least 4 samples, measured on the first 8)')
+    .option('--no-bias-correction', 'static-int8: skip bias correction')
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
     .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')
     .option('--samples <n>', 'samples to compare (0 skips the check; default: all of --data, 4 generated)')

@@ -14,6 +14,10 @@ export interface TensorStatisticsJson {
   zeros: number;
   signed: HistogramJson;
   absolute: HistogramJson;
+  /** Sums of each run's own minimum and maximum, and the runs (absent in older results). */
+  run_min_sum?: number;
+  run_max_sum?: number;
+  runs?: number;
 }
 
 /** TensorRT and onnxruntime both histogram activations into 2048 bins. */
@@ -26,6 +30,13 @@ export class TensorStatistics implements ActivationAccumulator {
   count = 0;
   /** Values exactly 0 (after Relu, half of them): quantization keeps them exact, which MSE's error model needs. */
   zeros = 0;
+  /**
+   * Each run's (batch's) own minimum and maximum, summed, and the runs: their mean is a range that
+   * does not widen as more samples are seen, where min/max (the extremes of all of them) do.
+   */
+  runMinSum = 0;
+  runMaxSum = 0;
+  runs = 0;
   readonly signed: Histogram;
   readonly absolute: Histogram;
 
@@ -44,8 +55,8 @@ export class TensorStatistics implements ActivationAccumulator {
 
   /** Folds in a batch of values (their layout does not matter). */
   add(values: ArrayLike<number>): void {
-    let lo = this.min;
-    let hi = this.max;
+    let lo = Infinity;
+    let hi = -Infinity;
     let count = 0;
     let zeros = 0;
     for (let i = 0; i < values.length; i++) {
@@ -56,8 +67,13 @@ export class TensorStatistics implements ActivationAccumulator {
       if (v > hi) hi = v;
       count++;
     }
-    this.min = lo;
-    this.max = hi;
+    if (count > 0) {
+      this.runMinSum += lo;
+      this.runMaxSum += hi;
+      this.runs++;
+    }
+    this.min = Math.min(this.min, lo);
+    this.max = Math.max(this.max, hi);
     this.count += count;
     this.zeros += zeros;
     this.signed.add(values);
@@ -70,13 +86,16 @@ export class TensorStatistics implements ActivationAccumulator {
     this.max = Math.max(this.max, other.max);
     this.count += other.count;
     this.zeros += other.zeros;
+    this.runMinSum += other.runMinSum;
+    this.runMaxSum += other.runMaxSum;
+    this.runs += other.runs;
     this.signed.merge(other.signed);
     this.absolute.merge(other.absolute);
   }
 
   toJSON(): TensorStatisticsJson {
     const finite = (v: number) => (Number.isFinite(v) ? v : null);
-    return { name: this.name, min: finite(this.min), max: finite(this.max), count: this.count, zeros: this.zeros, signed: this.signed.toJSON(), absolute: this.absolute.toJSON() };
+    return { name: this.name, min: finite(this.min), max: finite(this.max), count: this.count, zeros: this.zeros, signed: this.signed.toJSON(), absolute: this.absolute.toJSON(), run_min_sum: this.runMinSum, run_max_sum: this.runMaxSum, runs: this.runs };
   }
 
   static fromJSON(json: TensorStatisticsJson): TensorStatistics {
@@ -85,9 +104,17 @@ export class TensorStatistics implements ActivationAccumulator {
     stats.max = json.max ?? -Infinity;
     stats.count = json.count;
     stats.zeros = json.zeros;
+    stats.runMinSum = json.run_min_sum ?? 0;
+    stats.runMaxSum = json.run_max_sum ?? 0;
+    stats.runs = json.runs ?? 0;
     stats.signed.merge(Histogram.fromJSON(json.signed));
     stats.absolute.merge(Histogram.fromJSON(json.absolute));
     return stats;
+  }
+
+  /** The mean of each run's own minimum and maximum (min/max themselves when no run was counted). */
+  get runMean(): { min: number; max: number } {
+    return this.runs === 0 ? { min: this.min, max: this.max } : { min: this.runMinSum / this.runs, max: this.runMaxSum / this.runs };
   }
 
   /** Largest |x| seen. */

@@ -229,7 +229,11 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     lines.push(`smooth     alpha ${st.smooth_alpha} on ${st.smooth_groups} MatMul/Gemm inputs (${st.calibration_samples} calibration samples): 1/s folded into the producer for ${st.smooth_folded}, an inserted Mul for ${st.smooth_mul}, ${st.smooth_skipped} left; largest max|x| over median per input ${num(st.smooth_outlier_ratio_max)}`);
   }
   if (st.bias_corrected !== undefined) {
-    lines.push(`bias       ${st.bias_corrected} layer biases corrected in ${st.bias_correction_rounds} rounds by depth (${st.bias_created} created); largest channel mean shift ${num(st.bias_shift_max)}`);
+    // When the default ('auto') chose it, say why and how to skip it.
+    const why = st.bias_correction_auto === 1 ? `; on by default: ${st.calibration_samples} real calibration samples (--no-bias-correction skips it)` : '';
+    lines.push(`bias       ${st.bias_corrected} layer biases corrected in ${st.bias_correction_rounds} rounds by depth (${st.bias_created} created) on ${st.bias_correction_samples} samples; largest channel mean shift ${num(st.bias_shift_max)}${why}`);
+  } else if (st.bias_correction_auto === 1) {
+    lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples, and this run had ${st.calibration_samples} (--bias-correction forces it)`);
   }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);

@@ -68,13 +68,13 @@ export interface QuantizeSettings {
   format?: 'qdq' | 'qoperator';
   /** static-int8 (required), gptq and awq: the calibration samples. */
   calibration?: SampleSource;
-  /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
+  /** static-int8: how activation ranges come from the calibration statistics (default mean-minmax). */
   calibrator?: CalibratorName;
   /** static-int8: the percentile calibrator's percentile (default 99.999). */
   percentile?: number;
   /** static-int8: SmoothQuant's α in [0, 1] (activation outliers of MatMul/Gemm inputs moved into the weights). */
   smooth?: number;
-  /** static-int8: empirical bias correction of Conv/Gemm outputs on the calibration samples. */
+  /** static-int8: empirical bias correction of Conv/Gemm outputs on the calibration samples (default: on with at least 4 real samples; false skips it). */
   biasCorrection?: boolean;
 }
 
@@ -192,7 +192,8 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         reduceRange: s.reduceRange,
         format: s.format,
         smooth: s.smooth,
-        biasCorrection: s.biasCorrection,
+        // The command corrects biases by default when the calibration data is real and enough (static-int8.ts).
+        biasCorrection: s.biasCorrection ?? 'auto',
         exclude: excludePredicate(s),
       };
     },
