@@ -50,7 +50,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   calibSamples?: string;
   rounds?: string;
   distillValue?: string;
-  distillLoss?: 'mse' | 'kl';
+  distillLoss?: 'mse' | 'kl' | 'bce';
   bench?: boolean;
 }
 
@@ -97,7 +97,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`)
     .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training')
     .option('--distill-value <name>', 'with --epochs and no labels: distil this value of the original (e.g. the logits before a softmax output) instead of the output')
-    .addOption(new Option('--distill-loss <loss>', 'with --distill-value: mean squared error, or KL of the softmax over the last axis at every position (e.g. per time step of CTC logits)').choices(['mse', 'kl']));
+    .addOption(new Option('--distill-loss <loss>', 'with --distill-value: mean squared error, KL of the softmax over the last axis at every position (e.g. per time step of CTC logits), or binary cross-entropy of the sigmoids (logits before a sigmoid map, e.g. a text detector\'s)').choices(['mse', 'kl', 'bce']));
   addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';

@@ -54,7 +54,7 @@ export interface WeightCounts {
 export interface PruneRecoveryReport {
   kind: 'fine-tune' | 'distill';
   /** How the targets were made: class labels (cross-entropy), the original's softened logits (KL), the original's outputs (MSE). */
-  loss: 'cross-entropy' | 'kl' | 'mse';
+  loss: 'cross-entropy' | 'kl' | 'mse' | 'bce';
   /** The inner value distilled (MSE), when it is not a graph output. */
   value?: string;
   epochs: number;

@@ -46,8 +46,8 @@ export interface PruneRecovery {
    * original's by mean squared error instead of the output (pipeline/recovery.ts).
    */
   distillValue?: string;
-  /** How `distillValue` (or a non-classifier output) is matched: 'mse' (default), or 'kl' per position over the last axis at `temperature` (default 1). */
-  distillLoss?: 'mse' | 'kl';
+  /** How `distillValue` (or a non-classifier output) is matched: 'mse' (default), 'kl' per position over the last axis at `temperature` (default 1), or 'bce' of the sigmoids of logits (pipeline/recovery.ts). */
+  distillLoss?: 'mse' | 'kl' | 'bce';
   /**
    * Distilling a value: BatchNormalization on 'batch' statistics (default), or 'frozen' at its
    * running statistics (the student's, as it will be deployed; small batches of crops give noisy

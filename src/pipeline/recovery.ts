@@ -60,7 +60,7 @@ export async function recoverByTraining(
   }
   const value = recovery.distillValue ?? output;
   if (value === undefined) throw new Error('recovery: the model has no output to distil');
-  const loss: DistillLoss = recovery.distillLoss === 'kl' ? { kind: 'kl', temperature: recovery.temperature ?? 1 } : { kind: 'mse' };
+  const loss: DistillLoss = recovery.distillLoss === 'kl' ? { kind: 'kl', temperature: recovery.temperature ?? 1 } : recovery.distillLoss === 'bce' ? { kind: 'bce' } : { kind: 'mse' };
   const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: recovery.optimizer, masks, loss, batchNorm: recovery.batchNorm }, ctx, 'recovery');
   return {
     model: trained.model,
@@ -69,11 +69,16 @@ export async function recoverByTraining(
 }
 
 /**
- * How a value is matched to the original's: mean squared error over every element, or KL of the
+ * How a value is matched to the original's: mean squared error over every element, KL of the
  * softened distributions over the last axis at every other position (T² · mean KL; e.g. a CTC
- * recogniser's logits [N, T, classes]: each time step's classes, as the decoder reads them).
+ * recogniser's logits [N, T, classes]: each time step's classes, as the decoder reads them), or
+ * 'bce': each element is the logit of a sigmoid (a detector's map), matched by the binary
+ * cross-entropy of the two sigmoids less the original's entropy (the Bernoulli KL, 0 when they
+ * agree). Unlike MSE on logits it spends nothing on background logits of -8 against -6 that
+ * threshold alike, and unlike MSE on the probabilities its gradient, sigmoid(s) - sigmoid(t), does
+ * not vanish where the student's map is saturated.
  */
-export type DistillLoss = { kind: 'mse' } | { kind: 'kl'; temperature: number };
+export type DistillLoss = { kind: 'mse' } | { kind: 'kl'; temperature: number } | { kind: 'bce' };
 
 export interface ValueDistillSettings {
   epochs: number;
@@ -119,7 +124,12 @@ export async function distillValue(
   if (studentDims !== undefined && (studentDims.length !== targets.sampleDims.length || studentDims.some((d, i) => typeof d === 'number' && d !== targets.sampleDims[i]))) {
     throw new Error(`${who}: '${value}' is [${studentDims.join(', ')}] per sample in the trained model but [${targets.sampleDims.join(', ')}] in the original: distil a value whose size the compression keeps (e.g. the logits before an output)`);
   }
-  const loss: LossSpec = settings.loss?.kind === 'kl' ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) } : { kind: 'mse', output: value };
+  const loss: LossSpec =
+    settings.loss?.kind === 'kl'
+      ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) }
+      : settings.loss?.kind === 'bce'
+        ? { kind: 'custom', build: bernoulliKl(value, who) }
+        : { kind: 'mse', output: value };
   const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
   try {
     const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress };
@@ -143,6 +153,20 @@ function klPerPosition(value: string, temperature: number, who: string): Extract
     e.builder.input(TARGETS, type.elemType as DataType, type.shape);
     const rows = e.int64s([-1, classes]);
     return { loss: distillationKl(e, e.op('Reshape', [value, rows]), e.op('Reshape', [TARGETS, rows]), temperature, type.elemType as DataType), inputs: [TARGETS] };
+  };
+}
+
+/** The Bernoulli KL of sigmoid(`value`) from sigmoid(TARGETS), the teacher's logits, averaged over every element. */
+function bernoulliKl(value: string, who: string): Extract<LossSpec, { kind: 'custom' }>['build'] {
+  return (e, model) => {
+    const type = inferShapes(model).main.get(value);
+    if (type?.shape === undefined) throw new Error(`${who}: bce distillation needs the rank of '${value}'`);
+    e.builder.input(TARGETS, type.elemType as DataType, type.shape);
+    const p = e.op('Sigmoid', [TARGETS]);
+    // softplus(x) - p·x is the cross-entropy of sigmoid(x) against p, up to the sign convention.
+    const crossEntropy = (x: string) => e.op('Sub', [e.op('Softplus', [x]), e.op('Mul', [p, x])]);
+    const kl = e.op('Sub', [crossEntropy(value), crossEntropy(TARGETS)]);
+    return { loss: e.reduce('ReduceMean', kl, type.shape.map((_, i) => i), false), inputs: [TARGETS] };
   };
 }
 
