@@ -17,7 +17,9 @@ import type { AutoBudget, AutoCandidate, AutoHooks, CandidateOutcome } from './a
 import { evaluateCandidate } from './auto.js';
 import type { RecipeContext } from './context.js';
 import { measureLayerSensitivity, noisePower, type LayerSensitivity } from './layer-sensitivity.js';
-import { buildLatencyModel, floatCost, type LatencyModel, predictLatency } from './latency-model.js';
+import { buildLatencyModel, calibrateByOpType, floatCost, type LatencyModel, layersByOpType, predictLatency } from './latency-model.js';
+import { reusedStatistics } from './quantize.js';
+import { collectStatistics } from '../eval/activation-stats.js';
 import { recipeFromData } from './recipe.js';
 import { type RecipeData, runRecipe } from './run-recipe.js';
 
@@ -42,9 +44,10 @@ export interface MixedSearchInput {
   budget: AutoBudget;
   ctx: RecipeContext;
   hooks: AutoHooks;
-  /** The all-int8 candidate and its outcome; its model when it ran in this process. */
+  /** The all-int8 candidate. */
   base: AutoCandidate;
-  baseModel?: Model;
+  /** The base met the budget: only the free layers are worth keeping in float (a faster model). */
+  baseFeasible: boolean;
 }
 
 export interface MixedSearchResult {
@@ -75,21 +78,32 @@ export function mixedCandidate(base: AutoCandidate, keep: readonly string[]): Au
 }
 
 /** The layer profile: cached by the caller, else measured here on the all-int8 model. */
-async function layerProfile(input: MixedSearchInput): Promise<LayerProfile> {
-  const { model, data, ctx, hooks, base } = input;
+async function layerProfile(input: MixedSearchInput, mixedCtx: RecipeContext): Promise<LayerProfile> {
+  const { model, data, hooks, base } = input;
   const { layerProfile: cachedProfile, profileNodes } = hooks;
   if (cachedProfile === undefined || profileNodes === undefined) throw new Error('auto: the mixed-precision search needs layerProfile and profileNodes hooks');
   return cachedProfile(base, async () => {
     const started = performance.now();
     hooks.log(`auto: measuring the layer profile of ${base.name} (per-layer sensitivity, per-kernel latency)`);
-    const quantized = input.baseModel ?? (await runRecipe(model, recipeFromData(base.recipe, base.name), data, ctx)).model;
     const samples = data.calibration ?? data.data;
     if (samples === undefined) throw new Error('auto: per-layer sensitivity needs calibration samples');
-    const sensitivity = await measureLayerSensitivity(ctx.ort, model, quantized, samples, { limit: SENSITIVITY_SAMPLES, threads: ctx.threads });
+    // Built again rather than taken from the plan's run: this collection is the one every variant reuses.
+    const quantized = (await runRecipe(model, recipeFromData(base.recipe, base.name), { calibration: samples }, mixedCtx)).model;
+    const sensitivity = await measureLayerSensitivity(mixedCtx.ort, model, quantized, samples, { limit: SENSITIVITY_SAMPLES, threads: mixedCtx.threads });
     const floatBytes = writeModel(model);
     const int8Bytes = writeModel(quantized);
     const wall = await hooks.latency(int8Bytes);
-    const latency = buildLatencyModel(model, quantized, { float: await profileNodes(floatBytes), int8: await profileNodes(int8Bytes) }, { float_ms: wall.original_ms, int8_ms: wall.candidate_ms });
+    const profiled = buildLatencyModel(model, quantized, { float: await profileNodes(floatBytes), int8: await profileNodes(int8Bytes) }, { float_ms: wall.original_ms, int8_ms: wall.candidate_ms });
+    // One timed variant per op type (every layer of it in float), each beside the float input and
+    // scaled to the first window's float latency, so load drifting between windows cancels.
+    const timed: Record<string, number> = {};
+    for (const [op, layers] of layersByOpType(profiled)) {
+      const variant = await runRecipe(model, recipeFromData(mixedCandidate(base, layers).recipe, `${base.name} with every ${op} in float32`), { calibration: samples }, mixedCtx);
+      const t = await hooks.latency(writeModel(variant.model));
+      timed[op] = (wall.original_ms * t.candidate_ms) / t.original_ms;
+      hooks.log(`auto: ${base.name} with its ${layers.length} ${op} layers in float32: ${timed[op].toPrecision(3)} ms (all-int8 ${wall.candidate_ms.toPrecision(3)} ms, float ${wall.original_ms.toPrecision(3)} ms)`);
+    }
+    const latency = calibrateByOpType(profiled, timed);
     return { base: base.name, sensitivity, latency, seconds: (performance.now() - started) / 1000 };
   });
 }
@@ -100,10 +114,12 @@ async function layerProfile(input: MixedSearchInput): Promise<LayerProfile> {
  */
 export async function searchMixedPrecision(input: MixedSearchInput): Promise<MixedSearchResult> {
   const { model, data, budget, ctx, hooks } = input;
-  const profile = await layerProfile(input);
+  // Calibration statistics of the float graph do not depend on which layers stay float: collected once for every variant and candidate.
+  const mixedCtx: RecipeContext = { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
+  const profile = await layerProfile(input, mixedCtx);
   const ranked = rankLayers(profile);
   const free = ranked.filter((l) => l.cost_ms <= 0).length;
-  hooks.log(`auto: ${ranked.length} layers ranked (${free} faster in float32); float ${profile.latency.float_ms.toFixed(1)} ms, int8 ${profile.latency.int8_ms.toFixed(1)} ms`);
+  hooks.log(`auto: ${ranked.length} layers ranked (${free} faster in float32); float ${profile.latency.float_ms.toPrecision(3)} ms, int8 ${profile.latency.int8_ms.toPrecision(3)} ms`);
   const models = new Map<string, Model>();
   const evals = new Map<string, EvalReport>();
   const outcomes = new Map<number, CandidateOutcome>();
@@ -116,9 +132,9 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
     if (cached !== undefined) {
       outcome = { ...cached, cached: true };
     } else {
-      hooks.log(`auto: ${candidate.name}: running (predicted ${predicted.toFixed(1)} ms)`);
+      hooks.log(`auto: ${candidate.name}: running (predicted ${predicted.toPrecision(3)} ms)`);
       // Judged by predicted latency: only the finalist is timed.
-      const evaluated = await evaluateCandidate(model, candidate, data, budget, ctx, async () => ({ original_ms: profile.latency.float_ms, candidate_ms: predicted }));
+      const evaluated = await evaluateCandidate(model, candidate, data, budget, mixedCtx, async () => ({ original_ms: profile.latency.float_ms, candidate_ms: predicted }));
       outcome = { ...evaluated.outcome, latency_predicted: true };
       if (evaluated.model !== undefined) models.set(candidate.name, evaluated.model);
       if (evaluated.fidelity !== undefined) evals.set(candidate.name, evaluated.fidelity);
@@ -132,10 +148,16 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
   let lo = 0;
   let hi: number | undefined;
   let steps = 0;
+  if (input.baseFeasible && free === 0) {
+    hooks.log(`auto: ${input.base.name} meets the budget and no layer is faster in float32: no mixed candidate`);
+    return { outcomes: [], models, evals, profile };
+  }
   const first = free > 0 ? free : Math.min(ranked.length, 1);
   if (first > 0 && (await evaluate(first)).feasible) hi = first;
   else lo = first;
   steps++;
+  // A feasible base needs no layer beyond the free ones: more float layers only cost time.
+  if (input.baseFeasible) steps = MAX_STEPS;
   const ceiling = ranked.length;
   while (steps < MAX_STEPS && hooks.timeLeft() > 0) {
     // Without a k known to hold, all ranked layers in float (nearly the float model) is assumed to.
@@ -157,7 +179,7 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
         const timed = await hooks.latency(writeModel(finalModel));
         finalist.latency = { ...timed, speedup: timed.original_ms / timed.candidate_ms };
         finalist.latency_predicted = false;
-        hooks.log(`auto: ${finalist.name}: timed ${timed.candidate_ms.toFixed(1)} ms (predicted ${finalist.predicted_ms?.toFixed(1)} ms beside ${profile.latency.int8_ms.toFixed(1)} ms all-int8), ${finalist.latency.speedup.toFixed(2)}x`);
+        hooks.log(`auto: ${finalist.name}: timed ${timed.candidate_ms.toPrecision(3)} ms (predicted ${finalist.predicted_ms?.toPrecision(3)} ms beside ${profile.latency.int8_ms.toPrecision(3)} ms all-int8), ${finalist.latency.speedup.toFixed(2)}x`);
         hooks.store(finalist);
       }
     }

@@ -198,7 +198,7 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
     if (hooks.timeLeft() <= 0) skipped.push(`${base.name}-mixed`);
     else {
       try {
-        const mixed = await searchMixedPrecision({ model, data, budget: options.budget, ctx, hooks, base, baseModel: models.get(base.name) });
+        const mixed = await searchMixedPrecision({ model, data, budget: options.budget, ctx, hooks, base, baseFeasible: baseOutcome.feasible });
         for (const [name, m] of mixed.models) models.set(name, m);
         for (const [name, e] of mixed.evals) evals.set(name, e);
         for (const outcome of mixed.outcomes) {

@@ -41,6 +41,8 @@ export interface LayerCost {
   /** The layers whose outputs it reads, and those that read its output (through Q/DQ). */
   feeds: string[];
   readers: string[];
+  /** Its share of its op type's timed difference (calibrateByOpType), when timed: wins over the profile. */
+  timed_delta_ms?: number;
 }
 
 /** JSON (the auto cache holds it). */
@@ -54,6 +56,8 @@ export interface LatencyModel {
   claimed: { float: number; int8: number };
   /** Milliseconds per element of a QuantizeLinear and of a DequantizeLinear. */
   convert_ms: { quantize: number; dequantize: number };
+  /** Per op type: the int8 model with every layer of that type in float, timed (calibrateByOpType). */
+  op_types?: Record<string, { layers: number; timed_ms: number; profiled_delta_ms: number }>;
 }
 
 /**
@@ -66,12 +70,13 @@ export function buildLatencyModel(float: Model, quantized: Model, profiles: { fl
   const graph = quantized.graph;
   const layers: Record<string, LayerCost> = {};
   for (const node of graph.nodes) if (node.name !== '' && isQuantized(node, quantized)) layers[node.name] = { op: node.opType, float_ms: 0, int8_ms: 0, input_elements: 0, output_elements: 0, feeds: [], readers: [] };
-  // Neighbours through the converts: DequantizeLinear <- QuantizeLinear <- the producing layer.
+  // Neighbours through the converts and the ops between layers that quantization leaves alone
+  // (DequantizeLinear <- QuantizeLinear <- Relu <- the producing layer).
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
   for (const [name, layer] of Object.entries(layers)) {
-    const node = graph.nodes.find((n) => n.name === name);
-    for (const input of node?.inputs ?? []) {
+    for (const input of byName.get(name)?.inputs ?? []) {
       let producer = graph.producer(input);
-      while (producer !== undefined && (producer.opType === 'DequantizeLinear' || producer.opType === 'QuantizeLinear')) producer = graph.producer(producer.inputs[0]);
+      for (let step = 0; producer !== undefined && layers[producer.name] === undefined && step < 6; step++) producer = producer.inputs.length === 0 ? undefined : graph.producer(producer.inputs[0]);
       if (producer !== undefined && layers[producer.name] !== undefined && producer.name !== name && !layer.feeds.includes(producer.name)) {
         layer.feeds.push(producer.name);
         layers[producer.name].readers.push(name);
@@ -140,8 +145,10 @@ export function predictLatency(model: LatencyModel, keep: Iterable<string>): num
  */
 export function floatCost(model: LatencyModel, name: string, kept: ReadonlySet<string> = new Set()): number {
   const layer = model.layers[name];
+  if (layer.timed_delta_ms !== undefined) return layer.timed_delta_ms;
   const int8Feeds = layer.feeds.filter((f) => !kept.has(f)).length;
-  const int8Readers = layer.readers.some((r) => !kept.has(r)) || layer.readers.length === 0 ? 1 : 0;
+  // An output no layer reads leaves the model (or goes on in float): no convert.
+  const int8Readers = layer.readers.some((r) => !kept.has(r)) ? 1 : 0;
   return layer.float_ms - layer.int8_ms + int8Feeds * layer.input_elements * model.convert_ms.dequantize + int8Readers * layer.output_elements * model.convert_ms.quantize;
 }
 
@@ -157,4 +164,38 @@ function kernelNames(kernel: string): string[] {
     if (changed) names.push(name);
   }
   return names;
+}
+
+/** Op types of the layers, with their layer names (the variants calibrateByOpType needs timed). */
+export function layersByOpType(model: LatencyModel): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const [name, layer] of Object.entries(model.layers)) groups.set(layer.op, [...(groups.get(layer.op) ?? []), name]);
+  return groups;
+}
+
+/**
+ * Corrects the profile with timed variants: `timed` holds, per op type, the latency of the int8
+ * model with every layer of that type in float (timed against the same float model, scaled to its
+ * `float_ms`). A kernel's time inside the float model is not its time inside a mixed one (the float
+ * model runs fused NCHWc kernels; a float island between int8 layers runs alone, with reorders and
+ * converts), so each layer's profiled difference is scaled by its op type's timed difference over
+ * the profiled one (within 1/4 to 4x); where the two disagree in sign or the profile saw almost
+ * nothing, the timed difference is shared evenly instead.
+ */
+export function calibrateByOpType(model: LatencyModel, timed: Readonly<Record<string, number>>): LatencyModel {
+  const layers = structuredClone(model.layers);
+  const op_types: NonNullable<LatencyModel['op_types']> = {};
+  for (const [op, names] of layersByOpType(model)) {
+    const ms = timed[op];
+    if (ms === undefined) continue;
+    const all = new Set(names);
+    const each = names.map((n) => floatCost(model, n, all));
+    const profiled = each.reduce((a, b) => a + b, 0);
+    const actual = ms - model.int8_ms;
+    const scalable = Math.sign(profiled) === Math.sign(actual) && Math.abs(profiled) > 0.1 * Math.abs(actual);
+    const factor = scalable ? Math.min(4, Math.max(0.25, actual / profiled)) : 0;
+    for (const [i, name] of names.entries()) layers[name].timed_delta_ms = scalable ? each[i] * factor : actual / names.length;
+    op_types[op] = { layers: names.length, timed_ms: ms, profiled_delta_ms: profiled };
+  }
+  return { ...model, layers, op_types };
 }

@@ -8,10 +8,12 @@ import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import { exactNamePattern, firstAndLastLayers } from '../methods/quantize/first-last-layers.js';
 import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-precision.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { type QuantizeMethod, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
+import { readFloatInputs } from './float-inputs.js';
 import { type Fp32SearchRound, searchFp32Layers } from './fp32-search.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
@@ -69,6 +71,11 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
       if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
       const stepSettings = step === plan.main && kept.length > 0 ? { ...step.settings, exclude: [...(step.settings.exclude ?? []), ...kept] } : step.settings;
       reports.set(step, await runPass(pass, copy, step.method.options(stepSettings) as never, stepCtx));
+      // Excluded layers stay float at run time only when they read float (float-inputs.ts).
+      if (step === plan.main && step.method.name === 'static-int8' && (stepSettings.exclude ?? []).length > 0) {
+        const selectors = (stepSettings.exclude ?? []).map((text) => nodeSelector(text, 'exclude'));
+        readFloatInputs(copy, copy.graph.nodes.filter((node) => selectors.some((s) => s.matches(node))));
+      }
     }
     outcomes.set(copy, {
       main: reports.get(plan.main) as PassReport,
@@ -123,8 +130,11 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   return { model: candidate, report };
 }
 
-/** A collector that answers from its first collection when that covers the values asked for. */
-function reusedStatistics(collect: StatisticsCollector): StatisticsCollector {
+/**
+ * A collector that answers from its first collection when that covers the values asked for (the
+ * same samples and calibrator every time: a fixed recipe with different layers left float).
+ */
+export function reusedStatistics(collect: StatisticsCollector): StatisticsCollector {
   let first: CollectedStatistics | undefined;
   return async (model, values, samples, options) => {
     const cached = first;
