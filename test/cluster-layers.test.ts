@@ -95,7 +95,7 @@ test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wro
   assert.equal(step.options.halfCodebooks, true);
   assert.deepEqual(step.training, { epochs: 2, batchSize: 8, distillValue: 'logits' });
   for (const [text, message] of [
-    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits' or 'group'/],
+    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits', 'step' or 'group'/],
     ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x", "bits": 9}]}}]}', /layers\.0\.bits/],
     ['{"steps": [{"cluster": {"bits": 4, "distill_value": "logits"}}]}', /'distill_value' goes with 'epochs'/],
     ['{"steps": [{"cluster": {"bits": 4, "batch_size": 8}}]}', /'batch_size' goes with 'epochs'/],

@@ -27,7 +27,10 @@ import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFl
 
 interface ClusterFlags extends TrainingFlags, GateFlags {
   output: string;
-  bits: string;
+  bits?: string;
+  step?: string;
+  layerStep: string[];
+  distillLoss?: 'mse' | 'kl';
   perChannel?: boolean;
   group?: string;
   init: 'linear' | 'kmeans++';
@@ -53,7 +56,8 @@ export function registerCluster(program: Command, context: CliContext): void {
     .description('share weights: k-means codebooks of 2^bits centroids per tensor, channel or group of channels (uint8 codes + a codebook, decoded by Gather in standard ONNX), optionally fine-tune the centroids, check it, and write it')
     .argument('<input>', 'the ONNX model to cluster')
     .requiredOption('-o, --output <file>', 'where to write the clustered model')
-    .requiredOption('--bits <b>', `bits per code: at most 2^b centroids per codebook (${MIN_BITS} to ${MAX_BITS})`)
+    .option('--bits <b>', `bits per code: at most 2^b centroids per codebook (${MIN_BITS} to ${MAX_BITS}); or --step`)
+    .option('--step <s>', 'uniform codes instead of k-means: round each group (channel, --group, tensor) to multiples of s times its RMS (up to 256 levels, DequantizeLinear, one scale per group); a pack entropy-codes the codes, e.g. 0.3')
     .option('--per-channel', 'one codebook per output channel (default: one per tensor)')
     .option('--group <n>', 'one codebook per n neighbouring output channels')
     .addOption(new Option('--init <kind>', 'k-means start: linear between min and max (Deep Compression\'s choice) or kmeans++ (seeded by --seed)').choices(['linear', 'kmeans++']).default('linear'))
@@ -62,9 +66,11 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
+    .option('--layer-step <pattern=s>', 'uniform-code step of the layers a pattern matches (repeatable, the first match setting bits or a step wins)', collect, [])
     .option('--layer-group <pattern=n>', 'channels per codebook of the layers a pattern matches (1: per channel; repeatable, the first match wins)', collect, [])
     .option('--half-codebooks', 'round the centroids to float16 values (kept as float32): a smaller pack, at 2^-11 relative error per centroid')
     .option('--distill-value <name>', 'without labels, distil this value of the original (e.g. the logits before a softmax output) by mean squared error instead of the output')
+    .addOption(new Option('--distill-loss <loss>', 'how --distill-value is matched: mse, or kl per position over its last axis (e.g. each time step of CTC logits)').choices(['mse', 'kl']))
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
@@ -83,20 +89,27 @@ export function registerCluster(program: Command, context: CliContext): void {
 
 async function runCluster(input: string, flags: ClusterFlags, finetune: boolean, cliCtx: ReturnType<typeof cliRecipeContext>) {
   // Everything that can be wrong with the command line is found before any file is read.
-  const bits = Number(flags.bits);
-  if (!/^\s*\d+\s*$/.test(flags.bits) || !(bits >= MIN_BITS && bits <= MAX_BITS)) throw new UsageError(`--bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got '${flags.bits}'`);
+  if (flags.bits === undefined && flags.step === undefined) throw new UsageError('give --bits (k-means codebooks) or --step (uniform codes)');
+  const bits = flags.bits === undefined ? MAX_BITS : Number(flags.bits);
+  if (flags.bits !== undefined && (!/^\s*\d+\s*$/.test(flags.bits) || !(bits >= MIN_BITS && bits <= MAX_BITS))) throw new UsageError(`--bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got '${flags.bits}'`);
+  const step = flags.step === undefined ? undefined : positiveNumber(flags.step, '--step');
   if (flags.perChannel === true && flags.group !== undefined) throw new UsageError('--per-channel and --group are two groupings: give one (--group 1 is --per-channel)');
   const channelsPerGroup = flags.group === undefined ? undefined : wholeNumber(flags.group, '--group', 1);
   checkLayerPatterns(flags.exclude, flags.only);
-  const layers = [...flags.layerBits.map((text) => layerSetting(text, '--layer-bits')), ...flags.layerGroup.map((text) => layerSetting(text, '--layer-group'))];
+  const layers = [
+    ...flags.layerBits.map((text) => layerSetting(text, '--layer-bits')),
+    ...flags.layerStep.map((text) => layerSetting(text, '--layer-step')),
+    ...flags.layerGroup.map((text) => layerSetting(text, '--layer-group')),
+  ];
   if (flags.distillValue !== undefined && !finetune) throw new UsageError('--distill-value goes with --epochs (centroid fine-tuning)');
+  if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
   const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
   try {
-    checkClusterSettings({ bits, channelsPerGroup: perGroup, layers });
+    checkClusterSettings({ bits, step, channelsPerGroup: perGroup, layers });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -117,6 +130,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const calibration = flags.importance !== true ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
   const options: ClusterStepOptions = {
     bits,
+    ...(step === undefined ? {} : { step }),
     grouping,
     channelsPerGroup: perGroup,
     init: flags.init,
@@ -129,7 +143,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     layers: layers.length === 0 ? undefined : layers,
     halfCodebooks: flags.halfCodebooks,
     data,
-    finetune: finetune ? { ...stepTraining(training), distillValue: flags.distillValue } : undefined,
+    finetune: finetune ? { ...stepTraining(training), distillValue: flags.distillValue, ...(flags.distillLoss === undefined ? {} : { distillLoss: flags.distillLoss }) } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,
@@ -146,16 +160,24 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
 }
 
 
-/** `PATTERN=N` of --layer-bits (bits) or --layer-group (group); the pattern may itself hold '=' (the last one splits). */
-function layerSetting(text: string, flag: '--layer-bits' | '--layer-group'): LayerSetting {
+/** A number > 0 given as `text` to `flag`. */
+function positiveNumber(text: string, flag: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !(Number.isFinite(value) && value > 0)) throw new UsageError(`${flag} must be a number > 0, got '${text}'`);
+  return value;
+}
+
+/** `PATTERN=N` of --layer-bits (bits), --layer-step (step) or --layer-group (group); the pattern may itself hold '=' (the last one splits). */
+function layerSetting(text: string, flag: '--layer-bits' | '--layer-step' | '--layer-group'): LayerSetting {
   const at = text.lastIndexOf('=');
   const value = at < 0 ? '' : text.slice(at + 1);
-  if (at <= 0 || !/^\s*\d+\s*$/.test(value)) throw new UsageError(`${flag} takes PATTERN=${flag === '--layer-bits' ? 'BITS' : 'CHANNELS'}, got '${text}'`);
+  const number = flag === '--layer-step' ? /^\s*\d*\.?\d+(e-?\d+)?\s*$/i.test(value) && Number(value) > 0 : /^\s*\d+\s*$/.test(value);
+  if (at <= 0 || !number) throw new UsageError(`${flag} takes PATTERN=${flag === '--layer-bits' ? 'BITS' : flag === '--layer-step' ? 'STEP' : 'CHANNELS'}, got '${text}'`);
   const pattern = text.slice(0, at);
   try {
     nodeSelector(pattern, flag);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  return flag === '--layer-bits' ? { pattern, bits: Number(value) } : { pattern, group: Number(value) };
+  return flag === '--layer-bits' ? { pattern, bits: Number(value) } : flag === '--layer-step' ? { pattern, step: Number(value) } : { pattern, group: Number(value) };
 }

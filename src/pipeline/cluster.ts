@@ -32,6 +32,7 @@ import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fide
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
 import { distillValue } from './recovery.js';
+import { isUniform, trainUniform } from './cluster-uniform-training.js';
 import { train } from './train.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
@@ -52,6 +53,8 @@ export interface ClusterFinetune {
    * (saturated probabilities hardly move); the logits before them are not.
    */
   distillValue?: string;
+  /** How `distillValue` is matched (default mse; kl: per position over the last axis, at temperature 1). */
+  distillLoss?: 'mse' | 'kl';
   maxSteps?: number;
 }
 
@@ -76,7 +79,7 @@ export interface ClusterResult {
 }
 
 /** Checks settings that cannot work (one-line errors; the CLI checks them before reading files). */
-export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup' | 'layers'>): void {
+export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step'>): void {
   const error = clusterSettingsError(options);
   if (error !== undefined) throw new Error(`cluster: ${error}`);
 }
@@ -89,13 +92,44 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
   const calibration = importance === true ? (given ?? fidelity?.samples) : undefined;
   if (importance === true && calibration === undefined) throw new Error('cluster: activation importance needs samples: give --data');
   const candidate = model.clone();
-  const outcome = (await debugPhase(ctx.debug, 'cluster: k-means', () =>
+  const firstCut = (await debugPhase(ctx.debug, 'cluster: k-means', () =>
     runPass(clusterPass, candidate, { ...settings, calibration, foldUniform: finetune === undefined, threads: ctx.threads }, ctx),
   )) as PassReport & { details: ClusterDetails };
 
   let result = candidate;
   let tuned: ClusterFinetuneReport | undefined;
-  if (finetune !== undefined && outcome.details.tensors.length > 0) {
+  let outcome = firstCut;
+  const uniform = firstCut.details.tensors.filter(isUniform);
+  if (finetune !== undefined && uniform.length > 0) {
+    if (data === undefined) throw new Error('cluster: fine-tuning needs data: give --data');
+    if (uniform.length < firstCut.details.tensors.length) throw new Error('cluster: fine-tuning trains uniform codes (step) and k-means codebooks differently: give every clustered layer a step, or none');
+    if (data.labels !== undefined) throw new Error('cluster: uniform codes (step) are fine-tuned by distillation from the original: give --data without labels');
+    const value = finetune.distillValue ?? output;
+    if (value === undefined) throw new Error('cluster: the model has no output to distil');
+    const started = performance.now();
+    const loss = finetune.distillLoss === 'kl' ? { kind: 'kl' as const, temperature: finetune.temperature ?? 1 } : { kind: 'mse' as const };
+    const trained = await debugPhase(ctx.debug, 'cluster: train under fake quantization', () =>
+      trainUniform(model, uniform, data.inputs, value, { epochs: finetune.epochs, batchSize: finetune.batchSize, schedule: finetune.schedule, optimizer: finetune.optimizer, seed: finetune.seed, maxSteps: finetune.maxSteps, loss }, ctx),
+    );
+    // The trained weights cut again on the steps training saw.
+    result = trained.model.clone();
+    const fixedSteps = new Map(uniform.map((t) => [t.name, t.uniform.steps]));
+    outcome = (await runPass(clusterPass, result, { ...settings, calibration, fixedSteps, threads: ctx.threads }, ctx)) as PassReport & { details: ClusterDetails };
+    const samples = Object.values(data.inputs)[0];
+    tuned = {
+      kind: 'distill',
+      loss: loss.kind,
+      ...(trained.inner ? { value } : {}),
+      codebooks: 0,
+      centroids: 0,
+      weights: uniform.length,
+      epochs: trained.meanLoss.length,
+      steps: trained.steps,
+      samples: samples.data.length / samples.sampleDims.reduce((a, b) => a * b, 1),
+      mean_loss: trained.meanLoss,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } else if (finetune !== undefined && outcome.details.tensors.length > 0) {
     if (data === undefined) throw new Error('cluster: centroid fine-tuning needs data: give --data');
     const trained = await debugPhase(ctx.debug, 'cluster: fine-tune centroids', () => finetuneCentroids(model, result, outcome.details, data, finetune, output, ctx));
     result = trained.model;
@@ -176,8 +210,9 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   }
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
-  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks }, ctx, 'cluster');
-  return { model: trained.model, report: { kind: 'distill', loss: 'mse', ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
+  const loss = options.distillLoss === 'kl' ? { kind: 'kl' as const, temperature: options.temperature ?? 1 } : { kind: 'mse' as const };
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss }, ctx, 'cluster');
+  return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }
 
 /**

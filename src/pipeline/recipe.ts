@@ -108,7 +108,9 @@ const PruneStep = z.strictObject({
 /** Weight sharing (shrink cluster), with centroid fine-tuning on `epochs`. */
 const ClusterStep = z
   .strictObject({
-    bits: z.number().int().min(MIN_BITS).max(MAX_BITS),
+    bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(),
+    /** Uniform codes: step relative to each group's RMS (no k-means, no codebook; `bits` unused). */
+    step: z.number().positive().optional(),
     per_channel: z.boolean().optional(),
     group: z.number().int().min(1).optional(),
     init: z.enum(['linear', 'kmeans++']).optional(),
@@ -120,14 +122,17 @@ const ClusterStep = z
     /** Per-layer bits and/or channels per codebook: `{ pattern, bits?, group? }`, the first match setting each wins. */
     /** Centroids rounded to float16 values (smaller packs). */
     half_codebooks: z.boolean().optional(),
-    layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), group: z.number().int().min(1).optional() })).optional(),
+    layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), step: z.number().positive().optional(), group: z.number().int().min(1).optional() })).optional(),
     ...trainingKeys,
     batch_size: z.number().int().min(1).optional(),
     /** Without labels: distil this value of the original (e.g. pre-softmax logits) instead of the output. */
     distill_value: z.string().min(1).optional(),
+    /** How `distill_value` is matched: mse (default) or kl (per position over the last axis, e.g. each time step of CTC logits). */
+    distill_loss: z.enum(['mse', 'kl']).optional(),
   })
+  .refine((c) => c.bits !== undefined || c.step !== undefined, { message: "give 'bits' (k-means codebooks) or 'step' (uniform codes)" })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
-  .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.group !== undefined), { message: "each entry of 'layers' sets 'bits' or 'group'" });
+  .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.step !== undefined || l.group !== undefined), { message: "each entry of 'layers' sets 'bits', 'step' or 'group'" });
 
 /** Low-rank factorization (shrink lowrank), with training afterwards on `epochs`. */
 const LowRankStep = z
@@ -169,6 +174,8 @@ export interface StepTraining {
   rounds?: number;
   /** cluster: the value distilled without labels, when not the output. */
   distillValue?: string;
+  /** cluster: how `distillValue` is matched (default mse). */
+  distillLoss?: 'mse' | 'kl';
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -224,14 +231,16 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('cluster' in step) {
     const c = step.cluster;
-    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : undefined;
+    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : undefined;
+    if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
     const training = stepTraining(c.epochs, c.lr, c.batch_size);
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
+    if (training.training !== undefined && c.distill_loss !== undefined) training.training.distillLoss = c.distill_loss;
     return {
       kind: 'cluster',
-      options: { bits: c.bits, grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
+      options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
       ...training,
     };
   }

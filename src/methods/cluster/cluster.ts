@@ -28,6 +28,8 @@ import { buildCodebook, uniformGrid } from './codebook.js';
 import { writeDequantizeForm, writeGatherForm } from './decode-graph.js';
 import { activationImportance } from './importance.js';
 import { clusterTargets } from './targets.js';
+import { buildUniformCodes, UNIFORM_STRIDE } from './uniform-codes.js';
+import { upgradeOpset } from '../../optimize/upgrade-opset.js';
 
 /** Share of exact zeros from which a tensor counts as pruned (auto keepZeros). */
 export const PRUNED_SHARE = 0.05;
@@ -60,6 +62,14 @@ export interface ClusterOptions extends LayerChoice {
   layers?: readonly LayerSetting[];
   /** Centroids rounded to float16 values, stored as float32 (see codebook.ts): smaller packs. */
   halfCodebooks?: boolean;
+  /**
+   * Uniform codes instead of k-means (uniform-codes.ts): each group's values round to multiples of
+   * `step` * the group's RMS, up to 256 levels, written as DequantizeLinear (one scale per group).
+   * `bits` is then unused for these layers; a pack entropy-codes the codes.
+   */
+  step?: number;
+  /** Steps fixed per weight name (one per group), e.g. the ones training saw: they override `step`. */
+  fixedSteps?: ReadonlyMap<string, Float32Array>;
   /** Samples of `calibration` used (default 64). */
   calibrationLimit?: number;
   threads?: number;
@@ -68,6 +78,8 @@ export interface ClusterOptions extends LayerChoice {
 export interface LayerSetting {
   pattern: string;
   bits?: number;
+  /** Uniform codes at this step relative to each group's RMS (see ClusterOptions.step). */
+  step?: number;
   /** Channels per codebook (1: per channel). */
   group?: number;
 }
@@ -100,6 +112,8 @@ export interface ClusteredTensor {
   codebook: string;
   /** The decoded value the layers read. */
   output: string;
+  /** Uniform codes: the step relative to RMS, the axis of the groups and each group's step. */
+  uniform?: { step: number; axis: number | undefined; steps: Float32Array; levels: number };
 }
 
 export interface ClusterDetails {
@@ -109,13 +123,16 @@ export interface ClusterDetails {
 }
 
 /** Why `bits` / `channelsPerGroup` cannot work, or undefined. */
-export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup' | 'layers'>): string | undefined {
+export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step'>): string | undefined {
   const badBits = (bits: number) => !(Number.isInteger(bits) && bits >= MIN_BITS && bits <= MAX_BITS);
   const badGroup = (group: number | undefined) => group !== undefined && !(Number.isInteger(group) && group >= 1);
+  const badStep = (step: number | undefined) => step !== undefined && !(Number.isFinite(step) && step > 0);
   if (badBits(options.bits)) return `bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${options.bits}`;
   if (badGroup(options.channelsPerGroup)) return `group must be a whole number of channels >= 1, got ${options.channelsPerGroup}`;
+  if (badStep(options.step)) return `step must be a number > 0 (relative to each group's RMS), got ${options.step}`;
   for (const layer of options.layers ?? []) {
-    if (layer.bits === undefined && layer.group === undefined) return `layer setting '${layer.pattern}' sets neither bits nor group`;
+    if (layer.bits === undefined && layer.group === undefined && layer.step === undefined) return `layer setting '${layer.pattern}' sets none of bits, step and group`;
+    if (badStep(layer.step)) return `step of '${layer.pattern}' must be a number > 0, got ${layer.step}`;
     if (layer.bits !== undefined && badBits(layer.bits)) return `bits of '${layer.pattern}' must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${layer.bits}`;
     if (badGroup(layer.group)) return `group of '${layer.pattern}' must be a whole number of channels >= 1, got ${layer.group}`;
   }
@@ -123,12 +140,15 @@ export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'cha
 }
 
 /** The bits and grouping of one weight: its first reader's matching layer setting, else the options'. */
-function settingsOf(reader: Node, layers: readonly { selector: NodeSelector; setting: LayerSetting }[], options: ClusterOptions): { bits: number; perChannel: boolean; perGroup: number } {
+function settingsOf(reader: Node, layers: readonly { selector: NodeSelector; setting: LayerSetting }[], options: ClusterOptions): { bits: number; step: number | undefined; perChannel: boolean; perGroup: number } {
   const matching = layers.filter((l) => l.selector.matches(reader)).map((l) => l.setting);
-  const bits = matching.find((l) => l.bits !== undefined)?.bits ?? options.bits;
+  // A layer entry's bits or step wins over the options' either: the first entry setting one decides.
+  const own = matching.find((l) => l.bits !== undefined || l.step !== undefined);
+  const bits = own?.bits ?? options.bits;
+  const step = own === undefined ? options.step : own.step;
   const group = matching.find((l) => l.group !== undefined)?.group;
-  if (group !== undefined) return { bits, perChannel: true, perGroup: group };
-  return { bits, perChannel: options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1, perGroup: options.channelsPerGroup ?? 1 };
+  if (group !== undefined) return { bits, step, perChannel: true, perGroup: group };
+  return { bits, step, perChannel: options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1, perGroup: options.channelsPerGroup ?? 1 };
 }
 
 const zeroCount = (v: Float32Array) => v.reduce((n, x) => n + (x === 0 ? 1 : 0), 0);
@@ -139,6 +159,9 @@ export const clusterPass: Pass<ClusterOptions> = {
   async run(model, options, ctx) {
     const error = clusterSettingsError(options);
     if (error !== undefined) throw new Error(`cluster: ${error}`);
+    // Uniform codes are always written as DequantizeLinear, per channel: that needs opset 13.
+    const uniformWanted = options.step !== undefined || options.fixedSteps !== undefined || (options.layers ?? []).some((l) => l.step !== undefined);
+    if (uniformWanted && (model.opset('') ?? 1) < 13) upgradeOpset(model, { to: 13 });
     const { targets, skipped } = clusterTargets(model, options);
     const warnings: PassWarning[] = [];
     let importance: Awaited<ReturnType<typeof activationImportance>> | undefined;
@@ -152,7 +175,11 @@ export const clusterPass: Pass<ClusterOptions> = {
     const tensors: ClusteredTensor[] = [];
     for (const target of targets) {
       const reader = target.readers[0];
-      const { bits, perChannel, perGroup } = settingsOf(reader.node, layers, options);
+      const settings = settingsOf(reader.node, layers, options);
+      const { perChannel, perGroup } = settings;
+      const fixed = options.fixedSteps?.get(target.name);
+      const step = fixed === undefined ? settings.step : (settings.step ?? 1);
+      const bits = step === undefined ? settings.bits : 8;
       const values = target.weight.data() as Float32Array;
       const dims = [...target.weight.dims];
       let axis = perChannel ? reader.axes?.output : undefined;
@@ -160,11 +187,12 @@ export const clusterPass: Pass<ClusterOptions> = {
         warnings.push({ code: 'per-tensor-fallback', message: `'${target.name}' [${dims}] has no single output-channel axis for its readers: one codebook for the tensor`, tensor: target.name, node: reader.node.label });
         axis = undefined;
       }
-      const K = 2 ** bits;
+      const K = step === undefined ? 2 ** bits : UNIFORM_STRIDE;
       const channels = axis === undefined ? 1 : dims[axis];
       const groups = axis === undefined ? 1 : Math.ceil(channels / perGroup);
       const offsetsBytes = groups > 1 ? 4 * channels : 0;
-      const storedEstimate = values.length + groups * K * 4 + offsetsBytes;
+      // Uniform codes store one scale and zero point per group, never a codebook.
+      const storedEstimate = step === undefined ? values.length + groups * K * 4 + offsetsBytes : values.length + groups * 5;
       if (storedEstimate >= values.length * 4) {
         skipped.push({ node: reader.node.label, reason: `'${target.name}' would not shrink: ${values.length} values, ${groups} codebook${groups === 1 ? '' : 's'} of ${K}` });
         continue;
@@ -172,10 +200,14 @@ export const clusterPass: Pass<ClusterOptions> = {
       const zerosBefore = zeroCount(values);
       const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
       const weights = importance?.byWeight.get(target.name);
-      const book = buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
-      const grid = options.foldUniform === false ? undefined : uniformGrid(book);
+      const uniform = step === undefined ? undefined : buildUniformCodes(values, dims, { step, axis, channelsPerGroup: perGroup, steps: fixed, half: options.halfCodebooks });
+      const book = uniform ?? buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
+      // Uniform codes are written with their steps exactly (uniformGrid would recompute them) and
+      // always folded: their training goes through fake quantization, not a Gather.
+      const grid = uniform !== undefined ? { scales: uniform.steps, zeroPoints: new Uint8Array(book.groups).fill(-uniform.lowest), shifts: new Int32Array(book.groups) } : options.foldUniform === false ? undefined : uniformGrid(book);
       // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
       const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
+      if (uniform !== undefined && !canFold) throw new Error(`cluster: uniform codes of '${target.name}' need DequantizeLinear (opset ${groups > 1 ? 13 : 10}; the model has ${opset})`);
       const written = canFold
         ? writeDequantizeForm(model, target.scope, target.name, dims, book, grid, axis, target.readers)
         : writeGatherForm(model, target.scope, target.name, dims, book, axis, target.readers);
@@ -204,6 +236,7 @@ export const clusterPass: Pass<ClusterOptions> = {
         codes: written.codes,
         codebook: written.codebook,
         output: written.output,
+        ...(uniform === undefined || step === undefined ? {} : { uniform: { step, axis, steps: uniform.steps, levels: uniform.used[0] } }),
       });
     }
     const details: ClusterDetails = { tensors, skipped, ...(importance === undefined ? {} : { importance: { samples: importance.samples, unmeasured: importance.unmeasured } }) };
