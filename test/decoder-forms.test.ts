@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchDims } from '../src/eval/bench-inputs.js';
 import { decoderSamples, decoderSignature, generate, perplexity } from '../src/eval/decoder.js';
@@ -20,7 +21,8 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { quantize } from '../src/pipeline/quantize.js';
 import { ModelSession } from '../src/runtime/session.js';
-import { REPO_ROOT } from './helpers/cli.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import { REPO_ROOT, runShrink } from './helpers/cli.js';
 
 const MODEL = path.join(REPO_ROOT, 'models/gpt-spam/onnx/model.onnx');
 const text = new Uint8Array(fs.readFileSync(path.join(REPO_ROOT, 'models/gpt-spam/heldout-sample.txt')));
@@ -140,4 +142,31 @@ test('generated speed-check inputs: a dim named past_sequence_length + sequence_
   assert.deepEqual([defaults['input_ids[1]'], defaults['past_key_values.0.key[2]'], defaults['attention_mask[1]']], [320, 320, 640]);
   const step = benchDims(inputs, { dims: { past_sequence_length: 127, sequence_length: 1 } });
   assert.deepEqual([step['input_ids[1]'], step['past_key_values.3.value[2]'], step['attention_mask[1]']], [1, 127, 128]);
+});
+
+test('shrink eval on optimum\'s pair: decoder_model.onnx scores the text, generation runs through decoder_with_past_model.onnx beside it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-pair-'));
+  try {
+    const merged = loadModel(MODEL);
+    fs.writeFileSync(path.join(dir, 'decoder_model.onnx'), writeModel(decoderWithoutPast(merged, decoderSignature(merged, MODEL, true))));
+    fs.copyFileSync(MODEL, path.join(dir, 'decoder_with_past_model.onnx'));
+    const sample = path.join(dir, 'sample.txt');
+    fs.writeFileSync(sample, text.subarray(0, 2048));
+    const run = async (model: string) => {
+      const result = await runShrink(['eval', model, '--perplexity', sample, '--context', '128', '--generate', '8', '--prompt', 'Subject: ', '--json', '--threads', '1']);
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout).models[0] as { perplexity: number; generation: { tokens: number[] } };
+    };
+    const pair = await run(path.join(dir, 'decoder_model.onnx'));
+    const base = await run(MODEL);
+    assert.ok(Math.abs(pair.perplexity / base.perplexity - 1) < 1e-6, `${pair.perplexity} vs ${base.perplexity}`);
+    assert.deepEqual(pair.generation.tokens, base.generation.tokens);
+    // Without the partner the first model has no cache: one line naming what generation needs.
+    fs.rmSync(path.join(dir, 'decoder_with_past_model.onnx'));
+    const alone = await runShrink(['eval', path.join(dir, 'decoder_model.onnx'), '--perplexity', sample, '--context', '128', '--generate', '8']);
+    assert.equal(alone.code, 1);
+    assert.match(alone.stderr.trim(), /decoder_model\.onnx: no KV cache: generation needs past_key_values/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

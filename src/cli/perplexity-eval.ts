@@ -31,10 +31,14 @@ export async function runPerplexityEval(files: string[], flags: PerplexityFlags,
   const generateTokens = flags.generate === undefined ? 0 : wholeNumber(flags.generate, '--generate', 1);
   if (flags.prompt !== undefined && generateTokens === 0) throw new UsageError('--prompt goes with --generate N');
   const tokens = readTokens(flags.perplexity);
-  const models = files.map((file) => ({ name: file, model: loadModelFile(file) }));
-  for (const { name, model } of models) {
+  const models = files.map((file) => {
+    const model = loadModelFile(file);
+    const partner = generateTokens > 0 ? withPastPartner(file) : undefined;
+    return { name: file, model, ...(partner === undefined ? {} : { withPast: { name: partner, model: loadModelFile(partner) } }) };
+  });
+  for (const { name, model, withPast } of models) {
     // The structure first (a model lacking what an option needs says so), then the ids against the vocabulary.
-    const vocabulary = decoderSignature(model, name, generateTokens > 0).vocabulary;
+    const vocabulary = decoderSignature(model, name, generateTokens > 0 && withPast === undefined).vocabulary;
     if (vocabulary === undefined) continue;
     const outside = Array.prototype.findIndex.call(tokens, (t: number) => t >= vocabulary);
     if (outside >= 0) throw new Error(`${flags.perplexity}: token ${tokens[outside]} at position ${outside} is outside the vocabulary of ${name} (${vocabulary})`);
@@ -44,6 +48,17 @@ export async function runPerplexityEval(files: string[], flags: PerplexityFlags,
   const body = { text: flags.perplexity, context, stride: stride ?? context, models: rows };
   const report = envelope({ command: 'eval', input: files.length === 1 ? files[0] : { original: files[0], candidate: files[1] }, output: null }, body, nodeEnvironment());
   io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPerplexity(flags.perplexity, context, stride ?? context, rows));
+}
+
+/**
+ * optimum's separate pair: beside decoder_model[_suffix].onnx, decoder_with_past_model[_suffix].onnx
+ * runs the new tokens of --generate (the first model has no past inputs). Undefined when absent.
+ */
+function withPastPartner(file: string): string | undefined {
+  const base = path.basename(file);
+  if (!/^decoder_model(_[\w-]+)?\.onnx$/.test(base)) return undefined;
+  const partner = path.join(path.dirname(file), base.replace(/^decoder_model/, 'decoder_with_past_model'));
+  return fs.existsSync(partner) ? partner : undefined;
 }
 
 /** The text's token ids: a JSON array of integers, else the file's bytes (byte-level models). */
