@@ -117,7 +117,7 @@ test('recipes: a cluster step parses with its keys (wrong ones are one line), an
   assert.deepEqual(recipe.steps[0], { kind: 'cluster', options: { bits: 3, grouping: 'tensor', channelsPerGroup: 16, init: 'kmeans++', seed: undefined, keepZeros: true, importance: undefined, exclude: undefined, only: undefined, layers: undefined, halfCodebooks: undefined } });
   for (const [text, message] of [
     ['{"steps": [{"cluster": {"bits": 9}}]}', /'steps\.0\.cluster\.bits': Too big/],
-    ['{"steps": [{"cluster": {}}]}', /steps\.0\.cluster\.bits/],
+    ['{"steps": [{"cluster": {}}]}', /steps\.0\.cluster': give 'bits'/],
     ['{"steps": [{"cluster": {"bits": 4, "per_channel": true, "group": 4}}]}', /'per_channel' and 'group' are two groupings/],
     ['{"steps": [{"cluster": {"bits": 4, "lr": 0.1}}]}', /steps\.0\.cluster: 'lr' goes with 'epochs'/],
   ] as const) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
@@ -144,7 +144,7 @@ test('bad input: one line, exit 2 for usage and 1 for failures, nothing written'
     [[MLP, '-o', out, '--bits', '9'], 2, /--bits must be a whole number from 2 to 8, got '9'/],
     [[MLP, '-o', out, '--bits', '4.5'], 2, /--bits must be/],
     [[MLP, '-o', out, '--bits', 'x'], 2, /--bits must be/],
-    [[MLP, '-o', out], 2, /required option '--bits <b>'/],
+    [[MLP, '-o', out], 2, /give --bits \(k-means codebooks\) or --step/],
     [[MLP, '-o', out, '--bits', '4', '--per-channel', '--group', '8'], 2, /--per-channel and --group/],
     [[MLP, '-o', out, '--bits', '4', '--group', '0'], 2, /--group/],
     [[MLP, '-o', out, '--bits', '4', '--epochs', '1'], 2, /--epochs trains the centroids on --data/],
