@@ -73,7 +73,7 @@ const DET_WHY =
 const CLS_WHY =
   'Tiny (565 KiB, about 1 ms per line) and made of MobileNetV3 blocks at 48x192 and below: the int8 kernels (QLinearConv on small maps, QLinearMul with [N,C,1,1] broadcasts in the SE blocks, uint8 MaxPool) are not faster than the NCHWc-blocked float Convs with fused activations that fp32 gets at `all`. The hard-swish round trips are gone (as det), which took it from 0.68x to near parity; `shrink quantize` times the result and warns (slower-than-original) when it is slower.';
 
-/** The command's defaults (what `shrink quantize --method static-int8 --calib D` passes): mean-minmax ranges, bias correction when the data is real and 4+ samples. */
+/** The command's defaults (what `shrink quantize --method static-int8 --calib D` passes): expected-minmax ranges, bias correction when the data is real and 4+ samples. */
 const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto' };
 
 /** PP-OCRv4 det with the command's defaults, calibrated on the first `pages` calibration pages. */
@@ -81,7 +81,7 @@ const detSpec = (pages: number): Spec => ({
   name: `PP-OCRv4 det (${pages} pages)`,
   file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
   batch: '1 x 640x640',
-  config: 'default (every op type, mean-minmax, per-channel, bias correction on the first 8 samples)',
+  config: 'default (every op type, expected-minmax, per-channel, bias correction on the first 8 samples)',
   options: COMMAND_DEFAULTS,
   calibration: async () => ({ tensors: (await loadDetPages('calib')).slice(0, pages), description: `the first ${pages} calibration pages (${DET_PAGES}/calib.npz), one per run` }),
   input: async () => (await loadDetPages('heldout'))[0],
@@ -108,7 +108,7 @@ const MODELS: Spec[] = [
     name: 'PP-OCR cls',
     file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
     batch: '8 x 48x192',
-    config: 'default (every op type, mean-minmax, per-channel, bias correction)',
+    config: 'default (every op type, expected-minmax, per-channel, bias correction)',
     options: COMMAND_DEFAULTS,
     calibration: async () => ({ tensors: await Promise.all(Array.from({ length: 8 }, (_, i) => loadClsLines('train', i * 8, 8))), description: '64 training lines of the rendered corpus, 8 per run' }),
     input: async () => loadClsLines('heldout', 0, 8),

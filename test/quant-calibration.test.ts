@@ -11,6 +11,7 @@ import { collectStatistics } from '../src/eval/activation-stats.js';
 import { entropyCalibrator } from '../src/methods/quantize/calibration/entropy.js';
 import { Histogram } from '../src/eval/histogram.js';
 import { minMaxCalibrator } from '../src/methods/quantize/calibration/minmax.js';
+import { expectedLargest } from '../src/methods/quantize/calibration/expected-minmax.js';
 import { mseCalibrator } from '../src/methods/quantize/calibration/mse.js';
 import { percentileCalibrator } from '../src/methods/quantize/calibration/percentile.js';
 import { CALIBRATOR_NAMES, calibratorNamed } from '../src/methods/quantize/calibration/registry.js';
@@ -56,29 +57,31 @@ test('MinMax is the exact range seen; symmetric mirrors the larger magnitude', (
   assert.equal(stats.count, 10_000);
 });
 
-test('mean-minmax: the mean of each run\'s extremes, which stays put as runs are added (minmax widens); merge and JSON keep it', () => {
+test('expected-minmax: minmax over 4 runs in expectation, which stays put as runs are added (minmax widens); merge and JSON keep the runs', () => {
   const random = mulberry32(7);
   const runs = (count: number) => {
     const stats = new TensorStatistics('x');
-    // Each run: 1000 Gaussian-ish values; more runs reach further into the tails.
+    // Each run: 1000 bell-shaped values; more runs reach further into the tails.
     for (let r = 0; r < count; r++) stats.add(Float32Array.from({ length: 1000 }, () => random() + random() + random() - 1.5));
     return stats;
   };
   const [few, many] = [runs(4), runs(64)];
-  const mean = (s: TensorStatistics) => calibratorNamed('mean-minmax').range(s, { symmetric: false });
+  const expected = (s: TensorStatistics) => calibratorNamed('expected-minmax').range(s, { symmetric: false });
+  assert.deepEqual(expected(few), { min: few.min, max: few.max }, 'up to 4 runs it is minmax');
   assert.ok(many.max - many.min > few.max - few.min, 'minmax widens with more runs');
-  const [a, b] = [mean(few), mean(many)];
-  assert.ok(Math.abs(b.max - b.min - (a.max - a.min)) < 0.1 * (a.max - a.min), `mean-minmax ${a.min}..${a.max} (4 runs) vs ${b.min}..${b.max} (64)`);
+  const [a, b] = [expected(few), expected(many)];
+  assert.ok(Math.abs(b.max - b.min - (a.max - a.min)) < 0.1 * (a.max - a.min), `expected-minmax ${a.min}..${a.max} (4 runs) vs ${b.min}..${b.max} (64)`);
   assert.ok(b.max < many.max && b.min > many.min, 'the rarest values are clipped');
-  const two = new TensorStatistics('x');
-  two.add([0, 1]);
-  two.add([-2, 3]);
-  assert.deepEqual(mean(two), { min: -1, max: 2 });
-  assert.deepEqual(calibratorNamed('mean-minmax').range(two, { symmetric: true }), { min: -2, max: 2 });
-  const merged = TensorStatistics.fromJSON(JSON.parse(JSON.stringify(two.toJSON())));
-  merged.merge(two);
-  assert.deepEqual(mean(merged), { min: -1, max: 2 });
-  assert.equal(merged.runs, 4);
+  // Maxima 1..5, 4 drawn: the largest is 5 with chance 4/5, else 4: 4.8. Minima -1..-5 mirror it.
+  const five = new TensorStatistics('x');
+  for (let v = 1; v <= 5; v++) five.add([-v, v]);
+  const fiveRange = expected(five);
+  assert.ok(Math.abs(fiveRange.max - 4.8) < 1e-12 && Math.abs(fiveRange.min + 4.8) < 1e-12, JSON.stringify(fiveRange));
+  assert.ok(Math.abs(expectedLargest([1, 2, 3, 4, 5], 1) - 3) < 1e-12, 'one run: the mean');
+  const merged = TensorStatistics.fromJSON(JSON.parse(JSON.stringify(five.toJSON())));
+  merged.merge(five);
+  assert.equal(merged.runs, 10);
+  assert.ok(Math.abs(expected(merged).max - expectedLargest([1, 1, 2, 2, 3, 3, 4, 4, 5, 5], 4)) < 1e-12);
 });
 
 test('the histogram re-bins as the range grows and keeps quantiles within a bin or two', () => {
@@ -166,7 +169,7 @@ test('MSE: the chosen range is within 2% of the brute-force optimum of the true 
 
 test('every calibrator is in the registry; unknown names fail with the list', () => {
   for (const name of CALIBRATOR_NAMES) assert.equal(calibratorNamed(name).name, name);
-  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, mean-minmax, percentile, entropy, mse\)/);
+  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, expected-minmax, percentile, entropy, mse\)/);
 });
 
 /** x [N, 64] -> Relu -> Mul by 2 -> y: known activations for the collector. */

@@ -14,10 +14,9 @@ export interface TensorStatisticsJson {
   zeros: number;
   signed: HistogramJson;
   absolute: HistogramJson;
-  /** Sums of each run's own minimum and maximum, and the runs (absent in older results). */
-  run_min_sum?: number;
-  run_max_sum?: number;
-  runs?: number;
+  /** Each run's own minimum and maximum (absent in older results). */
+  run_mins?: number[];
+  run_maxs?: number[];
 }
 
 /** TensorRT and onnxruntime both histogram activations into 2048 bins. */
@@ -31,12 +30,11 @@ export class TensorStatistics implements ActivationAccumulator {
   /** Values exactly 0 (after Relu, half of them): quantization keeps them exact, which MSE's error model needs. */
   zeros = 0;
   /**
-   * Each run's (batch's) own minimum and maximum, summed, and the runs: their mean is a range that
-   * does not widen as more samples are seen, where min/max (the extremes of all of them) do.
+   * Each run's (batch's) own minimum and maximum: calibrators can take a range that does not widen
+   * as more samples are seen, where min/max (the extremes of all of them) do. Two numbers a run.
    */
-  runMinSum = 0;
-  runMaxSum = 0;
-  runs = 0;
+  readonly runMins: number[] = [];
+  readonly runMaxs: number[] = [];
   readonly signed: Histogram;
   readonly absolute: Histogram;
 
@@ -68,9 +66,8 @@ export class TensorStatistics implements ActivationAccumulator {
       count++;
     }
     if (count > 0) {
-      this.runMinSum += lo;
-      this.runMaxSum += hi;
-      this.runs++;
+      this.runMins.push(lo);
+      this.runMaxs.push(hi);
     }
     this.min = Math.min(this.min, lo);
     this.max = Math.max(this.max, hi);
@@ -86,16 +83,15 @@ export class TensorStatistics implements ActivationAccumulator {
     this.max = Math.max(this.max, other.max);
     this.count += other.count;
     this.zeros += other.zeros;
-    this.runMinSum += other.runMinSum;
-    this.runMaxSum += other.runMaxSum;
-    this.runs += other.runs;
+    this.runMins.push(...other.runMins);
+    this.runMaxs.push(...other.runMaxs);
     this.signed.merge(other.signed);
     this.absolute.merge(other.absolute);
   }
 
   toJSON(): TensorStatisticsJson {
     const finite = (v: number) => (Number.isFinite(v) ? v : null);
-    return { name: this.name, min: finite(this.min), max: finite(this.max), count: this.count, zeros: this.zeros, signed: this.signed.toJSON(), absolute: this.absolute.toJSON(), run_min_sum: this.runMinSum, run_max_sum: this.runMaxSum, runs: this.runs };
+    return { name: this.name, min: finite(this.min), max: finite(this.max), count: this.count, zeros: this.zeros, signed: this.signed.toJSON(), absolute: this.absolute.toJSON(), run_mins: this.runMins, run_maxs: this.runMaxs };
   }
 
   static fromJSON(json: TensorStatisticsJson): TensorStatistics {
@@ -104,17 +100,16 @@ export class TensorStatistics implements ActivationAccumulator {
     stats.max = json.max ?? -Infinity;
     stats.count = json.count;
     stats.zeros = json.zeros;
-    stats.runMinSum = json.run_min_sum ?? 0;
-    stats.runMaxSum = json.run_max_sum ?? 0;
-    stats.runs = json.runs ?? 0;
+    stats.runMins.push(...(json.run_mins ?? []));
+    stats.runMaxs.push(...(json.run_maxs ?? []));
     stats.signed.merge(Histogram.fromJSON(json.signed));
     stats.absolute.merge(Histogram.fromJSON(json.absolute));
     return stats;
   }
 
-  /** The mean of each run's own minimum and maximum (min/max themselves when no run was counted). */
-  get runMean(): { min: number; max: number } {
-    return this.runs === 0 ? { min: this.min, max: this.max } : { min: this.runMinSum / this.runs, max: this.runMaxSum / this.runs };
+  /** Runs counted (batches with a finite value). */
+  get runs(): number {
+    return this.runMaxs.length;
   }
 
   /** Largest |x| seen. */

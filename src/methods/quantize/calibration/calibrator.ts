@@ -14,6 +14,8 @@ export interface CalibratorOptions {
   percentile?: number;
   /** Quantization levels of the target type (256 for 8 bits); MSE weighs rounding error with it. */
   levels?: number;
+  /** Expected-minmax calibrator: the runs minmax is taken over, in expectation (default 4). */
+  runs?: number;
   /** Entropy calibrator: bins of the quantized distribution (TensorRT uses 128 for int8). */
   quantizedBins?: number;
 }
