@@ -2,7 +2,7 @@
 // onnxruntime-node (perplexity, greedy generation through the KV cache and its logits):
 // - onnxruntime's fused attention: the four attention blocks with their past/present Concat
 //   rewritten into com.microsoft MultiHeadAttention and GroupQueryAttention
-//   (src/optimize/fuse-cached-attention.ts); RTN, GPTQ and AWQ on them; a model without
+//   (src/optimize/fuse-cached-attention.ts), also in onnxruntime-web; RTN, GPTQ and AWQ on them; a model without
 //   attention_mask cannot take GroupQueryAttention (one line);
 // - optimum's separate pair: decoder_model (no past inputs, src/graph-edit/decoder-without-past.ts)
 //   for the prompt, decoder_with_past_model for the new tokens, each quantized on its own.
@@ -18,6 +18,7 @@ import { decoderWithoutPast } from '../src/graph-edit/decoder-without-past.js';
 import type { Model } from '../src/ir/model.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
+import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { quantize } from '../src/pipeline/quantize.js';
 import { ModelSession } from '../src/runtime/session.js';
@@ -91,6 +92,27 @@ test('RTN and AWQ int4 quantize the MultiHeadAttention decoder; the result keeps
 
 test('GPTQ int4 quantizes the GroupQueryAttention decoder; the result keeps the fused op and scores near float', async () => {
   await quantizesFused('fuse-group-query-attention', 'GroupQueryAttention', ['gptq']);
+});
+
+test('both fused forms run in onnxruntime-web (wasm) with the unfused model\'s perplexity and greedy tokens', async () => {
+  const ort = await loadWebOrt();
+  const sample = text.subarray(0, 2048);
+  const prompt = Array.from(new TextEncoder().encode('Subject: '));
+  const measure = async (model: Model) => {
+    const sig = decoderSignature(model, 'model', true);
+    const s = await ModelSession.create(ort, model, { threads: 1, executionProviders: WASM_EXECUTION_PROVIDERS });
+    try {
+      return { ppl: (await perplexity(ort, s, sig, sample, { context: 128 })).perplexity, tokens: (await generate(ort, s, sig, prompt, { tokens: 10 })).tokens };
+    } finally {
+      await s.release();
+    }
+  };
+  const base = await measure(loadModel(MODEL));
+  for (const pass of ['fuse-cached-attention', 'fuse-group-query-attention']) {
+    const got = await measure(await fused(pass));
+    assert.ok(Math.abs(got.ppl / base.ppl - 1) < 1e-6, `${pass}: ${got.ppl} vs ${base.ppl}`);
+    assert.deepEqual(got.tokens, base.tokens, pass);
+  }
 });
 
 test('GroupQueryAttention on a decoder without attention_mask: one line naming what is missing', async () => {
