@@ -108,7 +108,7 @@ const MODELS: Spec[] = [
     name: 'PP-OCR cls',
     file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
     batch: '8 x 48x192',
-    config: 'default (every op type, expected-minmax, per-channel, bias correction)',
+    config: 'default (every op type, expected-minmax, per-channel; bias correction where the default turns it on)',
     options: COMMAND_DEFAULTS,
     calibration: async () => ({ tensors: await Promise.all(Array.from({ length: 8 }, (_, i) => loadClsLines('train', i * 8, 8))), description: '64 training lines of the rendered corpus, 8 per run' }),
     input: async () => loadClsLines('heldout', 0, 8),

@@ -42,7 +42,7 @@ test('static-int8 default: bias correction with >= 4 real calibration samples (o
 
   const few = quantize(calibFile(2));
   assert.equal(few.status, 0, few.stderr);
-  assert.match(few.stdout, /bias +not corrected: .*at least 4 real .* this run had 2 \(--bias-correction forces it\)/);
+  assert.match(few.stdout, /bias +not corrected: .*at least 4 real .* this run had 2 samples, 3 deep \(--bias-correction forces it\)/);
 
   const off = JSON.parse(quantize(sixteen, '--no-bias-correction', '--json').stdout) as QuantizeCommandReport;
   assert.equal(off.stats.bias_corrected, undefined);

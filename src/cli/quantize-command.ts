@@ -141,7 +141,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--shards <n>', '--queue: shards the calibration samples are cut into (default 8)')
     .addOption(new Option('--calibrator <name>', 'static-int8: how activation ranges are chosen (default expected-minmax: minmax as 4 calibration runs give it, in expectation)').choices([...CALIBRATOR_NAMES]))
     .option('--smooth [alpha]', 'static-int8: SmoothQuant, move activation outliers of MatMul/Gemm inputs into the weights with strength alpha in [0, 1] (default 0.5)')
-    .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm/MatMul output channel, measured on --calib, from its bias (default: on when --calib holds at least 4 samples, measured on the first 8)')
+    .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm/MatMul output channel, measured on --calib, from its bias (default: on when --calib holds at least 4 real samples and the layers are at most 48 deep; means on the first 8)')
     .option('--no-bias-correction', 'static-int8: skip bias correction')
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
     .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')

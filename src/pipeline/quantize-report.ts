@@ -233,7 +233,7 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     const why = st.bias_correction_auto === 1 ? `; on by default: ${st.calibration_samples} real calibration samples (--no-bias-correction skips it)` : '';
     lines.push(`bias       ${st.bias_corrected} layer biases corrected in ${st.bias_correction_rounds} rounds by depth (${st.bias_created} created) on ${st.bias_correction_samples} samples; largest channel mean shift ${num(st.bias_shift_max)}${why}`);
   } else if (st.bias_correction_auto === 1) {
-    lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples, and this run had ${st.calibration_samples} (--bias-correction forces it)`);
+    lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples and layers at most 48 deep (one pass each); this run had ${st.calibration_samples} samples, ${st.bias_correction_depth} deep (--bias-correction forces it)`);
   }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);

@@ -122,7 +122,7 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
 }
 
 /** Rounds by depth: a layer's round comes after every chosen layer upstream of it. */
-function roundsByDepth(graph: Graph, layers: readonly Node[]): Node[][] {
+export function roundsByDepth(graph: Graph, layers: readonly Node[]): Node[][] {
   const chosen = new Set(layers);
   const depthOf = new Map<string, number>();
   const rounds: Node[][] = [];

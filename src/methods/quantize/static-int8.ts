@@ -31,7 +31,7 @@ import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
-import { correctBiases } from './bias-correction.js';
+import { correctBiases, roundsByDepth } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
 import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
@@ -84,6 +84,12 @@ export interface StaticInt8Options {
 
 /** 'auto' bias correction needs this many real calibration samples: means of fewer are mostly one input's noise. */
 export const BIAS_CORRECTION_AUTO_SAMPLES = 4;
+/**
+ * 'auto' bias correction's bound on the quantize time: its rounds by depth, each one session and one
+ * pass over the samples. PP-OCRv4 det has 41 (about 4x the calibration time); PP-OCRv4 rec's 51 took
+ * its default command past 3 minutes on a loaded machine.
+ */
+export const BIAS_CORRECTION_AUTO_DEPTH = 48;
 /** Bias correction's default sample cap: its means settle by then (PP-OCRv4 det: 4 pages already gave held-out IoU 0.96). */
 export const BIAS_CORRECTION_SAMPLES = 8;
 
@@ -164,8 +170,10 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   }
 
   // Bias correction compares against the float graph as it is now (same value names).
-  const correct = biasCorrectionWanted(options, collected.samples);
-  if (options.biasCorrection === 'auto') Object.assign(stats, { biasCorrectionAuto: 1, biasCorrectionOn: correct ? 1 : 0 });
+  const weighted = qdq.nodes.map((p) => p.node).filter((n) => weightedOp(n) !== undefined);
+  const depth = options.biasCorrection === 'auto' ? roundsByDepth(graph, weighted).length : 0;
+  const correct = biasCorrectionWanted(options, collected.samples, depth);
+  if (options.biasCorrection === 'auto') Object.assign(stats, { biasCorrectionAuto: 1, biasCorrectionOn: correct ? 1 : 0, biasCorrectionDepth: depth });
   const reference = correct ? model.clone() : undefined;
   const rewrite = rewriteQdq(model, graph, qdq, params, { perChannel, weightType, activationType, symmetric, reduceRange: options.reduceRange ?? false });
   // HardSigmoid between quantized values as a QLinearAdd whose range does the clip (qdq-hardsigmoid.ts).
@@ -173,7 +181,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   topologicalSort(graph);
   if (reference !== undefined) {
     const limit = Math.min(options.limit ?? Infinity, options.biasCorrectionSamples ?? BIAS_CORRECTION_SAMPLES);
-    const corrected = await correctBiases(model, reference, qdq.nodes.map((p) => p.node).filter((n) => weightedOp(n) !== undefined), { calibration: options.calibration, limit, batch: options.batch, threads: options.threads }, ctx);
+    const corrected = await correctBiases(model, reference, weighted, { calibration: options.calibration, limit, batch: options.batch, threads: options.threads }, ctx);
     const shifts = corrected.layers.map((l) => l.maxShift);
     Object.assign(stats, { biasCorrectionSamples: corrected.samples, biasCorrected: corrected.layers.length, biasCreated: corrected.layers.filter((l) => l.created).length, biasCorrectionRounds: corrected.rounds, biasShiftMax: shifts.length === 0 ? 0 : Math.max(...shifts) });
     for (const s of corrected.skipped) warnings.push({ code: 'bias-correction-skipped', message: `bias correction: '${s.node}' not corrected: ${s.reason}`, node: s.node });
@@ -220,10 +228,13 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   };
 }
 
-/** Whether to correct biases: as told, or for 'auto' when the calibration data is real and there is enough of it. */
-function biasCorrectionWanted(options: StaticInt8Options, samples: number): boolean {
+/**
+ * Whether to correct biases: as told, or for 'auto' when the calibration data is real, there is
+ * enough of it, and the layers are at most BIAS_CORRECTION_AUTO_DEPTH deep (one pass per depth).
+ */
+function biasCorrectionWanted(options: StaticInt8Options, samples: number, depth: number): boolean {
   if (options.biasCorrection !== 'auto') return options.biasCorrection === true;
-  return options.calibration.warning === undefined && samples >= BIAS_CORRECTION_AUTO_SAMPLES;
+  return options.calibration.warning === undefined && samples >= BIAS_CORRECTION_AUTO_SAMPLES && depth <= BIAS_CORRECTION_AUTO_DEPTH;
 }
 
 /**
