@@ -19,7 +19,7 @@
 // Each recovered row is the model of the row above it trained one more stage by recoverByTraining,
 // the function the prune step (src/pipeline/prune.ts) calls after pruning. Two benches, so the two
 // models can run apart: prune-ocr-rec and prune-ocr-det.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchmarkModels } from '../src/eval/benchmark.js';
@@ -67,6 +67,8 @@ const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 6);
 /** How det's channels are ranked (PRUNE_OCR_DET_IMPORTANCE overrides). */
 const DET_IMPORTANCE = (process.env.PRUNE_OCR_DET_IMPORTANCE ?? 'l2') as ImportanceName;
 const DET_LOGITS = 'p2o.Add.281';
+/** The last distilled det model, written for speed reruns. */
+const DET_PRUNED_FILE = 'bench/work/prune-ocr-det-30.onnx';
 /** Peak rate of the first stage; each later stage starts lower, on a cosine over the stages. */
 const DET_PEAK_RATE = 1e-3;
 // Logits, not the probability map: at 30% the pruned map is saturated (sigmoid 0 everywhere), where
@@ -312,6 +314,8 @@ async function benchDet(web: OrtModule, log: (line: string) => void): Promise<Ro
     const last = rows[rows.length - 1];
     rows.push({ ...(await measure(`+ logit offset ${offset} fitted on the training pages (their best threshold ${threshold})`, withLogitOffset(trained, offset), last.epochs)), macs_ratio: report.macs?.ratio, train_seconds: last.train_seconds, mean_loss: last.mean_loss });
   }
+  // Kept for speed reruns and inspection (bench/work is not committed).
+  writeFileSync(DET_PRUNED_FILE, writeModel(trained));
   const speed = await timed([floatBytes, writeModel(trained)], held[0]);
   log(`det speed at 1 thread, interleaved: float32 ${speed.medians[0]} ms, pruned ${speed.medians[1]} ms (${speed.speedups[1]}x), load ${speed.loadBefore} -> ${speed.loadAfter}`);
   for (const r of rows) {
