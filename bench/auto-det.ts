@@ -70,10 +70,13 @@ export const autoDetBench: Bench = {
     const heldout = await loadDetPages('heldout');
     const data = path.join(WORK, 'calib.npy');
     const test = path.join(WORK, 'heldout.npy');
-    writePages(data, calib);
-    writePages(test, heldout);
+    const resume = process.env.AUTO_DET_RESUME === '1';
+    // Rewritten, the files would be new to the search's cache (it keys them by size and time).
+    if (!resume || !fs.existsSync(data)) writePages(data, calib);
+    if (!resume || !fs.existsSync(test)) writePages(test, heldout);
     const out = path.join(WORK, 'out');
-    fs.rmSync(out, { recursive: true, force: true });
+    // AUTO_DET_RESUME=1 keeps the search's cache (candidates, layer profile): the search goes on where it stopped.
+    if (!resume) fs.rmSync(out, { recursive: true, force: true });
 
     log(`shrink auto on det: ${calib.length} pages to calibrate and tune, ${heldout.length} held out`);
     const started = performance.now();
@@ -120,19 +123,26 @@ export const autoDetBench: Bench = {
       { model: `static int8, defaults, ${calibrationPages.length} calibration pages (bench quantize-static)`, bytes: singleBytes.byteLength, ms: round(ms[1]), speedup: round(ms[0] / ms[1]), iou: singleIou },
       { model: `shrink auto's choice: ${report.chosen}`, bytes: chosenBytes.byteLength, ms: round(ms[2]), speedup: round(ms[0] / ms[2]), iou: chosenIou },
     ];
-    const candidates = report.candidates.map((c: Record<string, unknown>) => ({ name: c.name, feasible: c.feasible, metric: c.metric, size_ratio: c.size_ratio, latency: c.latency, seconds: c.seconds, why_not: c.why_not }));
-    const json = { machine, load_after: loadAfter, skipped: report.skipped, pages: { calibration: report.split.calibration, tuning: report.split.tuning, held_out: heldout.length }, min_iou: MIN_IOU, search: { seconds: round(searchSeconds), chosen: report.chosen, held_out: report.held_out, candidates }, comparison: rows };
-    type Row = { name: string; feasible: boolean; metric?: number; size_ratio: number; latency?: { speedup: number }; seconds: number; why_not?: string };
+    const candidates = report.candidates.map((c: Record<string, unknown>) => ({ name: c.name, feasible: c.feasible, metric: c.metric, size_ratio: c.size_ratio, latency: c.latency, latency_predicted: c.latency_predicted, predicted_ms: c.predicted_ms, seconds: c.seconds, why_not: c.why_not }));
+    // The layer profile the mixed-precision search measured (once; cached beside the candidates).
+    const profileFile = path.join(out, '.shrink-auto-layers.json');
+    const profile = fs.existsSync(profileFile) ? (Object.values(JSON.parse(fs.readFileSync(profileFile, 'utf8')))[0] as { seconds: number; sensitivity: { node: string; op: string; isolated_sqnr_db: number }[]; latency: { float_ms: number; int8_ms: number; op_types?: Record<string, { layers: number; timed_ms: number }> } } | undefined) : undefined;
+    const json = { machine, load_after: loadAfter, resumed: resume, skipped: report.skipped, pages: { calibration: report.split.calibration, tuning: report.split.tuning, held_out: heldout.length }, min_iou: MIN_IOU, search: { seconds: round(searchSeconds), chosen: report.chosen, held_out: report.held_out, candidates, layer_profile: profile === undefined ? undefined : { seconds: round(profile.seconds), worst_layers: profile.sensitivity.slice(0, 8), latency: profile.latency.op_types, float_ms: round(profile.latency.float_ms), int8_ms: round(profile.latency.int8_ms) } }, comparison: rows };
+    type Row = { name: string; feasible: boolean; metric?: number; size_ratio: number; latency?: { speedup: number }; latency_predicted?: boolean; predicted_ms?: number; seconds: number; why_not?: string };
     const markdown = [
       '# shrink auto: PP-OCRv4 det with a fidelity budget (text-mask IoU >= 0.95)',
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage} at the start, ${loadAfter} at the end.`,
       '',
-      `\`shrink auto ch_PP-OCRv4_det_infer.onnx --data calib.npy --metric src/eval/text-mask-metric.ts --min-metric ${MIN_IOU} --target latency --time-budget ${TIME_BUDGET} --test-data heldout.npy\`: the first ${calib.length} calibration pages of scripts/make-det-pages.ts (640x640; ${report.split.calibration} calibrate, ${report.split.tuning} tune), the ${heldout.length} held-out pages (other fonts, texts, papers and seed) measured only at the end. Search time: **${round(searchSeconds)} s** for ${candidates.length} candidates${report.skipped.length > 0 ? ` (not started for lack of time: ${report.skipped.join(', ')})` : ''}. Speed in the table below: as the search timed each candidate beside the input (1 thread, 'all', about a second each).`,
+      `\`shrink auto ch_PP-OCRv4_det_infer.onnx --data calib.npy --metric src/eval/text-mask-metric.ts --min-metric ${MIN_IOU} --target latency --time-budget ${TIME_BUDGET} --test-data heldout.npy\`: the first ${calib.length} calibration pages of scripts/make-det-pages.ts (640x640; ${report.split.calibration} calibrate, ${report.split.tuning} tune), the ${heldout.length} held-out pages (other fonts, texts, papers and seed) measured only at the end. Search time: **${round(searchSeconds)} s** for ${candidates.length} candidates${resume ? ` (resumed from the cache of an earlier run: the candidates' own times add up to ${round(candidates.reduce((a: number, c: { seconds: number }) => a + c.seconds, 0))} s, the layer profile ${profile === undefined ? '-' : round(profile.seconds)} s)` : ''}${report.skipped.length > 0 ? ` (not started for lack of time: ${report.skipped.join(', ')})` : ''}. Speed in the table below: as the search timed each candidate beside the input (1 thread, 'all', about a second each).`,
       '',
       '| candidate | within budget | text-mask IoU on tuning pages | size | speed (1 thread, as the search timed it) | seconds |',
       '| --- | --- | ---: | ---: | ---: | ---: |',
-      ...candidates.map((c: Row) => `| ${c.name === report.chosen ? `**${c.name}**` : c.name} | ${c.feasible ? 'yes' : `no: ${c.why_not}`} | ${c.metric === undefined ? '-' : round(c.metric)} | ${round(c.size_ratio)}x | ${c.latency === undefined ? '-' : `${round(c.latency.speedup)}x`} | ${round(c.seconds)} |`),
+      ...candidates.map((c: Row) => `| ${c.name === report.chosen ? `**${c.name}**` : c.name} | ${c.feasible ? 'yes' : `no: ${c.why_not}`} | ${c.metric === undefined ? '-' : round(c.metric)} | ${round(c.size_ratio)}x | ${c.latency === undefined ? '-' : `${round(c.latency.speedup)}x${c.latency_predicted ? ' (predicted)' : c.predicted_ms === undefined ? '' : ` (timed; predicted ${round(c.predicted_ms)} ms)`}`} | ${round(c.seconds)} |`),
+      '',
+      profile === undefined
+        ? 'No layer profile: the per-layer mixed-precision search did not run.'
+        : `Layer profile of the all-int8 model (measured once in ${round(profile.seconds)} s, cached in .shrink-auto-layers.json): float ${round(profile.latency.float_ms)} ms, all-int8 ${round(profile.latency.int8_ms)} ms at 320x320 as the search times; each op type's layers all in float: ${Object.entries(profile.latency.op_types ?? {}).map(([op, t]) => `${op} (${t.layers}) ${round(t.timed_ms)} ms`).join(', ')}. Most sensitive layers (isolated SQNR): ${profile.sensitivity.slice(0, 6).map((l) => `${l.node} (${l.op}) ${round(l.isolated_sqnr_db)} dB`).join(', ')}.`,
       '',
       `Held out (${heldout.length} pages), timed interleaved at 1 x 640x640, 1 thread, graph optimization 'all' (median of 30 rounds):`,
       '',

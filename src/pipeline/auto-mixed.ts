@@ -18,8 +18,8 @@ import { evaluateCandidate } from './auto.js';
 import type { RecipeContext } from './context.js';
 import { measureLayerSensitivity, noisePower, type LayerSensitivity } from './layer-sensitivity.js';
 import { buildLatencyModel, calibrateByOpType, floatCost, type LatencyModel, layersByOpType, predictLatency } from './latency-model.js';
-import { reusedStatistics } from './quantize.js';
-import { collectStatistics } from '../eval/activation-stats.js';
+import { collectStatistics, type StatisticsCollector } from '../eval/activation-stats.js';
+import type { TensorStatistics } from '../eval/tensor-statistics.js';
 import { recipeFromData } from './recipe.js';
 import { type RecipeData, runRecipe } from './run-recipe.js';
 
@@ -115,7 +115,7 @@ async function layerProfile(input: MixedSearchInput, mixedCtx: RecipeContext): P
 export async function searchMixedPrecision(input: MixedSearchInput): Promise<MixedSearchResult> {
   const { model, data, budget, ctx, hooks } = input;
   // Calibration statistics of the float graph do not depend on which layers stay float: collected once for every variant and candidate.
-  const mixedCtx: RecipeContext = { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
+  const mixedCtx: RecipeContext = { ...ctx, collectStatistics: accumulatedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
   const profile = await layerProfile(input, mixedCtx);
   const ranked = rankLayers(profile);
   const free = ranked.filter((l) => l.cost_ms <= 0).length;
@@ -156,8 +156,9 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
   if (first > 0 && (await evaluate(first)).feasible) hi = first;
   else lo = first;
   steps++;
-  // A feasible base needs no layer beyond the free ones: more float layers only cost time.
-  if (input.baseFeasible) steps = MAX_STEPS;
+  // The free layers all in float hold the budget (or the base did): fewer of them would be slower,
+  // more would cost time: nothing left to search.
+  if (input.baseFeasible || hi !== undefined) steps = MAX_STEPS;
   const ceiling = ranked.length;
   while (steps < MAX_STEPS && hooks.timeLeft() > 0) {
     // Without a k known to hold, all ranked layers in float (nearly the float model) is assumed to.
@@ -185,4 +186,28 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
     }
   }
   return { outcomes: [...outcomes.values()], models, evals, profile };
+}
+
+/**
+ * A collector that keeps every value's statistics it collected and collects only the values not
+ * seen yet: a model with other layers in float asks for a slightly different set of values (same
+ * samples, same calibrator), and collecting again from scratch cost a whole calibration each time.
+ */
+function accumulatedStatistics(collect: StatisticsCollector): StatisticsCollector {
+  const stats = new Map<string, TensorStatistics>();
+  const notFloat = new Map<string, string>();
+  let samples = 0;
+  return async (model, values, source, options) => {
+    const missing = values.filter((v) => !stats.has(v) && !notFloat.has(v));
+    let passes = 0;
+    if (missing.length > 0) {
+      const got = await collect(model, missing, source, options);
+      for (const [name, s] of got.stats) stats.set(name, s);
+      for (const [name, type] of got.notFloat) notFloat.set(name, type);
+      samples = got.samples;
+      passes = got.passes;
+    }
+    const pick = <T>(map: Map<string, T>) => new Map(values.filter((v) => map.has(v)).map((v) => [v, map.get(v) as T]));
+    return { stats: pick(stats), notFloat: pick(notFloat), samples, passes };
+  };
 }
