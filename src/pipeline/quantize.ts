@@ -130,11 +130,8 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   return { model: candidate, report };
 }
 
-/**
- * A collector that answers from its first collection when that covers the values asked for (the
- * same samples and calibrator every time: a fixed recipe with different layers left float).
- */
-export function reusedStatistics(collect: StatisticsCollector): StatisticsCollector {
+/** A collector that answers from its first collection when that covers the values asked for. */
+function reusedStatistics(collect: StatisticsCollector): StatisticsCollector {
   let first: CollectedStatistics | undefined;
   return async (model, values, samples, options) => {
     const cached = first;
