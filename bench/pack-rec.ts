@@ -115,7 +115,7 @@ export const packRecBench: Bench = {
       if (only !== undefined && !only.includes(route.name)) {
         const old = previous?.routes?.find((r) => r.route === route.name);
         if (old !== undefined) routes.push({ ...old, rows: old.rows.map(carried) });
-        else if (previous !== undefined && route.name === 'k-means') routes.push({ route: route.name, recipe: route.recipe, description: '', decodes_identically: true, finetune: previous.finetune, rows: previous.stages.filter((r) => r.stage !== 'float32').map(carried) });
+        else if (previous !== undefined && route.name === 'k-means') routes.push({ route: route.name, recipe: route.recipe, description: parseRecipe(readFileSync(route.recipe, 'utf8'), route.recipe).description ?? '', decodes_identically: true, finetune: previous.finetune, rows: previous.stages.filter((r) => r.stage !== 'float32').map(carried) });
         continue;
       }
       const recipeText = readFileSync(route.recipe, 'utf8');
