@@ -68,7 +68,7 @@ export interface QuantizeSettings {
   format?: 'qdq' | 'qoperator';
   /** static-int8 (required), gptq and awq: the calibration samples. */
   calibration?: SampleSource;
-  /** static-int8: how activation ranges come from the calibration statistics (default expected-minmax). */
+  /** static-int8: how activation ranges come from the calibration statistics (default minmax). */
   calibrator?: CalibratorName;
   /** static-int8: the percentile calibrator's percentile (default 99.999). */
   percentile?: number;

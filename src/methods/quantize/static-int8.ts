@@ -39,7 +39,7 @@ import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js'
 export interface StaticInt8Options {
   /** Calibration samples (the evaluation data adapters: .npy, .npz, JSON, test-data folders, generated). */
   calibration: SampleSource;
-  /** Default 'expected-minmax' (the same as onnxruntime's default 'minmax' when calibration is at most 4 runs). */
+  /** Default 'minmax' (onnxruntime's default; see DEFAULT_CALIBRATOR for why not expected-minmax). */
   calibrator?: CalibratorName;
   /** Percentile calibrator's percentile (default 99.999). */
   percentile?: number;
