@@ -18,20 +18,11 @@ import type { ClusteredTensor } from '../methods/cluster/cluster.js';
 import { upgradeOpset } from '../optimize/upgrade-opset.js';
 import { withWeights } from '../train/trainer.js';
 import type { TrainingArrays } from '../train/array-data.js';
-import type { OptimizerSpec } from '../train/optimizers.js';
-import type { Schedule } from '../train/schedules.js';
 import type { RecipeContext } from './context.js';
-import { type DistillLoss, distillValue } from './recovery.js';
+import { distillValue, type ValueDistillSettings } from './recovery.js';
 
-export interface UniformTrainingSettings {
-  epochs: number;
-  batchSize: number;
-  schedule: Schedule;
-  optimizer: OptimizerSpec;
-  seed?: number;
-  maxSteps?: number;
-  loss?: DistillLoss;
-}
+/** The distillation settings of recovery.ts that apply here (masks, frozen constants and BatchNorm are this file's own choice). */
+export type UniformTrainingSettings = Pick<ValueDistillSettings, 'epochs' | 'batchSize' | 'schedule' | 'optimizer' | 'seed' | 'maxSteps' | 'loss'>;
 
 /** Uniform tensors of the cluster pass, as the fake quantization needs them. */
 type UniformTensor = ClusteredTensor & { uniform: NonNullable<ClusteredTensor['uniform']> };
