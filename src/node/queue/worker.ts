@@ -65,17 +65,18 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
     // would wait for ever. Then the worker leaves: its jobs' locks run out and, once Redis is back,
     // they return to the queue as stalled jobs for another worker.
     close: async () => {
-      const closed = worker.close().then(() => true);
-      for (;;) {
-        if (await Promise.race([closed, new Promise<false>((resolve) => setTimeout(() => resolve(false), 500))])) return;
-        const away = await reachRedis(url, 1000).then(
+      const away = () =>
+        reachRedis(url, 1000).then(
           () => false,
           () => true,
         );
-        if (away) {
-          log('worker: Redis is away; leaving without it (jobs in hand go back to the queue when their locks run out)');
-          return;
-        }
+      const leave = () => log('worker: Redis is away; leaving without it (jobs in hand go back to the queue when their locks run out)');
+      // Asked first, so that leaving without Redis does not depend on how fast BullMQ notices.
+      if (await away()) return leave();
+      const closed = worker.close().then(() => true);
+      for (;;) {
+        if (await Promise.race([closed, new Promise<false>((resolve) => setTimeout(() => resolve(false), 500))])) return;
+        if (await away()) return leave();
       }
     },
   };
