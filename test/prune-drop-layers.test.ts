@@ -88,6 +88,15 @@ test('shrink prune --drop-layers drops the block and distils the student from th
     assert.equal(report.recovery.kind, 'distill');
     assert.ok(report.parameters.after < report.parameters.before);
     assert.ok(fs.existsSync(out));
+    // The same from a recipe file (shrink run), with distillation on --data.
+    const recipe = path.join(work, 'drop.yaml');
+    fs.writeFileSync(recipe, 'steps:\n  - prune: {method: layers, drop_layers: [block], epochs: 1, batch_size: 4}\n');
+    const fromRecipe = await runShrink(['run', recipe, model, '-o', path.join(work, 'recipe.onnx'), '--data', data, '--samples', '8', '--json']);
+    assert.equal(fromRecipe.code, 0, fromRecipe.stderr);
+    const step = JSON.parse(fromRecipe.stdout).steps[0].report;
+    assert.deepEqual(step.dropped.map((d: { node: string }) => d.node), ['block']);
+    assert.ok(step.parameters.after < step.parameters.before);
+    assert.equal(step.recovery.kind, 'distill');
     const bad = await runShrink(['prune', model, '-o', path.join(work, 'bad.onnx'), '--method', 'channels', '--sparsity', '0.5', '--drop-layers', 'block']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--drop-layers has no effect with --method channels \(it applies to layers\)/);

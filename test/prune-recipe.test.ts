@@ -19,6 +19,9 @@ test('prune steps parse with their options, and wrong keys are one line naming s
   const recipe = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.5, round_to: 8, exclude: [conv1]}\n  - prune: {method: nm, pattern: "4:8"}\n', 'r.yaml');
   assert.deepEqual(recipe.steps[0], { kind: 'prune', options: { method: 'channels', sparsity: 0.5, pattern: undefined, scope: undefined, importance: undefined, roundTo: 8, maxRatio: undefined, exclude: ['conv1'], only: undefined, calibrationSamples: undefined } });
   assert.deepEqual(recipe.steps[1].kind === 'prune' && recipe.steps[1].options.pattern, { n: 4, m: 8 });
+  const layers = parseRecipe('steps:\n  - prune: {method: layers, drop_layers: [block, act]}\n  - prune: {method: channels, sparsity: 0.3, importance: activation}\n', 'r.yaml');
+  assert.deepEqual(layers.steps[0], { kind: 'prune', options: { method: 'layers', dropLayers: ['block', 'act'] } });
+  assert.equal(layers.steps[1].kind === 'prune' && layers.steps[1].options.importance, 'activation');
   const bad: [string, RegExp][] = [
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 1}}]}', /'steps\.0\.prune\.sparsity': Too big/],
     ['{"steps": [{"prune": {"method": "channels"}}]}', /steps\.0\.prune: method channels needs 'sparsity'/],
@@ -29,6 +32,10 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "sparsegpt", "sparsity": 0.5, "pattern": "2:4"}}]}', /steps\.0\.prune: method sparsegpt takes 'sparsity' or 'pattern', not both/],
     ['{"steps": [{"prune": {"method": "wanda"}}]}', /steps\.0\.prune: method wanda needs 'sparsity' \(0 <= s < 1\) or 'pattern'/],
     ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "calibration_samples": 8}}]}', /'calibration_samples' has no effect with method magnitude/],
+    ['{"steps": [{"prune": {"method": "layers"}}]}', /steps\.0\.prune: method layers needs 'drop_layers'/],
+    ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "sparsity": 0.5}}]}', /steps\.0\.prune: 'sparsity' has no effect with method layers/],
+    ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "exclude": ["b"]}}]}', /steps\.0\.prune: 'exclude' has no effect with method layers/],
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "drop_layers": ["a"]}}]}', /'drop_layers' has no effect with method channels/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
 });

@@ -89,16 +89,19 @@ const trainingKeys = {
 
 /** Taylor importance is the command line's only (it needs the gradients before pruning). */
 const PruneStep = z.strictObject({
-  method: z.enum(['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt']),
+  method: z.enum(['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt', 'layers']),
   sparsity: z.number().min(0).lt(1).optional(),
   pattern: z.string().regex(/^\d+:\d+$/, { message: "must be N:M, e.g. '2:4'" }).optional(),
   scope: z.enum(['layer', 'global']).optional(),
-  importance: z.enum(['l1', 'l2', 'bn']).optional(),
+  /** activation: mean |activation| per channel on the recipe's calibration samples. */
+  importance: z.enum(['l1', 'l2', 'bn', 'activation']).optional(),
   round_to: z.number().int().min(1).optional(),
   max_ratio: z.number().gt(0).lte(1).optional(),
   exclude: z.array(z.string().min(1)).optional(),
   only: z.array(z.string().min(1)).min(1).optional(),
   calibration_samples: z.number().int().min(1).optional(),
+  /** method layers: node names of residual blocks' Adds or of shape-preserving layers to remove. */
+  drop_layers: z.array(z.string().min(1)).min(1).optional(),
   ...trainingKeys,
   batch_size: z.number().int().min(1).optional(),
   /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule. */
@@ -327,6 +330,12 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
   only('pattern', p.pattern !== undefined, ['nm', 'wanda', 'sparsegpt']);
   only('scope', p.scope !== undefined, ['magnitude', 'channels']);
   only('calibration_samples', p.calibration_samples !== undefined, ['wanda', 'sparsegpt']);
+  only('drop_layers', p.drop_layers !== undefined, ['layers']);
+  for (const key of ['exclude', 'only'] as const) only(key, p[key] !== undefined, ['magnitude', 'nm', 'channels', 'wanda', 'sparsegpt']);
+  if (p.method === 'layers') {
+    if (p.drop_layers === undefined) throw new Error(`${where}: method layers needs 'drop_layers' (node names of residual blocks' Adds or of shape-preserving layers)`);
+    return { method: 'layers', dropLayers: p.drop_layers };
+  }
   for (const key of ['importance', 'round_to', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
   if (oneShot && p.sparsity !== undefined && p.pattern !== undefined) throw new Error(`${where}: method ${p.method} takes 'sparsity' or 'pattern', not both`);
   if (p.method !== 'nm' && p.sparsity === undefined && !(oneShot && p.pattern !== undefined)) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)${oneShot ? " or 'pattern'" : ''}`);
