@@ -176,6 +176,13 @@ test('awq against round-to-nearest on the MLP at int2 and int4, on 10k held-out 
       accuracy[`${method} ${algorithm}`] = await classifierAccuracy(nodeOrt, model, testSet, { threads: 1 });
     }
   }
+  // Without the clipping search (--no-clip) int2 is further from the float logits: at int2 most of AWQ's gain is the clipping.
+  const unclipped = await runShrink(['quantize', MLP, '-o', path.join(work, 'int2-awq-noclip.onnx'), '--method', 'int2', '--block-size', '16', '--asymmetric', '--algorithm', 'awq', '--no-clip', '--calib', calib, '--data', check.images, '--json']);
+  assert.equal(unclipped.code, 0, unclipped.stderr);
+  const noClip = JSON.parse(unclipped.stdout);
+  assert.equal(noClip.stats.awq_clip, false);
+  cosine['int2 awq --no-clip'] = noClip.fidelity.outputs.logits.cosine;
+  assert.ok(cosine['int2 awq --no-clip'] < cosine['int2 awq'], JSON.stringify(cosine));
   process.stderr.write(`MLP held-out accuracy: dense ${dense.toFixed(2)}%, ${Object.entries(accuracy).map(([k, v]) => `${k} ${v.toFixed(2)}% (cosine ${cosine[k].toFixed(4)})`).join(', ')}\n`);
   // Closer to the float logits on held-out images at both widths (int2: 1 - cosine halved)...
   assert.ok(1 - cosine['int2 awq'] < 0.6 * (1 - cosine['int2 rtn']), JSON.stringify(cosine));
@@ -193,6 +200,7 @@ test('awq options that cannot work are one line, exit 2, nothing written', async
   for (const [args, message] of [
     [['--method', 'int4', '--algorithm', 'awq'], /^shrink: --algorithm awq needs calibration data: give --calib/],
     [['--method', 'int4', '--algorithm', 'awq', '--calib', 'x.npy', '--act-order'], /--act-order goes with --algorithm gptq/],
+    [['--method', 'int4', '--algorithm', 'gptq', '--calib', 'x.npy', '--no-clip'], /--no-clip goes with --algorithm awq/],
     [['--method', 'fp16', '--algorithm', 'awq', '--calib', 'x.npy'], /--algorithm has no effect with --method fp16/],
   ] as const) {
     const run = await runShrink(['quantize', MLP, '-o', out, ...args]);
@@ -202,6 +210,9 @@ test('awq options that cannot work are one line, exit 2, nothing written', async
     assert.ok(!fs.existsSync(out));
   }
   assert.throws(() => parseRecipe('steps:\n  - quantize: {method: int4, algorithm: awq, act_order: true}\n', 'r.yaml'), /'act_order' goes with algorithm gptq/);
+  assert.throws(() => parseRecipe('steps:\n  - quantize: {method: int4, algorithm: gptq, clip: false}\n', 'r.yaml'), /'clip' goes with algorithm awq/);
+  const unclipped = parseRecipe('steps:\n  - quantize: {method: int4, algorithm: awq, clip: false}\n', 'r.yaml').steps[0];
+  assert.ok(unclipped.kind === 'quantize' && unclipped.options.awqClip === false);
   const recipe = parseRecipe('steps:\n  - quantize: {method: int2, algorithm: awq, calibration_samples: 64}\n', 'r.yaml');
   const step = recipe.steps[0];
   assert.ok(step.kind === 'quantize' && step.options.algorithm === 'awq' && step.options.calibrationSamples === 64);

@@ -68,6 +68,8 @@ interface QuantizeFlags extends GateFlags {
   algorithm?: 'rtn' | 'gptq' | 'awq';
   rounding?: 'rtn' | 'hqq' | 'search' | 'kquant';
   actOrder?: boolean;
+  /** false with --no-clip. */
+  clip?: boolean;
   calibSamples?: string;
   smooth?: string | boolean;
   biasCorrection?: boolean;
@@ -136,6 +138,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .addOption(new Option('--algorithm <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); gptq solves MatMul/Gemm blocks layer by layer from calibration Hessians; awq scales their input features by activation size before rounding (both need --calib)').choices(['rtn', 'gptq', 'awq']))
     .addOption(new Option('--rounding <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); hqq refines scale and zero without data; search tries candidate scales per block and refits them (same layout); kquant adds two-level scales to MatMulNBits (int4 4.5, int2 2.56 bits per weight)').choices(['rtn', 'hqq', 'search', 'kquant']))
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
+    .option('--no-clip', 'awq: skip the clipping search after the scales (at int4 clipping can cost held-out perplexity; at int2 it helps)')
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .option('--queue <url>', 'static-int8: calibrate on shrink workers through the job queue at redis://HOST:PORT (they read the model and --calib by path)')
     .option('--shards <n>', '--queue: shards the calibration samples are cut into (default 8)')
@@ -188,6 +191,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   if ((flags.algorithm === 'gptq' || flags.algorithm === 'awq') && flags.calib === undefined) throw new UsageError(`--algorithm ${flags.algorithm} needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)`);
   if (flags.actOrder && flags.algorithm !== 'gptq') throw new UsageError('--act-order goes with --algorithm gptq');
+  if (flags.clip === false && flags.algorithm !== 'awq') throw new UsageError('--no-clip goes with --algorithm awq');
   if (flags.calibSamples !== undefined && flags.algorithm !== 'gptq' && flags.algorithm !== 'awq') throw new UsageError('--calib-samples goes with --algorithm gptq or awq');
   if (flags.queue !== undefined && method.name !== 'static-int8') throw new UsageError(`--queue shares calibration out to workers: it applies to --method static-int8, not ${method.name}`);
   if (flags.shards !== undefined && flags.queue === undefined) throw new UsageError('--shards goes with --queue');
@@ -295,6 +299,7 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
     algorithm: flags.algorithm,
     rounding: flags.rounding,
     actOrder: flags.actOrder,
+    awqClip: flags.clip,
     calibrationSamples: flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1),
     smooth: smoothAlpha(flags.smooth),
     biasCorrection: flags.biasCorrection,

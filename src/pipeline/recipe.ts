@@ -57,6 +57,8 @@ const QuantizeStep = z.strictObject({
   fp32_search: z.strictObject({ tolerance_db: z.number().positive(), max_rounds: z.number().int().min(1).optional() }).optional(),
   algorithm: z.enum(['rtn', 'gptq', 'awq']).optional(),
   act_order: z.boolean().optional(),
+  /** awq: the clipping search after the scales (default true). */
+  clip: z.boolean().optional(),
   calibration_samples: z.number().int().min(1).optional(),
   smooth: z.number().min(0).max(1).optional(),
   bias_correction: z.boolean().optional(),
@@ -293,11 +295,13 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     percentile: q.percentile,
     algorithm: q.algorithm,
     actOrder: q.act_order,
+    awqClip: q.clip,
     calibrationSamples: q.calibration_samples,
     smooth: q.smooth,
     biasCorrection: q.bias_correction,
   }, `${where}.quantize`);
   if (q.act_order !== undefined && q.algorithm !== 'gptq') throw new Error(`${where}.quantize: 'act_order' goes with algorithm gptq`);
+  if (q.clip !== undefined && q.algorithm !== 'awq') throw new Error(`${where}.quantize: 'clip' goes with algorithm awq`);
   if (q.calibration_samples !== undefined && q.algorithm !== 'gptq' && q.algorithm !== 'awq') {
     throw new Error(`${where}.quantize: 'calibration_samples' goes with algorithm gptq or awq`);
   }

@@ -100,6 +100,7 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     percentile: base.percentile,
     algorithm: base.algorithm,
     actOrder: base.actOrder,
+    awqClip: base.awqClip,
     calibrationSamples: base.calibrationSamples,
     smooth: base.smooth,
     biasCorrection: base.biasCorrection,

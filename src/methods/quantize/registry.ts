@@ -43,6 +43,8 @@ export interface QuantizeSettings {
   algorithm?: 'rtn' | 'gptq' | 'awq';
   /** gptq: quantize each layer's most-used input features first. */
   actOrder?: boolean;
+  /** awq: search a clipping factor per block after the scales (default true). */
+  awqClip?: boolean;
   /** gptq, awq: calibration samples used (default 128). */
   calibrationSamples?: number;
   scaleType?: ScaleType;
@@ -144,7 +146,7 @@ function weightOnlyMethod(
         accuracyLevel: s.accuracyLevel,
         exclude: excludePredicate(s),
         gptq: s.algorithm === 'gptq' ? { calibration: s.calibration, samples: s.calibrationSamples, actOrder: s.actOrder } : undefined,
-        awq: s.algorithm === 'awq' ? { calibration: s.calibration, samples: s.calibrationSamples } : undefined,
+        awq: s.algorithm === 'awq' ? { calibration: s.calibration, samples: s.calibrationSamples, clip: s.awqClip } : undefined,
       };
     },
     outputSuffix: suffix,
