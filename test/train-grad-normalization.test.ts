@@ -15,7 +15,9 @@ import { inferShapes } from '../src/optimize/shape-inference/index.js';
 import { GradientContext, GradientError, type GradientScope } from '../src/train/gradient-context.js';
 import { GRADIENT_RULES } from '../src/train/gradient-rules.js';
 import { checkGradient } from './helpers/gradient-check.js';
-import { runModel } from './helpers/run-model.js';
+import { maxAbsDiff, runModel } from './helpers/run-model.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { Trainer } from '../src/train/trainer.js';
 
 const bnInputs = (x: number[]) => {
   const c = [x[1]];
@@ -39,27 +41,66 @@ test('BatchNormalization, inference form: X, scale, B, mean and var at ranks 2, 
   });
 });
 
-test('BatchNormalization, training_mode=1: batch statistics at opsets 14 and 15, ranks 2 to 4', async () => {
-  for (const [opset, dims] of [[14, [2, 3, 4]], [15, [5, 3]], [15, [2, 3, 2, 2]]] as [number, number[]][]) {
-    await checkGradient({
-      build: (b) => b.node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'variance'], [attr.int('training_mode', 1), attr.float('epsilon', 0.0625)], { outputs: 3 })[0],
-      inputs: bnInputs(dims),
-      wrt: ['x', 'scale', 'bias'],
-      opset,
-    });
+test('BatchNormalization, training_mode=1: batch statistics at opsets 14 and 15, ranks 2 to 4; momentum 0 (the rule reads the running outputs)', async () => {
+  for (const momentum of [0.9, 0]) {
+    for (const [opset, dims] of [[14, [2, 3, 4]], [15, [5, 3]], [15, [2, 3, 2, 2]]] as [number, number[]][]) {
+      await checkGradient({
+        build: (b) => b.node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'variance'], [attr.int('training_mode', 1), attr.float('epsilon', 0.0625), attr.float('momentum', momentum)], { outputs: 3 })[0],
+        inputs: bnInputs(dims),
+        wrt: ['x', 'scale', 'bias'],
+        opset,
+      });
+    }
   }
 });
 
-test('BatchNormalization, training_mode=1: running_mean and running_var reaching the loss', async () => {
-  await checkGradient({
+test('training step: BatchNormalization updates its running statistics as onnxruntime does, and the backward reads the batch statistics (no reduction over x recomputes them)', async () => {
+  const [mean0, var0] = [Float32Array.of(0.5, -1, 2), Float32Array.of(1.5, 0.25, 3)];
+  const b = new GraphBuilder(new Graph('bn'));
+  b.input('input', DataType.FLOAT, ['N', 3, 2, 2]);
+  const bnAttrs = [attr.int('training_mode', 0), attr.float('momentum', 0.75)];
+  const params = [b.initializer('bn.weight', DataType.FLOAT, [3], Float32Array.of(1, 0.5, 2)), b.initializer('bn.bias', DataType.FLOAT, [3], Float32Array.of(0, 0.1, -0.2)), b.initializer('bn.running_mean', DataType.FLOAT, [3], mean0), b.initializer('bn.running_var', DataType.FLOAT, [3], var0)];
+  const normalized = b.node('BatchNormalization', ['input', ...params], bnAttrs, { name: 'bn' });
+  const flat = b.node('Flatten', [normalized], [attr.int('axis', 1)]);
+  const weights = b.initializer('fc.weight', DataType.FLOAT, [5, 12], Float32Array.from({ length: 60 }, (_, i) => Math.sin(i) * 0.3));
+  b.node('Gemm', [flat, weights], [attr.int('transB', 1)], { outputs: ['logits'] });
+  b.output('logits', DataType.FLOAT, ['N', 5]);
+  const model = buildModel(b.graph, [{ domain: '', version: 17 }]);
+  const x = Tensor.fromArray('input', DataType.FLOAT, [4, 3, 2, 2], Float32Array.from({ length: 48 }, (_, i) => Math.cos(i * 1.3) * 2 + (i % 3)));
+  const trainer = await Trainer.create(nodeOrt, model, { loss: { kind: 'cross-entropy', output: 'logits' }, optimizer: { kind: 'sgd' } }, { threads: 1 });
+  try {
+    await trainer.step({ input: x, 'train/labels': Tensor.fromArray('train/labels', DataType.INT64, [4], BigInt64Array.of(0n, 1n, 2n, 4n)) }, 0.1);
+    // onnxruntime's own training-mode BatchNormalization with the model's momentum, on the same batch.
+    const r = new GraphBuilder(new Graph('reference'));
+    for (const [name, dims] of [['input', [4, 3, 2, 2]], ['scale', [3]], ['bias', [3]], ['mean', [3]], ['variance', [3]]] as const) r.input(name, DataType.FLOAT, [...dims]);
+    r.node('BatchNormalization', ['input', 'scale', 'bias', 'mean', 'variance'], [attr.int('training_mode', 1), attr.float('momentum', 0.75)], { outputs: ['y', 'running_mean', 'running_var'] });
+    for (const name of ['y', 'running_mean', 'running_var']) r.output(name, DataType.FLOAT);
+    const channel = (name: string, data: Float32Array) => Tensor.fromArray(name, DataType.FLOAT, [3], data);
+    const [, mean, variance] = await runModel(buildModel(r.graph, [{ domain: '', version: 17 }]), [x, channel('scale', Float32Array.of(1, 0.5, 2)), channel('bias', Float32Array.of(0, 0.1, -0.2)), channel('mean', mean0), channel('variance', var0)]);
+    const state = trainer.state().tensors;
+    for (const [name, reference] of [['bn.running_mean', mean], ['bn.running_var', variance]] as const) {
+      const difference = maxAbsDiff(state.get(name)?.data() as Float32Array, reference.data() as Float32Array);
+      assert.ok(difference < 1e-6, `${name} differs by ${difference}`);
+    }
+    // x is read by the node and by the backward's x - mean, by no reduction recomputing the statistics.
+    const readers = trainer.training.model.graph.consumers('input').map((n) => n.opType).filter((op) => op !== 'Size' && op !== 'Shape');
+    assert.deepEqual(readers.sort(), ['BatchNormalization', 'Sub']);
+  } finally {
+    await trainer.release();
+  }
+});
+
+test('BatchNormalization, training_mode=1: running_mean and running_var reaching the loss (momentum 0.75 and 0)', async () => {
+  for (const momentum of [0.75, 0]) await checkGradient({
     build: (b) => {
-      const [y, runningMean, runningVar] = b.node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'variance'], [attr.int('training_mode', 1), attr.float('momentum', 0.75)], { outputs: 3 });
+      const [y, runningMean, runningVar] = b.node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'variance'], [attr.int('training_mode', 1), attr.float('momentum', momentum)], { outputs: 3 });
       // y + running_mean (as (C, 1)) * running_var (as (C, 1)): both running outputs matter.
       const column = (v: string) => b.node('Unsqueeze', [v, b.initializer(`axes_${v}`, DataType.INT64, [1], BigInt64Array.of(1n))]);
       return b.node('Add', [y, b.node('Mul', [column(runningMean), column(runningVar)])]);
     },
     inputs: bnInputs([2, 3, 4]),
-    wrt: ['x', 'scale', 'bias', 'mean', 'variance'],
+    // With momentum 0 the running inputs reach nothing.
+    wrt: momentum === 0 ? ['x', 'scale', 'bias'] : ['x', 'scale', 'bias', 'mean', 'variance'],
     opset: 15,
   });
 });

@@ -286,10 +286,25 @@ function batchStatistics(model: Model): Buffer[] {
     if (graph.consumers(mean).length > 1 || graph.consumers(variance).length > 1) {
       throw new GradientError(`node '${node.label}' (BatchNormalization): its running statistics are shared with other nodes`);
     }
+    // Momentum 0 makes the node's running outputs the batch mean and variance themselves, which its
+    // gradient rule then reads instead of recomputing them from x (two passes over x); the running
+    // update is done here on per-channel vectors, as the node did. (The node keeps its running
+    // inputs, two distinct graph inputs: fed one shared zero tensor, onnxruntime gave both outputs
+    // the variance.)
+    const momentum = node.attrFloat('momentum', 0.9);
     node.setAttribute(attr.int('training_mode', 1));
-    const updatedMean = builder.fresh(`${mean}/running`);
-    const updatedVariance = builder.fresh(`${variance}/running`);
-    node.outputs = [node.outputs[0], updatedMean, updatedVariance];
+    node.setAttribute(attr.float('momentum', 0));
+    const constant = (base: string, dims: readonly number[], values: number[]) => {
+      const name = builder.fresh(`${node.outputs[0]}/${base}`);
+      graph.addInitializer(Tensor.fromArray(name, meanValue.dataType, dims, meanValue.dataType === DataType.DOUBLE ? Float64Array.from(values) : Float32Array.from(values)));
+      return name;
+    };
+    const [batchMean, batchVariance] = [builder.fresh(`${node.outputs[0]}/batch_mean`), builder.fresh(`${node.outputs[0]}/batch_variance`)];
+    node.outputs = [node.outputs[0], batchMean, batchVariance];
+    const [kept, taken] = [constant('momentum', [], [momentum]), constant('one_minus_momentum', [], [1 - momentum])];
+    const running = (input: string, batch: string) => builder.node('Add', [builder.node('Mul', [input, kept]), builder.node('Mul', [batch, taken])], [], { nameBase: `${input}/running` });
+    const updatedMean = running(mean, batchMean);
+    const updatedVariance = running(variance, batchVariance);
     buffers.push({ name: mean, initial: meanValue, updated: updatedMean }, { name: variance, initial: varianceValue, updated: updatedVariance });
   }
   graph.changed();

@@ -109,11 +109,14 @@ function batchNormTraining(ctx: GradientContext): (string | undefined)[] {
   const axes = allButChannel(rank);
   const momentum = ctx.float('momentum', 0.9);
   const dy = ctx.dyOrZeros();
-  const mean = ctx.reduce('ReduceMean', x, axes, true);
+  // With momentum 0 the running outputs are the batch mean and biased variance themselves (the
+  // training graph sets BatchNormalization up so): read, where recomputing costs two passes over x.
+  const saved = momentum === 0 && ctx.output(1) !== '' && ctx.output(2) !== '';
+  const mean = saved ? perChannel(ctx, ctx.output(1), rank) : ctx.reduce('ReduceMean', x, axes, true);
   const centered = ctx.op('Sub', [x, mean]);
   const count = elementsPerStatistic(ctx, x, axes, mean);
   // Per-channel values keep the reduced axes as 1s, so they broadcast against x.
-  const variance = ctx.op('Div', [ctx.reduce('ReduceSumSquare', centered, axes, true), count]);
+  const variance = saved ? perChannel(ctx, ctx.output(2), rank) : ctx.op('Div', [ctx.reduce('ReduceSumSquare', centered, axes, true), count]);
   const inv = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.scalar(ctx.float('epsilon', 1e-5), x)])])]);
   const sumDy = ctx.reduce('ReduceSum', dy, axes, true);
   const sumDyCentered = ctx.reduce('ReduceSum', ctx.op('Mul', [dy, centered]), axes, true);
