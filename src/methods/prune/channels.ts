@@ -15,6 +15,7 @@ import type { PruneDetails, PrunedGroup } from './details.js';
 import { activationScores, type ActivationScores } from './activation-importance.js';
 import { groupImportance, type ImportanceName } from './importance.js';
 import { type LayerChoice, leftAlone, selectors } from './layers.js';
+import { nearestRoundedRemovals } from './round-counts.js';
 
 export interface ChannelOptions extends LayerChoice {
   /** Share of each prunable group's channels removed (scope 'layer'), or of all their channels (scope 'global'). */
@@ -26,8 +27,10 @@ export interface ChannelOptions extends LayerChoice {
   gradients?: ReadonlyMap<string, Float32Array>;
   /** Activation importance: mean |activation| per member (the pass measures them on `calibration`). */
   activations?: ActivationScores;
-  /** Keep channel counts multiples of this (fast kernels like 4, 8, 16); counts only round up. */
+  /** Keep channel counts multiples of this (fast kernels like 4, 8, 16). */
   roundTo?: number;
+  /** 'up' (default): kept counts only round up; 'nearest': to the nearest multiple, the total removed held (round-counts.ts). */
+  roundMode?: 'up' | 'nearest';
   /** No group loses more than this share of its channels (default: 1, every group keeps one). */
   maxRatio?: number;
   /** Concrete input shapes for the analysis (a sample's), so flattened sizes are static. */
@@ -104,13 +107,18 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
       removedPerGroup.set(c.group, order.slice(0, count));
     }
   }
+  if (roundTo > 1 && options.roundMode === 'nearest') {
+    const counts = nearestRoundedRemovals(candidates.map((c) => ({ count: c.scores.length, removed: removedPerGroup.get(c.group)?.length ?? 0, cap: c.cap })), roundTo);
+    // The least important channels of each group, as many as its rounded count.
+    candidates.forEach((c, i) => removedPerGroup.set(c.group, Array.from(c.scores.keys()).sort((a, b) => c.scores[a] - c.scores[b] || a - b).slice(0, counts[i])));
+  }
   const removed = new Set<number>();
   const groups: PrunedGroup[] = [];
   for (const group of analysis.groups) {
     const n = group.channels.length;
     const candidate = candidates.find((c) => c.group === group);
     let drop = removedPerGroup.get(group) ?? [];
-    if (candidate !== undefined && roundTo > 1 && drop.length > 0) {
+    if (candidate !== undefined && roundTo > 1 && options.roundMode !== 'nearest' && drop.length > 0) {
       // Round the kept count up to a multiple of roundTo: the least important of the chosen stay removed.
       const keep = Math.min(n, Math.ceil((n - drop.length) / roundTo) * roundTo);
       const order = [...drop].sort((a, b) => candidate.scores[a] - candidate.scores[b] || a - b);

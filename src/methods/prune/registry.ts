@@ -30,6 +30,8 @@ export interface PruneSettings {
   importance?: ImportanceName;
   /** channels: keep channel counts multiples of this. */
   roundTo?: number;
+  /** channels: 'up' (default) rounds kept counts up; 'nearest' to the nearest multiple, the share removed held. */
+  roundMode?: 'up' | 'nearest';
   /** channels: at most this share of any group's channels goes. */
   maxRatio?: number;
   /** Op types or node-name regexes left alone (channels: their output channels are kept). */
@@ -101,6 +103,7 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       importance: s.importance,
       gradients: s.gradients,
       roundTo: s.roundTo,
+      roundMode: s.roundMode,
       maxRatio: s.maxRatio,
       exclude: s.exclude,
       only: s.only,
