@@ -30,8 +30,8 @@ export class OrtMatrixProducts implements MatrixProducts {
     const x = b.input('x', DataType.FLOAT, ['rows', 'cols']);
     const starts = [b.input('a_starts', DataType.INT64, [2]), b.input('b_starts', DataType.INT64, [2])];
     const ends = [b.input('a_ends', DataType.INT64, [2]), b.input('b_ends', DataType.INT64, [2])];
-    const left = b.node('Slice', [x, starts[0], ends[0]], [], { name: 'slice_a', outputs: ['left'] });
-    const right = b.node('Slice', [x, starts[1], ends[1]], [], { name: 'slice_b', outputs: ['right'] });
+    const [left] = b.node('Slice', [x, starts[0], ends[0]], [], { name: 'slice_a', outputs: ['left'] });
+    const [right] = b.node('Slice', [x, starts[1], ends[1]], [], { name: 'slice_b', outputs: ['right'] });
     b.node('Gemm', [left, right], [attr.int('transB', 1)], { name: 'product', outputs: ['c'] });
     b.output('c', DataType.FLOAT, ['m', 'n']);
     const prefix = await ModelSession.create(ort, buildModel(b.graph, [{ domain: '', version: 13 }]), { threads: options.threads });
