@@ -44,6 +44,8 @@ test('Conv 2-D: plain with bias, strides with pads, asymmetric pads with dilatio
   await checkConv('Conv', { x: [2, 2, 6, 6], w: [3, 2, 3, 3], bias: true, attrs: [ints('strides', [2, 2]), ints('pads', [1, 1, 1, 1])] });
   await checkConv('Conv', { x: [2, 2, 7, 6], w: [2, 2, 3, 2], attrs: [ints('strides', [2, 1]), ints('pads', [0, 1, 2, 0]), ints('dilations', [1, 2])] });
   await checkConv('Conv', { x: [1, 2, 7, 7], w: [2, 2, 3, 3], attrs: [ints('dilations', [2, 2]), ints('strides', [2, 3]), ints('kernel_shape', [3, 3])] });
+  // 16 input channels: the weight gradient runs one product per kernel tap (conv.ts, PER_TAP_MIN_CHANNELS).
+  await checkConv('Conv', { x: [2, 16, 5, 4], w: [2, 16, 2, 2], attrs: [ints('strides', [2, 1]), ints('pads', [1, 0, 0, 1]), ints('dilations', [1, 2])] });
 });
 
 test('Conv groups: 2 groups, depthwise, depthwise with channel multiplier', async () => {
