@@ -14,7 +14,7 @@ import { minMaxCalibrator } from '../src/methods/quantize/calibration/minmax.js'
 import { expectedLargest } from '../src/methods/quantize/calibration/expected-minmax.js';
 import { mseCalibrator } from '../src/methods/quantize/calibration/mse.js';
 import { percentileCalibrator } from '../src/methods/quantize/calibration/percentile.js';
-import { CALIBRATOR_NAMES, calibratorNamed } from '../src/methods/quantize/calibration/registry.js';
+import { RANGE_CALIBRATOR_NAMES, calibratorNamed } from '../src/methods/quantize/calibration/registry.js';
 import { TensorStatistics } from '../src/eval/tensor-statistics.js';
 import { fakeQuantize, rangeParams } from '../src/methods/quantize/quant-params.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -168,8 +168,8 @@ test('MSE: the chosen range is within 2% of the brute-force optimum of the true 
 });
 
 test('every calibrator is in the registry; unknown names fail with the list', () => {
-  for (const name of CALIBRATOR_NAMES) assert.equal(calibratorNamed(name).name, name);
-  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, expected-minmax, percentile, entropy, mse\)/);
+  for (const name of RANGE_CALIBRATOR_NAMES) assert.equal(calibratorNamed(name).name, name);
+  assert.throws(() => calibratorNamed('kl'), /unknown calibrator 'kl' \(known: minmax, expected-minmax, percentile, entropy, mse, measured\)/);
 });
 
 /** x [N, 64] -> Relu -> Mul by 2 -> y: known activations for the collector. */

@@ -22,7 +22,8 @@ import type { SampleSource } from '../../eval/samples.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { optimizeModel } from '../../optimize/optimize.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
-import type { CalibrationRange } from './calibration/calibrator.js';
+import type { CalibrationRange, Calibrator } from './calibration/calibrator.js';
+import { chooseCalibrators } from './calibration/measured-choice.js';
 import { collectStatistics } from '../../eval/activation-stats.js';
 import { type CalibratorName, calibratorNamed, DEFAULT_CALIBRATOR } from './calibration/registry.js';
 import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './details.js';
@@ -39,7 +40,7 @@ import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js'
 export interface StaticInt8Options {
   /** Calibration samples (the evaluation data adapters: .npy, .npz, JSON, test-data folders, generated). */
   calibration: SampleSource;
-  /** Default 'minmax' (onnxruntime's default; see DEFAULT_CALIBRATOR for why not expected-minmax). */
+  /** Default 'minmax' (onnxruntime's default; see DEFAULT_CALIBRATOR for why not expected-minmax); 'measured' chooses per activation by measured output error (calibration/measured-choice.ts). */
   calibrator?: CalibratorName;
   /** Percentile calibrator's percentile (default 99.999). */
   percentile?: number;
@@ -97,7 +98,9 @@ export const BIAS_CORRECTION_SAMPLES = 8;
 export async function quantizeStaticInt8(model: Model, options: StaticInt8Options, ctx: Parameters<Pass<StaticInt8Options>['run']>[2]): Promise<DetailedPassResult> {
   const ort = ctx.ort;
   if (ort === undefined) throw new Error('static-int8: calibration needs onnxruntime; pass ctx.ort (onnxruntime-node or -web)');
-  const calibrator = calibratorNamed(options.calibrator ?? DEFAULT_CALIBRATOR);
+  const calibratorName = options.calibrator ?? DEFAULT_CALIBRATOR;
+  // Checked before any work: 'measured' picks one of the others per activation after calibration.
+  const calibrator = calibratorName === 'measured' ? undefined : calibratorNamed(calibratorName);
   const symmetric = options.symmetric ?? false;
   const activationType = options.activationType ?? (symmetric ? 'int8' : 'uint8');
   const weightType = options.weightType ?? 'int8';
@@ -150,11 +153,19 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
 
   // Ranges per value, then the union over each group of values that must share parameters.
   const levels = 256;
+  let calibratorOf = (_value: string): Calibrator => calibrator as Calibrator;
+  if (calibrator === undefined) {
+    const values = [...qdq.groups.keys()].filter((v) => collected.stats.has(v));
+    const choice = await chooseCalibrators(ort, model, values, options.calibration, { symmetric, activationType, percentile: options.percentile, levels, batch: options.batch, limit: options.limit, threads: options.threads, progress: ctx.progress });
+    calibratorOf = (value) => calibratorNamed(choice.chosen.get(value) ?? 'minmax');
+    Object.assign(stats, { calibratorsMeasured: choice.measured, calibratorChoiceSamples: choice.samples, calibratorChoiceRuns: choice.runs });
+    for (const [name, count] of Object.entries(choice.counts)) stats[`chose${name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase())}`] = count;
+  }
   const ranges = new Map<string, CalibrationRange>();
   for (const value of qdq.groups.keys()) {
     const stats = collected.stats.get(value);
     if (stats === undefined) continue;
-    ranges.set(value, calibrator.range(stats, { symmetric, percentile: options.percentile, levels }));
+    ranges.set(value, calibratorOf(value).range(stats, { symmetric, percentile: options.percentile, levels }));
   }
   const groupRange = new Map<number, CalibrationRange>();
   for (const [value, group] of qdq.groups) {

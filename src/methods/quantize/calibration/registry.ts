@@ -6,10 +6,14 @@ import { minMaxCalibrator } from './minmax.js';
 import { mseCalibrator } from './mse.js';
 import { percentileCalibrator } from './percentile.js';
 
-export const CALIBRATOR_NAMES = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'] as const;
+/** Calibrators that turn one activation's statistics into a range. */
+export const RANGE_CALIBRATOR_NAMES = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'] as const;
+export type RangeCalibratorName = (typeof RANGE_CALIBRATOR_NAMES)[number];
+/** What static int8 accepts: a range calibrator, or 'measured', one of them per activation by measured output error (measured-choice.ts). */
+export const CALIBRATOR_NAMES = [...RANGE_CALIBRATOR_NAMES, 'measured'] as const;
 export type CalibratorName = (typeof CALIBRATOR_NAMES)[number];
 
-export const CALIBRATORS: Readonly<Record<CalibratorName, Calibrator>> = {
+export const CALIBRATORS: Readonly<Record<RangeCalibratorName, Calibrator>> = {
   minmax: minMaxCalibrator,
   'expected-minmax': expectedMinMaxCalibrator,
   percentile: percentileCalibrator,
