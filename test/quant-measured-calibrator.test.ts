@@ -3,8 +3,17 @@
 // One calibration sample carrying a single huge value stretches minmax's range of the input (and
 // of what follows it) 1000-fold; the choice must see that on the held-back samples and pick a rule
 // that does not follow the outlier, and the model must do better on new data than with minmax.
+// The CLI option on the Fashion-MNIST MLP: it runs and reports the choice.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { parseIdx } from '../src/eval/idx.js';
+import { writeNpy } from '../src/eval/npy.js';
+import type { QuantizeCommandReport } from '../src/pipeline/quantize-report.js';
+import { spawnShrink } from './helpers/cli.js';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
@@ -18,6 +27,8 @@ import { writeModel } from '../src/onnx/model-io.js';
 import { ModelSession } from '../src/runtime/session.js';
 
 const WIDTH = 16;
+const MLP = 'models/fashion-mnist/mlp.onnx';
+const FASHION = '/usr/share/datasets/fashion-mnist';
 
 function gaussian(count: number, seed: number): Float32Array {
   const random = mulberry32(seed);
@@ -88,4 +99,23 @@ test('measured calibrator: an outlier calibration sample makes minmax lose on he
   const minmaxDb = await heldOutSqnr(model, minmax.model);
   const measuredDb = await heldOutSqnr(model, measured.model);
   assert.ok(measuredDb > minmaxDb + 10, `held-out output SQNR: measured ${measuredDb.toFixed(1)} dB, minmax ${minmaxDb.toFixed(1)} dB`);
+});
+
+test('shrink quantize --calibrator measured: the Fashion-MNIST MLP quantizes, and the report says which rule each activation got and on how many held-back samples', () => {
+  const work = mkdtempSync(join(tmpdir(), 'shrink-measured-'));
+  try {
+    const images = parseIdx(gunzipSync(readFileSync(`${FASHION}/train-images-idx3-ubyte.gz`)), 'train-images');
+    const data = Float32Array.from(images.data.subarray(0, 16 * 784), (v) => v / 255);
+    const calib = join(work, 'calib.npy');
+    writeFileSync(calib, writeNpy({ dataType: DataType.FLOAT, dims: [16, 1, 28, 28], data: new Uint8Array(data.buffer) }));
+    const args = ['quantize', MLP, '--method', 'static-int8', '--calib', calib, '--calibrator', 'measured', '--no-bias-correction', '--no-bench'];
+    const text = spawnShrink([...args, '-o', join(work, 'a.onnx')], { timeout: 120_000 });
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /ranges +per activation by measured output error \(--calibrator measured\): minmax \d+, expected-minmax \d+, percentile \d+, entropy \d+, mse \d+; \d+ with differing candidates measured on 8 held-back calibration samples \(\d+ runs\)/);
+    const json = JSON.parse(spawnShrink([...args, '-o', join(work, 'b.onnx'), '--json'], { timeout: 120_000 }).stdout) as QuantizeCommandReport;
+    const chosen = ['minmax', 'expected_minmax', 'percentile', 'entropy', 'mse'].reduce((n, name) => n + (json.stats[`chose_${name}`] ?? 0), 0);
+    assert.ok(chosen >= 3 && chosen === json.stats.activations, `every quantized activation got a rule: ${JSON.stringify(json.stats)}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });

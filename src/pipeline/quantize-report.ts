@@ -235,6 +235,10 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   } else if (st.bias_correction_auto === 1) {
     lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples and layers at most 48 deep (one pass each); this run had ${st.calibration_samples} samples, ${st.bias_correction_depth} deep (--bias-correction forces it)`);
   }
+  if (st.calibrators_measured !== undefined) {
+    const chosen = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'].map((name) => `${name} ${st[`chose_${name.replace('-', '_')}`] ?? 0}`).join(', ');
+    lines.push(`ranges     per activation by measured output error (--calibrator measured): ${chosen}; ${st.calibrators_measured} with differing candidates measured on ${st.calibrator_choice_samples} held-back calibration samples (${st.calibrator_choice_runs} runs)`);
+  }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
   if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);
