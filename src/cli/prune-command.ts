@@ -38,6 +38,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   scope?: 'layer' | 'global';
   importance?: ImportanceName;
   roundTo?: string;
+  roundMode?: 'up' | 'nearest';
   maxRatio?: string;
   compensate: boolean;
   exclude: string[];
@@ -61,6 +62,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--scope', given: (f) => f.scope !== undefined, methods: ['magnitude', 'channels'] },
   { flag: '--importance', given: (f) => f.importance !== undefined, methods: ['channels'] },
   { flag: '--round-to', given: (f) => f.roundTo !== undefined, methods: ['channels'] },
+  { flag: '--round-mode', given: (f) => f.roundMode !== undefined, methods: ['channels'] },
   { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
@@ -85,6 +87,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .addOption(new Option('--scope <scope>', 'rank each layer on its own, or all layers together').choices(['layer', 'global']))
     .addOption(new Option('--importance <criterion>', 'channels: rank channels by l1/l2 of their weights in every layer of the group, BatchNorm |scale|, first-order Taylor (needs labelled --data), or mean |activation| on the samples (--calib or --data)').choices([...IMPORTANCE_NAMES]))
     .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
+    .addOption(new Option('--round-mode <mode>', "channels, with --round-to: 'up' rounds every kept count up (fewer channels removed); 'nearest' to the nearest multiple, some groups up and some down, the total removed held at --sparsity").choices(['up', 'nearest']))
     .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
     .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases")
     .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
@@ -139,6 +142,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
+  if (flags.roundMode !== undefined && roundTo === undefined) throw new UsageError('--round-mode says how --round-to rounds: give --round-to N');
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
   if (maxRatio !== undefined && !(maxRatio > 0 && maxRatio <= 1)) throw new UsageError(`--max-ratio must be a number with 0 < r <= 1, got '${flags.maxRatio}'`);
   checkLayerPatterns(flags.exclude, flags.only);
@@ -170,6 +174,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     scope: flags.scope,
     importance: flags.importance,
     roundTo,
+    roundMode: flags.roundMode,
     maxRatio,
     compensate: flags.compensate,
     calibration: calibration?.samples,

@@ -98,6 +98,8 @@ const PruneStep = z.strictObject({
   /** activation: mean |activation| per channel on the recipe's calibration samples. */
   importance: z.enum(['l1', 'l2', 'bn', 'activation']).optional(),
   round_to: z.number().int().min(1).optional(),
+  /** How round_to rounds: 'up' (default) or 'nearest' (the total removed held at the sparsity). */
+  round_mode: z.enum(['up', 'nearest']).optional(),
   max_ratio: z.number().gt(0).lte(1).optional(),
   exclude: z.array(z.string().min(1)).optional(),
   only: z.array(z.string().min(1)).min(1).optional(),
@@ -340,7 +342,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     if (p.drop_layers === undefined) throw new Error(`${where}: method layers needs 'drop_layers' (node names of residual blocks' Adds or of shape-preserving layers)`);
     return { method: 'layers', dropLayers: p.drop_layers };
   }
-  for (const key of ['importance', 'round_to', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
+  for (const key of ['importance', 'round_to', 'round_mode', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
   if (oneShot && p.sparsity !== undefined && p.pattern !== undefined) throw new Error(`${where}: method ${p.method} takes 'sparsity' or 'pattern', not both`);
   if (p.method !== 'nm' && p.sparsity === undefined && !(oneShot && p.pattern !== undefined)) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)${oneShot ? " or 'pattern'" : ''}`);
   const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : p.pattern === undefined ? undefined : parsePattern(p.pattern, `${where}.pattern`);
@@ -351,6 +353,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     scope: p.scope,
     importance: p.importance,
     roundTo: p.round_to,
+    roundMode: p.round_mode,
     maxRatio: p.max_ratio,
     exclude: p.exclude,
     only: p.only,
