@@ -98,7 +98,7 @@ export async function calibrateInRounds(
   layers: readonly LayerMatrix[],
   options: RoundOptions,
   ctx: PassContext,
-  visit: (layer: LayerMatrix, statistic: Float64Array) => void,
+  visit: (layer: LayerMatrix, statistic: Float64Array) => void | Promise<void>,
 ): Promise<{ rounds: number; samples: number; skipped: { node: string; reason: string }[] }> {
   const calibration = options.calibration;
   const purpose = options.purpose;
@@ -141,7 +141,7 @@ export async function calibrateInRounds(
         const statistic = (statistics.get(keyOf(layer)) as { read: () => Float64Array }).read();
         const expected = options.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
         if (statistic.length !== expected) throw new Error(`${purpose}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${options.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
-        visit(layer, statistic);
+        await visit(layer, statistic);
         ctx.debug?.(2, `${purpose}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
       }
     }
