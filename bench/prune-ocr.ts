@@ -66,6 +66,13 @@ const DET_CROPS_PER_PAGE = Number(process.env.PRUNE_OCR_DET_CROPS ?? 3);
 const DET_STAGES = Number(process.env.PRUNE_OCR_DET_STAGES ?? 14);
 /** How det's channels are ranked (PRUNE_OCR_DET_IMPORTANCE overrides). */
 const DET_IMPORTANCE = (process.env.PRUNE_OCR_DET_IMPORTANCE ?? 'l2') as ImportanceName;
+/**
+ * Det's kept channel counts rounded to the nearest multiple of this (the total removed held at 30%:
+ * `--round-to 16 --round-mode nearest`): onnxruntime's NCHWc kernels want depthwise channels a
+ * multiple of the block (16 with AVX-512, 8 with AVX2) and pad Conv outputs up to it, so unrounded
+ * counts (67 of 96) ran 1.26-1.29x and rounded ones 1.56-1.68x untrained at load 6-19 (PRUNE_OCR_DET_ROUND_TO=1: unrounded).
+ */
+const DET_ROUND_TO = Number(process.env.PRUNE_OCR_DET_ROUND_TO ?? 16);
 const DET_LOGITS = 'p2o.Add.281';
 /** The last distilled det model, written for speed reruns. */
 const DET_PRUNED_FILE = 'bench/work/prune-ocr-det-30.onnx';
@@ -105,6 +112,8 @@ interface Row {
   /** Runs in onnxruntime-web, and how far its output is from onnxruntime-node's (max abs) on the first held-out input. */
   web?: { runs: boolean; max_abs?: number; error?: string };
   prune_seconds?: number;
+  /** Channels removed of the prunable groups' channels, and each group's count after pruning (det). */
+  channels?: { removed: number; of: number; after: number[] };
   train_seconds?: number;
   mean_loss?: number[];
 }
@@ -292,9 +301,12 @@ async function benchDet(web: OrtModule, log: (line: string) => void): Promise<Ro
   };
   const [, , height, width] = held[0].dims;
   const started = performance.now();
-  const { model: pruned, report } = await prune(det, { method: 'channels', sparsity: RATIO, importance: DET_IMPORTANCE, inputShapes: { x: [1, 3, height, width] }, calibration: detSamples(calib, 'calibration pages') }, ctx);
+  const { model: pruned, report } = await prune(det, { method: 'channels', sparsity: RATIO, importance: DET_IMPORTANCE, ...(DET_ROUND_TO > 1 ? { roundTo: DET_ROUND_TO, roundMode: 'nearest' as const } : {}), inputShapes: { x: [1, 3, height, width] }, calibration: detSamples(calib, 'calibration pages') }, ctx);
   const pruneSeconds = (performance.now() - started) / 1000;
-  rows.push({ ...(await measure('pruned + mean compensation', pruned, 0)), macs_ratio: report.macs?.ratio, prune_seconds: round(pruneSeconds) });
+  const prunable = (report.groups ?? []).filter((g) => g.kept === undefined);
+  const channels = { removed: prunable.reduce((n, g) => n + g.channels_before - g.channels_after, 0), of: prunable.reduce((n, g) => n + g.channels_before, 0), after: prunable.map((g) => g.channels_after) };
+  log(`det: ${channels.removed} of ${channels.of} channels removed; counts after: ${channels.after.join(' ')}`);
+  rows.push({ ...(await measure('pruned + mean compensation', pruned, 0)), macs_ratio: report.macs?.ratio, prune_seconds: round(pruneSeconds), channels });
   let trained = pruned;
   let seconds = 0;
   const losses: number[] = [];
@@ -345,6 +357,12 @@ const speedLine = (rows: readonly Row[]) => {
   return s === undefined ? '' : `Speed at 1 thread, the two models interleaved in one run: float32 ${s.float32_ms} ms, pruned ${s.pruned_ms} ms median per page (${rows[0].speedup}x); load average ${s.load_before} before timing, ${s.load_after} after.`;
 };
 
+const channelsLine = (rows: readonly Row[]) => {
+  const c = rows[0]?.channels;
+  const rounding = DET_ROUND_TO > 1 ? `kept counts rounded to the nearest multiple of ${DET_ROUND_TO} (\`--round-to ${DET_ROUND_TO} --round-mode nearest\`: onnxruntime's NCHWc kernels take depthwise Convs only at multiples of the block, 16 with AVX-512, and pad Conv outputs up to it), the total removed held at 30%` : 'every group rounded on its own (no --round-to)';
+  return c === undefined ? '' : `Channels: ${c.removed} of ${c.of} in the prunable groups removed (${round(100 * c.removed / c.of)}%), ${rounding}; counts after, group by group: ${c.after.join(' ')}.`;
+};
+
 const lastLoss = (rows: readonly Row[]) => {
   const last = rows[rows.length - 1];
   return last.mean_loss === undefined ? 'No training (0 stages).' : `Mean distillation loss per epoch: ${last.mean_loss.join(', ')}; ${last.train_seconds} s of training in all.`;
@@ -380,12 +398,14 @@ export const pruneOcrDetBench: Bench = {
     const web = await loadWebOrt();
     const detFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')).byteLength;
     const det = await benchDet(web, log);
-    const json = { machine, ratio: RATIO, float32_bytes: detFloat, importance: DET_IMPORTANCE, crop: DET_CROP, crops_per_page: DET_CROPS_PER_PAGE, training_pages: 16 + DET_TRAIN_PAGES, stages: DET_STAGES, recovery: DET_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3 }, rows: det };
+    const json = { machine, ratio: RATIO, float32_bytes: detFloat, importance: DET_IMPORTANCE, round_to: DET_ROUND_TO, round_mode: 'nearest', crop: DET_CROP, crops_per_page: DET_CROPS_PER_PAGE, training_pages: 16 + DET_TRAIN_PAGES, stages: DET_STAGES, recovery: DET_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3 }, rows: det };
     const markdown = [
       '# Structured pruning of PP-OCRv4 det, recovered by distillation',
       '',
       ...HEADER(machine, DET_IMPORTANCE === 'l2' ? 'L2' : DET_IMPORTANCE, "the rate on a cosine from the stage's peak, each stage's peak lower on a cosine over the stages: warm restarts"),
       `det: ${detFloat} bytes float32; 16 held-out 640x640 pages, other fonts, texts, papers and seed than the 16 calibration and ${DET_TRAIN_PAGES} training pages (scripts/make-det-pages.ts; never trained on). ${DET_IMPORTANCE === 'activation' ? 'Activation importance and compensation' : 'Compensation'} means from the 16 calibration pages; distillation on ${DET_CROP}x${DET_CROP} crops of the ${16 + DET_TRAIN_PAGES} calibration and training pages, ${DET_CROPS_PER_PAGE} per page at random places drawn anew each stage (${(16 + DET_TRAIN_PAGES) * DET_CROPS_PER_PAGE} crops a stage), ${DET_LOSS_TEXT} the logits before the sigmoid ('${DET_LOGITS}'), batch ${DET_RECOVERY.batchSize}, AdamW; BatchNormalization (3 in the head) ${DET_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics'} while training. Metric: mean text-mask IoU (probability > 0.3) against the original's. Target (issue 12): IoU >= 0.9 and >= 1.3x faster.`,
+      '',
+      channelsLine(det),
       '',
       ...table(det, 'text-mask IoU'),
       '',
