@@ -224,7 +224,10 @@ export async function trainSpeed(log: (l: string) => void) {
   try {
     const machine = machineInfo();
     const rows = [];
-    for (const name of ['mlp', 'cnn'] as const) for (const threads of [1, 2]) rows.push(await measure(dir, name, threads, log));
+    // TRAIN_SPEED_MODELS=cnn / TRAIN_SPEED_THREADS=2 narrow a run (the committed result has all four rows).
+    const models = (process.env.TRAIN_SPEED_MODELS ?? 'mlp,cnn').split(',').filter((m): m is ModelName => m === 'mlp' || m === 'cnn');
+    const budgets = (process.env.TRAIN_SPEED_THREADS ?? '1,2').split(',').map(Number);
+    for (const name of models) for (const threads of budgets) rows.push(await measure(dir, name, threads, log));
     return { machine, loadAverageAfter: round(os.loadavg()[0]), batch: BATCH, rounds: ROUNDS, block: BLOCK, perRun: PER_RUN, blas: blasChoices().map((b) => b.name), rows };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
