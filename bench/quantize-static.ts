@@ -6,6 +6,8 @@
 //                 scripts/make-det-pages.ts (one row each: more data must not make it worse),
 //                 measured on its 16 held-out pages (other fonts, texts, papers, seed): text-mask IoU
 //                 (probability maps > 0.3, src/eval/ocr-det.ts) against float32, mean and lowest;
+//                 the same with `--calibrator measured` (the rule per activation by measured output
+//                 error, calibration/measured-choice.ts) and with `--calibrator expected-minmax`;
 //   PP-OCRv4 rec  batch 8 of rendered lines (width 320), Conv only, minmax, per-channel,
 //                 calibrated on every third line of the committed fixtures (test/quant-static-int8-rec.test.ts);
 //   PP-OCR cls    batch 8 of lines resized to 48x192, calibrated on 64 training lines of
@@ -77,17 +79,17 @@ const CLS_WHY =
 const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto' };
 
 /**
- * PP-OCRv4 det with the command's defaults (or `--calibrator expected-minmax`), calibrated on the
- * first `pages` calibration pages. With 4 pages expected-minmax is minmax, so it runs from 8.
+ * PP-OCRv4 det with the command's defaults (or `--calibrator expected-minmax` / `measured`), calibrated
+ * on the first `pages` calibration pages. With 4 pages expected-minmax is minmax, so it runs from 8.
  */
-const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax'): Spec => ({
+const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax' | 'measured'): Spec => ({
   name: `PP-OCRv4 det (${pages} pages${calibrator === 'minmax' ? '' : `, ${calibrator}`})`,
   file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
   batch: '1 x 640x640',
   config:
     calibrator === 'minmax'
       ? 'default (every op type, minmax, per-channel, bias correction on the first 8 samples)'
-      : '--calibrator expected-minmax (every op type, per-channel, bias correction on the first 8 samples)',
+      : `--calibrator ${calibrator} (every op type, per-channel, bias correction on the first 8 samples)`,
   options: { ...COMMAND_DEFAULTS, calibrator },
   calibration: async () => ({ tensors: (await loadDetPages('calib')).slice(0, pages), description: `the first ${pages} calibration pages (${DET_PAGES}/calib.npz), one per run` }),
   input: async () => (await loadDetPages('heldout'))[0],
@@ -100,6 +102,7 @@ const DET_PAGE_COUNTS = [4, 8, 16];
 
 const MODELS: Spec[] = [
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax')),
+  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'measured')),
   ...DET_PAGE_COUNTS.filter((pages) => pages > 4).map((pages) => detSpec(pages, 'expected-minmax')),
   {
     name: 'PP-OCRv4 rec',
@@ -387,7 +390,9 @@ export const quantizeStaticBench: Bench = {
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-bench-static-'));
     const results: ModelResult[] = [];
     try {
-      for (const spec of MODELS) results.push(await benchModel(spec, web, scratch, log));
+      // QUANTIZE_STATIC_ROWS=measured (a substring of row names) runs only those rows.
+      const only = process.env.QUANTIZE_STATIC_ROWS;
+      for (const spec of MODELS.filter((m) => only === undefined || m.name.includes(only))) results.push(await benchModel(spec, web, scratch, log));
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }

@@ -55,6 +55,8 @@ export interface MeasuredChoice {
   chosen: Map<string, RangeCalibratorName>;
   /** How often each calibrator was chosen. */
   counts: Record<string, number>;
+  /** Per measured activation, each distinct candidate's summed relative output error. */
+  errors: Map<string, Partial<Record<RangeCalibratorName, number>>>;
   /** Activations whose candidates differed and were measured; samples measured on; forward runs. */
   measured: number;
   samples: number;
@@ -91,6 +93,7 @@ export async function chooseCalibrators(ort: OrtModule, model: Model, values: re
   }
 
   let runs = 0;
+  const errors = new Map<string, Partial<Record<RangeCalibratorName, number>>>();
   progress.start('calibrator choice: output error per activation', toMeasure.length);
   try {
     for (const { value, ranges } of toMeasure) {
@@ -108,6 +111,7 @@ export async function chooseCalibrators(ort: OrtModule, model: Model, values: re
             runs++;
           }
           if (error < bestError) [best, bestError] = [name, error];
+          errors.set(value, { ...errors.get(value), [name]: error });
         }
         chosen.set(value, best);
       } finally {
@@ -120,7 +124,7 @@ export async function chooseCalibrators(ort: OrtModule, model: Model, values: re
   }
   const counts: Record<string, number> = Object.fromEntries(candidates.map((c) => [c, 0]));
   for (const name of chosen.values()) counts[name]++;
-  return { chosen, counts, measured: toMeasure.length, samples: held.length, runs };
+  return { chosen, counts, errors, measured: toMeasure.length, samples: held.length, runs };
 }
 
 const SCALE_INPUT = 'shrink_choice_scale';
