@@ -5,7 +5,11 @@
 // load check of a large output runs in a child), peak RSS of the shrink process itself (its
 // SHRINK_DEBUG=1 line), output size on disk, and the fidelity shrink measured or why it skipped it.
 // The models are generated into bench/work/ (never committed) and removed afterwards.
+// `gptq` (not in the default commands) is `quantize --method int4 --algorithm gptq` calibrated on
+// CALIBRATION_SEQUENCES generated sequences of CALIBRATION_TOKENS token ids (a seed of its own,
+// not the fidelity check's inputs), piece by piece above 512 MiB (methods/prune/segmented-rounds.ts).
 // Usage: npm run bench -- large-models            (1, 4 and 20 GB)
+//        SHRINK_BENCH_SIZES=1 SHRINK_BENCH_COMMANDS=int4,gptq npm run bench -- large-models
 //        SHRINK_BENCH_SIZES=1,4 npm run bench -- large-models
 //        SHRINK_BENCH_SIZES=28 SHRINK_BENCH_COMMANDS=inspect,int4 npm run bench -- large-models
 // Sizes not run this time keep their rows from the previous results file (each row says when
@@ -23,6 +27,23 @@ const WORK = path.join(import.meta.dirname, 'work', 'large-models');
 const SHRINK = path.join(import.meta.dirname, '..', 'bin', 'shrink.js');
 /** Generated inputs for the fidelity checks: one sequence of 8 tokens. */
 const DIMS = 'batch=1,sequence=8';
+/** GPTQ's calibration: a few sequences, as GPTQ at 7B scale is run with (the paper: 128 x 2048 tokens). */
+const CALIBRATION_SEQUENCES = 4;
+const CALIBRATION_TOKENS = 128;
+
+/** Token ids for GPTQ's calibration as a JSON samples file beside the model. */
+function writeCalibration(file: string, vocabulary: number): string {
+  let state = 0x9e3779b9;
+  const next = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 4294967296;
+  };
+  const samples = Array.from({ length: CALIBRATION_SEQUENCES }, () => ({ input_ids: { dims: [1, CALIBRATION_TOKENS], data: Array.from({ length: CALIBRATION_TOKENS }, () => Math.floor(next() * vocabulary)) } }));
+  fs.writeFileSync(file, JSON.stringify(samples));
+  return file;
+}
 
 interface RunResult {
   command: string;
@@ -73,11 +94,17 @@ function shrinkRun(args: string[], output: string | null, log: (line: string) =>
   const command = `shrink ${args.map((a) => (a.startsWith(WORK) ? path.relative(WORK, a) : a)).join(' ')}`;
   log(`${command} ...`);
   const timeFile = path.join(WORK, 'time.txt');
-  const run = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, SHRINK, ...args], {
+  // stderr goes to a file as it comes (a GPTQ run of the 28 GB model prints a line per piece for an hour).
+  const stderrFile = path.join(WORK, '..', 'large-models-stderr.log');
+  const stderrFd = fs.openSync(stderrFile, 'w');
+  const spawned = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, SHRINK, ...args], {
     encoding: 'utf8',
     env: { ...process.env, SHRINK_DEBUG: '1' },
     maxBuffer: 256 * 2 ** 20,
+    stdio: ['ignore', 'pipe', stderrFd],
   });
+  fs.closeSync(stderrFd);
+  const run = { ...spawned, stderr: fs.readFileSync(stderrFile, 'utf8') };
   const [wall, user, system, maxKb] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()?.split(' ').map(Number) ?? [];
   const own = /peak RSS ([\d.]+) MiB/.exec(run.stderr ?? '');
   let cosine: number | null = null;
@@ -131,6 +158,12 @@ async function runLargeModels(log: (line: string) => void): Promise<BenchOutput>
         runs.push(shrinkRun(['quantize', model, '-o', output, '--method', method, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], output, log));
         fs.rmSync(output, { force: true });
         for (const f of fs.readdirSync(WORK)) if (f.startsWith(`out-${method}.onnx`)) fs.rmSync(path.join(WORK, f), { force: true });
+      }
+      if (commands.has('gptq')) {
+        const output = path.join(WORK, 'out-gptq.onnx');
+        const calibration = writeCalibration(path.join(WORK, 'calibration.json'), shape.vocabulary);
+        runs.push(shrinkRun(['quantize', model, '-o', output, '--method', 'int4', '--algorithm', 'gptq', '--calib', calibration, '--calib-samples', String(CALIBRATION_SEQUENCES), '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], output, log));
+        for (const f of fs.readdirSync(WORK)) if (f.startsWith('out-gptq.onnx')) fs.rmSync(path.join(WORK, f), { force: true });
       }
       const optimized = path.join(WORK, 'out-optimized.onnx');
       if (commands.has('optimize')) runs.push(shrinkRun(['optimize', model, '-o', optimized, '--dims', DIMS, '--samples', '2', '--no-progress', '--json'], optimized, log));
