@@ -10,6 +10,7 @@ import { analyzeChannels } from '../src/graph-edit/channel-groups.js';
 import { planChannels } from '../src/methods/prune/channels.js';
 import { nearestRoundedRemovals } from '../src/methods/prune/round-counts.js';
 import { saveModel } from '../src/node/model-files.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { runShrink } from './helpers/cli.js';
 
@@ -52,4 +53,10 @@ test('shrink prune --round-mode nearest: reported and applied; without --round-t
   assert.match(bad.stderr, /--round-mode says how --round-to rounds: give --round-to N/);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
   assert.equal(fs.existsSync(path.join(work, 'bad.onnx')), false);
+});
+
+test('recipe key round_mode: parsed for channels, refused elsewhere', () => {
+  const step = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.3, round_to: 16, round_mode: nearest}\n', 'r.yaml').steps[0];
+  assert.equal((step as { options: { roundMode?: string } }).options.roundMode, 'nearest');
+  assert.throws(() => parseRecipe('steps:\n  - prune: {method: magnitude, sparsity: 0.3, round_mode: nearest}\n', 'r.yaml'), /'round_mode' has no effect with method magnitude/);
 });

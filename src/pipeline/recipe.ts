@@ -353,11 +353,12 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     scope: p.scope,
     importance: p.importance,
     roundTo: p.round_to,
-    roundMode: p.round_mode,
     maxRatio: p.max_ratio,
     exclude: p.exclude,
     only: p.only,
     calibrationSamples: p.calibration_samples,
+    // Only when given: a step's options stay what older recipes parsed to.
+    ...(p.round_mode === undefined ? {} : { roundMode: p.round_mode }),
   };
 }
 
