@@ -11,6 +11,7 @@ import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { decoderBench } from './decoder.js';
 import { deepCompressionBench, deepCompressionMnistBench } from './deep-compression.js';
+import { gptqLayersBench } from './gptq-layers.js';
 import { largeModelsBench } from './large-models.js';
 import { lowRankBench } from './lowrank.js';
 import { optimizeBench } from './optimize.js';
@@ -40,7 +41,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
