@@ -174,10 +174,22 @@ async function runLargeModels(log: (line: string) => void): Promise<BenchOutput>
     fs.rmSync(WORK, { recursive: true, force: true });
   }
   const machine = machineInfo();
-  for (const earlier of previousResults()) if (!sizes.includes(earlier.targetGB)) results.push(earlier);
+  for (const earlier of previousResults()) {
+    const now = results.find((r) => r.targetGB === earlier.targetGB);
+    if (now === undefined) results.push(earlier);
+    // Commands not run this time keep their earlier rows (each row's own date/load is on its size).
+    else now.runs.unshift(...earlier.runs.filter((run) => !commands.has(commandKind(run.command))));
+  }
   results.sort((a, b) => a.targetGB - b.targetGB);
   const json = { machine, memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)), dims: DIMS, results };
   return { json, markdown: markdown(results, machine) };
+}
+
+/** Which of SHRINK_BENCH_COMMANDS a row's command is. */
+function commandKind(command: string): string {
+  if (command.includes('--algorithm gptq')) return 'gptq';
+  const method = /--method (\S+)/.exec(command);
+  return method !== null ? method[1] : command.split(' ')[1];
 }
 
 /** The sizes of the last committed run (bench/results/large-models.json), if there is one. */
