@@ -204,7 +204,7 @@ async function runAwq(model: Model, options: WeightOnlyOptions, ctx: PassContext
     first === undefined
       ? []
       : [{ code: 'awq-mul', message: `awq: ${mul.length} of ${solution.groups.length} layer inputs are divided by their scales in an inserted Mul (e.g. before '${mul[0].layers[0]}': ${first.reason}); the rest folded into the producing LayerNormalization/MatMul/Gemm` }];
-  const stats = { awq_groups: solution.groups.length, awq_folded: solution.groups.length - mul.length, awq_mul: mul.length, awq_clip: options.awq?.clip !== false };
+  const stats = { awq_groups: solution.groups.length, awq_folded: solution.groups.length - mul.length, awq_mul: mul.length, awq_clip: options.awq?.clip === false ? 0 : 1 };
   reportSolved(report, 'awq', solution, { stats, warnings }, 'scaled weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest as scaled');
   return report;
 }
