@@ -26,6 +26,7 @@ import { type LayerMatrix, layerMatrix } from '../prune/layer-matrix.js';
 import { pruneTargets } from '../prune/layers.js';
 import { calibrateInRounds } from '../prune/one-shot.js';
 import { calibrateInSegments } from '../prune/segmented-rounds.js';
+import { PackedSolvedBlocks } from './packed-solved.js';
 
 export interface GptqSettings {
   bits: QuantBits;
@@ -68,7 +69,8 @@ export const SEGMENTS_ABOVE_BYTES = 2 ** 29;
 export const BLOCKED_FROM_WEIGHTS = 2 ** 20;
 
 export interface GptqSolution {
-  solved: Map<string, QuantizedBlocks>;
+  /** By weight name; codes kept packed until read. */
+  solved: ReadonlyMap<string, QuantizedBlocks>;
   rounds: number;
   samples: number;
   /** Layers GPTQ left to round-to-nearest, and why. */
@@ -83,7 +85,7 @@ export async function solveGptq(model: Model, settings: GptqSettings, ctx: PassC
   const work = model.clone();
   const { layers, skipped } = gptqLayers(work, settings);
   settings.prepare?.(work, new Set(layers.map((l) => l.node)));
-  const solved = new Map<string, QuantizedBlocks>();
+  const solved = new PackedSolvedBlocks();
   const blocked = layers.some((l) => useBlocked(l, settings)) && ctx.ort !== undefined;
   const products = blocked ? await OrtMatrixProducts.create(ctx.ort as NonNullable<PassContext['ort']>, { threads: ctx.threads }) : undefined;
   const visit = async (layer: LayerMatrix, hessian: Float64Array, owner: Model) => {
