@@ -1,5 +1,5 @@
 // Choosing channels: importance aggregated over a group's layers (checked against a direct count on
-// a model with planted weak channels), per-layer and global scope, the ratio cap, --round-to,
+// a model with planted weak channels), per-layer and global scope, the ratio cap, layer ratios, --round-to,
 // --exclude/--only, BatchNorm importance and its fallback, Taylor importance from gradients, and
 // mean compensation of removed channels.
 import assert from 'node:assert/strict';
@@ -80,6 +80,17 @@ test('scope, ratio cap, round-to, exclude and only on the CNN', () => {
   assert.deepEqual(widths(excluded), [16, 64, 64, 10]);
   assert.equal(excluded.groups[1].kept, "excluded by 'conv2'");
   assert.deepEqual(widths(planChannels(cnn(), { sparsity: 0.5, only: ['Conv'] })), [16, 32, 128, 10]);
+});
+
+test('layer ratios: the first matching pattern sets a group\'s share; under global scope the ranking fills the rest of the total', () => {
+  const cnn = () => analyzeChannels(cnnModel({ classes: 10, seed: 2 }), { inputShapes: { input: [1, 1, 28, 28] } });
+  const widths = (plan: ReturnType<typeof planChannels>) => plan.groups.map((g) => g.channelsAfter);
+  // conv2 by name (16 of 64), conv1 by op type (10%: 3 of 32), the Gemm (no pattern) at --sparsity (64 of 128).
+  assert.deepEqual(widths(planChannels(cnn(), { sparsity: 0.5, layerRatios: [{ pattern: 'conv2', ratio: 0.25 }, { pattern: 'Conv', ratio: 0.1 }] })), [29, 48, 64, 10]);
+  const global = planChannels(cnn(), { sparsity: 0.5, scope: 'global', layerRatios: [{ pattern: 'conv1', ratio: 0 }] });
+  assert.equal(global.groups[0].channelsAfter, 32, 'conv1 protected');
+  assert.equal(global.groups.slice(0, 3).reduce((n, g) => n + g.channelsBefore - g.channelsAfter, 0), 112, 'half of all 224 channels, from conv2 and the Gemm');
+  assert.throws(() => planChannels(cnn(), { sparsity: 0.5, layerRatios: [{ pattern: '(', ratio: 0.1 }] }), /--layer-ratio: '\(' is not a valid regular expression/);
 });
 
 test('taylor importance reads summed gradients of the labelled loss', async () => {

@@ -117,6 +117,19 @@ test('recovery: fine-tuning keeps pruned weights at zero; without labels the pru
   assert.deepEqual([byValue.recovery.kind, byValue.recovery.loss, byValue.recovery.steps], ['distill', 'mse', 16]);
 });
 
+test('channels: --layer-ratio sets the share of the groups it matches, the first match winning', async () => {
+  const report = await pruneJson([CNN, '-o', file('ratios.onnx'), '--method', 'channels', '--sparsity', '0.5', '--layer-ratio', 'conv1=0', '--layer-ratio', 'Gemm=0.25', '--layer-ratio', 'fc1=0.9']);
+  assert.deepEqual(
+    report.groups.map((g: { sources: string[]; channels_after: number }) => [g.sources.join(), g.channels_after]),
+    [
+      ['conv1', 32],
+      ['conv2', 32],
+      ['fc1', 96],
+      ['fc2', 10],
+    ],
+  );
+});
+
 test('bad input: one line, exit 1 or 2, nothing written', async () => {
   const out = file('bad.onnx');
   const cases: [string[], number, RegExp][] = [
@@ -130,6 +143,9 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--only', 'fc3'], 1, /the channels of 'fc3' \(fc3\) cannot be pruned: 'logits' is a graph output, at node 'fc3'/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--epochs', '1'], 2, /--epochs trains the pruned model on --data/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--exclude', '('], 2, /not a valid regular expression/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--layer-ratio', 'fc1=1'], 2, /--layer-ratio takes PATTERN=R with 0 <= R < 1, got 'fc1=1'/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--layer-ratio', '(=0.5'], 2, /--layer-ratio: '\(' is not a valid regular expression/],
+    [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--layer-ratio', 'fc1=0.2'], 2, /--layer-ratio has no effect with --method magnitude/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--rounds', '3'], 2, /--rounds prunes gradually with training between rounds: give --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--distill-value', 'logits'], 2, /--distill-value and --distill-loss go with --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--epochs', '1', '--distill-loss', 'kl'], 2, /--distill-loss goes with --distill-value/],

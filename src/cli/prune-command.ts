@@ -11,6 +11,8 @@ import { type Command, Option } from 'commander';
 import type { SampleSource } from '../eval/samples.js';
 import { IMPORTANCE_NAMES, type ImportanceName } from '../methods/prune/importance.js';
 import { parsePattern } from '../methods/prune/nm.js';
+import type { LayerRatio } from '../methods/prune/channels.js';
+import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
@@ -40,6 +42,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   roundTo?: string;
   roundMode?: 'up' | 'nearest';
   maxRatio?: string;
+  layerRatio: string[];
   compensate: boolean;
   exclude: string[];
   only: string[];
@@ -64,6 +67,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--round-to', given: (f) => f.roundTo !== undefined, methods: ['channels'] },
   { flag: '--round-mode', given: (f) => f.roundMode !== undefined, methods: ['channels'] },
   { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
+  { flag: '--layer-ratio', given: (f) => f.layerRatio.length > 0, methods: ['channels'] },
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
   { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
@@ -89,6 +93,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--round-to <n>', 'channels: keep channel counts multiples of n (4, 8, 16 suit fast kernels)')
     .addOption(new Option('--round-mode <mode>', "channels, with --round-to: 'up' rounds every kept count up (fewer channels removed); 'nearest' to the nearest multiple, some groups up and some down, the total removed held at --sparsity").choices(['up', 'nearest']))
     .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
+    .option('--layer-ratio <pattern=r>', "channels: share of the channels removed from the groups of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), instead of --sparsity; with --scope global the ranking fills the rest of the total", collect, [])
     .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases")
     .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'prune only these layers (repeatable; --exclude still applies)', collect, [])
@@ -145,6 +150,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   if (flags.roundMode !== undefined && roundTo === undefined) throw new UsageError('--round-mode says how --round-to rounds: give --round-to N');
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
   if (maxRatio !== undefined && !(maxRatio > 0 && maxRatio <= 1)) throw new UsageError(`--max-ratio must be a number with 0 < r <= 1, got '${flags.maxRatio}'`);
+  const layerRatios = flags.layerRatio.map(layerRatio);
   checkLayerPatterns(flags.exclude, flags.only);
   const { samples, gate } = checkDataFlags(flags, recover, 'the pruned model');
   if (flags.importance === 'taylor' && flags.data === undefined) throw new UsageError('--importance taylor needs labelled --data (its gradients rank the channels)');
@@ -176,6 +182,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     roundTo,
     roundMode: flags.roundMode,
     maxRatio,
+    layerRatios: layerRatios.length === 0 ? undefined : layerRatios,
     compensate: flags.compensate,
     calibration: calibration?.samples,
     calibrationSamples,
@@ -223,3 +230,17 @@ function calibrationFor(flags: PruneFlags, calib: Record<string, ArrayField> | u
   };
 }
 
+/** `PATTERN=R` of --layer-ratio (0 <= R < 1); the pattern may itself hold '=' (the last one splits). */
+function layerRatio(text: string): LayerRatio {
+  const at = text.lastIndexOf('=');
+  const value = at < 0 ? '' : text.slice(at + 1);
+  const ratio = Number(value);
+  if (at <= 0 || value.trim() === '' || !(ratio >= 0 && ratio < 1)) throw new UsageError(`--layer-ratio takes PATTERN=R with 0 <= R < 1, got '${text}'`);
+  const pattern = text.slice(0, at);
+  try {
+    nodeSelector(pattern, '--layer-ratio');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return { pattern, ratio };
+}

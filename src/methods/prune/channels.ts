@@ -15,6 +15,7 @@ import type { PruneDetails, PrunedGroup } from './details.js';
 import { activationScores, type ActivationScores } from './activation-importance.js';
 import { groupImportance, type ImportanceName } from './importance.js';
 import { type LayerChoice, leftAlone, selectors } from './layers.js';
+import { nodeSelector } from '../quantize/node-selector.js';
 import { nearestRoundedRemovals } from './round-counts.js';
 
 export interface ChannelOptions extends LayerChoice {
@@ -33,6 +34,13 @@ export interface ChannelOptions extends LayerChoice {
   roundMode?: 'up' | 'nearest';
   /** No group loses more than this share of its channels (default: 1, every group keeps one). */
   maxRatio?: number;
+  /**
+   * Groups' own shares (`--layer-ratio PATTERN=R`): a group takes the ratio of the first pattern
+   * matching one of its layers instead of `sparsity`, so sensitive groups can lose less and
+   * tolerant ones more. Under scope 'global' these groups are cut as told and the ranking fills the
+   * rest of the total.
+   */
+  layerRatios?: readonly LayerRatio[];
   /** Concrete input shapes for the analysis (a sample's), so flattened sizes are static. */
   inputShapes?: Record<string, Dim[]>;
   /** Real samples: the means of removed channels are folded into the next layers' biases (compensation.ts). */
@@ -41,11 +49,18 @@ export interface ChannelOptions extends LayerChoice {
   compensate?: boolean;
 }
 
-/** A prunable group with its scores, and how many channels it may lose at most. */
+/** `ratio` of the channels of every group with a layer the pattern (op type or node-name regex) matches. */
+export interface LayerRatio {
+  pattern: string;
+  ratio: number;
+}
+
+/** A prunable group with its scores, how many channels it may lose at most, and its own ratio if one was given. */
 interface Candidate {
   group: ChannelGroup;
   scores: Float64Array;
   cap: number;
+  ratio?: number;
 }
 
 /** The decision for one model: removed channel roots, per group, with reasons for the groups kept whole. */
@@ -60,6 +75,7 @@ export interface ChannelPlan {
 export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions): ChannelPlan {
   const exclude = selectors(options.exclude, '--exclude');
   const only = selectors(options.only, '--only');
+  const layerRatios = (options.layerRatios ?? []).map((r) => ({ selector: nodeSelector(r.pattern, '--layer-ratio'), ratio: r.ratio }));
   const maxRatio = options.maxRatio ?? 1;
   const roundTo = options.roundTo ?? 1;
   const warnings: PassWarning[] = [];
@@ -81,16 +97,26 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
     const importance = groupImportance(analysis, group, { kind: options.importance ?? 'l2', gradients: options.gradients, activations: options.activations });
     if (importance.used !== (options.importance ?? 'l2')) fallbacks.add(`${options.importance} -> ${importance.used}`);
     const cap = Math.min(n - 1, Math.floor(n * maxRatio + 1e-9));
-    candidates.push({ group, scores: importance.scores, cap });
+    const own = layerRatios.find((r) => group.sources.some((s) => r.selector.matches(s)));
+    candidates.push({ group, scores: importance.scores, cap, ...(own === undefined ? {} : { ratio: own.ratio }) });
   }
   if (fallbacks.size > 0) warnings.push({ code: 'importance-fallback', message: `some groups had nothing to rank by ${options.importance} (no BatchNormalization, gradient or measured activation) and were ranked by l2` });
 
   const removedPerGroup = new Map<ChannelGroup, number[]>();
+  const leastImportant = (c: Candidate, ratio: number) => {
+    const count = Math.min(c.cap, prunedCount(c.scores.length, ratio));
+    return Array.from(c.scores.keys()).sort((a, b) => c.scores[a] - c.scores[b] || a - b).slice(0, count);
+  };
+  // Groups with their own ratio are cut as told, whatever the scope.
+  for (const c of candidates) if (c.ratio !== undefined) removedPerGroup.set(c.group, leastImportant(c, c.ratio));
+  const fixed = [...removedPerGroup.values()].reduce((n, list) => n + list.length, 0);
+  const ranked = candidates.filter((c) => c.ratio === undefined);
   if (options.scope === 'global') {
     // Scores are relative within a group (means of 1), so they compare across groups.
-    const pool = candidates.flatMap((c) => Array.from(c.scores, (score, i) => ({ c, i, score: score / mean(c.scores) })));
+    const pool = ranked.flatMap((c) => Array.from(c.scores, (score, i) => ({ c, i, score: score / mean(c.scores) })));
     pool.sort((a, b) => a.score - b.score || a.c.group.id - b.c.group.id || a.i - b.i);
-    const target = prunedCount(pool.length, options.sparsity);
+    // The share is of every candidate's channels, those cut by their own ratio included.
+    const target = prunedCount(candidates.reduce((n, c) => n + c.scores.length, 0), options.sparsity) - fixed;
     let taken = 0;
     for (const entry of pool) {
       if (taken >= target) break;
@@ -101,11 +127,7 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
       taken++;
     }
   } else {
-    for (const c of candidates) {
-      const count = Math.min(c.cap, prunedCount(c.scores.length, options.sparsity));
-      const order = Array.from(c.scores.keys()).sort((a, b) => c.scores[a] - c.scores[b] || a - b);
-      removedPerGroup.set(c.group, order.slice(0, count));
-    }
+    for (const c of ranked) removedPerGroup.set(c.group, leastImportant(c, options.sparsity));
   }
   if (roundTo > 1 && options.roundMode === 'nearest') {
     const counts = nearestRoundedRemovals(candidates.map((c) => ({ count: c.scores.length, removed: removedPerGroup.get(c.group)?.length ?? 0, cap: c.cap })), roundTo);

@@ -6,7 +6,7 @@ import type { SampleSource } from '../../eval/samples.js';
 import type { Dim } from '../../ir/value-info.js';
 import type { Model } from '../../ir/model.js';
 import { type Pass, type PassContext, type PassReport, runPass } from '../../pipeline/pass.js';
-import { channelsPass } from './channels.js';
+import { channelsPass, type LayerRatio } from './channels.js';
 import type { ImportanceName } from './importance.js';
 import { dropLayersPass } from './drop-layers.js';
 import { magnitudePass } from './magnitude.js';
@@ -34,6 +34,8 @@ export interface PruneSettings {
   roundMode?: 'up' | 'nearest';
   /** channels: at most this share of any group's channels goes. */
   maxRatio?: number;
+  /** channels: groups' own shares by layer pattern (the first match wins). */
+  layerRatios?: readonly LayerRatio[];
   /** Op types or node-name regexes left alone (channels: their output channels are kept). */
   exclude?: readonly string[];
   /** When given, only these nodes are pruned. */
@@ -105,6 +107,7 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       roundTo: s.roundTo,
       roundMode: s.roundMode,
       maxRatio: s.maxRatio,
+      layerRatios: s.layerRatios,
       exclude: s.exclude,
       only: s.only,
       inputShapes: s.inputShapes,
