@@ -17,8 +17,11 @@ import { parseQuantizeConfig, type QuantizeConfig, settingsFromConfig } from '..
 import { firstMatch, nodeSelector } from '../methods/quantize/node-selector.js';
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName, type QuantizeSettings, outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
 import { nodeEnvironment } from '../node/environment.js';
+import { IN_PROCESS_BYTES } from '../node/load-check.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { openSampleFile } from '../node/sample-files.js';
+import { modelBytes } from '../onnx/model-size.js';
+import type { LatencyPlacementOptions } from '../pipeline/latency-placement.js';
 import { type QuantizeOptions, quantize } from '../pipeline/quantize.js';
 import { formatQuantizeReport } from '../pipeline/quantize-report.js';
 import { envelope } from '../pipeline/report-envelope.js';
@@ -70,6 +73,8 @@ interface QuantizeFlags extends GateFlags {
   actOrder?: boolean;
   /** false with --no-clip. */
   clip?: boolean;
+  /** false with --no-placement. */
+  placement?: boolean;
   calibSamples?: string;
   smooth?: string | boolean;
   biasCorrection?: boolean;
@@ -138,6 +143,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .addOption(new Option('--algorithm <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); gptq solves MatMul/Gemm blocks layer by layer from calibration Hessians; awq scales their input features by activation size before rounding (both need --calib)').choices(['rtn', 'gptq', 'awq']))
     .addOption(new Option('--rounding <name>', 'int8-weight, int4, int2: rtn rounds each block to nearest (default); hqq refines scale and zero without data; search tries candidate scales per block and refits them (same layout); kquant adds two-level scales to MatMulNBits (int4 4.5, int2 2.56 bits per weight)').choices(['rtn', 'hqq', 'search', 'kquant']))
     .option('--act-order', 'gptq: quantize the most-used input features of each layer first')
+    .option('--no-placement', 'static-int8: keep every layer int8 (by default, while the speed check runs, layers whose int8 kernels profile slower than float32 on this machine stay float32 when that times faster)')
     .option('--no-clip', 'awq: skip the clipping search after the scales (at int4 clipping can cost held-out perplexity; at int2 it helps)')
     .option('--calib-samples <n>', 'gptq, awq: calibration samples used (default 128)')
     .option('--queue <url>', 'static-int8: calibrate on shrink workers through the job queue at redis://HOST:PORT (they read the model and --calib by path)')
@@ -192,6 +198,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
   if ((flags.algorithm === 'gptq' || flags.algorithm === 'awq') && flags.calib === undefined) throw new UsageError(`--algorithm ${flags.algorithm} needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)`);
   if (flags.actOrder && flags.algorithm !== 'gptq') throw new UsageError('--act-order goes with --algorithm gptq');
   if (flags.clip === false && flags.algorithm !== 'awq') throw new UsageError('--no-clip goes with --algorithm awq');
+  if (flags.placement === false && method.name !== 'static-int8') throw new UsageError('--no-placement goes with --method static-int8');
   if (flags.calibSamples !== undefined && flags.algorithm !== 'gptq' && flags.algorithm !== 'awq') throw new UsageError('--calib-samples goes with --algorithm gptq or awq');
   if (flags.queue !== undefined && method.name !== 'static-int8') throw new UsageError(`--queue shares calibration out to workers: it applies to --method static-int8, not ${method.name}`);
   if (flags.shards !== undefined && flags.queue === undefined) throw new UsageError('--shards goes with --queue');
@@ -218,11 +225,13 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
     const data = flags.data === undefined ? calibration : await openSampleFile(flags.data, modelSignature(original));
     if (data !== undefined && data !== calibration) sources.push(data);
     const fidelity = samples === 0 ? { skipped: '--samples 0' } : fidelitySamples(original, data, samples, flags.dims);
+    const latencyPlacement = await placementOptions(method.name, flags, original, data ?? calibration);
     const options: QuantizeOptions = {
       ...settings,
       method: method.name,
       calibration,
       fp32Search,
+      latencyPlacement,
       fidelity: 'samples' in fidelity ? { samples: fidelity.samples, limit: data === undefined ? undefined : samples, labels } : undefined,
       fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
       gate,
@@ -251,6 +260,19 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
     for (const source of sources) await source.close?.();
     spill?.dispose();
   }
+}
+
+/**
+ * The latency placement runs with the speed check (it times too), for static int8 without
+ * --fp32-search, on models small enough to run here, profiled on the first sample.
+ */
+async function placementOptions(method: QuantizeMethodName, flags: QuantizeFlags, original: Model, samples: SampleSource | undefined): Promise<LatencyPlacementOptions | undefined> {
+  if (method !== 'static-int8' || flags.placement === false || flags.fp32Search !== undefined || !speedCheckWanted(flags.bench)) return undefined;
+  if (modelBytes(original) > IN_PROCESS_BYTES) return undefined;
+  const inputs = await firstInputs(samples);
+  if (inputs === undefined) return undefined;
+  const { profileNodes } = await import('../node/node-profile.js');
+  return { inputs, profile: (model, feeds) => profileNodes(model, feeds, { runs: 10 }) };
 }
 
 /** What to try when a method's result runs slower than its original (the speed check's warning). */

@@ -2,6 +2,7 @@
 // (the whole file and each weight), which nodes were quantized and which were left alone and why,
 // each weight's SQNR, and output fidelity against the original (eval's compareModels). One
 // JSON-able object, and a terminal formatter for people.
+import type { LatencyPlacementReport } from './latency-placement.js';
 import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
 import { jsonNumber } from '../eval/eval-report.js';
 import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
@@ -59,6 +60,8 @@ export interface QuantizeReport {
   gate?: { passed: boolean; misses: GateMiss[] };
   /** Nodes --fp32-search kept in float32 in the written model (a config's fp32 rules reproduce it). */
   fp32_kept?: string[];
+  /** static-int8 latency placement: layers profiled slower in int8, what was timed, what stays float32. */
+  placement?: LatencyPlacementReport;
   /** Rounds of --fp32-search: nodes kept in float32 and the output SQNR each gave. */
   fp32_search?: { kept: number; output_sqnr_db: JsonNumber; output_cosine: JsonNumber; boundary?: { value: string; op: string; sqnr_db: JsonNumber } }[];
 }
@@ -87,6 +90,7 @@ export function buildQuantizeReport(init: {
   fidelitySkipped?: string;
   search?: readonly Fp32SearchRound[];
   searchKept?: readonly string[];
+  placement?: LatencyPlacementReport;
   verdict: Verdict;
 }): QuantizeReport {
   const outcome = init.outcome as unknown as PassOutcome;
@@ -131,6 +135,7 @@ export function buildQuantizeReport(init: {
     ...(init.fidelitySkipped === undefined ? {} : { fidelity_skipped: init.fidelitySkipped }),
     verdict: init.verdict,
     ...(init.searchKept === undefined ? {} : { fp32_kept: [...init.searchKept] }),
+    ...(init.placement === undefined ? {} : { placement: init.placement }),
     ...(init.search === undefined
       ? {}
       : {
@@ -239,6 +244,7 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     const chosen = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'].map((name) => `${name} ${st[`chose_${name.replace('-', '_')}`] ?? 0}`).join(', ');
     lines.push(`ranges     per activation by measured output error (--calibrator measured): ${chosen}; ${st.calibrators_measured} with differing candidates measured on ${st.calibrator_choice_samples} held-back calibration samples (${st.calibrator_choice_runs} runs)`);
   }
+  if (report.placement !== undefined) lines.push(`placement  ${placementLine(report.placement)}`);
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
   if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);
@@ -320,3 +326,13 @@ function num(value: JsonNumber): string {
 
 /** What `shrink quantize --json` prints: the report in the common envelope (files, size on disk, environment). */
 export type QuantizeCommandReport = ReportEnvelope & QuantizeReport;
+
+/** What the latency placement did, in one line. */
+function placementLine(p: LatencyPlacementReport): string {
+  const timed = p.timed === undefined ? '' : ` (timed: all-int8 ${p.timed.int8_ms.toPrecision(3)} ms, mixed ${p.timed.mixed_ms.toPrecision(3)} ms)`;
+  if (p.kept_float.length > 0) {
+    const names = p.kept_float.slice(0, 4).join(', ') + (p.kept_float.length > 4 ? `, ${p.kept_float.length - 4} more` : '');
+    return `${p.kept_float.length} layers kept in float32 for speed, their int8 kernels being slower here (${names})${timed}; --no-placement keeps every layer int8`;
+  }
+  return `every layer int8: ${p.reason ?? ''}${timed}${p.proposed.length > 0 ? `; profiled slower in int8: ${p.proposed.length} layers` : ''}`;
+}

@@ -14,6 +14,7 @@ import { modelBytes } from '../onnx/model-size.js';
 import type { RecipeContext } from './context.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { readFloatInputs } from './float-inputs.js';
+import { type LatencyPlacementOptions, type LatencyPlacementReport, placeByLatency } from './latency-placement.js';
 import { type Fp32SearchRound, searchFp32Layers } from './fp32-search.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
@@ -30,6 +31,11 @@ export interface QuantizeOptions extends QuantizeSettings {
     /** Samples to compare layer by layer on (default: the fidelity samples, else the calibration samples). */
     samples?: SampleSource;
   };
+  /**
+   * static-int8: profile the float32 and int8 models and leave in float32 the layers whose int8
+   * kernels are slower on this machine, when the result times faster (latency-placement.ts).
+   */
+  latencyPlacement?: LatencyPlacementOptions;
   /** Where and how to measure the result; without it fidelity is not measured (`fidelitySkipped` says why). */
   fidelity?: FidelityOptions;
   /** Why fidelity is not measured, when `fidelity` is absent (shown in the report and the verdict). */
@@ -52,15 +58,16 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   if (method.name === 'static-int8' && options.calibration === undefined) {
     throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   }
-  const { method: _method, fp32Search, fidelity, fidelitySkipped, gate, verdict, ...settings } = options;
+  const { method: _method, fp32Search, latencyPlacement, fidelity, fidelitySkipped, gate, verdict, ...settings } = options;
+  const placement = method.name === 'static-int8' && fp32Search === undefined ? latencyPlacement : undefined;
   // The first and last layers are named before the method runs (its own graph clean-up may rename).
   const ends = firstAndLastLayers(model, settings.keepFirstLast ?? 0).map(exactNamePattern);
   const resolved: QuantizeSettings = ends.length === 0 ? settings : { ...settings, exclude: [...(settings.exclude ?? []), ...ends] };
   const plan = quantizeSteps(method, resolved);
   const outcomes = new WeakMap<Model, { main: PassReport; extra: PassReport[] }>();
-  // The fp32 search quantizes once per round: calibration statistics of the float graph do not
-  // depend on which nodes stay float, so they are collected once and reused.
-  const stepCtx = fp32Search === undefined ? ctx : { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
+  // The fp32 search and the placement quantize more than once: calibration statistics of the float
+  // graph do not depend on which nodes stay float, so they are collected once and reused.
+  const stepCtx = fp32Search === undefined && placement === undefined ? ctx : { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
   /** Every step on a fresh copy of the input, with `keep` left in float32 by the main method. */
   const quantizeCopy = async (keep: ReadonlySet<string>): Promise<Model> => {
     const copy = model.clone();
@@ -86,8 +93,10 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
 
   let candidate: Model;
   let search: { rounds: Fp32SearchRound[]; kept: string[] } | undefined;
+  let placed: LatencyPlacementReport | undefined;
   if (fp32Search === undefined) {
     candidate = await quantizeCopy(new Set());
+    if (placement !== undefined) ({ model: candidate, report: placed } = await placeByLatency(model, candidate, quantizeCopy, placement, ctx));
   } else {
     const samples = fp32Search.samples ?? fidelity?.samples ?? settings.calibration;
     if (samples === undefined) throw new Error('quantize: the fp32 search compares layer by layer on samples: give --data or --calib');
@@ -120,6 +129,7 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
     fidelitySkipped: skipped,
     search: search?.rounds,
     searchKept: search?.kept,
+    placement: placed,
     verdict: verdictOf(measured, { thresholds: verdict, hints: quantizeHints(method, settings), why: skipped }),
   });
   if (gate !== undefined && !isEmptyGate(gate)) {
