@@ -17,14 +17,14 @@ export class OrtMatrixProducts implements MatrixProducts {
     private readonly prefix: ModelSession,
   ) {}
 
-  static async create(ort: OrtModule, options: { threads?: number } = {}): Promise<OrtMatrixProducts> {
+  static async create(ort: OrtModule, options: { threads?: number; spinning?: boolean } = {}): Promise<OrtMatrixProducts> {
     const gemm = async (transA: number) => {
       const b = new GraphBuilder();
       const x = b.input('a', DataType.FLOAT, transA ? ['k', 'm'] : ['m', 'k']);
       const y = b.input('b', DataType.FLOAT, ['k', 'n']);
       b.node('Gemm', [x, y], [attr.int('transA', transA)], { name: 'product', outputs: ['c'] });
       b.output('c', DataType.FLOAT, ['m', 'n']);
-      return ModelSession.create(ort, buildModel(b.graph, [{ domain: '', version: 13 }]), { threads: options.threads });
+      return ModelSession.create(ort, buildModel(b.graph, [{ domain: '', version: 13 }]), { threads: options.threads, spinning: options.spinning });
     };
     const b = new GraphBuilder();
     const x = b.input('x', DataType.FLOAT, ['rows', 'cols']);
@@ -34,7 +34,7 @@ export class OrtMatrixProducts implements MatrixProducts {
     const [right] = b.node('Slice', [x, starts[1], ends[1]], [], { name: 'slice_b', outputs: ['right'] });
     b.node('Gemm', [left, right], [attr.int('transB', 1)], { name: 'product', outputs: ['c'] });
     b.output('c', DataType.FLOAT, ['m', 'n']);
-    const prefix = await ModelSession.create(ort, buildModel(b.graph, [{ domain: '', version: 13 }]), { threads: options.threads });
+    const prefix = await ModelSession.create(ort, buildModel(b.graph, [{ domain: '', version: 13 }]), { threads: options.threads, spinning: options.spinning });
     return new OrtMatrixProducts(ort, await gemm(0), await gemm(1), prefix);
   }
 

@@ -86,8 +86,9 @@ export async function solveGptq(model: Model, settings: GptqSettings, ctx: PassC
   const { layers, skipped } = gptqLayers(work, settings);
   settings.prepare?.(work, new Set(layers.map((l) => l.node)));
   const solved = new PackedSolvedBlocks();
+  // Threads that spin between the many short products hold up everything else on a shared machine.
   const blocked = layers.some((l) => useBlocked(l, settings)) && ctx.ort !== undefined;
-  const products = blocked ? await OrtMatrixProducts.create(ctx.ort as NonNullable<PassContext['ort']>, { threads: ctx.threads }) : undefined;
+  const products = blocked ? await OrtMatrixProducts.create(ctx.ort as NonNullable<PassContext['ort']>, { threads: ctx.threads, spinning: false }) : undefined;
   const visit = async (layer: LayerMatrix, hessian: Float64Array, owner: Model) => {
     const weight = layer.target.weight;
     let data: Float32Array | Float64Array;
