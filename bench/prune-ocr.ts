@@ -1,11 +1,7 @@
-// Structured pruning of PP-OCRv4 rec and det (issue 12): 30% of the channels of every prunable
+// Structured pruning of PP-OCRv4 det (issue 12): 30% of the channels of every prunable
 // channel group removed (`shrink prune --method channels --sparsity 0.3`, L2 importance, the
 // removed channels' means folded into the next layers' biases), then recovered by distillation
 // from the original without labels. No label is ever used: the reference is the original model.
-//   rec  data: scripts/make-rec-corpus.ts (480 training lines; 200 held-out lines in other fonts,
-//        texts and seed). Compensation means from 64 training lines; distillation on the 480
-//        training lines by MSE on the logits before the softmax ('p2o.Add.277', the prune step's
-//        `distillValue`). Measured on the held-out lines: greedy-CTC text identical to the original's.
 //   det  data: scripts/make-det-pages.ts (16 calibration pages, 48 training pages of the same kind,
 //        16 held-out pages, 640x640, other fonts/texts/papers/seed). Compensation means (and
 //        activation importance) from the calibration pages; distillation on 320x320 crops of the
@@ -13,12 +9,11 @@
 //        MSE on the logits before the sigmoid, BatchNormalization frozen at its running statistics,
 //        each stage's peak rate lower on a cosine over the stages. Measured on the held-out pages:
 //        IoU of the text masks (probability > 0.3) against the original's.
-// Speed: float32 and pruned timed round-robin in one onnxruntime-node run (1 thread, rec one
-// held-out line at batch 1, det one held-out page), median per model. The pruned files are also
-// run in onnxruntime-web (wasm) on held-out inputs.
-// Each recovered row is the model of the row above it trained one more stage by recoverByTraining,
-// the function the prune step (src/pipeline/prune.ts) calls after pruning. Two benches, so the two
-// models can run apart: prune-ocr-rec and prune-ocr-det.
+// Speed: float32 and pruned timed round-robin in one onnxruntime-node run (1 thread, one held-out
+// page), median per model. The pruned files are also run in onnxruntime-web (wasm) on held-out
+// inputs. Each recovered row is the model of the row above it trained one more stage by
+// recoverByTraining, the function the prune step (src/pipeline/prune.ts) calls after pruning.
+// PP-OCRv4 rec has its own bench: bench/prune-ocr-rec.ts.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +30,6 @@ import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
 import { type PruneRecovery, prune } from '../src/pipeline/prune.js';
-import { arraySamples } from '../src/pipeline/prune-data.js';
 import { recoverByTraining } from '../src/pipeline/recovery.js';
 import type { OrtModule } from '../src/runtime/ort-types.js';
 import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session.js';
@@ -45,18 +39,11 @@ import type { ImportanceName } from '../src/methods/prune/importance.js';
 import { DET_PAGES, detSamples, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recSlice, sameLines } from './lib/rec-corpus.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const RATIO = 0.3;
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
-const REC_LOGITS = 'p2o.Add.277';
-const REC_CALIBRATION = 64;
-/** Stages of rec distillation, measured after each; PRUNE_OCR_REC_STAGES overrides (0 skips training). */
-const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 3);
-/** One stage: an epoch over the training lines, the rate on a cosine from its peak (a warm restart per stage). */
-const REC_RECOVERY: PruneRecovery = { epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: 1e-3 }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1 };
 const DET_CROP = 320;
 /** Pages rendered for distillation besides the 16 calibration pages (scripts/make-det-pages.ts --train). */
 const DET_TRAIN_PAGES = 48;
@@ -156,61 +143,12 @@ async function webCheck(web: OrtModule, bytes: Uint8Array, input: Tensor): Promi
   }
 }
 
-/** Median latency of each model over / the first's, round-robin in one run. */
-async function speedups(models: readonly Uint8Array[], input: Tensor): Promise<number[]> {
-  return (await timed(models, input)).speedups;
-}
-
-/** Speed-ups as `speedups`, with the medians and the load average around the timing. */
+/** Median latency of each model over the first's, round-robin in one run, with the medians and the load average around the timing. */
 async function timed(models: readonly Uint8Array[], input: Tensor): Promise<{ speedups: number[]; medians: number[]; loadBefore: number; loadAfter: number }> {
   const loadBefore = round(loadavg()[0]);
   const report = await benchmarkModels(nodeOrt, models.map((source, i) => ({ name: `m${i}`, source })), { runs: SPEED_RUNS, warmup: 3, threads: 1, inputs: models.map(() => ({ x: input })) });
   const base = report.models[0].latency_ms.median;
   return { speedups: report.models.map((m) => Number((base / m.latency_ms.median).toFixed(3))), medians: report.models.map((m) => round(m.latency_ms.median)), loadBefore, loadAfter: round(loadavg()[0]) };
-}
-
-function recArrays(set: RecSet): Record<string, ArrayField> {
-  return { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } };
-}
-
-function recLine(set: RecSet, i: number): Tensor {
-  const per = 3 * 48 * 320;
-  return Tensor.fromArray('x', DataType.FLOAT, [1, 3, 48, 320], set.x.slice(i * per, (i + 1) * per));
-}
-
-async function benchRec(web: OrtModule, log: (line: string) => void): Promise<Row[]> {
-  ensureRecCorpus(REC_CORPUS, log);
-  const rec = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
-  const floatBytes = writeModel(rec);
-  const train = await loadRecSet('train');
-  const held = await loadRecSet('heldout');
-  const reference = await readRecSet(nodeOrt, rec, held);
-  const rows: Row[] = [];
-  const measure = async (variant: string, model: Model, epochs: number): Promise<Row> => {
-    const bytes = writeModel(model);
-    const reading = await readRecSet(nodeOrt, bytes, held);
-    const row: Row = { model: 'rec', variant, ratio: RATIO, epochs, metric: round(100 * sameLines(reference.texts, reading.texts)), cosine: Number(cosineSimilarity(reference.probs, reading.probs).toFixed(4)), bytes: bytes.byteLength, web: await webCheck(web, bytes, recLine(held, 0)) };
-    log(`rec ${variant}: ${row.metric}% of held-out lines identical, cosine ${row.cosine}, ${bytes.byteLength} bytes`);
-    return row;
-  };
-  const started = performance.now();
-  const { model: pruned, report } = await prune(rec, { method: 'channels', sparsity: RATIO, importance: 'l2', inputShapes: { x: [1, 3, 48, 320] }, calibration: arraySamples(recArrays(recSlice(train, REC_CALIBRATION)), 'training lines') }, ctx);
-  const pruneSeconds = (performance.now() - started) / 1000;
-  rows.push({ ...(await measure('pruned + mean compensation', pruned, 0)), macs_ratio: report.macs?.ratio, prune_seconds: round(pruneSeconds) });
-  let trained = pruned;
-  let seconds = 0;
-  const losses: number[] = [];
-  for (let stage = 1; stage <= REC_STAGES; stage++) {
-    const recovered = await recoverByTraining(rec, trained, { inputs: recArrays(train) }, REC_RECOVERY, rec.graph.outputs[0].name, ctx);
-    trained = recovered.model;
-    seconds += recovered.report.seconds;
-    losses.push(...recovered.report.mean_loss.map((l) => Number(l.toPrecision(4))));
-    rows.push({ ...(await measure(`+ distillation (KL per time step of '${REC_LOGITS}')`, trained, stage * REC_RECOVERY.epochs)), macs_ratio: report.macs?.ratio, train_seconds: round(seconds), mean_loss: [...losses] });
-  }
-  // Every row has the pruned shapes: one pruned model stands for them all.
-  const [, speed] = await speedups([floatBytes, writeModel(trained)], recLine(held, 0));
-  for (const r of rows) r.speedup = speed;
-  return rows;
 }
 
 /**
@@ -366,29 +304,6 @@ const channelsLine = (rows: readonly Row[]) => {
 const lastLoss = (rows: readonly Row[]) => {
   const last = rows[rows.length - 1];
   return last.mean_loss === undefined ? 'No training (0 stages).' : `Mean distillation loss per epoch: ${last.mean_loss.join(', ')}; ${last.train_seconds} s of training in all.`;
-};
-
-export const pruneOcrRecBench: Bench = {
-  name: 'prune-ocr-rec',
-  async run(log): Promise<BenchOutput> {
-    const machine = machineInfo({ web: true });
-    const web = await loadWebOrt();
-    const recFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')).byteLength;
-    const rec = await benchRec(web, log);
-    const json = { machine, ratio: RATIO, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: 480, held_out_lines: 200, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3 }, rows: rec };
-    const markdown = [
-      '# Structured pruning of PP-OCRv4 rec, recovered by distillation',
-      '',
-      ...HEADER(machine, 'L2', 'the rate on a cosine from its peak in each: warm restarts'),
-      `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the 480 training lines (scripts/make-rec-corpus.ts). Compensation means from ${REC_CALIBRATION} training lines; distillation on the 480 training lines: KL at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW, cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} per stage. Metric: greedy-CTC text identical to the original's reading. Target (issue 12): >= 90%.`,
-      '',
-      ...table(rec, 'lines identical'),
-      '',
-      lastLoss(rec),
-      '',
-    ].join('\n');
-    return { json, markdown };
-  },
 };
 
 export const pruneOcrDetBench: Bench = {

@@ -24,11 +24,14 @@ export interface RecSet {
   texts: string[];
 }
 
-/** Renders the corpus (ImageMagick) when it is not there yet. */
-export function ensureRecCorpus(dir = REC_CORPUS, log: (line: string) => void = () => {}): void {
+/**
+ * Renders the corpus (ImageMagick) when it is not there yet; `train` renders more training lines
+ * (the same seed: the first 480 are the standard corpus's, the held-out set is the same).
+ */
+export function ensureRecCorpus(dir = REC_CORPUS, log: (line: string) => void = () => {}, counts: { train?: number } = {}): void {
   if (existsSync(join(dir, 'corpus.json'))) return;
   log(`rendering the line corpus into ${dir} (scripts/make-rec-corpus.ts, needs ImageMagick and fonts-noto-cjk)`);
-  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-rec-corpus.ts', '--dir', dir], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-rec-corpus.ts', '--dir', dir, ...(counts.train === undefined ? [] : ['--train', String(counts.train)])], { stdio: 'inherit' });
 }
 
 /** One set ('train' or 'heldout') as float input. */
