@@ -1,6 +1,6 @@
 // Gradients of Conv and ConvTranspose. Each op is the other's adjoint (transpose) for fixed
-// weights, so Conv's input gradient is a ConvTranspose of dY with the same weights and
-// ConvTranspose's is a Conv. Both weight gradients are one more Conv that correlates the padded
+// weights, so Conv's input gradient is a ConvTranspose of dY with the same weights (with stride 1,
+// a Conv with the kernel flipped, which onnxruntime parallelizes better) and ConvTranspose's is a Conv. Both weight gradients are one more Conv that correlates the padded
 // input with the output gradient: the batch axis becomes the summed "channel" axis, and strides
 // and dilations exchange roles (the output step walks the input by `strides`, the kernel tap by
 // `dilations`). The window helpers here are shared with the pooling rules (pool.ts).
@@ -229,6 +229,31 @@ function unfoldedWeightGradient(ctx: GradientContext, c: Correlation): string | 
   return ctx.op('Reshape', [ctx.op('Gemm', [gradRows, cols], [attr.int('transB', 1)]), weightShape]);
 }
 
+/**
+ * Conv's input gradient for stride 1 as a Conv of dY with the kernel flipped and its channel axes
+ * swapped (per group), padded by extent - 1 - pad: the same sum as the ConvTranspose, run by
+ * onnxruntime's Conv, which splits the batch over its threads in one parallel section where its
+ * ConvTranspose runs a GEMM and a col2im per image. Undefined for strides above 1 or pads beyond
+ * the kernel's extent - 1.
+ */
+function flippedInputGradient(ctx: GradientContext, dy: string, w: string, window: Window, group: number): string | undefined {
+  const spatial = window.kernel.length;
+  if (window.strides.some((s) => s !== 1)) return undefined;
+  const pads = window.pads.map((p, i) => extent(window, i % spatial) - 1 - p);
+  if (pads.some((p) => p < 0)) return undefined;
+  const axes = Array.from({ length: spatial }, (_, i) => i + 2);
+  let swapped: string;
+  if (group === 1) swapped = ctx.op('Transpose', [w], [attr.ints('perm', [1, 0, ...axes])]);
+  else {
+    // (M, C/g, k...) -> (g, M/g, C/g, k...) -> (g, C/g, M/g, k...) -> (C, M/g, k...)
+    const split = ctx.op('Reshape', [w, ctx.op('Concat', [ctx.int64s([group, -1]), ctx.op('Slice', [ctx.shapeOf(w), ctx.int64s([1]), ctx.int64s([2 + spatial])])], [attr.int('axis', 0)])]);
+    const moved = ctx.op('Transpose', [split], [attr.ints('perm', [0, 2, 1, ...axes.map((a) => a + 1)])]);
+    swapped = ctx.op('Reshape', [moved, ctx.op('Concat', [ctx.int64s([-1]), ctx.op('Slice', [ctx.shapeOf(moved), ctx.int64s([2]), ctx.int64s([3 + spatial])])], [attr.int('axis', 0)])]);
+  }
+  const flipped = ctx.op('Slice', [swapped, ctx.int64s(axes.map(() => -1)), ctx.int64s(axes.map(() => Number.MIN_SAFE_INTEGER)), ctx.int64s(axes), ctx.int64s(axes.map(() => -1))]);
+  return ctx.op('Conv', [dy, flipped], [attr.ints('kernel_shape', window.kernel), attr.ints('dilations', window.dilations), attr.ints('pads', pads), attr.int('group', group)]);
+}
+
 /** db = dY summed over the batch and spatial axes. */
 function biasGradient(ctx: GradientContext, dy: string, rank: number): string {
   return ctx.reduce('ReduceSum', dy, [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)], false);
@@ -281,8 +306,11 @@ export const convGradients: Record<string, GradientRule> = {
     const { x, w, xShape, group, window, dy, y } = convSetup(ctx, readWindow);
     let dx: string | undefined;
     if (ctx.wants(0)) {
-      const { pads, outputPadding } = transposePads(ctx, window, ctx.shape(y).slice(2), xShape.slice(2));
-      dx = ctx.op('ConvTranspose', [dy, w], [...windowAttributes(window, pads), attr.ints('output_padding', outputPadding), attr.int('group', group)]);
+      dx = flippedInputGradient(ctx, dy, w, window, group);
+      if (dx === undefined) {
+        const { pads, outputPadding } = transposePads(ctx, window, ctx.shape(y).slice(2), xShape.slice(2));
+        dx = ctx.op('ConvTranspose', [dy, w], [...windowAttributes(window, pads), attr.ints('output_padding', outputPadding), attr.int('group', group)]);
+      }
     }
     const dw = ctx.wants(1) ? weightGradient(ctx, { input: x, inputLike: x, grad: dy, gradLike: y, window, group }) : undefined;
     const db = ctx.wants(2) ? biasGradient(ctx, dy, xShape.length) : undefined;
