@@ -224,7 +224,7 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   );
   lines.push(`nodes      ${groupDigits(report.nodes.quantized)} quantized, ${groupDigits(report.nodes.skipped)} left as they were`);
   if (report.stats.gptq_layers !== undefined) {
-    lines.push(`gptq       ${report.stats.gptq_layers} layers solved from ${report.stats.calibration_samples} calibration samples in ${report.stats.gptq_rounds} rounds (each on the model quantized before it)`);
+    lines.push(`gptq       ${report.stats.gptq_layers} layers solved from ${report.stats.calibration_samples} calibration samples in ${report.stats.gptq_rounds} rounds (each on the model quantized before it)${Number(report.stats.gptq_pieces) > 1 ? `, the model run in ${report.stats.gptq_pieces} pieces` : ''}`);
   }
   if (report.stats.awq_layers !== undefined) {
     lines.push(`awq        ${report.stats.awq_layers} layers scaled from ${report.stats.calibration_samples} calibration samples; 1/s of ${report.stats.awq_folded} of ${report.stats.awq_groups} layer inputs folded into their producer, ${report.stats.awq_mul} by an inserted Mul`);

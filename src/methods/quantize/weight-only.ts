@@ -186,7 +186,7 @@ async function runGptq(model: Model, options: WeightOnlyOptions, ctx: PassContex
     ctx,
   );
   const report = quantizeWeightsOnly(model, { ...options, solved: solution.solved }, ctx.progress);
-  reportSolved(report, 'gptq', solution, { stats: { gptq_rounds: solution.rounds }, warnings: [] }, 'solved weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest');
+  reportSolved(report, 'gptq', solution, { stats: { gptq_rounds: solution.rounds, gptq_pieces: solution.segments }, warnings: [] }, 'solved weights were not written as MatMulNBits (Gemm through DequantizeLinear at this opset) and were rounded to nearest');
   return report;
 }
 
