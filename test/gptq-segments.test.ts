@@ -58,3 +58,11 @@ for (const kernel of ['js', 'blocked'] as const) {
     }
   });
 }
+
+test('calibration data that does not fit the model is one line naming the input, piece by piece too', async () => {
+  const wrong = tensorSamples([{ tokens: Tensor.fromArray('tokens', DataType.INT64, [1, 4], BigInt64Array.from([1n, 2n, 3n, 4n])) }]);
+  await assert.rejects(
+    solveGptq(loadModel(file), { bits: 4, blockSize: 16, symmetric: false, samples: 1, calibration: wrong, segments: true }, { ort: nodeOrt, threads: 1 }),
+    (error: Error) => /input_ids|tokens/.test(error.message) && !error.message.includes('\n'),
+  );
+});

@@ -8,7 +8,8 @@
 // model would give it), and memory holds one piece's weights plus the calibration activations at
 // the cuts (a few sequences: 4 x 128 tokens x 4096 features is 8 MB per value).
 import type { Sample, SampleSource } from '../../eval/samples.js';
-import { firstSamples, sampleFeeds, tensorSamples } from '../../eval/samples.js';
+import { modelSignature } from '../../eval/match-inputs.js';
+import { checkedSamples, firstSamples, sampleFeeds, tensorSamples } from '../../eval/samples.js';
 import { type Segment, graphSegments, segmentModel } from '../../graph-edit/segments.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
@@ -46,7 +47,8 @@ export async function calibrateInSegments(
   if (ctx.ort === undefined) throw new Error(`${purpose} runs the model in onnxruntime`);
   const ort = ctx.ort;
   const samples: Record<string, Tensor>[] = [];
-  for await (const sample of firstSamples(calibration, options.samples ?? ONE_SHOT_SAMPLES)) samples.push({ ...sample.inputs });
+  // Checked against the whole model's inputs: a piece sees only some of them.
+  for await (const sample of firstSamples(checkedSamples(calibration, modelSignature(model).inputs), options.samples ?? ONE_SHOT_SAMPLES)) samples.push({ ...sample.inputs });
   if (samples.length === 0) throw new Error(`${purpose}: the calibration data has no samples`);
   const segments = graphSegments(model, isLayer);
   const skipped: { node: string; reason: string }[] = [];
