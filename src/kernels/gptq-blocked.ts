@@ -9,12 +9,16 @@
 //   W_B + R_P·Ũ_PB·U_BB (P: the columns before B): two products per block of 128 columns on the
 //   engine, reading R in place, instead of updating every later column after every block.
 // - Weights are transposed, Wᵀ [K, N] (a MatMul's own layout), so a column of W is a contiguous row.
-// The column sweep inside a block stays in JS, in float64 (the obs.ts sweep on the block).
+// The column sweep inside a block stays in JS, in float64 (the obs.ts sweep on the block), 32
+// columns at a time, the rest of the block updated by a product after each 32.
 import { emptyBlocks, encodeValue, type GptqOptions, sweepOrder } from './gptq.js';
 import { choleskyBlocked } from './cholesky-blocked.js';
 import type { MatrixProducts } from './matrix-products.js';
 import type { QuantizedBlocks } from './quantize-blocks.js';
 import { quantizeBlocks } from './quantize-blocks.js';
+
+/** Columns swept in JS between two products inside a block (a quarter of the JS work of whole blocks). */
+const INNER = 32;
 
 export interface GptqBlockedResult {
   /** As gptq.ts: [rows, padded cols] codes, scales and zero points. */
@@ -64,33 +68,48 @@ export async function gptqBlocked(weightsT: Float32Array, rows: number, cols: nu
       const update = await products.matmul(ubbT, t, width, width, rows);
       for (let i = 0; i < current.length; i++) current[i] += update[i];
     }
-    const err = new Float64Array(rows);
-    for (let k = 0; k < width; k++) {
-      const position = start + k;
-      const column = order[position];
-      if (!actOrder && column % groupSize === 0) groupParametersCurrent(current, rows, k, Math.min(groupSize, cols - column), options, blocks, column / groupSize);
-      const group = Math.floor(column / groupSize);
-      const d = ubb[k * width + k];
-      const w = original(position);
-      const row = k * rows;
-      for (let i = 0; i < rows; i++) {
-        const b = i * blocks.blocksPerRow + group;
-        const scale = blocks.scales[b];
-        const zero = blocks.zeroPoints[b];
-        const value = current[row + i];
-        const code = encodeValue(value, scale, zero, qmax);
-        blocks.codes[i * padded + column] = code;
-        const q = (code - zero) * scale;
-        const e = (value - q) / d;
-        err[i] = e;
-        loss += (e * e) / 2;
-        r[position * rows + i] = w[i] - q;
+    // Inside the block, columns go INNER at a time: each column's error is spread over the rest of
+    // its sub-block in JS, over the rest of the block by one product when the sub-block ends.
+    for (let sub = 0; sub < width; sub += INNER) {
+      const subEnd = Math.min(width, sub + INNER);
+      const errors = new Float32Array((subEnd - sub) * rows);
+      for (let k = sub; k < subEnd; k++) {
+        const position = start + k;
+        const column = order[position];
+        if (!actOrder && column % groupSize === 0) groupParametersCurrent(current, rows, k, Math.min(groupSize, cols - column), options, blocks, column / groupSize);
+        const group = Math.floor(column / groupSize);
+        const d = ubb[k * width + k];
+        const w = original(position);
+        const row = k * rows;
+        const err = errors.subarray((k - sub) * rows, (k - sub + 1) * rows);
+        for (let i = 0; i < rows; i++) {
+          const b = i * blocks.blocksPerRow + group;
+          const scale = blocks.scales[b];
+          const zero = blocks.zeroPoints[b];
+          const value = current[row + i];
+          const code = encodeValue(value, scale, zero, qmax);
+          blocks.codes[i * padded + column] = code;
+          const q = (code - zero) * scale;
+          const e = (value - q) / d;
+          err[i] = e;
+          loss += (e * e) / 2;
+          r[position * rows + i] = w[i] - q;
+        }
+        for (let j = k + 1; j < subEnd; j++) {
+          const f = ubb[k * width + j];
+          if (f === 0) continue;
+          const target = j * rows;
+          for (let i = 0; i < rows; i++) current[target + i] -= err[i] * f;
+        }
       }
-      for (let j = k + 1; j < width; j++) {
-        const f = ubb[k * width + j];
-        if (f === 0) continue;
-        const target = j * rows;
-        for (let i = 0; i < rows; i++) current[target + i] -= err[i] * f;
+      if (subEnd < width) {
+        // current[subEnd:, :] -= U_BB[sub:subEnd, subEnd:]ᵀ · errors
+        const rest = width - subEnd;
+        const factors = new Float32Array((subEnd - sub) * rest);
+        for (let k = sub; k < subEnd; k++) for (let j = 0; j < rest; j++) factors[(k - sub) * rest + j] = ubb[k * width + subEnd + j];
+        const update = await products.matmul(factors, errors, rest, subEnd - sub, rows, true);
+        const offset = subEnd * rows;
+        for (let i = 0; i < update.length; i++) current[offset + i] -= update[i];
       }
     }
   }
