@@ -96,7 +96,8 @@ export function segmentModel(model: Model, segment: Segment, types: (name: strin
   graph.nodes = segment.nodes.map((n) => n.clone(graph));
   graph.inputs = [...source.inputs.filter((i) => segment.graphInputs.includes(i.name)), ...segment.inputs.map(types)];
   graph.outputs = segment.outputs.map((name) => source.outputs.find((o) => o.name === name) ?? makeValueInfo(name));
-  graph.valueInfo = source.valueInfo.filter((v) => reads.has(v.name));
+  const ends = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
+  graph.valueInfo = source.valueInfo.filter((v) => reads.has(v.name) && !ends.has(v.name));
   graph.changed();
   return sub;
 }
