@@ -45,7 +45,6 @@ export async function calibrateInSegments(
   const calibration = options.calibration;
   if (calibration === undefined) throw new Error(`${purpose}: no calibration samples (real inputs): give --calib (or --data)`);
   if (ctx.ort === undefined) throw new Error(`${purpose} runs the model in onnxruntime`);
-  const ort = ctx.ort;
   const samples: Record<string, Tensor>[] = [];
   // Checked against the whole model's inputs: a piece sees only some of them.
   for await (const sample of firstSamples(checkedSamples(calibration, modelSignature(model).inputs), options.samples ?? ONE_SHOT_SAMPLES)) samples.push({ ...sample.inputs });
