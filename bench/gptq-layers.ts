@@ -72,7 +72,8 @@ async function timed<T>(run: () => Promise<T> | T): Promise<{ value: T; wall: nu
 
 async function runGptqLayers(log: (line: string) => void): Promise<BenchOutput> {
   const gram = await OrtGram.create(nodeOrt, { threads: THREADS });
-  const products = await OrtMatrixProducts.create(nodeOrt, { threads: THREADS });
+  // As the GPTQ pass opens them: threads that spin between the many short products waste a shared machine.
+  const products = await OrtMatrixProducts.create(nodeOrt, { threads: THREADS, spinning: false });
   const rows: Row[] = [];
   const record = (row: Row) => {
     rows.push(row);
