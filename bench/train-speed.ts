@@ -27,6 +27,8 @@ import { median, round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const PYTHON = '/usr/bin/python3';
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = 100;
 const REFERENCE = path.join(import.meta.dirname, 'torch', 'train_reference.py');
 const CHILD = path.join(import.meta.dirname, 'lib', 'train-speed-child.ts');
 const BATCH = 64;
@@ -114,6 +116,15 @@ class Stepper {
     return JSON.parse(next.value) as Record<string, unknown>;
   }
 
+  /** CPU time the process has used so far (user + system, ms), from /proc; undefined where there is none. */
+  cpuMs(): number | undefined {
+    const file = `/proc/${this.child.pid}/stat`;
+    if (!fs.existsSync(file)) return undefined;
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = fs.readFileSync(file, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  }
+
   async close(): Promise<void> {
     this.child.stdin.end('quit\n');
     await new Promise((resolve) => this.child.once('close', resolve));
@@ -150,6 +161,11 @@ export function prepare(dir: string, name: ModelName): { model: string; setup: s
 interface SideResult {
   label: string;
   median_ms: number;
+  /**
+   * CPU time per step (all the process's threads), median over blocks, warm-up block included. At
+   * 1 thread it stands in for the wall time of a quiet machine when the machine is loaded.
+   */
+  cpu_ms: number | null;
   steps: number;
   peak_rss_mib: number;
 }
@@ -158,17 +174,21 @@ interface SideResult {
 async function interleave(steppers: Stepper[], block: number, log: (l: string) => void): Promise<SideResult[]> {
   await Promise.all(steppers.map((s) => s.request('')));
   const times = steppers.map(() => [] as number[]);
+  const cpu = steppers.map(() => [] as number[]);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, s] of steppers.entries()) {
+      const before = s.cpuMs();
       const answer = await s.request(`steps ${block}`);
+      const after = s.cpuMs();
       times[i].push(...(answer.ms as number[]).slice(1));
+      if (before !== undefined && after !== undefined) cpu[i].push((after - before) / block);
     }
     log(`  round ${round + 1}/${ROUNDS}: ${steppers.map((s, i) => `${s.label} ${round2(median(times[i]))} ms`).join(', ')}`);
   }
   const results: SideResult[] = [];
   for (const [i, s] of steppers.entries()) {
     const memory = await s.request('memory');
-    results.push({ label: s.label, median_ms: round(median(times[i])), steps: times[i].length, peak_rss_mib: round(memory.peak_rss_mib as number) });
+    results.push({ label: s.label, median_ms: round(median(times[i])), cpu_ms: cpu[i].length === 0 ? null : round(median(cpu[i])), steps: times[i].length, peak_rss_mib: round(memory.peak_rss_mib as number) });
   }
   return results;
 }
@@ -206,12 +226,13 @@ async function measure(dir: string, name: ModelName, threads: number, log: (l: s
     return {
       model: name,
       threads,
-      shrink: { median_ms: mine.median_ms, steps: mine.steps, peak_rss_mib: mine.peak_rss_mib, settings: mine.config },
-      pytorch_best: { median_ms: best.median_ms, steps: best.steps, peak_rss_mib: best.peak_rss_mib, settings: best.config },
+      shrink: { median_ms: mine.median_ms, cpu_ms: mine.cpu_ms, steps: mine.steps, peak_rss_mib: mine.peak_rss_mib, settings: mine.config },
+      pytorch_best: { median_ms: best.median_ms, cpu_ms: best.cpu_ms, steps: best.steps, peak_rss_mib: best.peak_rss_mib, settings: best.config },
       time_ratio: round(mine.median_ms / best.median_ms),
+      cpu_ratio: mine.cpu_ms === null || best.cpu_ms === null ? null : round(mine.cpu_ms / best.cpu_ms),
       memory_ratio: round(mine.peak_rss_mib / best.peak_rss_mib),
-      shrink_candidates: shrinkCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, peak_rss_mib: c.peak_rss_mib })),
-      pytorch_candidates: torchCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, peak_rss_mib: c.peak_rss_mib })),
+      shrink_candidates: shrinkCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, cpu_ms: c.cpu_ms, peak_rss_mib: c.peak_rss_mib })),
+      pytorch_candidates: torchCandidates.map((c) => ({ settings: c.config, median_ms: c.median_ms, cpu_ms: c.cpu_ms, peak_rss_mib: c.peak_rss_mib })),
     };
   } finally {
     await Promise.all(all.map((s) => s.close().catch(() => undefined)));
@@ -242,19 +263,19 @@ export function trainSpeedMarkdown(result: Awaited<ReturnType<typeof trainSpeed>
     '',
     `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage} at the start, ${result.loadAverageAfter} at the end.`,
     ...(result.blas.some((b) => b.includes('OpenBLAS')) ? [] : ['**OpenBLAS is not installed: PyTorch ran with the reference BLAS only, far from its best (`apt-get install libopenblas0-pthread`).**', '']),
-    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}), each side timing ${result.perRun} steps at a time (shrink: one onnxruntime run), the first ${result.perRun} of each block not counted; median ms per step.`,
+    `Batch ${result.batch}, SGD momentum 0.9, same initial weights and batches on both sides; ${result.rounds} rounds of interleaved blocks (MLP ${result.block.mlp} steps, CNN ${result.block.cnn}), each side timing ${result.perRun} steps at a time (shrink: one onnxruntime run), the first ${result.perRun} of each block not counted; median ms per step. CPU ms: the process's CPU time per step (all threads, median over blocks): at 1 thread it is what the wall time would be on an idle machine, so read it when the load above is high.`,
     '',
-    '| Model | threads | shrink | PyTorch best | shrink / PyTorch | peak memory MiB, shrink / PyTorch | shrink configuration | PyTorch configuration |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
-    ...rows.map((r) => `| ${names[r.model]} | ${r.threads} | ${r.shrink.median_ms} | ${r.pytorch_best.median_ms} | ${r.time_ratio}x | ${r.shrink.peak_rss_mib} / ${r.pytorch_best.peak_rss_mib} | ${r.shrink.settings} | ${r.pytorch_best.settings} |`),
+    '| Model | threads | shrink | PyTorch best | shrink / PyTorch | CPU ms shrink / PyTorch (ratio) | peak memory MiB, shrink / PyTorch | shrink configuration | PyTorch configuration |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...rows.map((r) => `| ${names[r.model]} | ${r.threads} | ${r.shrink.median_ms} | ${r.pytorch_best.median_ms} | ${r.time_ratio}x | ${r.shrink.cpu_ms} / ${r.pytorch_best.cpu_ms} (${r.cpu_ratio}x) | ${r.shrink.peak_rss_mib} / ${r.pytorch_best.peak_rss_mib} | ${r.shrink.settings} | ${r.pytorch_best.settings} |`),
     '',
     'Every configuration tried (each in its own process, all interleaved), the fastest of each side in the table above:',
     '',
-    '| Model | threads | side | configuration | median ms | peak MiB |',
-    '| --- | ---: | --- | --- | ---: | ---: |',
+    '| Model | threads | side | configuration | median ms | CPU ms | peak MiB |',
+    '| --- | ---: | --- | --- | ---: | ---: | ---: |',
     ...rows.flatMap((r) => [
-      ...r.shrink_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | shrink | ${c.settings} | ${c.median_ms} | ${c.peak_rss_mib} |`),
-      ...r.pytorch_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | PyTorch | ${c.settings} | ${c.median_ms} | ${c.peak_rss_mib} |`),
+      ...r.shrink_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | shrink | ${c.settings} | ${c.median_ms} | ${c.cpu_ms} | ${c.peak_rss_mib} |`),
+      ...r.pytorch_candidates.map((c) => `| ${names[r.model]} | ${r.threads} | PyTorch | ${c.settings} | ${c.median_ms} | ${c.cpu_ms} | ${c.peak_rss_mib} |`),
     ]),
     '',
   ].join('\n');
