@@ -128,6 +128,7 @@ test('channels: --layer-ratio sets the share of the groups it matches, the first
       ['fc2', 10],
     ],
   );
+  assert.equal(report.settings.layer_ratios, 'conv1=0 Gemm=0.25 fc1=0.9');
 });
 
 test('bad input: one line, exit 1 or 2, nothing written', async () => {
