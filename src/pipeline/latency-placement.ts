@@ -37,7 +37,7 @@ export interface LatencyPlacementOptions {
 export interface LatencyPlacementReport {
   /** Layers the profile found faster in float32 (with their predicted saving, ms). */
   proposed: { node: string; op: string; saves_ms: number }[];
-  /** Predicted latency of all-int8 and of the mixed model, from the profiles scaled to the timed latency. */
+  /** Latency of all-int8 (the profile's median run) and the mixed model's predicted from the kernel times. */
   predicted_int8_ms: number;
   predicted_mixed_ms?: number;
   /** Timed side by side (median, 1 thread), when a mixed model was built. */
