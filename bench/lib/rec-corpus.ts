@@ -104,3 +104,36 @@ export async function readRecSet(ort: OrtModule, model: Model | Uint8Array, set:
 export function sameLines(reference: readonly string[], texts: readonly string[]): number {
   return reference.filter((t, i) => t === texts[i]).length / reference.length;
 }
+
+/** Share of lines equal to the reference once spaces are dropped (most changed lines differ by a space gained or lost). */
+export function sameLinesIgnoringSpaces(reference: readonly string[], texts: readonly string[]): number {
+  const squeeze = (t: string) => t.replace(/\s/g, '');
+  return reference.filter((t, i) => squeeze(t) === squeeze(texts[i] ?? '')).length / reference.length;
+}
+
+/**
+ * Per-character agreement with the reference: 1 - (edit distances summed) / (reference characters
+ * summed), over code points. Progress below one changed line in a hundred shows here first.
+ */
+export function characterAgreement(reference: readonly string[], texts: readonly string[]): number {
+  let distance = 0;
+  let length = 0;
+  reference.forEach((t, i) => {
+    const a = [...t];
+    const b = [...(texts[i] ?? '')];
+    distance += editDistance(a, b);
+    length += a.length;
+  });
+  return length === 0 ? 1 : 1 - distance / length;
+}
+
+/** Levenshtein distance between two sequences of characters (one row of the table at a time). */
+function editDistance(a: readonly string[], b: readonly string[]): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length];
+}

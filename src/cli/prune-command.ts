@@ -53,6 +53,7 @@ interface PruneFlags extends TrainingFlags, GateFlags {
   calib?: string;
   calibSamples?: string;
   rounds?: string;
+  roundSchedule?: 'cubic' | 'linear';
   distillValue?: string;
   distillLoss?: 'mse' | 'kl' | 'bce';
   bench?: boolean;
@@ -103,7 +104,8 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples and MAC counts: name=value,...')
     .option('--calib <file>', `wanda, sparsegpt: calibration samples (.npz keyed by input name, or .npy), scaled as --data (default: --data samples after the ones checked); channels: samples whose means compensation folds`)
     .option('--calib-samples <n>', `wanda, sparsegpt: calibration samples used (default ${ONE_SHOT_SAMPLES})`)
-    .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training')
+    .option('--rounds <n>', 'with --epochs: prune gradually, in n rounds with the sparsity rising on a cubic schedule (AGP), each followed by --epochs of training (channels: each round plans on the model the last one trained)')
+    .addOption(new Option('--round-schedule <schedule>', "with --rounds: how the sparsity rises, 'cubic' (default; most of it early) or 'linear' (equal steps)").choices(['cubic', 'linear']))
     .option('--distill-value <name>', 'with --epochs and no labels: distil this value of the original (e.g. the logits before a softmax output) instead of the output')
     .addOption(new Option('--distill-loss <loss>', 'with --distill-value: mean squared error, KL of the softmax over the last axis at every position (e.g. per time step of CTC logits), or binary cross-entropy of the sigmoids (logits before a sigmoid map, e.g. a text detector\'s)').choices(['mse', 'kl', 'bce']));
   addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
@@ -141,7 +143,8 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const calibrationSamples = flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1);
   const rounds = flags.rounds === undefined ? undefined : wholeNumber(flags.rounds, '--rounds', 1);
   if (rounds !== undefined && !recover) throw new UsageError('--rounds prunes gradually with training between rounds: give --epochs (and --data)');
-  if (rounds !== undefined && rounds > 1 && (pattern !== undefined || !['magnitude', 'wanda', 'sparsegpt'].includes(method))) throw new UsageError(`--rounds needs a sparsity that can rise: --method magnitude, wanda or sparsegpt with --sparsity`);
+  if (rounds !== undefined && rounds > 1 && (pattern !== undefined || !['magnitude', 'wanda', 'sparsegpt', 'channels'].includes(method))) throw new UsageError(`--rounds needs a sparsity that can rise: --method magnitude, wanda, sparsegpt or channels with --sparsity`);
+  if (flags.roundSchedule !== undefined && rounds === undefined) throw new UsageError('--round-schedule says how the sparsity rises over --rounds: give --rounds N');
   if ((flags.distillValue !== undefined || flags.distillLoss !== undefined) && !recover) throw new UsageError('--distill-value and --distill-loss go with --epochs (distillation from the original on unlabelled --data)');
   if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
   if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
@@ -190,7 +193,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { ...stepTraining(training), rounds, distillValue: flags.distillValue, distillLoss: flags.distillLoss } : undefined,
+    recovery: recover ? { ...stepTraining(training), rounds, roundSchedule: flags.roundSchedule, distillValue: flags.distillValue, distillLoss: flags.distillLoss } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -67,6 +67,8 @@ export interface PruneRecoveryReport {
   accuracy?: { before: number; after: number };
   /** Rounds of pruning and training (gradual pruning), when more than one. */
   rounds?: number;
+  /** How the sparsity rose over the rounds. */
+  round_schedule?: 'cubic' | 'linear';
 }
 
 export interface PruneReport {
@@ -143,7 +145,7 @@ function count(n: number): string {
 /** The report's line for recovery training (prune and lowrank). */
 export function recoveryLine(r: PruneRecoveryReport): string {
   const acc = r.accuracy === undefined ? '' : `; accuracy ${r.accuracy.before.toFixed(2)}% -> ${r.accuracy.after.toFixed(2)}%`;
-  const rounds = r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a cubic schedule)`;
+  const rounds = r.rounds === undefined ? '' : ` in ${r.rounds} rounds of pruning (sparsity rising on a ${r.round_schedule ?? 'cubic'} schedule)`;
   return `recovery   ${r.kind} (${r.loss}${r.value === undefined ? '' : ` on '${r.value}'`}) ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}${rounds}, ${r.steps} steps on ${groupDigits(r.samples)} samples, ${r.seconds.toFixed(1)} s; mean loss ${r.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`;
 }
 

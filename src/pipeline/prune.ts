@@ -15,6 +15,7 @@ import type { PruneDetails, PrunePassReport } from '../methods/prune/details.js'
 import { countMacs } from '../methods/prune/macs.js';
 import { type PruneMethodName, type PruneSettings, pruneMethod } from '../methods/prune/registry.js';
 import { taylorGradients } from '../methods/prune/taylor.js';
+import { readModel, writeModel } from '../onnx/model-io.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { TrainingArrays } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
@@ -26,6 +27,7 @@ import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { gzipChange, type PruneRecoveryReport, type PruneReport, SPARSE_NOTE, weightCounts } from './prune-report.js';
 import { sizeChange } from './size-change.js';
 import { labelledData, recoverByTraining } from './recovery.js';
+import { channelRoundShares, groupWidths, joinRoundGroups, type RoundSchedule, scheduleProgress } from './prune-rounds.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
 
 /** Training data for recovery (and Taylor importance). */
@@ -55,20 +57,35 @@ export interface PruneRecovery {
    */
   batchNorm?: 'batch' | 'frozen';
   /**
-   * Prune gradually (unstructured methods): this many rounds, the sparsity rising on a cubic
-   * schedule to the target (AGP; TF-MOT's PolynomialDecay with power 3), each round followed by
-   * `epochs` of training with the zeros held (default 1: prune once, then train).
+   * Prune gradually (magnitude, wanda, sparsegpt, channels): this many rounds, the sparsity rising
+   * on `roundSchedule` to the target, each round followed by `epochs` of training (zeros held;
+   * channels: each round plans on the model the last one trained) (default 1: prune once, then train).
    */
   rounds?: number;
+  /** How the sparsity rises over the rounds (pipeline/prune-rounds.ts; default 'cubic'). */
+  roundSchedule?: RoundSchedule;
 }
 
-/** Methods that can prune in rounds: a weight pruned earlier scores zero and stays pruned. */
-const GRADUAL_METHODS: readonly PruneMethodName[] = ['magnitude', 'wanda', 'sparsegpt'];
-
-/** The sparsity after `round` of `rounds` on the cubic schedule to `final`. */
-export function cubicSparsity(final: number, round: number, rounds: number): number {
-  return final * (1 - (1 - round / rounds) ** 3);
+/** One round of gradual pruning, as `PruneOptions.onRound` sees it. */
+export interface PruneRound {
+  round: number;
+  rounds: number;
+  /** The cumulative sparsity this round reached (of the model before the first round). */
+  sparsity: number | undefined;
+  /** The model the round pruned, the model just after pruning, and after its training. */
+  before: Model;
+  pruned: Model;
+  trained: Model;
+  /** The method's settings for this round (channels: with `widthsBefore` from the second round on). */
+  settings: PruneSettings;
+  pass: PrunePassReport;
+  training?: PruneRecoveryReport;
 }
+
+/** Methods that can prune in rounds: a weight pruned earlier scores zero and stays pruned; channels count the channels earlier rounds removed. */
+const GRADUAL_METHODS: readonly PruneMethodName[] = ['magnitude', 'wanda', 'sparsegpt', 'channels'];
+
+export { cubicSparsity } from './prune-rounds.js';
 
 export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibration'> {
   method: PruneMethodName;
@@ -87,6 +104,8 @@ export interface PruneOptions extends Omit<PruneSettings, 'gradients' | 'calibra
   verdict?: VerdictThresholds;
   /** Samples for channel mean compensation and for wanda/sparsegpt (default: the fidelity samples unless generated). */
   calibration?: SampleSource;
+  /** Called after each round of gradual pruning (and after the single round otherwise), e.g. to measure it. */
+  onRound?: (round: PruneRound) => void | Promise<void>;
 }
 
 export interface PruneResult {
@@ -111,7 +130,7 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
     );
   }
 
-  const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration: given, ...settings } = options;
+  const { method: _m, data, recovery, fidelity, fidelitySkipped, gate, verdict, taylorBatches: _t, output: _o, calibration: given, onRound, ...settings } = options;
   // Real samples (not generated ones) measure the means that channel compensation folds into biases.
   const calibration = given ?? (fidelity?.samples.warning === undefined ? fidelity?.samples : undefined);
   const rounds = recovery?.rounds ?? 1;
@@ -122,24 +141,34 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
 
   let result = model;
   let outcome: PrunePassReport | undefined;
+  let first: PrunePassReport | undefined;
   const trainings: PruneRecoveryReport[] = [];
   for (let round = 1; round <= rounds; round++) {
+    const before = result;
     const candidate = result.clone();
-    const sparsity = rounds === 1 ? settings.sparsity : cubicSparsity(settings.sparsity ?? 0, round, rounds);
-    const which = rounds === 1 ? '' : ` round ${round}/${rounds} (sparsity ${sparsity?.toFixed(4)})`;
-    outcome = (await debugPhase(ctx.debug, `prune: ${method.name}${which}`, () =>
-      (method.run as NonNullable<typeof method.run>)(candidate, { ...settings, sparsity, inputShapes, gradients, calibration }, ctx),
-    )) as PrunePassReport;
+    const progress = scheduleProgress(round, rounds, recovery?.roundSchedule);
+    const shares = rounds === 1 ? {} : method.name === 'channels' ? channelRoundShares(settings, progress) : { sparsity: (settings.sparsity ?? 0) * progress };
+    // Channels after the first round: shares of the widths before it (the model is narrower now).
+    const widths = round > 1 && method.name === 'channels' && first?.details.groups !== undefined ? { widthsBefore: groupWidths(first.details.groups) } : {};
+    const roundSettings: PruneSettings = { ...settings, ...shares, ...widths, inputShapes, gradients, calibration };
+    const which = rounds === 1 ? '' : ` round ${round}/${rounds} (sparsity ${roundSettings.sparsity?.toFixed(4)})`;
+    outcome = (await debugPhase(ctx.debug, `prune: ${method.name}${which}`, () => (method.run as NonNullable<typeof method.run>)(candidate, roundSettings, ctx))) as PrunePassReport;
+    first ??= outcome;
     result = candidate;
+    // Training may update the student's tensors (BatchNormalization's running statistics): keep the pruned model as it was for onRound.
+    const pruned = onRound === undefined || recovery === undefined ? candidate : readModel(writeModel(candidate).slice());
+    let training: PruneRecoveryReport | undefined;
     if (recovery !== undefined) {
       const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
       const trained = await debugPhase(ctx.debug, `prune: recovery${which}`, () => recoverByTraining(model, candidate, data as PruneData, recovery, output, ctx, masks));
       result = trained.model;
+      training = trained.report;
       trainings.push(trained.report);
     }
+    await onRound?.({ round, rounds, sparsity: roundSettings.sparsity, before, pruned, trained: result, settings: roundSettings, pass: outcome, ...(training === undefined ? {} : { training }) });
   }
-  outcome = outcome as PrunePassReport;
-  const recovered = trainings.length === 0 ? undefined : joinTrainings(trainings);
+  outcome = joinRounds(first as PrunePassReport, outcome as PrunePassReport);
+  const recovered = trainings.length === 0 ? undefined : joinTrainings(trainings, recovery?.roundSchedule);
 
   const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, result, ctx);
   const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, result, fidelity, ctx);
@@ -157,8 +186,17 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
   return { model: result, report };
 }
 
+/** Rounds' pass reports as one: the last round's, with each group's and weight's size before the first. */
+function joinRounds(first: PrunePassReport, last: PrunePassReport): PrunePassReport {
+  if (first === last) return last;
+  const dimsBefore = new Map(first.details.tensors.map((t) => [t.name, t.dimsBefore]));
+  const tensors = last.details.tensors.map((t) => ({ ...t, dimsBefore: dimsBefore.get(t.name) ?? t.dimsBefore }));
+  const groups = first.details.groups === undefined || last.details.groups === undefined ? last.details.groups : joinRoundGroups(first.details.groups, last.details.groups);
+  return { ...last, details: { ...last.details, tensors, ...(groups === undefined ? {} : { groups }) } };
+}
+
 /** The recovery of every round as one: epochs, steps, losses and time add up; accuracy from the first to the last. */
-function joinTrainings(trainings: readonly PruneRecoveryReport[]): PruneRecoveryReport {
+function joinTrainings(trainings: readonly PruneRecoveryReport[], schedule: RoundSchedule = 'cubic'): PruneRecoveryReport {
   const [first] = trainings;
   const last = trainings[trainings.length - 1];
   const joined: PruneRecoveryReport = {
@@ -169,7 +207,7 @@ function joinTrainings(trainings: readonly PruneRecoveryReport[]): PruneRecovery
     seconds: trainings.reduce((n, t) => n + t.seconds, 0),
   };
   if (first.accuracy !== undefined && last.accuracy !== undefined) joined.accuracy = { before: first.accuracy.before, after: last.accuracy.after };
-  if (trainings.length > 1) joined.rounds = trainings.length;
+  if (trainings.length > 1) Object.assign(joined, { rounds: trainings.length, round_schedule: schedule });
   return joined;
 }
 

@@ -108,8 +108,10 @@ const PruneStep = z.strictObject({
   drop_layers: z.array(z.string().min(1)).min(1).optional(),
   ...trainingKeys,
   batch_size: z.number().int().min(1).optional(),
-  /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule. */
+  /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule (or `round_schedule`). */
   rounds: z.number().int().min(1).optional(),
+  /** How the sparsity rises over `rounds`: 'cubic' (default) or 'linear' (equal steps). */
+  round_schedule: z.enum(['cubic', 'linear']).optional(),
 });
 
 /** Weight sharing (shrink cluster), with centroid fine-tuning on `epochs`. */
@@ -179,6 +181,8 @@ export interface StepTraining {
   batchSize?: number;
   /** prune: rounds of pruning, each followed by `epochs` (gradual pruning). */
   rounds?: number;
+  /** prune: how the sparsity rises over `rounds` (default cubic). */
+  roundSchedule?: 'cubic' | 'linear';
   /** cluster: the value distilled without labels, when not the output. */
   distillValue?: string;
   /** cluster: how `distillValue` is matched (default mse). */
@@ -233,7 +237,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
       throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : p.batch_size !== undefined ? 'batch_size' : 'rounds'}' goes with 'epochs' (recovery training)`);
     }
     const training = stepTraining(p.epochs, p.lr, p.batch_size);
+    if (p.round_schedule !== undefined && p.rounds === undefined) throw new Error(`${where}.prune: 'round_schedule' goes with 'rounds' (gradual pruning)`);
     if (training.training !== undefined && p.rounds !== undefined) training.training.rounds = p.rounds;
+    if (training.training !== undefined && p.round_schedule !== undefined) training.training.roundSchedule = p.round_schedule;
     return { kind: 'prune', options: pruneOptions(p, `${where}.prune`), ...training };
   }
   if ('cluster' in step) {

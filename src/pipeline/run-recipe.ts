@@ -140,7 +140,7 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       // Wanda/SparseGPT calibrate (and channel compensation measures means) on --calib, else on --data.
       const calibration = data.calibration ?? (data.data?.warning === undefined ? data.data : undefined);
       const t = step.training;
-      const recovery = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.pruneRate), optimizer: { kind: 'sgd' as const, momentum: 0.9 }, seed: 0, rounds: t.rounds };
+      const recovery = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.pruneRate), optimizer: { kind: 'sgd' as const, momentum: 0.9 }, seed: 0, rounds: t.rounds, roundSchedule: t.roundSchedule };
       const result = await prune(current, { ...step.options, calibration, data: data.training, recovery, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);

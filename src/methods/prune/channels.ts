@@ -41,6 +41,12 @@ export interface ChannelOptions extends LayerChoice {
    * rest of the total.
    */
   layerRatios?: readonly LayerRatio[];
+  /**
+   * Gradual pruning: each group's width in the model before any round, by the label of its first
+   * source layer. Shares (sparsity, layer ratios, the cap) are then of those widths, the channels
+   * earlier rounds took counted as taken: a round cuts only what its cumulative share still needs.
+   */
+  widthsBefore?: ReadonlyMap<string, number>;
   /** Concrete input shapes for the analysis (a sample's), so flattened sizes are static. */
   inputShapes?: Record<string, Dim[]>;
   /** Real samples: the means of removed channels are folded into the next layers' biases (compensation.ts). */
@@ -55,12 +61,17 @@ export interface LayerRatio {
   ratio: number;
 }
 
-/** A prunable group with its scores, how many channels it may lose at most, and its own ratio if one was given. */
+/**
+ * A prunable group with its scores, how many channels it may lose at most, its own ratio if one was
+ * given, its width before any round and the channels earlier rounds took (0 pruning at once).
+ */
 interface Candidate {
   group: ChannelGroup;
   scores: Float64Array;
   cap: number;
   ratio?: number;
+  widthBefore: number;
+  taken: number;
 }
 
 /** The decision for one model: removed channel roots, per group, with reasons for the groups kept whole. */
@@ -96,15 +107,17 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
     }
     const importance = groupImportance(analysis, group, { kind: options.importance ?? 'l2', gradients: options.gradients, activations: options.activations });
     if (importance.used !== (options.importance ?? 'l2')) fallbacks.add(`${options.importance} -> ${importance.used}`);
-    const cap = Math.min(n - 1, Math.floor(n * maxRatio + 1e-9));
+    const widthBefore = Math.max(n, options.widthsBefore?.get(group.sources[0]?.label ?? '') ?? n);
+    const taken = widthBefore - n;
+    const cap = Math.max(0, Math.min(n - 1, Math.floor(widthBefore * maxRatio + 1e-9) - taken));
     const own = layerRatios.find((r) => group.sources.some((s) => r.selector.matches(s)));
-    candidates.push({ group, scores: importance.scores, cap, ...(own === undefined ? {} : { ratio: own.ratio }) });
+    candidates.push({ group, scores: importance.scores, cap, widthBefore, taken, ...(own === undefined ? {} : { ratio: own.ratio }) });
   }
   if (fallbacks.size > 0) warnings.push({ code: 'importance-fallback', message: `some groups had nothing to rank by ${options.importance} (no BatchNormalization, gradient or measured activation) and were ranked by l2` });
 
   const removedPerGroup = new Map<ChannelGroup, number[]>();
   const leastImportant = (c: Candidate, ratio: number) => {
-    const count = Math.min(c.cap, prunedCount(c.scores.length, ratio));
+    const count = Math.min(c.cap, Math.max(0, prunedCount(c.widthBefore, ratio) - c.taken));
     return Array.from(c.scores.keys()).sort((a, b) => c.scores[a] - c.scores[b] || a - b).slice(0, count);
   };
   // Groups with their own ratio are cut as told, whatever the scope.
@@ -115,8 +128,8 @@ export function planChannels(analysis: ChannelAnalysis, options: ChannelOptions)
     // Scores are relative within a group (means of 1), so they compare across groups.
     const pool = ranked.flatMap((c) => Array.from(c.scores, (score, i) => ({ c, i, score: score / mean(c.scores) })));
     pool.sort((a, b) => a.score - b.score || a.c.group.id - b.c.group.id || a.i - b.i);
-    // The share is of every candidate's channels, those cut by their own ratio included.
-    const target = prunedCount(candidates.reduce((n, c) => n + c.scores.length, 0), options.sparsity) - fixed;
+    // The share is of every candidate's channels, those cut by their own ratio (and by earlier rounds) included.
+    const target = prunedCount(candidates.reduce((n, c) => n + c.widthBefore, 0), options.sparsity) - candidates.reduce((n, c) => n + c.taken, 0) - fixed;
     let taken = 0;
     for (const entry of pool) {
       if (taken >= target) break;

@@ -36,6 +36,8 @@ export interface PruneSettings {
   maxRatio?: number;
   /** channels: groups' own shares by layer pattern (the first match wins). */
   layerRatios?: readonly LayerRatio[];
+  /** channels, gradual pruning: each group's width before the first round (shares are of these). */
+  widthsBefore?: ReadonlyMap<string, number>;
   /** Op types or node-name regexes left alone (channels: their output channels are kept). */
   exclude?: readonly string[];
   /** When given, only these nodes are pruned. */
@@ -108,6 +110,7 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       roundMode: s.roundMode,
       maxRatio: s.maxRatio,
       layerRatios: s.layerRatios,
+      widthsBefore: s.widthsBefore,
       exclude: s.exclude,
       only: s.only,
       inputShapes: s.inputShapes,
