@@ -112,8 +112,9 @@ export function sameLinesIgnoringSpaces(reference: readonly string[], texts: rea
 }
 
 /**
- * Per-character agreement with the reference: 1 - (edit distances summed) / (reference characters
- * summed), over code points. Progress below one changed line in a hundred shows here first.
+ * Per-character agreement with the reference: 1 - (edit distances summed) / (the longer of each
+ * pair's lengths summed), over code points, so 0..1 however much a line gains. Progress below one
+ * changed line in a hundred shows here first.
  */
 export function characterAgreement(reference: readonly string[], texts: readonly string[]): number {
   let distance = 0;
@@ -122,7 +123,7 @@ export function characterAgreement(reference: readonly string[], texts: readonly
     const a = [...t];
     const b = [...(texts[i] ?? '')];
     distance += editDistance(a, b);
-    length += a.length;
+    length += Math.max(a.length, b.length);
   });
   return length === 0 ? 1 : 1 - distance / length;
 }

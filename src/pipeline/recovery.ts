@@ -10,7 +10,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { makeValueInfo, tensorTypeOf } from '../ir/value-info.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
 import { arrayTrainingData, type TrainingArrays } from '../train/array-data.js';
-import { precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
+import { type PrecomputedValue, precomputedField, precomputeTeacher } from '../train/distill-teacher.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
 import { Trainer } from '../train/trainer.js';
@@ -98,6 +98,27 @@ export interface ValueDistillSettings {
 }
 
 /**
+ * The teacher's `value` on every sample, run once per teacher, inputs and value: gradual pruning
+ * distils from the same original on the same data after every round (PP-OCRv4 rec: 800 lines,
+ * ~2 minutes a round under load). Both are the caller's and are not changed while it holds them.
+ */
+const teacherValues = new WeakMap<Model, WeakMap<object, Map<string, Promise<PrecomputedValue | undefined>>>>();
+function teacherValue(teacher: Model, inputs: TrainingArrays['inputs'], value: string, ctx: RecipeContext): Promise<PrecomputedValue | undefined> {
+  let byInputs = teacherValues.get(teacher);
+  if (byInputs === undefined) teacherValues.set(teacher, (byInputs = new WeakMap()));
+  let byValue = byInputs.get(inputs);
+  if (byValue === undefined) byInputs.set(inputs, (byValue = new Map()));
+  let targets = byValue.get(value);
+  if (targets === undefined) {
+    targets = precomputeTeacher(ctx.ort, teacher, inputs, [value], { threads: ctx.threads, progress: ctx.progress }).then((all) => all.get(value));
+    // A failed run is not kept: the next call tries again (and throws its own error).
+    targets.catch(() => byValue.delete(value));
+    byValue.set(value, targets);
+  }
+  return targets;
+}
+
+/**
  * Trains `student` so that its `value` matches the teacher's on `inputs` (MSE, or KL per position).
  * The loss reads graph outputs: an inner value is one while training, and only then. The training
  * graph needs static sizes (an AveragePool's divisor; PP-OCR rec's width is symbolic), so the
@@ -113,7 +134,7 @@ export async function distillValue(
   who: string,
 ): Promise<{ model: Model; meanLoss: number[]; steps: number; inner: boolean }> {
   if (!student.graph.isGraphOutput(value) && student.graph.producer(value) === undefined) throw new Error(`${who}: the model has no value '${value}' to distil`);
-  const targets = (await precomputeTeacher(ctx.ort, teacher, inputs, [value], { threads: ctx.threads, progress: ctx.progress })).get(value);
+  const targets = await teacherValue(teacher, inputs, value, ctx);
   if (targets === undefined) throw new Error(`${who}: the original gave no '${value}'`);
   const inner = !student.graph.isGraphOutput(value);
   const trainee = student.clone();
