@@ -201,7 +201,8 @@ test('bias correction shrinks the per-channel mean shift of a Fashion-MNIST CNN 
   const stats: Record<string, Record<string, number>> = {};
   for (const corrected of [false, true]) {
     const model = float.clone();
-    const report = await quantizeStaticInt8(model, { calibration: calib, perChannel: false, biasCorrection: corrected }, ctx);
+    // floatStem off: the 1-channel conv1 would stay float (float-stem.ts); all four layers are corrected here.
+    const report = await quantizeStaticInt8(model, { calibration: calib, perChannel: false, biasCorrection: corrected, floatStem: false }, ctx);
     quantized[String(corrected)] = model;
     stats[String(corrected)] = report.stats;
   }

@@ -32,6 +32,8 @@ import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
+import { FLOAT_STEM_REASON, floatStems } from './float-stem.js';
+import { convTransposesAsConv } from './convtranspose-as-conv.js';
 import { correctBiases, roundsByDepth } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
@@ -81,6 +83,10 @@ export interface StaticInt8Options {
   int8HardSigmoid?: boolean;
   /** Pad a graph-input Conv's input channels to a multiple of 4 (zeros) for onnxruntime's fast QLinearConv kernel. Default true. */
   padInputChannels?: boolean;
+  /** Keep a 1- or 2-channel graph-input Conv and its MaxPool float (float-stem.ts: faster in onnxruntime than padded int8). Default true. */
+  floatStem?: boolean;
+  /** Rewrite a ConvTranspose whose kernel equals its stride as 1x1 Conv + DepthToSpace, so it runs as QLinearConv (convtranspose-as-conv.ts). Default true. */
+  convTransposeAsConv?: boolean;
 }
 
 /** 'auto' bias correction needs this many real calibration samples: means of fewer are mostly one input's noise. */
@@ -111,6 +117,9 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   if (options.optimize ?? true) await optimizeModel(model, { level: 'full' }, ctx);
 
   const graph = model.graph;
+  // Before shapes are inferred: it may reorder a Relu and a MaxPool.
+  const stem = new Set(options.floatStem === false ? [] : floatStems(graph));
+  const convTransposesRewritten = options.convTransposeAsConv === false ? [] : convTransposesAsConv(model, graph);
   let types: ReadonlyMap<string, { elemType: number }> = new Map();
   const inferTypes = () => {
     try {
@@ -123,11 +132,13 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const plan = (notFloat: ReadonlySet<string>) =>
     planQdq(graph, {
       opTypes: options.opTypes,
-      exclude: options.exclude,
+      exclude: stem.size === 0 ? options.exclude : (node, g) => stem.has(node) || (options.exclude?.(node, g) ?? false),
       foldActivations: !symmetric,
       elemType: (v) => (notFloat.has(v) ? 0 : types.get(v)?.elemType),
     });
   const stats: Record<string, number> = {};
+  if (stem.size > 0) stats.floatStemNodes = stem.size;
+  if (convTransposesRewritten.length > 0) stats.convTransposesAsConv = convTransposesRewritten.length;
   if (options.smooth !== undefined) {
     const layers = plan(new Set()).nodes.filter((p) => p.node.opType === 'MatMul' || p.node.opType === 'Gemm').map((p) => p.node);
     const smoothed = await smoothQuant(model, layers, { alpha: options.smooth, calibration: options.calibration, limit: options.limit, batch: options.batch, threads: options.threads, mul: options.smoothMul }, ctx);
@@ -206,7 +217,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const nodes: NodeDecision[] = [
     ...qdq.nodes.map((p): NodeDecision => ({ node: p.node.label, op: p.node.opType, graph: graph.name, precision: 'int8', quantized: true })),
     ...qdq.nodes.flatMap((p) => p.folded.map((f): NodeDecision => ({ node: f.label, op: f.opType, graph: graph.name, precision: 'int8', quantized: true, reason: `folded into the output range of ${p.node.opType} '${p.node.label}'` }))),
-    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: s.reason })),
+    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: stem.has(s.node) ? FLOAT_STEM_REASON : s.reason })),
   ];
   const nested = nestedQuantizable(model);
   if (nested > 0) warnings.push({ code: 'subgraph-float', message: `static-int8: ${nested} quantizable node${nested === 1 ? '' : 's'} inside If/Loop/Scan bodies stay float (their values cannot be calibrated as graph outputs)` });
