@@ -19,6 +19,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { saveModel } from '../src/node/model-files.js';
 import { modelBytes } from '../src/onnx/model-size.js';
 import { type PruneOptions, type PruneRound, prune } from '../src/pipeline/prune.js';
+import { recoverByTraining } from '../src/pipeline/recovery.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { runShrink } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
@@ -88,6 +89,15 @@ test('channels in rounds, scope global: the total follows the cubic schedule, a 
   // Of 56 channels: 0.3 x (1 - (2/3)^3, 1 - (1/3)^3, 1) = 21.1%, 28.9%, 30% -> 11.8, 16.2, 16.8 -> 12, 16, 17.
   assert.deepEqual(removed, [12, 16, 17]);
   for (const r of rounds) assert.equal(widths(r)[0], 8, `round ${r.round}: conv1 whole`);
+});
+
+test('training a clone leaves the original alone (onnxruntime wrote BatchNormalization statistics into the buffers it was fed)', async () => {
+  const original = model();
+  const [before] = await runModel(original, feeds);
+  const { model: trained } = await recoverByTraining(original, original.clone(), data, recovery, 'logits', { ort: nodeOrt, threads: 1 });
+  const [[after], [student]] = await Promise.all([runModel(original, feeds), runModel(trained, feeds)]);
+  assert.equal(maxAbsDifference(before, after), 0);
+  assert.ok(maxAbsDifference(before, student) > 1e-4, 'the student was trained');
 });
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-prune-gradual-'));

@@ -15,7 +15,6 @@ import type { PruneDetails, PrunePassReport } from '../methods/prune/details.js'
 import { countMacs } from '../methods/prune/macs.js';
 import { type PruneMethodName, type PruneSettings, pruneMethod } from '../methods/prune/registry.js';
 import { taylorGradients } from '../methods/prune/taylor.js';
-import { readModel, writeModel } from '../onnx/model-io.js';
 import { modelBytes } from '../onnx/model-size.js';
 import type { TrainingArrays } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
@@ -155,8 +154,6 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
     outcome = (await debugPhase(ctx.debug, `prune: ${method.name}${which}`, () => (method.run as NonNullable<typeof method.run>)(candidate, roundSettings, ctx))) as PrunePassReport;
     first ??= outcome;
     result = candidate;
-    // Training may update the student's tensors (BatchNormalization's running statistics): keep the pruned model as it was for onRound.
-    const pruned = onRound === undefined || recovery === undefined ? candidate : readModel(writeModel(candidate).slice());
     let training: PruneRecoveryReport | undefined;
     if (recovery !== undefined) {
       const masks = method.structured ? undefined : pruningMasks(result, outcome.details);
@@ -165,7 +162,7 @@ export async function prune(model: Model, options: PruneOptions, ctx: RecipeCont
       training = trained.report;
       trainings.push(trained.report);
     }
-    await onRound?.({ round, rounds, sparsity: roundSettings.sparsity, before, pruned, trained: result, settings: roundSettings, pass: outcome, ...(training === undefined ? {} : { training }) });
+    await onRound?.({ round, rounds, sparsity: roundSettings.sparsity, before, pruned: candidate, trained: result, settings: roundSettings, pass: outcome, ...(training === undefined ? {} : { training }) });
   }
   outcome = joinRounds(first as PrunePassReport, outcome as PrunePassReport);
   const recovered = trainings.length === 0 ? undefined : joinTrainings(trainings, recovery?.roundSchedule);
