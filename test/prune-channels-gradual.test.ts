@@ -19,6 +19,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { saveModel } from '../src/node/model-files.js';
 import { modelBytes } from '../src/onnx/model-size.js';
 import { type PruneOptions, type PruneRound, prune } from '../src/pipeline/prune.js';
+import { recipeFromData } from '../src/pipeline/recipe.js';
 import { recoverByTraining } from '../src/pipeline/recovery.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { runShrink } from './helpers/cli.js';
@@ -124,4 +125,12 @@ test('shrink prune --method channels --rounds 2 --round-schedule linear; --round
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--round-schedule says how the sparsity rises over --rounds: give --rounds N/);
   assert.equal(fs.existsSync(path.join(work, 'bad.onnx')), false);
+});
+
+test("recipe prune step: 'rounds' with 'round_schedule' for channels; 'round_schedule' alone is refused", () => {
+  const recipe = recipeFromData({ steps: [{ prune: { method: 'channels', sparsity: 0.3, epochs: 1, rounds: 6, round_schedule: 'linear' } }] });
+  const step = recipe.steps[0];
+  assert.equal(step.kind, 'prune');
+  assert.deepEqual(step.kind === 'prune' ? [step.training?.rounds, step.training?.roundSchedule] : [], [6, 'linear']);
+  assert.throws(() => recipeFromData({ steps: [{ prune: { method: 'channels', sparsity: 0.3, epochs: 1, round_schedule: 'linear' } }] }), /steps\.0\.prune: 'round_schedule' goes with 'rounds' \(gradual pruning\)/);
 });
