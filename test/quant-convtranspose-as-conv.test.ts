@@ -88,6 +88,40 @@ test('a Relu after the ConvTranspose moves before the DepthToSpace; outputs unch
   assert.ok(worst <= 1e-5, `max diff ${worst}`);
 });
 
+for (const [k1, k2] of [
+  [2, 2],
+  [2, 3],
+] as const) {
+  test(`two upsamplers in a row (k ${k1} then ${k2}, a Relu between): one Conv each, one DepthToSpace of block ${k1 * k2}, same float outputs`, async () => {
+    const build = () => {
+      const b = new GraphBuilder();
+      const x = b.input('x', DataType.FLOAT, [2, 6, 5, 7]);
+      const w = (name: string, dims: number[], seed: number) => b.tensor(floats(name, dims, seed, -0.7, 0.7));
+      const up1 = b.node('ConvTranspose', [x, w('W1', [6, 5, k1, k1], 81), w('B1', [5], 82)], [attr.ints('strides', [k1, k1])], { name: 'up1' });
+      const r = b.node('Relu', [up1], [], { name: 'relu' });
+      const up2 = b.node('ConvTranspose', [r, w('W2', [5, 3, k2, k2], 83), w('B2', [3], 84)], [attr.ints('strides', [k2, k2])], { name: 'up2' });
+      const [y] = b.node('Sigmoid', [up2], [], { name: 'sigmoid', outputs: ['y'] });
+      b.output(y, DataType.FLOAT);
+      return buildModel(b.graph, [{ domain: '', version: 13 }]);
+    };
+    const model = build();
+    assert.deepEqual(convTransposesAsConv(model, model.graph), ['up1', 'up2']);
+    assert.deepEqual(
+      model.graph.nodes.map((n) => n.opType),
+      ['Conv', 'Relu', 'Conv', 'DepthToSpace', 'Sigmoid'],
+    );
+    assert.equal(model.graph.nodes[3].attrInt('blocksize', 0), k1 * k2);
+    const [a] = await runModel(model, [input]);
+    const [e] = await runModel(build(), [input]);
+    assert.deepEqual(a.dims, e.dims);
+    const got = a.data() as Float32Array;
+    const want = e.data() as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst <= 1e-5, `max diff ${worst}`);
+  });
+}
+
 test('pads, output_padding or a kernel other than the stride: left as ConvTranspose', () => {
   for (const extra of [[['pads', [1, 1, 1, 1]]], [['output_padding', [1, 1]]], [['dilations', [2, 2]]]] as Parameters<typeof attr.ints>[][]) {
     const model = upsampler(2, 4, true, extra);

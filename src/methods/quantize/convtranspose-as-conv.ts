@@ -17,6 +17,7 @@ import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
+import { mergeDepthToSpaceChains } from './merge-depth-to-space.js';
 
 /** Rewrites every qualifying ConvTranspose of the main graph; returns the names of those rewritten. */
 export function convTransposesAsConv(model: Model, graph: Graph): string[] {
@@ -82,6 +83,8 @@ export function convTransposesAsConv(model: Model, graph: Graph): string[] {
     for (const old of node.inputs.slice(1)) if (old !== '' && graph.initializer(old) !== undefined && graph.consumers(old).length === 0 && !graph.isGraphOutput(old)) graph.removeInitializer(old);
     rewritten.push(base);
   }
+  // Two upsamplers in a row (det's head): one DepthToSpace at the end (merge-depth-to-space.ts).
+  if (rewritten.length > 1) mergeDepthToSpaceChains(model, graph);
   return rewritten;
 }
 
