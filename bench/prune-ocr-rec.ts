@@ -45,7 +45,7 @@ const RATIO = 0.3;
 const REC_LOGITS = 'p2o.Add.277';
 const REC_CALIBRATION = 64;
 /** Training lines distilled on (PRUNE_OCR_REC_LINES overrides; up to 480 read the standard corpus alone). */
-const REC_TRAIN_LINES = Number(process.env.PRUNE_OCR_REC_LINES ?? 800);
+const REC_TRAIN_LINES = Number(process.env.PRUNE_OCR_REC_LINES ?? 640);
 /**
  * Where they are read from: the first REC_TRAIN_LINES of a corpus of 1,200 training lines (the
  * first 480 the standard corpus's; rendered when missing, ~4 min at load 3, > 17 min at load 18),
@@ -70,9 +70,13 @@ const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 1);
 // The rate rises over the first 10 steps of a stage: at the full rate at once, AdamW's first
 // steps cost a round-1 model (15% removed, untrained) 4% -> 0% of lines in a 2-step smoke run.
 const REC_WARMUP = 10;
+// The peak rate of a stage (PRUNE_OCR_REC_RATE): 1e-3 recovered the one-shot plan best, but a
+// model 5% pruned (93% of lines untrained) fell to 72.5% after an epoch at 1e-3: gradual rounds
+// need gentler steps.
+const REC_RATE = Number(process.env.PRUNE_OCR_REC_RATE ?? 2e-4);
 // PRUNE_OCR_REC_MAX_STEPS cuts every stage short (smoke runs of the bench itself).
 const REC_MAX_STEPS = process.env.PRUNE_OCR_REC_MAX_STEPS === undefined ? {} : { maxSteps: Number(process.env.PRUNE_OCR_REC_MAX_STEPS) };
-const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: 1e-3, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'batch') as 'batch' };
+const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'batch') as 'batch' };
 const SPEED_RUNS = 20;
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 
