@@ -6,7 +6,9 @@
 //     bench/torch/cnn_int8_reference.py) as a peer in the same run when python3-torch is there;
 //   PP-OCRv4 rec: calibrated on the first 64 'train' lines of bench/work/rec-corpus
 //     (scripts/make-rec-corpus.ts), read on the 200 'heldout' lines (other fonts, texts and seed):
-//     lines whose greedy-CTC text is identical to float32's; timed on 8 held-out lines (8 x 48x320).
+//     lines whose greedy-CTC text is identical to float32's, and words (bench/lib/words-identical.ts:
+//     float32's words, split on spaces, that the int8 line reproduces in order, by a longest common
+//     subsequence); timed on 8 held-out lines (8 x 48x320).
 // int8 is the default command, `shrink quantize IN -o OUT --method static-int8 --calib D`
 // (quantizeStaticInt8 with no other option), and for rec also the flags of REC_CONFIGS. Sessions: onnxruntime-node, graph optimization 'all'
 // (where the QDQ groups become integer kernels), intra-op threads 1 or 2, inter-op 1. Accuracy and
@@ -32,6 +34,7 @@ import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { ensureRecCorpus, loadRecSet, readRecSet, recSlice, sameLines } from './lib/rec-corpus.js';
 import { median, round } from './lib/stats.js';
+import { sameWords } from './lib/words-identical.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const THREADS = [1, 2];
@@ -265,7 +268,7 @@ async function recRows(scratch: string, log: (line: string) => void): Promise<Ro
     // Most changes are a space gained or lost between an English word and Chinese text.
     const squeeze = (texts: readonly string[]) => texts.map((t) => t.replace(/\s/g, ''));
     const changed = reference.texts.flatMap((t, i) => (t === candidate.texts[i] ? [] : [`'${t}' -> '${candidate.texts[i]}'`]));
-    log(`rec ${config.label}: ${(identical * 100).toFixed(1)}% of ${heldout.count} held-out lines identical; changed: ${changed.slice(0, 8).join(', ')}`);
+    log(`rec ${config.label}: ${(identical * 100).toFixed(1)}% of ${heldout.count} held-out lines identical, ${(sameWords(reference.texts, candidate.texts) * 100).toFixed(1)}% of words; changed: ${changed.slice(0, 8).join(', ')}`);
     const timings: Timing[] = [];
     for (const threads of THREADS) {
       timings.push(await interleaved({ fp32, int8 }, feeds, threads));
@@ -282,6 +285,7 @@ async function recRows(scratch: string, log: (line: string) => void): Promise<Ro
       fp32Ops,
       fidelity: {
         lines_identical: round(identical * 100),
+        words_identical: round(sameWords(reference.texts, candidate.texts) * 100),
         lines_identical_ignoring_spaces: round(sameLines(squeeze(reference.texts), squeeze(candidate.texts)) * 100),
         fp32_reads_as_rendered: round(sameLines(heldout.texts, reference.texts) * 100),
         int8_reads_as_rendered: round(sameLines(heldout.texts, candidate.texts) * 100),
@@ -308,7 +312,8 @@ function markdown(rows: Row[], peers: TorchPeer[] | string, machine: Record<stri
       `load average ${machine.loadAverage} at the start (the load columns: before and after each row's rounds). Latency: median of ${ROUNDS} interleaved rounds (fp32 then int8 in each) after 3 warm-up runs, ` +
       `each sample an average of back-to-back runs over at least ${SAMPLE_MS} ms. Speed-up: fp32 / int8 latency.`,
     '',
-    'int8: the default command, `shrink quantize IN -o OUT --method static-int8 --calib D` (per-channel int8 weights, uint8 activations, minmax). Rec also with the flags named in its rows. Accuracy and readings at `all`, as timed.',
+    'int8: the default command, `shrink quantize IN -o OUT --method static-int8 --calib D` (per-channel int8 weights, uint8 activations, minmax). Rec also with the flags named in its rows. Accuracy and readings at `all`, as timed. ' +
+      "Rec's words identical: fp32's words (each line split on spaces) that the int8 line reproduces in order (longest common subsequence of the two word lists), over all fp32 words; a lost space costs both words it joined.",
     '',
     '| model | calibration | held out | fp32 | int8 | threads | fp32 (ms) | int8 (ms) | speed-up | load |',
     '|---|---|---|---|---|---:|---:|---:|---:|---|',
@@ -316,7 +321,7 @@ function markdown(rows: Row[], peers: TorchPeer[] | string, machine: Record<stri
   for (const r of rows) {
     const [a, b] = r.model.startsWith('Fashion')
       ? [`${r.fidelity.fp32_accuracy}% accuracy`, `${r.fidelity.int8_accuracy}% (${Number(r.fidelity.drop_points) >= 0 ? '-' : '+'}${Math.abs(Number(r.fidelity.drop_points))} points)`]
-      : [`reads ${r.fidelity.fp32_reads_as_rendered}% as rendered`, `${r.fidelity.lines_identical}% of lines identical to fp32 (${r.fidelity.lines_identical_ignoring_spaces}% ignoring spaces); reads ${r.fidelity.int8_reads_as_rendered}% as rendered`];
+      : [`reads ${r.fidelity.fp32_reads_as_rendered}% as rendered`, `${r.fidelity.words_identical}% of words, ${r.fidelity.lines_identical}% of lines identical to fp32 (${r.fidelity.lines_identical_ignoring_spaces}% ignoring spaces); reads ${r.fidelity.int8_reads_as_rendered}% as rendered`];
     for (const t of r.timings) lines.push(`| ${r.model} | ${r.calibration} | ${r.heldOut} | ${a} | ${b} | ${t.threads}${t.spinning === false ? ', threads sleep' : ''} | ${t.fp32Ms} | ${t.int8Ms} | ${t.speedup.toFixed(2)}x | ${t.load.join(' / ')} |`);
   }
   lines.push('');
