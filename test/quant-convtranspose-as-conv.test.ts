@@ -135,6 +135,14 @@ test('pads, output_padding or a kernel other than the stride: left as ConvTransp
   assert.deepEqual(convTransposesAsConv(model, model.graph), []);
 });
 
+test('an excluded ConvTranspose stays a float ConvTranspose', async () => {
+  const model = upsampler(2, 4, true);
+  const calibration = tensorSamples(Array.from({ length: 2 }, (_, i) => ({ x: floats('x', [2, 6, 5, 7], 310 + i, -1, 1) })));
+  const report = await quantizeStaticInt8(model, { calibration, exclude: (node) => node.opType === 'ConvTranspose' }, { ort: nodeOrt });
+  assert.equal(report.stats.convTransposesAsConv, undefined);
+  assert.ok(model.graph.nodes.some((n) => n.opType === 'ConvTranspose' && n.name === 'up'));
+});
+
 test("static int8 runs the rewritten upsampler as QLinearConv at 'all' (no ConvTranspose left)", async () => {
   const model = upsampler(2, 4, true);
   const calibration = tensorSamples(

@@ -19,13 +19,13 @@ import { Tensor } from '../../ir/tensor.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
 import { mergeDepthToSpaceChains } from './merge-depth-to-space.js';
 
-/** Rewrites every qualifying ConvTranspose of the main graph; returns the names of those rewritten. */
-export function convTransposesAsConv(model: Model, graph: Graph): string[] {
+/** Rewrites every qualifying ConvTranspose of the main graph but those `keep` names; returns the names of those rewritten. */
+export function convTransposesAsConv(model: Model, graph: Graph, keep: (node: Node) => boolean = () => false): string[] {
   // DepthToSpace's CRD mode is from opset 11.
   if ((model.opset('') ?? 1) < 11) return [];
   const rewritten: string[] = [];
   for (const node of [...graph.nodes]) {
-    const plan = qualifies(graph, node);
+    const plan = keep(node) ? undefined : qualifies(graph, node);
     if (plan === undefined) continue;
     const { weight, bias, k } = plan;
     const [cin, cout] = weight.dims;
