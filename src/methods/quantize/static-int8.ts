@@ -30,6 +30,7 @@ import type { DetailedPassResult, NodeDecision, QuantizedTensor } from './detail
 import { reachOpset } from './opset-raise.js';
 import { QDQ_OP_RULES, planQdq } from './qdq-placement.js';
 import { rewriteQdq } from './qdq-rewrite.js';
+import { deriveScalarOpParams } from './scalar-op-params.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
 import { FLOAT_STEM_REASON, floatStems } from './float-stem.js';
@@ -81,6 +82,8 @@ export interface StaticInt8Options {
   biasCorrectionSamples?: number;
   /** HardSigmoid between quantized values as an int8 Add whose range clips (default true; false keeps the float round trip). */
   int8HardSigmoid?: boolean;
+  /** A quantized Mul/Add by a scalar takes its output grid from its input's (no rounding of its own; scalar-op-params.ts). Default true. */
+  exactScalarOps?: boolean;
   /** Pad a graph-input Conv's input channels to a multiple of 4 (zeros) for onnxruntime's fast QLinearConv kernel. Default true. */
   padInputChannels?: boolean;
   /** Keep a 1- or 2-channel graph-input Conv and its MaxPool float (float-stem.ts: faster in onnxruntime than padded int8). Default true. */
@@ -191,6 +194,8 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     const r = groupRange.get(group);
     if (r !== undefined && ranges.has(value)) params.set(value, rangeParams(r, activationType, symmetric));
   }
+  // Mul/Add by a scalar: output grids from their inputs', so they add no rounding (scalar-op-params.ts).
+  stats.scalarOpsExact = symmetric || options.exactScalarOps === false ? 0 : deriveScalarOpParams(graph, qdq.nodes, qdq.groups, params);
 
   // Bias correction compares against the float graph as it is now (same value names).
   const weighted = qdq.nodes.map((p) => p.node).filter((n) => weightedOp(n) !== undefined);
