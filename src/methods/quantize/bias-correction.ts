@@ -3,8 +3,12 @@
 // per output channel, and everything after it sees the shift. Both models run on the calibration
 // samples; the mean of each quantized Conv/Gemm output channel is taken in the float model (once)
 // and in the quantized one, and the difference is subtracted from the layer's bias (a bias is
-// created where there is none). Layers go in rounds by depth, so a layer's shift is measured with
-// every layer before it already corrected; layers of one round (parallel branches) share a pass.
+// created where there is none). The difference is taken run by run (the same samples in both), so
+// `shift: 'shrunk'` can shrink each channel's mean by its standard error over the runs
+// (bias-shift.ts): a shift the samples disagree on is noise. Not the default: on PP-OCRv4 det it
+// gained at 8 and 16 calibration pages and lost at 4 (NOTES.md, issue 15). Layers go in rounds
+// by depth, so a layer's shift is measured with every layer before it already corrected; layers
+// of one round (parallel branches) share a pass.
 // The layer's output value keeps its name in the QDQ graph (qdq-rewrite.ts), which is where both
 // means are read: before its QuantizeLinear, so the output's own rounding (unbiased) is not in it.
 // The bias stays what the rewrite made it: int32 codes through DequantizeLinear with scale
@@ -13,7 +17,7 @@
 // float constant (a transformer's bias, which static int8 leaves float), that Add's output is
 // measured and its constant corrected; a bare MatMul is skipped (an Add inserted between it and
 // its QuantizeLinear would stop onnxruntime fusing it).
-import { ChannelStats } from '../../eval/channel-stats.js';
+import { ChannelRunMeans } from '../../eval/channel-run-means.js';
 import { collectActivations } from '../../eval/activation-stats.js';
 import type { SampleSource } from '../../eval/samples.js';
 import { attr } from '../../ir/attribute.js';
@@ -27,6 +31,7 @@ import { nodeOrder, nodeReads } from '../../ir/toposort.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
 import type { PassContext } from '../../pipeline/pass.js';
+import { shrunkShift } from './bias-shift.js';
 import { quantizeBias } from './quant-params.js';
 
 export interface BiasCorrectionSettings {
@@ -34,11 +39,13 @@ export interface BiasCorrectionSettings {
   limit?: number;
   batch?: number;
   threads?: number;
+  /** 'mean' (default): each channel's mean shift over the samples; 'shrunk': that mean shrunk by its standard error over the runs (bias-shift.ts). */
+  shift?: 'shrunk' | 'mean';
 }
 
 export interface CorrectedLayer {
   node: string;
-  /** Largest |E[ỹ_c] − E[y_c]| over the channels before the correction, and its mean. */
+  /** Largest |shift| the bias moved by over the channels (E[ỹ_c] − E[y_c], or that shrunk: bias-shift.ts), and its mean. */
   maxShift: number;
   meanShift: number;
   /** The bias was created (the layer had none). */
@@ -84,9 +91,9 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
   if (chosen.length === 0) return { layers: [], rounds: 0, samples: 0, skipped };
   const valueOf = (node: Node) => measuredAt.get(node)?.value ?? node.outputs[0];
   const collect = async (model: Model, nodes: readonly Node[], purpose: string) => {
-    const stats = nodes.map((n) => new ChannelStats(valueOf(n), n.opType === 'Conv' ? 1 : -1));
+    const stats = nodes.map((n) => new ChannelRunMeans(valueOf(n), n.opType === 'Conv' ? 1 : -1));
     const result = await collectActivations(ort, model, stats, settings.calibration, { limit: settings.limit, batch: settings.batch, threads: settings.threads ?? ctx.threads, progress: ctx.progress, purpose });
-    return { means: new Map(stats.map((s) => [s.value, s.means()])), samples: result.samples, notFloat: result.notFloat };
+    return { means: new Map(stats.map((s) => [s.value, s])), samples: result.samples, notFloat: result.notFloat };
   };
   const reference = await collect(float, chosen, 'bias correction, float model');
   const rounds = roundsByDepth(graph, chosen);
@@ -97,11 +104,11 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
       const value = valueOf(node);
       const want = reference.means.get(value);
       const got = measured.means.get(value);
-      if (want === undefined || got === undefined || want.length === 0 || want.length !== got.length) {
+      if (want === undefined || got === undefined || want.runs.length === 0 || want.runs.length !== got.runs.length || want.runs[0].length !== got.runs[0].length) {
         skipped.push({ node: node.label, reason: `its output '${value}' was not measured as float32 in both models` });
         continue;
       }
-      const shift = Float32Array.from(got, (g, c) => g - want[c]);
+      const shift = channelShifts(got, want, settings.shift ?? 'mean');
       const add = measuredAt.get(node)?.add;
       const outcome = add === undefined ? adjustBias(quantized, graph, node, shift) : adjustAdd(quantized, graph, add, shift);
       if (typeof outcome !== 'boolean') {
@@ -119,6 +126,19 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
     }
   }
   return { layers: corrected, rounds: rounds.length, samples: reference.samples, skipped };
+}
+
+/** Each channel's shift from the runs of both models (same samples, same order). */
+function channelShifts(got: ChannelRunMeans, want: ChannelRunMeans, how: 'shrunk' | 'mean'): Float32Array {
+  const runs = want.runs.length;
+  const total = want.counts.reduce((a, b) => a + b, 0);
+  const perRun = new Float64Array(runs);
+  return Float32Array.from({ length: want.runs[0].length }, (_, c) => {
+    for (let k = 0; k < runs; k++) perRun[k] = got.runs[k][c] - want.runs[k][c];
+    if (how === 'shrunk') return shrunkShift(perRun);
+    // The mean over every value, as one sum would give it (runs weighted by their size).
+    return perRun.reduce((sum, v, k) => sum + v * want.counts[k], 0) / total;
+  });
 }
 
 /** Rounds by depth: a layer's round comes after every chosen layer upstream of it. */
