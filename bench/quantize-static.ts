@@ -11,7 +11,12 @@
 //   PP-OCRv4 rec  batch 8 of rendered lines (width 320), Conv only, minmax, per-channel,
 //                 calibrated on every third line of the committed fixtures (test/quant-static-int8-rec.test.ts);
 //   PP-OCR cls    batch 8 of lines resized to 48x192, calibrated on 64 training lines of
-//                 scripts/make-rec-corpus.ts, measured on its 200 held-out lines (direction agreement).
+//                 scripts/make-rec-corpus.ts, measured on its 200 held-out lines (direction agreement);
+//                 quantized as the CLI does, with latency placement (src/pipeline/latency-placement.ts:
+//                 the layers onnxruntime runs slower in int8 here stay float) profiled on the timed batch.
+// QUANTIZE_STATIC_ROWS=<substring of row names> runs only those rows and merges them into the
+// committed bench/results/quantize-static.json (rows of the same name replaced, the others kept
+// with the load and date they were measured at).
 // Latency: median of interleaved rounds (each round times fp32 and int8 once), each sample an
 // average of back-to-back runs over at least SAMPLE_MS, at each thread count. Speed-up: fp32
 // latency / int8 latency. Fidelity: lowest cosine over outputs against fp32 on the timed input, in
@@ -25,6 +30,9 @@ import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import type { Sample, SampleSource } from '../src/eval/samples.js';
 import { quantizeStaticInt8, type StaticInt8Options } from '../src/methods/quantize/static-int8.js';
+import { profileNodes } from '../src/node/node-profile.js';
+import { quantize } from '../src/pipeline/quantize.js';
+import type { LatencyPlacementReport } from '../src/pipeline/latency-placement.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
@@ -63,6 +71,8 @@ interface Spec {
   heldOut?: () => Promise<{ inputs: Tensor[]; measure: 'text-mask IoU' | 'direction agreement'; description: string }>;
   /** Why the measured ratio is what it is (filled in from the committed measurements). */
   why: string;
+  /** Quantize through the pipeline with latency placement profiled on the timed input, as the CLI does. */
+  latencyPlacement?: boolean;
 }
 
 /** The first eight lines whose recogniser input is 320 wide, so they stack into one batch. */
@@ -118,8 +128,9 @@ const MODELS: Spec[] = [
     name: 'PP-OCR cls',
     file: `${OCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx`,
     batch: '8 x 48x192',
-    config: 'default (every op type, minmax, per-channel; bias correction where the default turns it on)',
+    config: 'the CLI default (every op type, minmax, per-channel; bias correction where the default turns it on; latency placement profiled on the timed batch)',
     options: COMMAND_DEFAULTS,
+    latencyPlacement: true,
     calibration: async () => ({ tensors: await Promise.all(Array.from({ length: 8 }, (_, i) => loadClsLines('train', i * 8, 8))), description: '64 training lines of the rendered corpus, 8 per run' }),
     input: async () => loadClsLines('heldout', 0, 8),
     heldOut: async () => ({ inputs: await Promise.all(Array.from({ length: CLS_HELD_OUT / 8 }, (_, i) => loadClsLines('heldout', i * 8, 8))), measure: 'direction agreement', description: `${CLS_HELD_OUT} held-out lines` }),
@@ -194,6 +205,10 @@ interface ModelResult {
   heldOut?: HeldOutResult;
   /** 1-minute load average when its timing started and ended (the machine is shared). */
   load: [number, number];
+  /** When the row was measured (rows of a QUANTIZE_STATIC_ROWS run are merged into older ones). */
+  date?: string;
+  /** Latency placement (rows quantized as the CLI does): layers kept float for speed, what was timed. */
+  placement?: LatencyPlacementReport;
   web: { runs: boolean; cosine?: number; error?: string };
   warnings: string[];
   why: string;
@@ -255,13 +270,29 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
   const fp32Bytes = writeModel(loadModel(spec.file));
   const model: Model = loadModel(spec.file);
   const { tensors, description } = await spec.calibration(fixtures);
+  const input = await spec.input(fixtures);
   const started = performance.now();
-  const report = await quantizeStaticInt8(model, { ...spec.options, calibration: samplesOf(tensors, description), threads: os.cpus().length }, { ort: nodeOrt });
+  const calibration = samplesOf(tensors, description);
+  let report: { stats: Record<string, number>; warnings: { code: string }[] };
+  let int8Bytes: Uint8Array;
+  let placement: LatencyPlacementReport | undefined;
+  if (spec.latencyPlacement === true) {
+    // As `shrink quantize` runs it: the pipeline, with the profiler on the timed batch (its first sample).
+    // biasCorrection left to the command's default ('auto').
+    const latencyPlacement = { inputs: { x: input }, profile: (m: Uint8Array, feeds: Record<string, Tensor>) => profileNodes(m, feeds, { runs: 10 }) };
+    const quantized = await quantize(model, { method: 'static-int8', calibration, latencyPlacement }, { ort: nodeOrt, threads: os.cpus().length });
+    report = { stats: { nodesQuantized: quantized.report.nodes.quantized }, warnings: quantized.report.warnings };
+    int8Bytes = writeModel(quantized.model);
+    placement = quantized.report.placement;
+    log(`${spec.name}: placement kept ${placement?.kept_float.length ?? 0} layers float (${placement?.reason ?? JSON.stringify(placement?.timed)})`);
+  } else {
+    report = await quantizeStaticInt8(model, { ...spec.options, calibration, threads: os.cpus().length }, { ort: nodeOrt });
+    int8Bytes = writeModel(model);
+  }
   const quantizeSeconds = (performance.now() - started) / 1000;
-  const files = { fp32: fp32Bytes, int8: writeModel(model) };
+  const files = { fp32: fp32Bytes, int8: int8Bytes };
   log(`${spec.name}: ${report.stats.nodesQuantized} nodes quantized in ${quantizeSeconds.toFixed(1)} s`);
 
-  const input = await spec.input(fixtures);
   const feeds = feedsFor(nodeOrt, [input]);
   const samples = { fp32: {} as Record<string, number[]>, int8: {} as Record<string, number[]> };
   const runsPerSample: Record<string, number> = {};
@@ -334,6 +365,8 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
     maxAbsDiff: round(largestDifference(out.fp32, out.int8)),
     ...(heldOut === undefined ? {} : { heldOut }),
     load,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' '),
+    ...(placement === undefined ? {} : { placement }),
     web: webResult,
     warnings: report.warnings.map((w) => w.code),
     why: spec.why,
@@ -346,11 +379,11 @@ async function benchModel(spec: Spec, web: OrtModule, scratch: string, log: (lin
   return result;
 }
 
-function markdown(results: ModelResult[], machine: Record<string, unknown>): string {
+function markdown(results: ModelResult[], machine: Record<string, unknown>, merged: boolean): string {
   const lines = [
     '# Static int8 vs float32',
     '',
-    `One run. Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), onnxruntime-node ${machine.onnxruntime} (CPU, ${THREADS.join(' and ')} intra-op threads for both sides, graph optimization 'all'), ` +
+    `${merged ? 'Rows from more than one run (QUANTIZE_STATIC_ROWS reran some; each row has its load, and its date below); the machine as of the latest' : 'One run'}. Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), onnxruntime-node ${machine.onnxruntime} (CPU, ${THREADS.join(' and ')} intra-op threads for both sides, graph optimization 'all'), ` +
       `onnxruntime-web ${machine.onnxruntimeWeb} (wasm, 1 thread) for the load-and-run check, ${machine.date}, load average ${machine.loadAverage} at the start. ` +
       `Latency: median of ${ROUNDS} interleaved rounds (fp32 then int8 in each) after ${WARMUP} warm-up runs, at each thread count. Speed-up: fp32 latency / int8 latency (above 1 is faster).`,
     '',
@@ -375,9 +408,26 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>): str
     Object.entries(r.int8.dequantizedInto)
       .map(([op, n]) => `${op} ${n}`)
       .join(', ');
-  const whys = results.map((r) => `- **${r.model}** (${THREADS.map((t) => `${r.speedup[t].toFixed(2)}x at ${t}t`).join(', ')}): ${r.why} Float ops fed by the remaining DequantizeLinear: ${islands(r) || 'none'}.`);
+  const placed = (r: ModelResult) =>
+    r.placement === undefined
+      ? ''
+      : ` Latency placement: ${r.placement.kept_float.length === 0 ? `all-int8 kept (${r.placement.reason ?? 'the mixed model timed no faster'})` : `${r.placement.kept_float.length} layers kept float32 (${r.placement.proposed.map((p) => p.op).join(', ')}), timed ${r.placement.timed?.int8_ms} -> ${r.placement.timed?.mixed_ms} ms at 1 thread`}.`;
+  const whys = results.map((r) => `- **${r.model}** (${THREADS.map((t) => `${r.speedup[t].toFixed(2)}x at ${t}t`).join(', ')}${r.date === undefined ? '' : `, measured ${r.date} UTC`}): ${r.why}${placed(r)} Float ops fed by the remaining DequantizeLinear: ${islands(r) || 'none'}.`);
   lines.push('', ...whys);
   return `${lines.join('\n')}\n`;
+}
+
+const COMMITTED = 'bench/results/quantize-static.json';
+
+/** The committed rows in their order, those rerun replaced, new ones appended (in MODELS order). */
+function mergedRows(rerun: readonly ModelResult[], log: (line: string) => void): ModelResult[] {
+  if (!fs.existsSync(COMMITTED)) return [...rerun];
+  const committed = (JSON.parse(fs.readFileSync(COMMITTED, 'utf8')) as { results: ModelResult[] }).results;
+  const byName = new Map(rerun.map((r) => [r.model, r]));
+  const rows = committed.map((r) => byName.get(r.model) ?? r);
+  for (const r of rerun) if (!committed.some((c) => c.model === r.model)) rows.push(r);
+  log(`merged ${rerun.length} rerun row(s) into the ${committed.length} of ${COMMITTED}`);
+  return rows;
 }
 
 export const quantizeStaticBench: Bench = {
@@ -389,16 +439,17 @@ export const quantizeStaticBench: Bench = {
     const web = await loadWebOrt();
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-bench-static-'));
     const results: ModelResult[] = [];
+    // QUANTIZE_STATIC_ROWS=measured (a substring of row names) runs only those rows.
+    const only = process.env.QUANTIZE_STATIC_ROWS;
     try {
-      // QUANTIZE_STATIC_ROWS=measured (a substring of row names) runs only those rows.
-      const only = process.env.QUANTIZE_STATIC_ROWS;
       for (const spec of MODELS.filter((m) => only === undefined || m.name.includes(only))) results.push(await benchModel(spec, web, scratch, log));
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
+    const rows = only === undefined ? results : mergedRows(results, log);
     return {
-      json: { machine, threads: THREADS, rounds: ROUNDS, results },
-      markdown: markdown(results, machine),
+      json: { machine, threads: THREADS, rounds: ROUNDS, results: rows },
+      markdown: markdown(rows, machine, only !== undefined),
     };
   },
 };
