@@ -9,6 +9,9 @@
 // clearly there (|mean| >> se) and drops one the runs do not agree on, whatever the number of runs.
 // It reads runs, not samples: se² is the variance of the per-run means over the runs, which
 // estimates the variance of the overall mean the same way when a run holds one sample or many.
+// Measured (NOTES.md, issue 15, H3): det held-out IoU at 4 / 8 / 16 calibration pages 0.948 /
+// 0.952 / 0.934 against the plain mean's 0.962 / 0.934 / 0.925; Fashion-MNIST logits no worse. So
+// it is an option of correctBiases (`shift: 'shrunk'`), not static int8's default.
 
 /** The shift of one channel from its per-run values (quantized minus float mean of each run). */
 export function shrunkShift(perRun: ArrayLike<number>): number {
