@@ -301,6 +301,12 @@ function batchStatistics(model: Model): Buffer[] {
     };
     const [batchMean, batchVariance] = [builder.fresh(`${node.outputs[0]}/batch_mean`), builder.fresh(`${node.outputs[0]}/batch_variance`)];
     node.outputs = [node.outputs[0], batchMean, batchVariance];
+    // At momentum 0 the node's running inputs do not change its outputs, and onnxruntime may write
+    // its running outputs into the buffers of those inputs: given the fed buffers, it overwrote the
+    // running mean before the update below read it (the update became the batch mean alone). So the
+    // node reads constants of its own, and only the update reads the fed running statistics.
+    const channels = meanValue.dims;
+    node.inputs = [...node.inputs.slice(0, 3), constant('unused_mean', channels, new Array(meanValue.elementCount).fill(0)), constant('unused_variance', channels, new Array(meanValue.elementCount).fill(1))];
     const [kept, taken] = [constant('momentum', [], [momentum]), constant('one_minus_momentum', [], [1 - momentum])];
     const running = (input: string, batch: string) => builder.node('Add', [builder.node('Mul', [input, kept]), builder.node('Mul', [batch, taken])], [], { nameBase: `${input}/running` });
     const updatedMean = running(mean, batchMean);
