@@ -16,7 +16,7 @@ import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { floats } from './helpers/tensors.js';
-import { runModel } from './helpers/run-model.js';
+import { maxAbsDiff, runModel } from './helpers/run-model.js';
 
 const work = mkdtempSync(join(tmpdir(), 'shrink-convtranspose-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -51,10 +51,7 @@ for (const [k, outputs, bias] of [
     const [a] = await runModel(model, [input]);
     const [e] = await runModel(upsampler(k, outputs, bias), [input]);
     assert.deepEqual(a.dims, e.dims);
-    const got = a.data() as Float32Array;
-    const want = e.data() as Float32Array;
-    let worst = 0;
-    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    const worst = maxAbsDiff(a.data() as Float32Array, e.data() as Float32Array);
     assert.ok(worst <= 1e-5, `max diff ${worst}`);
   });
 }
@@ -114,10 +111,7 @@ for (const [k1, k2] of [
     const [a] = await runModel(model, [input]);
     const [e] = await runModel(build(), [input]);
     assert.deepEqual(a.dims, e.dims);
-    const got = a.data() as Float32Array;
-    const want = e.data() as Float32Array;
-    let worst = 0;
-    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    const worst = maxAbsDiff(a.data() as Float32Array, e.data() as Float32Array);
     assert.ok(worst <= 1e-5, `max diff ${worst}`);
   });
 }
