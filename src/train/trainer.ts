@@ -100,15 +100,15 @@ export class Trainer {
     const session = await openSession(ort, training.model, { threads: options.threads, executionProviders: options.executionProviders, spinning: options.spinning }, 'the training graph');
     const values = new Map<string, OrtTensor>();
     const feedback = new Map<string, string>();
-    // Fed as copies: onnxruntime can write a BatchNormalization's running statistics into the
-    // buffer it was fed, and the model's tensors share their bytes with the caller's model (and its
-    // clones): training a clone changed the original's running means (test/prune-channels-gradual).
+    // Fed as they are (views of the caller's bytes): nothing in the training graph writes into an
+    // input. BatchNormalization once did (its running outputs into its running inputs' buffers,
+    // which clones share); training-graph.ts gives it inputs of its own (test/prune-channels-gradual).
     for (const w of training.weights) {
-      values.set(w.name, toOrtTensor(ort, ownCopy(w.initial)));
+      values.set(w.name, toOrtTensor(ort, w.initial));
       feedback.set(w.updated, w.name);
     }
     for (const b of training.buffers) {
-      values.set(b.name, toOrtTensor(ort, ownCopy(b.initial)));
+      values.set(b.name, toOrtTensor(ort, b.initial));
       feedback.set(b.updated, b.name);
     }
     for (const slot of training.state) {
@@ -248,7 +248,7 @@ export class Trainer {
       if (tensor === undefined) throw new GradientError(`checkpoint has no '${name}'`);
       const now = this.values.get(name) as OrtTensor;
       if (tensor.dims.join(',') !== now.dims.join(',')) throw new GradientError(`checkpoint '${name}' has dims [${tensor.dims}], the training graph wants [${now.dims}]`);
-      this.values.set(name, toOrtTensor(this.ort, ownCopy(tensor)));
+      this.values.set(name, toOrtTensor(this.ort, tensor));
     }
     this.stepCount = state.step;
     this.epochCount = state.epoch;
@@ -324,9 +324,4 @@ function checkFeed(training: TrainingStep, name: string, tensor: Tensor): void {
 
 function count(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
-}
-
-/** `tensor` with bytes of its own (the training session may write into what it is fed). */
-function ownCopy(tensor: Tensor): Tensor {
-  return Tensor.fromBytes(tensor.name, tensor.dataType, tensor.dims, tensor.bytes().slice());
 }
