@@ -1,0 +1,144 @@
+// Quantization-aware training for static int8 (QDQ): weights AND activations trained through fake
+// quantization, by distillation from the float model on unlabelled inputs.
+//   1. The static int8 PTQ pass runs on a copy (calibration as `shrink quantize` takes it); its QDQ
+//      output, before onnxruntime fuses anything, is the graph trained and the graph written.
+//   2. Its training copy (train/qat-static-graph.ts) reads each weight's codes through fake
+//      quantization of a trainable float at the same scale, zero point and axis; biases train as
+//      floats; activation Q/DQ pairs stay at their calibrated scales (straight-through gradients).
+//   3. Each epoch distils `value` of the float model into the copy (recovery.ts's distillValue: KL
+//      per position, e.g. each time step of CTC logits, or MSE) with BatchNormalization frozen (PTQ
+//      folded it into the Convs anyway) and every scale frozen.
+//   4. After each epoch the trained floats are quantized again on the PTQ scales into the PTQ
+//      model's initializers (requantize): the PTQ graph with new codes. With `evaluate`, the best
+//      epoch (PTQ itself counted as epoch 0) is the one returned: distilling on data unlike the
+//      held-out data can pull held-out readings away from the float model's.
+import type { SampleSource } from '../eval/samples.js';
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import { quantizeStaticInt8, type StaticInt8Options } from '../methods/quantize/static-int8.js';
+import type { TrainingArrays } from '../train/array-data.js';
+import type { OptimizerSpec } from '../train/optimizers.js';
+import { requantize, type StaticFakeQuantModel, staticFakeQuant } from '../train/qat-static-graph.js';
+import type { Schedule } from '../train/schedules.js';
+import type { RecipeContext } from './context.js';
+import { type DistillLoss, distillValue } from './recovery.js';
+
+export interface StaticQatOptions {
+  /** Calibration samples of the PTQ pass. */
+  calibration: SampleSource;
+  /** Other PTQ settings, as `shrink quantize --method static-int8` takes them. */
+  ptq?: Omit<StaticInt8Options, 'calibration'>;
+  /** Unlabelled training inputs, one field per model input. */
+  inputs: TrainingArrays['inputs'];
+  /** The value distilled (default the model's first output): e.g. the logits before a softmax. */
+  value?: string;
+  /** Default KL per position at temperature 1 (each row of the value's last axis a distribution). */
+  loss?: DistillLoss;
+  epochs: number;
+  batchSize: number;
+  /** Applied within each epoch (each epoch is one distillation run). */
+  schedule: Schedule;
+  /** Default Adam (AdamW without weight decay: decay would pull the weights off PTQ's grid towards 0). */
+  optimizer?: OptimizerSpec;
+  seed?: number;
+  /** Steps per epoch at most. */
+  maxSteps?: number;
+  /** Scores an int8 model (higher is better); the best epoch is kept. */
+  evaluate?: (int8: Model, epoch: number) => Promise<number>;
+}
+
+export interface StaticQatEpoch {
+  epoch: number;
+  meanLoss?: number;
+  steps: number;
+  seconds: number;
+  metric?: number;
+}
+
+export interface StaticQatReport {
+  /** Weights and biases trained (their codes rewritten). */
+  weights: number;
+  biases: number;
+  /** Epoch 0 is the PTQ model itself. */
+  epochs: StaticQatEpoch[];
+  /** The epoch whose model is returned (the last one without `evaluate`). */
+  kept: number;
+  steps: number;
+  ptqSeconds: number;
+}
+
+export interface StaticQatResult {
+  /** The PTQ model's graph with the kept epoch's codes. */
+  model: Model;
+  /** The PTQ model itself. */
+  ptq: Model;
+  /** The training copy with the kept epoch's floats, biases as written (computes what `model` does). */
+  fake: Model;
+  plan: StaticFakeQuantModel;
+  report: StaticQatReport;
+}
+
+/** Static int8 PTQ of a copy of `float`, then QAT of that QDQ graph; `float` is not changed. */
+export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx: RecipeContext): Promise<StaticQatResult> {
+  if (options.epochs < 1) throw new Error('qat: static-int8 needs at least one epoch');
+  const value = options.value ?? float.graph.outputs[0]?.name;
+  if (value === undefined) throw new Error('qat: the model has no outputs to distil');
+  const started = performance.now();
+  const ptq = float.clone();
+  await quantizeStaticInt8(ptq, { threads: ctx.threads, ...options.ptq, calibration: options.calibration }, { ort: ctx.ort });
+  const ptqSeconds = (performance.now() - started) / 1000;
+  const plan = staticFakeQuant(ptq);
+  if (plan.weights.length === 0) throw new Error('qat: static int8 quantized no weight of this model (no DequantizeLinear of int8 codes)');
+
+  const epochs: StaticQatEpoch[] = [{ epoch: 0, steps: 0, seconds: ptqSeconds, metric: options.evaluate === undefined ? undefined : await options.evaluate(ptq, 0) }];
+  let best = { epoch: 0, model: ptq, fake: plan.model, metric: epochs[0].metric ?? Number.NEGATIVE_INFINITY };
+  let current = plan.model;
+  let steps = 0;
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    const t0 = performance.now();
+    const run = await distillValue(
+      float,
+      current,
+      options.inputs,
+      value,
+      {
+        epochs: 1,
+        batchSize: options.batchSize,
+        schedule: options.schedule,
+        optimizer: options.optimizer ?? { kind: 'adamw', weightDecay: 0 },
+        seed: (options.seed ?? 0) + epoch - 1,
+        maxSteps: options.maxSteps,
+        frozen: plan.frozen,
+        loss: options.loss ?? { kind: 'kl', temperature: 1 },
+        batchNorm: 'frozen',
+      },
+      ctx,
+      'qat',
+    );
+    current = run.model;
+    steps += run.steps;
+    const trained = new Map<string, Tensor>();
+    for (const t of [...plan.weights, ...plan.biases]) {
+      const tensor = current.graph.initializer(t.float);
+      if (tensor === undefined) throw new Error(`qat: the trained copy lost weight '${t.float}'`);
+      trained.set(t.float, tensor);
+    }
+    const { model, written } = requantize(ptq, plan, trained);
+    const metric = options.evaluate === undefined ? undefined : await options.evaluate(model, epoch);
+    epochs.push({ epoch, meanLoss: run.meanLoss[0], steps: run.steps, seconds: (performance.now() - t0) / 1000, metric });
+    if (options.evaluate === undefined || (metric as number) > best.metric) {
+      best = { epoch, model, fake: withFloats(current, written), metric: metric ?? Number.NEGATIVE_INFINITY };
+    }
+  }
+  return { model: best.model, ptq, fake: best.fake, plan, report: { weights: plan.weights.length, biases: plan.biases.length, epochs, kept: best.epoch, steps, ptqSeconds } };
+}
+
+/** `model` with the float initializers of `values` replaced. */
+function withFloats(model: Model, values: ReadonlyMap<string, Tensor>): Model {
+  const copy = model.clone();
+  for (const [name, tensor] of values) {
+    const at = copy.graph.initializers.findIndex((t) => t.name === name);
+    copy.graph.replaceInitializer(at, tensor);
+  }
+  return copy;
+}
