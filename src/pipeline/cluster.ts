@@ -55,6 +55,11 @@ export interface ClusterFinetune {
   distillValue?: string;
   /** How `distillValue` is matched (default mse; kl: per position over the last axis, at temperature 1). */
   distillLoss?: 'mse' | 'kl';
+  /**
+   * BatchNormalization while distilling a value: 'batch' statistics (default) or 'frozen' at the
+   * running ones. Only the centroids train, so frozen statistics are the deployed model's own.
+   */
+  batchNorm?: 'batch' | 'frozen';
   maxSteps?: number;
 }
 
@@ -211,7 +216,7 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
   const loss = options.distillLoss === 'kl' ? { kind: 'kl' as const, temperature: options.temperature ?? 1 } : { kind: 'mse' as const };
-  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss }, ctx, 'cluster');
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm }, ctx, 'cluster');
   return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }
 

@@ -138,6 +138,8 @@ const ClusterStep = z
     distill_value: z.string().min(1).optional(),
     /** How `distill_value` is matched: mse (default) or kl (per position over the last axis, e.g. each time step of CTC logits). */
     distill_loss: z.enum(['mse', 'kl']).optional(),
+    /** BatchNormalization while distilling the centroids: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
+    batch_norm: z.enum(['batch', 'frozen']).optional(),
   })
   .refine((c) => c.bits !== undefined || c.step !== undefined, { message: "give 'bits' (k-means codebooks) or 'step' (uniform codes)" })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
@@ -187,6 +189,8 @@ export interface StepTraining {
   distillValue?: string;
   /** cluster: how `distillValue` is matched (default mse). */
   distillLoss?: 'mse' | 'kl';
+  /** cluster: BatchNormalization while distilling (default 'batch' statistics). */
+  batchNorm?: 'batch' | 'frozen';
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -244,13 +248,14 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('cluster' in step) {
     const c = step.cluster;
-    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : undefined;
+    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : c.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
     const training = stepTraining(c.epochs, c.lr, c.batch_size);
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     if (training.training !== undefined && c.distill_loss !== undefined) training.training.distillLoss = c.distill_loss;
+    if (training.training !== undefined && c.batch_norm !== undefined) training.training.batchNorm = c.batch_norm;
     return {
       kind: 'cluster',
       options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
