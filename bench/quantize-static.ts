@@ -411,7 +411,7 @@ function markdown(results: ModelResult[], machine: Record<string, unknown>, merg
   const placed = (r: ModelResult) =>
     r.placement === undefined
       ? ''
-      : ` Latency placement: ${r.placement.kept_float.length === 0 ? `all-int8 kept (${r.placement.reason ?? 'the mixed model timed no faster'})` : `${r.placement.kept_float.length} layers kept float32 (${r.placement.proposed.map((p) => p.op).join(', ')}), timed ${r.placement.timed?.int8_ms} -> ${r.placement.timed?.mixed_ms} ms at 1 thread`}.`;
+      : ` Latency placement: ${r.placement.kept_float.length === 0 ? `all-int8 kept (${r.placement.reason ?? 'the mixed model timed no faster'})` : `${r.placement.kept_float.length} layers kept float32 (${r.placement.kept_candidate ?? r.placement.proposed.map((p) => p.op).join(', ')}), timed ${r.placement.timed?.int8_ms.toFixed(2)} -> ${r.placement.timed?.mixed_ms.toFixed(2)} ms at 1 thread`}${(r.placement.candidates ?? []).some((c) => c.timed_ms !== undefined) ? ` (candidates timed: ${(r.placement.candidates ?? []).map((c) => `${c.name} ${c.timed_ms?.toFixed(2)} ms`).join('; ')})` : ''}.`;
   const whys = results.map((r) => `- **${r.model}** (${THREADS.map((t) => `${r.speedup[t].toFixed(2)}x at ${t}t`).join(', ')}${r.date === undefined ? '' : `, measured ${r.date} UTC`}): ${r.why}${placed(r)} Float ops fed by the remaining DequantizeLinear: ${islands(r) || 'none'}.`);
   lines.push('', ...whys);
   return `${lines.join('\n')}\n`;

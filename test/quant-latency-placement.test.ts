@@ -1,8 +1,9 @@
-// Latency placement for static int8 (src/pipeline/latency-placement.ts): which layers the profile
-// proposes to leave in float32, and on PP-OCR cls with onnxruntime's real profiler, that the model
-// written keeps exactly those layers in float32, still agrees with the all-int8 one, and that the
-// report holds what was timed. Which layers are slower in int8 depends on the CPU, so the real-model
-// test checks consistency, not a list.
+// Latency placement for static int8 (src/pipeline/latency-placement.ts): which layers and groups of
+// layers the profile proposes to leave in float32, which timed candidate is kept (fixed timings: no
+// timed assertion), how PP-OCR cls's layers group, and on cls with onnxruntime's real profiler, that
+// the model written keeps exactly the chosen layers in float32, still agrees with the all-int8 one,
+// and that the report holds what was timed. Which layers are slower in int8 depends on the CPU, so
+// the real-model test checks consistency, not a list.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { modelSignature } from '../src/eval/match-inputs.js';
@@ -11,7 +12,8 @@ import type { Model } from '../src/ir/model.js';
 import { loadModel } from '../src/node/model-files.js';
 import { profileNodes } from '../src/node/node-profile.js';
 import { nodeOrt } from '../src/node/ort-node.js';
-import { slowInt8Layers } from '../src/pipeline/latency-placement.js';
+import { fastestCandidate, placementCandidates, slowInt8Layers } from '../src/pipeline/latency-placement.js';
+import { layerGroups } from '../src/pipeline/layer-groups.js';
 import type { LatencyModel } from '../src/pipeline/latency-model.js';
 import { quantize } from '../src/pipeline/quantize.js';
 import { CLS } from './helpers/real-models.js';
@@ -43,6 +45,75 @@ test('the profile proposes layers whose float kernel and converts cost less than
   assert.ok(proposed.every((p) => p.saves_ms > 0), JSON.stringify(proposed));
 });
 
+test('candidates: groups whose kernels are faster in float, added one at a time by gain; unclaimed float kernels gain nothing; the per-layer proposal when it differs', () => {
+  const latency: LatencyModel = {
+    float_ms: 10,
+    int8_ms: 10,
+    claimed: { float: 1, int8: 1 },
+    convert_ms: { quantize: 1e-4, dequantize: 1e-4 },
+    layers: {
+      dw1: layer(0.2, 1.5, [], []),
+      dw2: layer(0.2, 1.5, [], []),
+      pool: layer(0.1, 1.0, [], []),
+      // Faster in int8: never a candidate.
+      pw: layer(2, 1, [], []),
+      // Fused into its Conv in the float model (no float kernel): its int8 time is no gain.
+      mul: layer(0, 3, [], []),
+      // 0.05 ms of 10: under 1% of the int8 latency.
+      tiny: layer(0.1, 0.15, [], []),
+    },
+  };
+  const groups = new Map([
+    ['Conv depthwise', ['dw1', 'dw2']],
+    ['MaxPool', ['pool']],
+    ['Conv', ['pw']],
+    ['Mul', ['mul']],
+    ['Add', ['tiny']],
+  ]);
+  const candidates = placementCandidates(latency, groups, [{ node: 'pool' }, { node: 'mul' }], 4);
+  assert.deepEqual(
+    candidates.map((c) => [c.name, c.keep]),
+    [
+      ['Conv depthwise', ['dw1', 'dw2']],
+      ['Conv depthwise + MaxPool', ['dw1', 'dw2', 'pool']],
+      ['per-layer proposal', ['pool', 'mul']],
+    ],
+  );
+  assert.ok(Math.abs(candidates[1].predicted_gain_ms - 3.5) < 1e-9, String(candidates[1].predicted_gain_ms));
+  // maxGroups bounds the builds; a per-layer proposal equal to a group candidate is not built twice.
+  assert.deepEqual(
+    placementCandidates(latency, groups, [{ node: 'dw2' }, { node: 'dw1' }], 1).map((c) => c.name),
+    ['Conv depthwise'],
+  );
+});
+
+test('the fastest timed candidate is kept only when it beats all-int8 by the margin', () => {
+  assert.equal(fastestCandidate(10, [9.8, 8.9, 9.5], 0.03), 1);
+  assert.equal(fastestCandidate(10, [9.8, 9.75], 0.03), undefined, 'within 3% of all-int8');
+  assert.equal(fastestCandidate(10, [], 0.03), undefined);
+  assert.equal(fastestCandidate(10, [10.5], -Infinity), 0, 'no margin: the only candidate');
+});
+
+test('PP-OCR cls layer groups: depthwise Convs, the first Conv, squeeze-and-excitation gates on pooled maps, the Mul that applies them', async () => {
+  const original = loadModel(CLS);
+  const dims = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
+  const calibration = generatedSamples(modelSignature(original).inputs, { count: 2, range: [-1, 1], dims });
+  const { model } = await quantize(original, { method: 'static-int8', calibration, biasCorrection: false }, { ort: nodeOrt, threads: 1 });
+  const groups = layerGroups(model);
+  const grouped = (name: string) => Number(model.graph.nodes.find((n) => n.name === name)?.attribute('group')?.value ?? 1);
+  assert.deepEqual(groups.get('Conv first'), ['p2o.Conv.0']);
+  const depthwise = groups.get('Conv depthwise') ?? [];
+  assert.ok(depthwise.length >= 5 && depthwise.every((n) => grouped(n) > 1), depthwise.join(' '));
+  assert.ok((groups.get('Conv') ?? []).every((n) => grouped(n) === 1));
+  // Each SE block: GlobalAveragePool -> Conv -> Conv -> gate (pooled), then Mul of the map by the gate.
+  const pooledConvs = groups.get('Conv pooled') ?? [];
+  const broadcastMuls = groups.get('Mul broadcast') ?? [];
+  assert.ok(broadcastMuls.length > 0 && pooledConvs.length === 2 * broadcastMuls.length, `${pooledConvs.length} pooled Convs, ${broadcastMuls.length} broadcast Muls`);
+  assert.deepEqual(groups.get('MaxPool'), ['p2o.MaxPool.0']);
+  const all = [...groups.values()].flat();
+  assert.equal(new Set(all).size, all.length, 'each layer in one group');
+});
+
 test('PP-OCR cls: the layers kept in float32 for speed are float in the model written, which agrees with all-int8', async () => {
   const original = loadModel(CLS);
   const dims = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
@@ -57,17 +128,23 @@ test('PP-OCR cls: the layers kept in float32 for speed are float in the model wr
   const settings = { method: 'static-int8' as const, calibration, biasCorrection: false as const };
   const plain = await quantize(original, settings, ctx);
   // Thresholds off, so whatever the profile proposes is built and kept: the test is of the build.
-  const placed = await quantize(original, { ...settings, latencyPlacement: { inputs, profile: (m, feeds) => profileNodes(m, feeds, { runs: 3 }), tryBelowSpeedup: Infinity, minPredictedGain: -Infinity, minTimedGain: -Infinity } }, ctx);
+  const placed = await quantize(original, { ...settings, latencyPlacement: { inputs, profile: (m, feeds) => profileNodes(m, feeds, { runs: 3 }), tryBelowSpeedup: Infinity, minPredictedGain: -Infinity, minTimedGain: -Infinity, maxGroups: 1 } }, ctx);
   const report = placed.report.placement;
   assert.ok(report !== undefined, 'the report has the placement');
   assert.ok(report.predicted_int8_ms > 0);
-  process.stderr.write(`cls placement: proposed ${report.proposed.map((p) => `${p.node} (${p.op})`).join(', ') || 'none'}; timed ${JSON.stringify(report.timed)}\n`);
+  process.stderr.write(`cls placement: candidates ${JSON.stringify(report.candidates)}; kept ${report.kept_candidate}; timed ${JSON.stringify(report.timed)}\n`);
   const floatLayers = (m: Model) => new Set(m.graph.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType) && m.graph.producer(n.inputs[1])?.opType !== 'DequantizeLinear').map((n) => n.name));
-  if (report.proposed.length === 0) {
+  if ((report.candidates ?? []).length === 0) {
     assert.match(report.reason ?? '', /no layer is predicted faster/);
     assert.deepEqual(report.kept_float, []);
   } else {
-    assert.deepEqual([...report.kept_float].sort(), report.proposed.map((p) => p.node).sort());
+    // No timed margin: the fastest candidate is kept, and the report says which and what each timed.
+    const candidates = report.candidates ?? [];
+    assert.ok(candidates.length > 0 && candidates.every((c) => c.timed_ms !== undefined && c.timed_ms > 0), JSON.stringify(candidates));
+    const kept = candidates.find((c) => c.name === report.kept_candidate);
+    assert.ok(kept !== undefined, `kept ${report.kept_candidate}`);
+    assert.equal(kept.timed_ms, Math.min(...candidates.map((c) => c.timed_ms ?? Infinity)));
+    assert.equal(report.kept_float.length, kept.layers);
     assert.ok(report.timed !== undefined && report.timed.int8_ms > 0 && report.timed.mixed_ms > 0);
     const weighted = report.kept_float.filter((name) => ['Conv', 'Gemm', 'MatMul'].includes(original.graph.nodes.find((n) => n.name === name)?.opType ?? ''));
     const float = floatLayers(placed.model);

@@ -332,7 +332,8 @@ function placementLine(p: LatencyPlacementReport): string {
   const timed = p.timed === undefined ? '' : ` (timed: all-int8 ${p.timed.int8_ms.toPrecision(3)} ms, mixed ${p.timed.mixed_ms.toPrecision(3)} ms)`;
   if (p.kept_float.length > 0) {
     const names = p.kept_float.slice(0, 4).join(', ') + (p.kept_float.length > 4 ? `, ${p.kept_float.length - 4} more` : '');
-    return `${p.kept_float.length} layers kept in float32 for speed, their int8 kernels being slower here (${names})${timed}; --no-placement keeps every layer int8`;
+    const which = p.kept_candidate === undefined ? '' : `: ${p.kept_candidate}`;
+    return `${p.kept_float.length} layers kept in float32 for speed, their int8 kernels being slower here${which} (${names})${timed}; --no-placement keeps every layer int8`;
   }
   return `every layer int8: ${p.reason ?? ''}${timed}${p.proposed.length > 0 ? `; profiled slower in int8: ${p.proposed.length} layers` : ''}`;
 }
