@@ -1,9 +1,18 @@
 // Quantization-aware training for static int8 (src/pipeline/qat-static.ts): on a small Conv model,
 // QAT by distillation from the float model must bring the int8 model's output closer to float32
 // on held-out inputs than PTQ alone, the written model must be PTQ's graph with new codes only,
-// and it must compute what the fake-quantized training copy computes.
+// and it must compute what the fake-quantized training copy computes. The CLI writes PTQ's graph,
+// reports each epoch, and refuses the weight-only flags with one line (exit 2), writing nothing.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { writeNpz } from '../src/eval/npz.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import { loadModel } from '../src/node/model-files.js';
+import type { StaticQatCommandReport } from '../src/cli/qat-static-command.js';
+import { spawnShrink } from './helpers/cli.js';
 import { attr } from '../src/ir/attribute.js';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
@@ -85,4 +94,33 @@ test('static int8 QAT: lower held-out error than PTQ, export = fake-quant graph,
   const b = fake.data() as Float32Array;
   const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   assert.ok(worst <= 1e-5, `export vs fake-quant graph: max difference ${worst}`);
+});
+
+const work = mkdtempSync(join(tmpdir(), 'shrink-qat-static-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test('shrink qat --method static-int8: PTQ graph with trained codes, epochs reported; weight-only flags refused', () => {
+  const input = join(work, 'conv.onnx');
+  writeFileSync(input, writeModel(convModel()));
+  const data = join(work, 'data.npz');
+  const x = images(32, 1).data() as Float32Array;
+  writeFileSync(data, writeNpz({ x: { dataType: DataType.FLOAT, dims: [32, 3, 12, 12], data: new Uint8Array(x.buffer) } }));
+  const output = join(work, 'conv-int8.onnx');
+  const run = spawnShrink(['qat', input, '-o', output, '--method', 'static-int8', '--data', data, '--distill-loss', 'mse', '--epochs', '2', '--batch-size', '16', '--lr', '1e-4', '--json'], { timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout) as StaticQatCommandReport;
+  assert.deepEqual(report.epochs.map((e) => [e.epoch, e.steps]), [[0, 0], [1, 2], [2, 2]]);
+  assert.equal(report.weights, 3);
+  assert.ok(report.epochs.every((e) => Number.isFinite(e.sqnr_db)), JSON.stringify(report.epochs));
+  const written = loadModel(output);
+  assert.equal(written.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length, 3);
+  assert.ok(written.graph.initializers.some((t) => t.dataType === DataType.INT8));
+
+  const refused = join(work, 'refused.onnx');
+  const bad = spawnShrink(['qat', input, '-o', refused, '--method', 'static-int8', '--data', data, '--block-size', '32'], { timeout: 60_000 });
+  // A usage error: exit 2, as every command's.
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr.trim(), /^shrink: .*--block-size: not with --method static-int8/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.ok(!existsSync(refused));
 });

@@ -4,7 +4,8 @@
 // quantize --method M` writes (only once it loads in onnxruntime), with accuracy of the float model,
 // of plain PTQ and of QAT measured on the training data. The data is an .npz holding one array per
 // model input (named after it) and the class ids as 'labels' (or --labels FILE.npy). --json prints
-// the report in the common envelope.
+// the report in the common envelope. `--method static-int8` trains activations too, by
+// distillation on unlabelled data (qat-static-command.ts).
 import { type Command, Option } from 'commander';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
@@ -27,10 +28,14 @@ import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { addTrainingOptions, formatEpoch, optimizerSpec, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { LABELS_KEY, labelledTrainingData, readLabelledArrays } from './training-data.js';
+import { formatStaticQatReport, runStaticQat, type StaticQatCommandReport } from './qat-static-command.js';
 
 interface QatFlags extends TrainingFlags {
   output: string;
-  method: QatMethod;
+  method: QatMethod | 'static-int8';
+  calib?: string;
+  distillValue?: string;
+  distillLoss?: 'mse' | 'kl';
   data: string;
   labels?: string;
   maxSteps?: string;
@@ -46,11 +51,14 @@ export function registerQat(program: Command, context: CliContext): void {
   addTrainingOptions(
     program
       .command('qat')
-      .description('quantization-aware training: fine-tune under fake quantization, then quantize (int8-weight, int4, int2) as `quantize` does')
-      .argument('<input>', 'the trained float ONNX classifier')
+      .description('quantization-aware training: fine-tune under fake quantization, then quantize (int8-weight, int4, int2) as `quantize` does; static-int8: train the PTQ graph itself, activations fake-quantized, by distillation from the float model')
+      .argument('<input>', 'the trained float ONNX model (a classifier with labels for the weight-only methods)')
       .requiredOption('-o, --output <path>', 'output file, or a folder (gets the transformers.js file name, e.g. model_q4.onnx)')
-      .addOption(new Option('--method <method>', 'weight-only quantization method').choices([...QAT_METHODS]).makeOptionMandatory())
-      .requiredOption('--data <file>', `training data: an .npz with one array per model input (named after it) and '${LABELS_KEY}'`)
+      .addOption(new Option('--method <method>', 'quantization method: weight-only, or static-int8 (weights and activations)').choices([...QAT_METHODS, 'static-int8']).makeOptionMandatory())
+      .requiredOption('--data <file>', `training data: an .npz with one array per model input (named after it) and '${LABELS_KEY}' (static-int8: no labels needed)`)
+      .option('--calib <path>', 'static-int8: calibration samples of the PTQ pass, as for quantize (default: --data)')
+      .option('--distill-value <name>', 'static-int8: the value of the float model distilled (default its first output; e.g. the logits before a softmax output)')
+      .addOption(new Option('--distill-loss <loss>', 'static-int8: KL of the softmax over the last axis at every position (default; e.g. per time step of CTC logits), or mean squared error').choices(['kl', 'mse']))
       .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
       .option('--max-steps <n>', 'stop after this many steps')
       .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
@@ -58,6 +66,11 @@ export function registerQat(program: Command, context: CliContext): void {
       .option('--exclude <pattern>', 'keep nodes in float32: an op type or a node-name regex (repeatable)', collect, []),
     { optimizer: 'adamw' },
   ).action(async (input: string, flags: QatFlags, command: Command) => {
+    if (flags.method === 'static-int8') {
+      const staticReport = await runStaticQatFlags(input, flags, cliRecipeContext(command, context.io));
+      context.io.stdout(flags.json ? `${JSON.stringify(staticReport, null, 2)}\n` : formatStaticQatReport(staticReport));
+      return;
+    }
     const report = await runQat(input, flags, cliRecipeContext(command, context.io));
     // The text report shows the warnings; with --json they go to stderr for the person watching.
     if (flags.json) for (const warning of report.warnings) context.io.stderr(`shrink: warning: ${warning.message}\n`);
@@ -65,7 +78,19 @@ export function registerQat(program: Command, context: CliContext): void {
   });
 }
 
+/** static-int8: the flags of the weight-only methods do not apply, and its own only to it. */
+function runStaticQatFlags(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<StaticQatCommandReport> {
+  const other = [flags.labels && '--labels', flags.blockSize && '--block-size', flags.asymmetric && '--asymmetric', flags.exclude.length > 0 && '--exclude'].filter((f) => typeof f === 'string');
+  if (other.length > 0) throw new UsageError(`${other.join(', ')}: not with --method static-int8 (it distils without labels and quantizes as \`quantize --method static-int8\` does by default)`);
+  const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
+  const { threads } = parseTrainingOptions(flags);
+  return runStaticQat(input, { ...flags, maxSteps }, { ...cliCtx, threads });
+}
+
 async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
+  const method = flags.method as QatMethod;
+  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss'].filter((f) => typeof f === 'string');
+  if (own.length > 0) throw new UsageError(`${own.join(', ')}: only with --method static-int8`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
   const blockSize = flags.blockSize === undefined ? undefined : wholeNumber(flags.blockSize, '--block-size', 1);
@@ -79,7 +104,7 @@ async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Pr
   const inputs = [input, flags.data, flags.labels];
   checkOutput({ output: flags.output, flag: '-o', inputs, models: [input], folderAllowed: true });
   // A folder gets the method's file name; that file must not be an input either.
-  const output = outputFile(flags.output, outputFileName(input, quantizeMethod(flags.method), { blockSize }), inputs);
+  const output = outputFile(flags.output, outputFileName(input, quantizeMethod(method), { blockSize }), inputs);
   const ctx: RecipeContext = { ...cliCtx, threads };
 
   const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
@@ -92,7 +117,7 @@ async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Pr
     result = await qat(
       model,
       {
-        method: flags.method,
+        method,
         blockSize,
         symmetric: flags.asymmetric ? false : undefined,
         exclude: flags.exclude,

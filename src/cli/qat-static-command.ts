@@ -1,0 +1,122 @@
+// `shrink qat IN -o OUT --method static-int8 --data FILE.npz [--calib D] [--distill-value NAME]`:
+// quantization-aware training of static int8 (src/pipeline/qat-static.ts). The PTQ pass runs as
+// `shrink quantize --method static-int8` runs it (calibrated on --calib, else on --data), then its
+// QDQ graph trains under fake quantization by distillation from the float model on the unlabelled
+// --data, and the written model is PTQ's graph with the trained codes. After every epoch the int8
+// model's first output is compared with float32's on the calibration samples (SQNR); the best
+// epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
+import { modelSignature } from '../eval/match-inputs.js';
+import type { Model } from '../ir/model.js';
+import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
+import { nodeEnvironment } from '../node/environment.js';
+import { modelFileBytes } from '../node/model-files.js';
+import { openSampleFile } from '../node/sample-files.js';
+import type { RecipeContext } from '../pipeline/context.js';
+import { debugPhase } from '../pipeline/debug-phase.js';
+import { measureFidelity } from '../pipeline/fidelity.js';
+import { staticInt8Qat, type StaticQatEpoch } from '../pipeline/qat-static.js';
+import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
+import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
+import { inFile, UsageError } from './errors.js';
+import { loadModelFile } from './input-files.js';
+import { outputFile, writeModelOutput } from './model-output.js';
+import { checkOutput } from './output-checks.js';
+import { parseTrainingOptions, type TrainingFlags } from './training-options.js';
+import { readLabelledArrays } from './training-data.js';
+
+export interface StaticQatFlags extends TrainingFlags {
+  output: string;
+  data: string;
+  calib?: string;
+  distillValue?: string;
+  distillLoss?: 'mse' | 'kl';
+  maxSteps?: number;
+}
+
+/** Calibration samples the SQNR of each epoch is measured on (the first ones). */
+const SQNR_SAMPLES = 64;
+
+export interface StaticQatBody {
+  method: 'static-int8';
+  samples: number;
+  /** The value distilled and how. */
+  distilled: { value: string; loss: 'mse' | 'kl' };
+  /** Weights and biases whose codes were trained. */
+  weights: number;
+  biases: number;
+  /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the calibration samples. */
+  epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number }[];
+  kept: number;
+}
+
+export type StaticQatCommandReport = ReportEnvelope & StaticQatBody;
+
+export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: RecipeContext): Promise<StaticQatCommandReport> {
+  const { epochs, batchSize, schedule, scale, seed } = parseTrainingOptions(flags);
+  const inputs = [input, flags.data, flags.calib];
+  checkOutput({ output: flags.output, flag: '-o', inputs, models: [input], folderAllowed: true });
+  const output = outputFile(flags.output, outputFileName(input, quantizeMethod('static-int8'), {}), inputs);
+  const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
+  const value = flags.distillValue ?? model.graph.outputs[0]?.name;
+  if (value === undefined) throw inFile(input, new Error('the model has no outputs to distil'));
+  if (!model.graph.isGraphOutput(value) && model.graph.producer(value) === undefined) throw inFile(input, new Error(`--distill-value: the model computes no value '${value}'`));
+  const data = await debugPhase(ctx.debug, `qat: read ${flags.data}`, () => readLabelledArrays({ data: flags.data, models: [model], scale, requireLabels: false }));
+  if (batchSize > data.count) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.count} samples in ${flags.data}`);
+  const calibration = await openSampleFile(flags.calib ?? flags.data, modelSignature(model));
+  const loss = flags.distillLoss ?? 'kl';
+  const sqnr = async (candidate: Model) => {
+    const report = await measureFidelity(model, candidate, { samples: calibration, limit: SQNR_SAMPLES }, { ...ctx, progress: undefined });
+    return Number(Object.values(report.outputs)[0]?.sqnr_db ?? Number.NaN);
+  };
+  const scores = new Map<number, number>();
+  let result: Awaited<ReturnType<typeof staticInt8Qat>>;
+  try {
+    result = await staticInt8Qat(
+      model,
+      {
+        calibration,
+        inputs: data.inputs,
+        value,
+        loss: loss === 'kl' ? { kind: 'kl', temperature: 1 } : { kind: 'mse' },
+        epochs,
+        batchSize,
+        schedule,
+        optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : undefined,
+        seed,
+        maxSteps: flags.maxSteps,
+        evaluate: async (int8, epoch) => {
+          const db = await sqnr(int8);
+          scores.set(epoch, db);
+          return db;
+        },
+      },
+      ctx,
+    );
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw inFile(input, error);
+  }
+  const saved = await debugPhase(ctx.debug, `qat: save ${output}`, () => writeModelOutput(result.model, output));
+  const round = (x: number) => Math.round(x * 1e4) / 1e4;
+  const body: StaticQatBody = {
+    method: 'static-int8',
+    samples: data.count,
+    distilled: { value, loss },
+    weights: result.report.weights,
+    biases: result.report.biases,
+    epochs: result.report.epochs.map((e: StaticQatEpoch) => ({ epoch: e.epoch, steps: e.steps, mean_loss: e.meanLoss === undefined ? null : round(e.meanLoss), seconds: round(e.seconds), sqnr_db: round(scores.get(e.epoch) ?? Number.NaN) })),
+    kept: result.report.kept,
+  };
+  return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: saved.warnings }, body, nodeEnvironment());
+}
+
+export function formatStaticQatReport(r: StaticQatCommandReport): string {
+  return [
+    `qat static-int8: ${r.weights} weights and ${r.biases} biases of the PTQ graph trained under fake quantization (activations at their calibrated scales), distilling '${r.distilled.value}' (${r.distilled.loss}) on ${r.samples} samples`,
+    ...r.epochs.map((e) => (e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB, ${e.seconds.toFixed(1)} s`)),
+    `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (SQNR of the first output against float32 on the first ${SQNR_SAMPLES} calibration samples)`,
+    ...r.warnings.map((w) => `  warning: ${w.message}`),
+    `wrote ${r.output}: ${r.size === undefined ? '' : formatSizeChange(r.size)}`,
+    '',
+  ].join('\n');
+}
