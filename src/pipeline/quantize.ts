@@ -69,14 +69,14 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   // graph do not depend on which nodes stay float, so they are collected once and reused.
   const stepCtx = fp32Search === undefined && placement === undefined ? ctx : { ...ctx, collectStatistics: reusedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
   /** Every step on a fresh copy of the input, with `keep` left in float32 by the main method. */
-  const quantizeCopy = async (keep: ReadonlySet<string>): Promise<Model> => {
+  const quantizeCopy = async (keep: ReadonlySet<string>, mainOverrides: Partial<QuantizeSettings> = {}): Promise<Model> => {
     const copy = model.clone();
     const kept = [...keep].map(exactNamePattern);
     const reports = new Map<QuantizeStep, PassReport>();
     for (const step of plan.steps) {
       const pass = step.method.pass;
       if (pass === undefined) throw new Error(`quantize: method '${step.method.name}' is not implemented yet`);
-      const stepSettings = step === plan.main && kept.length > 0 ? { ...step.settings, exclude: [...(step.settings.exclude ?? []), ...kept] } : step.settings;
+      const stepSettings = step !== plan.main ? step.settings : { ...step.settings, ...mainOverrides, ...(kept.length > 0 ? { exclude: [...(step.settings.exclude ?? []), ...kept] } : {}) };
       reports.set(step, await runPass(pass, copy, step.method.options(stepSettings) as never, stepCtx));
       // Excluded layers stay float at run time only when they read float (float-inputs.ts).
       if (step === plan.main && step.method.name === 'static-int8' && (stepSettings.exclude ?? []).length > 0) {
@@ -96,7 +96,14 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   let placed: LatencyPlacementReport | undefined;
   if (fp32Search === undefined) {
     candidate = await quantizeCopy(new Set());
-    if (placement !== undefined) ({ model: candidate, report: placed } = await placeByLatency(model, candidate, quantizeCopy, placement, ctx));
+    if (placement !== undefined) {
+      // 'auto' bias correction turns on for shallow models: a mixed model is shallower than its
+      // all-int8 one (cls: 54 -> 43 int8 layers deep), so it would be corrected where all-int8 was
+      // not (a different model, and ~10x the time to build). It gets all-int8's decision.
+      const stats = outcomes.get(candidate)?.main.stats ?? {};
+      const overrides: Partial<QuantizeSettings> = stats.biasCorrectionAuto === 1 && stats.biasCorrectionOn === 0 ? { biasCorrection: false } : {};
+      ({ model: candidate, report: placed } = await placeByLatency(model, candidate, (keep) => quantizeCopy(keep, overrides), placement, ctx));
+    }
   } else {
     const samples = fp32Search.samples ?? fidelity?.samples ?? settings.calibration;
     if (samples === undefined) throw new Error('quantize: the fp32 search compares layer by layer on samples: give --data or --calib');
