@@ -45,7 +45,7 @@ test('the profile proposes layers whose float kernel and converts cost less than
   assert.ok(proposed.every((p) => p.saves_ms > 0), JSON.stringify(proposed));
 });
 
-test('candidates: groups whose kernels are faster in float, added one at a time by gain; unclaimed float kernels gain nothing; the per-layer proposal when it differs', () => {
+test('candidates: groups whose kernels are faster in float, added one at a time by gain; unclaimed float kernels gain nothing; all but the int8-faster groups; the per-layer proposal when it differs', () => {
   const latency: LatencyModel = {
     float_ms: 10,
     int8_ms: 10,
@@ -76,6 +76,8 @@ test('candidates: groups whose kernels are faster in float, added one at a time 
     [
       ['Conv depthwise', ['dw1', 'dw2']],
       ['Conv depthwise + MaxPool', ['dw1', 'dw2', 'pool']],
+      // Every group but the one whose kernels are faster in int8, the fused and the tiny ones included.
+      ['all but Conv', ['dw1', 'dw2', 'pool', 'mul', 'tiny']],
       ['per-layer proposal', ['pool', 'mul']],
     ],
   );
@@ -83,7 +85,7 @@ test('candidates: groups whose kernels are faster in float, added one at a time 
   // maxGroups bounds the builds; a per-layer proposal equal to a group candidate is not built twice.
   assert.deepEqual(
     placementCandidates(latency, groups, [{ node: 'dw2' }, { node: 'dw1' }], 1).map((c) => c.name),
-    ['Conv depthwise'],
+    ['Conv depthwise', 'all but Conv'],
   );
 });
 
