@@ -130,7 +130,7 @@ test('PP-OCR cls: the layers kept in float32 for speed are float in the model wr
   const settings = { method: 'static-int8' as const, calibration, biasCorrection: false as const };
   const plain = await quantize(original, settings, ctx);
   // Thresholds off, so whatever the profile proposes is built and kept: the test is of the build.
-  const placed = await quantize(original, { ...settings, latencyPlacement: { inputs, profile: (m, feeds) => profileNodes(m, feeds, { runs: 3 }), tryBelowSpeedup: Infinity, minPredictedGain: -Infinity, minTimedGain: -Infinity, maxGroups: 1 } }, ctx);
+  const placed = await quantize(original, { ...settings, latencyPlacement: { inputs, profile: (m, feeds) => profileNodes(m, feeds, { runs: 3 }), tryBelowSpeedup: Infinity, minPredictedGain: -Infinity, minTimedGain: -Infinity, maxGroups: 1, buildBudgetMs: Infinity } }, ctx);
   const report = placed.report.placement;
   assert.ok(report !== undefined, 'the report has the placement');
   assert.ok(report.predicted_int8_ms > 0);

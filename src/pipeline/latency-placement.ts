@@ -42,6 +42,8 @@ export interface LatencyPlacementOptions {
   minTimedGain?: number;
   /** Groups added one at a time, at most (default 4: at most 6 models quantized again and timed). */
   maxGroups?: number;
+  /** No further mixed model is built once building them has taken this long (ms; default: no limit). */
+  buildBudgetMs?: number;
 }
 
 /** One mixed model the profile proposed: which groups (or 'per-layer') it keeps in float32. */
@@ -58,7 +60,7 @@ export interface LatencyPlacementReport {
   /** Latency of all-int8 (the profile's median run) and the per-layer proposal's predicted from the kernel times. */
   predicted_int8_ms: number;
   predicted_mixed_ms?: number;
-  /** The mixed models timed (median, 1 thread, interleaved with all-int8), by name. */
+  /** The mixed models proposed, and what each timed (median, 1 thread, interleaved with all-int8) when built. */
   candidates?: { name: string; layers: number; predicted_gain_ms: number; timed_ms?: number }[];
   /** All-int8 and the fastest mixed model, timed side by side (median, 1 thread), when any was built. */
   timed?: { int8_ms: number; mixed_ms: number; runs: number };
@@ -101,9 +103,14 @@ export async function placeByLatency(
   if (best < latency.int8_ms * (options.minPredictedGain ?? 0.05)) {
     return { model: quantized, report: { ...report, reason: `the predicted gain is too small (${latency.int8_ms.toPrecision(3)} -> ${(latency.int8_ms - best).toPrecision(3)} ms)` } };
   }
+  // Built by predicted gain, the largest first, while the time spent building stays in budget: a
+  // model that quantizes slowly (bias correction on a large one) gets fewer candidates, not hours.
+  const byGain = [...candidates].sort((a, b) => b.predicted_gain_ms - a.predicted_gain_ms);
   const built: { candidate: PlacementCandidate; model: Model }[] = [];
-  for (const [i, candidate] of candidates.entries()) {
-    ctx.progress?.start(`placement: quantizing mixed model ${i + 1}/${candidates.length} (${candidate.name} in float32)`);
+  const buildStarted = performance.now();
+  for (const [i, candidate] of byGain.entries()) {
+    if (i > 0 && performance.now() - buildStarted > (options.buildBudgetMs ?? Infinity)) break;
+    ctx.progress?.start(`placement: quantizing mixed model ${i + 1}/${byGain.length} (${candidate.name} in float32)`);
     built.push({ candidate, model: await requantize(new Set(candidate.keep)) });
     ctx.progress?.done();
   }
@@ -116,7 +123,8 @@ export async function placeByLatency(
   ctx.progress?.done();
   const [int8, ...mixed] = timing.models;
   const timedMs = mixed.map((m) => m.latency_ms.median);
-  report.candidates = report.candidates.map((c, i) => ({ ...c, timed_ms: round(timedMs[i]) }));
+  const timedByName = new Map(built.map((b, i) => [b.candidate.name, timedMs[i]]));
+  report.candidates = report.candidates.map((c) => (timedByName.has(c.name) ? { ...c, timed_ms: round(timedByName.get(c.name) as number) } : c));
   const choice = fastestCandidate(int8.latency_ms.median, timedMs, options.minTimedGain ?? 0.03);
   const fastest = timedMs.indexOf(Math.min(...timedMs));
   report.timed = { int8_ms: int8.latency_ms.median, mixed_ms: timedMs[fastest], runs: timing.runs };

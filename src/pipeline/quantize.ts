@@ -95,14 +95,17 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   let search: { rounds: Fp32SearchRound[]; kept: string[] } | undefined;
   let placed: LatencyPlacementReport | undefined;
   if (fp32Search === undefined) {
+    const started = performance.now();
     candidate = await quantizeCopy(new Set());
     if (placement !== undefined) {
+      // The mixed models may take 3 times what all-int8 took to build (10 s at least).
+      const buildBudgetMs = placement.buildBudgetMs ?? Math.max(10_000, 3 * (performance.now() - started));
       // 'auto' bias correction turns on for shallow models: a mixed model is shallower than its
       // all-int8 one (cls: 54 -> 43 int8 layers deep), so it would be corrected where all-int8 was
       // not (a different model, and ~10x the time to build). It gets all-int8's decision.
       const stats = outcomes.get(candidate)?.main.stats ?? {};
       const overrides: Partial<QuantizeSettings> = stats.biasCorrectionAuto === 1 && stats.biasCorrectionOn === 0 ? { biasCorrection: false } : {};
-      ({ model: candidate, report: placed } = await placeByLatency(model, candidate, (keep) => quantizeCopy(keep, overrides), placement, ctx));
+      ({ model: candidate, report: placed } = await placeByLatency(model, candidate, (keep) => quantizeCopy(keep, overrides), { ...placement, buildBudgetMs }, ctx));
     }
   } else {
     const samples = fp32Search.samples ?? fidelity?.samples ?? settings.calibration;
