@@ -6,9 +6,10 @@
 // BatchNormalization folded by PTQ. After every epoch the int8 model (PTQ's graph with the new
 // codes) reads the 200 held-out lines at onnxruntime 'all' (what a user runs) and the best epoch is
 // kept. Then float32 and that int8 model are timed interleaved at 1 and 2 threads (8 x 48x320).
-// Knobs (environment): QAT_REC_LINES (training lines, default 480), QAT_REC_EPOCHS (3),
-// QAT_REC_RATE (3e-5), QAT_REC_SCHEDULE (constant | cosine), QAT_REC_BATCH (8), QAT_REC_MAX_STEPS
-// (steps per epoch at most).
+// Knobs (environment): QAT_REC_LINES (training lines, default 240), QAT_REC_EPOCHS (2),
+// QAT_REC_RATE (0.01: weights and biases train in quantization steps, so 1/100 of each one's own
+// step per Adam step), QAT_REC_UNITS (steps | float: the rate in float units, e.g. 1e-5),
+// QAT_REC_SCHEDULE (constant | cosine), QAT_REC_BATCH (8), QAT_REC_MAX_STEPS (steps per epoch at most).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -34,9 +35,10 @@ const REC_FILE = join(OCR, 'ch_PP-OCRv4_rec_infer.onnx');
 const REC_LOGITS = 'p2o.Add.277';
 const TRAIN_CORPUS = 'bench/work/rec-corpus-1200';
 const CALIBRATION = 64;
-const LINES = Number(process.env.QAT_REC_LINES ?? 480);
-const EPOCHS = Number(process.env.QAT_REC_EPOCHS ?? 3);
-const RATE = Number(process.env.QAT_REC_RATE ?? 3e-5);
+const LINES = Number(process.env.QAT_REC_LINES ?? 240);
+const EPOCHS = Number(process.env.QAT_REC_EPOCHS ?? 2);
+const RATE = Number(process.env.QAT_REC_RATE ?? 0.01);
+const UNITS = (process.env.QAT_REC_UNITS ?? 'steps') as 'steps' | 'float';
 const SCHEDULE = (process.env.QAT_REC_SCHEDULE ?? 'constant') as 'constant' | 'cosine';
 const BATCH = Number(process.env.QAT_REC_BATCH ?? 8);
 const MAX_STEPS = process.env.QAT_REC_MAX_STEPS === undefined ? undefined : Number(process.env.QAT_REC_MAX_STEPS);
@@ -147,6 +149,7 @@ export const qatStaticRecBench: Bench = {
         calibration: calibrationBatches(calibration.x, calibration.count),
         inputs: { x: { data: training.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } },
         value: REC_LOGITS,
+        units: UNITS,
         loss: { kind: 'kl', temperature: 1 },
         epochs: EPOCHS,
         batchSize: BATCH,
@@ -170,14 +173,14 @@ export const qatStaticRecBench: Bench = {
       timings.push(await interleaved(fp32Bytes, int8Bytes, heldout.x, threads));
       log(`timing: ${JSON.stringify(timings.at(-1))}`);
     }
-    const settings = { trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, schedule: SCHEDULE, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `KL per time step of ${REC_LOGITS}, T = 1` };
+    const settings = { trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `KL per time step of ${REC_LOGITS}, T = 1` };
     const lines = [
       '# Static int8 QAT on PP-OCRv4 rec (held-out words identical to float32)',
       '',
       `One run. Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), onnxruntime-node ${machine.onnxruntime}, ${machine.date}, load average ${machine.loadAverage} at the start.`,
       '',
       `PTQ: \`shrink quantize --method static-int8\` defaults, calibrated on the first ${CALIBRATION} 'train' lines of ${REC_CORPUS}. ` +
-        `QAT: ${training.count} training lines of ${TRAIN_CORPUS}, ${settings.loss}, ${settings.optimizer}, rate ${RATE} (${SCHEDULE} within each epoch), batch ${BATCH}${MAX_STEPS === undefined ? '' : `, at most ${MAX_STEPS} steps an epoch`}. ` +
+        `QAT: ${training.count} training lines of ${TRAIN_CORPUS}, ${settings.loss}, ${settings.optimizer}, rate ${RATE} (${UNITS === 'steps' ? 'weights and biases in quantization steps' : 'float units'}; ${SCHEDULE} within each epoch), batch ${BATCH}${MAX_STEPS === undefined ? '' : `, at most ${MAX_STEPS} steps an epoch`}. ` +
         `Read on the ${heldout.count} held-out lines at onnxruntime 'all'; epoch 0 is PTQ alone. Kept: epoch ${result.report.kept}.`,
       '',
       '| epoch | words identical | lines identical | lines ignoring spaces | mean loss | seconds (train + read) |',

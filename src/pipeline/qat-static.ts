@@ -15,10 +15,11 @@
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
+import { optimizeModel } from '../optimize/optimize.js';
 import { quantizeStaticInt8, type StaticInt8Options } from '../methods/quantize/static-int8.js';
 import type { TrainingArrays } from '../train/array-data.js';
 import type { OptimizerSpec } from '../train/optimizers.js';
-import { requantize, type StaticFakeQuantModel, staticFakeQuant } from '../train/qat-static-graph.js';
+import { requantize, type StaticFakeQuantModel, type StaticQatUnits, staticFakeQuant } from '../train/qat-static-graph.js';
 import type { Schedule } from '../train/schedules.js';
 import type { RecipeContext } from './context.js';
 import { type DistillLoss, distillValue } from './recovery.js';
@@ -38,6 +39,18 @@ export interface StaticQatOptions {
   batchSize: number;
   /** Applied within each epoch (each epoch is one distillation run). */
   schedule: Schedule;
+  /**
+   * What the trained values are measured in (train/qat-static-graph.ts): 'steps' (default; the rate
+   * is then a share of each weight's own quantization step per step) or 'float'.
+   */
+  units?: StaticQatUnits;
+  /**
+   * Start the weights at the float values PTQ rounded instead of at their codes. Default false: on
+   * a small Conv model (test/train-qat-static.test.ts's) it made the held-out error erratic (codes
+   * of weights near a bin edge flip at the first move; 18.7e-6 -> 17.5..19.8e-6 at 1/100 step per
+   * step, against 16.7e-6 from the codes, where the biases did most of the work).
+   */
+  startFromFloat?: boolean;
   /** Default Adam (AdamW without weight decay: decay would pull the weights off PTQ's grid towards 0). */
   optimizer?: OptimizerSpec;
   seed?: number;
@@ -59,6 +72,8 @@ export interface StaticQatReport {
   /** Weights and biases trained (their codes rewritten). */
   weights: number;
   biases: number;
+  /** Of those, how many started at the float values PTQ rounded (the rest at their codes). */
+  fromFloat: number;
   /** Epoch 0 is the PTQ model itself. */
   epochs: StaticQatEpoch[];
   /** The epoch whose model is returned (the last one without `evaluate`). */
@@ -87,7 +102,13 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
   const ptq = float.clone();
   await quantizeStaticInt8(ptq, { threads: ctx.threads, ...options.ptq, calibration: options.calibration }, { ort: ctx.ort });
   const ptqSeconds = (performance.now() - started) / 1000;
-  const plan = staticFakeQuant(ptq);
+  // The float weights PTQ rounded, for the copy to start from: the model as PTQ optimizes it.
+  let before: Model | undefined;
+  if (options.startFromFloat === true) {
+    before = float.clone();
+    if (options.ptq?.optimize ?? true) await optimizeModel(before, { level: 'full' }, { ort: ctx.ort });
+  }
+  const plan = staticFakeQuant(ptq, options.units, before);
   if (plan.weights.length === 0) throw new Error('qat: static int8 quantized no weight of this model (no DequantizeLinear of int8 codes)');
 
   const epochs: StaticQatEpoch[] = [{ epoch: 0, steps: 0, seconds: ptqSeconds, metric: options.evaluate === undefined ? undefined : await options.evaluate(ptq, 0) }];
@@ -130,7 +151,7 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
       best = { epoch, model, fake: withFloats(current, written), metric: metric ?? Number.NEGATIVE_INFINITY };
     }
   }
-  return { model: best.model, ptq, fake: best.fake, plan, report: { weights: plan.weights.length, biases: plan.biases.length, epochs, kept: best.epoch, steps, ptqSeconds } };
+  return { model: best.model, ptq, fake: best.fake, plan, report: { weights: plan.weights.length, biases: plan.biases.length, fromFloat: plan.fromFloat, epochs, kept: best.epoch, steps, ptqSeconds } };
 }
 
 /** `model` with the float initializers of `values` replaced. */
