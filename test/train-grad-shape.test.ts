@@ -1,7 +1,7 @@
 // Gradient checks (float64 finite differences) for the shape family: Reshape, Flatten, Squeeze,
 // Unsqueeze, Transpose, Concat, Split (opsets 13 and 18), Slice (negative bounds and steps,
 // run-time bounds), Gather (repeated and negative indices, every axis, opsets 13 and 17), Expand,
-// Pad and Tile; plus Concat over a symbolic dim, checked against the exact gradient.
+// Pad, Tile, DepthToSpace (DCR and CRD) and SpaceToDepth; plus Concat over a symbolic dim, checked against the exact gradient.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attr } from '../src/ir/attribute.js';
@@ -214,4 +214,13 @@ test('Pad (constant mode): pads per axis, the constant value, negative pads, axe
 test('Tile: constant and run-time repeats', async () => {
   await checkGradient({ build: (b) => b.node('Tile', ['x', ints(b, 'repeats', [2, 1, 3])]), inputs: { x: { dims: [2, 3, 2] } }, wrt: ['x'] });
   await checkGradient({ build: (b) => b.node('Tile', ['x', 'repeats']), inputs: { x: { dims: [3, 2] }, repeats: { dims: [2], data: [1, 3], int64: true } }, wrt: ['x'] });
+});
+
+test('DepthToSpace (DCR and CRD) and SpaceToDepth', async () => {
+  for (const mode of ['DCR', 'CRD']) {
+    for (const [block, channels] of [[2, 8], [3, 18]]) {
+      await checkGradient({ build: (b) => b.node('DepthToSpace', ['x'], [attr.int('blocksize', block), attr.string('mode', mode)]), inputs: { x: { dims: [2, channels, 2, 3] } }, wrt: ['x'] });
+    }
+  }
+  await checkGradient({ build: (b) => b.node('SpaceToDepth', ['x'], [attr.int('blocksize', 2)]), inputs: { x: { dims: [2, 3, 4, 6] } }, wrt: ['x'] });
 });

@@ -1,5 +1,5 @@
 // Gradients of ops that move elements without computing on them: reshapes, Transpose, Concat and
-// Split, Slice, Gather, Expand, Pad and Tile. Each routes dy back to where the elements came from;
+// Split, Slice, Gather, Expand, Pad, Tile, DepthToSpace and SpaceToDepth. Each routes dy back to where the elements came from;
 // where one input element feeds several outputs (Gather with repeated indices, Expand, Tile) the
 // contributions are summed. Integer inputs (shapes, axes, indices) get no gradient.
 import { attr } from '../../ir/attribute.js';
@@ -247,6 +247,26 @@ const tile: GradientRule = (ctx) => {
   return [ctx.reduce('ReduceSum', interleaved, repeatAxes, false), undefined];
 };
 
+/**
+ * DepthToSpace only moves elements, so its gradient is the inverse move. SpaceToDepth is the exact
+ * inverse of mode DCR; for CRD its channels come out in DCR order ((i*b + j)*C + c for sub-pixel
+ * (i, j) of channel c), and a Gather puts them back in CRD order (c*b*b + i*b + j).
+ */
+const depthToSpace: GradientRule = (ctx) => {
+  const block = ctx.int('blocksize', 0);
+  const back = ctx.op('SpaceToDepth', [ctx.dyOrZeros()], [attr.int('blocksize', block)]);
+  if ((ctx.node.attrString('mode') ?? 'DCR') !== 'CRD') return [back];
+  const channels = ctx.shape(ctx.input(0))[1];
+  if (typeof channels !== 'number') ctx.fail('CRD mode needs a channel count known before run time');
+  const perBlock = block * block;
+  const out = channels / perBlock;
+  const order = Array.from({ length: channels }, (_, k) => (k % perBlock) * out + Math.floor(k / perBlock));
+  return [ctx.op('Gather', [back, ctx.int64s(order)], [attr.int('axis', 1)])];
+};
+
+/** SpaceToDepth: the inverse move, DepthToSpace in DCR mode (whose inverse SpaceToDepth is). */
+const spaceToDepth: GradientRule = (ctx) => [ctx.op('DepthToSpace', [ctx.dyOrZeros()], [attr.int('blocksize', ctx.int('blocksize', 0)), attr.string('mode', 'DCR')])];
+
 export const shapeGradients: Record<string, GradientRule> = {
   Reshape: reshapeBack,
   Flatten: reshapeBack,
@@ -261,4 +281,6 @@ export const shapeGradients: Record<string, GradientRule> = {
   Expand: (ctx) => [ctx.unbroadcast(ctx.dyOrZeros(), ctx.output(), ctx.input(0)), undefined],
   Pad: pad,
   Tile: tile,
+  DepthToSpace: depthToSpace,
+  SpaceToDepth: spaceToDepth,
 };
