@@ -13,54 +13,36 @@
 // Speed: float32 and every plan timed round-robin in one onnxruntime-node run (1 thread, one
 // held-out line at batch 1), with the load average around it. The trained model is also run in
 // onnxruntime-web (wasm).
-import { readFileSync, writeFileSync } from "node:fs";
-import { loadavg } from "node:os";
-import { join } from "node:path";
-import { benchmarkModels } from "../src/eval/benchmark.js";
-import { cosineSimilarity } from "../src/eval/metrics.js";
-import { DataType } from "../src/ir/dtype.js";
-import type { Model } from "../src/ir/model.js";
-import { Tensor } from "../src/ir/tensor.js";
-import type { LayerRatio } from "../src/methods/prune/channels.js";
-import { loadModel } from "../src/node/model-files.js";
-import { nodeOrt } from "../src/node/ort-node.js";
-import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from "../src/node/ort-web.js";
-import { writeModel } from "../src/onnx/model-io.js";
-import type { RecipeContext } from "../src/pipeline/context.js";
-import type { Progress } from "../src/pipeline/progress.js";
-import {
-	type PruneOptions,
-	type PruneRecovery,
-	prune,
-} from "../src/pipeline/prune.js";
-import type { RoundSchedule } from "../src/pipeline/prune-rounds.js";
-import { arraySamples } from "../src/pipeline/prune-data.js";
-import { recoverByTraining } from "../src/pipeline/recovery.js";
-import type { OrtModule } from "../src/runtime/ort-types.js";
-import {
-	fromOrtTensor,
-	ModelSession,
-	toOrtTensor,
-} from "../src/runtime/session.js";
-import type { ArrayField } from "../src/train/array-data.js";
-import { OCR } from "./lib/feeds.js";
-import { machineInfo } from "./lib/machine.js";
-import {
-	characterAgreement,
-	ensureRecCorpus,
-	loadRecSet,
-	REC_CORPUS,
-	type RecSet,
-	readRecSet,
-	recSlice,
-	sameLines,
-	sameLinesIgnoringSpaces,
-} from "./lib/rec-corpus.js";
-import { round } from "./lib/stats.js";
-import type { Bench, BenchOutput } from "./run.js";
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { benchmarkModels } from '../src/eval/benchmark.js';
+import { cosineSimilarity } from '../src/eval/metrics.js';
+import { DataType } from '../src/ir/dtype.js';
+import type { Model } from '../src/ir/model.js';
+import { Tensor } from '../src/ir/tensor.js';
+import type { LayerRatio } from '../src/methods/prune/channels.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
+import { writeModel } from '../src/onnx/model-io.js';
+import type { RecipeContext } from '../src/pipeline/context.js';
+import type { Progress } from '../src/pipeline/progress.js';
+import { type PruneOptions, type PruneRecovery, prune } from '../src/pipeline/prune.js';
+import type { RoundSchedule } from '../src/pipeline/prune-rounds.js';
+import { arraySamples } from '../src/pipeline/prune-data.js';
+import { recoverByTraining } from '../src/pipeline/recovery.js';
+import type { OrtModule } from '../src/runtime/ort-types.js';
+import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session.js';
+import type { ArrayField } from '../src/train/array-data.js';
+import { OCR } from './lib/feeds.js';
+import { machineInfo } from './lib/machine.js';
+import { characterAgreement, ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { round } from './lib/stats.js';
+import type { Bench, BenchOutput } from './run.js';
 
 const RATIO = 0.3;
-const REC_LOGITS = "p2o.Add.277";
+const REC_LOGITS = 'p2o.Add.277';
 const REC_CALIBRATION = 64;
 /** Training lines distilled on (PRUNE_OCR_REC_LINES overrides; up to 480 read the standard corpus alone). */
 const REC_TRAIN_LINES = Number(process.env.PRUNE_OCR_REC_LINES ?? 640);
@@ -71,17 +53,14 @@ const REC_TRAIN_LINES = Number(process.env.PRUNE_OCR_REC_LINES ?? 640);
  * distillation's 1 GiB the teacher keeps them as float16 (train/distill-teacher.ts), so all 1,200 fit (607 MiB).
  */
 const REC_RENDERED_LINES = 1200;
-const REC_TRAIN_CORPUS =
-	process.env.PRUNE_OCR_REC_CORPUS ??
-	(REC_TRAIN_LINES <= 480 ? REC_CORPUS : `${REC_CORPUS}-${REC_RENDERED_LINES}`);
+const REC_TRAIN_CORPUS = process.env.PRUNE_OCR_REC_CORPUS ?? (REC_TRAIN_LINES <= 480 ? REC_CORPUS : `${REC_CORPUS}-${REC_RENDERED_LINES}`);
 /**
  * Gradual pruning of the chosen plan (PRUNE_OCR_REC_ROUNDS, 1 = at once): the plan's shares rise
  * over the rounds on PRUNE_OCR_REC_SCHEDULE ('linear': 5% steps to 30% in 6 rounds; 'cubic'), each
  * round planned on the model the last one trained and followed by one stage of distillation.
  */
 const REC_ROUNDS = Number(process.env.PRUNE_OCR_REC_ROUNDS ?? 6);
-const REC_SCHEDULE = (process.env.PRUNE_OCR_REC_SCHEDULE ??
-	"linear") as RoundSchedule;
+const REC_SCHEDULE = (process.env.PRUNE_OCR_REC_SCHEDULE ?? 'linear') as RoundSchedule;
 /** Stages of distillation after the last round, measured after each; PRUNE_OCR_REC_STAGES overrides (0: none). */
 const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 0);
 /** One stage: an epoch over the training lines, the rate on a cosine from its peak (a warm restart per stage). */
@@ -93,42 +72,20 @@ const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 0);
 const REC_WARMUP = 10;
 // The peak rate of a stage (PRUNE_OCR_REC_RATE). Round 1 (5% pruned, 93% of held-out lines
 // untrained), one epoch on 640 lines, measured again after the BatchNormalization fix (adae6fa;
-// scratch bench/work/h2/r1.ts): frozen 5e-4 85% (the committed run), frozen 1e-4 72%, batch statistics 5e-4 66%. Frozen
-// holds; a lower rate loses more, and the trained lines themselves read worse (93% -> 77% at 1e-4):
-// not overfitting (NOTES.md, Issue 12, "Round 1 (H2)").
+// scratch bench/work/h2/r1.ts): frozen 5e-4 85% (the committed run), frozen 1e-4 72%, batch
+// statistics 5e-4 66%. Frozen holds; a lower rate loses more, and the trained lines themselves read
+// worse (93% -> 77% at 1e-4): not overfitting (NOTES.md, Issue 12, "Round 1 (H2)").
 const REC_RATE = Number(process.env.PRUNE_OCR_REC_RATE ?? 5e-4);
 // PRUNE_OCR_REC_MAX_STEPS cuts every stage short (smoke runs of the bench itself).
-const REC_MAX_STEPS =
-	process.env.PRUNE_OCR_REC_MAX_STEPS === undefined
-		? {}
-		: { maxSteps: Number(process.env.PRUNE_OCR_REC_MAX_STEPS) };
-const REC_RECOVERY: PruneRecovery = {
-	...REC_MAX_STEPS,
-	epochs: 1,
-	batchSize: 8,
-	schedule: { kind: "cosine", rate: REC_RATE, warmup: REC_WARMUP },
-	optimizer: { kind: "adamw" },
-	seed: 0,
-	distillValue: REC_LOGITS,
-	distillLoss: "kl",
-	temperature: 1,
-	batchNorm: (process.env.PRUNE_OCR_REC_BN ?? "frozen") as "frozen",
-};
+const REC_MAX_STEPS = process.env.PRUNE_OCR_REC_MAX_STEPS === undefined ? {} : { maxSteps: Number(process.env.PRUNE_OCR_REC_MAX_STEPS) };
+const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'frozen') as 'frozen' };
 const SPEED_RUNS = 20;
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 
-type PlanOptions = Pick<
-	PruneOptions,
-	"sparsity" | "scope" | "maxRatio" | "layerRatios" | "importance"
->;
+type PlanOptions = Pick<PruneOptions, 'sparsity' | 'scope' | 'maxRatio' | 'layerRatios' | 'importance'>;
 
 /** `ratio` for each of `layers` (exact node names), as --layer-ratio patterns. */
-const ratios = (
-	ratio: number,
-	layers: readonly number[],
-	op = "Conv",
-): LayerRatio[] =>
-	layers.map((n) => ({ pattern: `^p2o\\.${op}\\.${n}$`, ratio }));
+const ratios = (ratio: number, layers: readonly number[], op = 'Conv'): LayerRatio[] => layers.map((n) => ({ pattern: `^p2o\\.${op}\\.${n}$`, ratio }));
 
 /**
  * The plans, each 30% of the 4,948 prunable channels (25 groups; the head's 6,625 classes and the
@@ -142,480 +99,229 @@ const ratios = (
  * of the untrained plan: uniform 2.18, global l2 1.47, by-width l2 1.96, by-width activation 1.40,
  * protected global activation 1.36 (every plan 0% of lines before training).
  */
-const PROTECTED: LayerRatio[] = [
-	...ratios(0, [0, 2, 4, 6]),
-	...ratios(0, [0, 12], "MatMul"),
-];
-const REC_PLANS: Record<string, { description: string; options: PlanOptions }> =
-	{
-		"protected-global-activation": {
-			description:
-				"the stem and first stage (Conv.0-6) and the attention heads kept whole (`--layer-ratio ...=0`), the rest ranked together by mean |activation| on the calibration lines, no group above 50% (`--scope global --max-ratio 0.5 --importance activation`)",
-			options: {
-				sparsity: RATIO,
-				scope: "global",
-				maxRatio: 0.5,
-				importance: "activation",
-				layerRatios: PROTECTED,
-			},
-		},
-		uniform: {
-			description: "30% of every group, L2 (the earlier default)",
-			options: { sparsity: RATIO },
-		},
-		"global-l2": {
-			description:
-				"global ranking by L2, no group above 50% (`--scope global --max-ratio 0.5`)",
-			options: { sparsity: RATIO, scope: "global", maxRatio: 0.5 },
-		},
-		"by-width-activation": {
-			description:
-				"ratios by width (`--layer-ratio`): Conv.0-6 and the heads 0%, Conv.8/10 15%, the 240-wide 30%, the 480-wide 36%, narrow squeeze and neck 20%, attention MLPs 30%; activation importance",
-			options: {
-				sparsity: RATIO,
-				importance: "activation",
-				layerRatios: [
-					...PROTECTED,
-					...ratios(0.15, [8, 10]),
-					...ratios(0.3, [12, 14, 16, 18, 20]),
-					...ratios(0.36, [24, 28, 30, 32, 35]),
-					...ratios(0.2, [22, 26, 33, 36, 37]),
-					...ratios(0.3, [8, 20], "MatMul"),
-				],
-			},
-		},
-	};
+const PROTECTED: LayerRatio[] = [...ratios(0, [0, 2, 4, 6]), ...ratios(0, [0, 12], 'MatMul')];
+const REC_PLANS: Record<string, { description: string; options: PlanOptions }> = {
+  'protected-global-activation': {
+    description: 'the stem and first stage (Conv.0-6) and the attention heads kept whole (`--layer-ratio ...=0`), the rest ranked together by mean |activation| on the calibration lines, no group above 50% (`--scope global --max-ratio 0.5 --importance activation`)',
+    options: { sparsity: RATIO, scope: 'global', maxRatio: 0.5, importance: 'activation', layerRatios: PROTECTED },
+  },
+  uniform: { description: '30% of every group, L2 (the earlier default)', options: { sparsity: RATIO } },
+  'global-l2': { description: 'global ranking by L2, no group above 50% (`--scope global --max-ratio 0.5`)', options: { sparsity: RATIO, scope: 'global', maxRatio: 0.5 } },
+  'by-width-activation': {
+    description: 'ratios by width (`--layer-ratio`): Conv.0-6 and the heads 0%, Conv.8/10 15%, the 240-wide 30%, the 480-wide 36%, narrow squeeze and neck 20%, attention MLPs 30%; activation importance',
+    options: {
+      sparsity: RATIO,
+      importance: 'activation',
+      layerRatios: [...PROTECTED, ...ratios(0.15, [8, 10]), ...ratios(0.3, [12, 14, 16, 18, 20]), ...ratios(0.36, [24, 28, 30, 32, 35]), ...ratios(0.2, [22, 26, 33, 36, 37]), ...ratios(0.3, [8, 20], 'MatMul')],
+    },
+  },
+};
 /** The other plans, measured untrained at once (PRUNE_OCR_REC_OTHERS=0 skips them: a few minutes). */
-const REC_OTHER_PLANS = process.env.PRUNE_OCR_REC_OTHERS !== "0";
+const REC_OTHER_PLANS = process.env.PRUNE_OCR_REC_OTHERS !== '0';
 /** The plan distilled (the first of REC_PLANS unless PRUNE_OCR_REC_PLAN names another); the others are measured untrained. */
 const REC_PLAN = process.env.PRUNE_OCR_REC_PLAN ?? Object.keys(REC_PLANS)[0];
 
 interface Row {
-	plan: string;
-	variant: string;
-	epochs: number;
-	/** Channels removed of the prunable groups' channels. */
-	removed: number;
-	of: number;
-	/** Held-out lines read as the original reads them (percent), also once spaces are dropped. */
-	lines: number;
-	lines_ignoring_spaces: number;
-	/** Per-character agreement with the original's reading (1 - edit distance / the longer length, summed over lines; percent). */
-	characters: number;
-	/** Cosine of the softmax outputs over every held-out line. */
-	cosine: number;
-	bytes: number;
-	macs_ratio?: number;
-	speedup?: number;
-	web?: { runs: boolean; max_abs?: number; error?: string };
-	train_seconds?: number;
-	mean_loss?: number[];
+  plan: string;
+  variant: string;
+  epochs: number;
+  /** Channels removed of the prunable groups' channels. */
+  removed: number;
+  of: number;
+  /** Held-out lines read as the original reads them (percent), also once spaces are dropped. */
+  lines: number;
+  lines_ignoring_spaces: number;
+  /** Per-character agreement with the original's reading (1 - edit distance / the longer length, summed over lines; percent). */
+  characters: number;
+  /** Cosine of the softmax outputs over every held-out line. */
+  cosine: number;
+  bytes: number;
+  macs_ratio?: number;
+  speedup?: number;
+  web?: { runs: boolean; max_abs?: number; error?: string };
+  train_seconds?: number;
+  mean_loss?: number[];
 }
 
 function recArrays(set: RecSet): Record<string, ArrayField> {
-	return {
-		x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT },
-	};
+  return { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } };
 }
 
 function recLine(set: RecSet, i: number): Tensor {
-	const per = 3 * 48 * 320;
-	return Tensor.fromArray(
-		"x",
-		DataType.FLOAT,
-		[1, 3, 48, 320],
-		set.x.slice(i * per, (i + 1) * per),
-	);
+  const per = 3 * 48 * 320;
+  return Tensor.fromArray('x', DataType.FLOAT, [1, 3, 48, 320], set.x.slice(i * per, (i + 1) * per));
 }
 
 /** Loads `bytes` in onnxruntime-web and compares its output on `input` with onnxruntime-node's (max abs). */
-async function webCheck(
-	web: OrtModule,
-	bytes: Uint8Array,
-	input: Tensor,
-): Promise<NonNullable<Row["web"]>> {
-	const outputOf = async (
-		ort: OrtModule,
-		options: Parameters<typeof ModelSession.create>[2],
-	) => {
-		const session = await ModelSession.create(ort, bytes, options);
-		try {
-			const result = await session.run({ x: toOrtTensor(ort, input) });
-			return (
-				fromOrtTensor(
-					result[session.outputNames[0]],
-					session.outputNames[0],
-				).data() as Float32Array
-			).slice();
-		} finally {
-			await session.release();
-		}
-	};
-	try {
-		const a = await outputOf(web, {
-			executionProviders: WASM_EXECUTION_PROVIDERS,
-		});
-		const b = await outputOf(nodeOrt, { threads: 2 });
-		let maxAbs = 0;
-		for (let i = 0; i < a.length; i++)
-			maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
-		return { runs: true, max_abs: Number(maxAbs.toPrecision(3)) };
-	} catch (error) {
-		return {
-			runs: false,
-			error: (error instanceof Error ? error.message : String(error)).slice(
-				0,
-				200,
-			),
-		};
-	}
+async function webCheck(web: OrtModule, bytes: Uint8Array, input: Tensor): Promise<NonNullable<Row['web']>> {
+  const outputOf = async (ort: OrtModule, options: Parameters<typeof ModelSession.create>[2]) => {
+    const session = await ModelSession.create(ort, bytes, options);
+    try {
+      const result = await session.run({ x: toOrtTensor(ort, input) });
+      return (fromOrtTensor(result[session.outputNames[0]], session.outputNames[0]).data() as Float32Array).slice();
+    } finally {
+      await session.release();
+    }
+  };
+  try {
+    const a = await outputOf(web, { executionProviders: WASM_EXECUTION_PROVIDERS });
+    const b = await outputOf(nodeOrt, { threads: 2 });
+    let maxAbs = 0;
+    for (let i = 0; i < a.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+    return { runs: true, max_abs: Number(maxAbs.toPrecision(3)) };
+  } catch (error) {
+    return { runs: false, error: (error instanceof Error ? error.message : String(error)).slice(0, 200) };
+  }
 }
 
 /** Training progress as a log line every 20 steps, with the time and load, so long runs can be watched. */
 function loggedProgress(log: (line: string) => void): Progress {
-	let label = "";
-	let total: number | undefined;
-	let steps = 0;
-	let started = 0;
-	return {
-		start(l, t) {
-			label = l;
-			total = t;
-			steps = 0;
-			started = performance.now();
-		},
-		tick(n = 1) {
-			steps += n;
-			if (steps % 20 === 0)
-				log(
-					`${label}: ${steps}/${total ?? "?"} in ${round((performance.now() - started) / 1000)} s, load ${round(loadavg()[0])}`,
-				);
-		},
-		done() {},
-	};
+  let label = '';
+  let total: number | undefined;
+  let steps = 0;
+  let started = 0;
+  return {
+    start(l, t) {
+      label = l;
+      total = t;
+      steps = 0;
+      started = performance.now();
+    },
+    tick(n = 1) {
+      steps += n;
+      if (steps % 20 === 0) log(`${label}: ${steps}/${total ?? '?'} in ${round((performance.now() - started) / 1000)} s, load ${round(loadavg()[0])}`);
+    },
+    done() {},
+  };
 }
 
 async function benchRec(web: OrtModule, log: (line: string) => void) {
-	ensureRecCorpus(REC_CORPUS, log);
-	if (REC_TRAIN_CORPUS !== REC_CORPUS)
-		ensureRecCorpus(REC_TRAIN_CORPUS, log, {
-			train: Math.max(REC_TRAIN_LINES, REC_RENDERED_LINES),
-		});
-	const rec = loadModel(join(OCR, "ch_PP-OCRv4_rec_infer.onnx"));
-	const floatBytes = writeModel(rec);
-	const rendered = await loadRecSet("train", REC_TRAIN_CORPUS);
-	if (rendered.count < REC_TRAIN_LINES)
-		throw new Error(
-			`${REC_TRAIN_CORPUS}: ${rendered.count} training lines, fewer than PRUNE_OCR_REC_LINES=${REC_TRAIN_LINES}`,
-		);
-	const train = recSlice(rendered, REC_TRAIN_LINES);
-	const held = await loadRecSet("heldout");
-	const reference = await readRecSet(nodeOrt, rec, held);
-	const calibration = arraySamples(
-		recArrays(recSlice(train, REC_CALIBRATION)),
-		"training lines",
-	);
-	const measure = async (
-		plan: string,
-		variant: string,
-		model: Model,
-		epochs: number,
-		channels: { removed: number; of: number },
-		checkWeb = false,
-	): Promise<Row> => {
-		const bytes = writeModel(model);
-		const reading = await readRecSet(nodeOrt, bytes, held);
-		const row: Row = {
-			plan,
-			variant,
-			epochs,
-			...channels,
-			lines: round(100 * sameLines(reference.texts, reading.texts)),
-			lines_ignoring_spaces: round(
-				100 * sameLinesIgnoringSpaces(reference.texts, reading.texts),
-			),
-			characters: Number(
-				(100 * characterAgreement(reference.texts, reading.texts)).toFixed(2),
-			),
-			cosine: Number(
-				cosineSimilarity(reference.probs, reading.probs).toFixed(4),
-			),
-			bytes: bytes.byteLength,
-			...(checkWeb
-				? { web: await webCheck(web, bytes, recLine(held, 0)) }
-				: {}),
-		};
-		log(
-			`rec ${plan} ${variant}: ${row.lines}% of held-out lines identical (${row.lines_ignoring_spaces}% ignoring spaces, ${row.characters}% of characters), cosine ${row.cosine}, ${channels.removed} of ${channels.of} channels removed`,
-		);
-		return row;
-	};
-	const rows: Row[] = [];
-	const pruned = new Map<
-		string,
-		{
-			model: Model;
-			macs?: number;
-			channels: { removed: number; of: number; after: number[] };
-		}
-	>();
-	const prunePlan = async (name: string) => {
-		const plan = REC_PLANS[name];
-		if (plan === undefined)
-			throw new Error(
-				`PRUNE_OCR_REC_PLAN: no plan '${name}' (${Object.keys(REC_PLANS).join(", ")})`,
-			);
-		const { model, report } = await prune(
-			rec,
-			{
-				method: "channels",
-				importance: "l2",
-				...plan.options,
-				inputShapes: { x: [1, 3, 48, 320] },
-				calibration,
-			},
-			ctx,
-		);
-		const prunable = (report.groups ?? []).filter((g) => g.kept === undefined);
-		const channels = {
-			removed: prunable.reduce(
-				(n, g) => n + g.channels_before - g.channels_after,
-				0,
-			),
-			of: prunable.reduce((n, g) => n + g.channels_before, 0),
-			after: prunable.map((g) => g.channels_after),
-		};
-		pruned.set(name, { model, macs: report.macs?.ratio, channels });
-		rows.push({
-			...(await measure(
-				name,
-				"pruned + mean compensation",
-				model,
-				0,
-				channels,
-			)),
-			macs_ratio: report.macs?.ratio,
-		});
-		return pruned.get(name) as NonNullable<ReturnType<typeof pruned.get>>;
-	};
-	// The trained plan first, so a cut-short run still shows its training: pruned in REC_ROUNDS
-	// rounds (the prune step's gradual pruning), each measured before and after its distillation.
-	const plan = REC_PLANS[REC_PLAN];
-	if (plan === undefined)
-		throw new Error(
-			`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(", ")})`,
-		);
-	const data = { inputs: recArrays(train) };
-	const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
-	const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}.onnx`;
-	let seconds = 0;
-	const losses: number[] = [];
-	let widthsBefore = new Map<string, number>();
-	let channels = { removed: 0, of: 0, after: [] as number[] };
-	const gradual = await prune(
-		rec,
-		{
-			method: "channels",
-			importance: "l2",
-			...plan.options,
-			inputShapes: { x: [1, 3, 48, 320] },
-			calibration,
-			data,
-			recovery: {
-				...REC_RECOVERY,
-				rounds: REC_ROUNDS,
-				roundSchedule: REC_SCHEDULE,
-			},
-			async onRound(r) {
-				const groups = (r.pass.details.groups ?? []).filter(
-					(g) => g.kept === undefined,
-				);
-				if (r.round === 1)
-					widthsBefore = new Map(
-						groups.map((g) => [g.sources[0], g.channelsBefore]),
-					);
-				const of = groups.reduce(
-					(n, g) => n + (widthsBefore.get(g.sources[0]) ?? g.channelsBefore),
-					0,
-				);
-				channels = {
-					removed: of - groups.reduce((n, g) => n + g.channelsAfter, 0),
-					of,
-					after: groups.map((g) => g.channelsAfter),
-				};
-				const which = REC_ROUNDS === 1 ? "" : `round ${r.round}/${r.rounds}: `;
-				rows.push(
-					await measure(
-						REC_PLAN,
-						`${which}pruned + mean compensation`,
-						r.pruned,
-						r.round - 1,
-						channels,
-					),
-				);
-				if (r.training === undefined) return;
-				seconds += r.training.seconds;
-				losses.push(
-					...r.training.mean_loss.map((l) => Number(l.toPrecision(4))),
-				);
-				writeFileSync(saved, writeModel(r.trained));
-				rows.push({
-					...(await measure(
-						REC_PLAN,
-						`${which}+ distillation`,
-						r.trained,
-						r.round * REC_RECOVERY.epochs,
-						channels,
-						r.round === r.rounds && REC_STAGES === 0,
-					)),
-					train_seconds: round(seconds),
-					mean_loss: [...losses],
-				});
-			},
-		},
-		trainCtx,
-	);
-	let trained = gradual.model;
-	const macs = gradual.report.macs?.ratio;
-	for (const r of rows) r.macs_ratio = macs;
-	for (let stage = 1; stage <= REC_STAGES; stage++) {
-		const recovered = await recoverByTraining(
-			rec,
-			trained,
-			data,
-			{ ...REC_RECOVERY, seed: stage },
-			rec.graph.outputs[0].name,
-			trainCtx,
-		);
-		trained = recovered.model;
-		seconds += recovered.report.seconds;
-		losses.push(
-			...recovered.report.mean_loss.map((l) => Number(l.toPrecision(4))),
-		);
-		writeFileSync(saved, writeModel(trained));
-		rows.push({
-			...(await measure(
-				REC_PLAN,
-				`+ distillation, stage ${stage} after the last round`,
-				trained,
-				(REC_ROUNDS + stage) * REC_RECOVERY.epochs,
-				channels,
-				stage === REC_STAGES,
-			)),
-			macs_ratio: macs,
-			train_seconds: round(seconds),
-			mean_loss: [...losses],
-		});
-	}
-	pruned.set(REC_PLAN, { model: trained, macs, channels });
-	if (REC_OTHER_PLANS)
-		for (const name of Object.keys(REC_PLANS))
-			if (name !== REC_PLAN) await prunePlan(name);
-	// Shapes are the plan's whatever the training: the untrained models stand for every row.
-	const names = [...pruned.keys()];
-	const loadBefore = round(loadavg()[0]);
-	const timing = await benchmarkModels(
-		nodeOrt,
-		[
-			{ name: "float32", source: floatBytes },
-			...names.map((name) => ({
-				name,
-				source: writeModel((pruned.get(name) as { model: Model }).model),
-			})),
-		],
-		{
-			runs: SPEED_RUNS,
-			warmup: 3,
-			threads: 1,
-			inputs: [0, ...names].map(() => ({ x: recLine(held, 0) })),
-		},
-	);
-	const medians = timing.models.map((m) => round(m.latency_ms.median));
-	const speed = {
-		float32_ms: medians[0],
-		plans_ms: Object.fromEntries(names.map((n, i) => [n, medians[i + 1]])),
-		load_before: loadBefore,
-		load_after: round(loadavg()[0]),
-	};
-	for (const r of rows)
-		r.speedup = Number((medians[0] / speed.plans_ms[r.plan]).toFixed(3));
-	log(
-		`rec speed at 1 thread, interleaved: float32 ${medians[0]} ms, ${names.map((n) => `${n} ${speed.plans_ms[n]} ms`).join(", ")}; load ${speed.load_before} -> ${speed.load_after}`,
-	);
-	return {
-		rows,
-		speed,
-		widths: Object.fromEntries(
-			names.map((n) => [
-				n,
-				(pruned.get(n) as { channels: { after: number[] } }).channels.after,
-			]),
-		),
-	};
+  ensureRecCorpus(REC_CORPUS, log);
+  if (REC_TRAIN_CORPUS !== REC_CORPUS) ensureRecCorpus(REC_TRAIN_CORPUS, log, { train: Math.max(REC_TRAIN_LINES, REC_RENDERED_LINES) });
+  const rec = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
+  const floatBytes = writeModel(rec);
+  const rendered = await loadRecSet('train', REC_TRAIN_CORPUS);
+  if (rendered.count < REC_TRAIN_LINES) throw new Error(`${REC_TRAIN_CORPUS}: ${rendered.count} training lines, fewer than PRUNE_OCR_REC_LINES=${REC_TRAIN_LINES}`);
+  const train = recSlice(rendered, REC_TRAIN_LINES);
+  const held = await loadRecSet('heldout');
+  const reference = await readRecSet(nodeOrt, rec, held);
+  const calibration = arraySamples(recArrays(recSlice(train, REC_CALIBRATION)), 'training lines');
+  const measure = async (plan: string, variant: string, model: Model, epochs: number, channels: { removed: number; of: number }, checkWeb = false): Promise<Row> => {
+    const bytes = writeModel(model);
+    const reading = await readRecSet(nodeOrt, bytes, held);
+    const row: Row = { plan, variant, epochs, ...channels, lines: round(100 * sameLines(reference.texts, reading.texts)), lines_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(reference.texts, reading.texts)), characters: Number((100 * characterAgreement(reference.texts, reading.texts)).toFixed(2)), cosine: Number(cosineSimilarity(reference.probs, reading.probs).toFixed(4)), bytes: bytes.byteLength, ...(checkWeb ? { web: await webCheck(web, bytes, recLine(held, 0)) } : {}) };
+    log(`rec ${plan} ${variant}: ${row.lines}% of held-out lines identical (${row.lines_ignoring_spaces}% ignoring spaces, ${row.characters}% of characters), cosine ${row.cosine}, ${channels.removed} of ${channels.of} channels removed`);
+    return row;
+  };
+  const rows: Row[] = [];
+  const pruned = new Map<string, { model: Model; macs?: number; channels: { removed: number; of: number; after: number[] } }>();
+  const prunePlan = async (name: string) => {
+    const plan = REC_PLANS[name];
+    if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${name}' (${Object.keys(REC_PLANS).join(', ')})`);
+    const { model, report } = await prune(rec, { method: 'channels', importance: 'l2', ...plan.options, inputShapes: { x: [1, 3, 48, 320] }, calibration }, ctx);
+    const prunable = (report.groups ?? []).filter((g) => g.kept === undefined);
+    const channels = { removed: prunable.reduce((n, g) => n + g.channels_before - g.channels_after, 0), of: prunable.reduce((n, g) => n + g.channels_before, 0), after: prunable.map((g) => g.channels_after) };
+    pruned.set(name, { model, macs: report.macs?.ratio, channels });
+    rows.push({ ...(await measure(name, 'pruned + mean compensation', model, 0, channels)), macs_ratio: report.macs?.ratio });
+    return pruned.get(name) as NonNullable<ReturnType<typeof pruned.get>>;
+  };
+  // The trained plan first, so a cut-short run still shows its training: pruned in REC_ROUNDS
+  // rounds (the prune step's gradual pruning), each measured before and after its distillation.
+  const plan = REC_PLANS[REC_PLAN];
+  if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(', ')})`);
+  const data = { inputs: recArrays(train) };
+  const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
+  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}.onnx`;
+  let seconds = 0;
+  const losses: number[] = [];
+  let widthsBefore = new Map<string, number>();
+  let channels = { removed: 0, of: 0, after: [] as number[] };
+  const gradual = await prune(
+    rec,
+    {
+      method: 'channels',
+      importance: 'l2',
+      ...plan.options,
+      inputShapes: { x: [1, 3, 48, 320] },
+      calibration,
+      data,
+      recovery: { ...REC_RECOVERY, rounds: REC_ROUNDS, roundSchedule: REC_SCHEDULE },
+      async onRound(r) {
+        const groups = (r.pass.details.groups ?? []).filter((g) => g.kept === undefined);
+        if (r.round === 1) widthsBefore = new Map(groups.map((g) => [g.sources[0], g.channelsBefore]));
+        const of = groups.reduce((n, g) => n + (widthsBefore.get(g.sources[0]) ?? g.channelsBefore), 0);
+        channels = { removed: of - groups.reduce((n, g) => n + g.channelsAfter, 0), of, after: groups.map((g) => g.channelsAfter) };
+        const which = REC_ROUNDS === 1 ? '' : `round ${r.round}/${r.rounds}: `;
+        rows.push(await measure(REC_PLAN, `${which}pruned + mean compensation`, r.pruned, r.round - 1, channels));
+        if (r.training === undefined) return;
+        seconds += r.training.seconds;
+        losses.push(...r.training.mean_loss.map((l) => Number(l.toPrecision(4))));
+        writeFileSync(saved, writeModel(r.trained));
+        rows.push({ ...(await measure(REC_PLAN, `${which}+ distillation`, r.trained, r.round * REC_RECOVERY.epochs, channels, r.round === r.rounds && REC_STAGES === 0)), train_seconds: round(seconds), mean_loss: [...losses] });
+      },
+    },
+    trainCtx,
+  );
+  let trained = gradual.model;
+  const macs = gradual.report.macs?.ratio;
+  for (const r of rows) r.macs_ratio = macs;
+  for (let stage = 1; stage <= REC_STAGES; stage++) {
+    const recovered = await recoverByTraining(rec, trained, data, { ...REC_RECOVERY, seed: stage }, rec.graph.outputs[0].name, trainCtx);
+    trained = recovered.model;
+    seconds += recovered.report.seconds;
+    losses.push(...recovered.report.mean_loss.map((l) => Number(l.toPrecision(4))));
+    writeFileSync(saved, writeModel(trained));
+    rows.push({ ...(await measure(REC_PLAN, `+ distillation, stage ${stage} after the last round`, trained, (REC_ROUNDS + stage) * REC_RECOVERY.epochs, channels, stage === REC_STAGES)), macs_ratio: macs, train_seconds: round(seconds), mean_loss: [...losses] });
+  }
+  pruned.set(REC_PLAN, { model: trained, macs, channels });
+  if (REC_OTHER_PLANS) for (const name of Object.keys(REC_PLANS)) if (name !== REC_PLAN) await prunePlan(name);
+  // Shapes are the plan's whatever the training: the untrained models stand for every row.
+  const names = [...pruned.keys()];
+  const loadBefore = round(loadavg()[0]);
+  const timing = await benchmarkModels(nodeOrt, [{ name: 'float32', source: floatBytes }, ...names.map((name) => ({ name, source: writeModel((pruned.get(name) as { model: Model }).model) }))], { runs: SPEED_RUNS, warmup: 3, threads: 1, inputs: [0, ...names].map(() => ({ x: recLine(held, 0) })) });
+  const medians = timing.models.map((m) => round(m.latency_ms.median));
+  const speed = { float32_ms: medians[0], plans_ms: Object.fromEntries(names.map((n, i) => [n, medians[i + 1]])), load_before: loadBefore, load_after: round(loadavg()[0]) };
+  for (const r of rows) r.speedup = Number((medians[0] / speed.plans_ms[r.plan]).toFixed(3));
+  log(`rec speed at 1 thread, interleaved: float32 ${medians[0]} ms, ${names.map((n) => `${n} ${speed.plans_ms[n]} ms`).join(', ')}; load ${speed.load_before} -> ${speed.load_after}`);
+  return { rows, speed, widths: Object.fromEntries(names.map((n) => [n, (pruned.get(n) as { channels: { after: number[] } }).channels.after])) };
 }
 
 export const pruneOcrRecBench: Bench = {
-	name: "prune-ocr-rec",
-	async run(log): Promise<BenchOutput> {
-		const machine = machineInfo({ web: true });
-		const web = await loadWebOrt();
-		const recFloat = readFileSync(
-			join(OCR, "ch_PP-OCRv4_rec_infer.onnx"),
-		).byteLength;
-		const { rows, speed, widths } = await benchRec(web, log);
-		const json = {
-			machine,
-			ratio: RATIO,
-			float32_bytes: recFloat,
-			calibration_lines: REC_CALIBRATION,
-			training_lines: REC_TRAIN_LINES,
-			held_out_lines: 200,
-			plans: REC_PLANS,
-			trained_plan: REC_PLAN,
-			rounds: REC_ROUNDS,
-			round_schedule: REC_SCHEDULE,
-			stages: REC_STAGES,
-			recovery: REC_RECOVERY,
-			speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed },
-			widths,
-			rows,
-		};
-		const last = rows.filter((r) => r.mean_loss !== undefined).pop();
-		const markdown = [
-			"# Structured pruning of PP-OCRv4 rec, recovered by distillation",
-			"",
-			`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
-			"",
-			`\`shrink prune --method channels\` (importance as each plan says, L2 unless told; the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? "at once" : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === "linear" ? "in equal steps" : "on a cubic schedule"} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: KL at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === "frozen" ? "frozen at its running statistics" : "on batch statistics, its running ones updated"} while training.`,
-			"",
-			`rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical.`,
-			"",
-			"Plans:",
-			"",
-			...Object.entries(REC_PLANS).map(
-				([name, p]) =>
-					`- ${name}: ${p.description}${widths[name] === undefined ? " (not measured in this run: PRUNE_OCR_REC_OTHERS=0)" : `; channels kept per group: ${widths[name].join(" ")}`}`,
-			),
-			"",
-			"| plan | variant | channels removed | epochs | lines identical | ignoring spaces | characters | output cosine | speed vs float32 | MACs | file bytes | onnxruntime-web |",
-			"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-			...rows.map(
-				(r) =>
-					`| ${r.plan} | ${r.variant} | ${r.removed} of ${r.of} (${round((100 * r.removed) / r.of)}%) | ${r.epochs} | ${r.lines}% | ${r.lines_ignoring_spaces}% | ${r.characters}% | ${r.cosine} | ${r.speedup}x | ${r.macs_ratio ?? "-"}x | ${r.bytes} | ${r.web === undefined ? "-" : r.web.runs ? `runs (max abs vs node ${r.web.max_abs})` : `fails: ${r.web.error}`} |`,
-			),
-			"",
-			`Speed at 1 thread, float32 and every plan interleaved in one run, ${SPEED_RUNS} runs after 3 warm-up runs, median per line: float32 ${speed.float32_ms} ms, ${names(speed.plans_ms)}; load average ${speed.load_before} before timing, ${speed.load_after} after. MACs at [1, 3, 48, 320].`,
-			"",
-			last?.mean_loss === undefined
-				? "No training (0 stages)."
-				: `Mean distillation loss per epoch: ${last.mean_loss.join(", ")}; ${last.train_seconds} s of training in all.`,
-			"",
-		].join("\n");
-		return { json, markdown };
-	},
+  name: 'prune-ocr-rec',
+  async run(log): Promise<BenchOutput> {
+    const machine = machineInfo({ web: true });
+    const web = await loadWebOrt();
+    const recFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')).byteLength;
+    const { rows, speed, widths } = await benchRec(web, log);
+    const json = { machine, ratio: RATIO, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: REC_TRAIN_LINES, held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
+    const last = rows.filter((r) => r.mean_loss !== undefined).pop();
+    const markdown = [
+      '# Structured pruning of PP-OCRv4 rec, recovered by distillation',
+      '',
+      `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
+      '',
+      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: KL at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
+      '',
+      `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical.`,
+      '',
+      'Plans:',
+      '',
+      ...Object.entries(REC_PLANS).map(([name, p]) => `- ${name}: ${p.description}${widths[name] === undefined ? ' (not measured in this run: PRUNE_OCR_REC_OTHERS=0)' : `; channels kept per group: ${widths[name].join(' ')}`}`),
+      '',
+      '| plan | variant | channels removed | epochs | lines identical | ignoring spaces | characters | output cosine | speed vs float32 | MACs | file bytes | onnxruntime-web |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${r.plan} | ${r.variant} | ${r.removed} of ${r.of} (${round((100 * r.removed) / r.of)}%) | ${r.epochs} | ${r.lines}% | ${r.lines_ignoring_spaces}% | ${r.characters}% | ${r.cosine} | ${r.speedup}x | ${r.macs_ratio ?? '-'}x | ${r.bytes} | ${r.web === undefined ? '-' : r.web.runs ? `runs (max abs vs node ${r.web.max_abs})` : `fails: ${r.web.error}`} |`),
+      '',
+      `Speed at 1 thread, float32 and every plan interleaved in one run, ${SPEED_RUNS} runs after 3 warm-up runs, median per line: float32 ${speed.float32_ms} ms, ${names(speed.plans_ms)}; load average ${speed.load_before} before timing, ${speed.load_after} after. MACs at [1, 3, 48, 320].`,
+      '',
+      last?.mean_loss === undefined ? 'No training (0 stages).' : `Mean distillation loss per epoch: ${last.mean_loss.join(', ')}; ${last.train_seconds} s of training in all.`,
+      '',
+    ].join('\n');
+    return { json, markdown };
+  },
 };
 
 const names = (ms: Record<string, number>) =>
-	Object.entries(ms)
-		.map(([n, v]) => `${n} ${v} ms`)
-		.join(", ");
+  Object.entries(ms)
+    .map(([n, v]) => `${n} ${v} ms`)
+    .join(', ');
