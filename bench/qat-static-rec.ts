@@ -6,7 +6,7 @@
 // BatchNormalization folded by PTQ. After every epoch the int8 model (PTQ's graph with the new
 // codes) reads the 200 held-out lines at onnxruntime 'all' (what a user runs) and the best epoch is
 // kept. Then float32 and that int8 model are timed interleaved at 1 and 2 threads (8 x 48x320).
-// Knobs (environment): QAT_REC_LINES (training lines, default 240), QAT_REC_EPOCHS (2),
+// Knobs (environment): QAT_REC_LINES (training lines, default 240), QAT_REC_EPOCHS (4),
 // QAT_REC_RATE (0.01: weights and biases train in quantization steps, so 1/100 of each one's own
 // step per Adam step), QAT_REC_UNITS (steps | float: the rate in float units, e.g. 1e-5),
 // QAT_REC_SCHEDULE (constant | cosine), QAT_REC_BATCH (8), QAT_REC_MAX_STEPS (steps per epoch at most).
@@ -36,7 +36,7 @@ const REC_LOGITS = 'p2o.Add.277';
 const TRAIN_CORPUS = 'bench/work/rec-corpus-1200';
 const CALIBRATION = 64;
 const LINES = Number(process.env.QAT_REC_LINES ?? 240);
-const EPOCHS = Number(process.env.QAT_REC_EPOCHS ?? 2);
+const EPOCHS = Number(process.env.QAT_REC_EPOCHS ?? 4);
 const RATE = Number(process.env.QAT_REC_RATE ?? 0.01);
 const UNITS = (process.env.QAT_REC_UNITS ?? 'steps') as 'steps' | 'float';
 const SCHEDULE = (process.env.QAT_REC_SCHEDULE ?? 'constant') as 'constant' | 'cosine';
