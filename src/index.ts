@@ -53,6 +53,8 @@ export { evaluateDecoders, type DecoderEvalOptions, type DecoderEvalRow } from '
 export { decoderSamples, decoderSignature, generate, perplexity, type DecoderSignature } from './eval/decoder.js';
 export { train, InputModelError, type TrainStepOptions, type TrainStepReport, type TrainStepResult, type EpochSummary } from './pipeline/train.js';
 export { qat, type QatStepOptions, type QatStepReport, type QatStepResult } from './pipeline/qat.js';
+export { staticInt8Qat, type StaticQatOptions, type StaticQatReport, type StaticQatResult } from './pipeline/qat-static.js';
+export { requantize, staticFakeQuant, type StaticFakeQuantModel, type StaticQatUnits } from './train/qat-static-graph.js';
 export { distill, type DistillStepOptions, type DistillStepReport, type DistillStepResult } from './pipeline/distill.js';
 export { prune, pruneHints, type PruneOptions, type PruneResult, type PruneData, type PruneRecovery } from './pipeline/prune.js';
 export { formatPruneReport, type PruneReport } from './pipeline/prune-report.js';
