@@ -21,7 +21,7 @@ import { tensorSamples } from '../src/eval/samples.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { staticInt8Qat } from '../src/pipeline/qat-static.js';
 import { Tensor } from '../src/ir/tensor.js';
-import { requantize } from '../src/train/qat-static-graph.js';
+import { requantize, staticFakeQuant } from '../src/train/qat-static-graph.js';
 import { withWeights } from '../src/train/trainer.js';
 import { floats } from './helpers/tensors.js';
 import { runModel } from './helpers/run-model.js';
@@ -114,6 +114,25 @@ test('static int8 QAT: lower held-out error than PTQ, export = fake-quant graph,
   const f = d.data() as Float32Array;
   const worstMoved = e.reduce((m, v, i) => Math.max(m, Math.abs(v - f[i])), 0);
   assert.ok(worstMoved <= 1e-5, `moved weights: export vs fake-quant graph: max difference ${worstMoved}`);
+
+  // The same in float units (the trainable value is the weight itself).
+  const floatPlan = staticFakeQuant(result.ptq, 'float');
+  const movedFloats = new Map<string, Tensor>();
+  for (const w of floatPlan.weights) {
+    // Conv weights: one scale per output channel (axis 0).
+    const perChannel = w.dims.slice(1).reduce((a, b) => a * b, 1);
+    const step = (i: number) => w.scale[w.axis === undefined ? 0 : Math.floor(i / perChannel)];
+    const v = Float32Array.from(floatPlan.model.graph.initializer(w.float)?.data() as Float32Array, (x, i) => (i % 3 === 0 ? x + 0.7 * step(i) : x));
+    movedFloats.set(w.float, Tensor.fromArray(w.float, DataType.FLOAT, w.dims, v));
+  }
+  for (const b of floatPlan.biases) movedFloats.set(b.float, Tensor.fromArray(b.float, DataType.FLOAT, b.dims, Float32Array.from(floatPlan.model.graph.initializer(b.float)?.data() as Float32Array, (x) => x + 1e-3)));
+  const exportedFloats = requantize(result.ptq, floatPlan, movedFloats);
+  const [g] = await runModel(exportedFloats.model, [heldOut]);
+  const [h] = await runModel(withWeights(floatPlan.model, exportedFloats.written), [heldOut]);
+  const gv = g.data() as Float32Array;
+  const hv = h.data() as Float32Array;
+  const worstFloats = gv.reduce((m, v, i) => Math.max(m, Math.abs(v - hv[i])), 0);
+  assert.ok(worstFloats <= 1e-5, `float units: export vs fake-quant graph: max difference ${worstFloats}`);
 });
 
 const work = mkdtempSync(join(tmpdir(), 'shrink-qat-static-'));
