@@ -10,7 +10,7 @@
 // Two routes, each a recipe file that `shrink run` runs as it is:
 //   shrink run RECIPE REC.onnx -o rec.shrink --data bench/work/rec-corpus/train-x.npy
 // - bench/recipes/pack-rec.yaml: k-means codebooks (mixed bits per layer), centroids distilled
-//   from the original's logits (MSE);
+//   from the original's logits (KL per time step, BatchNormalization frozen);
 // - bench/recipes/pack-rec-uniform.yaml: uniform codes (a step per channel, no codebooks; the pack
 //   entropy-codes the codes), float weights trained under fake quantization (KL per time step).
 // Stages of each: Q (no training), Q+D (distilled), Q+D+H (the pack; lines read by the model the
