@@ -22,6 +22,7 @@ import { pruneHeadsBench } from './prune-heads.js';
 import { pruneOcrDetBench } from './prune-ocr.js';
 import { pruneOcrRecBench } from './prune-ocr-rec.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
+import { qatStaticDetBench } from './qat-static-det.js';
 import { qatStaticRecBench } from './qat-static-rec.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeKernelsBench } from './quantize-kernels.js';
@@ -44,7 +45,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

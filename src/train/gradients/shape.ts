@@ -256,8 +256,8 @@ const depthToSpace: GradientRule = (ctx) => {
   const block = ctx.int('blocksize', 0);
   const back = ctx.op('SpaceToDepth', [ctx.dyOrZeros()], [attr.int('blocksize', block)]);
   if ((ctx.node.attrString('mode') ?? 'DCR') !== 'CRD') return [back];
-  const channels = ctx.shape(ctx.input(0))[1];
-  if (typeof channels !== 'number') ctx.fail('CRD mode needs a channel count known before run time');
+  const dim = ctx.shape(ctx.input(0))[1];
+  const channels = typeof dim === 'number' ? dim : ctx.fail('CRD mode needs a channel count known before run time');
   const perBlock = block * block;
   const out = channels / perBlock;
   const order = Array.from({ length: channels }, (_, k) => (k % perBlock) * out + Math.floor(k / perBlock));
