@@ -9,7 +9,7 @@
 // The epoch kept is chosen as `shrink qat` chooses it: the SQNR of the probability map against
 // float32's on the calibration pages. Held-out IoU is printed for every epoch (not used to choose).
 // Then float32 and the kept model are timed interleaved at 1 and 2 threads on one held-out page.
-// Knobs: QAT_DET_PAGES (8,16), QAT_DET_EPOCHS (4), QAT_DET_RATE (0.01, the CLI's default).
+// Knobs: QAT_DET_PAGES (8,16), QAT_DET_EPOCHS (5), QAT_DET_RATE (0.01, the CLI's default).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ import type { Bench, BenchOutput } from './run.js';
 const DET_FILE = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
 const DET_LOGITS = 'p2o.Add.281';
 const PAGE_COUNTS = (process.env.QAT_DET_PAGES ?? '8,16').split(',').map(Number);
-const EPOCHS = Number(process.env.QAT_DET_EPOCHS ?? 4);
+const EPOCHS = Number(process.env.QAT_DET_EPOCHS ?? 5);
 const RATE = Number(process.env.QAT_DET_RATE ?? 0.01);
 const TRAIN_PAGES = 48;
 const CROP = 320;
