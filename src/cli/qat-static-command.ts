@@ -75,6 +75,8 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
       model,
       {
         calibration,
+        // The command's PTQ defaults (the quantize registry's): bias correction when the calibration allows it.
+        ptq: { biasCorrection: 'auto' },
         inputs: data.inputs,
         value,
         loss: loss === 'kl' ? { kind: 'kl', temperature: 1 } : { kind: 'mse' },
