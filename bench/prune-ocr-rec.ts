@@ -27,7 +27,6 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { loadWebOrt, WASM_EXECUTION_PROVIDERS } from '../src/node/ort-web.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
-import type { Progress } from '../src/pipeline/progress.js';
 import { type PruneOptions, type PruneRecovery, prune } from '../src/pipeline/prune.js';
 import type { RoundSchedule } from '../src/pipeline/prune-rounds.js';
 import { arraySamples } from '../src/pipeline/prune-data.js';
@@ -38,6 +37,7 @@ import type { ArrayField } from '../src/train/array-data.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { characterAgreement, ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { loggedProgress } from './lib/logged-progress.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
@@ -174,26 +174,6 @@ async function webCheck(web: OrtModule, bytes: Uint8Array, input: Tensor): Promi
   }
 }
 
-/** Training progress as a log line every 20 steps, with the time and load, so long runs can be watched. */
-function loggedProgress(log: (line: string) => void): Progress {
-  let label = '';
-  let total: number | undefined;
-  let steps = 0;
-  let started = 0;
-  return {
-    start(l, t) {
-      label = l;
-      total = t;
-      steps = 0;
-      started = performance.now();
-    },
-    tick(n = 1) {
-      steps += n;
-      if (steps % 20 === 0) log(`${label}: ${steps}/${total ?? '?'} in ${round((performance.now() - started) / 1000)} s, load ${round(loadavg()[0])}`);
-    },
-    done() {},
-  };
-}
 
 async function benchRec(web: OrtModule, log: (line: string) => void) {
   ensureRecCorpus(REC_CORPUS, log);

@@ -28,7 +28,8 @@ import type { ArrayField } from '../src/train/array-data.js';
 import { DET_PAGES, detSamples, ensureDetPages, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { median, round } from './lib/stats.js';
+import { type InterleavedTiming, timeInterleaved } from './lib/interleaved.js';
+import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
 
 const DET_FILE = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
@@ -56,7 +57,7 @@ interface Row {
   pages: number;
   readings: Reading[];
   kept: number;
-  timings: { threads: number; fp32Ms: number; int8Ms: number; speedup: number; load: [number, number] }[];
+  timings: InterleavedTiming[];
   seconds: number;
 }
 
@@ -91,29 +92,6 @@ async function maps(model: Model | Uint8Array, pages: readonly Tensor[]): Promis
     return out;
   } finally {
     await session.release();
-  }
-}
-
-/** Median latency of float32 and int8 over interleaved rounds on one page. */
-async function interleaved(fp32: Uint8Array, int8: Uint8Array, page: Tensor, threads: number): Promise<Row['timings'][number]> {
-  const options = { threads, graphOptimization: 'all' as const };
-  const sessions = [await ModelSession.create(nodeOrt, fp32, options), await ModelSession.create(nodeOrt, int8, options)];
-  const feeds = { x: toOrtTensor(nodeOrt, page) };
-  try {
-    const before = load();
-    for (const s of sessions) for (let i = 0; i < 2; i++) await s.run(feeds);
-    const samples: number[][] = [[], []];
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [i, s] of sessions.entries()) {
-        const t0 = performance.now();
-        await s.run(feeds);
-        samples[i].push(performance.now() - t0);
-      }
-    }
-    const [fp32Ms, int8Ms] = samples.map(median);
-    return { threads, fp32Ms: round(fp32Ms), int8Ms: round(int8Ms), speedup: round(fp32Ms / int8Ms), load: [before, load()] };
-  } finally {
-    for (const s of sessions) await s.release();
   }
 }
 
@@ -164,7 +142,7 @@ export const qatStaticDetBench: Bench = {
       }
       const int8Bytes = writeModel(result.model);
       const timings = [];
-      for (const threads of [1, 2]) timings.push(await interleaved(fp32Bytes, int8Bytes, held[0], threads));
+      for (const threads of [1, 2]) timings.push(await timeInterleaved(fp32Bytes, int8Bytes, { x: toOrtTensor(nodeOrt, held[0]) }, threads, ROUNDS));
       log(`${pages} pages: kept epoch ${result.report.kept}; ${timings.map((t) => `${t.speedup}x at ${t.threads} thread(s)`).join(', ')}`);
       rows.push({ pages, readings, kept: result.report.kept, timings, seconds: round((performance.now() - started) / 1000) });
     }

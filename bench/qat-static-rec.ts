@@ -20,15 +20,15 @@ import type { Sample, SampleSource } from '../src/eval/samples.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
-import type { Progress } from '../src/pipeline/progress.js';
 import { measureFidelity } from '../src/pipeline/fidelity.js';
 import { staticInt8Qat } from '../src/pipeline/qat-static.js';
-import { ModelSession } from '../src/runtime/session.js';
 import type { Schedule } from '../src/train/schedules.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { ensureRecCorpus, loadRecSet, REC_CORPUS, readRecSet, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
-import { median, round } from './lib/stats.js';
+import { type InterleavedTiming, timeInterleaved } from './lib/interleaved.js';
+import { loggedProgress } from './lib/logged-progress.js';
+import { round } from './lib/stats.js';
 import { sameWords } from './lib/words-identical.js';
 import type { Bench, BenchOutput } from './run.js';
 
@@ -58,14 +58,6 @@ interface Reading {
   seconds: number;
 }
 
-interface Timing {
-  threads: number;
-  fp32Ms: number;
-  int8Ms: number;
-  speedup: number;
-  load: [number, number];
-}
-
 const load = () => round(os.loadavg()[0]);
 
 function calibrationBatches(x: Float32Array, count: number): SampleSource {
@@ -81,46 +73,6 @@ function calibrationBatches(x: Float32Array, count: number): SampleSource {
       }
     },
   };
-}
-
-function loggedProgress(log: (line: string) => void): Progress {
-  let label = '';
-  let total: number | undefined;
-  let steps = 0;
-  let started = 0;
-  return {
-    start(l, t) {
-      [label, total, steps, started] = [l, t, 0, performance.now()];
-    },
-    tick(n = 1) {
-      steps += n;
-      if (steps % 10 === 0) log(`${label}: ${steps}/${total ?? '?'} in ${round((performance.now() - started) / 1000)} s, load ${load()}`);
-    },
-    done() {},
-  };
-}
-
-/** Median latency of each model over interleaved rounds (fp32 then int8 in each). */
-async function interleaved(fp32: Uint8Array, int8: Uint8Array, x: Float32Array, threads: number): Promise<Timing> {
-  const options = { threads, graphOptimization: 'all' as const };
-  const sessions = [await ModelSession.create(nodeOrt, fp32, options), await ModelSession.create(nodeOrt, int8, options)];
-  const feeds = { x: new nodeOrt.Tensor('float32', x.slice(0, TIMED_BATCH * PER), [TIMED_BATCH, 3, 48, 320]) };
-  try {
-    const before = load();
-    for (const s of sessions) for (let i = 0; i < 2; i++) await s.run(feeds);
-    const samples: number[][] = [[], []];
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [i, s] of sessions.entries()) {
-        const t0 = performance.now();
-        await s.run(feeds);
-        samples[i].push(performance.now() - t0);
-      }
-    }
-    const [fp32Ms, int8Ms] = samples.map(median);
-    return { threads, fp32Ms: round(fp32Ms), int8Ms: round(int8Ms), speedup: round(fp32Ms / int8Ms), load: [before, load()] };
-  } finally {
-    for (const s of sessions) await s.release();
-  }
 }
 
 export const qatStaticRecBench: Bench = {
@@ -167,7 +119,7 @@ export const qatStaticRecBench: Bench = {
         maxSteps: MAX_STEPS,
         evaluate,
       },
-      { ort: nodeOrt, threads: 2, progress: loggedProgress(log) },
+      { ort: nodeOrt, threads: 2, progress: loggedProgress(log, 10) },
     );
     for (const e of result.report.epochs) {
       const r = readings.find((x) => x.epoch === e.epoch);
@@ -177,9 +129,9 @@ export const qatStaticRecBench: Bench = {
     const int8Bytes = writeModel(result.model);
     fs.mkdirSync('bench/work/qat-static-rec', { recursive: true });
     fs.writeFileSync('bench/work/qat-static-rec/rec-qat-int8.onnx', int8Bytes);
-    const timings: Timing[] = [];
+    const timings: InterleavedTiming[] = [];
     for (const threads of [1, 2]) {
-      timings.push(await interleaved(fp32Bytes, int8Bytes, heldout.x, threads));
+      timings.push(await timeInterleaved(fp32Bytes, int8Bytes, { x: new nodeOrt.Tensor('float32', heldout.x.slice(0, TIMED_BATCH * PER), [TIMED_BATCH, 3, 48, 320]) }, threads, ROUNDS));
       log(`timing: ${JSON.stringify(timings.at(-1))}`);
     }
     const settings = { trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `KL per time step of ${REC_LOGITS}, T = 1` };
