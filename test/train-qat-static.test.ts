@@ -145,12 +145,27 @@ test('shrink qat --method static-int8: PTQ graph with trained codes, epochs repo
   const x = images(32, 1).data() as Float32Array;
   writeFileSync(data, writeNpz({ x: { dataType: DataType.FLOAT, dims: [32, 3, 12, 12], data: new Uint8Array(x.buffer) } }));
   const output = join(work, 'conv-int8.onnx');
-  const run = spawnShrink(['qat', input, '-o', output, '--method', 'static-int8', '--data', data, '--distill-loss', 'mse', '--epochs', '2', '--batch-size', '16', '--lr', '1e-4', '--json'], { timeout: 120_000 });
+  // A user metric chooses the epoch kept: here minus the mean |difference| of the outputs.
+  const metricFile = join(work, 'closeness.mjs');
+  writeFileSync(
+    metricFile,
+    `export const name = 'closeness';
+export default (reference, candidate) => {
+  const [a] = Object.values(reference).map((t) => t.data()), [b] = Object.values(candidate).map((t) => t.data());
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return -sum / a.length;
+};\n`,
+  );
+  const run = spawnShrink(['qat', input, '-o', output, '--method', 'static-int8', '--data', data, '--distill-loss', 'mse', '--epochs', '2', '--batch-size', '16', '--lr', '1e-4', '--metric', metricFile, '--json'], { timeout: 120_000 });
   assert.equal(run.status, 0, run.stderr);
   const report = JSON.parse(run.stdout) as StaticQatCommandReport;
   assert.deepEqual(report.epochs.map((e) => [e.epoch, e.steps]), [[0, 0], [1, 2], [2, 2]]);
   assert.equal(report.weights, 3);
-  assert.ok(report.epochs.every((e) => Number.isFinite(e.sqnr_db)), JSON.stringify(report.epochs));
+  assert.ok(report.epochs.every((e) => Number.isFinite(e.sqnr_db) && typeof e.metric === 'number' && e.metric < 0), JSON.stringify(report.epochs));
+  assert.equal(report.kept_by, 'closeness');
+  const best = Math.max(...report.epochs.map((e) => e.metric as number));
+  assert.equal(report.epochs.find((e) => e.epoch === report.kept)?.metric, best);
   const written = loadModel(output);
   assert.equal(written.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length, 3);
   assert.ok(written.graph.initializers.some((t) => t.dataType === DataType.INT8));

@@ -36,6 +36,7 @@ interface QatFlags extends TrainingFlags {
   calib?: string;
   distillValue?: string;
   distillLoss?: 'mse' | 'kl';
+  metric?: string;
   data: string;
   labels?: string;
   maxSteps?: string;
@@ -59,6 +60,7 @@ export function registerQat(program: Command, context: CliContext): void {
       .option('--calib <path>', 'static-int8: calibration samples of the PTQ pass, as for quantize (default: --data); its weights and biases train in quantization steps, --lr default 0.01 (1/100 of a step per step)')
       .option('--distill-value <name>', 'static-int8: the value of the float model distilled (default its first output; e.g. the logits before a softmax output)')
       .addOption(new Option('--distill-loss <loss>', 'static-int8: KL of the softmax over the last axis at every position (default; e.g. per time step of CTC logits), or mean squared error').choices(['kl', 'mse']))
+      .option('--metric <module>', 'static-int8: a .js/.ts module exporting (reference, candidate, sample) => number (higher is better, e.g. a text-mask IoU): the epoch kept is the best by its mean on the calibration samples instead of by SQNR')
       .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
       .option('--max-steps <n>', 'stop after this many steps')
       .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
@@ -93,7 +95,7 @@ function runStaticQatFlags(input: string, flags: QatFlags, cliCtx: RecipeContext
 
 async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
   const method = flags.method as QatMethod;
-  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss'].filter((f) => typeof f === 'string');
+  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.metric && '--metric'].filter((f) => typeof f === 'string');
   if (own.length > 0) throw new UsageError(`${own.join(', ')}: only with --method static-int8`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);

@@ -3,11 +3,12 @@
 // `shrink quantize --method static-int8` runs it (calibrated on --calib, else on --data), then its
 // QDQ graph trains under fake quantization by distillation from the float model on the unlabelled
 // --data, and the written model is PTQ's graph with the trained codes. After every epoch the int8
-// model's first output is compared with float32's on the calibration samples (SQNR); the best
-// epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
+// model's first output is compared with float32's on the calibration samples (SQNR, or the user's
+// --metric module, e.g. a text-mask IoU, when given); the best epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
 import { modelSignature } from '../eval/match-inputs.js';
 import type { Model } from '../ir/model.js';
 import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
+import { loadCustomMetric } from '../node/custom-metric.js';
 import { nodeEnvironment } from '../node/environment.js';
 import { modelFileBytes } from '../node/model-files.js';
 import { openSampleFile } from '../node/sample-files.js';
@@ -31,6 +32,8 @@ export interface StaticQatFlags extends TrainingFlags {
   distillValue?: string;
   distillLoss?: 'mse' | 'kl';
   maxSteps?: number;
+  /** A user metric module ((reference, candidate, sample) => number, higher is better): it chooses the epoch kept instead of SQNR. */
+  metric?: string;
 }
 
 /** Calibration samples the SQNR of each epoch is measured on (the first ones). */
@@ -44,9 +47,11 @@ export interface StaticQatBody {
   /** Weights and biases whose codes were trained. */
   weights: number;
   biases: number;
-  /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the calibration samples. */
-  epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number }[];
+  /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the calibration samples; metric: --metric's mean there. */
+  epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number; metric?: number }[];
   kept: number;
+  /** What chose the epoch kept: 'sqnr', or --metric's name. */
+  kept_by: string;
 }
 
 export type StaticQatCommandReport = ReportEnvelope & StaticQatBody;
@@ -64,11 +69,15 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
   if (batchSize > data.count) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.count} samples in ${flags.data}`);
   const calibration = await openSampleFile(flags.calib ?? flags.data, modelSignature(model));
   const loss = flags.distillLoss ?? 'kl';
-  const sqnr = async (candidate: Model) => {
-    const report = await measureFidelity(model, candidate, { samples: calibration, limit: SQNR_SAMPLES }, { ...ctx, progress: undefined });
-    return Number(Object.values(report.outputs)[0]?.sqnr_db ?? Number.NaN);
+  const custom = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
+  const measured = async (candidate: Model) => {
+    const report = await measureFidelity(model, candidate, { samples: calibration, limit: SQNR_SAMPLES, ...(custom === undefined ? {} : { metric: custom }) }, { ...ctx, progress: undefined });
+    const mean = report.custom?.mean;
+    // The report writes infinities as strings (JSON has none).
+    const metric = mean === undefined ? undefined : typeof mean === 'number' ? mean : mean === 'inf' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    return { sqnr: Number(Object.values(report.outputs)[0]?.sqnr_db ?? Number.NaN), metric };
   };
-  const scores = new Map<number, number>();
+  const scores = new Map<number, { sqnr: number; metric?: number }>();
   let result: Awaited<ReturnType<typeof staticInt8Qat>>;
   try {
     result = await staticInt8Qat(
@@ -86,10 +95,11 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
         optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : undefined,
         seed,
         maxSteps: flags.maxSteps,
+        // The epoch kept: the best --metric mean (higher is better), else the best SQNR, on the calibration samples.
         evaluate: async (int8, epoch) => {
-          const db = await sqnr(int8);
-          scores.set(epoch, db);
-          return db;
+          const score = await measured(int8);
+          scores.set(epoch, score);
+          return custom === undefined ? score.sqnr : (score.metric ?? Number.NEGATIVE_INFINITY);
         },
       },
       ctx,
@@ -106,8 +116,12 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
     distilled: { value, loss },
     weights: result.report.weights,
     biases: result.report.biases,
-    epochs: result.report.epochs.map((e: StaticQatEpoch) => ({ epoch: e.epoch, steps: e.steps, mean_loss: e.meanLoss === undefined ? null : round(e.meanLoss), seconds: round(e.seconds), sqnr_db: round(scores.get(e.epoch) ?? Number.NaN) })),
+    epochs: result.report.epochs.map((e: StaticQatEpoch) => {
+      const score = scores.get(e.epoch);
+      return { epoch: e.epoch, steps: e.steps, mean_loss: e.meanLoss === undefined ? null : round(e.meanLoss), seconds: round(e.seconds), sqnr_db: round(score?.sqnr ?? Number.NaN), ...(score?.metric === undefined ? {} : { metric: round(score.metric) }) };
+    }),
     kept: result.report.kept,
+    kept_by: custom?.name ?? 'sqnr',
   };
   return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: saved.warnings }, body, nodeEnvironment());
 }
@@ -115,8 +129,11 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
 export function formatStaticQatReport(r: StaticQatCommandReport): string {
   return [
     `qat static-int8: ${r.weights} weights and ${r.biases} biases of the PTQ graph trained under fake quantization (activations at their calibrated scales), distilling '${r.distilled.value}' (${r.distilled.loss}) on ${r.samples} samples`,
-    ...r.epochs.map((e) => (e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB, ${e.seconds.toFixed(1)} s`)),
-    `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (SQNR of the first output against float32 on the first ${SQNR_SAMPLES} calibration samples)`,
+    ...r.epochs.map((e) => {
+      const metric = e.metric === undefined ? '' : `, ${r.kept_by} ${e.metric}`;
+      return e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s`;
+    }),
+    `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (${r.kept_by === 'sqnr' ? 'SQNR of the first output' : `the mean of ${r.kept_by}`} against float32 on the first ${SQNR_SAMPLES} calibration samples)`,
     ...r.warnings.map((w) => `  warning: ${w.message}`),
     `wrote ${r.output}: ${r.size === undefined ? '' : formatSizeChange(r.size)}`,
     '',
