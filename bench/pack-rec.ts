@@ -3,12 +3,12 @@
 // model's own greedy-CTC reading, and recovery is distillation from the original.
 //
 // Data: scripts/make-rec-corpus.ts renders (ImageMagick; the bench runs it when bench/work has no
-// corpus) 480 training lines and 200 held-out lines in other fonts, other texts and another seed.
+// corpus) training lines (the first 640 of 1,200 by default) and 200 held-out lines in other fonts, other texts and another seed.
 // Training lines feed k-means importance and the centroid distillation; held-out lines only the
 // measurements below.
 //
 // Two routes, each a recipe file that `shrink run` runs as it is:
-//   shrink run RECIPE REC.onnx -o rec.shrink --data bench/work/rec-corpus/train-x.npy
+//   shrink run RECIPE REC.onnx -o rec.shrink --data bench/work/rec-corpus-1200/train-x.npy
 // - bench/recipes/pack-rec.yaml: k-means codebooks (mixed bits per layer), centroids distilled
 //   from the original's logits (KL per time step, BatchNormalization frozen);
 // - bench/recipes/pack-rec-uniform.yaml: uniform codes (a step per channel, no codebooks; the pack
@@ -41,6 +41,7 @@ const ROUTES = [
   { name: 'uniform', recipe: 'bench/recipes/pack-rec-uniform.yaml' },
 ];
 const RESULTS = 'bench/results/pack-rec.json';
+const CARRIED = ' (carried over from ';
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
@@ -89,11 +90,17 @@ export const packRecBench: Bench = {
   name: 'pack-rec',
   async run(log) {
     const machine = machineInfo();
-    ensureRecCorpus(REC_CORPUS, log);
-    const train = await loadRecSet('train');
-    const held = await loadRecSet('heldout');
+    // PACK_REC_TRAIN_LINES (default 640) above 480 trains on the first N lines of a 1,200-line
+    // corpus (its first 480 lines and its held-out lines are the 480-line corpus's own).
+    const trainLines = Number(process.env.PACK_REC_TRAIN_LINES ?? 640);
+    const corpus = trainLines > 480 ? `${REC_CORPUS}-1200` : REC_CORPUS;
+    ensureRecCorpus(corpus, log, trainLines > 480 ? { train: 1200 } : {});
+    const all = await loadRecSet('train', corpus);
+    if (!(trainLines > 0 && trainLines <= all.count)) throw new Error(`PACK_REC_TRAIN_LINES=${trainLines}: ${corpus} has ${all.count} training lines`);
+    const train: RecSet = { x: all.x.subarray(0, trainLines * 3 * 48 * 320), count: trainLines, texts: all.texts.slice(0, trainLines) };
+    const held = await loadRecSet('heldout', corpus);
     // The training lines as the .npy that `shrink run --data` takes (float32 [N, 3, 48, 320]).
-    const npy = join(REC_CORPUS, 'train-x.npy');
+    const npy = join(corpus, 'train-x.npy');
     writeFileSync(npy, writeNpy({ dataType: DataType.FLOAT, dims: [train.count, 3, 48, 320], data: new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength) }));
     const rec = loadModel(REC);
     const floatBytes = readFileSync(REC).byteLength;
@@ -111,7 +118,8 @@ export const packRecBench: Bench = {
     const data = (set: RecSet) => ({ training: { inputs: { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } } }, noDataReason: 'measured by the bench on held-out lines', inputBytes: floatBytes });
     const only = process.env.PACK_REC_ROUTES?.split(',');
     const previous = only === undefined ? undefined : (JSON.parse(readFileSync(RESULTS, 'utf8')) as { stages: Row[]; curve: Row[]; routes?: RouteResult[]; machine: { date: string; loadAverage: string }; finetune?: unknown });
-    const carried = (r: Row): Row => ({ ...r, route: r.route ?? 'k-means', settings: `${r.settings} (carried over from ${previous?.machine.date}, load ${previous?.machine.loadAverage})` });
+    // A row carried twice keeps its first note (the run that measured it).
+    const carried = (r: Row): Row => ({ ...r, route: r.route ?? 'k-means', settings: r.settings.includes(CARRIED) ? r.settings : `${r.settings}${CARRIED}${previous?.machine.date}, load ${previous?.machine.loadAverage})` });
     const routes: RouteResult[] = [];
     for (const route of ROUTES) {
       if (only !== undefined && !only.includes(route.name)) {
@@ -144,7 +152,7 @@ export const packRecBench: Bench = {
     const curve: Row[] = [];
     for (const point of CURVE) {
       if (only !== undefined && !only.includes(point.route)) {
-        const old = [...(previous?.curve ?? [])].find((c) => c.settings === point.settings);
+        const old = [...(previous?.curve ?? [])].find((c) => c.settings.split(CARRIED)[0] === point.settings);
         if (old !== undefined) curve.push(carried(old));
         continue;
       }
@@ -157,7 +165,7 @@ export const packRecBench: Bench = {
     const best = finals.filter((r) => r.ratio >= 8).sort((a, b) => b.lines_identical - a.lines_identical)[0] ?? finals[finals.length - 1];
     const met = best !== undefined && best.ratio >= 8 && best.lines_identical >= 95;
 
-    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: REC_CORPUS }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
+    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
     const table = (list: Row[]) => [
       '| route | stage | settings | ONNX | pack | ratio to float32 | lines identical | ignoring spaces | cosine | seconds |',
       '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
