@@ -23,8 +23,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { recipeFromData } from '../src/pipeline/recipe.js';
 import { runRecipe } from '../src/pipeline/run-recipe.js';
-import { ModelSession, toOrtTensor } from '../src/runtime/session.js';
-import { detSamples, ensureDetPages, loadDetPages } from './lib/det-pages.js';
+import { detMaps, detSamples, ensureDetPages, loadDetPages } from './lib/det-pages.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -44,20 +43,6 @@ function writePages(file: string, pages: readonly Tensor[]): void {
   const all = new Float32Array(pages.length * c * h * w);
   for (const [i, page] of pages.entries()) all.set(page.data() as Float32Array, i * c * h * w);
   fs.writeFileSync(file, writeNpy({ dataType: DataType.FLOAT, dims: [pages.length, c, h, w], data: new Uint8Array(all.buffer) }));
-}
-
-async function probabilityMaps(modelBytes: Uint8Array, pages: readonly Tensor[]): Promise<Float32Array[]> {
-  const session = await ModelSession.create(nodeOrt, modelBytes, { threads: 2 });
-  try {
-    const maps: Float32Array[] = [];
-    for (const page of pages) {
-      const out = await session.run({ x: toOrtTensor(nodeOrt, page) });
-      maps.push(Float32Array.from(Object.values(out)[0].data as Float32Array));
-    }
-    return maps;
-  } finally {
-    await session.release();
-  }
 }
 
 export const autoDetBench: Bench = {
@@ -98,9 +83,9 @@ export const autoDetBench: Bench = {
     const singleBytes = writeModel(single.model);
     const chosenBytes = new Uint8Array(fs.readFileSync(path.join(out, 'model.onnx')));
 
-    const reference = await probabilityMaps(floatBytes, heldout);
+    const reference = await detMaps(nodeOrt, floatBytes, heldout);
     const iou = async (bytes: Uint8Array) => {
-      const maps = await probabilityMaps(bytes, heldout);
+      const maps = await detMaps(nodeOrt, bytes, heldout);
       const each = maps.map((m, i) => textMaskIou(reference[i], m));
       return { mean: round(each.reduce((a, b) => a + b, 0) / each.length), lowest: round(Math.min(...each)) };
     };

@@ -32,11 +32,8 @@ import type { RecipeContext } from '../src/pipeline/context.js';
 import { type PruneRecovery, prune } from '../src/pipeline/prune.js';
 import { recoverByTraining } from '../src/pipeline/recovery.js';
 import type { OrtModule } from '../src/runtime/ort-types.js';
-import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session.js';
-import type { ArrayField } from '../src/train/array-data.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import type { ImportanceName } from '../src/methods/prune/importance.js';
-import { DET_PAGES, detSamples, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
+import { DET_PAGES, detMaps, detPageCrops, detSamples, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
@@ -112,18 +109,8 @@ interface Row {
 }
 
 /** Outputs of `model` on each input, one run each, in onnxruntime (node or web). */
-async function outputsOf(ort: OrtModule, model: Model | Uint8Array, inputs: readonly Tensor[], web = false): Promise<Float32Array[]> {
-  const session = await ModelSession.create(ort, model, web ? { executionProviders: WASM_EXECUTION_PROVIDERS } : { threads: 2 });
-  try {
-    const out: Float32Array[] = [];
-    for (const x of inputs) {
-      const result = await session.run({ x: toOrtTensor(ort, x) });
-      out.push((fromOrtTensor(result[session.outputNames[0]], session.outputNames[0]).data() as Float32Array).slice());
-    }
-    return out;
-  } finally {
-    await session.release();
-  }
+function outputsOf(ort: OrtModule, model: Model | Uint8Array, inputs: readonly Tensor[], web = false): Promise<Float32Array[]> {
+  return detMaps(ort, model, inputs, web ? { executionProviders: WASM_EXECUTION_PROVIDERS } : { threads: 2 });
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
@@ -155,30 +142,6 @@ async function timed(models: readonly Uint8Array[], input: Tensor): Promise<{ sp
   const report = await benchmarkModels(nodeOrt, models.map((source, i) => ({ name: `m${i}`, source })), { runs: SPEED_RUNS, warmup: 3, threads: 1, inputs: models.map(() => ({ x: input })) });
   const base = report.models[0].latency_ms.median;
   return { speedups: report.models.map((m) => Number((base / m.latency_ms.median).toFixed(3))), medians: report.models.map((m) => round(m.latency_ms.median)), loadBefore, loadAfter: round(loadavg()[0]) };
-}
-
-/**
- * `perPage` 320x320 crops of every page at random places (seeded), as one float32 array
- * [N, 3, 320, 320]. New places each stage show the model more of the pages than fixed crops do, at
- * the same cost per stage.
- */
-function pageCrops(pages: readonly Tensor[], perPage: number, seed: number): Record<string, ArrayField> {
-  const random = mulberry32(seed);
-  const crops: Float32Array[] = [];
-  for (const page of pages) {
-    const [, , height, width] = page.dims;
-    const data = page.data() as Float32Array;
-    for (let n = 0; n < perPage; n++) {
-      const top = Math.floor(random() * (height - DET_CROP + 1));
-      const left = Math.floor(random() * (width - DET_CROP + 1));
-      const crop = new Float32Array(3 * DET_CROP * DET_CROP);
-      for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < DET_CROP; y++) crop.set(data.subarray((c * height + top + y) * width + left, (c * height + top + y) * width + left + DET_CROP), (c * DET_CROP + y) * DET_CROP);
-      }
-      crops.push(crop);
-    }
-  }
-  return { x: { data: concat(crops), sampleDims: [3, DET_CROP, DET_CROP], dataType: DataType.FLOAT } };
 }
 
 /**
@@ -256,7 +219,7 @@ async function benchDet(web: OrtModule, log: (line: string) => void): Promise<Ro
   const losses: number[] = [];
   for (let stage = 1; stage <= DET_STAGES; stage++) {
     const recovery = detStageRecovery(stage, DET_STAGES);
-    const recovered = await recoverByTraining(det, trained, { inputs: pageCrops(training, DET_CROPS_PER_PAGE, stage) }, recovery, det.graph.outputs[0].name, ctx);
+    const recovered = await recoverByTraining(det, trained, { inputs: detPageCrops(training, DET_CROPS_PER_PAGE, stage, DET_CROP) }, recovery, det.graph.outputs[0].name, ctx);
     trained = recovered.model;
     seconds += recovered.report.seconds;
     losses.push(...recovered.report.mean_loss.map((l) => Number(l.toPrecision(4))));

@@ -16,18 +16,13 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { textMaskIou } from '../src/eval/ocr-det.js';
 import { metric, name } from '../src/eval/text-mask-metric.js';
-import { DataType } from '../src/ir/dtype.js';
-import type { Model } from '../src/ir/model.js';
-import type { Tensor } from '../src/ir/tensor.js';
-import { mulberry32 } from '../src/kernels/random.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { measureFidelity } from '../src/pipeline/fidelity.js';
 import { staticInt8Qat } from '../src/pipeline/qat-static.js';
-import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session.js';
-import type { ArrayField } from '../src/train/array-data.js';
-import { DET_PAGES, detSamples, ensureDetPages, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
+import { toOrtTensor } from '../src/runtime/session.js';
+import { DET_PAGES, detMaps, detPageCrops, detSamples, ensureDetPages, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { type InterleavedTiming, timeInterleaved } from './lib/interleaved.js';
@@ -45,6 +40,8 @@ const CROP = 320;
 const CROPS_PER_PAGE = 2;
 const BATCH = 4;
 const ROUNDS = 15;
+/** The maps are read as a user runs the model: graph optimization 'all'. */
+const MAP_SESSION = { threads: 2, graphOptimization: 'all' as const };
 
 const load = () => round(os.loadavg()[0]);
 
@@ -66,40 +63,6 @@ interface Row {
   seconds: number;
 }
 
-/** `perPage` crops of every page at seeded random places, as one [N, 3, CROP, CROP] array. */
-function crops(pages: readonly Tensor[], perPage: number, seed: number): Record<string, ArrayField> {
-  const random = mulberry32(seed);
-  const all = new Float32Array(pages.length * perPage * 3 * CROP * CROP);
-  let at = 0;
-  for (const page of pages) {
-    const [, , height, width] = page.dims;
-    const data = page.data() as Float32Array;
-    for (let n = 0; n < perPage; n++) {
-      const top = Math.floor(random() * (height - CROP + 1));
-      const left = Math.floor(random() * (width - CROP + 1));
-      for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < CROP; y++) all.set(data.subarray((c * height + top + y) * width + left, (c * height + top + y) * width + left + CROP), at + (c * CROP + y) * CROP);
-      }
-      at += 3 * CROP * CROP;
-    }
-  }
-  return { x: { data: all, sampleDims: [3, CROP, CROP], dataType: DataType.FLOAT } };
-}
-
-async function maps(model: Model | Uint8Array, pages: readonly Tensor[]): Promise<Float32Array[]> {
-  const session = await ModelSession.create(nodeOrt, model, { threads: 2, graphOptimization: 'all' });
-  try {
-    const out: Float32Array[] = [];
-    for (const x of pages) {
-      const result = await session.run({ x: toOrtTensor(nodeOrt, x) });
-      out.push((fromOrtTensor(result[session.outputNames[0]], session.outputNames[0]).data() as Float32Array).slice());
-    }
-    return out;
-  } finally {
-    await session.release();
-  }
-}
-
 export const qatStaticDetBench: Bench = {
   name: 'qat-static-det',
   async run(log): Promise<BenchOutput> {
@@ -111,7 +74,7 @@ export const qatStaticDetBench: Bench = {
     const calib = await loadDetPages('calib');
     const training = [...calib, ...(await loadDetPages('train'))];
     const held = await loadDetPages('heldout');
-    const reference = await maps(fp32Bytes, held);
+    const reference = await detMaps(nodeOrt, fp32Bytes, held, MAP_SESSION);
     const rows: Row[] = [];
     for (const pages of PAGE_COUNTS) {
       const started = performance.now();
@@ -122,7 +85,7 @@ export const qatStaticDetBench: Bench = {
         {
           calibration,
           ptq: { biasCorrection: 'auto' },
-          inputs: crops(training, CROPS_PER_PAGE, 1),
+          inputs: detPageCrops(training, CROPS_PER_PAGE, 1, CROP),
           value: DET_LOGITS,
           loss: { kind: 'mse' },
           epochs: EPOCHS,
@@ -133,7 +96,7 @@ export const qatStaticDetBench: Bench = {
             const fidelity = await measureFidelity(float, int8, { samples: calibration, metric: { name, metric } }, { ort: nodeOrt, threads: 2 });
             const sqnrDb = round(Number(Object.values(fidelity.outputs)[0]?.sqnr_db ?? Number.NaN));
             const calibrationIou = Number(Number(fidelity.custom?.mean).toFixed(4));
-            const ious = (await maps(writeModel(int8), held)).map((m, i) => textMaskIou(reference[i], m));
+            const ious = (await detMaps(nodeOrt, writeModel(int8), held, MAP_SESSION)).map((m, i) => textMaskIou(reference[i], m));
             const reading = { epoch, calibrationIou, iou: Number((ious.reduce((a, b) => a + b, 0) / ious.length).toFixed(4)), lowest: Number(Math.min(...ious).toFixed(4)), sqnrDb };
             readings.push(reading);
             log(`${pages} pages, epoch ${epoch}: held-out IoU ${reading.iou} (lowest ${reading.lowest}), on the calibration pages IoU ${calibrationIou}, SQNR ${sqnrDb} dB, load ${load()}`);

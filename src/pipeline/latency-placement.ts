@@ -138,12 +138,12 @@ export async function placeByLatency(
   const timedMs = mixed.map((m) => m.latency_ms.median);
   const timedByName = new Map(built.map((b, i) => [b.candidate.name, timedMs[i]]));
   report.candidates = report.candidates.map((c) => (timedByName.has(c.name) ? { ...c, timed_ms: round(timedByName.get(c.name) as number) } : c));
-  const choice = fastestCandidate(int8.latency_ms.median, timedMs, options.minTimedGain ?? 0.03);
   const fastest = timedMs.indexOf(Math.min(...timedMs));
   report.timed = { int8_ms: int8.latency_ms.median, mixed_ms: timedMs[fastest], runs: timing.runs };
+  // The fastest candidate is the one kept, when it beats all-int8 by enough.
+  const choice = fastestCandidate(int8.latency_ms.median, timedMs, options.minTimedGain ?? 0.03);
   if (choice === undefined) return { model: quantized, report: { ...report, reason: 'no mixed model was faster when timed' } };
   const kept = built[choice];
-  report.timed.mixed_ms = timedMs[choice];
   return { model: kept.model, report: { ...report, kept_float: kept.candidate.keep, kept_candidate: kept.candidate.name } };
 }
 
