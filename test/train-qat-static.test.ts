@@ -135,6 +135,42 @@ test('static int8 QAT: lower held-out error than PTQ, export = fake-quant graph,
   assert.ok(worstFloats <= 1e-5, `float units: export vs fake-quant graph: max difference ${worstFloats}`);
 });
 
+test('static int8 QAT: the schedule spans the whole run (or each epoch), and a teacher other than the model quantized is distilled', async () => {
+  const float = convModel();
+  const train = images(32, 1);
+  const calibration = tensorSamples(Array.from({ length: 2 }, (_, i) => ({ x: floats('x', [4, 3, 12, 12], 100 + i) })));
+  const inputs = { x: { data: train.data() as Float32Array, sampleDims: [3, 12, 12], dataType: DataType.FLOAT } };
+  const codes = (m: Model) => m.graph.initializers.filter((t) => t.dataType === DataType.INT8 || t.dataType === DataType.INT32).map((t) => Buffer.from(t.bytes()).toString('hex')).join();
+  // 2 steps an epoch; the rate drops to 0 after the first epoch's steps: over the run, epoch 2 leaves
+  // the codes as epoch 1 wrote them; restarted each epoch, epoch 2 trains at the full rate again.
+  const byEpoch = async (span: 'run' | 'epoch') => {
+    const models: Model[] = [];
+    await staticInt8Qat(
+      float,
+      { calibration, inputs, loss: { kind: 'mse' }, epochs: 2, batchSize: 16, schedule: { kind: 'step', rate: 0.05, every: 2, gamma: 0 }, scheduleSpan: span, seed: 0, evaluate: async (m) => (models.push(m), 0) },
+      { ort: nodeOrt, threads: 1 },
+    );
+    return models.map(codes);
+  };
+  const run = await byEpoch('run');
+  assert.notEqual(run[1], run[0], 'epoch 1 changed no code');
+  assert.equal(run[2], run[1], 'over the run, epoch 2 (rate 0) changed codes');
+  const epoch = await byEpoch('epoch');
+  assert.notEqual(epoch[2], epoch[1], 'restarted each epoch, epoch 2 changed no code');
+
+  // A teacher whose output is shifted by 0.1: the int8 model moves towards it, not towards the model
+  // quantized (float units: 0.26x PTQ's error to it; distilled from the model quantized 1.24x).
+  const teacher = convModel();
+  const b3 = teacher.graph.initializers.findIndex((t) => t.name === 'B3');
+  teacher.graph.replaceInitializer(b3, Tensor.fromArray('B3', DataType.FLOAT, [4], Float32Array.from(teacher.graph.initializers[b3].data() as Float32Array, (v) => v + 0.1)));
+  const result = await staticInt8Qat(float, { calibration, inputs, loss: { kind: 'mse' }, teacher, units: 'float', epochs: 4, batchSize: 16, schedule: { kind: 'constant', rate: 0.005 }, seed: 0 }, { ort: nodeOrt, threads: 1 });
+  const heldOut = images(16, 2);
+  const [toTeacher] = await runModel(teacher, [heldOut]);
+  const ptqError = await meanSquaredError(result.ptq, toTeacher.data() as Float32Array, heldOut);
+  const qatError = await meanSquaredError(result.model, toTeacher.data() as Float32Array, heldOut);
+  assert.ok(qatError < 0.5 * ptqError, `held-out MSE vs the teacher: PTQ ${ptqError}, QAT ${qatError}`);
+});
+
 const work = mkdtempSync(join(tmpdir(), 'shrink-qat-static-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -164,6 +200,7 @@ export default (reference, candidate) => {
   assert.equal(report.weights, 3);
   assert.ok(report.epochs.every((e) => Number.isFinite(e.sqnr_db) && typeof e.metric === 'number' && e.metric < 0), JSON.stringify(report.epochs));
   assert.equal(report.kept_by, 'closeness');
+  assert.deepEqual(report.schedule, { kind: 'cosine', rate: 1e-4, span: 'run' });
   const best = Math.max(...report.epochs.map((e) => e.metric as number));
   assert.equal(report.epochs.find((e) => e.epoch === report.kept)?.metric, best);
   const written = loadModel(output);

@@ -19,23 +19,27 @@ import { InputModelError } from '../pipeline/train.js';
 import { QAT_METHODS } from '../train/qat-plan.js';
 import type { QatMethod } from '../train/qat.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
+import { addDistillBlankOptions, type DistillBlankFlags, parseDistillBlank } from './distill-blank-options.js';
 import { inFile, UsageError } from './errors.js';
 import { loadModelFile } from './input-files.js';
 import type { CliContext } from './main.js';
 import { outputFile, writeModelOutput } from './model-output.js';
-import { collect, wholeNumber } from './options.js';
+import { collect, positiveNumber, wholeNumber } from './options.js';
 import { checkOutput } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { addTrainingOptions, formatEpoch, optimizerSpec, parseTrainingOptions, type TrainingFlags } from './training-options.js';
 import { LABELS_KEY, labelledTrainingData, readLabelledArrays } from './training-data.js';
 import { formatStaticQatReport, runStaticQat, type StaticQatCommandReport } from './qat-static-command.js';
 
-interface QatFlags extends TrainingFlags {
+interface QatFlags extends TrainingFlags, DistillBlankFlags {
   output: string;
   method: QatMethod | 'static-int8';
   calib?: string;
   distillValue?: string;
   distillLoss?: 'mse' | 'kl';
+  temperature?: string;
+  teacher?: string;
+  scheduleSpan?: 'run' | 'epoch';
   metric?: string;
   data: string;
   labels?: string;
@@ -50,7 +54,7 @@ export type QatCommandReport = ReportEnvelope & Omit<QatStepReport, 'warnings'>;
 
 export function registerQat(program: Command, context: CliContext): void {
   addTrainingOptions(
-    program
+    addDistillBlankOptions(program
       .command('qat')
       .description('quantization-aware training: fine-tune under fake quantization, then quantize (int8-weight, int4, int2) as `quantize` does; static-int8: train the PTQ graph itself, activations fake-quantized, by distillation from the float model')
       .argument('<input>', 'the trained float ONNX model (a classifier with labels for the weight-only methods)')
@@ -60,6 +64,9 @@ export function registerQat(program: Command, context: CliContext): void {
       .option('--calib <path>', 'static-int8: calibration samples of the PTQ pass, as for quantize (default: --data); its weights and biases train in quantization steps, --lr default 0.01 (1/100 of a step per step)')
       .option('--distill-value <name>', 'static-int8: the value of the float model distilled (default its first output; e.g. the logits before a softmax output)')
       .addOption(new Option('--distill-loss <loss>', 'static-int8: KL of the softmax over the last axis at every position (default; e.g. per time step of CTC logits), or mean squared error').choices(['kl', 'mse']))
+      .option('--temperature <t>', 'static-int8: softmax temperature of --distill-loss kl (default 1)'))
+      .option('--teacher <file>', 'static-int8: the float model distilled from (default the input), e.g. the original when the input is a pruned student of it')
+      .addOption(new Option('--schedule-span <span>', 'static-int8: the rate schedule spans all epochs (run, default: a cosine decays once) or restarts each epoch').choices(['run', 'epoch']))
       .option('--metric <module>', 'static-int8: a .js/.ts module exporting (reference, candidate, sample) => number (higher is better, e.g. a text-mask IoU): the epoch kept is the best by its mean on the calibration samples instead of by SQNR')
       .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
       .option('--max-steps <n>', 'stop after this many steps')
@@ -90,12 +97,14 @@ function runStaticQatFlags(input: string, flags: QatFlags, cliCtx: RecipeContext
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);
   const { threads } = parseTrainingOptions(flags);
   // Its values train in quantization steps: the rate is a share of each one's own step per step.
-  return runStaticQat(input, { ...flags, lr: flags.lr ?? String(STATIC_INT8_RATE), maxSteps }, { ...cliCtx, threads });
+  const temperature = flags.temperature === undefined ? undefined : positiveNumber(flags.temperature, '--temperature');
+  const blank = parseDistillBlank(flags, flags.distillLoss ?? 'kl');
+  return runStaticQat(input, { ...flags, lr: flags.lr ?? String(STATIC_INT8_RATE), maxSteps, temperature, distillBlank: undefined, distillBlankWeight: undefined, ...blank }, { ...cliCtx, threads });
 }
 
 async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
   const method = flags.method as QatMethod;
-  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.metric && '--metric'].filter((f) => typeof f === 'string');
+  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.temperature && '--temperature', flags.distillBlank && '--distill-blank', flags.distillBlankWeight && '--distill-blank-weight', flags.teacher && '--teacher', flags.scheduleSpan && '--schedule-span', flags.metric && '--metric'].filter((f) => typeof f === 'string');
   if (own.length > 0) throw new UsageError(`${own.join(', ')}: only with --method static-int8`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);

@@ -1,8 +1,10 @@
-// `shrink qat IN -o OUT --method static-int8 --data FILE.npz [--calib D] [--distill-value NAME]`:
-// quantization-aware training of static int8 (src/pipeline/qat-static.ts). The PTQ pass runs as
-// `shrink quantize --method static-int8` runs it (calibrated on --calib, else on --data), then its
-// QDQ graph trains under fake quantization by distillation from the float model on the unlabelled
-// --data, and the written model is PTQ's graph with the trained codes. After every epoch the int8
+// `shrink qat IN -o OUT --method static-int8 --data FILE.npz [--calib D] [--distill-value NAME]
+// [--teacher FILE] [--schedule-span run|epoch] [--temperature T]`: quantization-aware training of
+// static int8 (src/pipeline/qat-static.ts). The PTQ pass runs as `shrink quantize --method
+// static-int8` runs it (calibrated on --calib, else on --data), then its QDQ graph trains under fake
+// quantization by distillation from the float model (or --teacher) on the unlabelled --data, the
+// rate schedule spanning all epochs (or restarted each with --schedule-span epoch), and the written
+// model is PTQ's graph with the trained codes. After every epoch the int8
 // model's first output is compared with float32's on the calibration samples (SQNR, or the user's
 // --metric module, e.g. a text-mask IoU, when given); the best epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
 import { modelSignature } from '../eval/match-inputs.js';
@@ -16,6 +18,7 @@ import type { RecipeContext } from '../pipeline/context.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { measureFidelity } from '../pipeline/fidelity.js';
 import { staticInt8Qat, type StaticQatEpoch } from '../pipeline/qat-static.js';
+import { DEFAULT_BLANK_WEIGHT, distillLossOf } from '../pipeline/recovery.js';
 import { envelope, type ReportEnvelope } from '../pipeline/report-envelope.js';
 import { formatSizeChange, sizeChange } from '../pipeline/size-change.js';
 import { inFile, UsageError } from './errors.js';
@@ -31,6 +34,15 @@ export interface StaticQatFlags extends TrainingFlags {
   calib?: string;
   distillValue?: string;
   distillLoss?: 'mse' | 'kl';
+  /** KL's softmax temperature (default 1). */
+  temperature?: number;
+  /** KL: the CTC blank's class, each position weighted by the original's 1 - p(blank) (pipeline/recovery.ts CtcBlank). */
+  distillBlank?: number;
+  /** With distillBlank: a confident blank's weight (default 0.1). */
+  distillBlankWeight?: number;
+  /** The float model distilled from (default the input), e.g. the original of a pruned input. */
+  teacher?: string;
+  scheduleSpan?: 'run' | 'epoch';
   maxSteps?: number;
   /** A user metric module ((reference, candidate, sample) => number, higher is better): it chooses the epoch kept instead of SQNR. */
   metric?: string;
@@ -42,8 +54,10 @@ const SQNR_SAMPLES = 64;
 export interface StaticQatBody {
   method: 'static-int8';
   samples: number;
-  /** The value distilled and how. */
-  distilled: { value: string; loss: 'mse' | 'kl' };
+  /** The value distilled and how; teacher: the model distilled from when not the input. */
+  distilled: { value: string; loss: 'mse' | 'kl'; temperature?: number; blank?: { index: number; weight: number }; teacher?: string };
+  /** The rate schedule and what it spans (all epochs' steps, or each epoch's). */
+  schedule: { kind: string; rate: number; span: 'run' | 'epoch' };
   /** Weights and biases whose codes were trained. */
   weights: number;
   biases: number;
@@ -58,13 +72,21 @@ export type StaticQatCommandReport = ReportEnvelope & StaticQatBody;
 
 export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: RecipeContext): Promise<StaticQatCommandReport> {
   const { epochs, batchSize, schedule, scale, seed } = parseTrainingOptions(flags);
-  const inputs = [input, flags.data, flags.calib];
-  checkOutput({ output: flags.output, flag: '-o', inputs, models: [input], folderAllowed: true });
+  const inputs = [input, flags.data, flags.calib, flags.teacher];
+  checkOutput({ output: flags.output, flag: '-o', inputs, models: flags.teacher === undefined ? [input] : [input, flags.teacher], folderAllowed: true });
   const output = outputFile(flags.output, outputFileName(input, quantizeMethod('static-int8'), {}), inputs);
   const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
   const value = flags.distillValue ?? model.graph.outputs[0]?.name;
   if (value === undefined) throw inFile(input, new Error('the model has no outputs to distil'));
   if (!model.graph.isGraphOutput(value) && model.graph.producer(value) === undefined) throw inFile(input, new Error(`--distill-value: the model computes no value '${value}'`));
+  const teacherFile = flags.teacher;
+  const teacher = teacherFile === undefined ? undefined : await debugPhase(ctx.debug, `qat: read ${teacherFile}`, () => loadModelFile(teacherFile));
+  if (teacher !== undefined && teacherFile !== undefined && !teacher.graph.isGraphOutput(value) && teacher.graph.producer(value) === undefined) {
+    throw inFile(teacherFile, new Error(`--teacher: the teacher computes no value '${value}' to distil (name it with --distill-value)`));
+  }
+  if (flags.temperature !== undefined && flags.distillLoss === 'mse') throw new UsageError('--temperature: only with --distill-loss kl');
+  const temperature = flags.temperature ?? 1;
+  const span = flags.scheduleSpan ?? 'run';
   const data = await debugPhase(ctx.debug, `qat: read ${flags.data}`, () => readLabelledArrays({ data: flags.data, models: [model], scale, requireLabels: false }));
   if (batchSize > data.count) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.count} samples in ${flags.data}`);
   const calibration = await openSampleFile(flags.calib ?? flags.data, modelSignature(model));
@@ -88,10 +110,12 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
         ptq: { biasCorrection: 'auto' },
         inputs: data.inputs,
         value,
-        loss: loss === 'kl' ? { kind: 'kl', temperature: 1 } : { kind: 'mse' },
+        loss: distillLossOf(loss, temperature, flags.distillBlank, flags.distillBlankWeight),
+        teacher,
         epochs,
         batchSize,
         schedule,
+        scheduleSpan: span,
         optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : undefined,
         seed,
         maxSteps: flags.maxSteps,
@@ -113,7 +137,8 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
   const body: StaticQatBody = {
     method: 'static-int8',
     samples: data.count,
-    distilled: { value, loss },
+    distilled: { value, loss, ...(loss === 'kl' ? { temperature } : {}), ...(flags.distillBlank === undefined ? {} : { blank: { index: flags.distillBlank, weight: flags.distillBlankWeight ?? DEFAULT_BLANK_WEIGHT } }), ...(flags.teacher === undefined ? {} : { teacher: flags.teacher }) },
+    schedule: { kind: schedule.kind, rate: 'rate' in schedule ? schedule.rate : Number.NaN, span },
     weights: result.report.weights,
     biases: result.report.biases,
     epochs: result.report.epochs.map((e: StaticQatEpoch) => {
@@ -128,7 +153,7 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
 
 export function formatStaticQatReport(r: StaticQatCommandReport): string {
   return [
-    `qat static-int8: ${r.weights} weights and ${r.biases} biases of the PTQ graph trained under fake quantization (activations at their calibrated scales), distilling '${r.distilled.value}' (${r.distilled.loss}) on ${r.samples} samples`,
+    `qat static-int8: ${r.weights} weights and ${r.biases} biases of the PTQ graph trained under fake quantization (activations at their calibrated scales), distilling '${r.distilled.value}' (${r.distilled.loss}${r.distilled.temperature === undefined || r.distilled.temperature === 1 ? '' : `, T = ${r.distilled.temperature}`}) of ${r.distilled.teacher ?? 'the float model'} on ${r.samples} samples, rate ${r.schedule.rate} ${r.schedule.kind} over ${r.schedule.span === 'run' ? 'the whole run' : 'each epoch'}`,
     ...r.epochs.map((e) => {
       const metric = e.metric === undefined ? '' : `, ${r.kept_by} ${e.metric}`;
       return e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s`;

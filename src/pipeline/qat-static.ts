@@ -5,9 +5,11 @@
 //   2. Its training copy (train/qat-static-graph.ts) reads each weight's codes through fake
 //      quantization of a trainable float at the same scale, zero point and axis; biases train as
 //      floats; activation Q/DQ pairs stay at their calibrated scales (straight-through gradients).
-//   3. Each epoch distils `value` of the float model into the copy (recovery.ts's distillValue: KL
-//      per position, e.g. each time step of CTC logits, or MSE) with BatchNormalization frozen (PTQ
-//      folded it into the Convs anyway) and every scale frozen.
+//   3. Each epoch distils `value` of the float model (or of `teacher`) into the copy (recovery.ts's
+//      distillValue: KL per position, e.g. each time step of CTC logits, or MSE) with
+//      BatchNormalization frozen (PTQ folded it into the Convs anyway) and every scale frozen. The
+//      rate schedule spans the whole run by default (a cosine decays over all epochs' steps, so late
+//      epochs settle instead of restarting at the peak rate).
 //   4. After each epoch the trained floats are quantized again on the PTQ scales into the PTQ
 //      model's initializers (requantize): the PTQ graph with new codes. With `evaluate`, the best
 //      epoch (PTQ itself counted as epoch 0) is the one returned: distilling on data unlike the
@@ -37,8 +39,18 @@ export interface StaticQatOptions {
   loss?: DistillLoss;
   epochs: number;
   batchSize: number;
-  /** Applied within each epoch (each epoch is one distillation run). */
   schedule: Schedule;
+  /**
+   * What the schedule spans: 'run' (default: all epochs' steps, e.g. a cosine decays once to its
+   * end) or 'epoch' (restarted every epoch; on rec at a constant 0.01 the held-out words rose then
+   * fell epoch by epoch as the loss kept falling).
+   */
+  scheduleSpan?: 'run' | 'epoch';
+  /**
+   * The float model distilled from (default the model quantized): e.g. the original when the model
+   * quantized is a pruned student of it. Its `value` must have the quantized model's shape.
+   */
+  teacher?: Model;
   /**
    * What the trained values are measured in (train/qat-static-graph.ts): 'steps' (default; the rate
    * is then a share of each weight's own quantization step per step) or 'float'.
@@ -115,17 +127,24 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
   let best = { epoch: 0, model: ptq, fake: plan.model, metric: epochs[0].metric ?? Number.NEGATIVE_INFINITY };
   let current = plan.model;
   let steps = 0;
+  // Each epoch is one distillation run (its own trainer): a schedule over the whole run is handed
+  // to each as its window of the run's steps.
+  const samples = Object.values(options.inputs)[0];
+  const count = samples === undefined ? 0 : samples.data.length / samples.sampleDims.reduce((a, b) => a * b, 1);
+  const perEpoch = Math.min(Math.floor(count / options.batchSize), options.maxSteps ?? Number.POSITIVE_INFINITY);
+  const scheduleOf = (epoch: number): Schedule =>
+    (options.scheduleSpan ?? 'run') === 'epoch' ? options.schedule : { kind: 'window', schedule: options.schedule, offset: (epoch - 1) * perEpoch, total: perEpoch * options.epochs };
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     const t0 = performance.now();
     const run = await distillValue(
-      float,
+      options.teacher ?? float,
       current,
       options.inputs,
       value,
       {
         epochs: 1,
         batchSize: options.batchSize,
-        schedule: options.schedule,
+        schedule: scheduleOf(epoch),
         optimizer: options.optimizer ?? { kind: 'adamw', weightDecay: 0 },
         seed: (options.seed ?? 0) + epoch - 1,
         maxSteps: options.maxSteps,
