@@ -20,6 +20,7 @@ import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
 import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
 import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
+import { addDistillBlankOptions, type DistillBlankFlags, parseDistillBlank } from './distill-blank-options.js';
 import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
@@ -31,7 +32,7 @@ import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
-interface PruneFlags extends TrainingFlags, GateFlags {
+interface PruneFlags extends TrainingFlags, GateFlags, DistillBlankFlags {
   output: string;
   method?: PruneMethodName;
   dropLayers?: string;
@@ -108,7 +109,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .addOption(new Option('--round-schedule <schedule>', "with --rounds: how the sparsity rises, 'cubic' (default; most of it early) or 'linear' (equal steps)").choices(['cubic', 'linear']))
     .option('--distill-value <name>', 'with --epochs and no labels: distil this value of the original (e.g. the logits before a softmax output) instead of the output')
     .addOption(new Option('--distill-loss <loss>', 'with --distill-value: mean squared error, KL of the softmax over the last axis at every position (e.g. per time step of CTC logits), or binary cross-entropy of the sigmoids (logits before a sigmoid map, e.g. a text detector\'s)').choices(['mse', 'kl', 'bce']));
-  addGateOptions(addBenchOption(addTrainingOptions(command, { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(addTrainingOptions(addDistillBlankOptions(command), { optimizer: 'sgd' }))).action(async (input: string, flags: PruneFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const recover = cmd.getOptionValueSource('epochs') === 'cli';
     const report = await runPrune(input, flags, recover, ctx);
@@ -147,6 +148,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   if (flags.roundSchedule !== undefined && rounds === undefined) throw new UsageError('--round-schedule says how the sparsity rises over --rounds: give --rounds N');
   if ((flags.distillValue !== undefined || flags.distillLoss !== undefined) && !recover) throw new UsageError('--distill-value and --distill-loss go with --epochs (distillation from the original on unlabelled --data)');
   if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
+  const blank = parseDistillBlank(flags, flags.distillLoss);
   if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
@@ -193,7 +195,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,
     data,
-    recovery: recover ? { ...stepTraining(training), rounds, roundSchedule: flags.roundSchedule, distillValue: flags.distillValue, distillLoss: flags.distillLoss } : undefined,
+    recovery: recover ? { ...stepTraining(training), rounds, roundSchedule: flags.roundSchedule, distillValue: flags.distillValue, distillLoss: flags.distillLoss, ...blank } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
     fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
     gate,

@@ -31,7 +31,7 @@ import { distill } from './distill.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { checkGate, type Gate, GateFailedError, isEmptyGate } from './gate.js';
 import { type PassReport, runPass } from './pass.js';
-import { distillValue } from './recovery.js';
+import { distillLossOf, distillValue } from './recovery.js';
 import { isUniform, trainUniform } from './cluster-uniform-training.js';
 import { train } from './train.js';
 import { type VerdictThresholds, verdictOf } from './verdict.js';
@@ -55,6 +55,10 @@ export interface ClusterFinetune {
   distillValue?: string;
   /** How `distillValue` is matched (default mse; kl: per position over the last axis, at temperature 1). */
   distillLoss?: 'mse' | 'kl';
+  /** With distillLoss 'kl': the CTC blank's class; positions are weighted by the original's 1 - p(blank) (pipeline/recovery.ts CtcBlank). */
+  distillBlank?: number;
+  /** With distillBlank: a confident blank's weight (default 0.1). */
+  distillBlankWeight?: number;
   /**
    * BatchNormalization while distilling a value: 'batch' statistics (default) or 'frozen' at the
    * running ones. Only the centroids train, so frozen statistics are the deployed model's own.
@@ -112,7 +116,7 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
     const value = finetune.distillValue ?? output;
     if (value === undefined) throw new Error('cluster: the model has no output to distil');
     const started = performance.now();
-    const loss = finetune.distillLoss === 'kl' ? { kind: 'kl' as const, temperature: finetune.temperature ?? 1 } : { kind: 'mse' as const };
+    const loss = distillLossOf(finetune.distillLoss, finetune.temperature, finetune.distillBlank, finetune.distillBlankWeight);
     const trained = await debugPhase(ctx.debug, 'cluster: train under fake quantization', () =>
       trainUniform(model, uniform, data.inputs, value, { epochs: finetune.epochs, batchSize: finetune.batchSize, schedule: finetune.schedule, optimizer: finetune.optimizer, seed: finetune.seed, maxSteps: finetune.maxSteps, loss }, ctx),
     );
@@ -215,7 +219,7 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   }
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
-  const loss = options.distillLoss === 'kl' ? { kind: 'kl' as const, temperature: options.temperature ?? 1 } : { kind: 'mse' as const };
+  const loss = distillLossOf(options.distillLoss, options.temperature, options.distillBlank, options.distillBlankWeight);
   const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm }, ctx, 'cluster');
   return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }

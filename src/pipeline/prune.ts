@@ -49,6 +49,10 @@ export interface PruneRecovery {
   distillValue?: string;
   /** How `distillValue` (or a non-classifier output) is matched: 'mse' (default), 'kl' per position over the last axis at `temperature` (default 1), or 'bce' of the sigmoids of logits (pipeline/recovery.ts). */
   distillLoss?: 'mse' | 'kl' | 'bce';
+  /** With distillLoss 'kl': the CTC blank's class; positions are weighted by the original's 1 - p(blank) (pipeline/recovery.ts CtcBlank). */
+  distillBlank?: number;
+  /** With distillBlank: a confident blank's weight (default 0.1). */
+  distillBlankWeight?: number;
   /**
    * Distilling a value: BatchNormalization on 'batch' statistics (default), or 'frozen' at its
    * running statistics (the student's, as it will be deployed; small batches of crops give noisy

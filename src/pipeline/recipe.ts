@@ -138,6 +138,10 @@ const ClusterStep = z
     distill_value: z.string().min(1).optional(),
     /** How `distill_value` is matched: mse (default) or kl (per position over the last axis, e.g. each time step of CTC logits). */
     distill_loss: z.enum(['mse', 'kl']).optional(),
+    /** With distill_loss kl on CTC logits: the blank's class; each position weighted by the original's 1 - p(blank) (pipeline/recovery.ts CtcBlank). */
+    distill_blank: z.number().int().min(0).optional(),
+    /** With distill_blank: a confident blank's weight (default 0.1; 1 is plain KL). */
+    distill_blank_weight: z.number().min(0).max(1).optional(),
     /** BatchNormalization while distilling the centroids: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
     batch_norm: z.enum(['batch', 'frozen']).optional(),
   })
@@ -189,6 +193,10 @@ export interface StepTraining {
   distillValue?: string;
   /** cluster: how `distillValue` is matched (default mse). */
   distillLoss?: 'mse' | 'kl';
+  /** cluster: with distillLoss kl, the CTC blank's class (positions weighted by the original's 1 - p(blank)). */
+  distillBlank?: number;
+  /** cluster: with distillBlank, a confident blank's weight. */
+  distillBlankWeight?: number;
   /** cluster: BatchNormalization while distilling (default 'batch' statistics). */
   batchNorm?: 'batch' | 'frozen';
 }
@@ -250,12 +258,16 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     const c = step.cluster;
     const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : c.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
+    if (c.distill_blank !== undefined && c.distill_loss !== 'kl') throw new Error(`${where}.cluster: 'distill_blank' goes with 'distill_loss: kl'`);
+    if (c.distill_blank_weight !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: 'distill_blank_weight' goes with 'distill_blank'`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
     const training = stepTraining(c.epochs, c.lr, c.batch_size);
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     if (training.training !== undefined && c.distill_loss !== undefined) training.training.distillLoss = c.distill_loss;
     if (training.training !== undefined && c.batch_norm !== undefined) training.training.batchNorm = c.batch_norm;
+    if (training.training !== undefined && c.distill_blank !== undefined) training.training.distillBlank = c.distill_blank;
+    if (training.training !== undefined && c.distill_blank_weight !== undefined) training.training.distillBlankWeight = c.distill_blank_weight;
     return {
       kind: 'cluster',
       options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },

@@ -14,7 +14,7 @@ import { type PrecomputedValue, precomputedField, precomputeTeacher } from '../t
 import type { OptimizerSpec } from '../train/optimizers.js';
 import type { Schedule } from '../train/schedules.js';
 import { Trainer } from '../train/trainer.js';
-import { distillationKl } from '../train/losses.js';
+import { blankWeightedKl, distillationKl } from '../train/losses.js';
 import { LABEL_INPUT, type LossSpec, TARGETS } from '../train/training-graph.js';
 import type { RecipeContext } from './context.js';
 import { distill } from './distill.js';
@@ -60,7 +60,7 @@ export async function recoverByTraining(
   }
   const value = recovery.distillValue ?? output;
   if (value === undefined) throw new Error('recovery: the model has no output to distil');
-  const loss: DistillLoss = recovery.distillLoss === 'kl' ? { kind: 'kl', temperature: recovery.temperature ?? 1 } : recovery.distillLoss === 'bce' ? { kind: 'bce' } : { kind: 'mse' };
+  const loss = distillLossOf(recovery.distillLoss, recovery.temperature, recovery.distillBlank, recovery.distillBlankWeight);
   const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: recovery.optimizer, masks, loss, batchNorm: recovery.batchNorm }, ctx, 'recovery');
   return {
     model: trained.model,
@@ -78,7 +78,31 @@ export async function recoverByTraining(
  * threshold alike, and unlike MSE on the probabilities its gradient, sigmoid(s) - sigmoid(t), does
  * not vanish where the student's map is saturated.
  */
-export type DistillLoss = { kind: 'mse' } | { kind: 'kl'; temperature: number } | { kind: 'bce' };
+export type DistillLoss = { kind: 'mse' } | { kind: 'kl'; temperature: number; blank?: CtcBlank } | { kind: 'bce' };
+
+/**
+ * KL per position weighted for a CTC recogniser (train/losses.ts blankWeightedKl): each position
+ * counts blankWeight + (1 - blankWeight) * (1 - p_original(blank)), so time steps where the
+ * original reads a character or a space count fully and confident blanks count `weight`.
+ */
+export interface CtcBlank {
+  /** The blank's index on the last axis (PP-OCR: 0). */
+  index: number;
+  /** Weight of a confident-blank position, in [0, 1] (default DEFAULT_BLANK_WEIGHT; 1: plain KL). */
+  weight?: number;
+}
+
+/** A confident blank's weight in the blank-weighted KL. */
+export const DEFAULT_BLANK_WEIGHT = 0.1;
+
+/** The DistillLoss of the settings' `distillLoss` name, temperature and CTC blank (kl only). */
+export function distillLossOf<Name extends DistillLoss['kind']>(name: Name | undefined, temperature: number | undefined, blank?: number, blankWeight?: number): Extract<DistillLoss, { kind: Name | 'mse' }> {
+  if ((blank !== undefined || blankWeight !== undefined) && name !== 'kl') throw new Error("a CTC blank (distill blank) goes with the 'kl' distillation loss");
+  if (blankWeight !== undefined && blank === undefined) throw new Error('a blank weight goes with a blank class (distill blank)');
+  const loss: DistillLoss =
+    name === 'kl' ? { kind: 'kl', temperature: temperature ?? 1, ...(blank === undefined ? {} : { blank: { index: blank, ...(blankWeight === undefined ? {} : { weight: blankWeight }) } }) } : name === 'bce' ? { kind: 'bce' } : { kind: 'mse' };
+  return loss as Extract<DistillLoss, { kind: Name | 'mse' }>;
+}
 
 export interface ValueDistillSettings {
   epochs: number;
@@ -147,7 +171,7 @@ export async function distillValue(
   }
   const loss: LossSpec =
     settings.loss?.kind === 'kl'
-      ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, who) }
+      ? { kind: 'custom', build: klPerPosition(value, settings.loss.temperature, settings.loss.blank, who) }
       : settings.loss?.kind === 'bce'
         ? { kind: 'custom', build: bernoulliKl(value, who) }
         : { kind: 'mse', output: value };
@@ -165,15 +189,22 @@ export async function distillValue(
   }
 }
 
-/** The KL loss of `value` [..., classes] against the teacher's logits fed as TARGETS, every position a row. */
-function klPerPosition(value: string, temperature: number, who: string): Extract<LossSpec, { kind: 'custom' }>['build'] {
+/** The KL loss of `value` [..., classes] against the teacher's logits fed as TARGETS, every position a row (weighted by the original's blank probability with `blank`). */
+function klPerPosition(value: string, temperature: number, blank: CtcBlank | undefined, who: string): Extract<LossSpec, { kind: 'custom' }>['build'] {
   return (e, model) => {
     const type = inferShapes(model).main.get(value);
     const classes = type?.shape?.[type.shape.length - 1];
     if (type?.shape === undefined || type.shape.length < 2 || typeof classes !== 'number') throw new Error(`${who}: KL distillation needs '${value}' with a fixed last axis (classes), got ${JSON.stringify(type?.shape)}`);
     e.builder.input(TARGETS, type.elemType as DataType, type.shape);
+    if (blank !== undefined && !(Number.isInteger(blank.index) && blank.index >= 0 && blank.index < classes)) throw new Error(`${who}: the blank class ${blank.index} is not one of '${value}''s ${classes} classes`);
     const rows = e.int64s([-1, classes]);
-    return { loss: distillationKl(e, e.op('Reshape', [value, rows]), e.op('Reshape', [TARGETS, rows]), temperature, type.elemType as DataType), inputs: [TARGETS] };
+    const student = e.op('Reshape', [value, rows]);
+    const teacher = e.op('Reshape', [TARGETS, rows]);
+    const loss =
+      blank === undefined
+        ? distillationKl(e, student, teacher, temperature, type.elemType as DataType)
+        : blankWeightedKl(e, student, teacher, temperature, type.elemType as DataType, blank.index, blank.weight ?? DEFAULT_BLANK_WEIGHT);
+    return { loss, inputs: [TARGETS] };
   };
 }
 

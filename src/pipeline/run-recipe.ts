@@ -150,7 +150,7 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       const calibration = step.options.importance === true ? (data.calibration ?? (data.data?.warning === undefined ? data.data : undefined)) : undefined;
       if (step.options.importance === true && calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): importance measures activations: give --data or --calib`);
       const t = step.training;
-      const finetune = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.clusterRate), optimizer: { kind: 'adamw' as const }, seed: 0, distillValue: t.distillValue, ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }), ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }) };
+      const finetune = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.clusterRate), optimizer: { kind: 'adamw' as const }, seed: 0, distillValue: t.distillValue, ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }), ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }), ...(t.distillBlank === undefined ? {} : { distillBlank: t.distillBlank }), ...(t.distillBlankWeight === undefined ? {} : { distillBlankWeight: t.distillBlankWeight }) };
       const result = await cluster(current, { ...step.options, calibration, data: data.training, finetune, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);

@@ -46,3 +46,27 @@ export function distillationKl(e: Emitter, studentLogits: string, teacherLogits:
   const perSample = e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false);
   return e.op('Mul', [e.reduce('ReduceMean', perSample, [0], false), e.scalarOf(temperature * temperature, type)]);
 }
+
+/**
+ * Distillation KL per row, weighted for CTC: T^2 * sum_n(w_n * KL_n) / sum_n(w_n) over [N, C]
+ * logits, w_n = blankWeight + (1 - blankWeight) * (1 - p_teacher(blank)) at temperature T. The
+ * weights read only the teacher's logits (a graph input: constants to autodiff). Why: most time
+ * steps of a text line are confident blanks, and a plain mean spends most of its gradient there;
+ * the steps the decoder reads (a character, or a space whose margin over blank is small) count
+ * fully, confident blanks `blankWeight` (1 gives plain `distillationKl`).
+ */
+export function blankWeightedKl(e: Emitter, studentLogits: string, teacherLogits: string, temperature: number, type: DataType, blank: number, blankWeight: number): string {
+  if (!Number.isInteger(blank) || blank < 0) throw new Error(`the blank class must be a class index (an integer >= 0), not ${blank}`);
+  if (!(blankWeight >= 0 && blankWeight <= 1)) throw new Error(`the blank weight must be in [0, 1], not ${blankWeight}`);
+  const t = e.scalarOf(temperature, type);
+  const teacherLogp = e.op('LogSoftmax', [e.op('Div', [teacherLogits, t])], [attr.int('axis', -1)]);
+  const studentLogp = e.op('LogSoftmax', [e.op('Div', [studentLogits, t])], [attr.int('axis', -1)]);
+  const teacherP = e.op('Exp', [teacherLogp]);
+  const perRow = e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false);
+  // w = 1 - (1 - blankWeight) * p(blank), the same as the formula above.
+  const blankP = e.op('Gather', [teacherP, e.int64(blank)], [attr.int('axis', 1)]);
+  const weights = e.op('Sub', [e.scalarOf(1, type), e.op('Mul', [blankP, e.scalarOf(1 - blankWeight, type)])]);
+  const weighted = e.reduce('ReduceSum', e.op('Mul', [weights, perRow]), [0], false);
+  const total = e.reduce('ReduceSum', weights, [0], false);
+  return e.op('Mul', [e.op('Div', [weighted, total]), e.scalarOf(temperature * temperature, type)]);
+}
