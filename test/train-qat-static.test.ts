@@ -193,7 +193,10 @@ export default (reference, candidate) => {
   return -sum / a.length;
 };\n`,
   );
-  const run = spawnShrink(['qat', input, '-o', output, '--method', 'static-int8', '--data', data, '--distill-loss', 'mse', '--epochs', '2', '--batch-size', '16', '--lr', '1e-4', '--metric', metricFile, '--json'], { timeout: 120_000 });
+  // The epoch is chosen on a split of its own (--tune), every sample of it.
+  const tune = join(work, 'tune.npz');
+  writeFileSync(tune, writeNpz({ x: { dataType: DataType.FLOAT, dims: [12, 3, 12, 12], data: new Uint8Array((images(12, 3).data() as Float32Array).buffer) } }));
+  const run = spawnShrink(['qat', input, '-o', output, '--method', 'static-int8', '--data', data, '--tune', tune, '--distill-loss', 'mse', '--epochs', '2', '--batch-size', '16', '--lr', '1e-4', '--metric', metricFile, '--json'], { timeout: 120_000 });
   assert.equal(run.status, 0, run.stderr);
   const report = JSON.parse(run.stdout) as StaticQatCommandReport;
   assert.deepEqual(report.epochs.map((e) => [e.epoch, e.steps]), [[0, 0], [1, 2], [2, 2]]);
@@ -201,6 +204,7 @@ export default (reference, candidate) => {
   assert.ok(report.epochs.every((e) => Number.isFinite(e.sqnr_db) && typeof e.metric === 'number' && e.metric < 0), JSON.stringify(report.epochs));
   assert.equal(report.kept_by, 'closeness');
   assert.deepEqual(report.schedule, { kind: 'cosine', rate: 1e-4, span: 'run' });
+  assert.deepEqual(report.chosen_on, { file: tune, samples: 12, tune: true });
   const best = Math.max(...report.epochs.map((e) => e.metric as number));
   assert.equal(report.epochs.find((e) => e.epoch === report.kept)?.metric, best);
   const written = loadModel(output);

@@ -5,19 +5,12 @@
 // words. A lost space merges two words into one that matches neither ('price 主据' -> 'price主据'
 // keeps 0 of 2); a space gained at a line's end or start changes no word.
 
+import { wordsInOrder } from '../../src/eval/words-in-order.js';
+
+export { wordsInOrder };
+
 export function lineWords(text: string): string[] {
   return text.split(/\s+/).filter((w) => w !== '');
-}
-
-/** Length of the longest common subsequence of two word lists. */
-export function wordsInOrder(reference: readonly string[], other: readonly string[]): number {
-  let previous = new Array<number>(other.length + 1).fill(0);
-  for (const word of reference) {
-    const row = new Array<number>(other.length + 1).fill(0);
-    for (let j = 1; j <= other.length; j++) row[j] = word === other[j - 1] ? previous[j - 1] + 1 : Math.max(previous[j], row[j - 1]);
-    previous = row;
-  }
-  return previous[other.length];
 }
 
 /** Share of the reference lines' words that `texts` reproduce (matched / reference words; 1 when there are none). */

@@ -41,6 +41,7 @@ interface QatFlags extends TrainingFlags, DistillBlankFlags {
   teacher?: string;
   scheduleSpan?: 'run' | 'epoch';
   metric?: string;
+  tune?: string;
   data: string;
   labels?: string;
   maxSteps?: string;
@@ -68,6 +69,7 @@ export function registerQat(program: Command, context: CliContext): void {
       .option('--teacher <file>', 'static-int8: the float model distilled from (default the input), e.g. the original when the input is a pruned student of it')
       .addOption(new Option('--schedule-span <span>', 'static-int8: the rate schedule spans all epochs (run, default: a cosine decays once) or restarts each epoch').choices(['run', 'epoch']))
       .option('--metric <module>', 'static-int8: a .js/.ts module exporting (reference, candidate, sample) => number (higher is better, e.g. a text-mask IoU): the epoch kept is the best by its mean on the calibration samples instead of by SQNR')
+      .option('--tune <path>', 'static-int8: samples the epoch kept is chosen on, all of them (default: the first 64 calibration samples); a split neither calibrated nor trained on')
       .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
       .option('--max-steps <n>', 'stop after this many steps')
       .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
@@ -104,7 +106,7 @@ function runStaticQatFlags(input: string, flags: QatFlags, cliCtx: RecipeContext
 
 async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
   const method = flags.method as QatMethod;
-  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.temperature && '--temperature', flags.distillBlank && '--distill-blank', flags.distillBlankWeight && '--distill-blank-weight', flags.teacher && '--teacher', flags.scheduleSpan && '--schedule-span', flags.metric && '--metric'].filter((f) => typeof f === 'string');
+  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.temperature && '--temperature', flags.distillBlank && '--distill-blank', flags.distillBlankWeight && '--distill-blank-weight', flags.teacher && '--teacher', flags.scheduleSpan && '--schedule-span', flags.metric && '--metric', flags.tune && '--tune'].filter((f) => typeof f === 'string');
   if (own.length > 0) throw new UsageError(`${own.join(', ')}: only with --method static-int8`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);

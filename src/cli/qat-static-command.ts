@@ -5,8 +5,9 @@
 // quantization by distillation from the float model (or --teacher) on the unlabelled --data, the
 // rate schedule spanning all epochs (or restarted each with --schedule-span epoch), and the written
 // model is PTQ's graph with the trained codes. After every epoch the int8
-// model's first output is compared with float32's on the calibration samples (SQNR, or the user's
-// --metric module, e.g. a text-mask IoU, when given); the best epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
+// model's first output is compared with float32's on the calibration samples, or on every --tune
+// sample (a split neither calibrated nor trained on) when given (SQNR, or the user's --metric
+// module, e.g. a text-mask IoU or src/eval/ctc-words-metric.ts, when given); the best epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
 import { modelSignature } from '../eval/match-inputs.js';
 import type { Model } from '../ir/model.js';
 import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
@@ -46,9 +47,11 @@ export interface StaticQatFlags extends TrainingFlags {
   maxSteps?: number;
   /** A user metric module ((reference, candidate, sample) => number, higher is better): it chooses the epoch kept instead of SQNR. */
   metric?: string;
+  /** Samples the epoch is chosen on (all of them) instead of the first calibration samples. */
+  tune?: string;
 }
 
-/** Calibration samples the SQNR of each epoch is measured on (the first ones). */
+/** Calibration samples the SQNR of each epoch is measured on (the first ones) when there is no --tune. */
 const SQNR_SAMPLES = 64;
 
 export interface StaticQatBody {
@@ -61,18 +64,20 @@ export interface StaticQatBody {
   /** Weights and biases whose codes were trained. */
   weights: number;
   biases: number;
-  /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the calibration samples; metric: --metric's mean there. */
+  /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the samples of `chosen_on`; metric: --metric's mean there. */
   epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number; metric?: number }[];
   kept: number;
   /** What chose the epoch kept: 'sqnr', or --metric's name. */
   kept_by: string;
+  /** The samples each epoch is measured on: the --tune file's, or the first calibration samples. */
+  chosen_on: { file: string; samples: number; tune: boolean };
 }
 
 export type StaticQatCommandReport = ReportEnvelope & StaticQatBody;
 
 export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: RecipeContext): Promise<StaticQatCommandReport> {
   const { epochs, batchSize, schedule, scale, seed } = parseTrainingOptions(flags);
-  const inputs = [input, flags.data, flags.calib, flags.teacher];
+  const inputs = [input, flags.data, flags.calib, flags.tune, flags.teacher];
   checkOutput({ output: flags.output, flag: '-o', inputs, models: flags.teacher === undefined ? [input] : [input, flags.teacher], folderAllowed: true });
   const output = outputFile(flags.output, outputFileName(input, quantizeMethod('static-int8'), {}), inputs);
   const model = await debugPhase(ctx.debug, `qat: read ${input}`, () => loadModelFile(input));
@@ -90,10 +95,12 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
   const data = await debugPhase(ctx.debug, `qat: read ${flags.data}`, () => readLabelledArrays({ data: flags.data, models: [model], scale, requireLabels: false }));
   if (batchSize > data.count) throw new UsageError(`--batch-size ${batchSize} is larger than the ${data.count} samples in ${flags.data}`);
   const calibration = await openSampleFile(flags.calib ?? flags.data, modelSignature(model));
+  const tuning = flags.tune === undefined ? undefined : await openSampleFile(flags.tune, modelSignature(model));
+  const chosenOn = tuning === undefined ? { file: flags.calib ?? flags.data, samples: Math.min(SQNR_SAMPLES, calibration.count ?? SQNR_SAMPLES), tune: false } : { file: flags.tune as string, samples: tuning.count ?? Number.NaN, tune: true };
   const loss = flags.distillLoss ?? 'kl';
   const custom = flags.metric === undefined ? undefined : await loadCustomMetric(flags.metric);
   const measured = async (candidate: Model) => {
-    const report = await measureFidelity(model, candidate, { samples: calibration, limit: SQNR_SAMPLES, ...(custom === undefined ? {} : { metric: custom }) }, { ...ctx, progress: undefined });
+    const report = await measureFidelity(model, candidate, { samples: tuning ?? calibration, limit: tuning === undefined ? SQNR_SAMPLES : undefined, ...(custom === undefined ? {} : { metric: custom }) }, { ...ctx, progress: undefined });
     const mean = report.custom?.mean;
     // The report writes infinities as strings (JSON has none).
     const metric = mean === undefined ? undefined : typeof mean === 'number' ? mean : mean === 'inf' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
@@ -119,7 +126,7 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
         optimizer: flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: 0.9 } : undefined,
         seed,
         maxSteps: flags.maxSteps,
-        // The epoch kept: the best --metric mean (higher is better), else the best SQNR, on the calibration samples.
+        // The epoch kept: the best --metric mean (higher is better), else the best SQNR, on the --tune or calibration samples.
         evaluate: async (int8, epoch) => {
           const score = await measured(int8);
           scores.set(epoch, score);
@@ -147,6 +154,7 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
     }),
     kept: result.report.kept,
     kept_by: custom?.name ?? 'sqnr',
+    chosen_on: chosenOn,
   };
   return envelope({ command: 'qat', input, output: saved.file, size: sizeChange(modelFileBytes(input, model), saved.bytes), warnings: saved.warnings }, body, nodeEnvironment());
 }
@@ -158,7 +166,7 @@ export function formatStaticQatReport(r: StaticQatCommandReport): string {
       const metric = e.metric === undefined ? '' : `, ${r.kept_by} ${e.metric}`;
       return e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s`;
     }),
-    `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (${r.kept_by === 'sqnr' ? 'SQNR of the first output' : `the mean of ${r.kept_by}`} against float32 on the first ${SQNR_SAMPLES} calibration samples)`,
+    `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (${r.kept_by === 'sqnr' ? 'SQNR of the first output' : `the mean of ${r.kept_by}`} against float32 on ${r.chosen_on.tune ? `the ${r.chosen_on.samples} --tune samples` : `the first ${r.chosen_on.samples} calibration samples`})`,
     ...r.warnings.map((w) => `  warning: ${w.message}`),
     `wrote ${r.output}: ${r.size === undefined ? '' : formatSizeChange(r.size)}`,
     '',
