@@ -1,5 +1,7 @@
-// Dynamic int8 of a BERT encoder (models/spam-bert): the default form (QAttention, the other
-// Linears as DynamicQuantizeMatMul with their bias Add folded in) and `attention: false` load and run in
+// Dynamic int8 of a BERT encoder (models/spam-bert): the default form (MatMulIntegerToFloat Q/K/V
+// and an unmasked MultiHeadAttention with the mask in an extra Q/K column per head; the other
+// Linears as DynamicQuantizeMatMul with their bias Add folded in), the QAttention form and
+// `attention: false` load and run in
 // onnxruntime-node, stay close to float32 on padded batches, and onnxruntime's optimized model
 // holds the integer and fused ops expected (read back through optimizedModelFilePath at 'all').
 import assert from 'node:assert/strict';
@@ -97,10 +99,55 @@ test('dynamic int8 of spam-bert, attention left as exported: bias Adds folded in
   assert.equal(floatBuilt.LayerNormalization, 5);
 });
 
-test('dynamic int8 of spam-bert by default: QAttention with the padding mask as mask_index, close to float32', async () => {
+test('dynamic int8 of spam-bert by default: MultiHeadAttention without a mask input (the mask in an extra Q/K column per head), close to float32 and to the QAttention form', async () => {
   const float = await runOptimized(loadModel(BERT));
   const model = loadModel(BERT);
   const report = quantizeDynamicInt8(model);
+  assert.equal(report.stats.attention, 2);
+  assert.deepEqual(
+    report.warnings.filter((w) => w.code === 'attention-float'),
+    [],
+  );
+  const counts = opCounts(model);
+  assert.equal(counts.MultiHeadAttention, 2);
+  assert.equal(counts.MatMulIntegerToFloat, 6);
+  assert.equal(counts.DynamicQuantizeLinear, 2, 'one quantization of each layer input, shared by Q, K and V');
+  assert.equal(counts.DynamicQuantizeMatMul, 8);
+  assert.equal(counts.QAttention ?? 0, 0);
+  assert.equal(counts.Softmax ?? 0, 0);
+  const types = inferShapes(model).types.get(model.graph);
+  for (const node of model.graph.nodes.filter((n) => n.opType === 'MultiHeadAttention')) {
+    // No mask input: onnxruntime's CPU kernel takes its flash path only then.
+    assert.equal(node.inputs.length, 3);
+    assert.ok(Math.abs((node.attrFloat('scale', 0) ?? 0) - 1 / Math.sqrt(32)) < 1e-7, 'the scale of head size 32, not 33');
+    const [q, k, v] = node.inputs.map((i) => types?.get(i)?.shape);
+    assert.deepEqual(q, ['batch_size', 'sequence_length', 4 * 33]);
+    assert.deepEqual(v, ['batch_size', 'sequence_length', 128]);
+    const masked = model.graph.producer(node.inputs[1]);
+    assert.equal(masked?.opType, 'Add', 'K plus the mask columns');
+    assert.deepEqual(k, ['batch_size', 'sequence_length', 4 * 33]);
+    assert.deepEqual(types?.get(node.outputs[0])?.shape, ['batch_size', 'sequence_length', 128]);
+  }
+  const int8 = await runOptimized(model);
+  assert.ok(cosineSimilarity(float.logits, int8.logits) > 0.999, `cosine ${cosineSimilarity(float.logits, int8.logits)}`);
+  // Rows 1-3 are padded: a mask applied wrongly would move their logits far more than this.
+  assert.ok(maxAbsDiff(float.logits, int8.logits) < 0.05, `max |diff| ${maxAbsDiff(float.logits, int8.logits)}`);
+  const qattention = await runOptimized((() => {
+    const m = loadModel(BERT);
+    quantizeDynamicInt8(m, { attentionForm: 'qattention' });
+    return m;
+  })());
+  assert.ok(maxAbsDiff(qattention.logits, int8.logits) < 0.02, `flash vs QAttention max |diff| ${maxAbsDiff(qattention.logits, int8.logits)}`);
+  const built = opCounts(int8.optimized);
+  assert.equal(built.MultiHeadAttention, 2);
+  assert.equal(built.MatMulIntegerToFloat, 6);
+  assert.equal(built.DynamicQuantizeMatMul, 8);
+});
+
+test('dynamic int8 of spam-bert, QAttention form: the padding mask as mask_index, close to float32', async () => {
+  const float = await runOptimized(loadModel(BERT));
+  const model = loadModel(BERT);
+  const report = quantizeDynamicInt8(model, { attentionForm: 'qattention' });
   assert.equal(report.stats.attention, 2);
   assert.deepEqual(
     report.warnings.filter((w) => w.code === 'attention-float'),
@@ -134,10 +181,11 @@ test('an excluded projection leaves the attention as exported, with the reason',
   const report = quantizeDynamicInt8(model, { exclude: (node) => node.name === '/layers.1/key/MatMul' });
   assert.equal(report.stats.attention, 0);
   const warning = report.warnings.find((w) => w.code === 'attention-float');
-  assert.match(warning?.message ?? '', /2 found, 1 not convertible to QAttention\): the projection '\/layers\.1\/key\/MatMul' is excluded/);
+  assert.match(warning?.message ?? '', /2 found, 1 not convertible to integer attention\): the projection '\/layers\.1\/key\/MatMul' is excluded/);
   const counts = opCounts(model);
   assert.equal(counts.QAttention ?? 0, 0);
   assert.equal(counts.MultiHeadAttention ?? 0, 0);
+  assert.equal(counts.MatMulIntegerToFloat ?? 0, 0);
   assert.equal(counts.Softmax, 2);
   assert.equal(counts.DynamicQuantizeMatMul, 13);
 });

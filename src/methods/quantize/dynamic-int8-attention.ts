@@ -1,14 +1,17 @@
-// Self-attention of BERT-style encoders -> onnxruntime's com.microsoft QAttention, the fast form
-// of dynamic int8 for transformers. onnxruntime's own graph optimizer does not fuse attention in
-// these exports (Reshape targets computed from Shape, an additive mask), so the projections stay
-// separate integer products and the attention core stays ~10 float ops. Here:
+// Self-attention of BERT-style encoders in dynamic int8. onnxruntime's own graph optimizer does not
+// fuse attention in these exports (Reshape targets computed from Shape, an additive mask), so the
+// projections stay separate integer products and the attention core stays ~10 float ops. Here:
 //   1. the optimizer's fuse-attention pass turns the core into MultiHeadAttention(q, k, v, bias);
 //   2. each MultiHeadAttention whose q, k and v are MatMul(X, W) [+ constant bias] of one X, and
-//      whose attention bias is the usual (1 - mask) * large negative of an integer [B, L] mask,
-//      becomes DynamicQuantizeLinear(X) -> QAttention(X_q, [Wq|Wk|Wv] int8, [bq|bk|bv], scales,
-//      mask_index = Cast(mask, int32), X_zero_point), with num_heads. QAttention scales the scores
-//      by 1/sqrt(head_size); another scale is folded into Wq and bq.
-// One integer GEMM for Q, K and V with one activation quantization, and one attention kernel.
+//      whose attention bias is the usual (1 - mask) * large negative of an integer [B, L] mask
+//      (or absent), becomes one of two forms:
+//      'flash' (default; dynamic-int8-flash-attention.ts): DynamicQuantizeLinear(X) shared by three
+//        MatMulIntegerToFloat, the mask folded into one extra Q/K column per head, and
+//        MultiHeadAttention without a mask input, which onnxruntime's CPU runs on its flash path;
+//      'qattention': DynamicQuantizeLinear(X) -> QAttention(X_q, [Wq|Wk|Wv] int8, [bq|bk|bv],
+//        scales, mask_index = Cast(mask, int32), X_zero_point), with num_heads. QAttention scales
+//        the scores by 1/sqrt(head_size); another scale is folded into Wq and bq. One integer GEMM
+//        for Q, K and V, but its attention core builds and copies a float mask per head.
 // When some attention does not match, the model keeps its exported attention (projections
 // quantized like any MatMul) with a warning. ContribOperators.md (QAttention): weight_scale is a scalar or
 // [3 * hidden] (per column), weight_zero_point likewise; input_zero_point is a uint8 scalar.
@@ -26,23 +29,28 @@ import { fuseAttention } from '../../optimize/fuse-attention.js';
 import { allGraphs, isOp } from '../../optimize/util/graph-queries.js';
 import { producerOf, scalarConstant } from '../../optimize/util/pattern.js';
 import { type ActivationQuantizers, addNamedConstant, dropUnreadChain, nodeNamer, replaceNode } from './dynamic-int8-graph.js';
+import { flashAttentionNodes } from './dynamic-int8-flash-attention.js';
 import { codeTensor, groupByAxes, type LinearWeightOptions, quantizeLinearWeight } from './dynamic-int8-weights.js';
 import { MS_DOMAIN, PerGraphCache, type QuantizedTensorReport } from './weight-tensors.js';
 
 export interface AttentionSettings {
   weights: LinearWeightOptions;
   perChannel: boolean;
+  /** 'flash' (default): MatMulIntegerToFloat projections + unmasked MultiHeadAttention; 'qattention': QAttention. */
+  form?: AttentionForm;
   /** Nodes the caller keeps in float: an attention whose projection is one of them stays float. */
   exclude?: (node: Node, graph: Graph) => boolean;
 }
 
+export type AttentionForm = 'flash' | 'qattention';
+
 export interface AttentionOutcome {
   /** MultiHeadAttention nodes written by the fusion. */
   fused: number;
-  /** Of those, the ones now QAttention. */
+  /** Of those, the ones now in integer form. */
   quantized: number;
   tensors: Omit<QuantizedTensorReport, 'node'>[];
-  /** QAttention node labels, in order (for the report's tensors). */
+  /** QAttention / MultiHeadAttention node labels, in order (for the report's tensors). */
   nodes: string[];
   warnings: { code: string; message: string; node?: string }[];
 }
@@ -70,18 +78,19 @@ export function quantizeAttention(model: Model, settings: AttentionSettings, act
   outcome.fused = Number(fusion.stats?.fused ?? 0);
   if (outcome.fused === 0) return outcome;
   const masks = new PerGraphCache<string>();
+  const maskColumns = new PerGraphCache<string>();
   const misses: string[] = [];
   for (const graph of allGraphs(trial.graph)) {
     for (const mha of [...graph.nodes]) {
       if (mha.opType !== 'MultiHeadAttention' || mha.domain !== MS_DOMAIN) continue;
-      const why = rewrite(trial, graph, mha, settings, activations, masks, outcome);
+      const why = rewrite(trial, graph, mha, settings, activations, { masks, maskColumns }, outcome);
       if (why !== undefined) misses.push(why);
     }
   }
   if (misses.length > 0) {
     outcome.warnings.push({
       code: 'attention-float',
-      message: `self-attention left as exported (${outcome.fused} found, ${misses.length} not convertible to QAttention): ${misses[0]}`,
+      message: `self-attention left as exported (${outcome.fused} found, ${misses.length} not convertible to integer attention): ${misses[0]}`,
     });
     return { ...outcome, quantized: 0, tensors: [], nodes: [] };
   }
@@ -99,7 +108,7 @@ function rewrite(
   mha: Node,
   settings: AttentionSettings,
   activations: ActivationQuantizers,
-  masks: PerGraphCache<string>,
+  caches: { masks: PerGraphCache<string>; maskColumns: PerGraphCache<string> },
   outcome: AttentionOutcome,
 ): string | undefined {
   if (mha.inputs.length > 6 || (mha.inputs[3] ?? '') !== '' || (mha.inputs[4] ?? '') !== '') return `'${mha.label}' has inputs besides query, key, value and attention bias`;
@@ -117,17 +126,55 @@ function rewrite(
   if (projections.some((p) => p.weight.dims[0] !== K || p.weight.dims[1] !== N)) return 'query, key and value weights differ in shape';
   const heads = mha.attrInt('num_heads', 0) ?? 0;
   if (heads <= 0 || N % heads !== 0) return `num_heads ${heads} does not divide the hidden size ${N}`;
-  let maskIndex = '';
+  let mask: string | undefined;
   const bias = mha.inputs[5] ?? '';
   if (bias !== '') {
-    const mask = integerMask(graph, bias);
-    if (typeof mask === 'string') return mask;
-    maskIndex = masks.get(graph, mask.mask, () => castToInt32(graph, mask.mask, mha)).value;
+    const found = integerMask(graph, bias);
+    if (typeof found === 'string') return found;
+    mask = found.mask;
   }
-
-  // QAttention scales the scores by 1/sqrt(head_size); any other scale goes into Wq and bq.
   const headSize = N / heads;
   const scale = mha.attrFloat('scale', 0) || 1 / Math.sqrt(headSize);
+  let written: { nodes: Node[]; tensor: Omit<QuantizedTensorReport, 'node'> };
+  if ((settings.form ?? 'flash') === 'flash') {
+    written = flashAttentionNodes(model, graph, mha, projections, { heads, scale, mask }, settings, activations, caches.maskColumns);
+  } else {
+    const maskIndex = mask === undefined ? '' : caches.masks.get(graph, mask, () => castToInt32(graph, mask, mha)).value;
+    written = qAttentionNodes(model, graph, mha, projections, { heads, scale, maskIndex }, settings, activations);
+  }
+  replaceNode(graph, mha, written.nodes);
+  const fused = written.nodes[written.nodes.length - 1];
+  // Shape readers of a projection read the same [B, S, hidden] shape from the output now.
+  const output = mha.outputs[0];
+  for (const p of projections) {
+    const value = p.add?.outputs[0] ?? p.matmul.outputs[0];
+    for (const n of graph.consumers(value)) if (isOp(n, 'Shape')) n.inputs = n.inputs.map((i) => (i === value ? output : i));
+  }
+  for (const p of projections) {
+    for (const node of [p.add, p.matmul]) if (node !== undefined) graph.removeNode(node);
+    for (const value of [...p.matmul.inputs.slice(1), ...(p.add?.inputs ?? [])]) dropUnreadChain(graph, value);
+  }
+  graph.changed();
+  outcome.quantized++;
+  outcome.nodes.push(fused.label);
+  outcome.tensors.push(written.tensor);
+  return undefined;
+}
+
+/** QAttention (packed int8 Q/K/V weights, mask_index) in place of `mha`. */
+function qAttentionNodes(
+  model: Model,
+  graph: Graph,
+  mha: Node,
+  projections: Projection[],
+  attention: { heads: number; scale: number; maskIndex: string },
+  settings: AttentionSettings,
+  activations: ActivationQuantizers,
+): { nodes: Node[]; tensor: Omit<QuantizedTensorReport, 'node'> } {
+  const { heads, scale, maskIndex } = attention;
+  const [K, N] = projections[0].weight.dims;
+  // QAttention scales the scores by 1/sqrt(head_size); any other scale goes into Wq and bq.
+  const headSize = N / heads;
   const factor = scale * Math.sqrt(headSize);
   const packed = new Float32Array(K * 3 * N);
   const packedBias = new Float32Array(3 * N);
@@ -147,11 +194,11 @@ function rewrite(
   const zeroPoint = q.zeroPoints.some((z) => z !== 0)
     ? addNamedConstant(model, graph, codeTensor('', weights.type, scaleDims, q.zeroPoints), `${base}_qkv_zero_point`, mha)
     : '';
-  const x = activations.of(graph, input);
+  const x = activations.of(graph, projections[0].input);
   const name = nodeNamer(graph, mha);
   const inputs = [x.q, codes, biasName, x.scale, scales, maskIndex, x.zeroPoint, zeroPoint];
   while (inputs[inputs.length - 1] === '') inputs.pop();
-  const fused = new Node({
+  const node = new Node({
     opType: 'QAttention',
     domain: MS_DOMAIN,
     inputs,
@@ -159,28 +206,16 @@ function rewrite(
     name: name('QAttention'),
     attributes: [attr.int('num_heads', heads)],
   });
-  replaceNode(graph, mha, [fused]);
-  // Shape readers of a projection read the same [B, S, hidden] shape from the output now.
-  const output = mha.outputs[0];
-  for (const p of projections) {
-    const value = p.add?.outputs[0] ?? p.matmul.outputs[0];
-    for (const n of graph.consumers(value)) if (isOp(n, 'Shape')) n.inputs = n.inputs.map((i) => (i === value ? output : i));
-  }
-  for (const p of projections) {
-    for (const node of [p.add, p.matmul]) if (node !== undefined) graph.removeNode(node);
-    for (const value of [...p.matmul.inputs.slice(1), ...(p.add?.inputs ?? [])]) dropUnreadChain(graph, value);
-  }
-  graph.changed();
-  outcome.quantized++;
-  outcome.nodes.push(fused.label);
-  outcome.tensors.push({
-    name: projections.map((p) => p.weight.name).join('+'),
-    op: 'QAttention',
-    bytesBefore: 3 * K * N * 4,
-    bytesAfter: 3 * K * N + q.scales.length * 4 + (zeroPoint === '' ? 0 : q.zeroPoints.length),
-    sqnrDb: q.sqnrDb,
-  });
-  return undefined;
+  return {
+    nodes: [node],
+    tensor: {
+      name: projections.map((p) => p.weight.name).join('+'),
+      op: 'QAttention',
+      bytesBefore: 3 * K * N * 4,
+      bytesAfter: 3 * K * N + q.scales.length * 4 + (zeroPoint === '' ? 0 : q.zeroPoints.length),
+      sqnrDb: q.sqnrDb,
+    },
+  };
 }
 
 /** `value` (read by `reader` alone) as MatMul(X, constant float32 [K, N]) [+ constant [N] bias]. */

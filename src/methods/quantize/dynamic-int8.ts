@@ -21,7 +21,7 @@ import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { ConvRewriter, type DynamicConvForm } from './dynamic-int8-conv.js';
-import { quantizeAttention } from './dynamic-int8-attention.js';
+import { type AttentionForm, quantizeAttention } from './dynamic-int8-attention.js';
 import { ActivationQuantizers } from './dynamic-int8-graph.js';
 import { rewriteLstm } from './dynamic-int8-lstm.js';
 import { type DynamicMatMulForm, MatMulRewriter, type RewriteOutcome } from './dynamic-int8-matmul.js';
@@ -53,12 +53,19 @@ export interface DynamicInt8Options {
   /** Default 'cast-weights'. */
   convForm?: DynamicConvForm;
   /**
-   * Self-attention of BERT-style encoders as com.microsoft QAttention (one integer GEMM for Q, K
-   * and V, one attention kernel; dynamic-int8-attention.ts): at least as fast as the exported ops
-   * at batch 1-32 on spam-bert (bench/results/quantize-dynamic-bert.md). Default true with the
-   * 'com.microsoft' MatMul form; the 'onnx' form keeps standard ops only and leaves attention alone.
+   * Self-attention of BERT-style encoders in integer form (dynamic-int8-attention.ts). Default true
+   * with the 'com.microsoft' MatMul form; the 'onnx' form keeps standard ops only and leaves
+   * attention alone.
    */
   attention?: boolean;
+  /**
+   * 'flash' (default): one DynamicQuantizeLinear of the layer input, MatMulIntegerToFloat for Q, K
+   * and V, the padding mask folded into one extra Q/K column per head, and com.microsoft
+   * MultiHeadAttention without a mask, which onnxruntime's CPU runs on its flash path (~8% less
+   * CPU than QAttention on spam-bert at batch 8-32). 'qattention': com.microsoft QAttention (one
+   * packed int8 GEMM for Q, K and V, the mask as mask_index).
+   */
+  attentionForm?: AttentionForm;
 }
 
 /** Weighted ops dynamic int8 does not convert, with the reason the report gives. */
@@ -89,7 +96,7 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter', 'attention']);
   const tensors: QuantizedTensorReport[] = [];
   if ((options.attention ?? true) && matmulForm === 'com.microsoft' && ops.includes('MatMul')) {
-    const attention = quantizeAttention(model, { weights, perChannel, exclude: options.exclude }, activations);
+    const attention = quantizeAttention(model, { weights, perChannel, form: options.attentionForm, exclude: options.exclude }, activations);
     for (const w of attention.warnings) result.warn(w.code, w.message, { node: w.node });
     attention.tensors.forEach((t, i) => {
       tensors.push({ ...t, node: attention.nodes[i] });

@@ -1,7 +1,7 @@
 // Rules for the onnxruntime contrib ops (domain com.microsoft) that shrink's own passes write:
 // MatMulNBits, DynamicQuantizeMatMul and DequantizeLinear (weight-only and dynamic int8; the
 // contrib DequantizeLinear stands in below opset 10), MultiHeadAttention and
-// SkipLayerNormalization (fusions), QAttention (dynamic int8 with attention). Later passes (fp16, training) infer through them.
+// SkipLayerNormalization (fusions), QAttention and MatMulIntegerToFloat (dynamic int8 with attention). Later passes (fp16, training) infer through them.
 import { type RuleContext, type RuleOutput, sameAs, tensor } from './context.js';
 
 /** A [..., K] @ B -> [..., N], N from the `N` attribute; the result has A's type. */
@@ -19,6 +19,14 @@ function dynamicQuantizeMatMul(ctx: RuleContext): RuleOutput[] {
   const b = ctx.shape(1);
   if (a.length === 0 || b.length !== 2) ctx.fail(`DynamicQuantizeMatMul needs A of rank >= 1 and a 2-D B, got ranks ${a.length} and ${b.length}`);
   return [tensor(ctx.elemType(0), [...a.slice(0, -1), b[1]])];
+}
+
+/** Integer A [..., K] times constant integer B [K, N] -> [..., N] of a_scale's type (dynamic int8 attention). */
+function matMulIntegerToFloat(ctx: RuleContext): RuleOutput[] {
+  const a = ctx.shape(0);
+  const b = ctx.shape(1);
+  if (a.length === 0 || b.length !== 2) ctx.fail(`MatMulIntegerToFloat needs A of rank >= 1 and a 2-D B, got ranks ${a.length} and ${b.length}`);
+  return [tensor(ctx.elemType(2), [...a.slice(0, -1), b[1]])];
 }
 
 /** The output has the query's shape [batch, sequence, hidden] (value's hidden when packed). */
@@ -54,6 +62,7 @@ function skipLayerNormalization(ctx: RuleContext): RuleOutput[] {
 export const CONTRIB_SHAPE_RULES: Readonly<Record<string, (ctx: RuleContext) => RuleOutput[]>> = {
   MatMulNBits: matMulNBits,
   DynamicQuantizeMatMul: dynamicQuantizeMatMul,
+  MatMulIntegerToFloat: matMulIntegerToFloat,
   DequantizeLinear: dequantizeLinear,
   MultiHeadAttention: multiHeadAttention,
   QAttention: qAttention,
