@@ -303,6 +303,7 @@ const BERT_VARIANTS: Record<string, DynamicInt8Options | 'optimize' | undefined>
   // onnxruntime's fused CPU kernels do for this model without int8.
   'fp32-fused': 'optimize',
   int8: { perChannel: true },
+  'int8-qattention': { perChannel: true, attentionForm: 'qattention' },
   'int8-no-attention': { perChannel: true, attention: false },
 };
 
@@ -448,8 +449,9 @@ function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: 
     `Fidelity on all ${bert.held_out} held-out e-mails (batches of 32), against the labels and against fp32's logits; onnxruntime-web (wasm, 1 thread) loads and runs each file on batch 8.`,
     '',
     '**fp32-fused**: float32 after `shrink optimize` (MultiHeadAttention, SkipLayerNormalization, Gelu), to show what onnxruntime\'s fused CPU kernels give without int8. ' +
-      '**int8**: `shrink quantize --method dynamic-int8` defaults (self-attention fused into com.microsoft QAttention: one integer GEMM for Q, K and V, the padding mask as mask_index; the other Linears DynamicQuantizeMatMul with their bias Add folded in). ' +
-      '**int8-no-attention**: the same with `attention: false` (the attention ops left as exported, as the int8 default was before).',
+      '**int8**: `shrink quantize --method dynamic-int8` defaults (self-attention as one DynamicQuantizeLinear of the layer input, MatMulIntegerToFloat for Q, K and V, the padding mask folded into one extra Q/K column per head, and com.microsoft MultiHeadAttention without a mask input, which onnxruntime\'s CPU runs on its flash path; the other Linears DynamicQuantizeMatMul with their bias Add folded in). ' +
+      '**int8-qattention**: the same with `attentionForm: \'qattention\'` (the default before: com.microsoft QAttention, one integer GEMM for Q, K and V, the padding mask as mask_index). ' +
+      '**int8-no-attention**: the same with `attention: false` (the attention ops left as exported).',
     '',
     '| variant | KiB | quantized ops | held-out accuracy | agreement with fp32 | logit cosine | onnxruntime-web |',
     '|---|---:|---:|---:|---:|---:|---|',
@@ -490,6 +492,16 @@ function bertMarkdown(bert: Awaited<ReturnType<typeof benchSpamBert>>, machine: 
       `In the profile int8 is ${round(fp32.totalMs / int8.totalMs)}x fp32 (int8-no-attention ${round(fp32.totalMs / separate.totalMs)}x). In int8-no-attention, where each op is separate, the integer products (DynamicQuantizeMatMul) take ${integer} ms; the other ${round(rest)} ms are float work no onnxruntime CPU kernel does in integers ` +
         `(the attention products Q.K^T and P.V, Softmax, the head Transposes, LayerNormalization, GELU, the residual and mask Adds, the embedding Gathers). ` +
         `Even if the integer products took no time, int8 would be ${round(fp32.totalMs / rest)}x fp32 here: with hidden size 128 and 128 tokens the attention products are as large a share as the linear layers' products are small.`,
+    );
+    // The default int8: what float work is left, and what 2x would ask of the integer products.
+    const integerOps = ['DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'DynamicQuantizeLinear'];
+    const integerMs = int8.byOp.filter((o) => integerOps.includes(o.op)).reduce((a, o) => a + o.ms, 0);
+    const floatMs = int8.totalMs - integerMs;
+    const top = int8.byOp.filter((o) => !integerOps.includes(o.op) && o.share >= 0.02).map((o) => `${o.op} ${o.ms}`);
+    lines.push(
+      '',
+      `In the default int8 the integer products and their input quantization take ${round(integerMs)} ms and float work ${round(floatMs)} ms (${top.join(', ')}). ` +
+        `2x fp32 is ${round(fp32.totalMs / 2)} ms: the integer products would have to take ${round(fp32.totalMs / 2 - floatMs)} ms, ${round(integerMs / Math.max(fp32.totalMs / 2 - floatMs, 1e-3))}x less than they do.`,
     );
   }
   return `${lines.join('\n')}\n`;
