@@ -137,22 +137,18 @@ function maskColumnNodes(model: Model, graph: Graph, before: Node, mask: string,
   for (let h = 0; h < heads; h++) pattern[h * (headSize + 1) + headSize] = MASKED_SCORE / scale;
   const columns = addNamedConstant(model, graph, Tensor.fromArray('', DataType.FLOAT, [wide], pattern), `${mask}_mask_column_pattern`, before);
   const one = addNamedConstant(model, graph, Tensor.fromArray('', DataType.FLOAT, [], new Float32Array([1])), `${mask}_one`, before);
-  const opset = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 13;
   const value = (suffix: string) => graph.uniqueName(`${mask}_${suffix}`);
   const asFloat = value('float');
   const masked = value('masked');
   const column = value('masked_column');
   const output = value('mask_columns');
-  const unsqueeze =
-    opset >= 13
-      ? new Node({ opType: 'Unsqueeze', inputs: [masked, addNamedConstant(model, graph, Tensor.fromArray('', DataType.INT64, [1], new BigInt64Array([2n])), `${mask}_axis_2`, before)], outputs: [column] })
-      : new Node({ opType: 'Unsqueeze', inputs: [masked], outputs: [column], attributes: [attr.ints('axes', [2])] });
-  unsqueeze.name = graph.uniqueName(`${mask}_Unsqueeze`);
+  // [B, L] -> [B, L, 1] by Reshape with 0 = keep that dim (any opset, unlike Unsqueeze's axes).
+  const shape = addNamedConstant(model, graph, Tensor.fromArray('', DataType.INT64, [3], new BigInt64Array([0n, 0n, 1n])), `${mask}_column_shape`, before);
   return {
     nodes: [
       new Node({ opType: 'Cast', inputs: [mask], outputs: [asFloat], name: graph.uniqueName(`${mask}_Cast_float`), attributes: [attr.int('to', DataType.FLOAT)] }),
       new Node({ opType: 'Sub', inputs: [one, asFloat], outputs: [masked], name: graph.uniqueName(`${mask}_Sub`) }),
-      unsqueeze,
+      new Node({ opType: 'Reshape', inputs: [masked, shape], outputs: [column], name: graph.uniqueName(`${mask}_Reshape_column`) }),
       new Node({ opType: 'Mul', inputs: [column, columns], outputs: [output], name: graph.uniqueName(`${mask}_Mul_columns`) }),
     ],
     output,
