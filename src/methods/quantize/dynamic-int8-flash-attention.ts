@@ -8,9 +8,9 @@
 // (attention_cpu_base.h). The padding mask still applies, exactly, through one extra column per
 // head: Q gets a column of 1 (zero weights, bias 1), K a column (1 - mask) * c / scale, so that
 // scale * q'.k' = scale * q.k + (1 - mask) * c, with c = -10000 (the value QAttention and
-// MultiHeadAttention use for masked keys). spam-bert, batch 8 and 32 x 128, 1 thread: ~8% less
-// CPU time than QAttention (bench/results/quantize-dynamic-bert.md); logits within 5e-7 of the
-// masked float form.
+// MultiHeadAttention use for masked keys). spam-bert x 128 tokens, 1 thread, CPU time against
+// QAttention: the same at batch 1, a few % less at batch 8, ~10% less at 32-64
+// (bench/results/quantize-dynamic-bert.md, NOTES.md); in float, within 5e-7 of the masked form.
 import { attr } from '../../ir/attribute.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';

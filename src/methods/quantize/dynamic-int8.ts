@@ -61,8 +61,8 @@ export interface DynamicInt8Options {
   /**
    * 'flash' (default): one DynamicQuantizeLinear of the layer input, MatMulIntegerToFloat for Q, K
    * and V, the padding mask folded into one extra Q/K column per head, and com.microsoft
-   * MultiHeadAttention without a mask, which onnxruntime's CPU runs on its flash path (~8% less
-   * CPU than QAttention on spam-bert at batch 8-32). 'qattention': com.microsoft QAttention (one
+   * MultiHeadAttention without a mask, which onnxruntime's CPU runs on its flash path (on
+   * spam-bert as fast as QAttention at batch 1, ~10% less CPU at batch 32-64). 'qattention': com.microsoft QAttention (one
    * packed int8 GEMM for Q, K and V, the mask as mask_index).
    */
   attentionForm?: AttentionForm;
