@@ -11,6 +11,7 @@ import { cliStartupBench } from './cli-startup.js';
 import { codecBench } from './codec.js';
 import { decoderBench } from './decoder.js';
 import { deepCompressionBench, deepCompressionMnistBench } from './deep-compression.js';
+import { detPruneInt8Bench } from './det-prune-int8.js';
 import { gptqLayersBench } from './gptq-layers.js';
 import { largeModelsBench } from './large-models.js';
 import { lowRankBench } from './lowrank.js';
@@ -45,7 +46,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench, detPruneInt8Bench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
