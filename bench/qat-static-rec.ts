@@ -3,13 +3,21 @@
 // bench/work/rec-corpus); then QAT of that QDQ graph (src/pipeline/qat-static.ts): distillation of
 // the logits before the softmax (KL per time step, T = 1) from the float model on unlabelled
 // training lines of bench/work/rec-corpus-1200 (never the 200 held-out lines or their fonts), Adam,
-// BatchNormalization folded by PTQ. After every epoch the int8 model (PTQ's graph with the new
-// codes) reads the 200 held-out lines at onnxruntime 'all' (what a user runs); the epoch kept is the
-// one `shrink qat` keeps (best SQNR of the logits on the calibration lines), never chosen on held-out lines. Then float32 and that int8 model are timed interleaved at 1 and 2 threads (8 x 48x320).
-// Knobs (environment): QAT_REC_LINES (training lines, default 240), QAT_REC_EPOCHS (4),
+// BatchNormalization folded by PTQ, the rate schedule over the whole run. After every epoch the int8
+// model (PTQ's graph with the new codes) is measured on a tuning split, lines 1000-1199 of
+// rec-corpus-1200 (training lines QAT never trains on), one line a sample, by
+// src/eval/ctc-words-metric.ts (the share of float32's words it reproduces), and reads the 200
+// held-out lines at onnxruntime 'all' (what a user runs). The epoch kept is the best on the tuning
+// split, exactly as `shrink qat ... --tune tune.npz --metric src/eval/ctc-words-metric.ts` keeps it;
+// the held-out lines never choose. Then float32 and that int8 model are timed interleaved at 1 and 2
+// threads (8 x 48x320).
+// Knobs (environment): QAT_REC_LINES (training lines, at most 1000, default 240), QAT_REC_EPOCHS (4),
 // QAT_REC_RATE (0.01: weights and biases train in quantization steps, so 1/100 of each one's own
 // step per Adam step), QAT_REC_UNITS (steps | float: the rate in float units, e.g. 1e-5),
-// QAT_REC_SCHEDULE (constant | cosine), QAT_REC_BATCH (8), QAT_REC_MAX_STEPS (steps per epoch at most).
+// QAT_REC_SCHEDULE (cosine, the command's default | constant), QAT_REC_SPAN (run | epoch: what the
+// schedule spans), QAT_REC_TEMPERATURE (KL's, 1), QAT_REC_BLANK_WEIGHT (a confident blank's weight in
+// the blank-weighted KL, pipeline/recovery.ts; unset: plain KL), QAT_REC_BATCH (8),
+// QAT_REC_MAX_STEPS (steps per epoch at most), QAT_REC_OUT (folder of the kept model).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +28,9 @@ import type { Sample, SampleSource } from '../src/eval/samples.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
+import { metric as ctcWordsMetric, name as ctcWordsName } from '../src/eval/ctc-words-metric.js';
 import { measureFidelity } from '../src/pipeline/fidelity.js';
+import type { DistillLoss } from '../src/pipeline/recovery.js';
 import { staticInt8Qat } from '../src/pipeline/qat-static.js';
 import type { Schedule } from '../src/train/schedules.js';
 import { OCR } from './lib/feeds.js';
@@ -40,7 +50,14 @@ const LINES = Number(process.env.QAT_REC_LINES ?? 240);
 const EPOCHS = Number(process.env.QAT_REC_EPOCHS ?? 4);
 const RATE = Number(process.env.QAT_REC_RATE ?? 0.01);
 const UNITS = (process.env.QAT_REC_UNITS ?? 'steps') as 'steps' | 'float';
-const SCHEDULE = (process.env.QAT_REC_SCHEDULE ?? 'constant') as 'constant' | 'cosine';
+const SCHEDULE = (process.env.QAT_REC_SCHEDULE ?? 'cosine') as 'constant' | 'cosine';
+const SPAN = (process.env.QAT_REC_SPAN ?? 'run') as 'run' | 'epoch';
+const TEMPERATURE = Number(process.env.QAT_REC_TEMPERATURE ?? 1);
+const BLANK_WEIGHT = process.env.QAT_REC_BLANK_WEIGHT === undefined ? undefined : Number(process.env.QAT_REC_BLANK_WEIGHT);
+const OUT = process.env.QAT_REC_OUT ?? 'bench/work/qat-static-rec';
+/** The tuning split: training lines [TUNE_FROM, TUNE_FROM + TUNE_LINES) of the 1,200, never trained on. */
+const TUNE_FROM = 1000;
+const TUNE_LINES = 200;
 const BATCH = Number(process.env.QAT_REC_BATCH ?? 8);
 const MAX_STEPS = process.env.QAT_REC_MAX_STEPS === undefined ? undefined : Number(process.env.QAT_REC_MAX_STEPS);
 const TIMED_BATCH = 8;
@@ -52,7 +69,9 @@ interface Reading {
   words: number;
   lines: number;
   linesIgnoringSpaces: number;
-  /** SQNR of the logits against float32's on the calibration lines: what chooses the epoch kept. */
+  /** The CTC words metric on the tuning lines (mean over lines, %): what chooses the epoch kept. */
+  tuneWords: number;
+  /** SQNR of the output against float32's on the tuning lines (printed, not used). */
   sqnrDb: number;
   meanLoss?: number;
   seconds: number;
@@ -75,14 +94,30 @@ function calibrationBatches(x: Float32Array, count: number): SampleSource {
   };
 }
 
+/** One line a sample, as `shrink qat --tune FILE.npz` reads an archive's rows. */
+function lineSamples(x: Float32Array, from: number, count: number): SampleSource {
+  return {
+    inputs: ['x'],
+    count,
+    description: `rec-corpus-1200 'train' lines ${from}-${from + count - 1} (tuning)`,
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < count; i++) yield { index: i, where: `tuning line ${from + i}`, inputs: { x: Tensor.fromArray('x', DataType.FLOAT, [1, 3, 48, 320], x.slice((from + i) * PER, (from + i + 1) * PER)) } } satisfies Sample;
+    },
+  };
+}
+
 export const qatStaticRecBench: Bench = {
   name: 'qat-static-rec',
   async run(log): Promise<BenchOutput> {
     const machine = machineInfo();
     ensureRecCorpus(REC_CORPUS, log);
-    ensureRecCorpus(TRAIN_CORPUS, log, { train: Math.max(LINES, 1200) });
+    ensureRecCorpus(TRAIN_CORPUS, log, { train: 1200 });
+    if (LINES > TUNE_FROM) throw new Error(`QAT_REC_LINES ${LINES}: at most ${TUNE_FROM} (lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} are the tuning split)`);
     const calibration = recSlice(await loadRecSet('train'), CALIBRATION);
-    const training = recSlice(await loadRecSet('train', TRAIN_CORPUS), LINES);
+    const allTraining = await loadRecSet('train', TRAIN_CORPUS);
+    if (allTraining.count < TUNE_FROM + TUNE_LINES) throw new Error(`${TRAIN_CORPUS}: ${allTraining.count} lines, the tuning split needs ${TUNE_FROM + TUNE_LINES}`);
+    const training = recSlice(allTraining, LINES);
+    const tuning = lineSamples(allTraining.x, TUNE_FROM, TUNE_LINES);
     const heldout = await loadRecSet('heldout');
     const fp32Bytes = new Uint8Array(fs.readFileSync(REC_FILE));
     const float = loadModel(REC_FILE);
@@ -90,18 +125,21 @@ export const qatStaticRecBench: Bench = {
     const readings: Reading[] = [];
     let started = performance.now();
     const calibrationSource = calibrationBatches(calibration.x, calibration.count);
-    // The epoch kept is chosen as `shrink qat` chooses it (SQNR on the calibration samples); the
-    // held-out lines are read after every epoch and never used to choose.
+    // The epoch kept is chosen as `shrink qat --tune --metric` chooses it (the metric's mean over
+    // every tuning line, measured as the command measures it); the held-out lines are read after
+    // every epoch and never used to choose.
     const evaluate = async (int8: Model, epoch: number) => {
-      const fidelity = await measureFidelity(float, int8, { samples: calibrationSource }, { ort: nodeOrt, threads: 2 });
+      const fidelity = await measureFidelity(float, int8, { samples: tuning, metric: { name: ctcWordsName, metric: ctcWordsMetric } }, { ort: nodeOrt, threads: 2 });
       const sqnrDb = round(Number(Object.values(fidelity.outputs)[0]?.sqnr_db ?? Number.NaN));
+      const tuneWords = Number(fidelity.custom?.mean ?? Number.NaN);
       const texts = (await readRecSet(nodeOrt, writeModel(int8), heldout, 2, 'all')).texts;
-      const reading = { epoch, sqnrDb, words: round(sameWords(reference.texts, texts) * 100), lines: round(sameLines(reference.texts, texts) * 100), linesIgnoringSpaces: round(sameLinesIgnoringSpaces(reference.texts, texts) * 100), seconds: round((performance.now() - started) / 1000) };
+      const reading = { epoch, tuneWords: round(tuneWords * 100), sqnrDb, words: round(sameWords(reference.texts, texts) * 100), lines: round(sameLines(reference.texts, texts) * 100), linesIgnoringSpaces: round(sameLinesIgnoringSpaces(reference.texts, texts) * 100), seconds: round((performance.now() - started) / 1000) };
       readings.push(reading);
-      log(`epoch ${epoch}: ${reading.words}% of held-out words, ${reading.lines}% of lines identical to fp32 (${reading.linesIgnoringSpaces}% ignoring spaces), SQNR on the calibration lines ${sqnrDb} dB, ${reading.seconds} s, load ${load()}`);
+      log(`epoch ${epoch}: tuning lines' words ${reading.tuneWords}% (chooses); held-out ${reading.words}% of words, ${reading.lines}% of lines identical to fp32 (${reading.linesIgnoringSpaces}% ignoring spaces); SQNR on the tuning lines ${sqnrDb} dB, ${reading.seconds} s, load ${load()}`);
       started = performance.now();
-      return sqnrDb;
+      return tuneWords;
     };
+    const loss: DistillLoss = { kind: 'kl', temperature: TEMPERATURE, ...(BLANK_WEIGHT === undefined ? {} : { blank: { index: 0, weight: BLANK_WEIGHT } }) };
     const schedule: Schedule = SCHEDULE === 'cosine' ? { kind: 'cosine', rate: RATE } : { kind: 'constant', rate: RATE };
     const result = await staticInt8Qat(
       float,
@@ -111,10 +149,11 @@ export const qatStaticRecBench: Bench = {
         inputs: { x: { data: training.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } },
         value: REC_LOGITS,
         units: UNITS,
-        loss: { kind: 'kl', temperature: 1 },
+        loss,
         epochs: EPOCHS,
         batchSize: BATCH,
         schedule,
+        scheduleSpan: SPAN,
         seed: 0,
         maxSteps: MAX_STEPS,
         evaluate,
@@ -127,26 +166,26 @@ export const qatStaticRecBench: Bench = {
     }
     const kept = readings.find((r) => r.epoch === result.report.kept) as Reading;
     const int8Bytes = writeModel(result.model);
-    fs.mkdirSync('bench/work/qat-static-rec', { recursive: true });
-    fs.writeFileSync('bench/work/qat-static-rec/rec-qat-int8.onnx', int8Bytes);
+    fs.mkdirSync(OUT, { recursive: true });
+    fs.writeFileSync(join(OUT, 'rec-qat-int8.onnx'), int8Bytes);
     const timings: InterleavedTiming[] = [];
     for (const threads of [1, 2]) {
       timings.push(await timeInterleaved(fp32Bytes, int8Bytes, { x: new nodeOrt.Tensor('float32', heldout.x.slice(0, TIMED_BATCH * PER), [TIMED_BATCH, 3, 48, 320]) }, threads, ROUNDS));
       log(`timing: ${JSON.stringify(timings.at(-1))}`);
     }
-    const settings = { trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `KL per time step of ${REC_LOGITS}, T = 1` };
+    const settings = { trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, span: SPAN, temperature: TEMPERATURE, blankWeight: BLANK_WEIGHT ?? null, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `${BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (a confident blank weighs ${BLANK_WEIGHT})`} per time step of ${REC_LOGITS}, T = ${TEMPERATURE}`, tuning: `lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} of ${TRAIN_CORPUS}` };
     const lines = [
       '# Static int8 QAT on PP-OCRv4 rec (held-out words identical to float32)',
       '',
       `One run. Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), onnxruntime-node ${machine.onnxruntime}, ${machine.date}, load average ${machine.loadAverage} at the start.`,
       '',
       `PTQ: \`shrink quantize --method static-int8\` defaults, calibrated on the first ${CALIBRATION} 'train' lines of ${REC_CORPUS}. ` +
-        `QAT: ${training.count} training lines of ${TRAIN_CORPUS}, ${settings.loss}, ${settings.optimizer}, rate ${RATE} (${UNITS === 'steps' ? 'weights and biases in quantization steps' : 'float units'}; ${SCHEDULE} within each epoch), batch ${BATCH}${MAX_STEPS === undefined ? '' : `, at most ${MAX_STEPS} steps an epoch`}. ` +
-        `Read on the ${heldout.count} held-out lines at onnxruntime 'all'; epoch 0 is PTQ alone. Kept: epoch ${result.report.kept}, the best SQNR of the logits against float32 on the calibration lines (as \`shrink qat\` keeps it; the held-out lines never choose).`,
+        `QAT: ${training.count} training lines of ${TRAIN_CORPUS}, ${settings.loss}, ${settings.optimizer}, rate ${RATE} (${UNITS === 'steps' ? 'weights and biases in quantization steps' : 'float units'}; ${SCHEDULE} over ${SPAN === 'run' ? 'the whole run' : 'each epoch'}), batch ${BATCH}${MAX_STEPS === undefined ? '' : `, at most ${MAX_STEPS} steps an epoch`}. ` +
+        `Read on the ${heldout.count} held-out lines at onnxruntime 'all'; epoch 0 is PTQ alone. Kept: epoch ${result.report.kept}, the best share of float32's words reproduced on the tuning split (${settings.tuning}: training lines QAT never trains on; src/eval/ctc-words-metric.ts, as \`shrink qat --tune --metric\` keeps it); the held-out lines never choose.`,
       '',
-      '| epoch | words identical | lines identical | lines ignoring spaces | SQNR on calibration lines (dB) | mean loss | seconds (train + read) |',
-      '|---:|---:|---:|---:|---:|---:|---:|',
-      ...readings.map((r) => `| ${r.epoch}${r.epoch === result.report.kept ? ' (kept)' : ''} | ${r.words}% | ${r.lines}% | ${r.linesIgnoringSpaces}% | ${r.sqnrDb} | ${r.meanLoss ?? ''} | ${r.seconds} |`),
+      '| epoch | tuning lines: words (chooses) | held-out words identical | held-out lines identical | held-out lines ignoring spaces | SQNR on tuning lines (dB) | mean loss | seconds (train + read) |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...readings.map((r) => `| ${r.epoch}${r.epoch === result.report.kept ? ' (kept)' : ''} | ${r.tuneWords}% | ${r.words}% | ${r.lines}% | ${r.linesIgnoringSpaces}% | ${r.sqnrDb} | ${r.meanLoss ?? ''} | ${r.seconds} |`),
       '',
       `Speed of the kept model (median of ${ROUNDS} interleaved rounds, ${TIMED_BATCH} x 48x320, graph optimization 'all'):`,
       '',
