@@ -10,6 +10,7 @@
 //
 //   shrink qat rec.onnx -o rec-int8.onnx --method static-int8 --data lines.npz --tune other-lines.npz --metric src/eval/ctc-words-metric.ts
 import type { Tensor } from '../ir/tensor.js';
+import { ctcGreedyIndices } from './ctc.js';
 import type { CustomMetric } from './metrics.js';
 import { wordsInOrder } from './words-in-order.js';
 
@@ -17,33 +18,20 @@ export const name = 'CTC words identical';
 
 /** The words of every line of a [N, T, classes] CTC output, each word its class ids joined by ','. */
 export function ctcWords(output: Tensor): string[][] {
-  const [batch, steps, classes] = output.dims;
   if (output.dims.length !== 3) throw new Error(`CTC words: '${output.name}' is [${output.dims.join(', ')}], not [N, T, classes]`);
-  const data = output.data() as Float32Array;
-  const space = classes - 1;
-  const lines: string[][] = [];
-  for (let n = 0; n < batch; n++) {
+  const space = output.dims[2] - 1;
+  return ctcGreedyIndices(output.data() as Float32Array, output.dims).map(({ indices }) => {
     const words: string[] = [];
     let word: number[] = [];
-    let previous = -1;
-    const flush = () => {
-      if (word.length > 0) words.push(word.join(','));
-      word = [];
-    };
-    for (let t = 0; t < steps; t++) {
-      const row = (n * steps + t) * classes;
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (data[row + c] > data[row + best]) best = c;
-      if (best !== previous && best !== 0) {
-        if (best === space) flush();
-        else word.push(best);
+    for (const c of [...indices, space]) {
+      if (c !== space) word.push(c);
+      else if (word.length > 0) {
+        words.push(word.join(','));
+        word = [];
       }
-      previous = best;
     }
-    flush();
-    lines.push(words);
-  }
-  return lines;
+    return words;
+  });
 }
 
 export const metric: CustomMetric = (reference, candidate) => {

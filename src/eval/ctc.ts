@@ -55,11 +55,24 @@ export function decodeCtcGreedy(data: ArrayLike<number>, dims: readonly number[]
   if (data.length !== batch * steps * classes) {
     throw new Error(`${source}: ${data.length} values do not fill dims [${dims.join(', ')}]`);
   }
-  const lines: CtcLine[] = [];
+  return ctcGreedyIndices(data, dims).map(({ indices, values }) => ({
+    text: indices.map((i) => alphabet.characters[i]).join(''),
+    indices,
+    confidence: indices.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / indices.length,
+  }));
+}
+
+/**
+ * The greedy CTC reading of [N, T, C] scores (dims checked by the caller) as class indices, blank
+ * (class 0) dropped and repeats merged, with each kept class's winning score: what decodeCtcGreedy
+ * maps to characters, and what a dictionary-free comparison (eval/ctc-words-metric.ts) reads.
+ */
+export function ctcGreedyIndices(data: ArrayLike<number>, dims: readonly number[]): { indices: number[]; values: number[] }[] {
+  const [batch, steps, classes] = dims;
+  const lines: { indices: number[]; values: number[] }[] = [];
   for (let n = 0; n < batch; n++) {
     const indices: number[] = [];
-    let text = '';
-    let scoreSum = 0;
+    const values: number[] = [];
     let previous = -1;
     for (let t = 0; t < steps; t++) {
       const row = (n * steps + t) * classes;
@@ -75,12 +88,11 @@ export function decodeCtcGreedy(data: ArrayLike<number>, dims: readonly number[]
       // classes is what separates a doubled character ("oo").
       if (best !== 0 && best !== previous) {
         indices.push(best);
-        text += alphabet.characters[best];
-        scoreSum += bestValue;
+        values.push(bestValue);
       }
       previous = best;
     }
-    lines.push({ text, indices, confidence: indices.length === 0 ? 0 : scoreSum / indices.length });
+    lines.push({ indices, values });
   }
   return lines;
 }

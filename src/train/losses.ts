@@ -39,12 +39,17 @@ export function meanSquaredError(e: Emitter, prediction: string, target: string,
  * of [N, C] logits (the T^2 keeps its gradient on the scale of the hard-label loss, as Hinton et al.).
  */
 export function distillationKl(e: Emitter, studentLogits: string, teacherLogits: string, temperature: number, type: DataType): string {
+  const { perRow } = klPerRow(e, studentLogits, teacherLogits, temperature, type);
+  return e.op('Mul', [e.reduce('ReduceMean', perRow, [0], false), e.scalarOf(temperature * temperature, type)]);
+}
+
+/** KL(softmax(teacher/T) || softmax(student/T)) of each row of [N, C] logits, and the teacher's probabilities. */
+function klPerRow(e: Emitter, studentLogits: string, teacherLogits: string, temperature: number, type: DataType): { perRow: string; teacherP: string } {
   const t = e.scalarOf(temperature, type);
   const teacherLogp = e.op('LogSoftmax', [e.op('Div', [teacherLogits, t])], [attr.int('axis', -1)]);
   const studentLogp = e.op('LogSoftmax', [e.op('Div', [studentLogits, t])], [attr.int('axis', -1)]);
   const teacherP = e.op('Exp', [teacherLogp]);
-  const perSample = e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false);
-  return e.op('Mul', [e.reduce('ReduceMean', perSample, [0], false), e.scalarOf(temperature * temperature, type)]);
+  return { perRow: e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false), teacherP };
 }
 
 /**
@@ -58,11 +63,7 @@ export function distillationKl(e: Emitter, studentLogits: string, teacherLogits:
 export function blankWeightedKl(e: Emitter, studentLogits: string, teacherLogits: string, temperature: number, type: DataType, blank: number, blankWeight: number): string {
   if (!Number.isInteger(blank) || blank < 0) throw new Error(`the blank class must be a class index (an integer >= 0), not ${blank}`);
   if (!(blankWeight >= 0 && blankWeight <= 1)) throw new Error(`the blank weight must be in [0, 1], not ${blankWeight}`);
-  const t = e.scalarOf(temperature, type);
-  const teacherLogp = e.op('LogSoftmax', [e.op('Div', [teacherLogits, t])], [attr.int('axis', -1)]);
-  const studentLogp = e.op('LogSoftmax', [e.op('Div', [studentLogits, t])], [attr.int('axis', -1)]);
-  const teacherP = e.op('Exp', [teacherLogp]);
-  const perRow = e.reduce('ReduceSum', e.op('Mul', [teacherP, e.op('Sub', [teacherLogp, studentLogp])]), [-1], false);
+  const { perRow, teacherP } = klPerRow(e, studentLogits, teacherLogits, temperature, type);
   // w = 1 - (1 - blankWeight) * p(blank), the same as the formula above.
   const blankP = e.op('Gather', [teacherP, e.int64(blank)], [attr.int('axis', 1)]);
   const weights = e.op('Sub', [e.scalarOf(1, type), e.op('Mul', [blankP, e.scalarOf(1 - blankWeight, type)])]);
