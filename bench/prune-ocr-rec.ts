@@ -36,7 +36,7 @@ import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session
 import type { ArrayField } from '../src/train/array-data.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { characterAgreement, ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { characterAgreement, ensureRecCorpus, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recRange, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
 import { loggedProgress } from './lib/logged-progress.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -78,7 +78,15 @@ const REC_WARMUP = 10;
 const REC_RATE = Number(process.env.PRUNE_OCR_REC_RATE ?? 5e-4);
 // PRUNE_OCR_REC_MAX_STEPS cuts every stage short (smoke runs of the bench itself).
 const REC_MAX_STEPS = process.env.PRUNE_OCR_REC_MAX_STEPS === undefined ? {} : { maxSteps: Number(process.env.PRUNE_OCR_REC_MAX_STEPS) };
-const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'frozen') as 'frozen' };
+// PRUNE_OCR_REC_BLANK_WEIGHT=W: the blank-weighted KL (`--distill-blank 0 --distill-blank-weight W`:
+// a time step's KL weighs W + (1 - W)(1 - p_original(blank)), so the 84% of steps that are
+// confident blanks stop dominating the loss); unset: plain KL per time step.
+const REC_BLANK_WEIGHT = process.env.PRUNE_OCR_REC_BLANK_WEIGHT === undefined ? undefined : Number(process.env.PRUNE_OCR_REC_BLANK_WEIGHT);
+const REC_BLANK = REC_BLANK_WEIGHT === undefined ? {} : { distillBlank: 0, distillBlankWeight: REC_BLANK_WEIGHT };
+/** The tuning split: rendered training lines [TUNE_FROM, TUNE_FROM + TUNE_LINES), never trained on (read when the corpus has them). */
+const TUNE_FROM = 1000;
+const TUNE_LINES = 200;
+const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, ...REC_BLANK, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'frozen') as 'frozen' };
 const SPEED_RUNS = 20;
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2 };
 
@@ -130,6 +138,8 @@ interface Row {
   of: number;
   /** Held-out lines read as the original reads them (percent), also once spaces are dropped. */
   lines: number;
+  /** The same on the tuning lines (rendered training lines never trained on): what may choose settings. */
+  tuning_lines?: number;
   lines_ignoring_spaces: number;
   /** Per-character agreement with the original's reading (1 - edit distance / the longer length, summed over lines; percent). */
   characters: number;
@@ -185,12 +195,15 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   const train = recSlice(rendered, REC_TRAIN_LINES);
   const held = await loadRecSet('heldout');
   const reference = await readRecSet(nodeOrt, rec, held);
+  const tuning = REC_TRAIN_LINES <= TUNE_FROM && rendered.count >= TUNE_FROM + TUNE_LINES ? recRange(rendered, TUNE_FROM, TUNE_LINES) : undefined;
+  const tuningReference = tuning === undefined ? undefined : await readRecSet(nodeOrt, rec, tuning);
   const calibration = arraySamples(recArrays(recSlice(train, REC_CALIBRATION)), 'training lines');
   const measure = async (plan: string, variant: string, model: Model, epochs: number, channels: { removed: number; of: number }, checkWeb = false): Promise<Row> => {
     const bytes = writeModel(model);
     const reading = await readRecSet(nodeOrt, bytes, held);
-    const row: Row = { plan, variant, epochs, ...channels, lines: round(100 * sameLines(reference.texts, reading.texts)), lines_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(reference.texts, reading.texts)), characters: Number((100 * characterAgreement(reference.texts, reading.texts)).toFixed(2)), cosine: Number(cosineSimilarity(reference.probs, reading.probs).toFixed(4)), bytes: bytes.byteLength, ...(checkWeb ? { web: await webCheck(web, bytes, recLine(held, 0)) } : {}) };
-    log(`rec ${plan} ${variant}: ${row.lines}% of held-out lines identical (${row.lines_ignoring_spaces}% ignoring spaces, ${row.characters}% of characters), cosine ${row.cosine}, ${channels.removed} of ${channels.of} channels removed`);
+    const tuned = tuning === undefined || tuningReference === undefined ? {} : { tuning_lines: round(100 * sameLines(tuningReference.texts, (await readRecSet(nodeOrt, bytes, tuning)).texts)) };
+    const row: Row = { plan, variant, epochs, ...channels, lines: round(100 * sameLines(reference.texts, reading.texts)), ...tuned, lines_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(reference.texts, reading.texts)), characters: Number((100 * characterAgreement(reference.texts, reading.texts)).toFixed(2)), cosine: Number(cosineSimilarity(reference.probs, reading.probs).toFixed(4)), bytes: bytes.byteLength, ...(checkWeb ? { web: await webCheck(web, bytes, recLine(held, 0)) } : {}) };
+    log(`rec ${plan} ${variant}: ${row.tuning_lines === undefined ? '' : `${row.tuning_lines}% of tuning lines, `}${row.lines}% of held-out lines identical (${row.lines_ignoring_spaces}% ignoring spaces, ${row.characters}% of characters), cosine ${row.cosine}, ${channels.removed} of ${channels.of} channels removed`);
     return row;
   };
   const rows: Row[] = [];
@@ -211,7 +224,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(', ')})`);
   const data = { inputs: recArrays(train) };
   const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
-  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}.onnx`;
+  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}.onnx`;
   let seconds = 0;
   const losses: number[] = [];
   let widthsBefore = new Map<string, number>();
@@ -280,17 +293,17 @@ export const pruneOcrRecBench: Bench = {
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
       '',
-      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: KL at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
+      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: ${REC_BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (\`--distill-blank 0 --distill-blank-weight ${REC_BLANK_WEIGHT}\`: a time step weighs ${REC_BLANK_WEIGHT} + ${round(1 - REC_BLANK_WEIGHT)} (1 - the original's p(blank)))`} at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
       '',
-      `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical.`,
+      `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical. Tuning lines: rendered training lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} (training fonts, never trained on), read the same way; settings are chosen there, never on the held-out lines.`,
       '',
       'Plans:',
       '',
       ...Object.entries(REC_PLANS).map(([name, p]) => `- ${name}: ${p.description}${widths[name] === undefined ? ' (not measured in this run: PRUNE_OCR_REC_OTHERS=0)' : `; channels kept per group: ${widths[name].join(' ')}`}`),
       '',
-      '| plan | variant | channels removed | epochs | lines identical | ignoring spaces | characters | output cosine | speed vs float32 | MACs | file bytes | onnxruntime-web |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${r.plan} | ${r.variant} | ${r.removed} of ${r.of} (${round((100 * r.removed) / r.of)}%) | ${r.epochs} | ${r.lines}% | ${r.lines_ignoring_spaces}% | ${r.characters}% | ${r.cosine} | ${r.speedup}x | ${r.macs_ratio ?? '-'}x | ${r.bytes} | ${r.web === undefined ? '-' : r.web.runs ? `runs (max abs vs node ${r.web.max_abs})` : `fails: ${r.web.error}`} |`),
+      '| plan | variant | channels removed | epochs | tuning lines identical | lines identical | ignoring spaces | characters | output cosine | speed vs float32 | MACs | file bytes | onnxruntime-web |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${r.plan} | ${r.variant} | ${r.removed} of ${r.of} (${round((100 * r.removed) / r.of)}%) | ${r.epochs} | ${r.tuning_lines === undefined ? '-' : `${r.tuning_lines}%`} | ${r.lines}% | ${r.lines_ignoring_spaces}% | ${r.characters}% | ${r.cosine} | ${r.speedup}x | ${r.macs_ratio ?? '-'}x | ${r.bytes} | ${r.web === undefined ? '-' : r.web.runs ? `runs (max abs vs node ${r.web.max_abs})` : `fails: ${r.web.error}`} |`),
       '',
       `Speed at 1 thread, float32 and every plan interleaved in one run, ${SPEED_RUNS} runs after 3 warm-up runs, median per line: float32 ${speed.float32_ms} ms, ${names(speed.plans_ms)}; load average ${speed.load_before} before timing, ${speed.load_after} after. MACs at [1, 3, 48, 320].`,
       '',

@@ -60,8 +60,14 @@ export async function loadRecSet(which: 'train' | 'heldout', dir = REC_CORPUS): 
 
 /** The first `count` lines of a set (calibration takes a few). */
 export function recSlice(set: RecSet, count: number): RecSet {
+  return recRange(set, 0, count);
+}
+
+/** Lines [from, from + count) of a set (a tuning split taken from lines never trained on). */
+export function recRange(set: RecSet, from: number, count: number): RecSet {
+  if (from + count > set.count) throw new Error(`lines ${from}-${from + count - 1} asked of a set of ${set.count}`);
   const per = 3 * HEIGHT * WIDTH;
-  return { x: set.x.subarray(0, count * per), count, texts: set.texts.slice(0, count) };
+  return { x: set.x.subarray(from * per, (from + count) * per), count, texts: set.texts.slice(from, from + count) };
 }
 
 export interface RecReading {
