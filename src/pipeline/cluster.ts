@@ -59,6 +59,12 @@ export interface ClusterFinetune {
   distillBlank?: number;
   /** With distillBlank: a confident blank's weight (default 0.1). */
   distillBlankWeight?: number;
+  /** With distillBlank: a class whose positions count more (PP-OCR's space, its last class), by distillFocusWeight * p_original(class). */
+  distillFocus?: number;
+  /** With distillFocus: its weight (>= 0). */
+  distillFocusWeight?: number;
+  /** With distillBlank: weight of a top-1 term, each position's cross-entropy against the original's arg-max class (train/losses.ts CtcKlExtras). */
+  distillTop1?: number;
   /**
    * BatchNormalization while distilling a value: 'batch' statistics (default) or 'frozen' at the
    * running ones. Only the centroids train, so frozen statistics are the deployed model's own.
@@ -116,7 +122,7 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
     const value = finetune.distillValue ?? output;
     if (value === undefined) throw new Error('cluster: the model has no output to distil');
     const started = performance.now();
-    const loss = distillLossOf(finetune.distillLoss, finetune.temperature, finetune.distillBlank, finetune.distillBlankWeight);
+    const loss = distillLossOf(finetune.distillLoss, finetune.temperature, finetune.distillBlank, finetune.distillBlankWeight, finetune);
     const trained = await debugPhase(ctx.debug, 'cluster: train under fake quantization', () =>
       trainUniform(model, uniform, data.inputs, value, { epochs: finetune.epochs, batchSize: finetune.batchSize, schedule: finetune.schedule, optimizer: finetune.optimizer, seed: finetune.seed, maxSteps: finetune.maxSteps, loss }, ctx),
     );
@@ -219,7 +225,7 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   }
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
-  const loss = distillLossOf(options.distillLoss, options.temperature, options.distillBlank, options.distillBlankWeight);
+  const loss = distillLossOf(options.distillLoss, options.temperature, options.distillBlank, options.distillBlankWeight, options);
   const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm }, ctx, 'cluster');
   return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }

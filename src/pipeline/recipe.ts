@@ -106,8 +106,18 @@ const PruneStep = z.strictObject({
   calibration_samples: z.number().int().min(1).optional(),
   /** method layers: node names of residual blocks' Adds or of shape-preserving layers to remove. */
   drop_layers: z.array(z.string().min(1)).min(1).optional(),
+  /** channels: share of the channels removed from the groups of the layers a pattern matches (as --layer-ratio; the first match wins), instead of the sparsity. */
+  layer_ratio: z.array(z.strictObject({ pattern: z.string().min(1), ratio: z.number().min(0).lt(1) })).min(1).optional(),
   ...trainingKeys,
   batch_size: z.number().int().min(1).optional(),
+  /** Recovery's optimizer: SGD with momentum 0.9 (default) or AdamW (distillation at a low rate). */
+  optimizer: z.enum(['sgd', 'adamw']).optional(),
+  /** Without labels: distil this value of the original (e.g. the logits before a sigmoid output) instead of the output. */
+  distill_value: z.string().min(1).optional(),
+  /** How `distill_value` is matched: mse (default) or kl per position over the last axis. */
+  distill_loss: z.enum(['mse', 'kl']).optional(),
+  /** BatchNormalization while recovering: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
+  batch_norm: z.enum(['batch', 'frozen']).optional(),
   /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule (or `round_schedule`). */
   rounds: z.number().int().min(1).optional(),
   /** How the sparsity rises over `rounds`: 'cubic' (default) or 'linear' (equal steps). */
@@ -142,6 +152,12 @@ const ClusterStep = z
     distill_blank: z.number().int().min(0).optional(),
     /** With distill_blank: a confident blank's weight (default 0.1; 1 is plain KL). */
     distill_blank_weight: z.number().min(0).max(1).optional(),
+    /** With distill_blank: a class whose positions count more (PP-OCR's space, its last class: 6624), by distill_focus_weight * p_original(class). */
+    distill_focus: z.number().int().min(0).optional(),
+    /** With distill_focus: its weight (>= 0). */
+    distill_focus_weight: z.number().min(0).optional(),
+    /** With distill_blank: weight of a top-1 term (each position's cross-entropy against the original's arg-max class). */
+    distill_top1: z.number().min(0).optional(),
     /** BatchNormalization while distilling the centroids: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
     batch_norm: z.enum(['batch', 'frozen']).optional(),
   })
@@ -189,15 +205,22 @@ export interface StepTraining {
   rounds?: number;
   /** prune: how the sparsity rises over `rounds` (default cubic). */
   roundSchedule?: 'cubic' | 'linear';
-  /** cluster: the value distilled without labels, when not the output. */
+  /** prune: the recovery's optimizer (default SGD with momentum). */
+  optimizer?: 'sgd' | 'adamw';
+  /** prune, cluster: the value distilled without labels, when not the output. */
   distillValue?: string;
-  /** cluster: how `distillValue` is matched (default mse). */
+  /** prune, cluster: how `distillValue` is matched (default mse). */
   distillLoss?: 'mse' | 'kl';
   /** cluster: with distillLoss kl, the CTC blank's class (positions weighted by the original's 1 - p(blank)). */
   distillBlank?: number;
   /** cluster: with distillBlank, a confident blank's weight. */
   distillBlankWeight?: number;
-  /** cluster: BatchNormalization while distilling (default 'batch' statistics). */
+  /** cluster: with distillBlank, a class whose positions count more, and its weight. */
+  distillFocus?: number;
+  distillFocusWeight?: number;
+  /** cluster: with distillBlank, the weight of the top-1 term. */
+  distillTop1?: number;
+  /** prune, cluster: BatchNormalization while distilling (default 'batch' statistics). */
   batchNorm?: 'batch' | 'frozen';
 }
 
@@ -252,6 +275,15 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (p.round_schedule !== undefined && p.rounds === undefined) throw new Error(`${where}.prune: 'round_schedule' goes with 'rounds' (gradual pruning)`);
     if (training.training !== undefined && p.rounds !== undefined) training.training.rounds = p.rounds;
     if (training.training !== undefined && p.round_schedule !== undefined) training.training.roundSchedule = p.round_schedule;
+    const loose = p.optimizer !== undefined ? 'optimizer' : p.distill_value !== undefined ? 'distill_value' : p.distill_loss !== undefined ? 'distill_loss' : p.batch_norm !== undefined ? 'batch_norm' : undefined;
+    if (training.training === undefined && loose !== undefined) throw new Error(`${where}.prune: '${loose}' goes with 'epochs' (recovery training)`);
+    if (p.distill_loss !== undefined && p.distill_value === undefined) throw new Error(`${where}.prune: 'distill_loss' goes with 'distill_value'`);
+    if (training.training !== undefined) {
+      if (p.optimizer !== undefined) training.training.optimizer = p.optimizer;
+      if (p.distill_value !== undefined) training.training.distillValue = p.distill_value;
+      if (p.distill_loss !== undefined) training.training.distillLoss = p.distill_loss;
+      if (p.batch_norm !== undefined) training.training.batchNorm = p.batch_norm;
+    }
     return { kind: 'prune', options: pruneOptions(p, `${where}.prune`), ...training };
   }
   if ('cluster' in step) {
@@ -260,6 +292,8 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
     if (c.distill_blank !== undefined && c.distill_loss !== 'kl') throw new Error(`${where}.cluster: 'distill_blank' goes with 'distill_loss: kl'`);
     if (c.distill_blank_weight !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: 'distill_blank_weight' goes with 'distill_blank'`);
+    for (const key of ['distill_focus', 'distill_top1'] as const) if (c[key] !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: '${key}' goes with 'distill_blank'`);
+    if ((c.distill_focus === undefined) !== (c.distill_focus_weight === undefined)) throw new Error(`${where}.cluster: 'distill_focus' and 'distill_focus_weight' go together`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
     const training = stepTraining(c.epochs, c.lr, c.batch_size);
@@ -268,6 +302,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.batch_norm !== undefined) training.training.batchNorm = c.batch_norm;
     if (training.training !== undefined && c.distill_blank !== undefined) training.training.distillBlank = c.distill_blank;
     if (training.training !== undefined && c.distill_blank_weight !== undefined) training.training.distillBlankWeight = c.distill_blank_weight;
+    if (training.training !== undefined && c.distill_focus !== undefined) training.training.distillFocus = c.distill_focus;
+    if (training.training !== undefined && c.distill_focus_weight !== undefined) training.training.distillFocusWeight = c.distill_focus_weight;
+    if (training.training !== undefined && c.distill_top1 !== undefined) training.training.distillTop1 = c.distill_top1;
     return {
       kind: 'cluster',
       options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
@@ -365,7 +402,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     if (p.drop_layers === undefined) throw new Error(`${where}: method layers needs 'drop_layers' (node names of residual blocks' Adds or of shape-preserving layers)`);
     return { method: 'layers', dropLayers: p.drop_layers };
   }
-  for (const key of ['importance', 'round_to', 'round_mode', 'max_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
+  for (const key of ['importance', 'round_to', 'round_mode', 'max_ratio', 'layer_ratio'] as const) only(key, p[key] !== undefined, ['channels']);
   if (oneShot && p.sparsity !== undefined && p.pattern !== undefined) throw new Error(`${where}: method ${p.method} takes 'sparsity' or 'pattern', not both`);
   if (p.method !== 'nm' && p.sparsity === undefined && !(oneShot && p.pattern !== undefined)) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)${oneShot ? " or 'pattern'" : ''}`);
   const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : p.pattern === undefined ? undefined : parsePattern(p.pattern, `${where}.pattern`);
@@ -382,6 +419,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     calibrationSamples: p.calibration_samples,
     // Only when given: a step's options stay what older recipes parsed to.
     ...(p.round_mode === undefined ? {} : { roundMode: p.round_mode }),
+    ...(p.layer_ratio === undefined ? {} : { layerRatios: p.layer_ratio.map((r) => ({ pattern: r.pattern, ratio: r.ratio })) }),
   };
 }
 

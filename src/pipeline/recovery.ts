@@ -90,17 +90,32 @@ export interface CtcBlank {
   index: number;
   /** Weight of a confident-blank position, in [0, 1] (default DEFAULT_BLANK_WEIGHT; 1: plain KL). */
   weight?: number;
+  /** A class whose positions count more (weight gains focus.weight * p_original(focus.index); PP-OCR's space, its last class) and a top-1 term (train/losses.ts CtcKlExtras). */
+  focus?: { index: number; weight: number };
+  /** Weight of the top-1 term: each position's cross-entropy against the original's arg-max class, beside its KL. */
+  top1?: number;
+}
+
+/** The CTC additions of the settings (CtcBlank's focus and top1): a focus class and its weight, and the top-1 weight. */
+export interface CtcExtrasSettings {
+  distillFocus?: number;
+  distillFocusWeight?: number;
+  distillTop1?: number;
 }
 
 /** A confident blank's weight in the blank-weighted KL. */
 export const DEFAULT_BLANK_WEIGHT = 0.1;
 
-/** The DistillLoss of the settings' `distillLoss` name, temperature and CTC blank (kl only). */
-export function distillLossOf<Name extends DistillLoss['kind']>(name: Name | undefined, temperature: number | undefined, blank?: number, blankWeight?: number): Extract<DistillLoss, { kind: Name | 'mse' }> {
+/** The DistillLoss of the settings' `distillLoss` name, temperature and CTC blank (kl only) with its extras (a focus class, a top-1 weight; they go with a blank). */
+export function distillLossOf<Name extends DistillLoss['kind']>(name: Name | undefined, temperature: number | undefined, blank?: number, blankWeight?: number, extras: CtcExtrasSettings = {}): Extract<DistillLoss, { kind: Name | 'mse' }> {
   if ((blank !== undefined || blankWeight !== undefined) && name !== 'kl') throw new Error("a CTC blank (distill blank) goes with the 'kl' distillation loss");
   if (blankWeight !== undefined && blank === undefined) throw new Error('a blank weight goes with a blank class (distill blank)');
+  const { distillFocus: focus, distillFocusWeight: focusWeight, distillTop1: top1 } = extras;
+  if ((focus !== undefined || top1 !== undefined) && blank === undefined) throw new Error('a focus class or a top-1 weight goes with a blank class (distill blank)');
+  if ((focus === undefined) !== (focusWeight === undefined)) throw new Error('a focus class (distill focus) and its weight go together');
+  const more = { ...(focus === undefined || focusWeight === undefined ? {} : { focus: { index: focus, weight: focusWeight } }), ...(top1 === undefined ? {} : { top1 }) };
   const loss: DistillLoss =
-    name === 'kl' ? { kind: 'kl', temperature: temperature ?? 1, ...(blank === undefined ? {} : { blank: { index: blank, ...(blankWeight === undefined ? {} : { weight: blankWeight }) } }) } : name === 'bce' ? { kind: 'bce' } : { kind: 'mse' };
+    name === 'kl' ? { kind: 'kl', temperature: temperature ?? 1, ...(blank === undefined ? {} : { blank: { index: blank, ...(blankWeight === undefined ? {} : { weight: blankWeight }), ...more } }) } : name === 'bce' ? { kind: 'bce' } : { kind: 'mse' };
   return loss as Extract<DistillLoss, { kind: Name | 'mse' }>;
 }
 
@@ -197,13 +212,14 @@ function klPerPosition(value: string, temperature: number, blank: CtcBlank | und
     if (type?.shape === undefined || type.shape.length < 2 || typeof classes !== 'number') throw new Error(`${who}: KL distillation needs '${value}' with a fixed last axis (classes), got ${JSON.stringify(type?.shape)}`);
     e.builder.input(TARGETS, type.elemType as DataType, type.shape);
     if (blank !== undefined && !(Number.isInteger(blank.index) && blank.index >= 0 && blank.index < classes)) throw new Error(`${who}: the blank class ${blank.index} is not one of '${value}''s ${classes} classes`);
+    if (blank?.focus !== undefined && !(blank.focus.index < classes)) throw new Error(`${who}: the focus class ${blank.focus.index} is not one of '${value}''s ${classes} classes`);
     const rows = e.int64s([-1, classes]);
     const student = e.op('Reshape', [value, rows]);
     const teacher = e.op('Reshape', [TARGETS, rows]);
     const loss =
       blank === undefined
         ? distillationKl(e, student, teacher, temperature, type.elemType as DataType)
-        : blankWeightedKl(e, student, teacher, temperature, type.elemType as DataType, blank.index, blank.weight ?? DEFAULT_BLANK_WEIGHT);
+        : blankWeightedKl(e, student, teacher, temperature, type.elemType as DataType, blank.index, blank.weight ?? DEFAULT_BLANK_WEIGHT, { focus: blank.focus, top1: blank.top1 });
     return { loss, inputs: [TARGETS] };
   };
 }

@@ -140,7 +140,21 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       // Wanda/SparseGPT calibrate (and channel compensation measures means) on --calib, else on --data.
       const calibration = data.calibration ?? (data.data?.warning === undefined ? data.data : undefined);
       const t = step.training;
-      const recovery = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.pruneRate), optimizer: { kind: 'sgd' as const, momentum: 0.9 }, seed: 0, rounds: t.rounds, roundSchedule: t.roundSchedule };
+      const recovery =
+        t === undefined
+          ? undefined
+          : {
+              epochs: t.epochs,
+              batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize,
+              schedule: schedule(t, RECIPE_TRAINING.pruneRate),
+              optimizer: t.optimizer === 'adamw' ? { kind: 'adamw' as const } : { kind: 'sgd' as const, momentum: 0.9 },
+              seed: 0,
+              rounds: t.rounds,
+              roundSchedule: t.roundSchedule,
+              ...(t.distillValue === undefined ? {} : { distillValue: t.distillValue }),
+              ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }),
+              ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }),
+            };
       const result = await prune(current, { ...step.options, calibration, data: data.training, recovery, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
@@ -150,7 +164,7 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       const calibration = step.options.importance === true ? (data.calibration ?? (data.data?.warning === undefined ? data.data : undefined)) : undefined;
       if (step.options.importance === true && calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): importance measures activations: give --data or --calib`);
       const t = step.training;
-      const finetune = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.clusterRate), optimizer: { kind: 'adamw' as const }, seed: 0, distillValue: t.distillValue, ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }), ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }), ...(t.distillBlank === undefined ? {} : { distillBlank: t.distillBlank }), ...(t.distillBlankWeight === undefined ? {} : { distillBlankWeight: t.distillBlankWeight }) };
+      const finetune = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.clusterRate), optimizer: { kind: 'adamw' as const }, seed: 0, distillValue: t.distillValue, ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }), ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }), ...(t.distillBlank === undefined ? {} : { distillBlank: t.distillBlank }), ...(t.distillBlankWeight === undefined ? {} : { distillBlankWeight: t.distillBlankWeight }), ...(t.distillFocus === undefined ? {} : { distillFocus: t.distillFocus, distillFocusWeight: t.distillFocusWeight }), ...(t.distillTop1 === undefined ? {} : { distillTop1: t.distillTop1 }) };
       const result = await cluster(current, { ...step.options, calibration, data: data.training, finetune, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
