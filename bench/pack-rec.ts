@@ -17,7 +17,11 @@
 // pack decodes to). Beside them, trade-off curves without training (ratio against lines identical).
 // PACK_REC_ROUTES=uniform runs only the uniform route and carries the k-means rows over from the
 // last bench/results/pack-rec.json (marked as such): its distillation alone takes 10+ minutes.
-import { readFileSync, writeFileSync } from 'node:fs';
+// PACK_REC_TUNING=FROM-TO (e.g. 1000-1199, lines of the 1,200-line corpus's training set beyond
+// the trained ones) adds a tuning column: the same lines-identical count on those lines, which
+// chooses settings while the held-out column is only measured. PACK_REC_KMEANS_RECIPE runs
+// another k-means recipe file (a candidate); PACK_REC_SAVE=DIR writes each route's pack there.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeNpy } from '../src/eval/npy.js';
 import { cosineSimilarity } from '../src/eval/metrics.js';
@@ -32,12 +36,12 @@ import { parseRecipe, type Recipe } from '../src/pipeline/recipe.js';
 import { runRecipe } from '../src/pipeline/run-recipe.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { ensureRecCorpus, loadRecSet, REC_CORPUS, type RecReading, type RecSet, readRecSet, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { ensureRecCorpus, loadRecSet, REC_CORPUS, type RecReading, type RecSet, readRecSet, recRange, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
 import type { Bench } from './run.js';
 
 const REC = join(OCR, 'ch_PP-OCRv4_rec_infer.onnx');
 const ROUTES = [
-  { name: 'k-means', recipe: 'bench/recipes/pack-rec.yaml' },
+  { name: 'k-means', recipe: process.env.PACK_REC_KMEANS_RECIPE ?? 'bench/recipes/pack-rec.yaml' },
   { name: 'uniform', recipe: 'bench/recipes/pack-rec-uniform.yaml' },
 ];
 const RESULTS = 'bench/results/pack-rec.json';
@@ -59,6 +63,11 @@ interface Row {
   lines_ignoring_spaces?: number;
   /** Cosine of the softmax outputs over all held-out lines. */
   cosine: number;
+  /** With PACK_REC_TUNING: lines identical (and ignoring spaces) on the tuning lines, in percent. */
+  tuning_identical?: number;
+  tuning_ignoring_spaces?: number;
+  /** Final stages: the lines read differently, original's reading then this model's (held-out, then tuning). */
+  misses?: { held_out: [string, string][]; tuning?: [string, string][] };
   seconds: number;
 }
 
@@ -99,17 +108,26 @@ export const packRecBench: Bench = {
     if (!(trainLines > 0 && trainLines <= all.count)) throw new Error(`PACK_REC_TRAIN_LINES=${trainLines}: ${corpus} has ${all.count} training lines`);
     const train: RecSet = { x: all.x.subarray(0, trainLines * 3 * 48 * 320), count: trainLines, texts: all.texts.slice(0, trainLines) };
     const held = await loadRecSet('heldout', corpus);
+    const tuningRange = process.env.PACK_REC_TUNING?.match(/^(\d+)-(\d+)$/);
+    if (process.env.PACK_REC_TUNING !== undefined && tuningRange === null) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING}: give FROM-TO, e.g. 1000-1199`);
+    const tuning = tuningRange === null || tuningRange === undefined ? undefined : recRange(all, Number(tuningRange[1]), Number(tuningRange[2]) - Number(tuningRange[1]) + 1);
+    if (tuningRange && Number(tuningRange[1]) < trainLines) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the ${trainLines} training lines`);
     // The training lines as the .npy that `shrink run --data` takes (float32 [N, 3, 48, 320]).
     const npy = join(corpus, 'train-x.npy');
     writeFileSync(npy, writeNpy({ dataType: DataType.FLOAT, dims: [train.count, 3, 48, 320], data: new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength) }));
     const rec = loadModel(REC);
     const floatBytes = readFileSync(REC).byteLength;
     const reference = await readRecSet(nodeOrt, rec, held);
-    log(`original: ${held.count} held-out lines read; ${train.count} training lines`);
-    const measure = async (stage: string, settings: string, onnx: Uint8Array, pack: Uint8Array, seconds: number): Promise<Row> => {
+    const tuningReference = tuning === undefined ? undefined : await readRecSet(nodeOrt, rec, tuning);
+    log(`original: ${held.count} held-out lines read; ${train.count} training lines${tuning === undefined ? '' : `; ${tuning.count} tuning lines (${process.env.PACK_REC_TUNING})`}`);
+    const differing = (want: readonly string[], got: readonly string[]): [string, string][] => want.flatMap((w, i) => (w === got[i] ? [] : [[w, got[i]] as [string, string]]));
+    const measure = async (stage: string, settings: string, onnx: Uint8Array, pack: Uint8Array, seconds: number, withMisses = false): Promise<Row> => {
       const reading: RecReading = await readRecSet(nodeOrt, onnx, held);
-      const row = { stage, settings, onnx_bytes: onnx.byteLength, pack_bytes: pack.byteLength, ratio: round(floatBytes / pack.byteLength, 2), lines_identical: round(100 * sameLines(reference.texts, reading.texts), 1), lines_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(reference.texts, reading.texts), 1), cosine: round(cosineSimilarity(reference.probs, reading.probs), 4), seconds: round(seconds, 1) };
-      log(`${stage} (${settings}): pack ${row.pack_bytes} B = ${row.ratio}x, ${row.lines_identical}% of lines identical (${row.lines_ignoring_spaces}% ignoring spaces), cosine ${row.cosine}`);
+      const tuned = tuning === undefined || tuningReference === undefined ? undefined : (await readRecSet(nodeOrt, onnx, tuning)).texts;
+      const tuningColumns = tuned === undefined || tuningReference === undefined ? {} : { tuning_identical: round(100 * sameLines(tuningReference.texts, tuned), 1), tuning_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(tuningReference.texts, tuned), 1) };
+      const misses = withMisses ? { misses: { held_out: differing(reference.texts, reading.texts), ...(tuned === undefined || tuningReference === undefined ? {} : { tuning: differing(tuningReference.texts, tuned) }) } } : {};
+      const row = { stage, settings, onnx_bytes: onnx.byteLength, pack_bytes: pack.byteLength, ratio: round(floatBytes / pack.byteLength, 2), lines_identical: round(100 * sameLines(reference.texts, reading.texts), 1), lines_ignoring_spaces: round(100 * sameLinesIgnoringSpaces(reference.texts, reading.texts), 1), cosine: round(cosineSimilarity(reference.probs, reading.probs), 4), ...tuningColumns, ...misses, seconds: round(seconds, 1) };
+      log(`${stage} (${settings}): pack ${row.pack_bytes} B = ${row.ratio}x, ${row.lines_identical}% of lines identical (${row.lines_ignoring_spaces}% ignoring spaces), cosine ${row.cosine}${tuned === undefined ? '' : `; tuning lines ${row.tuning_identical}% (${row.tuning_ignoring_spaces}% ignoring spaces)`}`);
       return row;
     };
     const floatPack = packOnnx(new Uint8Array(readFileSync(REC))).pack;
@@ -144,7 +162,11 @@ export const packRecBench: Bench = {
       const cluster = full.report.steps.find((s) => s.step === 'cluster')?.report;
       const finetune = cluster !== undefined && 'finetune' in cluster ? cluster.finetune : undefined;
       routeRows.push({ route: route.name, ...(await measure('Q+D', `${route.name}: ${route.name === 'uniform' ? 'weights trained under fake quantization' : 'centroids distilled'} from the original`, fullBytes, packOnnx(fullBytes).pack, seconds)) });
-      routeRows.push({ route: route.name, ...(await measure('Q+D+H', `${route.name}: the pack, read as it decodes`, decoded, full.pack, seconds)) });
+      routeRows.push({ route: route.name, ...(await measure('Q+D+H', `${route.name}: the pack, read as it decodes`, decoded, full.pack, seconds, true)) });
+      if (process.env.PACK_REC_SAVE !== undefined) {
+        mkdirSync(process.env.PACK_REC_SAVE, { recursive: true });
+        writeFileSync(join(process.env.PACK_REC_SAVE, `${route.name}.shrink`), full.pack);
+      }
       routes.push({ route: route.name, recipe: route.recipe, description: recipe.description ?? route.recipe, recipe_text: recipeText, decodes_identically: identical, finetune, rows: routeRows });
     }
     for (const r of routes) rows.push(...r.rows);
@@ -165,18 +187,19 @@ export const packRecBench: Bench = {
     const best = finals.filter((r) => r.ratio >= 8).sort((a, b) => b.lines_identical - a.lines_identical)[0] ?? finals[finals.length - 1];
     const met = best !== undefined && best.ratio >= 8 && best.lines_identical >= 95;
 
-    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
+    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus, ...(tuning === undefined ? {} : { tuning: process.env.PACK_REC_TUNING }) }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
+    const percent = (v: number | undefined) => (v === undefined ? '-' : `${v}%`);
     const table = (list: Row[]) => [
-      '| route | stage | settings | ONNX | pack | ratio to float32 | lines identical | ignoring spaces | cosine | seconds |',
-      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...list.map((r) => `| ${r.route ?? ''} | ${r.stage} | ${r.settings} | ${r.onnx_bytes} | ${r.pack_bytes} | ${r.ratio}x | ${r.lines_identical}% | ${r.lines_ignoring_spaces === undefined ? '-' : `${r.lines_ignoring_spaces}%`} | ${r.cosine} | ${r.seconds} |`),
+      `| route | stage | settings | ONNX | pack | ratio to float32 | lines identical | ignoring spaces | cosine |${tuning === undefined ? '' : ' tuning lines identical | tuning ignoring spaces |'} seconds |`,
+      `| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |${tuning === undefined ? '' : ' ---: | ---: |'} ---: |`,
+      ...list.map((r) => `| ${r.route ?? ''} | ${r.stage} | ${r.settings} | ${r.onnx_bytes} | ${r.pack_bytes} | ${r.ratio}x | ${r.lines_identical}% | ${percent(r.lines_ignoring_spaces)} | ${r.cosine} |${tuning === undefined ? '' : ` ${percent(r.tuning_identical)} | ${percent(r.tuning_ignoring_spaces)} |`} ${r.seconds} |`),
     ];
     const markdown = [
       '# PP-OCRv4 rec as a .shrink pack: size against lines read as the original reads them',
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage}.`,
       '',
-      `Model: ${REC} (${floatBytes} bytes float32). Lines: ${train.count} rendered training lines (training and nothing else) and ${held.count} held-out lines in other fonts, texts and seed (scripts/make-rec-corpus.ts); every number below is on the held-out lines, against the original model's own reading (no labels). Each route is a recipe run by runRecipe as \`shrink run RECIPE ${REC} -o rec.shrink --data ${npy}\` runs it.`,
+      `Model: ${REC} (${floatBytes} bytes float32). Lines: ${train.count} rendered training lines (training and nothing else) and ${held.count} held-out lines in other fonts, texts and seed (scripts/make-rec-corpus.ts); every number below is on the held-out lines, against the original model's own reading (no labels)${tuning === undefined ? '' : `, but the tuning columns: lines ${process.env.PACK_REC_TUNING} of the training set, never trained on, which chose the recipe's settings (the held-out lines chose nothing)`}. Each route is a recipe run by runRecipe as \`shrink run RECIPE ${REC} -o rec.shrink --data ${npy}\` runs it.`,
       '',
       ...routes.flatMap((r) => {
         const f = r.finetune as { loss: string; value?: string; epochs: number; steps: number; mean_loss: number[]; seconds: number } | undefined;

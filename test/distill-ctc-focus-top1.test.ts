@@ -15,6 +15,7 @@ import { parseRecipe } from '../src/pipeline/recipe.js';
 import { distillLossOf, distillValue } from '../src/pipeline/recovery.js';
 import { Emitter } from '../src/train/emitter.js';
 import { blankWeightedKl, type CtcKlExtras } from '../src/train/losses.js';
+import { runShrink } from './helpers/cli.js';
 import { runModel } from './helpers/run-model.js';
 
 const [N, C] = [9, 5];
@@ -105,4 +106,18 @@ test('distilling with a focus class and a top-1 term lowers the loss; recipe key
   assert.deepEqual([step.training?.distillFocus, step.training?.distillFocusWeight, step.training?.distillTop1], [6624, 4, 0.5]);
   assert.throws(() => parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 1, distill_value: logits, distill_loss: kl, distill_top1: 1}\n', 'r.yaml'), /'distill_top1' goes with 'distill_blank'/);
   assert.throws(() => parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 1, distill_value: logits, distill_loss: kl, distill_blank: 0, distill_focus: 3}\n', 'r.yaml'), /'distill_focus' and 'distill_focus_weight' go together/);
+});
+
+test('--distill-focus and --distill-top1: checked before anything is read', async () => {
+  const common = ['cluster', 'm.onnx', '-o', 'out.onnx', '--bits', '4', '--data', 'd.npy', '--epochs', '1', '--distill-value', 'logits', '--distill-loss', 'kl'];
+  for (const [args, message] of [
+    [[...common, '--distill-top1', '1'], /--distill-top1 goes with --distill-blank/],
+    [[...common, '--distill-blank', '0', '--distill-focus', '6624'], /--distill-focus and --distill-focus-weight go together/],
+    [[...common, '--distill-blank', '0', '--distill-focus', '6624', '--distill-focus-weight', '-1'], /--distill-focus-weight must be a number >= 0, got '-1'/],
+    [[...common, '--distill-blank', '0', '--distill-top1', 'x'], /--distill-top1 must be a number >= 0, got 'x'/],
+  ] as const) {
+    const run = await runShrink([...args]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, message);
+  }
 });

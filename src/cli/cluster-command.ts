@@ -5,7 +5,7 @@
 // fine-tuning with its labels, or distillation from the original without them. --json prints the
 // report in the common envelope.
 import { checkDataFlags, checkLayerPatterns } from './data-flags.js';
-import { addDistillBlankOptions, type DistillBlankFlags, parseDistillBlank } from './distill-blank-options.js';
+import { addDistillBlankOptions, addDistillCtcExtrasOptions, type DistillBlankFlags, type DistillCtcExtrasFlags, parseDistillBlank, parseDistillCtcExtras } from './distill-blank-options.js';
 import { runStepAndWrite } from './step-output.js';
 import { arrayCheckSamples, DEFAULT_CHECK_SAMPLES } from './array-check-samples.js';
 import { type Command, Option } from 'commander';
@@ -26,7 +26,7 @@ import { addBenchOption, formatSpeedLine } from './speed-check.js';
 import { LABELS_KEY, readLabelledArrays } from './training-data.js';
 import { addTrainingOptions, parseTrainingOptions, stepTraining, type TrainingFlags } from './training-options.js';
 
-interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags {
+interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, DistillCtcExtrasFlags {
   output: string;
   bits?: string;
   step?: string;
@@ -78,7 +78,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
   // AdamW by default: a centroid's gradient sums those of every weight it stands for (thousands),
   // so plain SGD at the usual rates diverges; Adam's steps do not scale with that sum.
-  addGateOptions(addBenchOption(addTrainingOptions(addDistillBlankOptions(command), { optimizer: 'adamw' }))).action(async (input: string, flags: ClusterFlags, cmd: Command) => {
+  addGateOptions(addBenchOption(addTrainingOptions(addDistillCtcExtrasOptions(addDistillBlankOptions(command)), { optimizer: 'adamw' }))).action(async (input: string, flags: ClusterFlags, cmd: Command) => {
     const ctx = cliRecipeContext(cmd, context.io);
     const finetune = cmd.getOptionValueSource('epochs') === 'cli';
     const report = await runCluster(input, flags, finetune, ctx);
@@ -104,7 +104,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   ];
   if (flags.distillValue !== undefined && !finetune) throw new UsageError('--distill-value goes with --epochs (centroid fine-tuning)');
   if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
-  const blank = parseDistillBlank(flags, flags.distillLoss);
+  const blank = { ...parseDistillBlank(flags, flags.distillLoss), ...parseDistillCtcExtras(flags) };
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
   const training = parseTrainingOptions(flags);
