@@ -22,6 +22,7 @@ import { fuseLayerNorm } from './fuse-layernorm.js';
 import { fuseSkipLayerNorm } from './fuse-skip-layernorm.js';
 import { mergeReshapesPass } from './merge-reshapes.js';
 import { mergeTransposesPass } from './merge-transposes.js';
+import { pushRowGathersPass } from './push-row-gathers.js';
 import { topologicalSortPass } from './topological-sort.js';
 
 export type OptimizeLevel = 'basic' | 'full';
@@ -60,6 +61,8 @@ export const OPTIMIZER_PASSES: readonly OptimizerPassEntry[] = [
   { pass: fuseSkipLayerNorm, level: 'full', optIn: true },
   { pass: fuseGelu, level: 'full' },
   { pass: fuseHardSwish, level: 'full' },
+  // After the fusions: MultiHeadAttention's query rows are independent, the exported ops' are not.
+  { pass: pushRowGathersPass, level: 'full' },
   { pass: eliminateUnusedInitializersPass, level: 'basic' },
   { pass: topologicalSortPass, level: 'basic' },
 ];

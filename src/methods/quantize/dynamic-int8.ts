@@ -21,6 +21,7 @@ import { isOp } from '../../optimize/util/graph-queries.js';
 import { PassResult } from '../../optimize/util/report.js';
 import type { Pass } from '../../pipeline/pass.js';
 import { ConvRewriter, type DynamicConvForm } from './dynamic-int8-conv.js';
+import { pushRowGathersPass } from '../../optimize/push-row-gathers.js';
 import { type AttentionForm, quantizeAttention } from './dynamic-int8-attention.js';
 import { ActivationQuantizers } from './dynamic-int8-graph.js';
 import { rewriteLstm } from './dynamic-int8-lstm.js';
@@ -66,6 +67,12 @@ export interface DynamicInt8Options {
    * packed int8 GEMM for Q, K and V, the mask as mask_index).
    */
   attentionForm?: AttentionForm;
+  /**
+   * Default true: afterwards, a Gather of rows (a classifier reading one token) moves above the
+   * per-row ops that make them, so the last layer runs for those rows only
+   * (optimize/push-row-gathers.ts). Its dynamic activation scales then cover the computed rows.
+   */
+  rowGathers?: boolean;
 }
 
 /** Weighted ops dynamic int8 does not convert, with the reason the report gives. */
@@ -93,7 +100,7 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
   const matmulForm = options.matmulForm ?? 'com.microsoft';
   const matmuls = new MatMulRewriter(model, { weights, perChannel, form: matmulForm }, activations);
   const convs = new ConvRewriter(model, { weights, perChannel, form: options.convForm ?? 'cast-weights' }, activations);
-  const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter', 'attention']);
+  const result = new PassResult(['MatMul', 'Gemm', 'Conv', 'LSTM', 'quantized', 'skipped', 'bytesBefore', 'bytesAfter', 'attention', 'rowGathersMoved']);
   const tensors: QuantizedTensorReport[] = [];
   if ((options.attention ?? true) && matmulForm === 'com.microsoft' && ops.includes('MatMul')) {
     const attention = quantizeAttention(model, { weights, perChannel, form: options.attentionForm, exclude: options.exclude }, activations);
@@ -159,6 +166,10 @@ export function quantizeDynamicInt8(model: Model, options: DynamicInt8Options = 
     );
   }
   if ([...model.graph.allNodes()].some(({ node }) => node.domain === 'com.microsoft')) ensureMicrosoftOpset(model);
+  if ((options.rowGathers ?? true) && result.stats.quantized > 0) {
+    const rows = pushRowGathersPass.run(model, {}, {}) as Awaited<ReturnType<typeof pushRowGathersPass.run>>;
+    result.count('rowGathersMoved', rows.stats.gathersMoved ?? 0);
+  }
   if (result.stats.quantized === 0) {
     result.warn('nothing-quantized', `dynamic-int8: the model has no ${ops.join(', ')} with a constant float32 weight to quantize`);
   }
