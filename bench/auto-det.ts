@@ -8,7 +8,10 @@
 // models (float32, that static int8, the chosen one) are timed interleaved at 1 x 640x640 with 1
 // thread at onnxruntime's 'all' optimization, and measured on the held-out pages. On this shared
 // 2-core machine a search on all 16 calibration pages took too long, so --data holds the first
-// PAGES of them (half calibrate, half tune) and the search gets --time-budget.
+// PAGES of them and the first TRAIN_PAGES unlabelled training pages (same fonts as calibration,
+// never held out; the pruned + int8 generator distils on them): the first half calibrates and
+// trains, the rest tunes; the search gets --time-budget. When the search does not choose a pruned
+// candidate, the best pruned one is rebuilt from its recipe and measured beside the others.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +26,7 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { recipeFromData } from '../src/pipeline/recipe.js';
 import { runRecipe } from '../src/pipeline/run-recipe.js';
-import { detMaps, detSamples, ensureDetPages, loadDetPages } from './lib/det-pages.js';
+import { DET_PAGES, detMaps, detSamples, ensureDetPages, ensureDetTrainPages, loadDetPages } from './lib/det-pages.js';
 import { machineInfo } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -35,7 +38,9 @@ const METRIC = path.join(ROOT, 'src/eval/text-mask-metric.ts');
 const MIN_IOU = 0.95;
 /** Calibration pages given to the search as --data. */
 const PAGES = 8;
-const TIME_BUDGET = '25m';
+/** Training pages appended to --data (scripts/make-det-pages.ts train.npz). */
+const TRAIN_PAGES = Number(process.env.AUTO_DET_TRAIN_PAGES ?? 16);
+const TIME_BUDGET = process.env.AUTO_DET_TIME_BUDGET ?? '30m';
 
 /** Pages as one float32 [N, 3, H, W] .npy (what `shrink auto --data` reads). */
 function writePages(file: string, pages: readonly Tensor[]): void {
@@ -50,8 +55,9 @@ export const autoDetBench: Bench = {
   async run(log): Promise<BenchOutput> {
     const machine = machineInfo();
     ensureDetPages(undefined, log);
+    if (TRAIN_PAGES > 0) ensureDetTrainPages(TRAIN_PAGES, DET_PAGES, log);
     fs.mkdirSync(WORK, { recursive: true });
-    const calib = (await loadDetPages('calib')).slice(0, PAGES);
+    const calib = [...(await loadDetPages('calib')).slice(0, PAGES), ...(TRAIN_PAGES > 0 ? (await loadDetPages('train')).slice(0, TRAIN_PAGES) : [])];
     const heldout = await loadDetPages('heldout');
     const data = path.join(WORK, 'calib.npy');
     const test = path.join(WORK, 'heldout.npy');
@@ -63,7 +69,7 @@ export const autoDetBench: Bench = {
     // AUTO_DET_RESUME=1 keeps the search's cache (candidates, layer profile): the search goes on where it stopped.
     if (!resume) fs.rmSync(out, { recursive: true, force: true });
 
-    log(`shrink auto on det: ${calib.length} pages to calibrate and tune, ${heldout.length} held out`);
+    log(`shrink auto on det: ${calib.length} pages (${PAGES} calibration, ${calib.length - PAGES} training) to calibrate, train and tune, ${heldout.length} held out`);
     const started = performance.now();
     const child = spawnSync(
       process.execPath,
@@ -92,14 +98,29 @@ export const autoDetBench: Bench = {
     const singleIou = await iou(singleBytes);
     const chosenIou = await iou(chosenBytes);
 
+    // The pruned + int8 generator's kept candidate, when the search chose something else: rebuilt from its recipe.
+    type Outcome = { name: string; recipe: { description: string; steps: Record<string, unknown>[] }; bytes: number; superseded?: string; metric?: number };
+    const prunedOutcome = (report.candidates as Outcome[]).filter((c) => c.name.startsWith('channels-') && c.bytes > 0 && c.superseded === undefined)[0];
+    let prunedBytes: Uint8Array | undefined;
+    if (prunedOutcome !== undefined && prunedOutcome.name !== report.chosen) {
+      log(`rebuilding ${prunedOutcome.name} from its recipe (not chosen) to measure it held out`);
+      const half = report.split.calibration;
+      const arrays = new Float32Array(half * 3 * 640 * 640);
+      for (const [i, page] of calib.slice(0, half).entries()) arrays.set(page.data() as Float32Array, i * 3 * 640 * 640);
+      const rebuilt = await runRecipe(float, recipeFromData(prunedOutcome.recipe, prunedOutcome.name), { calibration: detSamples(calibrationPages, 'det calibration pages'), training: { inputs: { x: { data: arrays, sampleDims: [3, 640, 640], dataType: DataType.FLOAT } } } }, { ort: nodeOrt });
+      prunedBytes = writeModel(rebuilt.model);
+    }
+    const prunedIou = prunedBytes === undefined ? undefined : await iou(prunedBytes);
+
     const timing = await benchmarkModels(
       nodeOrt,
       [
         { name: 'float32', source: floatBytes, model: float },
         { name: 'static-int8 (quantize-static)', source: singleBytes },
         { name: `chosen: ${report.chosen}`, source: chosenBytes },
+        ...(prunedBytes === undefined ? [] : [{ name: `pruned: ${prunedOutcome.name}`, source: prunedBytes }]),
       ],
-      { batch: 1, runs: 30, warmup: 3, threads: 1, inputs: [0, 1, 2].map(() => ({ x: heldout[0] })), graphOptimization: 'all' },
+      { batch: 1, runs: 30, warmup: 3, threads: 1, inputs: [0, 1, 2, 3].map(() => ({ x: heldout[0] })), graphOptimization: 'all' },
     );
     const ms = timing.models.map((m) => m.latency_ms.median);
     const loadAfter = round(os.loadavg()[0]);
@@ -107,23 +128,33 @@ export const autoDetBench: Bench = {
       { model: 'float32', bytes: floatBytes.byteLength, ms: round(ms[0]), speedup: 1, iou: { mean: 1, lowest: 1 } },
       { model: `static int8, defaults, ${calibrationPages.length} calibration pages (bench quantize-static)`, bytes: singleBytes.byteLength, ms: round(ms[1]), speedup: round(ms[0] / ms[1]), iou: singleIou },
       { model: `shrink auto's choice: ${report.chosen}`, bytes: chosenBytes.byteLength, ms: round(ms[2]), speedup: round(ms[0] / ms[2]), iou: chosenIou },
+      ...(prunedBytes === undefined || prunedIou === undefined ? [] : [{ model: `not chosen, rebuilt from its recipe: ${prunedOutcome.name}`, bytes: prunedBytes.byteLength, ms: round(ms[3]), speedup: round(ms[0] / ms[3]), iou: prunedIou }]),
     ];
-    const candidates = report.candidates.map((c: Record<string, unknown>) => ({ name: c.name, feasible: c.feasible, metric: c.metric, size_ratio: c.size_ratio, latency: c.latency, latency_predicted: c.latency_predicted, predicted_ms: c.predicted_ms, seconds: c.seconds, why_not: c.why_not }));
+    // Against the single method, in the same interleaved run.
+    const versusSingle = rows.slice(2).map((r) => ({ model: r.model, speedup_vs_single: round(ms[1] / r.ms) }));
+    const candidates = report.candidates.map((c: Record<string, unknown>) => ({ name: c.name, feasible: c.feasible, metric: c.metric, size_ratio: c.size_ratio, latency: c.latency, latency_predicted: c.latency_predicted, predicted_ms: c.predicted_ms, seconds: c.seconds, why_not: c.why_not, superseded: c.superseded, recipe: typeof c.name === 'string' && c.name.startsWith('channels-') ? c.recipe : undefined }));
+    // The pruned + int8 generator's channel-group scan (once; cached beside the candidates).
+    const scanFile = path.join(out, '.shrink-auto-groups.json');
+    const scan = fs.existsSync(scanFile) ? (Object.values(JSON.parse(fs.readFileSync(scanFile, 'utf8')))[0] as { seconds: number; baseline: number; samples: number; skipped: number; groups: { sources: string[]; channels: number; kept: number; macs_saved: number; quality: number; loss: number }[] } | undefined) : undefined;
     // The layer profile the mixed-precision search measured (once; cached beside the candidates).
     const profileFile = path.join(out, '.shrink-auto-layers.json');
     const profile = fs.existsSync(profileFile) ? (Object.values(JSON.parse(fs.readFileSync(profileFile, 'utf8')))[0] as { seconds: number; sensitivity: { node: string; op: string; isolated_sqnr_db: number }[]; latency: { float_ms: number; int8_ms: number; op_types?: Record<string, { layers: number; timed_ms: number }> } } | undefined) : undefined;
-    const json = { machine, load_after: loadAfter, resumed: resume, skipped: report.skipped, pages: { calibration: report.split.calibration, tuning: report.split.tuning, held_out: heldout.length }, min_iou: MIN_IOU, search: { seconds: round(searchSeconds), chosen: report.chosen, held_out: report.held_out, candidates, layer_profile: profile === undefined ? undefined : { seconds: round(profile.seconds), worst_layers: profile.sensitivity.slice(0, 8), latency: profile.latency.op_types, float_ms: round(profile.latency.float_ms), int8_ms: round(profile.latency.int8_ms) } }, comparison: rows };
-    type Row = { name: string; feasible: boolean; metric?: number; size_ratio: number; latency?: { speedup: number }; latency_predicted?: boolean; predicted_ms?: number; seconds: number; why_not?: string };
+    const json = { machine, load_after: loadAfter, resumed: resume, skipped: report.skipped, pages: { data: calib.length, calibration_pages: PAGES, training_pages: calib.length - PAGES, calibration: report.split.calibration, tuning: report.split.tuning, held_out: heldout.length }, min_iou: MIN_IOU, versus_single: versusSingle, group_scan: scan, search: { seconds: round(searchSeconds), chosen: report.chosen, held_out: report.held_out, candidates, layer_profile: profile === undefined ? undefined : { seconds: round(profile.seconds), worst_layers: profile.sensitivity.slice(0, 8), latency: profile.latency.op_types, float_ms: round(profile.latency.float_ms), int8_ms: round(profile.latency.int8_ms) } }, comparison: rows };
+    type Row = { name: string; feasible: boolean; metric?: number; size_ratio: number; latency?: { speedup: number }; latency_predicted?: boolean; predicted_ms?: number; seconds: number; why_not?: string; superseded?: string };
     const markdown = [
       '# shrink auto: PP-OCRv4 det with a fidelity budget (text-mask IoU >= 0.95)',
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage} at the start, ${loadAfter} at the end.`,
       '',
-      `\`shrink auto ch_PP-OCRv4_det_infer.onnx --data calib.npy --metric src/eval/text-mask-metric.ts --min-metric ${MIN_IOU} --target latency --time-budget ${TIME_BUDGET} --test-data heldout.npy\`: the first ${calib.length} calibration pages of scripts/make-det-pages.ts (640x640; ${report.split.calibration} calibrate, ${report.split.tuning} tune), the ${heldout.length} held-out pages (other fonts, texts, papers and seed) measured only at the end. Search time: **${round(searchSeconds)} s** for ${candidates.length} candidates${resume ? ` (resumed from the cache of an earlier run: the candidates' own times add up to ${round(candidates.reduce((a: number, c: { seconds: number }) => a + c.seconds, 0))} s, the layer profile ${profile === undefined ? '-' : round(profile.seconds)} s)` : ''}${report.skipped.length > 0 ? ` (not started for lack of time: ${report.skipped.join(', ')})` : ''}. Speed in the table below: as the search timed each candidate beside the input (1 thread, 'all', about a second each).`,
+      `\`shrink auto ch_PP-OCRv4_det_infer.onnx --data calib.npy --metric src/eval/text-mask-metric.ts --min-metric ${MIN_IOU} --target latency --time-budget ${TIME_BUDGET} --test-data heldout.npy\`: the first ${PAGES} calibration pages and the first ${calib.length - PAGES} training pages of scripts/make-det-pages.ts (640x640, same fonts; ${report.split.calibration} calibrate and train, ${report.split.tuning} tune), the ${heldout.length} held-out pages (other fonts, texts, papers and seed) measured only at the end. Search time: **${round(searchSeconds)} s** for ${candidates.length} candidates${resume ? ` (resumed from the cache of an earlier run: the candidates' own times add up to ${round(candidates.reduce((a: number, c: { seconds: number }) => a + c.seconds, 0))} s, the layer profile ${profile === undefined ? '-' : round(profile.seconds)} s)` : ''}${report.skipped.length > 0 ? ` (not started for lack of time: ${report.skipped.join(', ')})` : ''}. Speed in the table below: as the search timed each candidate beside the input (1 thread, 'all', about a second each).`,
       '',
       '| candidate | within budget | text-mask IoU on tuning pages | size | speed (1 thread, as the search timed it) | seconds |',
       '| --- | --- | ---: | ---: | ---: | ---: |',
-      ...candidates.map((c: Row) => `| ${c.name === report.chosen ? `**${c.name}**` : c.name} | ${c.feasible ? 'yes' : `no: ${c.why_not}`} | ${c.metric === undefined ? '-' : round(c.metric)} | ${round(c.size_ratio)}x | ${c.latency === undefined ? '-' : `${round(c.latency.speedup)}x${c.latency_predicted ? ' (predicted)' : c.predicted_ms === undefined ? '' : ` (timed; predicted ${round(c.predicted_ms)} ms)`}`} | ${round(c.seconds)} |`),
+      ...candidates.map((c: Row) => `| ${c.name === report.chosen ? `**${c.name}**` : c.name} | ${c.feasible ? (c.superseded === undefined ? 'yes' : `yes (not a contender: ${c.superseded})`) : `no: ${c.why_not}`} | ${c.metric === undefined ? '-' : round(c.metric)} | ${round(c.size_ratio)}x | ${c.latency === undefined ? '-' : `${round(c.latency.speedup)}x${c.latency_predicted ? ' (predicted)' : c.predicted_ms === undefined ? '' : ` (timed; predicted ${round(c.predicted_ms)} ms)`}`} | ${round(c.seconds)} |`),
+      '',
+      scan === undefined
+        ? 'No channel-group scan: the pruned + int8 generator did not run.'
+        : `Channel-group scan of the pruned + int8 generator (once, ${round(scan.seconds)} s, cached in .shrink-auto-groups.json): each group saving >= 1% of the MACs cut alone by one step of 16 channels, untrained, text-mask IoU on the first ${scan.samples} tuning pages (${scan.skipped} groups not measured): ${scan.groups.map((g) => `${g.sources.join('/')} ${g.channels}->${g.kept} (MACs -${round(g.macs_saved * 100)}%) ${round(g.quality)}`).join(', ')}. Cut: the cheapest per MAC until their summed loss reaches half the budget's slack (1 - ${MIN_IOU}).`,
       '',
       profile === undefined
         ? 'No layer profile: the per-layer mixed-precision search did not run.'
@@ -134,6 +165,8 @@ export const autoDetBench: Bench = {
       '| model | bytes | ms | speed-up | text-mask IoU, mean | lowest page |',
       '| --- | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map((r) => `| ${r.model} | ${r.bytes} | ${r.ms} | ${r.speedup}x | ${r.iou.mean} | ${r.iou.lowest} |`),
+      '',
+      `Against the single method (static int8 at the defaults) in the same interleaved run: ${versusSingle.map((v) => `${v.model} ${v.speedup_vs_single}x`).join('; ')}.`,
       '',
     ].join('\n');
     return { json, markdown };

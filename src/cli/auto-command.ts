@@ -27,6 +27,7 @@ import { writeFileAtomic } from '../node/atomic-file.js';
 import { writeModel } from '../onnx/model-io.js';
 import { type AutoTarget, autoSearch, type CandidateOutcome, candidateQuality, describeOutcome, qualityName } from '../pipeline/auto.js';
 import type { LayerProfile } from '../pipeline/auto-mixed.js';
+import type { GroupScan } from '../pipeline/auto-prune.js';
 import { arrayLabels, arraySamples } from '../pipeline/prune-data.js';
 import { envelope } from '../pipeline/report-envelope.js';
 import { UsageError } from './errors.js';
@@ -111,6 +112,7 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
   const cache = readJson<Record<string, CandidateOutcome>>(cacheFile);
   // Beside the candidates' cache: per-layer sensitivity and the latency cost model, by input, data and base recipe.
   const profileFile = path.join(flags.output, '.shrink-auto-layers.json');
+  const groupsFile = path.join(flags.output, '.shrink-auto-groups.json');
   const searchKey = hash([fileIdentity(input), fileIdentity(flags.data), flags.labels && fileIdentity(flags.labels), flags.metric && fileIdentity(flags.metric), String(scale), String(batch), String(calibrationCount), String(tuningCount)].join('\n'));
   const keyOf = (recipe: unknown) => hash(`${searchKey}\n${JSON.stringify(recipe)}`);
   const storeOutcome = (outcome: CandidateOutcome) => {
@@ -162,6 +164,18 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
         const profile = await measure();
         writeFileAtomic(profileFile, JSON.stringify({ ...readJson<Record<string, LayerProfile>>(profileFile), [key]: profile }));
         return profile;
+      },
+      // The channel-group scan of the pruned + int8 generator, also once per input and data.
+      groupScan: async (measure) => {
+        const key = keyOf({ groupScan: 1 });
+        const scans = readJson<Record<string, GroupScan>>(groupsFile);
+        if (scans[key] !== undefined) {
+          log(`auto: channel-group scan: cached (${groupsFile})`);
+          return scans[key];
+        }
+        const scan = await measure();
+        writeFileAtomic(groupsFile, JSON.stringify({ ...readJson<Record<string, GroupScan>>(groupsFile), [key]: scan }));
+        return scan;
       },
       profileNodes: async (bytes) => profileNodes(bytes, await benchInputs(model, { batch })),
       cached: (candidate) => cache[keyOf(candidate.recipe)],

@@ -6,12 +6,14 @@
 // correction, only when minmax static int8 misses the budget, the per-layer float32 search (layers
 // where error starts kept in float32: sensitivity) only when all of those miss, int4 variants only when plain
 // int4 misses, channel pruning with recovery only when training arrays with labels exist and the
-// target includes latency. Results are cached by the caller (a search resumes where it stopped),
+// target includes latency; without labels, when latency counts, the channel groups that cost the
+// budget least are cut, distilled and quantized (auto-prune.ts). Results are cached by the caller (a search resumes where it stopped),
 // and the search stops starting candidates when its time is up. Nothing here touches files.
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { writeModel } from '../onnx/model-io.js';
 import { type LayerProfile, searchMixedPrecision } from './auto-mixed.js';
+import { type GroupScan, searchPrunedInt8 } from './auto-prune.js';
 import type { RecipeContext } from './context.js';
 import type { NodeProfile } from './latency-model.js';
 import { recipeFromData } from './recipe.js';
@@ -63,6 +65,8 @@ export interface CandidateOutcome {
   latency_predicted?: boolean;
   /** What the cost model predicted, ms (mixed-precision candidates). */
   predicted_ms?: number;
+  /** Not a contender: why (a variant of the same generator did better on the tuning samples). */
+  superseded?: string;
 }
 
 export interface AutoHooks {
@@ -84,6 +88,11 @@ export interface AutoHooks {
    * `profileNodes`) there is no per-layer mixed-precision search.
    */
   layerProfile?(base: AutoCandidate, measure: () => Promise<LayerProfile>): Promise<LayerProfile>;
+  /**
+   * The channel-group scan of the pruned + int8 generator: the caller's cached one, else
+   * `measure`'s, which the caller then caches. Without it the scan runs each time.
+   */
+  groupScan?(measure: () => Promise<GroupScan>): Promise<GroupScan>;
   /** onnxruntime's per-kernel times of a model (its bytes) on this machine, at the timing's settings. */
   profileNodes?(model: Uint8Array): Promise<NodeProfile>;
   log(line: string): void;
@@ -191,9 +200,26 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
       done.set(outcome.name, outcome);
     }
   }
-  // Per-layer mixed precision from the all-int8 candidate, when latency counts and it was measured.
   const base = AUTO_PLAN[0].candidate;
   const baseOutcome = done.get(base.name);
+  // Pruned + int8 without labels, when latency counts (with labels the plan's channels-30 candidate trains on them).
+  if (!options.canTrain && options.budget.maxDrop === undefined && options.target !== 'size' && data.training !== undefined && baseOutcome !== undefined && baseOutcome.bytes > 0) {
+    if (hooks.timeLeft() <= 0) skipped.push('channels-groups-static-int8');
+    else {
+      try {
+        const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks });
+        for (const [name, m] of pruned.models) models.set(name, m);
+        for (const [name, e] of pruned.evals) evals.set(name, e);
+        for (const outcome of pruned.outcomes) {
+          hooks.log(`auto: ${outcome.name}: ${describe(outcome)}${outcome.superseded === undefined ? '' : ` (${outcome.superseded})`}`);
+          done.set(outcome.name, outcome);
+        }
+      } catch (error) {
+        hooks.log(`auto: pruned + int8 not searched: ${(error as Error).message}`);
+      }
+    }
+  }
+  // Per-layer mixed precision from the all-int8 candidate, when latency counts and it was measured.
   if (hooks.layerProfile !== undefined && hooks.profileNodes !== undefined && options.target !== 'size' && baseOutcome !== undefined && baseOutcome.bytes > 0) {
     if (hooks.timeLeft() <= 0) skipped.push(`${base.name}-mixed`);
     else {
@@ -329,7 +355,7 @@ function markPareto(outcomes: CandidateOutcome[]): CandidateOutcome[] {
  */
 function choose(outcomes: CandidateOutcome[], options: AutoOptions): CandidateOutcome | undefined {
   // A predicted latency is not compared with timed ones: those candidates are not chosen for speed.
-  const feasible = outcomes.filter((o) => o.feasible && (o.latency_predicted !== true || options.target === 'size'));
+  const feasible = outcomes.filter((o) => o.feasible && o.superseded === undefined && (o.latency_predicted !== true || options.target === 'size'));
   const smallest = (list: CandidateOutcome[]) => [...list].sort((a, b) => a.bytes - b.bytes || quality(b) - quality(a))[0];
   const fastest = (list: CandidateOutcome[]) => [...list].sort((a, b) => (b.latency?.speedup ?? 0) - (a.latency?.speedup ?? 0) || a.bytes - b.bytes)[0];
   if (feasible.length > 0) {
