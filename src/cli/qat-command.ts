@@ -42,6 +42,7 @@ interface QatFlags extends TrainingFlags, DistillBlankFlags {
   scheduleSpan?: 'run' | 'epoch';
   metric?: string;
   tune?: string;
+  fitOutputBias?: boolean;
   data: string;
   labels?: string;
   maxSteps?: string;
@@ -70,6 +71,7 @@ export function registerQat(program: Command, context: CliContext): void {
       .addOption(new Option('--schedule-span <span>', 'static-int8: the rate schedule spans all epochs (run, default: a cosine decays once) or restarts each epoch').choices(['run', 'epoch']))
       .option('--metric <module>', 'static-int8: a .js/.ts module exporting (reference, candidate, sample) => number (higher is better, e.g. a text-mask IoU): the epoch kept is the best by its mean on the calibration samples instead of by SQNR')
       .option('--tune <path>', 'static-int8: samples the epoch kept is chosen on, all of them (default: the first 64 calibration samples); a split neither calibrated nor trained on')
+      .option('--fit-output-bias', "static-int8: after every epoch fit additive offsets on the few classes of --distill-value (the logits) where the int8 model's top-1 disagrees most with the float model's, on --data, and keep them for the epoch when they score higher (on --tune with --metric)")
       .option('--labels <file>', "class ids (.npy of integers), one per sample, instead of the archive's labels")
       .option('--max-steps <n>', 'stop after this many steps')
       .option('--block-size <n>', 'block size along K (16-256, default 32), as for quantize')
@@ -106,7 +108,7 @@ function runStaticQatFlags(input: string, flags: QatFlags, cliCtx: RecipeContext
 
 async function runQat(input: string, flags: QatFlags, cliCtx: RecipeContext): Promise<QatCommandReport> {
   const method = flags.method as QatMethod;
-  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.temperature && '--temperature', flags.distillBlank && '--distill-blank', flags.distillBlankWeight && '--distill-blank-weight', flags.teacher && '--teacher', flags.scheduleSpan && '--schedule-span', flags.metric && '--metric', flags.tune && '--tune'].filter((f) => typeof f === 'string');
+  const own = [flags.calib && '--calib', flags.distillValue && '--distill-value', flags.distillLoss && '--distill-loss', flags.temperature && '--temperature', flags.distillBlank && '--distill-blank', flags.distillBlankWeight && '--distill-blank-weight', flags.teacher && '--teacher', flags.scheduleSpan && '--schedule-span', flags.metric && '--metric', flags.tune && '--tune', flags.fitOutputBias && '--fit-output-bias'].filter((f) => typeof f === 'string');
   if (own.length > 0) throw new UsageError(`${own.join(', ')}: only with --method static-int8`);
   const { epochs, batchSize, schedule, scale, seed, threads } = parseTrainingOptions(flags);
   const maxSteps = flags.maxSteps === undefined ? undefined : wholeNumber(flags.maxSteps, '--max-steps', 1);

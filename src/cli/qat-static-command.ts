@@ -49,6 +49,8 @@ export interface StaticQatFlags extends TrainingFlags {
   metric?: string;
   /** Samples the epoch is chosen on (all of them) instead of the first calibration samples. */
   tune?: string;
+  /** Fitted output offsets on the distilled value's classes after every epoch (pipeline/fit-output-bias.ts), kept when they score higher. */
+  fitOutputBias?: boolean;
 }
 
 /** Calibration samples the SQNR of each epoch is measured on (the first ones) when there is no --tune. */
@@ -65,7 +67,7 @@ export interface StaticQatBody {
   weights: number;
   biases: number;
   /** Epoch 0 is PTQ alone; sqnr_db: the first output against float32's on the samples of `chosen_on`; metric: --metric's mean there. */
-  epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number; metric?: number }[];
+  epochs: { epoch: number; steps: number; mean_loss: number | null; seconds: number; sqnr_db: number; metric?: number; output_bias?: { offsets: Record<string, number>; kept: boolean; agreement_before: number; agreement_after: number } }[];
   kept: number;
   /** What chose the epoch kept: 'sqnr', or --metric's name. */
   kept_by: string;
@@ -106,7 +108,8 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
     const metric = mean === undefined ? undefined : typeof mean === 'number' ? mean : mean === 'inf' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
     return { sqnr: Number(Object.values(report.outputs)[0]?.sqnr_db ?? Number.NaN), metric };
   };
-  const scores = new Map<number, { sqnr: number; metric?: number }>();
+  // Keyed by epoch and whether the model carries fitted output offsets.
+  const scores = new Map<string, { sqnr: number; metric?: number }>();
   let result: Awaited<ReturnType<typeof staticInt8Qat>>;
   try {
     result = await staticInt8Qat(
@@ -127,9 +130,10 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
         seed,
         maxSteps: flags.maxSteps,
         // The epoch kept: the best --metric mean (higher is better), else the best SQNR, on the --tune or calibration samples.
-        evaluate: async (int8, epoch) => {
+        outputBias: flags.fitOutputBias === true ? {} : undefined,
+        evaluate: async (int8, epoch, withOutputBias) => {
           const score = await measured(int8);
-          scores.set(epoch, score);
+          scores.set(`${epoch}:${withOutputBias}`, score);
           return custom === undefined ? score.sqnr : (score.metric ?? Number.NEGATIVE_INFINITY);
         },
       },
@@ -149,8 +153,10 @@ export async function runStaticQat(input: string, flags: StaticQatFlags, ctx: Re
     weights: result.report.weights,
     biases: result.report.biases,
     epochs: result.report.epochs.map((e: StaticQatEpoch) => {
-      const score = scores.get(e.epoch);
-      return { epoch: e.epoch, steps: e.steps, mean_loss: e.meanLoss === undefined ? null : round(e.meanLoss), seconds: round(e.seconds), sqnr_db: round(score?.sqnr ?? Number.NaN), ...(score?.metric === undefined ? {} : { metric: round(score.metric) }) };
+      const bias = e.outputBias;
+      const score = scores.get(`${e.epoch}:${bias?.kept === true}`);
+      const outputBias = bias === undefined ? {} : { output_bias: { offsets: bias.offsets, kept: bias.kept, agreement_before: round(bias.agreementBefore), agreement_after: round(bias.agreementAfter) } };
+      return { epoch: e.epoch, steps: e.steps, mean_loss: e.meanLoss === undefined ? null : round(e.meanLoss), seconds: round(e.seconds), sqnr_db: round(score?.sqnr ?? Number.NaN), ...(score?.metric === undefined ? {} : { metric: round(score.metric) }), ...outputBias };
     }),
     kept: result.report.kept,
     kept_by: custom?.name ?? 'sqnr',
@@ -163,7 +169,8 @@ export function formatStaticQatReport(r: StaticQatCommandReport): string {
   return [
     `qat static-int8: ${r.weights} weights and ${r.biases} biases of the PTQ graph trained under fake quantization (activations at their calibrated scales), distilling '${r.distilled.value}' (${r.distilled.loss}${r.distilled.temperature === undefined || r.distilled.temperature === 1 ? '' : `, T = ${r.distilled.temperature}`}) of ${r.distilled.teacher ?? 'the float model'} on ${r.samples} samples, rate ${r.schedule.rate} ${r.schedule.kind} over ${r.schedule.span === 'run' ? 'the whole run' : 'each epoch'}`,
     ...r.epochs.map((e) => {
-      const metric = e.metric === undefined ? '' : `, ${r.kept_by} ${e.metric}`;
+      const bias = e.output_bias === undefined ? '' : `; output offsets ${JSON.stringify(e.output_bias.offsets)} (top-1 agreement on --data ${(100 * e.output_bias.agreement_before).toFixed(2)}% -> ${(100 * e.output_bias.agreement_after).toFixed(2)}%) ${e.output_bias.kept ? 'kept' : 'not kept'}`;
+      const metric = `${e.metric === undefined ? '' : `, ${r.kept_by} ${e.metric}`}${bias}`;
       return e.epoch === 0 ? `  PTQ: SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s` : `  epoch ${e.epoch}: ${e.steps} steps, mean loss ${(e.mean_loss ?? Number.NaN).toFixed(4)}, SQNR ${e.sqnr_db.toFixed(2)} dB${metric}, ${e.seconds.toFixed(1)} s`;
     }),
     `kept ${r.kept === 0 ? 'PTQ alone (no epoch beat it)' : `epoch ${r.kept}`} (${r.kept_by === 'sqnr' ? 'SQNR of the first output' : `the mean of ${r.kept_by}`} against float32 on ${r.chosen_on.tune ? `the ${r.chosen_on.samples} --tune samples` : `the first ${r.chosen_on.samples} calibration samples`})`,

@@ -14,6 +14,9 @@
 //      model's initializers (requantize): the PTQ graph with new codes. With `evaluate`, the best
 //      epoch (PTQ itself counted as epoch 0) is the one returned: distilling on data unlike the
 //      held-out data can pull held-out readings away from the float model's.
+//   5. With `outputBias`, each epoch's model also gets fitted output offsets on the logits
+//      (fit-output-bias.ts: e.g. rec's space against its blank, the decision int8 moves most),
+//      fitted on the training inputs and kept for the epoch only when `evaluate` scores them higher.
 import type { SampleSource } from '../eval/samples.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
@@ -24,6 +27,8 @@ import type { OptimizerSpec } from '../train/optimizers.js';
 import { requantize, type StaticFakeQuantModel, type StaticQatUnits, staticFakeQuant } from '../train/qat-static-graph.js';
 import type { Schedule } from '../train/schedules.js';
 import type { RecipeContext } from './context.js';
+import type { OutputOffsetFitOptions } from '../methods/quantize/output-offsets.js';
+import { fitOutputBias, type OutputBiasReport } from './fit-output-bias.js';
 import { type DistillLoss, distillValue } from './recovery.js';
 
 export interface StaticQatOptions {
@@ -68,8 +73,18 @@ export interface StaticQatOptions {
   seed?: number;
   /** Steps per epoch at most. */
   maxSteps?: number;
-  /** Scores an int8 model (higher is better); the best epoch is kept. */
-  evaluate?: (int8: Model, epoch: number) => Promise<number>;
+  /**
+   * Scores an int8 model (higher is better); the best epoch is kept. `withOutputBias`: the model
+   * carries the epoch's fitted output offsets (called once without and once with them).
+   */
+  evaluate?: (int8: Model, epoch: number, withOutputBias: boolean) => Promise<number>;
+  /**
+   * Fitted output offsets (pipeline/fit-output-bias.ts) on `value`'s classes: after every epoch
+   * (PTQ included), offsets fitted on `inputs` against the teacher's top-1 are written into a copy;
+   * with `evaluate` the epoch's model is the better of the two by it (so the choice is made on the
+   * caller's tuning samples), without it the copy whenever the fit gains rows.
+   */
+  outputBias?: OutputOffsetFitOptions;
 }
 
 export interface StaticQatEpoch {
@@ -78,6 +93,8 @@ export interface StaticQatEpoch {
   steps: number;
   seconds: number;
   metric?: number;
+  /** The fitted output offsets of this epoch, whether they were kept, and the metric without them. */
+  outputBias?: OutputBiasReport & { kept: boolean; metricWithout?: number };
 }
 
 export interface StaticQatReport {
@@ -99,7 +116,7 @@ export interface StaticQatResult {
   model: Model;
   /** The PTQ model itself. */
   ptq: Model;
-  /** The training copy with the kept epoch's floats, biases as written (computes what `model` does). */
+  /** The training copy with the kept epoch's floats, biases as written (computes what `model` does, less any fitted output offsets). */
   fake: Model;
   plan: StaticFakeQuantModel;
   report: StaticQatReport;
@@ -123,8 +140,21 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
   const plan = staticFakeQuant(ptq, options.units, before);
   if (plan.weights.length === 0) throw new Error('qat: static int8 quantized no weight of this model (no DequantizeLinear of int8 codes)');
 
-  const epochs: StaticQatEpoch[] = [{ epoch: 0, steps: 0, seconds: ptqSeconds, metric: options.evaluate === undefined ? undefined : await options.evaluate(ptq, 0) }];
-  let best = { epoch: 0, model: ptq, fake: plan.model, metric: epochs[0].metric ?? Number.NEGATIVE_INFINITY };
+  const teacher = options.teacher ?? float;
+  // An epoch's int8 model, scored; with outputBias, it or its copy with fitted offsets, whichever scores higher.
+  const judged = async (int8: Model, epoch: number): Promise<{ model: Model; metric?: number; outputBias?: StaticQatEpoch['outputBias'] }> => {
+    const metric = options.evaluate === undefined ? undefined : await options.evaluate(int8, epoch, false);
+    if (options.outputBias === undefined) return { model: int8, metric };
+    const fitted = await fitOutputBias(teacher, int8, options.inputs, value, ctx, options.outputBias);
+    if (fitted.report.written === 'nothing') return { model: int8, metric, outputBias: { ...fitted.report, kept: false, metricWithout: metric } };
+    if (options.evaluate === undefined || metric === undefined) return { model: fitted.model, outputBias: { ...fitted.report, kept: true } };
+    const withBias = await options.evaluate(fitted.model, epoch, true);
+    const kept = withBias > metric;
+    return { model: kept ? fitted.model : int8, metric: kept ? withBias : metric, outputBias: { ...fitted.report, kept, metricWithout: metric } };
+  };
+  const first = await judged(ptq, 0);
+  const epochs: StaticQatEpoch[] = [{ epoch: 0, steps: 0, seconds: ptqSeconds, metric: first.metric, ...(first.outputBias === undefined ? {} : { outputBias: first.outputBias }) }];
+  let best = { epoch: 0, model: first.model, fake: plan.model, metric: epochs[0].metric ?? Number.NEGATIVE_INFINITY };
   let current = plan.model;
   let steps = 0;
   // Each epoch is one distillation run (its own trainer): a schedule over the whole run is handed
@@ -137,7 +167,7 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     const t0 = performance.now();
     const run = await distillValue(
-      options.teacher ?? float,
+      teacher,
       current,
       options.inputs,
       value,
@@ -163,9 +193,9 @@ export async function staticInt8Qat(float: Model, options: StaticQatOptions, ctx
       if (tensor === undefined) throw new Error(`qat: the trained copy lost weight '${t.float}'`);
       trained.set(t.float, tensor);
     }
-    const { model, written } = requantize(ptq, plan, trained);
-    const metric = options.evaluate === undefined ? undefined : await options.evaluate(model, epoch);
-    epochs.push({ epoch, meanLoss: run.meanLoss[0], steps: run.steps, seconds: (performance.now() - t0) / 1000, metric });
+    const { model: requantized, written } = requantize(ptq, plan, trained);
+    const { model, metric, outputBias } = await judged(requantized, epoch);
+    epochs.push({ epoch, meanLoss: run.meanLoss[0], steps: run.steps, seconds: (performance.now() - t0) / 1000, metric, ...(outputBias === undefined ? {} : { outputBias }) });
     if (options.evaluate === undefined || (metric as number) > best.metric) {
       best = { epoch, model, fake: withFloats(current, written), metric: metric ?? Number.NEGATIVE_INFINITY };
     }

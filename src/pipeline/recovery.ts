@@ -142,7 +142,7 @@ export interface ValueDistillSettings {
  * ~2 minutes a round under load). Both are the caller's and are not changed while it holds them.
  */
 const teacherValues = new WeakMap<Model, WeakMap<object, Map<string, Promise<PrecomputedValue | undefined>>>>();
-function teacherValue(teacher: Model, inputs: TrainingArrays['inputs'], value: string, ctx: RecipeContext): Promise<PrecomputedValue | undefined> {
+export function teacherValue(teacher: Model, inputs: TrainingArrays['inputs'], value: string, ctx: RecipeContext): Promise<PrecomputedValue | undefined> {
   let byInputs = teacherValues.get(teacher);
   if (byInputs === undefined) teacherValues.set(teacher, (byInputs = new WeakMap()));
   let byValue = byInputs.get(inputs);
