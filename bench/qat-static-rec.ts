@@ -22,6 +22,8 @@
 // (src/pipeline/fit-output-bias.ts) on the logits' classes where int8 and float32 disagree most
 // (the space and the blank), fitted on the training lines; each epoch is read without and with
 // them, and the tuning lines choose both whether the epoch keeps them and the epoch.
+// QAT_REC_FOCUS_WEIGHT (the space's focus weight in the blank-weighted KL, train/losses.ts
+// CtcKlExtras; default none), QAT_REC_TOP1 (its top-1 term's weight; default none).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -60,6 +62,9 @@ const TEMPERATURE = Number(process.env.QAT_REC_TEMPERATURE ?? 1);
 /** Default 0.1 (held-out words 86.99% after epoch 1 against 84.15% with plain KL, one run each); 'off': plain KL. */
 const BLANK_WEIGHT = (process.env.QAT_REC_BLANK_WEIGHT ?? '0.1') === 'off' ? undefined : Number(process.env.QAT_REC_BLANK_WEIGHT ?? 0.1);
 const OUT = process.env.QAT_REC_OUT ?? 'bench/work/qat-static-rec';
+const SPACE = 6624;
+const FOCUS_WEIGHT = process.env.QAT_REC_FOCUS_WEIGHT === undefined ? undefined : Number(process.env.QAT_REC_FOCUS_WEIGHT);
+const TOP1 = process.env.QAT_REC_TOP1 === undefined ? undefined : Number(process.env.QAT_REC_TOP1);
 /**
  * Default on: on training and tuning lines (never held-out) PTQ drops spaces (40 dropped, 0 added
  * on 240 training lines; the space-minus-blank logit at the original's spaces 1.82 -> -2.27) and
@@ -153,7 +158,9 @@ export const qatStaticRecBench: Bench = {
       started = performance.now();
       return tuneWords;
     };
-    const loss: DistillLoss = { kind: 'kl', temperature: TEMPERATURE, ...(BLANK_WEIGHT === undefined ? {} : { blank: { index: 0, weight: BLANK_WEIGHT } }) };
+    if ((FOCUS_WEIGHT !== undefined || TOP1 !== undefined) && BLANK_WEIGHT === undefined) throw new Error('QAT_REC_FOCUS_WEIGHT / QAT_REC_TOP1 go with the blank-weighted KL (QAT_REC_BLANK_WEIGHT not off)');
+    const extras = { ...(FOCUS_WEIGHT === undefined ? {} : { focus: { index: SPACE, weight: FOCUS_WEIGHT } }), ...(TOP1 === undefined ? {} : { top1: TOP1 }) };
+    const loss: DistillLoss = { kind: 'kl', temperature: TEMPERATURE, ...(BLANK_WEIGHT === undefined ? {} : { blank: { index: 0, weight: BLANK_WEIGHT, ...extras } }) };
     const schedule: Schedule = SCHEDULE === 'cosine' ? { kind: 'cosine', rate: RATE } : { kind: 'constant', rate: RATE };
     const result = await staticInt8Qat(
       float,
@@ -193,7 +200,7 @@ export const qatStaticRecBench: Bench = {
       timings.push(await timeInterleaved(fp32Bytes, int8Bytes, { x: new nodeOrt.Tensor('float32', heldout.x.slice(0, TIMED_BATCH * PER), [TIMED_BATCH, 3, 48, 320]) }, threads, ROUNDS));
       log(`timing: ${JSON.stringify(timings.at(-1))}`);
     }
-    const settings = { outputBias: OUTPUT_BIAS, trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, span: SPAN, temperature: TEMPERATURE, blankWeight: BLANK_WEIGHT ?? null, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `${BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (a confident blank weighs ${BLANK_WEIGHT})`} per time step of ${REC_LOGITS}, T = ${TEMPERATURE}`, tuning: `lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} of ${TRAIN_CORPUS}` };
+    const settings = { outputBias: OUTPUT_BIAS, trainingLines: training.count, trainCorpus: TRAIN_CORPUS, calibrationLines: CALIBRATION, epochs: EPOCHS, rate: RATE, units: UNITS, schedule: SCHEDULE, span: SPAN, temperature: TEMPERATURE, blankWeight: BLANK_WEIGHT ?? null, focusWeight: FOCUS_WEIGHT ?? null, top1: TOP1 ?? null, batch: BATCH, maxSteps: MAX_STEPS ?? null, optimizer: 'adam (adamw, no decay)', loss: `${BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (a confident blank weighs ${BLANK_WEIGHT}${FOCUS_WEIGHT === undefined ? '' : `, a space step ${FOCUS_WEIGHT} more`}${TOP1 === undefined ? '' : `, a top-1 term weighing ${TOP1}`})`} per time step of ${REC_LOGITS}, T = ${TEMPERATURE}`, tuning: `lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} of ${TRAIN_CORPUS}` };
     const lines = [
       '# Static int8 QAT on PP-OCRv4 rec (held-out words identical to float32)',
       '',
@@ -203,7 +210,7 @@ export const qatStaticRecBench: Bench = {
         `QAT: ${training.count} training lines of ${TRAIN_CORPUS}, ${settings.loss}, ${settings.optimizer}, rate ${RATE} (${UNITS === 'steps' ? 'weights and biases in quantization steps' : 'float units'}; ${SCHEDULE} over ${SPAN === 'run' ? 'the whole run' : 'each epoch'}), batch ${BATCH}${MAX_STEPS === undefined ? '' : `, at most ${MAX_STEPS} steps an epoch`}. ` +
         `Read on the ${heldout.count} held-out lines at onnxruntime 'all'; epoch 0 is PTQ alone.${OUTPUT_BIAS ? ` Every epoch is also read with fitted output offsets (src/pipeline/fit-output-bias.ts: additive offsets on the 2 logit classes where int8's top-1 per time step disagrees most with float32's, here ${[...new Set(result.report.epochs.flatMap((e) => e.outputBias?.classes ?? []))].join(', ')} (0 is the blank, 6624 the space), fitted to agree with float32 per step on the ${training.count} training lines, written into the bias of ${REC_LOGITS}); the tuning lines choose whether an epoch keeps them.` : ''} Kept: epoch ${result.report.kept}${keptWithBias ? ' with its output offsets' : ''}, the best share of float32's words reproduced on the tuning split (${settings.tuning}: training lines QAT never trains on; src/eval/ctc-words-metric.ts, as \`shrink qat --tune --metric\` keeps it); the held-out lines never choose.`,
       '',
-      `As a command: \`shrink qat ch_PP-OCRv4_rec_infer.onnx -o rec-int8.onnx --method static-int8 --data train.npz --calib calib.npz --tune tune.npz --metric src/eval/ctc-words-metric.ts --distill-value ${REC_LOGITS}${BLANK_WEIGHT === undefined ? '' : ` --distill-blank 0 --distill-blank-weight ${BLANK_WEIGHT}`}${TEMPERATURE === 1 ? '' : ` --temperature ${TEMPERATURE}`} --epochs ${EPOCHS} --batch-size ${BATCH} --lr ${RATE} --schedule ${SCHEDULE}${SPAN === 'run' ? '' : ' --schedule-span epoch'}${OUTPUT_BIAS ? ' --fit-output-bias' : ''}\` (the bench holds the lines in memory instead of .npz files).`,
+      `As a command: \`shrink qat ch_PP-OCRv4_rec_infer.onnx -o rec-int8.onnx --method static-int8 --data train.npz --calib calib.npz --tune tune.npz --metric src/eval/ctc-words-metric.ts --distill-value ${REC_LOGITS}${BLANK_WEIGHT === undefined ? '' : ` --distill-blank 0 --distill-blank-weight ${BLANK_WEIGHT}${FOCUS_WEIGHT === undefined ? '' : ` --distill-focus ${SPACE} --distill-focus-weight ${FOCUS_WEIGHT}`}${TOP1 === undefined ? '' : ` --distill-top1 ${TOP1}`}`}${TEMPERATURE === 1 ? '' : ` --temperature ${TEMPERATURE}`} --epochs ${EPOCHS} --batch-size ${BATCH} --lr ${RATE} --schedule ${SCHEDULE}${SPAN === 'run' ? '' : ' --schedule-span epoch'}${OUTPUT_BIAS ? ' --fit-output-bias' : ''}\` (the bench holds the lines in memory instead of .npz files).`,
       '',
       '| epoch | output offsets (class: logit) | tuning lines: words (chooses) | held-out words identical | held-out lines identical | held-out lines ignoring spaces | SQNR on tuning lines (dB) | mean loss | seconds (train + read) |',
       '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
