@@ -15,29 +15,13 @@ import { writeModel } from '../src/onnx/model-io.js';
 import { optimizeModel } from '../src/optimize/optimize.js';
 import { pushRowGathersPass } from '../src/optimize/push-row-gathers.js';
 import { inferShapes } from '../src/optimize/shape-inference/index.js';
+import { paddedTokenFeeds } from './helpers/bert-token-feeds.js';
 
 const BERT = 'models/spam-bert/onnx/model.onnx';
 type Feeds = Record<string, InstanceType<typeof nodeOrt.Tensor>>;
 
 /** Three e-mails' worth of pseudo-random tokens, rows padded from the end by 0, 17, 34 tokens. */
-function bertFeeds(): Feeds {
-  const [batch, length] = [3, 64];
-  const ids = new BigInt64Array(batch * length);
-  const mask = new BigInt64Array(batch * length);
-  let seed = 11;
-  for (let b = 0; b < batch; b++) {
-    for (let s = 0; s < length - 17 * b; s++) {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      ids[b * length + s] = s === 0 ? 2n : BigInt(5 + (seed % 4000));
-      mask[b * length + s] = 1n;
-    }
-  }
-  return {
-    input_ids: new nodeOrt.Tensor('int64', ids, [batch, length]),
-    attention_mask: new nodeOrt.Tensor('int64', mask, [batch, length]),
-    token_type_ids: new nodeOrt.Tensor('int64', new BigInt64Array(batch * length), [batch, length]),
-  };
-}
+const bertFeeds = () => paddedTokenFeeds(3, 64, 17, 11);
 
 async function outputOf(model: Model, feeds: Feeds): Promise<Float32Array> {
   const session = await nodeOrt.InferenceSession.create(writeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 });

@@ -16,6 +16,7 @@ import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { readModel, writeModel } from '../src/onnx/model-io.js';
 import { inferShapes } from '../src/optimize/shape-inference/index.js';
+import { paddedTokenFeeds } from './helpers/bert-token-feeds.js';
 
 const BERT = 'models/spam-bert/onnx/model.onnx';
 const BATCH = 4;
@@ -28,24 +29,7 @@ function opCounts(model: Model): Record<string, number> {
 }
 
 /** Token ids of a fixed pseudo-random text, rows padded from the end by 0, 10, 20, ... tokens. */
-function feeds(): Record<string, InstanceType<typeof nodeOrt.Tensor>> {
-  const ids = new BigInt64Array(BATCH * LENGTH);
-  const mask = new BigInt64Array(BATCH * LENGTH);
-  let seed = 7;
-  for (let b = 0; b < BATCH; b++) {
-    const real = LENGTH - 10 * b;
-    for (let s = 0; s < real; s++) {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      ids[b * LENGTH + s] = s === 0 ? 2n : BigInt(5 + (seed % 4000));
-      mask[b * LENGTH + s] = 1n;
-    }
-  }
-  return {
-    input_ids: new nodeOrt.Tensor('int64', ids, [BATCH, LENGTH]),
-    attention_mask: new nodeOrt.Tensor('int64', mask, [BATCH, LENGTH]),
-    token_type_ids: new nodeOrt.Tensor('int64', new BigInt64Array(BATCH * LENGTH), [BATCH, LENGTH]),
-  };
-}
+const feeds = () => paddedTokenFeeds(BATCH, LENGTH, 10, 7);
 
 /** Logits of `model` at graph optimization 'all', and the model onnxruntime optimized it into. */
 async function runOptimized(model: Model): Promise<{ logits: Float32Array; optimized: Model }> {
