@@ -163,6 +163,32 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
   // Decided: measured, cached, not wanted, or not started for lack of time.
   const decided = new Set<string>();
   let pending = [...AUTO_PLAN];
+  const base = AUTO_PLAN[0].candidate;
+  // Pruned + int8 without labels, when latency counts (with labels the plan's channels-30 candidate
+  // trains on them). It runs right after the wave that measured all-int8: only a smaller network can
+  // run faster than all-int8, while the calibrator fallbacks can at best match its speed, so a time
+  // budget spent on them must not starve it.
+  let prunedTried = false;
+  const tryPruned = async () => {
+    const baseOutcome = done.get(base.name);
+    if (prunedTried || options.canTrain || options.budget.maxDrop !== undefined || options.target === 'size' || data.training === undefined || baseOutcome === undefined || baseOutcome.bytes === 0) return;
+    prunedTried = true;
+    if (hooks.timeLeft() <= 0) {
+      skipped.push('channels-groups-static-int8');
+      return;
+    }
+    try {
+      const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks });
+      for (const [name, m] of pruned.models) models.set(name, m);
+      for (const [name, e] of pruned.evals) evals.set(name, e);
+      for (const outcome of pruned.outcomes) {
+        hooks.log(`auto: ${outcome.name}: ${describe(outcome)}${outcome.superseded === undefined ? '' : ` (${outcome.superseded})`}`);
+        done.set(outcome.name, outcome);
+      }
+    } catch (error) {
+      hooks.log(`auto: pruned + int8 not searched: ${(error as Error).message}`);
+    }
+  };
   while (pending.length > 0) {
     // A wave: every candidate whose prerequisites are decided. On a queue it runs at once.
     const wave = pending.filter((p) => (p.after ?? []).every((n) => decided.has(n)));
@@ -199,26 +225,9 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
       hooks.store(outcome);
       done.set(outcome.name, outcome);
     }
+    await tryPruned();
   }
-  const base = AUTO_PLAN[0].candidate;
   const baseOutcome = done.get(base.name);
-  // Pruned + int8 without labels, when latency counts (with labels the plan's channels-30 candidate trains on them).
-  if (!options.canTrain && options.budget.maxDrop === undefined && options.target !== 'size' && data.training !== undefined && baseOutcome !== undefined && baseOutcome.bytes > 0) {
-    if (hooks.timeLeft() <= 0) skipped.push('channels-groups-static-int8');
-    else {
-      try {
-        const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks });
-        for (const [name, m] of pruned.models) models.set(name, m);
-        for (const [name, e] of pruned.evals) evals.set(name, e);
-        for (const outcome of pruned.outcomes) {
-          hooks.log(`auto: ${outcome.name}: ${describe(outcome)}${outcome.superseded === undefined ? '' : ` (${outcome.superseded})`}`);
-          done.set(outcome.name, outcome);
-        }
-      } catch (error) {
-        hooks.log(`auto: pruned + int8 not searched: ${(error as Error).message}`);
-      }
-    }
-  }
   // Per-layer mixed precision from the all-int8 candidate, when latency counts and it was measured.
   if (hooks.layerProfile !== undefined && hooks.profileNodes !== undefined && options.target !== 'size' && baseOutcome !== undefined && baseOutcome.bytes > 0) {
     if (hooks.timeLeft() <= 0) skipped.push(`${base.name}-mixed`);
