@@ -127,3 +127,19 @@ test('shrink qat --method static-int8 --fit-output-bias: every epoch reports its
   assert.equal(refused.status, 2, refused.stderr);
   assert.match(refused.stderr.trim(), /^shrink: --fit-output-bias: only with --method static-int8/);
 });
+
+test('shrink quantize --fit-output-bias: offsets fitted on --calib, reported; without --calib one usage line', () => {
+  const input = join(work, 'classifier-q.onnx');
+  writeFileSync(input, writeModel(classifier({})));
+  const calib = join(work, 'calib.npz');
+  writeFileSync(calib, writeNpz({ x: { dataType: DataType.FLOAT, dims: [32, F], data: new Uint8Array(samples(32, 7).buffer) } }));
+  const output = join(work, 'classifier-q-int8.onnx');
+  const run = spawnShrink(['quantize', input, '-o', output, '--method', 'static-int8', '--calib', calib, '--fit-output-bias', 'logits', '--no-bench', '--json'], { timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout) as { output_bias?: { value: string; rows: number; agreementBefore: number; agreementAfter: number } };
+  const bias = report.output_bias;
+  assert.ok(bias !== undefined && bias.value === 'logits' && bias.rows === 32 && bias.agreementAfter >= bias.agreementBefore, JSON.stringify(bias));
+  const refused = spawnShrink(['quantize', input, '-o', join(work, 'refused-q.onnx'), '--method', 'int8-weight', '--fit-output-bias', 'logits'], { timeout: 60_000 });
+  assert.equal(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr.trim(), /^shrink: --fit-output-bias fits on the --calib samples: give --calib$/);
+});

@@ -84,6 +84,8 @@ interface QuantizeFlags extends GateFlags {
   bench?: boolean;
   queue?: string;
   shards?: string;
+  /** The logits to fit output offsets on (pipeline/fit-output-bias.ts), on the --calib samples. */
+  fitOutputBias?: string;
 }
 
 const WEIGHT_ONLY: readonly QuantizeMethodName[] = ['int8-weight', 'int4', 'int2', 'ternary', 'binary'];
@@ -152,6 +154,7 @@ export function registerQuantize(program: Command, context: CliContext): void {
     .option('--smooth [alpha]', 'static-int8: SmoothQuant, move activation outliers of MatMul/Gemm inputs into the weights with strength alpha in [0, 1] (default 0.5)')
     .option('--bias-correction', 'static-int8: remove the mean shift of each Conv/Gemm/MatMul output channel, measured on --calib, from its bias (default: on when --calib holds at least 4 real samples and the layers are at most 48 deep; means on the first 8)')
     .option('--no-bias-correction', 'static-int8: skip bias correction')
+    .option('--fit-output-bias <value>', "after quantizing, fit additive offsets on the few classes of <value> (the logits, e.g. the input of a final Softmax; every position a row) where the quantized model's top-1 disagrees most with the original's, on the --calib samples, written into <value>'s bias: removes a systematic pull between classes (PP-OCR rec's space against its blank)")
     .option('--data <path>', 'samples to check the result on: an ONNX test-data folder, .npy, .npz or .json (default: --calib, else generated inputs)')
     .option('--labels <file>', 'class ids of --data (.npy of integers or a JSON array): adds accuracy, and --max-drop')
     .option('--samples <n>', 'samples to compare (0 skips the check; default: all of --data, 4 generated)')
@@ -194,6 +197,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       : { toleranceDb: positiveNumber(flags.fp32Search, '--fp32-search'), maxRounds: flags.fp32Rounds === undefined ? undefined : wholeNumber(flags.fp32Rounds, '--fp32-rounds', 1) };
   if (fp32Search === undefined && flags.fp32Rounds !== undefined) throw new UsageError('--fp32-rounds goes with --fp32-search');
   if (fp32Search !== undefined && flags.data === undefined && flags.calib === undefined) throw new UsageError('--fp32-search compares layer by layer on --data or --calib samples: give one');
+  if (flags.fitOutputBias !== undefined && flags.calib === undefined) throw new UsageError('--fit-output-bias fits on the --calib samples: give --calib');
   if (method.name === 'static-int8' && flags.calib === undefined) throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   if ((flags.algorithm === 'gptq' || flags.algorithm === 'awq') && flags.calib === undefined) throw new UsageError(`--algorithm ${flags.algorithm} needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)`);
   if (flags.actOrder && flags.algorithm !== 'gptq') throw new UsageError('--act-order goes with --algorithm gptq');
@@ -235,6 +239,7 @@ async function runQuantize(input: string, flags: QuantizeFlags, ctx: ReturnType<
       fidelity: 'samples' in fidelity ? { samples: fidelity.samples, limit: data === undefined ? undefined : samples, labels } : undefined,
       fidelitySkipped: 'skipped' in fidelity ? fidelity.skipped : undefined,
       gate,
+      outputBias: flags.fitOutputBias === undefined || calibration === undefined ? undefined : { value: flags.fitOutputBias, samples: calibration },
     };
     // The queue's client (BullMQ) loads only when a run uses it.
     const queued =

@@ -2,6 +2,7 @@
 // (the whole file and each weight), which nodes were quantized and which were left alone and why,
 // each weight's SQNR, and output fidelity against the original (eval's compareModels). One
 // JSON-able object, and a terminal formatter for people.
+import type { OutputBiasReport } from './fit-output-bias.js';
 import type { LatencyPlacementReport } from './latency-placement.js';
 import type { EvalReport, JsonNumber } from '../eval/eval-report.js';
 import { jsonNumber } from '../eval/eval-report.js';
@@ -62,6 +63,8 @@ export interface QuantizeReport {
   fp32_kept?: string[];
   /** static-int8 latency placement: layers profiled slower in int8, what was timed, what stays float32. */
   placement?: LatencyPlacementReport;
+  /** --fit-output-bias: offsets fitted on the calibration samples and written into the logits' bias (pipeline/fit-output-bias.ts). */
+  output_bias?: OutputBiasReport;
   /** Rounds of --fp32-search: nodes kept in float32 and the output SQNR each gave. */
   fp32_search?: { kept: number; output_sqnr_db: JsonNumber; output_cosine: JsonNumber; boundary?: { value: string; op: string; sqnr_db: JsonNumber } }[];
 }
@@ -245,6 +248,11 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     lines.push(`ranges     per activation by measured output error (--calibrator measured): ${chosen}; ${st.calibrators_measured} with differing candidates measured on ${st.calibrator_choice_samples} held-back calibration samples (${st.calibrator_choice_runs} runs)`);
   }
   if (report.placement !== undefined) lines.push(`placement  ${placementLine(report.placement)}`);
+  if (report.output_bias !== undefined) {
+    const b = report.output_bias;
+    const offsets = Object.entries(b.offsets).map(([c, v]) => `class ${c} ${v >= 0 ? '+' : ''}${v.toFixed(3)}`);
+    lines.push(`offsets    ${offsets.length === 0 ? 'none' : offsets.join(', ')} on '${b.value}' (${b.written === 'nothing' ? 'nothing written' : b.written === 'bias' ? 'into its bias' : 'a new Add'}): top-1 agreement with the original on the calibration samples ${(100 * b.agreementBefore).toFixed(2)}% -> ${(100 * b.agreementAfter).toFixed(2)}% of ${b.rows} rows`);
+  }
   const reasons = Object.entries(report.nodes.skipped_by_reason).sort((a, b) => b[1] - a[1]);
   for (const [reason, count] of reasons.slice(0, top)) lines.push(`  ${String(count).padStart(5)}  ${reason}`);
   if (reasons.length > top) lines.push(`  (${reasons.length - top} more reasons in --json)`);

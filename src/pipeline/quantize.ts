@@ -11,7 +11,9 @@ import { type QuantizeStep, quantizeSteps } from '../methods/quantize/mixed-prec
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { type QuantizeMethod, type QuantizeMethodName, type QuantizeSettings, quantizeMethod } from '../methods/quantize/registry.js';
 import { modelBytes } from '../onnx/model-size.js';
+import type { OutputOffsetFitOptions } from '../methods/quantize/output-offsets.js';
 import type { RecipeContext } from './context.js';
+import { fitOutputBiasOnSamples, type OutputBiasReport } from './fit-output-bias.js';
 import { comparisonWontFit, type FidelityOptions, measureFidelity } from './fidelity.js';
 import { readFloatInputs } from './float-inputs.js';
 import { type LatencyPlacementOptions, type LatencyPlacementReport, placeByLatency } from './latency-placement.js';
@@ -44,6 +46,11 @@ export interface QuantizeOptions extends QuantizeSettings {
   gate?: Gate;
   /** When the verdict turns into a warning (default cosine 0.99, top-1 agreement 98%). */
   verdict?: VerdictThresholds;
+  /**
+   * Fitted output offsets on `value` (the logits) after quantizing, fitted on `samples` (the
+   * calibration samples; never the fidelity data, which judges the result): fit-output-bias.ts.
+   */
+  outputBias?: OutputOffsetFitOptions & { value: string; samples: SampleSource; limit?: number };
 }
 
 export interface QuantizeResult {
@@ -58,7 +65,7 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   if (method.name === 'static-int8' && options.calibration === undefined) {
     throw new Error('quantize: static-int8 needs calibration data: give --calib DATA (an ONNX test-data folder, .npy, .npz or .json)');
   }
-  const { method: _method, fp32Search, latencyPlacement, fidelity, fidelitySkipped, gate, verdict, ...settings } = options;
+  const { method: _method, fp32Search, latencyPlacement, fidelity, fidelitySkipped, gate, verdict, outputBias: outputBiasOptions, ...settings } = options;
   const placement = method.name === 'static-int8' && fp32Search === undefined ? latencyPlacement : undefined;
   // The first and last layers are named before the method runs (its own graph clean-up may rename).
   const ends = firstAndLastLayers(model, settings.keepFirstLast ?? 0).map(exactNamePattern);
@@ -124,6 +131,12 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
   const outcome = outcomes.get(candidate);
   if (outcome === undefined) throw new Error('quantize: the search returned a model it did not quantize');
 
+  let outputBias: OutputBiasReport | undefined;
+  if (outputBiasOptions !== undefined) {
+    const { value, samples, ...fit } = outputBiasOptions;
+    ({ model: candidate, report: outputBias } = await fitOutputBiasOnSamples(model, candidate, samples, value, ctx, fit));
+  }
+
   const tooLarge = fidelity === undefined ? undefined : comparisonWontFit(model, candidate, ctx);
   const measured = fidelity === undefined || tooLarge !== undefined ? undefined : await measureFidelity(model, candidate, fidelity, ctx);
   const skipped = fidelity === undefined ? (fidelitySkipped ?? 'no samples given') : tooLarge;
@@ -142,6 +155,7 @@ export async function quantize(model: Model, options: QuantizeOptions, ctx: Reci
     placement: placed,
     verdict: verdictOf(measured, { thresholds: verdict, hints: quantizeHints(method, settings), why: skipped }),
   });
+  if (outputBias !== undefined) report.output_bias = outputBias;
   if (gate !== undefined && !isEmptyGate(gate)) {
     const misses = checkGate(gate, measured, after / before);
     report.gate = { passed: misses.length === 0, misses };
