@@ -143,3 +143,19 @@ test('shrink quantize --fit-output-bias: offsets fitted on --calib, reported; wi
   assert.equal(refused.status, 2, refused.stderr);
   assert.match(refused.stderr.trim(), /^shrink: --fit-output-bias fits on the --calib samples: give --calib$/);
 });
+
+test('shrink run: quantize fit_output_bias fits on --calib and reports it; without --calib the step refuses', () => {
+  const input = join(work, 'classifier-r.onnx');
+  writeFileSync(input, writeModel(classifier({})));
+  const calib = join(work, 'calib-r.npz');
+  writeFileSync(calib, writeNpz({ x: { dataType: DataType.FLOAT, dims: [32, F], data: new Uint8Array(samples(32, 7).buffer) } }));
+  const recipe = join(work, 'offsets.yaml');
+  writeFileSync(recipe, 'steps:\n  - quantize: {method: static-int8, fit_output_bias: logits}\n');
+  const run = spawnShrink(['run', recipe, input, '-o', join(work, 'classifier-r-int8.onnx'), '--calib', calib, '--data', calib, '--json', '--no-progress'], { timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const bias = JSON.parse(run.stdout).steps[0].report.output_bias;
+  assert.ok(bias?.value === 'logits' && bias.rows === 32, JSON.stringify(bias));
+  const refused = spawnShrink(['run', recipe, input, '-o', join(work, 'refused-r.onnx'), '--data', calib, '--no-progress'], { timeout: 60_000 });
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /'fit_output_bias' fits on the calibration samples: give --calib/);
+});

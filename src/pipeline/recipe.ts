@@ -62,6 +62,8 @@ const QuantizeStep = z.strictObject({
   calibration_samples: z.number().int().min(1).optional(),
   smooth: z.number().min(0).max(1).optional(),
   bias_correction: z.boolean().optional(),
+  /** The logits to fit output offsets on after quantizing, on the calibration samples (pipeline/fit-output-bias.ts; CLI --fit-output-bias). */
+  fit_output_bias: z.string().min(1).optional(),
 });
 
 /** Keys that mean something to some methods only; given with another method they are refused, as on the command line. */
@@ -227,7 +229,7 @@ export interface StepTraining {
 /** A recipe ready to run: each step with its library options. */
 export type RecipeStep =
   | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
-  | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'> }
+  | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate' | 'outputBias'> & { fitOutputBias?: string } }
   | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
@@ -373,6 +375,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
       ...settings,
       method,
       fp32Search: q.fp32_search === undefined ? undefined : { toleranceDb: q.fp32_search.tolerance_db, maxRounds: q.fp32_search.max_rounds },
+      ...(q.fit_output_bias === undefined ? {} : { fitOutputBias: q.fit_output_bias }),
     },
   };
 }

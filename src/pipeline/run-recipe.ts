@@ -132,7 +132,11 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       steps.push({ step: 'optimize', report: result.report });
     } else if (step.kind === 'quantize') {
       const calibration = data.calibration ?? data.data;
-      const result = await quantize(current, { ...step.options, calibration, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
+      const { fitOutputBias, ...options } = step.options;
+      // Offsets fitted on the samples that judge the result would flatter it: calibration only.
+      if (fitOutputBias !== undefined && data.calibration === undefined) throw new Error("recipe quantize: 'fit_output_bias' fits on the calibration samples: give --calib");
+      const outputBias = fitOutputBias === undefined || data.calibration === undefined ? undefined : { value: fitOutputBias, samples: data.calibration };
+      const result = await quantize(current, { ...options, calibration, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict, outputBias }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
       steps.push({ step: 'quantize', report: result.report });
