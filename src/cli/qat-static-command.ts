@@ -8,6 +8,8 @@
 // model's first output is compared with float32's on the calibration samples, or on every --tune
 // sample (a split neither calibrated nor trained on) when given (SQNR, or the user's --metric
 // module, e.g. a text-mask IoU or src/eval/ctc-words-metric.ts, when given); the best epoch, PTQ alone counted as epoch 0, is written (only once it loads in onnxruntime).
+// --fit-output-bias: every epoch is also scored with fitted output offsets on the distilled value
+// (pipeline/fit-output-bias.ts, fitted on --data) and keeps them when they score higher.
 import { modelSignature } from '../eval/match-inputs.js';
 import type { Model } from '../ir/model.js';
 import { outputFileName, quantizeMethod } from '../methods/quantize/registry.js';
