@@ -172,11 +172,22 @@ export interface PrunedSearchResult {
   evals: Map<string, EvalReport>;
 }
 
-/** Scans (cached by `hooks.groupScan`), cuts, and runs the candidates of each distillation length. */
+/** Thrown when the scan would have to be measured but the time budget is spent. */
+export class PrunedSearchTimeUp extends Error {}
+
+/**
+ * Scans (cached by `hooks.groupScan`), cuts, and runs the candidates of each distillation length.
+ * With the time budget spent it only reads what is cached (as the plan does), and throws
+ * PrunedSearchTimeUp when the scan is not.
+ */
 export async function searchPrunedInt8(input: PrunedSearchInput): Promise<PrunedSearchResult> {
   const { model, data, budget, ctx, hooks } = input;
   if (data.training === undefined) throw new Error('auto: distillation needs the training half of --data');
-  const scan = hooks.groupScan === undefined ? await scanGroups(input) : await hooks.groupScan(() => scanGroups(input));
+  const measure = async () => {
+    if (hooks.timeLeft() <= 0) throw new PrunedSearchTimeUp('the time budget is spent before the channel-group scan');
+    return scanGroups(input);
+  };
+  const scan = hooks.groupScan === undefined ? await measure() : await hooks.groupScan(measure);
   const cuts = chooseCuts(scan, budget, data.metric !== undefined);
   const models = new Map<string, Model>();
   const evals = new Map<string, EvalReport>();
@@ -194,7 +205,7 @@ export async function searchPrunedInt8(input: PrunedSearchInput): Promise<Pruned
       outcomes.push({ ...cached, cached: true });
       continue;
     }
-    if (hooks.timeLeft() <= 0) break;
+    if (hooks.timeLeft() <= 0) continue;
     hooks.log(`auto: ${candidate.name}: running`);
     const evaluated = await evaluateCandidate(model, candidate, data, budget, ctx, hooks.latency);
     if (evaluated.model !== undefined) models.set(candidate.name, evaluated.model);

@@ -13,7 +13,7 @@ import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { writeModel } from '../onnx/model-io.js';
 import { type LayerProfile, searchMixedPrecision } from './auto-mixed.js';
-import { type GroupScan, searchPrunedInt8 } from './auto-prune.js';
+import { type GroupScan, PrunedSearchTimeUp, searchPrunedInt8 } from './auto-prune.js';
 import type { RecipeContext } from './context.js';
 import type { NodeProfile } from './latency-model.js';
 import { recipeFromData } from './recipe.js';
@@ -173,10 +173,7 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
     const baseOutcome = done.get(base.name);
     if (prunedTried || options.canTrain || options.budget.maxDrop !== undefined || options.target === 'size' || data.training === undefined || baseOutcome === undefined || baseOutcome.bytes === 0) return;
     prunedTried = true;
-    if (hooks.timeLeft() <= 0) {
-      skipped.push('channels-groups-static-int8');
-      return;
-    }
+    // With the time spent, what is cached is still read (a resumed search keeps its candidates).
     try {
       const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks });
       for (const [name, m] of pruned.models) models.set(name, m);
@@ -186,7 +183,8 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
         done.set(outcome.name, outcome);
       }
     } catch (error) {
-      hooks.log(`auto: pruned + int8 not searched: ${(error as Error).message}`);
+      if (error instanceof PrunedSearchTimeUp) skipped.push('channels-groups-static-int8');
+      else hooks.log(`auto: pruned + int8 not searched: ${(error as Error).message}`);
     }
   };
   while (pending.length > 0) {
