@@ -4,10 +4,7 @@
 // recipe keys that turn it on are checked.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
-import { Graph } from '../src/ir/graph.js';
-import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -16,26 +13,10 @@ import { distillLossOf, distillValue } from '../src/pipeline/recovery.js';
 import { Emitter } from '../src/train/emitter.js';
 import { blankWeightedKl, distillationKl } from '../src/train/losses.js';
 import { runShrink } from './helpers/cli.js';
+import { ctcLogitsModel, lossGraph, logSoftmax } from './helpers/loss-graph.js';
 import { runModel } from './helpers/run-model.js';
 
 const [N, C] = [7, 5];
-
-/** A graph of the loss alone: student and teacher logits in, the scalar out. */
-function lossGraph(build: (e: Emitter) => string): Model {
-  const b = new GraphBuilder(new Graph('loss'));
-  b.input('s', DataType.FLOAT, [N, C]);
-  b.input('t', DataType.FLOAT, [N, C]);
-  const [loss] = b.node('Identity', [build(new Emitter(b, 17, new Map(), 'loss'))], [], { outputs: ['loss'] });
-  b.output(loss);
-  return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
-}
-
-function logSoftmax(row: number[], temperature: number): number[] {
-  const scaled = row.map((v) => v / temperature);
-  const max = Math.max(...scaled);
-  const log = Math.log(scaled.reduce((sum, v) => sum + Math.exp(v - max), 0)) + max;
-  return scaled.map((v) => v - log);
-}
 
 /** T² Σ w·KL / Σ w with w = bw + (1 - bw)(1 - p_t(blank)), in float64. */
 function reference(s: Float32Array, t: Float32Array, temperature: number, blank: number, blankWeight: number): number {
@@ -59,7 +40,7 @@ test('blank-weighted KL equals a plain-JS reference on random logits, and plain 
   // Some confident blanks (class 2 here), as in a CTC line.
   for (const n of [0, 3, 4]) t[n * C + 2] = 9;
   const feeds = [Tensor.fromArray('s', DataType.FLOAT, [N, C], s), Tensor.fromArray('t', DataType.FLOAT, [N, C], t)];
-  const value = async (build: (e: Emitter) => string) => ((await runModel(lossGraph(build), feeds))[0].data() as Float32Array)[0];
+  const value = async (build: (e: Emitter) => string) => ((await runModel(lossGraph(N, C, build), feeds))[0].data() as Float32Array)[0];
   for (const [temperature, blankWeight] of [[1, 0.1], [2, 0], [1, 0.5]]) {
     const got = await value((e) => blankWeightedKl(e, 's', 't', temperature, DataType.FLOAT, 2, blankWeight));
     const want = reference(s, t, temperature, 2, blankWeight);
@@ -74,16 +55,7 @@ test('blank-weighted KL equals a plain-JS reference on random logits, and plain 
 
 const [T, F, K] = [6, 4, 5];
 
-/** x [N, T, F] -> MatMul [F, K] = logits [N, T, K] (blank class 0). */
-function ctcModel(seed: number): Model {
-  const next = mulberry32(seed);
-  const b = new GraphBuilder(new Graph('ctc'));
-  b.input('x', DataType.FLOAT, ['N', T, F]);
-  const w = b.initializer('w', DataType.FLOAT, [F, K], Float32Array.from({ length: F * K }, () => (next() * 2 - 1) * 2));
-  b.node('MatMul', ['x', w], [], { outputs: ['logits'] });
-  b.output('logits');
-  return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
-}
+const ctcModel = (seed: number) => ctcLogitsModel(seed, T, F, K);
 
 test('distilling by blank-weighted KL per position lowers the loss on [N, T, classes] logits', async () => {
   const next = mulberry32(9);

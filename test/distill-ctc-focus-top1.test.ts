@@ -4,37 +4,18 @@
 // recipe keys that turn them on are checked.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildModel, GraphBuilder } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
-import { Graph } from '../src/ir/graph.js';
-import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { distillLossOf, distillValue } from '../src/pipeline/recovery.js';
-import { Emitter } from '../src/train/emitter.js';
 import { blankWeightedKl, type CtcKlExtras } from '../src/train/losses.js';
 import { runShrink } from './helpers/cli.js';
+import { ctcLogitsModel, lossGraph, logSoftmax } from './helpers/loss-graph.js';
 import { runModel } from './helpers/run-model.js';
 
 const [N, C] = [9, 5];
-
-function lossGraph(build: (e: Emitter) => string): Model {
-  const b = new GraphBuilder(new Graph('loss'));
-  b.input('s', DataType.FLOAT, [N, C]);
-  b.input('t', DataType.FLOAT, [N, C]);
-  const [loss] = b.node('Identity', [build(new Emitter(b, 17, new Map(), 'loss'))], [], { outputs: ['loss'] });
-  b.output(loss);
-  return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
-}
-
-function logSoftmax(row: number[], temperature: number): number[] {
-  const scaled = row.map((v) => v / temperature);
-  const max = Math.max(...scaled);
-  const log = Math.log(scaled.reduce((sum, v) => sum + Math.exp(v - max), 0)) + max;
-  return scaled.map((v) => v - log);
-}
 
 /** T² Σ w·(KL + a·CE_top1) / Σ w, w = bw + (1 - bw)(1 - p_t(blank)) + F·p_t(focus), in float64. */
 function reference(s: Float32Array, t: Float32Array, temperature: number, blank: number, blankWeight: number, extras: CtcKlExtras): number {
@@ -61,7 +42,7 @@ test('focus class and top-1 term equal a float64 reference on random logits', as
   for (const n of [0, 3, 4, 7]) t[n * C] = 9;
   for (const n of [2, 5]) t[n * C + 4] = 4;
   const feeds = [Tensor.fromArray('s', DataType.FLOAT, [N, C], s), Tensor.fromArray('t', DataType.FLOAT, [N, C], t)];
-  const value = async (extras: CtcKlExtras, temperature = 1) => ((await runModel(lossGraph((e) => blankWeightedKl(e, 's', 't', temperature, DataType.FLOAT, 0, 0.1, extras)), feeds))[0].data() as Float32Array)[0];
+  const value = async (extras: CtcKlExtras, temperature = 1) => ((await runModel(lossGraph(N, C, (e) => blankWeightedKl(e, 's', 't', temperature, DataType.FLOAT, 0, 0.1, extras)), feeds))[0].data() as Float32Array)[0];
   const cases: [CtcKlExtras, number][] = [[{ focus: { index: 4, weight: 3 } }, 1], [{ top1: 0.5 }, 1], [{ focus: { index: 4, weight: 2 }, top1: 1 }, 2], [{}, 1]];
   const got: number[] = [];
   for (const [extras, temperature] of cases) {
@@ -77,15 +58,7 @@ test('focus class and top-1 term equal a float64 reference on random logits', as
 
 const [T, F, K] = [6, 4, 5];
 
-function ctcModel(seed: number): Model {
-  const next = mulberry32(seed);
-  const b = new GraphBuilder(new Graph('ctc'));
-  b.input('x', DataType.FLOAT, ['N', T, F]);
-  const w = b.initializer('w', DataType.FLOAT, [F, K], Float32Array.from({ length: F * K }, () => (next() * 2 - 1) * 2));
-  b.node('MatMul', ['x', w], [], { outputs: ['logits'] });
-  b.output('logits');
-  return buildModel(b.graph, [{ domain: '', version: 17 }], 8);
-}
+const ctcModel = (seed: number) => ctcLogitsModel(seed, T, F, K);
 
 test('distilling with a focus class and a top-1 term lowers the loss; recipe keys and their errors', async () => {
   const next = mulberry32(9);
