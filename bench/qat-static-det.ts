@@ -35,6 +35,8 @@ const PAGE_COUNTS = (process.env.QAT_DET_PAGES ?? '8,16').split(',').map(Number)
 const EPOCHS = Number(process.env.QAT_DET_EPOCHS ?? 5);
 const RATE = Number(process.env.QAT_DET_RATE ?? 0.01);
 const KEEP_BY = (process.env.QAT_DET_KEEP ?? 'iou') as 'iou' | 'sqnr';
+/** Where the calibration pages come from (QAT_DET_CALIB_SET=train: the first training pages, another draw of the same kind). */
+const CALIB_SET = (process.env.QAT_DET_CALIB_SET ?? 'calib') as 'calib' | 'train';
 const TRAIN_PAGES = 48;
 const CROP = 320;
 const CROPS_PER_PAGE = 2;
@@ -78,7 +80,8 @@ export const qatStaticDetBench: Bench = {
     const rows: Row[] = [];
     for (const pages of PAGE_COUNTS) {
       const started = performance.now();
-      const calibration = detSamples(calib.slice(0, pages), `the first ${pages} calibration pages`);
+      const source = CALIB_SET === 'train' ? training.slice(calib.length) : calib;
+      const calibration = detSamples(source.slice(0, pages), `the first ${pages} ${CALIB_SET === 'train' ? 'training' : 'calibration'} pages`);
       const readings: Reading[] = [];
       const result = await staticInt8Qat(
         float,
