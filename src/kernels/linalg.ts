@@ -65,3 +65,36 @@ export function inverseUpperCholesky(a: Float64Array, n: number): Float64Array {
   for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) upper[j * n + i] = lower[i * n + j];
   return upper;
 }
+
+/**
+ * X with A·X = B for a symmetric positive definite A [n, n] and B [n, m] (row-major), through
+ * A's Cholesky factor: L·Y = B forward, then Lᵀ·X = Y backward. Least-squares compensation
+ * solves its ridge normal equations with it.
+ */
+export function solveSpd(a: Float64Array, n: number, b: Float64Array, m: number): Float64Array {
+  const l = cholesky(a, n);
+  const x = Float64Array.from(b);
+  for (let i = 0; i < n; i++) {
+    const row = i * m;
+    for (let k = 0; k < i; k++) {
+      const lik = l[i * n + k];
+      if (lik === 0) continue;
+      const other = k * m;
+      for (let j = 0; j < m; j++) x[row + j] -= lik * x[other + j];
+    }
+    const d = l[i * n + i];
+    for (let j = 0; j < m; j++) x[row + j] /= d;
+  }
+  for (let i = n - 1; i >= 0; i--) {
+    const row = i * m;
+    for (let k = i + 1; k < n; k++) {
+      const lki = l[k * n + i];
+      if (lki === 0) continue;
+      const other = k * m;
+      for (let j = 0; j < m; j++) x[row + j] -= lki * x[other + j];
+    }
+    const d = l[i * n + i];
+    for (let j = 0; j < m; j++) x[row + j] /= d;
+  }
+  return x;
+}

@@ -10,7 +10,7 @@ import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../../
 import { removeChannels } from '../../graph-edit/channel-rewrite.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
-import { type CompensationReport, compensateRemovedChannels } from './compensation.js';
+import { type CompensationMode, type CompensationReport, compensateRemovedChannels } from './compensation.js';
 import type { PruneDetails, PrunedGroup } from './details.js';
 import { activationScores, type ActivationScores } from './activation-importance.js';
 import { groupImportance, type ImportanceName } from './importance.js';
@@ -53,6 +53,10 @@ export interface ChannelOptions extends LayerChoice {
   calibration?: SampleSource;
   /** Fold removed channels' means into biases when `calibration` is given (default true). */
   compensate?: boolean;
+  /** What replaces a removed channel (default 'mean'): its mean, or 'lstsq' its fit from the kept channels of the same activation (lstsq-compensation.ts). */
+  compensation?: CompensationMode;
+  /** 'lstsq': ridge damping as a share of the kept channels' mean variance (default LSTSQ_DAMPING, 1e-3). */
+  lstsqDamping?: number;
 }
 
 /** `ratio` of the channels of every group with a layer the pattern (op type or node-name regex) matches. */
@@ -214,7 +218,7 @@ export const channelsPass: Pass<ChannelOptions> = {
     checkPlan(plan, options);
     let compensation: CompensationReport | undefined;
     if (options.compensate !== false && options.calibration !== undefined && ctx.ort !== undefined && plan.removed.size > 0) {
-      compensation = await compensateRemovedChannels(ctx.ort, model, analysis, plan.removed, options.calibration);
+      compensation = await compensateRemovedChannels(ctx.ort, model, analysis, plan.removed, options.calibration, { mode: options.compensation, damping: options.lstsqDamping });
       // The biases added are members now; the channels (atoms and their roots) are the same.
       const again = analyzeChannels(model, { inputShapes: options.inputShapes });
       if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: compensation changed the channel analysis');
@@ -225,7 +229,7 @@ export const channelsPass: Pass<ChannelOptions> = {
       tensors: rewritten.map((t) => ({ name: t.name, node: t.node, op: t.op, dimsBefore: t.dimsBefore, dimsAfter: t.dimsAfter, zerosBefore: 0, zerosAfter: t.zeros })),
       groups: plan.groups,
       skipped: compensation?.skipped.map((s) => ({ node: s.node, reason: `not compensated: ${s.reason}` })) ?? [],
-      ...(compensation === undefined ? {} : { compensation: { layers: compensation.layers, samples: compensation.samples } }),
+      ...(compensation === undefined ? {} : { compensation: { layers: compensation.layers, fitted: compensation.fitted, samples: compensation.samples } }),
     };
     const removedChannels = plan.groups.reduce((n, g) => n + g.channelsBefore - g.channelsAfter, 0);
     return {

@@ -5,7 +5,8 @@
 // the mean of every channel a layer reads is measured on the calibration samples, and for each
 // removed input channel mean × (the layer's weights on it) is folded into the layer's bias (a bias
 // input is added where the layer has none; a MatMul gets an Add). Exact for a constant channel and
-// a layer without zero padding at the borders; the mean otherwise.
+// a layer without zero padding at the borders; the mean otherwise. Mode 'lstsq' replaces the mean
+// by a fit from the kept channels where the reader mixes channels (lstsq-compensation.ts).
 import { constantValue } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
@@ -13,12 +14,21 @@ import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { collectActivations } from '../../eval/activation-stats.js';
+import { ChannelCovariance } from '../../eval/channel-covariance.js';
 import { ChannelMeans } from '../../eval/channel-means.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { ChannelAnalysis, ChannelMember } from '../../graph-edit/channel-groups.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import type { OrtModule } from '../../runtime/ort-types.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
+import { type ChannelFit, fitDroppedChannels, foldFit, type ReaderLayout } from './lstsq-compensation.js';
+
+/** What replaces a removed channel: its mean ('mean'), or its least-squares fit from the kept channels ('lstsq'). */
+export type CompensationMode = 'mean' | 'lstsq';
+export const COMPENSATION_MODES = ['mean', 'lstsq'] as const;
+
+/** Activations wider than this keep mean compensation under 'lstsq' (a C x C covariance, a K³ solve). */
+const LSTSQ_MAX_CHANNELS = 2048;
 
 /** A layer reading removed channels, and the axis of its input they lie on. */
 interface Reader {
@@ -27,11 +37,15 @@ interface Reader {
   dropped: number[];
   /** Channel axis of the activation it reads. */
   axis: number;
+  /** Under 'lstsq': how its weight mixes the channels (undefined: it cannot mix them, the mean it is). */
+  layout?: ReaderLayout;
 }
 
 /** What compensation did: layers whose bias absorbed removed channels, and those it could not reach. */
 export interface CompensationReport {
   layers: number;
+  /** Of those, the layers whose weights took a least-squares fit ('lstsq'). */
+  fitted: number;
   skipped: { node: string; reason: string }[];
   samples: number;
 }
@@ -50,8 +64,9 @@ export async function compensateRemovedChannels(
   analysis: ChannelAnalysis,
   removed: ReadonlySet<number>,
   samples: SampleSource,
-  options: { threads?: number; limit?: number } = {},
+  options: { threads?: number; limit?: number; mode?: CompensationMode; positionsPerSample?: number; damping?: number } = {},
 ): Promise<CompensationReport> {
+  const lstsq = options.mode === 'lstsq';
   const skipped: { node: string; reason: string }[] = [];
   const readers: Reader[] = [];
   for (const member of analysis.members) {
@@ -73,29 +88,77 @@ export async function compensateRemovedChannels(
       continue;
     }
     const axis = node.opType === 'Gemm' ? (node.attrInt('transA', 0) !== 0 ? 0 : 1) : node.opType === 'MatMul' ? -1 : 1;
-    readers.push({ member, dropped, axis });
+    const layout = lstsq ? mixingLayout(node, member.name, constantValue(member.graph, member.name), member.atoms.length) : undefined;
+    readers.push({ member, dropped, axis, ...(layout === undefined ? {} : { layout }) });
   }
-  const accumulators = new Map<string, ChannelMeans>();
+  const keyOf = (r: Reader) => `${r.member.node.inputs[0]}\u0000${r.axis}`;
+  const accumulators = new Map<string, ChannelMeans | ChannelCovariance>();
   for (const r of readers) {
-    const key = `${r.member.node.inputs[0]}\u0000${r.axis}`;
-    if (!accumulators.has(key)) accumulators.set(key, new ChannelMeans(r.member.node.inputs[0], r.axis));
+    const key = keyOf(r);
+    if (r.layout !== undefined && !(accumulators.get(key) instanceof ChannelCovariance)) {
+      accumulators.set(key, new ChannelCovariance(r.member.node.inputs[0], r.axis, { ort, threads: options.threads, positionsPerSample: options.positionsPerSample }));
+    } else if (!accumulators.has(key)) accumulators.set(key, new ChannelMeans(r.member.node.inputs[0], r.axis));
   }
-  const collected = await collectActivations(ort, model, [...accumulators.values()], samples, { threads: options.threads, limit: options.limit ?? 64, purpose: 'channel means' });
+  const collected = await collectActivations(ort, model, [...accumulators.values()], samples, { threads: options.threads, limit: options.limit ?? 64, purpose: lstsq ? 'channel covariances' : 'channel means' });
+  // One fit per activation and removed set, shared by its readers.
+  const fits = new Map<string, ChannelFit>();
   let layers = 0;
+  let fitted = 0;
   for (const r of readers) {
-    const means = accumulators.get(`${r.member.node.inputs[0]}\u0000${r.axis}`)?.means();
-    if (means === undefined || means.length === 0) {
+    const accumulator = accumulators.get(keyOf(r));
+    const means = accumulator?.means();
+    if (accumulator === undefined || means === undefined || means.length === 0) {
       skipped.push({ node: r.member.node.label, reason: 'its input was not measured' });
       continue;
     }
-    const delta = biasDelta(r, means, constantValue(r.member.graph, r.member.name) as Tensor);
+    const weight = constantValue(r.member.graph, r.member.name) as Tensor;
+    if (r.layout !== undefined && accumulator instanceof ChannelCovariance && means.length === r.member.atoms.length) {
+      const fitKey = `${keyOf(r)}\u0000${r.dropped.join(',')}`;
+      let fit = fits.get(fitKey);
+      if (fit === undefined) {
+        fit = fitDroppedChannels(accumulator.covariance(), means, r.dropped, options.damping);
+        fits.set(fitKey, fit);
+      }
+      const folded = foldFit(r.layout, weight.data() as Float32Array, means.length, fit);
+      const node = r.member.node;
+      const at = node.inputs.indexOf(r.member.name);
+      if (addBias(model, r.member.graph, node, folded.bias)) {
+        replaceConstant(model, r.member.graph.scopeOf(r.member.name) ?? r.member.graph, r.member.name, Tensor.fromArray(r.member.name, DataType.FLOAT, weight.dims, folded.weight), [{ graph: r.member.graph, node, input: at }]);
+        layers++;
+        fitted++;
+        continue;
+      }
+    }
+    const delta = biasDelta(r, means, weight);
     if (delta === undefined || !addBias(model, r.member.graph, r.member.node, delta)) {
       skipped.push({ node: r.member.node.label, reason: 'its bias layout is not handled' });
       continue;
     }
     layers++;
   }
-  return { layers, skipped, samples: collected.samples };
+  return { layers, fitted, skipped, samples: collected.samples };
+}
+
+/**
+ * How `node`'s weight mixes its input channels, when least squares can fold into it: a float32
+ * weight of a Conv or ConvTranspose of group 1, a Gemm without transA or a MatMul reading a 2-D
+ * weight second, over at most LSTSQ_MAX_CHANNELS channels.
+ */
+function mixingLayout(node: Node, name: string, weight: Tensor | undefined, channels: number): ReaderLayout | undefined {
+  if (weight === undefined || weight.dataType !== DataType.FLOAT || channels > LSTSQ_MAX_CHANNELS) return undefined;
+  const dims = weight.dims;
+  const taps = dims.slice(2).reduce((a, b) => a * b, 1);
+  if (node.opType === 'Conv' || node.opType === 'ConvTranspose') {
+    if (node.attrInt('group', 1) !== 1 || dims.length < 3) return undefined;
+    if (node.opType === 'Conv') return dims[1] === channels ? { kind: 'conv', outputs: dims[0], taps } : undefined;
+    const strides = (node.attrInts('strides') ?? []).reduce((a, b) => a * b, 1);
+    return dims[0] === channels ? { kind: 'conv-transpose', outputs: dims[1], taps, strides } : undefined;
+  }
+  // MatMul [K, N]; Gemm [K, N] or [N, K] (transB), read as the second input.
+  if (dims.length !== 2 || node.inputs[1] !== name || (node.opType === 'Gemm' && node.attrInt('transA', 0) !== 0)) return undefined;
+  const transposed = node.opType === 'Gemm' && node.attrInt('transB', 0) !== 0;
+  const [K, N] = transposed ? [dims[1], dims[0]] : dims;
+  return K === channels ? { kind: 'matrix', outputs: N, transposed } : undefined;
 }
 
 /** Per output channel of the reader: the removed inputs' means times the weights on them. */

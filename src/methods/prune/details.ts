@@ -33,7 +33,7 @@ export interface PruneDetails {
   /** Layers left alone and why (excluded, --only, unsupported weight type, not compensated). */
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the removed channels' means, measured on this many samples. */
-  compensation?: { layers: number; samples: number };
+  compensation?: { layers: number; fitted?: number; samples: number };
   /** Layers: the named nodes removed, and the value their readers read now. */
   dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
 }

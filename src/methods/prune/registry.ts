@@ -50,6 +50,10 @@ export interface PruneSettings {
   calibration?: SampleSource;
   /** channels: fold the removed channels' means into the next layers' biases (default true with calibration). */
   compensate?: boolean;
+  /** channels: 'mean' (default) or 'lstsq' (each removed channel fitted from the kept ones of its activation). */
+  compensation?: 'mean' | 'lstsq';
+  /** channels, 'lstsq': ridge damping as a share of the kept channels' mean variance (default 1e-3). */
+  lstsqDamping?: number;
   /** wanda, sparsegpt: calibration samples used (default 128). */
   calibrationSamples?: number;
   /** wanda, sparsegpt: calibrate each layer on the model pruned so far (default true). */
@@ -116,6 +120,8 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       inputShapes: s.inputShapes,
       calibration: s.calibration,
       compensate: s.compensate,
+      compensation: s.compensation,
+      lstsqDamping: s.lstsqDamping,
     })),
   },
   {
