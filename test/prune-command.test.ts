@@ -131,6 +131,18 @@ test('channels: --layer-ratio sets the share of the groups it matches, the first
   assert.equal(report.settings.layer_ratios, 'conv1=0 Gemm=0.25 fc1=0.9');
 });
 
+test('channels: --compensation lstsq folds least-squares fits into the conv reading a pruned group (the mean elsewhere); off folds nothing', async () => {
+  const args = [CNN, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--samples', '32'];
+  const lstsq = await pruneJson([...args, '-o', file('lstsq.onnx'), '--compensation', 'lstsq']);
+  assert.equal(lstsq.settings.compensation, 'lstsq');
+  // conv2 reads conv1's 32 channels at 196 positions per sample: fitted; fc1 reads 3,136 flattened features and fc2 128 at one position per sample: means.
+  assert.deepEqual([lstsq.compensation.layers, lstsq.compensation.fitted], [3, 1]);
+  const mean = await pruneJson([...args, '-o', file('mean.onnx')]);
+  assert.deepEqual([mean.compensation.layers, mean.compensation.fitted], [3, 0]);
+  const off = await pruneJson([...args, '-o', file('off.onnx'), '--compensation', 'off']);
+  assert.equal(off.compensation, undefined);
+});
+
 test('bad input: one line, exit 1 or 2, nothing written', async () => {
   const out = file('bad.onnx');
   const cases: [string[], number, RegExp][] = [
@@ -147,6 +159,8 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--layer-ratio', 'fc1=1'], 2, /--layer-ratio takes PATTERN=R with 0 <= R < 1, got 'fc1=1'/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--layer-ratio', '(=0.5'], 2, /--layer-ratio: '\(' is not a valid regular expression/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--layer-ratio', 'fc1=0.2'], 2, /--layer-ratio has no effect with --method magnitude/],
+    [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--compensation', 'lstsq'], 2, /--compensation has no effect with --method magnitude/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--no-compensate', '--compensation', 'lstsq'], 2, /--no-compensate and --compensation lstsq contradict each other/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--rounds', '3'], 2, /--rounds prunes gradually with training between rounds: give --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--distill-value', 'logits'], 2, /--distill-value and --distill-loss go with --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--epochs', '1', '--distill-loss', 'kl'], 2, /--distill-loss goes with --distill-value/],

@@ -22,6 +22,9 @@ test('prune steps parse with their options, and wrong keys are one line naming s
   const layers = parseRecipe('steps:\n  - prune: {method: layers, drop_layers: [block, act]}\n  - prune: {method: channels, sparsity: 0.3, importance: activation}\n', 'r.yaml');
   assert.deepEqual(layers.steps[0], { kind: 'prune', options: { method: 'layers', dropLayers: ['block', 'act'] } });
   assert.equal(layers.steps[1].kind === 'prune' && layers.steps[1].options.importance, 'activation');
+  const compensation = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.3, compensation: lstsq}\n  - prune: {method: channels, sparsity: 0.3, compensation: "off"}\n', 'r.yaml');
+  assert.equal(compensation.steps[0].kind === 'prune' && compensation.steps[0].options.compensation, 'lstsq');
+  assert.equal(compensation.steps[1].kind === 'prune' && compensation.steps[1].options.compensate, false);
   const bad: [string, RegExp][] = [
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 1}}]}', /'steps\.0\.prune\.sparsity': Too big/],
     ['{"steps": [{"prune": {"method": "channels"}}]}', /steps\.0\.prune: method channels needs 'sparsity'/],
@@ -36,6 +39,7 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "sparsity": 0.5}}]}', /steps\.0\.prune: 'sparsity' has no effect with method layers/],
     ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "exclude": ["b"]}}]}', /steps\.0\.prune: 'exclude' has no effect with method layers/],
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "drop_layers": ["a"]}}]}', /'drop_layers' has no effect with method channels/],
+    ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "compensation": "lstsq"}}]}', /'compensation' has no effect with method magnitude/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
 });

@@ -45,6 +45,7 @@ interface PruneFlags extends TrainingFlags, GateFlags, DistillBlankFlags {
   maxRatio?: string;
   layerRatio: string[];
   compensate: boolean;
+  compensation?: 'mean' | 'lstsq' | 'off';
   exclude: string[];
   only: string[];
   data?: string;
@@ -71,6 +72,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--max-ratio', given: (f) => f.maxRatio !== undefined, methods: ['channels'] },
   { flag: '--layer-ratio', given: (f) => f.layerRatio.length > 0, methods: ['channels'] },
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
+  { flag: '--compensation', given: (f) => f.compensation !== undefined, methods: ['channels'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
   { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
   { flag: '--drop-layers', given: (f) => f.dropLayers !== undefined, methods: ['layers'] },
@@ -96,7 +98,8 @@ export function registerPrune(program: Command, context: CliContext): void {
     .addOption(new Option('--round-mode <mode>', "channels, with --round-to: 'up' rounds every kept count up (fewer channels removed); 'nearest' to the nearest multiple, some groups up and some down, the total removed held at --sparsity").choices(['up', 'nearest']))
     .option('--max-ratio <r>', 'channels: no group loses more than this share of its channels (with --scope global)')
     .option('--layer-ratio <pattern=r>', "channels: share of the channels removed from the groups of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), instead of --sparsity; with --scope global the ranking fills the rest of the total", collect, [])
-    .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases")
+    .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases (as --compensation off)")
+    .addOption(new Option('--compensation <mode>', "channels: what replaces a removed channel in the layers reading it, measured on the samples (--calib or --data): its mean folded into their biases (default), 'lstsq' its least-squares fit from the kept channels of the same activation folded into their weights and biases (a Conv/ConvTranspose of group 1, Gemm, MatMul; the mean elsewhere), or 'off'").choices(['mean', 'lstsq', 'off']))
     .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'prune only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and taylor importance`)
@@ -151,6 +154,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const blank = parseDistillBlank(flags, flags.distillLoss);
   if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
+  if (flags.compensate === false && flags.compensation !== undefined && flags.compensation !== 'off') throw new UsageError(`--no-compensate and --compensation ${flags.compensation} contradict each other`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   if (flags.roundMode !== undefined && roundTo === undefined) throw new UsageError('--round-mode says how --round-to rounds: give --round-to N');
   const maxRatio = flags.maxRatio === undefined ? undefined : Number(flags.maxRatio);
@@ -188,7 +192,8 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     roundMode: flags.roundMode,
     maxRatio,
     layerRatios: layerRatios.length === 0 ? undefined : layerRatios,
-    compensate: flags.compensate,
+    compensate: flags.compensate && flags.compensation !== 'off',
+    ...(flags.compensation === undefined || flags.compensation === 'off' ? {} : { compensation: flags.compensation }),
     calibration: calibration?.samples,
     calibrationSamples,
     dropLayers,

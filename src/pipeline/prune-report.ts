@@ -90,7 +90,7 @@ export interface PruneReport {
   groups?: PruneGroupEntry[];
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the means of the channels removed from their inputs. */
-  compensation?: { layers: number; samples: number };
+  compensation?: { layers: number; fitted?: number; samples: number };
   /** --method layers: the nodes removed, what kind, and the value their readers read now. */
   dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
   note?: string;
@@ -178,7 +178,14 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     ]);
     lines.push(...renderTable([{ header: 'group' }, { header: 'layers' }, { header: 'channels', align: 'right' }, { header: 'kept whole because' }], rows));
     if (report.groups.length > shown.length) lines.push(`  (${report.groups.length - shown.length} more pruned groups in --json)`);
-    if (report.compensation !== undefined) lines.push(`compensated the means of removed channels into the biases of ${report.compensation.layers} layers (${report.compensation.samples} samples)`);
+    if (report.compensation !== undefined) {
+      const { layers, fitted = 0, samples } = report.compensation;
+      lines.push(
+        fitted > 0
+          ? `compensated removed channels in ${layers} layers: ${fitted} by least-squares fits from the kept channels (weights and biases), ${layers - fitted} by their means (biases) (${samples} samples)`
+          : `compensated the means of removed channels into the biases of ${layers} layers (${samples} samples)`,
+      );
+    }
   } else if (report.dropped !== undefined) {
     lines.push(`dropped    ${report.dropped.length} layers, ${report.stats.nodes_removed} nodes removed in all`);
     lines.push(...renderTable([{ header: 'node' }, { header: 'op' }, { header: 'removed' }, { header: 'readers now read' }], report.dropped.map((d) => [d.node, d.op, d.kind === 'residual' ? 'the block (its branch)' : 'the layer', d.kept])));

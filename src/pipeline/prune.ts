@@ -270,7 +270,7 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
       : oneShot
         ? { sparsity: options.sparsity ?? 0 }
       : method === 'channels'
-        ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.roundMode === undefined ? {} : { round_mode: options.roundMode }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }), ...(options.layerRatios === undefined ? {} : { layer_ratios: options.layerRatios.map((r) => `${r.pattern}=${r.ratio}`).join(' ') }) }
+        ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.roundMode === undefined ? {} : { round_mode: options.roundMode }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }), ...(options.layerRatios === undefined ? {} : { layer_ratios: options.layerRatios.map((r) => `${r.pattern}=${r.ratio}`).join(' ') }), ...(options.compensation === undefined ? {} : { compensation: options.compensation }) }
         : { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer' };
   return {
     method,

@@ -29,6 +29,8 @@ export const COMPENSATION_MODES = ['mean', 'lstsq'] as const;
 
 /** Activations wider than this keep mean compensation under 'lstsq' (a C x C covariance, a K³ solve). */
 const LSTSQ_MAX_CHANNELS = 2048;
+/** Positions measured per channel below which an activation keeps mean compensation. */
+const LSTSQ_ROWS_PER_CHANNEL = 2;
 
 /** A layer reading removed channels, and the axis of its input they lie on. */
 interface Reader {
@@ -112,7 +114,8 @@ export async function compensateRemovedChannels(
       continue;
     }
     const weight = constantValue(r.member.graph, r.member.name) as Tensor;
-    if (r.layout !== undefined && accumulator instanceof ChannelCovariance && means.length === r.member.atoms.length) {
+    // A fit needs more positions than channels: fewer (a Flatten into a Gemm, one position per sample) fit noise.
+    if (r.layout !== undefined && accumulator instanceof ChannelCovariance && means.length === r.member.atoms.length && accumulator.rows >= LSTSQ_ROWS_PER_CHANNEL * means.length) {
       const fitKey = `${keyOf(r)}\u0000${r.dropped.join(',')}`;
       let fit = fits.get(fitKey);
       if (fit === undefined) {
