@@ -85,6 +85,12 @@ const REC_MAX_STEPS = process.env.PRUNE_OCR_REC_MAX_STEPS === undefined ? {} : {
 // rounds from 44% of held-out lines (plain KL, the run before) to 56% (tuning lines 53%).
 const REC_BLANK_WEIGHT = process.env.PRUNE_OCR_REC_BLANK_WEIGHT === 'off' ? undefined : Number(process.env.PRUNE_OCR_REC_BLANK_WEIGHT ?? 0.1);
 const REC_BLANK = REC_BLANK_WEIGHT === undefined ? {} : { distillBlank: 0, distillBlankWeight: REC_BLANK_WEIGHT };
+// What replaces a removed channel in the layers reading it (PRUNE_OCR_REC_COMPENSATION): 'mean', its
+// mean over the calibration lines folded into their biases, or 'lstsq', its least-squares fit from
+// the kept channels of the same activation folded into their weights and biases (every round).
+// Untrained, the plan below at once, tuning lines identical mean -> lstsq (scratch
+// bench/work/h1/lstsq/oneshot.ts, load 3-8): 5% 92.5 -> 95, 10% 44 -> 89.5, 20% 0 -> 65.5.
+const REC_COMPENSATION = (process.env.PRUNE_OCR_REC_COMPENSATION ?? 'mean') as 'mean' | 'lstsq';
 /** The tuning split: rendered training lines [TUNE_FROM, TUNE_FROM + TUNE_LINES), never trained on (read when the corpus has them). */
 const TUNE_FROM = 1000;
 const TUNE_LINES = 200;
@@ -109,7 +115,7 @@ const ratios = (ratio: number, layers: readonly number[], op = 'Conv'): LayerRat
  * of the untrained plan: uniform 2.18, global l2 1.47, by-width l2 1.96, by-width activation 1.40,
  * protected global activation 1.36 (every plan 0% of lines before training).
  */
-const PROTECTED: LayerRatio[] = [...ratios(0, [0, 2, 4, 6]), ...ratios(0, [0, 12], 'MatMul')];
+export const PROTECTED: LayerRatio[] = [...ratios(0, [0, 2, 4, 6]), ...ratios(0, [0, 12], 'MatMul')];
 const REC_PLANS: Record<string, { description: string; options: PlanOptions }> = {
   'protected-global-activation': {
     description: 'the stem and first stage (Conv.0-6) and the attention heads kept whole (`--layer-ratio ...=0`), the rest ranked together by mean |activation| on the calibration lines, no group above 50% (`--scope global --max-ratio 0.5 --importance activation`)',
@@ -130,6 +136,7 @@ const REC_PLANS: Record<string, { description: string; options: PlanOptions }> =
 const REC_OTHER_PLANS = process.env.PRUNE_OCR_REC_OTHERS !== '0';
 /** The plan distilled (the first of REC_PLANS unless PRUNE_OCR_REC_PLAN names another); the others are measured untrained. */
 const REC_PLAN = process.env.PRUNE_OCR_REC_PLAN ?? Object.keys(REC_PLANS)[0];
+const COMPENSATED = REC_COMPENSATION === 'lstsq' ? 'least-squares compensation' : 'mean compensation';
 
 interface Row {
   plan: string;
@@ -213,11 +220,11 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   const prunePlan = async (name: string) => {
     const plan = REC_PLANS[name];
     if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${name}' (${Object.keys(REC_PLANS).join(', ')})`);
-    const { model, report } = await prune(rec, { method: 'channels', importance: 'l2', ...plan.options, inputShapes: { x: [1, 3, 48, 320] }, calibration }, ctx);
+    const { model, report } = await prune(rec, { method: 'channels', importance: 'l2', ...plan.options, inputShapes: { x: [1, 3, 48, 320] }, calibration, compensation: REC_COMPENSATION }, ctx);
     const prunable = (report.groups ?? []).filter((g) => g.kept === undefined);
     const channels = { removed: prunable.reduce((n, g) => n + g.channels_before - g.channels_after, 0), of: prunable.reduce((n, g) => n + g.channels_before, 0), after: prunable.map((g) => g.channels_after) };
     pruned.set(name, { model, macs: report.macs?.ratio, channels });
-    rows.push({ ...(await measure(name, 'pruned + mean compensation', model, 0, channels)), macs_ratio: report.macs?.ratio });
+    rows.push({ ...(await measure(name, `pruned + ${COMPENSATED}`, model, 0, channels)), macs_ratio: report.macs?.ratio });
     return pruned.get(name) as NonNullable<ReturnType<typeof pruned.get>>;
   };
   // The trained plan first, so a cut-short run still shows its training: pruned in REC_ROUNDS
@@ -226,7 +233,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(', ')})`);
   const data = { inputs: recArrays(train) };
   const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
-  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}.onnx`;
+  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}${REC_COMPENSATION === 'lstsq' ? '-lstsq' : ''}${REC_ROUNDS === 6 ? '' : `-rounds-${REC_ROUNDS}`}.onnx`;
   let seconds = 0;
   const losses: number[] = [];
   let widthsBefore = new Map<string, number>();
@@ -239,6 +246,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
       ...plan.options,
       inputShapes: { x: [1, 3, 48, 320] },
       calibration,
+      compensation: REC_COMPENSATION,
       data,
       recovery: { ...REC_RECOVERY, rounds: REC_ROUNDS, roundSchedule: REC_SCHEDULE },
       async onRound(r) {
@@ -247,7 +255,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
         const of = groups.reduce((n, g) => n + (widthsBefore.get(g.sources[0]) ?? g.channelsBefore), 0);
         channels = { removed: of - groups.reduce((n, g) => n + g.channelsAfter, 0), of, after: groups.map((g) => g.channelsAfter) };
         const which = REC_ROUNDS === 1 ? '' : `round ${r.round}/${r.rounds}: `;
-        rows.push(await measure(REC_PLAN, `${which}pruned + mean compensation`, r.pruned, r.round - 1, channels));
+        rows.push(await measure(REC_PLAN, `${which}pruned + ${COMPENSATED}`, r.pruned, r.round - 1, channels));
         if (r.training === undefined) return;
         seconds += r.training.seconds;
         losses.push(...r.training.mean_loss.map((l) => Number(l.toPrecision(4))));
@@ -288,14 +296,14 @@ export const pruneOcrRecBench: Bench = {
     const web = await loadWebOrt();
     const recFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')).byteLength;
     const { rows, speed, widths } = await benchRec(web, log);
-    const json = { machine, ratio: RATIO, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: REC_TRAIN_LINES, held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
+    const json = { machine, ratio: RATIO, compensation: REC_COMPENSATION, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: REC_TRAIN_LINES, held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
     const last = rows.filter((r) => r.mean_loss !== undefined).pop();
     const markdown = [
       '# Structured pruning of PP-OCRv4 rec, recovered by distillation',
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
       '',
-      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: ${REC_BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (\`--distill-blank 0 --distill-blank-weight ${REC_BLANK_WEIGHT}\`: a time step weighs ${REC_BLANK_WEIGHT} + ${round(1 - REC_BLANK_WEIGHT)} (1 - the original's p(blank)))`} at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
+      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; ${REC_COMPENSATION === 'lstsq' ? `\`--compensation lstsq\`: each removed channel's least-squares fit from the kept channels of its activation, measured on ${REC_CALIBRATION} training lines (256 positions per line), folded into the weights and biases of the layers reading it, every round` : `the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases`}), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${REC_TRAIN_LINES} training lines (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: ${REC_BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (\`--distill-blank 0 --distill-blank-weight ${REC_BLANK_WEIGHT}\`: a time step weighs ${REC_BLANK_WEIGHT} + ${round(1 - REC_BLANK_WEIGHT)} (1 - the original's p(blank)))`} at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
       '',
       `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical. Tuning lines: rendered training lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} (training fonts, never trained on), read the same way; settings are chosen there, never on the held-out lines.`,
       '',

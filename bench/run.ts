@@ -22,6 +22,7 @@ import { pruneBench } from './prune.js';
 import { pruneHeadsBench } from './prune-heads.js';
 import { pruneOcrDetBench } from './prune-ocr.js';
 import { pruneOcrRecBench } from './prune-ocr-rec.js';
+import { pruneOcrRecCompensationBench } from './prune-ocr-rec-compensation.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { qatStaticDetBench } from './qat-static-det.js';
 import { qatStaticRecBench } from './qat-static-rec.js';
@@ -46,7 +47,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench, detPruneInt8Bench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrRecCompensationBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench, detPruneInt8Bench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
