@@ -146,7 +146,7 @@ test('shrink quantize --fp32-search: rounds are reported, the first layers go to
   const best = rounds.reduce((a, r) => (numberOf(r.output_sqnr_db) > numberOf(a.output_sqnr_db) ? r : a));
   assert.equal(report.fp32_kept?.length, best.kept);
   if (best.kept > 0) assert.ok((report.nodes.skipped_by_reason.excluded ?? 0) > 0, JSON.stringify(report.nodes.skipped_by_reason));
-  else assert.equal(report.stats.nodesQuantized, 3);
+  else assert.equal(report.stats.nodes_quantized, 3);
   const bad = spawnShrink(['quantize', MLP, '-o', join(work, 'never.onnx'), '--method', 'static-int8', '--calib', calib, '--fp32-search', 'x']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--fp32-search must be a positive number, got 'x'/);

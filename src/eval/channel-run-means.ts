@@ -15,6 +15,8 @@ export class ChannelRunMeans implements ActivationAccumulator {
     readonly value: string,
     /** The channel axis; negative counts from the end (-1: the last). */
     readonly axis: number,
+    /** Values are clamped to this interval before they are summed (what a reader with dead zones sees). */
+    readonly window?: { min: number; max: number },
   ) {}
 
   add(data: Float32Array, dims: readonly number[]): void {
@@ -24,7 +26,11 @@ export class ChannelRunMeans implements ActivationAccumulator {
       for (let c = 0; c < channels; c++) {
         const base = (o * channels + c) * inner;
         let s = 0;
-        for (let i = 0; i < inner; i++) s += data[base + i];
+        if (this.window === undefined) for (let i = 0; i < inner; i++) s += data[base + i];
+        else {
+          const { min, max } = this.window;
+          for (let i = 0; i < inner; i++) s += Math.min(max, Math.max(min, data[base + i]));
+        }
         sums[c] += s;
       }
     }

@@ -104,5 +104,6 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     calibrationSamples: base.calibrationSamples,
     smooth: base.smooth,
     biasCorrection: base.biasCorrection,
+    deadZones: base.deadZones,
   };
 }

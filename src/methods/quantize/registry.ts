@@ -78,6 +78,8 @@ export interface QuantizeSettings {
   smooth?: number;
   /** static-int8: empirical bias correction of Conv/Gemm outputs on the calibration samples (default: on with at least 4 real samples; false skips it). */
   biasCorrection?: boolean;
+  /** static-int8: leave out of each activation range what its readers cannot tell apart (default false; calibration/dead-zones.ts). */
+  deadZones?: boolean;
 }
 
 export interface QuantizeMethod {
@@ -196,6 +198,7 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         smooth: s.smooth,
         // The command corrects biases by default when the calibration data is real and enough (static-int8.ts).
         biasCorrection: s.biasCorrection ?? 'auto',
+        deadZones: s.deadZones,
         exclude: excludePredicate(s),
       };
     },
