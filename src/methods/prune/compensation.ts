@@ -25,7 +25,6 @@ import { type ChannelFit, fitDroppedChannels, foldFit, type ReaderLayout } from 
 
 /** What replaces a removed channel: its mean ('mean'), or its least-squares fit from the kept channels ('lstsq'). */
 export type CompensationMode = 'mean' | 'lstsq';
-export const COMPENSATION_MODES = ['mean', 'lstsq'] as const;
 
 /** Activations wider than this keep mean compensation under 'lstsq' (a C x C covariance, a K³ solve). */
 const LSTSQ_MAX_CHANNELS = 2048;
