@@ -11,7 +11,7 @@ import { tensorSamples } from '../src/eval/samples.js';
 import { collectStatistics } from '../src/eval/activation-stats.js';
 import type { Model } from '../src/ir/model.js';
 import { correctBiases } from '../src/methods/quantize/bias-correction.js';
-import { shrunkShift } from '../src/methods/quantize/bias-shift.js';
+import { shrunkShift, softShrunkShift } from '../src/methods/quantize/bias-shift.js';
 import { quantizeStaticInt8 } from '../src/methods/quantize/static-int8.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 
@@ -26,6 +26,17 @@ test('shrunkShift: a shift the runs agree on is kept, one they disagree on is dr
   const some = [0.3, 0.1, 0.25, -0.05];
   assert.ok(Math.abs(shrunkShift(some.map((v) => v * 1000)) - 1000 * shrunkShift(some)) < 1e-9);
   assert.ok(shrunkShift(some) > 0 && shrunkShift(some) < 0.15, String(shrunkShift(some)));
+});
+
+test('softShrunkShift: halves a shift whose mean equals its standard error, never drops one outright, keeps a clear one', () => {
+  // Mean 1, per-run values whose standard error of the mean is 1 (n = 2: se² = sample variance / 2).
+  assert.ok(Math.abs(softShrunkShift([2, 0]) - 0.5) < 1e-12, String(softShrunkShift([2, 0])));
+  const noisy = [1.0, -0.8, 1.2, -1.0, 0.9, -1.1, 1.0, -0.9];
+  assert.equal(shrunkShift(noisy), 0);
+  assert.ok(softShrunkShift(noisy) > 0 && softShrunkShift(noisy) < 0.01 * 0.0375 * 8, String(softShrunkShift(noisy)));
+  const agree = [0.5, 0.52, 0.48, 0.51, 0.49, 0.5];
+  assert.ok(Math.abs(softShrunkShift(agree) - 0.5) < 0.005, String(softShrunkShift(agree)));
+  assert.equal(softShrunkShift([0.7]), 0.7);
 });
 
 test("bias correction with shift 'shrunk': a consistent weight-rounding shift is corrected, a sample-to-sample one is left alone ('mean' moves it)", async () => {

@@ -31,17 +31,20 @@ import { nodeOrder, nodeReads } from '../../ir/toposort.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import { addConstant } from '../../optimize/util/write-constant.js';
 import type { PassContext } from '../../pipeline/pass.js';
-import { shrunkShift } from './bias-shift.js';
+import { shrunkShift, softShrunkShift } from './bias-shift.js';
 import { readersWindow } from './calibration/dead-zones.js';
 import { quantizeBias } from './quant-params.js';
+
+/** How a channel's bias shift comes from its per-run shifts (bias-shift.ts). */
+export type BiasShiftEstimate = 'mean' | 'shrunk' | 'soft';
 
 export interface BiasCorrectionSettings {
   calibration: SampleSource;
   limit?: number;
   batch?: number;
   threads?: number;
-  /** 'mean' (default): each channel's mean shift over the samples; 'shrunk': that mean shrunk by its standard error over the runs (bias-shift.ts). */
-  shift?: 'shrunk' | 'mean';
+  /** 'mean' (default): each channel's mean shift over the samples; 'shrunk' / 'soft': that mean shrunk by its standard error over the runs (bias-shift.ts). */
+  shift?: BiasShiftEstimate;
   /**
    * Each output's means are taken over the values as its readers see them, clamped to the part
    * they can tell apart (calibration/dead-zones.ts: above -3 before a HardSwish, ...). Static int8
@@ -143,13 +146,14 @@ export async function correctBiases(quantized: Model, float: Model, layers: read
 }
 
 /** Each channel's shift from the runs of both models (same samples, same order). */
-function channelShifts(got: ChannelRunMeans, want: ChannelRunMeans, how: 'shrunk' | 'mean'): Float32Array {
+function channelShifts(got: ChannelRunMeans, want: ChannelRunMeans, how: BiasShiftEstimate): Float32Array {
   const runs = want.runs.length;
   const total = want.counts.reduce((a, b) => a + b, 0);
   const perRun = new Float64Array(runs);
   return Float32Array.from({ length: want.runs[0].length }, (_, c) => {
     for (let k = 0; k < runs; k++) perRun[k] = got.runs[k][c] - want.runs[k][c];
     if (how === 'shrunk') return shrunkShift(perRun);
+    if (how === 'soft') return softShrunkShift(perRun);
     // The mean over every value, as one sum would give it (runs weighted by their size).
     return perRun.reduce((sum, v, k) => sum + v * want.counts[k], 0) / total;
   });

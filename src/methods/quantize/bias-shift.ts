@@ -15,6 +15,18 @@
 
 /** The shift of one channel from its per-run values (quantized minus float mean of each run). */
 export function shrunkShift(perRun: ArrayLike<number>): number {
+  return shiftShrunkBy(perRun, (meanSquared, errorSquared) => Math.max(0, 1 - errorSquared / meanSquared));
+}
+
+/**
+ * The softer factor mean² / (mean² + se²) (the posterior mean under a normal prior of the shift's own
+ * size): never drops a shift outright, halves one whose mean equals its standard error.
+ */
+export function softShrunkShift(perRun: ArrayLike<number>): number {
+  return shiftShrunkBy(perRun, (meanSquared, errorSquared) => meanSquared / (meanSquared + errorSquared));
+}
+
+function shiftShrunkBy(perRun: ArrayLike<number>, factor: (meanSquared: number, errorSquared: number) => number): number {
   const n = perRun.length;
   if (n === 0) return 0;
   let mean = 0;
@@ -25,5 +37,5 @@ export function shrunkShift(perRun: ArrayLike<number>): number {
   let squares = 0;
   for (let k = 0; k < n; k++) squares += (perRun[k] - mean) ** 2;
   const errorSquared = squares / (n - 1) / n;
-  return mean * Math.max(0, 1 - errorSquared / (mean * mean));
+  return mean * factor(mean * mean, errorSquared);
 }

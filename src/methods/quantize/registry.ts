@@ -11,6 +11,7 @@ import type { Rounding } from '../../kernels/quantize-blocks.js';
 import type { Pass } from '../../pipeline/pass.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { CalibratorName } from './calibration/registry.js';
+import type { BiasShiftEstimate } from './bias-correction.js';
 import { dynamicInt8Pass } from './dynamic-int8.js';
 import { float16Pass } from './fp16.js';
 import type { Float16ComputePolicy } from './fp16-ops.js';
@@ -78,6 +79,10 @@ export interface QuantizeSettings {
   smooth?: number;
   /** static-int8: empirical bias correction of Conv/Gemm outputs on the calibration samples (default: on with at least 4 real samples; false skips it). */
   biasCorrection?: boolean;
+  /** static-int8: bias correction's means on at most this many calibration samples (default 8 when on by default, else all). */
+  biasCorrectionSamples?: number;
+  /** static-int8: how bias correction estimates each channel's shift from the runs (default 'mean'; bias-shift.ts). */
+  biasCorrectionShift?: BiasShiftEstimate;
   /** static-int8: leave out of each activation range what its readers cannot tell apart (default false; calibration/dead-zones.ts). */
   deadZones?: boolean;
 }
@@ -198,6 +203,8 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         smooth: s.smooth,
         // The command corrects biases by default when the calibration data is real and enough (static-int8.ts).
         biasCorrection: s.biasCorrection ?? 'auto',
+        biasCorrectionSamples: s.biasCorrectionSamples,
+        biasCorrectionShift: s.biasCorrectionShift,
         deadZones: s.deadZones,
         exclude: excludePredicate(s),
       };

@@ -36,7 +36,7 @@ import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
 import { FLOAT_STEM_REASON, floatStems } from './float-stem.js';
 import { convTransposesAsConv } from './convtranspose-as-conv.js';
-import { correctBiases, roundsByDepth } from './bias-correction.js';
+import { type BiasShiftEstimate, correctBiases, roundsByDepth } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
 import { toQOperators } from './qoperator.js';
 import { type Int8Type, type QuantParams, rangeParams } from './quant-params.js';
@@ -81,6 +81,8 @@ export interface StaticInt8Options {
   biasCorrection?: boolean | 'auto';
   /** Bias correction measures its means on at most this many calibration samples (default: 8 for 'auto', all when true): its cost is one pass per layer depth. */
   biasCorrectionSamples?: number;
+  /** How bias correction estimates each channel's shift from the runs: 'mean' (default), 'shrunk' or 'soft' (bias-shift.ts). */
+  biasCorrectionShift?: BiasShiftEstimate;
   /** HardSigmoid between quantized values as an int8 Add whose range clips (default true; false keeps the float round trip). */
   int8HardSigmoid?: boolean;
   /** A quantized Mul/Add by a scalar takes its output grid from its input's (no rounding of its own; scalar-op-params.ts). Default true. */
@@ -222,7 +224,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
     // 'auto' bounds its cost with a sample cap; asked for explicitly, it measures on every sample.
     const cap = options.biasCorrectionSamples ?? (options.biasCorrection === 'auto' ? BIAS_CORRECTION_SAMPLES : Infinity);
     const limit = Math.min(options.limit ?? Infinity, cap);
-    const corrected = await correctBiases(model, reference, weighted, { calibration: options.calibration, limit, batch: options.batch, threads: options.threads, seenByReaders: options.deadZones === true }, ctx);
+    const corrected = await correctBiases(model, reference, weighted, { calibration: options.calibration, limit, batch: options.batch, threads: options.threads, shift: options.biasCorrectionShift, seenByReaders: options.deadZones === true }, ctx);
     const shifts = corrected.layers.map((l) => l.maxShift);
     Object.assign(stats, { biasCorrectionSamples: corrected.samples, biasCorrected: corrected.layers.length, biasCreated: corrected.layers.filter((l) => l.created).length, biasCorrectionRounds: corrected.rounds, biasShiftMax: shifts.length === 0 ? 0 : Math.max(...shifts) });
     for (const s of corrected.skipped) warnings.push({ code: 'bias-correction-skipped', message: `bias correction: '${s.node}' not corrected: ${s.reason}`, node: s.node });
