@@ -21,6 +21,8 @@
 // the trained ones) adds a tuning column: the same lines-identical count on those lines, which
 // chooses settings while the held-out column is only measured. PACK_REC_KMEANS_RECIPE runs
 // another k-means recipe file (a candidate); PACK_REC_SAVE=DIR writes each route's pack there.
+// PACK_REC_CALIB=FROM-TO: the calibration lines (--calib) a cluster step's fit_output_bias fits on
+// (default: after the trained lines, before the tuning lines: 640-999).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeNpy } from '../src/eval/npy.js';
@@ -32,6 +34,8 @@ import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { unpack } from '../src/onnx/pack-decode.js';
 import type { RecipeContext } from '../src/pipeline/context.js';
+import type { OutputBiasReport } from '../src/pipeline/fit-output-bias.js';
+import { arraySamples } from '../src/pipeline/prune-data.js';
 import { parseRecipe, type Recipe } from '../src/pipeline/recipe.js';
 import { runRecipe } from '../src/pipeline/run-recipe.js';
 import { OCR } from './lib/feeds.js';
@@ -92,6 +96,8 @@ interface RouteResult {
   recipe_text?: string;
   decodes_identically: boolean;
   finetune: unknown;
+  /** The offsets a cluster step's fit_output_bias fitted on the calibration lines. */
+  output_bias?: OutputBiasReport;
   rows: Row[];
 }
 
@@ -133,7 +139,19 @@ export const packRecBench: Bench = {
     const floatPack = packOnnx(new Uint8Array(readFileSync(REC))).pack;
     const rows: Row[] = [await measure('float32', 'the original file', new Uint8Array(readFileSync(REC)), floatPack, 0)];
 
-    const data = (set: RecSet) => ({ training: { inputs: { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } } }, noDataReason: 'measured by the bench on held-out lines', inputBytes: floatBytes });
+    // Calibration samples (--calib of `shrink run`): what a cluster step's fit_output_bias fits on.
+    // PACK_REC_CALIB=FROM-TO, default the lines after the trained ones up to the tuning lines (or
+    // 999): lines neither the centroids trained on nor the tuning or held-out columns judge.
+    const calibFrom = trainLines;
+    const calibTo = (tuningRange === null || tuningRange === undefined ? Math.min(all.count, 1000) : Number(tuningRange[1])) - 1;
+    const calibRange = (process.env.PACK_REC_CALIB ?? (calibTo >= calibFrom ? `${calibFrom}-${calibTo}` : '')).match(/^(\d+)-(\d+)$/);
+    if (process.env.PACK_REC_CALIB !== undefined && calibRange === null) throw new Error(`PACK_REC_CALIB=${process.env.PACK_REC_CALIB}: give FROM-TO, e.g. 640-999`);
+    if (calibRange !== null) {
+      const [from, to] = [Number(calibRange[1]), Number(calibRange[2])];
+      if (from < trainLines || to >= all.count || (tuningRange && to >= Number(tuningRange[1]) && from <= Number(tuningRange[2]))) throw new Error(`calibration lines ${from}-${to} overlap the training or tuning lines, or pass the corpus's ${all.count}`);
+    }
+    const calibration = calibRange === null ? undefined : arraySamples({ x: { data: all.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } }, `training lines ${calibRange[1]}-${calibRange[2]}`, Number(calibRange[2]) - Number(calibRange[1]) + 1, Number(calibRange[1]));
+    const data = (set: RecSet) => ({ training: { inputs: { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } } }, ...(calibration === undefined ? {} : { calibration }), noDataReason: 'measured by the bench on held-out lines', inputBytes: floatBytes });
     const only = process.env.PACK_REC_ROUTES?.split(',');
     const previous = only === undefined ? undefined : (JSON.parse(readFileSync(RESULTS, 'utf8')) as { stages: Row[]; curve: Row[]; routes?: RouteResult[]; machine: { date: string; loadAverage: string }; finetune?: unknown });
     // A row carried twice keeps its first note (the run that measured it).
@@ -161,13 +179,15 @@ export const packRecBench: Bench = {
       const identical = decoded.byteLength === fullBytes.byteLength && decoded.every((b, i) => b === fullBytes[i]);
       const cluster = full.report.steps.find((s) => s.step === 'cluster')?.report;
       const finetune = cluster !== undefined && 'finetune' in cluster ? cluster.finetune : undefined;
+      const clusterStep = full.report.steps.find((s) => s.step === 'cluster');
+      const outputBias = clusterStep !== undefined && 'output_bias' in clusterStep ? clusterStep.output_bias : undefined;
       routeRows.push({ route: route.name, ...(await measure('Q+D', `${route.name}: ${route.name === 'uniform' ? 'weights trained under fake quantization' : 'centroids distilled'} from the original`, fullBytes, packOnnx(fullBytes).pack, seconds)) });
       routeRows.push({ route: route.name, ...(await measure('Q+D+H', `${route.name}: the pack, read as it decodes`, decoded, full.pack, seconds, true)) });
       if (process.env.PACK_REC_SAVE !== undefined) {
         mkdirSync(process.env.PACK_REC_SAVE, { recursive: true });
         writeFileSync(join(process.env.PACK_REC_SAVE, `${route.name}.shrink`), full.pack);
       }
-      routes.push({ route: route.name, recipe: route.recipe, description: recipe.description ?? route.recipe, recipe_text: recipeText, decodes_identically: identical, finetune, rows: routeRows });
+      routes.push({ route: route.name, recipe: route.recipe, description: recipe.description ?? route.recipe, recipe_text: recipeText, decodes_identically: identical, finetune, ...(outputBias === undefined ? {} : { output_bias: outputBias }), rows: routeRows });
     }
     for (const r of routes) rows.push(...r.rows);
 
@@ -203,7 +223,9 @@ export const packRecBench: Bench = {
       '',
       ...routes.flatMap((r) => {
         const f = r.finetune as { loss: string; value?: string; epochs: number; steps: number; mean_loss: number[]; seconds: number } | undefined;
-        return [`- ${r.route}: ${r.recipe} (${r.description}); the pack decodes to the Q+D model byte for byte: ${r.decodes_identically ? 'yes' : 'NO'}.${f === undefined ? '' : ` Training: ${f.loss}${f.value === undefined ? '' : ` on '${f.value}'`}, ${f.epochs} epochs, ${f.steps} steps, mean loss ${f.mean_loss.map((l) => l.toExponential(3)).join(' -> ')}, ${round(f.seconds, 0)} s.`}`];
+        const b = r.output_bias;
+        const offsets = b === undefined ? '' : ` Output offsets fitted after the centroids on ${calibration?.description ?? 'the calibration lines'} (${b.rows} time steps): ${Object.entries(b.offsets).map(([c, v]) => `class ${c} ${v >= 0 ? '+' : ''}${round(v, 3)}`).join(', ') || 'none'}, top-1 agreement there ${round(100 * b.agreementBefore, 2)}% -> ${round(100 * b.agreementAfter, 2)}%.`;
+        return [`- ${r.route}: ${r.recipe} (${r.description}); the pack decodes to the Q+D model byte for byte: ${r.decodes_identically ? 'yes' : 'NO'}.${f === undefined ? '' : ` Training: ${f.loss}${f.value === undefined ? '' : ` on '${f.value}'`}, ${f.epochs} epochs, ${f.steps} steps, mean loss ${f.mean_loss.map((l) => l.toExponential(3)).join(' -> ')}, ${round(f.seconds, 0)} s.`}${offsets}`];
       }),
       '',
       ...table(rows),

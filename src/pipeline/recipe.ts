@@ -130,6 +130,24 @@ const PruneStep = z.strictObject({
   round_schedule: z.enum(['cubic', 'linear']).optional(),
 });
 
+/**
+ * Fitted output offsets after a step: the logits' name, or `{value, classes}` (fit those classes
+ * only, e.g. PP-OCR rec's space 6624) or `{value, max_classes}` (the classes that disagree most).
+ */
+const FitOutputBiasKey = z.union([
+  z.string().min(1),
+  z
+    .strictObject({ value: z.string().min(1), classes: z.array(z.number().int().min(0)).min(1).optional(), max_classes: z.number().int().min(1).optional() })
+    .refine((f) => f.classes === undefined || f.max_classes === undefined, { message: "give 'classes' (fit these) or 'max_classes' (find them), not both" }),
+]);
+
+/** Where and how to fit output offsets (recipe key `fit_output_bias` of a cluster step). */
+export interface OutputBiasStep {
+  value: string;
+  classes?: number[];
+  maxClasses?: number;
+}
+
 /** Weight sharing (shrink cluster), with centroid fine-tuning on `epochs`. */
 const ClusterStep = z
   .strictObject({
@@ -166,6 +184,8 @@ const ClusterStep = z
     distill_top1: z.number().min(0).optional(),
     /** BatchNormalization while distilling the centroids: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
     batch_norm: z.enum(['batch', 'frozen']).optional(),
+    /** After the centroids: offsets on the logits' classes fitted on the calibration samples (--calib), as quantize's key (pipeline/fit-output-bias.ts). */
+    fit_output_bias: FitOutputBiasKey.optional(),
   })
   .refine((c) => c.bits !== undefined || c.step !== undefined, { message: "give 'bits' (k-means codebooks) or 'step' (uniform codes)" })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
@@ -235,7 +255,7 @@ export type RecipeStep =
   | { kind: 'optimize'; options: Omit<OptimizeStepOptions, 'validate' | 'source'> }
   | { kind: 'quantize'; options: Omit<QuantizeOptions, 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate' | 'outputBias'> & { fitOutputBias?: string } }
   | { kind: 'prune'; options: Omit<PruneOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
-  | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
+  | { kind: 'cluster'; options: Omit<ClusterStepOptions, 'data' | 'finetune' | 'calibration' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining; outputBias?: OutputBiasStep }
   | { kind: 'lowrank'; options: Omit<LowRankStepOptions, 'data' | 'recovery' | 'fidelity' | 'fidelitySkipped' | 'gate'>; training?: StepTraining }
   | { kind: 'gate'; gate: Gate }
   /** The model as a .shrink pack (src/methods/pack): the last step only. */
@@ -315,6 +335,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
       kind: 'cluster',
       options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
       ...training,
+      ...(c.fit_output_bias === undefined ? {} : { outputBias: outputBiasStep(c.fit_output_bias) }),
     };
   }
   if ('lowrank' in step) {
@@ -383,6 +404,11 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
       ...(q.fit_output_bias === undefined ? {} : { fitOutputBias: q.fit_output_bias }),
     },
   };
+}
+
+function outputBiasStep(key: z.infer<typeof FitOutputBiasKey>): OutputBiasStep {
+  if (typeof key === 'string') return { value: key };
+  return { value: key.value, ...(key.classes === undefined ? {} : { classes: key.classes }), ...(key.max_classes === undefined ? {} : { maxClasses: key.max_classes }) };
 }
 
 function stepTraining(epochs: number | undefined, lr: number | undefined, batchSize: number | undefined): { training?: StepTraining } {

@@ -24,6 +24,7 @@ import { type OptimizeReport, optimize } from './optimize.js';
 import type { PassWarning } from './pass.js';
 import { cluster } from './cluster.js';
 import type { ClusterReport } from './cluster-report.js';
+import { fitOutputBiasOnSamples, type OutputBiasReport } from './fit-output-bias.js';
 import { lowRank } from './lowrank.js';
 import type { LowRankReport } from './lowrank-report.js';
 import { prune } from './prune.js';
@@ -62,7 +63,8 @@ export type RecipeStepReport =
   | { step: 'optimize'; report: OptimizeReport }
   | { step: 'quantize'; report: QuantizeReport }
   | { step: 'prune'; report: PruneReport }
-  | { step: 'cluster'; report: ClusterReport }
+  /** output_bias: the offsets fitted after the centroids (recipe key fit_output_bias); `report` is the model before them. */
+  | { step: 'cluster'; report: ClusterReport; output_bias?: OutputBiasReport }
   | { step: 'lowrank'; report: LowRankReport }
   | { step: 'gate'; report: { passed: boolean; misses: GateMiss[]; fidelity: EvalReport; size_ratio: number } }
   | { step: 'pack'; report: PackStepReport };
@@ -103,6 +105,7 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
   for (const [i, step] of recipe.steps.entries()) {
     if (stepTrains(step) && data.training === undefined) throw new Error(`recipe step ${i + 1} (${step.kind}): 'epochs' fine-tunes on training arrays: give --data as an .npz or .npy (with labels to fine-tune, without to distil)`);
     if (step.kind === 'pack' && i !== recipe.steps.length - 1) throw new Error(`recipe step ${i + 1} (pack): pack must be the last step`);
+    if (step.kind === 'cluster' && step.outputBias !== undefined && data.calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): 'fit_output_bias' fits on the calibration samples: give --calib (samples neither trained on nor judged on)`);
   }
   const steps: RecipeStepReport[] = [];
   const warnings: PassWarning[] = [];
@@ -172,7 +175,13 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       const result = await cluster(current, { ...step.options, calibration, data: data.training, finetune, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
       warnings.push(...result.report.warnings);
-      steps.push({ step: 'cluster', report: result.report });
+      let outputBias: OutputBiasReport | undefined;
+      if (step.outputBias !== undefined) {
+        // Fitted against the recipe's input on --calib (checked above): samples the centroids did not train on and that do not judge the result.
+        const { value, ...fit } = step.outputBias;
+        ({ model: current, report: outputBias } = await fitOutputBiasOnSamples(model, current, data.calibration as SampleSource, value, ctx, fit));
+      }
+      steps.push({ step: 'cluster', report: result.report, ...(outputBias === undefined ? {} : { output_bias: outputBias }) });
     } else if (step.kind === 'lowrank') {
       const t = step.training;
       // AdamW 1e-3, as `shrink lowrank` trains: SGD at 0.05 cost the MLP 1.2 points there.
