@@ -63,6 +63,7 @@ const QuantizeStep = z.strictObject({
   smooth: z.number().min(0).max(1).optional(),
   bias_correction: z.boolean().optional(),
   dead_zones: z.boolean().optional(),
+  float_prefix: z.number().int().min(0).optional(),
   /** The logits to fit output offsets on after quantizing, on the calibration samples (pipeline/fit-output-bias.ts; CLI --fit-output-bias). */
   fit_output_bias: z.string().min(1).optional(),
 });
@@ -75,6 +76,7 @@ const METHOD_KEYS: readonly [string, (q: z.infer<typeof QuantizeStep>) => boolea
   ['smooth', (q) => q.smooth !== undefined, ['static-int8']],
   ['bias_correction', (q) => q.bias_correction !== undefined, ['static-int8']],
   ['dead_zones', (q) => q.dead_zones !== undefined, ['static-int8']],
+  ['float_prefix', (q) => q.float_prefix !== undefined, ['static-int8']],
 ];
 
 const GateStep = z
@@ -389,6 +391,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     smooth: q.smooth,
     biasCorrection: q.bias_correction,
     deadZones: q.dead_zones,
+    floatPrefix: q.float_prefix,
   }, `${where}.quantize`);
   if (q.act_order !== undefined && q.algorithm !== 'gptq') throw new Error(`${where}.quantize: 'act_order' goes with algorithm gptq`);
   if (q.clip !== undefined && q.algorithm !== 'awq') throw new Error(`${where}.quantize: 'clip' goes with algorithm awq`);

@@ -105,5 +105,6 @@ export function settingsFromConfig(config: QuantizeConfig, method: QuantizeMetho
     smooth: base.smooth,
     biasCorrection: base.biasCorrection,
     deadZones: base.deadZones,
+    floatPrefix: base.floatPrefix,
   };
 }

@@ -85,6 +85,8 @@ export interface QuantizeSettings {
   biasCorrectionShift?: BiasShiftEstimate;
   /** static-int8: leave out of each activation range what its readers cannot tell apart (default false; calibration/dead-zones.ts). */
   deadZones?: boolean;
+  /** static-int8: keep the first N weighted layers and the nodes before the next in float32 (default 0; float-prefix.ts). */
+  floatPrefix?: number;
 }
 
 export interface QuantizeMethod {
@@ -206,6 +208,7 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         biasCorrectionSamples: s.biasCorrectionSamples,
         biasCorrectionShift: s.biasCorrectionShift,
         deadZones: s.deadZones,
+        floatPrefix: s.floatPrefix,
         exclude: excludePredicate(s),
       };
     },

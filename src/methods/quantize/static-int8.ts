@@ -35,6 +35,7 @@ import { deriveScalarOpParams } from './scalar-op-params.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
 import { FLOAT_STEM_REASON, floatStems } from './float-stem.js';
+import { floatPrefixNodes, floatPrefixReason } from './float-prefix.js';
 import { convTransposesAsConv } from './convtranspose-as-conv.js';
 import { type BiasShiftEstimate, correctBiases, roundsByDepth } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
@@ -102,6 +103,11 @@ export interface StaticInt8Options {
    * command read fewer tuning words (74.8% -> 67.7%); NOTES.md, issue 15.
    */
   deadZones?: boolean;
+  /**
+   * Keep the first N weighted layers, and every node before the next one, in float32
+   * (float-prefix.ts): none of their activations is quantized. Default 0.
+   */
+  floatPrefix?: number;
 }
 
 /** 'auto' bias correction needs this many real calibration samples: means of fewer are mostly one input's noise. */
@@ -136,6 +142,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const stem = new Set(options.floatStem === false ? [] : floatStems(graph));
   // A ConvTranspose the caller excludes (by name or op type) stays one, float.
   const convTransposesRewritten = options.convTransposeAsConv === false ? [] : convTransposesAsConv(model, graph, (node) => options.exclude?.(node, graph) ?? false);
+  const prefix = new Set(floatPrefixNodes(graph, options.floatPrefix ?? 0));
   let types: ReadonlyMap<string, { elemType: number }> = new Map();
   const inferTypes = () => {
     try {
@@ -148,12 +155,13 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const plan = (notFloat: ReadonlySet<string>) =>
     planQdq(graph, {
       opTypes: options.opTypes,
-      exclude: stem.size === 0 ? options.exclude : (node, g) => stem.has(node) || (options.exclude?.(node, g) ?? false),
+      exclude: stem.size === 0 && prefix.size === 0 ? options.exclude : (node, g) => stem.has(node) || prefix.has(node) || (options.exclude?.(node, g) ?? false),
       foldActivations: !symmetric,
       elemType: (v) => (notFloat.has(v) ? 0 : types.get(v)?.elemType),
     });
   const stats: Record<string, number> = {};
   if (stem.size > 0) stats.floatStemNodes = stem.size;
+  if (prefix.size > 0) stats.floatPrefixNodes = prefix.size;
   if (convTransposesRewritten.length > 0) stats.convTransposesAsConv = convTransposesRewritten.length;
   if (options.smooth !== undefined) {
     const layers = plan(new Set()).nodes.filter((p) => p.node.opType === 'MatMul' || p.node.opType === 'Gemm').map((p) => p.node);
@@ -236,7 +244,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const nodes: NodeDecision[] = [
     ...qdq.nodes.map((p): NodeDecision => ({ node: p.node.label, op: p.node.opType, graph: graph.name, precision: 'int8', quantized: true })),
     ...qdq.nodes.flatMap((p) => p.folded.map((f): NodeDecision => ({ node: f.label, op: f.opType, graph: graph.name, precision: 'int8', quantized: true, reason: `folded into the output range of ${p.node.opType} '${p.node.label}'` }))),
-    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: stem.has(s.node) ? FLOAT_STEM_REASON : s.reason })),
+    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: stem.has(s.node) ? FLOAT_STEM_REASON : prefix.has(s.node) ? floatPrefixReason(options.floatPrefix ?? 0) : s.reason })),
   ];
   const nested = nestedQuantizable(model);
   if (nested > 0) warnings.push({ code: 'subgraph-float', message: `static-int8: ${nested} quantizable node${nested === 1 ? '' : 's'} inside If/Loop/Scan bodies stay float (their values cannot be calibrated as graph outputs)` });
