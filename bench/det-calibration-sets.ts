@@ -4,7 +4,7 @@
 // and papers, other draws); every model is read on the 16 held-out pages (other fonts, texts,
 // papers, seed) and on 32 tuning pages ('train' 16-47, never calibrated on). Settings by name
 // (SETTINGS): the command's defaults, --dead-zones, the expected-minmax calibrator, bias
-// correction's shrunk shift estimates. Nothing here chooses anything: it measures how much the
+// correction's shrunk shift estimates, float prefixes (--float-prefix). Nothing here chooses anything: it measures how much the
 // choice of pages moves the result; a setting is to be judged on the tuning columns.
 // Rerun: `npm run bench -- det-calibration-sets` (4 pages, 7 sets, ~20 min quiet) or
 // `npm run bench -- det-calibration-sets-8` (8 pages, 4 sets); DET_SETS_SETTINGS=defaults,em-shrunk
@@ -43,6 +43,9 @@ const SETTINGS: Record<string, Partial<QuantizeSettings>> = {
   'em-soft': { calibrator: 'expected-minmax', biasCorrectionShift: 'soft' },
   'em-dz': { calibrator: 'expected-minmax', deadZones: true },
   'em-shrunk-dz': { calibrator: 'expected-minmax', biasCorrectionShift: 'shrunk', deadZones: true },
+  // --float-prefix N: the first N weighted layers (6: stem and first blocks at 1/2 and 1/4 resolution; 9: through the first 1/8 block) and what lies before the next stay float32.
+  'float-prefix-6': { floatPrefix: 6 },
+  'float-prefix-9': { floatPrefix: 9 },
   'em-soft-dz': { calibrator: 'expected-minmax', biasCorrectionShift: 'soft', deadZones: true },
 };
 const SETTING_LEGEND =
