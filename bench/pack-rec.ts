@@ -150,6 +150,12 @@ export const packRecBench: Bench = {
       const [from, to] = [Number(calibRange[1]), Number(calibRange[2])];
       if (from < trainLines || to >= all.count || (tuningRange && to >= Number(tuningRange[1]) && from <= Number(tuningRange[2]))) throw new Error(`calibration lines ${from}-${to} overlap the training or tuning lines, or pass the corpus's ${all.count}`);
     }
+    // The calibration lines as the .npy that `shrink run --calib` takes.
+    const calibNpy = join(corpus, 'calib-x.npy');
+    if (calibRange !== null) {
+      const lines = all.x.subarray(Number(calibRange[1]) * 3 * 48 * 320, (Number(calibRange[2]) + 1) * 3 * 48 * 320);
+      writeFileSync(calibNpy, writeNpy({ dataType: DataType.FLOAT, dims: [lines.length / (3 * 48 * 320), 3, 48, 320], data: new Uint8Array(lines.buffer, lines.byteOffset, lines.byteLength) }));
+    }
     const calibration = calibRange === null ? undefined : arraySamples({ x: { data: all.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } }, `training lines ${calibRange[1]}-${calibRange[2]}`, Number(calibRange[2]) - Number(calibRange[1]) + 1, Number(calibRange[1]));
     const data = (set: RecSet) => ({ training: { inputs: { x: { data: set.x, sampleDims: [3, 48, 320], dataType: DataType.FLOAT } } }, ...(calibration === undefined ? {} : { calibration }), noDataReason: 'measured by the bench on held-out lines', inputBytes: floatBytes });
     const only = process.env.PACK_REC_ROUTES?.split(',');
@@ -219,7 +225,7 @@ export const packRecBench: Bench = {
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ${machine.date}, load ${machine.loadAverage}.`,
       '',
-      `Model: ${REC} (${floatBytes} bytes float32). Lines: ${train.count} rendered training lines (training and nothing else) and ${held.count} held-out lines in other fonts, texts and seed (scripts/make-rec-corpus.ts); every number below is on the held-out lines, against the original model's own reading (no labels)${tuning === undefined ? '' : `, but the tuning columns: lines ${process.env.PACK_REC_TUNING} of the training set, never trained on, which chose the recipe's settings (the held-out lines chose nothing)`}. Each route is a recipe run by runRecipe as \`shrink run RECIPE ${REC} -o rec.shrink --data ${npy}\` runs it.`,
+      `Model: ${REC} (${floatBytes} bytes float32). Lines: ${train.count} rendered training lines (training and nothing else) and ${held.count} held-out lines in other fonts, texts and seed (scripts/make-rec-corpus.ts); every number below is on the held-out lines, against the original model's own reading (no labels)${tuning === undefined ? '' : `, but the tuning columns: lines ${process.env.PACK_REC_TUNING} of the training set, never trained on, which chose the recipe's settings (the held-out lines chose nothing)`}. Each route is a recipe run by runRecipe as \`shrink run RECIPE ${REC} -o rec.shrink --data ${npy}${calibration === undefined ? '' : ` --calib ${calibNpy}`}\` runs it.`,
       '',
       ...routes.flatMap((r) => {
         const f = r.finetune as { loss: string; value?: string; epochs: number; steps: number; mean_loss: number[]; seconds: number } | undefined;
