@@ -89,18 +89,20 @@ const CLS_WHY =
 const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto' };
 
 /**
- * PP-OCRv4 det with the command's defaults (or `--calibrator expected-minmax` / `measured`), calibrated
- * on the first `pages` calibration pages. With 4 pages expected-minmax is minmax, so it runs from 8.
+ * PP-OCRv4 det with the command's defaults (or `--calibrator expected-minmax` / `measured`, or
+ * `--float-prefix N`), calibrated on the first `pages` calibration pages. With 4 pages
+ * expected-minmax is minmax, so it runs from 8.
  */
-const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax' | 'measured'): Spec => ({
-  name: `PP-OCRv4 det (${pages} pages${calibrator === 'minmax' ? '' : `, ${calibrator}`})`,
+const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax' | 'measured', floatPrefix = 0): Spec => ({
+  name: `PP-OCRv4 det (${pages} pages${calibrator === 'minmax' ? '' : `, ${calibrator}`}${floatPrefix > 0 ? `, --float-prefix ${floatPrefix}` : ''})`,
   file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
   batch: '1 x 640x640',
   config:
-    calibrator === 'minmax'
+    (calibrator === 'minmax'
       ? 'default (every op type, minmax, per-channel, bias correction on the first 8 samples)'
-      : `--calibrator ${calibrator} (every op type, per-channel, bias correction on the first 8 samples)`,
-  options: { ...COMMAND_DEFAULTS, calibrator },
+      : `--calibrator ${calibrator} (every op type, per-channel, bias correction on the first 8 samples)`) +
+    (floatPrefix > 0 ? ` + --float-prefix ${floatPrefix} (the first ${floatPrefix} weighted layers and the nodes before the next float32)` : ''),
+  options: { ...COMMAND_DEFAULTS, calibrator, ...(floatPrefix > 0 ? { floatPrefix } : {}) },
   calibration: async () => ({ tensors: (await loadDetPages('calib')).slice(0, pages), description: `the first ${pages} calibration pages (${DET_PAGES}/calib.npz), one per run` }),
   input: async () => (await loadDetPages('heldout'))[0],
   heldOut: async () => ({ inputs: await loadDetPages('heldout'), measure: 'text-mask IoU', description: '16 held-out pages' }),
@@ -114,6 +116,7 @@ const MODELS: Spec[] = [
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax')),
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'measured')),
   ...DET_PAGE_COUNTS.filter((pages) => pages > 4).map((pages) => detSpec(pages, 'expected-minmax')),
+  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax', 6)),
   {
     name: 'PP-OCRv4 rec',
     file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`,
