@@ -43,10 +43,13 @@ const SETTINGS: Record<string, Partial<QuantizeSettings>> = {
   'em-soft': { calibrator: 'expected-minmax', biasCorrectionShift: 'soft' },
   'em-dz': { calibrator: 'expected-minmax', deadZones: true },
   'em-shrunk-dz': { calibrator: 'expected-minmax', biasCorrectionShift: 'shrunk', deadZones: true },
-  // --float-prefix N: the first N weighted layers (6: stem and first blocks at 1/2 and 1/4 resolution; 9: through the first 1/8 block) and what lies before the next stay float32.
+  // --float-prefix N: the first N weighted layers (6: stem and first blocks at 1/2 and 1/4 resolution; 7: and the 1x1 conv after them; 9: through the first 1/8 block) and what lies before the next stay float32.
   'float-prefix-6': { floatPrefix: 6 },
+  'float-prefix-7': { floatPrefix: 7 },
   'float-prefix-9': { floatPrefix: 9 },
   'em-soft-dz': { calibrator: 'expected-minmax', biasCorrectionShift: 'soft', deadZones: true },
+  ranges4: { rangeSamples: 4 },
+  'ranges4-shrunk': { rangeSamples: 4, biasCorrectionShift: 'shrunk' },
 };
 const SETTING_LEGEND =
   "'defaults' the command's; 'dead-zones' / 'dz' adds `--dead-zones`; 'em' the expected-minmax calibrator; 'shrunk' / 'soft' bias correction's shift shrunk by its standard error over the pages (biasCorrectionShift, bias-shift.ts); 'float-prefix-N' adds `--float-prefix N`.";
