@@ -116,7 +116,7 @@ const MODELS: Spec[] = [
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax')),
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'measured')),
   ...DET_PAGE_COUNTS.filter((pages) => pages > 4).map((pages) => detSpec(pages, 'expected-minmax')),
-  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax', 6)),
+  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax', 7)),
   {
     name: 'PP-OCRv4 rec',
     file: `${OCR}/ch_PP-OCRv4_rec_infer.onnx`,
