@@ -52,7 +52,7 @@ const SETTINGS: Record<string, Partial<QuantizeSettings>> = {
   'ranges4-shrunk': { rangeSamples: 4, biasCorrectionShift: 'shrunk' },
 };
 const SETTING_LEGEND =
-  "'defaults' the command's; 'dead-zones' / 'dz' adds `--dead-zones`; 'em' the expected-minmax calibrator; 'shrunk' / 'soft' bias correction's shift shrunk by its standard error over the pages (biasCorrectionShift, bias-shift.ts); 'float-prefix-N' adds `--float-prefix N`.";
+  "'defaults' the command's; 'dead-zones' / 'dz' adds `--dead-zones`; 'em' the expected-minmax calibrator; 'shrunk' / 'soft' bias correction's shift shrunk by its standard error over the pages (biasCorrectionShift, bias-shift.ts); 'float-prefix-N' adds `--float-prefix N`; 'ranges4' ranges (minmax) from the first 4 pages, bias correction on all (rangeSamples).";
 /** Where each set of calibration pages starts: 4 pages (7 sets) or 8 (4 sets); DET_SETS_SETS picks some by name. */
 const SET_STARTS: Record<4 | 8, { calib: number[]; train: number[] }> = { 4: { calib: [0, 4, 8], train: [0, 4, 8, 12] }, 8: { calib: [0, 8], train: [0, 8] } };
 const TARGET = 0.95;

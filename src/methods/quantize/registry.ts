@@ -81,6 +81,8 @@ export interface QuantizeSettings {
   biasCorrection?: boolean;
   /** static-int8: bias correction's means on at most this many calibration samples (default 8 when on by default, else all). */
   biasCorrectionSamples?: number;
+  /** static-int8: activation ranges from at most this many calibration samples (default all; bias correction keeps its own count). */
+  rangeSamples?: number;
   /** static-int8: how bias correction estimates each channel's shift from the runs (default 'mean'; bias-shift.ts). */
   biasCorrectionShift?: BiasShiftEstimate;
   /** static-int8: leave out of each activation range what its readers cannot tell apart (default false; calibration/dead-zones.ts). */
@@ -207,6 +209,7 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         biasCorrection: s.biasCorrection ?? 'auto',
         biasCorrectionSamples: s.biasCorrectionSamples,
         biasCorrectionShift: s.biasCorrectionShift,
+        rangeSamples: s.rangeSamples,
         deadZones: s.deadZones,
         floatPrefix: s.floatPrefix,
         exclude: excludePredicate(s),
