@@ -26,6 +26,7 @@ import { pruneOcrRecCompensationBench } from './prune-ocr-rec-compensation.js';
 import { pruneOneShotBench } from './prune-one-shot.js';
 import { qatStaticDetBench } from './qat-static-det.js';
 import { detCalibrationSets8Bench, detCalibrationSetsBench } from './det-calibration-sets.js';
+import { recFloatPrefixBench } from './rec-float-prefix.js';
 import { qatStaticRecBench } from './qat-static-rec.js';
 import { quantizeGptqBench } from './quantize-gptq.js';
 import { quantizeKernelsBench } from './quantize-kernels.js';
@@ -48,7 +49,7 @@ export interface Bench {
 }
 
 /** Every benchmark, listed here (no discovery by file name, so a bench is found by reading this). */
-const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrRecCompensationBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench, detPruneInt8Bench, detCalibrationSetsBench, detCalibrationSets8Bench];
+const BENCHES: Bench[] = [codecBench, autoBench, autoQueueBench, autoDetBench, optimizeBench, quantizeDynamicBench, quantizeDynamicBertBench, quantizeStaticBench, quantizeStaticCnnRecBench, quantizeStaticCnnBench, trainBench, trainSpeedBench, largeModelsBench, cliStartupBench, pruneBench, pruneHeadsBench, pruneOneShotBench, pruneOcrRecBench, pruneOcrRecCompensationBench, pruneOcrDetBench, quantizeGptqBench, gptqLayersBench, quantizeKernelsBench, lowRankBench, packBench, packRecBench, deepCompressionBench, deepCompressionMnistBench, quantizeSmoothBiasBench, decoderBench, qatStaticRecBench, qatStaticDetBench, detPruneInt8Bench, detCalibrationSetsBench, detCalibrationSets8Bench, recFloatPrefixBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
