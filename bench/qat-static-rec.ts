@@ -39,6 +39,7 @@ import { measureFidelity } from '../src/pipeline/fidelity.js';
 import type { DistillLoss } from '../src/pipeline/recovery.js';
 import { staticInt8Qat } from '../src/pipeline/qat-static.js';
 import type { Schedule } from '../src/train/schedules.js';
+import { batchedSamples } from './lib/batched-samples.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
 import { ensureRecCorpus, loadRecSet, REC_CORPUS, readRecSet, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
@@ -98,21 +99,6 @@ interface Reading {
 
 const load = () => round(os.loadavg()[0]);
 
-function calibrationBatches(x: Float32Array, count: number): SampleSource {
-  const runs = Math.ceil(count / TIMED_BATCH);
-  return {
-    inputs: ['x'],
-    count: runs,
-    description: "rec corpus 'train' lines",
-    async *[Symbol.asyncIterator]() {
-      for (let b = 0; b < runs; b++) {
-        const n = Math.min(TIMED_BATCH, count - b * TIMED_BATCH);
-        yield { index: b, where: `calibration batch ${b}`, inputs: { x: Tensor.fromArray('x', DataType.FLOAT, [n, 3, 48, 320], x.slice(b * TIMED_BATCH * PER, (b * TIMED_BATCH + n) * PER)) } } satisfies Sample;
-      }
-    },
-  };
-}
-
 /** One line a sample, as `shrink qat --tune FILE.npz` reads an archive's rows. */
 function lineSamples(x: Float32Array, from: number, count: number): SampleSource {
   return {
@@ -143,7 +129,7 @@ export const qatStaticRecBench: Bench = {
     const reference = await readRecSet(nodeOrt, fp32Bytes, heldout, 2, 'all');
     const readings: Reading[] = [];
     let started = performance.now();
-    const calibrationSource = calibrationBatches(calibration.x, calibration.count);
+    const calibrationSource = batchedSamples('x', [3, 48, 320], calibration.x, calibration.count, TIMED_BATCH, "rec corpus 'train' lines");
     // The epoch kept is chosen as `shrink qat --tune --metric` chooses it (the metric's mean over
     // every tuning line, measured as the command measures it); the held-out lines are read after
     // every epoch and never used to choose.

@@ -18,10 +18,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeNpz } from '../src/eval/npz.js';
-import type { Sample, SampleSource } from '../src/eval/samples.js';
 import { constantValue } from '../src/ir/constants.js';
 import { DataType } from '../src/ir/dtype.js';
-import { Tensor } from '../src/ir/tensor.js';
 import { quantizeStaticInt8, type StaticInt8Options } from '../src/methods/quantize/static-int8.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
@@ -29,6 +27,7 @@ import { readModel, writeModel } from '../src/onnx/model-io.js';
 import type { OrtTensor } from '../src/runtime/ort-types.js';
 import { ModelSession } from '../src/runtime/session.js';
 import { classifierAccuracy } from '../src/train/classification.js';
+import { batchedSamples } from './lib/batched-samples.js';
 import { FASHION_CNN_TRAINING, type FashionSets, fashionSets, trainFashionCnn } from './lib/fashion-cnn.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
@@ -129,22 +128,6 @@ async function builtOps(bytes: Uint8Array, scratch: string): Promise<Record<stri
   return counts;
 }
 
-function batches(name: string, dims: number[], data: Float32Array, count: number, batch: number, description: string): SampleSource {
-  const per = dims.reduce((a, b) => a * b, 1);
-  const runs = Math.ceil(count / batch);
-  return {
-    inputs: [name],
-    count: runs,
-    description,
-    async *[Symbol.asyncIterator]() {
-      for (let b = 0; b < runs; b++) {
-        const n = Math.min(batch, count - b * batch);
-        yield { index: b, where: `${description}, batch ${b}`, inputs: { [name]: Tensor.fromArray(name, DataType.FLOAT, [n, ...dims], data.slice(b * batch * per, (b * batch + n) * per)) } } satisfies Sample;
-      }
-    },
-  };
-}
-
 /** Top-1 accuracy on the test images, at onnxruntime's 'all' level as deployed (int8 fused). */
 function testAccuracy(bytes: Uint8Array, set: FashionSets['test']): Promise<number> {
   return classifierAccuracy(nodeOrt, bytes, set, { threads: 2, graphOptimization: 'all' });
@@ -173,7 +156,7 @@ export async function cnnRow(sets: FashionSets, scratch: string, log: (line: str
   const calibration = pixels(sets.train.images, 0, CNN_CALIBRATION);
   const model = readModel(fp32);
   const started = performance.now();
-  const report = await quantizeStaticInt8(model, { calibration: batches('input', [1, 28, 28], calibration, CNN_CALIBRATION, CNN_BATCH, 'training images') }, { ort: nodeOrt });
+  const report = await quantizeStaticInt8(model, { calibration: batchedSamples('input', [1, 28, 28], calibration, CNN_CALIBRATION, CNN_BATCH, 'training images') }, { ort: nodeOrt });
   const quantizeSeconds = (performance.now() - started) / 1000;
   const int8 = writeModel(model);
   const [fp32Accuracy, int8Accuracy] = [await testAccuracy(fp32, sets.test), await testAccuracy(int8, sets.test)];
@@ -259,7 +242,7 @@ async function recRows(scratch: string, log: (line: string) => void): Promise<Ro
   for (const config of REC_CONFIGS) {
     const model = loadModel(REC_FILE);
     const started = performance.now();
-    const calibration = batches('x', [3, 48, 320], train.x, train.count, REC_BATCH, "rec corpus 'train' lines");
+    const calibration = batchedSamples('x', [3, 48, 320], train.x, train.count, REC_BATCH, "rec corpus 'train' lines");
     const report = await quantizeStaticInt8(model, { ...config.options, calibration, threads: 2 }, { ort: nodeOrt });
     const quantizeSeconds = (performance.now() - started) / 1000;
     const int8 = writeModel(model);

@@ -9,16 +9,16 @@
 import * as os from 'node:os';
 import { DataType } from '../src/ir/dtype.js';
 import { Tensor } from '../src/ir/tensor.js';
-import type { Sample, SampleSource } from '../src/eval/samples.js';
 import { quantize } from '../src/pipeline/quantize.js';
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import { toOrtTensor } from '../src/runtime/session.js';
+import { batchedSamples } from './lib/batched-samples.js';
 import { OCR } from './lib/feeds.js';
 import { type InterleavedTiming, timeInterleaved } from './lib/interleaved.js';
 import { machineInfo } from './lib/machine.js';
-import { loadRecSet, type RecSet, readRecSet, recRange, recSlice, sameLines } from './lib/rec-corpus.js';
+import { loadRecSet, readRecSet, recRange, recSlice, sameLines } from './lib/rec-corpus.js';
 import { round } from './lib/stats.js';
 import { sameWords } from './lib/words-identical.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -34,23 +34,6 @@ interface Row {
   heldOut: { words: number; lines: number };
   timings: InterleavedTiming[];
   quantizeSeconds: number;
-}
-
-/** `set`'s lines as calibration samples of `batch` lines each. */
-function batches(set: RecSet, batch: number): SampleSource {
-  const runs = Math.ceil(set.count / batch);
-  return {
-    inputs: ['x'],
-    count: runs,
-    description: `${set.count} training lines, ${batch} per run`,
-    async *[Symbol.asyncIterator]() {
-      for (let b = 0; b < runs; b++) {
-        const n = Math.min(batch, set.count - b * batch);
-        const x = Tensor.fromArray('x', DataType.FLOAT, [n, 3, 48, 320], set.x.slice(b * batch * LINE, (b * batch + n) * LINE));
-        yield { index: b, where: `lines ${b * batch}-${b * batch + n - 1}`, inputs: { x } } satisfies Sample;
-      }
-    },
-  };
 }
 
 const percent = (share: number) => round(share * 100);
@@ -71,7 +54,7 @@ export const recFloatPrefixBench: Bench = {
     const rows: Row[] = [];
     for (const floatPrefix of prefixes) {
       const started = performance.now();
-      const { model } = await quantize(float, { method: 'static-int8', calibration: batches(calibration, 8), floatPrefix }, { ort: nodeOrt, threads: 2 });
+      const { model } = await quantize(float, { method: 'static-int8', calibration: batchedSamples('x', [3, 48, 320], calibration.x, calibration.count, 8, `${calibration.count} training lines, 8 per run`), floatPrefix }, { ort: nodeOrt, threads: 2 });
       const quantizeSeconds = round((performance.now() - started) / 1000);
       const bytes = writeModel(model);
       const t = await readRecSet(nodeOrt, bytes, tuning, 2, 'all');
