@@ -193,7 +193,7 @@ export async function searchMixedPrecision(input: MixedSearchInput): Promise<Mix
  * seen yet: a model with other layers in float asks for a slightly different set of values (same
  * samples, same calibrator), and collecting again from scratch cost a whole calibration each time.
  */
-function accumulatedStatistics(collect: StatisticsCollector): StatisticsCollector {
+export function accumulatedStatistics(collect: StatisticsCollector): StatisticsCollector {
   const stats = new Map<string, TensorStatistics>();
   const notFloat = new Map<string, string>();
   let samples = 0;

@@ -9,7 +9,9 @@
 //       (int8 and pruning losses do not add on det: int8's noise dominates);
 //   (c) distillation from the input on the unlabelled training half of --data (MSE on the value
 //       before the output's squashing activation, BN frozen, AdamW at a low rate), 1 or 2 epochs;
-//   (d) static int8 at `shrink quantize`'s defaults.
+//   (d) static int8 at `shrink quantize`'s defaults, with the float prefix (auto-float-prefix.ts)
+//       that the search found to hold the budget for the unpruned model, if it needed one (pruning
+//       keeps every layer, so N names the same layers).
 // Each candidate is a recipe, judged, timed and cached like the plan's; of the two distillation
 // lengths the one with the better metric on the tuning samples stays a contender.
 import type { EvalReport } from '../eval/eval-report.js';
@@ -71,6 +73,8 @@ export interface PrunedSearchInput {
   budget: AutoBudget;
   ctx: RecipeContext;
   hooks: AutoHooks;
+  /** Static int8's float prefix (layers), when the unpruned model needed one to hold the budget. */
+  floatPrefix?: number;
 }
 
 /** The value distilled: the input of the output's squashing activation, else the output itself. */
@@ -153,14 +157,15 @@ export function chooseCuts(scan: GroupScan, budget: AutoBudget, hasMetric: boole
   return chosen;
 }
 
-/** (c) + (d): the recipe of the cut groups, distilled for `epochs`, then static int8 at the defaults. */
-export function prunedCandidate(cuts: readonly GroupCut[], epochs: number, distillValue: string): AutoCandidate {
-  const name = `channels-${cuts.length}-groups-distil-${epochs}-static-int8`;
+/** (c) + (d): the recipe of the cut groups, distilled for `epochs`, then static int8 at the defaults (with a float prefix of `floatPrefix` layers). */
+export function prunedCandidate(cuts: readonly GroupCut[], epochs: number, distillValue: string, floatPrefix = 0): AutoCandidate {
+  const prefixed = floatPrefix > 0;
+  const name = `channels-${cuts.length}-groups-distil-${epochs}-static-int8${prefixed ? `-float-prefix-${floatPrefix}` : ''}`;
   return {
     name,
     recipe: {
-      description: `shrink auto: ${name} (${cuts.map((c) => `${c.sources.join('/')} ${c.channels}->${c.kept}`).join(', ')}; distilled ${epochs} epoch(s) on '${distillValue}'; static int8 at the defaults)`,
-      steps: [{ prune: { ...pruneStep(cuts), epochs, ...DISTILL, distill_value: distillValue, distill_loss: 'mse' } }, { quantize: { method: 'static-int8' } }],
+      description: `shrink auto: ${name} (${cuts.map((c) => `${c.sources.join('/')} ${c.channels}->${c.kept}`).join(', ')}; distilled ${epochs} epoch(s) on '${distillValue}'; static int8 at the defaults${prefixed ? `, the first ${floatPrefix} weighted layers in float32` : ''})`,
+      steps: [{ prune: { ...pruneStep(cuts), epochs, ...DISTILL, distill_value: distillValue, distill_loss: 'mse' } }, { quantize: { method: 'static-int8', ...(prefixed ? { float_prefix: floatPrefix } : {}) } }],
     },
   };
 }
@@ -199,7 +204,7 @@ export async function searchPrunedInt8(input: PrunedSearchInput): Promise<Pruned
   hooks.log(`auto: cutting ${cuts.map((c) => `${c.sources[0]} ${c.channels}->${c.kept}`).join(', ')} (predicted loss ${cuts.reduce((a, c) => a + Math.max(0, c.loss), 0).toFixed(4)})`);
   const distillValue = distillTarget(model);
   for (const epochs of EPOCHS) {
-    const candidate = prunedCandidate(cuts, epochs, distillValue);
+    const candidate = prunedCandidate(cuts, epochs, distillValue, input.floatPrefix);
     const cached = hooks.cached(candidate);
     if (cached !== undefined) {
       outcomes.push({ ...cached, cached: true });

@@ -4,7 +4,9 @@
 // the input on this machine (a hook: timing needs onnxruntime's host). Later candidates depend on
 // what earlier ones measured, so the search does not try everything: another calibrator, and bias
 // correction, only when minmax static int8 misses the budget, the per-layer float32 search (layers
-// where error starts kept in float32: sensitivity) only when all of those miss, int4 variants only when plain
+// where error starts kept in float32: sensitivity) only when all of those miss, static int8 with the
+// start of the network in float32 (a ladder of prefix lengths, auto-float-prefix.ts) when static
+// int8 misses, int4 variants only when plain
 // int4 misses, channel pruning with recovery only when training arrays with labels exist and the
 // target includes latency; without labels, when latency counts, the channel groups that cost the
 // budget least are cut, distilled and quantized (auto-prune.ts). Results are cached by the caller (a search resumes where it stopped),
@@ -12,6 +14,7 @@
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { writeModel } from '../onnx/model-io.js';
+import { searchFloatPrefix } from './auto-float-prefix.js';
 import { type LayerProfile, searchMixedPrecision } from './auto-mixed.js';
 import { type GroupScan, PrunedSearchTimeUp, searchPrunedInt8 } from './auto-prune.js';
 import type { RecipeContext } from './context.js';
@@ -168,6 +171,28 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
   // trains on them). It runs right after the wave that measured all-int8: only a smaller network can
   // run faster than all-int8, while the calibrator fallbacks can at best match its speed, so a time
   // budget spent on them must not starve it.
+  // Static int8 with a float prefix, right after all-int8 missed: the smallest prefix that holds the
+  // budget on the tuning samples, which the pruned + int8 composite then quantizes with.
+  let prefixTried = false;
+  let floatPrefix: number | undefined;
+  const tryFloatPrefix = async () => {
+    const baseOutcome = done.get(base.name);
+    if (prefixTried || baseOutcome === undefined || baseOutcome.bytes === 0 || baseOutcome.feasible) return;
+    prefixTried = true;
+    try {
+      const found = await searchFloatPrefix({ model, data, budget: options.budget, ctx, hooks, base });
+      for (const [name, m] of found.models) models.set(name, m);
+      for (const [name, e] of found.evals) evals.set(name, e);
+      for (const outcome of found.outcomes) {
+        hooks.log(`auto: ${outcome.name}: ${outcome.cached ? 'cached (' : ''}${describe(outcome)}${outcome.cached ? ')' : ''}`);
+        done.set(outcome.name, outcome);
+      }
+      skipped.push(...found.skipped);
+      floatPrefix = found.layers;
+    } catch (error) {
+      hooks.log(`auto: float prefix not searched: ${(error as Error).message}`);
+    }
+  };
   let prunedTried = false;
   const tryPruned = async () => {
     const baseOutcome = done.get(base.name);
@@ -175,7 +200,7 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
     prunedTried = true;
     // With the time spent, what is cached is still read (a resumed search keeps its candidates).
     try {
-      const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks });
+      const pruned = await searchPrunedInt8({ model, data, budget: options.budget, ctx, hooks, floatPrefix });
       for (const [name, m] of pruned.models) models.set(name, m);
       for (const [name, e] of pruned.evals) evals.set(name, e);
       for (const outcome of pruned.outcomes) {
@@ -223,6 +248,7 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
       hooks.store(outcome);
       done.set(outcome.name, outcome);
     }
+    await tryFloatPrefix();
     await tryPruned();
   }
   const baseOutcome = done.get(base.name);
