@@ -34,7 +34,10 @@ const MAP_SESSION = { threads: 2, graphOptimization: 'all' as const };
  * shrunk by its standard error over the pages); 'dz' dead zones.
  */
 const SETTINGS: Record<string, Partial<QuantizeSettings>> = {
+  // Since session 11 the defaults keep a float prefix ('auto': the first layers holding <= 12% of the multiply-accumulates; 10 layers on det at 640x640).
   defaults: {},
+  // The defaults before that: every layer int8.
+  'float-prefix-0': { floatPrefix: 0 },
   'dead-zones': { deadZones: true },
   shrunk: { biasCorrectionShift: 'shrunk' },
   soft: { biasCorrectionShift: 'soft' },
@@ -47,12 +50,13 @@ const SETTINGS: Record<string, Partial<QuantizeSettings>> = {
   'float-prefix-6': { floatPrefix: 6 },
   'float-prefix-7': { floatPrefix: 7 },
   'float-prefix-9': { floatPrefix: 9 },
+  'float-prefix-10': { floatPrefix: 10 },
   'em-soft-dz': { calibrator: 'expected-minmax', biasCorrectionShift: 'soft', deadZones: true },
   ranges4: { rangeSamples: 4 },
   'ranges4-shrunk': { rangeSamples: 4, biasCorrectionShift: 'shrunk' },
 };
 const SETTING_LEGEND =
-  "'defaults' the command's; 'dead-zones' / 'dz' adds `--dead-zones`; 'em' the expected-minmax calibrator; 'shrunk' / 'soft' bias correction's shift shrunk by its standard error over the pages (biasCorrectionShift, bias-shift.ts); 'float-prefix-N' adds `--float-prefix N`; 'ranges4' ranges (minmax) from the first 4 pages, bias correction on all (rangeSamples).";
+  "'defaults' the command's (since session 11 with `--float-prefix auto`: 10 layers here); 'float-prefix-0' the defaults before, every layer int8; 'dead-zones' / 'dz' adds `--dead-zones`; 'em' the expected-minmax calibrator; 'shrunk' / 'soft' bias correction's shift shrunk by its standard error over the pages (biasCorrectionShift, bias-shift.ts); 'float-prefix-N' adds `--float-prefix N`; 'ranges4' ranges (minmax) from the first 4 pages, bias correction on all (rangeSamples).";
 /** Where each set of calibration pages starts: 4 pages (7 sets) or 8 (4 sets); DET_SETS_SETS picks some by name. */
 const SET_STARTS: Record<4 | 8, { calib: number[]; train: number[] }> = { 4: { calib: [0, 4, 8], train: [0, 4, 8, 12] }, 8: { calib: [0, 8], train: [0, 8] } };
 const TARGET = 0.95;

@@ -12,7 +12,8 @@ import { attr } from '../src/ir/attribute.js';
 import { GraphBuilder, buildModel } from '../src/ir/builder.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Model } from '../src/ir/model.js';
-import { floatPrefixNodes } from '../src/methods/quantize/float-prefix.js';
+import { floatPrefixByMacShare, floatPrefixNodes } from '../src/methods/quantize/float-prefix.js';
+import { macsPerLayer } from '../src/methods/prune/macs.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { writeModel } from '../src/onnx/model-io.js';
 import type { QuantizeCommandReport } from '../src/pipeline/quantize-report.js';
@@ -25,17 +26,17 @@ import { floats } from './helpers/tensors.js';
 const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-float-prefix-'));
 after(() => fs.rmSync(temp, { recursive: true, force: true }));
 
-/** x [2, 4, 12, 12] -> conv1 -> relu1 -> conv2 -> relu2 -> conv3 -> relu3 -> gap -> flatten -> fc -> y. */
-function smallCnn(batch = 2): Model {
+/** x [batch, channels, 12, 12] -> conv1 -> relu1 -> conv2 -> relu2 -> conv3 -> relu3 -> gap -> flatten -> fc -> y. */
+function smallCnn(batch = 2, channels = 4, width = 8): Model {
   const b = new GraphBuilder();
-  const x = b.input('x', DataType.FLOAT, [batch, 4, 12, 12]);
+  const x = b.input('x', DataType.FLOAT, [batch, channels, 12, 12]);
   const w = (name: string, dims: number[], seed: number, scale: number) => b.tensor(floats(name, dims, seed, -scale, scale));
   const pads = [attr.ints('pads', [1, 1, 1, 1])];
-  const r1 = b.node('Relu', [b.node('Conv', [x, w('W1', [8, 4, 3, 3], 41, 0.5), w('B1', [8], 42, 0.1)], pads, { name: 'conv1' })], [], { name: 'relu1' });
-  const r2 = b.node('Relu', [b.node('Conv', [r1, w('W2', [8, 8, 3, 3], 43, 0.3), w('B2', [8], 44, 0.1)], pads, { name: 'conv2' })], [], { name: 'relu2' });
-  const r3 = b.node('Relu', [b.node('Conv', [r2, w('W3', [8, 8, 3, 3], 45, 0.3), w('B3', [8], 46, 0.1)], pads, { name: 'conv3' })], [], { name: 'relu3' });
+  const r1 = b.node('Relu', [b.node('Conv', [x, w('W1', [width, channels, 3, 3], 41, 0.5), w('B1', [width], 42, 0.1)], pads, { name: 'conv1' })], [], { name: 'relu1' });
+  const r2 = b.node('Relu', [b.node('Conv', [r1, w('W2', [width, width, 3, 3], 43, 0.3), w('B2', [width], 44, 0.1)], pads, { name: 'conv2' })], [], { name: 'relu2' });
+  const r3 = b.node('Relu', [b.node('Conv', [r2, w('W3', [width, width, 3, 3], 45, 0.3), w('B3', [width], 46, 0.1)], pads, { name: 'conv3' })], [], { name: 'relu3' });
   const flat = b.node('Flatten', [b.node('GlobalAveragePool', [r3], [], { name: 'gap' })], [attr.int('axis', 1)], { name: 'flatten' });
-  const [y] = b.node('Gemm', [flat, w('W4', [4, 8], 47, 0.3), w('B4', [4], 48, 0.1)], [attr.int('transB', 1)], { name: 'fc', outputs: ['y'] });
+  const [y] = b.node('Gemm', [flat, w('W4', [4, width], 47, 0.3), w('B4', [4], 48, 0.1)], [attr.int('transB', 1)], { name: 'fc', outputs: ['y'] });
   b.output(y, DataType.FLOAT);
   return buildModel(b.graph, [{ domain: '', version: 13 }]);
 }
@@ -83,15 +84,45 @@ test('static int8 with a float prefix: the prefix computes in float32 (its outpu
   const [, int8Prefix] = await runModel(exposed(model), [input]);
   assert.deepEqual(int8Prefix.data(), floatPrefix.data());
   // Without the prefix every conv is int8, and the prefix's output differs from float.
-  const plain = (await quantize(float, { method: 'static-int8', calibration }, ctx)).model;
+  const plain = (await quantize(float, { method: 'static-int8', calibration, floatPrefix: 0 }, ctx)).model;
   assert.equal(plain.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').some((q) => q.inputs[0] === 'x'), true);
   assert.ok(writeModel(model).length > writeModel(plain).length, 'two conv weights stay float32');
+});
+
+test('floatPrefixByMacShare: the longest prefix within the share of multiply-accumulates, never the last layer', () => {
+  const model = smallCnn(1);
+  const macs = macsPerLayer(model, { x: [1, 4, 12, 12] });
+  // Per image: conv1 8 x 144 outputs x 36 products, conv2 and conv3 8 x 144 x 72, fc 4 x 8.
+  const conv1 = 8 * 144 * 36;
+  const conv = 8 * 144 * 72;
+  const total = conv1 + 2 * conv + 32;
+  assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 0.12), { layers: 0, macShare: 0 });
+  assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 0.2), { layers: 1, macShare: conv1 / total });
+  assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 0.6), { layers: 2, macShare: (conv1 + conv) / total });
+  assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 1), { layers: 3, macShare: (conv1 + 2 * conv) / total });
+  assert.deepEqual(floatPrefixByMacShare(model.graph, new Map(), 0.5), { layers: 0, macShare: 0 });
+});
+
+test("the quantize step's default float prefix: the first layers within 12% of the work stay float32", async () => {
+  // 3 input channels, 16 wide: conv1 is 16 x 144 x 27 of 725,824 multiply-accumulates (8.6%), conv2 would make it 54%.
+  const float = smallCnn(2, 3, 16);
+  const calib = tensorSamples(Array.from({ length: 4 }, (_, i) => ({ x: floats('x', [2, 3, 12, 12], 800 + i, 0, 1) })));
+  const { report } = await quantize(float, { method: 'static-int8', calibration: calib }, ctx);
+  const kept = report.nodes.list.filter((n) => !n.quantized && /float prefix/.test(n.reason ?? ''));
+  assert.deepEqual(kept.map((n) => n.node), ['conv1']);
+  assert.match(kept[0].reason ?? '', /the first 1 weighted layer \(8\.6% of the multiply-accumulates\).*--float-prefix auto, the default/);
+  assert.equal(report.nodes.list.find((n) => n.node === 'conv2')?.quantized, true);
+  // 0 turns it off; a number is taken as given.
+  const off = await quantize(float, { method: 'static-int8', calibration: calib, floatPrefix: 0 }, ctx);
+  assert.equal(off.report.nodes.list.find((n) => n.node === 'conv1')?.quantized, true);
 });
 
 test('float prefix from the recipe key and the CLI flag; a bad value is one line, exit 2', async () => {
   const recipe = parseRecipe('steps:\n  - quantize: { method: static-int8, float_prefix: 3 }\n', 'r.yaml');
   const step = recipe.steps[0] as { kind: string; options: { floatPrefix?: number } };
   assert.equal(step.options.floatPrefix, 3);
+  const auto = parseRecipe('steps:\n  - quantize: { method: static-int8, float_prefix: auto }\n', 'r.yaml').steps[0] as { options: { floatPrefix?: number | 'auto' } };
+  assert.equal(auto.options.floatPrefix, 'auto');
   assert.throws(() => parseRecipe('steps:\n  - quantize: { method: dynamic-int8, float_prefix: 3 }\n', 'r.yaml'), /float_prefix/);
   const file = path.join(temp, 'cnn.onnx');
   fs.writeFileSync(file, writeModel(smallCnn(1)));
@@ -105,7 +136,7 @@ test('float prefix from the recipe key and the CLI flag; a bad value is one line
   assert.ok(fs.existsSync(out));
   const bad = await runShrink(['quantize', file, '-o', path.join(temp, 'bad.onnx'), '--method', 'static-int8', '--calib', calib, '--float-prefix', 'two']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--float-prefix must be a whole number >= 0, got 'two'/);
+  assert.match(bad.stderr, /--float-prefix must be 'auto' or a whole number >= 0, got 'two'/);
   const wrongMethod = await runShrink(['quantize', file, '-o', path.join(temp, 'wrong.onnx'), '--method', 'dynamic-int8', '--float-prefix', '1']);
   assert.equal(wrongMethod.code, 2);
   assert.match(wrongMethod.stderr, /--float-prefix/);

@@ -184,8 +184,8 @@ export function quantizeHints(method: QuantizeMethod, settings: QuantizeSettings
     case 'static-int8':
       if (settings.perChannel === false) hints.push('--per-channel');
       if ((settings.calibrator ?? 'minmax') === 'minmax') hints.push('--calibrator entropy');
-      // The start of a conv net sees the raw input: its ranges move most with the samples (PP-OCRv4 det: --float-prefix 7).
-      if ((settings.floatPrefix ?? 0) === 0) hints.push('--float-prefix N (the first N layers float32, e.g. 7)');
+      // The start of a network sees the raw input: its ranges move most with the samples (float-prefix.ts).
+      hints.push(settings.floatPrefix === 0 ? '--float-prefix auto' : '--float-prefix N (more of the first layers float32 than the report\'s float prefix)');
       hints.push('--fp32-search 20', '--exclude <op type> (the worst layers of `shrink eval --per-layer`)');
       break;
     case 'dynamic-int8':

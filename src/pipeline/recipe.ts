@@ -63,7 +63,7 @@ const QuantizeStep = z.strictObject({
   smooth: z.number().min(0).max(1).optional(),
   bias_correction: z.boolean().optional(),
   dead_zones: z.boolean().optional(),
-  float_prefix: z.number().int().min(0).optional(),
+  float_prefix: z.union([z.number().int().min(0), z.literal('auto')]).optional(),
   /** The logits to fit output offsets on after quantizing, on the calibration samples (pipeline/fit-output-bias.ts; CLI --fit-output-bias). */
   fit_output_bias: z.string().min(1).optional(),
 });

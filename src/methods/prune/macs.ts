@@ -3,6 +3,7 @@
 // once). Structured pruning shrinks this; unstructured and N:M leave it unchanged, since
 // onnxruntime runs zeros like any other weight.
 import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
 import type { Dim } from '../../ir/value-info.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 
@@ -20,10 +21,26 @@ const staticProduct = (dims: readonly Dim[] | undefined): number | undefined =>
 
 /** MACs of `model` for inputs of `inputShapes` (default: the declared shapes). */
 export function countMacs(model: Model, inputShapes?: Record<string, Dim[]>): MacCount {
-  const shapes = inferShapes(model, { inputShapes });
   let total = 0;
   let layers = 0;
   const unknown: string[] = [];
+  for (const [node, macs] of macsPerLayer(model, inputShapes)) {
+    if (macs === undefined) unknown.push(node.label);
+    else {
+      total += macs;
+      layers++;
+    }
+  }
+  return { macs: total, unknown, layers };
+}
+
+/**
+ * MACs of each Conv, ConvTranspose, MatMul and Gemm of `model` (every graph, a body counted once),
+ * undefined where the sizes are not known, in the order the graphs list them.
+ */
+export function macsPerLayer(model: Model, inputShapes?: Record<string, Dim[]>): Map<Node, number | undefined> {
+  const shapes = inferShapes(model, { inputShapes });
+  const result = new Map<Node, number | undefined>();
   for (const { node, graph } of model.graph.allNodes()) {
     if (!['Conv', 'ConvTranspose', 'MatMul', 'Gemm'].includes(node.opType)) continue;
     const dims = (name: string) => {
@@ -53,11 +70,7 @@ export function countMacs(model: Model, inputShapes?: Record<string, Dim[]>): Ma
       const outputs = staticProduct(y);
       macs = typeof k !== 'number' || outputs === undefined ? undefined : k * outputs;
     }
-    if (macs === undefined) unknown.push(node.label);
-    else {
-      total += macs;
-      layers++;
-    }
+    result.set(node, macs);
   }
-  return { macs: total, unknown, layers };
+  return result;
 }

@@ -13,7 +13,10 @@ import type { Node } from '../../ir/node.js';
 import { nodeOrder } from '../../ir/toposort.js';
 import { weightedLayers } from '../../graph-edit/weighted-layers.js';
 
-export const floatPrefixReason = (layers: number): string => `float prefix: the first ${layers} weighted layer${layers === 1 ? '' : 's'} and the nodes before the next stay float32 (--float-prefix)`;
+export const floatPrefixReason = (layers: number, macShare?: number): string =>
+  macShare === undefined
+    ? `float prefix: the first ${layers} weighted layer${layers === 1 ? '' : 's'} and the nodes before the next stay float32 (--float-prefix)`
+    : `float prefix: the first ${layers} weighted layer${layers === 1 ? '' : 's'} (${(macShare * 100).toFixed(1)}% of the multiply-accumulates) and the nodes before the next stay float32 (--float-prefix auto, the default; --float-prefix 0 quantizes them)`;
 
 /**
  * The nodes of `graph` (main graph) that a float prefix of `layers` weighted layers keeps float:
@@ -27,4 +30,35 @@ export function floatPrefixNodes(graph: Graph, layers: number): Node[] {
   const weighted = weightedLayers(graph, order);
   const end = layers < weighted.length ? order.indexOf(weighted[layers].node) : order.length;
   return order.slice(0, end).filter((node) => node.opType !== 'Constant');
+}
+
+/**
+ * `--float-prefix auto` (the quantize step's default): the longest prefix whose weighted layers
+ * hold at most this share of the model's multiply-accumulates. Each model's prefix was chosen on
+ * tuning data (PP-OCRv4 det 7 layers = 9.9%, rec 12 = 11.8%); the share, not a count of layers,
+ * is what carries from one to the other (7 of det's 64 layers, 12 of rec's 47), and it bounds
+ * what the prefix costs in speed: that part runs at float32 speed. A model whose first layer does
+ * most of the work (an MLP) keeps none. Not measured per model: with bias correction off the
+ * output error on calibration samples ranks the lengths wrongly (rec's got worse as its held-out
+ * words got better; NOTES.md, issue 15), and with it on each length costs a full calibration.
+ */
+export const FLOAT_PREFIX_MAC_SHARE = 0.12;
+
+/**
+ * The longest float prefix (in weighted layers, network order as floatPrefixNodes counts them)
+ * whose layers hold at most `maxShare` of the multiply-accumulates `macs` counts (a layer it does
+ * not know counts 0), with that share. The last layer never belongs to a prefix.
+ */
+export function floatPrefixByMacShare(graph: Graph, macs: ReadonlyMap<Node, number | undefined>, maxShare = FLOAT_PREFIX_MAC_SHARE): { layers: number; macShare: number } {
+  const weighted = weightedLayers(graph, nodeOrder(graph).order);
+  const total = [...macs.values()].reduce((sum: number, m) => sum + (m ?? 0), 0);
+  let chosen = { layers: 0, macShare: 0 };
+  if (!(total > 0)) return chosen;
+  let kept = 0;
+  for (let i = 0; i < weighted.length - 1; i++) {
+    kept += macs.get(weighted[i].node) ?? 0;
+    if (kept / total > maxShare) break;
+    chosen = { layers: i + 1, macShare: kept / total };
+  }
+  return chosen;
 }

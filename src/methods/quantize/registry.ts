@@ -87,8 +87,12 @@ export interface QuantizeSettings {
   biasCorrectionShift?: BiasShiftEstimate;
   /** static-int8: leave out of each activation range what its readers cannot tell apart (default false; calibration/dead-zones.ts). */
   deadZones?: boolean;
-  /** static-int8: keep the first N weighted layers and the nodes before the next in float32 (default 0; float-prefix.ts). */
-  floatPrefix?: number;
+  /**
+   * static-int8: keep the first N weighted layers and the nodes before the next in float32
+   * (float-prefix.ts); 'auto' (the quantize step's default): as many as hold at most 12% of the
+   * multiply-accumulates.
+   */
+  floatPrefix?: number | 'auto';
 }
 
 export interface QuantizeMethod {
@@ -211,7 +215,8 @@ export const QUANTIZE_METHODS: readonly QuantizeMethod[] = [
         biasCorrectionShift: s.biasCorrectionShift,
         rangeSamples: s.rangeSamples,
         deadZones: s.deadZones,
-        floatPrefix: s.floatPrefix,
+        // The command keeps a start of the network float by default (float-prefix.ts).
+        floatPrefix: s.floatPrefix ?? 'auto',
         exclude: excludePredicate(s),
       };
     },

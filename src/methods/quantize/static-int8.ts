@@ -18,7 +18,7 @@ import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { topologicalSort } from '../../ir/toposort.js';
 import { weightedOp } from '../../graph-edit/weighted-layers.js';
-import type { SampleSource } from '../../eval/samples.js';
+import { firstSamples, type SampleSource } from '../../eval/samples.js';
 import { inferShapes } from '../../optimize/shape-inference/index.js';
 import { optimizeModel } from '../../optimize/optimize.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
@@ -35,7 +35,8 @@ import { deriveScalarOpParams } from './scalar-op-params.js';
 import { quantizeHardSigmoids } from './qdq-hardsigmoid.js';
 import { padInputChannels } from './pad-input-channels.js';
 import { FLOAT_STEM_REASON, floatStems } from './float-stem.js';
-import { floatPrefixNodes, floatPrefixReason } from './float-prefix.js';
+import { floatPrefixByMacShare, floatPrefixNodes, floatPrefixReason } from './float-prefix.js';
+import { macsPerLayer } from '../prune/macs.js';
 import { convTransposesAsConv } from './convtranspose-as-conv.js';
 import { type BiasShiftEstimate, correctBiases, roundsByDepth } from './bias-correction.js';
 import { smoothingSummary, smoothQuant } from './smooth-quant.js';
@@ -111,9 +112,11 @@ export interface StaticInt8Options {
   deadZones?: boolean;
   /**
    * Keep the first N weighted layers, and every node before the next one, in float32
-   * (float-prefix.ts): none of their activations is quantized. Default 0.
+   * (float-prefix.ts): none of their activations is quantized. 'auto': the longest prefix holding
+   * at most 12% of the multiply-accumulates, sized on the first calibration sample (the quantize
+   * step's default). Default 0.
    */
-  floatPrefix?: number;
+  floatPrefix?: number | 'auto';
 }
 
 /** 'auto' bias correction needs this many real calibration samples: means of fewer are mostly one input's noise. */
@@ -148,7 +151,8 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const stem = new Set(options.floatStem === false ? [] : floatStems(graph));
   // A ConvTranspose the caller excludes (by name or op type) stays one, float.
   const convTransposesRewritten = options.convTransposeAsConv === false ? [] : convTransposesAsConv(model, graph, (node) => options.exclude?.(node, graph) ?? false);
-  const prefix = new Set(floatPrefixNodes(graph, options.floatPrefix ?? 0));
+  const prefixLength = options.floatPrefix === 'auto' ? await macSharePrefix(model, options.calibration, warnings) : { layers: options.floatPrefix ?? 0, macShare: undefined };
+  const prefix = new Set(floatPrefixNodes(graph, prefixLength.layers));
   let types: ReadonlyMap<string, { elemType: number }> = new Map();
   const inferTypes = () => {
     try {
@@ -168,6 +172,8 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const stats: Record<string, number> = {};
   if (stem.size > 0) stats.floatStemNodes = stem.size;
   if (prefix.size > 0) stats.floatPrefixNodes = prefix.size;
+  if (options.floatPrefix !== undefined) stats.floatPrefixLayers = prefixLength.layers;
+  if (prefixLength.macShare !== undefined) stats.floatPrefixMacShare = Number(prefixLength.macShare.toFixed(4));
   if (convTransposesRewritten.length > 0) stats.convTransposesAsConv = convTransposesRewritten.length;
   if (options.smooth !== undefined) {
     const layers = plan(new Set()).nodes.filter((p) => p.node.opType === 'MatMul' || p.node.opType === 'Gemm').map((p) => p.node);
@@ -250,7 +256,7 @@ export async function quantizeStaticInt8(model: Model, options: StaticInt8Option
   const nodes: NodeDecision[] = [
     ...qdq.nodes.map((p): NodeDecision => ({ node: p.node.label, op: p.node.opType, graph: graph.name, precision: 'int8', quantized: true })),
     ...qdq.nodes.flatMap((p) => p.folded.map((f): NodeDecision => ({ node: f.label, op: f.opType, graph: graph.name, precision: 'int8', quantized: true, reason: `folded into the output range of ${p.node.opType} '${p.node.label}'` }))),
-    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: stem.has(s.node) ? FLOAT_STEM_REASON : prefix.has(s.node) ? floatPrefixReason(options.floatPrefix ?? 0) : s.reason })),
+    ...qdq.skipped.map((s): NodeDecision => ({ node: s.node.label, op: s.node.opType, graph: graph.name, precision: 'float32', quantized: false, reason: stem.has(s.node) ? FLOAT_STEM_REASON : prefix.has(s.node) ? floatPrefixReason(prefixLength.layers, prefixLength.macShare) : s.reason })),
   ];
   const nested = nestedQuantizable(model);
   if (nested > 0) warnings.push({ code: 'subgraph-float', message: `static-int8: ${nested} quantizable node${nested === 1 ? '' : 's'} inside If/Loop/Scan bodies stay float (their values cannot be calibrated as graph outputs)` });
@@ -334,3 +340,20 @@ export const staticInt8Pass: Pass<StaticInt8Options> = {
   description: 'Static int8 (QDQ): activation scales calibrated on sample data, int8 weights, Q/DQ placed for onnxruntime integer kernels',
   run: (model, options, ctx) => quantizeStaticInt8(model, options, ctx),
 };
+
+/**
+ * `floatPrefix: 'auto'`: the prefix by share of multiply-accumulates (float-prefix.ts), the layers
+ * sized at the first calibration sample's input shapes (symbolic sizes have no count). None, with a
+ * warning, when the sizes cannot be inferred.
+ */
+async function macSharePrefix(model: Model, calibration: SampleSource, warnings: PassWarning[]): Promise<{ layers: number; macShare: number | undefined }> {
+  let shapes: Record<string, number[]> | undefined;
+  for await (const sample of firstSamples(calibration, 1)) shapes = Object.fromEntries(Object.entries(sample.inputs).map(([name, t]) => [name, [...t.dims]]));
+  try {
+    if (shapes === undefined) throw new Error('no calibration sample');
+    return floatPrefixByMacShare(model.graph, macsPerLayer(model, shapes));
+  } catch (error) {
+    warnings.push({ code: 'float-prefix-unsized', message: `float prefix: the layer sizes could not be inferred (${error instanceof Error ? error.message : String(error)}), so every layer is quantized; --float-prefix N keeps the first N float32` });
+    return { layers: 0, macShare: undefined };
+  }
+}
