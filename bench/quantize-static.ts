@@ -14,7 +14,7 @@
 //                 scripts/make-rec-corpus.ts, measured on its 200 held-out lines (direction agreement);
 //                 quantized as the CLI does, with latency placement (src/pipeline/latency-placement.ts:
 //                 the layers onnxruntime runs slower in int8 here stay float) profiled on the timed batch.
-// QUANTIZE_STATIC_ROWS=<substring of row names> runs only those rows and merges them into the
+// QUANTIZE_STATIC_ROWS=<substrings of row names, separated by |> runs only those rows and merges them into the
 // committed bench/results/quantize-static.json (rows of the same name replaced, the others kept
 // with the load and date they were measured at).
 // Latency: median of interleaved rounds (each round times fp32 and int8 once), each sample an
@@ -85,24 +85,33 @@ const DET_WHY =
 const CLS_WHY =
   'Tiny (565 KiB, about 1 ms per line) and made of MobileNetV3 blocks at 48x192 and below: the int8 kernels (QLinearConv on small maps, QLinearMul with [N,C,1,1] broadcasts in the SE blocks, uint8 MaxPool) are not faster than the NCHWc-blocked float Convs with fused activations that fp32 gets at `all`. The hard-swish round trips are gone (as det), which took it from 0.68x to near parity; `shrink quantize` times the result and warns (slower-than-original) when it is slower.';
 
-/** The command's defaults (what `shrink quantize --method static-int8 --calib D` passes): minmax ranges, bias correction when the data is real and 4+ samples. */
-const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto' };
+/**
+ * The command's defaults (what `shrink quantize --method static-int8 --calib D` passes): minmax
+ * ranges, bias correction when the data is real and 4+ samples, the float prefix by share of the
+ * multiply-accumulates.
+ */
+const COMMAND_DEFAULTS: Spec['options'] = { biasCorrection: 'auto', floatPrefix: 'auto' };
 
 /**
  * PP-OCRv4 det with the command's defaults (or `--calibrator expected-minmax` / `measured`, or
  * `--float-prefix N`), calibrated on the first `pages` calibration pages. With 4 pages
- * expected-minmax is minmax, so it runs from 8.
+ * expected-minmax is minmax, so it runs from 8. The rows with another calibrator are every layer
+ * int8 (`--float-prefix 0`: they were measured before the float prefix was the default).
  */
-const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax' | 'measured', floatPrefix = 0): Spec => ({
-  name: `PP-OCRv4 det (${pages} pages${calibrator === 'minmax' ? '' : `, ${calibrator}`}${floatPrefix > 0 ? `, --float-prefix ${floatPrefix}` : ''})`,
+const detSpec = (pages: number, calibrator: 'minmax' | 'expected-minmax' | 'measured', floatPrefix: number | 'auto' = 'auto'): Spec => ({
+  name: `PP-OCRv4 det (${pages} pages${calibrator === 'minmax' ? '' : `, ${calibrator}`}${floatPrefix !== 'auto' ? `, --float-prefix ${floatPrefix}` : ''})`,
   file: `${OCR}/ch_PP-OCRv4_det_infer.onnx`,
   batch: '1 x 640x640',
   config:
     (calibrator === 'minmax'
       ? 'default (every op type, minmax, per-channel, bias correction on the first 8 samples)'
       : `--calibrator ${calibrator} (every op type, per-channel, bias correction on the first 8 samples)`) +
-    (floatPrefix > 0 ? ` + --float-prefix ${floatPrefix} (the first ${floatPrefix} weighted layers and the nodes before the next float32)` : ''),
-  options: { ...COMMAND_DEFAULTS, calibrator, ...(floatPrefix > 0 ? { floatPrefix } : {}) },
+    (floatPrefix === 'auto'
+      ? ' + the float prefix by default (--float-prefix auto: the first weighted layers holding <= 12% of the multiply-accumulates float32, 10 here)'
+      : floatPrefix === 0
+        ? ' + --float-prefix 0 (every layer int8: the default before the float prefix)'
+        : ` + --float-prefix ${floatPrefix} (the first ${floatPrefix} weighted layers and the nodes before the next float32)`),
+  options: { ...COMMAND_DEFAULTS, calibrator, floatPrefix },
   calibration: async () => ({ tensors: (await loadDetPages('calib')).slice(0, pages), description: `the first ${pages} calibration pages (${DET_PAGES}/calib.npz), one per run` }),
   input: async () => (await loadDetPages('heldout'))[0],
   heldOut: async () => ({ inputs: await loadDetPages('heldout'), measure: 'text-mask IoU', description: '16 held-out pages' }),
@@ -114,8 +123,9 @@ const DET_PAGE_COUNTS = [4, 8, 16];
 
 const MODELS: Spec[] = [
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax')),
-  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'measured')),
-  ...DET_PAGE_COUNTS.filter((pages) => pages > 4).map((pages) => detSpec(pages, 'expected-minmax')),
+  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax', 0)),
+  ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'measured', 0)),
+  ...DET_PAGE_COUNTS.filter((pages) => pages > 4).map((pages) => detSpec(pages, 'expected-minmax', 0)),
   ...DET_PAGE_COUNTS.map((pages) => detSpec(pages, 'minmax', 7)),
   {
     name: 'PP-OCRv4 rec',
@@ -442,10 +452,11 @@ export const quantizeStaticBench: Bench = {
     const web = await loadWebOrt();
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-bench-static-'));
     const results: ModelResult[] = [];
-    // QUANTIZE_STATIC_ROWS=measured (a substring of row names) runs only those rows.
+    // QUANTIZE_STATIC_ROWS=measured (substrings of row names, '|' between them) runs only those rows.
     const only = process.env.QUANTIZE_STATIC_ROWS;
+    const picked = (name: string) => only === undefined || only.split('|').some((part) => name.includes(part));
     try {
-      for (const spec of MODELS.filter((m) => only === undefined || m.name.includes(only))) results.push(await benchModel(spec, web, scratch, log));
+      for (const spec of MODELS.filter((m) => picked(m.name))) results.push(await benchModel(spec, web, scratch, log));
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }

@@ -100,7 +100,8 @@ test('PP-OCR cls layer groups: depthwise Convs, the first Conv, squeeze-and-exci
   const original = loadModel(CLS);
   const dims = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
   const calibration = generatedSamples(modelSignature(original).inputs, { count: 2, range: [-1, 1], dims });
-  const { model } = await quantize(original, { method: 'static-int8', calibration, biasCorrection: false }, { ort: nodeOrt, threads: 1 });
+  // Every layer int8 (no float prefix), so every group is there to find.
+  const { model } = await quantize(original, { method: 'static-int8', calibration, biasCorrection: false, floatPrefix: 0 }, { ort: nodeOrt, threads: 1 });
   const groups = layerGroups(model);
   const grouped = (name: string) => Number(model.graph.nodes.find((n) => n.name === name)?.attribute('group')?.value ?? 1);
   assert.deepEqual(groups.get('Conv first'), ['p2o.Conv.0']);
@@ -127,7 +128,8 @@ test('PP-OCR cls: the layers kept in float32 for speed are float in the model wr
   }
   assert.ok(inputs !== undefined);
   const ctx = { ort: nodeOrt, threads: 1 };
-  const settings = { method: 'static-int8' as const, calibration, biasCorrection: false as const };
+  // All-int8 (no float prefix) is the model the placement starts from here.
+  const settings = { method: 'static-int8' as const, calibration, biasCorrection: false as const, floatPrefix: 0 };
   const plain = await quantize(original, settings, ctx);
   // Thresholds off, so whatever the profile proposes is built and kept: the test is of the build.
   const placed = await quantize(original, { ...settings, latencyPlacement: { inputs, profile: (m, feeds) => profileNodes(m, feeds, { runs: 3 }), tryBelowSpeedup: Infinity, minPredictedGain: -Infinity, minTimedGain: -Infinity, maxGroups: 1, buildBudgetMs: Infinity } }, ctx);
