@@ -134,6 +134,10 @@ test('float prefix from the recipe key and the CLI flag; a bad value is one line
   const report = JSON.parse(ok.stdout) as QuantizeCommandReport;
   assert.deepEqual(report.nodes.list.filter((n) => !n.quantized && /float prefix/.test(n.reason ?? '')).map((n) => n.node), ['conv1']);
   assert.ok(fs.existsSync(out));
+  // By default the text report says what the prefix is: here conv1 alone is 20% of the work, so none.
+  const byDefault = await runShrink(['quantize', file, '-o', path.join(temp, 'default.onnx'), '--method', 'static-int8', '--calib', calib, '--no-bench']);
+  assert.equal(byDefault.code, 0, byDefault.stderr);
+  assert.match(byDefault.stdout, /\nprefix +none: the first weighted layer alone holds more than 12% of the multiply-accumulates/);
   const bad = await runShrink(['quantize', file, '-o', path.join(temp, 'bad.onnx'), '--method', 'static-int8', '--calib', calib, '--float-prefix', 'two']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--float-prefix must be 'auto' or a whole number >= 0, got 'two'/);

@@ -243,6 +243,12 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
   } else if (st.bias_correction_auto === 1) {
     lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples and layers at most 48 deep (one pass each); this run had ${st.calibration_samples} samples, ${st.bias_correction_depth} deep (--bias-correction forces it)`);
   }
+  if (Number(st.float_prefix_layers) > 0) {
+    const share = st.float_prefix_mac_share === undefined ? '' : ` (${(Number(st.float_prefix_mac_share) * 100).toFixed(1)}% of the multiply-accumulates; by default as many as hold at most 12%)`;
+    lines.push(`prefix     the first ${st.float_prefix_layers} weighted layers and the nodes before the next stay float32${share}: the start of the network sees the raw input, its ranges move most with the samples (--float-prefix N sets it, 0 quantizes every layer)`);
+  } else if (st.float_prefix_mac_share !== undefined) {
+    lines.push('prefix     none: the first weighted layer alone holds more than 12% of the multiply-accumulates (--float-prefix N keeps the first N float32)');
+  }
   if (st.calibrators_measured !== undefined) {
     const chosen = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'].map((name) => `${name} ${st[`chose_${name.replace('-', '_')}`] ?? 0}`).join(', ');
     lines.push(`ranges     per activation by measured output error (--calibrator measured): ${chosen}; ${st.calibrators_measured} with differing candidates measured on ${st.calibrator_choice_samples} held-back calibration samples (${st.calibrator_choice_runs} runs)`);
