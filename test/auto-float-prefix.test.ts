@@ -21,6 +21,9 @@ test('auto float prefix: static int8 misses, a prefix on the ladder holds, stati
   assert.deepEqual(floatPrefixLadder(8), [3, 6]);
   assert.deepEqual(floatPrefixLadder(3), [1, 2]);
   assert.deepEqual(floatPrefixLadder(100), [...FLOAT_PREFIX_LADDER]);
+  // Above the default's own prefix (det: 10 layers of 64), not below it.
+  assert.deepEqual(floatPrefixLadder(64, 10), [13, 16, 19, 22]);
+  assert.deepEqual(floatPrefixLadder(8, 6), [7]);
   // Smooth inputs: 16 calibrate, 16 tune.
   const n = 32;
   const pixels = new Float32Array(n * 64);
@@ -61,6 +64,8 @@ test('auto float prefix: static int8 misses, a prefix on the ladder holds, stati
   const result = await autoSearch(model, data, { budget: { minCosine }, target: 'size', canTrain: false }, ctx, hooks);
   const byName = new Map(result.candidates.map((c) => [c.name, c]));
   assert.equal(byName.get('static-int8')?.feasible, false, logs.join('\n'));
+  // The MLP's first layer does most of its work: static int8's default prefix keeps none, so the ladder starts at 0.
+  assert.equal(byName.get('static-int8')?.float_prefix_layers, 0);
   const ladder = result.candidates.filter((c) => c.name.startsWith('static-int8-float-prefix-'));
   const layersOf = (name: string) => Number(name.slice('static-int8-float-prefix-'.length));
   const feasible = ladder.filter((c) => c.feasible).map((c) => layersOf(c.name));

@@ -7,7 +7,9 @@
 // picks N without a metric (det 7 of 64 layers, rec 12 of 47), but auto has the user's metric, so
 // it measures: a short ascending ladder (fewer float layers run faster, so the smallest N that
 // holds is wanted), stopped at the first N that holds on the tuning samples, then a bisection
-// between the last miss and that hit. Calibration statistics of the float graph do not depend on
+// between the last miss and that hit. Static int8's default keeps a prefix of its own ('auto', by
+// share of the multiply-accumulates: det 10 layers): when that misses, the ladder's rungs count
+// from it (fewer layers than the default's would be repairing less). Calibration statistics of the float graph do not depend on
 // N (the prefix only decides which of them are used), so they are collected once for the ladder.
 // Each candidate is a recipe (static int8 with `float_prefix`) that `shrink run` reproduces,
 // judged, timed and cached like the plan's; the smallest N that held is handed to the pruned +
@@ -39,12 +41,13 @@ export function floatPrefixCandidate(base: AutoCandidate, layers: number): AutoC
 }
 
 /**
- * The ladder for a model of `weighted` weighted layers: FLOAT_PREFIX_LADDER below it (a prefix of
- * every layer is the float model), or every N from 1 on a model too small for its first step.
+ * The ladder for a model of `weighted` weighted layers whose base already keeps `from` float:
+ * from + FLOAT_PREFIX_LADDER below `weighted` (a prefix of every layer is the float model), or
+ * every N above `from` on a model too small for the first step.
  */
-export function floatPrefixLadder(weighted: number): number[] {
-  const ladder = FLOAT_PREFIX_LADDER.filter((n) => n < weighted);
-  return ladder.length > 0 ? ladder : Array.from({ length: Math.max(0, weighted - 1) }, (_, i) => i + 1);
+export function floatPrefixLadder(weighted: number, from = 0): number[] {
+  const ladder = FLOAT_PREFIX_LADDER.map((n) => from + n).filter((n) => n < weighted);
+  return ladder.length > 0 ? ladder : Array.from({ length: Math.max(0, weighted - 1 - from) }, (_, i) => from + i + 1);
 }
 
 export interface FloatPrefixSearchInput {
@@ -53,8 +56,10 @@ export interface FloatPrefixSearchInput {
   budget: AutoBudget;
   ctx: RecipeContext;
   hooks: AutoHooks;
-  /** The static int8 candidate that missed the budget (N = 0). */
+  /** The static int8 candidate that missed the budget. */
   base: AutoCandidate;
+  /** Layers the base kept float (its default prefix): the ladder starts above them. */
+  baseLayers?: number;
 }
 
 export interface FloatPrefixSearchResult {
@@ -71,7 +76,8 @@ export interface FloatPrefixSearchResult {
 export async function searchFloatPrefix(input: FloatPrefixSearchInput): Promise<FloatPrefixSearchResult> {
   const { model, data, budget, ctx, hooks, base } = input;
   const weighted = weightedLayers(model.graph, nodeOrder(model.graph).order).length;
-  const ladder = floatPrefixLadder(weighted);
+  const from = input.baseLayers ?? 0;
+  const ladder = floatPrefixLadder(weighted, from);
   const prefixCtx: RecipeContext = { ...ctx, collectStatistics: accumulatedStatistics(ctx.collectStatistics ?? ((m, values, samples, o) => collectStatistics(ctx.ort, m, values, samples, o))) };
   const models = new Map<string, Model>();
   const evals = new Map<string, EvalReport>();
@@ -103,7 +109,7 @@ export async function searchFloatPrefix(input: FloatPrefixSearchInput): Promise<
     outcomes.set(layers, outcome);
     return outcome;
   };
-  let miss = 0;
+  let miss = from;
   let hit: number | undefined;
   for (const layers of ladder) {
     const outcome = await evaluate(layers);

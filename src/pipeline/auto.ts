@@ -70,6 +70,8 @@ export interface CandidateOutcome {
   predicted_ms?: number;
   /** Not a contender: why (a variant of the same generator did better on the tuning samples). */
   superseded?: string;
+  /** Weighted layers its static int8 step kept float32 at the start (`float_prefix`, the default's 'auto' included). */
+  float_prefix_layers?: number;
 }
 
 export interface AutoHooks {
@@ -180,7 +182,7 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
     if (prefixTried || baseOutcome === undefined || baseOutcome.bytes === 0 || baseOutcome.feasible) return;
     prefixTried = true;
     try {
-      const found = await searchFloatPrefix({ model, data, budget: options.budget, ctx, hooks, base });
+      const found = await searchFloatPrefix({ model, data, budget: options.budget, ctx, hooks, base, baseLayers: baseOutcome.float_prefix_layers ?? 0 });
       for (const [name, m] of found.models) models.set(name, m);
       for (const [name, e] of found.evals) evals.set(name, e);
       for (const outcome of found.outcomes) {
@@ -302,6 +304,11 @@ export async function evaluateCandidate(
     const bytes = writeModel(result.model);
     const outcome = measure(candidate, result.report, bytes.byteLength, inputBytes, await latency(bytes), budget);
     outcome.seconds = (performance.now() - started) / 1000;
+    // What the float-prefix ladder starts above when static int8's default already keeps a prefix.
+    for (const step of result.report.steps) {
+      const layers = step.step === 'quantize' ? Number(step.report.stats.float_prefix_layers) : Number.NaN;
+      if (Number.isFinite(layers)) outcome.float_prefix_layers = layers;
+    }
     return { outcome, model: result.model, fidelity: result.report.fidelity };
   } catch (error) {
     const why = `failed: ${(error as Error).message}`;
