@@ -101,6 +101,10 @@ test('floatPrefixByMacShare: the longest prefix within the share of multiply-acc
   assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 0.6), { layers: 2, macShare: (conv1 + conv) / total });
   assert.deepEqual(floatPrefixByMacShare(model.graph, macs, 1), { layers: 3, macShare: (conv1 + 2 * conv) / total });
   assert.deepEqual(floatPrefixByMacShare(model.graph, new Map(), 0.5), { layers: 0, macShare: 0 });
+  // A layer of unknown size ends the prefix: its cost cannot be bounded.
+  const conv2 = model.graph.nodes.find((n) => n.name === 'conv2');
+  const unknown = new Map([...macs].map(([node, m]) => [node, node === conv2 ? undefined : m]));
+  assert.deepEqual(floatPrefixByMacShare(model.graph, unknown, 1), { layers: 1, macShare: conv1 / (total - conv) });
 });
 
 test("the quantize step's default float prefix: the first layers within 12% of the work stay float32", async () => {

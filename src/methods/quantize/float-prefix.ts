@@ -47,8 +47,9 @@ export const FLOAT_PREFIX_MAC_SHARE = 0.12;
 
 /**
  * The longest float prefix (in weighted layers, network order as floatPrefixNodes counts them)
- * whose layers hold at most `maxShare` of the multiply-accumulates `macs` counts (a layer it does
- * not know counts 0), with that share. The last layer never belongs to a prefix.
+ * whose layers hold at most `maxShare` of the multiply-accumulates `macs` counts, with that share.
+ * A layer `macs` does not list (an embedding Gather) counts 0; one it lists without a count (sizes
+ * unknown) ends the prefix, since its cost cannot be bounded. The last layer never belongs to it.
  */
 export function floatPrefixByMacShare(graph: Graph, macs: ReadonlyMap<Node, number | undefined>, maxShare = FLOAT_PREFIX_MAC_SHARE): { layers: number; macShare: number } {
   const weighted = weightedLayers(graph, nodeOrder(graph).order);
@@ -57,7 +58,9 @@ export function floatPrefixByMacShare(graph: Graph, macs: ReadonlyMap<Node, numb
   if (!(total > 0)) return chosen;
   let kept = 0;
   for (let i = 0; i < weighted.length - 1; i++) {
-    kept += macs.get(weighted[i].node) ?? 0;
+    const node = weighted[i].node;
+    if (macs.has(node) && macs.get(node) === undefined) break;
+    kept += macs.get(node) ?? 0;
     if (kept / total > maxShare) break;
     chosen = { layers: i + 1, macShare: kept / total };
   }
