@@ -38,7 +38,7 @@ import { fraction, positiveNumber, wholeNumber } from './options.js';
 import { refuseInputs } from './output-checks.js';
 import { cliRecipeContext } from './recipe-context.js';
 import { readLabelledArrays } from './training-data.js';
-import { type AutoDataFiles, autoData, autoLatency } from './auto-data.js';
+import { type AutoDataFiles, autoData, autoLatencies, autoLatency } from './auto-data.js';
 
 interface AutoFlags {
   output: string;
@@ -131,6 +131,7 @@ async function runAuto(input: string, flags: AutoFlags, ctx: ReturnType<typeof c
     ctx,
     {
       latency: (candidate) => autoLatency(model, originalBytes, candidate, batch),
+      latencyTogether: (candidates) => autoLatencies(model, originalBytes, candidates, batch),
       // On a queue, each wave of candidates goes to the workers at once; they read the files by path.
       // Each outcome is cached as it arrives, so a search stopped mid-wave keeps what finished.
       evaluateMany:

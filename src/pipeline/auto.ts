@@ -14,6 +14,7 @@
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { writeModel } from '../onnx/model-io.js';
+import { type FinalistTiming, retimeFinalists } from './auto-finalists.js';
 import { searchFloatPrefix } from './auto-float-prefix.js';
 import { type LayerProfile, searchMixedPrecision } from './auto-mixed.js';
 import { type GroupScan, PrunedSearchTimeUp, searchPrunedInt8 } from './auto-prune.js';
@@ -72,11 +73,18 @@ export interface CandidateOutcome {
   superseded?: string;
   /** Weighted layers its static int8 step kept float32 at the start (`float_prefix`, the default's 'auto' included). */
   float_prefix_layers?: number;
+  /** Its latency is from the finalists' timing together (auto-finalists.ts), not its own. */
+  retimed?: boolean;
 }
 
 export interface AutoHooks {
   /** Median latency of the input and of a candidate (its encoded bytes), interleaved. */
   latency(candidate: Uint8Array): Promise<{ original_ms: number; candidate_ms: number }>;
+  /**
+   * The input and several candidates timed in one interleaved run: the finalists are timed so
+   * before the choice for speed (auto-finalists.ts). Without it each keeps its own timing.
+   */
+  latencyTogether?: FinalistTiming;
   /** Results of earlier runs, by candidate name (the caller keys them by input, data and recipe). */
   cached(candidate: AutoCandidate): CandidateOutcome | undefined;
   store(outcome: CandidateOutcome): void;
@@ -271,7 +279,9 @@ export async function autoSearch(model: Model, data: RecipeData, options: AutoOp
       }
     }
   }
-  const candidates = markPareto([...done.values()]);
+  // For speed, the finalists are compared in one timing, not in separate ones from different minutes.
+  const measured = options.target === 'size' || hooks.latencyTogether === undefined ? [...done.values()] : await retimeFinalists([...done.values()], models, evals, hooks.latencyTogether, model, data, ctx, hooks.log);
+  const candidates = markPareto(measured);
   const best = choose(candidates, options);
   let chosen: Model | undefined;
   if (best !== undefined) {
@@ -400,7 +410,9 @@ function choose(outcomes: CandidateOutcome[], options: AutoOptions): CandidateOu
   const fastest = (list: CandidateOutcome[]) => [...list].sort((a, b) => (b.latency?.speedup ?? 0) - (a.latency?.speedup ?? 0) || a.bytes - b.bytes)[0];
   if (feasible.length > 0) {
     if (options.target === 'size') return smallest(feasible);
-    if (options.target === 'latency') return fastest(feasible);
+    // The finalists were timed together (auto-finalists.ts): the fastest is among them, on that timing.
+    const together = feasible.filter((o) => o.retimed === true);
+    if (options.target === 'latency') return fastest(together.length > 0 ? together : feasible);
     const faster = feasible.filter((o) => (o.latency?.speedup ?? 0) > 1);
     return smallest(faster.length > 0 ? faster : feasible);
   }
