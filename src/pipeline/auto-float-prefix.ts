@@ -19,11 +19,10 @@ import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { nodeOrder } from '../ir/toposort.js';
 import { weightedLayers } from '../graph-edit/weighted-layers.js';
-import type { AutoBudget, AutoCandidate, AutoHooks, CandidateOutcome } from './auto.js';
+import type { AutoCandidate, AutoGeneratorInput, CandidateOutcome } from './auto.js';
 import { evaluateCandidate } from './auto.js';
 import { accumulatedStatistics } from './auto-mixed.js';
 import type { RecipeContext } from './context.js';
-import type { RecipeData } from './run-recipe.js';
 
 /** Prefix lengths tried in order until one holds (det's error sits in its first 7 layers of 64). */
 export const FLOAT_PREFIX_LADDER = [3, 6, 9, 12] as const;
@@ -50,12 +49,7 @@ export function floatPrefixLadder(weighted: number, from = 0): number[] {
   return ladder.length > 0 ? ladder : Array.from({ length: Math.max(0, weighted - 1 - from) }, (_, i) => from + i + 1);
 }
 
-export interface FloatPrefixSearchInput {
-  model: Model;
-  data: RecipeData;
-  budget: AutoBudget;
-  ctx: RecipeContext;
-  hooks: AutoHooks;
+export interface FloatPrefixSearchInput extends AutoGeneratorInput {
   /** The static int8 candidate that missed the budget. */
   base: AutoCandidate;
   /** Layers the base kept float (its default prefix): the ladder starts above them. */

@@ -13,7 +13,7 @@ import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { exactNamePattern } from '../methods/quantize/first-last-layers.js';
 import { writeModel } from '../onnx/model-io.js';
-import type { AutoBudget, AutoCandidate, AutoHooks, CandidateOutcome } from './auto.js';
+import type { AutoCandidate, AutoGeneratorInput, CandidateOutcome } from './auto.js';
 import { evaluateCandidate } from './auto.js';
 import type { RecipeContext } from './context.js';
 import { measureLayerSensitivity, noisePower, type LayerSensitivity } from './layer-sensitivity.js';
@@ -21,7 +21,7 @@ import { buildLatencyModel, calibrateByOpType, floatCost, type LatencyModel, lay
 import { collectStatistics, type StatisticsCollector } from '../eval/activation-stats.js';
 import type { TensorStatistics } from '../eval/tensor-statistics.js';
 import { recipeFromData } from './recipe.js';
-import { type RecipeData, runRecipe } from './run-recipe.js';
+import { runRecipe } from './run-recipe.js';
 
 /** What the mixed-precision search measures once per input, data and base recipe (JSON, cached). */
 export interface LayerProfile {
@@ -38,12 +38,7 @@ const SENSITIVITY_SAMPLES = 16;
 /** Candidates the bisection may build at most. */
 const MAX_STEPS = 6;
 
-export interface MixedSearchInput {
-  model: Model;
-  data: RecipeData;
-  budget: AutoBudget;
-  ctx: RecipeContext;
-  hooks: AutoHooks;
+export interface MixedSearchInput extends AutoGeneratorInput {
   /** The all-int8 candidate. */
   base: AutoCandidate;
   /** The base met the budget: only the free layers are worth keeping in float (a faster model). */

@@ -17,9 +17,8 @@
 import type { EvalReport } from '../eval/eval-report.js';
 import type { Model } from '../ir/model.js';
 import { exactNamePattern } from '../methods/quantize/first-last-layers.js';
-import type { AutoBudget, AutoCandidate, AutoHooks, CandidateOutcome } from './auto.js';
+import type { AutoBudget, AutoCandidate, AutoGeneratorInput, CandidateOutcome } from './auto.js';
 import { evaluateCandidate } from './auto.js';
-import type { RecipeContext } from './context.js';
 import { measureFidelity } from './fidelity.js';
 import { prune } from './prune.js';
 import { recipeFromData } from './recipe.js';
@@ -67,12 +66,7 @@ const DISTILL = { lr: 1e-4, batch_size: 4, optimizer: 'adamw', batch_norm: 'froz
 /** Activations whose input carries the signal better than their saturated output. */
 const SQUASHING = new Set(['Sigmoid', 'Tanh', 'HardSigmoid', 'Softmax', 'LogSoftmax']);
 
-export interface PrunedSearchInput {
-  model: Model;
-  data: RecipeData;
-  budget: AutoBudget;
-  ctx: RecipeContext;
-  hooks: AutoHooks;
+export interface PrunedSearchInput extends AutoGeneratorInput {
   /** Static int8's float prefix (layers), when the unpruned model needed one to hold the budget. */
   floatPrefix?: number;
 }

@@ -111,6 +111,15 @@ export interface AutoHooks {
   log(line: string): void;
 }
 
+/** What every candidate generator of the search (float prefix, mixed precision, pruned + int8) works from. */
+export interface AutoGeneratorInput {
+  model: Model;
+  data: RecipeData;
+  budget: AutoBudget;
+  ctx: RecipeContext;
+  hooks: AutoHooks;
+}
+
 export interface AutoOptions {
   budget: AutoBudget;
   target: AutoTarget;
