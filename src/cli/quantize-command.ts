@@ -345,8 +345,8 @@ function settingsFromFlags(flags: QuantizeFlags, method: QuantizeMethodName): Qu
 function floatPrefixFlag(value: string | undefined): number | 'auto' | undefined {
   if (value === undefined) return undefined;
   if (value.trim() === 'auto') return 'auto';
-  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--float-prefix must be 'auto' or a whole number >= 0, got '${value}'`);
-  return wholeNumber(value, '--float-prefix', 0);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--float-prefix must be 'auto' or a whole number >= 0, got '${value}'`);
+  return Number(value);
 }
 
 /** --smooth's alpha: 0.5 when given bare, else a number in [0, 1]. */

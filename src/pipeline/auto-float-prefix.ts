@@ -3,9 +3,9 @@
 // before the next, activations included) is the cheapest repair measured so far. On PP-OCRv4 det
 // static int8 at the defaults reads text-mask IoU 0.93-0.96 depending on the calibration pages,
 // N=7 0.970-0.983 on 7 page sets at ~2.2x float32 (NOTES.md, issue 15): the start sees the raw
-// input, its ranges move most with the samples, and its noise passes through everything. No rule
-// picks N without a metric (det 7 of 64 layers, rec 12 of 47), but auto has the user's metric, so
-// it measures: a short ascending ladder (fewer float layers run faster, so the smallest N that
+// input, its ranges move most with the samples, and its noise passes through everything. Without a
+// metric the default can only bound the prefix by a share of the work; auto has the user's metric,
+// so when that default misses it measures: a short ascending ladder (fewer float layers run faster, so the smallest N that
 // holds is wanted), stopped at the first N that holds on the tuning samples, then a bisection
 // between the last miss and that hit. Static int8's default keeps a prefix of its own ('auto', by
 // share of the multiply-accumulates: det 10 layers): when that misses, the ladder's rungs count

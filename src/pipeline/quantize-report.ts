@@ -9,6 +9,7 @@ import { jsonNumber } from '../eval/eval-report.js';
 import { formatBytes, groupDigits, renderTable } from '../inspect/table.js';
 import type { PassReport, PassWarning } from './pass.js';
 import type { NodeDecision, QuantizeDetails } from '../methods/quantize/details.js';
+import { FLOAT_PREFIX_MAC_SHARE } from '../methods/quantize/float-prefix.js';
 import type { Fp32SearchRound } from './fp32-search.js';
 import type { GateMiss } from './gate.js';
 import { formatSizeChange, type SizeChange, sizeChange } from './size-change.js';
@@ -244,10 +245,10 @@ export function formatQuantizeReport(report: QuantizeReport, top = 8): string {
     lines.push(`bias       not corrected: bias correction is on by default only with at least 4 real (not generated) calibration samples and layers at most 48 deep (one pass each); this run had ${st.calibration_samples} samples, ${st.bias_correction_depth} deep (--bias-correction forces it)`);
   }
   if (Number(st.float_prefix_layers) > 0) {
-    const share = st.float_prefix_mac_share === undefined ? '' : ` (${(Number(st.float_prefix_mac_share) * 100).toFixed(1)}% of the multiply-accumulates; by default as many as hold at most 12%)`;
+    const share = st.float_prefix_mac_share === undefined ? '' : ` (${(Number(st.float_prefix_mac_share) * 100).toFixed(1)}% of the multiply-accumulates; by default as many as hold at most ${percent(FLOAT_PREFIX_MAC_SHARE)})`;
     lines.push(`prefix     the first ${st.float_prefix_layers} weighted layers and the nodes before the next stay float32${share}: the start of the network sees the raw input, its ranges move most with the samples (--float-prefix N sets it, 0 quantizes every layer)`);
   } else if (st.float_prefix_mac_share !== undefined) {
-    lines.push('prefix     none: the first weighted layer alone holds more than 12% of the multiply-accumulates (--float-prefix N keeps the first N float32)');
+    lines.push(`prefix     none: the first weighted layer alone holds more than ${percent(FLOAT_PREFIX_MAC_SHARE)} of the multiply-accumulates (--float-prefix N keeps the first N float32)`);
   }
   if (st.calibrators_measured !== undefined) {
     const chosen = ['minmax', 'expected-minmax', 'percentile', 'entropy', 'mse'].map((name) => `${name} ${st[`chose_${name.replace('-', '_')}`] ?? 0}`).join(', ');
@@ -351,3 +352,5 @@ function placementLine(p: LatencyPlacementReport): string {
   }
   return `every layer int8: ${p.reason ?? ''}${timed}${p.proposed.length > 0 ? `; profiled slower in int8: ${p.proposed.length} layers` : ''}`;
 }
+
+const percent = (share: number): string => `${Math.round(share * 100)}%`;
