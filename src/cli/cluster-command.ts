@@ -37,6 +37,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, Dist
   init: 'linear' | 'kmeans++';
   keepZeros: 'auto' | 'yes' | 'no';
   importance?: boolean;
+  codes: 'nearest' | 'obs';
   exclude: string[];
   only: string[];
   layerBits: string[];
@@ -64,6 +65,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .addOption(new Option('--init <kind>', 'k-means start: linear between min and max (Deep Compression\'s choice) or kmeans++ (seeded by --seed)').choices(['linear', 'kmeans++']).default('linear'))
     .addOption(new Option('--keep-zeros <when>', 'keep exact zeros exact with a zero centroid of their own: auto (tensors at least 5% zero, e.g. pruned), yes, no').choices(['auto', 'yes', 'no']).default('auto'))
     .option('--importance', 'weigh each weight by the mean square of the input it multiplies, measured on --data (or generated inputs)')
+    .addOption(new Option('--codes <rule>', "how each weight picks its centroid: nearest, or obs (GPTQ's column sweep on the first 64 samples of --data: each rounding error taken up by the layer's later weights, so its outputs stay close)").choices(['nearest', 'obs']).default('nearest'))
     .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
@@ -107,6 +109,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const blank = { ...parseDistillBlank(flags, flags.distillLoss), ...parseDistillCtcExtras(flags) };
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
+  if (flags.codes === 'obs' && flags.data === undefined) throw new UsageError('--codes obs calibrates each layer on real inputs: give --data');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
   const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
@@ -129,7 +132,9 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = arrayCheckSamples(original, flags, data, samples);
   // Importance reads real samples when there are any (all of --data's first ones), else the generated check inputs.
-  const calibration = flags.importance !== true ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
+  // OBS codes read the same real samples (the CLI refuses them without --data).
+  const measures = flags.importance === true || flags.codes === 'obs';
+  const calibration = !measures ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
   const options: ClusterStepOptions = {
     bits,
     ...(step === undefined ? {} : { step }),
@@ -139,6 +144,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     seed: training.seed,
     keepZeros: flags.keepZeros === 'auto' ? 'auto' : flags.keepZeros === 'yes',
     importance: flags.importance === true,
+    ...(flags.codes === 'obs' ? { codes: 'obs' as const } : {}),
     calibration,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,

@@ -32,6 +32,8 @@ export interface ClusterTensorEntry {
   sparsity_before: number;
   sparsity_after: number;
   importance: boolean;
+  /** Codes chosen by the OBS sweep (codes 'obs'), not the nearest centroid. */
+  obs?: boolean;
   /** 'gather' (codes + codebook) or 'dequantize-linear' (a uniform codebook). */
   form: string;
   codes: string;
@@ -90,6 +92,7 @@ export function buildClusterReport(before: Model, after: Model, options: Cluster
   if (options.keepZeros !== undefined && options.keepZeros !== 'auto') settings.keep_zeros = options.keepZeros;
   if (options.halfCodebooks === true) settings.half_codebooks = true;
   if (options.step !== undefined) settings.step = options.step;
+  if (options.codes === 'obs') settings.codes = 'obs';
   // Per-layer settings as the command line spells them: 'PATTERN bits 5 step 0.2 group 64; ...'.
   if (options.layers !== undefined && options.layers.length > 0) settings.layers = options.layers.map((l) => [l.pattern, l.bits === undefined ? '' : ` bits ${l.bits}`, l.step === undefined ? '' : ` step ${l.step}`, l.group === undefined ? '' : ` group ${l.group}`].join('')).join('; ');
   // Whole-weight SQNR: energies add up over tensors (from each tensor's SQNR and its energy is not
@@ -112,6 +115,7 @@ export function buildClusterReport(before: Model, after: Model, options: Cluster
       sparsity_before: share(t.zerosBefore, n),
       sparsity_after: share(t.zerosAfter, n),
       importance: t.importance,
+      ...(t.obs === true ? { obs: true } : {}),
       form: t.form,
       codes: t.codes,
       codebook: t.codebook,
@@ -176,6 +180,8 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   for (const s of report.skipped.slice(0, 4)) lines.push(`  left alone: ${s.node}: ${s.reason}`);
   if (report.skipped.length > 4) lines.push(`  (${report.skipped.length - 4} more left alone in --json)`);
   if (report.importance !== undefined) lines.push(`importance activation mean squares on ${report.importance.samples} samples${report.importance.unmeasured.length === 0 ? '' : ` (${report.importance.unmeasured.length} weights with equal weights)`}`);
+  const obs = report.stats.obs_layers;
+  if (obs !== undefined) lines.push(`codes      OBS sweep (GPTQ's) on ${report.stats.obs_samples} calibration samples: ${obs} of ${report.tensors.length} weights in ${report.stats.obs_rounds} rounds by depth (the SQNR above is of the weights, which the sweep trades for the layers' outputs); the rest nearest`);
   if (report.finetune !== undefined) {
     const f = report.finetune;
     const acc = f.accuracy === undefined ? '' : `; accuracy ${f.accuracy.before.toFixed(2)}% -> ${f.accuracy.after.toFixed(2)}%`;

@@ -73,8 +73,8 @@ export interface ClusterFinetune {
   maxSteps?: number;
 }
 
-export interface ClusterStepOptions extends Omit<ClusterOptions, 'calibration' | 'foldUniform' | 'threads'> {
-  /** Weigh values by activation importance measured on `calibration` (default: the fidelity samples). */
+export interface ClusterStepOptions extends Omit<ClusterOptions, 'calibration' | 'codeCalibration' | 'foldUniform' | 'threads'> {
+  /** Weigh values by activation importance measured on `calibration` (default: the fidelity samples); OBS codes (`codes: 'obs'`) calibrate on the same samples. */
   importance?: boolean;
   calibration?: SampleSource;
   data?: ClusterData;
@@ -106,9 +106,11 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
   const { data, finetune, fidelity, fidelitySkipped, gate, verdict, importance, calibration: given, output: _o, ...settings } = options;
   const calibration = importance === true ? (given ?? fidelity?.samples) : undefined;
   if (importance === true && calibration === undefined) throw new Error('cluster: activation importance needs samples: give --data');
+  const codeCalibration = settings.codes === 'obs' ? (given ?? fidelity?.samples) : undefined;
+  if (settings.codes === 'obs' && codeCalibration === undefined) throw new Error('cluster: OBS codes fit each layer to calibration inputs: give --data or --calib');
   const candidate = model.clone();
   const firstCut = (await debugPhase(ctx.debug, 'cluster: k-means', () =>
-    runPass(clusterPass, candidate, { ...settings, calibration, foldUniform: finetune === undefined, threads: ctx.threads }, ctx),
+    runPass(clusterPass, candidate, { ...settings, calibration, codeCalibration, foldUniform: finetune === undefined, threads: ctx.threads }, ctx),
   )) as PassReport & { details: ClusterDetails };
 
   let result = candidate;
@@ -129,7 +131,7 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
     // The trained weights cut again on the steps training saw.
     result = trained.model.clone();
     const fixedSteps = new Map(uniform.map((t) => [t.name, t.uniform.steps]));
-    outcome = (await runPass(clusterPass, result, { ...settings, calibration, fixedSteps, threads: ctx.threads }, ctx)) as PassReport & { details: ClusterDetails };
+    outcome = (await runPass(clusterPass, result, { ...settings, calibration, codeCalibration, fixedSteps, threads: ctx.threads }, ctx)) as PassReport & { details: ClusterDetails };
     const samples = Object.values(data.inputs)[0];
     tuned = {
       kind: 'distill',

@@ -167,9 +167,10 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
       warnings.push(...result.report.warnings);
       steps.push({ step: 'prune', report: result.report });
     } else if (step.kind === 'cluster') {
-      // Activation importance reads --calib, else --data (real samples only).
-      const calibration = step.options.importance === true ? (data.calibration ?? (data.data?.warning === undefined ? data.data : undefined)) : undefined;
-      if (step.options.importance === true && calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): importance measures activations: give --data or --calib`);
+      // Activation importance and OBS codes read --calib, else --data (real samples only).
+      const measures = step.options.importance === true || step.options.codes === 'obs';
+      const calibration = measures ? (data.calibration ?? (data.data?.warning === undefined ? data.data : undefined)) : undefined;
+      if (measures && calibration === undefined) throw new Error(`recipe step ${i + 1} (cluster): ${step.options.importance === true ? 'importance measures activations' : 'OBS codes calibrate each layer'}: give --data or --calib`);
       const t = step.training;
       const finetune = t === undefined ? undefined : { epochs: t.epochs, batchSize: t.batchSize ?? RECIPE_TRAINING.batchSize, schedule: schedule(t, RECIPE_TRAINING.clusterRate), optimizer: { kind: 'adamw' as const }, seed: 0, distillValue: t.distillValue, ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }), ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }), ...(t.distillBlank === undefined ? {} : { distillBlank: t.distillBlank }), ...(t.distillBlankWeight === undefined ? {} : { distillBlankWeight: t.distillBlankWeight }), ...(t.distillFocus === undefined ? {} : { distillFocus: t.distillFocus, distillFocusWeight: t.distillFocusWeight }), ...(t.distillTop1 === undefined ? {} : { distillTop1: t.distillTop1 }) };
       const result = await cluster(current, { ...step.options, calibration, data: data.training, finetune, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);

@@ -24,7 +24,9 @@ import type { KMeansInit } from '../../kernels/kmeans.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { LayerChoice } from '../prune/layers.js';
 import { type NodeSelector, nodeSelector } from '../quantize/node-selector.js';
-import { buildCodebook, uniformGrid } from './codebook.js';
+import { buildCodebook, type Codebook, uniformGrid } from './codebook.js';
+import { assignObsCodes, obsLayer, type PendingCodes } from './obs-assignment.js';
+import type { LayerMatrix } from '../prune/layer-matrix.js';
 import { writeDequantizeForm, writeGatherForm } from './decode-graph.js';
 import { activationImportance } from './importance.js';
 import { clusterTargets } from './targets.js';
@@ -70,6 +72,17 @@ export interface ClusterOptions extends LayerChoice {
   step?: number;
   /** Steps fixed per weight name (one per group), e.g. the ones training saw: they override `step`. */
   fixedSteps?: ReadonlyMap<string, Float32Array>;
+  /**
+   * How codes are chosen once the codebooks are fitted: the nearest centroid (default), or 'obs':
+   * the GPTQ column sweep on each layer's calibration inputs (`codeCalibration`; obs-assignment.ts),
+   * which keeps the layer's outputs rather than its weights.
+   */
+  codes?: 'nearest' | 'obs';
+  codeCalibration?: SampleSource;
+  /** Samples of `codeCalibration` used (default OBS_CODE_SAMPLES). */
+  codeSamples?: number;
+  /** Share of the Hessian's mean diagonal added to it (default 0.01). */
+  codeDamping?: number;
   /** Samples of `calibration` used (default 64). */
   calibrationLimit?: number;
   threads?: number;
@@ -112,6 +125,8 @@ export interface ClusteredTensor {
   codebook: string;
   /** The decoded value the layers read. */
   output: string;
+  /** Codes chosen by the OBS sweep (ClusterOptions.codes 'obs'). */
+  obs?: boolean;
   /** Uniform codes: the step relative to RMS, the axis of the groups and each group's step. */
   uniform?: { step: number; axis: number | undefined; steps: Float32Array; levels: number };
 }
@@ -173,6 +188,9 @@ export const clusterPass: Pass<ClusterOptions> = {
     const opset = model.opset('') ?? 1;
     const layers = (options.layers ?? []).map((setting) => ({ selector: nodeSelector(setting.pattern, 'cluster layer setting'), setting }));
     const tensors: ClusteredTensor[] = [];
+    // Each weight's codebook is fitted first; `write` puts it into the graph (with the codes OBS
+    // assignment chose, when it runs) and reports it.
+    const planned: (PendingCodes & { write: (book: Codebook) => void; uniform: boolean })[] = [];
     for (const target of targets) {
       const reader = target.readers[0];
       const settings = settingsOf(reader.node, layers, options);
@@ -201,43 +219,65 @@ export const clusterPass: Pass<ClusterOptions> = {
       const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
       const weights = importance?.byWeight.get(target.name);
       const uniform = step === undefined ? undefined : buildUniformCodes(values, dims, { step, axis, channelsPerGroup: perGroup, steps: fixed, half: options.halfCodebooks });
-      const book = uniform ?? buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
-      // Uniform codes are written with their steps exactly (uniformGrid would recompute them) and
-      // always folded: their training goes through fake quantization, not a Gather.
-      const grid = uniform !== undefined ? { scales: uniform.steps, zeroPoints: new Uint8Array(book.groups).fill(-uniform.lowest), shifts: new Int32Array(book.groups) } : options.foldUniform === false ? undefined : uniformGrid(book);
-      // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
-      const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
-      if (uniform !== undefined && !canFold) throw new Error(`cluster: uniform codes of '${target.name}' need DequantizeLinear (opset ${groups > 1 ? 13 : 10}; the model has ${opset})`);
-      const written = canFold
-        ? writeDequantizeForm(model, target.scope, target.name, dims, book, grid, axis, target.readers)
-        : writeGatherForm(model, target.scope, target.name, dims, book, axis, target.readers);
-      let zerosAfter = 0;
-      for (let i = 0; i < book.codes.length; i++) {
-        const g = axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[Math.floor(i / dims.slice(axis + 1).reduce((a, b) => a * b, 1)) % dims[axis]];
-        if (book.codebook[g * K + book.codes[i]] === 0) zerosAfter++;
+      const fitted = uniform ?? buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
+      const write = (book: Codebook) => {
+        // Uniform codes are written with their steps exactly (uniformGrid would recompute them) and
+        // always folded: their training goes through fake quantization, not a Gather.
+        const grid = uniform !== undefined ? { scales: uniform.steps, zeroPoints: new Uint8Array(book.groups).fill(-uniform.lowest), shifts: new Int32Array(book.groups) } : options.foldUniform === false ? undefined : uniformGrid(book);
+        // DequantizeLinear: per-tensor since opset 10, per-axis since 13.
+        const canFold = grid !== undefined && opset >= (groups > 1 ? 13 : 10);
+        if (uniform !== undefined && !canFold) throw new Error(`cluster: uniform codes of '${target.name}' need DequantizeLinear (opset ${groups > 1 ? 13 : 10}; the model has ${opset})`);
+        const written = canFold
+          ? writeDequantizeForm(model, target.scope, target.name, dims, book, grid, axis, target.readers)
+          : writeGatherForm(model, target.scope, target.name, dims, book, axis, target.readers);
+        let zerosAfter = 0;
+        for (let i = 0; i < book.codes.length; i++) {
+          const g = axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[Math.floor(i / dims.slice(axis + 1).reduce((a, b) => a * b, 1)) % dims[axis]];
+          if (book.codebook[g * K + book.codes[i]] === 0) zerosAfter++;
+        }
+        tensors.push({
+          name: target.name,
+          node: reader.node.label,
+          op: reader.node.opType,
+          dims,
+          bits,
+          groups: book.groups,
+          centroids: book.used.reduce((a, b) => a + b, 0),
+          sqnrDb: book.sqnrDb,
+          bytesDense: values.length * 4,
+          bytesStored: written.bytes,
+          bytesPacked: Math.ceil((values.length * bits) / 8) + written.bytes - values.length,
+          zerosKept: keepZeros,
+          zerosBefore,
+          zerosAfter,
+          importance: weights !== undefined,
+          form: written.form,
+          codes: written.codes,
+          codebook: written.codebook,
+          output: written.output,
+          ...(book === fitted || options.codes !== 'obs' ? {} : { obs: true }),
+          ...(uniform === undefined || step === undefined ? {} : { uniform: { step, axis, steps: uniform.steps, levels: uniform.used[0] } }),
+        });
+      };
+      planned.push({ target, book: fitted, axis, keepZeros, write, uniform: uniform !== undefined });
+    }
+    let obs: { rounds: number; samples: number; layers: number } | undefined;
+    if (options.codes === 'obs') {
+      if (options.codeCalibration === undefined) throw new Error('cluster: OBS codes fit each layer to calibration inputs: give samples (--data or --calib)');
+      // Uniform codes keep their rounding (they are trained under fake quantization afterwards).
+      const swept: { pending: (typeof planned)[number]; view: LayerMatrix }[] = [];
+      for (const p of planned) {
+        const view = p.uniform ? { reason: 'uniform codes' } : obsLayer(p, model.graph);
+        if ('reason' in view) {
+          p.write(p.book);
+          if (!p.uniform) warnings.push({ code: 'obs-codes-nearest', message: `'${p.target.name}' keeps nearest-centroid codes: ${view.reason}`, tensor: p.target.name, node: p.target.readers[0].node.label });
+        } else swept.push({ pending: p, view });
       }
-      tensors.push({
-        name: target.name,
-        node: reader.node.label,
-        op: reader.node.opType,
-        dims,
-        bits,
-        groups: book.groups,
-        centroids: book.used.reduce((a, b) => a + b, 0),
-        sqnrDb: book.sqnrDb,
-        bytesDense: values.length * 4,
-        bytesStored: written.bytes,
-        bytesPacked: Math.ceil((values.length * bits) / 8) + written.bytes - values.length,
-        zerosKept: keepZeros,
-        zerosBefore,
-        zerosAfter,
-        importance: weights !== undefined,
-        form: written.form,
-        codes: written.codes,
-        codebook: written.codebook,
-        output: written.output,
-        ...(uniform === undefined || step === undefined ? {} : { uniform: { step, axis, steps: uniform.steps, levels: uniform.used[0] } }),
-      });
+      const outcome = await assignObsCodes(model, swept, { calibration: options.codeCalibration, samples: options.codeSamples, damping: options.codeDamping }, ctx, (pending, book) => (pending as (typeof planned)[number]).write(book));
+      for (const s of outcome.skipped) warnings.push({ code: 'obs-codes-nearest', message: `'${s.node}' keeps nearest-centroid codes: ${s.reason}`, node: s.node });
+      obs = { rounds: outcome.rounds, samples: outcome.samples, layers: swept.length - outcome.skipped.length };
+    } else {
+      for (const p of planned) p.write(p.book);
     }
     const details: ClusterDetails = { tensors, skipped, ...(importance === undefined ? {} : { importance: { samples: importance.samples, unmeasured: importance.unmeasured } }) };
     return {
@@ -247,6 +287,7 @@ export const clusterPass: Pass<ClusterOptions> = {
         folded: tensors.filter((t) => t.form === 'dequantize-linear').length,
         bytesDense: tensors.reduce((n, t) => n + t.bytesDense, 0),
         bytesStored: tensors.reduce((n, t) => n + t.bytesStored, 0),
+        ...(obs === undefined ? {} : { obs_layers: obs.layers, obs_rounds: obs.rounds, obs_samples: obs.samples }),
       },
       warnings,
       details,

@@ -167,3 +167,36 @@ export function uniformGrid(book: Codebook): { scales: Float32Array; zeroPoints:
   }
   return { scales, zeroPoints, shifts };
 }
+
+/** The centroids group `g` uses (ascending; its exact-zero slot left out when `withoutZero`). */
+export function groupCentroids(book: Codebook, g: number, withoutZero: boolean): Float32Array {
+  const slots = book.codebook.subarray(g * book.stride, g * book.stride + book.used[g]);
+  const zero = book.zeroSlot[g];
+  return withoutZero && zero >= 0 && slots.length > 1 ? Float32Array.from([...slots.subarray(0, zero), ...slots.subarray(zero + 1)]) : Float32Array.from(slots);
+}
+
+/**
+ * `book` with the codes of `assigned` (values that are each one of their group's centroids, chosen
+ * by another rule than the nearest, e.g. obs-codes.ts) and its SQNR against `original`.
+ */
+export function withAssignedValues(book: Codebook, assigned: Float32Array, original: Float32Array, dims: readonly number[], axis: number | undefined): Codebook {
+  const codes = new Uint8Array(assigned.length);
+  const inner = axis === undefined ? assigned.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const channels = axis === undefined ? 1 : dims[axis];
+  // The values are centroids exactly: look their slots up (the first slot of a repeated value).
+  const slotOf = Array.from({ length: book.groups }, (_, g) => {
+    const map = new Map<number, number>();
+    for (let j = book.used[g] - 1; j >= 0; j--) map.set(book.codebook[g * book.stride + j], j);
+    return map;
+  });
+  for (let i = 0; i < assigned.length; i++) {
+    const g = axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[Math.floor(i / inner) % channels];
+    const slot = slotOf[g].get(assigned[i]);
+    if (slot === undefined) throw new Error(`codebook: value ${assigned[i]} at ${i} is not a centroid of group ${g}`);
+    codes[i] = slot;
+  }
+  const decoded = decodeCodebook(codes, book.codebook, book.stride, dims, axis, book.groupOfChannel);
+  const sums = { signal: 0, noise: 0 };
+  addSqnrTerms(sums, original, decoded);
+  return { ...book, codes, sqnrDb: sqnrFromSums(sums) };
+}
