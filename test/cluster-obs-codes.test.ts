@@ -21,7 +21,7 @@ import { cluster } from '../src/pipeline/cluster.js';
 import { arraySamples } from '../src/pipeline/prune-data.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { runShrink } from './helpers/cli.js';
-import { writeFashionFiles } from './helpers/fashion-files.js';
+import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
 import { runModel } from './helpers/run-model.js';
 
 const gaussian = (next: () => number) => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
@@ -152,7 +152,7 @@ test('Fashion-MNIST MLP, 2 bits per tensor: OBS codes calibrated on 256 training
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shrink-obs-codes-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-test('shrink cluster --codes obs: calibrates on --data, says so in the report; refused without --data; code_samples needs codes: obs', async () => {
+test('shrink cluster --codes obs: calibrates on --calib (else --data, with a warning when those are the checked samples), says so in the report; bad flags are one line', async () => {
   const fashion = writeFashionFiles(work, 256);
   const out = path.join(work, 'obs.onnx');
   const run = await runShrink(['cluster', MLP, '-o', out, '--bits', '3', '--per-channel', '--codes', 'obs', '--data', fashion.images, '--labels', fashion.labels]);
@@ -160,10 +160,22 @@ test('shrink cluster --codes obs: calibrates on --data, says so in the report; r
   assert.match(run.stdout, /codes +OBS sweep \(GPTQ's\) on 64 calibration samples: 3 of 3 weights in 3 rounds by depth/);
   assert.match(run.stdout, /method +cluster \(bits 3, grouping channel, .*codes obs/);
   assert.ok(fs.existsSync(out));
+  // 256 samples of --data, all checked: calibration reads the same ones, and says the check flatters.
+  assert.match(run.stdout, /warning +calibrated on the same --data samples the result is checked on \(256 samples, 256 checked\)/);
+  const calib = writeFashionCalibration(work, 96);
+  const own = await runShrink(['cluster', MLP, '-o', path.join(work, 'obs-calib.onnx'), '--bits', '3', '--per-channel', '--codes', 'obs', '--calib', calib, '--data', fashion.images, '--json']);
+  assert.equal(own.code, 0, own.stderr);
+  const report = JSON.parse(own.stdout);
+  assert.equal(report.stats.obs_samples, 64, '64 of the 96 --calib samples');
+  assert.equal(report.settings.codes, 'obs');
+  assert.ok(!report.warnings.some((w: { code: string }) => w.code === 'calibration-is-check'));
+  const stray = await runShrink(['cluster', MLP, '-o', path.join(work, 'stray.onnx'), '--bits', '3', '--calib', calib]);
+  assert.equal(stray.code, 2);
+  assert.equal(stray.stderr.trim(), 'shrink: --calib goes with --codes obs or --importance (the samples they measure)');
   const refused = path.join(work, 'refused.onnx');
   const bad = await runShrink(['cluster', MLP, '-o', refused, '--bits', '3', '--codes', 'obs']);
   assert.equal(bad.code, 2);
-  assert.equal(bad.stderr.trim(), 'shrink: --codes obs calibrates each layer on real inputs: give --data');
+  assert.equal(bad.stderr.trim(), 'shrink: --codes obs calibrates each layer on real inputs: give --calib FILE (or --data)');
   assert.ok(!fs.existsSync(refused), 'nothing written');
   const loose = await runShrink(['cluster', MLP, '-o', refused, '--bits', '3', '--codes', 'best', '--data', fashion.images]);
   assert.equal(loose.code, 2);

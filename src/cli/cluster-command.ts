@@ -14,7 +14,8 @@ import { type ClusterData, type ClusterStepOptions, checkClusterSettings, cluste
 import { formatClusterReport } from '../pipeline/cluster-report.js';
 import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
-import { arraySamples } from '../pipeline/prune-data.js';
+import { OBS_CODE_SAMPLES } from '../methods/cluster/obs-assignment.js';
+import { calibrationSamples } from './calibration-samples.js';
 import { UsageError } from './errors.js';
 import { addGateOptions, type GateFlags, } from './gate-options.js';
 import { loadModelFile } from './input-files.js';
@@ -45,6 +46,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, Dist
   layerGroup: string[];
   distillValue?: string;
   data?: string;
+  calib?: string;
   labels?: string;
   samples?: string;
   dims?: string;
@@ -65,7 +67,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .addOption(new Option('--init <kind>', 'k-means start: linear between min and max (Deep Compression\'s choice) or kmeans++ (seeded by --seed)').choices(['linear', 'kmeans++']).default('linear'))
     .addOption(new Option('--keep-zeros <when>', 'keep exact zeros exact with a zero centroid of their own: auto (tensors at least 5% zero, e.g. pruned), yes, no').choices(['auto', 'yes', 'no']).default('auto'))
     .option('--importance', 'weigh each weight by the mean square of the input it multiplies, measured on --data (or generated inputs)')
-    .addOption(new Option('--codes <rule>', "how each weight picks its centroid: nearest, or obs (GPTQ's column sweep on the first 64 samples of --data: each rounding error taken up by the layer's later weights, so its outputs stay close)").choices(['nearest', 'obs']).default('nearest'))
+    .addOption(new Option('--codes <rule>', "how each weight picks its centroid: nearest, or obs (GPTQ's column sweep on 64 samples of --calib, else of --data after the checked ones: each rounding error taken up by the layer's later weights, so its outputs stay close)").choices(['nearest', 'obs']).default('nearest'))
     .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
@@ -75,6 +77,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--distill-value <name>', 'without labels, distil this value of the original (e.g. the logits before a softmax output) by mean squared error instead of the output')
     .addOption(new Option('--distill-loss <loss>', 'how --distill-value is matched: mse, or kl per position over its last axis (e.g. each time step of CTC logits)').choices(['mse', 'kl']))
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
+    .option('--calib <file>', 'samples --codes obs and --importance measure (.npz keyed by input name, or .npy), scaled as --data (default: the --data samples after the ones checked)')
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
@@ -109,7 +112,8 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const blank = { ...parseDistillBlank(flags, flags.distillLoss), ...parseDistillCtcExtras(flags) };
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
-  if (flags.codes === 'obs' && flags.data === undefined) throw new UsageError('--codes obs calibrates each layer on real inputs: give --data');
+  if (flags.codes === 'obs' && flags.data === undefined && flags.calib === undefined) throw new UsageError('--codes obs calibrates each layer on real inputs: give --calib FILE (or --data)');
+  if (flags.calib !== undefined && flags.codes !== 'obs' && flags.importance !== true) throw new UsageError('--calib goes with --codes obs or --importance (the samples they measure)');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
   const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
@@ -118,7 +122,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels], models: [input] });
+  checkOutput({ output: flags.output, flag: '-o', inputs: [input, flags.data, flags.labels, flags.calib], models: [input] });
   const ctx = { ...cliCtx, threads: training.threads };
 
   const original = loadModelFile(input);
@@ -132,9 +136,11 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   if (flags.maxDrop !== undefined && arrays?.labels === undefined) throw new UsageError('--max-drop measures accuracy: give labels (in --data or with --labels)');
   const fidelity = arrayCheckSamples(original, flags, data, samples);
   // Importance reads real samples when there are any (all of --data's first ones), else the generated check inputs.
-  // OBS codes read the same real samples (the CLI refuses them without --data).
+  // Importance and OBS codes measure --calib, else --data's samples after the checked ones; importance alone may read the generated check inputs.
   const measures = flags.importance === true || flags.codes === 'obs';
-  const calibration = !measures ? undefined : data !== undefined ? arraySamples(data.inputs, flags.data as string, 64) : 'samples' in fidelity ? fidelity.samples : undefined;
+  const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `cluster: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
+  const chosen = measures ? calibrationSamples({ calibFile: flags.calib, calib: calib?.inputs, dataFile: flags.data, data: data?.inputs, checked: 'samples' in fidelity ? (samples ?? DEFAULT_CHECK_SAMPLES) : 0, wanted: OBS_CODE_SAMPLES }) : undefined;
+  const calibration = chosen?.samples ?? (measures && 'samples' in fidelity ? fidelity.samples : undefined);
   const options: ClusterStepOptions = {
     bits,
     ...(step === undefined ? {} : { step }),
@@ -162,7 +168,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     original,
     () => cluster(original, options, ctx),
     ctx,
-    [],
+    chosen?.warning === undefined ? [] : [{ code: 'calibration-is-check', message: chosen.warning }],
     { flags, arrays: data?.inputs, slowerHint: 'codebooks decode with Gather: onnxruntime folds them once at load with graph optimizations on' },
   );
 }

@@ -16,7 +16,7 @@ import { nodeSelector } from '../methods/quantize/node-selector.js';
 import { PRUNE_METHODS, type PruneMethodName } from '../methods/prune/registry.js';
 import { debugPhase } from '../pipeline/debug-phase.js';
 import { type PruneData, type PruneOptions, checkSettings, prune } from '../pipeline/prune.js';
-import { arrayCount, arraySamples } from '../pipeline/prune-data.js';
+import { calibrationSamples } from './calibration-samples.js';
 import { ONE_SHOT_SAMPLES } from '../methods/prune/one-shot.js';
 import type { ArrayField } from '../train/array-data.js';
 import { formatPruneReport } from '../pipeline/prune-report.js';
@@ -224,20 +224,10 @@ const PRUNE_SLOWER_HINT: Partial<Record<PruneMethodName, string>> = {
   sparsegpt: 'onnxruntime CPU has no sparse kernels: the zeros make files compress better, not faster',
 };
 
-/**
- * Calibration samples: --calib, else the samples of --data after the ones the result is checked on
- * (so the check measures samples calibration never saw), else --data's first ones with a warning.
- */
+/** Calibration samples (calibration-samples.ts); without --calib only the one-shot methods take --data's. */
 function calibrationFor(flags: PruneFlags, calib: Record<string, ArrayField> | undefined, data: PruneData | undefined, checked: number, count: number | undefined): { samples: SampleSource; warning?: string } | undefined {
-  if (calib !== undefined) return { samples: arraySamples(calib, flags.calib as string) };
-  if (data === undefined || !(flags.method === 'wanda' || flags.method === 'sparsegpt')) return undefined;
-  const total = arrayCount(data.inputs);
-  const wanted = count ?? ONE_SHOT_SAMPLES;
-  if (total - checked >= Math.min(wanted, total)) return { samples: arraySamples(data.inputs, flags.data as string, wanted, checked) };
-  return {
-    samples: arraySamples(data.inputs, flags.data as string, wanted),
-    warning: `calibrated on the same --data samples the result is checked on (${total} samples, ${checked} checked): the check flatters the result; give --calib FILE, or more --data`,
-  };
+  if (calib === undefined && !(flags.method === 'wanda' || flags.method === 'sparsegpt')) return undefined;
+  return calibrationSamples({ calibFile: flags.calib, calib, dataFile: flags.data, data: data?.inputs, checked, wanted: count ?? ONE_SHOT_SAMPLES });
 }
 
 /** `PATTERN=R` of --layer-ratio (0 <= R < 1); the pattern may itself hold '=' (the last one splits). */
