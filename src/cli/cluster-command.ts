@@ -47,6 +47,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, Dist
   distillValue?: string;
   data?: string;
   calib?: string;
+  calibSamples?: string;
   labels?: string;
   samples?: string;
   dims?: string;
@@ -78,6 +79,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .addOption(new Option('--distill-loss <loss>', 'how --distill-value is matched: mse, or kl per position over its last axis (e.g. each time step of CTC logits)').choices(['mse', 'kl']))
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
     .option('--calib <file>', 'samples --codes obs and --importance measure (.npz keyed by input name, or .npy), scaled as --data (default: the --data samples after the ones checked)')
+    .option('--calib-samples <n>', `samples --codes obs calibrates on (default ${OBS_CODE_SAMPLES})`)
     .option('--labels <file>', 'class ids of --data (.npy of integers): fine-tuning instead of distillation, and accuracy')
     .option('--samples <n>', `samples of --data compared with the original (default ${DEFAULT_CHECK_SAMPLES}; 0 skips the check), or generated inputs without --data (default 4)`)
     .option('--dims <list>', 'sizes of symbolic input dims for generated samples: name=value,...');
@@ -113,6 +115,8 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const { samples, gate } = checkDataFlags(flags, finetune, 'the centroids');
   if (samples === 0 && flags.importance === true && flags.data === undefined) throw new UsageError('--importance measures activations: give --data, or leave --samples above 0');
   if (flags.codes === 'obs' && flags.data === undefined && flags.calib === undefined) throw new UsageError('--codes obs calibrates each layer on real inputs: give --calib FILE (or --data)');
+  const codeSamples = flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1);
+  if (codeSamples !== undefined && flags.codes !== 'obs') throw new UsageError('--calib-samples goes with --codes obs');
   if (flags.calib !== undefined && flags.codes !== 'obs' && flags.importance !== true) throw new UsageError('--calib goes with --codes obs or --importance (the samples they measure)');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
@@ -139,7 +143,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   // Importance and OBS codes measure --calib, else --data's samples after the checked ones; importance alone may read the generated check inputs.
   const measures = flags.importance === true || flags.codes === 'obs';
   const calib = flags.calib === undefined ? undefined : await debugPhase(ctx.debug, `cluster: read ${flags.calib}`, () => readLabelledArrays({ data: flags.calib as string, models: [original], scale: training.scale, requireLabels: false }));
-  const chosen = measures ? calibrationSamples({ calibFile: flags.calib, calib: calib?.inputs, dataFile: flags.data, data: data?.inputs, checked: 'samples' in fidelity ? (samples ?? DEFAULT_CHECK_SAMPLES) : 0, wanted: OBS_CODE_SAMPLES }) : undefined;
+  const chosen = measures ? calibrationSamples({ calibFile: flags.calib, calib: calib?.inputs, dataFile: flags.data, data: data?.inputs, checked: 'samples' in fidelity ? (samples ?? DEFAULT_CHECK_SAMPLES) : 0, wanted: codeSamples ?? OBS_CODE_SAMPLES }) : undefined;
   const calibration = chosen?.samples ?? (measures && 'samples' in fidelity ? fidelity.samples : undefined);
   const options: ClusterStepOptions = {
     bits,
@@ -150,7 +154,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     seed: training.seed,
     keepZeros: flags.keepZeros === 'auto' ? 'auto' : flags.keepZeros === 'yes',
     importance: flags.importance === true,
-    ...(flags.codes === 'obs' ? { codes: 'obs' as const } : {}),
+    ...(flags.codes === 'obs' ? { codes: 'obs' as const, ...(codeSamples === undefined ? {} : { codeSamples }) } : {}),
     calibration,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,

@@ -171,13 +171,14 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
 }
 
 /** Settings worth trying when clustering damaged the model (CLI spelling). */
-export function clusterHints(options: Pick<ClusterStepOptions, 'bits' | 'grouping' | 'channelsPerGroup' | 'finetune' | 'data' | 'importance'>): string[] {
+export function clusterHints(options: Pick<ClusterStepOptions, 'bits' | 'grouping' | 'channelsPerGroup' | 'finetune' | 'data' | 'importance' | 'codes'>): string[] {
   const hints: string[] = [];
   if (options.bits < 8) hints.push(`--bits ${options.bits + 1}`);
   if (options.grouping !== 'channel' && options.channelsPerGroup === undefined) hints.push('--per-channel');
   if (options.finetune === undefined) hints.push(options.data?.labels === undefined ? '--data D --epochs 1 (distil the centroids from the original)' : '--epochs 1 (fine-tune the centroids on --data)');
   else hints.push(`more --epochs (${options.finetune.epochs} now)`);
-  if (options.importance !== true) hints.push('--importance (weigh by activations of --data)');
+  if (options.codes !== 'obs') hints.push('--codes obs (codes that keep each layer\'s outputs, calibrated on --calib or --data)');
+  else if (options.importance !== true) hints.push('--importance (weigh by activations of --data)');
   return hints;
 }
 
