@@ -16,6 +16,7 @@ import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.j
 import { loadModel } from '../src/node/model-files.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { cluster } from '../src/pipeline/cluster.js';
+import { fashionTestAccuracy } from './helpers/fashion-files.js';
 import { checkGradient } from './helpers/gradient-check.js';
 import { maxAbsDiff, runModel } from './helpers/run-model.js';
 
@@ -29,16 +30,7 @@ async function logitsOf(model: Model): Promise<Float32Array> {
   return logits.data() as Float32Array;
 }
 
-async function accuracy(model: Model): Promise<number> {
-  const logits = await logitsOf(model);
-  let right = 0;
-  for (let i = 0; i < 10000; i++) {
-    let best = 0;
-    for (let c = 1; c < 10; c++) if (logits[i * 10 + c] > logits[i * 10 + best]) best = c;
-    if (best === testSet.labels[i]) right++;
-  }
-  return right / 100;
-}
+const accuracy = fashionTestAccuracy;
 
 /** The MLP with every clustered weight replaced by its decoding, computed here from codes, codebook and offsets. */
 function decodedByHand(original: Model, clustered: Model): Model {

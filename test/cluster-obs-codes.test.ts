@@ -9,8 +9,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { DataType } from '../src/ir/dtype.js';
-import type { Model } from '../src/ir/model.js';
-import { Tensor } from '../src/ir/tensor.js';
 import { nearestCentroid, obsCodes } from '../src/kernels/obs-codes.js';
 import { obsCodesRef } from '../src/kernels/obs-codes-ref.js';
 import { mulberry32 } from '../src/kernels/random.js';
@@ -21,46 +19,8 @@ import { cluster } from '../src/pipeline/cluster.js';
 import { arraySamples } from '../src/pipeline/prune-data.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
 import { runShrink } from './helpers/cli.js';
-import { writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
-import { runModel } from './helpers/run-model.js';
-
-const gaussian = (next: () => number) => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-
-/** Correlated inputs (a few factors plus noise, features of different scales): what makes OBS pay. */
-function inputs(n: number, cols: number, seed: number): Float64Array {
-  const fixed = mulberry32(cols);
-  const mixing = Float64Array.from({ length: 6 * cols }, () => gaussian(fixed));
-  const scale = Float64Array.from({ length: cols }, (_, j) => (j % 5 === 0 ? 3 : 0.5 + fixed()));
-  const next = mulberry32(seed);
-  const x = new Float64Array(n * cols);
-  for (let i = 0; i < n; i++) {
-    const z = Array.from({ length: 6 }, () => gaussian(next));
-    for (let j = 0; j < cols; j++) {
-      let v = 0.3 * gaussian(next);
-      for (let f = 0; f < 6; f++) v += z[f] * mixing[f * cols + j];
-      x[i * cols + j] = scale[j] * v;
-    }
-  }
-  return x;
-}
-
-function gram(x: Float64Array, n: number, cols: number): Float64Array {
-  const h = new Float64Array(cols * cols);
-  for (let i = 0; i < n; i++) for (let a = 0; a < cols; a++) for (let b = 0; b < cols; b++) h[a * cols + b] += x[i * cols + a] * x[i * cols + b];
-  return h;
-}
-
-function outputError(w: Float64Array, q: Float64Array, x: Float64Array, n: number, rows: number, cols: number): number {
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < rows; r++) {
-      let d = 0;
-      for (let c = 0; c < cols; c++) d += (w[r * cols + c] - q[r * cols + c]) * x[i * cols + c];
-      total += d * d;
-    }
-  }
-  return total;
-}
+import { fashionTestAccuracy, writeFashionCalibration, writeFashionFiles } from './helpers/fashion-files.js';
+import { factorInputs, gaussian, gram, outputError } from './helpers/layer-inputs.js';
 
 /** Per row: `k` centroids spread over the row's range (ascending). */
 function rowBooks(w: Float64Array, rows: number, cols: number, k: number): Float64Array[] {
@@ -81,13 +41,13 @@ test('nearestCentroid picks the closest of ascending centroids, the lower one on
 test('OBS codes equal the explicit-inverse reference; every value is a centroid of its row; fixed weights stay', () => {
   const rows = 9;
   const cols = 30;
-  const h = gram(inputs(200, cols, 1), 200, cols);
+  const h = gram(factorInputs(200, cols, 1), 200, cols);
   const next = mulberry32(2);
   const w = Float64Array.from({ length: rows * cols }, () => gaussian(next));
   const books = rowBooks(w, rows, cols, 4);
   const fixed = Uint8Array.from({ length: rows * cols }, (_, i) => (i % 7 === 3 ? 1 : 0));
   for (const w0 of [w, Float64Array.from(w, (v, i) => (fixed[i] === 1 ? 0 : v))]) {
-    for (const [options, mask] of [[{ sweepBlock: 8 }, undefined], [{ sweepBlock: 128, damping: 0.05 }, undefined], [{ sweepBlock: 7 }, fixed]] as const) {
+    for (const [options, mask] of [[{ sweepBlock: 8 }, undefined], [{ sweepBlock: 128, damping: 0.05 }, undefined], [{ sweepBlock: 7 }, fixed], [{ sweepBlock: 8, actOrder: true }, undefined], [{ sweepBlock: 5, actOrder: true }, fixed]] as const) {
       const what = `${JSON.stringify(options)}${mask === undefined ? '' : ' with fixed weights'}`;
       const fast = obsCodes(w0, rows, cols, h, (r) => books[r], options, mask);
       const ref = obsCodesRef(w0, rows, cols, h, (r) => books[r], options, mask);
@@ -105,15 +65,16 @@ test('OBS codes leave less output error than nearest codes on inputs the Hessian
   const rows = 16;
   const cols = 48;
   const n = 400;
-  const h = gram(inputs(n, cols, 3), n, cols);
-  const heldOut = inputs(n, cols, 4);
+  const h = gram(factorInputs(n, cols, 3), n, cols);
+  const heldOut = factorInputs(n, cols, 4);
   const next = mulberry32(5);
   const w = Float64Array.from({ length: rows * cols }, () => gaussian(next));
   for (const k of [4, 8]) {
     const books = rowBooks(w, rows, cols, k);
     const nearest = Float64Array.from(w, (v, i) => nearestCentroid(v, books[Math.floor(i / cols)]));
-    const errors = { nearest: outputError(w, nearest, heldOut, n, rows, cols), obs: outputError(w, obsCodes(w, rows, cols, h, (r) => books[r]).weights, heldOut, n, rows, cols) };
+    const errors = { nearest: outputError(w, nearest, heldOut, n, rows, cols), obs: outputError(w, obsCodes(w, rows, cols, h, (r) => books[r]).weights, heldOut, n, rows, cols), actOrder: outputError(w, obsCodes(w, rows, cols, h, (r) => books[r], { actOrder: true }).weights, heldOut, n, rows, cols) };
     assert.ok(errors.obs < 0.6 * errors.nearest, `${k} centroids: ${JSON.stringify(errors)}`);
+    assert.ok(errors.actOrder < 0.6 * errors.nearest, `${k} centroids, act-order: ${JSON.stringify(errors)}`);
   }
 });
 
@@ -121,18 +82,7 @@ const MLP = 'models/fashion-mnist/mlp.onnx';
 const ctx = { ort: nodeOrt, threads: 1 };
 
 test('Fashion-MNIST MLP, 2 bits per tensor: OBS codes calibrated on 256 training images beat nearest codes on the 10,000 test images', async () => {
-  const testSet = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
-  const images = Tensor.fromArray('image', DataType.FLOAT, [10000, 1, 28, 28], Float32Array.from(testSet.images, (v) => v / 255));
-  const accuracy = async (model: Model) => {
-    const logits = (await runModel(model, [images]))[0].data() as Float32Array;
-    let right = 0;
-    for (let i = 0; i < 10000; i++) {
-      let best = 0;
-      for (let c = 1; c < 10; c++) if (logits[i * 10 + c] > logits[i * 10 + best]) best = c;
-      if (best === testSet.labels[i]) right++;
-    }
-    return right / 100;
-  };
+  const accuracy = fashionTestAccuracy;
   const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
   const calibration = arraySamples({ image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } }, 'training images', 256);
   const mlp = loadModel(MLP);

@@ -11,10 +11,7 @@ import { inverseRef, sparseGptRef } from '../src/kernels/sparsegpt-ref.js';
 import { magnitudeMask } from '../src/kernels/sparsity.js';
 import { wandaMaskRef } from '../src/kernels/sparsity-ref.js';
 import { wandaMask } from '../src/kernels/wanda.js';
-
-function gaussian(next: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-}
+import { gaussian, gram, outputError } from './helpers/layer-inputs.js';
 
 /** Calibration inputs X [n, cols] with features of very different scales and some correlation (as activations have). */
 function inputs(n: number, cols: number, seed: number): Float64Array {
@@ -28,28 +25,9 @@ function inputs(n: number, cols: number, seed: number): Float64Array {
   return x;
 }
 
-function gram(x: Float64Array, n: number, cols: number): Float64Array {
-  const h = new Float64Array(cols * cols);
-  for (let i = 0; i < n; i++) for (let a = 0; a < cols; a++) for (let b = 0; b < cols; b++) h[a * cols + b] += x[i * cols + a] * x[i * cols + b];
-  return h;
-}
-
 function weights(rows: number, cols: number, seed: number): Float64Array {
   const next = mulberry32(seed);
   return Float64Array.from({ length: rows * cols }, () => gaussian(next));
-}
-
-/** ‖(W - Ŵ)·xᵀ‖² summed over the inputs: the output error pruning adds. */
-function outputError(w: Float64Array, pruned: Float64Array, x: Float64Array, n: number, rows: number, cols: number): number {
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < rows; r++) {
-      let d = 0;
-      for (let c = 0; c < cols; c++) d += (w[r * cols + c] - pruned[r * cols + c]) * x[i * cols + c];
-      total += d * d;
-    }
-  }
-  return total;
 }
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);

@@ -8,58 +8,14 @@ import { gptq } from '../src/kernels/gptq.js';
 import { gptqRef } from '../src/kernels/gptq-ref.js';
 import { quantizeBlocks } from '../src/kernels/quantize-blocks.js';
 import { mulberry32 } from '../src/kernels/random.js';
-
-function gaussian(next: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-}
-
-/**
- * Inputs as activations are: features of different scales that move together (most of their
- * variance in a few directions, here 8 factors, plus noise). The mixing is fixed by `cols`, so
- * calibration and held-out sets (other seeds) share a distribution.
- */
-function inputs(n: number, cols: number, seed: number): Float64Array {
-  const fixed = mulberry32(cols);
-  const factors = 8;
-  const mixing = Float64Array.from({ length: factors * cols }, () => gaussian(fixed));
-  const scale = Float64Array.from({ length: cols }, (_, j) => (j % 7 === 0 ? 4 : 0.3 + fixed()));
-  const next = mulberry32(seed);
-  const x = new Float64Array(n * cols);
-  for (let i = 0; i < n; i++) {
-    const z = Array.from({ length: factors }, () => gaussian(next));
-    for (let j = 0; j < cols; j++) {
-      let v = 0.2 * gaussian(next);
-      for (let f = 0; f < factors; f++) v += z[f] * mixing[f * cols + j];
-      x[i * cols + j] = scale[j] * v;
-    }
-  }
-  return x;
-}
-
-function gram(x: Float64Array, n: number, cols: number): Float64Array {
-  const h = new Float64Array(cols * cols);
-  for (let i = 0; i < n; i++) for (let a = 0; a < cols; a++) for (let b = 0; b < cols; b++) h[a * cols + b] += x[i * cols + a] * x[i * cols + b];
-  return h;
-}
-
-function outputError(w: ArrayLike<number>, q: ArrayLike<number>, x: Float64Array, n: number, rows: number, cols: number): number {
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < rows; r++) {
-      let d = 0;
-      for (let c = 0; c < cols; c++) d += (w[r * cols + c] - q[r * cols + c]) * x[i * cols + c];
-      total += d * d;
-    }
-  }
-  return total;
-}
+import { factorInputs, gaussian, gram, outputError } from './helpers/layer-inputs.js';
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 test('GPTQ equals its explicit-inverse reference, and its codes decode to its weights', () => {
   const rows = 10;
   const cols = 40;
-  const h = gram(inputs(300, cols, 1), 300, cols);
+  const h = gram(factorInputs(300, cols, 1), 300, cols);
   const next = mulberry32(2);
   const w = Float64Array.from({ length: rows * cols }, () => gaussian(next));
   for (const options of [
@@ -96,8 +52,8 @@ test('GPTQ leaves less output error than round-to-nearest on new inputs (4 and 2
   const rows = 24;
   const cols = 64;
   const n = 400;
-  const h = gram(inputs(n, cols, 3), n, cols);
-  const heldOut = inputs(n, cols, 4);
+  const h = gram(factorInputs(n, cols, 3), n, cols);
+  const heldOut = factorInputs(n, cols, 4);
   const next = mulberry32(5);
   const w = Float64Array.from({ length: rows * cols }, () => gaussian(next));
   for (const options of [

@@ -6,6 +6,7 @@
 // error is spread over the columns not visited yet (obs.ts), so later weights absorb it.
 // obs-codes-ref.ts is the same algorithm with an explicit inverse, for tests.
 import { inverseUpperCholesky } from './linalg.js';
+import { sweepOrder } from './gptq.js';
 import { obsSweep } from './obs.js';
 import { dampedHessian } from './sparsegpt.js';
 
@@ -14,6 +15,8 @@ export interface ObsCodesOptions {
   damping?: number;
   /** Columns per sweep block (default 128). */
   sweepBlock?: number;
+  /** Visit the most-used features (largest H diagonal) first, as GPTQ's act-order (default false). */
+  actOrder?: boolean;
 }
 
 export interface ObsCodesResult {
@@ -42,11 +45,21 @@ export function nearestCentroid(value: number, centroids: ArrayLike<number>): nu
  * `fixed` is 1 keep their value exactly (pruned zeros) and spread no error.
  */
 export function obsCodes(weights: Float64Array, rows: number, cols: number, hessian: Float64Array, centroidsOfRow: (r: number) => ArrayLike<number>, options: ObsCodesOptions = {}, fixed?: Uint8Array): ObsCodesResult {
-  const w = weights.slice();
-  const u = inverseUpperCholesky(dampedHessian(hessian, cols, options.damping ?? 0.01), cols);
+  // The sweep runs over permuted columns: W[:, order] and H[order][order] (the identity without act-order).
+  const order = sweepOrder(hessian, cols, options.actOrder ?? false);
+  const w = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) w[r * cols + j] = weights[r * cols + order[j]];
+  const h = options.actOrder ? new Float64Array(cols * cols) : hessian;
+  if (options.actOrder) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] = hessian[order[i] * cols + order[j]];
+  const u = inverseUpperCholesky(dampedHessian(h, cols, options.damping ?? 0.01), cols);
   const books = Array.from({ length: rows }, (_, r) => centroidsOfRow(r));
   const loss = obsSweep(w, u, rows, cols, options.sweepBlock ?? 128, {
-    value: (r, k, current) => (fixed !== undefined && fixed[r * cols + k] === 1 ? weights[r * cols + k] : nearestCentroid(current, books[r])),
+    value: (r, k, current) => {
+      const at = r * cols + order[k];
+      return fixed !== undefined && fixed[at] === 1 ? weights[at] : nearestCentroid(current, books[r]);
+    },
   });
-  return { weights: w, loss };
+  const result = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) result[r * cols + order[j]] = w[r * cols + j];
+  return { weights: result, loss };
 }

@@ -4,8 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeNpy } from '../../src/eval/npy.js';
 import { DataType } from '../../src/ir/dtype.js';
+import type { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import { mulberry32 } from '../../src/kernels/random.js';
 import { FASHION_MNIST_DIR, readIdxImageSet } from '../../src/node/image-datasets.js';
+import { runModel } from './run-model.js';
 
 /** Writes the first `count` test images (from `offset`) into `folder`; returns the two paths. */
 export function writeFashionFiles(folder: string, count: number, offset = 0): { images: string; labels: string } {
@@ -34,4 +37,18 @@ export function writeFashionCalibration(folder: string, count = 128, seed = 21):
   const file = path.join(folder, `calib-${count}-${seed}.npy`);
   fs.writeFileSync(file, writeNpy({ dataType: DataType.FLOAT, dims: [count, 1, 28, 28], data: new Uint8Array(pixels.buffer) }));
   return file;
+}
+
+/** Top-1 accuracy (percent) of a Fashion-MNIST classifier on the 10,000 test images, in onnxruntime-node. */
+export async function fashionTestAccuracy(model: Model): Promise<number> {
+  const set = readIdxImageSet(FASHION_MNIST_DIR, 't10k');
+  const images = Tensor.fromArray('image', DataType.FLOAT, [10000, 1, 28, 28], Float32Array.from(set.images, (v) => v / 255));
+  const logits = (await runModel(model, [images]))[0].data() as Float32Array;
+  let right = 0;
+  for (let i = 0; i < 10000; i++) {
+    let best = 0;
+    for (let c = 1; c < 10; c++) if (logits[i * 10 + c] > logits[i * 10 + best]) best = c;
+    if (best === set.labels[i]) right++;
+  }
+  return right / 100;
 }

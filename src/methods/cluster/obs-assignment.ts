@@ -32,6 +32,7 @@ export interface ObsAssignmentOptions {
   calibration: SampleSource;
   samples?: number;
   damping?: number;
+  actOrder?: boolean;
 }
 
 /** The matrix view of a pending weight, or why it keeps nearest codes. */
@@ -72,7 +73,7 @@ export async function assignObsCodes(
         fixed = new Uint8Array(original.length);
         for (let i = 0; i < original.length; i++) if (original[i] === 0 && book.zeroSlot[rowGroup(Math.floor(i / view.cols))] >= 0) fixed[i] = 1;
       }
-      const swept = obsCodes(original, view.rows, view.cols, hessian, (r) => centroids[rowGroup(r)], { damping: options.damping }, fixed);
+      const swept = obsCodes(original, view.rows, view.cols, hessian, (r) => centroids[rowGroup(r)], { damping: options.damping, actOrder: options.actOrder }, fixed);
       const assigned = Float32Array.from(view.write(swept.weights));
       write(pending, withAssignedValues(book, assigned, pending.target.weight.data() as Float32Array, pending.target.weight.dims, axis));
       pendingNotWritten.delete(pending);
