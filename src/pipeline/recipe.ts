@@ -159,6 +159,7 @@ const ClusterStep = z
     per_channel: z.boolean().optional(),
     group: z.number().int().min(1).optional(),
     init: z.enum(['linear', 'kmeans++']).optional(),
+    /** Seeds the k-means++ start and the centroid fine-tuning's shuffle (as the command's --seed; default 0). */
     seed: z.number().int().min(0).optional(),
     keep_zeros: z.union([z.literal('auto'), z.boolean()]).optional(),
     importance: z.boolean().optional(),
