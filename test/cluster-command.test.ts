@@ -78,13 +78,14 @@ test('shrink cluster --bits 4: report per tensor, gzip of the file, fidelity and
   assert.match(text.stdout, /fc1\.weight {2}Gemm {2}\[256,784\] +256 +2048/);
 });
 
-test('a magnitude-pruned model keeps exactly its zeros: clustered, and clustered with centroid fine-tuning', async () => {
+test('a magnitude-pruned model keeps exactly its zeros: clustered, with centroid fine-tuning, and with OBS codes', async () => {
   const pruned = file('pruned.onnx');
   const prune = await runShrink(['prune', MLP, '-o', pruned, '--method', 'magnitude', '--sparsity', '0.7', '--samples', '0']);
   assert.equal(prune.code, 0, prune.stderr);
   const original = loadModel(pruned);
-  for (const extra of [[], ['--epochs', '1', '--batch-size', '32']]) {
-    const out = file(`pruned-c3-${extra.length}.onnx`);
+  // Also with OBS codes: the sweep spreads each rounding error over the later weights but keeps the pruned zeros.
+  for (const extra of [[], ['--epochs', '1', '--batch-size', '32'], ['--codes', 'obs']]) {
+    const out = file(`pruned-c3-${extra.join('')}.onnx`);
     const report = await clusterJson([pruned, '-o', out, '--bits', '3', '--data', fashion.images, '--labels', fashion.labels, ...extra]);
     const decoded = decodedWeights(loadModel(out));
     for (const t of report.tensors) {
@@ -96,7 +97,8 @@ test('a magnitude-pruned model keeps exactly its zeros: clustered, and clustered
       // 3 bits: 7 centroids for the nonzero weights plus the exact zero.
       assert.equal(t.centroids, 8);
     }
-    if (extra.length > 0) assert.equal(report.finetune.kind, 'fine-tune');
+    if (extra.includes('--epochs')) assert.equal(report.finetune.kind, 'fine-tune');
+    if (extra.includes('--codes')) assert.equal(report.stats.obs_layers, 3);
     assert.ok(report.fidelity.accuracy.candidate > 0.75, JSON.stringify(report.fidelity.accuracy));
   }
 });
