@@ -106,8 +106,8 @@ export async function cluster(model: Model, options: ClusterStepOptions, ctx: Re
   const { data, finetune, fidelity, fidelitySkipped, gate, verdict, importance, calibration: given, output: _o, ...settings } = options;
   const calibration = importance === true ? (given ?? fidelity?.samples) : undefined;
   if (importance === true && calibration === undefined) throw new Error('cluster: activation importance needs samples: give --data');
+  // Without samples the pass refuses OBS codes before any work.
   const codeCalibration = settings.codes === 'obs' ? (given ?? fidelity?.samples) : undefined;
-  if (settings.codes === 'obs' && codeCalibration === undefined) throw new Error('cluster: OBS codes fit each layer to calibration inputs: give --data or --calib');
   const candidate = model.clone();
   const firstCut = (await debugPhase(ctx.debug, 'cluster: k-means', () =>
     runPass(clusterPass, candidate, { ...settings, calibration, codeCalibration, foldUniform: finetune === undefined, threads: ctx.threads }, ctx),

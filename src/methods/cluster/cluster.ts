@@ -275,7 +275,7 @@ export const clusterPass: Pass<ClusterOptions> = {
           if (!p.uniform) warnings.push({ code: 'obs-codes-nearest', message: `'${p.target.name}' keeps nearest-centroid codes: ${view.reason}`, tensor: p.target.name, node: p.target.readers[0].node.label });
         } else swept.push({ pending: p, view });
       }
-      const outcome = await assignObsCodes(model, swept, { calibration: options.codeCalibration, samples: options.codeSamples, damping: options.codeDamping, actOrder: options.codeActOrder }, ctx, (pending, book) => (pending as (typeof planned)[number]).write(book));
+      const outcome = await assignObsCodes(model, swept, { calibration: options.codeCalibration, samples: options.codeSamples, damping: options.codeDamping, actOrder: options.codeActOrder }, ctx, (pending, book) => pending.write(book));
       for (const s of outcome.skipped) warnings.push({ code: 'obs-codes-nearest', message: `'${s.node}' keeps nearest-centroid codes: ${s.reason}`, node: s.node });
       obs = { rounds: outcome.rounds, samples: outcome.samples, layers: swept.length - outcome.skipped.length };
     } else {

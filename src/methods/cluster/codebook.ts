@@ -118,10 +118,14 @@ export function buildCodebook(values: Float32Array, dims: readonly number[], opt
     for (let j = 0; j < chosen.length; j++) codes[chosen[j]] = reserve && nearest[j] >= at ? nearest[j] + 1 : nearest[j];
     if (reserve) for (let j = 0; j < indices.length; j++) if (values[indices[j]] === 0) codes[indices[j]] = at;
   });
-  const decoded = decodeCodebook(codes, codebook, K, dims, options.axis, groupOfChannel);
+  return { codes, codebook, groups, stride: K, used, groupOfChannel, zeroSlot, sqnrDb: codesSqnr(values, codes, codebook, K, dims, options.axis, groupOfChannel) };
+}
+
+/** SQNR in dB of the weight the codes decode to against `values`. */
+function codesSqnr(values: Float32Array, codes: Uint8Array, codebook: Float32Array, stride: number, dims: readonly number[], axis: number | undefined, groupOfChannel: Int32Array | undefined): number {
   const sums = { signal: 0, noise: 0 };
-  addSqnrTerms(sums, values, decoded);
-  return { codes, codebook, groups, stride: K, used, groupOfChannel, zeroSlot, sqnrDb: sqnrFromSums(sums) };
+  addSqnrTerms(sums, values, decodeCodebook(codes, codebook, stride, dims, axis, groupOfChannel));
+  return sqnrFromSums(sums);
 }
 
 /** The weight the codes stand for: codebook[group * stride + code] for every element. */
@@ -195,8 +199,5 @@ export function withAssignedValues(book: Codebook, assigned: Float32Array, origi
     if (slot === undefined) throw new Error(`codebook: value ${assigned[i]} at ${i} is not a centroid of group ${g}`);
     codes[i] = slot;
   }
-  const decoded = decodeCodebook(codes, book.codebook, book.stride, dims, axis, book.groupOfChannel);
-  const sums = { signal: 0, noise: 0 };
-  addSqnrTerms(sums, original, decoded);
-  return { ...book, codes, sqnrDb: sqnrFromSums(sums) };
+  return { ...book, codes, sqnrDb: codesSqnr(original, codes, book.codebook, book.stride, dims, axis, book.groupOfChannel) };
 }

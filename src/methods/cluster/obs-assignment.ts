@@ -48,12 +48,12 @@ export function obsLayer(pending: PendingCodes, main: Model['graph']): LayerMatr
  * Sweeps each layer of `layers` on its calibration Hessian and hands the codebook with the new
  * codes to `write`, which writes it into `model` (the next rounds' statistics see it).
  */
-export async function assignObsCodes(
+export async function assignObsCodes<P extends PendingCodes>(
   model: Model,
-  layers: readonly { pending: PendingCodes; view: LayerMatrix }[],
+  layers: readonly { pending: P; view: LayerMatrix }[],
   options: ObsAssignmentOptions,
   ctx: PassContext,
-  write: (pending: PendingCodes, book: Codebook) => void,
+  write: (pending: P, book: Codebook) => void,
 ): Promise<{ rounds: number; samples: number; skipped: { node: string; reason: string }[] }> {
   const byView = new Map(layers.map((l) => [l.view, l.pending]));
   const pendingNotWritten = new Set(layers.map((l) => l.pending));
@@ -63,7 +63,7 @@ export async function assignObsCodes(
     { statistic: 'gram', calibration: options.calibration, samples: options.samples ?? OBS_CODE_SAMPLES, purpose: 'cluster: OBS codes' },
     ctx,
     (view, hessian) => {
-      const pending = byView.get(view) as PendingCodes;
+      const pending = byView.get(view) as P;
       const { book, axis } = pending;
       const rowGroup = (r: number) => (axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[r]);
       const centroids = Array.from({ length: book.groups }, (_, g) => groupCentroids(book, g, pending.keepZeros));
