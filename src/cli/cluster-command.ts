@@ -39,6 +39,7 @@ interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, Dist
   keepZeros: 'auto' | 'yes' | 'no';
   importance?: boolean;
   codes: 'nearest' | 'obs';
+  codeTarget?: 'layer' | 'original';
   exclude: string[];
   only: string[];
   layerBits: string[];
@@ -69,6 +70,7 @@ export function registerCluster(program: Command, context: CliContext): void {
     .addOption(new Option('--keep-zeros <when>', 'keep exact zeros exact with a zero centroid of their own: auto (tensors at least 5% zero, e.g. pruned), yes, no').choices(['auto', 'yes', 'no']).default('auto'))
     .option('--importance', 'weigh each weight by the mean square of the input it multiplies, measured on --data (or generated inputs)')
     .addOption(new Option('--codes <rule>', "how each weight picks its centroid: nearest, or obs (GPTQ's column sweep on 64 samples of --calib, else of --data after the checked ones: each rounding error taken up by the layer's later weights, so its outputs stay close)").choices(['nearest', 'obs']).default('nearest'))
+    .addOption(new Option('--code-target <target>', "with --codes obs, what each layer's codes keep: layer (its own float outputs on the inputs the clustered layers before it give) or original (the original model's outputs of that layer, which also takes out the drift of the layers before)").choices(['layer', 'original']))
     .option('--exclude <pattern>', 'leave these layers alone: an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'cluster only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--layer-bits <pattern=b>', 'bits of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), e.g. a head at more bits', collect, [])
@@ -117,6 +119,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   if (flags.codes === 'obs' && flags.data === undefined && flags.calib === undefined) throw new UsageError('--codes obs calibrates each layer on real inputs: give --calib FILE (or --data)');
   const codeSamples = flags.calibSamples === undefined ? undefined : wholeNumber(flags.calibSamples, '--calib-samples', 1);
   if (codeSamples !== undefined && flags.codes !== 'obs') throw new UsageError('--calib-samples goes with --codes obs');
+  if (flags.codeTarget !== undefined && flags.codes !== 'obs') throw new UsageError('--code-target goes with --codes obs');
   if (flags.calib !== undefined && flags.codes !== 'obs' && flags.importance !== true) throw new UsageError('--calib goes with --codes obs or --importance (the samples they measure)');
   const training = parseTrainingOptions(flags);
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
@@ -154,7 +157,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     seed: training.seed,
     keepZeros: flags.keepZeros === 'auto' ? 'auto' : flags.keepZeros === 'yes',
     importance: flags.importance === true,
-    ...(flags.codes === 'obs' ? { codes: 'obs' as const, ...(codeSamples === undefined ? {} : { codeSamples }) } : {}),
+    ...(flags.codes === 'obs' ? { codes: 'obs' as const, ...(codeSamples === undefined ? {} : { codeSamples }), ...(flags.codeTarget === undefined ? {} : { codeTarget: flags.codeTarget }) } : {}),
     calibration,
     exclude: flags.exclude,
     only: flags.only.length === 0 ? undefined : flags.only,

@@ -181,7 +181,7 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   if (report.skipped.length > 4) lines.push(`  (${report.skipped.length - 4} more left alone in --json)`);
   if (report.importance !== undefined) lines.push(`importance activation mean squares on ${report.importance.samples} samples${report.importance.unmeasured.length === 0 ? '' : ` (${report.importance.unmeasured.length} weights with equal weights)`}`);
   const obs = report.stats.obs_layers;
-  if (obs !== undefined) lines.push(`codes      OBS sweep (GPTQ's) on ${report.stats.obs_samples} calibration samples: ${obs} of ${report.tensors.length} weights in ${report.stats.obs_rounds} rounds by depth (the SQNR above is of the weights, which the sweep trades for the layers' outputs)${obs < report.tensors.length ? '; the rest nearest' : ''}`);
+  if (obs !== undefined) lines.push(`codes      OBS sweep (GPTQ's) on ${report.stats.obs_samples} calibration samples: ${obs} of ${report.tensors.length} weights in ${report.stats.obs_rounds} rounds by depth${report.stats.obs_asymmetric === 1 ? ", each fitted to the original model's outputs of its layer" : ''} (the SQNR above is of the weights, which the sweep trades for the layers' outputs)${obs < report.tensors.length ? '; the rest nearest' : ''}`);
   if (report.finetune !== undefined) {
     const f = report.finetune;
     const acc = f.accuracy === undefined ? '' : `; accuracy ${f.accuracy.before.toFixed(2)}% -> ${f.accuracy.after.toFixed(2)}%`;

@@ -167,6 +167,8 @@ const ClusterStep = z
     codes: z.enum(['nearest', 'obs']).optional(),
     /** With codes obs: calibration samples used (default 64). */
     code_samples: z.number().int().min(1).optional(),
+    /** With codes obs: what each layer's codes keep: its own float outputs ('layer') or the original model's outputs of that layer ('original'). */
+    code_target: z.enum(['layer', 'original']).optional(),
     exclude: z.array(z.string().min(1)).optional(),
     only: z.array(z.string().min(1)).min(1).optional(),
     /** Per-layer bits and/or channels per codebook: `{ pattern, bits?, group? }`, the first match setting each wins. */
@@ -197,6 +199,7 @@ const ClusterStep = z
   .refine((c) => c.bits !== undefined || c.step !== undefined, { message: "give 'bits' (k-means codebooks) or 'step' (uniform codes)" })
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
   .refine((c) => c.code_samples === undefined || c.codes === 'obs', { message: "'code_samples' goes with 'codes: obs'" })
+  .refine((c) => c.code_target === undefined || c.codes === 'obs', { message: "'code_target' goes with 'codes: obs'" })
   .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.step !== undefined || l.group !== undefined), { message: "each entry of 'layers' sets 'bits', 'step' or 'group'" });
 
 /** Low-rank factorization (shrink lowrank), with training afterwards on `epochs`. */
@@ -341,7 +344,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.distill_top1 !== undefined) training.training.distillTop1 = c.distill_top1;
     return {
       kind: 'cluster',
-      options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, ...(c.codes === undefined ? {} : { codes: c.codes }), ...(c.code_samples === undefined ? {} : { codeSamples: c.code_samples }), exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
+      options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, ...(c.codes === undefined ? {} : { codes: c.codes }), ...(c.code_samples === undefined ? {} : { codeSamples: c.code_samples }), ...(c.code_target === undefined ? {} : { codeTarget: c.code_target }), exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
       ...training,
       ...(c.fit_output_bias === undefined ? {} : { outputBias: outputBiasStep(c.fit_output_bias) }),
     };

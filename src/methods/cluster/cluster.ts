@@ -85,6 +85,12 @@ export interface ClusterOptions extends LayerChoice {
   codeDamping?: number;
   /** Sweep the most-used input features first (GPTQ's act-order; default false). */
   codeActOrder?: boolean;
+  /**
+   * What each layer's OBS codes keep: 'layer' (its own float outputs on the inputs the model as
+   * clustered so far gives it) or 'original' (the unclustered model's outputs of that layer on the
+   * original's inputs: asymmetric calibration, which also takes out the drift of the layers before).
+   */
+  codeTarget?: 'layer' | 'original';
   /** Samples of `calibration` used (default 64). */
   calibrationLimit?: number;
   threads?: number;
@@ -179,6 +185,8 @@ export const clusterPass: Pass<ClusterOptions> = {
     // Uniform codes are always written as DequantizeLinear, per channel: that needs opset 13.
     const uniformWanted = options.step !== undefined || options.fixedSteps !== undefined || (options.layers ?? []).some((l) => l.step !== undefined);
     if (uniformWanted && (model.opset('') ?? 1) < 13) upgradeOpset(model, { to: 13 });
+    // The model as it came, for OBS codes fitted to its layers' outputs (codeTarget 'original').
+    const reference = options.codes === 'obs' && options.codeTarget === 'original' ? model.clone() : undefined;
     const { targets, skipped } = clusterTargets(model, options);
     const warnings: PassWarning[] = [];
     let importance: Awaited<ReturnType<typeof activationImportance>> | undefined;
@@ -263,7 +271,7 @@ export const clusterPass: Pass<ClusterOptions> = {
       };
       planned.push({ target, book: fitted, axis, keepZeros, write, uniform: uniform !== undefined });
     }
-    let obs: { rounds: number; samples: number; layers: number } | undefined;
+    let obs: { rounds: number; samples: number; layers: number; asymmetric: number } | undefined;
     if (options.codes === 'obs') {
       if (options.codeCalibration === undefined) throw new Error('cluster: OBS codes fit each layer to calibration inputs: give samples (--data or --calib)');
       // Uniform codes keep their rounding (they are trained under fake quantization afterwards).
@@ -275,9 +283,9 @@ export const clusterPass: Pass<ClusterOptions> = {
           if (!p.uniform) warnings.push({ code: 'obs-codes-nearest', message: `'${p.target.name}' keeps nearest-centroid codes: ${view.reason}`, tensor: p.target.name, node: p.target.readers[0].node.label });
         } else swept.push({ pending: p, view });
       }
-      const outcome = await assignObsCodes(model, swept, { calibration: options.codeCalibration, samples: options.codeSamples, damping: options.codeDamping, actOrder: options.codeActOrder }, ctx, (pending, book) => pending.write(book));
+      const outcome = await assignObsCodes(model, swept, { calibration: options.codeCalibration, samples: options.codeSamples, damping: options.codeDamping, actOrder: options.codeActOrder, reference }, ctx, (pending, book) => pending.write(book));
       for (const s of outcome.skipped) warnings.push({ code: 'obs-codes-nearest', message: `'${s.node}' keeps nearest-centroid codes: ${s.reason}`, node: s.node });
-      obs = { rounds: outcome.rounds, samples: outcome.samples, layers: swept.length - outcome.skipped.length };
+      obs = { rounds: outcome.rounds, samples: outcome.samples, layers: swept.length - outcome.skipped.length, asymmetric: options.codeTarget === 'original' ? 1 : 0 };
     } else {
       for (const p of planned) p.write(p.book);
     }
@@ -289,7 +297,7 @@ export const clusterPass: Pass<ClusterOptions> = {
         folded: tensors.filter((t) => t.form === 'dequantize-linear').length,
         bytesDense: tensors.reduce((n, t) => n + t.bytesDense, 0),
         bytesStored: tensors.reduce((n, t) => n + t.bytesStored, 0),
-        ...(obs === undefined ? {} : { obs_layers: obs.layers, obs_rounds: obs.rounds, obs_samples: obs.samples }),
+        ...(obs === undefined ? {} : { obs_layers: obs.layers, obs_rounds: obs.rounds, obs_samples: obs.samples, obs_asymmetric: obs.asymmetric }),
       },
       warnings,
       details,

@@ -8,6 +8,7 @@
 // the others keep nearest-centroid codes.
 import type { SampleSource } from '../../eval/samples.js';
 import type { Model } from '../../ir/model.js';
+import { asymmetricTarget } from '../../kernels/asymmetric-target.js';
 import { obsCodes } from '../../kernels/obs-codes.js';
 import type { PassContext } from '../../pipeline/pass.js';
 import { calibrateInRounds } from '../prune/one-shot.js';
@@ -33,6 +34,12 @@ export interface ObsAssignmentOptions {
   samples?: number;
   damping?: number;
   actOrder?: boolean;
+  /**
+   * The model whose outputs each layer should keep (asymmetric calibration, kernels/asymmetric-target.ts):
+   * codes are fitted to its layer's outputs on its own inputs, which takes out the drift the layers
+   * before have left. Without it, each layer keeps its own float outputs on its drifted inputs.
+   */
+  reference?: Model;
 }
 
 /** The matrix view of a pending weight, or why it keeps nearest codes. */
@@ -60,9 +67,9 @@ export async function assignObsCodes<P extends PendingCodes>(
   const outcome = await calibrateInRounds(
     model,
     layers.map((l) => l.view),
-    { statistic: 'gram', calibration: options.calibration, samples: options.samples ?? OBS_CODE_SAMPLES, purpose: 'cluster: OBS codes' },
+    { statistic: 'gram', calibration: options.calibration, samples: options.samples ?? OBS_CODE_SAMPLES, purpose: 'cluster: OBS codes', reference: options.reference },
     ctx,
-    (view, hessian) => {
+    (view, hessian, cross) => {
       const pending = byView.get(view) as P;
       const { book, axis } = pending;
       const rowGroup = (r: number) => (axis === undefined || book.groupOfChannel === undefined ? 0 : book.groupOfChannel[r]);
@@ -73,7 +80,13 @@ export async function assignObsCodes<P extends PendingCodes>(
         fixed = new Uint8Array(original.length);
         for (let i = 0; i < original.length; i++) if (original[i] === 0 && book.zeroSlot[rowGroup(Math.floor(i / view.cols))] >= 0) fixed[i] = 1;
       }
-      const swept = obsCodes(original, view.rows, view.cols, hessian, (r) => centroids[rowGroup(r)], { damping: options.damping, actOrder: options.actOrder }, fixed);
+      let target = original;
+      if (cross !== undefined) {
+        target = asymmetricTarget(original, view.rows, view.cols, hessian, cross, options.damping);
+        // Pruned zeros stay where they are.
+        if (fixed !== undefined) for (let i = 0; i < fixed.length; i++) if (fixed[i] === 1) target[i] = original[i];
+      }
+      const swept = obsCodes(target, view.rows, view.cols, hessian, (r) => centroids[rowGroup(r)], { damping: options.damping, actOrder: options.actOrder }, fixed);
       const assigned = Float32Array.from(view.write(swept.weights));
       write(pending, withAssignedValues(book, assigned, pending.target.weight.data() as Float32Array, pending.target.weight.dims, axis));
       pendingNotWritten.delete(pending);

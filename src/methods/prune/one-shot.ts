@@ -7,6 +7,7 @@
 // block, say) share one pass over the samples, and layers reading the same activation share its
 // statistics. `sequential: false` collects everything once, on the original model.
 import { ChannelNorms } from '../../eval/channel-norms.js';
+import { ActivationRecorder, CrossGram } from '../../eval/cross-gram.js';
 import { collectActivations, type ActivationAccumulator } from '../../eval/activation-stats.js';
 import { GramMatrix, OrtGram } from '../../eval/gram-matrix.js';
 import { Im2colRows } from '../../eval/im2col.js';
@@ -18,6 +19,7 @@ import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import type { OneShotTarget } from '../../kernels/sparsegpt.js';
 import { zeroCount } from '../../kernels/sparsity.js';
 import type { PassContext, PassReport } from '../../pipeline/pass.js';
+import type { OrtModule } from '../../runtime/ort-types.js';
 import type { PruneDetails, PrunedTensor } from './details.js';
 import { type LayerMatrix, layerMatrix } from './layer-matrix.js';
 import { type LayerChoice, pruneTargets } from './layers.js';
@@ -86,7 +88,18 @@ export interface RoundOptions {
   sequential?: boolean;
   /** What the statistics are for, in errors and progress ("sparsegpt calibration"). */
   purpose: string;
+  /**
+   * With 'gram': the model whose layers the changed ones should match (asymmetric calibration).
+   * Each round also runs it on the same samples and hands `visit` X̃ᵀX, the cross product of the
+   * layer's input in `model` (X̃) and in the reference (X). Its activations of one round are held
+   * in memory, up to `referenceBytes` (default 1 GiB).
+   */
+  reference?: Model;
+  referenceBytes?: number;
 }
+
+/** Default bound on the reference activations held for one round of asymmetric calibration. */
+const REFERENCE_BYTES = 2 ** 30;
 
 /**
  * Collects each layer's input statistic over the calibration samples and hands it to `visit`, in
@@ -98,7 +111,7 @@ export async function calibrateInRounds(
   layers: readonly LayerMatrix[],
   options: RoundOptions,
   ctx: PassContext,
-  visit: (layer: LayerMatrix, statistic: Float64Array) => void | Promise<void>,
+  visit: (layer: LayerMatrix, statistic: Float64Array, cross?: Float64Array) => void | Promise<void>,
 ): Promise<{ rounds: number; samples: number; skipped: { node: string; reason: string }[] }> {
   const calibration = options.calibration;
   const purpose = options.purpose;
@@ -106,17 +119,24 @@ export async function calibrateInRounds(
   if (ctx.ort === undefined) throw new Error(`${purpose} runs the model in onnxruntime`);
   const ort = ctx.ort;
   const rounds = options.sequential === false ? [[...layers]] : roundsByDepth(model, layers);
+  const reference = options.reference;
+  if (reference !== undefined && options.statistic !== 'gram') throw new Error(`${purpose}: a reference model needs the 'gram' statistic`);
   const products = options.statistic === 'gram' ? await OrtGram.create(ort, { threads: ctx.threads }) : undefined;
   const skipped: { node: string; reason: string }[] = [];
   let samples = 0;
   try {
     for (const [r, round] of rounds.entries()) {
-      const statistics = new Map<string, { accumulator: ActivationAccumulator; read: () => Float64Array }>();
+      const statistics = new Map<string, { accumulator: ActivationAccumulator; read: () => Float64Array; cross?: () => Float64Array }>();
       const keyOf = (layer: LayerMatrix) => `${layer.input}\u0000${JSON.stringify(layer.conv ?? null)}`;
+      const recorded = reference === undefined ? undefined : await recordReference(ort, reference, round, calibration, options, ctx, `${purpose}, round ${r + 1}/${rounds.length}`);
       for (const layer of round) {
         const key = keyOf(layer);
         if (statistics.has(key)) continue;
-        if (options.statistic === 'gram') {
+        const recorder = recorded?.get(layer.input);
+        if (recorder !== undefined) {
+          const paired = new CrossGram(layer.input, recorder, layer.conv, products);
+          statistics.set(key, { accumulator: paired, read: () => paired.gram, cross: () => paired.cross });
+        } else if (options.statistic === 'gram') {
           const gram = new GramMatrix(layer.input, { ort, products, threads: ctx.threads });
           statistics.set(key, { accumulator: wrap(gram, layer), read: () => gram.matrix });
         } else {
@@ -138,10 +158,11 @@ export async function calibrateInRounds(
           skipped.push({ node: layer.node.label, reason: `its input '${layer.input}' is ${notFloat}, not float32` });
           continue;
         }
-        const statistic = (statistics.get(keyOf(layer)) as { read: () => Float64Array }).read();
+        const collectedFor = statistics.get(keyOf(layer)) as { read: () => Float64Array; cross?: () => Float64Array };
+        const statistic = collectedFor.read();
         const expected = options.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
         if (statistic.length !== expected) throw new Error(`${purpose}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${options.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
-        await visit(layer, statistic);
+        await visit(layer, statistic, collectedFor.cross?.());
         ctx.debug?.(2, `${purpose}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
       }
     }
@@ -149,6 +170,18 @@ export async function calibrateInRounds(
     await products?.release();
   }
   return { rounds: rounds.length, samples, skipped };
+}
+
+/** The reference model's activations at the inputs of one round's layers, recorded batch by batch. */
+async function recordReference(ort: OrtModule, reference: Model, round: readonly LayerMatrix[], calibration: SampleSource, options: RoundOptions, ctx: PassContext, purpose: string): Promise<Map<string, ActivationRecorder>> {
+  const limit = options.referenceBytes ?? REFERENCE_BYTES;
+  const budget = { bytes: limit };
+  const recorders = new Map<string, ActivationRecorder>();
+  const values = [...new Set(round.map((l) => l.input))];
+  const tooLarge = `${options.purpose}: the reference model's activations at ${values.map((v) => `'${v}'`).join(', ')} over the calibration samples pass ${Math.round(limit / 2 ** 20)} MiB; use fewer samples`;
+  for (const value of values) recorders.set(value, new ActivationRecorder(value, budget, tooLarge));
+  await collectActivations(ort, reference, [...recorders.values()], calibration, { limit: options.samples ?? ONE_SHOT_SAMPLES, threads: ctx.threads, progress: ctx.progress, purpose: `${purpose}, reference model` });
+  return recorders;
 }
 
 function wrap(accumulator: ActivationAccumulator, layer: LayerMatrix): ActivationAccumulator {
