@@ -88,6 +88,28 @@ test('each layout and its inverse, sparse values as planes and as a codebook, fl
   }
 });
 
+test('packs held in Node Buffers at odd offsets (as readFileSync and file streams give them) decode byte-identical', async () => {
+  // A Buffer's slice() is a view, not a copy: a decoder that copied with it to align a codebook
+  // read the whole file's memory instead (PP-OCRv4 rec's pack failed in `shrink unpack`).
+  const onnx = zooModel();
+  const { pack } = packOnnx(onnx);
+  for (const shift of [1, 2, 3]) {
+    const held = Buffer.alloc(pack.length + shift + 1);
+    held.set(pack, shift);
+    const inBuffer = held.subarray(shift, shift + pack.length);
+    assert.ok(sameBytes(unpack(inBuffer), onnx), `whole file at offset ${shift}`);
+    async function* buffers(): AsyncGenerator<Uint8Array> {
+      for (let p = 0; p < pack.length; p += 777) yield inBuffer.subarray(p, p + 777);
+    }
+    assert.ok(sameBytes(await unpackStreamToBytes(buffers()), onnx), `streamed Buffers at offset ${shift}`);
+  }
+  // The encoder reads tensors out of Buffers too.
+  const file = Buffer.alloc(onnx.length + 1);
+  file.set(onnx, 1);
+  const again = packOnnx(file.subarray(1));
+  assert.ok(sameBytes(unpack(again.pack), onnx), 'packed from a Buffer at an odd offset');
+});
+
 test('the streaming decoder emits a tensor as soon as its bytes are in, before the pack has arrived', async () => {
   const onnx = zooModel();
   const { pack } = packOnnx(onnx);

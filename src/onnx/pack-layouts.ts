@@ -120,7 +120,8 @@ function expandCodebook(codebook: Uint8Array, codes: Uint8Array, count: number, 
   const entries = codebook.length / eb;
   const out = new Uint8Array(count * eb);
   if (LITTLE_ENDIAN && (eb === 4 || eb === 2)) {
-    const aligned = codebook.slice();
+    // A copy at offset 0 (new Uint8Array, not slice(): a Node Buffer's slice is a view of the file).
+    const aligned = new Uint8Array(codebook);
     const book = eb === 4 ? new Uint32Array(aligned.buffer) : new Uint16Array(aligned.buffer);
     const o = eb === 4 ? new Uint32Array(out.buffer) : new Uint16Array(out.buffer);
     for (let i = 0; i < count; i++) {

@@ -72,7 +72,8 @@ export function planesLayout(bytes: Uint8Array, eb: number, float: boolean): Enc
 
 /** Element i as a key (numbers for widths up to 4 bytes). */
 function elementKeys(bytes: Uint8Array, eb: number): ArrayLike<number> | string[] {
-  const aligned = bytes.byteOffset % eb === 0 ? bytes : bytes.slice();
+  // A copy when misaligned (new Uint8Array, not slice(): a Node Buffer's slice is a view).
+  const aligned = bytes.byteOffset % eb === 0 ? bytes : new Uint8Array(bytes);
   if (LITTLE_ENDIAN && eb === 4) return new Uint32Array(aligned.buffer, aligned.byteOffset, bytes.length / 4);
   if (LITTLE_ENDIAN && eb === 2) return new Uint16Array(aligned.buffer, aligned.byteOffset, bytes.length / 2);
   const keys: string[] = [];
