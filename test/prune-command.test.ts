@@ -12,6 +12,7 @@ import { DataType } from '../src/ir/dtype.js';
 import { loadModel, saveModel } from '../src/node/model-files.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { runShrink } from './helpers/cli.js';
+import { formatPruneReport } from '../src/pipeline/prune-report.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
 
 const MLP = 'models/fashion-mnist/mlp.onnx';
@@ -143,6 +144,15 @@ test('channels: --compensation lstsq folds least-squares fits into the conv read
   assert.equal(off.compensation, undefined);
 });
 
+test('channels: --reconstruct refits every layer to the original after compensation, on --data samples, and says so', async () => {
+  const args = [CNN, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--samples', '32'];
+  const report = await pruneJson([...args, '-o', file('reconstructed.onnx'), '--reconstruct']);
+  assert.equal(report.settings.reconstruct, true);
+  // conv1, conv2, fc1, fc2: every matrix layer, one round each (a chain).
+  assert.deepEqual(report.reconstruction, { layers: 4, rounds: 4, samples: 32 });
+  assert.match(formatPruneReport(report), /reconstructed 4 layers by least squares to the original's outputs of each, in 4 rounds by depth \(32 samples\)/);
+});
+
 test('bad input: one line, exit 1 or 2, nothing written', async () => {
   const out = file('bad.onnx');
   const cases: [string[], number, RegExp][] = [
@@ -161,6 +171,8 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--layer-ratio', 'fc1=0.2'], 2, /--layer-ratio has no effect with --method magnitude/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--compensation', 'lstsq'], 2, /--compensation has no effect with --method magnitude/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--no-compensate', '--compensation', 'lstsq'], 2, /--no-compensate and --compensation lstsq contradict each other/],
+    [[MLP, '--method', 'channels', '--sparsity', '0.5', '--reconstruct'], 2, /--reconstruct refits layers on real samples: give --calib FILE \(or --data\)/],
+    [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--reconstruct', '--data', fashion.images], 2, /--reconstruct has no effect with --method magnitude/],
     [[MLP, '--method', 'magnitude', '--sparsity', '0.5', '--rounds', '3'], 2, /--rounds prunes gradually with training between rounds: give --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--distill-value', 'logits'], 2, /--distill-value and --distill-loss go with --epochs/],
     [[MLP, '--method', 'channels', '--sparsity', '0.5', '--data', fashion.images, '--epochs', '1', '--distill-loss', 'kl'], 2, /--distill-loss goes with --distill-value/],

@@ -25,6 +25,8 @@ test('prune steps parse with their options, and wrong keys are one line naming s
   const compensation = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.3, compensation: lstsq}\n  - prune: {method: channels, sparsity: 0.3, compensation: "off"}\n', 'r.yaml');
   assert.equal(compensation.steps[0].kind === 'prune' && compensation.steps[0].options.compensation, 'lstsq');
   assert.equal(compensation.steps[1].kind === 'prune' && compensation.steps[1].options.compensate, false);
+  const reconstruct = parseRecipe('steps:\n  - prune: {method: channels, sparsity: 0.3, reconstruct: true}\n', 'r.yaml');
+  assert.equal(reconstruct.steps[0].kind === 'prune' && reconstruct.steps[0].options.reconstruct, true);
   const bad: [string, RegExp][] = [
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 1}}]}', /'steps\.0\.prune\.sparsity': Too big/],
     ['{"steps": [{"prune": {"method": "channels"}}]}', /steps\.0\.prune: method channels needs 'sparsity'/],
@@ -40,6 +42,7 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "exclude": ["b"]}}]}', /steps\.0\.prune: 'exclude' has no effect with method layers/],
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "drop_layers": ["a"]}}]}', /'drop_layers' has no effect with method channels/],
     ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "compensation": "lstsq"}}]}', /'compensation' has no effect with method magnitude/],
+    ['{"steps": [{"prune": {"method": "wanda", "sparsity": 0.5, "reconstruct": true}}]}', /'reconstruct' has no effect with method wanda/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseRecipe(text, 'r.json'), message, text);
 });

@@ -46,6 +46,7 @@ interface PruneFlags extends TrainingFlags, GateFlags, DistillBlankFlags {
   layerRatio: string[];
   compensate: boolean;
   compensation?: 'mean' | 'lstsq' | 'off';
+  reconstruct?: boolean;
   exclude: string[];
   only: string[];
   data?: string;
@@ -73,6 +74,7 @@ const METHOD_OPTIONS: readonly { flag: string; given: (f: PruneFlags) => boolean
   { flag: '--layer-ratio', given: (f) => f.layerRatio.length > 0, methods: ['channels'] },
   { flag: '--no-compensate', given: (f) => f.compensate === false, methods: ['channels'] },
   { flag: '--compensation', given: (f) => f.compensation !== undefined, methods: ['channels'] },
+  { flag: '--reconstruct', given: (f) => f.reconstruct === true, methods: ['channels'] },
   { flag: '--calib', given: (f) => f.calib !== undefined, methods: ['wanda', 'sparsegpt', 'channels'] },
   { flag: '--calib-samples', given: (f) => f.calibSamples !== undefined, methods: ['wanda', 'sparsegpt'] },
   { flag: '--drop-layers', given: (f) => f.dropLayers !== undefined, methods: ['layers'] },
@@ -100,6 +102,7 @@ export function registerPrune(program: Command, context: CliContext): void {
     .option('--layer-ratio <pattern=r>', "channels: share of the channels removed from the groups of the layers a pattern matches (op type or node-name regex; repeatable, the first match wins), instead of --sparsity; with --scope global the ranking fills the rest of the total", collect, [])
     .option('--no-compensate', "channels: do not fold the removed channels' means (measured on --data) into the next layers' biases (as --compensation off)")
     .addOption(new Option('--compensation <mode>', "channels: what replaces a removed channel in the layers reading it, measured on the samples (--calib or --data): its mean folded into their biases (default), 'lstsq' its least-squares fit from the kept channels of the same activation folded into their weights and biases (a Conv/ConvTranspose of group 1, Gemm, MatMul; the mean elsewhere), or 'off'").choices(['mean', 'lstsq', 'off']))
+    .option('--reconstruct', "channels: after compensation, refit every MatMul, Gemm and Conv of group 1 by least squares so that its outputs match the original's outputs of that layer, in rounds by depth on the samples (--calib or --data): each layer also takes out the drift of the layers before it")
     .option('--exclude <pattern>', 'leave these layers alone (channels: their output channels stay): an op type or a node-name regex (repeatable)', collect, [])
     .option('--only <pattern>', 'prune only these layers (repeatable; --exclude still applies)', collect, [])
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and taylor importance`)
@@ -154,6 +157,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
   const blank = parseDistillBlank(flags, flags.distillLoss);
   if (flags.distillValue !== undefined && flags.labels !== undefined) throw new UsageError('--distill-value distils without labels: --labels makes --epochs fine-tune instead');
   if (oneShot && flags.calib === undefined && flags.data === undefined) throw new UsageError(`--method ${method} needs calibration samples: give --calib FILE (or --data)`);
+  if (flags.reconstruct === true && flags.calib === undefined && flags.data === undefined) throw new UsageError('--reconstruct refits layers on real samples: give --calib FILE (or --data)');
   if (flags.compensate === false && flags.compensation !== undefined && flags.compensation !== 'off') throw new UsageError(`--no-compensate and --compensation ${flags.compensation} contradict each other`);
   const roundTo = flags.roundTo === undefined ? undefined : wholeNumber(flags.roundTo, '--round-to', 1);
   if (flags.roundMode !== undefined && roundTo === undefined) throw new UsageError('--round-mode says how --round-to rounds: give --round-to N');
@@ -194,6 +198,7 @@ async function runPrune(input: string, flags: PruneFlags, recover: boolean, cliC
     layerRatios: layerRatios.length === 0 ? undefined : layerRatios,
     compensate: flags.compensate && flags.compensation !== 'off',
     ...(flags.compensation === undefined || flags.compensation === 'off' ? {} : { compensation: flags.compensation }),
+    ...(flags.reconstruct === true ? { reconstruct: true } : {}),
     calibration: calibration?.samples,
     calibrationSamples,
     dropLayers,

@@ -32,9 +32,13 @@ export class ActivationRecorder implements ActivationAccumulator {
 /** Rows unfolded at a time for a convolution (bounds the two copies). */
 const ROWS_PER_CHUNK = 2048;
 
-/** X̃ᵀX̃ and X̃ᵀX over the rows of an activation (its last axis, or a convolution's unfolded input). */
+/**
+ * X̃ᵀX̃ and X̃ᵀX over the rows of an activation (its last axis, or a convolution's unfolded input).
+ * With `intercept`, both rows get a last feature that is always 1 (the matrices are [K + 1]²), so
+ * a fit on them has a bias.
+ */
 export class CrossGram implements ActivationAccumulator {
-  private sums: { gram: Float64Array; cross: Float64Array; k: number } | undefined;
+  private sums: { gram: Float64Array; cross: Float64Array; k: number; ours: Float64Array; theirs: Float64Array; rows: number } | undefined;
   private batch = 0;
 
   constructor(
@@ -42,6 +46,7 @@ export class CrossGram implements ActivationAccumulator {
     private readonly reference: ActivationRecorder,
     private readonly geometry: ConvGeometry | undefined,
     private readonly products: OrtGram | undefined,
+    private readonly intercept = false,
   ) {}
 
   get byteSize(): number {
@@ -50,12 +55,29 @@ export class CrossGram implements ActivationAccumulator {
 
   /** Σ x̃x̃ᵀ, [K, K] row-major (empty before the first batch). */
   get gram(): Float64Array {
-    return this.sums?.gram ?? new Float64Array(0);
+    return this.withIntercept('gram');
   }
 
   /** Σ x̃xᵀ: entry [i, j] sums x̃_i · x_j (empty before the first batch). */
   get cross(): Float64Array {
-    return this.sums?.cross ?? new Float64Array(0);
+    return this.withIntercept('cross');
+  }
+
+  private withIntercept(which: 'gram' | 'cross'): Float64Array {
+    const sums = this.sums;
+    if (sums === undefined) return new Float64Array(0);
+    if (!this.intercept) return sums[which];
+    const k = sums.k;
+    const out = new Float64Array((k + 1) * (k + 1));
+    for (let i = 0; i < k; i++) out.set(sums[which].subarray(i * k, (i + 1) * k), i * (k + 1));
+    // Row k is the constant feature of our rows, column k that of the paired rows.
+    const last = which === 'gram' ? sums.ours : sums.theirs;
+    for (let i = 0; i < k; i++) {
+      out[i * (k + 1) + k] = sums.ours[i];
+      out[k * (k + 1) + i] = last[i];
+    }
+    out[k * (k + 1) + k] = sums.rows;
+    return out;
   }
 
   async add(data: Float32Array, dims: readonly number[]): Promise<void> {
@@ -77,9 +99,18 @@ export class CrossGram implements ActivationAccumulator {
   }
 
   private async fold(x: Float32Array, reference: Float32Array, rows: number, k: number): Promise<void> {
-    this.sums ??= { gram: new Float64Array(k * k), cross: new Float64Array(k * k), k };
-    const { gram, cross } = this.sums;
+    this.sums ??= { gram: new Float64Array(k * k), cross: new Float64Array(k * k), k, ours: new Float64Array(k), theirs: new Float64Array(k), rows: 0 };
+    const { gram, cross, ours, theirs } = this.sums;
     if (k !== this.sums.k) throw new Error(`asymmetric calibration of '${this.value}': ${k} features in this batch, ${this.sums.k} before`);
+    if (this.intercept) {
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < k; i++) {
+          ours[i] += x[r * k + i];
+          theirs[i] += reference[r * k + i];
+        }
+      }
+      this.sums.rows += rows;
+    }
     if (this.products === undefined || rows * k * k < ORT_FROM_PRODUCTS) {
       gramRef(x, rows, k, gram);
       crossRef(x, reference, rows, k, cross);

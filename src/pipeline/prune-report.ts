@@ -91,6 +91,7 @@ export interface PruneReport {
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the means of the channels removed from their inputs. */
   compensation?: { layers: number; fitted?: number; samples: number };
+  reconstruction?: { layers: number; rounds: number; samples: number };
   /** --method layers: the nodes removed, what kind, and the value their readers read now. */
   dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
   note?: string;
@@ -178,6 +179,10 @@ export function formatPruneReport(report: PruneReport, top = 8): string {
     ]);
     lines.push(...renderTable([{ header: 'group' }, { header: 'layers' }, { header: 'channels', align: 'right' }, { header: 'kept whole because' }], rows));
     if (report.groups.length > shown.length) lines.push(`  (${report.groups.length - shown.length} more pruned groups in --json)`);
+    if (report.reconstruction !== undefined) {
+      const { layers, rounds, samples } = report.reconstruction;
+      lines.push(`reconstructed ${layers} layers by least squares to the original's outputs of each, in ${rounds} rounds by depth (${samples} samples)`);
+    }
     if (report.compensation !== undefined) {
       const { layers, fitted = 0, samples } = report.compensation;
       lines.push(

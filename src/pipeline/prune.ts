@@ -270,7 +270,7 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
       : oneShot
         ? { sparsity: options.sparsity ?? 0 }
       : method === 'channels'
-        ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.roundMode === undefined ? {} : { round_mode: options.roundMode }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }), ...(options.layerRatios === undefined ? {} : { layer_ratios: options.layerRatios.map((r) => `${r.pattern}=${r.ratio}`).join(' ') }), ...(options.compensation === undefined ? {} : { compensation: options.compensation }) }
+        ? { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer', importance: options.importance ?? 'l2', ...(options.roundTo === undefined ? {} : { round_to: options.roundTo }), ...(options.roundMode === undefined ? {} : { round_mode: options.roundMode }), ...(options.maxRatio === undefined ? {} : { max_ratio: options.maxRatio }), ...(options.layerRatios === undefined ? {} : { layer_ratios: options.layerRatios.map((r) => `${r.pattern}=${r.ratio}`).join(' ') }), ...(options.compensation === undefined ? {} : { compensation: options.compensation }), ...(options.reconstruct === true ? { reconstruct: true } : {}) }
         : { sparsity: options.sparsity ?? 0, scope: options.scope ?? 'layer' };
   return {
     method,
@@ -315,6 +315,7 @@ function buildReport(before: Model, after: Model, method: PruneMethodName, struc
         }),
     skipped: details.skipped,
     ...(details.compensation === undefined ? {} : { compensation: details.compensation }),
+    ...(details.reconstruction === undefined ? {} : { reconstruction: details.reconstruction }),
     ...(details.dropped === undefined ? {} : { dropped: details.dropped }),
     ...(structured ? {} : { note: SPARSE_NOTE }),
     stats: Object.fromEntries(Object.entries(outcome.stats).map(([k, v]) => [k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(), v])),

@@ -109,6 +109,8 @@ const PruneStep = z.strictObject({
   max_ratio: z.number().gt(0).lte(1).optional(),
   /** channels: what replaces a removed channel in its readers: its mean (default), its least-squares fit from the kept channels, or nothing. */
   compensation: z.enum(['mean', 'lstsq', 'off']).optional(),
+  /** channels: refit every matrix layer to the original's outputs of that layer by least squares, on the calibration samples. */
+  reconstruct: z.boolean().optional(),
   exclude: z.array(z.string().min(1)).optional(),
   only: z.array(z.string().min(1)).min(1).optional(),
   calibration_samples: z.number().int().min(1).optional(),
@@ -448,7 +450,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     if (p.drop_layers === undefined) throw new Error(`${where}: method layers needs 'drop_layers' (node names of residual blocks' Adds or of shape-preserving layers)`);
     return { method: 'layers', dropLayers: p.drop_layers };
   }
-  for (const key of ['importance', 'round_to', 'round_mode', 'max_ratio', 'layer_ratio', 'compensation'] as const) only(key, p[key] !== undefined, ['channels']);
+  for (const key of ['importance', 'round_to', 'round_mode', 'max_ratio', 'layer_ratio', 'compensation', 'reconstruct'] as const) only(key, p[key] !== undefined, ['channels']);
   if (oneShot && p.sparsity !== undefined && p.pattern !== undefined) throw new Error(`${where}: method ${p.method} takes 'sparsity' or 'pattern', not both`);
   if (p.method !== 'nm' && p.sparsity === undefined && !(oneShot && p.pattern !== undefined)) throw new Error(`${where}: method ${p.method} needs 'sparsity' (0 <= s < 1)${oneShot ? " or 'pattern'" : ''}`);
   const pattern = p.method === 'nm' ? parsePattern(p.pattern ?? '2:4', `${where}.pattern`) : p.pattern === undefined ? undefined : parsePattern(p.pattern, `${where}.pattern`);
@@ -466,6 +468,7 @@ function pruneOptions(p: z.infer<typeof PruneStep>, where: string): Extract<Reci
     // Only when given: a step's options stay what older recipes parsed to.
     ...(p.round_mode === undefined ? {} : { roundMode: p.round_mode }),
     ...(p.compensation === undefined ? {} : p.compensation === 'off' ? { compensate: false } : { compensation: p.compensation }),
+    ...(p.reconstruct === undefined ? {} : { reconstruct: p.reconstruct }),
     ...(p.layer_ratio === undefined ? {} : { layerRatios: p.layer_ratio.map((r) => ({ pattern: r.pattern, ratio: r.ratio })) }),
   };
 }

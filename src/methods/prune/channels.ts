@@ -7,10 +7,11 @@
 import type { Dim } from '../../ir/value-info.js';
 import { prunedCount } from '../../kernels/sparsity.js';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../../graph-edit/channel-groups.js';
-import { removeChannels } from '../../graph-edit/channel-rewrite.js';
+import { removeChannels, zeroChannels } from '../../graph-edit/channel-rewrite.js';
 import type { SampleSource } from '../../eval/samples.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import { type CompensationMode, type CompensationReport, compensateRemovedChannels } from './compensation.js';
+import { type ReconstructReport, reconstructLayers } from './reconstruct.js';
 import type { PruneDetails, PrunedGroup } from './details.js';
 import { activationScores, type ActivationScores } from './activation-importance.js';
 import { groupImportance, type ImportanceName } from './importance.js';
@@ -57,6 +58,13 @@ export interface ChannelOptions extends LayerChoice {
   compensation?: CompensationMode;
   /** 'lstsq': ridge damping as a share of the kept channels' mean variance (default LSTSQ_DAMPING, 1e-3). */
   lstsqDamping?: number;
+  /**
+   * After compensation, refit every matrix layer by least squares to the original's outputs of that
+   * layer, in rounds by depth on `calibration` (reconstruct.ts); needs samples.
+   */
+  reconstruct?: boolean;
+  /** Samples the reconstruction reads (default RECONSTRUCT_SAMPLES). */
+  reconstructSamples?: number;
 }
 
 /** `ratio` of the channels of every group with a layer the pattern (op type or node-name regex) matches. */
@@ -216,6 +224,8 @@ export const channelsPass: Pass<ChannelOptions> = {
     }
     const plan = planChannels(analysis, { ...options, activations });
     checkPlan(plan, options);
+    if (options.reconstruct === true && (options.calibration === undefined || ctx.ort === undefined)) throw new Error('prune: reconstruction refits layers on samples: give --calib (or --data)');
+    const original = options.reconstruct === true ? model.clone() : undefined;
     let compensation: CompensationReport | undefined;
     if (options.compensate !== false && options.calibration !== undefined && ctx.ort !== undefined && plan.removed.size > 0) {
       compensation = await compensateRemovedChannels(ctx.ort, model, analysis, plan.removed, options.calibration, { mode: options.compensation, damping: options.lstsqDamping });
@@ -224,16 +234,26 @@ export const channelsPass: Pass<ChannelOptions> = {
       if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: compensation changed the channel analysis');
       analysis = again;
     }
+    let reconstruction: ReconstructReport | undefined;
+    if (original !== undefined && plan.removed.size > 0) {
+      // Refitted with the removed channels at zero (the pruned model's function, the original's shapes).
+      zeroChannels(model, analysis, plan.removed);
+      reconstruction = await reconstructLayers(model, original, { calibration: options.calibration as SampleSource, samples: options.reconstructSamples }, ctx);
+      const again = analyzeChannels(model, { inputShapes: options.inputShapes });
+      if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: reconstruction changed the channel analysis');
+      analysis = again;
+    }
     const rewritten = removeChannels(model, analysis, plan.removed);
     const details: PruneDetails = {
       tensors: rewritten.map((t) => ({ name: t.name, node: t.node, op: t.op, dimsBefore: t.dimsBefore, dimsAfter: t.dimsAfter, zerosBefore: 0, zerosAfter: t.zeros })),
       groups: plan.groups,
-      skipped: compensation?.skipped.map((s) => ({ node: s.node, reason: `not compensated: ${s.reason}` })) ?? [],
+      skipped: [...(compensation?.skipped.map((s) => ({ node: s.node, reason: `not compensated: ${s.reason}` })) ?? []), ...(reconstruction?.skipped.map((s) => ({ node: s.node, reason: `not reconstructed: ${s.reason}` })) ?? [])],
       ...(compensation === undefined ? {} : { compensation: { layers: compensation.layers, fitted: compensation.fitted, samples: compensation.samples } }),
+      ...(reconstruction === undefined ? {} : { reconstruction: { layers: reconstruction.layers, rounds: reconstruction.rounds, samples: reconstruction.samples } }),
     };
     const removedChannels = plan.groups.reduce((n, g) => n + g.channelsBefore - g.channelsAfter, 0);
     return {
-      stats: { compensatedLayers: compensation?.layers ?? 0, groups: plan.groups.length, prunedGroups: plan.groups.filter((g) => g.channelsAfter < g.channelsBefore).length, blockedGroups: plan.groups.filter((g) => g.blocked !== undefined).length, removedChannels, tensors: rewritten.length },
+      stats: { compensatedLayers: compensation?.layers ?? 0, ...(reconstruction === undefined ? {} : { reconstructedLayers: reconstruction.layers, reconstructionRounds: reconstruction.rounds, reconstructionSamples: reconstruction.samples }), groups: plan.groups.length, prunedGroups: plan.groups.filter((g) => g.channelsAfter < g.channelsBefore).length, blockedGroups: plan.groups.filter((g) => g.blocked !== undefined).length, removedChannels, tensors: rewritten.length },
       warnings: plan.warnings,
       details,
     };

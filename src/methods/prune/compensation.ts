@@ -9,7 +9,6 @@
 // by a fit from the kept channels where the reader mixes channels (lstsq-compensation.ts).
 import { constantValue } from '../../ir/constants.js';
 import { DataType } from '../../ir/dtype.js';
-import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -20,7 +19,7 @@ import type { SampleSource } from '../../eval/samples.js';
 import type { ChannelAnalysis, ChannelMember } from '../../graph-edit/channel-groups.js';
 import { replaceConstant } from '../../graph-edit/replace-constant.js';
 import type { OrtModule } from '../../runtime/ort-types.js';
-import { addConstant } from '../../optimize/util/write-constant.js';
+import { addLayerBias } from './layer-bias.js';
 import { type ChannelFit, fitDroppedChannels, foldFit, type ReaderLayout } from './lstsq-compensation.js';
 
 /** What replaces a removed channel: its mean ('mean'), or its least-squares fit from the kept channels ('lstsq'). */
@@ -124,7 +123,7 @@ export async function compensateRemovedChannels(
       const folded = foldFit(r.layout, weight.data() as Float32Array, means.length, fit);
       const node = r.member.node;
       const at = node.inputs.indexOf(r.member.name);
-      if (addBias(model, r.member.graph, node, folded.bias)) {
+      if (addLayerBias(model, r.member.graph, node, folded.bias)) {
         replaceConstant(model, r.member.graph.scopeOf(r.member.name) ?? r.member.graph, r.member.name, Tensor.fromArray(r.member.name, DataType.FLOAT, weight.dims, folded.weight), [{ graph: r.member.graph, node, input: at }]);
         layers++;
         fitted++;
@@ -132,7 +131,7 @@ export async function compensateRemovedChannels(
       }
     }
     const delta = biasDelta(r, means, weight);
-    if (delta === undefined || !addBias(model, r.member.graph, r.member.node, delta)) {
+    if (delta === undefined || !addLayerBias(model, r.member.graph, r.member.node, delta)) {
       skipped.push({ node: r.member.node.label, reason: 'its bias layout is not handled' });
       continue;
     }
@@ -215,57 +214,4 @@ function biasDelta(r: Reader, means: Float64Array, weight: Tensor): Float32Array
     delta[n] = sum;
   }
   return delta;
-}
-
-/** Adds `delta` to the reader's bias (creating one where needed). False when the layout is not handled. */
-function addBias(model: Model, graph: Graph, node: Node, delta: Float32Array): boolean {
-  const N = delta.length;
-  if (node.opType === 'MatMul') return addAfterMatMul(model, graph, node, delta);
-  const at = 2;
-  const name = node.inputs[at];
-  if (!name) {
-    const tensor = Tensor.fromArray(graph.uniqueName(`${node.name || node.opType}_bias`), DataType.FLOAT, [N], delta);
-    addConstant(model, graph, tensor, node);
-    while (node.inputs.length <= at) node.inputs.push('');
-    node.inputs[at] = tensor.name;
-    graph.changed();
-    return true;
-  }
-  const bias = constantValue(graph, name);
-  if (bias === undefined || bias.dataType !== DataType.FLOAT) return false;
-  const values = bias.data() as Float32Array;
-  const scope = graph.scopeOf(name) ?? graph;
-  if (bias.elementCount === N && (bias.dims.length === 1 || bias.dims[0] === 1)) {
-    replaceConstant(model, scope, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, values.map((v, i) => v + delta[i])), [{ graph, node, input: at }]);
-    return true;
-  }
-  if (bias.elementCount === 1) {
-    replaceConstant(model, scope, name, Tensor.fromArray(name, DataType.FLOAT, [N], delta.map((d) => d + values[0])), [{ graph, node, input: at }]);
-    return true;
-  }
-  return false;
-}
-
-/** A MatMul's bias is the constant of the Add that follows it, or a new Add. */
-function addAfterMatMul(model: Model, graph: Graph, node: Node, delta: Float32Array): boolean {
-  const out = node.outputs[0];
-  const readers = graph.consumers(out);
-  const add = readers.length === 1 && readers[0].opType === 'Add' && !graph.isGraphOutput(out) ? readers[0] : undefined;
-  const biasAt = add === undefined ? -1 : add.inputs.findIndex((n, i) => n !== out && constantValue(graph, n) !== undefined && i < 2);
-  if (add !== undefined && biasAt >= 0) {
-    const name = add.inputs[biasAt];
-    const bias = constantValue(graph, name) as Tensor;
-    if (bias.dataType === DataType.FLOAT && bias.elementCount === delta.length && bias.dims[bias.dims.length - 1] === delta.length) {
-      const values = bias.data() as Float32Array;
-      replaceConstant(model, graph.scopeOf(name) ?? graph, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, values.map((v, i) => v + delta[i])), [{ graph, node: add, input: biasAt }]);
-      return true;
-    }
-  }
-  const raw = graph.uniqueName(`${out}_uncompensated`);
-  const tensor = Tensor.fromArray(graph.uniqueName(`${node.name || 'MatMul'}_bias`), DataType.FLOAT, [delta.length], delta);
-  addConstant(model, graph, tensor, node);
-  node.outputs[0] = raw;
-  graph.addNode(new Node({ opType: 'Add', inputs: [raw, tensor.name], outputs: [out], name: graph.uniqueName(`${node.name || 'MatMul'}_compensation`), attributes: [] }), graph.nodes.indexOf(node) + 1);
-  graph.changed();
-  return true;
 }

@@ -34,6 +34,8 @@ export interface PruneDetails {
   skipped: { node: string; reason: string }[];
   /** Channels: layers whose biases absorbed the removed channels' means, measured on this many samples. */
   compensation?: { layers: number; fitted?: number; samples: number };
+  /** Matrix layers refitted to the original's outputs (reconstruct.ts), in rounds by depth. */
+  reconstruction?: { layers: number; rounds: number; samples: number };
   /** Layers: the named nodes removed, and the value their readers read now. */
   dropped?: { node: string; op: string; kind: 'residual' | 'layer'; kept: string }[];
 }

@@ -96,6 +96,8 @@ export interface RoundOptions {
    */
   reference?: Model;
   referenceBytes?: number;
+  /** With `reference`: a constant last feature in both statistics ([cols + 1]²), for fits with a bias. */
+  intercept?: boolean;
 }
 
 /** Default bound on the reference activations held for one round of asymmetric calibration. */
@@ -121,6 +123,7 @@ export async function calibrateInRounds(
   const rounds = options.sequential === false ? [[...layers]] : roundsByDepth(model, layers);
   const reference = options.reference;
   if (reference !== undefined && options.statistic !== 'gram') throw new Error(`${purpose}: a reference model needs the 'gram' statistic`);
+  if (options.intercept === true && reference === undefined) throw new Error(`${purpose}: an intercept goes with a reference model`);
   const products = options.statistic === 'gram' ? await OrtGram.create(ort, { threads: ctx.threads }) : undefined;
   const skipped: { node: string; reason: string }[] = [];
   let samples = 0;
@@ -134,7 +137,7 @@ export async function calibrateInRounds(
         if (statistics.has(key)) continue;
         const recorder = recorded?.get(layer.input);
         if (recorder !== undefined) {
-          const paired = new CrossGram(layer.input, recorder, layer.conv, products);
+          const paired = new CrossGram(layer.input, recorder, layer.conv, products, options.intercept === true);
           statistics.set(key, { accumulator: paired, read: () => paired.gram, cross: () => paired.cross });
         } else if (options.statistic === 'gram') {
           const gram = new GramMatrix(layer.input, { ort, products, threads: ctx.threads });
@@ -160,8 +163,9 @@ export async function calibrateInRounds(
         }
         const collectedFor = statistics.get(keyOf(layer)) as { read: () => Float64Array; cross?: () => Float64Array };
         const statistic = collectedFor.read();
-        const expected = options.statistic === 'gram' ? layer.cols * layer.cols : layer.cols;
-        if (statistic.length !== expected) throw new Error(`${purpose}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${options.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) : statistic.length}`);
+        const features = layer.cols + (collectedFor.cross !== undefined && options.intercept === true ? 1 : 0);
+        const expected = options.statistic === 'gram' ? features * features : features;
+        if (statistic.length !== expected) throw new Error(`${purpose}: '${layer.node.label}' multiplies ${layer.cols} input features, but its input '${layer.input}' gave ${options.statistic === 'gram' ? Math.round(Math.sqrt(statistic.length)) - features + layer.cols : statistic.length}`);
         await visit(layer, statistic, collectedFor.cross?.());
         ctx.debug?.(2, `${purpose}: ${layer.node.label} [${layer.rows}x${layer.cols}] round ${r + 1}`);
       }

@@ -54,6 +54,8 @@ export interface PruneSettings {
   compensation?: 'mean' | 'lstsq';
   /** channels, 'lstsq': ridge damping as a share of the kept channels' mean variance (default 1e-3). */
   lstsqDamping?: number;
+  /** channels: refit every matrix layer to the original's outputs of that layer by least squares (needs calibration). */
+  reconstruct?: boolean;
   /** wanda, sparsegpt: calibration samples used (default 128). */
   calibrationSamples?: number;
   /** wanda, sparsegpt: calibrate each layer on the model pruned so far (default true). */
@@ -122,6 +124,8 @@ export const PRUNE_METHODS: readonly PruneMethod[] = [
       compensate: s.compensate,
       compensation: s.compensation,
       lstsqDamping: s.lstsqDamping,
+      reconstruct: s.reconstruct,
+      reconstructSamples: s.calibrationSamples,
     })),
   },
   {
