@@ -93,6 +93,8 @@ const REC_BLANK = REC_BLANK_WEIGHT === undefined ? {} : { distillBlank: 0, disti
 // rounds (session 9, load 8-13) the tuning lines after the last round went 53% -> 62% (held-out
 // 56% -> 57%), so lstsq is the default here.
 const REC_COMPENSATION = (process.env.PRUNE_OCR_REC_COMPENSATION ?? 'lstsq') as 'mean' | 'lstsq';
+// PRUNE_OCR_REC_RECONSTRUCT=1: after compensation, every matrix layer refitted to the round's input model's outputs (--reconstruct).
+const REC_RECONSTRUCT = process.env.PRUNE_OCR_REC_RECONSTRUCT === '1';
 /** The tuning split: rendered training lines [TUNE_FROM, TUNE_FROM + TUNE_LINES), never trained on (read when the corpus has them). */
 const TUNE_FROM = 1000;
 const TUNE_LINES = 200;
@@ -138,7 +140,7 @@ const REC_PLANS: Record<string, { description: string; options: PlanOptions }> =
 const REC_OTHER_PLANS = process.env.PRUNE_OCR_REC_OTHERS !== '0';
 /** The plan distilled (the first of REC_PLANS unless PRUNE_OCR_REC_PLAN names another); the others are measured untrained. */
 const REC_PLAN = process.env.PRUNE_OCR_REC_PLAN ?? Object.keys(REC_PLANS)[0];
-const COMPENSATED = REC_COMPENSATION === 'lstsq' ? 'least-squares compensation' : 'mean compensation';
+const COMPENSATED = `${REC_COMPENSATION === 'lstsq' ? 'least-squares compensation' : 'mean compensation'}${REC_RECONSTRUCT ? ' + reconstruction' : ''}`;
 
 interface Row {
   plan: string;
@@ -222,7 +224,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   const prunePlan = async (name: string) => {
     const plan = REC_PLANS[name];
     if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${name}' (${Object.keys(REC_PLANS).join(', ')})`);
-    const { model, report } = await prune(rec, { method: 'channels', importance: 'l2', ...plan.options, inputShapes: { x: [1, 3, 48, 320] }, calibration, compensation: REC_COMPENSATION }, ctx);
+    const { model, report } = await prune(rec, { method: 'channels', importance: 'l2', ...plan.options, inputShapes: { x: [1, 3, 48, 320] }, calibration, compensation: REC_COMPENSATION, reconstruct: REC_RECONSTRUCT }, ctx);
     const prunable = (report.groups ?? []).filter((g) => g.kept === undefined);
     const channels = { removed: prunable.reduce((n, g) => n + g.channels_before - g.channels_after, 0), of: prunable.reduce((n, g) => n + g.channels_before, 0), after: prunable.map((g) => g.channels_after) };
     pruned.set(name, { model, macs: report.macs?.ratio, channels });
@@ -235,7 +237,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(', ')})`);
   const data = { inputs: recArrays(train) };
   const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
-  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}${REC_COMPENSATION === 'lstsq' ? '-lstsq' : ''}${REC_ROUNDS === 6 ? '' : `-rounds-${REC_ROUNDS}`}.onnx`;
+  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}${REC_COMPENSATION === 'lstsq' ? '-lstsq' : ''}${REC_RECONSTRUCT ? '-reconstruct' : ''}${REC_ROUNDS === 6 ? '' : `-rounds-${REC_ROUNDS}`}.onnx`;
   let seconds = 0;
   const losses: number[] = [];
   let widthsBefore = new Map<string, number>();
@@ -249,6 +251,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
       inputShapes: { x: [1, 3, 48, 320] },
       calibration,
       compensation: REC_COMPENSATION,
+      reconstruct: REC_RECONSTRUCT,
       data,
       recovery: { ...REC_RECOVERY, rounds: REC_ROUNDS, roundSchedule: REC_SCHEDULE },
       async onRound(r) {
@@ -298,7 +301,7 @@ export const pruneOcrRecBench: Bench = {
     const web = await loadWebOrt();
     const recFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')).byteLength;
     const { rows, speed, widths } = await benchRec(web, log);
-    const json = { machine, ratio: RATIO, compensation: REC_COMPENSATION, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: REC_TRAIN_LINES, held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
+    const json = { machine, ratio: RATIO, compensation: REC_COMPENSATION, reconstruct: REC_RECONSTRUCT, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: REC_TRAIN_LINES, held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
     const last = rows.filter((r) => r.mean_loss !== undefined).pop();
     const markdown = [
       '# Structured pruning of PP-OCRv4 rec, recovered by distillation',

@@ -144,3 +144,49 @@ function editDistance(a: readonly string[], b: readonly string[]): number {
   }
   return row[b.length];
 }
+
+/**
+ * The lines again with their strokes made thicker or thinner (seeded, one of the two per line): a
+ * 2x2 minimum or maximum over each channel inside the line's own columns (the zero padding after
+ * them stays). Dark ink on light paper grows under the minimum and thins under the maximum, light
+ * ink the other way, so each line gets a bolder or a lighter weight of its font: distillation
+ * then sees more of the input space than the rendered fonts cover, and the teacher reads these
+ * lines itself (no labels).
+ */
+export function strokeVariants(set: RecSet, seed: number): RecSet {
+  const plane = HEIGHT * WIDTH;
+  const x = new Float32Array(set.x.length);
+  let state = seed >>> 0 || 1;
+  const next = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  for (let n = 0; n < set.count; n++) {
+    const base = n * 3 * plane;
+    // The line's own columns: padding is exactly 0, which a normalized pixel never is.
+    let width = 0;
+    for (let ch = 0; ch < 3; ch++) for (let y = 0; y < HEIGHT; y++) for (let c = WIDTH - 1; c >= width; c--) if (set.x[base + ch * plane + y * WIDTH + c] !== 0) width = c + 1;
+    const pick = next() < 0.5 ? Math.min : Math.max;
+    for (let ch = 0; ch < 3; ch++) {
+      const from = base + ch * plane;
+      for (let y = 0; y < HEIGHT; y++) {
+        const y2 = Math.min(HEIGHT - 1, y + 1);
+        for (let c = 0; c < width; c++) {
+          const c2 = Math.min(width - 1, c + 1);
+          x[from + y * WIDTH + c] = pick(set.x[from + y * WIDTH + c], set.x[from + y * WIDTH + c2], set.x[from + y2 * WIDTH + c], set.x[from + y2 * WIDTH + c2]);
+        }
+      }
+    }
+  }
+  return { x, count: set.count, texts: set.texts.slice() };
+}
+
+/** The lines of `a`, then those of `b`. */
+export function joinRecSets(a: RecSet, b: RecSet): RecSet {
+  const x = new Float32Array(a.x.length + b.x.length);
+  x.set(a.x);
+  x.set(b.x, a.x.length);
+  return { x, count: a.count + b.count, texts: [...a.texts, ...b.texts] };
+}
