@@ -70,6 +70,8 @@ export interface ClusterFinetune {
    * running ones. Only the centroids train, so frozen statistics are the deployed model's own.
    */
   batchNorm?: 'batch' | 'frozen';
+  /** Distilling a value: the centroids averaged over the ends of the last N epochs (default 1, the last). */
+  averageEpochs?: number;
   maxSteps?: number;
 }
 
@@ -229,7 +231,7 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
   const loss = distillLossOf(options.distillLoss, options.temperature, options.distillBlank, options.distillBlankWeight, options);
-  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm }, ctx, 'cluster');
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm, averageEpochs: options.averageEpochs }, ctx, 'cluster');
   return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
 }
 

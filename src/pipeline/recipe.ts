@@ -195,6 +195,8 @@ const ClusterStep = z
     distill_top1: z.number().min(0).optional(),
     /** BatchNormalization while distilling the centroids: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
     batch_norm: z.enum(['batch', 'frozen']).optional(),
+    /** With distill_value: the centroids averaged over the ends of the last N epochs (stochastic weight averaging; default 1, the last). */
+    average_epochs: z.number().int().min(1).optional(),
     /** After the centroids: offsets on the logits' classes fitted on the calibration samples (--calib), as quantize's key (pipeline/fit-output-bias.ts). */
     fit_output_bias: FitOutputBiasKey.optional(),
   })
@@ -261,6 +263,8 @@ export interface StepTraining {
   distillTop1?: number;
   /** prune, cluster: BatchNormalization while distilling (default 'batch' statistics). */
   batchNorm?: 'batch' | 'frozen';
+  /** cluster, distilling a value: the centroids averaged over the ends of the last N epochs. */
+  averageEpochs?: number;
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -339,6 +343,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     if (training.training !== undefined && c.distill_loss !== undefined) training.training.distillLoss = c.distill_loss;
     if (training.training !== undefined && c.batch_norm !== undefined) training.training.batchNorm = c.batch_norm;
+    if (c.average_epochs !== undefined && (c.epochs === undefined || c.distill_value === undefined)) throw new Error(`${where}.cluster: 'average_epochs' goes with 'epochs' and 'distill_value'`);
+    if (c.average_epochs !== undefined && c.epochs !== undefined && c.average_epochs > c.epochs) throw new Error(`${where}.cluster: 'average_epochs' (${c.average_epochs}) is more than 'epochs' (${c.epochs})`);
+    if (training.training !== undefined && c.average_epochs !== undefined) training.training.averageEpochs = c.average_epochs;
     if (training.training !== undefined && c.distill_blank !== undefined) training.training.distillBlank = c.distill_blank;
     if (training.training !== undefined && c.distill_blank_weight !== undefined) training.training.distillBlankWeight = c.distill_blank_weight;
     if (training.training !== undefined && c.distill_focus !== undefined) training.training.distillFocus = c.distill_focus;

@@ -21,6 +21,7 @@ import { distill } from './distill.js';
 import type { PruneData, PruneRecovery } from './prune.js';
 import type { PruneRecoveryReport } from './prune-report.js';
 import { train } from './train.js';
+import { WeightAverage } from '../train/weight-average.js';
 
 export type RecoveryData = PruneData;
 export type RecoverySettings = PruneRecovery;
@@ -134,6 +135,12 @@ export interface ValueDistillSettings {
   loss?: DistillLoss;
   /** BatchNormalization while training: 'batch' statistics (default), or 'frozen' at the running ones, as deployed. */
   batchNorm?: 'batch' | 'frozen';
+  /**
+   * The model returned has the mean of the weights at the end of each of the last N epochs
+   * (stochastic weight averaging, Izmailov et al. 2018): solutions averaged along the run tend to
+   * hold better on inputs training never saw than its last point. Default 1: the last weights.
+   */
+  averageEpochs?: number;
 }
 
 /**
@@ -192,9 +199,10 @@ export async function distillValue(
         : { kind: 'mse', output: value };
   const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
   try {
-    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress };
+    const average = new WeightAverage(settings.epochs - (settings.averageEpochs ?? 1));
+    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress, afterEpoch: average.afterEpoch };
     const history = await trainer.fit(arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), fit);
-    const model = trainer.exportModel();
+    const model = trainer.exportModel(average.weights() ?? trainer.currentWeights());
     model.graph.inputs = student.clone().graph.inputs;
     model.graph.outputs = model.graph.outputs.filter((o) => !inner || o.name !== value);
     model.graph.changed();

@@ -229,9 +229,9 @@ export class Trainer {
     return out;
   }
 
-  /** The inference model with the trained weights: the original graph, no training nodes. */
-  exportModel(): Model {
-    return withWeights(this.source, this.currentWeights());
+  /** The inference model with the trained weights (or `weights`, e.g. averaged ones): the original graph, no training nodes. */
+  exportModel(weights: Map<string, Tensor> = this.currentWeights()): Model {
+    return withWeights(this.source, weights);
   }
 
   /** Weights, optimizer state and counters, to resume from. */

@@ -1,0 +1,58 @@
+// Stochastic weight averaging (train/weight-average.ts; recipe key `average_epochs` on a cluster
+// step that distils a value): the float weights of the last N epochs' ends averaged, others kept
+// at their last value; one epoch gives nothing to average; the recipe key's rules. And on the
+// Fashion-MNIST MLP's logits, a run that averages its last 2 epochs ends between them: its
+// centroids differ from the plain run's last ones.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DataType } from '../src/ir/dtype.js';
+import { Tensor } from '../src/ir/tensor.js';
+import { FASHION_MNIST_DIR, readIdxImageSet } from '../src/node/image-datasets.js';
+import { loadModel } from '../src/node/model-files.js';
+import { nodeOrt } from '../src/node/ort-node.js';
+import { cluster } from '../src/pipeline/cluster.js';
+import { parseRecipe } from '../src/pipeline/recipe.js';
+import type { Trainer } from '../src/train/trainer.js';
+import { WeightAverage } from '../src/train/weight-average.js';
+
+/** A stand-in for the trainer's one method the average reads. */
+function at(weights: Record<string, Tensor>): Trainer {
+  return { currentWeights: () => new Map(Object.entries(weights)) } as unknown as Trainer;
+}
+
+test('WeightAverage: the mean of the float weights over the epochs from `from` on; integers keep their last value', () => {
+  const average = new WeightAverage(1);
+  const w = (v: number[]) => Tensor.fromArray('w', DataType.FLOAT, [2], Float32Array.from(v));
+  const step = (n: number) => Tensor.fromArray('step', DataType.INT64, [], BigInt64Array.from([BigInt(n)]));
+  assert.deepEqual(average.afterEpoch(0, at({ w: w([100, 100]), step: step(1) })), {}, 'epoch 0 is before the average');
+  average.afterEpoch(1, at({ w: w([1, 2]), step: step(2) }));
+  assert.equal(average.weights(), undefined, 'one epoch: nothing to average');
+  assert.deepEqual(average.afterEpoch(2, at({ w: w([3, 6]), step: step(3) })), { averaged_epochs: 2 });
+  const out = average.weights() as Map<string, Tensor>;
+  assert.deepEqual([...(out.get('w')?.data() as Float32Array)], [2, 4]);
+  assert.equal((out.get('step')?.data() as BigInt64Array)[0], 3n);
+});
+
+test('recipe: average_epochs goes with epochs and distill_value, and is at most epochs', () => {
+  const ok = parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 4, distill_value: logits, average_epochs: 2}\n', 'r.yaml').steps[0];
+  assert.ok(ok.kind === 'cluster' && ok.training?.averageEpochs === 2);
+  assert.throws(() => parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 4, average_epochs: 2}\n', 'r.yaml'), /'average_epochs' goes with 'epochs' and 'distill_value'/);
+  assert.throws(() => parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 2, distill_value: logits, average_epochs: 3}\n', 'r.yaml'), /'average_epochs' \(3\) is more than 'epochs' \(2\)/);
+});
+
+test('cluster distilling the MLP logits: averaging the last 2 of 2 epochs gives other centroids than the last epoch alone', async () => {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const inputs = { image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } };
+  const mlp = loadModel('models/fashion-mnist/mlp.onnx');
+  const finetune = { epochs: 2, batchSize: 32, schedule: { kind: 'constant' as const, rate: 1e-3 }, optimizer: { kind: 'adamw' as const }, distillValue: 'logits', distillLoss: 'mse' as const };
+  const ctx = { ort: nodeOrt, threads: 1 };
+  const books = async (averageEpochs: number) => {
+    const { model } = await cluster(mlp, { bits: 2, data: { inputs }, finetune: { ...finetune, averageEpochs } }, ctx);
+    return model.graph.initializers.filter((t) => t.name.endsWith('_codebook')).map((t) => [...(t.data() as Float32Array)]);
+  };
+  const last = await books(1);
+  const averaged = await books(2);
+  assert.equal(averaged.length, last.length);
+  assert.ok(averaged.length > 0, 'codebooks found');
+  assert.notDeepEqual(averaged, last);
+});
