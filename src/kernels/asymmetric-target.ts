@@ -22,18 +22,7 @@ import { dampedHessian } from './sparsegpt.js';
 export function asymmetricTarget(weights: Float64Array, rows: number, cols: number, hessian: Float64Array, cross: Float64Array, damping = 0.01, reference: Float64Array = weights): Float64Array {
   // B = C·W_refᵀ - H·Wᵀ, [cols, rows]; then H_d·Z = B, and Q* = W + Zᵀ.
   const b = new Float64Array(cols * rows);
-  const drift = new Float64Array(cols);
   for (let i = 0; i < cols; i++) {
-    if (reference === weights) {
-      for (let j = 0; j < cols; j++) drift[j] = cross[i * cols + j] - hessian[i * cols + j];
-      for (let r = 0; r < rows; r++) {
-        let sum = 0;
-        const w = r * cols;
-        for (let j = 0; j < cols; j++) sum += drift[j] * weights[w + j];
-        b[i * rows + r] = sum;
-      }
-      continue;
-    }
     for (let r = 0; r < rows; r++) {
       let sum = 0;
       const w = r * cols;

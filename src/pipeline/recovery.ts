@@ -199,10 +199,11 @@ export async function distillValue(
         : { kind: 'mse', output: value };
   const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
   try {
-    const average = new WeightAverage(settings.epochs - (settings.averageEpochs ?? 1));
-    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress, afterEpoch: average.afterEpoch };
+    // Only a run that averages copies its weights after each epoch.
+    const average = (settings.averageEpochs ?? 1) > 1 ? new WeightAverage(settings.epochs - (settings.averageEpochs as number)) : undefined;
+    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress, afterEpoch: average?.afterEpoch };
     const history = await trainer.fit(arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), fit);
-    const model = trainer.exportModel(average.weights() ?? trainer.currentWeights());
+    const model = trainer.exportModel(average?.weights() ?? trainer.currentWeights());
     model.graph.inputs = student.clone().graph.inputs;
     model.graph.outputs = model.graph.outputs.filter((o) => !inner || o.name !== value);
     model.graph.changed();

@@ -6,7 +6,7 @@ import { Tensor } from '../ir/tensor.js';
 import type { Trainer } from './trainer.js';
 
 export class WeightAverage {
-  private sums = new Map<string, { sum: Float64Array; last: Tensor }>();
+  private sums = new Map<string, { sum: Float64Array; dims: readonly number[] }>();
   private count = 0;
   private last: Map<string, Tensor> | undefined;
 
@@ -22,7 +22,7 @@ export class WeightAverage {
       if (tensor.dataType !== DataType.FLOAT) continue;
       const values = tensor.data() as Float32Array;
       let entry = this.sums.get(name);
-      if (entry === undefined) this.sums.set(name, (entry = { sum: new Float64Array(values.length), last: tensor }));
+      if (entry === undefined) this.sums.set(name, (entry = { sum: new Float64Array(values.length), dims: tensor.dims }));
       for (let i = 0; i < values.length; i++) entry.sum[i] += values[i];
     }
     return this.count > 1 ? { averaged_epochs: this.count } : {};
@@ -32,7 +32,7 @@ export class WeightAverage {
   weights(): Map<string, Tensor> | undefined {
     if (this.count <= 1 || this.last === undefined) return undefined;
     const out = new Map(this.last);
-    for (const [name, { sum, last }] of this.sums) out.set(name, Tensor.fromArray(name, DataType.FLOAT, last.dims, Float32Array.from(sum, (v) => v / this.count)));
+    for (const [name, { sum, dims }] of this.sums) out.set(name, Tensor.fromArray(name, DataType.FLOAT, [...dims], Float32Array.from(sum, (v) => v / this.count)));
     return out;
   }
 }

@@ -4,6 +4,7 @@
 // (scope 'layer') or ranked across groups (scope 'global'); then every weight, bias, norm
 // parameter and shape constant of the group is sliced (graph-edit/channel-rewrite.ts). Groups
 // that cannot be pruned are reported with the node that couples them.
+import type { Model } from '../../ir/model.js';
 import type { Dim } from '../../ir/value-info.js';
 import { prunedCount } from '../../kernels/sparsity.js';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../../graph-edit/channel-groups.js';
@@ -212,6 +213,13 @@ export function checkPlan(plan: ChannelPlan, options: ChannelOptions): void {
   }
 }
 
+/** The analysis again after `step` changed constants (not the graph's channels): the removal must see its new members. */
+function reanalyzed(model: Model, before: ChannelAnalysis, options: ChannelOptions, step: string): ChannelAnalysis {
+  const again = analyzeChannels(model, { inputShapes: options.inputShapes });
+  if (again.atoms.size !== before.atoms.size) throw new Error(`prune: ${step} changed the channel analysis`);
+  return again;
+}
+
 export const channelsPass: Pass<ChannelOptions> = {
   name: 'prune-channels',
   description: 'remove the least important channels of every prunable channel group, rewriting weights and shape constants',
@@ -230,18 +238,14 @@ export const channelsPass: Pass<ChannelOptions> = {
     if (options.compensate !== false && options.calibration !== undefined && ctx.ort !== undefined && plan.removed.size > 0) {
       compensation = await compensateRemovedChannels(ctx.ort, model, analysis, plan.removed, options.calibration, { mode: options.compensation, damping: options.lstsqDamping });
       // The biases added are members now; the channels (atoms and their roots) are the same.
-      const again = analyzeChannels(model, { inputShapes: options.inputShapes });
-      if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: compensation changed the channel analysis');
-      analysis = again;
+      analysis = reanalyzed(model, analysis, options, 'compensation');
     }
     let reconstruction: ReconstructReport | undefined;
     if (original !== undefined && plan.removed.size > 0) {
       // Refitted with the removed channels at zero (the pruned model's function, the original's shapes).
       zeroChannels(model, analysis, plan.removed);
       reconstruction = await reconstructLayers(model, original, { calibration: options.calibration as SampleSource, samples: options.reconstructSamples }, ctx);
-      const again = analyzeChannels(model, { inputShapes: options.inputShapes });
-      if (again.atoms.size !== analysis.atoms.size) throw new Error('prune: reconstruction changed the channel analysis');
-      analysis = again;
+      analysis = reanalyzed(model, analysis, options, 'reconstruction');
     }
     const rewritten = removeChannels(model, analysis, plan.removed);
     const details: PruneDetails = {

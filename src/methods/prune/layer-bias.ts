@@ -16,7 +16,7 @@ export function layerBias(graph: Graph, node: Node, outputs: number): Float32Arr
     const add = matMulAdd(graph, node);
     if (add === undefined) return new Float32Array(outputs);
     const bias = constantValue(graph, add.inputs[add.biasAt]) as Tensor;
-    return bias.dataType === DataType.FLOAT && bias.elementCount === outputs && bias.dims[bias.dims.length - 1] === outputs ? Float32Array.from(bias.data() as Float32Array) : undefined;
+    return perOutput(bias, outputs) ? Float32Array.from(bias.data() as Float32Array) : undefined;
   }
   const name = node.inputs[2];
   if (!name) return new Float32Array(outputs);
@@ -26,6 +26,11 @@ export function layerBias(graph: Graph, node: Node, outputs: number): Float32Arr
   if (bias.elementCount === outputs && (bias.dims.length === 1 || bias.dims[0] === 1)) return Float32Array.from(values);
   if (bias.elementCount === 1) return new Float32Array(outputs).fill(values[0]);
   return undefined;
+}
+
+/** Whether an Add's constant after a MatMul is one float per output (along its last axis). */
+function perOutput(bias: Tensor, outputs: number): boolean {
+  return bias.dataType === DataType.FLOAT && bias.elementCount === outputs && bias.dims[bias.dims.length - 1] === outputs;
 }
 
 /** The Add after a MatMul that holds its bias, and which of its inputs the bias is. */
@@ -74,7 +79,7 @@ function addAfterMatMul(model: Model, graph: Graph, node: Node, delta: Float32Ar
     const { node: add, biasAt } = found;
     const name = add.inputs[biasAt];
     const bias = constantValue(graph, name) as Tensor;
-    if (bias.dataType === DataType.FLOAT && bias.elementCount === delta.length && bias.dims[bias.dims.length - 1] === delta.length) {
+    if (perOutput(bias, delta.length)) {
       const values = bias.data() as Float32Array;
       replaceConstant(model, graph.scopeOf(name) ?? graph, name, Tensor.fromArray(name, DataType.FLOAT, bias.dims, values.map((v, i) => v + delta[i])), [{ graph, node: add, input: biasAt }]);
       return true;
