@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { constantValue } from '../src/ir/constants.js';
-import { roundToHalf } from '../src/methods/cluster/codebook.js';
+import { roundMantissa, roundToHalf } from '../src/methods/cluster/codebook.js';
 import { findClusters } from '../src/methods/cluster/decode-graph.js';
 import { packOnnx } from '../src/methods/pack/pack.js';
 import { loadModel } from '../src/node/model-files.js';
@@ -83,6 +83,56 @@ test('--half-codebooks: every centroid is a float16 value, also after fine-tunin
   assert.ok(packed(half) < packed(plain) - 6000, `pack ${packed(half)} vs ${packed(plain)}`);
 });
 
+test('--codebook-mantissa-bits: centroids keep n mantissa bits (a layer its own), also after fine-tuning; the pack is smaller still', async () => {
+  const half = file('half-only.onnx');
+  const short = file('mantissa.onnx');
+  const common = ['--bits', '4', '--per-channel', '--data', fashion.images, '--samples', '64', '--half-codebooks', '--epochs', '1', '--batch-size', '64'];
+  for (const [out, extra] of [[half, []], [short, ['--codebook-mantissa-bits', '5', '--layer-mantissa-bits', 'fc3=8', '--json']]] as const) {
+    const run = await runShrink(['cluster', MLP, '-o', out, ...common, ...extra]);
+    assert.equal(run.code, 0, run.stderr);
+    if (out === short) {
+      const report = JSON.parse(run.stdout);
+      assert.equal(report.settings.codebook_mantissa_bits, 5);
+      assert.equal(report.settings.layers, 'fc3 mantissa 8');
+    }
+  }
+  const model = loadModel(short);
+  const books = new Map(findClusters(model).map((f) => [f.codebook, constantValue(f.graph, f.codebook)?.data() as Float32Array]));
+  assert.equal(books.size, 3);
+  for (const [name, book] of books) {
+    const bits = name.startsWith('fc3') ? 8 : 5;
+    // On the grid of its own mantissa bits, and not on a coarser one: fine-tuning moved the centroids and they were put back.
+    for (const [m, onGrid] of [[bits, true], [bits - 2, false]] as const) {
+      const exact = book.slice();
+      roundMantissa(exact, m);
+      assert.equal(exact.every((v, i) => v === book[i]), onGrid, `${name} at ${m} mantissa bits`);
+    }
+    const halfValues = book.slice();
+    roundToHalf(halfValues);
+    assert.deepEqual(halfValues, book, `${name}: still float16 values`);
+  }
+  // ~6,300 centroids, each 5 mantissa bits shorter than float16's 10.
+  const packed = (f: string) => packOnnx(new Uint8Array(fs.readFileSync(f))).pack.length;
+  assert.ok(packed(short) < packed(half) - 2000, `pack ${packed(short)} vs ${packed(half)}`);
+});
+
+test('roundMantissa: to nearest, ties to even, order kept, infinities and bad bit counts', () => {
+  const values = Float32Array.from([1 + 2 ** -6, 1 + 3 * 2 ** -6, 1.1, -1.1, 0, 3.4e38, Number.POSITIVE_INFINITY, 1 + 2 ** -5 + 2 ** -20]);
+  roundMantissa(values, 4);
+  // At 4 mantissa bits the step in [1, 2) is 2^-4: 2^-6 is under half a step, 3 * 2^-6 over it.
+  assert.deepEqual(Array.from(values.subarray(0, 5)), [1, 1 + 2 ** -4, 1.125, -1.125, 0]);
+  assert.equal(values[5], Math.fround(3.4e38), 'rounding up would pass float32\'s largest: kept');
+  assert.equal(values[6], Number.POSITIVE_INFINITY);
+  assert.equal(values[7], 1 + 2 ** -4, 'just over half a step rounds up');
+  const ties = Float32Array.from([1 + 2 ** -5, 1 + 3 * 2 ** -5]);
+  roundMantissa(ties, 4);
+  assert.deepEqual(Array.from(ties), [1, 1 + 2 ** -3], 'ties go to the even mantissa');
+  const sorted = Float32Array.from({ length: 1000 }, (_, i) => Math.sinh((i - 500) / 50));
+  roundMantissa(sorted, 3);
+  for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i] >= sorted[i - 1]);
+  assert.throws(() => roundMantissa(new Float32Array(1), 0), /mantissa bits must be a whole number from 1 to 23, got 0/);
+});
+
 test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wrong ones are one line', () => {
   const recipe = parseRecipe('steps:\n  - cluster: {bits: 4, group: 8, half_codebooks: true, layers: [{pattern: head, bits: 6, group: 64}, {pattern: dw, group: 1}], epochs: 2, batch_size: 8, distill_value: logits}\n', 'r.yaml');
   const step = recipe.steps[0];
@@ -95,7 +145,7 @@ test('recipes: `layers`, `batch_size` and `distill_value` of a cluster step; wro
   assert.equal(step.options.halfCodebooks, true);
   assert.deepEqual(step.training, { epochs: 2, batchSize: 8, distillValue: 'logits' });
   for (const [text, message] of [
-    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits', 'step' or 'group'/],
+    ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x"}]}}]}', /each entry of 'layers' sets 'bits', 'step', 'group' or 'mantissa_bits'/],
     ['{"steps": [{"cluster": {"bits": 4, "layers": [{"pattern": "x", "bits": 9}]}}]}', /layers\.0\.bits/],
     ['{"steps": [{"cluster": {"bits": 4, "distill_value": "logits"}}]}', /'distill_value' goes with 'epochs'/],
     ['{"steps": [{"cluster": {"bits": 4, "batch_size": 8}}]}', /'batch_size' goes with 'epochs'/],
@@ -110,6 +160,8 @@ test('bad per-layer settings: one line, exit 2, nothing written', async () => {
     [['--layer-group', 'fc1=0'], /group of 'fc1' must be a whole number of channels >= 1, got 0/],
     [['--layer-group', '(=4'], /--layer-group: '\(' is not a valid regular expression/],
     [['--distill-value', 'fc2'], /--distill-value goes with --epochs/],
+    [['--codebook-mantissa-bits', '24'], /codebook mantissa bits must be a whole number from 1 to 23, got 24/],
+    [['--layer-mantissa-bits', 'fc1=0'], /mantissa bits of 'fc1' must be a whole number from 1 to 23, got 0/],
   ];
   for (const [extra, message] of cases) {
     const run = await runShrink(['cluster', MLP, '-o', out, '--bits', '4', ...extra]);

@@ -44,6 +44,8 @@ interface ClusterFlags extends TrainingFlags, GateFlags, DistillBlankFlags, Dist
   only: string[];
   layerBits: string[];
   halfCodebooks?: boolean;
+  codebookMantissaBits?: string;
+  layerMantissaBits: string[];
   layerGroup: string[];
   distillValue?: string;
   data?: string;
@@ -77,6 +79,8 @@ export function registerCluster(program: Command, context: CliContext): void {
     .option('--layer-step <pattern=s>', 'uniform-code step of the layers a pattern matches (repeatable, the first match setting bits or a step wins)', collect, [])
     .option('--layer-group <pattern=n>', 'channels per codebook of the layers a pattern matches (1: per channel; repeatable, the first match wins)', collect, [])
     .option('--half-codebooks', 'round the centroids to float16 values (kept as float32): a smaller pack, at 2^-11 relative error per centroid')
+    .option('--codebook-mantissa-bits <n>', 'round the k-means centroids to n mantissa bits (1-23, kept as float32): 6 stores a centroid in a pack in about 1.2 bytes (float16: 2.1), at 2^-7 relative error')
+    .option('--layer-mantissa-bits <pattern=n>', 'centroid mantissa bits of the layers a pattern matches (repeatable, the first match wins), e.g. 10 for 256-centroid codebooks whose neighbours are closer than 2^-7', collect, [])
     .option('--distill-value <name>', 'without labels, distil this value of the original (e.g. the logits before a softmax output) by mean squared error instead of the output')
     .addOption(new Option('--distill-loss <loss>', 'how --distill-value is matched: mse, or kl per position over its last axis (e.g. each time step of CTC logits)').choices(['mse', 'kl']))
     .option('--data <file>', `samples: an .npz keyed by input name (plus '${LABELS_KEY}') or an .npy for a one-input model; checks the result, feeds --epochs and --importance`)
@@ -110,7 +114,9 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     ...flags.layerBits.map((text) => layerSetting(text, '--layer-bits')),
     ...flags.layerStep.map((text) => layerSetting(text, '--layer-step')),
     ...flags.layerGroup.map((text) => layerSetting(text, '--layer-group')),
+    ...flags.layerMantissaBits.map((text) => layerSetting(text, '--layer-mantissa-bits')),
   ];
+  const codebookMantissaBits = flags.codebookMantissaBits === undefined ? undefined : wholeNumber(flags.codebookMantissaBits, '--codebook-mantissa-bits', 1);
   if (flags.distillValue !== undefined && !finetune) throw new UsageError('--distill-value goes with --epochs (centroid fine-tuning)');
   if (flags.distillLoss !== undefined && flags.distillValue === undefined) throw new UsageError('--distill-loss goes with --distill-value');
   const blank = { ...parseDistillBlank(flags, flags.distillLoss), ...parseDistillCtcExtras(flags) };
@@ -125,7 +131,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
   const grouping = flags.perChannel === true || channelsPerGroup === 1 ? 'channel' : 'tensor';
   const perGroup = channelsPerGroup !== undefined && channelsPerGroup > 1 ? channelsPerGroup : undefined;
   try {
-    checkClusterSettings({ bits, step, channelsPerGroup: perGroup, layers });
+    checkClusterSettings({ bits, step, channelsPerGroup: perGroup, layers, codebookMantissaBits });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -163,6 +169,7 @@ async function runCluster(input: string, flags: ClusterFlags, finetune: boolean,
     only: flags.only.length === 0 ? undefined : flags.only,
     layers: layers.length === 0 ? undefined : layers,
     halfCodebooks: flags.halfCodebooks,
+    ...(codebookMantissaBits === undefined ? {} : { codebookMantissaBits }),
     data,
     finetune: finetune ? { ...stepTraining(training), distillValue: flags.distillValue, ...(flags.distillLoss === undefined ? {} : { distillLoss: flags.distillLoss }), ...blank } : undefined,
     fidelity: 'samples' in fidelity ? { samples: fidelity.samples, labels: fidelity.labels } : undefined,
@@ -189,16 +196,19 @@ function positiveNumber(text: string, flag: string): number {
 }
 
 /** `PATTERN=N` of --layer-bits (bits), --layer-step (step) or --layer-group (group); the pattern may itself hold '=' (the last one splits). */
-function layerSetting(text: string, flag: '--layer-bits' | '--layer-step' | '--layer-group'): LayerSetting {
+const LAYER_VALUE_NAMES = { '--layer-bits': 'BITS', '--layer-step': 'STEP', '--layer-group': 'CHANNELS', '--layer-mantissa-bits': 'BITS' } as const;
+
+function layerSetting(text: string, flag: keyof typeof LAYER_VALUE_NAMES): LayerSetting {
   const at = text.lastIndexOf('=');
   const value = at < 0 ? '' : text.slice(at + 1);
   const number = flag === '--layer-step' ? /^\s*\d*\.?\d+(e-?\d+)?\s*$/i.test(value) && Number(value) > 0 : /^\s*\d+\s*$/.test(value);
-  if (at <= 0 || !number) throw new UsageError(`${flag} takes PATTERN=${flag === '--layer-bits' ? 'BITS' : flag === '--layer-step' ? 'STEP' : 'CHANNELS'}, got '${text}'`);
+  if (at <= 0 || !number) throw new UsageError(`${flag} takes PATTERN=${LAYER_VALUE_NAMES[flag]}, got '${text}'`);
   const pattern = text.slice(0, at);
   try {
     nodeSelector(pattern, flag);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  return flag === '--layer-bits' ? { pattern, bits: Number(value) } : flag === '--layer-step' ? { pattern, step: Number(value) } : { pattern, group: Number(value) };
+  const n = Number(value);
+  return flag === '--layer-bits' ? { pattern, bits: n } : flag === '--layer-step' ? { pattern, step: n } : flag === '--layer-group' ? { pattern, group: n } : { pattern, mantissaBits: n };
 }

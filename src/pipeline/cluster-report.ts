@@ -91,10 +91,11 @@ export function buildClusterReport(before: Model, after: Model, options: Cluster
   if (grouping === 'group') settings.channels_per_group = options.channelsPerGroup as number;
   if (options.keepZeros !== undefined && options.keepZeros !== 'auto') settings.keep_zeros = options.keepZeros;
   if (options.halfCodebooks === true) settings.half_codebooks = true;
+  if (options.codebookMantissaBits !== undefined) settings.codebook_mantissa_bits = options.codebookMantissaBits;
   if (options.step !== undefined) settings.step = options.step;
   if (options.codes === 'obs') settings.codes = 'obs';
   // Per-layer settings as the command line spells them: 'PATTERN bits 5 step 0.2 group 64; ...'.
-  if (options.layers !== undefined && options.layers.length > 0) settings.layers = options.layers.map((l) => [l.pattern, l.bits === undefined ? '' : ` bits ${l.bits}`, l.step === undefined ? '' : ` step ${l.step}`, l.group === undefined ? '' : ` group ${l.group}`].join('')).join('; ');
+  if (options.layers !== undefined && options.layers.length > 0) settings.layers = options.layers.map((l) => [l.pattern, l.bits === undefined ? '' : ` bits ${l.bits}`, l.step === undefined ? '' : ` step ${l.step}`, l.group === undefined ? '' : ` group ${l.group}`, l.mantissaBits === undefined ? '' : ` mantissa ${l.mantissaBits}`].join('')).join('; ');
   // Whole-weight SQNR: energies add up over tensors (from each tensor's SQNR and its energy is not
   // recoverable, so weigh by dense size: a fair summary for a table, exact per tensor below).
   const tensors = details.tensors.map((t): ClusterTensorEntry => {

@@ -16,7 +16,7 @@ import { Tensor } from '../ir/tensor.js';
 import { replaceConstant } from '../graph-edit/replace-constant.js';
 import { addSqnrTerms, sqnrFromSums } from '../kernels/sqnr.js';
 import { type ClusterDetails, type ClusterOptions, clusterPass, clusterSettingsError } from '../methods/cluster/cluster.js';
-import { roundToHalf } from '../methods/cluster/codebook.js';
+import { roundCentroids } from '../methods/cluster/codebook.js';
 import { findClusters } from '../methods/cluster/decode-graph.js';
 import { modelBytes } from '../onnx/model-size.js';
 import { inferShapes } from '../optimize/shape-inference/index.js';
@@ -96,7 +96,7 @@ export interface ClusterResult {
 }
 
 /** Checks settings that cannot work (one-line errors; the CLI checks them before reading files). */
-export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step'>): void {
+export function checkClusterSettings(options: Pick<ClusterStepOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step' | 'codebookMantissaBits'>): void {
   const error = clusterSettingsError(options);
   if (error !== undefined) throw new Error(`cluster: ${error}`);
 }
@@ -248,11 +248,11 @@ function refreshSqnr(original: Model, result: Model, details: ClusterDetails, ha
     const codes = constantValue(f.graph, f.codes)?.data() as Uint8Array;
     const bookTensor = constantValue(f.graph, f.codebook) as Tensor;
     const book = (bookTensor.data() as Float32Array).slice();
-    // Trained centroids leave float16's grid: back onto it, as k-means wrote them.
+    // Trained centroids leave the grid k-means rounded them to (float16's, fewer mantissa bits): back onto it.
     let changed = false;
-    if (half) {
+    if (half || t.mantissaBits !== undefined) {
       const before = book.slice();
-      roundToHalf(book);
+      roundCentroids(book, { half, mantissaBits: t.mantissaBits });
       changed = book.some((v, i) => v !== before[i]);
     }
     const offsets = f.offsets === undefined ? undefined : (constantValue(f.graph, f.offsets) as Tensor);

@@ -18,6 +18,7 @@ import { type QuantizeConfig, settingsFromConfig } from '../methods/quantize/con
 import { QUANTIZE_METHOD_NAMES, type QuantizeMethodName } from '../methods/quantize/registry.js';
 import { parsePattern } from '../methods/prune/nm.js';
 import { MAX_BITS, MIN_BITS } from '../methods/cluster/cluster.js';
+import { MAX_MANTISSA_BITS } from '../methods/cluster/codebook.js';
 import type { ClusterStepOptions } from './cluster.js';
 import type { Gate } from './gate.js';
 import type { LowRankStepOptions } from './lowrank.js';
@@ -176,7 +177,9 @@ const ClusterStep = z
     /** Per-layer bits and/or channels per codebook: `{ pattern, bits?, group? }`, the first match setting each wins. */
     /** Centroids rounded to float16 values (smaller packs). */
     half_codebooks: z.boolean().optional(),
-    layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), step: z.number().positive().optional(), group: z.number().int().min(1).optional() })).optional(),
+    /** k-means centroids rounded to this many mantissa bits (smaller packs: 6 stores one in ~1.2 bytes). */
+    codebook_mantissa_bits: z.number().int().min(1).max(MAX_MANTISSA_BITS).optional(),
+    layers: z.array(z.strictObject({ pattern: z.string().min(1), bits: z.number().int().min(MIN_BITS).max(MAX_BITS).optional(), step: z.number().positive().optional(), group: z.number().int().min(1).optional(), mantissa_bits: z.number().int().min(1).max(MAX_MANTISSA_BITS).optional() })).optional(),
     ...trainingKeys,
     batch_size: z.number().int().min(1).optional(),
     /** Without labels: distil this value of the original (e.g. pre-softmax logits) instead of the output. */
@@ -204,7 +207,7 @@ const ClusterStep = z
   .refine((c) => !(c.per_channel === true && c.group !== undefined), { message: "'per_channel' and 'group' are two groupings: give one" })
   .refine((c) => c.code_samples === undefined || c.codes === 'obs', { message: "'code_samples' goes with 'codes: obs'" })
   .refine((c) => c.code_target === undefined || c.codes === 'obs', { message: "'code_target' goes with 'codes: obs'" })
-  .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.step !== undefined || l.group !== undefined), { message: "each entry of 'layers' sets 'bits', 'step' or 'group'" });
+  .refine((c) => (c.layers ?? []).every((l) => l.bits !== undefined || l.step !== undefined || l.group !== undefined || l.mantissa_bits !== undefined), { message: "each entry of 'layers' sets 'bits', 'step', 'group' or 'mantissa_bits'" });
 
 /** Low-rank factorization (shrink lowrank), with training afterwards on `epochs`. */
 const LowRankStep = z
@@ -353,7 +356,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.distill_top1 !== undefined) training.training.distillTop1 = c.distill_top1;
     return {
       kind: 'cluster',
-      options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, ...(c.codes === undefined ? {} : { codes: c.codes }), ...(c.code_samples === undefined ? {} : { codeSamples: c.code_samples }), ...(c.code_target === undefined ? {} : { codeTarget: c.code_target }), exclude: c.exclude, only: c.only, layers: c.layers, halfCodebooks: c.half_codebooks },
+      options: { bits: c.bits ?? MAX_BITS, ...(c.step === undefined ? {} : { step: c.step }), grouping: c.per_channel === true || c.group === 1 ? 'channel' : 'tensor', channelsPerGroup: group, init: c.init, seed: c.seed, keepZeros: c.keep_zeros, importance: c.importance, ...(c.codes === undefined ? {} : { codes: c.codes }), ...(c.code_samples === undefined ? {} : { codeSamples: c.code_samples }), ...(c.code_target === undefined ? {} : { codeTarget: c.code_target }), exclude: c.exclude, only: c.only, layers: c.layers?.map(({ mantissa_bits, ...l }) => ({ ...l, ...(mantissa_bits === undefined ? {} : { mantissaBits: mantissa_bits }) })), halfCodebooks: c.half_codebooks, ...(c.codebook_mantissa_bits === undefined ? {} : { codebookMantissaBits: c.codebook_mantissa_bits }) },
       ...training,
       ...(c.fit_output_bias === undefined ? {} : { outputBias: outputBiasStep(c.fit_output_bias) }),
     };

@@ -24,7 +24,7 @@ import type { KMeansInit } from '../../kernels/kmeans.js';
 import type { Pass, PassWarning } from '../../pipeline/pass.js';
 import type { LayerChoice } from '../prune/layers.js';
 import { type NodeSelector, nodeSelector } from '../quantize/node-selector.js';
-import { buildCodebook, type Codebook, uniformGrid } from './codebook.js';
+import { buildCodebook, type Codebook, MAX_MANTISSA_BITS, uniformGrid } from './codebook.js';
 import { assignObsCodes, obsLayer, type PendingCodes } from './obs-assignment.js';
 import type { LayerMatrix } from '../prune/layer-matrix.js';
 import { writeDequantizeForm, writeGatherForm } from './decode-graph.js';
@@ -65,6 +65,12 @@ export interface ClusterOptions extends LayerChoice {
   /** Centroids rounded to float16 values, stored as float32 (see codebook.ts): smaller packs. */
   halfCodebooks?: boolean;
   /**
+   * k-means centroids rounded to this many mantissa bits (1-23, stored as float32; codebook.ts
+   * roundMantissa): at 6 bits a pack stores a centroid in about 1.2 bytes instead of float16's
+   * 2.1, for a relative error of at most 2^-7. Uniform codes' steps are not rounded by it.
+   */
+  codebookMantissaBits?: number;
+  /**
    * Uniform codes instead of k-means (uniform-codes.ts): each group's values round to multiples of
    * `step` * the group's RMS, up to 256 levels, written as DequantizeLinear (one scale per group).
    * `bits` is then unused for these layers; a pack entropy-codes the codes.
@@ -103,6 +109,8 @@ export interface LayerSetting {
   step?: number;
   /** Channels per codebook (1: per channel). */
   group?: number;
+  /** Mantissa bits of these layers' centroids (see ClusterOptions.codebookMantissaBits). */
+  mantissaBits?: number;
 }
 
 export interface ClusteredTensor {
@@ -117,6 +125,8 @@ export interface ClusteredTensor {
   /** Centroids in use, summed over the codebooks. */
   centroids: number;
   sqnrDb: number;
+  /** Mantissa bits its centroids were rounded to (undefined: float32's, or float16's with halfCodebooks). */
+  mantissaBits?: number;
   /** float32 bytes of the weight. */
   bytesDense: number;
   /** Bytes as written: uint8 codes, the codebook (and offsets, or scales and zero points). */
@@ -146,15 +156,19 @@ export interface ClusterDetails {
 }
 
 /** Why `bits` / `channelsPerGroup` cannot work, or undefined. */
-export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step'>): string | undefined {
+export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'channelsPerGroup' | 'layers' | 'step' | 'codebookMantissaBits'>): string | undefined {
   const badBits = (bits: number) => !(Number.isInteger(bits) && bits >= MIN_BITS && bits <= MAX_BITS);
   const badGroup = (group: number | undefined) => group !== undefined && !(Number.isInteger(group) && group >= 1);
   const badStep = (step: number | undefined) => step !== undefined && !(Number.isFinite(step) && step > 0);
+  const badMantissa = (bits: number | undefined) => bits !== undefined && !(Number.isInteger(bits) && bits >= 1 && bits <= MAX_MANTISSA_BITS);
+  const mantissaRange = `a whole number from 1 to ${MAX_MANTISSA_BITS}`;
   if (badBits(options.bits)) return `bits must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${options.bits}`;
   if (badGroup(options.channelsPerGroup)) return `group must be a whole number of channels >= 1, got ${options.channelsPerGroup}`;
   if (badStep(options.step)) return `step must be a number > 0 (relative to each group's RMS), got ${options.step}`;
+  if (badMantissa(options.codebookMantissaBits)) return `codebook mantissa bits must be ${mantissaRange}, got ${options.codebookMantissaBits}`;
   for (const layer of options.layers ?? []) {
-    if (layer.bits === undefined && layer.group === undefined && layer.step === undefined) return `layer setting '${layer.pattern}' sets none of bits, step and group`;
+    if (layer.bits === undefined && layer.group === undefined && layer.step === undefined && layer.mantissaBits === undefined) return `layer setting '${layer.pattern}' sets none of bits, step, group and mantissa bits`;
+    if (badMantissa(layer.mantissaBits)) return `mantissa bits of '${layer.pattern}' must be ${mantissaRange}, got ${layer.mantissaBits}`;
     if (badStep(layer.step)) return `step of '${layer.pattern}' must be a number > 0, got ${layer.step}`;
     if (layer.bits !== undefined && badBits(layer.bits)) return `bits of '${layer.pattern}' must be a whole number from ${MIN_BITS} to ${MAX_BITS}, got ${layer.bits}`;
     if (badGroup(layer.group)) return `group of '${layer.pattern}' must be a whole number of channels >= 1, got ${layer.group}`;
@@ -163,15 +177,16 @@ export function clusterSettingsError(options: Pick<ClusterOptions, 'bits' | 'cha
 }
 
 /** The bits and grouping of one weight: its first reader's matching layer setting, else the options'. */
-function settingsOf(reader: Node, layers: readonly { selector: NodeSelector; setting: LayerSetting }[], options: ClusterOptions): { bits: number; step: number | undefined; perChannel: boolean; perGroup: number } {
+function settingsOf(reader: Node, layers: readonly { selector: NodeSelector; setting: LayerSetting }[], options: ClusterOptions): { bits: number; step: number | undefined; perChannel: boolean; perGroup: number; mantissaBits: number | undefined } {
   const matching = layers.filter((l) => l.selector.matches(reader)).map((l) => l.setting);
   // A layer entry's bits or step wins over the options' either: the first entry setting one decides.
   const own = matching.find((l) => l.bits !== undefined || l.step !== undefined);
   const bits = own?.bits ?? options.bits;
   const step = own === undefined ? options.step : own.step;
+  const mantissaBits = matching.find((l) => l.mantissaBits !== undefined)?.mantissaBits ?? options.codebookMantissaBits;
   const group = matching.find((l) => l.group !== undefined)?.group;
-  if (group !== undefined) return { bits, step, perChannel: true, perGroup: group };
-  return { bits, step, perChannel: options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1, perGroup: options.channelsPerGroup ?? 1 };
+  if (group !== undefined) return { bits, step, perChannel: true, perGroup: group, mantissaBits };
+  return { bits, step, perChannel: options.grouping === 'channel' || (options.channelsPerGroup ?? 1) > 1, perGroup: options.channelsPerGroup ?? 1, mantissaBits };
 }
 
 const zeroCount = (v: Float32Array) => v.reduce((n, x) => n + (x === 0 ? 1 : 0), 0);
@@ -229,7 +244,8 @@ export const clusterPass: Pass<ClusterOptions> = {
       const keepZeros = options.keepZeros === 'auto' || options.keepZeros === undefined ? zerosBefore >= PRUNED_SHARE * values.length : options.keepZeros;
       const weights = importance?.byWeight.get(target.name);
       const uniform = step === undefined ? undefined : buildUniformCodes(values, dims, { step, axis, channelsPerGroup: perGroup, steps: fixed, half: options.halfCodebooks });
-      const fitted = uniform ?? buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks });
+      const mantissaBits = uniform === undefined ? settings.mantissaBits : undefined;
+      const fitted = uniform ?? buildCodebook(values, dims, { bits, axis, channelsPerGroup: perGroup, init: options.init, seed: options.seed, importance: weights, keepZeros, half: options.halfCodebooks, mantissaBits });
       const write = (book: Codebook) => {
         // Uniform codes are written with their steps exactly (uniformGrid would recompute them) and
         // always folded: their training goes through fake quantization, not a Gather.
@@ -254,6 +270,7 @@ export const clusterPass: Pass<ClusterOptions> = {
           groups: book.groups,
           centroids: book.used.reduce((a, b) => a + b, 0),
           sqnrDb: book.sqnrDb,
+          ...(mantissaBits === undefined ? {} : { mantissaBits }),
           bytesDense: values.length * 4,
           bytesStored: written.bytes,
           bytesPacked: Math.ceil((values.length * bits) / 8) + written.bytes - values.length,

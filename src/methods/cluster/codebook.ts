@@ -29,6 +29,12 @@ export interface CodebookOptions {
    * are zero, which a pack codes almost for free, at a relative error of 2^-11 per centroid.
    */
   half?: boolean;
+  /**
+   * Round the centroids to this many mantissa bits (1-23; still float32): each further bit
+   * dropped saves about one bit per centroid in a pack (its float planes entropy-code the zero
+   * bits away) at twice the relative error, 2^-(bits+1) per centroid.
+   */
+  mantissaBits?: number;
 }
 
 export interface Codebook {
@@ -77,6 +83,36 @@ export function roundToHalf(values: Float32Array): void {
   values.set(float16ToFloat32(float32ToFloat16(values, { clamp: true }).bits));
 }
 
+export const MAX_MANTISSA_BITS = 23;
+
+/**
+ * Rounds float32 values in place to `bits` mantissa bits (to nearest, ties to even; monotonic, so
+ * ascending order holds). A value that would round past float32's largest stays as it was.
+ */
+export function roundMantissa(values: Float32Array, bits: number): void {
+  if (!(Number.isInteger(bits) && bits >= 1 && bits <= MAX_MANTISSA_BITS)) throw new Error(`mantissa bits must be a whole number from 1 to ${MAX_MANTISSA_BITS}, got ${bits}`);
+  if (bits === MAX_MANTISSA_BITS) return;
+  const raw = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const drop = MAX_MANTISSA_BITS - bits;
+  const mask = (1 << drop) - 1;
+  const half = 1 << (drop - 1);
+  for (let i = 0; i < raw.length; i++) {
+    const word = raw[i];
+    if ((word & 0x7f800000) === 0x7f800000) continue; // infinities and NaNs
+    const rest = word & mask;
+    // Rounding up carries into the exponent when the mantissa is all ones: still the right value.
+    const up = rest > half || (rest === half && ((word >>> drop) & 1) === 1);
+    const rounded = ((word & ~mask) >>> 0) + (up ? half * 2 : 0);
+    if ((rounded & 0x7f800000) !== 0x7f800000) raw[i] = rounded;
+  }
+}
+
+/** Centroids rounded as the options ask: to `mantissaBits`, then to float16 values when `half`. */
+export function roundCentroids(values: Float32Array, options: { half?: boolean; mantissaBits?: number }): void {
+  if (options.mantissaBits !== undefined) roundMantissa(values, options.mantissaBits);
+  if (options.half === true) roundToHalf(values);
+}
+
 /** Clusters `values` (a weight of `dims`) into codes and codebooks. */
 export function buildCodebook(values: Float32Array, dims: readonly number[], options: CodebookOptions): Codebook {
   const K = 2 ** options.bits;
@@ -102,7 +138,7 @@ export function buildCodebook(values: Float32Array, dims: readonly number[], opt
     const fit = kmeans1d(groupValues, { k: reserve ? K - 1 : K, init: options.init, seed: (options.seed ?? 0) + g, weights });
     // Stored in float32: assign against the stored values so each code is the nearest one decoded.
     const free = Float32Array.from(fit.centroids);
-    if (options.half === true) roundToHalf(free);
+    roundCentroids(free, options);
     let slots: Float32Array = free;
     let at = -1;
     if (reserve) {
