@@ -56,3 +56,46 @@ test('cluster distilling the MLP logits: averaging the last 2 of 2 epochs gives 
   assert.ok(averaged.length > 0, 'codebooks found');
   assert.notDeepEqual(averaged, last);
 });
+
+test('WeightAverage.add: the mean of whole sets of weights; a set of another size is refused', () => {
+  const soup = new WeightAverage();
+  const w = (v: number[]) => new Map([['w', Tensor.fromArray('w', DataType.FLOAT, [v.length], Float32Array.from(v))]]);
+  soup.add(w([1, 10]));
+  soup.add(w([2, 20]));
+  soup.add(w([6, 60]));
+  assert.deepEqual([...(soup.weights()?.get('w')?.data() as Float32Array)], [3, 30]);
+  assert.throws(() => soup.add(w([1])), /weight average: 'w' has 1 values, earlier 2/);
+});
+
+test('recipe: average_runs goes with epochs and distill_value', () => {
+  const ok = parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 2, distill_value: logits, average_runs: 3}\n', 'r.yaml').steps[0];
+  assert.ok(ok.kind === 'cluster' && ok.training?.averageRuns === 3);
+  assert.throws(() => parseRecipe('steps:\n  - cluster: {bits: 4, epochs: 2, average_runs: 2}\n', 'r.yaml'), /'average_runs' goes with 'epochs' and 'distill_value'/);
+});
+
+test('cluster distilling the MLP logits: average_runs 2 gives the mean of the centroids of seeds 0 and 1, trained alone', async () => {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const inputs = { image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } };
+  const mlp = loadModel('models/fashion-mnist/mlp.onnx');
+  const finetune = { epochs: 1, batchSize: 32, schedule: { kind: 'constant' as const, rate: 1e-3 }, optimizer: { kind: 'adamw' as const }, distillValue: 'logits', distillLoss: 'mse' as const };
+  const ctx = { ort: nodeOrt, threads: 1 };
+  const books = async (seed: number, averageRuns?: number) => {
+    const { model, report } = await cluster(mlp, { bits: 2, data: { inputs }, finetune: { ...finetune, seed, averageRuns } }, ctx);
+    return { report, books: model.graph.initializers.filter((t) => t.name.endsWith('_codebook')).map((t) => t.data() as Float32Array) };
+  };
+  const a = await books(0);
+  const b = await books(1);
+  const soup = await books(0, 2);
+  assert.equal(soup.report.finetune?.runs, 2);
+  assert.equal(soup.report.finetune?.run_losses?.length, 2);
+  assert.equal(soup.books.length, 3);
+  let moved = 0;
+  soup.books.forEach((book, k) => {
+    for (let i = 0; i < book.length; i++) {
+      const mean = (a.books[k][i] + b.books[k][i]) / 2;
+      assert.ok(Math.abs(book[i] - mean) <= 1e-6 * Math.max(1, Math.abs(mean)), `codebook ${k} slot ${i}: ${book[i]} vs the runs' mean ${mean}`);
+      if (a.books[k][i] !== b.books[k][i]) moved++;
+    }
+  });
+  assert.ok(moved > 0, 'the two seeds trained to different centroids');
+});

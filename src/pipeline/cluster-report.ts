@@ -53,7 +53,11 @@ export interface ClusterFinetuneReport {
   epochs: number;
   steps: number;
   samples: number;
+  /** Per epoch; with `runs`, the mean over the runs. */
   mean_loss: number[];
+  /** Trainings averaged (average_runs), and each one's loss per epoch. */
+  runs?: number;
+  run_losses?: number[][];
   seconds: number;
   /** Top-1 accuracy (percent) before and after, on the training data (fine-tune only). */
   accuracy?: { before: number; after: number };
@@ -186,7 +190,7 @@ export function formatClusterReport(report: ClusterReport, top = 8): string {
   if (report.finetune !== undefined) {
     const f = report.finetune;
     const acc = f.accuracy === undefined ? '' : `; accuracy ${f.accuracy.before.toFixed(2)}% -> ${f.accuracy.after.toFixed(2)}%`;
-    lines.push(`centroids  ${f.kind} (${f.loss}${f.value === undefined ? '' : ` on '${f.value}'`}) of ${groupDigits(f.centroids)} centroids in ${f.codebooks} codebooks, ${f.epochs} epoch${f.epochs === 1 ? '' : 's'}, ${f.steps} steps on ${groupDigits(f.samples)} samples, ${f.seconds.toFixed(1)} s; mean loss ${f.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
+    lines.push(`centroids  ${f.kind} (${f.loss}${f.value === undefined ? '' : ` on '${f.value}'`}) of ${groupDigits(f.centroids)} centroids in ${f.codebooks} codebooks, ${f.epochs} epoch${f.epochs === 1 ? '' : 's'}${f.runs === undefined ? '' : ` x ${f.runs} runs averaged`}, ${f.steps} steps on ${groupDigits(f.samples)} samples, ${f.seconds.toFixed(1)} s; mean loss ${f.mean_loss.map((l) => l.toFixed(4)).join(', ')}${acc}`);
   }
   if (report.fidelity !== undefined) {
     const f = report.fidelity;

@@ -72,6 +72,8 @@ export interface ClusterFinetune {
   batchNorm?: 'batch' | 'frozen';
   /** Distilling a value: the centroids averaged over the ends of the last N epochs (default 1, the last). */
   averageEpochs?: number;
+  /** Distilling a value: N trainings from the same codes and centroids (seeds seed, seed + 1, ...), their centroids averaged (default 1). */
+  averageRuns?: number;
   maxSteps?: number;
 }
 
@@ -231,8 +233,8 @@ async function finetuneCentroids(teacher: Model, student: Model, details: Cluste
   const value = options.distillValue ?? output;
   if (value === undefined) throw new Error('cluster: the model has no output to distil');
   const loss = distillLossOf(options.distillLoss, options.temperature, options.distillBlank, options.distillBlankWeight, options);
-  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm, averageEpochs: options.averageEpochs }, ctx, 'cluster');
-  return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, seconds: seconds() } };
+  const trained = await distillValue(teacher, student, data.inputs, value, { ...fit, optimizer: options.optimizer, frozen, masks, loss, batchNorm: options.batchNorm, averageEpochs: options.averageEpochs, averageRuns: options.averageRuns }, ctx, 'cluster');
+  return { model: trained.model, report: { kind: 'distill', loss: loss.kind, ...(trained.inner ? { value } : {}), ...base, epochs: trained.meanLoss.length, steps: trained.steps, mean_loss: trained.meanLoss, ...(trained.runLosses === undefined ? {} : { runs: trained.runLosses.length, run_losses: trained.runLosses }), seconds: seconds() } };
 }
 
 /**

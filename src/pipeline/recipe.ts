@@ -200,6 +200,8 @@ const ClusterStep = z
     batch_norm: z.enum(['batch', 'frozen']).optional(),
     /** With distill_value: the centroids averaged over the ends of the last N epochs (stochastic weight averaging; default 1, the last). */
     average_epochs: z.number().int().min(1).optional(),
+    /** With distill_value: N trainings from the same codes (seeds seed, seed + 1, ...), their centroids averaged (a model soup; default 1). */
+    average_runs: z.number().int().min(1).optional(),
     /** After the centroids: offsets on the logits' classes fitted on the calibration samples (--calib), as quantize's key (pipeline/fit-output-bias.ts). */
     fit_output_bias: FitOutputBiasKey.optional(),
   })
@@ -268,6 +270,8 @@ export interface StepTraining {
   batchNorm?: 'batch' | 'frozen';
   /** cluster, distilling a value: the centroids averaged over the ends of the last N epochs. */
   averageEpochs?: number;
+  /** cluster, distilling a value: the centroids of N trainings averaged. */
+  averageRuns?: number;
 }
 
 /** A recipe ready to run: each step with its library options. */
@@ -349,6 +353,8 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (c.average_epochs !== undefined && (c.epochs === undefined || c.distill_value === undefined)) throw new Error(`${where}.cluster: 'average_epochs' goes with 'epochs' and 'distill_value'`);
     if (c.average_epochs !== undefined && c.epochs !== undefined && c.average_epochs > c.epochs) throw new Error(`${where}.cluster: 'average_epochs' (${c.average_epochs}) is more than 'epochs' (${c.epochs})`);
     if (training.training !== undefined && c.average_epochs !== undefined) training.training.averageEpochs = c.average_epochs;
+    if (c.average_runs !== undefined && (c.epochs === undefined || c.distill_value === undefined)) throw new Error(`${where}.cluster: 'average_runs' goes with 'epochs' and 'distill_value'`);
+    if (training.training !== undefined && c.average_runs !== undefined) training.training.averageRuns = c.average_runs;
     if (training.training !== undefined && c.distill_blank !== undefined) training.training.distillBlank = c.distill_blank;
     if (training.training !== undefined && c.distill_blank_weight !== undefined) training.training.distillBlankWeight = c.distill_blank_weight;
     if (training.training !== undefined && c.distill_focus !== undefined) training.training.distillFocus = c.distill_focus;

@@ -141,6 +141,13 @@ export interface ValueDistillSettings {
    * hold better on inputs training never saw than its last point. Default 1: the last weights.
    */
   averageEpochs?: number;
+  /**
+   * Trains N times from the same start, with seeds seed, seed + 1, ... (the batches' order
+   * differs), and returns the mean of the runs' weights (each run's own average with
+   * averageEpochs): a model soup (Wortsman et al. 2022). Runs from one start stay in one basin, so
+   * their mean is a model too, often better on new inputs than any one run. Default 1.
+   */
+  averageRuns?: number;
 }
 
 /**
@@ -178,7 +185,7 @@ export async function distillValue(
   settings: ValueDistillSettings,
   ctx: RecipeContext,
   who: string,
-): Promise<{ model: Model; meanLoss: number[]; steps: number; inner: boolean }> {
+): Promise<{ model: Model; meanLoss: number[]; steps: number; inner: boolean; runLosses?: number[][] }> {
   if (!student.graph.isGraphOutput(value) && student.graph.producer(value) === undefined) throw new Error(`${who}: the model has no value '${value}' to distil`);
   const targets = await teacherValue(teacher, inputs, value, ctx);
   if (targets === undefined) throw new Error(`${who}: the original gave no '${value}'`);
@@ -197,20 +204,38 @@ export async function distillValue(
       : settings.loss?.kind === 'bce'
         ? { kind: 'custom', build: bernoulliKl(value, who) }
         : { kind: 'mse', output: value };
-  const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
-  try {
-    // Only a run that averages copies its weights after each epoch.
-    const average = (settings.averageEpochs ?? 1) > 1 ? new WeightAverage(settings.epochs - (settings.averageEpochs as number)) : undefined;
-    const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed: settings.seed, maxSteps: settings.maxSteps, progress: ctx.progress, afterEpoch: average?.afterEpoch };
-    const history = await trainer.fit(arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) }), fit);
-    const model = trainer.exportModel(average?.weights() ?? trainer.currentWeights());
-    model.graph.inputs = student.clone().graph.inputs;
-    model.graph.outputs = model.graph.outputs.filter((o) => !inner || o.name !== value);
-    model.graph.changed();
-    return { model, meanLoss: history.map((h) => h.meanLoss), steps: trainer.stepCount, inner };
-  } finally {
-    await trainer.release();
+  const runs = settings.averageRuns ?? 1;
+  if (!(Number.isInteger(runs) && runs >= 1)) throw new Error(`${who}: runs to average must be a whole number >= 1, got ${runs}`);
+  const soup = runs > 1 ? new WeightAverage() : undefined;
+  const data = arrayTrainingData({ ...inputs, [TARGETS]: precomputedField(targets, DataType.FLOAT) });
+  const losses: number[][] = [];
+  let steps = 0;
+  let model: Model | undefined;
+  for (let run = 0; run < runs; run++) {
+    const trainer = await Trainer.create(ctx.ort, trainee, { loss, optimizer: settings.optimizer, frozen: settings.frozen, masks: settings.masks, batchNorm: settings.batchNorm }, { threads: ctx.threads });
+    try {
+      // Only a run that averages copies its weights after each epoch.
+      const average = (settings.averageEpochs ?? 1) > 1 ? new WeightAverage(settings.epochs - (settings.averageEpochs as number)) : undefined;
+      const seed = (settings.seed ?? 0) + run;
+      const fit = { epochs: settings.epochs, batchSize: settings.batchSize, schedule: settings.schedule, seed, maxSteps: settings.maxSteps, progress: ctx.progress, afterEpoch: average?.afterEpoch };
+      const history = await trainer.fit(data, fit);
+      losses.push(history.map((h) => h.meanLoss));
+      steps += trainer.stepCount;
+      const weights = average?.weights() ?? trainer.currentWeights();
+      soup?.add(weights);
+      // The last run's graph carries the soup's weights: every run trains the same tensors.
+      if (run === runs - 1) model = trainer.exportModel(soup?.weights() ?? weights);
+    } finally {
+      await trainer.release();
+    }
   }
+  const trained = model as Model;
+  trained.graph.inputs = student.clone().graph.inputs;
+  trained.graph.outputs = trained.graph.outputs.filter((o) => !inner || o.name !== value);
+  trained.graph.changed();
+  // Per epoch, the mean over the runs.
+  const meanLoss = losses[0].map((_, epoch) => losses.reduce((sum, run) => sum + run[epoch], 0) / runs);
+  return { model: trained, meanLoss, steps, inner, ...(runs > 1 ? { runLosses: losses } : {}) };
 }
 
 /** The KL loss of `value` [..., classes] against the teacher's logits fed as TARGETS, every position a row (weighted by the original's blank probability with `blank`). */
