@@ -20,6 +20,15 @@ function at(weights: Record<string, Tensor>): Trainer {
   return { currentWeights: () => new Map(Object.entries(weights)) } as unknown as Trainer;
 }
 
+/** The Fashion-MNIST MLP clustered at 2 bits per tensor, its centroids distilled on its logits (256 training images). */
+async function clusterMlp(settings: { epochs: number; seed?: number; averageEpochs?: number; averageRuns?: number }) {
+  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
+  const inputs = { image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } };
+  const finetune = { batchSize: 32, schedule: { kind: 'constant' as const, rate: 1e-3 }, optimizer: { kind: 'adamw' as const }, distillValue: 'logits', distillLoss: 'mse' as const, ...settings };
+  const { model, report } = await cluster(loadModel('models/fashion-mnist/mlp.onnx'), { bits: 2, data: { inputs }, finetune }, { ort: nodeOrt, threads: 1 });
+  return { report, books: model.graph.initializers.filter((t) => t.name.endsWith('_codebook')).map((t) => t.data() as Float32Array) };
+}
+
 test('WeightAverage: the mean of the float weights over the epochs from `from` on; integers keep their last value', () => {
   const average = new WeightAverage(1);
   const w = (v: number[]) => Tensor.fromArray('w', DataType.FLOAT, [2], Float32Array.from(v));
@@ -41,15 +50,7 @@ test('recipe: average_epochs goes with epochs and distill_value, and is at most 
 });
 
 test('cluster distilling the MLP logits: averaging the last 2 of 2 epochs gives other centroids than the last epoch alone', async () => {
-  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
-  const inputs = { image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } };
-  const mlp = loadModel('models/fashion-mnist/mlp.onnx');
-  const finetune = { epochs: 2, batchSize: 32, schedule: { kind: 'constant' as const, rate: 1e-3 }, optimizer: { kind: 'adamw' as const }, distillValue: 'logits', distillLoss: 'mse' as const };
-  const ctx = { ort: nodeOrt, threads: 1 };
-  const books = async (averageEpochs: number) => {
-    const { model } = await cluster(mlp, { bits: 2, data: { inputs }, finetune: { ...finetune, averageEpochs } }, ctx);
-    return model.graph.initializers.filter((t) => t.name.endsWith('_codebook')).map((t) => [...(t.data() as Float32Array)]);
-  };
+  const books = async (averageEpochs: number) => (await clusterMlp({ epochs: 2, averageEpochs })).books.map((b) => [...b]);
   const last = await books(1);
   const averaged = await books(2);
   assert.equal(averaged.length, last.length);
@@ -74,15 +75,7 @@ test('recipe: average_runs goes with epochs and distill_value', () => {
 });
 
 test('cluster distilling the MLP logits: average_runs 2 gives the mean of the centroids of seeds 0 and 1, trained alone', async () => {
-  const train = readIdxImageSet(FASHION_MNIST_DIR, 'train');
-  const inputs = { image: { data: Float32Array.from(train.images.subarray(0, 256 * 784), (v) => v / 255), sampleDims: [1, 28, 28], dataType: DataType.FLOAT } };
-  const mlp = loadModel('models/fashion-mnist/mlp.onnx');
-  const finetune = { epochs: 1, batchSize: 32, schedule: { kind: 'constant' as const, rate: 1e-3 }, optimizer: { kind: 'adamw' as const }, distillValue: 'logits', distillLoss: 'mse' as const };
-  const ctx = { ort: nodeOrt, threads: 1 };
-  const books = async (seed: number, averageRuns?: number) => {
-    const { model, report } = await cluster(mlp, { bits: 2, data: { inputs }, finetune: { ...finetune, seed, averageRuns } }, ctx);
-    return { report, books: model.graph.initializers.filter((t) => t.name.endsWith('_codebook')).map((t) => t.data() as Float32Array) };
-  };
+  const books = (seed: number, averageRuns?: number) => clusterMlp({ epochs: 1, seed, averageRuns });
   const a = await books(0);
   const b = await books(1);
   const soup = await books(0, 2);
