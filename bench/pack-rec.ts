@@ -110,11 +110,12 @@ export const packRecBench: Bench = {
     // PACK_REC_TRAIN_LINES (default 640) above 480 trains on the first N lines of a 1,200-line
     // corpus (its first 480 lines and its held-out lines are the 480-line corpus's own).
     const trainLines = Number(process.env.PACK_REC_TRAIN_LINES ?? 640);
-    // PACK_REC_TRAIN_EXTRA=FROM-TO adds the lines FROM-TO (after the tuning lines) to the training
-    // lines, from a corpus rendered with that many (e.g. 1200-1999 of a 2,000-line corpus, whose
-    // first 1,200 lines are the 1,200-line corpus's own).
-    const extra = process.env.PACK_REC_TRAIN_EXTRA?.match(/^(\d+)-(\d+)$/);
-    if (process.env.PACK_REC_TRAIN_EXTRA !== undefined && extra === null) throw new Error(`PACK_REC_TRAIN_EXTRA=${process.env.PACK_REC_TRAIN_EXTRA}: give FROM-TO, e.g. 1200-1999`);
+    // PACK_REC_TRAIN_EXTRA=FROM-TO (default 1200-1999; empty: none) adds the lines FROM-TO, after
+    // the tuning lines, to the training lines, from a corpus rendered with that many (a 2,000-line
+    // corpus's first 1,200 lines are the 1,200-line corpus's own).
+    const extraText = process.env.PACK_REC_TRAIN_EXTRA ?? '1200-1999';
+    const extra = extraText === '' ? undefined : extraText.match(/^(\d+)-(\d+)$/);
+    if (extra === null) throw new Error(`PACK_REC_TRAIN_EXTRA=${extraText}: give FROM-TO, e.g. 1200-1999, or nothing`);
     const corpusLines = extra ? Number(extra[2]) + 1 : trainLines > 480 ? 1200 : 480;
     const corpus = corpusLines > 480 ? `${REC_CORPUS}-${corpusLines}` : REC_CORPUS;
     ensureRecCorpus(corpus, log, corpusLines > 480 ? { train: corpusLines } : {});
@@ -131,7 +132,7 @@ export const packRecBench: Bench = {
     if (process.env.PACK_REC_TUNING !== undefined && tuningRange === null) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING}: give FROM-TO, e.g. 1000-1199`);
     const tuning = tuningRange === null || tuningRange === undefined ? undefined : recRange(all, Number(tuningRange[1]), Number(tuningRange[2]) - Number(tuningRange[1]) + 1);
     if (tuningRange && Number(tuningRange[1]) < trainLines) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the ${trainLines} training lines`);
-    if (tuningRange && extra && Number(tuningRange[2]) >= Number(extra[1])) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the extra training lines ${process.env.PACK_REC_TRAIN_EXTRA}`);
+    if (tuningRange && extra && Number(tuningRange[2]) >= Number(extra[1])) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the extra training lines ${extraText}`);
     // The training lines as the .npy that `shrink run --data` takes (float32 [N, 3, 48, 320]).
     const npy = join(corpus, augment === undefined ? 'train-x.npy' : `train-x-${augment}.npy`);
     writeFileSync(npy, writeNpy({ dataType: DataType.FLOAT, dims: [train.count, 3, 48, 320], data: new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength) }));
@@ -227,7 +228,7 @@ export const packRecBench: Bench = {
     const best = finals.filter((r) => r.ratio >= 8).sort((a, b) => b.lines_identical - a.lines_identical)[0] ?? finals[finals.length - 1];
     const met = best !== undefined && best.ratio >= 8 && best.lines_identical >= 95;
 
-    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus, ...(extra ? { train_extra: process.env.PACK_REC_TRAIN_EXTRA } : {}), ...(tuning === undefined ? {} : { tuning: process.env.PACK_REC_TUNING }) }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
+    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus, ...(extra ? { train_extra: extraText } : {}), ...(tuning === undefined ? {} : { tuning: process.env.PACK_REC_TUNING }) }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
     const percent = (v: number | undefined) => (v === undefined ? '-' : `${v}%`);
     const table = (list: Row[]) => [
       `| route | stage | settings | ONNX | pack | ratio to float32 | lines identical | ignoring spaces | cosine |${tuning === undefined ? '' : ' tuning lines identical | tuning ignoring spaces |'} seconds |`,
