@@ -42,7 +42,7 @@ import { parseRecipe, type Recipe } from '../src/pipeline/recipe.js';
 import { runRecipe } from '../src/pipeline/run-recipe.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { ensureRecCorpus, joinRecSets, loadRecSet, strokeVariants, REC_CORPUS, type RecReading, type RecSet, readRecSet, recRange, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { ensureRecCorpus, joinRecSets, lineRangeFromEnv, loadRecSet, strokeVariants, REC_CORPUS, type RecReading, type RecSet, readRecSet, recRange, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
 import type { Bench } from './run.js';
 
 const REC = join(OCR, 'ch_PP-OCRv4_rec_infer.onnx');
@@ -113,26 +113,23 @@ export const packRecBench: Bench = {
     // PACK_REC_TRAIN_EXTRA=FROM-TO (default 1200-1999; empty: none) adds the lines FROM-TO, after
     // the tuning lines, to the training lines, from a corpus rendered with that many (a 2,000-line
     // corpus's first 1,200 lines are the 1,200-line corpus's own).
-    const extraText = process.env.PACK_REC_TRAIN_EXTRA ?? '1200-1999';
-    const extra = extraText === '' ? undefined : extraText.match(/^(\d+)-(\d+)$/);
-    if (extra === null) throw new Error(`PACK_REC_TRAIN_EXTRA=${extraText}: give FROM-TO, e.g. 1200-1999, or nothing`);
-    const corpusLines = extra ? Number(extra[2]) + 1 : trainLines > 480 ? 1200 : 480;
+    const extra = lineRangeFromEnv('PACK_REC_TRAIN_EXTRA', '1200-1999');
+    const corpusLines = extra ? extra.to + 1 : trainLines > 480 ? 1200 : 480;
     const corpus = corpusLines > 480 ? `${REC_CORPUS}-${corpusLines}` : REC_CORPUS;
     ensureRecCorpus(corpus, log, corpusLines > 480 ? { train: corpusLines } : {});
     const all = await loadRecSet('train', corpus);
     if (!(trainLines > 0 && trainLines <= all.count)) throw new Error(`PACK_REC_TRAIN_LINES=${trainLines}: ${corpus} has ${all.count} training lines`);
     const first: RecSet = { x: all.x.subarray(0, trainLines * 3 * 48 * 320), count: trainLines, texts: all.texts.slice(0, trainLines) };
-    const lines = extra ? joinRecSets(first, recRange(all, Number(extra[1]), Number(extra[2]) - Number(extra[1]) + 1)) : first;
+    const lines = extra ? joinRecSets(first, recRange(all, extra.from, extra.count)) : first;
     // PACK_REC_AUGMENT=strokes: the training lines and, after them, each again with thicker or thinner strokes.
     const augment = process.env.PACK_REC_AUGMENT;
     if (augment !== undefined && augment !== 'strokes') throw new Error(`PACK_REC_AUGMENT=${augment}: the one augmentation is 'strokes'`);
     const train: RecSet = augment === undefined ? lines : joinRecSets(lines, strokeVariants(lines, 7));
     const held = await loadRecSet('heldout', corpus);
-    const tuningRange = process.env.PACK_REC_TUNING?.match(/^(\d+)-(\d+)$/);
-    if (process.env.PACK_REC_TUNING !== undefined && tuningRange === null) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING}: give FROM-TO, e.g. 1000-1199`);
-    const tuning = tuningRange === null || tuningRange === undefined ? undefined : recRange(all, Number(tuningRange[1]), Number(tuningRange[2]) - Number(tuningRange[1]) + 1);
-    if (tuningRange && Number(tuningRange[1]) < trainLines) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the ${trainLines} training lines`);
-    if (tuningRange && extra && Number(tuningRange[2]) >= Number(extra[1])) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the extra training lines ${extraText}`);
+    const tuningRange = lineRangeFromEnv('PACK_REC_TUNING');
+    const tuning = tuningRange === undefined ? undefined : recRange(all, tuningRange.from, tuningRange.count);
+    if (tuningRange && tuningRange.from < trainLines) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the ${trainLines} training lines`);
+    if (tuningRange && extra && tuningRange.to >= extra.from) throw new Error(`PACK_REC_TUNING=${process.env.PACK_REC_TUNING} overlaps the extra training lines ${process.env.PACK_REC_TRAIN_EXTRA ?? '1200-1999'}`);
     // The training lines as the .npy that `shrink run --data` takes (float32 [N, 3, 48, 320]).
     const npy = join(corpus, augment === undefined ? 'train-x.npy' : `train-x-${augment}.npy`);
     writeFileSync(npy, writeNpy({ dataType: DataType.FLOAT, dims: [train.count, 3, 48, 320], data: new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength) }));
@@ -158,12 +155,12 @@ export const packRecBench: Bench = {
     // PACK_REC_CALIB=FROM-TO, default the lines after the trained ones up to the tuning lines (or
     // 999): lines neither the centroids trained on nor the tuning or held-out columns judge.
     const calibFrom = trainLines;
-    const calibTo = (tuningRange === null || tuningRange === undefined ? Math.min(all.count, 1000) : Number(tuningRange[1])) - 1;
+    const calibTo = (tuningRange === undefined ? Math.min(all.count, 1000) : tuningRange.from) - 1;
     const calibRange = (process.env.PACK_REC_CALIB ?? (calibTo >= calibFrom ? `${calibFrom}-${calibTo}` : '')).match(/^(\d+)-(\d+)$/);
     if (process.env.PACK_REC_CALIB !== undefined && calibRange === null) throw new Error(`PACK_REC_CALIB=${process.env.PACK_REC_CALIB}: give FROM-TO, e.g. 640-999`);
     if (calibRange !== null) {
       const [from, to] = [Number(calibRange[1]), Number(calibRange[2])];
-      if (from < trainLines || to >= all.count || (tuningRange && to >= Number(tuningRange[1]) && from <= Number(tuningRange[2]))) throw new Error(`calibration lines ${from}-${to} overlap the training or tuning lines, or pass the corpus's ${all.count}`);
+      if (from < trainLines || to >= all.count || (tuningRange && to >= tuningRange.from && from <= tuningRange.to)) throw new Error(`calibration lines ${from}-${to} overlap the training or tuning lines, or pass the corpus's ${all.count}`);
     }
     // The calibration lines as the .npy that `shrink run --calib` takes.
     const calibNpy = join(corpus, 'calib-x.npy');
@@ -228,7 +225,7 @@ export const packRecBench: Bench = {
     const best = finals.filter((r) => r.ratio >= 8).sort((a, b) => b.lines_identical - a.lines_identical)[0] ?? finals[finals.length - 1];
     const met = best !== undefined && best.ratio >= 8 && best.lines_identical >= 95;
 
-    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus, ...(extra ? { train_extra: extraText } : {}), ...(tuning === undefined ? {} : { tuning: process.env.PACK_REC_TUNING }) }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
+    const json = { machine, model: REC, float32_bytes: floatBytes, corpus: { train: train.count, held_out: held.count, dir: corpus, ...(extra ? { train_extra: `${extra.from}-${extra.to}` } : {}), ...(tuning === undefined ? {} : { tuning: process.env.PACK_REC_TUNING }) }, routes, stages: rows, curve, target: { ratio: 8, lines_identical: 95, met, best: best === undefined ? undefined : { route: best.route, ratio: best.ratio, lines_identical: best.lines_identical } } };
     const percent = (v: number | undefined) => (v === undefined ? '-' : `${v}%`);
     const table = (list: Row[]) => [
       `| route | stage | settings | ONNX | pack | ratio to float32 | lines identical | ignoring spaces | cosine |${tuning === undefined ? '' : ' tuning lines identical | tuning ignoring spaces |'} seconds |`,

@@ -10,6 +10,7 @@ import type { Model } from '../src/ir/model.js';
 import { mulberry32 } from '../src/kernels/random.js';
 import { nodeOrt } from '../src/node/ort-node.js';
 import { arrayTrainingData } from '../src/train/array-data.js';
+import { teacherValue } from '../src/pipeline/recovery.js';
 import { precomputedField, precomputeTeacher } from '../src/train/distill-teacher.js';
 
 const [F, P] = [6, 10];
@@ -50,4 +51,18 @@ test('precomputeTeacher keeps a value over the limit as float16 and widens it pe
   });
   assert.ok(largest > 1, 'the values span more than float16 rounding near 0');
   await assert.rejects(precomputeTeacher(nodeOrt, linear(), inputs, ['y'], { maxBytes: float32Bytes / 2 - 1 }), /teacher value 'y' .*MiB limit/);
+});
+
+test("recovery's teacher takes its limit from the context's teacherMemory", async () => {
+  const count = 40;
+  const next = mulberry32(7);
+  const data = Float32Array.from({ length: count * F }, () => next() * 2 - 1);
+  const inputsOf = () => ({ x: { data, sampleDims: [F], dataType: DataType.FLOAT } });
+  const float32Bytes = count * P * 4;
+  const teacher = linear();
+  const plain = await teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt });
+  assert.ok(plain?.data instanceof Float32Array, 'the default limit (1 GiB) holds it in float32');
+  const half = await teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt, teacherMemory: float32Bytes - 1 });
+  assert.ok(half?.data instanceof Uint16Array, 'a context limit below its float32 bytes: float16');
+  await assert.rejects(teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt, teacherMemory: float32Bytes / 2 - 1 }), /teacher value 'y' .*MiB limit/);
 });

@@ -190,3 +190,17 @@ export function joinRecSets(a: RecSet, b: RecSet): RecSet {
   x.set(b.x, a.x.length);
   return { x, count: a.count + b.count, texts: [...a.texts, ...b.texts] };
 }
+
+/**
+ * Lines FROM-TO (inclusive) named by the environment variable `name` (`fallback` when unset;
+ * undefined when empty): the benches' extra training lines and tuning splits.
+ */
+export function lineRangeFromEnv(name: string, fallback = ''): { from: number; to: number; count: number } | undefined {
+  const text = process.env[name] ?? fallback;
+  if (text === '') return undefined;
+  const match = text.match(/^(\d+)-(\d+)$/);
+  if (match === null || Number(match[2]) < Number(match[1])) throw new Error(`${name}=${text}: give FROM-TO, e.g. 1200-1999, or nothing`);
+  const from = Number(match[1]);
+  const to = Number(match[2]);
+  return { from, to, count: to - from + 1 };
+}

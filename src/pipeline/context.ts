@@ -13,4 +13,9 @@ export interface RecipeContext extends PassContext {
    * more are skipped with a reason instead of running the machine out of memory; default: no limit.
    */
   memoryBudget?: number;
+  /**
+   * Bytes the teacher's values may fill in distillation, computed once for every sample: float16
+   * past this in float32, refused past it even so (default 1 GiB; train/distill-teacher.ts).
+   */
+  teacherMemory?: number;
 }

@@ -163,7 +163,7 @@ export function teacherValue(teacher: Model, inputs: TrainingArrays['inputs'], v
   if (byValue === undefined) byInputs.set(inputs, (byValue = new Map()));
   let targets = byValue.get(value);
   if (targets === undefined) {
-    targets = precomputeTeacher(ctx.ort, teacher, inputs, [value], { threads: ctx.threads, progress: ctx.progress }).then((all) => all.get(value));
+    targets = precomputeTeacher(ctx.ort, teacher, inputs, [value], { threads: ctx.threads, progress: ctx.progress, maxBytes: ctx.teacherMemory }).then((all) => all.get(value));
     // A failed run is not kept: the next call tries again (and throws its own error).
     targets.catch(() => byValue.delete(value));
     byValue.set(value, targets);
