@@ -50,7 +50,7 @@ test('precomputeTeacher keeps a value over the limit as float16 and widens it pe
     }
   });
   assert.ok(largest > 1, 'the values span more than float16 rounding near 0');
-  await assert.rejects(precomputeTeacher(nodeOrt, linear(), inputs, ['y'], { maxBytes: float32Bytes / 2 - 1 }), /teacher value 'y' .*MiB limit/);
+  await assert.rejects(precomputeTeacher(nodeOrt, linear(), inputs, ['y'], { maxBytes: float32Bytes / 2 - 1 }), /teacher value 'y' \(\[10\] per sample\) over 40 samples needs 1.56 KiB \(800 B in float16\), over the 799 B limit/);
 });
 
 test("recovery's teacher takes its limit from the context's teacherMemory", async () => {
@@ -64,5 +64,5 @@ test("recovery's teacher takes its limit from the context's teacherMemory", asyn
   assert.ok(plain?.data instanceof Float32Array, 'the default limit (1 GiB) holds it in float32');
   const half = await teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt, teacherMemory: float32Bytes - 1 });
   assert.ok(half?.data instanceof Uint16Array, 'a context limit below its float32 bytes: float16');
-  await assert.rejects(teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt, teacherMemory: float32Bytes / 2 - 1 }), /teacher value 'y' .*MiB limit/);
+  await assert.rejects(teacherValue(teacher, inputsOf(), 'y', { ort: nodeOrt, teacherMemory: float32Bytes / 2 - 1 }), /teacher value 'y' \(\[10\] per sample\) over 40 samples needs 1.56 KiB \(800 B in float16\), over the 799 B limit/);
 });

@@ -189,3 +189,17 @@ test('bad input: one line, exit 1 or 2, nothing written', async () => {
     assert.equal(fs.existsSync(out), false, `nothing written for ${args.join(' ')}`);
   }
 });
+
+test("distillation's teacher values over SHRINK_TEACHER_MEMORY: one line naming the value and the limit, nothing written", async () => {
+  const out = file('teacher-memory.onnx');
+  process.env.SHRINK_TEACHER_MEMORY = '1000';
+  try {
+    const run = await runShrink(['prune', CNN, '-o', out, '--method', 'channels', '--sparsity', '0.25', '--data', fashion.images, '--epochs', '1', '--distill-value', 'logits']);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /^shrink: distill: teacher value 'logits' \(\[10\] per sample\) over 512 samples needs 20\.0 KiB \(10\.0 KiB in float16\), over the 1000 B limit: .*SHRINK_TEACHER_MEMORY/);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.equal(fs.existsSync(out), false);
+  } finally {
+    delete process.env.SHRINK_TEACHER_MEMORY;
+  }
+});

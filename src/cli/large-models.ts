@@ -28,3 +28,13 @@ export function memoryBudget(): number {
   const set = Number(process.env.SHRINK_MEMORY_BUDGET);
   return Number.isFinite(set) && set > 0 ? set : Math.floor(os.totalmem() * 0.75);
 }
+
+/**
+ * Bytes distillation may fill with the teacher's values, computed once for every sample (a
+ * quarter of the machine's memory, at least the library's 1 GiB: PP-OCRv4 rec's logits over 4,000
+ * lines are 2 GiB in float16). SHRINK_TEACHER_MEMORY (bytes) overrides it.
+ */
+export function teacherMemory(): number {
+  const set = Number(process.env.SHRINK_TEACHER_MEMORY);
+  return Number.isFinite(set) && set > 0 ? set : Math.max(2 ** 30, Math.floor(os.totalmem() / 4));
+}

@@ -6,7 +6,7 @@ import { nodeOrt, setNodeOrtLogLevel } from '../node/ort-node.js';
 import { lineProgress, terminalProgress } from '../node/progress.js';
 import type { RecipeContext } from '../pipeline/context.js';
 import { delayedProgress, silentProgress } from '../pipeline/progress.js';
-import { memoryBudget } from './large-models.js';
+import { memoryBudget, teacherMemory } from './large-models.js';
 import type { CliIO } from './main.js';
 
 /** Progress appears only for tasks longer than this. */
@@ -21,6 +21,7 @@ export function cliRecipeContext(command: Command, io: CliIO, options: { threads
     ort: nodeOrt,
     threads: options.threads,
     memoryBudget: memoryBudget(),
+    teacherMemory: teacherMemory(),
     progress: globals.progress === false ? silentProgress : delayedProgress(inner, PROGRESS_DELAY_MS),
     debug: debugWriter(io),
   };

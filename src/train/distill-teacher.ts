@@ -15,6 +15,7 @@ import { toOrtTensor } from '../runtime/session.js';
 import { type ArrayField, arrayTrainingData } from './array-data.js';
 import { float32ToFloat16 } from '../kernels/float16.js';
 import { GradientError } from './gradient-error.js';
+import { formatBytes } from '../inspect/table.js';
 
 /** One teacher value for every sample, sample after sample: float32, or float16 bit patterns when float32 would not fit. */
 export interface PrecomputedValue {
@@ -67,7 +68,7 @@ export async function precomputeTeacher(ort: OrtModule, teacher: Model, inputs: 
           const per = sampleDims.reduce((a, b) => a * b, 1);
           const bytes = per * data.size * 4;
           if (bytes / 2 > maxBytes) {
-            throw new GradientError(`distill: teacher value '${name}' ([${sampleDims}] per sample) over ${data.size} samples needs ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 21).toFixed(0)} in float16), over the ${(maxBytes / 2 ** 20).toFixed(0)} MiB limit: match a smaller value`);
+            throw new GradientError(`distill: teacher value '${name}' ([${sampleDims}] per sample) over ${data.size} samples needs ${formatBytes(bytes)} (${formatBytes(bytes / 2)} in float16), over the ${formatBytes(maxBytes)} limit: match a smaller value, use fewer samples, or raise the limit (SHRINK_TEACHER_MEMORY in bytes for the CLI, teacherMemory in a recipe context)`);
           }
           stored = { data: bytes > maxBytes ? new Uint16Array(per * data.size) : new Float32Array(per * data.size), sampleDims };
           result.set(name, stored);
