@@ -15,7 +15,7 @@
 // onnxruntime-web (wasm).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { benchmarkModels } from '../src/eval/benchmark.js';
 import { cosineSimilarity } from '../src/eval/metrics.js';
 import { DataType } from '../src/ir/dtype.js';
@@ -36,7 +36,7 @@ import { fromOrtTensor, ModelSession, toOrtTensor } from '../src/runtime/session
 import type { ArrayField } from '../src/train/array-data.js';
 import { OCR } from './lib/feeds.js';
 import { machineInfo } from './lib/machine.js';
-import { characterAgreement, ensureRecCorpus, joinRecSets, lineRangeFromEnv, loadRecSet, REC_CORPUS, type RecSet, readRecSet, recRange, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
+import { characterAgreement, ensureRecCorpus, joinRecSets, lineRangeFromEnv, loadRecSet, seededRecCorpus, REC_CORPUS, type RecSet, readRecSet, recRange, recSlice, sameLines, sameLinesIgnoringSpaces } from './lib/rec-corpus.js';
 import { loggedProgress } from './lib/logged-progress.js';
 import { round } from './lib/stats.js';
 import type { Bench, BenchOutput } from './run.js';
@@ -59,10 +59,18 @@ const REC_RENDERED_LINES = 1200;
  */
 const REC_TRAIN_EXTRA = lineRangeFromEnv('PRUNE_OCR_REC_TRAIN_EXTRA');
 /**
- * PRUNE_OCR_REC_TRAIN_MORE=DIR[,DIR] adds every training line of those corpora (rendered with
- * `make-rec-corpus --train-seed N`: the training fonts, other texts) to the training lines.
+ * PRUNE_OCR_REC_TRAIN_SEEDS=SEED:COUNT[,SEED:COUNT] adds COUNT lines of each seed to the training
+ * lines (`make-rec-corpus --train COUNT --train-seed SEED`: the training fonts, other texts;
+ * rendered when missing, ~1 min per 100 lines).
  */
-const REC_TRAIN_MORE = (process.env.PRUNE_OCR_REC_TRAIN_MORE ?? '').split(',').filter((d) => d !== '');
+const REC_TRAIN_SEEDS = (process.env.PRUNE_OCR_REC_TRAIN_SEEDS ?? '')
+  .split(',')
+  .filter((d) => d !== '')
+  .map((text) => {
+    const match = text.match(/^(\d+):(\d+)$/);
+    if (match === null) throw new Error(`PRUNE_OCR_REC_TRAIN_SEEDS: '${text}' is not SEED:COUNT, e.g. 29:1000`);
+    return { seed: Number(match[1]), count: Number(match[2]) };
+  });
 const REC_TRAIN_CORPUS =
   process.env.PRUNE_OCR_REC_CORPUS ?? (REC_TRAIN_EXTRA !== undefined ? `${REC_CORPUS}-${Math.max(REC_TRAIN_EXTRA.to + 1, REC_RENDERED_LINES)}` : REC_TRAIN_LINES <= 480 ? REC_CORPUS : `${REC_CORPUS}-${REC_RENDERED_LINES}`);
 /**
@@ -220,7 +228,10 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   if (REC_TRAIN_EXTRA !== undefined && (REC_TRAIN_EXTRA.from < TUNE_FROM + TUNE_LINES || REC_TRAIN_EXTRA.to >= rendered.count)) throw new Error(`PRUNE_OCR_REC_TRAIN_EXTRA: lines ${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to} must come after the tuning lines (${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1}) and within ${REC_TRAIN_CORPUS}'s ${rendered.count}`);
   const first = recSlice(rendered, REC_TRAIN_LINES);
   let train = REC_TRAIN_EXTRA === undefined ? first : joinRecSets(first, recRange(rendered, REC_TRAIN_EXTRA.from, REC_TRAIN_EXTRA.count));
-  for (const dir of REC_TRAIN_MORE) train = joinRecSets(train, await loadRecSet('train', dir));
+  for (const { seed, count } of REC_TRAIN_SEEDS) {
+    ensureRecCorpus(seededRecCorpus(seed, count), log, { train: count, trainSeed: seed });
+    train = joinRecSets(train, await loadRecSet('train', seededRecCorpus(seed, count)));
+  }
   const held = await loadRecSet('heldout');
   const reference = await readRecSet(nodeOrt, rec, held);
   const tuning = REC_TRAIN_LINES <= TUNE_FROM && rendered.count >= TUNE_FROM + TUNE_LINES ? recRange(rendered, TUNE_FROM, TUNE_LINES) : undefined;
@@ -252,7 +263,7 @@ async function benchRec(web: OrtModule, log: (line: string) => void) {
   if (plan === undefined) throw new Error(`PRUNE_OCR_REC_PLAN: no plan '${REC_PLAN}' (${Object.keys(REC_PLANS).join(', ')})`);
   const data = { inputs: recArrays(train) };
   const trainCtx: RecipeContext = { ...ctx, progress: loggedProgress(log) };
-  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}${REC_COMPENSATION === 'lstsq' ? '-lstsq' : ''}${REC_RECONSTRUCT ? '-reconstruct' : ''}${REC_ROUNDS === 6 ? '' : `-rounds-${REC_ROUNDS}`}${REC_TRAIN_EXTRA === undefined ? '' : `-extra-${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}`}${REC_TRAIN_MORE.map((d) => `-${basename(d)}`).join('')}.onnx`;
+  const saved = `bench/work/prune-ocr-rec-${REC_PLAN}-bn-${REC_RECOVERY.batchNorm}${REC_BLANK_WEIGHT === undefined ? '' : `-blank-${REC_BLANK_WEIGHT}`}${REC_COMPENSATION === 'lstsq' ? '-lstsq' : ''}${REC_RECONSTRUCT ? '-reconstruct' : ''}${REC_ROUNDS === 6 ? '' : `-rounds-${REC_ROUNDS}`}${REC_TRAIN_EXTRA === undefined ? '' : `-extra-${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}`}${REC_TRAIN_SEEDS.map((t) => `-seed-${t.seed}-${t.count}`).join('')}.onnx`;
   let seconds = 0;
   const losses: number[] = [];
   let widthsBefore = new Map<string, number>();
@@ -316,14 +327,14 @@ export const pruneOcrRecBench: Bench = {
     const web = await loadWebOrt();
     const recFloat = readFileSync(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')).byteLength;
     const { trainLines, rows, speed, widths } = await benchRec(web, log);
-    const json = { machine, ratio: RATIO, compensation: REC_COMPENSATION, reconstruct: REC_RECONSTRUCT, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: trainLines, ...(REC_TRAIN_MORE.length === 0 ? {} : { training_more: REC_TRAIN_MORE }), ...(REC_TRAIN_EXTRA === undefined ? {} : { training_extra: `${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}` }), held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
+    const json = { machine, ratio: RATIO, compensation: REC_COMPENSATION, reconstruct: REC_RECONSTRUCT, float32_bytes: recFloat, calibration_lines: REC_CALIBRATION, training_lines: trainLines, ...(REC_TRAIN_SEEDS.length === 0 ? {} : { training_seeds: REC_TRAIN_SEEDS }), ...(REC_TRAIN_EXTRA === undefined ? {} : { training_extra: `${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}` }), held_out_lines: 200, plans: REC_PLANS, trained_plan: REC_PLAN, rounds: REC_ROUNDS, round_schedule: REC_SCHEDULE, stages: REC_STAGES, recovery: REC_RECOVERY, speed: { threads: 1, runs: SPEED_RUNS, warmup: 3, ...speed }, widths, rows };
     const last = rows.filter((r) => r.mean_loss !== undefined).pop();
     const markdown = [
       '# Structured pruning of PP-OCRv4 rec, recovered by distillation',
       '',
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, onnxruntime-web ${machine.onnxruntimeWeb}; ${machine.date}, load ${machine.loadAverage} at the start (a shared machine: speeds are rough).`,
       '',
-      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; ${REC_COMPENSATION === 'lstsq' ? `\`--compensation lstsq\`: each removed channel's least-squares fit from the kept channels of its activation, measured on ${REC_CALIBRATION} training lines (256 positions per line), folded into the weights and biases of the layers reading it, every round` : `the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases`}), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${trainLines} training lines${REC_TRAIN_EXTRA === undefined && REC_TRAIN_MORE.length === 0 ? '' : ` (0-${REC_TRAIN_LINES - 1}${REC_TRAIN_EXTRA === undefined ? '' : ` and ${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}`} of ${REC_TRAIN_CORPUS}${REC_TRAIN_MORE.map((d) => `, all of ${d}`).join('')})`} (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: ${REC_BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (\`--distill-blank 0 --distill-blank-weight ${REC_BLANK_WEIGHT}\`: a time step weighs ${REC_BLANK_WEIGHT} + ${round(1 - REC_BLANK_WEIGHT)} (1 - the original's p(blank)))`} at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
+      `\`shrink prune --method channels\` (importance as each plan says, L2 unless told; ${REC_COMPENSATION === 'lstsq' ? `\`--compensation lstsq\`: each removed channel's least-squares fit from the kept channels of its activation, measured on ${REC_CALIBRATION} training lines (256 positions per line), folded into the weights and biases of the layers reading it, every round` : `the removed channels' means over ${REC_CALIBRATION} training lines folded into the next layers' biases`}), 30% of the prunable channels in total by each plan (the others at once, untrained); the plan '${REC_PLAN}' ${REC_ROUNDS === 1 ? 'at once' : `gradually, in ${REC_ROUNDS} rounds (\`--rounds ${REC_ROUNDS} --round-schedule ${REC_SCHEDULE}\`: the shares rising ${REC_SCHEDULE === 'linear' ? 'in equal steps' : 'on a cubic schedule'} to 30%, each round planned on the model the last one trained)`}, distilled from the original without labels after each round (the prune step's recovery, as with --epochs 1 on unlabelled --data), then ${REC_STAGES} more stages: every stage one epoch over ${trainLines} training lines${REC_TRAIN_EXTRA === undefined && REC_TRAIN_SEEDS.length === 0 ? '' : ` (0-${REC_TRAIN_LINES - 1}${REC_TRAIN_EXTRA === undefined ? '' : ` and ${REC_TRAIN_EXTRA.from}-${REC_TRAIN_EXTRA.to}`} of ${REC_TRAIN_CORPUS}${REC_TRAIN_SEEDS.map((t) => `, ${t.count} lines of seed ${t.seed} (\`make-rec-corpus --train ${t.count} --train-seed ${t.seed}\`)`).join('')})`} (the rate on a cosine from ${(REC_RECOVERY.schedule as { rate: number }).rate} in each: warm restarts), measured after each. Loss: ${REC_BLANK_WEIGHT === undefined ? 'KL' : `blank-weighted KL (\`--distill-blank 0 --distill-blank-weight ${REC_BLANK_WEIGHT}\`: a time step weighs ${REC_BLANK_WEIGHT} + ${round(1 - REC_BLANK_WEIGHT)} (1 - the original's p(blank)))`} at temperature ${REC_RECOVERY.temperature} between the original's and the pruned model's distributions over the 6,625 classes at each time step, from the logits before the softmax ('${REC_LOGITS}'), batch ${REC_RECOVERY.batchSize}, AdamW; BatchNormalization (6 in the neck) ${REC_RECOVERY.batchNorm === 'frozen' ? 'frozen at its running statistics' : 'on batch statistics, its running ones updated'} while training.`,
       '',
       `rec: ${recFloat} bytes float32; 200 held-out lines, other fonts, texts and seed than the training lines (scripts/make-rec-corpus.ts), never used to choose or train. Metric: greedy-CTC text identical to the original's reading (also with spaces dropped, and the per-character agreement: 1 - edit distance / the longer of the two lines, summed over lines). Target (issue 12): >= 90% of lines identical. Tuning lines: rendered training lines ${TUNE_FROM}-${TUNE_FROM + TUNE_LINES - 1} (training fonts, never trained on), read the same way; settings are chosen there, never on the held-out lines.`,
       '',

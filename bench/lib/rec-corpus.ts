@@ -26,13 +26,18 @@ export interface RecSet {
 
 /**
  * Renders the corpus (ImageMagick) when it is not there yet; `train` renders more training lines
- * (the same seed: the first 480 are the standard corpus's, the held-out set is the same).
+ * (the same seed: the first 480 are the standard corpus's, the held-out set is the same), and
+ * `trainSeed` draws them from another seed (the training fonts, other texts).
  */
-export function ensureRecCorpus(dir = REC_CORPUS, log: (line: string) => void = () => {}, counts: { train?: number } = {}): void {
+export function ensureRecCorpus(dir = REC_CORPUS, log: (line: string) => void = () => {}, counts: { train?: number; trainSeed?: number } = {}): void {
   if (existsSync(join(dir, 'corpus.json'))) return;
   log(`rendering the line corpus into ${dir} (scripts/make-rec-corpus.ts, needs ImageMagick and fonts-noto-cjk)`);
-  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-rec-corpus.ts', '--dir', dir, ...(counts.train === undefined ? [] : ['--train', String(counts.train)])], { stdio: 'inherit' });
+  const options = [...(counts.train === undefined ? [] : ['--train', String(counts.train)]), ...(counts.trainSeed === undefined ? [] : ['--train-seed', String(counts.trainSeed)])];
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-rec-corpus.ts', '--dir', dir, ...options], { stdio: 'inherit' });
 }
+
+/** Where `make-rec-corpus --train COUNT --train-seed SEED` renders for the benches that train on it. */
+export const seededRecCorpus = (seed: number, count: number) => `${REC_CORPUS}-seed-${seed}-${count}`;
 
 /** One set ('train' or 'heldout') as float input. */
 export async function loadRecSet(which: 'train' | 'heldout', dir = REC_CORPUS): Promise<RecSet> {
