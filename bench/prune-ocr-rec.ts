@@ -84,8 +84,8 @@ const REC_TRAIN_CORPUS =
  * over the rounds on PRUNE_OCR_REC_SCHEDULE ('linear': 5% steps to 30% in 6 rounds; 'cubic'), each
  * round planned on the model the last one trained and followed by one stage of distillation.
  */
-const REC_ROUNDS = Number(process.env.PRUNE_OCR_REC_ROUNDS ?? 6);
-const REC_SCHEDULE = (process.env.PRUNE_OCR_REC_SCHEDULE ?? 'linear') as RoundSchedule;
+export const REC_ROUNDS = Number(process.env.PRUNE_OCR_REC_ROUNDS ?? 6);
+export const REC_SCHEDULE = (process.env.PRUNE_OCR_REC_SCHEDULE ?? 'linear') as RoundSchedule;
 /** Stages of distillation after the last round, measured after each; PRUNE_OCR_REC_STAGES overrides (0: none). */
 const REC_STAGES = Number(process.env.PRUNE_OCR_REC_STAGES ?? 2);
 /** One stage: an epoch over the training lines, the rate on a cosine from its peak (a warm restart per stage). */
@@ -117,13 +117,14 @@ const REC_BLANK = REC_BLANK_WEIGHT === undefined ? {} : { distillBlank: 0, disti
 // prune-ocr-rec-compensation): 5% 92.5 -> 96, 10% 44 -> 90, 20% 0 -> 68, 30% 0 -> 13. In the 6
 // rounds (session 9, load 8-13) the tuning lines after the last round went 53% -> 62% (held-out
 // 56% -> 57%), so lstsq is the default here.
-const REC_COMPENSATION = (process.env.PRUNE_OCR_REC_COMPENSATION ?? 'lstsq') as 'mean' | 'lstsq';
+export const REC_COMPENSATION = (process.env.PRUNE_OCR_REC_COMPENSATION ?? 'lstsq') as 'mean' | 'lstsq';
 // PRUNE_OCR_REC_RECONSTRUCT=1: after compensation, every matrix layer refitted to the round's input model's outputs (--reconstruct).
 const REC_RECONSTRUCT = process.env.PRUNE_OCR_REC_RECONSTRUCT === '1';
 /** The tuning split: rendered training lines [TUNE_FROM, TUNE_FROM + TUNE_LINES), never trained on (read when the corpus has them). */
 const TUNE_FROM = 1000;
 const TUNE_LINES = 200;
-const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, ...REC_BLANK, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'frozen') as 'frozen' };
+/** Exported for the test that bench/recipes/prune-rec.yaml states these settings. */
+export const REC_RECOVERY: PruneRecovery = { ...REC_MAX_STEPS, ...REC_BLANK, epochs: 1, batchSize: 8, schedule: { kind: 'cosine', rate: REC_RATE, warmup: REC_WARMUP }, optimizer: { kind: 'adamw' }, seed: 0, distillValue: REC_LOGITS, distillLoss: 'kl', temperature: 1, batchNorm: (process.env.PRUNE_OCR_REC_BN ?? 'frozen') as 'frozen' };
 const SPEED_RUNS = 20;
 // The original's logits over 4,440 lines are 2.2 GiB in float16, past distillation's default 1 GiB.
 const ctx: RecipeContext = { ort: nodeOrt, threads: 2, teacherMemory: 4 * 2 ** 30 };
@@ -146,7 +147,7 @@ const ratios = (ratio: number, layers: readonly number[], op = 'Conv'): LayerRat
  * protected global activation 1.36 (every plan 0% of lines before training).
  */
 export const PROTECTED: LayerRatio[] = [...ratios(0, [0, 2, 4, 6]), ...ratios(0, [0, 12], 'MatMul')];
-const REC_PLANS: Record<string, { description: string; options: PlanOptions }> = {
+export const REC_PLANS: Record<string, { description: string; options: PlanOptions }> = {
   'protected-global-activation': {
     description: 'the stem and first stage (Conv.0-6) and the attention heads kept whole (`--layer-ratio ...=0`), the rest ranked together by mean |activation| on the calibration lines, no group above 50% (`--scope global --max-ratio 0.5 --importance activation`)',
     options: { sparsity: RATIO, scope: 'global', maxRatio: 0.5, importance: 'activation', layerRatios: PROTECTED },

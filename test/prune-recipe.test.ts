@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { loadModel, saveModel } from '../src/node/model-files.js';
 import { parseRecipe } from '../src/pipeline/recipe.js';
+import { REC_COMPENSATION, REC_PLANS, REC_RECOVERY, REC_ROUNDS, REC_SCHEDULE } from '../bench/prune-ocr-rec.js';
 import { cnnModel } from '../src/train/init-models.js';
 import { spawnShrink } from './helpers/cli.js';
 import { writeFashionFiles } from './helpers/fashion-files.js';
@@ -38,6 +39,9 @@ test('prune steps parse with their options, and wrong keys are one line naming s
     ['{"steps": [{"prune": {"method": "wanda"}}]}', /steps\.0\.prune: method wanda needs 'sparsity' \(0 <= s < 1\) or 'pattern'/],
     ['{"steps": [{"prune": {"method": "magnitude", "sparsity": 0.5, "calibration_samples": 8}}]}', /'calibration_samples' has no effect with method magnitude/],
     ['{"steps": [{"prune": {"method": "layers"}}]}', /steps\.0\.prune: method layers needs 'drop_layers'/],
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.3, "warmup": 10}}]}', /steps\.0\.prune: 'warmup' goes with 'epochs'/],
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.3, "epochs": 1, "distill_value": "y", "distill_blank": 0}}]}', /steps\.0\.prune: 'distill_blank' goes with 'distill_loss: kl'/],
+    ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.3, "epochs": 1, "distill_value": "y", "distill_loss": "kl", "distill_blank_weight": 0.2}}]}', /steps\.0\.prune: 'distill_blank_weight' goes with 'distill_blank'/],
     ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "sparsity": 0.5}}]}', /steps\.0\.prune: 'sparsity' has no effect with method layers/],
     ['{"steps": [{"prune": {"method": "layers", "drop_layers": ["a"], "exclude": ["b"]}}]}', /steps\.0\.prune: 'exclude' has no effect with method layers/],
     ['{"steps": [{"prune": {"method": "channels", "sparsity": 0.5, "drop_layers": ["a"]}}]}', /'drop_layers' has no effect with method channels/],
@@ -77,4 +81,35 @@ test('shrink run: prune channels then int8 weights on a CNN', () => {
   assert.ok(report.steps[0].report.macs.ratio < 0.35);
   assert.equal(loadModel(out).graph.nodes.filter((n) => n.opType === 'Conv').length, 2);
   assert.ok(report.size.ratio < 0.1, `size ${report.size.ratio}`);
+});
+
+test('bench/recipes/prune-rec.yaml states the settings of the prune-ocr-rec bench (its plan, compensation, rounds and recovery)', () => {
+  const [step] = parseRecipe(fs.readFileSync('bench/recipes/prune-rec.yaml', 'utf8'), 'prune-rec.yaml').steps;
+  assert.ok(step.kind === 'prune' && step.training !== undefined);
+  const plan = REC_PLANS['protected-global-activation'].options;
+  const { options, training } = step;
+  assert.deepEqual(
+    { sparsity: options.sparsity, scope: options.scope, maxRatio: options.maxRatio, importance: options.importance, layerRatios: options.layerRatios, compensation: options.compensation },
+    { ...plan, compensation: REC_COMPENSATION },
+  );
+  const schedule = REC_RECOVERY.schedule as { kind: string; rate: number; warmup?: number };
+  assert.equal(schedule.kind, 'cosine', 'recipes train on a cosine schedule');
+  assert.deepEqual(
+    { ...training, optimizer: { kind: training.optimizer } },
+    {
+      epochs: REC_RECOVERY.epochs,
+      lr: schedule.rate,
+      batchSize: REC_RECOVERY.batchSize,
+      warmup: schedule.warmup,
+      rounds: REC_ROUNDS,
+      roundSchedule: REC_SCHEDULE,
+      distillBlank: REC_RECOVERY.distillBlank,
+      distillBlankWeight: REC_RECOVERY.distillBlankWeight,
+      optimizer: REC_RECOVERY.optimizer,
+      distillValue: REC_RECOVERY.distillValue,
+      distillLoss: REC_RECOVERY.distillLoss,
+      batchNorm: REC_RECOVERY.batchNorm,
+    },
+  );
+  assert.equal(REC_RECOVERY.temperature, 1, "the recipe's KL runs at temperature 1, its default");
 });

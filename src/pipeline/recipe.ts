@@ -94,6 +94,8 @@ const GateStep = z
 const trainingKeys = {
   epochs: z.number().int().min(1).optional(),
   lr: z.number().positive().optional(),
+  /** Steps over which the rate rises linearly to `lr` (default 0): AdamW's first steps at the full rate can undo a good start. */
+  warmup: z.number().int().min(0).optional(),
 };
 
 /** Taylor importance is the command line's only (it needs the gradients before pruning). */
@@ -127,6 +129,10 @@ const PruneStep = z.strictObject({
   distill_value: z.string().min(1).optional(),
   /** How `distill_value` is matched: mse (default) or kl per position over the last axis. */
   distill_loss: z.enum(['mse', 'kl']).optional(),
+  /** With distill_loss kl on CTC logits: the blank's class; each position weighted by the original's 1 - p(blank). */
+  distill_blank: z.number().int().min(0).optional(),
+  /** With distill_blank: a confident blank's weight (default 0.1; 1 is plain KL). */
+  distill_blank_weight: z.number().min(0).max(1).optional(),
   /** BatchNormalization while recovering: 'batch' statistics (default) or 'frozen' at the running ones, as deployed. */
   batch_norm: z.enum(['batch', 'frozen']).optional(),
   /** Gradual pruning: rounds of pruning and `epochs` of training, the sparsity rising on a cubic schedule (or `round_schedule`). */
@@ -247,6 +253,8 @@ export interface StepTraining {
   epochs: number;
   lr?: number;
   batchSize?: number;
+  /** Steps over which the rate rises to `lr`. */
+  warmup?: number;
   /** prune: rounds of pruning, each followed by `epochs` (gradual pruning). */
   rounds?: number;
   /** prune: how the sparsity rises over `rounds` (default cubic). */
@@ -257,9 +265,9 @@ export interface StepTraining {
   distillValue?: string;
   /** prune, cluster: how `distillValue` is matched (default mse). */
   distillLoss?: 'mse' | 'kl';
-  /** cluster: with distillLoss kl, the CTC blank's class (positions weighted by the original's 1 - p(blank)). */
+  /** prune, cluster: with distillLoss kl, the CTC blank's class (positions weighted by the original's 1 - p(blank)). */
   distillBlank?: number;
-  /** cluster: with distillBlank, a confident blank's weight. */
+  /** prune, cluster: with distillBlank, a confident blank's weight. */
   distillBlankWeight?: number;
   /** cluster: with distillBlank, a class whose positions count more, and its weight. */
   distillFocus?: number;
@@ -318,17 +326,21 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   if ('pack' in step) return { kind: 'pack' };
   if ('prune' in step) {
     const p = step.prune;
-    if (p.epochs === undefined && (p.lr !== undefined || p.batch_size !== undefined || p.rounds !== undefined)) {
-      throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : p.batch_size !== undefined ? 'batch_size' : 'rounds'}' goes with 'epochs' (recovery training)`);
+    if (p.epochs === undefined && (p.lr !== undefined || p.batch_size !== undefined || p.rounds !== undefined || p.warmup !== undefined)) {
+      throw new Error(`${where}.prune: '${p.lr !== undefined ? 'lr' : p.batch_size !== undefined ? 'batch_size' : p.rounds !== undefined ? 'rounds' : 'warmup'}' goes with 'epochs' (recovery training)`);
     }
-    const training = stepTraining(p.epochs, p.lr, p.batch_size);
+    const training = stepTraining(p.epochs, p.lr, p.batch_size, p.warmup);
     if (p.round_schedule !== undefined && p.rounds === undefined) throw new Error(`${where}.prune: 'round_schedule' goes with 'rounds' (gradual pruning)`);
     if (training.training !== undefined && p.rounds !== undefined) training.training.rounds = p.rounds;
     if (training.training !== undefined && p.round_schedule !== undefined) training.training.roundSchedule = p.round_schedule;
     const loose = p.optimizer !== undefined ? 'optimizer' : p.distill_value !== undefined ? 'distill_value' : p.distill_loss !== undefined ? 'distill_loss' : p.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (training.training === undefined && loose !== undefined) throw new Error(`${where}.prune: '${loose}' goes with 'epochs' (recovery training)`);
     if (p.distill_loss !== undefined && p.distill_value === undefined) throw new Error(`${where}.prune: 'distill_loss' goes with 'distill_value'`);
+    if (p.distill_blank !== undefined && p.distill_loss !== 'kl') throw new Error(`${where}.prune: 'distill_blank' goes with 'distill_loss: kl'`);
+    if (p.distill_blank_weight !== undefined && p.distill_blank === undefined) throw new Error(`${where}.prune: 'distill_blank_weight' goes with 'distill_blank'`);
     if (training.training !== undefined) {
+      if (p.distill_blank !== undefined) training.training.distillBlank = p.distill_blank;
+      if (p.distill_blank_weight !== undefined) training.training.distillBlankWeight = p.distill_blank_weight;
       if (p.optimizer !== undefined) training.training.optimizer = p.optimizer;
       if (p.distill_value !== undefined) training.training.distillValue = p.distill_value;
       if (p.distill_loss !== undefined) training.training.distillLoss = p.distill_loss;
@@ -338,7 +350,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('cluster' in step) {
     const c = step.cluster;
-    const loose = c.lr !== undefined ? 'lr' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : c.batch_norm !== undefined ? 'batch_norm' : undefined;
+    const loose = c.lr !== undefined ? 'lr' : c.warmup !== undefined ? 'warmup' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : c.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
     if (c.distill_blank !== undefined && c.distill_loss !== 'kl') throw new Error(`${where}.cluster: 'distill_blank' goes with 'distill_loss: kl'`);
     if (c.distill_blank_weight !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: 'distill_blank_weight' goes with 'distill_blank'`);
@@ -346,7 +358,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if ((c.distill_focus === undefined) !== (c.distill_focus_weight === undefined)) throw new Error(`${where}.cluster: 'distill_focus' and 'distill_focus_weight' go together`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
     const group = c.group !== undefined && c.group > 1 ? c.group : undefined;
-    const training = stepTraining(c.epochs, c.lr, c.batch_size);
+    const training = stepTraining(c.epochs, c.lr, c.batch_size, c.warmup);
     if (training.training !== undefined && c.distill_value !== undefined) training.training.distillValue = c.distill_value;
     if (training.training !== undefined && c.distill_loss !== undefined) training.training.distillLoss = c.distill_loss;
     if (training.training !== undefined && c.batch_norm !== undefined) training.training.batchNorm = c.batch_norm;
@@ -369,8 +381,8 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
   }
   if ('lowrank' in step) {
     const l = step.lowrank;
-    if (l.epochs === undefined && (l.lr !== undefined || l.batch_size !== undefined)) throw new Error(`${where}.lowrank: '${l.lr !== undefined ? 'lr' : 'batch_size'}' goes with 'epochs' (training after factoring)`);
-    return { kind: 'lowrank', options: { energy: l.energy, rank: l.rank, ratio: l.ratio, exclude: l.exclude, only: l.only }, ...stepTraining(l.epochs, l.lr, l.batch_size) };
+    if (l.epochs === undefined && (l.lr !== undefined || l.batch_size !== undefined || l.warmup !== undefined)) throw new Error(`${where}.lowrank: '${l.lr !== undefined ? 'lr' : l.batch_size !== undefined ? 'batch_size' : 'warmup'}' goes with 'epochs' (training after factoring)`);
+    return { kind: 'lowrank', options: { energy: l.energy, rank: l.rank, ratio: l.ratio, exclude: l.exclude, only: l.only }, ...stepTraining(l.epochs, l.lr, l.batch_size, l.warmup) };
   }
   if ('gate' in step) {
     const g = step.gate;
@@ -441,9 +453,9 @@ function outputBiasStep(key: z.infer<typeof FitOutputBiasKey>): OutputBiasStep {
   return { value: key.value, ...(key.classes === undefined ? {} : { classes: key.classes }), ...(key.max_classes === undefined ? {} : { maxClasses: key.max_classes }) };
 }
 
-function stepTraining(epochs: number | undefined, lr: number | undefined, batchSize: number | undefined): { training?: StepTraining } {
+function stepTraining(epochs: number | undefined, lr: number | undefined, batchSize: number | undefined, warmup: number | undefined): { training?: StepTraining } {
   if (epochs === undefined) return {};
-  return { training: { epochs, ...(lr === undefined ? {} : { lr }), ...(batchSize === undefined ? {} : { batchSize }) } };
+  return { training: { epochs, ...(lr === undefined ? {} : { lr }), ...(batchSize === undefined ? {} : { batchSize }), ...(warmup === undefined ? {} : { warmup }) } };
 }
 
 /** Whether a step fine-tunes (and so needs the recipe's training arrays). */

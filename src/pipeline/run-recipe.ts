@@ -161,6 +161,8 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
               ...(t.distillValue === undefined ? {} : { distillValue: t.distillValue }),
               ...(t.distillLoss === undefined ? {} : { distillLoss: t.distillLoss }),
               ...(t.batchNorm === undefined ? {} : { batchNorm: t.batchNorm }),
+              ...(t.distillBlank === undefined ? {} : { distillBlank: t.distillBlank }),
+              ...(t.distillBlankWeight === undefined ? {} : { distillBlankWeight: t.distillBlankWeight }),
             };
       const result = await prune(current, { ...step.options, calibration, data: data.training, recovery, fidelity, fidelitySkipped: data.noDataReason, verdict: data.verdict }, ctx);
       current = result.model;
@@ -241,5 +243,5 @@ export async function runRecipe(model: Model, recipe: Recipe, data: RecipeData, 
 }
 
 function schedule(training: StepTraining, rate: number) {
-  return { kind: 'cosine' as const, rate: training.lr ?? rate };
+  return { kind: 'cosine' as const, rate: training.lr ?? rate, ...(training.warmup === undefined ? {} : { warmup: training.warmup }) };
 }
