@@ -336,11 +336,9 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     const loose = p.optimizer !== undefined ? 'optimizer' : p.distill_value !== undefined ? 'distill_value' : p.distill_loss !== undefined ? 'distill_loss' : p.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (training.training === undefined && loose !== undefined) throw new Error(`${where}.prune: '${loose}' goes with 'epochs' (recovery training)`);
     if (p.distill_loss !== undefined && p.distill_value === undefined) throw new Error(`${where}.prune: 'distill_loss' goes with 'distill_value'`);
-    if (p.distill_blank !== undefined && p.distill_loss !== 'kl') throw new Error(`${where}.prune: 'distill_blank' goes with 'distill_loss: kl'`);
-    if (p.distill_blank_weight !== undefined && p.distill_blank === undefined) throw new Error(`${where}.prune: 'distill_blank_weight' goes with 'distill_blank'`);
+    const blank = ctcBlankKeys(p, `${where}.prune`);
     if (training.training !== undefined) {
-      if (p.distill_blank !== undefined) training.training.distillBlank = p.distill_blank;
-      if (p.distill_blank_weight !== undefined) training.training.distillBlankWeight = p.distill_blank_weight;
+      Object.assign(training.training, blank);
       if (p.optimizer !== undefined) training.training.optimizer = p.optimizer;
       if (p.distill_value !== undefined) training.training.distillValue = p.distill_value;
       if (p.distill_loss !== undefined) training.training.distillLoss = p.distill_loss;
@@ -352,8 +350,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     const c = step.cluster;
     const loose = c.lr !== undefined ? 'lr' : c.warmup !== undefined ? 'warmup' : c.batch_size !== undefined ? 'batch_size' : c.distill_value !== undefined ? 'distill_value' : c.distill_loss !== undefined ? 'distill_loss' : c.batch_norm !== undefined ? 'batch_norm' : undefined;
     if (c.distill_loss !== undefined && c.distill_value === undefined) throw new Error(`${where}.cluster: 'distill_loss' goes with 'distill_value'`);
-    if (c.distill_blank !== undefined && c.distill_loss !== 'kl') throw new Error(`${where}.cluster: 'distill_blank' goes with 'distill_loss: kl'`);
-    if (c.distill_blank_weight !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: 'distill_blank_weight' goes with 'distill_blank'`);
+    const blank = ctcBlankKeys(c, `${where}.cluster`);
     for (const key of ['distill_focus', 'distill_top1'] as const) if (c[key] !== undefined && c.distill_blank === undefined) throw new Error(`${where}.cluster: '${key}' goes with 'distill_blank'`);
     if ((c.distill_focus === undefined) !== (c.distill_focus_weight === undefined)) throw new Error(`${where}.cluster: 'distill_focus' and 'distill_focus_weight' go together`);
     if (c.epochs === undefined && loose !== undefined) throw new Error(`${where}.cluster: '${loose}' goes with 'epochs' (centroid fine-tuning)`);
@@ -367,8 +364,7 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
     if (training.training !== undefined && c.average_epochs !== undefined) training.training.averageEpochs = c.average_epochs;
     if (c.average_runs !== undefined && (c.epochs === undefined || c.distill_value === undefined)) throw new Error(`${where}.cluster: 'average_runs' goes with 'epochs' and 'distill_value'`);
     if (training.training !== undefined && c.average_runs !== undefined) training.training.averageRuns = c.average_runs;
-    if (training.training !== undefined && c.distill_blank !== undefined) training.training.distillBlank = c.distill_blank;
-    if (training.training !== undefined && c.distill_blank_weight !== undefined) training.training.distillBlankWeight = c.distill_blank_weight;
+    if (training.training !== undefined) Object.assign(training.training, blank);
     if (training.training !== undefined && c.distill_focus !== undefined) training.training.distillFocus = c.distill_focus;
     if (training.training !== undefined && c.distill_focus_weight !== undefined) training.training.distillFocusWeight = c.distill_focus_weight;
     if (training.training !== undefined && c.distill_top1 !== undefined) training.training.distillTop1 = c.distill_top1;
@@ -451,6 +447,13 @@ function toStep(step: z.infer<typeof Step>, where: string): RecipeStep {
 function outputBiasStep(key: z.infer<typeof FitOutputBiasKey>): OutputBiasStep {
   if (typeof key === 'string') return { value: key };
   return { value: key.value, ...(key.classes === undefined ? {} : { classes: key.classes }), ...(key.max_classes === undefined ? {} : { maxClasses: key.max_classes }) };
+}
+
+/** A step's CTC blank keys (prune, cluster), checked: the blank goes with KL, its weight with the blank. */
+function ctcBlankKeys(keys: { distill_loss?: string; distill_blank?: number; distill_blank_weight?: number }, where: string): Pick<StepTraining, 'distillBlank' | 'distillBlankWeight'> {
+  if (keys.distill_blank !== undefined && keys.distill_loss !== 'kl') throw new Error(`${where}: 'distill_blank' goes with 'distill_loss: kl'`);
+  if (keys.distill_blank_weight !== undefined && keys.distill_blank === undefined) throw new Error(`${where}: 'distill_blank_weight' goes with 'distill_blank'`);
+  return { ...(keys.distill_blank === undefined ? {} : { distillBlank: keys.distill_blank }), ...(keys.distill_blank_weight === undefined ? {} : { distillBlankWeight: keys.distill_blank_weight }) };
 }
 
 function stepTraining(epochs: number | undefined, lr: number | undefined, batchSize: number | undefined, warmup: number | undefined): { training?: StepTraining } {
